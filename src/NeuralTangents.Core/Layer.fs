@@ -1,0 +1,59 @@
+namespace NeuralTangents
+
+/// <summary>How a Dense layer scales its weights (neural_tangents' <c>parameterization</c>).</summary>
+type Parameterization =
+    /// W ~ N(0, 1), output W_std/√N_in · W x + b_std · b (arXiv:1806.07572).
+    | Ntk
+    /// W ~ N(0, W_std²/N_in), output W x/√s0 + b (arXiv:2001.07301).
+    | Standard
+
+/// <summary>Arguments of <c>Dense</c>, named as neural_tangents names them.</summary>
+type DenseSpec =
+    { OutDim: int
+      WStd: float
+      /// None: the layer has no bias (neural_tangents' <c>b_std=None</c>).
+      BStd: float option
+      BatchAxis: int
+      ChannelAxis: int
+      Parameterization: Parameterization
+      /// Width scalings (s[0], s[1]) of the standard parameterization.
+      S: int * int }
+
+/// <summary><c>a·min(x, 0) + b·max(x, 0)</c>; Relu, LeakyRelu and Abs are its special cases.</summary>
+type ABReluSpec = { A: float; B: float }
+
+/// <summary><c>a·erf(b·x) + c</c>.</summary>
+type ErfSpec = { A: float; B: float; C: float }
+
+/// <summary><c>a·sin(b·x + c)</c>; Cos is Sin with c + π/2.</summary>
+type SinSpec = { A: float; B: float; C: float }
+
+/// <summary>Arguments of <c>Flatten</c>.</summary>
+type FlattenSpec = { BatchAxis: int; BatchAxisOut: int }
+
+/// <summary>A layer of an infinite (or finite) network, with neural_tangents' semantics.
+/// Build values with the smart constructors of the <c>Stax</c> module.</summary>
+type Layer =
+    /// Layers applied one after another.
+    | Serial of Layer list
+    /// Layers applied side by side to a list of inputs of the same length.
+    | Parallel of Layer list
+    /// Copies its input into <c>num</c> branches.
+    | FanOut of num: int
+    /// Sums its branches.
+    | FanInSum
+    /// Multiplies its branches elementwise.
+    | FanInProd
+    /// Concatenates its branches along <c>axis</c>.
+    | FanInConcat of axis: int
+    /// The identity.
+    | Identity
+    | Dense of DenseSpec
+    | ABRelu of ABReluSpec
+    | Erf of ErfSpec
+    | Sin of SinSpec
+    /// Gaussian error linear unit, x·Φ(x) (exact; <c>approximate</c> only changes the finite network).
+    | Gelu of approximate: bool
+    /// x^degree, degree in 0..5.
+    | Monomial of degree: int
+    | Flatten of FlattenSpec

@@ -1,0 +1,130 @@
+namespace NeuralTangents.Rules
+
+open System
+open NeuralTangents
+
+/// Kernel rules of the elementwise nonlinearities, after neural_tangents' `stax/elementwise.py`.
+/// Each rule is a pointwise map of (nngp12, var1, var2) to (nngp'12, σ̇12), where var1, var2 are the
+/// pre-activation variances at the two points and σ̇12 = E[φ'(u1)φ'(u2)] multiplies the NTK:
+/// ntk' = σ̇·ntk (arXiv:1806.07572, eq. for Θ^(L+1)). Covariances use the same map with both points equal.
+module internal Elementwise =
+
+    /// Applies a pointwise step to a kernel in the diagonal-batch, diagonal-spatial layout:
+    /// nngp (N1, N2, S), cov1 (N1, S), cov2 (N2, S). The step returns (nngp', σ̇).
+    let inline pointwise ([<InlineIfLambda>] step: float -> float -> float -> struct (float * float)) (k: Kernel) : Kernel =
+        if not k.DiagonalSpatial then
+            raise (NeuralTangentsException "elementwise layers on full spatial covariances are not supported yet")
+        let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
+        let s = k.Nngp.Length / max 1 (n1 * n2)
+        let c1 = k.Cov1.Data
+        let c2 = match k.Cov2 with Some c -> c.Data | None -> c1
+        let x = k.Nngp.Data
+        let nngp = Array.zeroCreate x.Length
+        match k.Ntk with
+        | Some ntkT ->
+            let t = ntkT.Data
+            let ntk = Array.zeroCreate t.Length
+            Linalg.parallelRanges n1 (float (n2 * s) * 50.0) (fun lo hi ->
+                for i in lo .. hi - 1 do
+                    for j in 0 .. n2 - 1 do
+                        let row = (i * n2 + j) * s
+                        for p in 0 .. s - 1 do
+                            let struct (v, d) = step x[row + p] c1[i * s + p] c2[j * s + p]
+                            nngp[row + p] <- v
+                            ntk[row + p] <- d * t[row + p])
+            let covMap (c: Tensor) =
+                Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = step v v v in r))
+            { k with
+                Nngp = Tensor.create k.Nngp.Shape nngp
+                Ntk = Some(Tensor.create ntkT.Shape ntk)
+                Cov1 = covMap k.Cov1
+                Cov2 = k.Cov2 |> Option.map covMap }
+        | None ->
+            Linalg.parallelRanges n1 (float (n2 * s) * 50.0) (fun lo hi ->
+                for i in lo .. hi - 1 do
+                    for j in 0 .. n2 - 1 do
+                        let row = (i * n2 + j) * s
+                        for p in 0 .. s - 1 do
+                            let struct (v, _) = step x[row + p] c1[i * s + p] c2[j * s + p]
+                            nngp[row + p] <- v)
+            let covMap (c: Tensor) =
+                Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = step v v v in r))
+            { k with
+                Nngp = Tensor.create k.Nngp.Shape nngp
+                Cov1 = covMap k.Cov1
+                Cov2 = k.Cov2 |> Option.map covMap }
+
+    /// sqrt clamped at 0: round-off can make a Cauchy–Schwarz gap var1·var2 − nngp² slightly negative.
+    let inline private sqrt0 (v: float) = Math.Sqrt(Math.Max(v, 0.0))
+
+    /// ABRelu, φ(u) = a·min(u,0) + b·max(u,0): the arc-cosine kernel of degree 1 (Cho & Saul 2009;
+    /// arXiv:1711.09090 for the leaky case). With θ = angle between the points (atan2 keeps it accurate near 0 and π):
+    /// nngp' = (a−b)²/(2π)·√(v1v2 − nngp²) + ((a²+b²)/2 − (a−b)²θ/(2π))·nngp,  σ̇ = (a²+b²)/2 − (a−b)²θ/(2π).
+    let abRelu (spec: ABReluSpec) (k: Kernel) =
+        let a, b = spec.A, spec.B
+        let factor = (a - b) * (a - b) / (2.0 * Math.PI)
+        let half = (a * a + b * b) / 2.0
+        k |> pointwise (fun x v1 v2 ->
+            let sq = sqrt0 (v1 * v2 - x * x)
+            // atan2(0, 0) is taken as π/2 (zero-variance inputs), as neural_tangents does.
+            let theta = if sq = 0.0 && x = 0.0 then Math.PI / 2.0 else Math.Atan2(sq, x)
+            let dot = half - factor * theta
+            struct (factor * sq + dot * x, dot))
+
+    /// Erf, φ(u) = a·erf(b·u) + c: Williams' arcsine kernel (Williams 1997). After scaling the input
+    /// covariances by b²: nngp' = (2/π)·asin(2·nngp / √((1+2v1)(1+2v2))), σ̇ = (4/π)/√((1+2v1)(1+2v2) − 4·nngp²);
+    /// then the output is scaled by a² (NTK too) and shifted by c² (covariances only).
+    let erf (spec: ErfSpec) (k: Kernel) =
+        let k = Kernel.scaleOutput spec.B k
+        let twoOverPi = 2.0 / Math.PI
+        k
+        |> pointwise (fun x v1 v2 ->
+            let sq = sqrt0 ((1.0 + 2.0 * v1) * (1.0 + 2.0 * v2) - 4.0 * x * x)
+            struct (twoOverPi * Math.Atan2(2.0 * x, sq), 2.0 * twoOverPi / sq))
+        |> Kernel.scaleOutput spec.A
+        |> Kernel.shiftOutput spec.C
+
+    /// Gelu, φ(u) = u·Φ(u) (arXiv:2002.08517), neural_tangents' closed form for NNGP and σ̇.
+    let gelu (k: Kernel) =
+        let twoPi = 2.0 * Math.PI
+        k |> pointwise (fun x v1 v2 ->
+            let prod = v1 * v2
+            let prodP1 = (v1 + 1.0) * (v2 + 1.0)
+            let delta2 = prodP1 - x * x
+            let delta = sqrt0 delta2
+            let angle = Math.Atan2(x, delta)
+            let nngp = ((x * x + prod * delta2) / (prodP1 * delta) + x * angle) / twoPi + 0.25 * x
+            let first = (1.0 / delta2 + (1.0 - prod) / prodP1 + 1.0) * x / delta / twoPi
+            struct (nngp, first + 0.25 + angle / twoPi))
+
+    /// Sin, φ(u) = a·sin(b·u + c): E[φ(u1)φ(u2)] = a²/2·(e^{b²(−Σ/2 + nngp)} − e^{b²(−Σ/2 − nngp)}·cos 2c),
+    /// Σ = v1 + v2; σ̇ = a²b²/2·(the same two terms summed).
+    let sin (spec: SinSpec) (k: Kernel) =
+        let a, b, c = spec.A, spec.B, spec.C
+        let halfA2 = a * a / 2.0
+        let b2 = b * b
+        let cos2c = Math.Cos(2.0 * c)
+        k |> pointwise (fun x v1 v2 ->
+            let sum = v1 + v2
+            let s1 = Math.Exp(b2 * (-0.5 * sum + x))
+            let s2 = Math.Exp(b2 * (-0.5 * sum - x)) * cos2c
+            struct (halfA2 * (s1 - s2), halfA2 * b2 * (s1 + s2)))
+
+    /// E[u1^d u2^d] for jointly Gaussian (u1, u2) with covariance x and variance product p = v1·v2 (Isserlis).
+    let private monomialMoment (degree: int) (x: float) (p: float) =
+        match degree with
+        | -1 -> 0.0
+        | 0 -> 1.0
+        | 1 -> x
+        | 2 -> 2.0 * x * x + p
+        | 3 -> 6.0 * x * x * x + 9.0 * x * p
+        | 4 -> 3.0 * (8.0 * x ** 4.0 + 3.0 * p * (8.0 * x * x + p))
+        | 5 -> 15.0 * x * (8.0 * x ** 4.0 + 5.0 * p * (8.0 * x * x + 3.0 * p))
+        | d -> invalidArg "degree" (sprintf "Monomial: degree must be in 0..5, got %d" d)
+
+    /// Monomial, φ(u) = u^d: nngp' = E[u1^d u2^d], σ̇ = d²·E[u1^(d−1) u2^(d−1)].
+    let monomial (degree: int) (k: Kernel) =
+        let d2 = float (degree * degree)
+        k |> pointwise (fun x v1 v2 ->
+            let p = v1 * v2
+            struct (monomialMoment degree x p, d2 * monomialMoment (degree - 1) x p))

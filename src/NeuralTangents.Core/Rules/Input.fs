@@ -1,0 +1,80 @@
+namespace NeuralTangents.Rules
+
+open NeuralTangents
+
+/// The kernel of the inputs themselves (neural_tangents' `_inputs_to_kernel`):
+/// nngp(x1, x2) = x1·x2ᵀ / C over the channel axis, per spatial position (diagonal spatial layout);
+/// the input NTK is zero.
+module internal Input =
+
+    let private normAxis (rank: int) (name: string) (a: int) =
+        let a' = if a < 0 then a + rank else a
+        if a' < 0 || a' >= rank then
+            invalidArg name (sprintf "%s=%d is out of range for inputs of rank %d" name a rank)
+        a'
+
+    /// Moves the batch axis first and the channel axis last: (N, spatial…, C).
+    let canonical (batchAxis: int) (channelAxis: int) (x: Tensor) =
+        if x.Rank < 2 then
+            invalidArg "x" (sprintf "inputs need a batch axis and a channel axis (rank ≥ 2), got shape %A" x.Shape)
+        let b = normAxis x.Rank "batch_axis" batchAxis
+        let c = normAxis x.Rank "channel_axis" channelAxis
+        if b = c then invalidArg "channel_axis" (sprintf "batch_axis and channel_axis are both axis %d" b)
+        if b = 0 && c = x.Rank - 1 then x
+        else
+            // Move the channel axis last first, then the batch axis (its index shifts if it was after c).
+            let x1 = Tensor.moveAxis c (x.Rank - 1) x
+            let b' = if b > c then b - 1 else b
+            Tensor.moveAxis b' 0 x1
+
+    /// Builds the input kernel from canonical (N, spatial…, C) inputs.
+    let kernel (get: Get) (batchAxis: int) (channelAxis: int) (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
+        let x1 = canonical batchAxis channelAxis x1raw
+        let x2 = x2raw |> Option.map (canonical batchAxis channelAxis)
+        match x2 with
+        | Some x2 when x2.Shape[1..] <> x1.Shape[1..] ->
+            invalidArg "x2" (sprintf "x1 and x2 must agree in all but the batch axis, got shapes %A and %A" x1raw.Shape x2raw.Value.Shape)
+        | _ -> ()
+        let n1 = x1.Shape[0]
+        let c = x1.Shape[x1.Rank - 1]
+        let spatial = x1.Shape[1 .. x1.Rank - 2]
+        let s = Array.fold (*) 1 spatial
+        if c = 0 then invalidArg "x1" (sprintf "inputs have zero channels, shape %A" x1raw.Shape)
+        let inv = 1.0 / float c
+        let x2v = defaultArg x2 x1
+        let n2 = x2v.Shape[0]
+        // One (N1×C)·(N2×C)ᵀ product per spatial position s.
+        let slice (x: Tensor) (n: int) (p: int) =
+            if s = 1 then x.Data
+            else Array.init (n * c) (fun idx -> let i, ch = idx / c, idx % c in x.Data[(i * s + p) * c + ch])
+        let nngp = Array.zeroCreate (n1 * n2 * s)
+        let cov1 = Array.zeroCreate (n1 * s)
+        let cov2 = Array.zeroCreate (n2 * s)
+        for p in 0 .. s - 1 do
+            let a = slice x1 n1 p
+            let b = if x2.IsSome then slice x2v n2 p else a
+            let g = Linalg.gemmNT inv a n1 b n2 c
+            let v1 = Linalg.rowNormsSq inv a n1 c
+            let v2 = if x2.IsSome then Linalg.rowNormsSq inv b n2 c else v1
+            if s = 1 then Array.blit g 0 nngp 0 g.Length
+            else
+                for i in 0 .. n1 * n2 - 1 do nngp[i * s + p] <- g[i]
+            for i in 0 .. n1 - 1 do cov1[i * s + p] <- v1[i]
+            for i in 0 .. n2 - 1 do cov2[i * s + p] <- v2[i]
+        let nngpT = Tensor.create (Array.append [| n1; n2 |] spatial) nngp
+        { Nngp = nngpT
+          Ntk = if get.WantsNtk then Some(Tensor.zeros nngpT.Shape) else None
+          Cov1 = Tensor.create (Array.append [| n1 |] spatial) cov1
+          Cov2 = x2 |> Option.map (fun _ -> Tensor.create (Array.append [| n2 |] spatial) cov2)
+          X1IsX2 = x2.IsNone
+          IsGaussian = false
+          IsReversed = false
+          IsInput = true
+          DiagonalBatch = true
+          DiagonalSpatial = true
+          Shape1 = Array.copy x1raw.Shape
+          Shape2 = Array.copy (defaultArg x2raw x1raw).Shape
+          BatchAxis = batchAxis
+          ChannelAxis = channelAxis
+          Mask1 = None
+          Mask2 = None }

@@ -1,0 +1,143 @@
+namespace NeuralTangents
+
+open System
+
+/// <summary>Smart constructors for layers, with neural_tangents' names, arguments and defaults
+/// (<c>nt.stax</c>). Each validates its arguments.</summary>
+[<RequireQualifiedAccess>]
+module Stax =
+
+    let private finiteNonNeg (name: string) (v: float) =
+        if not (Double.IsFinite v) || v < 0.0 then invalidArg name (sprintf "must be finite and ≥ 0, got %g" v)
+
+    let private finite (name: string) (v: float) =
+        if not (Double.IsFinite v) then invalidArg name (sprintf "must be finite, got %g" v)
+
+    /// <summary>Layers applied in sequence (neural_tangents' <c>serial</c>).</summary>
+    [<CompiledName("Serial")>]
+    let serial (layers: Layer list) = Serial layers
+
+    /// <summary>Layers applied to parallel inputs (neural_tangents' <c>parallel</c>).</summary>
+    [<CompiledName("Parallel")>]
+    let parallelOf (layers: Layer list) = Parallel layers
+
+    /// <summary>Copies its input into <paramref name="num"/> branches.</summary>
+    [<CompiledName("FanOut")>]
+    let fanOut (num: int) =
+        if num < 1 then invalidArg "num" (sprintf "FanOut: must be ≥ 1, got %d" num)
+        FanOut num
+
+    /// <summary>Sums branches.</summary>
+    [<CompiledName("FanInSum")>]
+    let fanInSum = FanInSum
+
+    /// <summary>Multiplies branches elementwise.</summary>
+    [<CompiledName("FanInProd")>]
+    let fanInProd = FanInProd
+
+    /// <summary>Concatenates branches along <paramref name="axis"/> (neural_tangents' default −1).</summary>
+    [<CompiledName("FanInConcat")>]
+    let fanInConcat (axis: int) = FanInConcat axis
+
+    /// <summary>The identity layer.</summary>
+    [<CompiledName("Identity")>]
+    let identity = Identity
+
+    /// <summary>Dense arguments with neural_tangents' defaults: W_std = 1, no bias, batch_axis = 0,
+    /// channel_axis = −1, "ntk" parameterization, s = (1, 1).</summary>
+    [<CompiledName("DenseDefaults")>]
+    let denseDefaults (outDim: int) : DenseSpec =
+        { OutDim = outDim
+          WStd = 1.0
+          BStd = None
+          BatchAxis = 0
+          ChannelAxis = -1
+          Parameterization = Ntk
+          S = (1, 1) }
+
+    /// <summary>A Dense layer from a full argument record (see <c>denseDefaults</c>).</summary>
+    [<CompiledName("DenseWith")>]
+    let denseWith (spec: DenseSpec) =
+        if spec.OutDim < 1 then invalidArg "out_dim" (sprintf "Dense: must be ≥ 1, got %d" spec.OutDim)
+        finiteNonNeg "W_std" spec.WStd
+        spec.BStd |> Option.iter (finiteNonNeg "b_std")
+        let s0, s1 = spec.S
+        if s0 < 1 || s1 < 1 then invalidArg "s" (sprintf "Dense: both width scalings must be ≥ 1, got (%d, %d)" s0 s1)
+        if spec.BatchAxis = spec.ChannelAxis then
+            invalidArg "channel_axis" (sprintf "Dense: batch_axis and channel_axis are both %d" spec.BatchAxis)
+        Dense spec
+
+    /// <summary>Dense(out_dim, W_std, b_std) in the "ntk" parameterization; <c>bStd = None</c> means no bias.</summary>
+    [<CompiledName("Dense")>]
+    let dense (outDim: int) (wStd: float) (bStd: float option) =
+        denseWith { denseDefaults outDim with WStd = wStd; BStd = bStd }
+
+    /// <summary>a·min(x, 0) + b·max(x, 0).</summary>
+    [<CompiledName("ABRelu")>]
+    let abRelu (a: float) (b: float) =
+        finite "a" a
+        finite "b" b
+        ABRelu { A = a; B = b }
+
+    /// <summary>max(x, 0) = ABRelu(0, 1).</summary>
+    [<CompiledName("Relu")>]
+    let relu = ABRelu { A = 0.0; B = 1.0 }
+
+    /// <summary>ABRelu(alpha, 1).</summary>
+    [<CompiledName("LeakyRelu")>]
+    let leakyRelu (alpha: float) = abRelu alpha 1.0
+
+    /// <summary>|x| = ABRelu(−1, 1).</summary>
+    [<CompiledName("Abs")>]
+    let abs = ABRelu { A = -1.0; B = 1.0 }
+
+    /// <summary>a·erf(b·x) + c (neural_tangents' defaults a = 1, b = 1, c = 0).</summary>
+    [<CompiledName("Erf")>]
+    let erf (a: float) (b: float) (c: float) =
+        finite "a" a
+        finite "b" b
+        finite "c" c
+        Erf { A = a; B = b; C = c }
+
+    /// <summary>0.5·erf(x / 2.4020563531719796) + 0.5, neural_tangents' sigmoid stand-in.</summary>
+    [<CompiledName("SigmoidLike")>]
+    let sigmoidLike = Erf { A = 0.5; B = 1.0 / 2.4020563531719796; C = 0.5 }
+
+    /// <summary>a·sin(b·x + c).</summary>
+    [<CompiledName("Sin")>]
+    let sin (a: float) (b: float) (c: float) =
+        finite "a" a
+        finite "b" b
+        finite "c" c
+        Sin { A = a; B = b; C = c }
+
+    /// <summary>a·cos(b·x + c) = Sin(a, b, c + π/2).</summary>
+    [<CompiledName("Cos")>]
+    let cos (a: float) (b: float) (c: float) = sin a b (c + Math.PI / 2.0)
+
+    /// <summary>Gelu; <c>approximate</c> only changes the finite network's apply_fn.</summary>
+    [<CompiledName("Gelu")>]
+    let gelu (approximate: bool) = Gelu approximate
+
+    /// <summary>x^degree for degree in 0..5.</summary>
+    [<CompiledName("Monomial")>]
+    let monomial (degree: int) =
+        if degree < 0 || degree > 5 then invalidArg "degree" (sprintf "Monomial: must be in 0..5, got %d" degree)
+        Monomial degree
+
+    /// <summary>Flattens all non-batch axes (neural_tangents' defaults batch_axis = 0, batch_axis_out = 0).</summary>
+    [<CompiledName("Flatten")>]
+    let flatten = Flatten { BatchAxis = 0; BatchAxisOut = 0 }
+
+    /// <summary>Flatten with explicit batch axes.</summary>
+    [<CompiledName("FlattenWith")>]
+    let flattenWith (batchAxis: int) (batchAxisOut: int) =
+        if batchAxisOut <> 0 && batchAxisOut <> 1 then
+            invalidArg "batch_axis_out" (sprintf "Flatten: must be 0 or 1, got %d" batchAxisOut)
+        Flatten { BatchAxis = batchAxis; BatchAxisOut = batchAxisOut }
+
+    /// <summary><c>serial</c> of <paramref name="n"/> copies of a layer.</summary>
+    [<CompiledName("Repeat")>]
+    let repeat (n: int) (layer: Layer) =
+        if n < 0 then invalidArg "n" (sprintf "repeat: must be ≥ 0, got %d" n)
+        Serial(List.replicate n layer)

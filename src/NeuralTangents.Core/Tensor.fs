@@ -1,0 +1,224 @@
+namespace NeuralTangents
+
+open System
+open System.Numerics.Tensors
+open MathNet.Numerics.LinearAlgebra
+
+/// <summary>An n-dimensional float64 array: a shape and one contiguous row-major buffer.</summary>
+/// <remarks>A tensor held by a <c>Kernel</c> is never mutated after the kernel is built.</remarks>
+type Tensor =
+    { Shape: int[]
+      Data: float[] }
+
+    /// <summary>Number of axes.</summary>
+    member t.Rank = t.Shape.Length
+
+    /// <summary>Number of elements.</summary>
+    member t.Length = t.Data.Length
+
+    override t.ToString() =
+        sprintf "Tensor %A" t.Shape
+
+/// <summary>Construction, conversion and vectorised elementwise maths on <see cref="T:NeuralTangents.Tensor"/>.</summary>
+[<RequireQualifiedAccess>]
+module Tensor =
+
+    let private sizeOf (shape: int[]) =
+        shape |> Array.fold (fun acc d ->
+            if d < 0 then invalidArg "shape" (sprintf "dimensions must be ≥ 0, got %A" shape)
+            acc * d) 1
+
+    /// <summary>Wraps a buffer (not copied) with a shape; the sizes must agree.</summary>
+    [<CompiledName("Create")>]
+    let create (shape: int[]) (data: float[]) =
+        let n = sizeOf shape
+        if n <> data.Length then
+            invalidArg "data" (sprintf "a tensor of shape %A needs %d values, got %d" shape n data.Length)
+        { Shape = Array.copy shape; Data = data }
+
+    /// <summary>A tensor of zeros.</summary>
+    [<CompiledName("Zeros")>]
+    let zeros (shape: int[]) = { Shape = Array.copy shape; Data = Array.zeroCreate (sizeOf shape) }
+
+    /// <summary>A tensor with every entry equal to <paramref name="value"/>.</summary>
+    [<CompiledName("Full")>]
+    let full (shape: int[]) (value: float) = { Shape = Array.copy shape; Data = Array.create (sizeOf shape) value }
+
+    /// <summary>Same buffer, new shape of the same size.</summary>
+    [<CompiledName("Reshape")>]
+    let reshape (shape: int[]) (t: Tensor) = create shape t.Data
+
+    /// <summary>A deep copy.</summary>
+    [<CompiledName("Copy")>]
+    let copy (t: Tensor) = { Shape = Array.copy t.Shape; Data = Array.copy t.Data }
+
+    /// <summary>From a rectangular 2-D array.</summary>
+    [<CompiledName("OfArray2D")>]
+    let ofArray2D (a: float[,]) =
+        let r, c = Array2D.length1 a, Array2D.length2 a
+        let data = Array.zeroCreate (r * c)
+        for i in 0 .. r - 1 do
+            for j in 0 .. c - 1 do
+                data[i * c + j] <- a[i, j]
+        { Shape = [| r; c |]; Data = data }
+
+    /// <summary>To a rectangular 2-D array; the tensor must have rank 2.</summary>
+    [<CompiledName("ToArray2D")>]
+    let toArray2D (t: Tensor) =
+        if t.Rank <> 2 then invalidArg "t" (sprintf "toArray2D needs a rank-2 tensor, got shape %A" t.Shape)
+        let c = t.Shape[1]
+        Array2D.init t.Shape[0] c (fun i j -> t.Data[i * c + j])
+
+    /// <summary>From a jagged array whose rows all have the same length.</summary>
+    [<CompiledName("OfJagged")>]
+    let ofJagged (rows: float[][]) =
+        if isNull rows then nullArg "rows"
+        let c = if rows.Length = 0 then 0 else rows[0].Length
+        rows |> Array.iteri (fun i r ->
+            if isNull r || r.Length <> c then
+                invalidArg "rows" (sprintf "row %d has %d values, row 0 has %d: rows must be equally long" i (if isNull r then 0 else r.Length) c))
+        { Shape = [| rows.Length; c |]; Data = Array.concat rows }
+
+    /// <summary>To a jagged array; the tensor must have rank 2.</summary>
+    [<CompiledName("ToJagged")>]
+    let toJagged (t: Tensor) =
+        if t.Rank <> 2 then invalidArg "t" (sprintf "toJagged needs a rank-2 tensor, got shape %A" t.Shape)
+        Array.init t.Shape[0] (fun i -> Array.sub t.Data (i * t.Shape[1]) t.Shape[1])
+
+    /// <summary>From a 4-D array, e.g. NHWC images.</summary>
+    [<CompiledName("OfArray4D")>]
+    let ofArray4D (a: float[,,,]) =
+        let n0, n1, n2, n3 = Array4D.length1 a, Array4D.length2 a, Array4D.length3 a, Array4D.length4 a
+        let data = Array.zeroCreate (n0 * n1 * n2 * n3)
+        let mutable k = 0
+        for i in 0 .. n0 - 1 do
+            for j in 0 .. n1 - 1 do
+                for l in 0 .. n2 - 1 do
+                    for m in 0 .. n3 - 1 do
+                        data[k] <- a[i, j, l, m]
+                        k <- k + 1
+        { Shape = [| n0; n1; n2; n3 |]; Data = data }
+
+    /// <summary>To a 4-D array; the tensor must have rank 4.</summary>
+    [<CompiledName("ToArray4D")>]
+    let toArray4D (t: Tensor) =
+        if t.Rank <> 4 then invalidArg "t" (sprintf "toArray4D needs a rank-4 tensor, got shape %A" t.Shape)
+        let s = t.Shape
+        Array4D.init s[0] s[1] s[2] s[3] (fun i j l m -> t.Data[((i * s[1] + j) * s[2] + l) * s[3] + m])
+
+    /// <summary>From a MathNet dense matrix.</summary>
+    [<CompiledName("OfMatrix")>]
+    let ofMatrix (m: Matrix<float>) = ofArray2D (m.ToArray())
+
+    /// <summary>To a MathNet dense matrix; the tensor must have rank 2.</summary>
+    [<CompiledName("ToMatrix")>]
+    let toMatrix (t: Tensor) =
+        if t.Rank <> 2 then invalidArg "t" (sprintf "toMatrix needs a rank-2 tensor, got shape %A" t.Shape)
+        // MathNet stores column-major: build from the row-major buffer.
+        Matrix<float>.Build.Dense(t.Shape[0], t.Shape[1], fun i j -> t.Data[i * t.Shape[1] + j])
+
+    let private sameShape (name: string) (a: Tensor) (b: Tensor) =
+        if a.Shape <> b.Shape then
+            invalidArg name (sprintf "shapes differ: %A and %A" a.Shape b.Shape)
+
+    /// <summary>Elementwise sum (vectorised).</summary>
+    [<CompiledName("Add")>]
+    let add (a: Tensor) (b: Tensor) =
+        sameShape "b" a b
+        let r = Array.zeroCreate a.Length
+        TensorPrimitives.Add(ReadOnlySpan a.Data, ReadOnlySpan b.Data, Span r)
+        { Shape = a.Shape; Data = r }
+
+    /// <summary>Elementwise product (vectorised).</summary>
+    [<CompiledName("Multiply")>]
+    let mul (a: Tensor) (b: Tensor) =
+        sameShape "b" a b
+        let r = Array.zeroCreate a.Length
+        TensorPrimitives.Multiply(ReadOnlySpan a.Data, ReadOnlySpan b.Data, Span r)
+        { Shape = a.Shape; Data = r }
+
+    /// <summary><c>c·a</c> (vectorised).</summary>
+    [<CompiledName("Scale")>]
+    let scale (c: float) (a: Tensor) =
+        let r = Array.zeroCreate a.Length
+        TensorPrimitives.Multiply(ReadOnlySpan a.Data, c, Span r)
+        { Shape = a.Shape; Data = r }
+
+    /// <summary><c>c·a + d</c> elementwise (vectorised).</summary>
+    [<CompiledName("Affine")>]
+    let affine (c: float) (d: float) (a: Tensor) =
+        let r = Array.zeroCreate a.Length
+        TensorPrimitives.Multiply(ReadOnlySpan a.Data, c, Span r)
+        if d <> 0.0 then TensorPrimitives.Add(ReadOnlySpan r, d, Span r)
+        { Shape = a.Shape; Data = r }
+
+    /// <summary><c>c·a + b</c> elementwise (vectorised).</summary>
+    [<CompiledName("ScaleAdd")>]
+    let scaleAdd (c: float) (a: Tensor) (b: Tensor) =
+        sameShape "b" a b
+        let r = Array.zeroCreate a.Length
+        TensorPrimitives.MultiplyAdd(ReadOnlySpan a.Data, c, ReadOnlySpan b.Data, Span r)
+        { Shape = a.Shape; Data = r }
+
+    /// <summary>Adds a constant to every element (vectorised).</summary>
+    [<CompiledName("AddScalar")>]
+    let addScalar (d: float) (a: Tensor) =
+        let r = Array.zeroCreate a.Length
+        TensorPrimitives.Add(ReadOnlySpan a.Data, d, Span r)
+        { Shape = a.Shape; Data = r }
+
+    /// <summary>Swaps the two leading axes (the batch axes of a kernel), keeping trailing axes in place.</summary>
+    [<CompiledName("SwapLeadingAxes")>]
+    let swapLeadingAxes (t: Tensor) =
+        if t.Rank < 2 then invalidArg "t" (sprintf "needs rank ≥ 2, got shape %A" t.Shape)
+        let n1, n2 = t.Shape[0], t.Shape[1]
+        let inner = t.Length / max 1 (n1 * n2)
+        let r = Array.zeroCreate t.Length
+        for i in 0 .. n1 - 1 do
+            for j in 0 .. n2 - 1 do
+                Array.blit t.Data ((i * n2 + j) * inner) r ((j * n1 + i) * inner) inner
+        let shape = Array.copy t.Shape
+        shape[0] <- n2
+        shape[1] <- n1
+        { Shape = shape; Data = r }
+
+    /// <summary>Moves axis <paramref name="src"/> to position <paramref name="dst"/> (numpy's moveaxis).</summary>
+    [<CompiledName("MoveAxis")>]
+    let moveAxis (src: int) (dst: int) (t: Tensor) =
+        let rank = t.Rank
+        let norm a =
+            let a' = if a < 0 then a + rank else a
+            if a' < 0 || a' >= rank then invalidArg "axis" (sprintf "axis %d is out of range for shape %A" a t.Shape)
+            a'
+        let src, dst = norm src, norm dst
+        if src = dst then t
+        else
+            let order = [ 0 .. rank - 1 ] |> List.filter ((<>) src) |> List.toArray
+            let perm = Array.insertAt dst src order // perm[newAxis] = oldAxis
+            let newShape = perm |> Array.map (fun a -> t.Shape[a])
+            let oldStrides = Array.zeroCreate rank
+            let mutable s = 1
+            for a in rank - 1 .. -1 .. 0 do
+                oldStrides[a] <- s
+                s <- s * t.Shape[a]
+            let strides = perm |> Array.map (fun a -> oldStrides[a])
+            let r = Array.zeroCreate t.Length
+            let idx = Array.zeroCreate rank
+            for k in 0 .. t.Length - 1 do
+                let mutable off = 0
+                for a in 0 .. rank - 1 do
+                    off <- off + idx[a] * strides[a]
+                r[k] <- t.Data[off]
+                let mutable a = rank - 1
+                let mutable carry = true
+                while carry && a >= 0 do
+                    idx[a] <- idx[a] + 1
+                    if idx[a] < newShape[a] then carry <- false
+                    else
+                        idx[a] <- 0
+                        a <- a - 1
+            { Shape = newShape; Data = r }
+
+    /// <summary>True when every element is finite.</summary>
+    [<CompiledName("IsFinite")>]
+    let isFinite (t: Tensor) = t.Data |> Array.forall Double.IsFinite
