@@ -5,6 +5,7 @@ open System
 /// <summary>Smart constructors for layers, with neural_tangents' names, arguments and defaults
 /// (<c>nt.stax</c>). Each validates its arguments.</summary>
 [<RequireQualifiedAccess>]
+[<CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
 module Stax =
 
     let private finiteNonNeg (name: string) (v: float) =

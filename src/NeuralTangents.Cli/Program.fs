@@ -1,0 +1,6 @@
+module NeuralTangents.Cli.Program
+
+[<EntryPoint>]
+let main argv =
+    eprintfn "nt: no command yet"
+    2
