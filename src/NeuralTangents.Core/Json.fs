@@ -130,8 +130,8 @@ module Json =
             let a = args [ "out_dim"; "W_std"; "b_std"; "batch_axis"; "channel_axis"; "parameterization"; "s" ]
             let p =
                 match a.String("parameterization", "ntk").ToLowerInvariant() with
-                | "ntk" -> Ntk
-                | "standard" -> Standard
+                | "ntk" -> Parameterization.Ntk
+                | "standard" -> Parameterization.Standard
                 | other -> fail "Dense: argument 'parameterization' must be \"ntk\" or \"standard\", got \"%s\"" other
             build name (fun () ->
                 Stax.denseWith
@@ -212,7 +212,7 @@ module Json =
                   "b_std", (match d.BStd with Some b -> num b | None -> null)
                   "batch_axis", int' d.BatchAxis
                   "channel_axis", int' d.ChannelAxis
-                  "parameterization", JsonValue.Create(match d.Parameterization with Ntk -> "ntk" | Standard -> "standard")
+                  "parameterization", JsonValue.Create(match d.Parameterization with Parameterization.Ntk -> "ntk" | Parameterization.Standard -> "standard")
                   "s", JsonArray([| int' (fst d.S); int' (snd d.S) |]) ]
         | ABRelu { A = 0.0; B = 1.0 } -> obj "Relu" []
         | ABRelu { A = -1.0; B = 1.0 } -> obj "Abs" []

@@ -1,6 +1,7 @@
 namespace NeuralTangents
 
 /// <summary>How a Dense layer scales its weights (neural_tangents' <c>parameterization</c>).</summary>
+[<RequireQualifiedAccess>]
 type Parameterization =
     /// W ~ N(0, 1), output W_std/√N_in · W x + b_std · b (arXiv:1806.07572).
     | Ntk

@@ -53,7 +53,7 @@ module Stax =
           BStd = None
           BatchAxis = 0
           ChannelAxis = -1
-          Parameterization = Ntk
+          Parameterization = Parameterization.Ntk
           S = (1, 1) }
 
     /// <summary>A Dense layer from a full argument record (see <c>denseDefaults</c>).</summary>

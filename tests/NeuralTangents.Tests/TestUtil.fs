@@ -21,7 +21,7 @@ let relErr (expected: float[]) (actual: float[]) =
 let assertClose (what: string) (tol: float) (expected: float[]) (actual: float[]) =
     let e = relErr expected actual
     if not (e <= tol) then
-        Assert.Fail(sprintf "%s: relative Frobenius error %.3e exceeds %.1e" what e tol)
+        failwithf "%s: relative Frobenius error %.3e exceeds %.1e" what e tol
 
 /// The repository root (the folder holding NeuralTangents.slnx), found from the test assembly's location.
 let repoRoot =

@@ -16,8 +16,8 @@ module internal Linear =
     /// parameterization (the weight matrix is (s0·in, s1·out)).
     let denseOutWidth (d: DenseSpec) =
         match d.Parameterization with
-        | Ntk -> d.OutDim
-        | Standard -> d.OutDim * snd d.S
+        | Parameterization.Ntk -> d.OutDim
+        | Parameterization.Standard -> d.OutDim * snd d.S
 
     /// Dense (arXiv:1806.07572 for "ntk", arXiv:2001.07301 for "standard"); neural_tangents' `Dense.kernel_fn`.
     /// nngp' = W_std²·nngp + b_std² in both parameterizations;
@@ -32,8 +32,8 @@ module internal Linear =
         let ntk =
             match d.Parameterization, k.Ntk with
             | _, None -> None
-            | Ntk, Some t -> Some(Tensor.scaleAdd w2 t nngp)
-            | Standard, Some t ->
+            | Parameterization.Ntk, Some t -> Some(Tensor.scaleAdd w2 t nngp)
+            | Parameterization.Standard, Some t ->
                 let inWidth = float k.Shape1[axisOf k.Shape1 d.ChannelAxis] / float (fst d.S)
                 let bias = if d.BStd.IsSome then 1.0 else 0.0
                 let r = Tensor.affine inWidth bias k.Nngp
