@@ -1,0 +1,140 @@
+/// Examples for kernel_fn: API behaviour, layouts and error messages.
+module NeuralTangents.Tests.KernelFnTests
+
+open System
+open NUnit.Framework
+open NeuralTangents
+open NeuralTangents.Tests.TestUtil
+
+let private mlp = Serial [ Stax.dense 512 1.5 (Some 0.05); Stax.relu; Stax.dense 1 1.5 (Some 0.05) ]
+
+let private raises<'e when 'e :> exn> (f: unit -> obj) : string =
+    try
+        f () |> ignore
+        failwith "expected an exception"
+    with :? 'e as e -> e.Message
+
+[<Test>]
+let ``x2 omitted means x2 = x1 and cov2 is absent`` () =
+    let x = randomTensor 1 4 3
+    let a = KernelFn.compute mlp x None Both
+    let b = KernelFn.compute mlp x (Some x) Both
+    Assert.That(a.Cov2, Is.EqualTo None)
+    Assert.That(a.X1IsX2, Is.True)
+    assertClose "nngp" 0.0 b.Nngp.Data a.Nngp.Data
+    assertClose "cov2 = cov1" 0.0 a.Cov1.Data b.Cov2.Value.Data
+
+[<Test>]
+let ``get = nngp skips the NTK and gives the same NNGP`` () =
+    let x = randomTensor 2 4 3
+    let a = KernelFn.compute mlp x None Nngp
+    let b = KernelFn.compute mlp x None Both
+    Assert.That(a.Ntk, Is.EqualTo None)
+    assertClose "nngp" 0.0 b.Nngp.Data a.Nngp.Data
+
+[<Test>]
+let ``a kernel can be fed back in to chain networks`` () =
+    let x1, x2 = randomTensor 3 3 5, randomTensor 4 2 5
+    let first = Serial [ Stax.dense 64 1.2 (Some 0.1); Stax.erf 1.0 1.0 0.0 ]
+    let second = Serial [ Stax.dense 64 1.3 None; Stax.relu; Stax.dense 1 1.0 (Some 0.2) ]
+    let whole = KernelFn.compute (Serial [ first; second ]) x1 (Some x2) Both
+    let chained = KernelFn.compute first x1 (Some x2) Both |> KernelFn.applyKernel second
+    assertClose "nngp" 0.0 whole.Nngp.Data chained.Nngp.Data
+    assertClose "ntk" 0.0 whole.Ntk.Value.Data chained.Ntk.Value.Data
+
+[<Test>]
+let ``batch_axis and channel_axis other than the defaults give the kernel of the transposed inputs`` () =
+    let x1, x2 = randomTensor 5 3 4, randomTensor 6 2 4
+    let axes (d: DenseSpec) = Dense { d with BatchAxis = 1; ChannelAxis = 0 }
+    let net (f: DenseSpec -> Layer) =
+        Serial [ f { Stax.denseDefaults 32 with WStd = 1.4; BStd = Some 0.1 }; Stax.relu; f { Stax.denseDefaults 1 with WStd = 1.1 } ]
+    let a = KernelFn.compute (net Dense) x1 (Some x2) Both
+    let t (x: Tensor) = Tensor.moveAxis 0 1 x
+    let b = KernelFn.compute (net axes) (t x1) (Some(t x2)) Both
+    assertClose "nngp" 1e-15 a.Nngp.Data b.Nngp.Data
+    assertClose "ntk" 1e-15 a.Ntk.Value.Data b.Ntk.Value.Data
+
+[<Test>]
+let ``Flatten of NHWC images equals the MLP kernel of the flattened vectors at the input`` () =
+    // Input kernel of flattened (N, H·W·C) vectors is x1·x2ᵀ/(H·W·C) = mean over positions of the per-position
+    // channel means, which is what Flatten computes from the diagonal spatial kernel.
+    let img = Tensor.create [| 3; 2; 2; 3 |] (normals 7 36)
+    let img2 = Tensor.create [| 2; 2; 2; 3 |] (normals 8 24)
+    let a = KernelFn.compute (Serial [ Stax.flatten; Stax.dense 1 1.3 (Some 0.1) ]) img (Some img2) Both
+    let flat (x: Tensor) = Tensor.reshape [| x.Shape[0]; 12 |] x
+    let b = KernelFn.compute (Stax.dense 1 1.3 (Some 0.1)) (flat img) (Some(flat img2)) Both
+    assertClose "nngp" 1e-15 b.Nngp.Data a.Nngp.Data
+    Assert.That(a.Shape1, Is.EqualTo<int[]>([| 3; 1 |]))
+
+[<Test>]
+let ``Dense and Relu act per position on images before a Flatten`` () =
+    // With no convolution, positions never mix: the kernel is the mean over positions of per-position MLP kernels.
+    let img = Tensor.create [| 2; 3; 1; 2 |] (normals 9 12)
+    let net = Serial [ Stax.dense 16 1.5 (Some 0.2); Stax.relu; Stax.flatten; Stax.dense 1 1.0 None ]
+    let k = KernelFn.compute net img None Both
+    let perPos =
+        [ for p in 0 .. 2 ->
+            let x = Tensor.create [| 2; 2 |] [| for n in 0 .. 1 do for c in 0 .. 1 -> img.Data[(n * 3 + p) * 2 + c] |]
+            KernelFn.compute (Serial [ Stax.dense 16 1.5 (Some 0.2); Stax.relu; Stax.dense 1 1.0 None ]) x None Both ]
+    let mean (f: Kernel -> Tensor) = perPos |> List.map f |> List.reduce Tensor.add |> Tensor.scale (1.0 / 3.0)
+    // Flatten follows Relu here, so the readout adds W²·nngp + W²·ntk to a non-Gaussian kernel exactly as per position.
+    assertClose "nngp" 1e-14 (mean (fun k -> k.Nngp)).Data k.Nngp.Data
+    assertClose "ntk" 1e-14 (mean (fun k -> k.Ntk.Value)).Data k.Ntk.Value.Data
+
+[<Test>]
+let ``an activation on the raw inputs is refused with the fix`` () =
+    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute Stax.relu (randomTensor 1 2 3) None Both))
+    Assert.That(msg, Does.Contain("Relu"))
+    Assert.That(msg, Does.Contain("Dense"))
+
+[<Test>]
+let ``FanInSum of non-Gaussian branches is refused`` () =
+    let net = Serial [ Stax.dense 8 1.0 None; FanOut 2; Parallel [ Stax.relu; Identity ]; FanInSum ]
+    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
+    Assert.That(msg, Does.Contain("FanInSum"))
+
+[<Test>]
+let ``parallel with the wrong number of inputs names both counts`` () =
+    let net = Serial [ Stax.dense 8 1.0 None; FanOut 3; Parallel [ Identity; Identity ] ]
+    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
+    Assert.That(msg, Does.Contain("2 branches"))
+    Assert.That(msg, Does.Contain("3 inputs"))
+
+[<Test>]
+let ``a network ending in branches is refused`` () =
+    let net = Serial [ Stax.dense 8 1.0 None; FanOut 2 ]
+    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
+    Assert.That(msg, Does.Contain("FanInSum"))
+
+[<Test>]
+let ``non-finite inputs are refused with their position`` () =
+    let x = randomTensor 1 2 3
+    x.Data[4] <- nan
+    let msg = raises<ArgumentException> (fun () -> box (KernelFn.compute mlp x None Both))
+    Assert.That(msg, Does.Contain("x1"))
+    Assert.That(msg, Does.Contain("index 4"))
+
+[<Test>]
+let ``x1 and x2 with different feature sizes are refused`` () =
+    let msg = raises<ArgumentException> (fun () -> box (KernelFn.compute mlp (randomTensor 1 2 3) (Some(randomTensor 2 2 4)) Both))
+    Assert.That(msg, Does.Contain("x2"))
+
+[<Test>]
+let ``overflow is reported instead of returning infinities`` () =
+    let deep = Stax.repeat 60 (Serial [ Stax.dense 8 1e3 None; Stax.relu ])
+    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute deep (randomTensor 1 2 3) None Both))
+    Assert.That(msg, Does.Contain("non-finite"))
+
+[<Test>]
+let ``smart constructors validate their arguments`` () =
+    Assert.That(raises<ArgumentException> (fun () -> box (Stax.dense 4 -1.0 None)), Does.Contain("W_std"))
+    Assert.That(raises<ArgumentException> (fun () -> box (Stax.dense 0 1.0 None)), Does.Contain("out_dim"))
+    Assert.That(raises<ArgumentException> (fun () -> box (Stax.dense 4 1.0 (Some nan))), Does.Contain("b_std"))
+    Assert.That(raises<ArgumentException> (fun () -> box (Stax.monomial 6)), Does.Contain("degree"))
+    Assert.That(raises<ArgumentException> (fun () -> box (Stax.fanOut 0)), Does.Contain("num"))
+
+[<Test>]
+let ``conflicting layouts between layers are refused`` () =
+    let net = Serial [ Stax.dense 8 1.0 None; Stax.relu; Dense { Stax.denseDefaults 1 with BatchAxis = 1; ChannelAxis = 0 } ]
+    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
+    Assert.That(msg, Does.Contain("batch_axis"))
