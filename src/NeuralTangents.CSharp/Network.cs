@@ -110,11 +110,12 @@ public sealed class Network : IEquatable<Network>
 
     private KernelResult Compute(Tensor x1, Tensor? x2, KernelOutputs get)
     {
+        var g = ToGet(get);
         var x2Option = x2 is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(x2);
         // The core names the inputs x1 and x2 as we do; an input without the axis a layer names ("x" or a layer's
         // axis argument) is a fault of the inputs, reported against x1.
         var k = Boundary.Call(
-            () => KernelFn.Compute(layer, x1, x2Option, ToGet(get)),
+            () => KernelFn.Compute(layer, x1, x2Option, g),
             Boundary.Names(("x", "x1"), ("batch_axis", "x1"), ("channel_axis", "x1")));
         if (k.Nngp.Rank != 2 || k.Cov1.Rank != 1)
         {
