@@ -1,0 +1,142 @@
+using Microsoft.FSharp.Core;
+
+namespace NeuralTangents.CSharp;
+
+/// <summary>
+/// An immutable description of a neural network (a neural_tangents <c>nt.stax</c> layer or combination of layers)
+/// from which the exact infinite-width NNGP and NTK kernels are computed. Build one with <see cref="Stax"/> or
+/// <see cref="NetworkBuilder"/>. Two networks are equal when they describe the same layers with the same arguments.
+/// </summary>
+public sealed class Network : IEquatable<Network>
+{
+    private readonly Layer layer;
+
+    private Network(Layer layer) => this.layer = layer;
+
+    /// <summary>Wraps a layer of the F# core (interop with F# code).</summary>
+    /// <param name="layer">A layer built with the F# <c>NeuralTangents.Stax</c> module.</param>
+    /// <returns>A network describing the same layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="layer"/> is null.</exception>
+    public static Network FromFSharp(Layer layer) => new(Boundary.NotNull(layer, nameof(layer)));
+
+    /// <summary>Reads a network from JSON with neural_tangents' layer and argument names, e.g.
+    /// <c>{"layer":"serial","layers":[{"layer":"Dense","out_dim":512},{"layer":"Relu"}]}</c>; omitted arguments take
+    /// neural_tangents' defaults.</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <returns>The network it describes.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="json"/> is null.</exception>
+    /// <exception cref="FormatException">The text is not valid JSON or not a valid network; the message names the
+    /// layer and argument at fault.</exception>
+    public static Network FromJson(string json)
+    {
+        Boundary.NotNull(json, nameof(json));
+        try
+        {
+            return new Network(Json.Decode(json));
+        }
+        catch (Json.JsonArchitectureException e)
+        {
+            throw new FormatException(e.Message, e);
+        }
+    }
+
+    /// <summary>The layer of the F# core this network wraps (interop with F# code).</summary>
+    /// <returns>The F# <c>NeuralTangents.Layer</c> value; it is immutable.</returns>
+    public Layer ToFSharp() => layer;
+
+    /// <summary>Writes the network as JSON with neural_tangents' layer and argument names, every argument explicit;
+    /// <see cref="FromJson(string)"/> reads it back to an equal network.</summary>
+    /// <returns>Compact JSON text.</returns>
+    public string ToJson() => Json.Encode(layer);
+
+    /// <summary>The exact infinite-width kernels between two sets of vector inputs (neural_tangents'
+    /// <c>kernel_fn(x1, x2, get)</c>).</summary>
+    /// <param name="x1">First inputs, shape (N1, features) unless the network's layers state other axes.</param>
+    /// <param name="x2">Second inputs, shape (N2, features); null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <returns>The kernels, each (N1, N2).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
+    /// <exception cref="ArgumentException">An input has a non-finite value, or x1 and x2 have different numbers of
+    /// features, or the inputs lack an axis a layer names.</exception>
+    /// <exception cref="NeuralTangentsException">The network cannot take these inputs (for example an activation
+    /// not preceded by a Dense layer); the message says how to fix it.</exception>
+    /// <exception cref="NotSupportedException">The network's output keeps spatial axes.</exception>
+    public KernelResult Kernel(double[,] x1, double[,]? x2 = null, KernelOutputs get = KernelOutputs.Both)
+    {
+        Boundary.NotNull(x1, nameof(x1));
+        var t1 = TensorModule.OfArray2D(x1);
+        var t2 = x2 is null ? null : TensorModule.OfArray2D(x2);
+        return Compute(t1, t2, get);
+    }
+
+    /// <summary>The exact infinite-width kernels between two sets of images (neural_tangents'
+    /// <c>kernel_fn(x1, x2, get)</c>) for a network whose output is flat, e.g. one ending in
+    /// <see cref="Stax.Flatten(int, int)"/> followed by Dense layers.</summary>
+    /// <param name="x1">First images, NHWC: (N1, height, width, channels) unless the network's layers state other axes.</param>
+    /// <param name="x2">Second images, NHWC with the same height, width and channels; null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <returns>The kernels, each (N1, N2).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
+    /// <exception cref="ArgumentException">An input has a non-finite value, or x1 and x2 differ in a non-batch
+    /// axis, or the inputs lack an axis a layer names.</exception>
+    /// <exception cref="NeuralTangentsException">The network cannot take these inputs; the message says how to fix it.</exception>
+    /// <exception cref="NotSupportedException">The network's output keeps spatial axes (it does not flatten or pool
+    /// them); such kernel arrays are only available from the F# API.</exception>
+    public KernelResult Kernel(double[,,,] x1, double[,,,]? x2 = null, KernelOutputs get = KernelOutputs.Both)
+    {
+        Boundary.NotNull(x1, nameof(x1));
+        var t1 = TensorModule.OfArray4D(x1);
+        var t2 = x2 is null ? null : TensorModule.OfArray4D(x2);
+        return Compute(t1, t2, get);
+    }
+
+    /// <summary>Whether <paramref name="other"/> describes the same layers with the same arguments.</summary>
+    /// <param name="other">The network to compare with; may be null.</param>
+    /// <returns>True when the two networks are structurally equal.</returns>
+    public bool Equals(Network? other) => other is not null && layer.Equals(other.layer);
+
+    /// <summary>Whether <paramref name="obj"/> is a <see cref="Network"/> describing the same layers.</summary>
+    /// <param name="obj">The object to compare with; may be null.</param>
+    /// <returns>True when <paramref name="obj"/> is an equal network.</returns>
+    public override bool Equals(object? obj) => Equals(obj as Network);
+
+    /// <summary>A hash code consistent with <see cref="Equals(Network)"/>.</summary>
+    /// <returns>The structural hash of the layers.</returns>
+    public override int GetHashCode() => layer.GetHashCode();
+
+    /// <summary>The network as JSON, as <see cref="ToJson"/> writes it.</summary>
+    /// <returns>Compact JSON text.</returns>
+    public override string ToString() => ToJson();
+
+    private KernelResult Compute(Tensor x1, Tensor? x2, KernelOutputs get)
+    {
+        var g = ToGet(get);
+        var x2Option = x2 is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(x2);
+        // The core names the inputs x1 and x2 as we do; an input without the axis a layer names ("x" or a layer's
+        // axis argument) is a fault of the inputs, reported against x1.
+        var k = Boundary.Call(
+            () => KernelFn.Compute(layer, x1, x2Option, g),
+            Boundary.Names(("x", "x1"), ("batch_axis", "x1"), ("channel_axis", "x1")));
+        if (k.Nngp.Rank != 2 || k.Cov1.Rank != 1)
+        {
+            throw new NotSupportedException(
+                $"the network's output keeps spatial axes (NNGP shape [{string.Join(", ", k.Nngp.Shape)}]); " +
+                "end it with Flatten() and Dense layers to get (N1, N2) kernels, or use the F# API (ToFSharp()) " +
+                "for the full kernel tensor");
+        }
+
+        return new KernelResult(
+            TensorModule.ToArray2D(k.Nngp),
+            k.Ntk is null ? null : TensorModule.ToArray2D(k.Ntk.Value),
+            (double[])k.Cov1.Data.Clone(),
+            k.Cov2 is null ? null : (double[])k.Cov2.Value.Data.Clone());
+    }
+
+    private static Get ToGet(KernelOutputs get) => get switch
+    {
+        KernelOutputs.Nngp => Get.Nngp,
+        KernelOutputs.Ntk => Get.Ntk,
+        KernelOutputs.Both => Get.Both,
+        _ => throw new ArgumentException($"unknown KernelOutputs value {(int)get}", nameof(get)),
+    };
+}

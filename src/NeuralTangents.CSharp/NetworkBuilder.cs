@@ -1,0 +1,163 @@
+using System.Collections.Immutable;
+
+namespace NeuralTangents.CSharp;
+
+/// <summary>
+/// An immutable fluent builder of a network in series: every method returns a new builder with one more layer and
+/// leaves this one unchanged, so a builder can be shared and extended in several ways.
+/// <code>
+/// var net = new NetworkBuilder().Dense(512, wStd: 1.5, bStd: 0.05).Relu().Dense(1).Build();
+/// </code>
+/// The layer methods take the same arguments as the <see cref="Stax"/> methods of the same name.
+/// </summary>
+public sealed class NetworkBuilder
+{
+    private readonly ImmutableList<Network> layers;
+
+    /// <summary>An empty builder; <see cref="Build"/> on it gives the identity network.</summary>
+    public NetworkBuilder()
+        : this(ImmutableList<Network>.Empty)
+    {
+    }
+
+    private NetworkBuilder(ImmutableList<Network> layers) => this.layers = layers;
+
+    /// <summary>The number of layers added so far.</summary>
+    public int Count => layers.Count;
+
+    /// <summary>Appends a network (any layer or combination of layers).</summary>
+    /// <param name="layer">The network to append.</param>
+    /// <returns>A new builder ending in <paramref name="layer"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="layer"/> is null.</exception>
+    public NetworkBuilder Add(Network layer) => new(layers.Add(Boundary.NotNull(layer, nameof(layer))));
+
+    /// <summary>The layers added so far in series (<see cref="Stax.Serial(Network[])"/>).</summary>
+    /// <returns>The network.</returns>
+    public Network Build() => Stax.Serial([.. layers]);
+
+    /// <summary>Appends <see cref="Stax.Dense"/>.</summary>
+    /// <param name="outDim">Output width of the finite network (<c>out_dim</c>), at least 1.</param>
+    /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
+    /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null means no bias.</param>
+    /// <param name="parameterization">"ntk" (the default) or "standard".</param>
+    /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="batchAxis">The batch axis of the inputs (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The feature axis of the inputs (<c>channel_axis</c>).</param>
+    /// <returns>A new builder ending in the Dense layer.</returns>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public NetworkBuilder Dense(
+        int outDim,
+        double wStd = 1.0,
+        double? bStd = null,
+        DenseParameterization parameterization = DenseParameterization.Ntk,
+        int s0 = 1,
+        int s1 = 1,
+        int batchAxis = 0,
+        int channelAxis = -1) =>
+        Add(Stax.Dense(outDim, wStd, bStd, parameterization, s0, s1, batchAxis, channelAxis));
+
+    /// <summary>Appends <see cref="Stax.Relu"/>.</summary>
+    /// <returns>A new builder ending in Relu.</returns>
+    public NetworkBuilder Relu() => Add(Stax.Relu());
+
+    /// <summary>Appends <see cref="Stax.LeakyRelu(double)"/>.</summary>
+    /// <param name="alpha">The slope for negative inputs, finite.</param>
+    /// <returns>A new builder ending in LeakyRelu.</returns>
+    /// <exception cref="ArgumentException"><paramref name="alpha"/> is not finite.</exception>
+    public NetworkBuilder LeakyRelu(double alpha) => Add(Stax.LeakyRelu(alpha));
+
+    /// <summary>Appends <see cref="Stax.ABRelu(double, double)"/>.</summary>
+    /// <param name="a">The slope for negative inputs, finite.</param>
+    /// <param name="b">The slope for positive inputs, finite.</param>
+    /// <returns>A new builder ending in ABRelu.</returns>
+    /// <exception cref="ArgumentException"><paramref name="a"/> or <paramref name="b"/> is not finite.</exception>
+    public NetworkBuilder ABRelu(double a, double b) => Add(Stax.ABRelu(a, b));
+
+    /// <summary>Appends <see cref="Stax.Abs"/>.</summary>
+    /// <returns>A new builder ending in Abs.</returns>
+    public NetworkBuilder Abs() => Add(Stax.Abs());
+
+    /// <summary>Appends <see cref="Stax.Erf(double, double, double)"/>: a·erf(b·x) + c.</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Input scale, finite.</param>
+    /// <param name="c">Output shift, finite.</param>
+    /// <returns>A new builder ending in Erf.</returns>
+    /// <exception cref="ArgumentException">An argument is not finite; the exception names it.</exception>
+    public NetworkBuilder Erf(double a = 1.0, double b = 1.0, double c = 0.0) => Add(Stax.Erf(a, b, c));
+
+    /// <summary>Appends <see cref="Stax.SigmoidLike"/>.</summary>
+    /// <returns>A new builder ending in Sigmoid_like.</returns>
+    public NetworkBuilder SigmoidLike() => Add(Stax.SigmoidLike());
+
+    /// <summary>Appends <see cref="Stax.Sin(double, double, double)"/>: a·sin(b·x + c).</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Input scale, finite.</param>
+    /// <param name="c">Phase, finite.</param>
+    /// <returns>A new builder ending in Sin.</returns>
+    /// <exception cref="ArgumentException">An argument is not finite; the exception names it.</exception>
+    public NetworkBuilder Sin(double a = 1.0, double b = 1.0, double c = 0.0) => Add(Stax.Sin(a, b, c));
+
+    /// <summary>Appends <see cref="Stax.Cos(double, double, double)"/>: a·cos(b·x + c).</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Input scale, finite.</param>
+    /// <param name="c">Phase, finite.</param>
+    /// <returns>A new builder ending in Cos.</returns>
+    /// <exception cref="ArgumentException">An argument is not finite; the exception names it.</exception>
+    public NetworkBuilder Cos(double a = 1.0, double b = 1.0, double c = 0.0) => Add(Stax.Cos(a, b, c));
+
+    /// <summary>Appends <see cref="Stax.Gelu(bool)"/>.</summary>
+    /// <param name="approximate">Whether the finite network uses the tanh approximation.</param>
+    /// <returns>A new builder ending in Gelu.</returns>
+    public NetworkBuilder Gelu(bool approximate = false) => Add(Stax.Gelu(approximate));
+
+    /// <summary>Appends <see cref="Stax.Monomial(int)"/>: x^degree.</summary>
+    /// <param name="degree">The power, 0 to 5.</param>
+    /// <returns>A new builder ending in Monomial.</returns>
+    /// <exception cref="ArgumentException"><paramref name="degree"/> is outside 0..5.</exception>
+    public NetworkBuilder Monomial(int degree) => Add(Stax.Monomial(degree));
+
+    /// <summary>Appends <see cref="Stax.Flatten(int, int)"/>.</summary>
+    /// <param name="batchAxis">The batch axis of the input.</param>
+    /// <param name="batchAxisOut">The batch axis of the output, 0 or 1.</param>
+    /// <returns>A new builder ending in Flatten.</returns>
+    /// <exception cref="ArgumentException"><paramref name="batchAxisOut"/> is neither 0 nor 1.</exception>
+    public NetworkBuilder Flatten(int batchAxis = 0, int batchAxisOut = 0) => Add(Stax.Flatten(batchAxis, batchAxisOut));
+
+    /// <summary>Appends <see cref="Stax.FanOut(int)"/>.</summary>
+    /// <param name="num">The number of branches, at least 1.</param>
+    /// <returns>A new builder ending in FanOut.</returns>
+    /// <exception cref="ArgumentException"><paramref name="num"/> is less than 1.</exception>
+    public NetworkBuilder FanOut(int num) => Add(Stax.FanOut(num));
+
+    /// <summary>Appends <see cref="Stax.Parallel(Network[])"/>.</summary>
+    /// <param name="layers">One layer per branch.</param>
+    /// <returns>A new builder ending in the parallel combination.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="layers"/> or one of its items is null.</exception>
+    public NetworkBuilder Parallel(params Network[] layers) => Add(Stax.Parallel(layers));
+
+    /// <summary>Appends <see cref="Stax.FanInSum"/>.</summary>
+    /// <returns>A new builder ending in FanInSum.</returns>
+    public NetworkBuilder FanInSum() => Add(Stax.FanInSum());
+
+    /// <summary>Appends <see cref="Stax.FanInProd"/>.</summary>
+    /// <returns>A new builder ending in FanInProd.</returns>
+    public NetworkBuilder FanInProd() => Add(Stax.FanInProd());
+
+    /// <summary>Appends <see cref="Stax.FanInConcat(int)"/>.</summary>
+    /// <param name="axis">The axis to concatenate along.</param>
+    /// <returns>A new builder ending in FanInConcat.</returns>
+    public NetworkBuilder FanInConcat(int axis = -1) => Add(Stax.FanInConcat(axis));
+
+    /// <summary>Appends <see cref="Stax.Identity"/>.</summary>
+    /// <returns>A new builder ending in Identity.</returns>
+    public NetworkBuilder Identity() => Add(Stax.Identity());
+
+    /// <summary>Appends <see cref="Stax.Repeat(int, Network)"/>: <paramref name="n"/> copies of a layer in series.</summary>
+    /// <param name="n">The number of copies, at least 0.</param>
+    /// <param name="layer">The layer to repeat.</param>
+    /// <returns>A new builder ending in the repeated layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="layer"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="n"/> is negative.</exception>
+    public NetworkBuilder Repeat(int n, Network layer) => Add(Stax.Repeat(n, layer));
+}

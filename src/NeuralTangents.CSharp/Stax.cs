@@ -1,0 +1,193 @@
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+
+namespace NeuralTangents.CSharp;
+
+/// <summary>
+/// Factory methods for networks, with the names, arguments and defaults of neural_tangents' <c>nt.stax</c>
+/// (arguments in C# casing: <c>W_std</c> is <c>wStd</c>). Every method validates its arguments and returns a new
+/// immutable <see cref="Network"/>.
+/// </summary>
+public static class Stax
+{
+    /// <summary>Layers applied one after another (neural_tangents' <c>serial</c>).</summary>
+    /// <param name="layers">The layers in order; none gives the identity.</param>
+    /// <returns>The composed network.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="layers"/> or one of its items is null.</exception>
+    public static Network Serial(params Network[] layers) =>
+        Wrap(StaxModule.Serial(ToList(layers, nameof(layers))));
+
+    /// <summary>Layers applied side by side, the i-th to the i-th input branch (neural_tangents' <c>parallel</c>);
+    /// usually preceded by <see cref="FanOut(int)"/>.</summary>
+    /// <param name="layers">One layer per branch.</param>
+    /// <returns>The parallel combination.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="layers"/> or one of its items is null.</exception>
+    public static Network Parallel(params Network[] layers) =>
+        Wrap(StaxModule.Parallel(ToList(layers, nameof(layers))));
+
+    /// <summary>Copies its input into <paramref name="num"/> branches (neural_tangents' <c>FanOut</c>).</summary>
+    /// <param name="num">The number of branches, at least 1.</param>
+    /// <returns>The FanOut layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="num"/> is less than 1.</exception>
+    public static Network FanOut(int num) =>
+        Wrap(Boundary.Call(() => StaxModule.FanOut(num), Boundary.Names()));
+
+    /// <summary>Sums its input branches (neural_tangents' <c>FanInSum</c>).</summary>
+    /// <returns>The FanInSum layer.</returns>
+    public static Network FanInSum() => Wrap(StaxModule.FanInSum);
+
+    /// <summary>Multiplies its input branches elementwise (neural_tangents' <c>FanInProd</c>).</summary>
+    /// <returns>The FanInProd layer.</returns>
+    public static Network FanInProd() => Wrap(StaxModule.FanInProd);
+
+    /// <summary>Concatenates its input branches along an axis (neural_tangents' <c>FanInConcat</c>).</summary>
+    /// <param name="axis">The axis to concatenate along; −1 (the default) is the channel axis of flat outputs.</param>
+    /// <returns>The FanInConcat layer.</returns>
+    public static Network FanInConcat(int axis = -1) => Wrap(StaxModule.FanInConcat(axis));
+
+    /// <summary>The identity layer (neural_tangents' <c>Identity</c>).</summary>
+    /// <returns>The Identity layer.</returns>
+    public static Network Identity() => Wrap(StaxModule.Identity);
+
+    /// <summary>A fully connected layer (neural_tangents' <c>Dense</c>).</summary>
+    /// <param name="outDim">Output width of the finite network (<c>out_dim</c>), at least 1.</param>
+    /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
+    /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="parameterization">"ntk" (the default) or "standard".</param>
+    /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="batchAxis">The batch axis of the inputs (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The feature axis of the inputs (<c>channel_axis</c>), different from the batch axis.</param>
+    /// <returns>The Dense layer.</returns>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public static Network Dense(
+        int outDim,
+        double wStd = 1.0,
+        double? bStd = null,
+        DenseParameterization parameterization = DenseParameterization.Ntk,
+        int s0 = 1,
+        int s1 = 1,
+        int batchAxis = 0,
+        int channelAxis = -1)
+    {
+        var p = parameterization switch
+        {
+            DenseParameterization.Ntk => Parameterization.Ntk,
+            DenseParameterization.Standard => Parameterization.Standard,
+            _ => throw new ArgumentException(
+                $"unknown DenseParameterization value {(int)parameterization}", nameof(parameterization)),
+        };
+        var spec = new DenseSpec(
+            outDim,
+            wStd,
+            bStd is { } b ? FSharpOption<double>.Some(b) : FSharpOption<double>.None,
+            batchAxis,
+            channelAxis,
+            p,
+            Tuple.Create(s0, s1));
+        return Wrap(Boundary.Call(
+            () => StaxModule.DenseWith(spec),
+            Boundary.Names(
+                ("out_dim", nameof(outDim)),
+                ("W_std", nameof(wStd)),
+                ("b_std", nameof(bStd)),
+                ("s", s0 < 1 ? nameof(s0) : nameof(s1)),
+                ("batch_axis", nameof(batchAxis)),
+                ("channel_axis", nameof(channelAxis)))));
+    }
+
+    /// <summary>max(x, 0) (neural_tangents' <c>Relu</c>, i.e. ABRelu(0, 1)).</summary>
+    /// <returns>The Relu layer.</returns>
+    public static Network Relu() => Wrap(StaxModule.Relu);
+
+    /// <summary>alpha·min(x, 0) + max(x, 0) (neural_tangents' <c>LeakyRelu</c>).</summary>
+    /// <param name="alpha">The slope for negative inputs, finite.</param>
+    /// <returns>The LeakyRelu layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="alpha"/> is not finite.</exception>
+    public static Network LeakyRelu(double alpha) =>
+        Wrap(Boundary.Call(() => StaxModule.LeakyRelu(alpha), Boundary.Names(("a", nameof(alpha)))));
+
+    /// <summary>a·min(x, 0) + b·max(x, 0) (neural_tangents' <c>ABRelu</c>).</summary>
+    /// <param name="a">The slope for negative inputs, finite.</param>
+    /// <param name="b">The slope for positive inputs, finite.</param>
+    /// <returns>The ABRelu layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="a"/> or <paramref name="b"/> is not finite.</exception>
+    public static Network ABRelu(double a, double b) =>
+        Wrap(Boundary.Call(() => StaxModule.ABRelu(a, b), Boundary.Names()));
+
+    /// <summary>|x| (neural_tangents' <c>Abs</c>, i.e. ABRelu(−1, 1)).</summary>
+    /// <returns>The Abs layer.</returns>
+    public static Network Abs() => Wrap(StaxModule.Abs);
+
+    /// <summary>a·erf(b·x) + c (neural_tangents' <c>Erf</c>).</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Input scale, finite.</param>
+    /// <param name="c">Output shift, finite.</param>
+    /// <returns>The Erf layer.</returns>
+    /// <exception cref="ArgumentException">An argument is not finite; the exception names it.</exception>
+    public static Network Erf(double a = 1.0, double b = 1.0, double c = 0.0) =>
+        Wrap(Boundary.Call(() => StaxModule.Erf(a, b, c), Boundary.Names()));
+
+    /// <summary>0.5·erf(x / 2.4020563531719796) + 0.5, neural_tangents' <c>Sigmoid_like</c> stand-in for the
+    /// logistic sigmoid.</summary>
+    /// <returns>The Sigmoid_like layer.</returns>
+    public static Network SigmoidLike() => Wrap(StaxModule.SigmoidLike);
+
+    /// <summary>a·sin(b·x + c) (neural_tangents' <c>Sin</c>).</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Input scale, finite.</param>
+    /// <param name="c">Phase, finite.</param>
+    /// <returns>The Sin layer.</returns>
+    /// <exception cref="ArgumentException">An argument is not finite; the exception names it.</exception>
+    public static Network Sin(double a = 1.0, double b = 1.0, double c = 0.0) =>
+        Wrap(Boundary.Call(() => StaxModule.Sin(a, b, c), Boundary.Names()));
+
+    /// <summary>a·cos(b·x + c) (neural_tangents' <c>Cos</c>, i.e. Sin with phase c + π/2).</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Input scale, finite.</param>
+    /// <param name="c">Phase, finite.</param>
+    /// <returns>The Cos layer.</returns>
+    /// <exception cref="ArgumentException">An argument is not finite; the exception names it.</exception>
+    public static Network Cos(double a = 1.0, double b = 1.0, double c = 0.0) =>
+        Wrap(Boundary.Call(() => StaxModule.Cos(a, b, c), Boundary.Names()));
+
+    /// <summary>The Gaussian error linear unit x·Φ(x) (neural_tangents' <c>Gelu</c>).</summary>
+    /// <param name="approximate">Whether the finite network uses the tanh approximation; the infinite-width kernel
+    /// is the exact one either way, as in neural_tangents.</param>
+    /// <returns>The Gelu layer.</returns>
+    public static Network Gelu(bool approximate = false) => Wrap(StaxModule.Gelu(approximate));
+
+    /// <summary>x^degree (neural_tangents' <c>Monomial</c>).</summary>
+    /// <param name="degree">The power, 0 to 5.</param>
+    /// <returns>The Monomial layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="degree"/> is outside 0..5.</exception>
+    public static Network Monomial(int degree) =>
+        Wrap(Boundary.Call(() => StaxModule.Monomial(degree), Boundary.Names()));
+
+    /// <summary>Flattens all non-batch axes into one (neural_tangents' <c>Flatten</c>).</summary>
+    /// <param name="batchAxis">The batch axis of the input (<c>batch_axis</c>).</param>
+    /// <param name="batchAxisOut">The batch axis of the output, 0 or 1 (<c>batch_axis_out</c>).</param>
+    /// <returns>The Flatten layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="batchAxisOut"/> is neither 0 nor 1.</exception>
+    public static Network Flatten(int batchAxis = 0, int batchAxisOut = 0) =>
+        Wrap(Boundary.Call(
+            () => StaxModule.FlattenWith(batchAxis, batchAxisOut),
+            Boundary.Names(("batch_axis", nameof(batchAxis)), ("batch_axis_out", nameof(batchAxisOut)))));
+
+    /// <summary><paramref name="n"/> copies of a layer in series (neural_tangents' <c>repeat</c>).</summary>
+    /// <param name="n">The number of copies, at least 0 (0 gives the identity).</param>
+    /// <param name="layer">The layer to repeat.</param>
+    /// <returns>The repeated network.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="layer"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="n"/> is negative.</exception>
+    public static Network Repeat(int n, Network layer)
+    {
+        Boundary.NotNull(layer, nameof(layer));
+        return Wrap(Boundary.Call(() => StaxModule.Repeat(n, layer.ToFSharp()), Boundary.Names()));
+    }
+
+    private static Network Wrap(Layer layer) => Network.FromFSharp(layer);
+
+    private static FSharpList<Layer> ToList(Network[]? layers, string paramName) =>
+        ListModule.OfArray(Array.ConvertAll(Boundary.NoNulls(layers, paramName), l => l.ToFSharp()));
+}

@@ -1,0 +1,159 @@
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using NUnit.Framework;
+
+namespace NeuralTangents.CSharp.Tests;
+
+/// <summary>The façade's factories build exactly the F# layer values, and reject bad arguments by their C# names.</summary>
+[TestFixture]
+public class StaxTests
+{
+    private static FSharpList<Layer> List(params Layer[] layers) => ListModule.OfArray(layers);
+
+    private static Layer FDense(int outDim, double wStd, double? bStd, Parameterization p, int s0, int s1, int batchAxis, int channelAxis) =>
+        Layer.NewDense(new DenseSpec(
+            outDim,
+            wStd,
+            bStd is { } b ? FSharpOption<double>.Some(b) : FSharpOption<double>.None,
+            batchAxis,
+            channelAxis,
+            p,
+            Tuple.Create(s0, s1)));
+
+    private static Layer FABRelu(double a, double b) => Layer.NewABRelu(new ABReluSpec(a, b));
+
+    /// <summary>Each façade factory next to the F# union value written out by hand (not via the F# Stax module),
+    /// so a wrong argument order or default in the façade shows up.</summary>
+    private static IEnumerable<TestCaseData> FacadeAndFSharp()
+    {
+        TestCaseData Case(string name, Func<Network> facade, Layer fsharp) => new TestCaseData(facade, fsharp).SetName("FacadeEqualsFSharp_" + name);
+
+        yield return Case("DenseDefaults", () => Stax.Dense(4), FDense(4, 1.0, null, Parameterization.Ntk, 1, 1, 0, -1));
+        yield return Case("DenseWithBias", () => Stax.Dense(512, wStd: 1.5, bStd: 0.05), FDense(512, 1.5, 0.05, Parameterization.Ntk, 1, 1, 0, -1));
+        yield return Case(
+            "DenseStandardAllArguments",
+            () => Stax.Dense(8, 0.5, 0.0, DenseParameterization.Standard, s0: 2, s1: 3, batchAxis: 1, channelAxis: 0),
+            FDense(8, 0.5, 0.0, Parameterization.Standard, 2, 3, 1, 0));
+        yield return Case("Relu", Stax.Relu, FABRelu(0.0, 1.0));
+        yield return Case("LeakyRelu", () => Stax.LeakyRelu(0.1), FABRelu(0.1, 1.0));
+        yield return Case("ABRelu", () => Stax.ABRelu(-0.5, 2.0), FABRelu(-0.5, 2.0));
+        yield return Case("Abs", Stax.Abs, FABRelu(-1.0, 1.0));
+        yield return Case("ErfDefaults", () => Stax.Erf(), Layer.NewErf(new ErfSpec(1.0, 1.0, 0.0)));
+        yield return Case("Erf", () => Stax.Erf(2.0, 0.5, 0.1), Layer.NewErf(new ErfSpec(2.0, 0.5, 0.1)));
+        // neural_tangents' Sigmoid_like: Erf(a = 0.5, b = 1/2.4020563531719796, c = 0.5).
+        yield return Case("SigmoidLike", Stax.SigmoidLike, Layer.NewErf(new ErfSpec(0.5, 1.0 / 2.4020563531719796, 0.5)));
+        yield return Case("SinDefaults", () => Stax.Sin(), Layer.NewSin(new SinSpec(1.0, 1.0, 0.0)));
+        yield return Case("Sin", () => Stax.Sin(2.0, 3.0, 0.5), Layer.NewSin(new SinSpec(2.0, 3.0, 0.5)));
+        // cos(z) = sin(z + π/2), as neural_tangents defines Cos.
+        yield return Case("Cos", () => Stax.Cos(1.0, 2.0, 0.3), Layer.NewSin(new SinSpec(1.0, 2.0, 0.3 + Math.PI / 2)));
+        yield return Case("GeluDefault", () => Stax.Gelu(), Layer.NewGelu(false));
+        yield return Case("GeluApproximate", () => Stax.Gelu(approximate: true), Layer.NewGelu(true));
+        yield return Case("Monomial", () => Stax.Monomial(3), Layer.NewMonomial(3));
+        yield return Case("FlattenDefaults", () => Stax.Flatten(), Layer.NewFlatten(new FlattenSpec(0, 0)));
+        yield return Case("Flatten", () => Stax.Flatten(batchAxis: 2, batchAxisOut: 1), Layer.NewFlatten(new FlattenSpec(2, 1)));
+        yield return Case("FanOut", () => Stax.FanOut(3), Layer.NewFanOut(3));
+        yield return Case("FanInSum", Stax.FanInSum, Layer.FanInSum);
+        yield return Case("FanInProd", Stax.FanInProd, Layer.FanInProd);
+        yield return Case("FanInConcatDefault", () => Stax.FanInConcat(), Layer.NewFanInConcat(-1));
+        yield return Case("FanInConcat", () => Stax.FanInConcat(0), Layer.NewFanInConcat(0));
+        yield return Case("Identity", Stax.Identity, Layer.Identity);
+        yield return Case("SerialEmpty", () => Stax.Serial(), Layer.NewSerial(List()));
+        yield return Case(
+            "Serial",
+            () => Stax.Serial(Stax.Dense(2), Stax.Relu()),
+            Layer.NewSerial(List(FDense(2, 1.0, null, Parameterization.Ntk, 1, 1, 0, -1), FABRelu(0.0, 1.0))));
+        yield return Case(
+            "Parallel",
+            () => Stax.Parallel(Stax.Relu(), Stax.Identity()),
+            Layer.NewParallel(List(FABRelu(0.0, 1.0), Layer.Identity)));
+        yield return Case("Repeat", () => Stax.Repeat(3, Stax.Erf()), Layer.NewSerial(List(Enumerable.Repeat(Layer.NewErf(new ErfSpec(1.0, 1.0, 0.0)), 3).ToArray())));
+        yield return Case("RepeatZero", () => Stax.Repeat(0, Stax.Relu()), Layer.NewSerial(List()));
+    }
+
+    [TestCaseSource(nameof(FacadeAndFSharp))]
+    public void FacadeEqualsFSharp(Func<Network> facade, Layer fsharp)
+    {
+        var net = facade();
+        Assert.That(net.ToFSharp(), Is.EqualTo(fsharp));
+        Assert.That(net, Is.EqualTo(Network.FromFSharp(fsharp)));
+        Assert.That(net.GetHashCode(), Is.EqualTo(Network.FromFSharp(fsharp).GetHashCode()));
+    }
+
+    [Test]
+    public void Equals_DistinguishesArguments()
+    {
+        Assert.That(Stax.Dense(4, wStd: 1.5), Is.Not.EqualTo(Stax.Dense(4, wStd: 1.25)));
+        Assert.That(Stax.Dense(4, bStd: 0.0), Is.Not.EqualTo(Stax.Dense(4)), "b_std = 0 is a bias; null is none");
+        Assert.That(Stax.Relu().Equals(null), Is.False);
+        Assert.That(Stax.Relu().Equals((object)"Relu"), Is.False);
+    }
+
+    /// <summary>Invalid arguments, each with the C# parameter name the exception must carry.</summary>
+    private static IEnumerable<TestCaseData> InvalidArguments()
+    {
+        TestCaseData Case(string name, Func<Network> f, string param) => new TestCaseData(f, param).SetName("InvalidArgument_" + name);
+
+        yield return Case("DenseOutDimZero", () => Stax.Dense(0), "outDim");
+        yield return Case("DenseNegativeWStd", () => Stax.Dense(4, wStd: -1.0), "wStd");
+        yield return Case("DenseNaNWStd", () => Stax.Dense(4, wStd: double.NaN), "wStd");
+        yield return Case("DenseNegativeBStd", () => Stax.Dense(4, bStd: -0.1), "bStd");
+        yield return Case("DenseInfiniteBStd", () => Stax.Dense(4, bStd: double.PositiveInfinity), "bStd");
+        yield return Case("DenseS0Zero", () => Stax.Dense(4, s0: 0), "s0");
+        yield return Case("DenseS1Zero", () => Stax.Dense(4, s1: 0), "s1");
+        yield return Case("DenseSameAxes", () => Stax.Dense(4, batchAxis: 1, channelAxis: 1), "channelAxis");
+        yield return Case("DenseUnknownParameterization", () => Stax.Dense(4, parameterization: (DenseParameterization)7), "parameterization");
+        yield return Case("LeakyReluNaN", () => Stax.LeakyRelu(double.NaN), "alpha");
+        yield return Case("ABReluA", () => Stax.ABRelu(double.PositiveInfinity, 1.0), "a");
+        yield return Case("ABReluB", () => Stax.ABRelu(1.0, double.NaN), "b");
+        yield return Case("ErfC", () => Stax.Erf(c: double.NaN), "c");
+        yield return Case("SinB", () => Stax.Sin(b: double.NegativeInfinity), "b");
+        yield return Case("CosA", () => Stax.Cos(a: double.NaN), "a");
+        yield return Case("MonomialSix", () => Stax.Monomial(6), "degree");
+        yield return Case("MonomialNegative", () => Stax.Monomial(-1), "degree");
+        yield return Case("FlattenBatchAxisOut", () => Stax.Flatten(batchAxisOut: 2), "batchAxisOut");
+        yield return Case("FanOutZero", () => Stax.FanOut(0), "num");
+        yield return Case("RepeatNegative", () => Stax.Repeat(-1, Stax.Relu()), "n");
+        yield return Case("BuilderDense", () => new NetworkBuilder().Dense(4, wStd: -2.0).Build(), "wStd");
+    }
+
+    [TestCaseSource(nameof(InvalidArguments))]
+    public void InvalidArgument_ThrowsArgumentExceptionNamingIt(Func<Network> f, string param)
+    {
+        var e = Assert.Throws<ArgumentException>(() => f())!;
+        Assert.That(e.ParamName, Is.EqualTo(param));
+        // The core's message is kept, and the parameter is named once (not the core's name plus ours).
+        var once = new ArgumentException(string.Empty, param).Message;
+        Assert.That(e.Message, Does.EndWith(once));
+        Assert.That(e.Message.IndexOf("(Parameter", StringComparison.Ordinal), Is.EqualTo(e.Message.LastIndexOf("(Parameter", StringComparison.Ordinal)));
+        Assert.That(e.Message.Length, Is.GreaterThan(once.Length), "the core's explanation is kept");
+    }
+
+    /// <summary>Every null check of the façade, with the parameter name it must report.</summary>
+    private static IEnumerable<TestCaseData> NullArguments()
+    {
+        TestCaseData Case(string name, TestDelegate f, string param) => new TestCaseData(f, param).SetName("NullArgument_" + name);
+
+        var x = new double[,] { { 1.0 } };
+        yield return Case("SerialArray", () => Stax.Serial(null!), "layers");
+        yield return Case("SerialItem", () => Stax.Serial(Stax.Relu(), null!), "layers");
+        yield return Case("ParallelArray", () => Stax.Parallel(null!), "layers");
+        yield return Case("ParallelItem", () => Stax.Parallel(null!, Stax.Relu()), "layers");
+        yield return Case("RepeatLayer", () => Stax.Repeat(2, null!), "layer");
+        yield return Case("FromFSharp", () => Network.FromFSharp(null!), "layer");
+        yield return Case("FromJson", () => Network.FromJson(null!), "json");
+        yield return Case("KernelMatrixX1", () => Stax.Dense(1).Kernel((double[,])null!), "x1");
+        yield return Case("KernelMatrixX1WithX2", () => Stax.Dense(1).Kernel(null!, x), "x1");
+        yield return Case("KernelImagesX1", () => Stax.Flatten().Kernel((double[,,,])null!), "x1");
+        yield return Case("BuilderAdd", () => new NetworkBuilder().Add(null!), "layer");
+        yield return Case("BuilderParallelArray", () => new NetworkBuilder().Parallel(null!), "layers");
+        yield return Case("BuilderParallelItem", () => new NetworkBuilder().Parallel(Stax.Relu(), null!), "layers");
+        yield return Case("BuilderRepeat", () => new NetworkBuilder().Repeat(1, null!), "layer");
+    }
+
+    [TestCaseSource(nameof(NullArguments))]
+    public void NullArgument_ThrowsArgumentNullExceptionNamingIt(TestDelegate f, string param)
+    {
+        var e = Assert.Throws<ArgumentNullException>(f)!;
+        Assert.That(e.ParamName, Is.EqualTo(param));
+    }
+}
