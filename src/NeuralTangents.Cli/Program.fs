@@ -1,6 +1,7 @@
 module NeuralTangents.Cli.Program
 
+open System
+
 [<EntryPoint>]
 let main argv =
-    eprintfn "nt: no command yet"
-    2
+    Cli.run argv Console.In Console.Out Console.Error
