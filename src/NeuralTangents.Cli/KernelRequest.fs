@@ -27,7 +27,7 @@ module KernelRequest =
     let private show (node: JsonNode) = if isNull node then "null" else node.ToJsonString()
 
     /// An input: a nested list, or the path of a .npy file (relative to baseDir).
-    let private input (baseDir: string) (name: string) (node: JsonNode) : Tensor =
+    let private load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
         match node with
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
             let rel = v.GetValue<string>()
@@ -41,6 +41,13 @@ module KernelRequest =
             | :? UnauthorizedAccessException as e -> fail "%s: cannot read %s: %s" name path e.Message
         | :? JsonArray -> JsonArrays.toTensor name node
         | _ -> fail "%s: must be a nested list of numbers or the path of a .npy file, got %s" name (show node)
+
+    let private input (baseDir: string) (name: string) (node: JsonNode) : Tensor =
+        let t = load baseDir name node
+        if t.Rank < 2 then
+            fail "%s: inputs need a batch axis first and a feature axis last (rank ≥ 2, e.g. [[1, 2, 3]] for one input), got shape [%s]"
+                name (String.Join(", ", t.Shape))
+        t
 
     let private get (node: JsonNode) : Get =
         let one (n: JsonNode) =
@@ -69,6 +76,8 @@ module KernelRequest =
     /// <exception cref="T:NeuralTangents.Cli.CliError">naming the key or value at fault.</exception>
     /// <exception cref="T:NeuralTangents.Json.JsonArchitectureException">for an architecture that cannot be read.</exception>
     let parse (baseDir: string) (text: string) : KernelRequest =
+        if String.IsNullOrWhiteSpace text then
+            fail "the request is empty: name a REQUEST.json file or pipe a request on stdin (see 'nt kernel --help')"
         let root =
             try JsonNode.Parse(text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip))
             with :? JsonException as e -> fail "the request is not valid JSON: %s" e.Message

@@ -4,4 +4,6 @@ open System
 
 [<EntryPoint>]
 let main argv =
-    Cli.run argv Console.In Console.Out Console.Error
+    // At an interactive terminal, a missing request file is an error rather than a silent wait for typed JSON.
+    let stdin = if Console.IsInputRedirected then Console.In else IO.TextReader.Null
+    Cli.run argv stdin Console.Out Console.Error
