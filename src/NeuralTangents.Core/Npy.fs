@@ -226,20 +226,27 @@ module Npy =
         let truncated (got: int64) : unit =
             fail (sprintf "truncated: shape %s needs %d bytes of data, the file holds only %d"
                     (showPy (entry "shape")) expected got)
-        match dtype with
-        | F8 ->
-            let bytes = MemoryMarshal.AsBytes(Span data)
-            let got = readUpTo stream bytes
-            if got < bytes.Length then truncated (int64 got)
-            if not BitConverter.IsLittleEndian then
-                for k in 0 .. n - 1 do
-                    data[k] <- BitConverter.Int64BitsToDouble(BinaryPrimitives.ReverseEndianness(BitConverter.DoubleToInt64Bits data[k]))
-        | F4 ->
-            let raw = Array.zeroCreate<byte> (n * 4)
-            let got = readUpTo stream (Span raw)
-            if got < raw.Length then truncated (int64 got)
-            for k in 0 .. n - 1 do
-                data[k] <- float (BinaryPrimitives.ReadSingleLittleEndian(ReadOnlySpan(raw, 4 * k, 4)))
+        // Read in chunks: a span over more than 2 GiB of bytes cannot be formed, and float32 needs a staging buffer.
+        let chunk = 1 <<< 20 // elements
+        let mutable off = 0
+        let staging = match dtype with F4 -> Array.zeroCreate<byte> (4 * min chunk n) | F8 -> [||]
+        while off < n do
+            let len = min chunk (n - off)
+            match dtype with
+            | F8 ->
+                let bytes = MemoryMarshal.AsBytes(Span(data, off, len))
+                let got = readUpTo stream bytes
+                if got < bytes.Length then truncated (int64 off * 8L + int64 got)
+                if not BitConverter.IsLittleEndian then
+                    for k in off .. off + len - 1 do
+                        data[k] <- BitConverter.Int64BitsToDouble(BinaryPrimitives.ReverseEndianness(BitConverter.DoubleToInt64Bits data[k]))
+            | F4 ->
+                let bytes = Span(staging, 0, 4 * len)
+                let got = readUpTo stream bytes
+                if got < bytes.Length then truncated (int64 off * 4L + int64 got)
+                for k in 0 .. len - 1 do
+                    data[off + k] <- float (BinaryPrimitives.ReadSingleLittleEndian(ReadOnlySpan(staging, 4 * k, 4)))
+            off <- off + len
         Tensor.create shape data
 
     /// <summary>Reads a tensor from a <c>.npy</c> stream, leaving the stream just after the array data.</summary>
@@ -299,7 +306,13 @@ module Npy =
         let header = headerOf t.Shape
         stream.Write(header, 0, header.Length)
         if BitConverter.IsLittleEndian then
-            stream.Write(MemoryMarshal.AsBytes(ReadOnlySpan t.Data))
+            // In chunks: a span over more than 2 GiB of bytes cannot be formed.
+            let chunk = 1 <<< 20
+            let mutable off = 0
+            while off < t.Data.Length do
+                let len = min chunk (t.Data.Length - off)
+                stream.Write(MemoryMarshal.AsBytes(ReadOnlySpan(t.Data, off, len)))
+                off <- off + len
         else
             let b = Array.zeroCreate<byte> 8
             for v in t.Data do

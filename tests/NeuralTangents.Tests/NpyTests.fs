@@ -196,3 +196,28 @@ let ``an unknown version and a malformed header are refused`` () =
     stringContains("version 9.0", readError v9)
     stringContains("keys", readError (handMade 1uy "{'descr': '<f8', 'shape': (1,), }\n" (Array.zeroCreate 8)))
     stringContains("header", readError (handMade 1uy "{'descr': '<f8', 'fortran_order': False, 'shape': (1,\n" (Array.zeroCreate 8)))
+
+// ---- Arrays larger than the 2^20-element chunks the reader and writer work in ----
+
+[<Test>]
+let ``float64 arrays spanning several chunks round trip and truncation is counted across chunks`` () =
+    let n = (1 <<< 20) * 2 + 3
+    let data = Array.init n (fun i -> float i * 0.5 - 7.0)
+    use ms = new MemoryStream()
+    Npy.writeStream ms (Tensor.create [| n |] data)
+    let bytes = ms.ToArray()
+    let back = readBytes bytes
+    Assert.That(bits back.Data, isEq (bits data))
+    // Cut 8 bytes off: the message must count every byte present, i.e. 8n - 8 of 8n.
+    let e = Assert.Throws<InvalidDataException>(fun () -> readBytes bytes[.. bytes.Length - 9] |> ignore)
+    stringContains (sprintf "needs %d bytes of data, the file holds only %d" (8 * n) (8 * n - 8), e.Message)
+
+[<Test>]
+let ``float32 arrays spanning several chunks are widened exactly`` () =
+    // Integers below 2^24 are exact in float32, so element k must read back as k.
+    let n = (1 <<< 20) + 5
+    let data = Array.zeroCreate<byte> (4 * n)
+    for k in 0 .. n - 1 do
+        System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(Span(data, 4 * k, 4), float32 k)
+    let t = readBytes (handMade 1uy (sprintf "{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }\n" n) data)
+    Assert.That(t.Data, isEq (Array.init n float))
