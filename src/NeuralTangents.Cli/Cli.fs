@@ -1,0 +1,108 @@
+/// <summary>The <c>nt</c> command line: argument parsing, dispatch to the commands, and turning every error into
+/// one line on stderr. <c>run</c> is the whole program, callable in-process.</summary>
+[<RequireQualifiedAccess>]
+module NeuralTangents.Cli.Cli
+
+open System
+open System.IO
+open Argu
+open NeuralTangents
+
+/// Arguments of <c>nt kernel</c>.
+type KernelArgs =
+    | [<MainCommand; Unique>] Request of ``REQUEST.json``: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Request _ -> "the request file (see REQUEST below); stdin when absent or \"-\""
+
+/// The commands of <c>nt</c>. A new command is a new case here, its help in <c>commandHelp</c> and its arm in
+/// <c>dispatch</c>.
+[<RequireSubcommand>]
+type NtArgs =
+    | [<CliPrefix(CliPrefix.None); SubCommand>] Kernel of ParseResults<KernelArgs>
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Kernel _ -> "exact infinite-width NNGP and NTK kernels of a network (nt kernel --help)"
+
+/// Shown after the command list of <c>nt --help</c>.
+let private mainHelp =
+    """nt computes the exact infinite-width NNGP and NTK kernels of neural networks,
+matching Google's neural_tangents (nt.stax layer names, arguments and numbers).
+Each command reads a JSON request; 'nt <command> --help' describes its format.
+
+EXAMPLE:
+
+    $ echo '{"arch": {"layer": "serial", "layers": [
+               {"layer": "Dense", "out_dim": 512, "W_std": 1.5, "b_std": 0.05},
+               {"layer": "Relu"}, {"layer": "Dense", "out_dim": 1}]},
+             "x1": [[0.1, 0.2, 0.3], [-0.5, 0.4, 1.0]]}' | nt kernel
+"""
+
+/// Extra help per command, keyed by its command-line name.
+let private commandHelp = Map [ "kernel", KernelCommand.helpText ]
+
+let private parser = lazy (ArgumentParser.Create<NtArgs>(programName = "nt"))
+
+let private dispatch (args: ParseResults<NtArgs>) (stdin: TextReader) (stdout: TextWriter) =
+    match args.GetSubCommand() with
+    | Kernel k -> KernelCommand.run (k.TryGetResult Request) stdin stdout
+
+/// Drops .NET's " (Parameter 'x')" suffix, naming the parameter up front unless the message already does.
+let private argumentMessage (e: ArgumentException) =
+    let suffix = sprintf " (Parameter '%s')" e.ParamName
+    if isNull e.ParamName then e.Message
+    else
+        let m = if e.Message.EndsWith suffix then e.Message.Substring(0, e.Message.Length - suffix.Length) else e.Message
+        if m.StartsWith e.ParamName then m else sprintf "%s: %s" e.ParamName m
+
+/// <summary>The one-line description of an error, as printed after "nt: ".</summary>
+let rec describe (e: exn) : string =
+    let line =
+        match e with
+        | CliError msg -> msg
+        | NeuralTangentsException msg -> msg
+        | Json.JsonArchitectureException msg -> "arch: " + msg
+        | :? AggregateException as a when a.InnerExceptions.Count = 1 -> describe a.InnerException
+        | :? ArgumentException as a -> argumentMessage a
+        | :? InvalidDataException
+        | :? IOException
+        | :? UnauthorizedAccessException -> e.Message
+        | :? OutOfMemoryException -> "out of memory; use fewer or smaller inputs"
+        | e -> sprintf "internal error (%s): %s" (e.GetType().Name) e.Message
+    // One line, whatever the message holds.
+    String.Join(" ", line.Split([| '\r'; '\n' |], StringSplitOptions.RemoveEmptyEntries)).Trim()
+
+/// <summary>Runs <c>nt</c> with the given arguments and streams.</summary>
+/// <param name="argv">The command-line arguments, without the program name.</param>
+/// <param name="stdin">Where a request comes from when no file is named.</param>
+/// <param name="stdout">Where the answer (or help) goes.</param>
+/// <param name="stderr">Where an error goes, as one line starting with "nt: ".</param>
+/// <returns>0 on success, 1 when the request or its computation fails, 2 for a command-line error.</returns>
+let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextWriter) : int =
+    let error (msg: string) =
+        stderr.WriteLine("nt: " + msg)
+        stderr.Flush()
+    try
+        let args = parser.Value.ParseCommandLine(argv, raiseOnUsage = true)
+        dispatch args stdin stdout
+        0
+    with
+    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
+        stdout.Write(e.Message.TrimEnd())
+        stdout.Write("\n\n")
+        let command = argv |> Array.tryFind commandHelp.ContainsKey
+        stdout.Write(match command with Some c -> commandHelp[c] | None -> mainHelp)
+        stdout.Flush()
+        0
+    | :? ArguParseException as e ->
+        let first = e.Message.Split('\n').[0].Trim()
+        let first = if first.StartsWith "ERROR: " then first.Substring 7 else first
+        error (sprintf "%s (see 'nt --help')" (first.TrimEnd('.')))
+        2
+    | e ->
+        error (describe e)
+        1

@@ -1,0 +1,104 @@
+/// <summary>Tensors as nested JSON lists: reading with shape checks whose errors say where the list is ragged,
+/// and writing with doubles that round-trip exactly.</summary>
+[<RequireQualifiedAccess>]
+module NeuralTangents.Cli.JsonArrays
+
+open System
+open System.Globalization
+open System.IO
+open System.Text.Json
+open System.Text.Json.Nodes
+open NeuralTangents
+open NeuralTangents.Cli.CliErrors
+
+/// Where an element sits, for messages: "row 3" one level down, "entry [1, 2]" deeper.
+let private where (path: int list) =
+    match path with
+    | [] -> "the top level"
+    | [ i ] -> sprintf "row %d" i
+    | p -> sprintf "entry [%s]" (String.Join(", ", p))
+
+let private show (node: JsonNode) =
+    if isNull node then "null" else node.ToJsonString()
+
+/// <summary>Reads a nested list of numbers as a row-major tensor; the shape comes from the first element at each
+/// depth and every other list must match it.</summary>
+/// <param name="name">What the list is (e.g. "x1"), to start error messages.</param>
+/// <param name="node">A JSON number or (nested) list of numbers.</param>
+/// <exception cref="T:NeuralTangents.Cli.CliError">for a ragged list, a non-number, a non-finite number or an empty axis.</exception>
+let toTensor (name: string) (node: JsonNode) : Tensor =
+    // The shape: lengths along the first elements.
+    let shape =
+        let rec dims (n: JsonNode) acc =
+            match n with
+            | :? JsonArray as a when a.Count > 0 -> dims a[0] (a.Count :: acc)
+            | :? JsonArray -> List.rev (0 :: acc)
+            | _ -> List.rev acc
+        dims node [] |> List.toArray
+    if Array.contains 0 shape then
+        fail "%s: has an empty list (shape [%s]); give at least one value along every axis" name (String.Join(", ", shape))
+    let data = Array.zeroCreate<float> (shape |> Array.fold (*) 1)
+    let mutable k = 0
+    let rec fill (depth: int) (path: int list) (n: JsonNode) =
+        let first = List.replicate (List.length path) 0
+        if depth = shape.Length then
+            match n with
+            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
+                let x = v.GetValue<float>()
+                if not (Double.IsFinite x) then
+                    fail "%s: %s is %s, which is not a finite float64" name (where (List.rev path)) (show n)
+                data[k] <- x
+                k <- k + 1
+            | :? JsonArray ->
+                fail "%s: %s should be a number like %s, got a list %s" name (where (List.rev path)) (where first) (show n)
+            | _ -> fail "%s: %s should be a number, got %s" name (where (List.rev path)) (show n)
+        else
+            let len = shape[depth]
+            let unit = if depth = shape.Length - 1 then "values" else "lists"
+            match n with
+            | :? JsonArray as a when a.Count = len ->
+                for i in 0 .. len - 1 do
+                    fill (depth + 1) (i :: path) a[i]
+            | :? JsonArray as a ->
+                fail "%s: %s has %d %s, %s has %d" name (where (List.rev path)) a.Count unit (where first) len
+            | _ ->
+                fail "%s: %s should be a list of %d %s like %s, got %s" name (where (List.rev path)) len unit (where first) (show n)
+    fill 0 [] node
+    Tensor.create shape data
+
+/// <summary>A double as the shortest text that parses back to the same bits (invariant culture, valid JSON).</summary>
+/// <exception cref="T:NeuralTangents.Cli.CliError">for NaN or an infinity, which JSON cannot hold.</exception>
+let formatNumber (x: float) =
+    if not (Double.IsFinite x) then fail "cannot write the non-finite value %g as JSON" x
+    x.ToString("R", CultureInfo.InvariantCulture)
+
+/// <summary>Writes a tensor as nested JSON lists: the innermost lists one per line, outer lists indented.</summary>
+/// <param name="w">The writer.</param>
+/// <param name="indent">Column at which the value starts (continuation lines are indented from it).</param>
+/// <param name="t">The tensor.</param>
+let writeTensor (w: TextWriter) (indent: int) (t: Tensor) =
+    let rec go (depth: int) (offset: int) (pad: int) =
+        if depth = t.Rank then w.Write(formatNumber t.Data[offset])
+        else
+            let len = t.Shape[depth]
+            let stride = t.Shape[depth + 1 ..] |> Array.fold (*) 1
+            if depth = t.Rank - 1 then
+                w.Write '['
+                for i in 0 .. len - 1 do
+                    if i > 0 then w.Write ", "
+                    w.Write(formatNumber t.Data[offset + i])
+                w.Write ']'
+            else
+                w.Write '['
+                for i in 0 .. len - 1 do
+                    w.Write(if i > 0 then ",\n" else "\n")
+                    w.Write(String(' ', pad + 2))
+                    go (depth + 1) (offset + i * stride) (pad + 2)
+                w.Write '\n'
+                w.Write(String(' ', pad))
+                w.Write ']'
+    go 0 0 indent
+
+/// <summary>A string as a JSON string literal (paths keep their non-ASCII characters readable).</summary>
+let quote (s: string) =
+    JsonSerializer.Serialize(s, JsonSerializerOptions(Encoder = Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping))

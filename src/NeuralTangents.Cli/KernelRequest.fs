@@ -1,0 +1,107 @@
+namespace NeuralTangents.Cli
+
+open System
+open System.IO
+open System.Text.Json
+open System.Text.Json.Nodes
+open NeuralTangents
+open NeuralTangents.Cli.CliErrors
+
+/// <summary>A parsed <c>nt kernel</c> request, inputs loaded.</summary>
+type KernelRequest =
+    { /// The network.
+      Arch: Layer
+      X1: Tensor
+      /// None when x2 is null or absent (x2 = x1).
+      X2: Tensor option
+      Get: Get
+      /// Output prefix, resolved against the request's folder; None to answer inline.
+      Out: string option }
+
+/// <summary>Reading <c>nt kernel</c> requests: <c>{"arch", "x1", "x2", "get", "out"}</c>.</summary>
+[<RequireQualifiedAccess>]
+module KernelRequest =
+
+    let private knownKeys = [ "arch"; "x1"; "x2"; "get"; "out" ]
+
+    let private show (node: JsonNode) = if isNull node then "null" else node.ToJsonString()
+
+    /// An input: a nested list, or the path of a .npy file (relative to baseDir).
+    let private load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
+        match node with
+        | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
+            let rel = v.GetValue<string>()
+            if String.IsNullOrWhiteSpace rel then fail "%s: the .npy path is empty" name
+            let path = Path.Combine(baseDir, rel)
+            if not (File.Exists path) then fail "%s: no such .npy file: %s" name path
+            try Npy.read path
+            with
+            | :? InvalidDataException as e -> fail "%s: %s" name e.Message
+            | :? IOException as e -> fail "%s: cannot read %s: %s" name path e.Message
+            | :? UnauthorizedAccessException as e -> fail "%s: cannot read %s: %s" name path e.Message
+        | :? JsonArray -> JsonArrays.toTensor name node
+        | _ -> fail "%s: must be a nested list of numbers or the path of a .npy file, got %s" name (show node)
+
+    let private input (baseDir: string) (name: string) (node: JsonNode) : Tensor =
+        let t = load baseDir name node
+        if t.Rank < 2 then
+            fail "%s: inputs need a batch axis first and a feature axis last (rank ≥ 2, e.g. [[1, 2, 3]] for one input), got shape [%s]"
+                name (String.Join(", ", t.Shape))
+        t
+
+    let private get (node: JsonNode) : Get =
+        let one (n: JsonNode) =
+            match n with
+            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
+                match v.GetValue<string>() with
+                | "nngp" -> Nngp
+                | "ntk" -> Ntk
+                | other -> fail "get: unknown quantity \"%s\" (known: \"nngp\", \"ntk\")" other
+            | n -> fail "get: must be \"nngp\", \"ntk\" or a list of them, got %s" (show n)
+        let items =
+            match node with
+            | null -> [ Nngp; Ntk ]
+            | :? JsonArray as a ->
+                if a.Count = 0 then fail "get: the list is empty; ask for \"nngp\", \"ntk\" or both"
+                a |> Seq.map one |> Seq.toList
+            | n -> [ one n ]
+        match List.contains Nngp items, List.contains Ntk items with
+        | true, true -> Both
+        | false, true -> Ntk
+        | _ -> Nngp
+
+    /// <summary>Parses a request and loads its inputs.</summary>
+    /// <param name="baseDir">Folder against which relative paths ("x1", "x2", "out") resolve.</param>
+    /// <param name="text">The request's JSON text.</param>
+    /// <exception cref="T:NeuralTangents.Cli.CliError">naming the key or value at fault.</exception>
+    /// <exception cref="T:NeuralTangents.Json.JsonArchitectureException">for an architecture that cannot be read.</exception>
+    let parse (baseDir: string) (text: string) : KernelRequest =
+        if String.IsNullOrWhiteSpace text then
+            fail "the request is empty: name a REQUEST.json file or pipe a request on stdin (see 'nt kernel --help')"
+        let root =
+            try JsonNode.Parse(text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip))
+            with :? JsonException as e -> fail "the request is not valid JSON: %s" e.Message
+        let o =
+            match root with
+            | :? JsonObject as o -> o
+            | n -> fail "the request must be a JSON object {\"arch\": ..., \"x1\": ...}, got %s" (show n)
+        for KeyValue(k, _) in o do
+            if not (List.contains k knownKeys) then
+                fail "request: unknown key \"%s\" (known: %s)" k (String.Join(", ", knownKeys))
+        let required (k: string) =
+            match o[k] with
+            | null -> fail "request: missing required key \"%s\"" k
+            | n -> n
+        let arch =
+            try Json.decodeLayer (required "arch")
+            with Json.JsonArchitectureException msg -> fail "arch: %s" msg
+        { Arch = arch
+          X1 = input baseDir "x1" (required "x1")
+          X2 = (match o["x2"] with null -> None | n -> Some(input baseDir "x2" n))
+          Get = get o["get"]
+          Out =
+            match o["out"] with
+            | null -> None
+            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String && v.GetValue<string>().Trim() <> "" ->
+                Some(Path.Combine(baseDir, v.GetValue<string>()))
+            | n -> fail "out: must be a non-empty file prefix such as \"results/mlp\", got %s" (show n) }
