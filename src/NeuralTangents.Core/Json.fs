@@ -104,7 +104,10 @@ module Json =
     /// Turns argument-validation errors of the smart constructors into errors naming the layer.
     let private build (layer: string) (f: unit -> Layer) =
         try f ()
-        with :? ArgumentException as e -> fail "%s: %s" layer e.Message
+        with :? ArgumentException as e ->
+            // Drop .NET's " (Parameter 'x')" suffix: the message already names the argument.
+            let m = if isNull e.ParamName then e.Message else e.Message.Replace(sprintf " (Parameter '%s')" e.ParamName, "")
+            fail "%s: %s" layer m
 
     let rec private decodeNode (node: JsonNode) : Layer =
         let o =

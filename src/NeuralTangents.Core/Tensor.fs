@@ -4,6 +4,14 @@ open System
 open System.Numerics.Tensors
 open MathNet.Numerics.LinearAlgebra
 
+/// Shape helpers shared by error messages.
+module internal Shape =
+    /// Python-style shape text, e.g. (3, 5).
+    let format (shape: int[]) =
+        match shape with
+        | [| d |] -> sprintf "(%d,)" d
+        | _ -> "(" + System.String.Join(", ", shape) + ")"
+
 /// <summary>An n-dimensional float64 array: a shape and one contiguous row-major buffer.</summary>
 /// <remarks>A tensor held by a <c>Kernel</c> is never mutated after the kernel is built.</remarks>
 type Tensor =
@@ -17,23 +25,27 @@ type Tensor =
     member t.Length = t.Data.Length
 
     override t.ToString() =
-        sprintf "Tensor %A" t.Shape
+        sprintf "Tensor %s" (Shape.format t.Shape)
 
 /// <summary>Construction, conversion and vectorised elementwise maths on <see cref="T:NeuralTangents.Tensor"/>.</summary>
 [<RequireQualifiedAccess>]
 module Tensor =
 
     let private sizeOf (shape: int[]) =
-        shape |> Array.fold (fun acc d ->
-            if d < 0 then invalidArg "shape" (sprintf "dimensions must be ≥ 0, got %A" shape)
-            acc * d) 1
+        let n =
+            shape |> Array.fold (fun (acc: int64) d ->
+                if d < 0 then invalidArg "shape" (sprintf "dimensions must be ≥ 0, got %s" (Shape.format shape))
+                acc * int64 d) 1L
+        if n > int64 System.Array.MaxLength then
+            invalidArg "shape" (sprintf "a tensor of shape %s has %d elements, more than one buffer can hold (%d)" (Shape.format shape) n System.Array.MaxLength)
+        int n
 
     /// <summary>Wraps a buffer (not copied) with a shape; the sizes must agree.</summary>
     [<CompiledName("Create")>]
     let create (shape: int[]) (data: float[]) =
         let n = sizeOf shape
         if n <> data.Length then
-            invalidArg "data" (sprintf "a tensor of shape %A needs %d values, got %d" shape n data.Length)
+            invalidArg "data" (sprintf "a tensor of shape %s needs %d values, got %d" (Shape.format shape) n data.Length)
         { Shape = Array.copy shape; Data = data }
 
     /// <summary>A tensor of zeros.</summary>
@@ -65,7 +77,7 @@ module Tensor =
     /// <summary>To a rectangular 2-D array; the tensor must have rank 2.</summary>
     [<CompiledName("ToArray2D")>]
     let toArray2D (t: Tensor) =
-        if t.Rank <> 2 then invalidArg "t" (sprintf "toArray2D needs a rank-2 tensor, got shape %A" t.Shape)
+        if t.Rank <> 2 then invalidArg "t" (sprintf "toArray2D needs a rank-2 tensor, got shape %s" (Shape.format t.Shape))
         let c = t.Shape[1]
         Array2D.init t.Shape[0] c (fun i j -> t.Data[i * c + j])
 
@@ -82,7 +94,7 @@ module Tensor =
     /// <summary>To a jagged array; the tensor must have rank 2.</summary>
     [<CompiledName("ToJagged")>]
     let toJagged (t: Tensor) =
-        if t.Rank <> 2 then invalidArg "t" (sprintf "toJagged needs a rank-2 tensor, got shape %A" t.Shape)
+        if t.Rank <> 2 then invalidArg "t" (sprintf "toJagged needs a rank-2 tensor, got shape %s" (Shape.format t.Shape))
         Array.init t.Shape[0] (fun i -> Array.sub t.Data (i * t.Shape[1]) t.Shape[1])
 
     /// <summary>From a 4-D array, e.g. NHWC images.</summary>
@@ -102,7 +114,7 @@ module Tensor =
     /// <summary>To a 4-D array; the tensor must have rank 4.</summary>
     [<CompiledName("ToArray4D")>]
     let toArray4D (t: Tensor) =
-        if t.Rank <> 4 then invalidArg "t" (sprintf "toArray4D needs a rank-4 tensor, got shape %A" t.Shape)
+        if t.Rank <> 4 then invalidArg "t" (sprintf "toArray4D needs a rank-4 tensor, got shape %s" (Shape.format t.Shape))
         let s = t.Shape
         Array4D.init s[0] s[1] s[2] s[3] (fun i j l m -> t.Data[((i * s[1] + j) * s[2] + l) * s[3] + m])
 
@@ -113,13 +125,13 @@ module Tensor =
     /// <summary>To a MathNet dense matrix; the tensor must have rank 2.</summary>
     [<CompiledName("ToMatrix")>]
     let toMatrix (t: Tensor) =
-        if t.Rank <> 2 then invalidArg "t" (sprintf "toMatrix needs a rank-2 tensor, got shape %A" t.Shape)
+        if t.Rank <> 2 then invalidArg "t" (sprintf "toMatrix needs a rank-2 tensor, got shape %s" (Shape.format t.Shape))
         // MathNet stores column-major: build from the row-major buffer.
         Matrix<float>.Build.Dense(t.Shape[0], t.Shape[1], fun i j -> t.Data[i * t.Shape[1] + j])
 
     let private sameShape (name: string) (a: Tensor) (b: Tensor) =
         if a.Shape <> b.Shape then
-            invalidArg name (sprintf "shapes differ: %A and %A" a.Shape b.Shape)
+            invalidArg name (sprintf "shapes differ: %s and %s" (Shape.format a.Shape) (Shape.format b.Shape))
 
     /// <summary>Elementwise sum (vectorised).</summary>
     [<CompiledName("Add")>]
@@ -170,7 +182,7 @@ module Tensor =
     /// <summary>Swaps the two leading axes (the batch axes of a kernel), keeping trailing axes in place.</summary>
     [<CompiledName("SwapLeadingAxes")>]
     let swapLeadingAxes (t: Tensor) =
-        if t.Rank < 2 then invalidArg "t" (sprintf "needs rank ≥ 2, got shape %A" t.Shape)
+        if t.Rank < 2 then invalidArg "t" (sprintf "needs rank ≥ 2, got shape %s" (Shape.format t.Shape))
         let n1, n2 = t.Shape[0], t.Shape[1]
         let inner = t.Length / max 1 (n1 * n2)
         let r = Array.zeroCreate t.Length
@@ -188,7 +200,7 @@ module Tensor =
         let rank = t.Rank
         let norm a =
             let a' = if a < 0 then a + rank else a
-            if a' < 0 || a' >= rank then invalidArg "axis" (sprintf "axis %d is out of range for shape %A" a t.Shape)
+            if a' < 0 || a' >= rank then invalidArg "axis" (sprintf "axis %d is out of range for shape %s" a (Shape.format t.Shape))
             a'
         let src, dst = norm src, norm dst
         if src = dst then t

@@ -21,7 +21,7 @@ module internal Branching =
             if k.Shape1 <> k0.Shape1 || k.Shape2 <> k0.Shape2 then
                 raise (NeuralTangentsException(
                     sprintf "%s: all branches must have equal shapes, got %s" name
-                        (ks |> List.map (fun k -> sprintf "%A" k.Shape1) |> String.concat ", ")))
+                        (ks |> List.map (fun k -> Shape.format k.Shape1) |> String.concat ", ")))
 
     let private reduceOpt (f: Tensor -> Tensor -> Tensor) (ts: Tensor option list) =
         if ts |> List.exists Option.isNone then None else Some(ts |> List.map Option.get |> List.reduce f)
@@ -85,7 +85,7 @@ module internal Branching =
             if drop k.Shape1 <> drop k0.Shape1 || drop k.Shape2 <> drop k0.Shape2 then
                 raise (NeuralTangentsException(
                     sprintf "FanInConcat: shapes must agree off the concatenation axis, got %s"
-                        (ks |> List.map (fun k -> sprintf "%A" k.Shape1) |> String.concat ", ")))
+                        (ks |> List.map (fun k -> Shape.format k.Shape1) |> String.concat ", ")))
         let widths = ks |> List.map (fun k -> float k.Shape1[ax])
         let weights =
             if widths |> List.forall ((=) widths.Head) then widths |> List.map (fun _ -> 1.0) else widths

@@ -16,7 +16,7 @@ module internal Input =
     /// Moves the batch axis first and the channel axis last: (N, spatial…, C).
     let canonical (batchAxis: int) (channelAxis: int) (x: Tensor) =
         if x.Rank < 2 then
-            invalidArg "x" (sprintf "inputs need a batch axis and a channel axis (rank ≥ 2), got shape %A" x.Shape)
+            invalidArg "x" (sprintf "inputs need a batch axis and a channel axis (rank ≥ 2), got shape %s" (Shape.format x.Shape))
         let b = normAxis x.Rank "batch_axis" batchAxis
         let c = normAxis x.Rank "channel_axis" channelAxis
         if b = c then invalidArg "channel_axis" (sprintf "batch_axis and channel_axis are both axis %d" b)
@@ -33,13 +33,13 @@ module internal Input =
         let x2 = x2raw |> Option.map (canonical batchAxis channelAxis)
         match x2 with
         | Some x2 when x2.Shape[1..] <> x1.Shape[1..] ->
-            invalidArg "x2" (sprintf "x1 and x2 must agree in all but the batch axis, got shapes %A and %A" x1raw.Shape x2raw.Value.Shape)
+            invalidArg "x2" (sprintf "x1 and x2 must agree in all but the batch axis, got shapes %s and %s" (Shape.format x1raw.Shape) (Shape.format x2raw.Value.Shape))
         | _ -> ()
         let n1 = x1.Shape[0]
         let c = x1.Shape[x1.Rank - 1]
         let spatial = x1.Shape[1 .. x1.Rank - 2]
         let s = Array.fold (*) 1 spatial
-        if c = 0 then invalidArg "x1" (sprintf "inputs have zero channels, shape %A" x1raw.Shape)
+        if c = 0 then invalidArg "x1" (sprintf "inputs have zero channels, shape %s" (Shape.format x1raw.Shape))
         let inv = 1.0 / float c
         let x2v = defaultArg x2 x1
         let n2 = x2v.Shape[0]
