@@ -1,0 +1,300 @@
+namespace NeuralTangents
+
+open System
+open System.Collections.Generic
+open MathNet.Numerics.LinearAlgebra
+open NeuralTangents.PredictSolve
+open NeuralTangents.PredictInference
+
+/// <summary>
+/// Predictions of infinitely wide networks from their kernels, after neural_tangents' <c>nt.predict</c>:
+/// GP inference, closed-form gradient flow on MSE (one linearised network, or the infinite ensemble), gradient
+/// descent on any loss by an ODE solver, and the largest stable learning rate.
+/// Targets y are (N, K) matrices; kernels are (N1, N2) matrices shared by the K output columns
+/// (neural_tangents' default <c>trace_axes=(-1,)</c>). Times are in steps: absolute time = learning rate · t.
+/// Factorisations of the train–train kernel are computed on first use and cached by the returned predictor.
+/// </summary>
+[<RequireQualifiedAccess>]
+module Predict =
+
+    /// Memoises a function of a block kind for the duration of one prediction call.
+    let private memo (f: PredictGet -> Mat) =
+        let d = Dictionary<PredictGet, Mat>()
+        fun b ->
+            match d.TryGetValue b with
+            | true, v -> v
+            | _ ->
+                let v = f b
+                d[b] <- v
+                v
+
+    let private pick (name: string) (what: string) (km: KernelMatrices) (b: PredictGet) =
+        let block = if b = PredictGet.Nngp then km.NngpMatrix else km.NtkMatrix
+        match block with
+        | Some t -> t
+        | None ->
+            let field = if b = PredictGet.Nngp then "NngpMatrix" else "NtkMatrix"
+            invalidArg name (sprintf "%s needs the %s block (%s), which is None" what (blockName b) field)
+
+    let private firstBlock (name: string) (km: KernelMatrices) =
+        match km.NngpMatrix, km.NtkMatrix with
+        | Some t, _
+        | None, Some t -> checkMatrix name t; t
+        | None, None -> invalidArg name "holds neither an NNGP nor an NTK block"
+
+    let private kindsOfGet (get: Get) =
+        match get with
+        | Get.Nngp -> [ PredictGet.Nngp ]
+        | Get.Ntk -> [ PredictGet.Ntk ]
+        | Get.Both -> [ PredictGet.Nngp; PredictGet.Ntk ]
+
+    /// <summary>
+    /// Posterior of NNGP / NTK / NTKGP inference at infinite time (neural_tangents' <c>gp_inference</c>).
+    /// Nngp: mean K*·(K + λI)⁻¹·y, covariance K** − K*·(K + λI)⁻¹·K*ᵀ (K the NNGP).
+    /// Ntk: the infinite ensemble trained to convergence (arXiv:1902.06720): mean Θ*·(Θ + λI)⁻¹·y, covariance
+    /// K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose); it needs both the NNGP and the NTK blocks.
+    /// NtkGp: the NNGP formulas with the NTK in place of the NNGP (arXiv:2007.05864).
+    /// </summary>
+    /// <param name="kTrainTrain">Train–train blocks (N, N): the NNGP for Nngp, the NTK for Ntk and NtkGp, both
+    /// for an Ntk covariance. They are symmetrised before use.</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="diagReg">Ridge λ added to the train–train diagonal, relative to the mean diagonal
+    /// (trace / N) unless <paramref name="diagRegAbsoluteScale"/>.</param>
+    /// <param name="diagRegAbsoluteScale">True for λ = diagReg in absolute units.</param>
+    /// <param name="kinds">The posteriors to return.</param>
+    /// <returns>A predictor of (kTestTrain, kTestTest): kTestTrain (M, N) blocks, or None for the training set
+    /// (mean y, zero covariance: unregularised, as neural_tangents); kTestTest (M, M) blocks, or None for means
+    /// only (with kTestTrain None any Some value asks for the zero train covariance). It returns one
+    /// <c>Gaussian</c> per kind, mean (M, K), covariance (M, M).</returns>
+    /// <exception cref="T:System.ArgumentException">on a missing block, mismatched sizes, non-finite entries or a
+    /// negative diagReg, naming the argument.</exception>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when a train–train block is not positive
+    /// definite; the message suggests diag_reg.</exception>
+    [<CompiledName("GpInference")>]
+    let gpInference (kTrainTrain: KernelMatrices) (yTrain: Tensor) (diagReg: float) (diagRegAbsoluteScale: bool)
+                    (kinds: PredictGet list) : KernelMatrices option -> KernelMatrices option -> Map<PredictGet, Gaussian> =
+        checkDiagReg diagReg
+        if List.isEmpty kinds then invalidArg "kinds" "ask for at least one of PredictGet.Nngp, Ntk, NtkGp"
+        let n = (firstBlock "kTrainTrain" kTrainTrain).Shape[0]
+        checkTargets "yTrain" n yTrain
+        for b in [ kTrainTrain.NngpMatrix; kTrainTrain.NtkMatrix ] do
+            b |> Option.iter (checkShape "kTrainTrain" n n)
+        for g in kinds do
+            pick "kTrainTrain" (sprintf "the %A posterior" g) kTrainTrain (blockOf g) |> ignore
+        let fetch b = symmetrize (pick "kTrainTrain" "the NTK covariance" kTrainTrain b)
+        let ts = TrainSet(n, ofTensor yTrain, diagReg, diagRegAbsoluteScale, fetch)
+        fun (kTestTrain: KernelMatrices option) (kTestTest: KernelMatrices option) ->
+            let test =
+                kTestTrain |> Option.map (fun ktr ->
+                    let m = (firstBlock "kTestTrain" ktr).Shape[0]
+                    { M = m
+                      TestTrain = memo (fun b ->
+                          let t = pick "kTestTrain" "this posterior" ktr b
+                          checkShape "kTestTrain" m n t
+                          ofTensor t)
+                      TestTest =
+                        kTestTest |> Option.map (fun ktt ->
+                            memo (fun b ->
+                                let t = pick "kTestTest" "this covariance" ktt b
+                                checkShape "kTestTest" m m t
+                                symmetrize t)) })
+            kinds
+            |> List.map (fun g -> g, posterior ts g test kTestTest.IsSome)
+            |> Map.ofList
+
+    /// <summary>
+    /// Mean and covariance of the infinite ensemble of infinitely wide networks trained by gradient flow on
+    /// MSE, marginalised over initialisation (neural_tangents' <c>gradient_descent_mse_ensemble</c>;
+    /// arXiv:1902.06720 eq. 16). Nngp is the ensemble in which only the readout layer is trained; Ntk trains
+    /// all layers. At t = None the result is <c>gpInference</c>'s.
+    /// </summary>
+    /// <param name="kernelFn">Kernel function (x1, x2, get), e.g. <c>KernelFn.compute layer</c>; its NNGP and NTK
+    /// must be (N1, N2) matrices.</param>
+    /// <param name="xTrain">Training inputs (batch axis first).</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="learningRate">Step size η &gt; 0; absolute time is η·t.</param>
+    /// <param name="diagReg">Ridge on the train–train kernel, relative to its mean diagonal unless absolute.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <returns>A predictor of (t, xTest, get, computeCov): t None for infinite time, or an array of times
+    /// (steps, finite, ≥ 0) giving a leading time axis; xTest None for the training set; get Nngp, Ntk or Both;
+    /// computeCov to add the (M, M) covariance. One <c>Gaussian</c> per kind.</returns>
+    /// <exception cref="T:System.ArgumentException">on mismatched sizes, a non-positive learning rate, negative or
+    /// non-finite times.</exception>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the train–train kernel is not PSD (finite
+    /// times) or not positive definite (t = None); the message suggests diag_reg.</exception>
+    [<CompiledName("GradientDescentMseEnsemble")>]
+    let gradientDescentMseEnsemble (kernelFn: Tensor -> Tensor option -> Get -> Kernel) (xTrain: Tensor)
+                                   (yTrain: Tensor) (learningRate: float) (diagReg: float)
+                                   (diagRegAbsoluteScale: bool)
+                                   : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
+        checkLearningRate learningRate
+        checkDiagReg diagReg
+        if xTrain.Rank < 1 then invalidArg "xTrain" "needs a batch axis"
+        let n = xTrain.Shape[0]
+        checkTargets "yTrain" n yTrain
+        let gate = obj ()
+        let mutable trainKernel: Kernel option = None
+        let fetch (b: PredictGet) =
+            let t =
+                lock gate (fun () ->
+                    match b, trainKernel with
+                    | PredictGet.Nngp, Some k -> k.Nngp
+                    | _, Some { Ntk = Some ntk } -> ntk
+                    | _ ->
+                        let k = kernelFn xTrain None (if b = PredictGet.Nngp then Get.Nngp else Get.Both)
+                        trainKernel <- Some k
+                        if b = PredictGet.Nngp then k.Nngp
+                        else
+                            match k.Ntk with
+                            | Some ntk -> ntk
+                            | None -> invalidArg "kernelFn" "returned no NTK when asked for Both")
+            checkShape "kernelFn(xTrain, None)" n n t
+            symmetrize t
+        let ts = TrainSet(n, ofTensor yTrain, diagReg, diagRegAbsoluteScale, fetch)
+        fun (t: float[] option) (xTest: Tensor option) (get: Get) (computeCov: bool) ->
+            t |> Option.iter checkTimes
+            let test =
+                xTest |> Option.map (fun x ->
+                    let ktd = kernelFn x (Some xTrain) (if get.WantsNtk then Get.Both else Get.Nngp)
+                    checkMatrix "kernelFn(xTest, xTrain)" ktd.Nngp
+                    let m = ktd.Nngp.Shape[0]
+                    let nngpTt = if computeCov then Some (kernelFn x None Get.Nngp).Nngp else None
+                    { M = m
+                      TestTrain = memo (fun b ->
+                          let k =
+                              match b with
+                              | PredictGet.Nngp -> ktd.Nngp
+                              | _ -> ktd.Ntk |> Option.defaultWith (fun () -> invalidArg "kernelFn" "returned no NTK when asked for Both")
+                          checkShape "kernelFn(xTest, xTrain)" m n k
+                          ofTensor k)
+                      TestTest =
+                        nngpTt |> Option.map (fun k ->
+                            checkShape "kernelFn(xTest, None)" m m k
+                            let s = symmetrize k
+                            fun _ -> s) })
+            kindsOfGet get
+            |> List.map (fun g ->
+                g,
+                match t with
+                | None -> posterior ts g test computeCov
+                | Some times -> PredictMse.ensembleAtTimes ts g learningRate times test computeCov)
+            |> Map.ofList
+
+    let private initialOutputs (name: string) (rows: int) (k: int) (f: Tensor option) =
+        match f with
+        | None -> Matrix<float>.Build.Dense(rows, k)
+        | Some t ->
+            checkShape name rows k t
+            ofTensor t
+
+    /// <summary>
+    /// Outputs of one linearised network trained by gradient flow on MSE ½·mean((f − y)²), in closed form
+    /// (neural_tangents' <c>gradient_descent_mse</c>; arXiv:1806.07572, arXiv:1902.06720):
+    /// f(t) = y + e^{−ηΘt/(NK)}·(f₀ − y) on the train set, f*(t) = f*₀ − Θ*·Θ⁻¹·(I − e^{−ηΘt/(NK)})·(f₀ − y).
+    /// </summary>
+    /// <param name="kTrainTrain">Train–train kernel Θ (N, N), usually the NTK; symmetrised before use.</param>
+    /// <param name="yTrain">Targets (N, K).</param>
+    /// <param name="learningRate">η &gt; 0.</param>
+    /// <param name="diagReg">Ridge on Θ, relative to its mean diagonal unless absolute.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <returns>A predictor of (t, fxTrain0, fxTest0, kTestTrain): t None for infinite time (train outputs are y,
+    /// test outputs by a Cholesky solve) or times (steps) giving a leading time axis; fxTrain0 (N, K) initial
+    /// train outputs (None: zeros); fxTest0 (M, K) initial test outputs (None: zeros); kTestTrain (M, N), or None
+    /// for no test predictions. Unlike neural_tangents, the train outputs are always returned.</returns>
+    /// <exception cref="T:System.ArgumentException">on mismatched sizes, fxTest0 without kTestTrain, a
+    /// non-positive learning rate, or negative / non-finite times.</exception>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when Θ is not PSD (finite times) or not
+    /// positive definite (t = None); the message suggests diag_reg.</exception>
+    [<CompiledName("GradientDescentMse")>]
+    let gradientDescentMse (kTrainTrain: Tensor) (yTrain: Tensor) (learningRate: float) (diagReg: float)
+                           (diagRegAbsoluteScale: bool)
+                           : float[] option -> Tensor option -> Tensor option -> Tensor option -> Outputs =
+        checkSquare "kTrainTrain" kTrainTrain
+        let n = kTrainTrain.Shape[0]
+        checkTargets "yTrain" n yTrain
+        checkLearningRate learningRate
+        checkDiagReg diagReg
+        let k = yTrain.Shape[1]
+        let sym = lazy (symmetrize kTrainTrain)
+        let ts = TrainSet(n, ofTensor yTrain, diagReg, diagRegAbsoluteScale, fun _ -> sym.Force())
+        fun (t: float[] option) (fxTrain0: Tensor option) (fxTest0: Tensor option) (kTestTrain: Tensor option) ->
+            t |> Option.iter checkTimes
+            let f0 = initialOutputs "fxTrain0" n k fxTrain0
+            let test =
+                match kTestTrain, fxTest0 with
+                | None, Some _ -> invalidArg "kTestTrain" "is needed for test predictions from fxTest0"
+                | None, None -> None
+                | Some ktd, ft0 ->
+                    checkMatrix "kTestTrain" ktd
+                    let m = ktd.Shape[0]
+                    checkShape "kTestTrain" m n ktd
+                    Some(ofTensor ktd, initialOutputs "fxTest0" m k ft0)
+            match t with
+            | None -> PredictMse.singleAtInfinity ts f0 test
+            | Some times -> PredictMse.singleAtTimes ts learningRate times f0 test
+
+    /// <summary>
+    /// The largest learning rate for which full-batch gradient descent (with momentum) on the MSE loss
+    /// 1/(2·size)·‖f − y‖² converges for the linearised network: 2·(1 + momentum)·size / (λ_max(Θ) + eps)
+    /// (neural_tangents' <c>max_learning_rate</c>; "Why Momentum Really Works", distill.pub/2017/momentum).
+    /// </summary>
+    /// <param name="ntkTrainTrain">The NTK on the training set (N, N).</param>
+    /// <param name="yTrainSize">Total output size N·K; None means N (neural_tangents' default).</param>
+    /// <param name="momentum">Momentum, finite and ≥ 0 (0 for plain gradient descent).</param>
+    /// <param name="eps">Guard against a zero divisor, finite and ≥ 0 (neural_tangents uses 1e-12).</param>
+    [<CompiledName("MaxLearningRate")>]
+    let maxLearningRate (ntkTrainTrain: Tensor) (yTrainSize: int option) (momentum: float) (eps: float) : float =
+        checkSquare "ntkTrainTrain" ntkTrainTrain
+        if not (Double.IsFinite momentum) || momentum < 0.0 then
+            invalidArg "momentum" (sprintf "must be finite and ≥ 0, got %g" momentum)
+        if not (Double.IsFinite eps) || eps < 0.0 then invalidArg "eps" (sprintf "must be finite and ≥ 0, got %g" eps)
+        let n = ntkTrainTrain.Shape[0]
+        if n = 0 then invalidArg "ntkTrainTrain" "is empty"
+        let size =
+            match yTrainSize with
+            | Some s when s <= 0 -> invalidArg "yTrainSize" (sprintf "must be > 0, got %d" s)
+            | Some s -> s
+            | None -> n
+        let evd = (symmetrize ntkTrainTrain).Evd(Symmetricity.Symmetric)
+        let maxEv = evd.EigenValues.ToArray() |> Array.map (fun c -> c.Real) |> Array.max
+        2.0 * (1.0 + momentum) * float size / (maxEv + eps)
+
+    /// <summary>
+    /// Outputs of one linearised network trained by gradient descent (optionally with momentum) on any
+    /// differentiable loss, by integrating the function-space ODE df/dt = −η·Θ·∇_f L with an adaptive
+    /// Dormand–Prince 5(4) solver (relative and absolute tolerance 1e-10) (neural_tangents' <c>gradient_descent</c>).
+    /// With momentum μ the ODE runs in τ = √η·t: d²f/dτ² = −Θ·∇_f L + (μ − 1)/√η · df/dτ.
+    /// </summary>
+    /// <param name="loss">The loss, e.g. <c>Loss.mse</c> or <c>Loss.softmaxCrossEntropy</c>.</param>
+    /// <param name="kTrainTrain">Train–train NTK Θ (N, N).</param>
+    /// <param name="yTrain">Targets (N, K).</param>
+    /// <param name="learningRate">η &gt; 0.</param>
+    /// <param name="momentum">None for plain gradient descent, or the momentum μ (finite, ≥ 0).</param>
+    /// <returns>A predictor of (t, fxTrain0, fxTest0, kTestTrain) with t non-decreasing finite times ≥ 0 (steps);
+    /// initial outputs default to zeros; outputs carry a leading time axis.</returns>
+    [<CompiledName("GradientDescent")>]
+    let gradientDescent (loss: Loss) (kTrainTrain: Tensor) (yTrain: Tensor) (learningRate: float)
+                        (momentum: float option) : float[] -> Tensor option -> Tensor option -> Tensor option -> Outputs =
+        checkSquare "kTrainTrain" kTrainTrain
+        let n = kTrainTrain.Shape[0]
+        checkTargets "yTrain" n yTrain
+        checkLearningRate learningRate
+        momentum |> Option.iter (fun mu ->
+            if not (Double.IsFinite mu) || mu < 0.0 then invalidArg "momentum" (sprintf "must be finite and ≥ 0, got %g" mu))
+        let k = yTrain.Shape[1]
+        let kdd = symmetrize kTrainTrain
+        fun (t: float[]) (fxTrain0: Tensor option) (fxTest0: Tensor option) (kTestTrain: Tensor option) ->
+            checkTimes t
+            for i in 1 .. t.Length - 1 do
+                if t[i] < t[i - 1] then invalidArg "t" (sprintf "times must be non-decreasing, got t[%d] = %g after %g" i t[i] t[i - 1])
+            let f0 = initialOutputs "fxTrain0" n k fxTrain0 |> toTensor
+            let test =
+                match kTestTrain, fxTest0 with
+                | None, Some _ -> invalidArg "kTestTrain" "is needed for test predictions from fxTest0"
+                | None, None -> None
+                | Some ktd, ft0 ->
+                    checkMatrix "kTestTrain" ktd
+                    let m = ktd.Shape[0]
+                    checkShape "kTestTrain" m n ktd
+                    Some(ofTensor ktd, initialOutputs "fxTest0" m k ft0 |> toTensor)
+            PredictGradientDescent.atTimes loss kdd yTrain learningRate momentum t f0 test
