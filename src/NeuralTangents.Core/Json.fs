@@ -105,9 +105,12 @@ module Json =
     let private build (layer: string) (f: unit -> Layer) =
         try f ()
         with :? ArgumentException as e ->
-            // Drop .NET's " (Parameter 'x')" suffix: the message already names the argument.
-            let m = if isNull e.ParamName then e.Message else e.Message.Replace(sprintf " (Parameter '%s')" e.ParamName, "")
-            fail "%s: %s" layer m
+            // "Dense: W_std must be …": the argument named once, without .NET's " (Parameter 'x')" suffix.
+            if isNull e.ParamName then fail "%s: %s" layer e.Message
+            else
+                let m = e.Message.Replace(sprintf " (Parameter '%s')" e.ParamName, "")
+                let m = if m.StartsWith(layer + ": ") then m.Substring(layer.Length + 2) else m
+                fail "%s: %s %s" layer e.ParamName m
 
     let rec private decodeNode (node: JsonNode) : Layer =
         let o =
