@@ -11,10 +11,10 @@ open NeuralTangents
 /// Median wall time in seconds of `runs` calls after `warmup` calls.
 let time (warmup: int) (runs: int) (f: unit -> unit) =
     for _ in 1 .. warmup do f ()
+    // No forced GC between runs: a full collection hands the large buffers back to the OS and the next run
+    // would time first-touch page faults instead of the computation.
     let ts =
         Array.init runs (fun _ ->
-            GC.Collect()
-            GC.WaitForPendingFinalizers()
             let sw = Stopwatch.StartNew()
             f ()
             sw.Elapsed.TotalSeconds)
@@ -37,8 +37,8 @@ let mlp (depth: int) =
 let kernelRow (label: string) (n: int) (d: int) (depth: int) (runs: int) =
     let x = Tensor.create [| n; d |] (normals 42 (n * d))
     let net = mlp depth
-    let tGemm = time 1 runs (fun () -> Linalg.gemmNT (1.0 / float d) x.Data n x.Data n d |> ignore)
-    let tKernel = time 1 runs (fun () -> KernelFn.compute net x None Both |> ignore)
+    let tGemm = time 2 runs (fun () -> Linalg.gemmNT (1.0 / float d) x.Data n x.Data n d |> ignore)
+    let tKernel = time 2 runs (fun () -> KernelFn.compute net x None Both |> ignore)
     let gflops = 2.0 * float n * float n * float d / tGemm / 1e9
     printfn "ROW\t%s\t%d\t%d\t%d\t%.4f\t%.1f\t%.4f\t%.3f\t%s" label n d depth tGemm gflops tKernel (tKernel / tGemm)
         (Native.describe ())
@@ -53,7 +53,8 @@ let choleskyRow (n: int) =
         if (Native.libraries ()).Potrf.IsSome then time 1 3 (fun () -> Linalg.cholesky a n |> ignore) else nan
     printfn "CHOL\t%d\t%.4f\t%.4f" n tManaged tNative
 
-let profile (n: int) (d: int) =
+/// Per-layer wall times of three successive kernel computations (--layers), to see where the time goes.
+let layers (n: int) (d: int) =
     let x = Tensor.create [| n; d |] (normals 42 (n * d))
     let net = mlp 10
     for rep in 1 .. 3 do
@@ -71,49 +72,8 @@ let profile (n: int) (d: int) =
                     times.Add(sprintf "%s %.1f" (KernelFn.layerName l2) s.Elapsed.TotalMilliseconds)
             | _ -> ()
         let s = Stopwatch.StartNew()
-        let fin = Tensor.isFinite k.Nngp
+        Tensor.isFinite k.Nngp |> ignore
         printfn "input %.1f ms; %s; isFinite %.1f ms" t0 (String.Join(", ", times)) s.Elapsed.TotalMilliseconds
-
-let micro () =
-    let n = 1 <<< 22
-    let rng = Random(1)
-    let v1 = Array.init 2048 (fun _ -> 0.5 + rng.NextDouble())
-    let x = Array.init n (fun i -> let a, b = v1[i / 2048], v1[i % 2048] in (2.0 * rng.NextDouble() - 1.0) * sqrt (a * b))
-    let t = Array.init n (fun _ -> rng.NextDouble())
-    let y = x |> Array.map (fun v -> sqrt (1.0 - min 1.0 (v * v)))
-    let on = Array.zeroCreate n
-    let ot = Array.zeroCreate n
-    for _ in 1 .. 3 do
-        let sw = Stopwatch.StartNew()
-        let r = NeuralTangents.Rules.Simd.atan2PosArray y x
-        let t1 = sw.Elapsed.TotalMilliseconds
-        let sw = Stopwatch.StartNew()
-        NeuralTangents.Rules.Simd.abReluPass 0.159 0.5 2048 2048 1 x (Some t) v1 v1 on (Some ot)
-        let t2 = sw.Elapsed.TotalMilliseconds
-        let sw = Stopwatch.StartNew()
-        NeuralTangents.Rules.Simd.densePass 2.25 0.0025 true 0.0 0.0 x (Some t) on (Some ot)
-        let t3 = sw.Elapsed.TotalMilliseconds
-        let sw = Stopwatch.StartNew()
-        let r2 = Array.map2 (fun a b -> Math.Atan2(a, b)) y x
-        let t4 = sw.Elapsed.TotalMilliseconds
-        printfn "atan2PosArray 4M: %.1f ms (%.0f M/s, 1 thread); abReluPass: %.1f ms (%.0f M/s); densePass %.1f ms; Math.Atan2 map %.1f ms" t1 (4.194 / t1 * 1e3) t2 (4.194 / t2 * 1e3) t3 t4
-
-let micro2 () =
-    let n = 1 <<< 16
-    let rng = Random(1)
-    let x = Array.init n (fun _ -> 2.0 * rng.NextDouble() - 1.0)
-    let y = x |> Array.map (fun v -> sqrt (1.0 - v * v))
-    let mutable r = [||]
-    for rep in 1 .. 5 do
-        let sw = Stopwatch.StartNew()
-        for _ in 1 .. 64 do r <- NeuralTangents.Rules.Simd.atan2PosArray y x
-        let t1 = sw.Elapsed.TotalMilliseconds
-        let sw = Stopwatch.StartNew()
-        let o = Array.zeroCreate n
-        for _ in 1 .. 64 do
-            for i in 0 .. n - 1 do o[i] <- Math.Atan2(y[i], x[i])
-        let t2 = sw.Elapsed.TotalMilliseconds
-        printfn "in-cache 4M atan2: vector %.1f ms (%.0f M/s), Math.Atan2 %.1f ms (%.0f M/s)" t1 (4.194e3 / t1) t2 (4.194e3 / t2)
 
 let runChild (args: string[]) (env: (string * string) list) =
     let psi = ProcessStartInfo(Environment.ProcessPath)
@@ -134,9 +94,7 @@ let main argv =
     let d = 3072
     let depth = 10
     let runs = if quick then 3 else 5
-    if Array.contains "--profile" argv then profile n d; exit 0
-    if Array.contains "--micro" argv then micro (); exit 0
-    if Array.contains "--micro2" argv then micro2 (); exit 0
+    if Array.contains "--layers" argv then layers n d; exit 0
     match Array.tryFindIndex ((=) "--child") argv with
     | Some i ->
         kernelRow argv[i + 1] n d depth runs
@@ -145,7 +103,7 @@ let main argv =
     | None ->
         printfn "NeuralTangents benchmark: %d-layer ReLU MLP, Dense(512, W_std=1.5, b_std=0.05) + Relu per layer, no readout;" depth
         printfn "x: N×d seeded normals, x2 = x1 (kernel_fn(x, None, get=Both)); gemm = Linalg.gemmNT x·xᵀ/d, the product the kernel starts with."
-        printfn "%d cores, Vector512 accelerated: %b. Median of %d runs after one warm-up.%s" Environment.ProcessorCount
+        printfn "%d cores, Vector512 accelerated: %b. Median of %d runs after two warm-ups.%s" Environment.ProcessorCount
             Runtime.Intrinsics.Vector512.IsHardwareAccelerated runs (if quick then " (--quick)" else "")
         let configs =
             [ "native", []
