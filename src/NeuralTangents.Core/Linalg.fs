@@ -1,10 +1,17 @@
 namespace NeuralTangents
 
+#nowarn "9" // pointer loads in the managed GEMM micro-kernel (arrays pinned with `fixed`)
+
 open System
 open System.Numerics.Tensors
+open System.Runtime.Intrinsics
 open System.Threading.Tasks
+open MathNet.Numerics.LinearAlgebra
+open Microsoft.FSharp.NativeInterop
 
-/// Dense linear algebra used by the kernel rules (managed, vectorised, both cores).
+/// Dense linear algebra used by the kernel rules and by prediction: native BLAS/LAPACK when
+/// <see cref="T:NeuralTangents.Native"/> finds it, otherwise managed code (vectorised, both cores, or MathNet).
+/// All matrices are row-major flat arrays.
 module internal Linalg =
 
     /// Splits [0, n) into contiguous chunks, one task each, when the work is large enough to pay.
@@ -18,20 +25,156 @@ module internal Linalg =
                 let hi = int (int64 n * int64 (c + 1) / int64 chunks)
                 if hi > lo then body lo hi) |> ignore
 
-    /// C (m×n) = alpha · A (m×k) · Bᵀ (B is n×k), row-major buffers.
-    let gemmNT (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) : float[] =
-        let c = Array.zeroCreate (m * n)
-        // Tiles of rows of B stay in cache while a block of rows of A sweeps them.
-        let tile = max 1 (min n (32768 / max 1 k))
-        parallelRanges m (float n * float k) (fun lo hi ->
-            let mutable j0 = 0
-            while j0 < n do
-                let j1 = min n (j0 + tile)
+    // ---------------------------------------------------------------------------------------------
+    // Managed GEMM, C = A·Bᵀ: both operands are read along rows (contiguous in k), so the micro-kernel
+    // computes a 4×4 block of C as 16 dot products held in 16 Vector512 accumulators (8 loads per
+    // 16 FMAs), with k blocked to keep the 4+4 rows in L1 and a block of B rows in L2.
+
+    [<Literal>]
+    let private KBlock = 256
+
+    [<Literal>]
+    let private NBlock = 128
+
+    /// C[i0..i0+3, j0..j0+3] += A[i0.., p0..p1) · B[j0.., p0..p1)ᵀ.
+    let private kernel4x4 (pa: nativeptr<float>) (pb: nativeptr<float>) (pc: nativeptr<float>)
+                          (k: int) (n: int) (i0: int) (j0: int) (p0: int) (p1: int) =
+        let a0 = NativePtr.add pa (i0 * k)
+        let a1 = NativePtr.add a0 k
+        let a2 = NativePtr.add a1 k
+        let a3 = NativePtr.add a2 k
+        let b0 = NativePtr.add pb (j0 * k)
+        let b1 = NativePtr.add b0 k
+        let b2 = NativePtr.add b1 k
+        let b3 = NativePtr.add b2 k
+        let mutable c00 = Vector512<float>.Zero
+        let mutable c01 = Vector512<float>.Zero
+        let mutable c02 = Vector512<float>.Zero
+        let mutable c03 = Vector512<float>.Zero
+        let mutable c10 = Vector512<float>.Zero
+        let mutable c11 = Vector512<float>.Zero
+        let mutable c12 = Vector512<float>.Zero
+        let mutable c13 = Vector512<float>.Zero
+        let mutable c20 = Vector512<float>.Zero
+        let mutable c21 = Vector512<float>.Zero
+        let mutable c22 = Vector512<float>.Zero
+        let mutable c23 = Vector512<float>.Zero
+        let mutable c30 = Vector512<float>.Zero
+        let mutable c31 = Vector512<float>.Zero
+        let mutable c32 = Vector512<float>.Zero
+        let mutable c33 = Vector512<float>.Zero
+        let mutable p = p0
+        while p + 8 <= p1 do
+            let x0 = Vector512.Load(NativePtr.add a0 p)
+            let x1 = Vector512.Load(NativePtr.add a1 p)
+            let x2 = Vector512.Load(NativePtr.add a2 p)
+            let x3 = Vector512.Load(NativePtr.add a3 p)
+            let y0 = Vector512.Load(NativePtr.add b0 p)
+            let y1 = Vector512.Load(NativePtr.add b1 p)
+            let y2 = Vector512.Load(NativePtr.add b2 p)
+            let y3 = Vector512.Load(NativePtr.add b3 p)
+            c00 <- Vector512.FusedMultiplyAdd(x0, y0, c00)
+            c01 <- Vector512.FusedMultiplyAdd(x0, y1, c01)
+            c02 <- Vector512.FusedMultiplyAdd(x0, y2, c02)
+            c03 <- Vector512.FusedMultiplyAdd(x0, y3, c03)
+            c10 <- Vector512.FusedMultiplyAdd(x1, y0, c10)
+            c11 <- Vector512.FusedMultiplyAdd(x1, y1, c11)
+            c12 <- Vector512.FusedMultiplyAdd(x1, y2, c12)
+            c13 <- Vector512.FusedMultiplyAdd(x1, y3, c13)
+            c20 <- Vector512.FusedMultiplyAdd(x2, y0, c20)
+            c21 <- Vector512.FusedMultiplyAdd(x2, y1, c21)
+            c22 <- Vector512.FusedMultiplyAdd(x2, y2, c22)
+            c23 <- Vector512.FusedMultiplyAdd(x2, y3, c23)
+            c30 <- Vector512.FusedMultiplyAdd(x3, y0, c30)
+            c31 <- Vector512.FusedMultiplyAdd(x3, y1, c31)
+            c32 <- Vector512.FusedMultiplyAdd(x3, y2, c32)
+            c33 <- Vector512.FusedMultiplyAdd(x3, y3, c33)
+            p <- p + 8
+        let pEnd = p
+        // k tail (fewer than 8 left in this block): plain scalar sums.
+        let tail (ar: nativeptr<float>) (br: nativeptr<float>) =
+            let mutable s = 0.0
+            for q in pEnd .. p1 - 1 do
+                s <- s + NativePtr.get ar q * NativePtr.get br q
+            s
+        let inline store (r: int) (c: int) (acc: Vector512<float>) (ar: nativeptr<float>) (br: nativeptr<float>) =
+            let idx = (i0 + r) * n + j0 + c
+            NativePtr.set pc idx (NativePtr.get pc idx + Vector512.Sum acc + (if pEnd < p1 then tail ar br else 0.0))
+        store 0 0 c00 a0 b0; store 0 1 c01 a0 b1; store 0 2 c02 a0 b2; store 0 3 c03 a0 b3
+        store 1 0 c10 a1 b0; store 1 1 c11 a1 b1; store 1 2 c12 a1 b2; store 1 3 c13 a1 b3
+        store 2 0 c20 a2 b0; store 2 1 c21 a2 b1; store 2 2 c22 a2 b2; store 2 3 c23 a2 b3
+        store 3 0 c30 a3 b0; store 3 1 c31 a3 b1; store 3 2 c32 a3 b2; store 3 3 c33 a3 b3
+
+    let private checkSize (name: string) (arr: float[]) (len: int) =
+        if isNull arr then nullArg name
+        if arr.Length < len then
+            invalidArg name (sprintf "needs at least %d elements, has %d" len arr.Length)
+
+    /// Managed blocked C += A·Bᵀ over rows [lo, hi) of C (c zero on entry for a plain product).
+    let private gemmRowsManaged (a: float[]) (b: float[]) (c: float[]) (n: int) (k: int) (lo: int) (hi: int) =
+        use pa = fixed a
+        use pb = fixed b
+        use pc = fixed c
+        let hi4 = lo + (hi - lo) / 4 * 4
+        let n4 = n / 4 * 4
+        let mutable p0 = 0
+        while p0 < k do
+            let p1 = min k (p0 + KBlock)
+            let mutable jb = 0
+            while jb < n do
+                let je = min n (jb + NBlock)
+                let je4 = if je = n then n4 else je // NBlock is a multiple of 4
+                let mutable i = lo
+                while i < hi4 do
+                    let mutable j = jb
+                    while j < je4 do
+                        kernel4x4 pa pb pc k n i j p0 p1
+                        j <- j + 4
+                    i <- i + 4
+                // Edges: the last (n mod 4) columns and the last ((hi − lo) mod 4) rows, one dot product each.
                 for i in lo .. hi - 1 do
-                    let ai = ReadOnlySpan(a, i * k, k)
-                    for j in j0 .. j1 - 1 do
-                        c[i * n + j] <- alpha * TensorPrimitives.Dot(ai, ReadOnlySpan(b, j * k, k))
-                j0 <- j1)
+                    let jStart = if i < hi4 then je4 else jb
+                    for j in jStart .. je - 1 do
+                        c[i * n + j] <- c[i * n + j] + TensorPrimitives.Dot(ReadOnlySpan(a, i * k + p0, p1 - p0),
+                                                                            ReadOnlySpan(b, j * k + p0, p1 - p0))
+                jb <- je
+            p0 <- p1
+
+    /// Managed C = alpha · A·Bᵀ into a zeroed c.
+    let private gemmInto (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) (c: float[]) =
+        if m > 0 && n > 0 && k > 0 then
+            if Vector512.IsHardwareAccelerated then
+                // Chunks of whole 4-row groups so only the last chunk has an edge.
+                let groups = (m + 3) / 4
+                parallelRanges groups (4.0 * float n * float k) (fun g0 g1 ->
+                    gemmRowsManaged a b c n k (g0 * 4) (min m (g1 * 4)))
+            else
+                let tile = max 1 (min n (32768 / k))
+                parallelRanges m (float n * float k) (fun lo hi ->
+                    let mutable j0 = 0
+                    while j0 < n do
+                        let j1 = min n (j0 + tile)
+                        for i in lo .. hi - 1 do
+                            let ai = ReadOnlySpan(a, i * k, k)
+                            for j in j0 .. j1 - 1 do
+                                c[i * n + j] <- TensorPrimitives.Dot(ai, ReadOnlySpan(b, j * k, k))
+                        j0 <- j1)
+            if alpha <> 1.0 then TensorPrimitives.Multiply(ReadOnlySpan c, alpha, Span c)
+
+    /// C (m×n) = alpha · A (m×k) · Bᵀ (B is n×k), row-major buffers; native dgemm when available.
+    let gemmNT (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) : float[] =
+        checkSize "a" a (m * k)
+        checkSize "b" b (n * k)
+        let c = Array.zeroCreate (m * n)
+        if not (Native.tryGemmNT alpha a m b n k c) then gemmInto alpha a m b n k c
+        c
+
+    /// Managed C = alpha · A·Bᵀ, never native (for tests and benchmarks that compare with native BLAS).
+    let gemmNTManaged (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) : float[] =
+        checkSize "a" a (m * k)
+        checkSize "b" b (n * k)
+        let c = Array.zeroCreate (m * n)
+        gemmInto alpha a m b n k c
         c
 
     /// Row-wise sums of squares times alpha: v[i] = alpha · Σ_k A[i,k]².
@@ -39,3 +182,102 @@ module internal Linalg =
         Array.init m (fun i ->
             let r = ReadOnlySpan(a, i * k, k)
             alpha * TensorPrimitives.Dot(r, r))
+
+    // ---------------------------------------------------------------------------------------------
+    // Factorisations for prediction: LAPACKE when loaded, MathNet's managed provider otherwise.
+
+    let private notPd (detail: string) =
+        invalidArg "a" (sprintf "the matrix is not positive definite (%s); add a diagonal regulariser" detail)
+
+    /// Managed lower Cholesky factor (MathNet).
+    let choleskyManaged (a: float[]) (n: int) : float[] =
+        checkSize "a" a (n * n)
+        let m = Matrix<float>.Build.DenseOfRowMajor(n, n, Array.sub a 0 (n * n))
+        let f =
+            try m.Cholesky().Factor
+            with :? ArgumentException -> notPd "MathNet Cholesky failed"
+        f.ToRowMajorArray()
+
+    /// <summary>Lower Cholesky factor L (row-major, zero above the diagonal) of a symmetric positive definite
+    /// n×n matrix, A = L·Lᵀ; only the lower triangle of A is read by LAPACK (MathNet reads all of it).</summary>
+    /// <exception cref="T:System.ArgumentException">when A is not positive definite.</exception>
+    let cholesky (a: float[]) (n: int) : float[] =
+        checkSize "a" a (n * n)
+        let l = Array.sub a 0 (n * n)
+        match Native.tryPotrf l n with
+        | Some 0 ->
+            for i in 0 .. n - 1 do
+                Array.fill l (i * n + i + 1) (n - i - 1) 0.0
+            l
+        | Some info when info > 0 -> notPd (sprintf "the leading minor of order %d is not positive" info)
+        | Some info -> invalidArg "a" (sprintf "LAPACKE_dpotrf rejected argument %d" (-info))
+        | None -> choleskyManaged a n
+
+    /// Managed solve of L·Lᵀ·X = B by forward and back substitution, B row-major n×nrhs.
+    let choleskySolveManaged (l: float[]) (n: int) (b: float[]) (nrhs: int) : float[] =
+        checkSize "l" l (n * n)
+        checkSize "b" b (n * nrhs)
+        let x = Array.sub b 0 (n * nrhs)
+        // Columns of X are independent: split them across cores when there are many.
+        let solveCols (c0: int) (c1: int) =
+            let w = c1 - c0
+            // L·Y = B: row i of Y = (B_i − Σ_{q<i} L_iq·Y_q) / L_ii.
+            for i in 0 .. n - 1 do
+                let xi = Span(x, i * nrhs + c0, w)
+                for q in 0 .. i - 1 do
+                    let liq = l[i * n + q]
+                    if liq <> 0.0 then
+                        TensorPrimitives.MultiplyAdd(ReadOnlySpan(x, q * nrhs + c0, w), -liq, ReadOnlySpan(x, i * nrhs + c0, w), xi)
+                TensorPrimitives.Divide(ReadOnlySpan(x, i * nrhs + c0, w), l[i * n + i], xi)
+            // Lᵀ·X = Y: row i of X = (Y_i − Σ_{q>i} L_qi·X_q) / L_ii.
+            for i in n - 1 .. -1 .. 0 do
+                let xi = Span(x, i * nrhs + c0, w)
+                for q in i + 1 .. n - 1 do
+                    let lqi = l[q * n + i]
+                    if lqi <> 0.0 then
+                        TensorPrimitives.MultiplyAdd(ReadOnlySpan(x, q * nrhs + c0, w), -lqi, ReadOnlySpan(x, i * nrhs + c0, w), xi)
+                TensorPrimitives.Divide(ReadOnlySpan(x, i * nrhs + c0, w), l[i * n + i], xi)
+        let blocks = if nrhs >= 64 && float n * float n * float nrhs > 1e6 then Environment.ProcessorCount else 1
+        if blocks <= 1 then solveCols 0 nrhs
+        else
+            Parallel.For(0, blocks, fun t ->
+                let c0 = nrhs * t / blocks
+                let c1 = nrhs * (t + 1) / blocks
+                if c1 > c0 then solveCols c0 c1) |> ignore
+        x
+
+    /// <summary>Solves A·X = B for X given the lower Cholesky factor L of A (from <c>cholesky</c>);
+    /// B and X are row-major n×nrhs.</summary>
+    let choleskySolve (l: float[]) (n: int) (b: float[]) (nrhs: int) : float[] =
+        checkSize "l" l (n * n)
+        checkSize "b" b (n * nrhs)
+        let x = Array.sub b 0 (n * nrhs)
+        match Native.tryPotrs l n x nrhs with
+        | Some 0 -> x
+        | Some info -> invalidArg "l" (sprintf "LAPACKE_dpotrs failed with info = %d" info)
+        | None -> choleskySolveManaged l n b nrhs
+
+    /// Managed symmetric eigendecomposition (MathNet), eigenvalues ascending.
+    let symmetricEigenManaged (a: float[]) (n: int) : float[] * float[] =
+        checkSize "a" a (n * n)
+        let m = Matrix<float>.Build.DenseOfRowMajor(n, n, Array.sub a 0 (n * n))
+        let evd = m.Evd(Symmetricity.Symmetric)
+        let w = evd.EigenValues.Real().ToArray()
+        let order = Array.init n id |> Array.sortBy (fun i -> w[i])
+        let v = evd.EigenVectors
+        let vs = Array.zeroCreate (n * n)
+        for i in 0 .. n - 1 do
+            for c in 0 .. n - 1 do
+                vs[i * n + c] <- v[i, order[c]]
+        Array.map (fun i -> w[i]) order, vs
+
+    /// <summary>Eigendecomposition A = V·diag(w)·Vᵀ of a symmetric n×n matrix (lower triangle read by LAPACK):
+    /// eigenvalues w ascending, eigenvectors the columns of V (row-major: V[i, j] is component i of vector j).</summary>
+    let symmetricEigen (a: float[]) (n: int) : float[] * float[] =
+        checkSize "a" a (n * n)
+        let v = Array.sub a 0 (n * n)
+        let w = Array.zeroCreate n
+        match Native.trySyevd v n w with
+        | Some 0 -> w, v
+        | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dsyevd did not converge (info = %d)" info))
+        | None -> symmetricEigenManaged a n

@@ -10,7 +10,8 @@ open NeuralTangents
 module internal Elementwise =
 
     /// Applies a pointwise step to a kernel in the diagonal-batch, diagonal-spatial layout:
-    /// nngp (N1, N2, S), cov1 (N1, S), cov2 (N2, S). The step returns (nngp', σ̇).
+    /// nngp (N1, N2, S), cov1 (N1, S), cov2 (N2, S). The step returns (nngp', σ̇). Rows of N1 are split
+    /// across cores; the step is inlined into the loop (no allocation per element).
     let inline pointwise ([<InlineIfLambda>] step: float -> float -> float -> struct (float * float)) (k: Kernel) : Kernel =
         if not k.DiagonalSpatial then
             raise (NeuralTangentsException "elementwise layers on full spatial covariances are not supported yet")
@@ -19,40 +20,26 @@ module internal Elementwise =
         let c1 = k.Cov1.Data
         let c2 = match k.Cov2 with Some c -> c.Data | None -> c1
         let x = k.Nngp.Data
-        let nngp = Array.zeroCreate x.Length
-        match k.Ntk with
-        | Some ntkT ->
-            let t = ntkT.Data
-            let ntk = Array.zeroCreate t.Length
-            Linalg.parallelRanges n1 (float (n2 * s) * 50.0) (fun lo hi ->
-                for i in lo .. hi - 1 do
-                    for j in 0 .. n2 - 1 do
-                        let row = (i * n2 + j) * s
-                        for p in 0 .. s - 1 do
-                            let struct (v, d) = step x[row + p] c1[i * s + p] c2[j * s + p]
-                            nngp[row + p] <- v
-                            ntk[row + p] <- d * t[row + p])
-            let covMap (c: Tensor) =
-                Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = step v v v in r))
-            { k with
-                Nngp = Tensor.create k.Nngp.Shape nngp
-                Ntk = Some(Tensor.create ntkT.Shape ntk)
-                Cov1 = covMap k.Cov1
-                Cov2 = k.Cov2 |> Option.map covMap }
-        | None ->
-            Linalg.parallelRanges n1 (float (n2 * s) * 50.0) (fun lo hi ->
-                for i in lo .. hi - 1 do
-                    for j in 0 .. n2 - 1 do
-                        let row = (i * n2 + j) * s
-                        for p in 0 .. s - 1 do
-                            let struct (v, _) = step x[row + p] c1[i * s + p] c2[j * s + p]
-                            nngp[row + p] <- v)
-            let covMap (c: Tensor) =
-                Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = step v v v in r))
-            { k with
-                Nngp = Tensor.create k.Nngp.Shape nngp
-                Cov1 = covMap k.Cov1
-                Cov2 = k.Cov2 |> Option.map covMap }
+        // Every element is written below, so the buffers need no zeroing.
+        let nngp = GC.AllocateUninitializedArray<float> x.Length
+        let t = match k.Ntk with Some ntkT -> ntkT.Data | None -> x
+        let ntk = if k.Ntk.IsSome then GC.AllocateUninitializedArray<float> x.Length else nngp
+        let withNtk = k.Ntk.IsSome
+        Linalg.parallelRanges n1 (float (n2 * s) * 50.0) (fun lo hi ->
+            for i in lo .. hi - 1 do
+                for j in 0 .. n2 - 1 do
+                    let row = (i * n2 + j) * s
+                    for p in 0 .. s - 1 do
+                        let struct (v, d) = step x[row + p] c1[i * s + p] c2[j * s + p]
+                        nngp[row + p] <- v
+                        if withNtk then ntk[row + p] <- d * t[row + p])
+        let covMap (c: Tensor) =
+            Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = step v v v in r))
+        { k with
+            Nngp = Tensor.create k.Nngp.Shape nngp
+            Ntk = k.Ntk |> Option.map (fun ntkT -> Tensor.create ntkT.Shape ntk)
+            Cov1 = covMap k.Cov1
+            Cov2 = k.Cov2 |> Option.map covMap }
 
     /// sqrt clamped at 0: round-off can make a Cauchy–Schwarz gap var1·var2 − nngp² slightly negative.
     let inline private sqrt0 (v: float) = Math.Sqrt(Math.Max(v, 0.0))
@@ -60,16 +47,28 @@ module internal Elementwise =
     /// ABRelu, φ(u) = a·min(u,0) + b·max(u,0): the arc-cosine kernel of degree 1 (Cho & Saul 2009;
     /// arXiv:1711.09090 for the leaky case). With θ = angle between the points (atan2 keeps it accurate near 0 and π):
     /// nngp' = (a−b)²/(2π)·√(v1v2 − nngp²) + ((a²+b²)/2 − (a−b)²θ/(2π))·nngp,  σ̇ = (a²+b²)/2 − (a−b)²θ/(2π).
+    /// The pass is fused and vectorised (<c>Simd.abReluPass</c>, Cephes-based atan2 within 2 ulp of libm).
     let abRelu (spec: ABReluSpec) (k: Kernel) =
+        if not k.DiagonalSpatial then
+            raise (NeuralTangentsException "elementwise layers on full spatial covariances are not supported yet")
         let a, b = spec.A, spec.B
         let factor = (a - b) * (a - b) / (2.0 * Math.PI)
         let half = (a * a + b * b) / 2.0
-        k |> pointwise (fun x v1 v2 ->
-            let sq = sqrt0 (v1 * v2 - x * x)
-            // atan2(0, 0) is taken as π/2 (zero-variance inputs), as neural_tangents does.
-            let theta = if sq = 0.0 && x = 0.0 then Math.PI / 2.0 else Math.Atan2(sq, x)
-            let dot = half - factor * theta
-            struct (factor * sq + dot * x, dot))
+        let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
+        let s = k.Nngp.Length / max 1 (n1 * n2)
+        let c1 = k.Cov1.Data
+        let c2 = match k.Cov2 with Some c -> c.Data | None -> c1
+        let nngp = GC.AllocateUninitializedArray<float> k.Nngp.Length
+        let ntk = k.Ntk |> Option.map (fun t -> GC.AllocateUninitializedArray<float> t.Length)
+        Simd.abReluPass factor half n1 n2 s k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) c1 c2 nngp ntk
+        // atan2(0, 0) is taken as π/2 (zero-variance inputs), as neural_tangents does; atan2Pos does so.
+        let covMap (c: Tensor) =
+            Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = Simd.abReluScalar factor half v v v in r))
+        { k with
+            Nngp = Tensor.create k.Nngp.Shape nngp
+            Ntk = Option.map2 (fun (t: Tensor) d -> Tensor.create t.Shape d) k.Ntk ntk
+            Cov1 = covMap k.Cov1
+            Cov2 = k.Cov2 |> Option.map covMap }
 
     /// Erf, φ(u) = a·erf(b·u) + c: Williams' arcsine kernel (Williams 1997). After scaling the input
     /// covariances by b²: nngp' = (2/π)·asin(2·nngp / √((1+2v1)(1+2v2))), σ̇ = (4/π)/√((1+2v1)(1+2v2) − 4·nngp²);

@@ -28,16 +28,19 @@ module internal Linear =
         let w2 = d.WStd * d.WStd
         let b2 = match d.BStd with Some b -> b * b | None -> 0.0
         let fc = Tensor.affine w2 b2
-        let nngp = fc k.Nngp
-        let ntk =
-            match d.Parameterization, k.Ntk with
-            | _, None -> None
-            | Parameterization.Ntk, Some t -> Some(Tensor.scaleAdd w2 t nngp)
-            | Parameterization.Standard, Some t ->
+        // nngp' and ntk' in one fused pass (Simd.densePass): ntk: ntk' = w2·ntk + nngp';
+        // standard: ntk' = w2·ntk + (inWidth·nngp + bias).
+        let ntkFromOut, cN, cB =
+            match d.Parameterization with
+            | Parameterization.Ntk -> true, 0.0, 0.0
+            | Parameterization.Standard ->
                 let inWidth = float k.Shape1[axisOf k.Shape1 d.ChannelAxis] / float (fst d.S)
-                let bias = if d.BStd.IsSome then 1.0 else 0.0
-                let r = Tensor.affine inWidth bias k.Nngp
-                Some(Tensor.scaleAdd w2 t r)
+                false, inWidth, (if d.BStd.IsSome then 1.0 else 0.0)
+        let nngpOut = System.GC.AllocateUninitializedArray<float> k.Nngp.Length
+        let ntkOut = k.Ntk |> Option.map (fun t -> System.GC.AllocateUninitializedArray<float> t.Length)
+        Simd.densePass w2 b2 ntkFromOut cN cB k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) nngpOut ntkOut
+        let nngp = Tensor.create k.Nngp.Shape nngpOut
+        let ntk = Option.map2 (fun (t: Tensor) o -> Tensor.create t.Shape o) k.Ntk ntkOut
         let width = denseOutWidth d
         { k with
             Nngp = nngp

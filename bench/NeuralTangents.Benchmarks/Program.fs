@@ -1,0 +1,128 @@
+/// Benchmarks of the kernel computation against the matrix product it starts with.
+/// A small own harness (warm-up, then the median of several runs) keeps a full run within a minute or two.
+/// The table compares configurations that can only differ per process (native BLAS is chosen once, at load),
+/// so the parent re-runs itself with different environment variables and collects the rows.
+module NeuralTangents.Benchmarks.Program
+
+open System
+open System.Diagnostics
+open NeuralTangents
+
+/// Median wall time in seconds of `runs` calls after `warmup` calls.
+let time (warmup: int) (runs: int) (f: unit -> unit) =
+    for _ in 1 .. warmup do f ()
+    // No forced GC between runs: a full collection hands the large buffers back to the OS and the next run
+    // would time first-touch page faults instead of the computation.
+    let ts =
+        Array.init runs (fun _ ->
+            let sw = Stopwatch.StartNew()
+            f ()
+            sw.Elapsed.TotalSeconds)
+    Array.sortInPlace ts
+    ts[runs / 2]
+
+/// Seeded standard normals (Box–Muller), as the tests use.
+let normals (seed: int) (n: int) =
+    let rng = Random(seed)
+    Array.init n (fun _ ->
+        let u1 = 1.0 - rng.NextDouble()
+        let u2 = rng.NextDouble()
+        sqrt (-2.0 * log u1) * cos (2.0 * Math.PI * u2))
+
+/// The benchmark network: (Dense(512, W_std = 1.5, b_std = 0.05), Relu) × depth, no readout layer.
+let mlp (depth: int) =
+    Stax.repeat depth (Stax.serial [ Stax.dense 512 1.5 (Some 0.05); Stax.relu ])
+
+/// One measured configuration, printed as a tab-separated ROW line for the parent to collect.
+let kernelRow (label: string) (n: int) (d: int) (depth: int) (runs: int) =
+    let x = Tensor.create [| n; d |] (normals 42 (n * d))
+    let net = mlp depth
+    let tGemm = time 2 runs (fun () -> Linalg.gemmNT (1.0 / float d) x.Data n x.Data n d |> ignore)
+    let tKernel = time 2 runs (fun () -> KernelFn.compute net x None Both |> ignore)
+    let gflops = 2.0 * float n * float n * float d / tGemm / 1e9
+    printfn "ROW\t%s\t%d\t%d\t%d\t%.4f\t%.1f\t%.4f\t%.3f\t%s" label n d depth tGemm gflops tKernel (tKernel / tGemm)
+        (Native.describe ())
+
+let choleskyRow (n: int) =
+    // SPD test matrix: X·Xᵀ/d + I with d = n (well conditioned).
+    let x = normals 7 (n * n)
+    let a = Linalg.gemmNT (1.0 / float n) x n x n n
+    for i in 0 .. n - 1 do a[i * n + i] <- a[i * n + i] + 1.0
+    let tManaged = time 0 1 (fun () -> Linalg.choleskyManaged a n |> ignore)
+    let tNative =
+        if (Native.libraries ()).Potrf.IsSome then time 1 3 (fun () -> Linalg.cholesky a n |> ignore) else nan
+    printfn "CHOL\t%d\t%.4f\t%.4f" n tManaged tNative
+
+/// Per-layer wall times of three successive kernel computations (--layers), to see where the time goes.
+let layers (n: int) (d: int) =
+    let x = Tensor.create [| n; d |] (normals 42 (n * d))
+    let net = mlp 10
+    for rep in 1 .. 3 do
+        let sw = Stopwatch.StartNew()
+        let k0 = KernelFn.inputKernel net x None Both
+        let t0 = sw.Elapsed.TotalMilliseconds
+        let mutable k = k0
+        let times = ResizeArray()
+        for l in (match net with Serial ls -> ls | l -> [ l ]) do
+            match l with
+            | Serial inner ->
+                for l2 in inner do
+                    let s = Stopwatch.StartNew()
+                    k <- KernelFn.applyKernel l2 k
+                    times.Add(sprintf "%s %.1f" (KernelFn.layerName l2) s.Elapsed.TotalMilliseconds)
+            | _ -> ()
+        let s = Stopwatch.StartNew()
+        Tensor.isFinite k.Nngp |> ignore
+        printfn "input %.1f ms; %s; isFinite %.1f ms" t0 (String.Join(", ", times)) s.Elapsed.TotalMilliseconds
+
+let runChild (args: string[]) (env: (string * string) list) =
+    let psi = ProcessStartInfo(Environment.ProcessPath)
+    for a in args do psi.ArgumentList.Add a
+    psi.RedirectStandardOutput <- true
+    psi.UseShellExecute <- false
+    for k, v in env do psi.Environment[k] <- v
+    use p = Process.Start psi
+    let out = p.StandardOutput.ReadToEnd()
+    p.WaitForExit()
+    if p.ExitCode <> 0 then failwithf "benchmark child %A failed with exit code %d" env p.ExitCode
+    out.Split('\n') |> Array.filter (fun l -> l.StartsWith "ROW" || l.StartsWith "CHOL")
+
+[<EntryPoint>]
+let main argv =
+    let quick = Array.contains "--quick" argv
+    let n = if quick then 512 else 2048
+    let d = 3072
+    let depth = 10
+    let runs = if quick then 3 else 5
+    if Array.contains "--layers" argv then layers n d; exit 0
+    match Array.tryFindIndex ((=) "--child") argv with
+    | Some i ->
+        kernelRow argv[i + 1] n d depth runs
+        if Array.contains "--cholesky" argv then choleskyRow (if quick then 1000 else 4000)
+        0
+    | None ->
+        printfn "NeuralTangents benchmark: %d-layer ReLU MLP, Dense(512, W_std=1.5, b_std=0.05) + Relu per layer, no readout;" depth
+        printfn "x: N×d seeded normals, x2 = x1 (kernel_fn(x, None, get=Both)); gemm = Linalg.gemmNT x·xᵀ/d, the product the kernel starts with."
+        printfn "%d cores, Vector512 accelerated: %b. Median of %d runs after two warm-ups.%s" Environment.ProcessorCount
+            Runtime.Intrinsics.Vector512.IsHardwareAccelerated runs (if quick then " (--quick)" else "")
+        let configs =
+            [ "native", []
+              "native, NT_OPENBLAS_CORETYPE=SkylakeX", [ "NT_OPENBLAS_CORETYPE", "SkylakeX" ]
+              "managed (NT_NATIVE=0)", [ "NT_NATIVE", "0" ] ]
+        let lines =
+            configs
+            |> List.mapi (fun idx (label, env) ->
+                let extra = if idx = 1 then [| "--cholesky" |] else [||]
+                runChild (Array.concat [ [| "--child"; label |]; extra; (if quick then [| "--quick" |] else [||]) ]) env)
+            |> Array.concat
+        printfn ""
+        printfn "| configuration | N | d | depth | x·xᵀ (s) | GFLOP/s | nngp+ntk (s) | ratio | libraries |"
+        printfn "|---|---|---|---|---|---|---|---|---|"
+        for l in lines |> Array.filter (fun l -> l.StartsWith "ROW") do
+            let f = l.Split('\t')
+            printfn "| %s | %s | %s | %s | %s | %s | %s | %s | %s |" f[1] f[2] f[3] f[4] f[5] f[6] f[7] f[8] f[9]
+        for l in lines |> Array.filter (fun l -> l.StartsWith "CHOL") do
+            let f = l.Split('\t')
+            printfn ""
+            printfn "Cholesky %s×%s SPD: MathNet managed %s s, LAPACKE_dpotrf %s s" f[1] f[1] f[2] f[3]
+        0

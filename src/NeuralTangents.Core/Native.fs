@@ -1,0 +1,176 @@
+namespace NeuralTangents
+
+open System
+open System.Runtime.InteropServices
+
+/// Optional native BLAS/LAPACK (OpenBLAS, LAPACKE), probed once at run time with NativeLibrary.TryLoad.
+/// Nothing here is required: when a library is missing every caller falls back to managed code.
+/// Environment: <c>NT_NATIVE=0</c> disables native code (to test the managed path);
+/// <c>NT_OPENBLAS_CORETYPE=&lt;name&gt;</c> sets OpenBLAS' <c>OPENBLAS_CORETYPE</c> in the native environment
+/// (libc <c>setenv</c>) before the library is loaded, e.g. <c>SkylakeX</c> to get AVX-512 kernels on a
+/// machine whose environment pins <c>Haswell</c>.
+module internal Native =
+
+    [<Literal>]
+    let RowMajor = 101
+
+    [<Literal>]
+    let NoTrans = 111
+
+    [<Literal>]
+    let Trans = 112
+
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dgemm =
+        delegate of order: int * transA: int * transB: int * m: int * n: int * k: int * alpha: float * a: nativeint * lda: int *
+                    b: nativeint * ldb: int * beta: float * c: nativeint * ldc: int -> unit
+
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dpotrf = delegate of layout: int * uplo: byte * n: int * a: nativeint * lda: int -> int
+
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dpotrs =
+        delegate of layout: int * uplo: byte * n: int * nrhs: int * a: nativeint * lda: int * b: nativeint * ldb: int -> int
+
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dsyevd =
+        delegate of layout: int * jobz: byte * uplo: byte * n: int * a: nativeint * lda: int * w: nativeint -> int
+
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type CoreName = delegate of unit -> nativeint
+
+    [<DllImport("libc", EntryPoint = "setenv")>]
+    extern int setenv(string name, string value, int overwrite)
+
+    /// What was found at load time.
+    type Libraries =
+        { Blas: string option
+          Lapacke: string option
+          Gemm: Dgemm option
+          Potrf: Dpotrf option
+          Potrs: Dpotrs option
+          Syevd: Dsyevd option
+          CoreName: string option }
+
+    let private none =
+        { Blas = None; Lapacke = None; Gemm = None; Potrf = None; Potrs = None; Syevd = None; CoreName = None }
+
+    let private blasNames =
+        [ "libopenblas.so.0"; "libopenblas.so"; "libcblas.so.3"; "libblas.so.3"; "libopenblas.dylib"; "libopenblas.dll" ]
+
+    let private lapackeNames = [ "liblapacke.so.3"; "liblapacke.so"; "liblapacke.dylib"; "liblapacke.dll" ]
+
+    let private tryLoad (names: string list) =
+        names
+        |> List.tryPick (fun name ->
+            let mutable h = 0n
+            if NativeLibrary.TryLoad(name, &h) then Some(name, h) else None)
+
+    let private export<'D when 'D :> Delegate> (handle: nativeint) (symbol: string) : 'D option =
+        let mutable p = 0n
+        if handle <> 0n && NativeLibrary.TryGetExport(handle, symbol, &p) then
+            Some(Marshal.GetDelegateForFunctionPointer<'D> p)
+        else None
+
+    /// True unless NT_NATIVE is "0", "false" or "off".
+    let enabledByEnvironment () =
+        match Environment.GetEnvironmentVariable "NT_NATIVE" with
+        | null -> true
+        | v -> not (List.contains (v.Trim().ToLowerInvariant()) [ "0"; "false"; "off" ])
+
+    let private load () =
+        if not (enabledByEnvironment ()) then none
+        else
+            try
+                match Environment.GetEnvironmentVariable "NT_OPENBLAS_CORETYPE" with
+                | null | "" -> ()
+                | core when OperatingSystem.IsLinux() || OperatingSystem.IsMacOS() ->
+                    // The managed Environment.SetEnvironmentVariable does not reach native getenv on Unix.
+                    setenv ("OPENBLAS_CORETYPE", core, 1) |> ignore
+                | _ -> ()
+                let blas = tryLoad blasNames
+                let blasHandle = blas |> Option.map snd |> Option.defaultValue 0n
+                // Some OpenBLAS builds carry LAPACKE themselves; Debian's ships it in liblapacke.
+                let lapackeHandle, lapackeName =
+                    match export<Dpotrf> blasHandle "LAPACKE_dpotrf" with
+                    | Some _ -> blasHandle, blas |> Option.map fst
+                    | None ->
+                        match tryLoad lapackeNames with
+                        | Some(name, h) -> h, Some name
+                        | None -> 0n, None
+                let coreName =
+                    export<CoreName> blasHandle "openblas_get_corename"
+                    |> Option.map (fun f -> Marshal.PtrToStringAnsi(f.Invoke()))
+                let gemm = export<Dgemm> blasHandle "cblas_dgemm"
+                let potrf = export<Dpotrf> lapackeHandle "LAPACKE_dpotrf"
+                let potrs = export<Dpotrs> lapackeHandle "LAPACKE_dpotrs"
+                let syevd = export<Dsyevd> lapackeHandle "LAPACKE_dsyevd"
+                let lapackeOk = potrf.IsSome && potrs.IsSome && syevd.IsSome
+                { Blas = (if gemm.IsSome then blas |> Option.map fst else None)
+                  Lapacke = (if lapackeOk then lapackeName else None)
+                  Gemm = gemm
+                  Potrf = (if lapackeOk then potrf else None)
+                  Potrs = (if lapackeOk then potrs else None)
+                  Syevd = (if lapackeOk then syevd else None)
+                  CoreName = coreName }
+            with _ ->
+                // A broken or foreign library must never take the managed path down with it.
+                none
+
+    let private libs = lazy (load ())
+
+    /// The native libraries in use (loaded on first call).
+    let libraries () = libs.Force()
+
+    /// One line describing the native state, for benchmarks and diagnostics.
+    let describe () =
+        let l = libraries ()
+        let core = match l.CoreName with Some c -> sprintf " (core %s)" c | None -> ""
+        match l.Blas, l.Lapacke with
+        | None, None -> if enabledByEnvironment () then "managed (no native BLAS/LAPACK found)" else "managed (NT_NATIVE=0)"
+        | b, lp ->
+            sprintf "BLAS %s%s, LAPACKE %s" (defaultArg b "none") core (defaultArg lp "none")
+
+    /// Pins arrays for the duration of a native call.
+    let inline pinned (arrays: float[] list) ([<InlineIfLambda>] f: nativeint list -> 'T) : 'T =
+        let handles = arrays |> List.map (fun a -> GCHandle.Alloc(a, GCHandleType.Pinned))
+        try f (handles |> List.map (fun h -> h.AddrOfPinnedObject()))
+        finally handles |> List.iter (fun h -> h.Free())
+
+    /// C (m×n, row-major) = alpha · A (m×k) · Bᵀ (B is n×k) with cblas_dgemm; false when no BLAS is loaded.
+    let tryGemmNT (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) (c: float[]) : bool =
+        match (libraries ()).Gemm with
+        | Some f when m > 0 && n > 0 && k > 0 ->
+            pinned [ a; b; c ] (fun ps ->
+                match ps with
+                | [ pa; pb; pc ] -> f.Invoke(RowMajor, NoTrans, Trans, m, n, k, alpha, pa, k, pb, k, 0.0, pc, n)
+                | _ -> ())
+            true
+        | _ -> false
+
+    let private lower = byte 'L'
+
+    /// In-place lower Cholesky factor of a row-major SPD matrix with LAPACKE_dpotrf; Some info (0 = success,
+    /// j > 0 = the leading minor of order j is not positive definite), None when LAPACKE is not loaded.
+    let tryPotrf (a: float[]) (n: int) : int option =
+        (libraries ()).Potrf
+        |> Option.map (fun f -> pinned [ a ] (fun ps -> f.Invoke(RowMajor, lower, n, List.head ps, n)))
+
+    /// Solves A·X = B in place (B row-major n×nrhs) from the lower factor L with LAPACKE_dpotrs.
+    let tryPotrs (l: float[]) (n: int) (b: float[]) (nrhs: int) : int option =
+        (libraries ()).Potrs
+        |> Option.map (fun f ->
+            pinned [ l; b ] (fun ps ->
+                match ps with
+                | [ pl; pb ] -> f.Invoke(RowMajor, lower, n, nrhs, pl, n, pb, nrhs)
+                | _ -> -1))
+
+    /// Eigenvalues (ascending, into w) and eigenvectors (columns of a, in place) of a row-major symmetric
+    /// matrix with LAPACKE_dsyevd.
+    let trySyevd (a: float[]) (n: int) (w: float[]) : int option =
+        (libraries ()).Syevd
+        |> Option.map (fun f ->
+            pinned [ a; w ] (fun ps ->
+                match ps with
+                | [ pa; pw ] -> f.Invoke(RowMajor, byte 'V', lower, n, pa, n, pw)
+                | _ -> -1))

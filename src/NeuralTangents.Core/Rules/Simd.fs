@@ -1,0 +1,233 @@
+namespace NeuralTangents.Rules
+
+#nowarn "9" // pointer loads/stores over pinned arrays in the fused passes
+
+open System
+open System.Runtime.Intrinsics
+open Microsoft.FSharp.NativeInterop
+open NeuralTangents
+
+/// Fused, vectorised (Vector512, both cores) passes for the hot kernel rules: the arc-cosine (ABRelu) step
+/// and the Dense affine maps. Each pass reads its inputs once and writes its outputs once; the numbers are
+/// those of the scalar formulas in `Elementwise`/`Linear` up to the atan2 below (≤ 2 ulp from libm).
+module internal Simd =
+
+    // atan on [0, 1]: Cephes' double-precision atan (S. L. Moshier, Cephes Math Library, atan.c): for t > 0.66
+    // reduce with atan t = π/4 + atan((t − 1)/(t + 1)), then r + r·z·P(z)/Q(z), z = r², a 4/5 rational.
+    [<Literal>]
+    let P0 = -8.750608600031904122785E-1
+    [<Literal>]
+    let P1 = -1.615753718733365076637E1
+    [<Literal>]
+    let P2 = -7.500855792314704667340E1
+    [<Literal>]
+    let P3 = -1.228866684490136173410E2
+    [<Literal>]
+    let P4 = -6.485021904942025371773E1
+    [<Literal>]
+    let Q0 = 2.485846490142306297962E1
+    [<Literal>]
+    let Q1 = 1.650270098316988542046E2
+    [<Literal>]
+    let Q2 = 4.328810604912902668951E2
+    [<Literal>]
+    let Q3 = 4.853903996359136964868E2
+    [<Literal>]
+    let Q4 = 1.945506571482613964425E2
+    /// π/2 − fl(π/2): the low part that fl(π/2) misses (Cephes' MOREBITS).
+    [<Literal>]
+    let MoreBits = 6.123233995736765886130E-17
+    let piOver2 = Math.PI / 2.0
+    let piOver4 = Math.PI / 4.0
+
+    /// atan2(y, x) for y ≥ 0 (the angle between two vectors, in [0, π]), with atan2(0, ±0) = π/2 as the
+    /// kernel rules take it. Scalar twin of <c>atan2Pos512</c>, same operations in the same order.
+    let atan2Pos (y: float) (x: float) =
+        let ax = Math.Abs x
+        let swap = y > ax
+        let num = if swap then ax else y
+        let den = if swap then y else ax
+        if den = 0.0 then piOver2
+        else
+            // t = num/den; for t > 0.66, (t − 1)/(t + 1) = (num − den)/(num + den): one division either way.
+            let big = num > 0.66 * den
+            let r = if big then (num - den) / (num + den) else num / den
+            let z = r * r
+            let p = Math.FusedMultiplyAdd(Math.FusedMultiplyAdd(Math.FusedMultiplyAdd(Math.FusedMultiplyAdd(P0, z, P1), z, P2), z, P3), z, P4)
+            let q = Math.FusedMultiplyAdd(Math.FusedMultiplyAdd(Math.FusedMultiplyAdd(Math.FusedMultiplyAdd(z + Q0, z, Q1), z, Q2), z, Q3), z, Q4)
+            let mutable a = Math.FusedMultiplyAdd(r * z, p / q, r)
+            if big then a <- piOver4 + (a + 0.5 * MoreBits)
+            let neg = (x < 0.0) <> swap
+            let a = if neg then -a else a
+            let bse, lo = if swap then piOver2, MoreBits elif x < 0.0 then Math.PI, 2.0 * MoreBits else 0.0, 0.0
+            bse + (a + lo)
+
+    /// Vectorised atan2(y, x) for y ≥ 0 lane-wise; see <c>atan2Pos</c>.
+    let inline atan2Pos512 (y: Vector512<float>) (x: Vector512<float>) =
+        let zero = Vector512<float>.Zero
+        let one = Vector512.Create 1.0
+        let ax = Vector512.Abs x
+        let swap = Vector512.GreaterThan(y, ax)
+        let num = Vector512.ConditionalSelect(swap, ax, y)
+        let den = Vector512.ConditionalSelect(swap, y, ax)
+        let zeroDen = Vector512.Equals(den, zero)
+        let big = Vector512.GreaterThan(num, Vector512.Create 0.66 * den)
+        let numer = Vector512.ConditionalSelect(big, num - den, num)
+        let denom = Vector512.ConditionalSelect(big, num + den, Vector512.ConditionalSelect(zeroDen, one, den))
+        let r = numer / denom
+        let z = r * r
+        let p =
+            Vector512.FusedMultiplyAdd(
+                Vector512.FusedMultiplyAdd(
+                    Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.Create P0, z, Vector512.Create P1), z, Vector512.Create P2),
+                    z, Vector512.Create P3),
+                z, Vector512.Create P4)
+        let q =
+            Vector512.FusedMultiplyAdd(
+                Vector512.FusedMultiplyAdd(
+                    Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(z + Vector512.Create Q0, z, Vector512.Create Q1), z, Vector512.Create Q2),
+                    z, Vector512.Create Q3),
+                z, Vector512.Create Q4)
+        let a0 = Vector512.FusedMultiplyAdd(r * z, p / q, r)
+        let a = Vector512.ConditionalSelect(big, Vector512.Create piOver4 + (a0 + Vector512.Create(0.5 * MoreBits)), a0)
+        let negX = Vector512.LessThan(x, zero)
+        let neg = Vector512.Xor(negX, swap)
+        let a = Vector512.ConditionalSelect(neg, -a, a)
+        let bse = Vector512.ConditionalSelect(swap, Vector512.Create piOver2, Vector512.ConditionalSelect(negX, Vector512.Create Math.PI, zero))
+        let lo = Vector512.ConditionalSelect(swap, Vector512.Create MoreBits, Vector512.ConditionalSelect(negX, Vector512.Create(2.0 * MoreBits), zero))
+        Vector512.ConditionalSelect(zeroDen, Vector512.Create piOver2, bse + (a + lo))
+
+    /// Applies atan2Pos to arrays (for tests and benchmarks of the vector path): r[i] = atan2(y[i], x[i]), y ≥ 0.
+    let atan2PosArray (y: float[]) (x: float[]) : float[] =
+        if y.Length <> x.Length then invalidArg "x" "y and x must have the same length"
+        let r = Array.zeroCreate y.Length
+        let n = y.Length
+        if Vector512.IsHardwareAccelerated && n >= 8 then
+            use py = fixed y
+            use px = fixed x
+            use pr = fixed r
+            let mutable i = 0
+            while i < n do
+                let i' = min i (n - 8) // the last vector overlaps the previous one instead of a scalar tail
+                let v = atan2Pos512 (Vector512.Load(NativePtr.add py i')) (Vector512.Load(NativePtr.add px i'))
+                v.Store(NativePtr.add pr i')
+                i <- i + 8
+        else
+            for i in 0 .. n - 1 do r[i] <- atan2Pos y[i] x[i]
+        r
+
+    // ---------------------------------------------------------------------------------------------
+    // ABRelu: with sq = √max(v1·v2 − x², 0), θ = atan2(sq, x),
+    //   σ̇ = half − factor·θ,  nngp' = factor·sq + σ̇·x,  ntk' = σ̇·ntk,
+    // half = (a² + b²)/2, factor = (a − b)²/(2π). Same operations as Elementwise.abRelu's scalar formula.
+
+    /// Scalar ABRelu step (reference twin of the vector step, and the tail / no-AVX-512 path).
+    let inline abReluScalar (factor: float) (half: float) (x: float) (v1: float) (v2: float) =
+        let sq = Math.Sqrt(Math.Max(v1 * v2 - x * x, 0.0))
+        let theta = atan2Pos sq x
+        let dot = half - factor * theta
+        struct (factor * sq + dot * x, dot)
+
+    let inline abRelu512 (factor: Vector512<float>) (half: Vector512<float>) (x: Vector512<float>)
+                                 (v1: Vector512<float>) (v2: Vector512<float>) =
+        let sq = Vector512.Sqrt(Vector512.Max(v1 * v2 - x * x, Vector512<float>.Zero))
+        let theta = atan2Pos512 sq x
+        let dot = half - factor * theta
+        struct (factor * sq + dot * x, dot)
+
+    /// One contiguous run of `len` elements: x, ntk, v2 (and v1 unless broadcast) advance together.
+    let inline abReluRun (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                                 (pv1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>)
+                                 (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        if Vector512.IsHardwareAccelerated && len >= 8 then
+            let f = Vector512.Create factor
+            let h = Vector512.Create half
+            let v1b = Vector512.Create(NativePtr.read pv1)
+            let mutable i = 0
+            while i < len do
+                let i' = min i (len - 8) // overlapping last vector: outputs never alias inputs, so rewriting is harmless
+                let x = Vector512.Load(NativePtr.add px i')
+                let v1 = if v1Broadcast then v1b else Vector512.Load(NativePtr.add pv1 i')
+                let struct (nn, dot) = abRelu512 f h x v1 (Vector512.Load(NativePtr.add pv2 i'))
+                nn.Store(NativePtr.add pn i')
+                if withNtk then (dot * Vector512.Load(NativePtr.add pt i')).Store(NativePtr.add pd i')
+                i <- i + 8
+        else
+            for i in 0 .. len - 1 do
+                let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
+                let struct (nn, dot) = abReluScalar factor half (NativePtr.get px i) v1 (NativePtr.get pv2 i)
+                NativePtr.set pn i nn
+                if withNtk then NativePtr.set pd i (dot * NativePtr.get pt i)
+
+    /// Rows [lo, hi) of the ABRelu pass.
+    let private abReluRows (factor: float) (half: float) (n2: int) (s: int) (x: float[]) (t: float[]) (c1: float[])
+                           (c2: float[]) (outN: float[]) (outT: float[]) (withNtk: bool) (lo: int) (hi: int) =
+        use px = fixed x
+        use pt = fixed t
+        use p1 = fixed c1
+        use p2 = fixed c2
+        use pn = fixed outN
+        use pd = fixed outT
+        for i in lo .. hi - 1 do
+            if s = 1 then
+                let o = i * n2
+                abReluRun factor half (NativePtr.add px o) (NativePtr.add pt o) (NativePtr.add p1 i) true p2
+                    (NativePtr.add pn o) (NativePtr.add pd o) withNtk n2
+            else
+                for j in 0 .. n2 - 1 do
+                    let o = (i * n2 + j) * s
+                    abReluRun factor half (NativePtr.add px o) (NativePtr.add pt o) (NativePtr.add p1 (i * s)) false
+                        (NativePtr.add p2 (j * s)) (NativePtr.add pn o) (NativePtr.add pd o) withNtk s
+
+    /// The ABRelu step over a kernel in the diagonal-spatial layout: x, ntk (N1, N2, S); c1 (N1, S); c2 (N2, S).
+    /// Writes nngp' into outN and σ̇·ntk into outT (when ntk is given). Rows of N1 are split across cores.
+    let abReluPass (factor: float) (half: float) (n1: int) (n2: int) (s: int) (x: float[]) (ntk: float[] option)
+                   (c1: float[]) (c2: float[]) (outN: float[]) (outT: float[] option) =
+        let t = defaultArg ntk x
+        let d = defaultArg outT outN
+        Linalg.parallelRanges n1 (float (n2 * s) * 8.0) (abReluRows factor half n2 s x t c1 c2 outN d ntk.IsSome)
+
+    // ---------------------------------------------------------------------------------------------
+    // Dense: nngp' = w2·nngp + b2 and ntk' = w2·ntk + (cN·nngp + cB), or with ntkFromOut ntk' = w2·ntk + nngp'
+    // (the "ntk" parameterization), in one pass. Same operation order as Tensor.affine / Tensor.scaleAdd
+    // (multiply, then add; no FMA), so the numbers are unchanged.
+
+    let private denseRange (w2: float) (b2: float) (ntkFromOut: bool) (cN: float) (cB: float) (x: float[]) (t: float[])
+                           (outN: float[]) (outT: float[]) (withNtk: bool) (start: int) (stop: int) =
+        use px = fixed x
+        use pt = fixed t
+        use pn = fixed outN
+        use pd = fixed outT
+        let mutable i = start
+        if Vector512.IsHardwareAccelerated then
+            let vw = Vector512.Create w2
+            let vb = Vector512.Create b2
+            let vcN = Vector512.Create cN
+            let vcB = Vector512.Create cB
+            while i + 8 <= stop do
+                let xv = Vector512.Load(NativePtr.add px i)
+                let nn = xv * vw + vb
+                nn.Store(NativePtr.add pn i)
+                if withNtk then
+                    let add = if ntkFromOut then nn else xv * vcN + vcB
+                    (Vector512.Load(NativePtr.add pt i) * vw + add).Store(NativePtr.add pd i)
+                i <- i + 8
+        while i < stop do
+            let xv = NativePtr.get px i
+            let nn = xv * w2 + b2
+            NativePtr.set pn i nn
+            if withNtk then
+                let add = if ntkFromOut then nn else xv * cN + cB
+                NativePtr.set pd i (NativePtr.get pt i * w2 + add)
+            i <- i + 1
+
+    /// One pass over flat arrays; outT is written only when ntk is given.
+    let densePass (w2: float) (b2: float) (ntkFromOut: bool) (cN: float) (cB: float) (x: float[]) (ntk: float[] option)
+                  (outN: float[]) (outT: float[] option) =
+        let n = x.Length
+        let t = defaultArg ntk x
+        let d = defaultArg outT outN
+        let chunk = 1 <<< 15
+        let chunks = (n + chunk - 1) / chunk
+        Linalg.parallelRanges chunks (float chunk) (fun lo hi ->
+            denseRange w2 b2 ntkFromOut cN cB x t outN d ntk.IsSome (lo * chunk) (min n (hi * chunk)))
