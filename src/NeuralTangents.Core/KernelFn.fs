@@ -57,40 +57,50 @@ module KernelFn =
         let k = one layer flow |> gaussian layer |> rule
         One { k with IsGaussian = false }
 
-    /// Applies a layer to the kernel(s) flowing into it.
-    let rec applyFlow (layer: Layer) (flow: KernelFlow) : KernelFlow =
+    /// Applies a layer to the kernel(s) flowing into it. <c>owned</c> says whether the flowing arrays belong to the
+    /// interpreter alone (fresh from a rule: not the caller's, not shared between FanOut branches); then Dense and
+    /// ABRelu overwrite them instead of allocating, which keeps a deep MLP at two big buffers. Returns the new flow
+    /// and whether it is owned.
+    let rec private run (layer: Layer) (flow: KernelFlow) (owned: bool) : KernelFlow * bool =
         match layer with
-        | Serial layers -> layers |> List.fold (fun f l -> applyFlow l f) flow
+        | Serial layers -> layers |> List.fold (fun (f, o) l -> run l f o) (flow, owned)
         | Parallel layers ->
             let ks = many layer flow
             if ks.Length <> layers.Length then
                 fail (sprintf "parallel: has %d branches but receives %d inputs; use FanOut(%d) before it"
                         layers.Length ks.Length layers.Length)
-            Many(List.map2 (fun l k -> applyFlow l (One k) |> one l) layers ks)
-        | FanOut num -> Many(List.replicate num (one layer flow))
-        | FanInSum -> One(Branching.fanInSum (many layer flow))
-        | FanInProd -> One(Branching.fanInProd (many layer flow))
-        | FanInConcat axis -> One(Branching.fanInConcat axis (many layer flow))
-        | Identity -> flow
-        | Dense d -> One(Linear.dense d (one layer flow))
-        | Flatten f -> One(Linear.flatten f (one layer flow))
-        | ABRelu spec -> activation layer (Elementwise.abRelu spec) flow
-        | Erf spec -> activation layer (Elementwise.erf spec) flow
-        | Sin spec -> activation layer (Elementwise.sin spec) flow
-        | Gelu _ -> activation layer Elementwise.gelu flow
-        | Monomial d -> activation layer (Elementwise.monomial d) flow
+            // Branch inputs may share arrays (FanOut), and an Identity branch passes them on: not owned.
+            Many(List.map2 (fun l k -> run l (One k) false |> fst |> one l) layers ks), false
+        | FanOut num -> Many(List.replicate num (one layer flow)), false
+        | FanInSum -> One(Branching.fanInSum (many layer flow)), true
+        | FanInProd -> One(Branching.fanInProd (many layer flow)), true
+        | FanInConcat axis -> One(Branching.fanInConcat axis (many layer flow)), true
+        | Identity -> flow, owned
+        | Dense d -> One(Linear.dense owned d (one layer flow)), true
+        | Flatten f -> One(Linear.flatten f (one layer flow)), true
+        | ABRelu spec -> activation layer (Elementwise.abRelu owned spec) flow, true
+        | Erf spec -> activation layer (Elementwise.erf spec) flow, true
+        | Sin spec -> activation layer (Elementwise.sin spec) flow, true
+        | Gelu _ -> activation layer Elementwise.gelu flow, true
+        | Monomial d -> activation layer (Elementwise.monomial d) flow, true
 
-    /// <summary>Applies a network to a kernel (to chain kernel functions, as neural_tangents allows).</summary>
-    [<CompiledName("ApplyKernel")>]
-    let applyKernel (layer: Layer) (k: Kernel) : Kernel =
-        match applyFlow layer (One k) with
+    /// Applies a layer to the kernel(s) flowing into it; the caller's arrays are never modified.
+    let applyFlow (layer: Layer) (flow: KernelFlow) : KernelFlow = run layer flow false |> fst
+
+    let private single (flow: KernelFlow) =
+        match flow with
         | One k -> k
         | Many ks -> fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ks.Length)
 
+    /// <summary>Applies a network to a kernel (to chain kernel functions, as neural_tangents allows).
+    /// The given kernel is not modified.</summary>
+    [<CompiledName("ApplyKernel")>]
+    let applyKernel (layer: Layer) (k: Kernel) : Kernel = applyFlow layer (One k) |> single
+
     let private checkFinite (name: string) (x: Tensor) =
-        match Array.tryFindIndex (fun v -> not (System.Double.IsFinite v)) x.Data with
-        | Some i -> invalidArg name (sprintf "%s has a non-finite value (%g) at flat index %d" name x.Data[i] i)
-        | None -> ()
+        if not (Tensor.isFinite x) then
+            let i = Array.findIndex (fun v -> not (System.Double.IsFinite v)) x.Data
+            invalidArg name (sprintf "%s has a non-finite value (%g) at flat index %d" name x.Data[i] i)
 
     /// <summary>The input kernel of x1 (and x2) in the layout the network requires.</summary>
     [<CompiledName("InputKernel")>]
@@ -110,7 +120,8 @@ module KernelFn =
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the network cannot take these inputs; the message says why.</exception>
     [<CompiledName("Compute")>]
     let compute (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        let k = inputKernel layer x1 x2 get |> applyKernel layer
+        // The input kernel is fresh, so the interpreter owns its arrays from the start.
+        let k = run layer (One(inputKernel layer x1 x2 get)) true |> fst |> single
         if not (Tensor.isFinite k.Nngp) || (k.Ntk |> Option.exists (Tensor.isFinite >> not)) then
             fail "the kernel overflowed to a non-finite value; the inputs or W_std are too large for this depth (rescale the inputs)"
         k

@@ -233,4 +233,6 @@ module Tensor =
 
     /// <summary>True when every element is finite.</summary>
     [<CompiledName("IsFinite")>]
-    let isFinite (t: Tensor) = t.Data |> Array.forall Double.IsFinite
+    let isFinite (t: Tensor) =
+        // The largest magnitude is NaN or ∞ exactly when some element is (one vectorised pass).
+        t.Data.Length = 0 || Double.IsFinite(TensorPrimitives.MaxMagnitude(ReadOnlySpan t.Data))

@@ -48,7 +48,8 @@ module internal Elementwise =
     /// arXiv:1711.09090 for the leaky case). With θ = angle between the points (atan2 keeps it accurate near 0 and π):
     /// nngp' = (a−b)²/(2π)·√(v1v2 − nngp²) + ((a²+b²)/2 − (a−b)²θ/(2π))·nngp,  σ̇ = (a²+b²)/2 − (a−b)²θ/(2π).
     /// The pass is fused and vectorised (<c>Simd.abReluPass</c>, Cephes-based atan2 within 2 ulp of libm).
-    let abRelu (spec: ABReluSpec) (k: Kernel) =
+    /// With <c>inPlace</c> the pass overwrites k's nngp/ntk buffers (only when the interpreter owns them).
+    let abRelu (inPlace: bool) (spec: ABReluSpec) (k: Kernel) =
         if not k.DiagonalSpatial then
             raise (NeuralTangentsException "elementwise layers on full spatial covariances are not supported yet")
         let a, b = spec.A, spec.B
@@ -58,8 +59,9 @@ module internal Elementwise =
         let s = k.Nngp.Length / max 1 (n1 * n2)
         let c1 = k.Cov1.Data
         let c2 = match k.Cov2 with Some c -> c.Data | None -> c1
-        let nngp = GC.AllocateUninitializedArray<float> k.Nngp.Length
-        let ntk = k.Ntk |> Option.map (fun t -> GC.AllocateUninitializedArray<float> t.Length)
+        let fresh (t: Tensor) = if inPlace then t.Data else GC.AllocateUninitializedArray<float> t.Length
+        let nngp = fresh k.Nngp
+        let ntk = k.Ntk |> Option.map fresh
         Simd.abReluPass factor half n1 n2 s k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) c1 c2 nngp ntk
         // atan2(0, 0) is taken as π/2 (zero-variance inputs), as neural_tangents does; atan2Pos does so.
         let covMap (c: Tensor) =

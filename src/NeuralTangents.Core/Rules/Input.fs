@@ -47,17 +47,17 @@ module internal Input =
         let slice (x: Tensor) (n: int) (p: int) =
             if s = 1 then x.Data
             else Array.init (n * c) (fun idx -> let i, ch = idx / c, idx % c in x.Data[(i * s + p) * c + ch])
-        let nngp = Array.zeroCreate (n1 * n2 * s)
+        let mutable nngp = if s = 1 then [||] else Array.zeroCreate (n1 * n2 * s)
         let cov1 = Array.zeroCreate (n1 * s)
         let cov2 = Array.zeroCreate (n2 * s)
         for p in 0 .. s - 1 do
             let a = slice x1 n1 p
             let b = if x2.IsSome then slice x2v n2 p else a
             let g = Linalg.gemmNT inv a n1 b n2 c
+            if s = 1 then nngp <- g
             let v1 = Linalg.rowNormsSq inv a n1 c
             let v2 = if x2.IsSome then Linalg.rowNormsSq inv b n2 c else v1
-            if s = 1 then Array.blit g 0 nngp 0 g.Length
-            else
+            if s > 1 then
                 for i in 0 .. n1 * n2 - 1 do nngp[i * s + p] <- g[i]
             for i in 0 .. n1 - 1 do cov1[i * s + p] <- v1[i]
             for i in 0 .. n2 - 1 do cov2[i * s + p] <- v2[i]

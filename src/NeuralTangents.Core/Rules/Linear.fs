@@ -23,8 +23,9 @@ module internal Linear =
     /// nngp' = W_std²·nngp + b_std² in both parameterizations;
     /// ntk:      ntk' = nngp' + W_std²·ntk;
     /// standard: ntk' = (N_in/s0)·nngp + W_std²·ntk (+1 when the layer has a bias, even for b_std = 0),
-    /// with N_in the finite input width.
-    let dense (d: DenseSpec) (k: Kernel) : Kernel =
+    /// with N_in the finite input width. With <c>inPlace</c> the pass overwrites k's nngp/ntk buffers (allowed only
+    /// when the interpreter owns them: no other kernel shares them).
+    let dense (inPlace: bool) (d: DenseSpec) (k: Kernel) : Kernel =
         let w2 = d.WStd * d.WStd
         let b2 = match d.BStd with Some b -> b * b | None -> 0.0
         let fc = Tensor.affine w2 b2
@@ -36,8 +37,9 @@ module internal Linear =
             | Parameterization.Standard ->
                 let inWidth = float k.Shape1[axisOf k.Shape1 d.ChannelAxis] / float (fst d.S)
                 false, inWidth, (if d.BStd.IsSome then 1.0 else 0.0)
-        let nngpOut = System.GC.AllocateUninitializedArray<float> k.Nngp.Length
-        let ntkOut = k.Ntk |> Option.map (fun t -> System.GC.AllocateUninitializedArray<float> t.Length)
+        let fresh (t: Tensor) = if inPlace then t.Data else System.GC.AllocateUninitializedArray<float> t.Length
+        let nngpOut = fresh k.Nngp
+        let ntkOut = k.Ntk |> Option.map fresh
         Simd.densePass w2 b2 ntkFromOut cN cB k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) nngpOut ntkOut
         let nngp = Tensor.create k.Nngp.Shape nngpOut
         let ntk = Option.map2 (fun (t: Tensor) o -> Tensor.create t.Shape o) k.Ntk ntkOut
