@@ -1,0 +1,96 @@
+namespace NeuralTangents
+
+open NeuralTangents.Finite
+
+/// <summary>A recorded forward pass: each layer with its parameters, input and output, and the tapes of its
+/// children (for serial and parallel). Recorded once, it serves any number of backward passes.</summary>
+type Tape =
+    { Layer: Layer
+      Params: Params
+      Input: Flow
+      Output: Flow
+      Children: Tape list }
+
+/// <summary>Reverse-mode differentiation of finite networks (the vector–Jacobian product JAX's <c>vjp</c> gives
+/// neural_tangents' <c>apply_fn</c>): one recursive match over the layer union.</summary>
+[<RequireQualifiedAccess>]
+module Backward =
+
+    let private fail (msg: string) = raise (NeuralTangentsException msg)
+
+    /// <summary>Runs the forward pass and records what the backward pass needs.</summary>
+    [<CompiledName("Record")>]
+    let rec record (layer: Layer) (``params``: Params) (input: Flow) : Tape =
+        let p = ``params``
+        match layer with
+        | Serial layers ->
+            let tapes =
+                List.zip layers (ApplyFn.children layer layers p)
+                |> List.fold (fun (f, acc) (l, q) ->
+                    let t = record l q f
+                    t.Output, t :: acc) (input, [])
+                |> snd
+                |> List.rev
+            let output = match List.tryLast tapes with Some t -> t.Output | None -> input
+            { Layer = layer; Params = p; Input = input; Output = output; Children = tapes }
+        | Parallel layers ->
+            let xs = ApplyFn.parallelInputs layers input
+            let tapes = List.map3 (fun l q x -> record l q (Single x)) layers (ApplyFn.children layer layers p) xs
+            let output = Fanned(tapes |> List.map (fun t -> ApplyFn.one t.Layer t.Output))
+            { Layer = layer; Params = p; Input = input; Output = output; Children = tapes }
+        | _ -> { Layer = layer; Params = p; Input = input; Output = ApplyFn.applyFlow layer p input; Children = [] }
+
+    let private sumAll (cts: Tensor list) = List.reduce Tensor.add cts
+
+    /// <summary>Pulls a cotangent of the output back through a recorded pass.</summary>
+    /// <returns>The gradient of ⟨ct, f⟩ with respect to every parameter (a tree shaped like the parameters) and
+    /// the cotangent of the input.</returns>
+    [<CompiledName("BackwardFlow")>]
+    let rec backwardFlow (tape: Tape) (ct: Flow) : Params * Flow =
+        let layer = tape.Layer
+        let x () = ApplyFn.one layer tape.Input
+        let c () = ApplyFn.one layer ct
+        match layer with
+        | Serial _ ->
+            let grads, ctIn =
+                List.foldBack (fun t (gs, g) ->
+                    let gp, g' = backwardFlow t g
+                    gp :: gs, g') tape.Children ([], ct)
+            Branches grads, ctIn
+        | Parallel _ ->
+            let cts = ApplyFn.many ct
+            let outs = List.map2 (fun t g -> backwardFlow t (Single g)) tape.Children cts
+            Branches(List.map fst outs), Fanned(outs |> List.map (fun (_, g) -> ApplyFn.one layer g))
+        | FanOut _ -> NoParams, Single(sumAll (ApplyFn.many ct))
+        | FanInSum -> NoParams, Fanned(ApplyFn.many tape.Input |> List.map (fun _ -> c ()))
+        | FanInProd -> NoParams, Fanned(Branching.fanInProdBackward (ApplyFn.many tape.Input) (c ()))
+        | FanInConcat axis ->
+            let shapes = ApplyFn.many tape.Input |> List.map (fun t -> t.Shape)
+            NoParams, Fanned(Branching.fanInConcatBackward axis shapes (c ()))
+        | Identity -> NoParams, ct
+        | Dense d ->
+            match tape.Params with
+            | DenseParams(w, b) ->
+                let dw, db, dx = Linear.denseBackward d w b (x ()) (c ())
+                DenseParams(dw, db), Single dx
+            | _ -> ApplyFn.wrongParams layer
+        | Flatten f -> NoParams, Single(Linear.flattenBackward f (x ()) (c ()))
+        | ABRelu _ | Erf _ | Sin _ | Gelu _ | Monomial _ ->
+            let _, dphi = (Elementwise.functions layer).Value
+            NoParams, Single(Elementwise.backward dphi (x ()) (c ()))
+
+    /// <summary>The vector–Jacobian product of a network at <paramref name="x"/>.</summary>
+    /// <param name="layer">The network.</param>
+    /// <param name="params">Its parameters.</param>
+    /// <param name="x">The inputs.</param>
+    /// <param name="ct">The cotangent of the output (same shape as the output).</param>
+    /// <returns>∂⟨ct, f(x)⟩/∂θ for every parameter θ (shaped like <paramref name="params"/>) and ∂⟨ct, f(x)⟩/∂x.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the network cannot take these inputs.</exception>
+    [<CompiledName("Vjp")>]
+    let vjp (layer: Layer) (``params``: Params) (x: Tensor) (ct: Tensor) : Params * Tensor =
+        let tape = record layer ``params`` (Single x)
+        let y = ApplyFn.one layer tape.Output
+        if y.Shape <> ct.Shape then
+            invalidArg "ct" (sprintf "the cotangent must have the output's shape %A, got %A" y.Shape ct.Shape)
+        let g, gx = backwardFlow tape (Single ct)
+        g, ApplyFn.one layer gx
