@@ -34,12 +34,19 @@ module Empirical =
             System.Numerics.Tensors.TensorPrimitives.Dot(System.ReadOnlySpan(ys1[i].Data), System.ReadOnlySpan(ys2[j].Data)) / float c)
         Tensor.ofArray2D r
 
+    /// Θ[i, j] = Σ_c ⟨∂f_c(x1_i)/∂θ, ∂f_c(x2_j)/∂θ⟩ / C; when x2 is x1 only i ≤ j is computed and mirrored.
     let private ntkOf (j1: Params[][]) (j2: Params[][]) =
         let c = if j1.Length = 0 then 1 else j1[0].Length
-        let r = Array2D.init j1.Length j2.Length (fun i j ->
+        let same = obj.ReferenceEquals(j1, j2)
+        let entry i j =
             let mutable s = 0.0
             for ch in 0 .. c - 1 do s <- s + Params.dot (j1[i][ch]) (j2[j][ch])
-            s / float c)
+            s / float c
+        let r = Array2D.zeroCreate j1.Length j2.Length
+        for i in 0 .. j1.Length - 1 do
+            for j in (if same then i else 0) .. j2.Length - 1 do
+                r[i, j] <- entry i j
+                if same then r[j, i] <- r[i, j]
         Tensor.ofArray2D r
 
     /// <summary>The empirical NNGP and NTK of one network, sharing one forward pass per input.</summary>
