@@ -26,7 +26,7 @@ let private biasAllowance (hiddenAfterFirst: int) (width: int) (scale: float) =
 let private x = randomTensor 2024 4 6
 
 /// Readout width for the NNGP estimate: each network contributes the mean of 64 output channels (iid given the
-/// hidden layer), which lowers the variance without changing the mean; the NTK uses one output.
+/// hidden layer), which lowers the variance without changing the mean; the NTK uses one output channel.
 let private nngpReadout = 64
 
 let private denseNtk (outDim: int) (wStd: float) (bStd: float option) = Stax.dense outDim wStd bStd
@@ -58,21 +58,33 @@ let private compare (what: string) (analytic: Tensor) (s: Stats) (allowance: flo
                         what i j s.Mean[k] analytic.Data[k] d z s.Se[k] allowance zk)
     worstZ
 
-/// Samples M networks of <c>build readoutWidth</c> (seeds seed, seed+1, …) and checks both kernels.
+/// The parameters of the same network with a 1-channel readout: column 0 of the top Dense's W and b[0].
+/// The readout's columns are iid in both parameterizations, so this is an exact sample of the narrow network.
+let private firstReadoutColumn (p: Params) =
+    match p with
+    | Branches ps ->
+        match List.last ps with
+        | DenseParams(w, b) ->
+            let n, c = w.Shape[0], w.Shape[1]
+            let w1 = Tensor.create [| n; 1 |] (Array.init n (fun k -> w.Data[k * c]))
+            let b1 = b |> Option.map (fun b -> Tensor.create (b.Shape |> Array.map (fun d -> if d = c then 1 else d)) [| b.Data[0] |])
+            Branches(List.take (ps.Length - 1) ps @ [ DenseParams(w1, b1) ])
+        | _ -> failwith "the network must end in Dense"
+    | _ -> failwith "the network must be a serial"
+
+/// Samples M networks of <c>build readoutWidth</c> (seeds 1000, 1001, …) and checks both kernels: the NNGP from
+/// the 64-channel readout, the NTK from its first channel.
 /// <c>hiddenAfterFirst</c>: hidden layers whose input is not exactly Gaussian (for the bias allowance).
 let private check (name: string) (build: int -> Layer) (input: Tensor) (m: int) (width: int) (hiddenAfterFirst: int) =
     let sw = Diagnostics.Stopwatch.StartNew()
     let analytic = KernelFn.compute (build 1) input None Both
     let nngpNet = build nngpReadout
     let ntkNet = build 1
-    let nngps =
+    let samples =
         Array.Parallel.init m (fun i ->
             let _, p = InitFn.init (1000 + i) nngpNet input.Shape
-            Empirical.nngp nngpNet p input None)
-    let ntks =
-        Array.Parallel.init m (fun i ->
-            let _, p = InitFn.init (500_000 + i) ntkNet input.Shape
-            Empirical.ntk ntkNet p input None)
+            Empirical.nngp nngpNet p input None, Empirical.ntk ntkNet (firstReadoutColumn p) input None)
+    let nngps, ntks = Array.unzip samples
     let sN, sT = stats nngps, stats ntks
     let allowN = biasAllowance hiddenAfterFirst width (analytic.Nngp.Data |> Array.map abs |> Array.max)
     let allowT = biasAllowance hiddenAfterFirst width (analytic.Ntk.Value.Data |> Array.map abs |> Array.max)

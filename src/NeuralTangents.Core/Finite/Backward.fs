@@ -42,11 +42,12 @@ module Backward =
 
     let private sumAll (cts: Tensor list) = List.reduce Tensor.add cts
 
-    /// <summary>Pulls a cotangent of the output back through a recorded pass.</summary>
-    /// <returns>The gradient of ⟨ct, f⟩ with respect to every parameter (a tree shaped like the parameters) and
-    /// the cotangent of the input.</returns>
-    [<CompiledName("BackwardFlow")>]
-    let rec backwardFlow (tape: Tape) (ct: Flow) : Params * Flow =
+    /// Pulls a cotangent back through a recorded pass. What a Dense layer contributes to the gradient tree is left
+    /// to <c>dense</c> (spec, W, b, channels-last input, channels-last cotangent); <c>none</c> and <c>branches</c>
+    /// build the rest of the tree.
+    let rec internal pullback
+            (dense: DenseSpec -> Tensor -> Tensor option -> Tensor -> Tensor -> 'g)
+            (none: 'g) (branches: 'g list -> 'g) (tape: Tape) (ct: Flow) : 'g * Flow =
         let layer = tape.Layer
         let x () = ApplyFn.one layer tape.Input
         let c () = ApplyFn.one layer ct
@@ -54,30 +55,42 @@ module Backward =
         | Serial _ ->
             let grads, ctIn =
                 List.foldBack (fun t (gs, g) ->
-                    let gp, g' = backwardFlow t g
+                    let gp, g' = pullback dense none branches t g
                     gp :: gs, g') tape.Children ([], ct)
-            Branches grads, ctIn
+            branches grads, ctIn
         | Parallel _ ->
             let cts = ApplyFn.many ct
-            let outs = List.map2 (fun t g -> backwardFlow t (Single g)) tape.Children cts
-            Branches(List.map fst outs), Fanned(outs |> List.map (fun (_, g) -> ApplyFn.one layer g))
-        | FanOut _ -> NoParams, Single(sumAll (ApplyFn.many ct))
-        | FanInSum -> NoParams, Fanned(ApplyFn.many tape.Input |> List.map (fun _ -> c ()))
-        | FanInProd -> NoParams, Fanned(Branching.fanInProdBackward (ApplyFn.many tape.Input) (c ()))
+            let outs = List.map2 (fun t g -> pullback dense none branches t (Single g)) tape.Children cts
+            branches (List.map fst outs), Fanned(outs |> List.map (fun (_, g) -> ApplyFn.one layer g))
+        | FanOut _ -> none, Single(sumAll (ApplyFn.many ct))
+        | FanInSum -> none, Fanned(ApplyFn.many tape.Input |> List.map (fun _ -> c ()))
+        | FanInProd -> none, Fanned(Branching.fanInProdBackward (ApplyFn.many tape.Input) (c ()))
         | FanInConcat axis ->
             let shapes = ApplyFn.many tape.Input |> List.map (fun t -> t.Shape)
-            NoParams, Fanned(Branching.fanInConcatBackward axis shapes (c ()))
-        | Identity -> NoParams, ct
+            none, Fanned(Branching.fanInConcatBackward axis shapes (c ()))
+        | Identity -> none, ct
         | Dense d ->
             match tape.Params with
             | DenseParams(w, b) ->
-                let dw, db, dx = Linear.denseBackward d w b (x ()) (c ())
-                DenseParams(dw, db), Single dx
+                let xv = x ()
+                let xs, cs = Linear.channelsLast d.ChannelAxis xv, Linear.channelsLast d.ChannelAxis (c ())
+                let dx = Linear.denseInputGrad d w xs cs
+                let a = Axes.norm xv.Rank d.ChannelAxis
+                dense d w b xs cs, Single(if a = xv.Rank - 1 then dx else Tensor.moveAxis (xv.Rank - 1) a dx)
             | _ -> ApplyFn.wrongParams layer
-        | Flatten f -> NoParams, Single(Linear.flattenBackward f (x ()) (c ()))
+        | Flatten f -> none, Single(Linear.flattenBackward f (x ()) (c ()))
         | ABRelu _ | Erf _ | Sin _ | Gelu _ | Monomial _ ->
             let _, dphi = (Elementwise.functions layer).Value
-            NoParams, Single(Elementwise.backward dphi (x ()) (c ()))
+            none, Single(Elementwise.backward dphi (x ()) (c ()))
+
+    /// <summary>Pulls a cotangent of the output back through a recorded pass.</summary>
+    /// <param name="tape">A recorded forward pass.</param>
+    /// <param name="ct">The cotangent of its output.</param>
+    /// <returns>The gradient of ⟨ct, f⟩ with respect to every parameter (a tree shaped like the parameters) and
+    /// the cotangent of the input.</returns>
+    [<CompiledName("BackwardFlow")>]
+    let backwardFlow (tape: Tape) (ct: Flow) : Params * Flow =
+        pullback (fun d w b xs cs -> DenseParams(Linear.denseParamGrads d w b xs cs)) NoParams Branches tape ct
 
     /// <summary>The vector–Jacobian product of a network at <paramref name="x"/>.</summary>
     /// <param name="layer">The network.</param>

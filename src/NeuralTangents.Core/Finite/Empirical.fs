@@ -20,13 +20,25 @@ module Empirical =
                     sprintf "empirical kernels trace only the channel axis; the output has shape %A per input, end the network with Flatten and Dense to get (N, C)" y.Shape))
             t, y)
 
-    /// Gradient trees of every output channel of every example: grads[i][c] = ∂f_c(x_i)/∂θ.
-    let private jacobians (layer: Layer) (recorded: (Tape * Tensor)[]) =
+    /// What one Dense layer's parameter gradient is made of in one backward pass (∂W = scale·xᵀ·ct, ∂b ∝ Σ ct),
+    /// kept factored so the NTK never forms ∂W.
+    type private DenseFactor = { Spec: DenseSpec; InWidth: int; HasBias: bool; X: Tensor; Ct: Tensor }
+
+    /// Factored gradients of every output channel of every example: grads[i][c] lists the Dense factors of
+    /// ∂f_c(x_i)/∂θ in tree order.
+    let private jacobians (recorded: (Tape * Tensor)[]) =
+        let dense d (w: Tensor) (b: Tensor option) xs cs =
+            [ { Spec = d; InWidth = w.Shape[0]; HasBias = b.IsSome; X = xs; Ct = cs } ]
         recorded |> Array.map (fun (t, y) ->
             Array.init y.Length (fun ch ->
                 let e = Tensor.zeros y.Shape
                 e.Data[ch] <- 1.0
-                fst (Backward.backwardFlow t (Single e))))
+                fst (Backward.pullback dense [] List.concat t (Single e))))
+
+    /// ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ from factored gradients.
+    let private gradDot (a: DenseFactor list) (b: DenseFactor list) =
+        List.fold2 (fun acc (u: DenseFactor) (v: DenseFactor) ->
+            acc + Linear.denseGradDot u.Spec u.InWidth u.HasBias u.X u.Ct v.X v.Ct) 0.0 a b
 
     let private nngpOf (ys1: Tensor[]) (ys2: Tensor[]) =
         let c = ys1[0].Length
@@ -35,12 +47,12 @@ module Empirical =
         Tensor.ofArray2D r
 
     /// Θ[i, j] = Σ_c ⟨∂f_c(x1_i)/∂θ, ∂f_c(x2_j)/∂θ⟩ / C; when x2 is x1 only i ≤ j is computed and mirrored.
-    let private ntkOf (j1: Params[][]) (j2: Params[][]) =
+    let private ntkOf (j1: DenseFactor list[][]) (j2: DenseFactor list[][]) =
         let c = if j1.Length = 0 then 1 else j1[0].Length
         let same = obj.ReferenceEquals(j1, j2)
         let entry i j =
             let mutable s = 0.0
-            for ch in 0 .. c - 1 do s <- s + Params.dot (j1[i][ch]) (j2[j][ch])
+            for ch in 0 .. c - 1 do s <- s + gradDot (j1[i][ch]) (j2[j][ch])
             s / float c
         let r = Array2D.zeroCreate j1.Length j2.Length
         for i in 0 .. j1.Length - 1 do
@@ -59,8 +71,8 @@ module Empirical =
     let kernels (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor * Tensor =
         let r1 = tapes layer ``params`` x1
         let r2 = match x2 with Some x -> tapes layer ``params`` x | None -> r1
-        let j1 = jacobians layer r1
-        let j2 = if x2.IsSome then jacobians layer r2 else j1
+        let j1 = jacobians r1
+        let j2 = if x2.IsSome then jacobians r2 else j1
         nngpOf (Array.map snd r1) (Array.map snd r2), ntkOf j1 j2
 
     /// <summary>The empirical NNGP f(x1)·f(x2)ᵀ / C of one network (neural_tangents' <c>empirical_nngp_fn</c>).</summary>

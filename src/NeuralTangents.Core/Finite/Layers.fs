@@ -64,30 +64,64 @@ module internal Linear =
     let dense (d: DenseSpec) (w: Tensor) (b: Tensor option) (x: Tensor) =
         Axes.withChannelsLast d.ChannelAxis (forwardRows d w b) x
 
-    /// Dense backward pass: given the cotangent ct of the output, returns (∂W, ∂b, ∂x):
-    /// ∂W[k,:] = scale·Σ_r x[r,k]·ct[r,:],  ∂b = bScale·Σ_r ct[r,:],  ∂x[r,k] = scale·ct[r,:]·W[k,:].
-    let denseBackward (d: DenseSpec) (w: Tensor) (b: Tensor option) (x: Tensor) (ct: Tensor) =
-        let a = Axes.norm x.Rank d.ChannelAxis
-        let last = x.Rank - 1
-        let xs = if a = last then x else Tensor.moveAxis a last x
-        let cs = if a = last then ct else Tensor.moveAxis a last ct
+    /// The (rows × channels) view of a tensor: its channel axis moved last.
+    let channelsLast (axis: int) (t: Tensor) =
+        let a = Axes.norm t.Rank axis
+        if a = t.Rank - 1 then t else Tensor.moveAxis a (t.Rank - 1) t
+
+    /// Dense's input cotangent on channels-last views: ∂x[r,k] = scale·ct[r,:]·W[k,:].
+    let denseInputGrad (d: DenseSpec) (w: Tensor) (xs: Tensor) (cs: Tensor) =
+        let inW, outW = w.Shape[0], w.Shape[1]
+        let rows = xs.Length / max 1 inW
+        let scale, _ = scales d inW
+        let dx = Array.zeroCreate xs.Length
+        for r in 0 .. rows - 1 do
+            let cr = ReadOnlySpan(cs.Data, r * outW, outW)
+            for k in 0 .. inW - 1 do
+                dx[r * inW + k] <- scale * System.Numerics.Tensors.TensorPrimitives.Dot(cr, ReadOnlySpan(w.Data, k * outW, outW))
+        Tensor.create xs.Shape dx
+
+    /// Dense's parameter gradients on channels-last views:
+    /// ∂W[k,:] = scale·Σ_r x[r,k]·ct[r,:],  ∂b = bScale·Σ_r ct[r,:].
+    let denseParamGrads (d: DenseSpec) (w: Tensor) (b: Tensor option) (xs: Tensor) (cs: Tensor) =
         let inW, outW = w.Shape[0], w.Shape[1]
         let rows = xs.Length / max 1 inW
         let scale, bScale = scales d inW
         let dw = Array.zeroCreate (inW * outW)
-        let dx = Array.zeroCreate xs.Length
         let db = Array.zeroCreate outW
         for r in 0 .. rows - 1 do
             let cr = ReadOnlySpan(cs.Data, r * outW, outW)
             for k in 0 .. inW - 1 do
                 let v = scale * xs.Data[r * inW + k]
-                let dwk = Span(dw, k * outW, outW)
-                if v <> 0.0 then System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(cr, v, ReadOnlySpan(dw, k * outW, outW), dwk)
-                dx[r * inW + k] <- scale * System.Numerics.Tensors.TensorPrimitives.Dot(cr, ReadOnlySpan(w.Data, k * outW, outW))
+                if v <> 0.0 then
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(cr, v, ReadOnlySpan(dw, k * outW, outW), Span(dw, k * outW, outW))
             System.Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan db, cr, Span db)
-        let gb = b |> Option.map (fun b -> Tensor.create b.Shape (Array.map (fun v -> bScale * v) db))
-        let dxT = Tensor.create xs.Shape dx
-        Tensor.create w.Shape dw, gb, (if a = last then dxT else Tensor.moveAxis last a dxT)
+        Tensor.create w.Shape dw, b |> Option.map (fun b -> Tensor.create b.Shape (Array.map (fun v -> bScale * v) db))
+
+    /// Contribution of one Dense layer to ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ from its channels-last inputs x and output cotangents
+    /// ct of two backward passes, without forming ∂W (neural_tangents' structured derivatives):
+    /// scale²·Σ_{r,r'} (x_a[r]·x_b[r'])(ct_a[r]·ct_b[r']) + bScale²·(Σ_r ct_a[r])·(Σ_r' ct_b[r']) with a bias.
+    let denseGradDot (d: DenseSpec) (inW: int) (hasBias: bool) (xa: Tensor) (ca: Tensor) (xb: Tensor) (cb: Tensor) =
+        let outW = ca.Shape[ca.Rank - 1]
+        let ra, rb = ca.Length / outW, cb.Length / outW
+        let scale, bScale = scales d inW
+        let dot (u: float[]) i (v: float[]) j len =
+            System.Numerics.Tensors.TensorPrimitives.Dot(ReadOnlySpan(u, i * len, len), ReadOnlySpan(v, j * len, len))
+        let mutable w = 0.0
+        for r in 0 .. ra - 1 do
+            for r' in 0 .. rb - 1 do
+                let cc = dot ca.Data r cb.Data r' outW
+                if cc <> 0.0 then w <- w + dot xa.Data r xb.Data r' inW * cc
+        let bias =
+            if not hasBias then 0.0
+            else
+                let sum (c: Tensor) rows =
+                    let s = Array.zeroCreate outW
+                    for r in 0 .. rows - 1 do
+                        System.Numerics.Tensors.TensorPrimitives.Add(ReadOnlySpan s, ReadOnlySpan(c.Data, r * outW, outW), Span s)
+                    s
+                System.Numerics.Tensors.TensorPrimitives.Dot(ReadOnlySpan(sum ca ra), ReadOnlySpan(sum cb rb))
+        scale * scale * w + bScale * bScale * bias
 
     /// Flatten forward: the batch axis moved to position 0 (batch_axis_out = 0) or last (1), then reshaped to
     /// (N, rest) or (rest, N).

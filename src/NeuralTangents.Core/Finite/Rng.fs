@@ -35,24 +35,25 @@ module Rng =
         { State = mix (mix (key.State ^^^ 0xD1B54A32D192ED03UL) + uint64 (index + 1) * golden) }
 
     /// <summary><paramref name="n"/> independent standard normal samples drawn from <paramref name="key"/>.</summary>
+    /// <remarks>Marsaglia's polar method (Marsaglia and Bray, SIAM Review 6, 1964) on the key's counter stream:
+    /// pairs (u, v) uniform on the square are kept when 0 &lt; s = u² + v² &lt; 1 (probability π/4), giving
+    /// u·√(−2 ln s / s) and v·√(−2 ln s / s). Deterministic for a key on every platform.</remarks>
     [<CompiledName("Normals")>]
     let normals (key: RngKey) (n: int) : float[] =
         if n < 0 then invalidArg "n" (sprintf "must be ≥ 0, got %d" n)
         let r = Array.zeroCreate n
-        let scale = 1.0 / 9007199254740992.0 // 2^-53
-        let mutable k = 0
+        let scale = 1.0 / 4503599627370496.0 // 2^-52: (z >>> 11)·2^-52 − 1 is uniform on [−1, 1)
         let mutable counter = key.State
+        let mutable k = 0
         while k < n do
             counter <- counter + golden
-            let a = mix counter
+            let u = float (mix counter >>> 11) * scale - 1.0
             counter <- counter + golden
-            let b = mix counter
-            // u1 in (0, 1] so the logarithm is finite; u2 in [0, 1).
-            let u1 = float ((a >>> 11) + 1UL) * scale
-            let u2 = float (b >>> 11) * scale
-            let rad = Math.Sqrt(-2.0 * Math.Log u1)
-            let struct (s, c) = Math.SinCos(2.0 * Math.PI * u2)
-            r[k] <- rad * c
-            if k + 1 < n then r[k + 1] <- rad * s
-            k <- k + 2
+            let v = float (mix counter >>> 11) * scale - 1.0
+            let s = u * u + v * v
+            if s < 1.0 && s > 0.0 then
+                let f = Math.Sqrt(-2.0 * Math.Log s / s)
+                r[k] <- u * f
+                if k + 1 < n then r[k + 1] <- v * f
+                k <- k + 2
         r
