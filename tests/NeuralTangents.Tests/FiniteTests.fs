@@ -244,3 +244,36 @@ let ``mismatched parameters and shapes are rejected with a message`` () =
     let spatial = Stax.denseWith (Stax.denseDefaults 2)
     let _, ps = InitFn.init 0 spatial [| 2; 3; 4 |]
     Assert.Throws<NeuralTangentsException>(fun () -> Empirical.ntk spatial ps (tensorOf 1 [| 2; 3; 4 |]) None |> ignore) |> ignore
+
+[<Test>]
+let ``factored empirical NTK equals the inner product of full parameter gradients`` () =
+    // Empirical.ntk never forms ∂W; here the reference is Σ_c ⟨∂f_c(x1_i)/∂θ, ∂f_c(x2_j)/∂θ⟩ / C from the
+    // gradient trees of Backward.vjp (themselves checked against finite differences above). Both are sums of
+    // the same O(1) products in a different order, so they agree to round-off (1e-12 relative).
+    let mutable worst = 0.0
+    let mutable compared = 0
+    for name, layer, shape in zoo do
+        let outShape, p = InitFn.init 13 layer shape
+        // Networks whose output rows are the input examples (not the batch-axis concatenation).
+        if outShape.Length = 2 && outShape[0] = shape[0] && (Requirements.ofLayer layer).BatchAxis |> Option.forall ((=) 0) then
+            let x1 = tensorOf 31 shape
+            let x2 = tensorOf 32 shape
+            let c = outShape[1]
+            let grads (x: Tensor) =
+                Array.init shape[0] (fun i ->
+                    Array.init c (fun ch ->
+                        let ct = Tensor.zeros outShape
+                        ct.Data[i * c + ch] <- 1.0
+                        fst (Backward.vjp layer p x ct)))
+            let g1, g2 = grads x1, grads x2
+            let expected =
+                Array.init (shape[0] * shape[0]) (fun idx ->
+                    let i, j = idx / shape[0], idx % shape[0]
+                    (Array.init c (fun ch -> Params.dot (g1[i][ch]) (g2[j][ch])) |> Array.sum) / float c)
+            let actual = Empirical.ntk layer p x1 (Some x2)
+            let e = relErr expected actual.Data
+            if not (e <= 1e-12) then Assert.Fail(sprintf "%s: factored NTK differs from the gradient inner product by %.2e" name e)
+            worst <- max worst e
+            compared <- compared + 1
+    Assert.That(compared, Is.GreaterThanOrEqualTo 15, "most of the zoo has (N, C) outputs")
+    TestContext.Out.WriteLine(sprintf "worst relative difference, factored vs full-gradient NTK over %d networks: %.2e" compared worst)

@@ -43,7 +43,12 @@ module ApplyFn =
                     layers.Length xs.Length layers.Length)
         xs
 
-    /// Applies one layer to the activation(s) flowing into it.
+    /// <summary>Applies a layer to the activation(s) flowing into it (one tensor, or one per branch).</summary>
+    /// <param name="layer">The layer or network.</param>
+    /// <param name="p">Its parameters.</param>
+    /// <param name="flow">Its input(s).</param>
+    /// <returns>Its output(s).</returns>
+    [<CompiledName("ApplyFlow")>]
     let rec applyFlow (layer: Layer) (p: Params) (flow: Flow) : Flow =
         match layer with
         | Serial layers -> List.fold2 (fun f l q -> applyFlow l q f) flow layers (children layer layers p)

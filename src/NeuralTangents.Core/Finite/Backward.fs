@@ -19,6 +19,10 @@ module Backward =
     let private fail (msg: string) = raise (NeuralTangentsException msg)
 
     /// <summary>Runs the forward pass and records what the backward pass needs.</summary>
+    /// <param name="layer">The network.</param>
+    /// <param name="params">Its parameters.</param>
+    /// <param name="input">Its input(s).</param>
+    /// <returns>The tape; its <c>Output</c> is the network's output.</returns>
     [<CompiledName("Record")>]
     let rec record (layer: Layer) (``params``: Params) (input: Flow) : Tape =
         let p = ``params``
