@@ -138,3 +138,19 @@ let ``conflicting layouts between layers are refused`` () =
     let net = Serial [ Stax.dense 8 1.0 None; Stax.relu; Dense { Stax.denseDefaults 1 with BatchAxis = 1; ChannelAxis = 0 } ]
     let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
     Assert.That(msg, Does.Contain("batch_axis"))
+
+[<Test>]
+let ``in-place passes on owned buffers equal fresh-buffer passes for every batch size`` () =
+    // compute owns its buffers and overwrites them; applyKernel must not touch the caller's kernel, so it allocates.
+    // Sizes 1..19 cover the vector bodies (8 lanes) and every scalar tail.
+    let net = Serial [ Stax.dense 32 1.5 (Some 0.1); Stax.relu; Stax.dense 32 1.2 None; Stax.leakyRelu 0.2
+                       Stax.dense 32 1.1 (Some 0.3); Stax.abs; Stax.dense 1 1.0 (Some 0.1) ]
+    for n in 1 .. 19 do
+        let x1, x2 = randomTensor n n 3, randomTensor (n + 50) (n + 2) 3
+        let owned = KernelFn.compute net x1 (Some x2) Both
+        let input = KernelFn.inputKernel net x1 (Some x2) Both
+        let before = Tensor.copy input.Nngp
+        let fresh = KernelFn.applyKernel net input
+        assertClose (sprintf "nngp n=%d" n) 0.0 fresh.Nngp.Data owned.Nngp.Data
+        assertClose (sprintf "ntk n=%d" n) 0.0 fresh.Ntk.Value.Data owned.Ntk.Value.Data
+        assertClose (sprintf "caller's kernel untouched n=%d" n) 0.0 before.Data input.Nngp.Data

@@ -139,25 +139,28 @@ module internal Simd =
     let inline abReluRun (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                                  (pv1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>)
                                  (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
-        if Vector512.IsHardwareAccelerated && len >= 8 then
+        // Outputs may alias inputs (in-place passes): every element is read before it is written, and the tail
+        // is done in scalar code rather than by an overlapping vector that would re-read updated elements.
+        let mutable i = 0
+        if Vector512.IsHardwareAccelerated then
             let f = Vector512.Create factor
             let h = Vector512.Create half
             let v1b = Vector512.Create(NativePtr.read pv1)
-            let mutable i = 0
-            while i < len do
-                let i' = min i (len - 8) // overlapping last vector: outputs never alias inputs, so rewriting is harmless
-                let x = Vector512.Load(NativePtr.add px i')
-                let v1 = if v1Broadcast then v1b else Vector512.Load(NativePtr.add pv1 i')
-                let struct (nn, dot) = abRelu512 f h x v1 (Vector512.Load(NativePtr.add pv2 i'))
-                nn.Store(NativePtr.add pn i')
-                if withNtk then (dot * Vector512.Load(NativePtr.add pt i')).Store(NativePtr.add pd i')
+            while i + 8 <= len do
+                let x = Vector512.Load(NativePtr.add px i)
+                let v1 = if v1Broadcast then v1b else Vector512.Load(NativePtr.add pv1 i)
+                let struct (nn, dot) = abRelu512 f h x v1 (Vector512.Load(NativePtr.add pv2 i))
+                let tv = if withNtk then Vector512.Load(NativePtr.add pt i) else Vector512<float>.Zero
+                nn.Store(NativePtr.add pn i)
+                if withNtk then (dot * tv).Store(NativePtr.add pd i)
                 i <- i + 8
-        else
-            for i in 0 .. len - 1 do
-                let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
-                let struct (nn, dot) = abReluScalar factor half (NativePtr.get px i) v1 (NativePtr.get pv2 i)
-                NativePtr.set pn i nn
-                if withNtk then NativePtr.set pd i (dot * NativePtr.get pt i)
+        while i < len do
+            let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
+            let struct (nn, dot) = abReluScalar factor half (NativePtr.get px i) v1 (NativePtr.get pv2 i)
+            let tv = if withNtk then NativePtr.get pt i else 0.0
+            NativePtr.set pn i nn
+            if withNtk then NativePtr.set pd i (dot * tv)
+            i <- i + 1
 
     /// Rows [lo, hi) of the ABRelu pass.
     let private abReluRows (factor: float) (half: float) (n2: int) (s: int) (x: float[]) (t: float[]) (c1: float[])

@@ -1,0 +1,82 @@
+namespace NeuralTangents
+
+open NeuralTangents.Finite
+
+/// <summary>Activations flowing through a finite network: one tensor, or one per branch after <c>FanOut</c>.</summary>
+type Flow =
+    | Single of Tensor
+    | Fanned of Tensor list
+
+/// <summary>The <c>apply_fn</c> interpreter: the forward pass of a finite network (neural_tangents'
+/// <c>apply_fn(params, inputs)</c>). It only dispatches; the maths lives in <c>NeuralTangents.Finite</c>.</summary>
+[<RequireQualifiedAccess>]
+module ApplyFn =
+
+    let private fail (msg: string) = raise (NeuralTangentsException msg)
+
+    let internal one (layer: Layer) (flow: Flow) =
+        match flow with
+        | Single x -> x
+        | Fanned xs ->
+            fail (sprintf "%s: takes one input but receives %d branches; merge them first with FanInSum, FanInProd or FanInConcat"
+                    (KernelFn.layerName layer) xs.Length)
+
+    let internal many (flow: Flow) =
+        match flow with
+        | Fanned xs -> xs
+        | Single x -> [ x ]
+
+    let internal wrongParams (layer: Layer) =
+        invalidArg "params" (sprintf "%s: the parameters do not match the layer tree (use the tree InitFn.init returns)"
+                                (KernelFn.layerName layer))
+
+    /// The children's parameters of a combinator, checked against the number of children.
+    let internal children (layer: Layer) (layers: Layer list) (p: Params) =
+        match p with
+        | Branches ps when ps.Length = layers.Length -> ps
+        | _ -> wrongParams layer
+
+    let internal parallelInputs (layers: Layer list) (flow: Flow) =
+        let xs = many flow
+        if xs.Length <> layers.Length then
+            fail (sprintf "parallel: has %d branches but receives %d inputs; use FanOut(%d) before it"
+                    layers.Length xs.Length layers.Length)
+        xs
+
+    /// <summary>Applies a layer to the activation(s) flowing into it (one tensor, or one per branch).</summary>
+    /// <param name="layer">The layer or network.</param>
+    /// <param name="p">Its parameters.</param>
+    /// <param name="flow">Its input(s).</param>
+    /// <returns>Its output(s).</returns>
+    [<CompiledName("ApplyFlow")>]
+    let rec applyFlow (layer: Layer) (p: Params) (flow: Flow) : Flow =
+        match layer with
+        | Serial layers -> List.fold2 (fun f l q -> applyFlow l q f) flow layers (children layer layers p)
+        | Parallel layers ->
+            let xs = parallelInputs layers flow
+            Fanned(List.map3 (fun l q x -> applyFlow l q (Single x) |> one l) layers (children layer layers p) xs)
+        | FanOut num -> Fanned(List.replicate num (one layer flow))
+        | FanInSum -> Single(Branching.fanInSum (many flow))
+        | FanInProd -> Single(Branching.fanInProd (many flow))
+        | FanInConcat axis -> Single(Branching.fanInConcat axis (many flow))
+        | Identity -> flow
+        | Dense d ->
+            match p with
+            | DenseParams(w, b) -> Single(Linear.dense d w b (one layer flow))
+            | _ -> wrongParams layer
+        | Flatten f -> Single(Linear.flatten f (one layer flow))
+        | ABRelu _ | Erf _ | Sin _ | Gelu _ | Monomial _ ->
+            let phi, _ = (Elementwise.functions layer).Value
+            Single(Elementwise.apply phi (one layer flow))
+
+    /// <summary>The forward pass of a finite network.</summary>
+    /// <param name="layer">The network.</param>
+    /// <param name="params">Its parameters, as <c>InitFn.init</c> returns them.</param>
+    /// <param name="x">A batch of inputs in the network's layout (default (N, …, C)).</param>
+    /// <returns>The network's outputs.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the network cannot take these inputs.</exception>
+    [<CompiledName("Apply")>]
+    let apply (layer: Layer) (``params``: Params) (x: Tensor) : Tensor =
+        match applyFlow layer ``params`` (Single x) with
+        | Single y -> y
+        | Fanned ys -> fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ys.Length)

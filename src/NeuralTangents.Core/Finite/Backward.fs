@@ -1,0 +1,113 @@
+namespace NeuralTangents
+
+open NeuralTangents.Finite
+
+/// <summary>A recorded forward pass: each layer with its parameters, input and output, and the tapes of its
+/// children (for serial and parallel). Recorded once, it serves any number of backward passes.</summary>
+type Tape =
+    { Layer: Layer
+      Params: Params
+      Input: Flow
+      Output: Flow
+      Children: Tape list }
+
+/// <summary>Reverse-mode differentiation of finite networks (the vector–Jacobian product JAX's <c>vjp</c> gives
+/// neural_tangents' <c>apply_fn</c>): one recursive match over the layer union.</summary>
+[<RequireQualifiedAccess>]
+module Backward =
+
+    let private fail (msg: string) = raise (NeuralTangentsException msg)
+
+    /// <summary>Runs the forward pass and records what the backward pass needs.</summary>
+    /// <param name="layer">The network.</param>
+    /// <param name="params">Its parameters.</param>
+    /// <param name="input">Its input(s).</param>
+    /// <returns>The tape; its <c>Output</c> is the network's output.</returns>
+    [<CompiledName("Record")>]
+    let rec record (layer: Layer) (``params``: Params) (input: Flow) : Tape =
+        let p = ``params``
+        match layer with
+        | Serial layers ->
+            let tapes =
+                List.zip layers (ApplyFn.children layer layers p)
+                |> List.fold (fun (f, acc) (l, q) ->
+                    let t = record l q f
+                    t.Output, t :: acc) (input, [])
+                |> snd
+                |> List.rev
+            let output = match List.tryLast tapes with Some t -> t.Output | None -> input
+            { Layer = layer; Params = p; Input = input; Output = output; Children = tapes }
+        | Parallel layers ->
+            let xs = ApplyFn.parallelInputs layers input
+            let tapes = List.map3 (fun l q x -> record l q (Single x)) layers (ApplyFn.children layer layers p) xs
+            let output = Fanned(tapes |> List.map (fun t -> ApplyFn.one t.Layer t.Output))
+            { Layer = layer; Params = p; Input = input; Output = output; Children = tapes }
+        | _ -> { Layer = layer; Params = p; Input = input; Output = ApplyFn.applyFlow layer p input; Children = [] }
+
+    let private sumAll (cts: Tensor list) = List.reduce Tensor.add cts
+
+    /// Pulls a cotangent back through a recorded pass. What a Dense layer contributes to the gradient tree is left
+    /// to <c>dense</c> (spec, W, b, channels-last input, channels-last cotangent); <c>none</c> and <c>branches</c>
+    /// build the rest of the tree.
+    let rec internal pullback
+            (dense: DenseSpec -> Tensor -> Tensor option -> Tensor -> Tensor -> 'g)
+            (none: 'g) (branches: 'g list -> 'g) (tape: Tape) (ct: Flow) : 'g * Flow =
+        let layer = tape.Layer
+        let x () = ApplyFn.one layer tape.Input
+        let c () = ApplyFn.one layer ct
+        match layer with
+        | Serial _ ->
+            let grads, ctIn =
+                List.foldBack (fun t (gs, g) ->
+                    let gp, g' = pullback dense none branches t g
+                    gp :: gs, g') tape.Children ([], ct)
+            branches grads, ctIn
+        | Parallel _ ->
+            let cts = ApplyFn.many ct
+            let outs = List.map2 (fun t g -> pullback dense none branches t (Single g)) tape.Children cts
+            branches (List.map fst outs), Fanned(outs |> List.map (fun (_, g) -> ApplyFn.one layer g))
+        | FanOut _ -> none, Single(sumAll (ApplyFn.many ct))
+        | FanInSum -> none, Fanned(ApplyFn.many tape.Input |> List.map (fun _ -> c ()))
+        | FanInProd -> none, Fanned(Branching.fanInProdBackward (ApplyFn.many tape.Input) (c ()))
+        | FanInConcat axis ->
+            let shapes = ApplyFn.many tape.Input |> List.map (fun t -> t.Shape)
+            none, Fanned(Branching.fanInConcatBackward axis shapes (c ()))
+        | Identity -> none, ct
+        | Dense d ->
+            match tape.Params with
+            | DenseParams(w, b) ->
+                let xv = x ()
+                let xs, cs = Linear.channelsLast d.ChannelAxis xv, Linear.channelsLast d.ChannelAxis (c ())
+                let dx = Linear.denseInputGrad d w xs cs
+                let a = Axes.norm xv.Rank d.ChannelAxis
+                dense d w b xs cs, Single(if a = xv.Rank - 1 then dx else Tensor.moveAxis (xv.Rank - 1) a dx)
+            | _ -> ApplyFn.wrongParams layer
+        | Flatten f -> none, Single(Linear.flattenBackward f (x ()) (c ()))
+        | ABRelu _ | Erf _ | Sin _ | Gelu _ | Monomial _ ->
+            let _, dphi = (Elementwise.functions layer).Value
+            none, Single(Elementwise.backward dphi (x ()) (c ()))
+
+    /// <summary>Pulls a cotangent of the output back through a recorded pass.</summary>
+    /// <param name="tape">A recorded forward pass.</param>
+    /// <param name="ct">The cotangent of its output.</param>
+    /// <returns>The gradient of ⟨ct, f⟩ with respect to every parameter (a tree shaped like the parameters) and
+    /// the cotangent of the input.</returns>
+    [<CompiledName("BackwardFlow")>]
+    let backwardFlow (tape: Tape) (ct: Flow) : Params * Flow =
+        pullback (fun d w b xs cs -> DenseParams(Linear.denseParamGrads d w b xs cs)) NoParams Branches tape ct
+
+    /// <summary>The vector–Jacobian product of a network at <paramref name="x"/>.</summary>
+    /// <param name="layer">The network.</param>
+    /// <param name="params">Its parameters.</param>
+    /// <param name="x">The inputs.</param>
+    /// <param name="ct">The cotangent of the output (same shape as the output).</param>
+    /// <returns>∂⟨ct, f(x)⟩/∂θ for every parameter θ (shaped like <paramref name="params"/>) and ∂⟨ct, f(x)⟩/∂x.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the network cannot take these inputs.</exception>
+    [<CompiledName("Vjp")>]
+    let vjp (layer: Layer) (``params``: Params) (x: Tensor) (ct: Tensor) : Params * Tensor =
+        let tape = record layer ``params`` (Single x)
+        let y = ApplyFn.one layer tape.Output
+        if y.Shape <> ct.Shape then
+            invalidArg "ct" (sprintf "the cotangent must have the output's shape %A, got %A" y.Shape ct.Shape)
+        let g, gx = backwardFlow tape (Single ct)
+        g, ApplyFn.one layer gx
