@@ -63,7 +63,16 @@ module KernelFn =
     /// and whether it is owned.
     let rec private run (layer: Layer) (flow: KernelFlow) (owned: bool) : KernelFlow * bool =
         match layer with
-        | Serial layers -> layers |> List.fold (fun (f, o) l -> run l f o) (flow, owned)
+        | Serial layers ->
+            // Dense → ABRelu pairs (every layer of a ReLU MLP) run as one fused pass over memory.
+            let rec go (ls: Layer list) (f: KernelFlow, o: bool) =
+                match ls, f with
+                | Dense d :: (ABRelu spec as act) :: rest, One k ->
+                    let k' = Elementwise.denseAbRelu o d spec k
+                    go rest (One { k' with IsGaussian = false }, true)
+                | l :: rest, _ -> go rest (run l f o)
+                | [], _ -> f, o
+            go layers (flow, owned)
         | Parallel layers ->
             let ks = many layer flow
             if ks.Length <> layers.Length then

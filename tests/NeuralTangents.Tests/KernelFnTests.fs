@@ -154,3 +154,22 @@ let ``in-place passes on owned buffers equal fresh-buffer passes for every batch
         assertClose (sprintf "nngp n=%d" n) 0.0 fresh.Nngp.Data owned.Nngp.Data
         assertClose (sprintf "ntk n=%d" n) 0.0 fresh.Ntk.Value.Data owned.Ntk.Value.Data
         assertClose (sprintf "caller's kernel untouched n=%d" n) 0.0 before.Data input.Nngp.Data
+
+[<Test>]
+let ``a fused Dense → ABRelu pass gives exactly the numbers of the two rules in sequence`` () =
+    // An Identity between the two layers stops the interpreter from fusing them.
+    let pair d a = [ Stax.denseWith d; a ]
+    let split d a = [ Stax.denseWith d; Identity; a ]
+    let specs =
+        [ { Stax.denseDefaults 32 with WStd = 1.5; BStd = Some 0.1 }, Stax.relu
+          { Stax.denseDefaults 32 with WStd = 1.2; Parameterization = Parameterization.Standard; S = (1, 2) }, Stax.leakyRelu 0.2
+          { Stax.denseDefaults 32 with WStd = 0.9; BStd = Some 0.0; Parameterization = Parameterization.Standard; S = (2, 1) }, Stax.abRelu -0.4 0.7 ]
+    let net f = Serial(List.collect (fun (d, a) -> f d a) specs @ [ Stax.dense 1 1.0 (Some 0.1) ])
+    for n in [ 1; 7; 8; 9; 17 ] do
+        let x1, x2 = randomTensor n n 5, randomTensor (n + 1) 3 5
+        let fused = KernelFn.compute (net pair) x1 (Some x2) Both
+        let apart = KernelFn.compute (net split) x1 (Some x2) Both
+        assertClose (sprintf "nngp n=%d" n) 0.0 apart.Nngp.Data fused.Nngp.Data
+        assertClose (sprintf "ntk n=%d" n) 0.0 apart.Ntk.Value.Data fused.Ntk.Value.Data
+        assertClose (sprintf "cov1 n=%d" n) 0.0 apart.Cov1.Data fused.Cov1.Data
+        Assert.That(fused.Shape1, Is.EqualTo<int[]>(apart.Shape1))

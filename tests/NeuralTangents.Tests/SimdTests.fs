@@ -118,7 +118,7 @@ let ``fused ABRelu pass agrees with the scalar formula`` (a: float, b: float, n1
     let outT = Array.zeroCreate x.Length
     let factor = (a - b) * (a - b) / (2.0 * Math.PI)
     let half = (a * a + b * b) / 2.0
-    Simd.abReluPass factor half n1 n2 s x (Some ntk) c1 c2 outN (Some outT)
+    Simd.abReluPass Simd.identity factor half n1 n2 s x (Some ntk) c1 c2 outN (Some outT)
     let eps = 2.220446049250313e-16
     for idx in 0 .. x.Length - 1 do
         let p = idx % s
@@ -139,8 +139,8 @@ let ``fused ABRelu pass without NTK writes the same NNGP`` () =
     let x, ntk, c1, c2 = kernelCase 5 9 17 1
     let withNtk = Array.zeroCreate x.Length
     let without = Array.zeroCreate x.Length
-    Simd.abReluPass 0.159 0.5 9 17 1 x (Some ntk) c1 c2 withNtk (Some(Array.zeroCreate x.Length))
-    Simd.abReluPass 0.159 0.5 9 17 1 x None c1 c2 without None
+    Simd.abReluPass Simd.identity 0.159 0.5 9 17 1 x (Some ntk) c1 c2 withNtk (Some(Array.zeroCreate x.Length))
+    Simd.abReluPass Simd.identity 0.159 0.5 9 17 1 x None c1 c2 without None
     assertSame "nngp' without NTK" withNtk without
 
 [<Test>]

@@ -48,8 +48,10 @@ module internal Elementwise =
     /// arXiv:1711.09090 for the leaky case). With θ = angle between the points (atan2 keeps it accurate near 0 and π):
     /// nngp' = (a−b)²/(2π)·√(v1v2 − nngp²) + ((a²+b²)/2 − (a−b)²θ/(2π))·nngp,  σ̇ = (a²+b²)/2 − (a−b)²θ/(2π).
     /// The pass is fused and vectorised (<c>Simd.abReluPass</c>, Cephes-based atan2 within 2 ulp of libm).
-    /// With <c>inPlace</c> the pass overwrites k's nngp/ntk buffers (only when the interpreter owns them).
-    let abRelu (inPlace: bool) (spec: ABReluSpec) (k: Kernel) =
+    /// The ABRelu pass with an optional Dense map fused in front (<c>Simd.DensePre</c>); <c>kd</c> carries the
+    /// variances the activation sees. With <c>inPlace</c> the pass overwrites k's nngp/ntk buffers (only when the
+    /// interpreter owns them).
+    let private abReluWith (inPlace: bool) (pre: Simd.DensePre) (spec: ABReluSpec) (k: Kernel) (kd: Kernel) =
         if not k.DiagonalSpatial then
             raise (NeuralTangentsException "elementwise layers on full spatial covariances are not supported yet")
         let a, b = spec.A, spec.B
@@ -57,20 +59,28 @@ module internal Elementwise =
         let half = (a * a + b * b) / 2.0
         let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
         let s = k.Nngp.Length / max 1 (n1 * n2)
-        let c1 = k.Cov1.Data
-        let c2 = match k.Cov2 with Some c -> c.Data | None -> c1
+        let c1 = kd.Cov1.Data
+        let c2 = match kd.Cov2 with Some c -> c.Data | None -> c1
         let fresh (t: Tensor) = if inPlace then t.Data else GC.AllocateUninitializedArray<float> t.Length
         let nngp = fresh k.Nngp
         let ntk = k.Ntk |> Option.map fresh
-        Simd.abReluPass factor half n1 n2 s k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) c1 c2 nngp ntk
+        Simd.abReluPass pre factor half n1 n2 s k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) c1 c2 nngp ntk
         // atan2(0, 0) is taken as π/2 (zero-variance inputs), as neural_tangents does; atan2Pos does so.
         let covMap (c: Tensor) =
             Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = Simd.abReluScalar factor half v v v in r))
-        { k with
+        { kd with
             Nngp = Tensor.create k.Nngp.Shape nngp
             Ntk = Option.map2 (fun (t: Tensor) d -> Tensor.create t.Shape d) k.Ntk ntk
-            Cov1 = covMap k.Cov1
-            Cov2 = k.Cov2 |> Option.map covMap }
+            Cov1 = covMap kd.Cov1
+            Cov2 = kd.Cov2 |> Option.map covMap }
+
+    /// ABRelu on its own (see <c>abReluWith</c>).
+    let abRelu (inPlace: bool) (spec: ABReluSpec) (k: Kernel) = abReluWith inPlace Simd.identity spec k k
+
+    /// Dense followed by ABRelu in one pass over the big arrays: the same numbers as the two rules in sequence
+    /// (the Dense map is applied to each element as it is loaded). Returns the kernel after the activation.
+    let denseAbRelu (inPlace: bool) (d: DenseSpec) (spec: ABReluSpec) (k: Kernel) =
+        abReluWith inPlace (Linear.densePre d k) spec k (Linear.denseMeta d k)
 
     /// Erf, φ(u) = a·erf(b·u) + c: Williams' arcsine kernel (Williams 1997). After scaling the input
     /// covariances by b²: nngp' = (2/π)·asin(2·nngp / √((1+2v1)(1+2v2))), σ̇ = (4/π)/√((1+2v1)(1+2v2) − 4·nngp²);

@@ -19,6 +19,30 @@ module internal Linear =
         | Parameterization.Ntk -> d.OutDim
         | Parameterization.Standard -> d.OutDim * snd d.S
 
+    /// The Dense map on (nngp, ntk) as coefficients (see <c>dense</c> for the formulas).
+    let densePre (d: DenseSpec) (k: Kernel) : Simd.DensePre =
+        let w2 = d.WStd * d.WStd
+        let b2 = match d.BStd with Some b -> b * b | None -> 0.0
+        match d.Parameterization with
+        | Parameterization.Ntk -> { W2 = w2; B2 = b2; FromOut = true; CN = 0.0; CB = 0.0 }
+        | Parameterization.Standard ->
+            let inWidth = float k.Shape1[axisOf k.Shape1 d.ChannelAxis] / float (fst d.S)
+            { W2 = w2; B2 = b2; FromOut = false; CN = inWidth; CB = (if d.BStd.IsSome then 1.0 else 0.0) }
+
+    /// Everything a Dense layer changes except nngp/ntk (left as they were): variances, shapes and flags.
+    let denseMeta (d: DenseSpec) (k: Kernel) : Kernel =
+        let w2 = d.WStd * d.WStd
+        let b2 = match d.BStd with Some b -> b * b | None -> 0.0
+        let fc = Tensor.affine w2 b2
+        let width = denseOutWidth d
+        { k with
+            Cov1 = fc k.Cov1
+            Cov2 = k.Cov2 |> Option.map fc
+            IsGaussian = true
+            IsInput = false
+            Shape1 = withChannels k.Shape1 d.ChannelAxis width
+            Shape2 = withChannels k.Shape2 d.ChannelAxis width }
+
     /// Dense (arXiv:1806.07572 for "ntk", arXiv:2001.07301 for "standard"); neural_tangents' `Dense.kernel_fn`.
     /// nngp' = W_std²·nngp + b_std² in both parameterizations;
     /// ntk:      ntk' = nngp' + W_std²·ntk;
@@ -26,33 +50,14 @@ module internal Linear =
     /// with N_in the finite input width. With <c>inPlace</c> the pass overwrites k's nngp/ntk buffers (allowed only
     /// when the interpreter owns them: no other kernel shares them).
     let dense (inPlace: bool) (d: DenseSpec) (k: Kernel) : Kernel =
-        let w2 = d.WStd * d.WStd
-        let b2 = match d.BStd with Some b -> b * b | None -> 0.0
-        let fc = Tensor.affine w2 b2
-        // nngp' and ntk' in one fused pass (Simd.densePass): ntk: ntk' = w2·ntk + nngp';
-        // standard: ntk' = w2·ntk + (inWidth·nngp + bias).
-        let ntkFromOut, cN, cB =
-            match d.Parameterization with
-            | Parameterization.Ntk -> true, 0.0, 0.0
-            | Parameterization.Standard ->
-                let inWidth = float k.Shape1[axisOf k.Shape1 d.ChannelAxis] / float (fst d.S)
-                false, inWidth, (if d.BStd.IsSome then 1.0 else 0.0)
+        let pre = densePre d k
         let fresh (t: Tensor) = if inPlace then t.Data else System.GC.AllocateUninitializedArray<float> t.Length
         let nngpOut = fresh k.Nngp
         let ntkOut = k.Ntk |> Option.map fresh
-        Simd.densePass w2 b2 ntkFromOut cN cB k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) nngpOut ntkOut
-        let nngp = Tensor.create k.Nngp.Shape nngpOut
-        let ntk = Option.map2 (fun (t: Tensor) o -> Tensor.create t.Shape o) k.Ntk ntkOut
-        let width = denseOutWidth d
-        { k with
-            Nngp = nngp
-            Ntk = ntk
-            Cov1 = fc k.Cov1
-            Cov2 = k.Cov2 |> Option.map fc
-            IsGaussian = true
-            IsInput = false
-            Shape1 = withChannels k.Shape1 d.ChannelAxis width
-            Shape2 = withChannels k.Shape2 d.ChannelAxis width }
+        Simd.densePass pre.W2 pre.B2 pre.FromOut pre.CN pre.CB k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) nngpOut ntkOut
+        { denseMeta d k with
+            Nngp = Tensor.create k.Nngp.Shape nngpOut
+            Ntk = Option.map2 (fun (t: Tensor) o -> Tensor.create t.Shape o) k.Ntk ntkOut }
 
     let private meanTrailing (lead: int) (t: Tensor) =
         if t.Rank = lead then t

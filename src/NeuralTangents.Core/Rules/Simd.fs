@@ -122,6 +122,13 @@ module internal Simd =
     // half = (a² + b²)/2, factor = (a − b)²/(2π). Same operations as Elementwise.abRelu's scalar formula.
 
     /// Scalar ABRelu step (reference twin of the vector step, and the tail / no-AVX-512 path).
+    /// A Dense map applied to (nngp, ntk) as they are loaded, so Dense → ABRelu is one pass over memory:
+    /// x' = W2·x + B2; t' = W2·t + (x' when FromOut, else CN·x + CB). <c>identity</c> leaves both unchanged.
+    [<Struct>]
+    type DensePre = { W2: float; B2: float; FromOut: bool; CN: float; CB: float }
+
+    let identity = { W2 = 1.0; B2 = 0.0; FromOut = false; CN = 0.0; CB = 0.0 }
+
     let inline abReluScalar (factor: float) (half: float) (x: float) (v1: float) (v2: float) =
         let sq = Math.Sqrt(Math.Max(v1 * v2 - x * x, 0.0))
         let theta = atan2Pos sq x
@@ -136,7 +143,7 @@ module internal Simd =
         struct (factor * sq + dot * x, dot)
 
     /// One contiguous run of `len` elements: x, ntk, v2 (and v1 unless broadcast) advance together.
-    let inline abReluRun (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+    let inline abReluRun (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                                  (pv1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>)
                                  (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
         // Outputs may alias inputs (in-place passes): every element is read before it is written, and the tail
@@ -146,24 +153,30 @@ module internal Simd =
             let f = Vector512.Create factor
             let h = Vector512.Create half
             let v1b = Vector512.Create(NativePtr.read pv1)
+            let vw, vb, vcN, vcB = Vector512.Create pre.W2, Vector512.Create pre.B2, Vector512.Create pre.CN, Vector512.Create pre.CB
             while i + 8 <= len do
-                let x = Vector512.Load(NativePtr.add px i)
+                let x0 = Vector512.Load(NativePtr.add px i)
+                let x = x0 * vw + vb
                 let v1 = if v1Broadcast then v1b else Vector512.Load(NativePtr.add pv1 i)
                 let struct (nn, dot) = abRelu512 f h x v1 (Vector512.Load(NativePtr.add pv2 i))
-                let tv = if withNtk then Vector512.Load(NativePtr.add pt i) else Vector512<float>.Zero
+                let tv =
+                    if withNtk then Vector512.Load(NativePtr.add pt i) * vw + (if pre.FromOut then x else x0 * vcN + vcB)
+                    else Vector512<float>.Zero
                 nn.Store(NativePtr.add pn i)
                 if withNtk then (dot * tv).Store(NativePtr.add pd i)
                 i <- i + 8
         while i < len do
             let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
-            let struct (nn, dot) = abReluScalar factor half (NativePtr.get px i) v1 (NativePtr.get pv2 i)
-            let tv = if withNtk then NativePtr.get pt i else 0.0
+            let x0 = NativePtr.get px i
+            let x = x0 * pre.W2 + pre.B2
+            let struct (nn, dot) = abReluScalar factor half x v1 (NativePtr.get pv2 i)
+            let tv = if withNtk then NativePtr.get pt i * pre.W2 + (if pre.FromOut then x else x0 * pre.CN + pre.CB) else 0.0
             NativePtr.set pn i nn
             if withNtk then NativePtr.set pd i (dot * tv)
             i <- i + 1
 
     /// Rows [lo, hi) of the ABRelu pass.
-    let private abReluRows (factor: float) (half: float) (n2: int) (s: int) (x: float[]) (t: float[]) (c1: float[])
+    let private abReluRows (pre: DensePre) (factor: float) (half: float) (n2: int) (s: int) (x: float[]) (t: float[]) (c1: float[])
                            (c2: float[]) (outN: float[]) (outT: float[]) (withNtk: bool) (lo: int) (hi: int) =
         use px = fixed x
         use pt = fixed t
@@ -174,21 +187,21 @@ module internal Simd =
         for i in lo .. hi - 1 do
             if s = 1 then
                 let o = i * n2
-                abReluRun factor half (NativePtr.add px o) (NativePtr.add pt o) (NativePtr.add p1 i) true p2
+                abReluRun pre factor half (NativePtr.add px o) (NativePtr.add pt o) (NativePtr.add p1 i) true p2
                     (NativePtr.add pn o) (NativePtr.add pd o) withNtk n2
             else
                 for j in 0 .. n2 - 1 do
                     let o = (i * n2 + j) * s
-                    abReluRun factor half (NativePtr.add px o) (NativePtr.add pt o) (NativePtr.add p1 (i * s)) false
+                    abReluRun pre factor half (NativePtr.add px o) (NativePtr.add pt o) (NativePtr.add p1 (i * s)) false
                         (NativePtr.add p2 (j * s)) (NativePtr.add pn o) (NativePtr.add pd o) withNtk s
 
     /// The ABRelu step over a kernel in the diagonal-spatial layout: x, ntk (N1, N2, S); c1 (N1, S); c2 (N2, S).
     /// Writes nngp' into outN and σ̇·ntk into outT (when ntk is given). Rows of N1 are split across cores.
-    let abReluPass (factor: float) (half: float) (n1: int) (n2: int) (s: int) (x: float[]) (ntk: float[] option)
+    let abReluPass (pre: DensePre) (factor: float) (half: float) (n1: int) (n2: int) (s: int) (x: float[]) (ntk: float[] option)
                    (c1: float[]) (c2: float[]) (outN: float[]) (outT: float[] option) =
         let t = defaultArg ntk x
         let d = defaultArg outT outN
-        Linalg.parallelRanges n1 (float (n2 * s) * 8.0) (abReluRows factor half n2 s x t c1 c2 outN d ntk.IsSome)
+        Linalg.parallelRanges n1 (float (n2 * s) * 8.0) (abReluRows pre factor half n2 s x t c1 c2 outN d ntk.IsSome)
 
     // ---------------------------------------------------------------------------------------------
     // Dense: nngp' = w2·nngp + b2 and ntk' = w2·ntk + (cN·nngp + cB), or with ntkFromOut ntk' = w2·ntk + nngp'
