@@ -17,20 +17,54 @@ type KernelArgs =
             match a with
             | Request _ -> "the request file (see REQUEST below); stdin when absent or \"-\""
 
+/// Arguments of <c>nt predict</c>.
+type PredictArgs =
+    | [<MainCommand; Unique>] Request of ``REQUEST.json``: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Request _ -> "the request file (see REQUEST below); stdin when absent or \"-\""
+
+/// Arguments of <c>nt demo</c>.
+type DemoArgs =
+    | [<Unique>] Dataset of string
+    | [<Unique>] Train of int
+    | [<Unique>] Test of int
+    | [<Unique>] Depths of string
+    | [<Unique>] Diag_Reg of float
+    | [<Unique>] Out of string
+    | No_Plot
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Dataset _ -> "digits, diabetes or all (default all)"
+            | Train _ -> "training rows (default 1000 digits; diabetes uses at most 300)"
+            | Test _ -> "digits test images (default 500; diabetes tests on the rest)"
+            | Depths _ -> "comma-separated MLP depths for digits (default 1,2,3)"
+            | Diag_Reg _ -> "ridge relative to the mean kernel diagonal (default: digits 1e-4, diabetes 1)"
+            | Out _ -> "path of the SVG plot (default nt-demo.svg in the current folder)"
+            | No_Plot -> "do not write the plot"
+
 /// The commands of <c>nt</c>. A new command is a new case here, its help in <c>commandHelp</c> and its arm in
 /// <c>dispatch</c>.
 [<RequireSubcommand>]
 type NtArgs =
     | [<CliPrefix(CliPrefix.None); SubCommand>] Kernel of ParseResults<KernelArgs>
+    | [<CliPrefix(CliPrefix.None); SubCommand>] Predict of ParseResults<PredictArgs>
+    | [<CliPrefix(CliPrefix.None); SubCommand>] Demo of ParseResults<DemoArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Kernel _ -> "exact infinite-width NNGP and NTK kernels of a network (nt kernel --help)"
+            | Predict _ -> "predictions of infinitely wide networks: NNGP posterior, NTK-trained ensemble (nt predict --help)"
+            | Demo _ -> "infinite networks on shipped real data: digits and diabetes, with a plot (nt demo --help)"
 
 /// Shown after the command list of <c>nt --help</c>.
 let private mainHelp =
-    """nt computes the exact infinite-width NNGP and NTK kernels of neural networks,
+    """nt computes the exact infinite-width NNGP and NTK kernels of neural networks and\nthe predictions of infinitely wide networks,
 matching Google's neural_tangents (nt.stax layer names, arguments and numbers).
 Each command reads a JSON request; 'nt <command> --help' describes its format.
 
@@ -43,13 +77,50 @@ EXAMPLE:
 """
 
 /// Extra help per command, keyed by its command-line name.
-let private commandHelp = Map [ "kernel", KernelCommand.helpText ]
+let private commandHelp =
+    Map [ "kernel", KernelCommand.helpText
+          "predict", PredictCommand.helpText
+          "demo", Demo.DemoCommand.helpText ]
 
 let private parser = lazy (ArgumentParser.Create<NtArgs>(programName = "nt"))
 
-let private dispatch (args: ParseResults<NtArgs>) (stdin: TextReader) (stdout: TextWriter) =
+let private demoOptions (d: ParseResults<DemoArgs>) : Demo.DemoCommand.Options =
+    let o = Demo.DemoCommand.defaults
+    let digits, diabetes =
+        match d.TryGetResult Dataset |> Option.map (fun s -> s.ToLowerInvariant()) with
+        | None | Some "all" -> true, true
+        | Some "digits" -> true, false
+        | Some "diabetes" -> false, true
+        | Some other -> raise (CliError(sprintf "--dataset: unknown data set \"%s\" (digits, diabetes or all)" other))
+    let depths =
+        match d.TryGetResult Depths with
+        | None -> o.Depths
+        | Some s ->
+            s.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+            |> Array.map (fun p ->
+                match Int32.TryParse p with
+                | true, v when v >= 1 && v <= 50 -> v
+                | _ -> raise (CliError(sprintf "--depths: \"%s\" is not a depth between 1 and 50 (e.g. --depths 1,2,3)" p)))
+            |> Array.toList
+    if depths.IsEmpty then raise (CliError "--depths: give at least one depth, e.g. --depths 1,2,3")
+    let reg = d.TryGetResult Diag_Reg
+    match reg with
+    | Some r when not (Double.IsFinite r) || r < 0.0 -> raise (CliError(sprintf "--diag-reg: must be ≥ 0, got %g" r))
+    | _ -> ()
+    { o with
+        Digits = digits
+        Diabetes = diabetes
+        Train = d.GetResult(Train, o.Train)
+        Test = d.GetResult(Test, o.Test)
+        Depths = depths
+        DiagReg = reg
+        Plot = if d.Contains No_Plot then None else Some(d.GetResult(Out, "nt-demo.svg")) }
+
+let private dispatch (args: ParseResults<NtArgs>) (stdin: TextReader) (stdout: TextWriter) (stderr: TextWriter) =
     match args.GetSubCommand() with
-    | Kernel k -> KernelCommand.run (k.TryGetResult Request) stdin stdout
+    | Kernel k -> KernelCommand.run (k.TryGetResult KernelArgs.Request) stdin stdout
+    | Predict p -> PredictCommand.run (p.TryGetResult PredictArgs.Request) stdin stdout
+    | Demo d -> Demo.DemoCommand.run (demoOptions d) stdout stderr
 
 /// Drops .NET's " (Parameter 'x')" suffix, naming the parameter up front unless the message already does.
 let private argumentMessage (e: ArgumentException) =
@@ -88,7 +159,7 @@ let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextW
         stderr.Flush()
     try
         let args = parser.Value.ParseCommandLine(argv, raiseOnUsage = true)
-        dispatch args stdin stdout
+        dispatch args stdin stdout stderr
         0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->

@@ -24,10 +24,10 @@ module KernelRequest =
 
     let private knownKeys = [ "arch"; "x1"; "x2"; "get"; "out" ]
 
-    let private show (node: JsonNode) = if isNull node then "null" else node.ToJsonString()
+    let internal show (node: JsonNode) = if isNull node then "null" else node.ToJsonString()
 
     /// An input: a nested list, or the path of a .npy file (relative to baseDir).
-    let private load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
+    let internal load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
         match node with
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
             let rel = v.GetValue<string>()
@@ -42,14 +42,14 @@ module KernelRequest =
         | :? JsonArray -> JsonArrays.toTensor name node
         | _ -> fail "%s: must be a nested list of numbers or the path of a .npy file, got %s" name (show node)
 
-    let private input (baseDir: string) (name: string) (node: JsonNode) : Tensor =
+    let internal input (baseDir: string) (name: string) (node: JsonNode) : Tensor =
         let t = load baseDir name node
         if t.Rank < 2 then
             fail "%s: inputs need a batch axis first and a feature axis last (rank ≥ 2, e.g. [[1, 2, 3]] for one input), got shape [%s]"
                 name (String.Join(", ", t.Shape))
         t
 
-    let private get (node: JsonNode) : Get =
+    let internal get (node: JsonNode) : Get =
         let one (n: JsonNode) =
             match n with
             | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->

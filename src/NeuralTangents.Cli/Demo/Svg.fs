@@ -60,10 +60,16 @@ let private panelSvg (sb: StringBuilder) (x0: float) (y0: float) (w: float) (h: 
         add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"11\" text-anchor=\"end\">%s</text>" (f (x0 + ml - 5.0)) (f (sy v + 4.0)) (v.ToString("G4", CultureInfo.InvariantCulture)))
     let xticks =
         if p.LogX then [ for e in floor xmin .. ceil xmax do if e >= xmin - 1e-9 && e <= xmax + 1e-9 then yield 10.0 ** e ]
-        else ticks xmin xmax 6
+        else
+            // Integer data (depths, counts) get integer ticks only.
+            let integral = p.Series |> List.forall (fun s -> s.Points |> Array.forall (fun (x, _) -> x = Math.Round x))
+            ticks xmin xmax 6 |> List.filter (fun v -> not integral || v = Math.Round v)
     for v in xticks do
         add (sprintf "<line x1=\"%s\" x2=\"%s\" y1=\"%s\" y2=\"%s\" stroke=\"#444\"/>" (f (sx v)) (f (sx v)) (f (y0 + mt + ph)) (f (y0 + mt + ph + 5.0)))
-        add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"11\" text-anchor=\"middle\">%s</text>" (f (sx v)) (f (y0 + mt + ph + 18.0)) (v.ToString("G4", CultureInfo.InvariantCulture)))
+        let label =
+            if p.LogX && (v >= 1e4 || v < 1e-2) then sprintf "1e%d" (int (Math.Round(log10 v)))
+            else v.ToString("G4", CultureInfo.InvariantCulture)
+        add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"11\" text-anchor=\"middle\">%s</text>" (f (sx v)) (f (y0 + mt + ph + 18.0)) label)
     add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"12\" text-anchor=\"middle\">%s</text>" (f (x0 + ml + pw / 2.0)) (f (y0 + h - 8.0)) (esc p.XLabel))
     add (sprintf "<text transform=\"translate(%s,%s) rotate(-90)\" font-size=\"12\" text-anchor=\"middle\">%s</text>" (f (x0 + 15.0)) (f (y0 + mt + ph / 2.0)) (esc p.YLabel))
     p.Series |> List.iteri (fun i s ->
