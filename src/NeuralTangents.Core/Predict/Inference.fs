@@ -24,7 +24,7 @@ module internal PredictInference =
     type TrainSet(n: int, y: Mat, diagReg: float, absolute: bool, fetch: PredictGet -> Mat) =
         let gate = obj ()
         let blocks = Dictionary<PredictGet, Mat>()
-        let chols = Dictionary<PredictGet, Factorization.Cholesky<float>>()
+        let chols = Dictionary<PredictGet, CholeskyFactor>()
         let kinvy = Dictionary<PredictGet, Mat>()
         let eigs = Dictionary<PredictGet, EigenBasis>()
 

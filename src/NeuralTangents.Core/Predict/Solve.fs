@@ -123,20 +123,44 @@ module internal PredictSolve =
 
     // ---- Cholesky ---------------------------------------------------------------------------------------------
 
+    /// A Cholesky factorisation A = L·Lᵀ that solves A·X = B: LAPACK's dpotrf/dpotrs when OpenBLAS/LAPACKE are
+    /// loaded (Linalg, probed at run time), MathNet's managed factorisation otherwise.
+    [<Sealed>]
+    type CholeskyFactor private (n: int, native: float[] option, managed: Factorization.Cholesky<float> option) =
+        /// The i-th diagonal entry of L.
+        member _.Pivot(i: int) =
+            match native, managed with
+            | Some l, _ -> l[i * n + i]
+            | _, Some ch -> ch.Factor.At(i, i)
+            | _ -> nan
+
+        /// X = A⁻¹·B.
+        member _.Solve(rhs: Mat) : Mat =
+            match native, managed with
+            | Some l, _ -> ofRowMajor n rhs.ColumnCount (Linalg.choleskySolve l n (rhs.ToRowMajorArray()) rhs.ColumnCount)
+            | _, Some ch -> ch.Solve rhs
+            | _ -> invalidOp "empty factorisation"
+
+        static member Of(a: Mat) : CholeskyFactor =
+            let n = a.RowCount
+            if (Native.libraries ()).Potrf.IsSome && (Native.libraries ()).Potrs.IsSome then
+                // a is symmetric: its column-major values are its row-major values.
+                CholeskyFactor(n, Some(Linalg.cholesky (a.ToRowMajorArray()) n), None)
+            else CholeskyFactor(n, None, Some(a.Cholesky()))
+
     /// Cholesky factor of a symmetric positive definite matrix; a matrix that is not positive definite, or is
     /// singular to working precision (a pivot² ≤ N·ε·max diagonal), raises NeuralTangentsException.
-    let cholesky (what: string) (a: Mat) : Factorization.Cholesky<float> =
+    let cholesky (what: string) (a: Mat) : CholeskyFactor =
         let n = a.RowCount
         let ch =
-            try a.Cholesky()
+            try CholeskyFactor.Of a
             with :? ArgumentException ->
                 fail (sprintf "%s is not positive definite (Cholesky failed); %s" what advice)
-        let l = ch.Factor
         let mutable maxDiag = 0.0
         for i in 0 .. n - 1 do maxDiag <- max maxDiag (abs (a.At(i, i)))
         let floor = float n * 2.220446049250313e-16 * maxDiag
         for i in 0 .. n - 1 do
-            let p = l.At(i, i)
+            let p = ch.Pivot i
             if not (Double.IsFinite p) || p * p <= floor then
                 fail (sprintf "%s is singular to working precision (pivot %d is %g against a largest diagonal of %g); %s"
                         what i (p * p) maxDiag advice)
@@ -147,12 +171,18 @@ module internal PredictSolve =
     /// Eigenvalues (ascending) and orthonormal eigenvectors (columns) of a symmetric positive semi-definite matrix.
     type EigenBasis = { Values: float[]; Vectors: Mat }
 
-    /// Eigendecomposition of a symmetric PSD matrix. Eigenvalues within N·10ε·max|λ| of zero (round-off) are set
-    /// to 0; a more negative one means the matrix is not PSD and raises NeuralTangentsException.
+    /// Eigendecomposition of a symmetric PSD matrix (LAPACK's dsyevd when loaded, MathNet otherwise). Eigenvalues
+    /// within N·10ε·max|λ| of zero (round-off) are set to 0; a more negative one means the matrix is not PSD and
+    /// raises NeuralTangentsException.
     let eigen (what: string) (a: Mat) : EigenBasis =
         let n = a.RowCount
-        let evd = a.Evd(Symmetricity.Symmetric)
-        let values = evd.EigenValues.ToArray() |> Array.map (fun c -> c.Real)
+        let values, vectors =
+            if (Native.libraries ()).Syevd.IsSome then
+                let w, v = Linalg.symmetricEigen (a.ToRowMajorArray()) n
+                w, ofRowMajor n n v
+            else
+                let evd = a.Evd(Symmetricity.Symmetric)
+                evd.EigenValues.ToArray() |> Array.map (fun c -> c.Real), evd.EigenVectors
         let maxAbs = if n = 0 then 0.0 else values |> Array.map abs |> Array.max
         let tol = 10.0 * float n * 2.220446049250313e-16 * maxAbs
         let minV = if n = 0 then 0.0 else Array.min values
@@ -161,7 +191,7 @@ module internal PredictSolve =
         if minV < -tol then
             fail (sprintf "%s is not positive semi-definite (smallest eigenvalue %g, largest %g); %s" what minV maxAbs advice)
         let clamped = values |> Array.map (fun v -> if v < tol then 0.0 else v)
-        { Values = clamped; Vectors = evd.EigenVectors }
+        { Values = clamped; Vectors = vectors }
 
     // ---- scalar functions of eigenvalues --------------------------------------------------------------------
 
