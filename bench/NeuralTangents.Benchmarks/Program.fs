@@ -53,6 +53,29 @@ let choleskyRow (n: int) =
         if (Native.libraries ()).Potrf.IsSome then time 1 3 (fun () -> Linalg.cholesky a n |> ignore) else nan
     printfn "CHOL\t%d\t%.4f\t%.4f" n tManaged tNative
 
+/// gp_inference on N training and M test points with K outputs (NNGP and NTK means, NNGP covariance) on
+/// precomputed SPD kernels, against one Cholesky factorisation of an N×N SPD matrix (--predict).
+let predictRows (n: int) (m: int) (k: int) =
+    let d = 64
+    let x = Tensor.create [| n + m; d |] (normals 11 ((n + m) * d))
+    let net = Stax.serial [ Stax.dense 512 1.5 (Some 0.05); Stax.relu; Stax.dense 1 1.5 (Some 0.05) ]
+    let xTrain = Tensor.create [| n; d |] x.Data[.. n * d - 1]
+    let xTest = Tensor.create [| m; d |] x.Data[n * d ..]
+    let kTrain = KernelFn.compute net xTrain None Both
+    let kTest = KernelFn.compute net xTest (Some xTrain) Both
+    let kTT = KernelFn.compute net xTest None Nngp
+    let y = Tensor.create [| n; k |] (normals 12 (n * k))
+    let infer () =
+        let p = Predict.gpInference (KernelMatrices.ofKernel kTrain) y 1e-4 false [ PredictGet.Nngp; PredictGet.Ntk ]
+        let r = p (Some(KernelMatrices.ofKernel kTest)) (Some(KernelMatrices.ofNngp kTT.Nngp))
+        r[PredictGet.Nngp].Covariance.Value |> ignore
+    let tInfer = time 1 3 infer
+    let a = Array.copy kTrain.Nngp.Data
+    for i in 0 .. n - 1 do a[i * n + i] <- a[i * n + i] + 1e-4
+    let tChol = time 1 3 (fun () -> Linalg.cholesky a n |> ignore)
+    let tMathNet = time 0 1 (fun () -> Linalg.choleskyManaged a n |> ignore)
+    printfn "PRED\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%s" n m k tInfer tChol tMathNet (Native.describe ())
+
 /// Per-layer wall times of three successive kernel computations (--layers), to see where the time goes.
 let layers (n: int) (d: int) =
     let x = Tensor.create [| n; d |] (normals 42 (n * d))
@@ -85,7 +108,7 @@ let runChild (args: string[]) (env: (string * string) list) =
     let out = p.StandardOutput.ReadToEnd()
     p.WaitForExit()
     if p.ExitCode <> 0 then failwithf "benchmark child %A failed with exit code %d" env p.ExitCode
-    out.Split('\n') |> Array.filter (fun l -> l.StartsWith "ROW" || l.StartsWith "CHOL")
+    out.Split('\n') |> Array.filter (fun l -> l.StartsWith "ROW" || l.StartsWith "CHOL" || l.StartsWith "PRED")
 
 [<EntryPoint>]
 let main argv =
@@ -95,6 +118,19 @@ let main argv =
     let depth = 10
     let runs = if quick then 3 else 5
     if Array.contains "--layers" argv then layers n d; exit 0
+    if Array.contains "--predict" argv then
+        printfn "gp_inference (NNGP + NTK means, NNGP covariance, diag_reg 1e-4) vs one Cholesky; median of 3 runs (MathNet: 1 run)."
+        printfn "| N | M | K | gp_inference (s) | Cholesky, Linalg (s) | Cholesky, MathNet managed (s) | ratio to Linalg Cholesky | libraries |"
+        printfn "|---|---|---|---|---|---|---|---|"
+        let nP = if quick then 1000 else 4000
+        let rows = runChild [| "--predict-child"; (if quick then "--quick" else "") |] []
+        let rowsManaged = runChild [| "--predict-child"; (if quick then "--quick" else "") |] [ "NT_NATIVE", "0" ]
+        for l in Array.append rows rowsManaged do
+            let f = l.Split('\t')
+            printfn "| %s | %s | %s | %s | %s | %s | %.2f | %s |" f[1] f[2] f[3] f[4] f[5] f[6] (float f[4] / float f[5]) f[7]
+        ignore nP
+        exit 0
+    if Array.contains "--predict-child" argv then predictRows (if quick then 1000 else 4000) (if quick then 250 else 1000) 10; exit 0
     match Array.tryFindIndex ((=) "--child") argv with
     | Some i ->
         kernelRow argv[i + 1] n d depth runs

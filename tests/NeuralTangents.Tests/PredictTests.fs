@@ -88,6 +88,23 @@ let ``gpInference NTK covariance is the ensemble formula of arXiv 1902.06720`` (
     check "covariance" 1e-9 expectedCov out.Covariance.Value
 
 [<Test>]
+let ``large posteriors (the fast matrix-product path) equal the explicit formulas`` () =
+    // N = 160, M = 120: every product is above the size at which Predict leaves MathNet for Linalg's GEMM.
+    // Condition numbers ~1e2 (ridge 0.05 on X·Xᵀ/d): the two routes agree to ~κ·1e-15.
+    let nL, mL = 160, 120
+    let kdL, ktdL, kttL = gram 21 nL mL 40 0.05
+    let tdL, ttdL, _ = gram 22 nL mL 40 0.05
+    let yL = toM (randomTensor 23 nL 2)
+    let ki, ti = kdL.Inverse(), tdL.Inverse()
+    let predict = Predict.gpInference (KernelMatrices.ofBoth (ofM kdL) (ofM tdL)) (ofM yL) 0.0 false [ PredictGet.Nngp; PredictGet.Ntk ]
+    let out = predict (Some(KernelMatrices.ofBoth (ofM ktdL) (ofM ttdL))) (Some(KernelMatrices.ofNngp (ofM kttL)))
+    check "nngp mean" 1e-9 (ktdL * ki * yL) out[PredictGet.Nngp].Mean
+    check "nngp covariance" 1e-9 (kttL - ktdL * ki * ktdL.Transpose()) out[PredictGet.Nngp].Covariance.Value
+    let expectedCov =
+        kttL + ttdL * ti * kdL * ti * ttdL.Transpose() - ttdL * ti * ktdL.Transpose() - ktdL * ti * ttdL.Transpose()
+    check "ntk covariance" 1e-9 expectedCov out[PredictGet.Ntk].Covariance.Value
+
+[<Test>]
 let ``gpInference NTKGP is GP regression with the NTK as prior`` () =
     let ti = tdd.Inverse()
     let kernels = KernelMatrices.ofNtk (ofM tdd)

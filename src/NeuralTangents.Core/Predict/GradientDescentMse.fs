@@ -36,16 +36,16 @@ module internal PredictMse =
                             | PredictGet.Nngp ->
                                 // V·diag(λ e^{−2λs})·Vᵀ
                                 let w = ev |> Array.map (fun l -> l * exp (-2.0 * l * s))
-                                scaleColumns v w * v.Transpose()
+                                mulNT (scaleColumns v w) v
                             | _ ->
                                 // e^{−Θs}·K·e^{−Θs}, K the NNGP
-                                let e = scaleColumns v (ev |> Array.map (fun l -> exp (-l * s))) * v.Transpose()
-                                e * ts.Block PredictGet.Nngp * e
+                                let e = mulNT (scaleColumns v (ev |> Array.map (fun l -> exp (-l * s)))) v
+                                mul (mul e (ts.Block PredictGet.Nngp)) e
                             |> symmetrizeInPlace)
                     Some(stack mats n n)
             { Mean = stack means ts.Size k; Covariance = covs }
         | Some tb ->
-            let a = tb.TestTrain g * v // K*·V (M, N)
+            let a = mul (tb.TestTrain g) v // K*·V (M, N)
             let means = ss |> Array.map (fun s -> scaleColumns a (negPhi s) * z)
             let covs =
                 match tb.TestTest with
@@ -55,16 +55,16 @@ module internal PredictMse =
                         match g with
                         | PredictGet.Nngp ->
                             // K** − K*·V·diag(−expm1(−2λs)/λ)·Vᵀ·K*ᵀ
-                            ss |> Array.map (fun s -> kttN - (scaleColumns a (negPhi (2.0 * s))).TransposeAndMultiply a)
+                            ss |> Array.map (fun s -> kttN - mulNT (scaleColumns a (negPhi (2.0 * s))) a)
                         | _ ->
                             // arXiv:1902.06720 eq. 16 with U = V·diag(w)·Vᵀ = Θ⁻¹(I − e^{−Θs}), w = −expm1(−λs)/λ:
                             // K** + Θ*·U·K·U·Θ*ᵀ − (Θ*·U·K*ᵀ + transpose).
-                            let b = tb.TestTrain PredictGet.Nngp * v // K*·V
-                            let c = v.TransposeThisAndMultiply(ts.Block PredictGet.Nngp * v) // Vᵀ·K·V
+                            let b = mul (tb.TestTrain PredictGet.Nngp) v // K*·V
+                            let c = mulTN v (mul (ts.Block PredictGet.Nngp) v) // Vᵀ·K·V
                             ss |> Array.map (fun s ->
                                 let aw = scaleColumns a (negPhi s)
-                                let t2 = aw.TransposeAndMultiply b
-                                (aw * c).TransposeAndMultiply aw - t2 - t2.Transpose() + kttN)
+                                let t2 = mulNT aw b
+                                mulNT (mul aw c) aw - t2 - t2.Transpose() + kttN)
                     Some(stack (mats |> Array.map symmetrizeInPlace) tb.M tb.M)
                 | _ -> None
             { Mean = stack means tb.M k; Covariance = covs }
@@ -87,7 +87,7 @@ module internal PredictMse =
             ss |> Array.map (fun s -> fxTrain0 + scaleColumns v (ev |> Array.map (fun l -> expm1 (-l * s))) * z)
         let testOut =
             test |> Option.map (fun (ktd, fxTest0) ->
-                let a = ktd * v
+                let a = mul ktd v
                 let outs = ss |> Array.map (fun s -> fxTest0 + scaleColumns a (ev |> Array.map (fun l -> expm1OverLambda l s)) * z)
                 stack outs ktd.RowCount k)
         { Train = stack train ts.Size k; Test = testOut }

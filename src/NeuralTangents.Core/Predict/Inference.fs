@@ -81,14 +81,14 @@ module internal PredictInference =
                         match g with
                         | PredictGet.Nngp | PredictGet.NtkGp ->
                             // K** − K*·(K + λI)⁻¹·K*ᵀ with K the NNGP (Nngp) or the NTK (NtkGp, arXiv:2007.05864).
-                            ktt b - ktd * ts.Solve(b, ktd.Transpose())
+                            ktt b - mul ktd (ts.Solve(b, ktd.Transpose()))
                         | PredictGet.Ntk ->
                             // Ensemble of networks trained to convergence (arXiv:1902.06720, eq. 16 at t = ∞):
                             // K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose), K the NNGP, Θ the NTK.
                             let nngpTd = tb.TestTrain PredictGet.Nngp
                             let term1 = ts.Solve(PredictGet.Ntk, ktd.Transpose())
-                            let term2 = ktd * ts.Solve(PredictGet.Ntk, nngpTd.Transpose())
-                            term1.TransposeThisAndMultiply(ts.Block PredictGet.Nngp * term1)
+                            let term2 = mul ktd (ts.Solve(PredictGet.Ntk, nngpTd.Transpose()))
+                            mulTN term1 (mul (ts.Block PredictGet.Nngp) term1)
                             - term2 - term2.Transpose() + ktt PredictGet.Nngp
                     toTensor (symmetrizeInPlace c))
             { Mean = toTensor mean; Covariance = cov }

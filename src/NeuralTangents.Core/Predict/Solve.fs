@@ -73,6 +73,22 @@ module internal PredictSolve =
         ms |> Array.iteri (fun k m -> Array.blit (m.ToRowMajorArray()) 0 data (k * rows * cols) (rows * cols))
         Tensor.create [| ms.Length; rows; cols |] data
 
+    /// A·B through <c>Linalg.gemmNT</c>: native dgemm when loaded, else the blocked Vector512 kernel (~30 GFLOP/s on
+    /// two cores, against ~6 for MathNet's managed product); small products stay with MathNet.
+    let mul (a: Mat) (b: Mat) : Mat =
+        let m, k, n = a.RowCount, a.ColumnCount, b.ColumnCount
+        if k <> b.RowCount then invalidArg "b" (sprintf "inner dimensions differ: (%d, %d)·(%d, %d)" m k b.RowCount n)
+        if float m * float n * float k < 1e6 then a * b
+        else
+            // B's column-major values are Bᵀ row-major, the layout gemmNT takes for its second operand.
+            ofRowMajor m n (Linalg.gemmNT 1.0 (a.ToRowMajorArray()) m (b.ToColumnMajorArray()) n k)
+
+    /// Aᵀ·B.
+    let mulTN (a: Mat) (b: Mat) : Mat = mul (a.Transpose()) b
+
+    /// A·Bᵀ.
+    let mulNT (a: Mat) (b: Mat) : Mat = mul a (b.Transpose())
+
     /// (A + Aᵀ)/2 as a fresh matrix: kernels are symmetric in exact arithmetic, round-off is not.
     let symmetrize (t: Tensor) : Mat =
         let n = t.Shape[0]
