@@ -70,11 +70,16 @@ let predictRows (n: int) (m: int) (k: int) =
         let r = p (Some(KernelMatrices.ofKernel kTest)) (Some(KernelMatrices.ofNngp kTT.Nngp))
         r[PredictGet.Nngp].Covariance.Value |> ignore
     let tInfer = time 1 3 infer
+    let tMeans =
+        time 1 3 (fun () ->
+            let p = Predict.gpInference (KernelMatrices.ofKernel kTrain) y 1e-4 false [ PredictGet.Nngp; PredictGet.Ntk ]
+            let r = p (Some(KernelMatrices.ofKernel kTest)) None
+            r[PredictGet.Ntk].Mean |> ignore)
     let a = Array.copy kTrain.Nngp.Data
     for i in 0 .. n - 1 do a[i * n + i] <- a[i * n + i] + 1e-4
     let tChol = time 1 3 (fun () -> Linalg.cholesky a n |> ignore)
     let tMathNet = time 0 1 (fun () -> Linalg.choleskyManaged a n |> ignore)
-    printfn "PRED\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%s" n m k tInfer tChol tMathNet (Native.describe ())
+    printfn "PRED\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%s\t%.3f" n m k tInfer tChol tMathNet (Native.describe ()) tMeans
 
 /// Per-layer wall times of three successive kernel computations (--layers), to see where the time goes.
 let layers (n: int) (d: int) =
@@ -120,14 +125,14 @@ let main argv =
     if Array.contains "--layers" argv then layers n d; exit 0
     if Array.contains "--predict" argv then
         printfn "gp_inference (NNGP + NTK means, NNGP covariance, diag_reg 1e-4) vs one Cholesky; median of 3 runs (MathNet: 1 run)."
-        printfn "| N | M | K | gp_inference (s) | Cholesky, Linalg (s) | Cholesky, MathNet managed (s) | ratio to Linalg Cholesky | libraries |"
-        printfn "|---|---|---|---|---|---|---|---|"
+        printfn "| N | M | K | gp_inference, means + covariances (s) | means only (s) | Cholesky, Linalg (s) | Cholesky, MathNet managed (s) | ratio (with cov.) to Linalg Cholesky | libraries |"
+        printfn "|---|---|---|---|---|---|---|---|---|"
         let nP = if quick then 1000 else 4000
         let rows = runChild [| "--predict-child"; (if quick then "--quick" else "") |] []
         let rowsManaged = runChild [| "--predict-child"; (if quick then "--quick" else "") |] [ "NT_NATIVE", "0" ]
         for l in Array.append rows rowsManaged do
             let f = l.Split('\t')
-            printfn "| %s | %s | %s | %s | %s | %s | %.2f | %s |" f[1] f[2] f[3] f[4] f[5] f[6] (float f[4] / float f[5]) f[7]
+            printfn "| %s | %s | %s | %s | %s | %s | %s | %.2f | %s |" f[1] f[2] f[3] f[4] f[8] f[5] f[6] (float f[4] / float f[5]) f[7]
         ignore nP
         exit 0
     if Array.contains "--predict-child" argv then predictRows (if quick then 1000 else 4000) (if quick then 250 else 1000) 10; exit 0

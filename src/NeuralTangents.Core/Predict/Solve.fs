@@ -93,9 +93,15 @@ module internal PredictSolve =
     let symmetrize (t: Tensor) : Mat =
         let n = t.Shape[0]
         let a = Array.zeroCreate (n * n)
-        for i in 0 .. n - 1 do
-            for j in 0 .. n - 1 do
-                a[i * n + j] <- 0.5 * (t.Data[i * n + j] + t.Data[j * n + i])
+        let d = t.Data
+        // 64×64 tiles keep both the row-wise and the column-wise reads in cache.
+        let tile = 64
+        Linalg.parallelRanges ((n + tile - 1) / tile) (float (tile * n)) (fun lo hi ->
+            for bi in lo .. hi - 1 do
+                for bj in 0 .. (n - 1) / tile do
+                    for i in bi * tile .. min n ((bi + 1) * tile) - 1 do
+                        for j in bj * tile .. min n ((bj + 1) * tile) - 1 do
+                            a[i * n + j] <- 0.5 * (d[i * n + j] + d[j * n + i]))
         DenseMatrix.OfColumnMajor(n, n, a) :> Mat // symmetric: row- and column-major agree
 
     /// Scales column j of a copy of A by w[j] (A · diag(w)).
@@ -160,8 +166,9 @@ module internal PredictSolve =
         static member Of(a: Mat) : CholeskyFactor =
             let n = a.RowCount
             if (Native.libraries ()).Potrf.IsSome && (Native.libraries ()).Potrs.IsSome then
-                // a is symmetric: its column-major values are its row-major values.
-                CholeskyFactor(n, Some(Linalg.cholesky (a.ToRowMajorArray()) n), None)
+                // a is symmetric: its column-major values are its row-major values (Linalg.cholesky copies them).
+                let values = match a with :? DenseMatrix as dm -> dm.Values | _ -> a.ToColumnMajorArray()
+                CholeskyFactor(n, Some(Linalg.cholesky values n), None)
             else CholeskyFactor(n, None, Some(a.Cholesky()))
 
     /// Cholesky factor of a symmetric positive definite matrix; a matrix that is not positive definite, or is
