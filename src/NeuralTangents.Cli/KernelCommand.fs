@@ -55,23 +55,6 @@ EXAMPLE:
     }
 """
 
-/// The request text and the folder its relative paths resolve against.
-let private readRequest (requestPath: string option) (stdin: TextReader) =
-    match requestPath with
-    | None
-    | Some "-" -> stdin.ReadToEnd(), Directory.GetCurrentDirectory()
-    | Some path ->
-        if not (File.Exists path) then
-            if Directory.Exists path then fail "%s is a folder, not a request file" path
-            fail "no such request file: %s" path
-        let text =
-            try File.ReadAllText path
-            with
-            | :? IOException as e -> fail "cannot read %s: %s" path e.Message
-            | :? UnauthorizedAccessException as e -> fail "cannot read %s: %s" path e.Message
-        let dir = Path.GetDirectoryName(Path.GetFullPath path)
-        text, dir
-
 /// The quantities of a kernel that the response holds, in order; None marks a null (cov2 without x2).
 let private quantities (get: Get) (k: Kernel) : (string * Tensor option) list =
     [ if get <> Ntk then "nngp", Some k.Nngp
@@ -88,7 +71,7 @@ let private writeElapsed (w: TextWriter) (ms: float) =
 /// writes the JSON response to <paramref name="stdout"/>.</summary>
 /// <exception cref="T:NeuralTangents.Cli.CliError">and the library's exceptions, for the caller to report.</exception>
 let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
-    let text, baseDir = readRequest requestPath stdin
+    let text, baseDir = RequestIo.read requestPath stdin
     let req = KernelRequest.parse baseDir text
     let sw = Stopwatch.StartNew()
     let k = KernelFn.compute req.Arch req.X1 req.X2 req.Get
@@ -112,10 +95,7 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
             match t with
             | Some t ->
                 let path = sprintf "%s.%s.npy" prefix name
-                try Npy.write path t
-                with
-                | :? IOException as e -> fail "cannot write %s: %s" path e.Message
-                | :? UnauthorizedAccessException as e -> fail "cannot write %s: %s" path e.Message
+                RequestIo.writeNpy path t
                 out.Write(JsonArrays.quote path)
             | None -> out.Write "null"
             out.Write(",\n")

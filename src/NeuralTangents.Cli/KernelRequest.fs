@@ -24,7 +24,7 @@ module KernelRequest =
 
     let private knownKeys = [ "arch"; "x1"; "x2"; "get"; "out" ]
 
-    let internal show (node: JsonNode) = if isNull node then "null" else node.ToJsonString()
+    let private show = RequestIo.show
 
     /// An input: a nested list, or the path of a .npy file (relative to baseDir).
     let internal load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
@@ -76,32 +76,11 @@ module KernelRequest =
     /// <exception cref="T:NeuralTangents.Cli.CliError">naming the key or value at fault.</exception>
     /// <exception cref="T:NeuralTangents.Json.JsonArchitectureException">for an architecture that cannot be read.</exception>
     let parse (baseDir: string) (text: string) : KernelRequest =
-        if String.IsNullOrWhiteSpace text then
-            fail "the request is empty: name a REQUEST.json file or pipe a request on stdin (see 'nt kernel --help')"
-        let root =
-            try JsonNode.Parse(text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip))
-            with :? JsonException as e -> fail "the request is not valid JSON: %s" e.Message
-        let o =
-            match root with
-            | :? JsonObject as o -> o
-            | n -> fail "the request must be a JSON object {\"arch\": ..., \"x1\": ...}, got %s" (show n)
-        for KeyValue(k, _) in o do
-            if not (List.contains k knownKeys) then
-                fail "request: unknown key \"%s\" (known: %s)" k (String.Join(", ", knownKeys))
-        let required (k: string) =
-            match o[k] with
-            | null -> fail "request: missing required key \"%s\"" k
-            | n -> n
-        let arch =
-            try Json.decodeLayer (required "arch")
-            with Json.JsonArchitectureException msg -> fail "arch: %s" msg
+        let o = RequestIo.parseObject "kernel" "{\"arch\": ..., \"x1\": ...}" knownKeys text
+        let required = RequestIo.required o
+        let arch = RequestIo.arch o
         { Arch = arch
           X1 = input baseDir "x1" (required "x1")
           X2 = (match o["x2"] with null -> None | n -> Some(input baseDir "x2" n))
           Get = get o["get"]
-          Out =
-            match o["out"] with
-            | null -> None
-            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String && v.GetValue<string>().Trim() <> "" ->
-                Some(Path.Combine(baseDir, v.GetValue<string>()))
-            | n -> fail "out: must be a non-empty file prefix such as \"results/mlp\", got %s" (show n) }
+          Out = RequestIo.outPrefix baseDir o["out"] }

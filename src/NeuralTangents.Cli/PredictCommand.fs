@@ -43,21 +43,6 @@ EXAMPLE:
     $ nt predict examples/predict.json
 """
 
-let private readRequest (requestPath: string option) (stdin: TextReader) =
-    match requestPath with
-    | None
-    | Some "-" -> stdin.ReadToEnd(), Directory.GetCurrentDirectory()
-    | Some path ->
-        if not (File.Exists path) then
-            if Directory.Exists path then fail "%s is a folder, not a request file" path
-            fail "no such request file: %s" path
-        let text =
-            try File.ReadAllText path
-            with
-            | :? IOException as e -> fail "cannot read %s: %s" path e.Message
-            | :? UnauthorizedAccessException as e -> fail "cannot read %s: %s" path e.Message
-        text, Path.GetDirectoryName(Path.GetFullPath path)
-
 /// Shapes the answer as the request did: no time axis for a single number t, no output axis for a 1-D y.
 let private shapeMean (req: PredictRequest) (mean: Tensor) =
     let m = if req.Times.IsSome && not req.TimeAxis then Tensor.reshape mean.Shape[1..] mean else mean
@@ -68,7 +53,7 @@ let private shapeCov (req: PredictRequest) (cov: Tensor) =
 
 /// <summary>Runs <c>nt predict</c>: reads the request, predicts and writes the JSON response.</summary>
 let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
-    let text, baseDir = readRequest requestPath stdin
+    let text, baseDir = RequestIo.read requestPath stdin
     let req = PredictRequest.parse baseDir text
     let sw = Stopwatch.StartNew()
     let predict =
@@ -94,10 +79,7 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
             | None -> JsonArrays.writeTensor out 4 t
             | Some prefix ->
                 let path = sprintf "%s.%s.%s.npy" prefix name what
-                try Npy.write path t
-                with
-                | :? IOException as e -> fail "cannot write %s: %s" path e.Message
-                | :? UnauthorizedAccessException as e -> fail "cannot write %s: %s" path e.Message
+                RequestIo.writeNpy path t
                 out.Write(JsonArrays.quote path))
         out.Write("\n  },\n")
     out.Write("  \"elapsed_ms\": ")

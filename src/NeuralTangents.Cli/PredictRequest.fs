@@ -39,16 +39,16 @@ module PredictRequest =
         | null -> dflt
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             let x = v.GetValue<float>()
-            if not (Double.IsFinite x) then fail "%s: must be a finite number, got %s" name (KernelRequest.show node)
+            if not (Double.IsFinite x) then fail "%s: must be a finite number, got %s" name (RequestIo.show node)
             x
-        | n -> fail "%s: must be a number, got %s" name (KernelRequest.show n)
+        | n -> fail "%s: must be a number, got %s" name (RequestIo.show n)
 
     let private flag (name: string) (node: JsonNode) =
         match node with
         | null -> false
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.True -> true
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.False -> false
-        | n -> fail "%s: must be true or false, got %s" name (KernelRequest.show n)
+        | n -> fail "%s: must be true or false, got %s" name (RequestIo.show n)
 
     let private times (node: JsonNode) : float[] option * bool =
         let check (x: float) =
@@ -60,30 +60,14 @@ module PredictRequest =
         | :? JsonArray as a ->
             if a.Count = 0 then fail "t: the list of times is empty; give null for infinite time"
             Some(a |> Seq.map (fun n -> check (number "t" 0.0 n)) |> Seq.toArray), true
-        | n -> fail "t: must be null (infinite time), a number or a list of numbers, got %s" (KernelRequest.show n)
+        | n -> fail "t: must be null (infinite time), a number or a list of numbers, got %s" (RequestIo.show n)
 
     /// <summary>Parses a request and loads its inputs; relative paths resolve against baseDir.</summary>
     /// <exception cref="T:NeuralTangents.Cli.CliError">naming the key or value at fault.</exception>
     let parse (baseDir: string) (text: string) : PredictRequest =
-        if String.IsNullOrWhiteSpace text then
-            fail "the request is empty: name a REQUEST.json file or pipe a request on stdin (see 'nt predict --help')"
-        let root =
-            try JsonNode.Parse(text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip))
-            with :? JsonException as e -> fail "the request is not valid JSON: %s" e.Message
-        let o =
-            match root with
-            | :? JsonObject as o -> o
-            | n -> fail "the request must be a JSON object {\"arch\": ..., \"x_train\": ..., \"y_train\": ...}, got %s" (KernelRequest.show n)
-        for KeyValue(k, _) in o do
-            if not (List.contains k knownKeys) then
-                fail "request: unknown key \"%s\" (known: %s)" k (String.Join(", ", knownKeys))
-        let required (k: string) =
-            match o[k] with
-            | null -> fail "request: missing required key \"%s\"" k
-            | n -> n
-        let arch =
-            try Json.decodeLayer (required "arch")
-            with Json.JsonArchitectureException msg -> fail "arch: %s" msg
+        let o = RequestIo.parseObject "predict" "{\"arch\": ..., \"x_train\": ..., \"y_train\": ...}" knownKeys text
+        let required = RequestIo.required o
+        let arch = RequestIo.arch o
         let xTrain = KernelRequest.input baseDir "x_train" (required "x_train")
         let y = KernelRequest.load baseDir "y_train" (required "y_train")
         let yTrain, isVector =
@@ -110,9 +94,4 @@ module PredictRequest =
           DiagRegAbsoluteScale = flag "diag_reg_absolute_scale" o["diag_reg_absolute_scale"]
           LearningRate = lr
           ComputeCov = flag "compute_cov" o["compute_cov"]
-          Out =
-            match o["out"] with
-            | null -> None
-            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String && v.GetValue<string>().Trim() <> "" ->
-                Some(Path.Combine(baseDir, v.GetValue<string>()))
-            | n -> fail "out: must be a non-empty file prefix such as \"results/mlp\", got %s" (KernelRequest.show n) }
+          Out = RequestIo.outPrefix baseDir o["out"] }
