@@ -1,0 +1,107 @@
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+
+namespace NeuralTangents.CSharp;
+
+/// <summary>Predictions of the infinite ensemble of infinitely wide networks, per training time: the NNGP one
+/// (only the readout trained, equivalently the Bayesian posterior at t = ∞) and the NTK one (all layers trained by
+/// gradient descent on MSE).</summary>
+public sealed class EnsemblePrediction
+{
+    internal EnsemblePrediction(double[]? times, PosteriorGaussian[] nngp, PosteriorGaussian[] ntk)
+    {
+        Times = times;
+        Nngp = nngp;
+        Ntk = ntk;
+    }
+
+    /// <summary>The training times asked for, or null for t = ∞ (then each array has one element).</summary>
+    public double[]? Times { get; }
+
+    /// <summary>NNGP prediction at each time: mean (M, K) and, when asked for, covariance (M, M).</summary>
+    public PosteriorGaussian[] Nngp { get; }
+
+    /// <summary>NTK prediction at each time: mean (M, K) and, when asked for, covariance (M, M).</summary>
+    public PosteriorGaussian[] Ntk { get; }
+}
+
+/// <summary>neural_tangents' <c>gradient_descent_mse_ensemble</c> for a network built with <see cref="Stax"/> or
+/// <see cref="NetworkBuilder"/>: its kernels are computed on the inputs, then the predictions in closed form.</summary>
+public static class Ensemble
+{
+    /// <summary>Predicts test outputs of the infinite ensemble trained on (xTrain, yTrain).</summary>
+    /// <param name="network">The network.</param>
+    /// <param name="xTrain">Training inputs (N, features).</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="xTest">Test inputs (M, features), or null to predict on the training set.</param>
+    /// <param name="times">Training times (≥ 0, in steps), or null for t = ∞.</param>
+    /// <param name="computeCov">True to add the (M, M) covariances.</param>
+    /// <param name="learningRate">Learning rate &gt; 0 (absolute time is learningRate · t).</param>
+    /// <param name="diagReg">Ridge on the train–train kernel, relative to its mean diagonal unless
+    /// <paramref name="diagRegAbsoluteScale"/>.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <returns>NNGP and NTK predictions, one per time.</returns>
+    /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
+    /// <exception cref="ArgumentException">on mismatched shapes, a non-positive learning rate or negative times.</exception>
+    /// <exception cref="NeuralTangentsException">when the train–train kernel is not positive (semi-)definite;
+    /// the message suggests diagReg.</exception>
+    public static EnsemblePrediction Predict(
+        Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, double[]? times = null,
+        bool computeCov = false, double learningRate = 1.0, double diagReg = 0.0, bool diagRegAbsoluteScale = false)
+    {
+        Boundary.NotNull(network, nameof(network));
+        Boundary.NotNull(xTrain, nameof(xTrain));
+        Boundary.NotNull(yTrain, nameof(yTrain));
+        var layer = network.ToFSharp();
+        var kernelFn = FuncConvert.FromFunc<Tensor, FSharpOption<Tensor>, Get, Kernel>(
+            (x1, x2, get) => KernelFn.Compute(layer, x1, x2, get));
+        var predict = NeuralTangents.Predict.GradientDescentMseEnsemble(
+            kernelFn, TensorModule.OfArray2D(xTrain), TensorModule.OfArray2D(yTrain), learningRate, diagReg,
+            diagRegAbsoluteScale);
+        var timesOpt = times is null ? FSharpOption<double[]>.None : FSharpOption<double[]>.Some((double[])times.Clone());
+        var testOpt = xTest is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(TensorModule.OfArray2D(xTest));
+        var result = FSharpFunc<FSharpOption<double[]>, FSharpOption<Tensor>>.InvokeFast(
+            predict, timesOpt, testOpt, Get.Both, computeCov);
+        return new EnsemblePrediction(
+            times is null ? null : (double[])times.Clone(),
+            Split(result[PredictGet.Nngp], times is not null),
+            Split(result[PredictGet.Ntk], times is not null));
+    }
+
+    private static PosteriorGaussian[] Split(Gaussian g, bool timeAxis)
+    {
+        if (!timeAxis)
+        {
+            return new[]
+            {
+                new PosteriorGaussian(TensorModule.ToArray2D(g.Mean),
+                    FSharpOption<Tensor>.get_IsSome(g.Covariance) ? TensorModule.ToArray2D(g.Covariance.Value) : null),
+            };
+        }
+
+        int count = g.Mean.Shape[0];
+        var result = new PosteriorGaussian[count];
+        for (int s = 0; s < count; s++)
+        {
+            result[s] = new PosteriorGaussian(Slice(g.Mean, s),
+                FSharpOption<Tensor>.get_IsSome(g.Covariance) ? Slice(g.Covariance.Value, s) : null);
+        }
+
+        return result;
+    }
+
+    private static double[,] Slice(Tensor t, int s)
+    {
+        int rows = t.Shape[1], cols = t.Shape[2];
+        var m = new double[rows, cols];
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                m[i, j] = t.Data[((s * rows) + i) * cols + j];
+            }
+        }
+
+        return m;
+    }
+}
