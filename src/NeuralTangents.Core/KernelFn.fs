@@ -67,7 +67,7 @@ module KernelFn =
             // Dense → ABRelu pairs (every layer of a ReLU MLP) run as one fused pass over memory.
             let rec go (ls: Layer list) (f: KernelFlow, o: bool) =
                 match ls, f with
-                | Dense d :: (ABRelu spec as act) :: rest, One k ->
+                | Dense d :: ABRelu spec :: rest, One k ->
                     let k' = Elementwise.denseAbRelu o d spec k
                     go rest (One { k' with IsGaussian = false }, true)
                 | l :: rest, _ -> go rest (run l f o)
