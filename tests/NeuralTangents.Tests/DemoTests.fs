@@ -6,6 +6,7 @@ open System
 open System.IO
 open System.Xml
 open NUnit.Framework
+open NeuralTangents
 open NeuralTangents.Cli
 open NeuralTangents.Cli.Demo
 
@@ -39,6 +40,26 @@ let ``diabetes regression beats predicting the mean and the NTK trajectory start
     Assert.That(snd d.Trajectory[d.Trajectory.Length - 1], Is.EqualTo(d.NtkRmse).Within(1.0).Percent)
 
 [<Test>]
+let ``diabetes NTK posterior spread goes from the prior's to the t = ∞ value`` () =
+    let r = DemoCommand.compute ignore { small with Digits = false }
+    let d = r.Diabetes.Value
+    // The prior spread straight from kernel_fn (not through Predict): √(mean diag k(x*, x*)) in target units.
+    let split = Datasets.diabetes 300
+    let k = (KernelFn.compute (DemoCommand.network Stax.relu 2 1) split.XTest None Get.Nngp).Nngp
+    let m = k.Shape[0]
+    let prior = split.TargetScale * sqrt (Array.average (Array.init m (fun i -> k.Data[i * m + i])))
+    TestContext.Out.WriteLine(sprintf "prior σ %.2f, σ(t) %.2f … %.2f, t = ∞ %.2f" prior (snd d.StdTrajectory[0]) (snd d.StdTrajectory[d.StdTrajectory.Length - 1]) d.NtkStd)
+    // The first time is 0.01 / (c·λmax): the stiffest mode has moved by ~1% of its way; measured prior 120.75 vs
+    // σ(t0) 120.02 (0.6%). The 1% band holds while the grid starts there; a wrong t = 0 (a zero or the posterior
+    // spread, 30.8) misses it by far.
+    Assert.That(snd d.StdTrajectory[0], Is.EqualTo(prior).Within(1.0).Percent)
+    // The last time is 10 / (c·λmin): every mode has relaxed to within e^-10 of its limit.
+    Assert.That(snd d.StdTrajectory[d.StdTrajectory.Length - 1], Is.EqualTo(d.NtkStd).Within(1.0).Percent)
+    // Training only removes uncertainty: the spread never grows along t (tiny slack for round-off).
+    for (_, a), (_, b) in Array.pairwise d.StdTrajectory do
+        Assert.That(b, Is.LessThanOrEqualTo(a * (1.0 + 1e-9)))
+
+[<Test>]
 let ``nt demo prints its table and writes a well-formed SVG`` () =
     let path = Path.Combine(Path.GetTempPath(), "nt-demo-" + Guid.NewGuid().ToString("N") + ".svg")
     try
@@ -56,9 +77,10 @@ let ``nt demo prints its table and writes a well-formed SVG`` () =
         Assert.That(doc.DocumentElement.LocalName, Is.EqualTo "svg")
         let ns = XmlNamespaceManager(doc.NameTable)
         ns.AddNamespace("s", "http://www.w3.org/2000/svg")
-        // Three panels: 4 accuracy lines, 4 RMSE lines, 2 posterior lines.
+        // Three panels: 4 accuracy lines; RMSE and σ along t plus 3 levels; the posterior mean (its truth is dots).
         Assert.That(doc.SelectNodes("//s:polyline", ns).Count, Is.EqualTo 10)
         Assert.That(doc.SelectNodes("//s:polygon", ns).Count, Is.EqualTo 1)
+        Assert.That(doc.InnerText, Does.Contain "1 test image = 0.5%")
     finally
         if File.Exists path then File.Delete path
 
@@ -74,3 +96,38 @@ let ``bad demo options end in one line`` () =
         Assert.That(err.ToString(), Does.StartWith "nt: ")
         Assert.That(err.ToString(), Does.Contain fragment)
         Assert.That(err.ToString(), Does.Not.Contain "   at ")
+
+let private series label stroke points : Svg.Series =
+    { Label = label; Colour = "#000"; Stroke = stroke; Markers = false; Points = points; Band = None }
+
+let private panel (logX: bool) (series: Svg.Series list) : Svg.Panel =
+    { Title = "t"; XLabel = "x"; YLabel = "y"; LogX = logX; Series = series; Notes = [ "a note" ] }
+
+let private parse (svg: string) =
+    let doc = XmlDocument()
+    doc.LoadXml svg
+    let ns = XmlNamespaceManager(doc.NameTable)
+    ns.AddNamespace("s", "http://www.w3.org/2000/svg")
+    doc, ns
+
+[<Test>]
+let ``Svg draws lines, dots and bands as asked`` () =
+    let pts = [| 1.0, 1.0; 2.0, 3.0; 3.0, 2.0 |]
+    let banded = { series "band" Svg.Solid pts with Band = Some(pts |> Array.map (fun (_, y) -> y - 1.0, y + 1.0)) }
+    let doc, ns = parse (Svg.render 500.0 300.0 [ panel false [ banded; series "dots" Svg.NoLine pts; series "dash" Svg.Dashed pts ] ])
+    Assert.That(doc.SelectNodes("//s:polyline", ns).Count, Is.EqualTo 2)
+    Assert.That(doc.SelectNodes("//s:polyline[@stroke-dasharray]", ns).Count, Is.EqualTo 1)
+    Assert.That(doc.SelectNodes("//s:polygon", ns).Count, Is.EqualTo 1)
+    // 3 data dots and 1 legend dot for the NoLine series; none for the others (Markers = false).
+    Assert.That(doc.SelectNodes("//s:circle", ns).Count, Is.EqualTo 4)
+    Assert.That(doc.InnerText, Does.Contain "a note")
+
+[<Test>]
+let ``Svg centres a single x value and refuses non-finite points`` () =
+    let doc, ns = parse (Svg.render 500.0 300.0 [ panel false [ series "one" Svg.Solid [| 2.0, 5.0 |] ] ])
+    // Plot area: x from ml = 60 to 500 − mr (150) = 350, so its middle is 205.
+    let line = doc.SelectSingleNode("//s:polyline", ns).Attributes["points"].Value
+    Assert.That(line, Does.StartWith "205,")
+    for bad in [ nan, 1.0; 1.0, infinity ] do
+        Assert.Throws<ArgumentException>(fun () -> Svg.render 500.0 300.0 [ panel false [ series "bad" Svg.Solid [| bad |] ] ] |> ignore) |> ignore
+    Assert.Throws<ArgumentException>(fun () -> Svg.render 500.0 300.0 [ panel true [ series "log" Svg.Solid [| 0.0, 1.0 |] ] ] |> ignore) |> ignore

@@ -6,6 +6,7 @@ open System
 open System.IO
 open System.IO.Compression
 open NeuralTangents
+open NeuralTangents.Cli.CliErrors
 
 /// A train/test split: inputs (N, D) and targets (N, K).
 type Split =
@@ -27,18 +28,26 @@ let dataDir () =
           yield! up (DirectoryInfo(Directory.GetCurrentDirectory())) ]
     match candidates |> List.tryFind (fun d -> File.Exists(Path.Combine(d, "digits.csv.gz"))) with
     | Some d -> d
-    | None -> failwithf "cannot find the demo data (digits.csv.gz) next to the executable or in a data/ folder above %s" (Directory.GetCurrentDirectory())
+    | None -> fail "cannot find the demo data (digits.csv.gz) next to the executable or in a data/ folder above %s" (Directory.GetCurrentDirectory())
 
-let private readGz (file: string) =
+/// The rows of a gzipped text file of numbers, each split at any of <paramref name="sep"/>.
+let private readGz (file: string) (sep: char[]) : float[][] =
     let path = Path.Combine(dataDir (), file)
-    use fs = File.OpenRead path
-    use gz = new GZipStream(fs, CompressionMode.Decompress)
-    use sr = new StreamReader(gz)
-    sr.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries)
-
-let private parseRow (sep: char[]) (line: string) =
-    line.Split(sep, StringSplitOptions.RemoveEmptyEntries)
-    |> Array.map (fun s -> Double.Parse(s, Globalization.CultureInfo.InvariantCulture))
+    let lines =
+        try
+            use fs = File.OpenRead path
+            use gz = new GZipStream(fs, CompressionMode.Decompress)
+            use sr = new StreamReader(gz)
+            sr.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+        with
+        | :? IOException as e -> fail "cannot read the demo data %s: %s" path e.Message
+        | :? InvalidDataException as e -> fail "cannot read the demo data %s: %s" path e.Message
+    lines |> Array.mapi (fun i line ->
+        line.Split(sep, StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+        |> Array.map (fun s ->
+            match Double.TryParse(s, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+            | true, v -> v
+            | _ -> fail "the demo data %s, line %d: \"%s\" is not a number" path (i + 1) s))
 
 /// A fixed permutation of 0..n−1 (Fisher–Yates with a seeded generator).
 let private permutation (seed: int) (n: int) =
@@ -57,7 +66,8 @@ let private rows (idx: int[]) (cols: int) (data: float[][]) =
 /// Digits (UCI optical digits test set, 1797 8x8 images): pixels scaled to [0, 1] as 64-vectors,
 /// one-hot targets centred to mean zero (−0.1 / 0.9), a fixed shuffle, first nTrain rows train, next nTest test.
 let digits (nTrain: int) (nTest: int) : Split =
-    let all = readGz "digits.csv.gz" |> Array.map (parseRow [| ',' |])
+    let all = readGz "digits.csv.gz" [| ',' |]
+    if all |> Array.exists (fun r -> r.Length <> 65) then fail "digits.csv.gz: every row must hold 64 pixels and a label"
     if nTrain < 1 || nTest < 1 || nTrain + nTest > all.Length then
         invalidArg "train" (sprintf "digits has %d images: train + test must be between 2 and %d, got %d + %d" all.Length all.Length nTrain nTest)
     let x = all |> Array.map (fun r -> Array.init 64 (fun j -> r[j] / 16.0))
@@ -76,9 +86,10 @@ let digits (nTrain: int) (nTest: int) : Split =
 /// Diabetes (Efron et al. 2004, 442 patients, 10 inputs): inputs and target standardised with the training
 /// rows' mean and standard deviation; a fixed shuffle, nTrain rows train, the rest test.
 let diabetes (nTrain: int) : Split =
-    let x = readGz "diabetes_data_raw.csv.gz" |> Array.map (parseRow [| ' '; '\t' |])
-    let t = readGz "diabetes_target.csv.gz" |> Array.map (fun l -> (parseRow [| ' '; ',' |] l)[0])
-    if x.Length <> t.Length then failwithf "diabetes: %d input rows but %d targets" x.Length t.Length
+    let x = readGz "diabetes_data_raw.csv.gz" [| ' '; '\t' |]
+    let t = readGz "diabetes_target.csv.gz" [| ' '; ',' |] |> Array.map (fun r -> if r.Length = 1 then r[0] else fail "diabetes_target.csv.gz: one number per row, got %d" r.Length)
+    if x.Length <> t.Length then fail "diabetes: %d input rows but %d targets" x.Length t.Length
+    if x |> Array.exists (fun r -> r.Length <> x[0].Length) then fail "diabetes_data_raw.csv.gz: rows differ in length"
     if nTrain < 2 || nTrain >= x.Length then
         invalidArg "train" (sprintf "diabetes has %d rows: train must be between 2 and %d, got %d" x.Length (x.Length - 1) nTrain)
     let p = permutation 442 x.Length

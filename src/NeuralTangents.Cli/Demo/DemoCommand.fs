@@ -65,11 +65,13 @@ type DiabetesResult =
       BaselineRmse: float
       NngpRmse: float
       NtkRmse: float
-      /// Mean predictive standard deviation √(mean diag cov).
+      /// Mean posterior standard deviation of f at the test points, √(mean diag cov) (no observation noise).
       NngpStd: float
       NtkStd: float
       /// NTK ensemble test RMSE along training time t.
-      Trajectory: (float * float)[] }
+      Trajectory: (float * float)[]
+      /// NTK ensemble mean posterior standard deviation of f along training time t (the prior's at t = 0).
+      StdTrajectory: (float * float)[] }
 
 type Results = { Digits: DigitsRow list; Diabetes: DiabetesResult option; Plot: string option; Seconds: float }
 
@@ -144,11 +146,14 @@ let private diabetes (progress: string -> unit) (o: Options) =
     progress "diabetes: NTK ensemble along training time"
     let times = timeGrid kTrain.Ntk.Value split.XTrain.Shape[0] 1
     let ensemble = Predict.gradientDescentMseEnsemble (KernelFn.compute net) split.XTrain split.YTrain 1.0 reg false
-    let along = ensemble (Some times) (Some split.XTest) Ntk false
+    let along = ensemble (Some times) (Some split.XTest) Ntk true
     let traj = along[PredictGet.Ntk].Mean
+    let covs = along[PredictGet.Ntk].Covariance.Value
     let m = split.XTest.Shape[0]
     let trajectory =
         times |> Array.mapi (fun i t -> t, rmse scale split.YTest (Tensor.create [| m; 1 |] traj.Data[i * m .. (i + 1) * m - 1]))
+    let stdTrajectory =
+        times |> Array.mapi (fun i t -> t, scale * sqrt (meanDiag (Tensor.create [| m; m |] covs.Data[i * m * m .. (i + 1) * m * m - 1])))
     let g = r[PredictGet.Nngp]
     let h = r[PredictGet.Ntk]
     let result =
@@ -160,12 +165,16 @@ let private diabetes (progress: string -> unit) (o: Options) =
           NtkRmse = rmse scale split.YTest h.Mean
           NngpStd = scale * sqrt (meanDiag g.Covariance.Value)
           NtkStd = scale * sqrt (meanDiag h.Covariance.Value)
-          Trajectory = trajectory }
+          Trajectory = trajectory
+          StdTrajectory = stdTrajectory }
     result, (split, g)
 
 let private palette = [| "#1f77b4"; "#d62728"; "#2ca02c"; "#ff7f0e" |]
 
-let private plot (path: string) (rows: DigitsRow list) (diab: (DiabetesResult * (Datasets.Split * Gaussian)) option) =
+let private line label colour stroke markers points : Svg.Series =
+    { Label = label; Colour = colour; Stroke = stroke; Markers = markers; Points = points; Band = None }
+
+let private plot (path: string) (o: Options) (rows: DigitsRow list) (diab: (DiabetesResult * (Datasets.Split * Gaussian)) option) =
     let panels =
         [ if not rows.IsEmpty then
             yield
@@ -175,27 +184,34 @@ let private plot (path: string) (rows: DigitsRow list) (diab: (DiabetesResult * 
                   Svg.LogX = false
                   Svg.Series =
                     [ for i, (act, kind) in List.indexed [ "Relu", "NNGP"; "Relu", "NTK"; "Erf", "NNGP"; "Erf", "NTK" ] ->
-                        { Svg.Label = sprintf "%s %s" kind act
-                          Svg.Colour = palette[i]
-                          Svg.Dashed = (kind = "NTK")
-                          Svg.Points =
-                            rows |> List.filter (fun r -> r.Activation = act)
-                            |> List.map (fun r -> float r.Depth, 100.0 * (if kind = "NNGP" then r.NngpAccuracy else r.NtkAccuracy))
-                            |> List.toArray
-                          Svg.Band = None } ] }
+                        rows |> List.filter (fun r -> r.Activation = act)
+                        |> List.map (fun r -> float r.Depth, 100.0 * (if kind = "NNGP" then r.NngpAccuracy else r.NtkAccuracy))
+                        |> List.toArray
+                        |> line (sprintf "%s %s" kind act) palette[i] (if kind = "NTK" then Svg.Dashed else Svg.Solid) true ]
+                  // The axis spans only what the data do: say how much one test image is worth.
+                  Svg.Notes =
+                    [ sprintf "%d train, %d test;" o.Train o.Test
+                      sprintf "1 test image = %.2g%%" (100.0 / float o.Test)
+                      sprintf "t = ∞, diag_reg %g" (defaultArg o.DiagReg digitsDiagReg) ] }
           match diab with
           | Some(d, (split, g)) ->
               let t0, t1 = fst d.Trajectory[0], fst d.Trajectory[d.Trajectory.Length - 1]
               yield
                   { Svg.Title = "Diabetes: NTK ensemble during training"
                     Svg.XLabel = "training time t (log scale)"
-                    Svg.YLabel = "test RMSE"
                     Svg.LogX = true
+                    Svg.YLabel = "test RMSE, posterior σ of f"
                     Svg.Series =
-                      [ { Svg.Label = "NTK ensemble, t"; Svg.Colour = palette[1]; Svg.Dashed = false; Svg.Points = d.Trajectory; Svg.Band = None }
-                        { Svg.Label = "NTK, t = ∞"; Svg.Colour = palette[1]; Svg.Dashed = true; Svg.Points = [| t0, d.NtkRmse; t1, d.NtkRmse |]; Svg.Band = None }
-                        { Svg.Label = "NNGP posterior"; Svg.Colour = palette[0]; Svg.Dashed = true; Svg.Points = [| t0, d.NngpRmse; t1, d.NngpRmse |]; Svg.Band = None }
-                        { Svg.Label = "predict the mean"; Svg.Colour = "#777777"; Svg.Dashed = true; Svg.Points = [| t0, d.BaselineRmse; t1, d.BaselineRmse |]; Svg.Band = None } ] }
+                      [ line "NTK ens. RMSE" palette[1] Svg.Solid true d.Trajectory
+                        line "NTK ens. σ of f" palette[3] Svg.Solid true d.StdTrajectory
+                        line "NTK RMSE, t = ∞" palette[1] Svg.Dashed false [| t0, d.NtkRmse; t1, d.NtkRmse |]
+                        line "NNGP RMSE" palette[0] Svg.Dashed false [| t0, d.NngpRmse; t1, d.NngpRmse |]
+                        line "predict the mean" "#777777" Svg.Dashed false [| t0, d.BaselineRmse; t1, d.BaselineRmse |] ]
+                    Svg.Notes =
+                      [ sprintf "%d train, %d test;" d.Train d.Test
+                        "σ: posterior std of f"
+                        "(mean over test points,"
+                        "no noise; prior at t = 0)" ] }
               // Test patients sorted by predicted progression: NNGP mean ± 2σ against the truth.
               let m = split.YTest.Length
               let s = d.TargetStd
@@ -204,14 +220,18 @@ let private plot (path: string) (rows: DigitsRow list) (diab: (DiabetesResult * 
               let mean = order |> Array.mapi (fun r i -> float r, s * g.Mean.Data[i])
               let band = order |> Array.map (fun i -> let sd = 2.0 * s * sqrt (max 0.0 cov.Data[i * m + i]) in s * g.Mean.Data[i] - sd, s * g.Mean.Data[i] + sd)
               let truth = order |> Array.mapi (fun r i -> float r, s * split.YTest.Data[i])
+              let inside = Array.map2 (fun (_, y) (lo, hi) -> if y >= lo && y <= hi then 1.0 else 0.0) truth band |> Array.average
               yield
                   { Svg.Title = "Diabetes: NNGP posterior on test patients"
                     Svg.XLabel = "test patients, sorted by predicted mean"
                     Svg.YLabel = "progression − training mean"
                     Svg.LogX = false
                     Svg.Series =
-                      [ { Svg.Label = "mean ± 2σ"; Svg.Colour = palette[0]; Svg.Dashed = false; Svg.Points = mean; Svg.Band = Some band }
-                        { Svg.Label = "true value"; Svg.Colour = "#444444"; Svg.Dashed = true; Svg.Points = truth; Svg.Band = None } ] }
+                      [ { line "mean ± 2σ" palette[0] Svg.Solid false mean with Band = Some band }
+                        line "true value" "#444444" Svg.NoLine true truth ]
+                    Svg.Notes =
+                      [ sprintf "%.0f%% of true values" (100.0 * inside)
+                        "inside the ±2σ band" ] }
           | None -> () ]
     let svg = Svg.render 560.0 380.0 panels
     try File.WriteAllText(path, svg)
@@ -223,9 +243,15 @@ let private plot (path: string) (rows: DigitsRow list) (diab: (DiabetesResult * 
 /// <summary>Runs the demo; <paramref name="progress"/> is told what is being computed.</summary>
 let compute (progress: string -> unit) (o: Options) : Results =
     let sw = Stopwatch.StartNew()
+    // Fail before the kernels rather than after them when the plot cannot be written.
+    match o.Plot with
+    | Some p ->
+        let dir = Path.GetDirectoryName(Path.GetFullPath p)
+        if not (Directory.Exists dir) then fail "cannot write the plot %s: the folder %s does not exist" p dir
+    | None -> ()
     let rows = if o.Digits then digits progress o else []
     let diab = if o.Diabetes then Some(diabetes progress o) else None
-    let plotPath = o.Plot |> Option.map (fun p -> progress "writing the plot"; plot p rows diab)
+    let plotPath = o.Plot |> Option.map (fun p -> progress "writing the plot"; plot p o rows diab)
     { Digits = rows; Diabetes = diab |> Option.map fst; Plot = plotPath; Seconds = sw.Elapsed.TotalSeconds }
 
 /// <summary>The results as a table.</summary>
@@ -249,6 +275,7 @@ let report (o: Options) (r: Results) (w: TextWriter) =
         w.WriteLine(sprintf "  %-19s  %9.2f  %19.2f" "NTK ensemble, t=inf" d.NtkRmse d.NtkStd)
         let tBest, best = d.Trajectory |> Array.minBy snd
         w.WriteLine(sprintf "  %-19s  %9.2f  %19s" (sprintf "NTK best t = %.3g" tBest) best "-")
+        w.WriteLine "  (predictive std: of the network output f at the test points, without observation noise)"
     | None -> ()
     w.WriteLine ""
     match r.Plot with

@@ -1,26 +1,35 @@
 /// A small SVG line-chart writer (no plotting package that renders SVG is available from this project's package
-/// source): axes with ticks, one polyline per series with markers, optional ±band, a legend.
+/// source): axes with ticks, per series a line and/or markers and an optional ±band, a legend with notes.
 module NeuralTangents.Cli.Demo.Svg
 
 open System
 open System.Globalization
 open System.Text
 
-/// One line of a chart; Band gives (lower, upper) per point for a shaded interval.
+/// How a series is stroked: a line (solid or dashed) through its points, or no line (markers only).
+type Stroke =
+    | Solid
+    | Dashed
+    | NoLine
+
+/// One series of a chart; Band gives (lower, upper) per point for a shaded interval.
 type Series =
     { Label: string
       Colour: string
-      Dashed: bool
+      Stroke: Stroke
+      /// A dot on every point (drawn for at most 200 points; NoLine series always get them).
+      Markers: bool
       Points: (float * float)[]
       Band: (float * float)[] option }
 
-/// One panel: title, axis labels and series.
+/// One panel: title, axis labels, series, and short notes printed under the legend (one line each).
 type Panel =
     { Title: string
       XLabel: string
       YLabel: string
       LogX: bool
-      Series: Series list }
+      Series: Series list
+      Notes: string list }
 
 let private f (v: float) = v.ToString("0.##", CultureInfo.InvariantCulture)
 
@@ -45,7 +54,10 @@ let private panelSvg (sb: StringBuilder) (x0: float) (y0: float) (w: float) (h: 
     let pts = p.Series |> List.collect (fun s -> List.ofArray s.Points @ (s.Band |> Option.map (fun b -> b |> Array.toList |> List.collect (fun (lo, hi) -> [ (nan, lo); (nan, hi) ])) |> Option.defaultValue []))
     let xs = p.Series |> List.collect (fun s -> s.Points |> Array.map (fst >> tx) |> List.ofArray)
     let ys = pts |> List.map snd |> List.filter Double.IsFinite
-    let xmin, xmax = List.min xs, List.max xs
+    // A single x value (one depth, say) sits in the middle of a unit-wide axis rather than on its left edge.
+    let xmin, xmax =
+        let lo, hi = List.min xs, List.max xs
+        if hi > lo then lo, hi else lo - 0.5, hi + 0.5
     let ymin0, ymax0 = List.min ys, List.max ys
     let pad = if ymax0 > ymin0 then 0.05 * (ymax0 - ymin0) else 1.0
     let ymin, ymax = ymin0 - pad, ymax0 + pad
@@ -72,22 +84,35 @@ let private panelSvg (sb: StringBuilder) (x0: float) (y0: float) (w: float) (h: 
         add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"11\" text-anchor=\"middle\">%s</text>" (f (sx v)) (f (y0 + mt + ph + 18.0)) label)
     add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"12\" text-anchor=\"middle\">%s</text>" (f (x0 + ml + pw / 2.0)) (f (y0 + h - 8.0)) (esc p.XLabel))
     add (sprintf "<text transform=\"translate(%s,%s) rotate(-90)\" font-size=\"12\" text-anchor=\"middle\">%s</text>" (f (x0 + 15.0)) (f (y0 + mt + ph / 2.0)) (esc p.YLabel))
-    p.Series |> List.iteri (fun i s ->
+    let dashAttr (s: Series) = if s.Stroke = Dashed then " stroke-dasharray=\"6,4\"" else ""
+    p.Series |> List.iter (fun s ->
         match s.Band with
         | Some band when band.Length = s.Points.Length ->
             let upper = Array.map2 (fun (x, _) (_, hi) -> sprintf "%s,%s" (f (sx x)) (f (sy hi))) s.Points band
             let lower = Array.map2 (fun (x, _) (lo, _) -> sprintf "%s,%s" (f (sx x)) (f (sy lo))) s.Points band |> Array.rev
             add (sprintf "<polygon points=\"%s\" fill=\"%s\" fill-opacity=\"0.18\" stroke=\"none\"/>" (String.Join(" ", Array.append upper lower)) s.Colour)
         | _ -> ()
-        let line = s.Points |> Array.map (fun (x, y) -> sprintf "%s,%s" (f (sx x)) (f (sy y)))
-        let dash = if s.Dashed then " stroke-dasharray=\"6,4\"" else ""
-        add (sprintf "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s/>" (String.Join(" ", line)) s.Colour dash)
-        if s.Points.Length <= 30 then
+        if s.Stroke <> NoLine then
+            let line = s.Points |> Array.map (fun (x, y) -> sprintf "%s,%s" (f (sx x)) (f (sy y)))
+            add (sprintf "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s/>" (String.Join(" ", line)) s.Colour (dashAttr s))
+        if s.Stroke = NoLine || (s.Markers && s.Points.Length <= 200) then
+            let r = if s.Stroke = NoLine then 2.5 else 3.0
             for x, y in s.Points do
-                add (sprintf "<circle cx=\"%s\" cy=\"%s\" r=\"3\" fill=\"%s\"/>" (f (sx x)) (f (sy y)) s.Colour)
+                add (sprintf "<circle cx=\"%s\" cy=\"%s\" r=\"%s\" fill=\"%s\"/>" (f (sx x)) (f (sy y)) (f r) s.Colour))
+    // Legend (and notes) in the right margin: a swatch per series showing its band, line and marker.
+    let lx = x0 + ml + pw + 10.0
+    p.Series |> List.iteri (fun i s ->
         let ly = y0 + mt + 10.0 + 20.0 * float i
-        add (sprintf "<line x1=\"%s\" x2=\"%s\" y1=\"%s\" y2=\"%s\" stroke=\"%s\" stroke-width=\"2\"%s/>" (f (x0 + ml + pw + 10.0)) (f (x0 + ml + pw + 35.0)) (f ly) (f ly) s.Colour dash)
-        add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"12\">%s</text>" (f (x0 + ml + pw + 40.0)) (f (ly + 4.0)) (esc s.Label)))
+        if s.Band.IsSome then
+            add (sprintf "<rect x=\"%s\" y=\"%s\" width=\"25\" height=\"12\" fill=\"%s\" fill-opacity=\"0.18\"/>" (f lx) (f (ly - 6.0)) s.Colour)
+        if s.Stroke <> NoLine then
+            add (sprintf "<line x1=\"%s\" x2=\"%s\" y1=\"%s\" y2=\"%s\" stroke=\"%s\" stroke-width=\"2\"%s/>" (f lx) (f (lx + 25.0)) (f ly) (f ly) s.Colour (dashAttr s))
+        if s.Stroke = NoLine || s.Markers then
+            add (sprintf "<circle cx=\"%s\" cy=\"%s\" r=\"3\" fill=\"%s\"/>" (f (lx + 12.5)) (f ly) s.Colour)
+        add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"12\">%s</text>" (f (lx + 30.0)) (f (ly + 4.0)) (esc s.Label)))
+    p.Notes |> List.iteri (fun i note ->
+        let ny = y0 + mt + 20.0 + 20.0 * float p.Series.Length + 14.0 * float i
+        add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"10.5\" fill=\"#555\">%s</text>" (f lx) (f ny) (esc note)))
 
 /// Renders panels side by side into one SVG document.
 let render (panelWidth: float) (height: float) (panels: Panel list) =
@@ -95,6 +120,10 @@ let render (panelWidth: float) (height: float) (panels: Panel list) =
     for p in panels do
         for s in p.Series do
             if s.Points.Length = 0 then invalidArg "panels" (sprintf "series '%s' of panel '%s' has no points" s.Label p.Title)
+            let finite (x, y) = Double.IsFinite x && Double.IsFinite y && (not p.LogX || x > 0.0)
+            let bandFinite = s.Band |> Option.forall (Array.forall (fun (lo, hi) -> Double.IsFinite lo && Double.IsFinite hi))
+            if not (Array.forall finite s.Points && bandFinite) then
+                invalidArg "panels" (sprintf "series '%s' of panel '%s' has a non-finite value (or x ≤ 0 on a log axis)" s.Label p.Title)
     let sb = StringBuilder()
     let w = panelWidth * float panels.Length
     sb.AppendLine(sprintf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%s\" height=\"%s\" viewBox=\"0 0 %s %s\" font-family=\"sans-serif\">" (f w) (f height) (f w) (f height)) |> ignore
