@@ -82,11 +82,17 @@ module PredictRequest =
         if lr <= 0.0 then fail "learning_rate: must be > 0, got %g" lr
         let reg = number "diag_reg" 0.0 o["diag_reg"]
         if reg < 0.0 then fail "diag_reg: must be ≥ 0, got %g" reg
+        let xTest = match o["x_test"] with null -> None | n -> Some(KernelRequest.input baseDir "x_test" n)
+        match xTest with
+        | Some x when x.Shape[1..] <> xTrain.Shape[1..] ->
+            let show (s: int[]) = String.Join(", ", s)
+            fail "x_test: has shape (%s) but x_train has (%s); they must agree in all but the first axis" (show x.Shape) (show xTrain.Shape)
+        | _ -> ()
         { Arch = arch
           XTrain = xTrain
           YTrain = yTrain
           TargetsAreVector = isVector
-          XTest = (match o["x_test"] with null -> None | n -> Some(KernelRequest.input baseDir "x_test" n))
+          XTest = xTest
           Get = KernelRequest.get o["get"]
           Times = t
           TimeAxis = axis

@@ -102,6 +102,8 @@ let private badRequests =
       request """, "t": [-1] """, "t:"
       request """, "colour": 1 """, "unknown key \"colour\""
       request """, "diag_reg": "big" """, "diag_reg"
+      """{"arch": {"layer": "Dense", "out_dim": 1}, "x_train": [[1, 2], [3, 4]], "y_train": [1, 2], "x_test": [[1, 2, 3]]}""",
+      "x_test: has shape (1, 3) but x_train has (2, 2)"
       """{"arch": {"layer": "Dense", "out_dim": 1}, "x_train": [[1, 2]], "y_train": [[1], [2]]}""", "y_train"
       """{"arch": {"layer": "Dense", "out_dim": 1}, "x_train": [[1, 2]]}""", "y_train"
       // Two identical training inputs make the kernel singular: at t = ∞ this needs a ridge.
