@@ -26,14 +26,20 @@ type PredictArgs =
             match a with
             | Request _ -> "the request file (see REQUEST below); stdin when absent or \"-\""
 
+/// The data sets of <c>nt demo --dataset</c>.
+type DemoDataset =
+    | Digits
+    | Diabetes
+    | All
+
 /// Arguments of <c>nt demo</c>.
 type DemoArgs =
-    | [<Unique>] Dataset of string
-    | [<Unique>] Train of int
-    | [<Unique>] Test of int
-    | [<Unique>] Depths of string
-    | [<Unique>] Diag_Reg of float
-    | [<Unique>] Out of string
+    | [<Unique>] Dataset of DemoDataset
+    | [<Unique>] Train of N: int
+    | [<Unique>] Test of N: int
+    | [<Unique>] Depths of ``1,2,3``: string
+    | [<Unique>] Diag_Reg of X: float
+    | [<Unique>] Out of PATH: string
     | No_Plot
 
     interface IArgParserTemplate with
@@ -64,8 +70,9 @@ type NtArgs =
 
 /// Shown after the command list of <c>nt --help</c>.
 let private mainHelp =
-    """nt computes the exact infinite-width NNGP and NTK kernels of neural networks and\nthe predictions of infinitely wide networks,
-matching Google's neural_tangents (nt.stax layer names, arguments and numbers).
+    """nt computes the exact infinite-width NNGP and NTK kernels of neural networks and
+the predictions of infinitely wide networks, matching Google's neural_tangents
+(nt.stax layer names, arguments and numbers).
 Each command reads a JSON request; 'nt <command> --help' describes its format.
 
 EXAMPLE:
@@ -87,11 +94,10 @@ let private parser = lazy (ArgumentParser.Create<NtArgs>(programName = "nt"))
 let private demoOptions (d: ParseResults<DemoArgs>) : Demo.DemoCommand.Options =
     let o = Demo.DemoCommand.defaults
     let digits, diabetes =
-        match d.TryGetResult Dataset |> Option.map (fun s -> s.ToLowerInvariant()) with
-        | None | Some "all" -> true, true
-        | Some "digits" -> true, false
-        | Some "diabetes" -> false, true
-        | Some other -> raise (CliError(sprintf "--dataset: unknown data set \"%s\" (digits, diabetes or all)" other))
+        match d.GetResult(Dataset, All) with
+        | All -> true, true
+        | Digits -> true, false
+        | Diabetes -> false, true
     let depths =
         match d.TryGetResult Depths with
         | None -> o.Depths
@@ -102,6 +108,8 @@ let private demoOptions (d: ParseResults<DemoArgs>) : Demo.DemoCommand.Options =
                 | true, v when v >= 1 && v <= 50 -> v
                 | _ -> raise (CliError(sprintf "--depths: \"%s\" is not a depth between 1 and 50 (e.g. --depths 1,2,3)" p)))
             |> Array.toList
+    for name, v in [ "--train", d.GetResult(Train, o.Train); "--test", d.GetResult(Test, o.Test) ] do
+        if v < 1 then raise (CliError(sprintf "%s: must be ≥ 1, got %d" name v))
     if depths.IsEmpty then raise (CliError "--depths: give at least one depth, e.g. --depths 1,2,3")
     let reg = d.TryGetResult Diag_Reg
     match reg with

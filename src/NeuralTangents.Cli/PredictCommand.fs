@@ -38,9 +38,17 @@ RESPONSE (JSON on stdout):
     with a list of times, (T, M, K) and (T, M, M). elapsed_ms times the kernels
     and the solves, not the parsing.
 
-EXAMPLE:
+EXAMPLE (a 2-input ReLU network, 5 training points, 2 test points):
 
     $ nt predict examples/predict.json
+    {
+      "nngp": {
+        "mean": [[0.5383495003702182], [0.07635236838333245]],
+        "cov": [[0.008431400631157215, -6.288522813453767E-05], ...]
+      },
+      "ntk": {"mean": [[0.4552086924114839], [0.08647776129498838]], ...},
+      "elapsed_ms": 75.3
+    }
 """
 
 /// Shapes the answer as the request did: no time axis for a single number t, no output axis for a 1-D y.

@@ -88,7 +88,8 @@ let ``nt demo prints its table and writes a well-formed SVG`` () =
 let ``bad demo options end in one line`` () =
     for args, fragment in [ [| "demo"; "--dataset"; "mnist" |], "--dataset"
                             [| "demo"; "--depths"; "0" |], "--depths"
-                            [| "demo"; "--train"; "5000" |], "train" ] do
+                            [| "demo"; "--train"; "5000" |], "train"
+                            [| "demo"; "--test"; "0" |], "--test: must be ≥ 1" ] do
         use out = new StringWriter()
         use err = new StringWriter()
         let code = Cli.run args (new StringReader "") out err
