@@ -187,6 +187,18 @@ module Predict =
             checkShape name rows k t
             ofTensor t
 
+    /// The checked test–train kernel (M, N) and initial test outputs (M, K; zeros when absent), or None without a
+    /// test set; initial test outputs without a test–train kernel are an error.
+    let private testSide (n: int) (k: int) (kTestTrain: Tensor option) (fxTest0: Tensor option) =
+        match kTestTrain, fxTest0 with
+        | None, Some _ -> invalidArg "kTestTrain" "is needed for test predictions from fxTest0"
+        | None, None -> None
+        | Some ktd, ft0 ->
+            checkMatrix "kTestTrain" ktd
+            let m = ktd.Shape[0]
+            checkShape "kTestTrain" m n ktd
+            Some(ofTensor ktd, initialOutputs "fxTest0" m k ft0)
+
     /// <summary>
     /// Outputs of one linearised network trained by gradient flow on MSE ½·mean((f − y)²), in closed form
     /// (neural_tangents' <c>gradient_descent_mse</c>; arXiv:1806.07572, arXiv:1902.06720):
@@ -220,15 +232,7 @@ module Predict =
         fun (t: float[] option) (fxTrain0: Tensor option) (fxTest0: Tensor option) (kTestTrain: Tensor option) ->
             t |> Option.iter checkTimes
             let f0 = initialOutputs "fxTrain0" n k fxTrain0
-            let test =
-                match kTestTrain, fxTest0 with
-                | None, Some _ -> invalidArg "kTestTrain" "is needed for test predictions from fxTest0"
-                | None, None -> None
-                | Some ktd, ft0 ->
-                    checkMatrix "kTestTrain" ktd
-                    let m = ktd.Shape[0]
-                    checkShape "kTestTrain" m n ktd
-                    Some(ofTensor ktd, initialOutputs "fxTest0" m k ft0)
+            let test = testSide n k kTestTrain fxTest0
             match t with
             | None -> PredictMse.singleAtInfinity ts f0 test
             | Some times -> PredictMse.singleAtTimes ts learningRate times f0 test
@@ -288,13 +292,5 @@ module Predict =
             for i in 1 .. t.Length - 1 do
                 if t[i] < t[i - 1] then invalidArg "t" (sprintf "times must be non-decreasing, got t[%d] = %g after %g" i t[i] t[i - 1])
             let f0 = initialOutputs "fxTrain0" n k fxTrain0 |> toTensor
-            let test =
-                match kTestTrain, fxTest0 with
-                | None, Some _ -> invalidArg "kTestTrain" "is needed for test predictions from fxTest0"
-                | None, None -> None
-                | Some ktd, ft0 ->
-                    checkMatrix "kTestTrain" ktd
-                    let m = ktd.Shape[0]
-                    checkShape "kTestTrain" m n ktd
-                    Some(ofTensor ktd, initialOutputs "fxTest0" m k ft0 |> toTensor)
+            let test = testSide n k kTestTrain fxTest0 |> Option.map (fun (ktd, ft0) -> ktd, toTensor ft0)
             PredictGradientDescent.atTimes loss kdd yTrain learningRate momentum t f0 test
