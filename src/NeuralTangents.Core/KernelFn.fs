@@ -1,11 +1,25 @@
 namespace NeuralTangents
 
+open System.Collections.Generic
 open NeuralTangents.Rules
 
 /// <summary>What flows between layers: one kernel, or one per branch after <c>FanOut</c>.</summary>
 type KernelFlow =
     | One of Kernel
     | Many of Kernel list
+
+/// <summary>How <c>kernel_fn</c> executes a network. Both give the same numbers bit for bit; the reference
+/// execution exists to check the fast one.</summary>
+type Execution =
+    { /// Rules overwrite arrays that the interpreter itself allocated during this call instead of allocating.
+      InPlace: bool
+      /// Dense → ABRelu pairs run as one fused pass over memory.
+      Fuse: bool }
+
+    /// In-place passes and fusion on (the default).
+    static member Fast = { InPlace = true; Fuse = true }
+    /// Every rule allocates its output; no fusion.
+    static member Reference = { InPlace = false; Fuse = false }
 
 /// <summary>The <c>kernel_fn</c> interpreter: the exact infinite-width NNGP and NTK of a network
 /// (neural_tangents' <c>kernel_fn(x1, x2, get)</c>). It only dispatches; the maths lives in <c>Rules</c>.</summary>
@@ -57,44 +71,103 @@ module KernelFn =
         let k = one layer flow |> gaussian layer |> rule
         One { k with IsGaussian = false }
 
-    /// Applies a layer to the kernel(s) flowing into it. <c>owned</c> says whether the flowing arrays belong to the
-    /// interpreter alone (fresh from a rule: not the caller's, not shared between FanOut branches); then Dense and
-    /// ABRelu overwrite them instead of allocating, which keeps a deep MLP at two big buffers. Returns the new flow
-    /// and whether it is owned.
-    let rec private run (layer: Layer) (flow: KernelFlow) (owned: bool) : KernelFlow * bool =
+    /// The arrays a flow holds (nngp, ntk, cov1, cov2 of every kernel).
+    let private arraysOf (flow: KernelFlow) : float[] seq =
+        let ofKernel (k: Kernel) =
+            seq {
+                yield k.Nngp.Data
+                match k.Ntk with Some t -> yield t.Data | None -> ()
+                yield k.Cov1.Data
+                match k.Cov2 with Some t -> yield t.Data | None -> () }
+        match flow with
+        | One k -> ofKernel k
+        | Many ks -> Seq.collect ofKernel ks
+
+    /// One kernel_fn call's execution: which arrays the interpreter itself allocated (and so may overwrite), by
+    /// reference identity. An array enters when a rule returns it and it was not among the rule's inputs (a rule
+    /// sees nothing but its input kernel, so such an array is fresh); it leaves when FanOut hands it to several
+    /// branches. The caller's kernel is never in the set, so its arrays are never written.
+    type private Run(exec: Execution) =
+        let owned = HashSet<obj>(ReferenceEqualityComparer.Instance)
+
+        member _.Exec = exec
+
+        member _.Own(arrays: float[] seq) = for a in arrays do owned.Add(box a) |> ignore
+
+        member _.Disown(arrays: float[] seq) = for a in arrays do owned.Remove(box a) |> ignore
+
+        /// True when the rule may overwrite k's nngp/ntk: in-place execution is on, both arrays were allocated by
+        /// this run, and no other field of k is the same array.
+        member _.Writable(k: Kernel) =
+            let arrays = arraysOf (One k) |> Seq.toArray
+            exec.InPlace
+            && arrays |> Array.forall (fun a -> owned.Contains(box a))
+            && arrays |> Array.mapi (fun i a -> arrays[i + 1 ..] |> Array.forall (fun b -> not (obj.ReferenceEquals(a, b))))
+                      |> Array.forall id
+
+        /// Records the arrays of a rule's output that were not among its inputs as owned.
+        member r.Adopt (input: KernelFlow) (output: KernelFlow) =
+            let seen = HashSet<obj>(ReferenceEqualityComparer.Instance)
+            for a in arraysOf input do seen.Add(box a) |> ignore
+            r.Own(arraysOf output |> Seq.filter (fun a -> not (seen.Contains(box a))))
+            output
+
+    /// A fan-in (FanInSum/Prod/Concat) given one input instead of a list of branches: neural_tangents takes a
+    /// list there, so this is an error, not the identity.
+    let internal fanInOfOne (layer: Layer) : 'a =
+        fail (sprintf "%s: merges a list of branches but receives a single input; split it first, e.g. serial [FanOut(2), parallel [...]], then %s"
+                (layerName layer) (layerName layer))
+
+    let private fanIn (layer: Layer) (flow: KernelFlow) =
+        match flow with
+        | Many ks -> ks
+        | One _ -> fanInOfOne layer
+
+    /// Applies a layer to the kernel(s) flowing into it.
+    let rec private run (r: Run) (layer: Layer) (flow: KernelFlow) : KernelFlow =
+        let rule (f: KernelFlow -> KernelFlow) = r.Adopt flow (f flow)
         match layer with
         | Serial layers ->
             // Dense → ABRelu pairs (every layer of a ReLU MLP) run as one fused pass over memory.
-            let rec go (ls: Layer list) (f: KernelFlow, o: bool) =
+            let rec go (ls: Layer list) (f: KernelFlow) =
                 match ls, f with
-                | Dense d :: ABRelu spec :: rest, One k ->
-                    let k' = Elementwise.denseAbRelu o d spec k
-                    go rest (One { k' with IsGaussian = false }, true)
-                | l :: rest, _ -> go rest (run l f o)
-                | [], _ -> f, o
-            go layers (flow, owned)
+                | Dense d :: ABRelu spec :: rest, One k when r.Exec.Fuse ->
+                    let k' = Elementwise.denseAbRelu (r.Writable k) d spec k
+                    go rest (r.Adopt f (One { k' with IsGaussian = false }))
+                | l :: rest, _ -> go rest (run r l f)
+                | [], _ -> f
+            go layers flow
         | Parallel layers ->
             let ks = many layer flow
+            if layers.IsEmpty then fail "parallel: needs at least one branch, got parallel []"
             if ks.Length <> layers.Length then
                 fail (sprintf "parallel: has %d branches but receives %d inputs; use FanOut(%d) before it"
                         layers.Length ks.Length layers.Length)
-            // Branch inputs may share arrays (FanOut), and an Identity branch passes them on: not owned.
-            Many(List.map2 (fun l k -> run l (One k) false |> fst |> one l) layers ks), false
-        | FanOut num -> Many(List.replicate num (one layer flow)), false
-        | FanInSum -> One(Branching.fanInSum (many layer flow)), true
-        | FanInProd -> One(Branching.fanInProd (many layer flow)), true
-        | FanInConcat axis -> One(Branching.fanInConcat axis (many layer flow)), true
-        | Identity -> flow, owned
-        | Dense d -> One(Linear.dense owned d (one layer flow)), true
-        | Flatten f -> One(Linear.flatten f (one layer flow)), true
-        | ABRelu spec -> activation layer (Elementwise.abRelu owned spec) flow, true
-        | Erf spec -> activation layer (Elementwise.erf spec) flow, true
-        | Sin spec -> activation layer (Elementwise.sin spec) flow, true
-        | Gelu _ -> activation layer Elementwise.gelu flow, true
-        | Monomial d -> activation layer (Elementwise.monomial d) flow, true
+            Many(List.map2 (fun l k -> run r l (One k) |> one l) layers ks)
+        | FanOut num ->
+            // The branches share the input's arrays, so none of them may overwrite them.
+            r.Disown(arraysOf flow)
+            Many(List.replicate num (one layer flow))
+        | FanInSum -> rule (fun f -> One(Branching.fanInSum (fanIn layer f)))
+        | FanInProd -> rule (fun f -> One(Branching.fanInProd (fanIn layer f)))
+        | FanInConcat axis -> rule (fun f -> One(Branching.fanInConcat axis (fanIn layer f)))
+        | Identity -> flow
+        | Dense d -> rule (fun f -> let k = one layer f in One(Linear.dense (r.Writable k) d k))
+        | Flatten fl -> rule (fun f -> One(Linear.flatten fl (one layer f)))
+        | ABRelu spec -> rule (fun f -> let k = one layer f in activation layer (Elementwise.abRelu (r.Writable k) spec) (One k))
+        | Erf spec -> rule (activation layer (Elementwise.erf spec))
+        | Sin spec -> rule (activation layer (Elementwise.sin spec))
+        | Gelu _ -> rule (activation layer Elementwise.gelu)
+        | Monomial d -> rule (activation layer (Elementwise.monomial d))
 
-    /// Applies a layer to the kernel(s) flowing into it; the caller's arrays are never modified.
-    let applyFlow (layer: Layer) (flow: KernelFlow) : KernelFlow = run layer flow false |> fst
+    /// <summary>Applies a layer to the kernel(s) flowing into it with the given execution; the caller's arrays are
+    /// never modified.</summary>
+    [<CompiledName("ApplyFlowWith")>]
+    let applyFlowWith (exec: Execution) (layer: Layer) (flow: KernelFlow) : KernelFlow = run (Run exec) layer flow
+
+    /// <summary>Applies a layer to the kernel(s) flowing into it; the caller's arrays are never modified.</summary>
+    [<CompiledName("ApplyFlow")>]
+    let applyFlow (layer: Layer) (flow: KernelFlow) : KernelFlow = applyFlowWith Execution.Fast layer flow
 
     let private single (flow: KernelFlow) =
         match flow with
@@ -119,6 +192,19 @@ module KernelFn =
         let req = Requirements.ofLayer layer
         Input.kernel get (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
 
+    /// <summary><c>compute</c> with an explicit <see cref="T:NeuralTangents.Execution"/> (the reference execution
+    /// allocates every intermediate and fuses nothing; same numbers).</summary>
+    [<CompiledName("ComputeWith")>]
+    let computeWith (exec: Execution) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        let input = inputKernel layer x1 x2 get
+        let r = Run exec
+        // The input kernel was allocated here (never the caller's x1/x2 buffers), so this run owns its arrays.
+        r.Own(arraysOf (One input) |> Seq.filter (fun a -> not (obj.ReferenceEquals(a, x1.Data)) && not (x2 |> Option.exists (fun x -> obj.ReferenceEquals(a, x.Data)))))
+        let k = run r layer (One input) |> single
+        if not (Tensor.isFinite k.Nngp) || (k.Ntk |> Option.exists (Tensor.isFinite >> not)) then
+            fail "the kernel overflowed to a non-finite value; the inputs or W_std are too large for this depth (rescale the inputs)"
+        k
+
     /// <summary>The exact infinite-width kernels of <paramref name="layer"/> between x1 and x2
     /// (x2 = None means x2 = x1; then <c>Cov2</c> is None, as in neural_tangents).</summary>
     /// <param name="layer">The network.</param>
@@ -129,8 +215,4 @@ module KernelFn =
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the network cannot take these inputs; the message says why.</exception>
     [<CompiledName("Compute")>]
     let compute (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        // The input kernel is fresh, so the interpreter owns its arrays from the start.
-        let k = run layer (One(inputKernel layer x1 x2 get)) true |> fst |> single
-        if not (Tensor.isFinite k.Nngp) || (k.Ntk |> Option.exists (Tensor.isFinite >> not)) then
-            fail "the kernel overflowed to a non-finite value; the inputs or W_std are too large for this depth (rescale the inputs)"
-        k
+        computeWith Execution.Fast layer x1 x2 get

@@ -26,6 +26,11 @@ module ApplyFn =
         | Fanned xs -> xs
         | Single x -> [ x ]
 
+    let private fanIn (layer: Layer) (flow: Flow) =
+        match flow with
+        | Fanned xs -> xs
+        | Single _ -> KernelFn.fanInOfOne layer
+
     let internal wrongParams (layer: Layer) =
         invalidArg "params" (sprintf "%s: the parameters do not match the layer tree (use the tree InitFn.init returns)"
                                 (KernelFn.layerName layer))
@@ -56,9 +61,9 @@ module ApplyFn =
             let xs = parallelInputs layers flow
             Fanned(List.map3 (fun l q x -> applyFlow l q (Single x) |> one l) layers (children layer layers p) xs)
         | FanOut num -> Fanned(List.replicate num (one layer flow))
-        | FanInSum -> Single(Branching.fanInSum (many flow))
-        | FanInProd -> Single(Branching.fanInProd (many flow))
-        | FanInConcat axis -> Single(Branching.fanInConcat axis (many flow))
+        | FanInSum -> Single(Branching.fanInSum (fanIn layer flow))
+        | FanInProd -> Single(Branching.fanInProd (fanIn layer flow))
+        | FanInConcat axis -> Single(Branching.fanInConcat axis (fanIn layer flow))
         | Identity -> flow
         | Dense d ->
             match p with

@@ -28,6 +28,11 @@ module InitFn =
         | ManyShapes ss -> ss
         | OneShape s -> [ s ]
 
+    let private fanIn (layer: Layer) (flow: ShapeFlow) =
+        match flow with
+        | ManyShapes ss -> ss
+        | OneShape _ -> KernelFn.fanInOfOne layer
+
     let private sameShapes (name: string) (ss: int[] list) =
         match ss with
         | [] -> fail (sprintf "%s: needs at least one input branch (use FanOut before it)" name)
@@ -78,9 +83,9 @@ module InitFn =
                     one l f, p)
             ManyShapes(List.map fst outs), Branches(List.map snd outs)
         | FanOut num -> ManyShapes(List.replicate num (one layer flow)), NoParams
-        | FanInSum -> OneShape(sameShapes "FanInSum" (many flow)), NoParams
-        | FanInProd -> OneShape(sameShapes "FanInProd" (many flow)), NoParams
-        | FanInConcat axis -> OneShape(Branching.concatShape axis (many flow)), NoParams
+        | FanInSum -> OneShape(sameShapes "FanInSum" (fanIn layer flow)), NoParams
+        | FanInProd -> OneShape(sameShapes "FanInProd" (fanIn layer flow)), NoParams
+        | FanInConcat axis -> OneShape(Branching.concatShape axis (fanIn layer flow)), NoParams
         | Identity -> flow, NoParams
         | Dense d ->
             let s, p = dense key d (one layer flow)

@@ -43,6 +43,11 @@ module internal Input =
         let inv = 1.0 / float c
         let x2v = defaultArg x2 x1
         let n2 = x2v.Shape[0]
+        if n1 = 0 || n2 = 0 then
+            invalidArg (if n1 = 0 then "x1" else "x2")
+                (sprintf "inputs have no rows (batch size 0), shapes %s" (Shape.format (if n1 = 0 then x1raw.Shape else x2raw.Value.Shape)))
+        // nngp and ntk, plus one fresh pair while the first rule that cannot work in place runs.
+        Memory.checkKernel (int64 n1) (int64 n2) (int64 s) (if get.WantsNtk then 4 else 2)
         // One (N1×C)·(N2×C)ᵀ product per spatial position s.
         let slice (x: Tensor) (n: int) (p: int) =
             if s = 1 then x.Data
@@ -55,7 +60,10 @@ module internal Input =
             let b = if x2.IsSome then slice x2v n2 p else a
             let g = Linalg.gemmNT inv a n1 b n2 c
             if s = 1 then nngp <- g
-            let v1 = Linalg.rowNormsSq inv a n1 c
+            // With x2 = x1 the variances are the Gram matrix's own diagonal, bit for bit, so that every rule sees a
+            // correlation of exactly 1 between a point and itself (θ = 0 in the arc-cosine kernels) instead of
+            // 1 ± a few ulp, which the angle's √ would amplify to ~1e-8 (issue: NTK diagonal of deep ReLU nets).
+            let v1 = if x2.IsSome then Linalg.rowNormsSq inv a n1 c else Array.init n1 (fun i -> g[i * n1 + i])
             let v2 = if x2.IsSome then Linalg.rowNormsSq inv b n2 c else v1
             if s > 1 then
                 for i in 0 .. n1 * n2 - 1 do nngp[i * s + p] <- g[i]

@@ -14,13 +14,26 @@ module internal Linear =
 
     /// Channel count after a Dense layer in the finite network: out_dim, times s[1] in the standard
     /// parameterization (the weight matrix is (s0·in, s1·out)).
+    /// Checked in int64: the width must be a positive int32 like every axis of the finite network.
     let denseOutWidth (d: DenseSpec) =
+        let s0, s1 = d.S
+        if d.OutDim < 1 then
+            raise (NeuralTangentsException(sprintf "Dense: out_dim must be a positive integer, got %d" d.OutDim))
+        if s0 < 1 || s1 < 1 then
+            raise (NeuralTangentsException(sprintf "Dense: s must be two positive integers, got (%d, %d)" s0 s1))
         match d.Parameterization with
         | Parameterization.Ntk -> d.OutDim
-        | Parameterization.Standard -> d.OutDim * snd d.S
+        | Parameterization.Standard ->
+            let w = int64 d.OutDim * int64 s1
+            if w > int64 System.Int32.MaxValue then
+                raise (NeuralTangentsException(
+                    sprintf "Dense: the finite width out_dim·s[1] = %d·%d = %d exceeds 2147483647; use a smaller out_dim or s[1]"
+                        d.OutDim s1 w))
+            int w
 
     /// The Dense map on (nngp, ntk) as coefficients (see <c>dense</c> for the formulas).
     let densePre (d: DenseSpec) (k: Kernel) : Simd.DensePre =
+        denseOutWidth d |> ignore // validates out_dim and s
         let w2 = d.WStd * d.WStd
         let b2 = match d.BStd with Some b -> b * b | None -> 0.0
         match d.Parameterization with

@@ -1,0 +1,64 @@
+namespace NeuralTangents
+
+open System
+open System.IO
+
+/// <summary>Sizes of the arrays a computation will allocate, checked in int64 against what one .NET array can
+/// hold and against the memory this machine has free, before anything is allocated.</summary>
+[<RequireQualifiedAccess>]
+module Memory =
+
+    /// <summary>Bytes of memory available to this process now: Linux's MemAvailable (free plus reclaimable page
+    /// cache) capped by the GC's limit (a container limit when one is set); the GC's limit elsewhere.</summary>
+    [<CompiledName("AvailableBytes")>]
+    let availableBytes () : int64 =
+        let gcLimit = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes - GC.GetTotalMemory false
+        let memAvailable =
+            try
+                if File.Exists "/proc/meminfo" then
+                    File.ReadLines "/proc/meminfo"
+                    |> Seq.tryFind (fun l -> l.StartsWith "MemAvailable:")
+                    |> Option.map (fun l -> int64 (l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024L)
+                else None
+            with _ -> None
+        match memAvailable with
+        | Some m -> min m gcLimit
+        | None -> gcLimit
+
+    /// Human-readable bytes: 1.5 GB, 320 MB.
+    let internal format (bytes: int64) =
+        let b = float bytes
+        if b >= 1e9 then sprintf "%.1f GB" (b / 1e9)
+        elif b >= 1e6 then sprintf "%.0f MB" (b / 1e6)
+        else sprintf "%.0f kB" (b / 1e3)
+
+    /// Product of non-negative sizes, or None when it exceeds int64.
+    let internal product (sizes: int64 seq) : int64 option =
+        sizes |> Seq.fold (fun acc d ->
+            match acc with
+            | Some a when d = 0L || a <= Int64.MaxValue / d -> Some(a * d)
+            | Some _ -> None
+            | None -> None) (Some 1L)
+
+    /// <summary>Refuses a kernel of <paramref name="n1"/> × <paramref name="n2"/> inputs with
+    /// <paramref name="positions"/> entries per pair (spatial positions) before it is allocated: each of its
+    /// arrays must fit one .NET array, and <paramref name="arrays"/> arrays of that size must fit in the free
+    /// memory. The message names the sizes, the bytes needed and the fix.</summary>
+    let internal checkKernel (n1: int64) (n2: int64) (positions: int64) (arrays: int) =
+        let blocks = "compute the kernel in blocks of rows of x1 and x2 and assemble them"
+        match product [ n1; n2; positions ] with
+        | None ->
+            raise (NeuralTangentsException(
+                sprintf "the kernel of N1 = %d by N2 = %d inputs with %d positions each is too large to index; %s" n1 n2 positions blocks))
+        | Some entries ->
+            if entries > int64 Array.MaxLength then
+                raise (NeuralTangentsException(
+                    sprintf "the kernel of N1 = %d by N2 = %d inputs%s has %d entries, more than one array can hold (%d); %s"
+                        n1 n2 (if positions > 1L then sprintf " (%d positions each)" positions else "") entries Array.MaxLength blocks))
+            let bytes = entries * 8L * int64 arrays
+            let free = availableBytes ()
+            if bytes > free then
+                raise (NeuralTangentsException(
+                    sprintf "the kernel of N1 = %d by N2 = %d inputs%s needs about %s (%d arrays of %d float64 entries) but %s are free; %s"
+                        n1 n2 (if positions > 1L then sprintf " (%d positions each)" positions else "")
+                        (format bytes) arrays entries (format free) blocks))
