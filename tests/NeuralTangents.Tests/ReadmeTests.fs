@@ -35,7 +35,7 @@ let tests =
         testCase "the README gives the main job and the test command" <| fun () ->
             let text = readme ()
             Expect.stringContains text "dotnet run --project src/NeuralTangents.Cli -c Release -- demo" "the main job"
-            Expect.stringContains text "dotnet test NeuralTangents.slnx -c Release" "the test command"
+            Expect.stringContains text "dotnet fsi build.fsx test" "the test command"
             Expect.isTrue (File.Exists(Path.Combine(repoRoot, "examples", "mlp.json"))) "File.Exists(Path.Combine(repoRoot, \"examples\", \"mlp.json\"))"
 
         testCase "the quick-start script runs under dotnet fsi" <| fun () ->
