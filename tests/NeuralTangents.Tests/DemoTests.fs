@@ -5,98 +5,14 @@ module NeuralTangents.Tests.DemoTests
 open System
 open System.IO
 open System.Xml
-open NUnit.Framework
+open Expecto
 open NeuralTangents
 open NeuralTangents.Cli
 open NeuralTangents.Cli.Demo
+open NeuralTangents.Tests.TestUtil
 
 let private small =
     { DemoCommand.defaults with Train = 300; Test = 200; Depths = [ 1; 2 ]; Plot = None }
-
-[<Test>]
-let ``digits accuracy of NNGP and NTK kernel regression clears its floor`` () =
-    let r = DemoCommand.compute ignore { small with Diabetes = false }
-    Assert.That(r.Digits.Length, Is.EqualTo 4)
-    for d in r.Digits do
-        TestContext.Out.WriteLine(sprintf "%s depth %d: NNGP %.1f%%, NTK %.1f%%" d.Activation d.Depth (100.0 * d.NngpAccuracy) (100.0 * d.NtkAccuracy))
-        // Measured 97.0–98.0% for Relu/Erf at depths 1–2 with 300 training images (1-nearest-neighbour: ~96%);
-        // 95% sits ~1.7 binomial standard errors (√(0.97·0.03/200) = 1.2%) below the lowest, and far above what
-        // a broken kernel gives (chance is 10%).
-        Assert.That(d.NngpAccuracy, Is.GreaterThan 0.95, sprintf "%s depth %d NNGP" d.Activation d.Depth)
-        Assert.That(d.NtkAccuracy, Is.GreaterThan 0.95, sprintf "%s depth %d NTK" d.Activation d.Depth)
-
-[<Test>]
-let ``diabetes regression beats predicting the mean and the NTK trajectory starts at the prior`` () =
-    let r = DemoCommand.compute ignore { small with Digits = false }
-    let d = r.Diabetes.Value
-    TestContext.Out.WriteLine(sprintf "baseline %.2f, NNGP %.2f, NTK %.2f" d.BaselineRmse d.NngpRmse d.NtkRmse)
-    // Measured with 300 training patients: baseline 81.6, NNGP 57.8, NTK 58.0 (ratio 0.71); linear models reach
-    // ~0.7 of the baseline on this data set, so 0.8 leaves room for round-off yet fails an uninformative model.
-    Assert.That(d.NngpRmse, Is.LessThan(0.8 * d.BaselineRmse))
-    Assert.That(d.NtkRmse, Is.LessThan(0.8 * d.BaselineRmse))
-    Assert.That(d.NngpStd, Is.GreaterThan 0.0)
-    // At the first (tiny) time the ensemble has barely moved from its zero-mean prior: RMSE ≈ the baseline's.
-    Assert.That(snd d.Trajectory[0], Is.EqualTo(d.BaselineRmse).Within(1.0).Percent)
-    Assert.That(snd d.Trajectory[d.Trajectory.Length - 1], Is.EqualTo(d.NtkRmse).Within(1.0).Percent)
-
-[<Test>]
-let ``diabetes NTK posterior spread goes from the prior's to the t = ∞ value`` () =
-    let r = DemoCommand.compute ignore { small with Digits = false }
-    let d = r.Diabetes.Value
-    // The prior spread straight from kernel_fn (not through Predict): √(mean diag k(x*, x*)) in target units.
-    let split = Datasets.diabetes 300
-    let k = (KernelFn.compute (DemoCommand.network Stax.relu 2 1) split.XTest None Get.Nngp).Nngp
-    let m = k.Shape[0]
-    let prior = split.TargetScale * sqrt (Array.average (Array.init m (fun i -> k.Data[i * m + i])))
-    TestContext.Out.WriteLine(sprintf "prior σ %.2f, σ(t) %.2f … %.2f, t = ∞ %.2f" prior (snd d.StdTrajectory[0]) (snd d.StdTrajectory[d.StdTrajectory.Length - 1]) d.NtkStd)
-    // The first time is 0.01 / (c·λmax): the stiffest mode has moved by ~1% of its way; measured prior 120.75 vs
-    // σ(t0) 120.02 (0.6%). The 1% band holds while the grid starts there; a wrong t = 0 (a zero or the posterior
-    // spread, 30.8) misses it by far.
-    Assert.That(snd d.StdTrajectory[0], Is.EqualTo(prior).Within(1.0).Percent)
-    // The last time is 10 / (c·λmin): every mode has relaxed to within e^-10 of its limit.
-    Assert.That(snd d.StdTrajectory[d.StdTrajectory.Length - 1], Is.EqualTo(d.NtkStd).Within(1.0).Percent)
-    // Training only removes uncertainty: the spread never grows along t (tiny slack for round-off).
-    for (_, a), (_, b) in Array.pairwise d.StdTrajectory do
-        Assert.That(b, Is.LessThanOrEqualTo(a * (1.0 + 1e-9)))
-
-[<Test>]
-let ``nt demo prints its table and writes a well-formed SVG`` () =
-    let path = Path.Combine(Path.GetTempPath(), "nt-demo-" + Guid.NewGuid().ToString("N") + ".svg")
-    try
-        use out = new StringWriter()
-        use err = new StringWriter()
-        let args = [| "demo"; "--train"; "300"; "--test"; "200"; "--depths"; "1"; "--out"; path |]
-        let code = Cli.run args (new StringReader "") out err
-        Assert.That(code, Is.EqualTo 0, err.ToString())
-        let text = out.ToString()
-        Assert.That(text, Does.Contain "NNGP accuracy")
-        Assert.That(text, Does.Contain "NTK ensemble, t=inf")
-        Assert.That(text, Does.Contain path)
-        let doc = XmlDocument()
-        doc.Load path
-        Assert.That(doc.DocumentElement.LocalName, Is.EqualTo "svg")
-        let ns = XmlNamespaceManager(doc.NameTable)
-        ns.AddNamespace("s", "http://www.w3.org/2000/svg")
-        // Three panels: 4 accuracy lines; RMSE and σ along t plus 3 levels; the posterior mean (its truth is dots).
-        Assert.That(doc.SelectNodes("//s:polyline", ns).Count, Is.EqualTo 10)
-        Assert.That(doc.SelectNodes("//s:polygon", ns).Count, Is.EqualTo 1)
-        Assert.That(doc.InnerText, Does.Contain "1 test image = 0.5%")
-    finally
-        if File.Exists path then File.Delete path
-
-[<Test>]
-let ``bad demo options end in one line`` () =
-    for args, fragment in [ [| "demo"; "--dataset"; "mnist" |], "--dataset"
-                            [| "demo"; "--depths"; "0" |], "--depths"
-                            [| "demo"; "--train"; "5000" |], "train"
-                            [| "demo"; "--test"; "0" |], "--test: must be ≥ 1" ] do
-        use out = new StringWriter()
-        use err = new StringWriter()
-        let code = Cli.run args (new StringReader "") out err
-        Assert.That(code, Is.Not.EqualTo 0, String.Join(" ", args))
-        Assert.That(err.ToString(), Does.StartWith "nt: ")
-        Assert.That(err.ToString(), Does.Contain fragment)
-        Assert.That(err.ToString(), Does.Not.Contain "   at ")
 
 let private series label stroke points : Svg.Series =
     { Label = label; Colour = "#000"; Stroke = stroke; Markers = false; Points = points; Band = None }
@@ -111,24 +27,106 @@ let private parse (svg: string) =
     ns.AddNamespace("s", "http://www.w3.org/2000/svg")
     doc, ns
 
-[<Test>]
-let ``Svg draws lines, dots and bands as asked`` () =
-    let pts = [| 1.0, 1.0; 2.0, 3.0; 3.0, 2.0 |]
-    let banded = { series "band" Svg.Solid pts with Band = Some(pts |> Array.map (fun (_, y) -> y - 1.0, y + 1.0)) }
-    let doc, ns = parse (Svg.render 500.0 300.0 [ panel false [ banded; series "dots" Svg.NoLine pts; series "dash" Svg.Dashed pts ] ])
-    Assert.That(doc.SelectNodes("//s:polyline", ns).Count, Is.EqualTo 2)
-    Assert.That(doc.SelectNodes("//s:polyline[@stroke-dasharray]", ns).Count, Is.EqualTo 1)
-    Assert.That(doc.SelectNodes("//s:polygon", ns).Count, Is.EqualTo 1)
-    // 3 data dots and 1 legend dot for the NoLine series; none for the others (Markers = false).
-    Assert.That(doc.SelectNodes("//s:circle", ns).Count, Is.EqualTo 4)
-    Assert.That(doc.InnerText, Does.Contain "a note")
+[<Tests>]
+let tests =
+    testList "DemoTests" [
+        testCase "digits accuracy of NNGP and NTK kernel regression clears its floor" <| fun () ->
+            let r = DemoCommand.compute ignore { small with Diabetes = false }
+            Expect.equal r.Digits.Length 4 "r.Digits.Length"
+            for d in r.Digits do
+                note (sprintf "%s depth %d: NNGP %.1f%%, NTK %.1f%%" d.Activation d.Depth (100.0 * d.NngpAccuracy) (100.0 * d.NtkAccuracy))
+                // Measured 97.0–98.0% for Relu/Erf at depths 1–2 with 300 training images (1-nearest-neighbour: ~96%);
+                // 95% sits ~1.7 binomial standard errors (√(0.97·0.03/200) = 1.2%) below the lowest, and far above what
+                // a broken kernel gives (chance is 10%).
+                Expect.isGreaterThan d.NngpAccuracy 0.95 (sprintf "%s depth %d NNGP" d.Activation d.Depth)
+                Expect.isGreaterThan d.NtkAccuracy 0.95 (sprintf "%s depth %d NTK" d.Activation d.Depth)
 
-[<Test>]
-let ``Svg centres a single x value and refuses non-finite points`` () =
-    let doc, ns = parse (Svg.render 500.0 300.0 [ panel false [ series "one" Svg.Solid [| 2.0, 5.0 |] ] ])
-    // Plot area: x from ml = 60 to 500 − mr (150) = 350, so its middle is 205.
-    let line = doc.SelectSingleNode("//s:polyline", ns).Attributes["points"].Value
-    Assert.That(line, Does.StartWith "205,")
-    for bad in [ nan, 1.0; 1.0, infinity ] do
-        Assert.Throws<ArgumentException>(fun () -> Svg.render 500.0 300.0 [ panel false [ series "bad" Svg.Solid [| bad |] ] ] |> ignore) |> ignore
-    Assert.Throws<ArgumentException>(fun () -> Svg.render 500.0 300.0 [ panel true [ series "log" Svg.Solid [| 0.0, 1.0 |] ] ] |> ignore) |> ignore
+        testCase "diabetes regression beats predicting the mean and the NTK trajectory starts at the prior" <| fun () ->
+            let r = DemoCommand.compute ignore { small with Digits = false }
+            let d = r.Diabetes.Value
+            note (sprintf "baseline %.2f, NNGP %.2f, NTK %.2f" d.BaselineRmse d.NngpRmse d.NtkRmse)
+            // Measured with 300 training patients: baseline 81.6, NNGP 57.8, NTK 58.0 (ratio 0.71); linear models reach
+            // ~0.7 of the baseline on this data set, so 0.8 leaves room for round-off yet fails an uninformative model.
+            Expect.isLessThan d.NngpRmse (0.8 * d.BaselineRmse) "d.NngpRmse"
+            Expect.isLessThan d.NtkRmse (0.8 * d.BaselineRmse) "d.NtkRmse"
+            Expect.isGreaterThan d.NngpStd 0.0 "d.NngpStd"
+            // At the first (tiny) time the ensemble has barely moved from its zero-mean prior: RMSE ≈ the baseline's.
+            withinPercent 1.0 d.BaselineRmse (snd d.Trajectory[0]) "snd d.Trajectory[0]"
+            withinPercent 1.0 d.NtkRmse (snd d.Trajectory[d.Trajectory.Length - 1]) "snd d.Trajectory[d.Trajectory.Length - 1]"
+
+        testCase "diabetes NTK posterior spread goes from the prior's to the t = ∞ value" <| fun () ->
+            let r = DemoCommand.compute ignore { small with Digits = false }
+            let d = r.Diabetes.Value
+            // The prior spread straight from kernel_fn (not through Predict): √(mean diag k(x*, x*)) in target units.
+            let split = Datasets.diabetes 300
+            let k = (KernelFn.compute (DemoCommand.network Stax.relu 2 1) split.XTest None Get.Nngp).Nngp
+            let m = k.Shape[0]
+            let prior = split.TargetScale * sqrt (Array.average (Array.init m (fun i -> k.Data[i * m + i])))
+            note (sprintf "prior σ %.2f, σ(t) %.2f … %.2f, t = ∞ %.2f" prior (snd d.StdTrajectory[0]) (snd d.StdTrajectory[d.StdTrajectory.Length - 1]) d.NtkStd)
+            // The first time is 0.01 / (c·λmax): the stiffest mode has moved by ~1% of its way; measured prior 120.75 vs
+            // σ(t0) 120.02 (0.6%). The 1% band holds while the grid starts there; a wrong t = 0 (a zero or the posterior
+            // spread, 30.8) misses it by far.
+            withinPercent 1.0 prior (snd d.StdTrajectory[0]) "snd d.StdTrajectory[0]"
+            // The last time is 10 / (c·λmin): every mode has relaxed to within e^-10 of its limit.
+            withinPercent 1.0 d.NtkStd (snd d.StdTrajectory[d.StdTrajectory.Length - 1]) "snd d.StdTrajectory[d.StdTrajectory.Length - 1]"
+            // Training only removes uncertainty: the spread never grows along t (tiny slack for round-off).
+            for (_, a), (_, b) in Array.pairwise d.StdTrajectory do
+                Expect.isLessThanOrEqual b (a * (1.0 + 1e-9)) "the spread never grows along t"
+
+        testCase "nt demo prints its table and writes a well-formed SVG" <| fun () ->
+            let path = Path.Combine(Path.GetTempPath(), "nt-demo-" + Guid.NewGuid().ToString("N") + ".svg")
+            try
+                use out = new StringWriter()
+                use err = new StringWriter()
+                let args = [| "demo"; "--train"; "300"; "--test"; "200"; "--depths"; "1"; "--out"; path |]
+                let code = Cli.run args (new StringReader "") out err
+                Expect.equal code 0 (err.ToString())
+                let text = out.ToString()
+                Expect.stringContains text "NNGP accuracy" "text"
+                Expect.stringContains text "NTK ensemble, t=inf" "text"
+                Expect.stringContains text path "text"
+                let doc = XmlDocument()
+                doc.Load path
+                Expect.equal doc.DocumentElement.LocalName "svg" "doc.DocumentElement.LocalName"
+                let ns = XmlNamespaceManager(doc.NameTable)
+                ns.AddNamespace("s", "http://www.w3.org/2000/svg")
+                // Three panels: 4 accuracy lines; RMSE and σ along t plus 3 levels; the posterior mean (its truth is dots).
+                Expect.equal (doc.SelectNodes("//s:polyline", ns).Count) 10 "doc.SelectNodes(\"//s:polyline\", ns).Count"
+                Expect.equal (doc.SelectNodes("//s:polygon", ns).Count) 1 "doc.SelectNodes(\"//s:polygon\", ns).Count"
+                Expect.stringContains doc.InnerText "1 test image = 0.5%" "doc.InnerText"
+            finally
+                if File.Exists path then File.Delete path
+
+        testCase "bad demo options end in one line" <| fun () ->
+            for args, fragment in [ [| "demo"; "--dataset"; "mnist" |], "--dataset"
+                                    [| "demo"; "--depths"; "0" |], "--depths"
+                                    [| "demo"; "--train"; "5000" |], "train"
+                                    [| "demo"; "--test"; "0" |], "--test: must be ≥ 1" ] do
+                use out = new StringWriter()
+                use err = new StringWriter()
+                let code = Cli.run args (new StringReader "") out err
+                Expect.notEqual code 0 (String.Join(" ", args))
+                Expect.stringStarts (err.ToString()) "nt: " "err.ToString()"
+                Expect.stringContains (err.ToString()) fragment "err.ToString()"
+                stringLacks (err.ToString()) "   at " "err.ToString()"
+
+        testCase "Svg draws lines, dots and bands as asked" <| fun () ->
+            let pts = [| 1.0, 1.0; 2.0, 3.0; 3.0, 2.0 |]
+            let banded = { series "band" Svg.Solid pts with Band = Some(pts |> Array.map (fun (_, y) -> y - 1.0, y + 1.0)) }
+            let doc, ns = parse (Svg.render 500.0 300.0 [ panel false [ banded; series "dots" Svg.NoLine pts; series "dash" Svg.Dashed pts ] ])
+            Expect.equal (doc.SelectNodes("//s:polyline", ns).Count) 2 "doc.SelectNodes(\"//s:polyline\", ns).Count"
+            Expect.equal (doc.SelectNodes("//s:polyline[@stroke-dasharray]", ns).Count) 1 "doc.SelectNodes(\"//s:polyline[@stroke-dasharray]\", ns).Count"
+            Expect.equal (doc.SelectNodes("//s:polygon", ns).Count) 1 "doc.SelectNodes(\"//s:polygon\", ns).Count"
+            // 3 data dots and 1 legend dot for the NoLine series; none for the others (Markers = false).
+            Expect.equal (doc.SelectNodes("//s:circle", ns).Count) 4 "doc.SelectNodes(\"//s:circle\", ns).Count"
+            Expect.stringContains doc.InnerText "a note" "doc.InnerText"
+
+        testCase "Svg centres a single x value and refuses non-finite points" <| fun () ->
+            let doc, ns = parse (Svg.render 500.0 300.0 [ panel false [ series "one" Svg.Solid [| 2.0, 5.0 |] ] ])
+            // Plot area: x from ml = 60 to 500 − mr (150) = 350, so its middle is 205.
+            let line = doc.SelectSingleNode("//s:polyline", ns).Attributes["points"].Value
+            Expect.stringStarts line "205," "line"
+            for bad in [ nan, 1.0; 1.0, infinity ] do
+                throwsExactly<ArgumentException> (fun () -> Svg.render 500.0 300.0 [ panel false [ series "bad" Svg.Solid [| bad |] ] ] |> ignore) |> ignore
+            throwsExactly<ArgumentException> (fun () -> Svg.render 500.0 300.0 [ panel true [ series "log" Svg.Solid [| 0.0, 1.0 |] ] ] |> ignore) |> ignore
+    ]

@@ -4,7 +4,7 @@ module NeuralTangents.Tests.FixtureTests
 
 open System.IO
 open System.Text.Json.Nodes
-open NUnit.Framework
+open Expecto
 open NeuralTangents
 open NeuralTangents.Tests.TestUtil
 
@@ -46,23 +46,26 @@ let private runFixture (path: string) : Outcome =
                | n, Some c -> [ "cov2", relErr (snd (flattenJson n) |> List.toArray) c.Data ]
                | _, None -> [ "cov2", infinity ])
         for what, e in errs do
-            if not (e <= 1e-8) then Assert.Fail(sprintf "%s: %s relative Frobenius error %.3e > 1e-8" name what e)
+            if not (e <= 1e-8) then failtestf "%s: %s relative Frobenius error %.3e > 1e-8" name what e
         Checked(name, errs |> List.map snd |> List.max)
 
-[<Test>]
-let ``every implemented reference fixture matches to 1e-8 and unimplemented ones are listed`` () =
-    let files = Directory.GetFiles(fixtureDir, "*.json") |> Array.sort
-    Assert.That(files.Length, Is.GreaterThan 0, "no fixtures found in " + fixtureDir)
-    let outcomes = files |> Array.map runFixture
-    let checkedOnes = outcomes |> Array.choose (function Checked(n, e) -> Some(n, e) | _ -> None)
-    for n, e in checkedOnes do
-        TestContext.Out.WriteLine(sprintf "checked %-32s worst relative error %.2e" n e)
-    for o in outcomes do
-        match o with
-        | Skipped(n, why) -> TestContext.Out.WriteLine(sprintf "skipped %-32s %s" n why)
-        | _ -> ()
-    let worst = checkedOnes |> Array.map snd |> Array.max
-    TestContext.Out.WriteLine(sprintf "worst relative error over %d fixtures: %.2e" checkedOnes.Length worst)
-    // Every MLP fixture uses only implemented layers; a skip there would be a regression.
-    for n, _ in outcomes |> Array.choose (function Skipped(n, w) -> Some(n, w) | _ -> None) do
-        if n.StartsWith "mlp_" then Assert.Fail(sprintf "MLP fixture %s was skipped" n)
+[<Tests>]
+let tests =
+    testList "FixtureTests" [
+        testCase "every implemented reference fixture matches to 1e-8 and unimplemented ones are listed" <| fun () ->
+            let files = Directory.GetFiles(fixtureDir, "*.json") |> Array.sort
+            Expect.isGreaterThan files.Length 0 ("no fixtures found in " + fixtureDir)
+            let outcomes = files |> Array.map runFixture
+            let checkedOnes = outcomes |> Array.choose (function Checked(n, e) -> Some(n, e) | _ -> None)
+            for n, e in checkedOnes do
+                note (sprintf "checked %-32s worst relative error %.2e" n e)
+            for o in outcomes do
+                match o with
+                | Skipped(n, why) -> note (sprintf "skipped %-32s %s" n why)
+                | _ -> ()
+            let worst = checkedOnes |> Array.map snd |> Array.max
+            note (sprintf "worst relative error over %d fixtures: %.2e" checkedOnes.Length worst)
+            // Every MLP fixture uses only implemented layers; a skip there would be a regression.
+            for n, _ in outcomes |> Array.choose (function Skipped(n, w) -> Some(n, w) | _ -> None) do
+                if n.StartsWith "mlp_" then failtestf "MLP fixture %s was skipped" n
+    ]

@@ -139,6 +139,6 @@ let rec private anyLayerSized (size: int) : Gen<Layer> =
 
 let anyLayer : Gen<Layer> = Gen.sized anyLayerSized
 
-/// Registered with `[<Property(Arbitrary = [| typeof<Arbitraries> |])>]`.
+/// Registered with `testPropertyWithConfig { fsCheck n with arbitrary = [ typeof<Generators.Arbitraries> ] }`.
 type Arbitraries =
     static member Layer() : Arbitrary<Layer> = Arb.fromGen anyLayer

@@ -2,7 +2,7 @@
 module NeuralTangents.Tests.KernelFnTests
 
 open System
-open NUnit.Framework
+open Expecto
 open NeuralTangents
 open NeuralTangents.Tests.TestUtil
 
@@ -14,164 +14,151 @@ let private raises<'e when 'e :> exn> (f: unit -> obj) : string =
         failwith "expected an exception"
     with :? 'e as e -> e.Message
 
-[<Test>]
-let ``x2 omitted means x2 = x1 and cov2 is absent`` () =
-    let x = randomTensor 1 4 3
-    let a = KernelFn.compute mlp x None Both
-    let b = KernelFn.compute mlp x (Some x) Both
-    Assert.That(a.Cov2, Is.EqualTo None)
-    Assert.That(a.X1IsX2, Is.True)
-    // With x2 omitted the variances are the Gram matrix's diagonal; with x2 given they are row norms summed in
-    // another order, so the two agree to a few ulp (1e-15 relative), not bit for bit.
-    assertClose "nngp" 1e-15 b.Nngp.Data a.Nngp.Data
-    assertClose "cov2 = cov1" 1e-15 a.Cov1.Data b.Cov2.Value.Data
+[<Tests>]
+let tests =
+    testList "KernelFnTests" [
+        testCase "x2 omitted means x2 = x1 and cov2 is absent" <| fun () ->
+            let x = randomTensor 1 4 3
+            let a = KernelFn.compute mlp x None Both
+            let b = KernelFn.compute mlp x (Some x) Both
+            Expect.isNone a.Cov2 "a.Cov2"
+            Expect.isTrue a.X1IsX2 "a.X1IsX2"
+            // With x2 omitted the variances are the Gram matrix's diagonal; with x2 given they are row norms summed in
+            // another order, so the two agree to a few ulp (1e-15 relative), not bit for bit.
+            assertClose "nngp" 1e-15 b.Nngp.Data a.Nngp.Data
+            assertClose "cov2 = cov1" 1e-15 a.Cov1.Data b.Cov2.Value.Data
 
-[<Test>]
-let ``get = nngp skips the NTK and gives the same NNGP`` () =
-    let x = randomTensor 2 4 3
-    let a = KernelFn.compute mlp x None Nngp
-    let b = KernelFn.compute mlp x None Both
-    Assert.That(a.Ntk, Is.EqualTo None)
-    assertClose "nngp" 0.0 b.Nngp.Data a.Nngp.Data
+        testCase "get = nngp skips the NTK and gives the same NNGP" <| fun () ->
+            let x = randomTensor 2 4 3
+            let a = KernelFn.compute mlp x None Nngp
+            let b = KernelFn.compute mlp x None Both
+            Expect.isNone a.Ntk "a.Ntk"
+            assertClose "nngp" 0.0 b.Nngp.Data a.Nngp.Data
 
-[<Test>]
-let ``a kernel can be fed back in to chain networks`` () =
-    let x1, x2 = randomTensor 3 3 5, randomTensor 4 2 5
-    let first = Serial [ Stax.dense 64 1.2 (Some 0.1); Stax.erf 1.0 1.0 0.0 ]
-    let second = Serial [ Stax.dense 64 1.3 None; Stax.relu; Stax.dense 1 1.0 (Some 0.2) ]
-    let whole = KernelFn.compute (Serial [ first; second ]) x1 (Some x2) Both
-    let chained = KernelFn.compute first x1 (Some x2) Both |> KernelFn.applyKernel second
-    assertClose "nngp" 0.0 whole.Nngp.Data chained.Nngp.Data
-    assertClose "ntk" 0.0 whole.Ntk.Value.Data chained.Ntk.Value.Data
+        testCase "a kernel can be fed back in to chain networks" <| fun () ->
+            let x1, x2 = randomTensor 3 3 5, randomTensor 4 2 5
+            let first = Serial [ Stax.dense 64 1.2 (Some 0.1); Stax.erf 1.0 1.0 0.0 ]
+            let second = Serial [ Stax.dense 64 1.3 None; Stax.relu; Stax.dense 1 1.0 (Some 0.2) ]
+            let whole = KernelFn.compute (Serial [ first; second ]) x1 (Some x2) Both
+            let chained = KernelFn.compute first x1 (Some x2) Both |> KernelFn.applyKernel second
+            assertClose "nngp" 0.0 whole.Nngp.Data chained.Nngp.Data
+            assertClose "ntk" 0.0 whole.Ntk.Value.Data chained.Ntk.Value.Data
 
-[<Test>]
-let ``batch_axis and channel_axis other than the defaults give the kernel of the transposed inputs`` () =
-    let x1, x2 = randomTensor 5 3 4, randomTensor 6 2 4
-    let axes (d: DenseSpec) = Dense { d with BatchAxis = 1; ChannelAxis = 0 }
-    let net (f: DenseSpec -> Layer) =
-        Serial [ f { Stax.denseDefaults 32 with WStd = 1.4; BStd = Some 0.1 }; Stax.relu; f { Stax.denseDefaults 1 with WStd = 1.1 } ]
-    let a = KernelFn.compute (net Dense) x1 (Some x2) Both
-    let t (x: Tensor) = Tensor.moveAxis 0 1 x
-    let b = KernelFn.compute (net axes) (t x1) (Some(t x2)) Both
-    assertClose "nngp" 1e-15 a.Nngp.Data b.Nngp.Data
-    assertClose "ntk" 1e-15 a.Ntk.Value.Data b.Ntk.Value.Data
+        testCase "batch_axis and channel_axis other than the defaults give the kernel of the transposed inputs" <| fun () ->
+            let x1, x2 = randomTensor 5 3 4, randomTensor 6 2 4
+            let axes (d: DenseSpec) = Dense { d with BatchAxis = 1; ChannelAxis = 0 }
+            let net (f: DenseSpec -> Layer) =
+                Serial [ f { Stax.denseDefaults 32 with WStd = 1.4; BStd = Some 0.1 }; Stax.relu; f { Stax.denseDefaults 1 with WStd = 1.1 } ]
+            let a = KernelFn.compute (net Dense) x1 (Some x2) Both
+            let t (x: Tensor) = Tensor.moveAxis 0 1 x
+            let b = KernelFn.compute (net axes) (t x1) (Some(t x2)) Both
+            assertClose "nngp" 1e-15 a.Nngp.Data b.Nngp.Data
+            assertClose "ntk" 1e-15 a.Ntk.Value.Data b.Ntk.Value.Data
 
-[<Test>]
-let ``Flatten of NHWC images equals the MLP kernel of the flattened vectors at the input`` () =
-    // Input kernel of flattened (N, H·W·C) vectors is x1·x2ᵀ/(H·W·C) = mean over positions of the per-position
-    // channel means, which is what Flatten computes from the diagonal spatial kernel.
-    let img = Tensor.create [| 3; 2; 2; 3 |] (normals 7 36)
-    let img2 = Tensor.create [| 2; 2; 2; 3 |] (normals 8 24)
-    let a = KernelFn.compute (Serial [ Stax.flatten; Stax.dense 1 1.3 (Some 0.1) ]) img (Some img2) Both
-    let flat (x: Tensor) = Tensor.reshape [| x.Shape[0]; 12 |] x
-    let b = KernelFn.compute (Stax.dense 1 1.3 (Some 0.1)) (flat img) (Some(flat img2)) Both
-    assertClose "nngp" 1e-15 b.Nngp.Data a.Nngp.Data
-    Assert.That(a.Shape1, Is.EqualTo<int[]>([| 3; 1 |]))
+        testCase "Flatten of NHWC images equals the MLP kernel of the flattened vectors at the input" <| fun () ->
+            // Input kernel of flattened (N, H·W·C) vectors is x1·x2ᵀ/(H·W·C) = mean over positions of the per-position
+            // channel means, which is what Flatten computes from the diagonal spatial kernel.
+            let img = Tensor.create [| 3; 2; 2; 3 |] (normals 7 36)
+            let img2 = Tensor.create [| 2; 2; 2; 3 |] (normals 8 24)
+            let a = KernelFn.compute (Serial [ Stax.flatten; Stax.dense 1 1.3 (Some 0.1) ]) img (Some img2) Both
+            let flat (x: Tensor) = Tensor.reshape [| x.Shape[0]; 12 |] x
+            let b = KernelFn.compute (Stax.dense 1 1.3 (Some 0.1)) (flat img) (Some(flat img2)) Both
+            assertClose "nngp" 1e-15 b.Nngp.Data a.Nngp.Data
+            Expect.equal a.Shape1 [| 3; 1 |] "a.Shape1"
 
-[<Test>]
-let ``Dense and Relu act per position on images before a Flatten`` () =
-    // With no convolution, positions never mix: the kernel is the mean over positions of per-position MLP kernels.
-    let img = Tensor.create [| 2; 3; 1; 2 |] (normals 9 12)
-    let net = Serial [ Stax.dense 16 1.5 (Some 0.2); Stax.relu; Stax.flatten; Stax.dense 1 1.0 None ]
-    let k = KernelFn.compute net img None Both
-    let perPos =
-        [ for p in 0 .. 2 ->
-            let x = Tensor.create [| 2; 2 |] [| for n in 0 .. 1 do for c in 0 .. 1 -> img.Data[(n * 3 + p) * 2 + c] |]
-            KernelFn.compute (Serial [ Stax.dense 16 1.5 (Some 0.2); Stax.relu; Stax.dense 1 1.0 None ]) x None Both ]
-    let mean (f: Kernel -> Tensor) = perPos |> List.map f |> List.reduce Tensor.add |> Tensor.scale (1.0 / 3.0)
-    // Flatten follows Relu here, so the readout adds W²·nngp + W²·ntk to a non-Gaussian kernel exactly as per position.
-    assertClose "nngp" 1e-14 (mean (fun k -> k.Nngp)).Data k.Nngp.Data
-    assertClose "ntk" 1e-14 (mean (fun k -> k.Ntk.Value)).Data k.Ntk.Value.Data
+        testCase "Dense and Relu act per position on images before a Flatten" <| fun () ->
+            // With no convolution, positions never mix: the kernel is the mean over positions of per-position MLP kernels.
+            let img = Tensor.create [| 2; 3; 1; 2 |] (normals 9 12)
+            let net = Serial [ Stax.dense 16 1.5 (Some 0.2); Stax.relu; Stax.flatten; Stax.dense 1 1.0 None ]
+            let k = KernelFn.compute net img None Both
+            let perPos =
+                [ for p in 0 .. 2 ->
+                    let x = Tensor.create [| 2; 2 |] [| for n in 0 .. 1 do for c in 0 .. 1 -> img.Data[(n * 3 + p) * 2 + c] |]
+                    KernelFn.compute (Serial [ Stax.dense 16 1.5 (Some 0.2); Stax.relu; Stax.dense 1 1.0 None ]) x None Both ]
+            let mean (f: Kernel -> Tensor) = perPos |> List.map f |> List.reduce Tensor.add |> Tensor.scale (1.0 / 3.0)
+            // Flatten follows Relu here, so the readout adds W²·nngp + W²·ntk to a non-Gaussian kernel exactly as per position.
+            assertClose "nngp" 1e-14 (mean (fun k -> k.Nngp)).Data k.Nngp.Data
+            assertClose "ntk" 1e-14 (mean (fun k -> k.Ntk.Value)).Data k.Ntk.Value.Data
 
-[<Test>]
-let ``an activation on the raw inputs is refused with the fix`` () =
-    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute Stax.relu (randomTensor 1 2 3) None Both))
-    Assert.That(msg, Does.Contain("Relu"))
-    Assert.That(msg, Does.Contain("Dense"))
+        testCase "an activation on the raw inputs is refused with the fix" <| fun () ->
+            let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute Stax.relu (randomTensor 1 2 3) None Both))
+            Expect.stringContains msg "Relu" "msg"
+            Expect.stringContains msg "Dense" "msg"
 
-[<Test>]
-let ``FanInSum of non-Gaussian branches is refused`` () =
-    let net = Serial [ Stax.dense 8 1.0 None; FanOut 2; Parallel [ Stax.relu; Identity ]; FanInSum ]
-    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
-    Assert.That(msg, Does.Contain("FanInSum"))
+        testCase "FanInSum of non-Gaussian branches is refused" <| fun () ->
+            let net = Serial [ Stax.dense 8 1.0 None; FanOut 2; Parallel [ Stax.relu; Identity ]; FanInSum ]
+            let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
+            Expect.stringContains msg "FanInSum" "msg"
 
-[<Test>]
-let ``parallel with the wrong number of inputs names both counts`` () =
-    let net = Serial [ Stax.dense 8 1.0 None; FanOut 3; Parallel [ Identity; Identity ] ]
-    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
-    Assert.That(msg, Does.Contain("2 branches"))
-    Assert.That(msg, Does.Contain("3 inputs"))
+        testCase "parallel with the wrong number of inputs names both counts" <| fun () ->
+            let net = Serial [ Stax.dense 8 1.0 None; FanOut 3; Parallel [ Identity; Identity ] ]
+            let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
+            Expect.stringContains msg "2 branches" "msg"
+            Expect.stringContains msg "3 inputs" "msg"
 
-[<Test>]
-let ``a network ending in branches is refused`` () =
-    let net = Serial [ Stax.dense 8 1.0 None; FanOut 2 ]
-    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
-    Assert.That(msg, Does.Contain("FanInSum"))
+        testCase "a network ending in branches is refused" <| fun () ->
+            let net = Serial [ Stax.dense 8 1.0 None; FanOut 2 ]
+            let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
+            Expect.stringContains msg "FanInSum" "msg"
 
-[<Test>]
-let ``non-finite inputs are refused with their position`` () =
-    let x = randomTensor 1 2 3
-    x.Data[4] <- nan
-    let msg = raises<ArgumentException> (fun () -> box (KernelFn.compute mlp x None Both))
-    Assert.That(msg, Does.Contain("x1"))
-    Assert.That(msg, Does.Contain("index 4"))
+        testCase "non-finite inputs are refused with their position" <| fun () ->
+            let x = randomTensor 1 2 3
+            x.Data[4] <- nan
+            let msg = raises<ArgumentException> (fun () -> box (KernelFn.compute mlp x None Both))
+            Expect.stringContains msg "x1" "msg"
+            Expect.stringContains msg "index 4" "msg"
 
-[<Test>]
-let ``x1 and x2 with different feature sizes are refused`` () =
-    let msg = raises<ArgumentException> (fun () -> box (KernelFn.compute mlp (randomTensor 1 2 3) (Some(randomTensor 2 2 4)) Both))
-    Assert.That(msg, Does.Contain("x2"))
+        testCase "x1 and x2 with different feature sizes are refused" <| fun () ->
+            let msg = raises<ArgumentException> (fun () -> box (KernelFn.compute mlp (randomTensor 1 2 3) (Some(randomTensor 2 2 4)) Both))
+            Expect.stringContains msg "x2" "msg"
 
-[<Test>]
-let ``overflow is reported instead of returning infinities`` () =
-    let deep = Stax.repeat 60 (Serial [ Stax.dense 8 1e3 None; Stax.relu ])
-    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute deep (randomTensor 1 2 3) None Both))
-    Assert.That(msg, Does.Contain("non-finite"))
+        testCase "overflow is reported instead of returning infinities" <| fun () ->
+            let deep = Stax.repeat 60 (Serial [ Stax.dense 8 1e3 None; Stax.relu ])
+            let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute deep (randomTensor 1 2 3) None Both))
+            Expect.stringContains msg "non-finite" "msg"
 
-[<Test>]
-let ``smart constructors validate their arguments`` () =
-    Assert.That(raises<ArgumentException> (fun () -> box (Stax.dense 4 -1.0 None)), Does.Contain("W_std"))
-    Assert.That(raises<ArgumentException> (fun () -> box (Stax.dense 0 1.0 None)), Does.Contain("out_dim"))
-    Assert.That(raises<ArgumentException> (fun () -> box (Stax.dense 4 1.0 (Some nan))), Does.Contain("b_std"))
-    Assert.That(raises<ArgumentException> (fun () -> box (Stax.monomial 6)), Does.Contain("degree"))
-    Assert.That(raises<ArgumentException> (fun () -> box (Stax.fanOut 0)), Does.Contain("num"))
+        testCase "smart constructors validate their arguments" <| fun () ->
+            Expect.stringContains (raises<ArgumentException> (fun () -> box (Stax.dense 4 -1.0 None))) "W_std" "Stax.dense 4 -1.0 None"
+            Expect.stringContains (raises<ArgumentException> (fun () -> box (Stax.dense 0 1.0 None))) "out_dim" "Stax.dense 0 1.0 None"
+            Expect.stringContains (raises<ArgumentException> (fun () -> box (Stax.dense 4 1.0 (Some nan)))) "b_std" "Stax.dense 4 1.0 (Some nan)"
+            Expect.stringContains (raises<ArgumentException> (fun () -> box (Stax.monomial 6))) "degree" "Stax.monomial 6"
+            Expect.stringContains (raises<ArgumentException> (fun () -> box (Stax.fanOut 0))) "num" "Stax.fanOut 0"
 
-[<Test>]
-let ``conflicting layouts between layers are refused`` () =
-    let net = Serial [ Stax.dense 8 1.0 None; Stax.relu; Dense { Stax.denseDefaults 1 with BatchAxis = 1; ChannelAxis = 0 } ]
-    let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
-    Assert.That(msg, Does.Contain("batch_axis"))
+        testCase "conflicting layouts between layers are refused" <| fun () ->
+            let net = Serial [ Stax.dense 8 1.0 None; Stax.relu; Dense { Stax.denseDefaults 1 with BatchAxis = 1; ChannelAxis = 0 } ]
+            let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute net (randomTensor 1 2 3) None Both))
+            Expect.stringContains msg "batch_axis" "msg"
 
-[<Test>]
-let ``in-place passes on owned buffers equal fresh-buffer passes for every batch size`` () =
-    // compute owns its buffers and overwrites them; applyKernel must not touch the caller's kernel, so it allocates.
-    // Sizes 1..19 cover the vector bodies (8 lanes) and every scalar tail.
-    let net = Serial [ Stax.dense 32 1.5 (Some 0.1); Stax.relu; Stax.dense 32 1.2 None; Stax.leakyRelu 0.2
-                       Stax.dense 32 1.1 (Some 0.3); Stax.abs; Stax.dense 1 1.0 (Some 0.1) ]
-    for n in 1 .. 19 do
-        let x1, x2 = randomTensor n n 3, randomTensor (n + 50) (n + 2) 3
-        let owned = KernelFn.compute net x1 (Some x2) Both
-        let input = KernelFn.inputKernel net x1 (Some x2) Both
-        let before = Tensor.copy input.Nngp
-        let fresh = KernelFn.applyKernel net input
-        assertClose (sprintf "nngp n=%d" n) 0.0 fresh.Nngp.Data owned.Nngp.Data
-        assertClose (sprintf "ntk n=%d" n) 0.0 fresh.Ntk.Value.Data owned.Ntk.Value.Data
-        assertClose (sprintf "caller's kernel untouched n=%d" n) 0.0 before.Data input.Nngp.Data
+        testCase "in-place passes on owned buffers equal fresh-buffer passes for every batch size" <| fun () ->
+            // compute owns its buffers and overwrites them; applyKernel must not touch the caller's kernel, so it allocates.
+            // Sizes 1..19 cover the vector bodies (8 lanes) and every scalar tail.
+            let net = Serial [ Stax.dense 32 1.5 (Some 0.1); Stax.relu; Stax.dense 32 1.2 None; Stax.leakyRelu 0.2
+                               Stax.dense 32 1.1 (Some 0.3); Stax.abs; Stax.dense 1 1.0 (Some 0.1) ]
+            for n in 1 .. 19 do
+                let x1, x2 = randomTensor n n 3, randomTensor (n + 50) (n + 2) 3
+                let owned = KernelFn.compute net x1 (Some x2) Both
+                let input = KernelFn.inputKernel net x1 (Some x2) Both
+                let before = Tensor.copy input.Nngp
+                let fresh = KernelFn.applyKernel net input
+                assertClose (sprintf "nngp n=%d" n) 0.0 fresh.Nngp.Data owned.Nngp.Data
+                assertClose (sprintf "ntk n=%d" n) 0.0 fresh.Ntk.Value.Data owned.Ntk.Value.Data
+                assertClose (sprintf "caller's kernel untouched n=%d" n) 0.0 before.Data input.Nngp.Data
 
-[<Test>]
-let ``a fused Dense → ABRelu pass gives exactly the numbers of the two rules in sequence`` () =
-    // An Identity between the two layers stops the interpreter from fusing them.
-    let pair d a = [ Stax.denseWith d; a ]
-    let split d a = [ Stax.denseWith d; Identity; a ]
-    let specs =
-        [ { Stax.denseDefaults 32 with WStd = 1.5; BStd = Some 0.1 }, Stax.relu
-          { Stax.denseDefaults 32 with WStd = 1.2; Parameterization = Parameterization.Standard; S = (1, 2) }, Stax.leakyRelu 0.2
-          { Stax.denseDefaults 32 with WStd = 0.9; BStd = Some 0.0; Parameterization = Parameterization.Standard; S = (2, 1) }, Stax.abRelu -0.4 0.7 ]
-    let net f = Serial(List.collect (fun (d, a) -> f d a) specs @ [ Stax.dense 1 1.0 (Some 0.1) ])
-    for n in [ 1; 7; 8; 9; 17 ] do
-        let x1, x2 = randomTensor n n 5, randomTensor (n + 1) 3 5
-        let fused = KernelFn.compute (net pair) x1 (Some x2) Both
-        let apart = KernelFn.compute (net split) x1 (Some x2) Both
-        assertClose (sprintf "nngp n=%d" n) 0.0 apart.Nngp.Data fused.Nngp.Data
-        assertClose (sprintf "ntk n=%d" n) 0.0 apart.Ntk.Value.Data fused.Ntk.Value.Data
-        assertClose (sprintf "cov1 n=%d" n) 0.0 apart.Cov1.Data fused.Cov1.Data
-        Assert.That(fused.Shape1, Is.EqualTo<int[]>(apart.Shape1))
+        testCase "a fused Dense → ABRelu pass gives exactly the numbers of the two rules in sequence" <| fun () ->
+            // An Identity between the two layers stops the interpreter from fusing them.
+            let pair d a = [ Stax.denseWith d; a ]
+            let split d a = [ Stax.denseWith d; Identity; a ]
+            let specs =
+                [ { Stax.denseDefaults 32 with WStd = 1.5; BStd = Some 0.1 }, Stax.relu
+                  { Stax.denseDefaults 32 with WStd = 1.2; Parameterization = Parameterization.Standard; S = (1, 2) }, Stax.leakyRelu 0.2
+                  { Stax.denseDefaults 32 with WStd = 0.9; BStd = Some 0.0; Parameterization = Parameterization.Standard; S = (2, 1) }, Stax.abRelu -0.4 0.7 ]
+            let net f = Serial(List.collect (fun (d, a) -> f d a) specs @ [ Stax.dense 1 1.0 (Some 0.1) ])
+            for n in [ 1; 7; 8; 9; 17 ] do
+                let x1, x2 = randomTensor n n 5, randomTensor (n + 1) 3 5
+                let fused = KernelFn.compute (net pair) x1 (Some x2) Both
+                let apart = KernelFn.compute (net split) x1 (Some x2) Both
+                assertClose (sprintf "nngp n=%d" n) 0.0 apart.Nngp.Data fused.Nngp.Data
+                assertClose (sprintf "ntk n=%d" n) 0.0 apart.Ntk.Value.Data fused.Ntk.Value.Data
+                assertClose (sprintf "cov1 n=%d" n) 0.0 apart.Cov1.Data fused.Cov1.Data
+                Expect.equal fused.Shape1 apart.Shape1 "fused.Shape1"
+    ]

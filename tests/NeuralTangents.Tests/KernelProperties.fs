@@ -1,9 +1,9 @@
 /// Laws every kernel must obey, over random valid architectures and inputs (FsCheck).
 module NeuralTangents.Tests.KernelProperties
 
+open Expecto
 open FsCheck
 open FsCheck.FSharp
-open FsCheck.NUnit
 open MathNet.Numerics.LinearAlgebra
 open NeuralTangents
 open NeuralTangents.Tests.TestUtil
@@ -26,31 +26,6 @@ let private assertSymmetric (what: string) (t: Tensor) =
 
 let private netAndSeed = Gen.zip Generators.network (Gen.choose (0, 100000)) |> Arb.fromGen
 
-[<Property(MaxTest = 60)>]
-let ``NNGP and NTK are symmetric and PSD for x2 = x1`` () =
-    Prop.forAll netAndSeed (fun (net, seed) ->
-        let x = inputs seed 6 4
-        let k = KernelFn.compute net x None Both
-        for what, t in [ "nngp", k.Nngp; "ntk", k.Ntk.Value ] do
-            assertSymmetric what t
-            // PSD up to round-off: λmin ≥ −1e-9·trace (eigenvalue errors are O(ε·‖K‖)).
-            let lo = minEig t
-            if lo < -1e-9 * trace t then failwithf "%s not PSD: λmin = %g, trace = %g for %A" what lo (trace t) net
-        k.Cov2.IsNone)
-
-[<Property(MaxTest = 60)>]
-let ``kernel(x2, x1) is the transpose of kernel(x1, x2)`` () =
-    Prop.forAll netAndSeed (fun (net, seed) ->
-        let x1 = inputs seed 4 3
-        let x2 = inputs (seed + 1) 5 3
-        let a = KernelFn.compute net x1 (Some x2) Both
-        let b = KernelFn.compute net x2 (Some x1) Both
-        // Same formula on swapped arguments: equal up to round-off in the products var1·var2.
-        assertClose "nngp" 1e-12 a.Nngp.Data (transpose b.Nngp).Data
-        assertClose "ntk" 1e-12 a.Ntk.Value.Data (transpose b.Ntk.Value).Data
-        assertClose "cov1/cov2" 0.0 a.Cov1.Data b.Cov2.Value.Data
-        true)
-
 /// Rewrites every Dense layer's out_dim and s.
 let rec private rewidth (f: DenseSpec -> DenseSpec) (layer: Layer) =
     match layer with
@@ -58,80 +33,6 @@ let rec private rewidth (f: DenseSpec -> DenseSpec) (layer: Layer) =
     | Parallel ls -> Parallel(ls |> List.map (rewidth f))
     | Dense d -> Dense(f d)
     | l -> l
-
-[<Property(MaxTest = 40)>]
-let ``the NNGP does not depend on out_dim or s in either parameterization`` () =
-    let gen = Gen.zip3 Generators.network (Gen.choose (0, 100000)) (Gen.zip (Gen.choose (1, 64)) (Gen.choose (1, 4)))
-    Prop.forAll (Arb.fromGen gen) (fun (net, seed, (n, s)) ->
-        let x1 = inputs seed 4 3
-        let x2 = inputs (seed + 7) 3 3
-        // Widths scale by a common factor (FanInConcat weights by relative widths, which must not change).
-        let net' = net |> rewidth (fun d -> { d with OutDim = (if d.OutDim = 1 then 1 else d.OutDim * n); S = (s, s) })
-        let a = KernelFn.compute net x1 (Some x2) Nngp
-        let b = KernelFn.compute net' x1 (Some x2) Nngp
-        assertClose "nngp" 0.0 a.Nngp.Data b.Nngp.Data
-        true)
-
-[<Property(MaxTest = 40)>]
-let ``standard parameterization: the readout NTK grows by (ΔN·s1/s0)·K for a wider hidden layer`` () =
-    // net(N) = Dense(N, standard, s=(1,s1)) → act → Dense(1, standard, s=(s0',1)). The readout adds
-    // (N_in/s0')·nngp_hidden with N_in = N·s1 (arXiv:2001.07301; neural_tangents Dense, standard), and nothing else
-    // depends on N: ntk(N2) − ntk(N1) = (N2 − N1)·s1/s0'·K, K the NNGP after the activation.
-    let gen = Gen.zip3 (Gen.zip Generators.activation (Gen.choose (0, 100000))) (Gen.zip (Gen.choose (1, 2000)) (Gen.choose (1, 2000))) (Gen.zip (Gen.choose (1, 3)) (Gen.choose (1, 3)))
-    Prop.forAll (Arb.fromGen gen) (fun ((act, seed), (n1, n2), (s1, s0')) ->
-        let net n =
-            Serial [ Dense { Stax.denseDefaults n with WStd = 1.3; BStd = Some 0.2; Parameterization = Parameterization.Standard; S = (1, s1) }
-                     act
-                     Dense { Stax.denseDefaults 1 with WStd = 0.9; BStd = Some 0.1; Parameterization = Parameterization.Standard; S = (s0', 1) } ]
-        let x1 = inputs seed 3 4
-        let x2 = inputs (seed + 3) 4 4
-        let hidden = KernelFn.compute (Serial [ Dense { Stax.denseDefaults 1 with WStd = 1.3; BStd = Some 0.2 }; act ]) x1 (Some x2) Nngp
-        let a = KernelFn.compute (net n1) x1 (Some x2) Ntk
-        let b = KernelFn.compute (net n2) x1 (Some x2) Ntk
-        let expected = Tensor.scaleAdd (float (n2 - n1) * float s1 / float s0') hidden.Nngp a.Ntk.Value
-        assertClose "ntk difference" 1e-10 expected.Data b.Ntk.Value.Data
-        true)
-
-[<Property(MaxTest = 40)>]
-let ``ReLU networks without bias are positively homogeneous of degree 2`` () =
-    let gen = Gen.zip3 (Gen.choose (1, 4)) (Gen.choose (0, 100000)) (Gen.choose (1, 50))
-    Prop.forAll (Arb.fromGen gen) (fun (depth, seed, c10) ->
-        let c = float c10 / 10.0
-        let layer = Serial [ yield Stax.dense 128 1.4 None
-                             for _ in 1 .. depth do
-                                 yield Stax.relu
-                                 yield Stax.dense 128 1.2 None ]
-        let x1 = inputs seed 3 5
-        let x2 = inputs (seed + 1) 4 5
-        let a = KernelFn.compute layer x1 (Some x2) Both
-        let b = KernelFn.compute layer (Tensor.scale c x1) (Some x2) Both
-        // x1 → c·x1 scales cov1 by c², the cross covariance by c (one factor per side), so a second scaling of x2
-        // gives c² for the cross kernels.
-        let d = KernelFn.compute layer (Tensor.scale c x1) (Some(Tensor.scale c x2)) Both
-        assertClose "nngp c²" 1e-12 (Tensor.scale (c * c) a.Nngp).Data d.Nngp.Data
-        assertClose "ntk c²" 1e-12 (Tensor.scale (c * c) a.Ntk.Value).Data d.Ntk.Value.Data
-        assertClose "nngp one-sided c" 1e-12 (Tensor.scale c a.Nngp).Data b.Nngp.Data
-        assertClose "cov1 c²" 1e-12 (Tensor.scale (c * c) a.Cov1).Data b.Cov1.Data
-        true)
-
-[<Property(MaxTest = 60)>]
-let ``a single Dense layer gives W_std²·x1·x2ᵀ/C + b_std² and NTK equal to its NNGP`` () =
-    let gen = Gen.zip3 (Gen.choose (0, 100000)) (Gen.zip (Gen.choose (0, 300)) (Gen.choose (0, 300))) (Gen.choose (1, 9))
-    Prop.forAll (Arb.fromGen gen) (fun (seed, (w100, b100), c) ->
-        let w, b = float w100 / 100.0, float b100 / 100.0
-        let x1 = inputs seed 3 c
-        let x2 = inputs (seed + 1) 2 c
-        let k = KernelFn.compute (Stax.dense 7 w (Some b)) x1 (Some x2) Both
-        // Closed form written out entry by entry.
-        let expected =
-            Array.init 6 (fun idx ->
-                let i, j = idx / 2, idx % 2
-                let dot = Seq.init c (fun ch -> x1.Data[i * c + ch] * x2.Data[j * c + ch]) |> Seq.sum
-                w * w * dot / float c + b * b)
-        assertClose "nngp" 1e-13 expected k.Nngp.Data
-        // ntk parameterization, input NTK 0: ntk' = nngp' + W²·0.
-        assertClose "ntk" 1e-13 expected k.Ntk.Value.Data
-        true)
 
 /// Ok kernel, or Error when the kernel overflows (stacked random networks with monomials can).
 let private tryCompute net x =
@@ -145,16 +46,111 @@ let private sameOutcome (what: string) (a: Result<Kernel, string>) (b: Result<Ke
     | Error ea, Error eb when ea = eb -> ()
     | _ -> failwithf "%s: outcomes differ: %A vs %A" what (Result.isOk a) (Result.isOk b)
 
-[<Property(MaxTest = 40)>]
-let ``serial is associative and repeat n l equals serial of n copies`` () =
-    let gen = Gen.zip3 Generators.network Generators.network (Gen.choose (0, 100000))
-    Prop.forAll (Arb.fromGen gen) (fun (a, b, seed) ->
-        let x = inputs seed 3 4
-        sameOutcome "associativity" (tryCompute (Serial [ Serial [ a; b ]; a ]) x) (tryCompute (Serial [ a; Serial [ b; a ] ]) x)
-        sameOutcome "repeat" (tryCompute (Serial [ a; a; a ]) x) (tryCompute (Stax.repeat 3 a) x)
-        true)
+[<Tests>]
+let tests =
+    testList "KernelProperties" [
+        testPropertyWithConfig (fsCheck 60) "NNGP and NTK are symmetric and PSD for x2 = x1" <| fun () ->
+            Prop.forAll netAndSeed (fun (net, seed) ->
+                let x = inputs seed 6 4
+                let k = KernelFn.compute net x None Both
+                for what, t in [ "nngp", k.Nngp; "ntk", k.Ntk.Value ] do
+                    assertSymmetric what t
+                    // PSD up to round-off: λmin ≥ −1e-9·trace (eigenvalue errors are O(ε·‖K‖)).
+                    let lo = minEig t
+                    if lo < -1e-9 * trace t then failwithf "%s not PSD: λmin = %g, trace = %g for %A" what lo (trace t) net
+                k.Cov2.IsNone)
 
-[<Property(MaxTest = 200, Arbitrary = [| typeof<Generators.Arbitraries> |])>]
-let ``layer → JSON → layer round-trips`` (layer: Layer) =
-    let text = Json.encode layer
-    Json.decode text = layer
+        testPropertyWithConfig (fsCheck 60) "kernel(x2, x1) is the transpose of kernel(x1, x2)" <| fun () ->
+            Prop.forAll netAndSeed (fun (net, seed) ->
+                let x1 = inputs seed 4 3
+                let x2 = inputs (seed + 1) 5 3
+                let a = KernelFn.compute net x1 (Some x2) Both
+                let b = KernelFn.compute net x2 (Some x1) Both
+                // Same formula on swapped arguments: equal up to round-off in the products var1·var2.
+                assertClose "nngp" 1e-12 a.Nngp.Data (transpose b.Nngp).Data
+                assertClose "ntk" 1e-12 a.Ntk.Value.Data (transpose b.Ntk.Value).Data
+                assertClose "cov1/cov2" 0.0 a.Cov1.Data b.Cov2.Value.Data
+                true)
+
+        testPropertyWithConfig (fsCheck 40) "the NNGP does not depend on out_dim or s in either parameterization" <| fun () ->
+            let gen = Gen.zip3 Generators.network (Gen.choose (0, 100000)) (Gen.zip (Gen.choose (1, 64)) (Gen.choose (1, 4)))
+            Prop.forAll (Arb.fromGen gen) (fun (net, seed, (n, s)) ->
+                let x1 = inputs seed 4 3
+                let x2 = inputs (seed + 7) 3 3
+                // Widths scale by a common factor (FanInConcat weights by relative widths, which must not change).
+                let net' = net |> rewidth (fun d -> { d with OutDim = (if d.OutDim = 1 then 1 else d.OutDim * n); S = (s, s) })
+                let a = KernelFn.compute net x1 (Some x2) Nngp
+                let b = KernelFn.compute net' x1 (Some x2) Nngp
+                assertClose "nngp" 0.0 a.Nngp.Data b.Nngp.Data
+                true)
+
+        testPropertyWithConfig (fsCheck 40) "standard parameterization: the readout NTK grows by (ΔN·s1/s0)·K for a wider hidden layer" <| fun () ->
+            // net(N) = Dense(N, standard, s=(1,s1)) → act → Dense(1, standard, s=(s0',1)). The readout adds
+            // (N_in/s0')·nngp_hidden with N_in = N·s1 (arXiv:2001.07301; neural_tangents Dense, standard), and nothing else
+            // depends on N: ntk(N2) − ntk(N1) = (N2 − N1)·s1/s0'·K, K the NNGP after the activation.
+            let gen = Gen.zip3 (Gen.zip Generators.activation (Gen.choose (0, 100000))) (Gen.zip (Gen.choose (1, 2000)) (Gen.choose (1, 2000))) (Gen.zip (Gen.choose (1, 3)) (Gen.choose (1, 3)))
+            Prop.forAll (Arb.fromGen gen) (fun ((act, seed), (n1, n2), (s1, s0')) ->
+                let net n =
+                    Serial [ Dense { Stax.denseDefaults n with WStd = 1.3; BStd = Some 0.2; Parameterization = Parameterization.Standard; S = (1, s1) }
+                             act
+                             Dense { Stax.denseDefaults 1 with WStd = 0.9; BStd = Some 0.1; Parameterization = Parameterization.Standard; S = (s0', 1) } ]
+                let x1 = inputs seed 3 4
+                let x2 = inputs (seed + 3) 4 4
+                let hidden = KernelFn.compute (Serial [ Dense { Stax.denseDefaults 1 with WStd = 1.3; BStd = Some 0.2 }; act ]) x1 (Some x2) Nngp
+                let a = KernelFn.compute (net n1) x1 (Some x2) Ntk
+                let b = KernelFn.compute (net n2) x1 (Some x2) Ntk
+                let expected = Tensor.scaleAdd (float (n2 - n1) * float s1 / float s0') hidden.Nngp a.Ntk.Value
+                assertClose "ntk difference" 1e-10 expected.Data b.Ntk.Value.Data
+                true)
+
+        testPropertyWithConfig (fsCheck 40) "ReLU networks without bias are positively homogeneous of degree 2" <| fun () ->
+            let gen = Gen.zip3 (Gen.choose (1, 4)) (Gen.choose (0, 100000)) (Gen.choose (1, 50))
+            Prop.forAll (Arb.fromGen gen) (fun (depth, seed, c10) ->
+                let c = float c10 / 10.0
+                let layer = Serial [ yield Stax.dense 128 1.4 None
+                                     for _ in 1 .. depth do
+                                         yield Stax.relu
+                                         yield Stax.dense 128 1.2 None ]
+                let x1 = inputs seed 3 5
+                let x2 = inputs (seed + 1) 4 5
+                let a = KernelFn.compute layer x1 (Some x2) Both
+                let b = KernelFn.compute layer (Tensor.scale c x1) (Some x2) Both
+                // x1 → c·x1 scales cov1 by c², the cross covariance by c (one factor per side), so a second scaling of x2
+                // gives c² for the cross kernels.
+                let d = KernelFn.compute layer (Tensor.scale c x1) (Some(Tensor.scale c x2)) Both
+                assertClose "nngp c²" 1e-12 (Tensor.scale (c * c) a.Nngp).Data d.Nngp.Data
+                assertClose "ntk c²" 1e-12 (Tensor.scale (c * c) a.Ntk.Value).Data d.Ntk.Value.Data
+                assertClose "nngp one-sided c" 1e-12 (Tensor.scale c a.Nngp).Data b.Nngp.Data
+                assertClose "cov1 c²" 1e-12 (Tensor.scale (c * c) a.Cov1).Data b.Cov1.Data
+                true)
+
+        testPropertyWithConfig (fsCheck 60) "a single Dense layer gives W_std²·x1·x2ᵀ/C + b_std² and NTK equal to its NNGP" <| fun () ->
+            let gen = Gen.zip3 (Gen.choose (0, 100000)) (Gen.zip (Gen.choose (0, 300)) (Gen.choose (0, 300))) (Gen.choose (1, 9))
+            Prop.forAll (Arb.fromGen gen) (fun (seed, (w100, b100), c) ->
+                let w, b = float w100 / 100.0, float b100 / 100.0
+                let x1 = inputs seed 3 c
+                let x2 = inputs (seed + 1) 2 c
+                let k = KernelFn.compute (Stax.dense 7 w (Some b)) x1 (Some x2) Both
+                // Closed form written out entry by entry.
+                let expected =
+                    Array.init 6 (fun idx ->
+                        let i, j = idx / 2, idx % 2
+                        let dot = Seq.init c (fun ch -> x1.Data[i * c + ch] * x2.Data[j * c + ch]) |> Seq.sum
+                        w * w * dot / float c + b * b)
+                assertClose "nngp" 1e-13 expected k.Nngp.Data
+                // ntk parameterization, input NTK 0: ntk' = nngp' + W²·0.
+                assertClose "ntk" 1e-13 expected k.Ntk.Value.Data
+                true)
+
+        testPropertyWithConfig (fsCheck 40) "serial is associative and repeat n l equals serial of n copies" <| fun () ->
+            let gen = Gen.zip3 Generators.network Generators.network (Gen.choose (0, 100000))
+            Prop.forAll (Arb.fromGen gen) (fun (a, b, seed) ->
+                let x = inputs seed 3 4
+                sameOutcome "associativity" (tryCompute (Serial [ Serial [ a; b ]; a ]) x) (tryCompute (Serial [ a; Serial [ b; a ] ]) x)
+                sameOutcome "repeat" (tryCompute (Serial [ a; a; a ]) x) (tryCompute (Stax.repeat 3 a) x)
+                true)
+
+        testPropertyWithConfig { fsCheck 200 with arbitrary = [ typeof<Generators.Arbitraries> ] } "layer → JSON → layer round-trips" <| fun (layer: Layer) ->
+            let text = Json.encode layer
+            Json.decode text = layer
+    ]

@@ -4,7 +4,7 @@
 module NeuralTangents.Tests.MonteCarloTests
 
 open System
-open NUnit.Framework
+open Expecto
 open NeuralTangents
 open NeuralTangents.Tests.TestUtil
 
@@ -55,9 +55,8 @@ let private compare (what: string) (analytic: Tensor) (s: Stats) (allowance: flo
             let zk = d / s.Se[k]
             worstZ <- max worstZ zk
             if not (d <= z * s.Se[k] + allowance) then
-                Assert.Fail(
-                    sprintf "%s[%d,%d]: MC mean %.6g vs analytic %.6g: |Δ| = %.3g > %.0f·SE (%.3g) + allowance %.3g (z = %.1f)"
-                        what i j s.Mean[k] analytic.Data[k] d z s.Se[k] allowance zk)
+                failtestf "%s[%d,%d]: MC mean %.6g vs analytic %.6g: |Δ| = %.3g > %.0f·SE (%.3g) + allowance %.3g (z = %.1f)"
+                    what i j s.Mean[k] analytic.Data[k] d z s.Se[k] allowance zk
     worstZ
 
 /// The parameters of the same network with a 1-channel readout: column 0 of the top Dense's W and b[0].
@@ -92,7 +91,7 @@ let private check (name: string) (build: int -> Layer) (input: Tensor) (m: int) 
     let allowT = biasAllowance hiddenAfterFirst width (analytic.Ntk.Value.Data |> Array.map abs |> Array.max)
     let zN = compare (name + " nngp") analytic.Nngp sN allowN
     let zT = compare (name + " ntk") analytic.Ntk.Value sT allowT
-    TestContext.Out.WriteLine(
+    note (
         sprintf "%-28s M=%4d width=%d  worst z: nngp %.2f, ntk %.2f  per-network relative std: nngp %.3f, ntk %.3f  (%.1f s)"
             name m width zN zT sN.RelStd sT.RelStd sw.Elapsed.TotalSeconds)
 
@@ -103,106 +102,102 @@ let private oneHidden (phi: Layer) (width: int) (readout: int) =
 let private width = 1024
 let private m = 400
 
-[<Test>]
-let ``Dense ntk parameterization`` () =
-    check "Dense ntk (Erf)" (oneHidden (Stax.erf 1.0 1.0 0.0) width) x m width 0
+[<Tests>]
+let tests =
+    testList "MonteCarloTests" [
+        testCase "Dense ntk parameterization" <| fun () ->
+            check "Dense ntk (Erf)" (oneHidden (Stax.erf 1.0 1.0 0.0) width) x m width 0
 
-[<Test>]
-let ``Dense standard parameterization with s = (1, 2) then (2, 1)`` () =
-    // The hidden width is out_dim·s1 = 512·2 = 1024; the NTK grows with the width as (N_in/s0)·nngp.
-    let build readout =
-        let d (o: int) (w: float) (b: float) (s: int * int) =
-            Stax.denseWith { Stax.denseDefaults o with WStd = w; BStd = Some b; Parameterization = Parameterization.Standard; S = s }
-        Stax.serial [ d 512 1.4 0.3 (1, 2); Stax.relu; d readout 1.1 0.2 (2, 1) ]
-    check "Dense standard s≠(1,1)" build x m width 0
+        testCase "Dense standard parameterization with s = (1, 2) then (2, 1)" <| fun () ->
+            // The hidden width is out_dim·s1 = 512·2 = 1024; the NTK grows with the width as (N_in/s0)·nngp.
+            let build readout =
+                let d (o: int) (w: float) (b: float) (s: int * int) =
+                    Stax.denseWith { Stax.denseDefaults o with WStd = w; BStd = Some b; Parameterization = Parameterization.Standard; S = s }
+                Stax.serial [ d 512 1.4 0.3 (1, 2); Stax.relu; d readout 1.1 0.2 (2, 1) ]
+            check "Dense standard s≠(1,1)" build x m width 0
 
-[<Test>]
-let ``Relu`` () = check "Relu" (oneHidden Stax.relu width) x m width 0
+        testCase "Relu" <| fun () ->
+            check "Relu" (oneHidden Stax.relu width) x m width 0
 
-[<Test>]
-let ``LeakyRelu`` () = check "LeakyRelu(0.2)" (oneHidden (Stax.leakyRelu 0.2) width) x m width 0
+        testCase "LeakyRelu" <| fun () ->
+            check "LeakyRelu(0.2)" (oneHidden (Stax.leakyRelu 0.2) width) x m width 0
 
-[<Test>]
-let ``ABRelu`` () = check "ABRelu(-0.4, 1.3)" (oneHidden (Stax.abRelu -0.4 1.3) width) x m width 0
+        testCase "ABRelu" <| fun () ->
+            check "ABRelu(-0.4, 1.3)" (oneHidden (Stax.abRelu -0.4 1.3) width) x m width 0
 
-[<Test>]
-let ``Abs`` () = check "Abs" (oneHidden Stax.abs width) x m width 0
+        testCase "Abs" <| fun () ->
+            check "Abs" (oneHidden Stax.abs width) x m width 0
 
-[<Test>]
-let ``Erf with a, b, c`` () = check "Erf(1.2, 0.8, 0.3)" (oneHidden (Stax.erf 1.2 0.8 0.3) width) x m width 0
+        testCase "Erf with a, b, c" <| fun () ->
+            check "Erf(1.2, 0.8, 0.3)" (oneHidden (Stax.erf 1.2 0.8 0.3) width) x m width 0
 
-[<Test>]
-let ``Sin`` () = check "Sin(1.1, 0.9, 0.4)" (oneHidden (Stax.sin 1.1 0.9 0.4) width) x m width 0
+        testCase "Sin" <| fun () ->
+            check "Sin(1.1, 0.9, 0.4)" (oneHidden (Stax.sin 1.1 0.9 0.4) width) x m width 0
 
-[<Test>]
-let ``Gelu`` () = check "Gelu" (oneHidden (Stax.gelu false) width) x m width 0
+        testCase "Gelu" <| fun () ->
+            check "Gelu" (oneHidden (Stax.gelu false) width) x m width 0
 
-[<Test>]
-let ``Monomial`` () =
-    check "Monomial 2" (oneHidden (Stax.monomial 2) width) x m width 0
-    check "Monomial 3" (oneHidden (Stax.monomial 3) width) x m width 0
+        testCase "Monomial" <| fun () ->
+            check "Monomial 2" (oneHidden (Stax.monomial 2) width) x m width 0
+            check "Monomial 3" (oneHidden (Stax.monomial 3) width) x m width 0
 
-[<Test>]
-let ``Identity`` () = check "Identity" (oneHidden (Stax.serial [ Stax.relu; Stax.identity ]) width) x m width 0
+        testCase "Identity" <| fun () ->
+            check "Identity" (oneHidden (Stax.serial [ Stax.relu; Stax.identity ]) width) x m width 0
 
-[<Test>]
-let ``FanOut, parallel and FanInSum as a residual block`` () =
-    // Dense → [Relu → Dense(width)] + identity → Relu → Dense: the second Dense sees non-Gaussian inputs.
-    let build readout =
-        Stax.serial
-            [ denseNtk width 1.4 (Some 0.3)
-              Stax.fanOut 2
-              Stax.parallelOf [ Stax.serial [ Stax.relu; denseNtk width 1.2 (Some 0.1) ]; Stax.identity ]
-              Stax.fanInSum
-              Stax.relu
-              denseNtk readout 1.1 (Some 0.2) ]
-    check "residual (FanInSum)" build x m width 1
+        testCase "FanOut, parallel and FanInSum as a residual block" <| fun () ->
+            // Dense → [Relu → Dense(width)] + identity → Relu → Dense: the second Dense sees non-Gaussian inputs.
+            let build readout =
+                Stax.serial
+                    [ denseNtk width 1.4 (Some 0.3)
+                      Stax.fanOut 2
+                      Stax.parallelOf [ Stax.serial [ Stax.relu; denseNtk width 1.2 (Some 0.1) ]; Stax.identity ]
+                      Stax.fanInSum
+                      Stax.relu
+                      denseNtk readout 1.1 (Some 0.2) ]
+            check "residual (FanInSum)" build x m width 1
 
-[<Test>]
-let ``FanInProd of independent branches`` () =
-    let build readout =
-        Stax.serial
-            [ Stax.fanOut 2
-              Stax.parallelOf
-                  [ Stax.serial [ denseNtk width 1.3 (Some 0.2); Stax.relu ]
-                    Stax.serial [ denseNtk width 1.0 (Some 0.5); Stax.erf 1.0 1.0 0.0 ] ]
-              Stax.fanInProd
-              denseNtk readout 1.1 (Some 0.2) ]
-    check "FanInProd" build x m width 0
+        testCase "FanInProd of independent branches" <| fun () ->
+            let build readout =
+                Stax.serial
+                    [ Stax.fanOut 2
+                      Stax.parallelOf
+                          [ Stax.serial [ denseNtk width 1.3 (Some 0.2); Stax.relu ]
+                            Stax.serial [ denseNtk width 1.0 (Some 0.5); Stax.erf 1.0 1.0 0.0 ] ]
+                      Stax.fanInProd
+                      denseNtk readout 1.1 (Some 0.2) ]
+            check "FanInProd" build x m width 0
 
-[<Test>]
-let ``FanInConcat on the channel axis with unequal widths`` () =
-    let build readout =
-        Stax.serial
-            [ Stax.fanOut 2
-              Stax.parallelOf
-                  [ Stax.serial [ denseNtk width 1.3 (Some 0.2); Stax.relu ]
-                    Stax.serial [ denseNtk (2 * width) 1.0 (Some 0.5); Stax.sin 1.0 1.0 0.3 ] ]
-              Stax.fanInConcat -1
-              denseNtk readout 1.1 (Some 0.2) ]
-    check "FanInConcat (1024 + 2048)" build x m width 0
+        testCase "FanInConcat on the channel axis with unequal widths" <| fun () ->
+            let build readout =
+                Stax.serial
+                    [ Stax.fanOut 2
+                      Stax.parallelOf
+                          [ Stax.serial [ denseNtk width 1.3 (Some 0.2); Stax.relu ]
+                            Stax.serial [ denseNtk (2 * width) 1.0 (Some 0.5); Stax.sin 1.0 1.0 0.3 ] ]
+                      Stax.fanInConcat -1
+                      denseNtk readout 1.1 (Some 0.2) ]
+            check "FanInConcat (1024 + 2048)" build x m width 0
 
-[<Test>]
-let ``Flatten of rank-4 NHWC inputs`` () =
-    // Dense acts per position; Flatten turns (N, 2, 3, width) into (N, 6·width); the kernel is the position mean.
-    let x4 = Tensor.create [| 4; 2; 3; 5 |] (normals 77 (4 * 2 * 3 * 5))
-    let build readout =
-        Stax.serial [ denseNtk width 1.4 (Some 0.3); Stax.relu; Stax.flatten; denseNtk readout 1.1 (Some 0.2) ]
-    check "Flatten (N,H,W,C)" build x4 m width 0
+        testCase "Flatten of rank-4 NHWC inputs" <| fun () ->
+            // Dense acts per position; Flatten turns (N, 2, 3, width) into (N, 6·width); the kernel is the position mean.
+            let x4 = Tensor.create [| 4; 2; 3; 5 |] (normals 77 (4 * 2 * 3 * 5))
+            let build readout =
+                Stax.serial [ denseNtk width 1.4 (Some 0.3); Stax.relu; Stax.flatten; denseNtk readout 1.1 (Some 0.2) ]
+            check "Flatten (N,H,W,C)" build x4 m width 0
 
-[<Test>]
-let ``finite-width NTK fluctuation shrinks as 1 over the square root of the width`` () =
-    // One hidden layer: Θ̂ = (1/n) Σ_j (iid terms), so std(Θ̂) ∝ n^(-1/2) exactly and std(256)/std(1024) = 2.
-    // The relative SE of a sample std from M draws is ≈ √((κ−1)/(4M)) for kurtosis κ; for κ ≲ 5 and M = 400
-    // that is ≲ 5%, so the ratio of two independent ones has relative SE ≲ 7%: 2 ± 0.4 is about 3 of those.
-    let relStd (n: int) =
-        let net = oneHidden Stax.relu n 1
-        let ntks =
-            Array.Parallel.init 400 (fun i ->
-                let _, p = InitFn.init (7000 + i) net x.Shape
-                Empirical.ntk net p x None)
-        (stats ntks).RelStd
-    let s256, s1024 = relStd 256, relStd 1024
-    TestContext.Out.WriteLine(
-        sprintf "per-network relative NTK std: width 256: %.4f, width 1024: %.4f, ratio %.3f (1/√width law: 2)" s256 s1024 (s256 / s1024))
-    Assert.That(s256 / s1024, Is.EqualTo(2.0).Within(0.4))
+        testCase "finite-width NTK fluctuation shrinks as 1 over the square root of the width" <| fun () ->
+            // One hidden layer: Θ̂ = (1/n) Σ_j (iid terms), so std(Θ̂) ∝ n^(-1/2) exactly and std(256)/std(1024) = 2.
+            // The relative SE of a sample std from M draws is ≈ √((κ−1)/(4M)) for kurtosis κ; for κ ≲ 5 and M = 400
+            // that is ≲ 5%, so the ratio of two independent ones has relative SE ≲ 7%: 2 ± 0.4 is about 3 of those.
+            let relStd (n: int) =
+                let net = oneHidden Stax.relu n 1
+                let ntks =
+                    Array.Parallel.init 400 (fun i ->
+                        let _, p = InitFn.init (7000 + i) net x.Shape
+                        Empirical.ntk net p x None)
+                (stats ntks).RelStd
+            let s256, s1024 = relStd 256, relStd 1024
+            note (
+                sprintf "per-network relative NTK std: width 256: %.4f, width 1024: %.4f, ratio %.3f (1/√width law: 2)" s256 s1024 (s256 / s1024))
+            within 0.4 2.0 (s256 / s1024) "s256 / s1024"
+    ]

@@ -5,7 +5,7 @@ module NeuralTangents.Tests.PredictCliTests
 open System
 open System.IO
 open System.Text.Json.Nodes
-open NUnit.Framework
+open Expecto
 open NeuralTangents
 open NeuralTangents.Cli
 open NeuralTangents.Tests.TestUtil
@@ -24,8 +24,6 @@ let rec private values (node: JsonNode) : float list =
 /// r[a][b] without F#'s ambiguity of indexers in argument position.
 let private at (r: JsonNode) (a: string) (b: string) = r.[a].[b]
 
-let private isEq (expected: 'a) = Is.EqualTo(box expected)
-
 let rec private shape (node: JsonNode) : int list =
     match node with
     | :? JsonArray as a -> a.Count :: (if a.Count > 0 then shape a[0] else [])
@@ -43,60 +41,6 @@ let private request (extra: string) =
                 "x_train": [[-1.0, 0.5], [-0.5, -0.2], [0.0, 0.3], [0.5, 0.9], [1.0, -0.4]],
                 "y_train": [[0.8], [0.1], [-0.2], [0.4], [1.1]], "x_test": [[-0.75, 0.1], [0.25, 0.6]]%s}""" extra
 
-[<Test>]
-let ``the example request gives the ensemble predictor's numbers exactly`` () =
-    let code, out, err = nt [ "predict"; Path.Combine(repoRoot, "examples", "predict.json") ] ""
-    Assert.That(code, Is.EqualTo 0, err)
-    let r = JsonNode.Parse out
-    let direct = Predict.gradientDescentMseEnsemble (KernelFn.compute net) xTrain yTrain 1.0 1e-4 false None (Some xTest) Both true
-    // Same computation, doubles printed in round-trip form: equal to the last bit.
-    for name, kind in [ "nngp", PredictGet.Nngp; "ntk", PredictGet.Ntk ] do
-        Assert.That(values (at r name "mean"), isEq(List.ofArray direct[kind].Mean.Data), name + " mean")
-        Assert.That(values (at r name "cov"), isEq(List.ofArray direct[kind].Covariance.Value.Data), name + " cov")
-    Assert.That(r.["elapsed_ms"].GetValue<float>(), Is.GreaterThanOrEqualTo 0.0)
-
-[<Test>]
-let ``a list of times adds a leading time axis, a single time does not`` () =
-    let _, out, err = nt [ "predict" ] (request """, "t": [0, 1, 10], "compute_cov": true, "get": "ntk" """)
-    let r = JsonNode.Parse out
-    Assert.That(shape (at r "ntk" "mean"), isEq [ 3; 2; 1 ], err)
-    Assert.That(shape (at r "ntk" "cov"), isEq [ 3; 2; 2 ])
-    Assert.That(r.["nngp"], Is.Null)
-    // t = 0 is the prior: zero mean (arXiv:1902.06720, f(0) has mean zero).
-    Assert.That(values (at r "ntk" "mean") |> List.take 2 |> List.forall (fun v -> v = 0.0), Is.True)
-    let _, out1, _ = nt [ "predict" ] (request """, "t": 10, "get": "ntk" """)
-    let r1 = JsonNode.Parse out1
-    Assert.That(shape (at r1 "ntk" "mean"), isEq [ 2; 1 ])
-    Assert.That(values (at r1 "ntk" "mean"), isEq(values (at r "ntk" "mean") |> List.skip 4))
-
-[<Test>]
-let ``a 1-D y_train gives 1-D means and the training set is used when x_test is absent`` () =
-    let text =
-        """{"arch": {"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 8}, {"layer": "Erf"}, {"layer": "Dense", "out_dim": 1}]},
-            "x_train": [[1, 0], [0, 1], [1, 1]], "y_train": [1, -1, 0.5], "get": "nngp"}"""
-    let code, out, err = nt [ "predict" ] text
-    Assert.That(code, Is.EqualTo 0, err)
-    let r = JsonNode.Parse out
-    Assert.That(shape (at r "nngp" "mean"), isEq [ 3 ])
-    // On the training set at t = ∞ without a ridge the posterior mean interpolates the targets.
-    assertClose "train mean = y" 1e-9 [| 1.0; -1.0; 0.5 |] (values (at r "nngp" "mean") |> List.toArray)
-
-[<Test>]
-let ``out writes .npy files next to the request`` () =
-    let dir = Path.Combine(Path.GetTempPath(), "nt-predict-" + Guid.NewGuid().ToString("N"))
-    Directory.CreateDirectory dir |> ignore
-    try
-        let path = Path.Combine(dir, "req.json")
-        File.WriteAllText(path, request """, "compute_cov": true, "out": "res" """)
-        let code, out, err = nt [ "predict"; path ] ""
-        Assert.That(code, Is.EqualTo 0, err)
-        let mean = Npy.read (Path.Combine(dir, "res.ntk.mean.npy"))
-        Assert.That(mean.Shape, isEq [| 2; 1 |])
-        Assert.That(File.Exists(Path.Combine(dir, "res.nngp.cov.npy")), Is.True)
-        Assert.That(out, Does.Contain "res.ntk.mean.npy")
-    finally
-        Directory.Delete(dir, true)
-
 let private badRequests =
     [ request """, "learning_rate": -1 """, "learning_rate"
       request """, "t": [-1] """, "t:"
@@ -109,21 +53,73 @@ let private badRequests =
       // Two identical training inputs make the kernel singular: at t = ∞ this needs a ridge.
       """{"arch": {"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 4}, {"layer": "Relu"}, {"layer": "Dense", "out_dim": 1}]},
           "x_train": [[1, 2], [1, 2]], "y_train": [[1], [2]], "x_test": [[0, 1]]}""", "diag_reg" ]
-    |> List.map (fun (text, fragment) -> TestCaseData(text, fragment))
 
-[<TestCaseSource(nameof badRequests)>]
-let ``a bad request fails with one line naming the problem`` (text: string, fragment: string) =
-    let code, out, err = nt [ "predict" ] text
-    Assert.That(code, Is.Not.EqualTo 0)
-    Assert.That(out, Is.Empty)
-    Assert.That(err, Does.StartWith "nt: ")
-    Assert.That(err.TrimEnd('\n').Split('\n').Length, Is.EqualTo 1, err)
-    Assert.That(err, Does.Contain fragment)
-    Assert.That(err, Does.Not.Contain "   at ")
+[<Tests>]
+let tests =
+    testList "PredictCliTests" [
+        testCase "the example request gives the ensemble predictor's numbers exactly" <| fun () ->
+            let code, out, err = nt [ "predict"; Path.Combine(repoRoot, "examples", "predict.json") ] ""
+            Expect.equal code 0 err
+            let r = JsonNode.Parse out
+            let direct = Predict.gradientDescentMseEnsemble (KernelFn.compute net) xTrain yTrain 1.0 1e-4 false None (Some xTest) Both true
+            // Same computation, doubles printed in round-trip form: equal to the last bit.
+            for name, kind in [ "nngp", PredictGet.Nngp; "ntk", PredictGet.Ntk ] do
+                Expect.equal (values (at r name "mean")) (List.ofArray direct[kind].Mean.Data) (name + " mean")
+                Expect.equal (values (at r name "cov")) (List.ofArray direct[kind].Covariance.Value.Data) (name + " cov")
+            Expect.isGreaterThanOrEqual (r.["elapsed_ms"].GetValue<float>()) 0.0 "r.[\"elapsed_ms\"].GetValue<float>()"
 
-[<Test>]
-let ``predict --help documents the request`` () =
-    let code, out, _ = nt [ "predict"; "--help" ] ""
-    Assert.That(code, Is.EqualTo 0)
-    Assert.That(out, Does.Contain "x_train")
-    Assert.That(out, Does.Contain "compute_cov")
+        testCase "a list of times adds a leading time axis, a single time does not" <| fun () ->
+            let _, out, err = nt [ "predict" ] (request """, "t": [0, 1, 10], "compute_cov": true, "get": "ntk" """)
+            let r = JsonNode.Parse out
+            Expect.equal (shape (at r "ntk" "mean")) [ 3; 2; 1 ] err
+            Expect.equal (shape (at r "ntk" "cov")) [ 3; 2; 2 ] "shape (at r \"ntk\" \"cov\")"
+            Expect.isNull (r.["nngp"]) "r.[\"nngp\"]"
+            // t = 0 is the prior: zero mean (arXiv:1902.06720, f(0) has mean zero).
+            Expect.isTrue (values (at r "ntk" "mean") |> List.take 2 |> List.forall (fun v -> v = 0.0)) "values (at r \"ntk\" \"mean\") |> List.take 2 |> List.forall (fun v -> v = 0.0)"
+            let _, out1, _ = nt [ "predict" ] (request """, "t": 10, "get": "ntk" """)
+            let r1 = JsonNode.Parse out1
+            Expect.equal (shape (at r1 "ntk" "mean")) [ 2; 1 ] "shape (at r1 \"ntk\" \"mean\")"
+            Expect.equal (values (at r1 "ntk" "mean")) (values (at r "ntk" "mean") |> List.skip 4) "values (at r1 \"ntk\" \"mean\")"
+
+        testCase "a 1-D y_train gives 1-D means and the training set is used when x_test is absent" <| fun () ->
+            let text =
+                """{"arch": {"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 8}, {"layer": "Erf"}, {"layer": "Dense", "out_dim": 1}]},
+                    "x_train": [[1, 0], [0, 1], [1, 1]], "y_train": [1, -1, 0.5], "get": "nngp"}"""
+            let code, out, err = nt [ "predict" ] text
+            Expect.equal code 0 err
+            let r = JsonNode.Parse out
+            Expect.equal (shape (at r "nngp" "mean")) [ 3 ] "shape (at r \"nngp\" \"mean\")"
+            // On the training set at t = ∞ without a ridge the posterior mean interpolates the targets.
+            assertClose "train mean = y" 1e-9 [| 1.0; -1.0; 0.5 |] (values (at r "nngp" "mean") |> List.toArray)
+
+        testCase "out writes .npy files next to the request" <| fun () ->
+            let dir = Path.Combine(Path.GetTempPath(), "nt-predict-" + Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory dir |> ignore
+            try
+                let path = Path.Combine(dir, "req.json")
+                File.WriteAllText(path, request """, "compute_cov": true, "out": "res" """)
+                let code, out, err = nt [ "predict"; path ] ""
+                Expect.equal code 0 err
+                let mean = Npy.read (Path.Combine(dir, "res.ntk.mean.npy"))
+                Expect.equal mean.Shape [| 2; 1 |] "mean.Shape"
+                Expect.isTrue (File.Exists(Path.Combine(dir, "res.nngp.cov.npy"))) "File.Exists(Path.Combine(dir, \"res.nngp.cov.npy\"))"
+                Expect.stringContains out "res.ntk.mean.npy" "out"
+            finally
+                Directory.Delete(dir, true)
+
+        badRequests
+        |> testRows "a bad request fails with one line naming the problem" (fun (text: string, fragment: string) ->
+            let code, out, err = nt [ "predict" ] text
+            Expect.notEqual code 0 "code"
+            Expect.equal out "" "out"
+            Expect.stringStarts err "nt: " "err"
+            Expect.equal (err.TrimEnd('\n').Split('\n').Length) 1 err
+            Expect.stringContains err fragment "err"
+            stringLacks err "   at " "err")
+
+        testCase "predict --help documents the request" <| fun () ->
+            let code, out, _ = nt [ "predict"; "--help" ] ""
+            Expect.equal code 0 "code"
+            Expect.stringContains out "x_train" "out"
+            Expect.stringContains out "compute_cov" "out"
+    ]

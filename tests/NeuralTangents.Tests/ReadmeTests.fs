@@ -5,7 +5,7 @@ module NeuralTangents.Tests.ReadmeTests
 open System
 open System.Diagnostics
 open System.IO
-open NUnit.Framework
+open Expecto
 open NeuralTangents.Tests.TestUtil
 
 let private readme () = File.ReadAllText(Path.Combine(repoRoot, "README.md")).Replace("\r\n", "\n")
@@ -21,34 +21,34 @@ let private between (startMarker: string) (endMarker: string) (path: string) =
 
 let private fenced (lang: string) (code: string) = "```" + lang + "\n" + code + "\n```"
 
-[<Test>]
-let ``the README's F# block is the quick-start script's code`` () =
-    let code = between "// README: fsharp-snippet begin" "// README: fsharp-snippet end" (Path.Combine(repoRoot, "examples", "quickstart.fsx"))
-    Assert.That(readme (), Does.Contain(fenced "fsharp" code))
+[<Tests>]
+let tests =
+    testList "ReadmeTests" [
+        testCase "the README's F# block is the quick-start script's code" <| fun () ->
+            let code = between "// README: fsharp-snippet begin" "// README: fsharp-snippet end" (Path.Combine(repoRoot, "examples", "quickstart.fsx"))
+            Expect.stringContains (readme ()) (fenced "fsharp" code) "README.md"
 
-[<Test>]
-let ``the README's C# block is the C# quick start's code`` () =
-    let code = between "// <snippet>" "// </snippet>" (Path.Combine(repoRoot, "examples", "csharp", "QuickStart.cs"))
-    Assert.That(readme (), Does.Contain(fenced "csharp" code))
+        testCase "the README's C# block is the C# quick start's code" <| fun () ->
+            let code = between "// <snippet>" "// </snippet>" (Path.Combine(repoRoot, "examples", "csharp", "QuickStart.cs"))
+            Expect.stringContains (readme ()) (fenced "csharp" code) "README.md"
 
-[<Test>]
-let ``the README gives the main job and the test command`` () =
-    let text = readme ()
-    Assert.That(text, Does.Contain "dotnet run --project src/NeuralTangents.Cli -c Release -- demo")
-    Assert.That(text, Does.Contain "dotnet test NeuralTangents.slnx -c Release")
-    Assert.That(File.Exists(Path.Combine(repoRoot, "examples", "mlp.json")), Is.True)
+        testCase "the README gives the main job and the test command" <| fun () ->
+            let text = readme ()
+            Expect.stringContains text "dotnet run --project src/NeuralTangents.Cli -c Release -- demo" "the main job"
+            Expect.stringContains text "dotnet fsi build.fsx test" "the test command"
+            Expect.isTrue (File.Exists(Path.Combine(repoRoot, "examples", "mlp.json"))) "File.Exists(Path.Combine(repoRoot, \"examples\", \"mlp.json\"))"
 
-[<Test>]
-let ``the quick-start script runs under dotnet fsi`` () =
-    // The script #r's the Release build of the core, which this test run has just built.
-    let psi = ProcessStartInfo("dotnet", "fsi examples/quickstart.fsx", WorkingDirectory = repoRoot,
-                               RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    use p = Process.Start psi
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit 120000) then
-        p.Kill true
-        Assert.Fail "dotnet fsi examples/quickstart.fsx did not finish in 120 s"
-    Assert.That(p.ExitCode, Is.EqualTo 0, err.Result)
-    Assert.That(out.Result, Does.Contain "NNGP [[")
-    Assert.That(out.Result, Does.Contain "\"layer\":\"serial\"")
+        testCase "the quick-start script runs under dotnet fsi" <| fun () ->
+            // The script #r's the Release build of the core, which this test run has just built.
+            let psi = ProcessStartInfo("dotnet", "fsi examples/quickstart.fsx", WorkingDirectory = repoRoot,
+                                       RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+            use p = Process.Start psi
+            let out = p.StandardOutput.ReadToEndAsync()
+            let err = p.StandardError.ReadToEndAsync()
+            if not (p.WaitForExit 120000) then
+                p.Kill true
+                failtest "dotnet fsi examples/quickstart.fsx did not finish in 120 s"
+            Expect.equal p.ExitCode 0 err.Result
+            Expect.stringContains out.Result "NNGP [[" "out.Result"
+            Expect.stringContains out.Result ("\"layer\":\"serial\"") "out.Result"
+    ]

@@ -2,7 +2,7 @@ module NeuralTangents.Tests.TestUtil
 
 open System
 open System.IO
-open NUnit.Framework
+open Expecto
 open NeuralTangents
 
 /// Relative Frobenius error ‖actual − expected‖ / ‖expected‖ (neural_tangents' `assert_close_matrices` rule);
@@ -41,3 +41,41 @@ let normals (seed: int) (n: int) =
 
 /// A (rows × cols) tensor of seeded standard normals.
 let randomTensor (seed: int) (rows: int) (cols: int) = Tensor.create [| rows; cols |] (normals seed (rows * cols))
+
+// ---- Expecto helpers ----
+
+/// Writes one line of diagnostic output (what NUnit's TestContext.Out showed), whole even when tests run in parallel.
+let note (line: string) = Console.Out.WriteLine line
+
+/// FsCheck settings for a property checked on `maxTests` generated cases (NUnit's [<Property(MaxTest = n)>]).
+/// A failing property prints its seed; to replay it, set `replay = Some(seed, gamma, Some size)` in this config, or
+/// swap `testPropertyWithConfig` for `etestPropertyWithConfig (seed, gamma, Some size)` as the failure message shows
+/// (see Program.fs).
+let fsCheck (maxTests: int) = { FsCheckConfig.defaultConfig with maxTest = maxTests }
+
+/// One test case per row (NUnit's [<TestCase(...)>] rows), each named by its arguments, under a list named `name`.
+let testRows (name: string) (body: 'row -> unit) (rows: 'row list) =
+    testList name [ for row in rows -> testCase (sprintf "%A" row) (fun () -> body row) ]
+
+/// Runs `f` and returns the exception it throws, which must be exactly of type 'T (NUnit's Assert.Throws<T>).
+let throwsExactly<'T when 'T :> exn> (f: unit -> unit) : 'T =
+    let thrown = try f (); None with e -> Some e
+    match thrown with
+    | Some e when e.GetType() = typeof<'T> -> e :?> 'T
+    | Some e -> failtestf "expected %s but %s was thrown: %s" typeof<'T>.FullName (e.GetType().FullName) e.Message
+    | None -> failtestf "expected %s but nothing was thrown" typeof<'T>.FullName
+
+/// |actual − expected| ≤ tolerance (NUnit's Is.EqualTo(expected).Within(tolerance)).
+let within (tolerance: float) (expected: float) (actual: float) (message: string) =
+    if not (actual = expected || abs (actual - expected) <= tolerance) then
+        failtestf "%s. Expected %.17g within %g, but was %.17g (off by %g)" message expected tolerance actual (abs (actual - expected))
+
+/// |actual − expected| ≤ |expected|·percent/100 (NUnit's Is.EqualTo(expected).Within(percent).Percent).
+let withinPercent (percent: float) (expected: float) (actual: float) (message: string) =
+    if not (actual = expected || abs (actual - expected) <= abs (expected * percent / 100.0)) then
+        failtestf "%s. Expected %.17g within %g%%, but was %.17g (off by %.3g%%)" message expected percent actual
+            (100.0 * abs (actual - expected) / abs expected)
+
+/// `text` does not contain `fragment` (NUnit's Does.Not.Contain).
+let stringLacks (text: string) (fragment: string) (message: string) =
+    if text.Contains fragment then failtestf "%s. Expected %A not to contain %A" message text fragment
