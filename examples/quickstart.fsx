@@ -1,9 +1,9 @@
 // F# script: build the Core once (dotnet build -c Release), then: dotnet fsi examples/quickstart.fsx
 #r "../src/NeuralTangents.Core/bin/Release/net10.0/NeuralTangents.Core.dll"
 
+// README: fsharp-snippet begin
 open NeuralTangents
 
-// README: fsharp-snippet begin
 let net =
     Stax.serial [ Stax.dense 512 1.5 (Some 0.05); Stax.relu
                   Stax.dense 512 1.5 (Some 0.05); Stax.relu

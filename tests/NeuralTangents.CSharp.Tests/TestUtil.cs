@@ -58,6 +58,19 @@ internal static class TestUtil
         throw new InvalidOperationException("cannot find NeuralTangents.slnx above " + AppContext.BaseDirectory);
     }
 
+    /// <summary>The lines of the first <c>```lang</c> fenced block of a Markdown file, after the line
+    /// <paramref name="heading"/> when one is given (e.g. <c>## C#</c>).</summary>
+    public static string[] FencedBlock(string markdownPath, string? heading, string lang)
+    {
+        var lines = File.ReadAllLines(markdownPath);
+        var from = heading is null ? 0 : Array.IndexOf(lines, heading);
+        Assert.That(from, Is.GreaterThanOrEqualTo(0), $"a line '{heading}' in {markdownPath}");
+        var open = Array.IndexOf(lines, "```" + lang, from);
+        var close = open < 0 ? -1 : Array.IndexOf(lines, "```", open + 1);
+        Assert.That(open >= 0 && close > open, Is.True, $"a ```{lang} block after '{heading}' in {markdownPath}");
+        return lines[(open + 1)..close];
+    }
+
     /// <summary>A reference fixture from tests/fixtures, parsed.</summary>
     public static JsonElement Fixture(string name) =>
         JsonDocument.Parse(File.ReadAllText(Path.Combine(RepoRoot, "tests", "fixtures", name + ".json"))).RootElement;
