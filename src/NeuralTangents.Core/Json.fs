@@ -168,7 +168,7 @@ module Json =
         | "Cos" ->
             let a = args [ "a"; "b"; "c" ]
             build name (fun () -> Stax.cos (a.Number("a", 1.0)) (a.Number("b", 1.0)) (a.Number("c", 0.0)))
-        | "Gelu" -> let a = args [ "approximate" ] in Gelu(a.Bool("approximate", false))
+        | "Gelu" -> let a = args [ "approximate" ] in Stax.gelu (a.Bool("approximate", false))
         | "Monomial" -> let a = args [ "degree" ] in build name (fun () -> Stax.monomial (a.RequiredInt "degree"))
         | "Flatten" ->
             let a = args [ "batch_axis"; "batch_axis_out" ]
@@ -220,14 +220,14 @@ module Json =
                   "channel_axis", int' d.ChannelAxis
                   "parameterization", JsonValue.Create(match d.Parameterization with Parameterization.Ntk -> "ntk" | Parameterization.Standard -> "standard")
                   "s", JsonArray([| int' (fst d.S); int' (snd d.S) |]) ]
-        | ABRelu { A = 0.0; B = 1.0 } -> obj "Relu" []
-        | ABRelu { A = -1.0; B = 1.0 } -> obj "Abs" []
-        | ABRelu { A = a; B = 1.0 } -> obj "LeakyRelu" [ "alpha", num a ]
-        | ABRelu s -> obj "ABRelu" [ "a", num s.A; "b", num s.B ]
-        | Erf s -> obj "Erf" [ "a", num s.A; "b", num s.B; "c", num s.C ]
-        | Sin s -> obj "Sin" [ "a", num s.A; "b", num s.B; "c", num s.C ]
-        | Gelu approx -> obj "Gelu" [ "approximate", JsonValue.Create approx ]
-        | Monomial d -> obj "Monomial" [ "degree", int' d ]
+        | Activation(ABRelu { A = 0.0; B = 1.0 }) -> obj "Relu" []
+        | Activation(ABRelu { A = -1.0; B = 1.0 }) -> obj "Abs" []
+        | Activation(ABRelu { A = a; B = 1.0 }) -> obj "LeakyRelu" [ "alpha", num a ]
+        | Activation(ABRelu s) -> obj "ABRelu" [ "a", num s.A; "b", num s.B ]
+        | Activation(Erf s) -> obj "Erf" [ "a", num s.A; "b", num s.B; "c", num s.C ]
+        | Activation(Sin s) -> obj "Sin" [ "a", num s.A; "b", num s.B; "c", num s.C ]
+        | Activation(Gelu approx) -> obj "Gelu" [ "approximate", JsonValue.Create approx ]
+        | Activation(Monomial d) -> obj "Monomial" [ "degree", int' d ]
         | Flatten f -> obj "Flatten" [ "batch_axis", int' f.BatchAxis; "batch_axis_out", int' f.BatchAxisOut ]
 
     /// <summary>Writes a network as JSON text.</summary>

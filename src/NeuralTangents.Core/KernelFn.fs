@@ -2,6 +2,7 @@ namespace NeuralTangents
 
 open System.Collections.Generic
 open NeuralTangents.Rules
+open NeuralTangents.Layers
 
 /// <summary>What flows between layers: one kernel, or one per branch after <c>FanOut</c>.</summary>
 type KernelFlow =
@@ -22,32 +23,14 @@ type Execution =
     static member Reference = { InPlace = false; Fuse = false }
 
 /// <summary>The <c>kernel_fn</c> interpreter: the exact infinite-width NNGP and NTK of a network
-/// (neural_tangents' <c>kernel_fn(x1, x2, get)</c>). It only dispatches; the maths lives in <c>Rules</c>.</summary>
+/// (neural_tangents' <c>kernel_fn(x1, x2, get)</c>). It runs the combinators and hands every other layer to its definition (<c>Definitions</c>).</summary>
 [<RequireQualifiedAccess>]
 module KernelFn =
 
     let private fail (msg: string) = raise (NeuralTangentsException msg)
 
     /// Name of a layer as neural_tangents spells it, for error messages.
-    let layerName (layer: Layer) =
-        match layer with
-        | Serial _ -> "serial"
-        | Parallel _ -> "parallel"
-        | FanOut _ -> "FanOut"
-        | FanInSum -> "FanInSum"
-        | FanInProd -> "FanInProd"
-        | FanInConcat _ -> "FanInConcat"
-        | Identity -> "Identity"
-        | Dense _ -> "Dense"
-        | ABRelu { A = 0.0; B = 1.0 } -> "Relu"
-        | ABRelu { A = -1.0; B = 1.0 } -> "Abs"
-        | ABRelu { B = 1.0 } -> "LeakyRelu"
-        | ABRelu _ -> "ABRelu"
-        | Erf _ -> "Erf"
-        | Sin _ -> "Sin"
-        | Gelu _ -> "Gelu"
-        | Monomial _ -> "Monomial"
-        | Flatten _ -> "Flatten"
+    let layerName (layer: Layer) = Definitions.name layer
 
     let private one (layer: Layer) (flow: KernelFlow) =
         match flow with
@@ -56,20 +39,10 @@ module KernelFn =
             fail (sprintf "%s: takes one input but receives %d branches; merge them first with FanInSum, FanInProd or FanInConcat"
                     (layerName layer) ks.Length)
 
-    let private many (layer: Layer) (flow: KernelFlow) =
+    let private many (flow: KernelFlow) =
         match flow with
         | Many ks -> ks
         | One k -> [ k ]
-
-    let private gaussian (layer: Layer) (k: Kernel) =
-        if not k.IsGaussian then
-            fail (sprintf "%s: the input to an activation must be Gaussian, i.e. a Dense (affine) layer is required before it"
-                    (layerName layer))
-        k
-
-    let private activation (layer: Layer) (rule: Kernel -> Kernel) (flow: KernelFlow) =
-        let k = one layer flow |> gaussian layer |> rule
-        One { k with IsGaussian = false }
 
     /// The arrays a flow holds (nngp, ntk, cov1, cov2 of every kernel).
     let private arraysOf (flow: KernelFlow) : float[] seq =
@@ -123,42 +96,34 @@ module KernelFn =
         | Many ks -> ks
         | One _ -> fanInOfOne layer
 
-    /// Applies a layer to the kernel(s) flowing into it.
+    /// Applies a layer to the kernel(s) flowing into it: the combinators here, every other layer by its definition.
     let rec private run (r: Run) (layer: Layer) (flow: KernelFlow) : KernelFlow =
-        let rule (f: KernelFlow -> KernelFlow) = r.Adopt flow (f flow)
-        match layer with
-        | Serial layers ->
+        match Definitions.node layer with
+        | SerialNode layers ->
             // Dense → ABRelu pairs (every layer of a ReLU MLP) run as one fused pass over memory.
             let rec go (ls: Layer list) (f: KernelFlow) =
                 match ls, f with
-                | Dense d :: ABRelu spec :: rest, One k when r.Exec.Fuse ->
+                | Dense d :: Activation(ABRelu spec) :: rest, One k when r.Exec.Fuse ->
                     let k' = Elementwise.denseAbRelu (r.Writable k) d spec k
                     go rest (r.Adopt f (One { k' with IsGaussian = false }))
                 | l :: rest, _ -> go rest (run r l f)
                 | [], _ -> f
             go layers flow
-        | Parallel layers ->
-            let ks = many layer flow
+        | ParallelNode layers ->
+            let ks = many flow
             if layers.IsEmpty then fail "parallel: needs at least one branch, got parallel []"
             if ks.Length <> layers.Length then
                 fail (sprintf "parallel: has %d branches but receives %d inputs; use FanOut(%d) before it"
                         layers.Length ks.Length layers.Length)
             Many(List.map2 (fun l k -> run r l (One k) |> one l) layers ks)
-        | FanOut num ->
+        | FanOutNode num ->
             // The branches share the input's arrays, so none of them may overwrite them.
             r.Disown(arraysOf flow)
             Many(List.replicate num (one layer flow))
-        | FanInSum -> rule (fun f -> One(Branching.fanInSum (fanIn layer f)))
-        | FanInProd -> rule (fun f -> One(Branching.fanInProd (fanIn layer f)))
-        | FanInConcat axis -> rule (fun f -> One(Branching.fanInConcat axis (fanIn layer f)))
-        | Identity -> flow
-        | Dense d -> rule (fun f -> let k = one layer f in One(Linear.dense (r.Writable k) d k))
-        | Flatten fl -> rule (fun f -> One(Linear.flatten fl (one layer f)))
-        | ABRelu spec -> rule (fun f -> let k = one layer f in activation layer (Elementwise.abRelu (r.Writable k) spec) (One k))
-        | Erf spec -> rule (activation layer (Elementwise.erf spec))
-        | Sin spec -> rule (activation layer (Elementwise.sin spec))
-        | Gelu _ -> rule (activation layer Elementwise.gelu)
-        | Monomial d -> rule (activation layer (Elementwise.monomial d))
+        | MergeNode m -> r.Adopt flow (One(m.Kernel (fanIn layer flow)))
+        | LeafNode d ->
+            let k = one layer flow
+            r.Adopt flow (One(d.Kernel (r.Writable k) k))
 
     /// <summary>Applies a layer to the kernel(s) flowing into it with the given execution; the caller's arrays are
     /// never modified.</summary>

@@ -32,6 +32,20 @@ type SinSpec = { A: float; B: float; C: float }
 /// <summary>Arguments of <c>Flatten</c>.</summary>
 type FlattenSpec = { BatchAxis: int; BatchAxisOut: int }
 
+/// <summary>The elementwise nonlinearities (neural_tangents' <c>stax/elementwise.py</c>), each defined once in
+/// <c>NeuralTangents.Layers.Elementwise</c>.</summary>
+type Activation =
+    /// a·min(x, 0) + b·max(x, 0); Relu, LeakyRelu and Abs are its special cases.
+    | ABRelu of ABReluSpec
+    /// a·erf(b·x) + c; Sigmoid_like is a special case.
+    | Erf of ErfSpec
+    /// a·sin(b·x + c); Cos is Sin with c + π/2.
+    | Sin of SinSpec
+    /// Gaussian error linear unit, x·Φ(x) (exact; <c>approximate</c> only changes the finite network).
+    | Gelu of approximate: bool
+    /// x^degree, degree in 0..5.
+    | Monomial of degree: int
+
 /// <summary>A layer of an infinite (or finite) network, with neural_tangents' semantics.
 /// Build values with the smart constructors of the <c>Stax</c> module.</summary>
 type Layer =
@@ -50,11 +64,6 @@ type Layer =
     /// The identity.
     | Identity
     | Dense of DenseSpec
-    | ABRelu of ABReluSpec
-    | Erf of ErfSpec
-    | Sin of SinSpec
-    /// Gaussian error linear unit, x·Φ(x) (exact; <c>approximate</c> only changes the finite network).
-    | Gelu of approximate: bool
-    /// x^degree, degree in 0..5.
-    | Monomial of degree: int
     | Flatten of FlattenSpec
+    /// An elementwise nonlinearity.
+    | Activation of Activation

@@ -23,32 +23,24 @@ module Requirements =
         | Some _, _ -> a
         | None, _ -> b
 
-    /// Requirements of a single layer on its input.
-    let private ofLeaf (layer: Layer) =
-        match layer with
-        | Dense d -> "Dense", { BatchAxis = Some d.BatchAxis; ChannelAxis = Some d.ChannelAxis }
-        | Flatten f -> "Flatten", { BatchAxis = Some f.BatchAxis; ChannelAxis = None }
-        | _ -> "", none
-
     /// Folds the tree: the input-side layout is fixed by the first layers that state one; layers after a
-    /// Flatten see its output layout and add no input requirement.
+    /// layout-resetting leaf (Flatten) see its output layout and add no input requirement.
     [<CompiledName("OfLayer")>]
     let ofLayer (layer: Layer) : Requirements =
-        // Returns (requirements, passedFlatten).
+        // Returns (requirements, passed a resetting leaf).
         let rec go (acc: Requirements) (layer: Layer) : Requirements * bool =
-            match layer with
-            | Serial ls ->
+            match Definitions.node layer with
+            | SerialNode ls ->
                 ls |> List.fold (fun (acc, stop) l ->
                     if stop then acc, true else go acc l) (acc, false)
-            | Parallel ls ->
+            | ParallelNode ls ->
                 ls |> List.fold (fun (acc, stop) l ->
                     let a, s = go acc l
                     a, stop || s) (acc, false)
-            | Flatten _ ->
-                let name, r = ofLeaf layer
-                { acc with BatchAxis = merge name "batch_axis" acc.BatchAxis r.BatchAxis }, true
-            | _ ->
-                let name, r = ofLeaf layer
-                { BatchAxis = merge name "batch_axis" acc.BatchAxis r.BatchAxis
-                  ChannelAxis = merge name "channel_axis" acc.ChannelAxis r.ChannelAxis }, false
+            | FanOutNode _ | MergeNode _ -> acc, false
+            | LeafNode d ->
+                let r = d.Requires
+                { BatchAxis = merge d.Name "batch_axis" acc.BatchAxis r.BatchAxis
+                  ChannelAxis = if r.Resets then acc.ChannelAxis else merge d.Name "channel_axis" acc.ChannelAxis r.ChannelAxis },
+                r.Resets
         go none layer |> fst

@@ -78,11 +78,11 @@ module Stax =
     let abRelu (a: float) (b: float) =
         finite "a" a
         finite "b" b
-        ABRelu { A = a; B = b }
+        Activation(ABRelu { A = a; B = b })
 
     /// <summary>max(x, 0) = ABRelu(0, 1).</summary>
     [<CompiledName("Relu")>]
-    let relu = ABRelu { A = 0.0; B = 1.0 }
+    let relu = Activation(ABRelu { A = 0.0; B = 1.0 })
 
     /// <summary>ABRelu(alpha, 1).</summary>
     [<CompiledName("LeakyRelu")>]
@@ -90,7 +90,7 @@ module Stax =
 
     /// <summary>|x| = ABRelu(−1, 1).</summary>
     [<CompiledName("Abs")>]
-    let abs = ABRelu { A = -1.0; B = 1.0 }
+    let abs = Activation(ABRelu { A = -1.0; B = 1.0 })
 
     /// <summary>a·erf(b·x) + c (neural_tangents' defaults a = 1, b = 1, c = 0).</summary>
     [<CompiledName("Erf")>]
@@ -98,11 +98,11 @@ module Stax =
         finite "a" a
         finite "b" b
         finite "c" c
-        Erf { A = a; B = b; C = c }
+        Activation(Erf { A = a; B = b; C = c })
 
     /// <summary>0.5·erf(x / 2.4020563531719796) + 0.5, neural_tangents' sigmoid stand-in.</summary>
     [<CompiledName("SigmoidLike")>]
-    let sigmoidLike = Erf { A = 0.5; B = 1.0 / 2.4020563531719796; C = 0.5 }
+    let sigmoidLike = Activation(Erf { A = 0.5; B = 1.0 / 2.4020563531719796; C = 0.5 })
 
     /// <summary>a·sin(b·x + c).</summary>
     [<CompiledName("Sin")>]
@@ -110,7 +110,7 @@ module Stax =
         finite "a" a
         finite "b" b
         finite "c" c
-        Sin { A = a; B = b; C = c }
+        Activation(Sin { A = a; B = b; C = c })
 
     /// <summary>a·cos(b·x + c) = Sin(a, b, c + π/2).</summary>
     [<CompiledName("Cos")>]
@@ -118,13 +118,13 @@ module Stax =
 
     /// <summary>Gelu; <c>approximate</c> only changes the finite network's apply_fn.</summary>
     [<CompiledName("Gelu")>]
-    let gelu (approximate: bool) = Gelu approximate
+    let gelu (approximate: bool) = Activation(Gelu approximate)
 
     /// <summary>x^degree for degree in 0..5.</summary>
     [<CompiledName("Monomial")>]
     let monomial (degree: int) =
         if degree < 0 || degree > 5 then invalidArg "degree" (sprintf "Monomial: must be in 0..5, got %d" degree)
-        Monomial degree
+        Activation(Monomial degree)
 
     /// <summary>Flattens all non-batch axes (neural_tangents' defaults batch_axis = 0, batch_axis_out = 0).</summary>
     [<CompiledName("Flatten")>]

@@ -20,7 +20,7 @@ public class StaxTests
             p,
             Tuple.Create(s0, s1)));
 
-    private static Layer FABRelu(double a, double b) => Layer.NewABRelu(new ABReluSpec(a, b));
+    private static Layer FABRelu(double a, double b) => Layer.NewActivation(Activation.NewABRelu(new ABReluSpec(a, b)));
 
     /// <summary>Each façade factory next to the F# union value written out by hand (not via the F# Stax module),
     /// so a wrong argument order or default in the façade shows up.</summary>
@@ -38,17 +38,17 @@ public class StaxTests
         yield return Case("LeakyRelu", () => Stax.LeakyRelu(0.1), FABRelu(0.1, 1.0));
         yield return Case("ABRelu", () => Stax.ABRelu(-0.5, 2.0), FABRelu(-0.5, 2.0));
         yield return Case("Abs", Stax.Abs, FABRelu(-1.0, 1.0));
-        yield return Case("ErfDefaults", () => Stax.Erf(), Layer.NewErf(new ErfSpec(1.0, 1.0, 0.0)));
-        yield return Case("Erf", () => Stax.Erf(2.0, 0.5, 0.1), Layer.NewErf(new ErfSpec(2.0, 0.5, 0.1)));
+        yield return Case("ErfDefaults", () => Stax.Erf(), Layer.NewActivation(Activation.NewErf(new ErfSpec(1.0, 1.0, 0.0))));
+        yield return Case("Erf", () => Stax.Erf(2.0, 0.5, 0.1), Layer.NewActivation(Activation.NewErf(new ErfSpec(2.0, 0.5, 0.1))));
         // neural_tangents' Sigmoid_like: Erf(a = 0.5, b = 1/2.4020563531719796, c = 0.5).
-        yield return Case("SigmoidLike", Stax.SigmoidLike, Layer.NewErf(new ErfSpec(0.5, 1.0 / 2.4020563531719796, 0.5)));
-        yield return Case("SinDefaults", () => Stax.Sin(), Layer.NewSin(new SinSpec(1.0, 1.0, 0.0)));
-        yield return Case("Sin", () => Stax.Sin(2.0, 3.0, 0.5), Layer.NewSin(new SinSpec(2.0, 3.0, 0.5)));
+        yield return Case("SigmoidLike", Stax.SigmoidLike, Layer.NewActivation(Activation.NewErf(new ErfSpec(0.5, 1.0 / 2.4020563531719796, 0.5))));
+        yield return Case("SinDefaults", () => Stax.Sin(), Layer.NewActivation(Activation.NewSin(new SinSpec(1.0, 1.0, 0.0))));
+        yield return Case("Sin", () => Stax.Sin(2.0, 3.0, 0.5), Layer.NewActivation(Activation.NewSin(new SinSpec(2.0, 3.0, 0.5))));
         // cos(z) = sin(z + π/2), as neural_tangents defines Cos.
-        yield return Case("Cos", () => Stax.Cos(1.0, 2.0, 0.3), Layer.NewSin(new SinSpec(1.0, 2.0, 0.3 + Math.PI / 2)));
-        yield return Case("GeluDefault", () => Stax.Gelu(), Layer.NewGelu(false));
-        yield return Case("GeluApproximate", () => Stax.Gelu(approximate: true), Layer.NewGelu(true));
-        yield return Case("Monomial", () => Stax.Monomial(3), Layer.NewMonomial(3));
+        yield return Case("Cos", () => Stax.Cos(1.0, 2.0, 0.3), Layer.NewActivation(Activation.NewSin(new SinSpec(1.0, 2.0, 0.3 + Math.PI / 2))));
+        yield return Case("GeluDefault", () => Stax.Gelu(), Layer.NewActivation(Activation.NewGelu(false)));
+        yield return Case("GeluApproximate", () => Stax.Gelu(approximate: true), Layer.NewActivation(Activation.NewGelu(true)));
+        yield return Case("Monomial", () => Stax.Monomial(3), Layer.NewActivation(Activation.NewMonomial(3)));
         yield return Case("FlattenDefaults", () => Stax.Flatten(), Layer.NewFlatten(new FlattenSpec(0, 0)));
         yield return Case("Flatten", () => Stax.Flatten(batchAxis: 2, batchAxisOut: 1), Layer.NewFlatten(new FlattenSpec(2, 1)));
         yield return Case("FanOut", () => Stax.FanOut(3), Layer.NewFanOut(3));
@@ -66,7 +66,7 @@ public class StaxTests
             "Parallel",
             () => Stax.Parallel(Stax.Relu(), Stax.Identity()),
             Layer.NewParallel(List(FABRelu(0.0, 1.0), Layer.Identity)));
-        yield return Case("Repeat", () => Stax.Repeat(3, Stax.Erf()), Layer.NewSerial(List(Enumerable.Repeat(Layer.NewErf(new ErfSpec(1.0, 1.0, 0.0)), 3).ToArray())));
+        yield return Case("Repeat", () => Stax.Repeat(3, Stax.Erf()), Layer.NewSerial(List(Enumerable.Repeat(Layer.NewActivation(Activation.NewErf(new ErfSpec(1.0, 1.0, 0.0))), 3).ToArray())));
         yield return Case("RepeatZero", () => Stax.Repeat(0, Stax.Relu()), Layer.NewSerial(List()));
     }
 

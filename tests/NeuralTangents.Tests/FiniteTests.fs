@@ -81,7 +81,7 @@ let tests =
                 (shapeOf (Stax.serial [ Stax.fanOut 2; Stax.parallelOf [ denseNtk 3 1.0 None; denseNtk 5 1.0 None ]; Stax.fanInConcat -1 ]) [| 2; 4 |])
             // Dense's bias has neural_tangents' shape: 1 everywhere but out_dim on the channel axis.
             match InitFn.init 0 (denseNtk 7 1.0 (Some 1.0)) [| 3; 2; 4 |] with
-            | _, DenseParams(w, Some b) ->
+            | _, Leaf [ w; b ] ->
                 assertSame "W shape" [| 4; 7 |] w.Shape
                 assertSame "b shape" [| 1; 1; 7 |] b.Shape
             | _, p -> failtestf "unexpected params %A" p
@@ -90,7 +90,7 @@ let tests =
             let x = tensorOf 3 [| 3; 4 |]
             let check (layer: Layer) (weightScale: float) (biasScale: float) =
                 match InitFn.init 11 layer x.Shape with
-                | _, (DenseParams(w, Some b) as p) ->
+                | _, (Leaf [ w; b ] as p) ->
                     let y = ApplyFn.apply layer p x
                     let outW = w.Shape[1]
                     for i in 0 .. 2 do
@@ -108,7 +108,7 @@ let tests =
         testCase "standard parameterization samples W with variance W_std² s0 / N_in and b with b_std²" <| fun () ->
             let wStd, bStd, s0, inW = 1.5, 0.7, 2, 512
             match InitFn.init 5 (denseStd 256 wStd (Some bStd) (s0, 2)) [| 1; inW |] with
-            | _, DenseParams(w, Some b) ->
+            | _, Leaf [ w; b ] ->
                 let n = float w.Length
                 let var = (w.Data |> Array.sumBy (fun v -> v * v)) / n
                 let expected = wStd * wStd / (float inW / float s0)
@@ -140,9 +140,9 @@ let tests =
             let _, p1 = InitFn.init 9 (Stax.serial [ denseNtk 4 1.0 None; second ]) [| 2; 5 |]
             let _, p2 = InitFn.init 9 (Stax.serial [ Stax.relu; second ]) [| 2; 4 |]
             match p1, p2 with
-            | Branches [ _; DenseParams(w1, b1) ], Branches [ NoParams; DenseParams(w2, b2) ] ->
+            | Branches [ _; Leaf [ w1; b1 ] ], Branches [ Leaf []; Leaf [ w2; b2 ] ] ->
                 assertSame "W at path [1]" w1.Data w2.Data
-                assertSame "b at path [1]" b1.Value.Data b2.Value.Data
+                assertSame "b at path [1]" b1.Data b2.Data
             | _ -> failtest "unexpected parameter trees"
             let _, p3 = InitFn.init 10 (Stax.serial [ denseNtk 4 1.0 None; second ]) [| 2; 5 |]
             Expect.isTrue (Params.toVector p3 <> Params.toVector p1) "another seed gives other parameters"
@@ -153,7 +153,7 @@ let tests =
             let _, p = InitFn.init 4 (Stax.denseWith spec) x.Shape
             let y = ApplyFn.apply (Stax.denseWith spec) p x
             let layerT = Stax.denseWith { spec with BatchAxis = 1; ChannelAxis = 0 }
-            let pT = match p with DenseParams(w, Some b) -> DenseParams(w, Some(Tensor.reshape [| 6; 1 |] b)) | q -> q
+            let pT = match p with Leaf [ w; b ] -> Leaf [ w; Tensor.reshape [| 6; 1 |] b ] | q -> q
             let yT = ApplyFn.apply layerT pT (Tensor.moveAxis 0 1 x)
             assertSame "transposed output shape" [| 6; 3 |] yT.Shape
             assertClose "transposed Dense" 1e-15 (Tensor.moveAxis 0 1 yT).Data y.Data
@@ -161,8 +161,8 @@ let tests =
         testCase "Gelu's tanh form stays within 1e-3 of the exact form" <| fun () ->
             // Hendrycks & Gimpel (arXiv:1606.08415): the tanh approximation's largest error is about 2e-4.
             let x = Tensor.create [| 1; 801 |] (Array.init 801 (fun i -> -8.0 + 0.02 * float i))
-            let exact = ApplyFn.apply (Stax.gelu false) NoParams x
-            let approx = ApplyFn.apply (Stax.gelu true) NoParams x
+            let exact = ApplyFn.apply (Stax.gelu false) Params.none x
+            let approx = ApplyFn.apply (Stax.gelu true) Params.none x
             let worst = Array.map2 (fun a b -> abs (a - b)) exact.Data approx.Data |> Array.max
             Expect.isLessThan worst 1e-3 "worst"
             Expect.isGreaterThan worst 0.0 "the two forms must differ"
@@ -226,7 +226,7 @@ let tests =
         testCase "mismatched parameters and shapes are rejected with a message" <| fun () ->
             let layer = Stax.serial [ denseNtk 3 1.0 None; Stax.relu ]
             let x = tensorOf 1 [| 2; 4 |]
-            throwsExactly<ArgumentException> (fun () -> ApplyFn.apply layer NoParams x |> ignore) |> ignore
+            throwsExactly<ArgumentException> (fun () -> ApplyFn.apply layer Params.none x |> ignore) |> ignore
             let _, p = InitFn.init 0 layer x.Shape
             throwsExactly<NeuralTangentsException> (fun () -> ApplyFn.apply layer p (tensorOf 1 [| 2; 5 |]) |> ignore) |> ignore
             let sumOfUnequal = Stax.serial [ Stax.fanOut 2; Stax.parallelOf [ denseNtk 3 1.0 None; denseNtk 4 1.0 None ]; Stax.fanInSum ]

@@ -129,7 +129,7 @@ let rec private anyLayerSized (size: int) : Gen<Layer> =
               }
               activation
               Gen.map2 (fun b o -> Flatten { BatchAxis = b; BatchAxisOut = o }) (Gen.choose (0, 2)) (Gen.choose (0, 1))
-              Gen.elements [ true; false ] |> Gen.map Gelu ]
+              Gen.elements [ true; false ] |> Gen.map (Gelu >> Activation) ]
     if size <= 0 then leaf
     else
         Gen.frequency

@@ -18,15 +18,15 @@ let tests =
                 """{"layer":"serial","layers":[{"layer":"Dense","out_dim":512,"W_std":1.5,"b_std":0.05,"parameterization":"standard","s":[1,2]},{"layer":"Relu"},{"layer":"Dense","out_dim":1}]}"""
             let expected =
                 Serial [ Dense { OutDim = 512; WStd = 1.5; BStd = Some 0.05; BatchAxis = 0; ChannelAxis = -1; Parameterization = Parameterization.Standard; S = (1, 2) }
-                         ABRelu { A = 0.0; B = 1.0 }
+                         Activation(ABRelu { A = 0.0; B = 1.0 })
                          Dense { OutDim = 1; WStd = 1.0; BStd = None; BatchAxis = 0; ChannelAxis = -1; Parameterization = Parameterization.Ntk; S = (1, 1) } ]
             Expect.equal (Json.decode text) expected "Json.decode text"
 
         testCase "aliases map to neural_tangents' definitions" <| fun () ->
-            Expect.equal (Json.decode """{"layer":"LeakyRelu","alpha":0.1}""") (ABRelu { A = 0.1; B = 1.0 }) "decoding {\"layer\":\"LeakyRelu\",\"alpha\":0.1}"
-            Expect.equal (Json.decode """{"layer":"Abs"}""") (ABRelu { A = -1.0; B = 1.0 }) "decoding {\"layer\":\"Abs\"}"
-            Expect.equal (Json.decode """{"layer":"Sigmoid_like"}""") (Erf { A = 0.5; B = 1.0 / 2.4020563531719796; C = 0.5 }) "decoding {\"layer\":\"Sigmoid_like\"}"
-            Expect.equal (Json.decode """{"layer":"Erf"}""") (Erf { A = 1.0; B = 1.0; C = 0.0 }) "decoding {\"layer\":\"Erf\"}"
+            Expect.equal (Json.decode """{"layer":"LeakyRelu","alpha":0.1}""") (Activation(ABRelu { A = 0.1; B = 1.0 })) "decoding {\"layer\":\"LeakyRelu\",\"alpha\":0.1}"
+            Expect.equal (Json.decode """{"layer":"Abs"}""") (Activation(ABRelu { A = -1.0; B = 1.0 })) "decoding {\"layer\":\"Abs\"}"
+            Expect.equal (Json.decode """{"layer":"Sigmoid_like"}""") (Activation(Erf { A = 0.5; B = 1.0 / 2.4020563531719796; C = 0.5 })) "decoding {\"layer\":\"Sigmoid_like\"}"
+            Expect.equal (Json.decode """{"layer":"Erf"}""") (Activation(Erf { A = 1.0; B = 1.0; C = 0.0 })) "decoding {\"layer\":\"Erf\"}"
             Expect.equal (Json.decode """{"layer":"Dense","out_dim":3,"b_std":null}""") (Stax.dense 3 1.0 None) "decoding {\"layer\":\"Dense\",\"out_dim\":3,\"b_std\":null}"
 
         testCase "errors name the layer and the argument" <| fun () ->

@@ -65,11 +65,12 @@ let private firstReadoutColumn (p: Params) =
     match p with
     | Branches ps ->
         match List.last ps with
-        | DenseParams(w, b) ->
+        | Leaf(w :: b) ->
+            let b = List.tryHead b
             let n, c = w.Shape[0], w.Shape[1]
             let w1 = Tensor.create [| n; 1 |] (Array.init n (fun k -> w.Data[k * c]))
             let b1 = b |> Option.map (fun b -> Tensor.create (b.Shape |> Array.map (fun d -> if d = c then 1 else d)) [| b.Data[0] |])
-            Branches(List.take (ps.Length - 1) ps @ [ DenseParams(w1, b1) ])
+            Branches(List.take (ps.Length - 1) ps @ [ Leaf(w1 :: Option.toList b1) ])
         | _ -> failwith "the network must end in Dense"
     | _ -> failwith "the network must be a serial"
 

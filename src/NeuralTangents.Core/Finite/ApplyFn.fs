@@ -1,6 +1,5 @@
 namespace NeuralTangents
 
-open NeuralTangents.Finite
 
 /// <summary>Activations flowing through a finite network: one tensor, or one per branch after <c>FanOut</c>.</summary>
 type Flow =
@@ -8,7 +7,7 @@ type Flow =
     | Fanned of Tensor list
 
 /// <summary>The <c>apply_fn</c> interpreter: the forward pass of a finite network (neural_tangents'
-/// <c>apply_fn(params, inputs)</c>). It only dispatches; the maths lives in <c>NeuralTangents.Finite</c>.</summary>
+/// <c>apply_fn(params, inputs)</c>). It runs the combinators and hands every other layer to its definition (<c>Definitions</c>).</summary>
 [<RequireQualifiedAccess>]
 module ApplyFn =
 
@@ -19,21 +18,16 @@ module ApplyFn =
         | Single x -> x
         | Fanned xs ->
             fail (sprintf "%s: takes one input but receives %d branches; merge them first with FanInSum, FanInProd or FanInConcat"
-                    (KernelFn.layerName layer) xs.Length)
+                    (Definitions.name layer) xs.Length)
 
     let internal many (flow: Flow) =
         match flow with
         | Fanned xs -> xs
         | Single x -> [ x ]
 
-    let private fanIn (layer: Layer) (flow: Flow) =
-        match flow with
-        | Fanned xs -> xs
-        | Single _ -> KernelFn.fanInOfOne layer
-
     let internal wrongParams (layer: Layer) =
         invalidArg "params" (sprintf "%s: the parameters do not match the layer tree (use the tree InitFn.init returns)"
-                                (KernelFn.layerName layer))
+                                (Definitions.name layer))
 
     /// The children's parameters of a combinator, checked against the number of children.
     let internal children (layer: Layer) (layers: Layer list) (p: Params) =
@@ -55,24 +49,17 @@ module ApplyFn =
     /// <returns>Its output(s).</returns>
     [<CompiledName("ApplyFlow")>]
     let rec applyFlow (layer: Layer) (p: Params) (flow: Flow) : Flow =
-        match layer with
-        | Serial layers -> List.fold2 (fun f l q -> applyFlow l q f) flow layers (children layer layers p)
-        | Parallel layers ->
+        match Definitions.node layer with
+        | SerialNode layers -> List.fold2 (fun f l q -> applyFlow l q f) flow layers (children layer layers p)
+        | ParallelNode layers ->
             let xs = parallelInputs layers flow
             Fanned(List.map3 (fun l q x -> applyFlow l q (Single x) |> one l) layers (children layer layers p) xs)
-        | FanOut num -> Fanned(List.replicate num (one layer flow))
-        | FanInSum -> Single(Branching.fanInSum (fanIn layer flow))
-        | FanInProd -> Single(Branching.fanInProd (fanIn layer flow))
-        | FanInConcat axis -> Single(Branching.fanInConcat axis (fanIn layer flow))
-        | Identity -> flow
-        | Dense d ->
-            match p with
-            | DenseParams(w, b) -> Single(Linear.dense d w b (one layer flow))
-            | _ -> wrongParams layer
-        | Flatten f -> Single(Linear.flatten f (one layer flow))
-        | ABRelu _ | Erf _ | Sin _ | Gelu _ | Monomial _ ->
-            let phi, _ = (Elementwise.functions layer).Value
-            Single(Elementwise.apply phi (one layer flow))
+        | FanOutNode num -> Fanned(List.replicate num (one layer flow))
+        | MergeNode m ->
+            match flow with
+            | Fanned xs -> Single(m.Apply xs)
+            | Single _ -> KernelFn.fanInOfOne layer
+        | LeafNode d -> Single(d.Apply p (one layer flow))
 
     /// <summary>The forward pass of a finite network.</summary>
     /// <param name="layer">The network.</param>

@@ -1,6 +1,5 @@
 namespace NeuralTangents
 
-open NeuralTangents.Finite
 
 /// <summary>A recorded forward pass: each layer with its parameters, input and output, and the tapes of its
 /// children (for serial and parallel). Recorded once, it serves any number of backward passes.</summary>
@@ -26,8 +25,8 @@ module Backward =
     [<CompiledName("Record")>]
     let rec record (layer: Layer) (``params``: Params) (input: Flow) : Tape =
         let p = ``params``
-        match layer with
-        | Serial layers ->
+        match Definitions.node layer with
+        | SerialNode layers ->
             let tapes =
                 List.zip layers (ApplyFn.children layer layers p)
                 |> List.fold (fun (f, acc) (l, q) ->
@@ -37,55 +36,38 @@ module Backward =
                 |> List.rev
             let output = match List.tryLast tapes with Some t -> t.Output | None -> input
             { Layer = layer; Params = p; Input = input; Output = output; Children = tapes }
-        | Parallel layers ->
+        | ParallelNode layers ->
             let xs = ApplyFn.parallelInputs layers input
             let tapes = List.map3 (fun l q x -> record l q (Single x)) layers (ApplyFn.children layer layers p) xs
             let output = Fanned(tapes |> List.map (fun t -> ApplyFn.one t.Layer t.Output))
             { Layer = layer; Params = p; Input = input; Output = output; Children = tapes }
-        | _ -> { Layer = layer; Params = p; Input = input; Output = ApplyFn.applyFlow layer p input; Children = [] }
+        | FanOutNode _ | MergeNode _ | LeafNode _ ->
+            { Layer = layer; Params = p; Input = input; Output = ApplyFn.applyFlow layer p input; Children = [] }
 
-    let private sumAll (cts: Tensor list) = List.reduce Tensor.add cts
-
-    /// Pulls a cotangent back through a recorded pass. What a Dense layer contributes to the gradient tree is left
-    /// to <c>dense</c> (spec, W, b, channels-last input, channels-last cotangent); <c>none</c> and <c>branches</c>
-    /// build the rest of the tree.
+    /// Pulls a cotangent back through a recorded pass. What a leaf contributes to the gradient tree is left to
+    /// <c>leaf</c> (its definition, parameters, input and output cotangent); <c>none</c> is the contribution of a
+    /// layer without parameters and <c>branches</c> builds the tree of a serial or parallel.
     let rec internal pullback
-            (dense: DenseSpec -> Tensor -> Tensor option -> Tensor -> Tensor -> 'g)
+            (leaf: LayerDef -> Params -> Tensor -> Tensor -> 'g)
             (none: 'g) (branches: 'g list -> 'g) (tape: Tape) (ct: Flow) : 'g * Flow =
         let layer = tape.Layer
-        let x () = ApplyFn.one layer tape.Input
         let c () = ApplyFn.one layer ct
-        match layer with
-        | Serial _ ->
+        match Definitions.node layer with
+        | SerialNode _ ->
             let grads, ctIn =
                 List.foldBack (fun t (gs, g) ->
-                    let gp, g' = pullback dense none branches t g
+                    let gp, g' = pullback leaf none branches t g
                     gp :: gs, g') tape.Children ([], ct)
             branches grads, ctIn
-        | Parallel _ ->
+        | ParallelNode _ ->
             let cts = ApplyFn.many ct
-            let outs = List.map2 (fun t g -> pullback dense none branches t (Single g)) tape.Children cts
+            let outs = List.map2 (fun t g -> pullback leaf none branches t (Single g)) tape.Children cts
             branches (List.map fst outs), Fanned(outs |> List.map (fun (_, g) -> ApplyFn.one layer g))
-        | FanOut _ -> none, Single(sumAll (ApplyFn.many ct))
-        | FanInSum -> none, Fanned(ApplyFn.many tape.Input |> List.map (fun _ -> c ()))
-        | FanInProd -> none, Fanned(Branching.fanInProdBackward (ApplyFn.many tape.Input) (c ()))
-        | FanInConcat axis ->
-            let shapes = ApplyFn.many tape.Input |> List.map (fun t -> t.Shape)
-            none, Fanned(Branching.fanInConcatBackward axis shapes (c ()))
-        | Identity -> none, ct
-        | Dense d ->
-            match tape.Params with
-            | DenseParams(w, b) ->
-                let xv = x ()
-                let xs, cs = Linear.channelsLast d.ChannelAxis xv, Linear.channelsLast d.ChannelAxis (c ())
-                let dx = Linear.denseInputGrad d w xs cs
-                let a = Axes.norm xv.Rank d.ChannelAxis
-                dense d w b xs cs, Single(if a = xv.Rank - 1 then dx else Tensor.moveAxis (xv.Rank - 1) a dx)
-            | _ -> ApplyFn.wrongParams layer
-        | Flatten f -> none, Single(Linear.flattenBackward f (x ()) (c ()))
-        | ABRelu _ | Erf _ | Sin _ | Gelu _ | Monomial _ ->
-            let _, dphi = (Elementwise.functions layer).Value
-            none, Single(Elementwise.backward dphi (x ()) (c ()))
+        | FanOutNode _ -> none, Single(List.reduce Tensor.add (ApplyFn.many ct))
+        | MergeNode m -> none, Fanned(m.Vjp (ApplyFn.many tape.Input) (c ()))
+        | LeafNode d ->
+            let x = ApplyFn.one layer tape.Input
+            leaf d tape.Params x (c ()), Single(d.Vjp tape.Params x (c ()))
 
     /// <summary>Pulls a cotangent of the output back through a recorded pass.</summary>
     /// <param name="tape">A recorded forward pass.</param>
@@ -94,7 +76,7 @@ module Backward =
     /// the cotangent of the input.</returns>
     [<CompiledName("BackwardFlow")>]
     let backwardFlow (tape: Tape) (ct: Flow) : Params * Flow =
-        pullback (fun d w b xs cs -> DenseParams(Linear.denseParamGrads d w b xs cs)) NoParams Branches tape ct
+        pullback (fun d p x c -> d.ParamVjp p x c) Params.none Branches tape ct
 
     /// <summary>The vector–Jacobian product of a network at <paramref name="x"/>.</summary>
     /// <param name="layer">The network.</param>

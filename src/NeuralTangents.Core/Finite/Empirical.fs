@@ -1,6 +1,6 @@
 namespace NeuralTangents
 
-open NeuralTangents.Finite
+open NeuralTangents.Layers
 
 /// <summary>Kernels of one finite network (neural_tangents' <c>empirical_nngp_fn</c> and
 /// <c>empirical_ntk_fn</c> with <c>trace_axes=(-1,)</c>, <c>diagonal_axes=()</c>): the traced output axis is
@@ -20,25 +20,31 @@ module Empirical =
                     sprintf "empirical kernels trace only the channel axis; the output has shape %A per input, end the network with Flatten and Dense to get (N, C)" y.Shape))
             t, y)
 
-    /// What one Dense layer's parameter gradient is made of in one backward pass (∂W = scale·xᵀ·ct, ∂b ∝ Σ ct),
-    /// kept factored so the NTK never forms ∂W.
-    type private DenseFactor = { Spec: DenseSpec; InWidth: int; HasBias: bool; X: Tensor; Ct: Tensor }
+    /// What one leaf's parameter gradient is made of in one backward pass: its definition, parameters, input and
+    /// output cotangent. Kept factored so that layers with a structured derivative (Dense: ∂W = scale·xᵀ·ct) never
+    /// form ∂θ.
+    type private Factor = { Def: LayerDef; Params: Params; X: Tensor; Ct: Tensor }
 
-    /// Factored gradients of every output channel of every example: grads[i][c] lists the Dense factors of
-    /// ∂f_c(x_i)/∂θ in tree order.
+    /// Factored gradients of every output channel of every example: grads[i][c] lists the factors of
+    /// ∂f_c(x_i)/∂θ in tree order (leaves with parameters only).
     let private jacobians (recorded: (Tape * Tensor)[]) =
-        let dense d (w: Tensor) (b: Tensor option) xs cs =
-            [ { Spec = d; InWidth = w.Shape[0]; HasBias = b.IsSome; X = xs; Ct = cs } ]
+        let leaf (d: LayerDef) (p: Params) (x: Tensor) (ct: Tensor) =
+            if Params.count p = 0 then [] else [ { Def = d; Params = p; X = x; Ct = ct } ]
         recorded |> Array.map (fun (t, y) ->
             Array.init y.Length (fun ch ->
                 let e = Tensor.zeros y.Shape
                 e.Data[ch] <- 1.0
-                fst (Backward.pullback dense [] List.concat t (Single e))))
+                fst (Backward.pullback leaf [] List.concat t (Single e))))
 
-    /// ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ from factored gradients.
-    let private gradDot (a: DenseFactor list) (b: DenseFactor list) =
-        List.fold2 (fun acc (u: DenseFactor) (v: DenseFactor) ->
-            acc + Linear.denseGradDot u.Spec u.InWidth u.HasBias u.X u.Ct v.X v.Ct) 0.0 a b
+    /// ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ from factored gradients: each layer's structured product, or the dot product of its
+    /// formed parameter cotangents.
+    let private gradDot (a: Factor list) (b: Factor list) =
+        List.fold2 (fun acc (u: Factor) (v: Factor) ->
+            let term =
+                match u.Def.GradDot with
+                | Some dot -> dot u.Params u.X u.Ct v.X v.Ct
+                | None -> Params.dot (u.Def.ParamVjp u.Params u.X u.Ct) (v.Def.ParamVjp v.Params v.X v.Ct)
+            acc + term) 0.0 a b
 
     let private nngpOf (ys1: Tensor[]) (ys2: Tensor[]) =
         let c = ys1[0].Length
@@ -47,7 +53,7 @@ module Empirical =
         Tensor.ofArray2D r
 
     /// Θ[i, j] = Σ_c ⟨∂f_c(x1_i)/∂θ, ∂f_c(x2_j)/∂θ⟩ / C; when x2 is x1 only i ≤ j is computed and mirrored.
-    let private ntkOf (j1: DenseFactor list[][]) (j2: DenseFactor list[][]) =
+    let private ntkOf (j1: Factor list[][]) (j2: Factor list[][]) =
         let c = if j1.Length = 0 then 1 else j1[0].Length
         let same = obj.ReferenceEquals(j1, j2)
         let entry i j =

@@ -2,13 +2,12 @@ namespace NeuralTangents
 
 open System
 
+
 /// <summary>The parameters of a finite network, shaped like its layer tree (neural_tangents' params pytree).</summary>
 type Params =
-    /// A layer without parameters (activations, fan-in/out, Identity, Flatten).
-    | NoParams
-    /// A Dense layer: W of shape (in, out) and the bias (absent when b_std is None) of shape
-    /// (1, …, out, …, 1), out on the channel axis, as neural_tangents stores them.
-    | DenseParams of W: Tensor * b: Tensor option
+    /// A leaf layer's parameters in neural_tangents' order — Dense: [W (in, out)] or [W; b] with b of shape
+    /// (1, …, out, …, 1), out on the channel axis; empty for layers without parameters.
+    | Leaf of Tensor list
     /// The parameters of the children of a serial or parallel combinator, in order.
     | Branches of Params list
 
@@ -16,12 +15,15 @@ type Params =
 [<RequireQualifiedAccess>]
 module Params =
 
+    /// <summary>The parameters of a layer that has none.</summary>
+    [<CompiledName("None")>]
+    let none = Leaf []
+
     /// <summary>Number of scalar parameters.</summary>
     [<CompiledName("Count")>]
     let rec count (p: Params) =
         match p with
-        | NoParams -> 0
-        | DenseParams(w, b) -> w.Length + (match b with Some b -> b.Length | None -> 0)
+        | Leaf ts -> ts |> List.sumBy (fun t -> t.Length)
         | Branches ps -> ps |> List.sumBy count
 
     let private mismatch () =
@@ -31,31 +33,24 @@ module Params =
     [<CompiledName("Dot")>]
     let rec dot (a: Params) (b: Params) : float =
         match a, b with
-        | NoParams, NoParams -> 0.0
-        | DenseParams(w1, b1), DenseParams(w2, b2) ->
-            if w1.Length <> w2.Length then mismatch ()
-            let dw = System.Numerics.Tensors.TensorPrimitives.Dot(ReadOnlySpan w1.Data, ReadOnlySpan w2.Data)
-            match b1, b2 with
-            | Some x, Some y when x.Length = y.Length -> dw + System.Numerics.Tensors.TensorPrimitives.Dot(ReadOnlySpan x.Data, ReadOnlySpan y.Data)
-            | None, None -> dw
-            | _ -> mismatch ()
+        | Leaf xs, Leaf ys when xs.Length = ys.Length ->
+            List.fold2 (fun acc (x: Tensor) (y: Tensor) ->
+                if x.Length <> y.Length then mismatch ()
+                acc + System.Numerics.Tensors.TensorPrimitives.Dot(ReadOnlySpan x.Data, ReadOnlySpan y.Data)) 0.0 xs ys
         | Branches xs, Branches ys when xs.Length = ys.Length -> List.fold2 (fun acc x y -> acc + dot x y) 0.0 xs ys
         | _ -> mismatch ()
 
-    /// <summary>All parameters in one vector, depth-first, W before b.</summary>
+    /// <summary>All parameters in one vector, depth-first, each leaf's tensors in order (W before b).</summary>
     [<CompiledName("ToVector")>]
     let toVector (p: Params) : float[] =
         let r = Array.zeroCreate (count p)
         let mutable off = 0
-        let put (t: Tensor) =
-            Array.blit t.Data 0 r off t.Length
-            off <- off + t.Length
         let rec go p =
             match p with
-            | NoParams -> ()
-            | DenseParams(w, b) ->
-                put w
-                Option.iter put b
+            | Leaf ts ->
+                for t in ts do
+                    Array.blit t.Data 0 r off t.Length
+                    off <- off + t.Length
             | Branches ps -> List.iter go ps
         go p
         r
@@ -73,9 +68,6 @@ module Params =
             r
         let rec go p =
             match p with
-            | NoParams -> NoParams
-            | DenseParams(w, b) ->
-                let w' = take w
-                DenseParams(w', Option.map take b)
+            | Leaf ts -> Leaf(List.map take ts)
             | Branches ps -> Branches(List.map go ps)
         go template

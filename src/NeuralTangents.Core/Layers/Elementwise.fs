@@ -1,13 +1,13 @@
-namespace NeuralTangents.Rules
+namespace NeuralTangents.Layers
 
 open System
 open NeuralTangents
+open NeuralTangents.Rules
 
-/// Kernel rules of the elementwise nonlinearities, after neural_tangents' `stax/elementwise.py`.
-/// Each rule is a pointwise map of (nngp12, var1, var2) to (nngp'12, σ̇12), where var1, var2 are the
-/// pre-activation variances at the two points and σ̇12 = E[φ'(u1)φ'(u2)] multiplies the NTK:
-/// ntk' = σ̇·ntk (arXiv:1806.07572, eq. for Θ^(L+1)). Covariances use the same map with both points equal.
+/// The elementwise family, after neural_tangents' `stax/elementwise.py`: each nonlinearity's kernel rule, its
+/// finite φ and φ', and (at the end) its definition.
 module internal Elementwise =
+
 
     /// Applies a pointwise step to a kernel in the diagonal-batch, diagonal-spatial layout:
     /// nngp (N1, N2, S), cov1 (N1, S), cov2 (N2, S). The step returns (nngp', σ̇). Rows of N1 are split
@@ -75,7 +75,7 @@ module internal Elementwise =
             Cov2 = kd.Cov2 |> Option.map covMap }
 
     /// ABRelu on its own (see <c>abReluWith</c>).
-    let abRelu (inPlace: bool) (spec: ABReluSpec) (k: Kernel) = abReluWith inPlace Simd.identity spec k k
+    let abReluKernel (inPlace: bool) (spec: ABReluSpec) (k: Kernel) = abReluWith inPlace Simd.identity spec k k
 
     /// Dense followed by ABRelu in one pass over the big arrays: the same numbers as the two rules in sequence
     /// (the Dense map is applied to each element as it is loaded). Returns the kernel after the activation.
@@ -85,7 +85,7 @@ module internal Elementwise =
     /// Erf, φ(u) = a·erf(b·u) + c: Williams' arcsine kernel (Williams 1997). After scaling the input
     /// covariances by b²: nngp' = (2/π)·asin(2·nngp / √((1+2v1)(1+2v2))), σ̇ = (4/π)/√((1+2v1)(1+2v2) − 4·nngp²);
     /// then the output is scaled by a² (NTK too) and shifted by c² (covariances only).
-    let erf (spec: ErfSpec) (k: Kernel) =
+    let erfKernel (spec: ErfSpec) (k: Kernel) =
         let k = Kernel.scaleOutput spec.B k
         let twoOverPi = 2.0 / Math.PI
         k
@@ -96,7 +96,7 @@ module internal Elementwise =
         |> Kernel.shiftOutput spec.C
 
     /// Gelu, φ(u) = u·Φ(u) (arXiv:2002.08517), neural_tangents' closed form for NNGP and σ̇.
-    let gelu (k: Kernel) =
+    let geluKernel (k: Kernel) =
         let twoPi = 2.0 * Math.PI
         k |> pointwise (fun x v1 v2 ->
             let prod = v1 * v2
@@ -110,7 +110,7 @@ module internal Elementwise =
 
     /// Sin, φ(u) = a·sin(b·u + c): E[φ(u1)φ(u2)] = a²/2·(e^{b²(−Σ/2 + nngp)} − e^{b²(−Σ/2 − nngp)}·cos 2c),
     /// Σ = v1 + v2; σ̇ = a²b²/2·(the same two terms summed).
-    let sin (spec: SinSpec) (k: Kernel) =
+    let sinKernel (spec: SinSpec) (k: Kernel) =
         let a, b, c = spec.A, spec.B, spec.C
         let halfA2 = a * a / 2.0
         let b2 = b * b
@@ -134,8 +134,85 @@ module internal Elementwise =
         | d -> invalidArg "degree" (sprintf "Monomial: degree must be in 0..5, got %d" d)
 
     /// Monomial, φ(u) = u^d: nngp' = E[u1^d u2^d], σ̇ = d²·E[u1^(d−1) u2^(d−1)].
-    let monomial (degree: int) (k: Kernel) =
+    let monomialKernel (degree: int) (k: Kernel) =
         let d2 = float (degree * degree)
         k |> pointwise (fun x v1 v2 ->
             let p = v1 * v2
             struct (monomialMoment degree x p, d2 * monomialMoment (degree - 1) x p))
+
+    // ---------------------------------------------------------------------------------------------
+    // Finite networks (each layer's `fn`).
+
+
+    let private invSqrt2 = 1.0 / Math.Sqrt 2.0
+    let private invSqrt2Pi = 1.0 / Math.Sqrt(2.0 * Math.PI)
+    let private sqrt2OverPi = Math.Sqrt(2.0 / Math.PI)
+    let private twoOverSqrtPi = 2.0 / Math.Sqrt Math.PI
+
+    /// φ applied to every entry.
+    let apply (phi: float -> float) (x: Tensor) = Tensor.create x.Shape (Array.map phi x.Data)
+
+    /// ct·φ'(x), the cotangent of the input.
+    let backward (dphi: float -> float) (x: Tensor) (ct: Tensor) =
+        Tensor.create x.Shape (Array.map2 (fun v c -> c * dphi v) x.Data ct.Data)
+
+    // ---------------------------------------------------------------------------------------------
+    // The definitions: every activation, defined once (its name, kernel rule, φ and φ').
+    // ABRelu's derivative at 0 is (a+b)/2, the average of the one-sided slopes, as JAX's min/max gradients give.
+    // Gelu exact: φ = x·Φ(x), φ' = Φ(x) + x·ϕ(x); approximate (jax.nn.gelu's tanh form):
+    // φ = x/2·(1 + tanh(√(2/π)(x + 0.044715x³))).
+
+    /// A nonlinearity's definition from its kernel rule (given a Gaussian input kernel; <c>true</c> when it may
+    /// overwrite the input's nngp/ntk), φ and φ'. It has no parameters and keeps the shape.
+    let private activation (name: string) (rule: bool -> Kernel -> Kernel) (phi: float -> float) (dphi: float -> float) : LayerDef =
+        { Name = name
+          Requires = { BatchAxis = None; ChannelAxis = None; Resets = false }
+          Kernel =
+            fun inPlace k ->
+                if not k.IsGaussian then
+                    raise (NeuralTangentsException(
+                        sprintf "%s: the input to an activation must be Gaussian, i.e. a Dense (affine) layer is required before it" name))
+                { rule inPlace k with IsGaussian = false }
+          Init = fun _ shape -> shape, Params.none
+          Apply = fun _ x -> apply phi x
+          Vjp = fun _ x ct -> backward dphi x ct
+          ParamVjp = fun _ _ _ -> Params.none
+          GradDot = None }
+
+    /// neural_tangents' name of an ABRelu: Relu, Abs and LeakyRelu are its special cases.
+    let abReluName (s: ABReluSpec) =
+        match s with
+        | { A = 0.0; B = 1.0 } -> "Relu"
+        | { A = -1.0; B = 1.0 } -> "Abs"
+        | { B = 1.0 } -> "LeakyRelu"
+        | _ -> "ABRelu"
+
+    /// The definition of an activation.
+    let define (a: Activation) : LayerDef =
+        match a with
+        | ABRelu s ->
+            activation (abReluName s) (fun inPlace -> abReluKernel inPlace s)
+                (fun x -> if x < 0.0 then s.A * x else s.B * x)
+                (fun x -> if x < 0.0 then s.A elif x > 0.0 then s.B else 0.5 * (s.A + s.B))
+        | Erf s ->
+            activation "Erf" (fun _ -> erfKernel s)
+                (fun x -> s.A * MathNet.Numerics.SpecialFunctions.Erf(s.B * x) + s.C)
+                (fun x -> let u = s.B * x in s.A * s.B * twoOverSqrtPi * Math.Exp(-u * u))
+        | Sin s ->
+            activation "Sin" (fun _ -> sinKernel s)
+                (fun x -> s.A * Math.Sin(s.B * x + s.C))
+                (fun x -> s.A * s.B * Math.Cos(s.B * x + s.C))
+        | Gelu false ->
+            activation "Gelu" (fun _ -> geluKernel)
+                (fun x -> 0.5 * x * (1.0 + MathNet.Numerics.SpecialFunctions.Erf(x * invSqrt2)))
+                (fun x -> 0.5 * (1.0 + MathNet.Numerics.SpecialFunctions.Erf(x * invSqrt2)) + x * invSqrt2Pi * Math.Exp(-0.5 * x * x))
+        | Gelu true ->
+            activation "Gelu" (fun _ -> geluKernel)
+                (fun x -> 0.5 * x * (1.0 + Math.Tanh(sqrt2OverPi * (x + 0.044715 * x * x * x))))
+                (fun x ->
+                    let t = Math.Tanh(sqrt2OverPi * (x + 0.044715 * x * x * x))
+                    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * sqrt2OverPi * (1.0 + 3.0 * 0.044715 * x * x))
+        | Monomial d ->
+            activation "Monomial" (fun _ -> monomialKernel d)
+                (fun x -> Math.Pow(x, float d))
+                (fun x -> if d = 0 then 0.0 else float d * Math.Pow(x, float (d - 1)))

@@ -1,9 +1,11 @@
-namespace NeuralTangents.Rules
+namespace NeuralTangents.Layers
 
 open NeuralTangents
 
-/// Kernel rules that merge branches, after neural_tangents' `stax/branching.py`.
+/// The fan-in layers, after neural_tangents' `stax/branching.py`: kernel rules, finite forward and backward
+/// passes, and (at the end) each layer's definition.
 module internal Branching =
+
 
     let private checkLayouts (name: string) (ks: Kernel list) =
         match ks with
@@ -28,7 +30,7 @@ module internal Branching =
 
     /// FanInSum: covariances and NTKs add; defined only when every branch is a mean-zero Gaussian
     /// (sums of dependent non-Gaussian branches have no closed form in neural_tangents either).
-    let fanInSum (ks: Kernel list) : Kernel =
+    let fanInSumKernel (ks: Kernel list) : Kernel =
         let k0 = checkLayouts "FanInSum" ks
         checkShapes "FanInSum" ks
         let gaussian = ks |> List.forall (fun k -> k.IsGaussian)
@@ -46,7 +48,7 @@ module internal Branching =
 
     /// FanInProd: the covariance of a product of independent branches is the product of their covariances;
     /// the NTK follows the product rule, Θ = Σ_i Θ_i Π_{j≠i} K_j.
-    let fanInProd (ks: Kernel list) : Kernel =
+    let fanInProdKernel (ks: Kernel list) : Kernel =
         let k0 = checkLayouts "FanInProd" ks
         checkShapes "FanInProd" ks
         let nngp = ks |> List.map (fun k -> k.Nngp) |> List.reduce Tensor.mul
@@ -70,7 +72,7 @@ module internal Branching =
 
     /// FanInConcat along the channel axis: the covariance of the concatenation is the width-weighted mean of
     /// the branch covariances (a plain mean when all widths agree). Other axes are planned with convolutions.
-    let fanInConcat (axis: int) (ks: Kernel list) : Kernel =
+    let fanInConcatKernel (axis: int) (ks: Kernel list) : Kernel =
         let k0 = checkLayouts "FanInConcat" ks
         let rank = k0.Shape1.Length
         let norm a = if a < 0 then a + rank else a
@@ -110,3 +112,115 @@ module internal Branching =
             Shape2 = concatShape (fun k -> k.Shape2)
             Mask1 = None
             Mask2 = None }
+
+    // ---------------------------------------------------------------------------------------------
+    // Finite networks.
+
+
+    let private sameTensorShapes (name: string) (xs: Tensor list) =
+        match xs with
+        | [] -> raise (NeuralTangentsException(sprintf "%s: needs at least one input branch (use FanOut before it)" name))
+        | x0 :: rest ->
+            for x in rest do
+                if x.Shape <> x0.Shape then
+                    raise (NeuralTangentsException(
+                        sprintf "%s: all branches must have equal shapes, got %s" name
+                            (xs |> List.map (fun x -> sprintf "%A" x.Shape) |> String.concat ", ")))
+
+    let fanInSumForward (xs: Tensor list) =
+        sameTensorShapes "FanInSum" xs
+        List.reduce Tensor.add xs
+
+    let fanInProdForward (xs: Tensor list) =
+        sameTensorShapes "FanInProd" xs
+        List.reduce Tensor.mul xs
+
+    /// Cotangents of the factors of a product: ct·Π_{j≠i} x_j (by direct products, exact when some x_j = 0).
+    let fanInProdBackward (xs: Tensor list) (ct: Tensor) =
+        xs |> List.mapi (fun i _ ->
+            xs |> List.indexed |> List.fold (fun acc (j, x) -> if i = j then acc else Tensor.mul acc x) ct)
+
+    /// Shape of a concatenation along <c>axis</c>; the other axes must agree.
+    let concatShape (axis: int) (shapes: int[] list) =
+        match shapes with
+        | [] -> raise (NeuralTangentsException "FanInConcat: needs at least one input branch (use FanOut before it)")
+        | s0 :: _ ->
+            let a = Axes.norm s0.Length axis
+            for s in shapes do
+                if s.Length <> s0.Length || Array.removeAt a s <> Array.removeAt a s0 then
+                    raise (NeuralTangentsException(
+                        sprintf "FanInConcat: shapes must agree off the concatenation axis %d, got %s" axis
+                            (shapes |> List.map (sprintf "%A") |> String.concat ", ")))
+            let r = Array.copy s0
+            r[a] <- shapes |> List.sumBy (fun s -> s[a])
+            r
+
+    /// (outer, inner) block sizes around axis a: the tensor is outer × shape[a] × inner.
+    let private blocks (a: int) (shape: int[]) =
+        Array.fold (*) 1 shape[.. a - 1], Array.fold (*) 1 shape[a + 1 ..]
+
+    /// Concatenation along any axis.
+    let fanInConcatForward (axis: int) (xs: Tensor list) =
+        let shape = concatShape axis (xs |> List.map (fun x -> x.Shape))
+        let a = Axes.norm shape.Length axis
+        let outer, inner = blocks a shape
+        let total = shape[a] * inner
+        let r = Array.zeroCreate (outer * total)
+        let mutable off = 0
+        for x in xs do
+            let len = x.Shape[a] * inner
+            for o in 0 .. outer - 1 do
+                Array.blit x.Data (o * len) r (o * total + off) len
+            off <- off + len
+        Tensor.create shape r
+
+    /// Splits a concatenation's cotangent back into the branches' shapes.
+    let fanInConcatBackward (axis: int) (shapes: int[] list) (ct: Tensor) =
+        let a = Axes.norm ct.Rank axis
+        let outer, inner = blocks a ct.Shape
+        let total = ct.Shape[a] * inner
+        let mutable off = 0
+        [ for s in shapes do
+            let len = s[a] * inner
+            let r = Array.zeroCreate (outer * len)
+            for o in 0 .. outer - 1 do
+                Array.blit ct.Data (o * total + off) r (o * len) len
+            off <- off + len
+            Tensor.create s r ]
+
+    // ---------------------------------------------------------------------------------------------
+    // The definitions of the fan-in layers (FanOut, parallel and serial are the interpreters' own).
+
+    /// Branch shapes of a sum or product must agree.
+    let private sameShapes (name: string) (ss: int[] list) =
+        match ss with
+        | [] -> raise (NeuralTangentsException(sprintf "%s: needs at least one input branch (use FanOut before it)" name))
+        | s0 :: rest ->
+            if rest |> List.exists (fun s -> s <> s0) then
+                raise (NeuralTangentsException(
+                    sprintf "%s: all branches must have equal shapes, got %s" name (ss |> List.map Shape.format |> String.concat ", ")))
+            s0
+
+    /// FanInSum (neural_tangents' <c>stax.FanInSum</c>).
+    let fanInSum : MergeDef =
+        { Name = "FanInSum"
+          Kernel = fanInSumKernel
+          Shape = sameShapes "FanInSum"
+          Apply = fanInSumForward
+          Vjp = fun xs ct -> xs |> List.map (fun _ -> ct) }
+
+    /// FanInProd (neural_tangents' <c>stax.FanInProd</c>).
+    let fanInProd : MergeDef =
+        { Name = "FanInProd"
+          Kernel = fanInProdKernel
+          Shape = sameShapes "FanInProd"
+          Apply = fanInProdForward
+          Vjp = fanInProdBackward }
+
+    /// FanInConcat(axis) (neural_tangents' <c>stax.FanInConcat</c>).
+    let fanInConcat (axis: int) : MergeDef =
+        { Name = "FanInConcat"
+          Kernel = fanInConcatKernel axis
+          Shape = concatShape axis
+          Apply = fanInConcatForward axis
+          Vjp = fun xs ct -> fanInConcatBackward axis (xs |> List.map (fun x -> x.Shape)) ct }

@@ -1,0 +1,44 @@
+namespace NeuralTangents
+
+/// <summary>What a leaf layer fixes about its input's layout (neural_tangents' <c>@requires(batch_axis=…,
+/// channel_axis=…)</c>), read by the requirements fold.</summary>
+type LayoutRequirement =
+    { /// The input's batch axis, when the layer states one.
+      BatchAxis: int option
+      /// The input's channel (feature) axis, when the layer states one.
+      ChannelAxis: int option
+      /// True when layers after this one see a layout of its own making (Flatten), so they add no input requirement.
+      Resets: bool }
+
+/// <summary>Everything one leaf layer is, defined once in the module of its family (named after neural_tangents'
+/// <c>stax</c> files): neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> plus its requirements and the
+/// pieces the backward pass and the empirical NTK need. The interpreters (<c>KernelFn</c>, <c>InitFn</c>,
+/// <c>ApplyFn</c>, <c>Backward</c>, <c>Empirical</c>) dispatch the combinators and hand every leaf to its
+/// definition.</summary>
+type LayerDef =
+    { /// neural_tangents' name of the layer (as JSON and error messages spell it).
+      Name: string
+      Requires: LayoutRequirement
+      /// The kernel rule. With <c>true</c> the rule may overwrite the input kernel's nngp/ntk arrays (the
+      /// interpreter passes it only for arrays it allocated itself and shares with nobody).
+      Kernel: bool -> Kernel -> Kernel
+      /// Output shape and sampled parameters for an input shape, from the layer's own key.
+      Init: RngKey -> int[] -> int[] * Params
+      /// The forward pass.
+      Apply: Params -> Tensor -> Tensor
+      /// The input cotangent from the parameters, the input and the output cotangent.
+      Vjp: Params -> Tensor -> Tensor -> Tensor
+      /// The parameter cotangents (a tree shaped like the parameters) from the same three.
+      ParamVjp: Params -> Tensor -> Tensor -> Params
+      /// ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ over this layer's parameters from two (input, output cotangent) pairs without forming
+      /// ∂θ (neural_tangents' structured derivatives); None: the empirical NTK forms ∂θ with <c>Vjp</c>.
+      GradDot: (Params -> Tensor -> Tensor -> Tensor -> Tensor -> float) option }
+
+/// <summary>What a fan-in layer is (it merges a list of branches): its kernel rule, shape rule, forward pass and
+/// pullback.</summary>
+type MergeDef =
+    { Name: string
+      Kernel: Kernel list -> Kernel
+      Shape: int[] list -> int[]
+      Apply: Tensor list -> Tensor
+      Vjp: Tensor list -> Tensor -> Tensor list }
