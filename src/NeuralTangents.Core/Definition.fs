@@ -10,6 +10,18 @@ type LayoutRequirement =
       /// True when layers after this one see a layout of its own making (Flatten), so they add no input requirement.
       Resets: bool }
 
+/// <summary>The side inputs of <c>apply_fn</c> beyond parameters and inputs (neural_tangents' <c>**kwargs</c>):
+/// the random key of stochastic layers (Dropout) and the per-input side data some layers read (Aggregate's
+/// <c>pattern</c>, masks). Each layer receives the key of its own path in the layer tree.</summary>
+type ApplyContext =
+    { /// Random key (neural_tangents' <c>rng</c>); None when the call gives none.
+      Rng: RngKey option
+      /// Named side inputs, e.g. "pattern"; empty when none are given.
+      Side: Map<string, Tensor> }
+
+    /// No key and no side inputs.
+    static member Empty = { Rng = None; Side = Map.empty }
+
 /// <summary>Everything one leaf layer is, defined once in the module of its family (named after neural_tangents'
 /// <c>stax</c> files): neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> plus its requirements and the
 /// pieces the backward pass and the empirical NTK need. The interpreters (<c>KernelFn</c>, <c>InitFn</c>,
@@ -24,8 +36,8 @@ type LayerDef =
       Kernel: bool -> Kernel -> Kernel
       /// Output shape and sampled parameters for an input shape, from the layer's own key.
       Init: RngKey -> int[] -> int[] * Params
-      /// The forward pass.
-      Apply: Params -> Tensor -> Tensor
+      /// The forward pass, with the side inputs of this layer's call.
+      Apply: ApplyContext -> Params -> Tensor -> Tensor
       /// The input cotangent from the parameters, the input and the output cotangent.
       Vjp: Params -> Tensor -> Tensor -> Tensor
       /// The parameter cotangents (a tree shaped like the parameters) from the same three.

@@ -142,3 +142,14 @@ module Stax =
     let repeat (n: int) (layer: Layer) =
         if n < 0 then invalidArg "n" (sprintf "repeat: must be ≥ 0, got %d" n)
         Serial(List.replicate n layer)
+
+    /// <summary>neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> of a network, as <c>stax.serial</c> returns
+    /// them: <c>let initFn, applyFn, kernelFn = Stax.functions net</c>.</summary>
+    /// <param name="layer">The network.</param>
+    /// <returns><c>initFn key inputShape</c> (output shape and parameters, <c>InitFn.initWithKey</c>),
+    /// <c>applyFn params x ctx</c> (<c>ApplyFn.applyWith</c>) and <c>kernelFn x1 x2 get</c> (<c>KernelFn.compute</c>).</returns>
+    [<CompiledName("Functions")>]
+    let functions (layer: Layer) =
+        (fun (key: RngKey) (inputShape: int[]) -> InitFn.initWithKey key layer inputShape),
+        (fun (p: Params) (x: Tensor) (ctx: ApplyContext) -> ApplyFn.applyWith ctx layer p x),
+        (fun (x1: Tensor) (x2: Tensor option) (get: Get) -> KernelFn.compute layer x1 x2 get)

@@ -174,7 +174,7 @@ module internal Elementwise =
                         sprintf "%s: the input to an activation must be Gaussian, i.e. a Dense (affine) layer is required before it" name))
                 { rule inPlace k with IsGaussian = false }
           Init = fun _ shape -> shape, Params.none
-          Apply = fun _ x -> apply phi x
+          Apply = fun _ _ x -> apply phi x
           Vjp = fun _ x ct -> backward dphi x ct
           ParamVjp = fun _ _ _ -> Params.none
           GradDot = None }

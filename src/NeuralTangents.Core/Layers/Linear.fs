@@ -266,7 +266,7 @@ module internal Linear =
                 let outShape = Array.copy shape
                 outShape[a] <- outW
                 outShape, Leaf(Tensor.create [| inW; outW |] w :: Option.toList b)
-          Apply = fun p x -> let w, b = denseParams p in denseForward d w b x
+          Apply = fun _ p x -> let w, b = denseParams p in denseForward d w b x
           Vjp =
             fun p x ct ->
                 let w, _ = denseParams p
@@ -290,7 +290,7 @@ module internal Linear =
           Requires = { BatchAxis = Some f.BatchAxis; ChannelAxis = None; Resets = true }
           Kernel = fun _ k -> flattenKernel f k
           Init = fun _ shape -> flattenShape f shape, Params.none
-          Apply = fun _ x -> flattenForward f x
+          Apply = fun _ _ x -> flattenForward f x
           Vjp = fun _ x ct -> flattenBackward f x ct
           ParamVjp = fun _ _ _ -> Params.none
           GradDot = None }
@@ -301,7 +301,7 @@ module internal Linear =
           Requires = { BatchAxis = None; ChannelAxis = None; Resets = false }
           Kernel = fun _ k -> k
           Init = fun _ shape -> shape, Params.none
-          Apply = fun _ x -> x
+          Apply = fun _ _ x -> x
           Vjp = fun _ _ ct -> ct
           ParamVjp = fun _ _ _ -> Params.none
           GradDot = None }
