@@ -197,6 +197,8 @@ let writeAll (files: (string * Tensor) list) =
     let cleanUp () =
         for _, tmp, _ in temps do
             try File.Delete tmp with _ -> ()
+    for path, _ in files do
+        if Directory.Exists path then fail "cannot write %s: it is a directory (no answer file was changed)" (clip path)
     try
         try
             for path, tmp, t in temps do
