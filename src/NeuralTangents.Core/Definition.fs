@@ -22,6 +22,16 @@ type ApplyContext =
     /// No key and no side inputs.
     static member Empty = { Rng = None; Side = Map.empty }
 
+/// <summary>The value of one layer argument as neural_tangents writes it (JSON and printing).</summary>
+type ArgValue =
+    | IntArg of int
+    | FloatArg of float
+    /// A number or Python's None.
+    | OptFloatArg of float option
+    | BoolArg of bool
+    | StringArg of string
+    | IntsArg of int list
+
 /// <summary>Everything one leaf layer is, defined once in the module of its family (named after neural_tangents'
 /// <c>stax</c> files): neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> plus its requirements and the
 /// pieces the backward pass and the empirical NTK need. The interpreters (<c>KernelFn</c>, <c>InitFn</c>,
@@ -30,6 +40,8 @@ type ApplyContext =
 type LayerDef =
     { /// neural_tangents' name of the layer (as JSON and error messages spell it).
       Name: string
+      /// Its arguments, every one explicit, with neural_tangents' names, in its order.
+      Args: (string * ArgValue) list
       Requires: LayoutRequirement
       /// The kernel rule. With <c>true</c> the rule may overwrite the input kernel's nngp/ntk arrays (the
       /// interpreter passes it only for arrays it allocated itself and shares with nobody).
@@ -50,6 +62,7 @@ type LayerDef =
 /// pullback.</summary>
 type MergeDef =
     { Name: string
+      Args: (string * ArgValue) list
       Kernel: Kernel list -> Kernel
       Shape: int[] list -> int[]
       Apply: Tensor list -> Tensor

@@ -236,36 +236,28 @@ module Json =
         for k, v in args do o[k] <- v
         o
 
-    /// <summary>Writes a network as a JSON node with neural_tangents' names and every argument explicit.</summary>
+    let private argNode (v: ArgValue) : JsonNode =
+        match v with
+        | IntArg i -> int' i
+        | FloatArg x -> num x
+        | OptFloatArg(Some x) -> num x
+        | OptFloatArg None -> null
+        | BoolArg b -> JsonValue.Create b
+        | StringArg t -> JsonValue.Create t
+        | IntsArg xs -> JsonArray(xs |> List.map int' |> List.toArray)
+
+    /// <summary>Writes a network as a JSON node with neural_tangents' names and every argument explicit: the
+    /// combinators here, every other layer from its definition's name and arguments.</summary>
     [<CompiledName("EncodeNode")>]
     let rec encodeLayer (layer: Layer) : JsonNode =
         let list (ls: Layer list) : JsonNode = JsonArray(ls |> List.map encodeLayer |> List.toArray)
-        match layer with
-        | Serial ls -> obj "serial" [ "layers", list ls ]
-        | Parallel ls -> obj "parallel" [ "layers", list ls ]
-        | FanOut n -> obj "FanOut" [ "num", int' n ]
-        | FanInSum -> obj "FanInSum" []
-        | FanInProd -> obj "FanInProd" []
-        | FanInConcat a -> obj "FanInConcat" [ "axis", int' a ]
-        | Identity -> obj "Identity" []
-        | Dense d ->
-            obj "Dense"
-                [ "out_dim", int' d.OutDim
-                  "W_std", num d.WStd
-                  "b_std", (match d.BStd with Some b -> num b | None -> null)
-                  "batch_axis", int' d.BatchAxis
-                  "channel_axis", int' d.ChannelAxis
-                  "parameterization", JsonValue.Create(match d.Parameterization with Parameterization.Ntk -> "ntk" | Parameterization.Standard -> "standard")
-                  "s", JsonArray([| int' (fst d.S); int' (snd d.S) |]) ]
-        | Activation(ABRelu { A = 0.0; B = 1.0 }) -> obj "Relu" []
-        | Activation(ABRelu { A = -1.0; B = 1.0 }) -> obj "Abs" []
-        | Activation(ABRelu { A = a; B = 1.0 }) -> obj "LeakyRelu" [ "alpha", num a ]
-        | Activation(ABRelu s) -> obj "ABRelu" [ "a", num s.A; "b", num s.B ]
-        | Activation(Erf s) -> obj "Erf" [ "a", num s.A; "b", num s.B; "c", num s.C ]
-        | Activation(Sin s) -> obj "Sin" [ "a", num s.A; "b", num s.B; "c", num s.C ]
-        | Activation(Gelu approx) -> obj "Gelu" [ "approximate", JsonValue.Create approx ]
-        | Activation(Monomial d) -> obj "Monomial" [ "degree", int' d ]
-        | Flatten f -> obj "Flatten" [ "batch_axis", int' f.BatchAxis; "batch_axis_out", int' f.BatchAxisOut ]
+        let named name args = obj name (args |> List.map (fun (k, v) -> k, argNode v))
+        match Definitions.node layer with
+        | SerialNode ls -> obj "serial" [ "layers", list ls ]
+        | ParallelNode ls -> obj "parallel" [ "layers", list ls ]
+        | FanOutNode n -> obj "FanOut" [ "num", int' n ]
+        | MergeNode m -> named m.Name m.Args
+        | LeafNode d -> named d.Name d.Args
 
     /// <summary>Writes a network as JSON text.</summary>
     [<CompiledName("Encode")>]

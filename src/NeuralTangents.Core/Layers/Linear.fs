@@ -244,6 +244,14 @@ module internal Linear =
     /// the standard parameterization scales W by W_std/√(in/s0) and b by b_std.
     let dense (d: DenseSpec) : LayerDef =
         { Name = "Dense"
+          Args =
+            [ "out_dim", IntArg d.OutDim
+              "W_std", FloatArg d.WStd
+              "b_std", OptFloatArg d.BStd
+              "batch_axis", IntArg d.BatchAxis
+              "channel_axis", IntArg d.ChannelAxis
+              "parameterization", StringArg(match d.Parameterization with Parameterization.Ntk -> "ntk" | Parameterization.Standard -> "standard")
+              "s", IntsArg [ fst d.S; snd d.S ] ]
           Requires = { BatchAxis = Some d.BatchAxis; ChannelAxis = Some d.ChannelAxis; Resets = false }
           Kernel = fun inPlace k -> denseKernel inPlace d k
           Init =
@@ -287,6 +295,7 @@ module internal Linear =
     /// Flatten(batch_axis, batch_axis_out) (neural_tangents' <c>stax.Flatten</c>).
     let flatten (f: FlattenSpec) : LayerDef =
         { Name = "Flatten"
+          Args = [ "batch_axis", IntArg f.BatchAxis; "batch_axis_out", IntArg f.BatchAxisOut ]
           Requires = { BatchAxis = Some f.BatchAxis; ChannelAxis = None; Resets = true }
           Kernel = fun _ k -> flattenKernel f k
           Init = fun _ shape -> flattenShape f shape, Params.none
@@ -298,6 +307,7 @@ module internal Linear =
     /// Identity (neural_tangents' <c>stax.Identity</c>): everything passes through unchanged.
     let identity : LayerDef =
         { Name = "Identity"
+          Args = []
           Requires = { BatchAxis = None; ChannelAxis = None; Resets = false }
           Kernel = fun _ k -> k
           Init = fun _ shape -> shape, Params.none
