@@ -1,29 +1,10 @@
 namespace NeuralTangents
 
-open System.Collections.Generic
 open NeuralTangents.Rules
-open NeuralTangents.Layers
-
-/// <summary>What flows between layers: one kernel, or one per branch after <c>FanOut</c>.</summary>
-type KernelFlow =
-    | One of Kernel
-    | Many of Kernel list
-
-/// <summary>How <c>kernel_fn</c> executes a network. Both give the same numbers bit for bit; the reference
-/// execution exists to check the fast one.</summary>
-type Execution =
-    { /// Rules overwrite arrays that the interpreter itself allocated during this call instead of allocating.
-      InPlace: bool
-      /// Dense → ABRelu pairs run as one fused pass over memory.
-      Fuse: bool }
-
-    /// In-place passes and fusion on (the default).
-    static member Fast = { InPlace = true; Fuse = true }
-    /// Every rule allocates its output; no fusion.
-    static member Reference = { InPlace = false; Fuse = false }
 
 /// <summary>The <c>kernel_fn</c> interpreter: the exact infinite-width NNGP and NTK of a network
-/// (neural_tangents' <c>kernel_fn(x1, x2, get)</c>). It runs the combinators and hands every other layer to its definition (<c>Definitions</c>).</summary>
+/// (neural_tangents' <c>kernel_fn(x1, x2, get)</c>). The network is compiled into a <c>KernelPlan</c> (every leaf's
+/// rule from its definition, combinators as register bookkeeping), fused, and run.</summary>
 [<RequireQualifiedAccess>]
 module KernelFn =
 
@@ -32,103 +13,16 @@ module KernelFn =
     /// Name of a layer as neural_tangents spells it, for error messages.
     let layerName (layer: Layer) = Definitions.name layer
 
-    let private one (layer: Layer) (flow: KernelFlow) =
-        match flow with
-        | One k -> k
-        | Many ks ->
-            fail (sprintf "%s: takes one input but receives %d branches; merge them first with FanInSum, FanInProd or FanInConcat"
-                    (layerName layer) ks.Length)
-
-    let private many (flow: KernelFlow) =
-        match flow with
-        | Many ks -> ks
-        | One k -> [ k ]
-
-    /// The arrays a flow holds (nngp, ntk, cov1, cov2 of every kernel).
-    let private arraysOf (flow: KernelFlow) : float[] seq =
-        let ofKernel (k: Kernel) =
-            seq {
-                yield k.Nngp.Data
-                match k.Ntk with Some t -> yield t.Data | None -> ()
-                yield k.Cov1.Data
-                match k.Cov2 with Some t -> yield t.Data | None -> () }
-        match flow with
-        | One k -> ofKernel k
-        | Many ks -> Seq.collect ofKernel ks
-
-    /// One kernel_fn call's execution: which arrays the interpreter itself allocated (and so may overwrite), by
-    /// reference identity. An array enters when a rule returns it and it was not among the rule's inputs (a rule
-    /// sees nothing but its input kernel, so such an array is fresh); it leaves when FanOut hands it to several
-    /// branches. The caller's kernel is never in the set, so its arrays are never written.
-    type private Run(exec: Execution) =
-        let owned = HashSet<obj>(ReferenceEqualityComparer.Instance)
-
-        member _.Exec = exec
-
-        member _.Own(arrays: float[] seq) = for a in arrays do owned.Add(box a) |> ignore
-
-        member _.Disown(arrays: float[] seq) = for a in arrays do owned.Remove(box a) |> ignore
-
-        /// True when the rule may overwrite k's nngp/ntk: in-place execution is on, both arrays were allocated by
-        /// this run, and no other field of k is the same array.
-        member _.Writable(k: Kernel) =
-            let arrays = arraysOf (One k) |> Seq.toArray
-            exec.InPlace
-            && arrays |> Array.forall (fun a -> owned.Contains(box a))
-            && arrays |> Array.mapi (fun i a -> arrays[i + 1 ..] |> Array.forall (fun b -> not (obj.ReferenceEquals(a, b))))
-                      |> Array.forall id
-
-        /// Records the arrays of a rule's output that were not among its inputs as owned.
-        member r.Adopt (input: KernelFlow) (output: KernelFlow) =
-            let seen = HashSet<obj>(ReferenceEqualityComparer.Instance)
-            for a in arraysOf input do seen.Add(box a) |> ignore
-            r.Own(arraysOf output |> Seq.filter (fun a -> not (seen.Contains(box a))))
-            output
-
-    /// A fan-in (FanInSum/Prod/Concat) given one input instead of a list of branches: neural_tangents takes a
-    /// list there, so this is an error, not the identity.
-    let internal fanInOfOne (layer: Layer) : 'a =
-        fail (sprintf "%s: merges a list of branches but receives a single input; split it first, e.g. serial [FanOut(2), parallel [...]], then %s"
-                (layerName layer) (layerName layer))
-
-    let private fanIn (layer: Layer) (flow: KernelFlow) =
-        match flow with
-        | Many ks -> ks
-        | One _ -> fanInOfOne layer
-
-    /// Applies a layer to the kernel(s) flowing into it: the combinators here, every other layer by its definition.
-    let rec private run (r: Run) (layer: Layer) (flow: KernelFlow) : KernelFlow =
-        match Definitions.node layer with
-        | SerialNode layers ->
-            // Dense → ABRelu pairs (every layer of a ReLU MLP) run as one fused pass over memory.
-            let rec go (ls: Layer list) (f: KernelFlow) =
-                match ls, f with
-                | Dense d :: Activation(ABRelu spec) :: rest, One k when r.Exec.Fuse ->
-                    let k' = Elementwise.denseAbRelu (r.Writable k) d spec k
-                    go rest (r.Adopt f (One { k' with IsGaussian = false }))
-                | l :: rest, _ -> go rest (run r l f)
-                | [], _ -> f
-            go layers flow
-        | ParallelNode layers ->
-            let ks = many flow
-            if layers.IsEmpty then fail "parallel: needs at least one branch, got parallel []"
-            if ks.Length <> layers.Length then
-                fail (sprintf "parallel: has %d branches but receives %d inputs; use FanOut(%d) before it"
-                        layers.Length ks.Length layers.Length)
-            Many(List.map2 (fun l k -> run r l (One k) |> one l) layers ks)
-        | FanOutNode num ->
-            // The branches share the input's arrays, so none of them may overwrite them.
-            r.Disown(arraysOf flow)
-            Many(List.replicate num (one layer flow))
-        | MergeNode m -> r.Adopt flow (One(m.Kernel (fanIn layer flow)))
-        | LeafNode d ->
-            let k = one layer flow
-            r.Adopt flow (One(d.Kernel (r.Writable k) k))
+    /// A fan-in (FanInSum/Prod/Concat) given one input instead of a list of branches: an error, not the identity.
+    let internal fanInOfOne (layer: Layer) : 'a = KernelPlan.fanInOfOne layer
 
     /// <summary>Applies a layer to the kernel(s) flowing into it with the given execution; the caller's arrays are
     /// never modified.</summary>
     [<CompiledName("ApplyFlowWith")>]
-    let applyFlowWith (exec: Execution) (layer: Layer) (flow: KernelFlow) : KernelFlow = run (Run exec) layer flow
+    let applyFlowWith (exec: Execution) (layer: Layer) (flow: KernelFlow) : KernelFlow =
+        let p = KernelPlan.compileFor (match flow with One _ -> None | Many ks -> Some ks.Length) layer
+        // The caller's kernels are not the plan's to overwrite.
+        KernelPlan.run exec (if exec.Fuse then KernelPlan.fuse p else p) flow false
 
     /// <summary>Applies a layer to the kernel(s) flowing into it; the caller's arrays are never modified.</summary>
     [<CompiledName("ApplyFlow")>]
@@ -161,11 +55,10 @@ module KernelFn =
     /// allocates every intermediate and fuses nothing; same numbers).</summary>
     [<CompiledName("ComputeWith")>]
     let computeWith (exec: Execution) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        let input = inputKernel layer x1 x2 get
-        let r = Run exec
-        // The input kernel was allocated here (never the caller's x1/x2 buffers), so this run owns its arrays.
-        r.Own(arraysOf (One input) |> Seq.filter (fun a -> not (obj.ReferenceEquals(a, x1.Data)) && not (x2 |> Option.exists (fun x -> obj.ReferenceEquals(a, x.Data)))))
-        let k = run r layer (One input) |> single
+        let p = KernelPlan.compile layer
+        let p = if exec.Fuse then KernelPlan.fuse p else p
+        // The input kernel is allocated here (a Gram matrix and variances, never x1/x2's buffers), so the plan owns it.
+        let k = KernelPlan.run exec p (One(inputKernel layer x1 x2 get)) true |> single
         if not (Tensor.isFinite k.Nngp) || (k.Ntk |> Option.exists (Tensor.isFinite >> not)) then
             fail "the kernel overflowed to a non-finite value; the inputs or W_std are too large for this depth (rescale the inputs)"
         k

@@ -1,0 +1,189 @@
+namespace NeuralTangents
+
+open System.Collections.Generic
+open NeuralTangents.Layers
+
+/// <summary>What flows between layers: one kernel, or one per branch after <c>FanOut</c>.</summary>
+type KernelFlow =
+    | One of Kernel
+    | Many of Kernel list
+
+/// <summary>How <c>kernel_fn</c> executes a network. Both give the same numbers bit for bit; the reference
+/// execution exists to check the fast one.</summary>
+type Execution =
+    { /// Rules overwrite arrays that the plan itself allocated and no live register still holds.
+      InPlace: bool
+      /// Dense → ABRelu pairs run as one fused pass over memory (a rewrite of the plan).
+      Fuse: bool }
+
+    /// In-place passes and fusion on (the default).
+    static member Fast = { InPlace = true; Fuse = true }
+    /// Every rule allocates its output; no fusion.
+    static member Reference = { InPlace = false; Fuse = false }
+
+/// <summary>One operation of a kernel plan: a rule from a register (or registers) into a fresh register.</summary>
+type internal KernelOp =
+    /// A leaf layer's kernel rule.
+    | LeafOp of layer: Layer * def: LayerDef * src: int * dst: int
+    /// Dense followed by ABRelu in one pass over memory (the fusion rewrite of two LeafOps).
+    | FusedDenseAbReluOp of DenseSpec * ABReluSpec * src: int * dst: int
+    /// A fan-in's kernel rule over several registers.
+    | MergeOp of layer: Layer * def: MergeDef * srcs: int list * dst: int
+
+/// <summary>Registers that flow between operations: one, or one per branch after <c>FanOut</c> (the same register
+/// may appear in several branches: FanOut copies references, not arrays).</summary>
+type internal RegisterFlow =
+    | OneReg of int
+    | ManyRegs of int list
+
+/// <summary>A network compiled for <c>kernel_fn</c>: operations over numbered registers (the input in the first
+/// ones), in execution order, and the registers of the output. Combinators leave no operation behind: serial is
+/// order, parallel and FanOut are register bookkeeping, Identity is a renaming.</summary>
+type internal KernelPlan = { Ops: KernelOp list; Registers: int; Output: RegisterFlow }
+
+/// <summary>Compiling a network into a <see cref="T:NeuralTangents.KernelPlan"/>, rewriting it (fusion), and running
+/// it with buffer reuse decided by the run: an operation may overwrite its source's arrays only when the run
+/// allocated them, the operation is the source register's last reader, and no other live register holds them.</summary>
+module internal KernelPlan =
+
+    let private fail (msg: string) = raise (NeuralTangentsException msg)
+
+    /// A fan-in (FanInSum/Prod/Concat) given one input instead of a list of branches: neural_tangents takes a
+    /// list there, so this is an error, not the identity.
+    let fanInOfOne (layer: Layer) : 'a =
+        fail (sprintf "%s: merges a list of branches but receives a single input; split it first, e.g. serial [FanOut(2), parallel [...]], then %s"
+                (Definitions.name layer) (Definitions.name layer))
+
+    let private one (layer: Layer) (flow: RegisterFlow) =
+        match flow with
+        | OneReg r -> r
+        | ManyRegs rs ->
+            fail (sprintf "%s: takes one input but receives %d branches; merge them first with FanInSum, FanInProd or FanInConcat"
+                    (Definitions.name layer) rs.Length)
+
+    /// Compiles a network for an input of one kernel (<c>branches</c> = None, register 0) or of several branch
+    /// kernels (registers 0 … n−1); the errors are those of neural_tangents' combinators (arity of parallel, fan-ins).
+    let compileFor (branches: int option) (layer: Layer) : KernelPlan =
+        let ops = ResizeArray<KernelOp>()
+        let mutable next = defaultArg branches 1
+        let fresh () =
+            let r = next
+            next <- next + 1
+            r
+        let rec go (layer: Layer) (flow: RegisterFlow) : RegisterFlow =
+            match Definitions.node layer with
+            | SerialNode layers -> layers |> List.fold (fun f l -> go l f) flow
+            | ParallelNode layers ->
+                let rs = match flow with ManyRegs rs -> rs | OneReg r -> [ r ]
+                if layers.IsEmpty then fail "parallel: needs at least one branch, got parallel []"
+                if rs.Length <> layers.Length then
+                    fail (sprintf "parallel: has %d branches but receives %d inputs; use FanOut(%d) before it"
+                            layers.Length rs.Length layers.Length)
+                ManyRegs(List.map2 (fun l r -> go l (OneReg r) |> one l) layers rs)
+            | FanOutNode num -> ManyRegs(List.replicate num (one layer flow))
+            | MergeNode m ->
+                match flow with
+                | ManyRegs rs ->
+                    let dst = fresh ()
+                    ops.Add(MergeOp(layer, m, rs, dst))
+                    OneReg dst
+                | OneReg _ -> fanInOfOne layer
+            | LeafNode _ when layer = Identity -> OneReg(one layer flow)
+            | LeafNode d ->
+                let dst = fresh ()
+                ops.Add(LeafOp(layer, d, one layer flow, dst))
+                OneReg dst
+        let input = match branches with None -> OneReg 0 | Some n -> ManyRegs [ 0 .. n - 1 ]
+        let output = go layer input
+        { Ops = List.ofSeq ops; Registers = next; Output = output }
+
+    /// Compiles a network for one input kernel.
+    let compile (layer: Layer) : KernelPlan = compileFor None layer
+
+    let private outputRegisters (plan: KernelPlan) =
+        match plan.Output with
+        | OneReg r -> [ r ]
+        | ManyRegs rs -> rs
+
+    let private sources (op: KernelOp) =
+        match op with
+        | LeafOp(_, _, s, _) | FusedDenseAbReluOp(_, _, s, _) -> [ s ]
+        | MergeOp(_, _, ss, _) -> ss
+
+    /// Number of reads of every register by the operations and the output.
+    let private readers (plan: KernelPlan) =
+        let n = Array.zeroCreate plan.Registers
+        for op in plan.Ops do for s in sources op do n[s] <- n[s] + 1
+        for r in outputRegisters plan do n[r] <- n[r] + 1
+        n
+
+    /// The fusion rewrite: a Dense whose only reader is an ABRelu becomes one fused operation.
+    let fuse (plan: KernelPlan) : KernelPlan =
+        let reads = readers plan
+        let rec go (ops: KernelOp list) =
+            match ops with
+            | LeafOp(Dense d, _, src, mid) :: LeafOp(Activation(ABRelu spec), _, mid', dst) :: rest when mid = mid' && reads[mid] = 1 ->
+                FusedDenseAbReluOp(d, spec, src, dst) :: go rest
+            | op :: rest -> op :: go rest
+            | [] -> []
+        { plan with Ops = go plan.Ops }
+
+    /// The arrays a kernel holds.
+    let private arraysOf (k: Kernel) : float[] list =
+        [ yield k.Nngp.Data
+          match k.Ntk with Some t -> yield t.Data | None -> ()
+          yield k.Cov1.Data
+          match k.Cov2 with Some t -> yield t.Data | None -> () ]
+
+    let private distinct (arrays: float[] list) =
+        arrays
+        |> List.mapi (fun i a -> arrays |> List.skip (i + 1) |> List.forall (fun b -> not (obj.ReferenceEquals(a, b))))
+        |> List.forall id
+
+    /// Runs a plan on its input kernel(s) (one, or one per branch as the plan was compiled for).
+    /// <paramref name="inputOwned"/>: the input's arrays were allocated for this run (the input kernel of
+    /// <c>kernel_fn</c>), not the caller's. Returns the output flow.
+    let run (exec: Execution) (plan: KernelPlan) (input: KernelFlow) (inputOwned: bool) : KernelFlow =
+        let regs : Kernel option[] = Array.zeroCreate plan.Registers
+        let pending = readers plan
+        // Live holders of every array (by identity): registers that still have readers. Plus the arrays this run
+        // allocated. An operation may overwrite an array only when it is owned and its source register, read for
+        // the last time, is its only live holder.
+        let refs = Dictionary<obj, int>(ReferenceEqualityComparer.Instance)
+        let owned = HashSet<obj>(ReferenceEqualityComparer.Instance)
+        let count (a: float[]) = match refs.TryGetValue(box a) with | true, n -> n | _ -> 0
+        let setReg (r: int) (k: Kernel) =
+            regs[r] <- Some k
+            if pending[r] > 0 then for a in arraysOf k do refs[box a] <- count a + 1
+        let get (r: int) =
+            match regs[r] with
+            | Some k -> k
+            | None -> invalidOp (sprintf "kernel plan: register %d read before it is written" r)
+        let inputs = match input with One k -> [ k ] | Many ks -> ks
+        inputs |> List.iteri (fun i k ->
+            setReg i k
+            if inputOwned then for a in arraysOf k do owned.Add(box a) |> ignore)
+        let writable (src: int) =
+            exec.InPlace && pending[src] = 1
+            && (let arrays = arraysOf (get src)
+                distinct arrays && arrays |> List.forall (fun a -> owned.Contains(box a) && count a = 1))
+        let finish (srcs: int list) (dst: int) (k: Kernel) =
+            let before = HashSet<obj>(ReferenceEqualityComparer.Instance)
+            for s in srcs do for a in arraysOf (get s) do before.Add(box a) |> ignore
+            for a in arraysOf k do if not (before.Contains(box a)) then owned.Add(box a) |> ignore
+            for s in srcs do
+                pending[s] <- pending[s] - 1
+                if pending[s] = 0 then
+                    for a in arraysOf (get s) do refs[box a] <- count a - 1
+                    regs[s] <- None
+            setReg dst k
+        for op in plan.Ops do
+            match op with
+            | LeafOp(_, d, src, dst) -> finish [ src ] dst (d.Kernel (writable src) (get src))
+            | FusedDenseAbReluOp(d, spec, src, dst) ->
+                let k = Elementwise.denseAbRelu (writable src) d spec (get src)
+                finish [ src ] dst { k with IsGaussian = false }
+            | MergeOp(_, m, srcs, dst) -> finish srcs dst (m.Kernel (List.map get srcs))
+        match plan.Output with
+        | OneReg r -> One(get r)
+        | ManyRegs rs -> Many(List.map get rs)
