@@ -38,3 +38,16 @@ module Definitions =
         | FanOutNode _ -> "FanOut"
         | MergeNode m -> m.Name
         | LeafNode d -> d.Name
+
+    /// <summary>The error of a one-input layer given several branches.</summary>
+    let internal branchesIntoOne (layer: Layer) (branches: int) : 'a =
+        raise (NeuralTangentsException(
+            sprintf "%s: takes one input but receives %d branches; merge them first with FanInSum, FanInProd or FanInConcat"
+                (name layer) branches))
+
+    /// <summary>The error of a fan-in (FanInSum/Prod/Concat) given one input instead of a list of branches:
+    /// neural_tangents takes a list there, so this is an error, not the identity.</summary>
+    let internal oneIntoFanIn (layer: Layer) : 'a =
+        raise (NeuralTangentsException(
+            sprintf "%s: merges a list of branches but receives a single input; split it first, e.g. serial [FanOut(2), parallel [...]], then %s"
+                (name layer) (name layer)))

@@ -13,9 +13,6 @@ module KernelFn =
     /// Name of a layer as neural_tangents spells it, for error messages.
     let layerName (layer: Layer) = Definitions.name layer
 
-    /// A fan-in (FanInSum/Prod/Concat) given one input instead of a list of branches: an error, not the identity.
-    let internal fanInOfOne (layer: Layer) : 'a = KernelPlan.fanInOfOne layer
-
     /// <summary>Applies a layer to the kernel(s) flowing into it with the given execution; the caller's arrays are
     /// never modified.</summary>
     [<CompiledName("ApplyFlowWith")>]

@@ -48,18 +48,10 @@ module internal KernelPlan =
 
     let private fail (msg: string) = raise (NeuralTangentsException msg)
 
-    /// A fan-in (FanInSum/Prod/Concat) given one input instead of a list of branches: neural_tangents takes a
-    /// list there, so this is an error, not the identity.
-    let fanInOfOne (layer: Layer) : 'a =
-        fail (sprintf "%s: merges a list of branches but receives a single input; split it first, e.g. serial [FanOut(2), parallel [...]], then %s"
-                (Definitions.name layer) (Definitions.name layer))
-
     let private one (layer: Layer) (flow: RegisterFlow) =
         match flow with
         | OneReg r -> r
-        | ManyRegs rs ->
-            fail (sprintf "%s: takes one input but receives %d branches; merge them first with FanInSum, FanInProd or FanInConcat"
-                    (Definitions.name layer) rs.Length)
+        | ManyRegs rs -> Definitions.branchesIntoOne layer rs.Length
 
     /// Compiles a network for an input of one kernel (<c>branches</c> = None, register 0) or of several branch
     /// kernels (registers 0 … n−1); the errors are those of neural_tangents' combinators (arity of parallel, fan-ins).
@@ -87,7 +79,7 @@ module internal KernelPlan =
                     let dst = fresh ()
                     ops.Add(MergeOp(layer, m, rs, dst))
                     OneReg dst
-                | OneReg _ -> fanInOfOne layer
+                | OneReg _ -> Definitions.oneIntoFanIn layer
             | LeafNode _ when layer = Identity -> OneReg(one layer flow)
             | LeafNode d ->
                 let dst = fresh ()

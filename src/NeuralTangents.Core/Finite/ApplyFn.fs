@@ -16,9 +16,7 @@ module ApplyFn =
     let internal one (layer: Layer) (flow: Flow) =
         match flow with
         | Single x -> x
-        | Fanned xs ->
-            fail (sprintf "%s: takes one input but receives %d branches; merge them first with FanInSum, FanInProd or FanInConcat"
-                    (Definitions.name layer) xs.Length)
+        | Fanned xs -> Definitions.branchesIntoOne layer xs.Length
 
     let internal many (flow: Flow) =
         match flow with
@@ -67,7 +65,7 @@ module ApplyFn =
         | MergeNode m ->
             match flow with
             | Fanned xs -> Single(m.Apply xs)
-            | Single _ -> KernelFn.fanInOfOne layer
+            | Single _ -> Definitions.oneIntoFanIn layer
         | LeafNode d -> Single(d.Apply ctx p (one layer flow))
 
     /// <summary>Applies a layer to the activation(s) flowing into it, without a random key or side inputs.</summary>

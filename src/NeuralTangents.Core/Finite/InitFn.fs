@@ -18,9 +18,7 @@ module InitFn =
     let private one (layer: Layer) (flow: ShapeFlow) =
         match flow with
         | OneShape s -> s
-        | ManyShapes ss ->
-            fail (sprintf "%s: takes one input but receives %d branches; merge them first with FanInSum, FanInProd or FanInConcat"
-                    (Definitions.name layer) ss.Length)
+        | ManyShapes ss -> Definitions.branchesIntoOne layer ss.Length
 
     let private many (flow: ShapeFlow) =
         match flow with
@@ -51,7 +49,7 @@ module InitFn =
         | MergeNode m ->
             match flow with
             | ManyShapes ss -> OneShape(m.Shape ss), Params.none
-            | OneShape _ -> KernelFn.fanInOfOne layer
+            | OneShape _ -> Definitions.oneIntoFanIn layer
         | LeafNode d ->
             let s, p = d.Init key (one layer flow)
             OneShape s, p
