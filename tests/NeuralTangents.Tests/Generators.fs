@@ -184,6 +184,103 @@ let networkCase : Gen<NetworkCase> =
         return { Net = net; Layout = l }
     }
 
+// ---- Networks for the execution laws: pass-through layers and branches ----------------------------------------
+
+/// Where an execution-law network stands: Gaussian or not, flat (N, C) or with positions, through a Flatten
+/// (channel axis 1) or not, and the finite channel count.
+type private Flow = { IsGaussian: bool; Flat: bool; Flattened: bool; Channels: int; Positions: int }
+
+let private execWidth = 16
+
+let private execDense (f: Flow) =
+    gen {
+        let! w = Gen.elements [ 0.7; 1.0; 1.3 ]
+        let! b = Gen.elements [ None; Some 0.0; Some 0.3 ]
+        let! standard = Gen.elements [ false; true ]
+        let! s0 = Gen.choose (1, 3)
+        let p = if standard then Parameterization.Standard else Parameterization.Ntk
+        return Dense { Stax.denseDefaults execWidth with WStd = w; BStd = b; Parameterization = p; S = (s0, 1) },
+               { f with IsGaussian = true; Channels = execWidth }
+    }
+
+let private execActivation =
+    Gen.elements [ Stax.relu; Stax.leakyRelu 0.2; Stax.abs; Stax.erf 1.0 0.8 0.1; Stax.gelu false
+                   Stax.sin 1.0 0.7 0.3; Stax.monomial 1; Stax.monomial 2 ]
+
+let private execFlatten (f: Flow) =
+    Stax.flatten, { f with IsGaussian = false; Flat = true; Flattened = true; Channels = f.Channels * f.Positions; Positions = 1 }
+
+/// Blocks that hand arrays on unchanged (Identity, Flatten of a flat kernel, pass-through branches, one-branch
+/// fan-ins) between layers that may work in place (Dense, ABRelu, fused Dense → ABRelu).
+let rec private execBlock (size: int) (f: Flow) : Gen<Layer * Flow> =
+    let leaf =
+        Gen.oneof
+            [ yield execDense f
+              yield Gen.constant (Identity, f)
+              yield Gen.constant (execFlatten f)
+              if f.IsGaussian then
+                  yield execActivation |> Gen.map (fun a -> a, { f with IsGaussian = false }) ]
+    if size <= 0 then leaf
+    else
+        let sub = execBlock (size / 2)
+        Gen.frequency
+            [ yield 3, leaf
+              yield 2, gen {
+                  let! a, fa = sub f
+                  let! b, fb = sub fa
+                  return Serial [ a; b ], fb }
+              // one-branch fan-in: FanOut(1) → parallel [b] → FanInSum | FanInProd | FanInConcat
+              yield 1, gen {
+                  let! b, fb = sub f
+                  let! merge = Gen.elements [ FanInSum; FanInProd; FanInConcat -1 ]
+                  let out = match merge with FanInConcat _ -> { fb with IsGaussian = false } | _ -> fb
+                  return Serial [ FanOut 1; Parallel [ b ]; merge ], out }
+              // residual whose second branch passes the input through
+              if f.IsGaussian && f.Channels = execWidth then
+                  yield 1, gen {
+                      let! a = execActivation
+                      let! d, fd = execDense { f with IsGaussian = false }
+                      let! pass = Gen.elements [ Identity; Serial [ Identity; Identity ] ]
+                      return Serial [ FanOut 2; Parallel [ Serial [ a; d ]; pass ]; FanInSum ], fd }
+              // product or concatenation of k = 2..4 branches, one of them a pass-through
+              yield 2, gen {
+                  let! k = Gen.choose (2, 4)
+                  let! branches = Gen.listOfLength (k - 1) (sub f)
+                  // Identity, or Flatten of a flat kernel: both hand the input's arrays on unchanged.
+                  let! passThrough = if f.Flat then Gen.elements [ Identity, f; execFlatten f ] else Gen.constant (Identity, f)
+                  let all = passThrough :: branches
+                  // Equal layouts and shapes for the merge: when any branch went through a Flatten (channel axis 1
+                  // from then on) the others get one too; a product of unequal widths gets a Dense(16) per branch.
+                  let anyFlattened = all |> List.exists (fun (_, g) -> g.Flattened)
+                  let all =
+                      all |> List.map (fun (l, g) ->
+                          if anyFlattened && not g.Flattened then let fl, g' = execFlatten g in Serial [ l; fl ], g' else l, g)
+                  let! merge = Gen.elements [ FanInProd; FanInConcat -1 ]
+                  let widths = all |> List.map (fun (_, g) -> g.Channels) |> List.distinct
+                  let! all =
+                      if merge = FanInProd && widths.Length > 1 then
+                          all |> List.map (fun (l, g) -> execDense g |> Gen.map (fun (d, g') -> Serial [ l; d ], g')) |> Gen.sequenceToList
+                      else Gen.constant all
+                  let! order = Gen.shuffle (List.toArray all)
+                  let fs = order |> Array.map snd
+                  let out =
+                      if merge = FanInProd then { fs[0] with IsGaussian = false }
+                      else { fs[0] with IsGaussian = false; Channels = fs |> Array.sumBy (fun g -> g.Channels) }
+                  return Serial [ FanOut k; Parallel(order |> Array.map fst |> List.ofArray); merge ], out } ]
+
+/// A network for the execution laws and its (default-axes) layout: Dense(16), pass-through-rich blocks, Flatten,
+/// Dense(1). Inputs are vectors, (N, H, C) or (N, H, W, C).
+let executionCase : Gen<NetworkCase> =
+    gen {
+        let! l = layout |> Gen.map (fun l -> { l with Axes = (0, -1) })
+        let positions = List.fold (*) 1 l.Spatial
+        let start = { IsGaussian = false; Flat = l.Spatial.IsEmpty; Flattened = false; Channels = l.Channels; Positions = positions }
+        let! d0, f0 = execDense start
+        let! body, _ = Gen.sized (fun size -> execBlock (min size 8) f0)
+        let readout = Dense { Stax.denseDefaults 1 with WStd = 1.1; BStd = Some 0.1 }
+        return { Net = Serial [ d0; body; Stax.flatten; readout ]; Layout = l }
+    }
+
 /// A change to the rows of seeded random inputs, so that kernels meet the degenerate cases: a row equal to another,
 /// a zero row (zero variance), a row on the line of another (correlation ±1).
 type RowEdit =
