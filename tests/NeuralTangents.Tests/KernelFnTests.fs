@@ -184,4 +184,14 @@ let tests =
                 // cov1 is the diagonal of the same product.
                 assertClose (sprintf "cov1 (%A)" exec) 1e-15 [| expected[0]; expected[3] |] k.Cov1.Data
             Expect.equal x.Data (Array.concat rows) "x unchanged"
+
+        testCase "inputs with no rows are refused with an ArgumentException naming x1 or x2" <| fun () ->
+            let e1 = throwsExactly<ArgumentException> (fun () -> KernelFn.compute mlp (Tensor.zeros [| 0; 3 |]) None Both |> ignore)
+            Expect.equal e1.ParamName "x1" "x1 with no rows"
+            let e2 = throwsExactly<ArgumentException> (fun () ->
+                KernelFn.compute mlp (randomTensor 1 2 3) (Some(Tensor.zeros [| 0; 3 |])) Both |> ignore)
+            Expect.equal e2.ParamName "x2" "x2 with no rows"
+            let e3 = throwsExactly<ArgumentException> (fun () ->
+                KernelFn.compute (Serial [ Stax.dense 4 1.0 None; Stax.flatten; Stax.dense 1 1.0 None ]) (Tensor.zeros [| 0; 2; 2; 3 |]) None Both |> ignore)
+            Expect.equal e3.ParamName "x1" "images with no rows"
     ]
