@@ -24,6 +24,12 @@ let private transpose (t: Tensor) = Tensor.swapLeadingAxes t
 let private assertSymmetric (what: string) (t: Tensor) =
     assertClose (what + " symmetry") 1e-12 t.Data (transpose t).Data
 
+/// The kernel, or a discarded case when these inputs overflow this random network (stacked monomials can; kernel_fn
+/// then refuses, which KernelFnTests checks): about 1 case in 4000 of Generators.networkCase.
+let private computeOrDiscard (net: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) =
+    try KernelFn.compute net x1 x2 get
+    with NeuralTangentsException msg when msg.Contains "overflowed" -> Prop.discard ()
+
 /// A random network with its input layout (vectors in either axis order, (N, H, C), (N, H, W, C)) and the inputs:
 /// batch sizes up to 13 with duplicate, zero and collinear rows (Generators.inputSpec).
 let private caseAndInputs = Gen.zip3 Generators.networkCase Generators.inputSpec Generators.inputSpec |> Arb.fromGen
@@ -55,7 +61,7 @@ let tests =
             Prop.forAll caseAndInputs (fun (c, spec, _) ->
                 let net = c.Net
                 let x = Generators.inputs c.Layout spec
-                let k = KernelFn.compute net x None Both
+                let k = computeOrDiscard net x None Both
                 for what, t in [ "nngp", k.Nngp; "ntk", k.Ntk.Value ] do
                     assertSymmetric what t
                     // PSD up to round-off: λmin ≥ −1e-9·trace (eigenvalue errors are O(ε·‖K‖)).
@@ -68,8 +74,8 @@ let tests =
                 let net = c.Net
                 let x1 = Generators.inputs c.Layout spec1
                 let x2 = Generators.inputs c.Layout spec2
-                let a = KernelFn.compute net x1 (Some x2) Both
-                let b = KernelFn.compute net x2 (Some x1) Both
+                let a = computeOrDiscard net x1 (Some x2) Both
+                let b = computeOrDiscard net x2 (Some x1) Both
                 // Same formula on swapped arguments: equal up to round-off in the products var1·var2.
                 assertClose "nngp" 1e-12 a.Nngp.Data (transpose b.Nngp).Data
                 assertClose "ntk" 1e-12 a.Ntk.Value.Data (transpose b.Ntk.Value).Data
@@ -91,8 +97,8 @@ let tests =
                         match d.Parameterization with
                         | Parameterization.Standard -> { d with OutDim = d.OutDim * n * snd d.S; S = (s, 1) }
                         | Parameterization.Ntk -> { d with OutDim = d.OutDim * n; S = (s, s) })
-                let a = KernelFn.compute net x1 (Some x2) Nngp
-                let b = KernelFn.compute net' x1 (Some x2) Nngp
+                let a = computeOrDiscard net x1 (Some x2) Nngp
+                let b = computeOrDiscard net' x1 (Some x2) Nngp
                 assertClose "nngp" 0.0 a.Nngp.Data b.Nngp.Data
                 true)
 
