@@ -68,4 +68,47 @@ let tests =
             // Every MLP fixture uses only implemented layers; a skip there would be a regression.
             for n, _ in outcomes |> Array.choose (function Skipped(n, w) -> Some(n, w) | _ -> None) do
                 if n.StartsWith "mlp_" then failtestf "MLP fixture %s was skipped" n
+
+        testCase "mlp_monomials (Monomial degrees 0..5 side by side) is checked, not skipped, to 1e-10" <| fun () ->
+            // The replaced fixture (identical to the shared one): six FanOut branches, one per degree, concatenated,
+            // then Monomial(2) on top, so a wrong Gaussian moment of any degree moves the output kernel. The fixtures'
+            // README puts a float64 implementation at about 1e-10; measured 4e-15.
+            let path = Path.Combine(fixtureDir, "mlp_monomials.json")
+            let rec degrees (l: Layer) =
+                match l with
+                | Serial ls | Parallel ls -> ls |> List.collect degrees
+                | Activation(Monomial d) -> [ d ]
+                | _ -> []
+            let root = JsonNode.Parse(File.ReadAllText path)
+            let arch = Json.decodeLayer root["arch"]
+            Expect.equal (degrees arch |> List.distinct |> List.sort) [ 0 .. 5 ] "degrees in the fixture"
+            match runFixture path with
+            | Checked(_, worst) -> Expect.isLessThanOrEqual worst 1e-10 "worst relative Frobenius error"
+            | Skipped(_, why) -> failtestf "mlp_monomials was skipped: %s" why
+
+        // tests/fixtures/highprec/arccos_deep.json: deep Dense → ABRelu networks (Relu, LeakyRelu(0.1), ABRelu(−0.5,
+        // 1.25), Abs; depth 10 and 30) with kernel_fn(x1, None) from arccos_deep.py in 50-digit mpmath arithmetic — the
+        // recursion Dense: K' = W²K + b², Θ' = K' + W²Θ; ABRelu: the arc-cosine kernel with θ = arccos(K12/√(K11K22))
+        // and θ = 0 exactly on the diagonal — rounded to float64. A float64 evaluation carries a few ulps of rounding
+        // per layer, which the layers do not amplify away from θ = 0; at θ = 0 the core sees a correlation of exactly
+        // 1 because cov1 is the Gram diagonal bit for bit. Measured ≤ 4.5e-15 relative per entry (NTK at depth 30),
+        // so the bound is 1e-13 per entry. Before that fix the NTK diagonal was 2e-8 off at depth 10: one ulp of
+        // correlation error becomes θ ≈ √(2·ulp) ≈ 2e-8 in the arc-cosine.
+        testCase "deep arc-cosine networks match the 50-digit reference to 1e-13 relative per entry" <| fun () ->
+            let root = JsonNode.Parse(File.ReadAllText(Path.Combine(fixtureDir, "highprec", "arccos_deep.json")))
+            let cases = root["cases"].AsArray()
+            Expect.equal cases.Count 5 "cases in arccos_deep.json"
+            let mutable worst = 0.0
+            for case in cases do
+                let name = case["name"].GetValue<string>()
+                let k = KernelFn.compute (Json.decodeLayer case["arch"]) (tensorOf case["x1"]) None Both
+                for what, expected, actual in [ "nngp", tensorOf case["nngp"], k.Nngp; "ntk", tensorOf case["ntk"], k.Ntk.Value ] do
+                    Expect.equal actual.Shape expected.Shape (sprintf "%s %s shape" name what)
+                    for i in 0 .. expected.Length - 1 do
+                        let e = abs (actual.Data[i] - expected.Data[i]) / abs expected.Data[i]
+                        worst <- max worst e
+                        if not (e <= 1e-13) then
+                            failtestf "%s %s[%d]: %.17g vs reference %.17g (relative error %.2e > 1e-13)"
+                                name what i actual.Data[i] expected.Data[i] e
+            note (sprintf "arccos_deep: worst relative error per entry %.2e" worst)
     ]

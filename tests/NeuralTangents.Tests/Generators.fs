@@ -1,5 +1,5 @@
-/// FsCheck generators: random architectures that are valid infinite networks, arbitrary layer trees for the JSON
-/// codec, and finite inputs.
+/// FsCheck generators: random architectures that are valid infinite networks (with the layout of the inputs they
+/// take), inputs with special rows, arbitrary layer trees for the JSON codec, and finite inputs.
 module NeuralTangents.Tests.Generators
 
 open FsCheck
@@ -35,81 +35,293 @@ let activation =
           Gen.map3 Stax.sin (choose 0.5 1.5) (choose 0.3 1.2) (choose -1.0 1.0)
           Gen.choose (0, 3) |> Gen.map Stax.monomial ]
 
-/// In the standard parameterization s0 of a layer is s1 of the layer before; `keep` forces s1 = s0 so the output
-/// width equals the input width (needed where branches are summed or multiplied).
-let private chain (s0: int) (keep: bool) (d: DenseSpec) =
-    let s1 = if keep then s0 else snd d.S
-    Dense { d with S = (s0, s1) }, s1
+/// The layout of a network's inputs, as its layers state it.
+type InputLayout =
+    { /// Sizes of the spatial axes between batch and channels: [] for vectors (N, C), [H] for (N, H, C), [H; W] for
+      /// (N, H, W, C).
+      Spatial: int list
+      /// Channel (feature) count C.
+      Channels: int
+      /// batch_axis and channel_axis of the Dense layers before the first Flatten: (0, −1), or (1, 0) for vectors
+      /// stored (C, N).
+      Axes: int * int }
 
-/// A block maps a Gaussian input of width 64·s0 to a Gaussian output (it ends in an affine layer).
-let rec private block (p: Parameterization) (s0: int) (size: int) : Gen<Layer * int> =
-    let width = 64
+/// A random valid network and the layout of the inputs it takes.
+type NetworkCase = { Net: Layer; Layout: InputLayout }
+
+/// Where a generated network stands: the kernel is Gaussian (after an affine layer), has been through a Flatten
+/// (channel axis 1 from then on, neural_tangents' layout after Flatten), and the axes later Dense layers state.
+type private At = { Gaussian: bool; Flattened: bool; Axes: int * int }
+
+/// Hidden width at block boundaries; divisible by every s[1] drawn (1, 2, 3), so that branches in either
+/// parameterization reach equal finite widths (FanInSum and FanInProd need them).
+let private width = 60
+
+/// A Dense layer whose finite output width is `w`, in a random parameterization: "ntk" (out_dim = w), or "standard"
+/// with s = (s0, s1) ≠ (1, 1) in general (out_dim·s1 = w).
+let private denseTo (at: At) (w: int) (wStd: float * float) =
+    gen {
+        let! std = Gen.elements [ false; true ]
+        let! s0 = Gen.choose (1, 3)
+        let! s1 = Gen.elements ([ 1; 2; 3 ] |> List.filter (fun s -> w % s = 0))
+        let! wStd = choose (fst wStd) (snd wStd)
+        let! b = bias
+        let ba, ca = at.Axes
+        let spec = { Stax.denseDefaults w with WStd = wStd; BStd = b; BatchAxis = ba; ChannelAxis = ca }
+        return
+            Dense(
+                if std then { spec with OutDim = w / s1; Parameterization = Parameterization.Standard; S = (s0, s1) }
+                else spec),
+            { at with Gaussian = true }
+    }
+
+let private hidden (at: At) = denseTo at width (0.5, 1.6)
+
+/// Flatten from where the network stands (the inputs' batch axis before any Flatten; then the axes become the
+/// defaults, batch first and channels last).
+let private flattenAt (at: At) =
+    Flatten { BatchAxis = (if at.Flattened then 0 else fst at.Axes); BatchAxisOut = 0 },
+    { Gaussian = false; Flattened = true; Axes = (0, -1) }
+
+/// A block maps a Gaussian kernel of width 60 to a Gaussian kernel of width 60 (it ends in a Dense layer).
+let rec private block (at: At) (size: int) : Gen<Layer * At> =
     let plain =
         gen {
             let! act = activation
-            let! d = denseIn p width
-            let l, s = chain s0 false d
-            return Serial [ act; l ], s
+            let! d, at' = hidden at
+            return Serial [ act; d ], at'
         }
     if size <= 0 then plain
     else
         Gen.oneof
-            [ plain
-              // residual: x + Dense(act(x)); the Identity branch keeps the previous width.
-              gen {
+            [ yield plain
+              // residual: x + Dense(act(x)); the Identity branch passes the input through.
+              yield gen {
                   let! act = activation
-                  let! d = denseIn p width
-                  let l, _ = chain s0 true d
-                  return Serial [ FanOut 2; Parallel [ Serial [ act; l ]; Identity ]; FanInSum ], s0
+                  let! d, at' = hidden at
+                  return Serial [ FanOut 2; Parallel [ Serial [ act; d ]; Identity ]; FanInSum ], at'
               }
-              gen {
+              // FanOut(k), k = 3 or 4: a sum of k branches, W_std scaled by 1/√k so the variance stays O(1).
+              yield gen {
+                  let! k = Gen.choose (3, 4)
+                  let lo, hi = 0.5 / sqrt (float k), 1.4 / sqrt (float k)
+                  let! branches =
+                      Gen.listOfLength k (gen {
+                          let! act = activation
+                          let! d, _ = denseTo at width (lo, hi)
+                          return Serial [ act; d ] })
+                  return Serial [ FanOut k; Parallel branches; FanInSum ], { at with Gaussian = true }
+              }
+              yield gen {
                   let! a1 = activation
                   let! a2 = activation
-                  let! d1 = denseIn p width
-                  let! d2 = denseIn p width
-                  let! d3 = denseIn p width
-                  let l1, _ = chain s0 true d1
-                  let l2, _ = chain s0 true d2
-                  let l3, s' = chain s0 false d3
-                  return Serial [ FanOut 2; Parallel [ Serial [ a1; l1 ]; Serial [ a2; l2 ] ]; FanInProd; l3 ], s'
+                  let! l1, _ = hidden at
+                  let! l2, _ = hidden at
+                  let! l3, at' = hidden at
+                  return Serial [ FanOut 2; Parallel [ Serial [ a1; l1 ]; Serial [ a2; l2 ] ]; FanInProd; l3 ], at'
               }
-              // concatenation of unequal widths 32 and 96 (the kernel is their width-weighted mean)
-              gen {
+              // concatenation of unequal widths 30 and 90 (the kernel is their width-weighted mean)
+              yield gen {
                   let! a = activation
-                  let! d1 = denseIn p 32
-                  let! d2 = denseIn p 96
-                  let! d3 = denseIn p width
-                  let l1, _ = chain s0 true d1
-                  let l2, _ = chain s0 true d2
-                  let l3, s' = chain s0 false d3
-                  return Serial [ FanOut 2; Parallel [ l1; Serial [ a; l2 ] ]; FanInConcat -1; l3 ], s'
+                  let! l1, _ = denseTo at 30 (0.5, 1.6)
+                  let! l2, _ = denseTo at 90 (0.5, 1.6)
+                  let! l3, at' = hidden at
+                  return Serial [ FanOut 2; Parallel [ l1; Serial [ a; l2 ] ]; FanInConcat(snd at.Axes); l3 ], at'
               }
-              gen {
-                  let! b1, s1 = block p s0 (size / 2)
-                  let! b2, s2 = block p s1 (size / 2)
-                  return Serial [ b1; b2 ], s2
+              // Flatten inside the branches of a sum: each branch flattens, then its own Dense.
+              if not at.Flattened then
+                  yield gen {
+                      let! a = activation
+                      let fl, atF = flattenAt at
+                      let! d1, _ = denseTo atF width (0.4, 1.1)
+                      let! d2, at' = denseTo atF width (0.4, 1.1)
+                      return Serial [ FanOut 2; Parallel [ Serial [ a; fl; d1 ]; Serial [ fl; d2 ] ]; FanInSum ], at'
+                  }
+              yield gen {
+                  let! b1, at1 = block at (size / 2)
+                  let! b2, at2 = block at1 (size / 2)
+                  return Serial [ b1; b2 ], at2
               } ]
 
-/// A valid network in one parameterization: Dense, 0–3 blocks, Dense(1) readout.
-let network : Gen<Layer> =
+/// A layout: vectors (N, C) in either axis order, or (N, H, C) / (N, H, W, C) with small spatial sizes.
+let layout : Gen<InputLayout> =
+    gen {
+        let! c = Gen.choose (2, 5)
+        let! rank = Gen.frequency [ 3, Gen.constant 2; 1, Gen.constant 3; 1, Gen.constant 4 ]
+        let! spatial = Gen.listOfLength (rank - 2) (Gen.choose (1, 3))
+        let! axes = if rank = 2 then Gen.elements [ (0, -1); (1, 0) ] else Gen.constant (0, -1)
+        return { Spatial = spatial; Channels = c; Axes = axes }
+    }
+
+/// A valid network for inputs of the given layout: Dense, 0–3 blocks, Dense(1) readout; a Flatten before the
+/// readout when the inputs have spatial axes (and sometimes for vectors, where it passes the kernel through), so the
+/// output kernel is (N1, N2).
+let networkFor (l: InputLayout) : Gen<Layer> =
     Gen.sized (fun size ->
-        let rec blocks (p: Parameterization) (k: int) (s: int) (acc: Layer list) =
-            if k = 0 then Gen.constant (List.rev acc, s)
+        let rec blocks (k: int) (at: At) (acc: Layer list) =
+            if k = 0 then Gen.constant (List.rev acc, at)
             else
                 gen {
-                    let! b, s' = block p s (min size 4)
-                    return! blocks p (k - 1) s' (b :: acc)
+                    let! b, at' = block at (min size 4)
+                    return! blocks (k - 1) at' (b :: acc)
                 }
         gen {
-            let! p = Gen.elements [ Parameterization.Ntk; Parameterization.Standard ]
-            let! first = denseIn p 64
-            let l0, s = chain 1 false first
+            let start = { Gaussian = false; Flattened = false; Axes = l.Axes }
+            let! first, at0 = hidden start
             let! n = Gen.choose (0, 3)
-            let! bs, sLast = blocks p n s []
-            let! top = denseIn p 1
-            let l1, _ = chain sLast false { top with S = (sLast, 1) }
-            return Serial(l0 :: bs @ [ l1 ])
+            let! bs, at = blocks n at0 []
+            let! flattenTop = if at.Flattened then Gen.constant false elif l.Spatial.IsEmpty then Gen.elements [ false; true ] else Gen.constant true
+            let top, atTop = if flattenTop then let f, a = flattenAt at in [ f ], a else [], at
+            let! readout, _ = denseTo atTop 1 (0.5, 1.6)
+            return Serial(first :: bs @ top @ [ readout ])
         })
+
+/// A random layout and a valid network for it.
+let networkCase : Gen<NetworkCase> =
+    gen {
+        let! l = layout
+        let! net = networkFor l
+        return { Net = net; Layout = l }
+    }
+
+// ---- Networks for the execution laws: pass-through layers and branches ----------------------------------------
+
+/// Where an execution-law network stands: Gaussian or not, flat (N, C) or with positions, through a Flatten
+/// (channel axis 1) or not, and the finite channel count.
+type private Flow = { IsGaussian: bool; Flat: bool; Flattened: bool; Channels: int; Positions: int }
+
+let private execWidth = 16
+
+let private execDense (f: Flow) =
+    gen {
+        let! w = Gen.elements [ 0.7; 1.0; 1.3 ]
+        let! b = Gen.elements [ None; Some 0.0; Some 0.3 ]
+        let! standard = Gen.elements [ false; true ]
+        let! s0 = Gen.choose (1, 3)
+        let p = if standard then Parameterization.Standard else Parameterization.Ntk
+        return Dense { Stax.denseDefaults execWidth with WStd = w; BStd = b; Parameterization = p; S = (s0, 1) },
+               { f with IsGaussian = true; Channels = execWidth }
+    }
+
+let private execActivation =
+    Gen.elements [ Stax.relu; Stax.leakyRelu 0.2; Stax.abs; Stax.erf 1.0 0.8 0.1; Stax.gelu false
+                   Stax.sin 1.0 0.7 0.3; Stax.monomial 1; Stax.monomial 2 ]
+
+let private execFlatten (f: Flow) =
+    Stax.flatten, { f with IsGaussian = false; Flat = true; Flattened = true; Channels = f.Channels * f.Positions; Positions = 1 }
+
+/// Blocks that hand arrays on unchanged (Identity, Flatten of a flat kernel, pass-through branches, one-branch
+/// fan-ins) between layers that may work in place (Dense, ABRelu, fused Dense → ABRelu).
+let rec private execBlock (size: int) (f: Flow) : Gen<Layer * Flow> =
+    let leaf =
+        Gen.oneof
+            [ yield execDense f
+              yield Gen.constant (Identity, f)
+              yield Gen.constant (execFlatten f)
+              if f.IsGaussian then
+                  yield execActivation |> Gen.map (fun a -> a, { f with IsGaussian = false }) ]
+    if size <= 0 then leaf
+    else
+        let sub = execBlock (size / 2)
+        Gen.frequency
+            [ yield 3, leaf
+              yield 2, gen {
+                  let! a, fa = sub f
+                  let! b, fb = sub fa
+                  return Serial [ a; b ], fb }
+              // one-branch fan-in: FanOut(1) → parallel [b] → FanInSum | FanInProd | FanInConcat
+              yield 1, gen {
+                  let! b, fb = sub f
+                  let! merge = Gen.elements [ FanInSum; FanInProd; FanInConcat -1 ]
+                  let out = match merge with FanInConcat _ -> { fb with IsGaussian = false } | _ -> fb
+                  return Serial [ FanOut 1; Parallel [ b ]; merge ], out }
+              // residual whose second branch passes the input through
+              if f.IsGaussian && f.Channels = execWidth then
+                  yield 1, gen {
+                      let! a = execActivation
+                      let! d, fd = execDense { f with IsGaussian = false }
+                      let! pass = Gen.elements [ Identity; Serial [ Identity; Identity ] ]
+                      return Serial [ FanOut 2; Parallel [ Serial [ a; d ]; pass ]; FanInSum ], fd }
+              // product or concatenation of k = 2..4 branches, one of them a pass-through
+              yield 2, gen {
+                  let! k = Gen.choose (2, 4)
+                  let! branches = Gen.listOfLength (k - 1) (sub f)
+                  // Identity, or Flatten of a flat kernel: both hand the input's arrays on unchanged.
+                  let! passThrough = if f.Flat then Gen.elements [ Identity, f; execFlatten f ] else Gen.constant (Identity, f)
+                  let all = passThrough :: branches
+                  // Equal layouts and shapes for the merge: when any branch went through a Flatten (channel axis 1
+                  // from then on) the others get one too; a product of unequal widths gets a Dense(16) per branch.
+                  let anyFlattened = all |> List.exists (fun (_, g) -> g.Flattened)
+                  let all =
+                      all |> List.map (fun (l, g) ->
+                          if anyFlattened && not g.Flattened then let fl, g' = execFlatten g in Serial [ l; fl ], g' else l, g)
+                  let! merge = Gen.elements [ FanInProd; FanInConcat -1 ]
+                  let widths = all |> List.map (fun (_, g) -> g.Channels) |> List.distinct
+                  let! all =
+                      if merge = FanInProd && widths.Length > 1 then
+                          all |> List.map (fun (l, g) -> execDense g |> Gen.map (fun (d, g') -> Serial [ l; d ], g')) |> Gen.sequenceToList
+                      else Gen.constant all
+                  let! order = Gen.shuffle (List.toArray all)
+                  let fs = order |> Array.map snd
+                  let out =
+                      if merge = FanInProd then { fs[0] with IsGaussian = false }
+                      else { fs[0] with IsGaussian = false; Channels = fs |> Array.sumBy (fun g -> g.Channels) }
+                  return Serial [ FanOut k; Parallel(order |> Array.map fst |> List.ofArray); merge ], out } ]
+
+/// A network for the execution laws and its (default-axes) layout: Dense(16), pass-through-rich blocks, Flatten,
+/// Dense(1). Inputs are vectors, (N, H, C) or (N, H, W, C).
+let executionCase : Gen<NetworkCase> =
+    gen {
+        let! l = layout |> Gen.map (fun l -> { l with Axes = (0, -1) })
+        let positions = List.fold (*) 1 l.Spatial
+        let start = { IsGaussian = false; Flat = l.Spatial.IsEmpty; Flattened = false; Channels = l.Channels; Positions = positions }
+        let! d0, f0 = execDense start
+        let! body, _ = Gen.sized (fun size -> execBlock (min size 8) f0)
+        let readout = Dense { Stax.denseDefaults 1 with WStd = 1.1; BStd = Some 0.1 }
+        return { Net = Serial [ d0; body; Stax.flatten; readout ]; Layout = l }
+    }
+
+/// A change to the rows of seeded random inputs, so that kernels meet the degenerate cases: a row equal to another,
+/// a zero row (zero variance), a row on the line of another (correlation ±1).
+type RowEdit =
+    | Duplicate of source: int * target: int
+    | Zero of row: int
+    | Collinear of source: int * target: int * factor: float
+
+/// How to draw one input tensor: batch size, seed and edits.
+type InputSpec = { Rows: int; Seed: int; Edits: RowEdit list }
+
+/// Batch sizes 1–13, mostly ≥ 9 so the 8-lane vector passes and their scalar tails both run; seeds; 0–3 row edits.
+let inputSpec : Gen<InputSpec> =
+    gen {
+        let! n = Gen.frequency [ 2, Gen.choose (1, 8); 3, Gen.choose (9, 13) ]
+        let! seed = Gen.choose (0, 100000)
+        let edit =
+            Gen.oneof
+                [ Gen.map2 (fun s t -> Duplicate(s, t)) (Gen.choose (0, n - 1)) (Gen.choose (0, n - 1))
+                  Gen.choose (0, n - 1) |> Gen.map Zero
+                  Gen.map3 (fun s t f -> Collinear(s, t, f)) (Gen.choose (0, n - 1)) (Gen.choose (0, n - 1))
+                      (Gen.elements [ -2.0; -0.5; 0.25; 3.0 ]) ]
+        let! edits = Gen.choose (0, 3) |> Gen.bind (fun k -> Gen.listOfLength k edit)
+        return { Rows = n; Seed = seed; Edits = edits }
+    }
+
+/// The inputs an InputSpec describes, in the layout's storage order: (N, spatial…, C), or (C, N) for axes (1, 0).
+let inputs (l: InputLayout) (spec: InputSpec) : Tensor =
+    let feature = (List.fold (*) 1 l.Spatial) * l.Channels
+    let rng = System.Random(spec.Seed)
+    let normal () =
+        let u1 = 1.0 - rng.NextDouble()
+        let u2 = rng.NextDouble()
+        sqrt (-2.0 * log u1) * cos (2.0 * System.Math.PI * u2)
+    let rows = Array.init spec.Rows (fun _ -> Array.init feature (fun _ -> normal ()))
+    for e in spec.Edits do
+        match e with
+        | Duplicate(s, t) -> rows[t] <- Array.copy rows[s]
+        | Zero r -> rows[r] <- Array.zeroCreate feature
+        | Collinear(s, t, f) -> rows[t] <- rows[s] |> Array.map (fun v -> f * v)
+    let canonical = Tensor.create (Array.ofList (spec.Rows :: l.Spatial @ [ l.Channels ])) (Array.concat rows)
+    if l.Axes = (1, 0) then Tensor.moveAxis 0 1 canonical else canonical
 
 /// Any layer tree (not necessarily a valid network): for the JSON codec.
 let rec private anyLayerSized (size: int) : Gen<Layer> =

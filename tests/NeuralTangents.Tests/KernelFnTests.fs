@@ -161,4 +161,37 @@ let tests =
                 assertClose (sprintf "ntk n=%d" n) 0.0 apart.Ntk.Value.Data fused.Ntk.Value.Data
                 assertClose (sprintf "cov1 n=%d" n) 0.0 apart.Cov1.Data fused.Cov1.Data
                 Expect.equal fused.Shape1 apart.Shape1 "fused.Shape1"
+
+        testCase "issue regression: FanOut → parallel [Flatten → Dense; Flatten] → FanInProd gives (4K + 0.25)·K" <| fun () ->
+            // The network of the issue on kernels corrupted by in-place buffer reuse. On flat (N, C) inputs Flatten
+            // hands the kernel on unchanged, so branch 2 is the input kernel K = x·x′/3 itself (shared with branch 1)
+            // and branch 1 is Dense(3, W_std = 2, b_std = 0.5): 4K + 0.25. FanInProd multiplies the covariances of
+            // independent branches: (4K + 0.25)·K. Its NTK (product rule) is Θ₁·K + (4K + 0.25)·Θ₂ with Θ₁ = 4K + 0.25
+            // (Dense, input NTK 0) and Θ₂ = 0: the same (4K + 0.25)·K.
+            let net =
+                Json.decode
+                    """{"layer":"serial","layers":[{"layer":"FanOut","num":2},{"layer":"parallel","layers":[{"layer":"serial","layers":[{"layer":"Flatten"},{"layer":"Dense","out_dim":3,"W_std":2.0,"b_std":0.5}]},{"layer":"Flatten"}]},{"layer":"FanInProd"}]}"""
+            let rows = [| [| 0.3; 0.5; -0.7 |]; [| 1.0; 0.2; 0.1 |] |]
+            let x = Tensor.create [| 2; 3 |] (Array.concat rows)
+            let kIn (i: int) (j: int) = Array.fold2 (fun s a b -> s + a * b) 0.0 rows[i] rows[j] / 3.0
+            let expected = Array.init 4 (fun idx -> let i, j = idx / 2, idx % 2 in (4.0 * kIn i j + 0.25) * kIn i j)
+            // By hand: K₀₀ = (0.09 + 0.25 + 0.49)/3 = 0.27667, (4·0.27667 + 0.25)·0.27667 = 0.375344.
+            Expect.floatClose Accuracy.high expected[0] ((4.0 * 0.83 / 3.0 + 0.25) * 0.83 / 3.0) "the closed form, entry (0, 0)"
+            for exec in [ Execution.Fast; Execution.Reference ] do
+                let k = KernelFn.computeWith exec net x None Both
+                assertClose (sprintf "nngp (%A)" exec) 1e-15 expected k.Nngp.Data
+                assertClose (sprintf "ntk (%A)" exec) 1e-15 expected k.Ntk.Value.Data
+                // cov1 is the diagonal of the same product.
+                assertClose (sprintf "cov1 (%A)" exec) 1e-15 [| expected[0]; expected[3] |] k.Cov1.Data
+            Expect.equal x.Data (Array.concat rows) "x unchanged"
+
+        testCase "inputs with no rows are refused with an ArgumentException naming x1 or x2" <| fun () ->
+            let e1 = throwsExactly<ArgumentException> (fun () -> KernelFn.compute mlp (Tensor.zeros [| 0; 3 |]) None Both |> ignore)
+            Expect.equal e1.ParamName "x1" "x1 with no rows"
+            let e2 = throwsExactly<ArgumentException> (fun () ->
+                KernelFn.compute mlp (randomTensor 1 2 3) (Some(Tensor.zeros [| 0; 3 |])) Both |> ignore)
+            Expect.equal e2.ParamName "x2" "x2 with no rows"
+            let e3 = throwsExactly<ArgumentException> (fun () ->
+                KernelFn.compute (Serial [ Stax.dense 4 1.0 None; Stax.flatten; Stax.dense 1 1.0 None ]) (Tensor.zeros [| 0; 2; 2; 3 |]) None Both |> ignore)
+            Expect.equal e3.ParamName "x1" "images with no rows"
     ]

@@ -350,4 +350,28 @@ let tests =
             let inf = predict None None Get.Ntk true
             check "t = None mean is y" 0.0 y inf[PredictGet.Ntk].Mean
             Expect.isTrue (inf[PredictGet.Ntk].Covariance.Value.Data |> Array.forall ((=) 0.0)) "inf[PredictGet.Ntk].Covariance.Value.Data |> Array.forall ((=) 0.0)"
+
+        testCase "posterior covariances are exactly symmetric, cov[i, j] = cov[j, i] bit for bit" <| fun () ->
+            // In exact arithmetic K** − K*·A⁻¹·K*ᵀ (and the NTK ensemble's covariance) is symmetric; in float64 the
+            // products and solves are not, so Predict must symmetrise. Checked for gpInference (NNGP, NTK, NTKGP) and
+            // gradientDescentMseEnsemble at t = ∞ and at finite times (every (M, M) slice of the (T, M, M) result).
+            let symmetric (what: string) (c: Tensor) =
+                let mm = c.Shape[c.Rank - 1]
+                for s in 0 .. c.Length / (mm * mm) - 1 do
+                    for i in 0 .. mm - 1 do
+                        for j in i + 1 .. mm - 1 do
+                            let a, b = c.Data[(s * mm + i) * mm + j], c.Data[(s * mm + j) * mm + i]
+                            if BitConverter.DoubleToInt64Bits a <> BitConverter.DoubleToInt64Bits b then
+                                failtestf "%s: slice %d, [%d, %d] = %.17g but [%d, %d] = %.17g" what s i j a j i b
+            let gp =
+                Predict.gpInference (KernelMatrices.ofBoth (ofM kdd) (ofM tdd)) (ofM y) 0.0 false
+                    [ PredictGet.Nngp; PredictGet.Ntk; PredictGet.NtkGp ]
+            let posts = gp (Some(KernelMatrices.ofBoth (ofM ktd) (ofM ttd))) (Some(KernelMatrices.ofBoth (ofM ktt) (ofM ttt)))
+            Expect.equal posts.Count 3 "three posteriors"
+            for KeyValue(g, post) in posts do
+                symmetric (sprintf "gpInference %A" g) post.Covariance.Value
+            let ensemble = Predict.gradientDescentMseEnsemble kernelFn xTrain (ofM y) eta 0.0 false
+            for t in [ None; Some [| 0.0; 0.5; 7.0; 1e3 |] ] do
+                for KeyValue(g, post) in ensemble t (Some xTest) Both true do
+                    symmetric (sprintf "gradientDescentMseEnsemble %A at %A" g t) post.Covariance.Value
     ]
