@@ -25,9 +25,13 @@ module KernelFn =
     [<CompiledName("ApplyFlow")>]
     let applyFlow (layer: Layer) (flow: KernelFlow) : KernelFlow = applyFlowWith Execution.Fast layer flow
 
+    /// The network's one output kernel, refused when it overflowed: a non-finite kernel is never returned.
     let private single (flow: KernelFlow) =
         match flow with
-        | One k -> k
+        | One k ->
+            if not (Tensor.isFinite k.Nngp) || (k.Ntk |> Option.exists (Tensor.isFinite >> not)) then
+                fail "the kernel overflowed to a non-finite value; the inputs or W_std are too large for this depth (rescale the inputs)"
+            k
         | Many ks -> fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ks.Length)
 
     /// <summary>Applies a network to a kernel (to chain kernel functions, as neural_tangents allows).
@@ -55,10 +59,7 @@ module KernelFn =
         let p = KernelPlan.compile layer
         let p = if exec.Fuse then KernelPlan.fuse p else p
         // The input kernel is allocated here (a Gram matrix and variances, never x1/x2's buffers), so the plan owns it.
-        let k = KernelPlan.run exec p (One(inputKernel layer x1 x2 get)) true |> single
-        if not (Tensor.isFinite k.Nngp) || (k.Ntk |> Option.exists (Tensor.isFinite >> not)) then
-            fail "the kernel overflowed to a non-finite value; the inputs or W_std are too large for this depth (rescale the inputs)"
-        k
+        KernelPlan.run exec p (One(inputKernel layer x1 x2 get)) true |> single
 
     /// <summary>The exact infinite-width kernels of <paramref name="layer"/> between x1 and x2
     /// (x2 = None means x2 = x1; then <c>Cov2</c> is None, as in neural_tangents).</summary>

@@ -78,4 +78,11 @@ let tests =
                     Expect.stringContains e.Message "FanOut" "says to split with FanOut"
                     Expect.stringContains e.Message "parallel" "and parallel"
         ]
+
+        testCase "branches whose channel axis is written -1 and 1 on rank-2 kernels have the same layout" <| fun () ->
+            // Identity keeps Dense's channel_axis −1; Flatten's output states channel axis 1: the same axis of an
+            // (N, C) activation, so the product is defined (K·K with K the Dense's NNGP, here x·x′/C · 1 + 0).
+            let net = Serial [ Stax.dense 3 1.0 None; FanOut 2; Parallel [ Identity; Stax.flatten ]; FanInProd ]
+            let k = KernelFn.compute net x None Nngp
+            assertClose "nngp" 1e-14 (entries (fun i j -> inputKernel i j * inputKernel i j)) k.Nngp.Data
     ]

@@ -55,8 +55,8 @@ let private sameOutcome (what: string) (expected: Result<Kernel, string>) (actua
     | Ok _, Error m -> failtestf "%s: only the second refused: %s" what m
     | Error m, Ok _ -> failtestf "%s: only the first refused: %s" what m
 
-/// applyKernel and applyFlowWith do not check finiteness (compute does, once, at the end): where compute refuses a
-/// kernel that overflowed, the applied kernel must hold the non-finite values instead; otherwise the same bits.
+/// applyFlowWith returns a flow unchecked (applyKernel and compute refuse a non-finite kernel): where compute refuses
+/// a kernel that overflowed, the applied flow must hold the non-finite values instead; otherwise the same bits.
 let private sameAsCompute (what: string) (whole: Result<Kernel, string>) (applied: Kernel) =
     match whole with
     | Ok w -> sameKernel what w applied
@@ -101,7 +101,8 @@ let tests =
                 // From the input kernel (not Gaussian; the network starts with Dense) ...
                 let input = KernelFn.inputKernel c.Net x1 x2 Both
                 let inputBefore = snapshot input
-                sameAsCompute "applyKernel from the input kernel" whole (KernelFn.applyKernel c.Net input)
+                // applyKernel refuses exactly where compute refuses (a kernel that overflowed), with the same message.
+                sameOutcome "applyKernel from the input kernel" whole (attempt (fun () -> KernelFn.applyKernel c.Net input))
                 unchanged "applyKernel" inputBefore input
                 // ... and from a kernel in the middle of the network: the first Dense is computed, the rest applied.
                 match c.Net with
@@ -116,11 +117,12 @@ let tests =
                         sameAsCompute (sprintf "applyFlowWith %A from the first layer's kernel" exec) whole applied
                         unchanged (sprintf "applyFlowWith %A" exec) midBefore mid
                     // The same kernel fanned out to parallel branches that pass it through and then merged.
-                    let shared = KernelFn.applyKernel (Serial [ FanOut 2; Parallel [ Serial rest; Serial rest ]; FanInSum ]) mid
+                    let shared = attempt (fun () -> KernelFn.applyKernel (Serial [ FanOut 2; Parallel [ Serial rest; Serial rest ]; FanInSum ]) mid)
                     unchanged "applyKernel with shared branches" midBefore mid
-                    match whole with
-                    | Ok w -> sameBits "FanOut(2) → parallel [net; net] → FanInSum = 2·net" (w.Nngp.Data |> Array.map (fun v -> v + v)) shared.Nngp.Data
-                    | Error _ -> ()
+                    match whole, shared with
+                    | Ok w, Ok sh -> sameBits "FanOut(2) → parallel [net; net] → FanInSum = 2·net" (w.Nngp.Data |> Array.map (fun v -> v + v)) sh.Nngp.Data
+                    | Ok _, Error m -> failtestf "applyKernel with shared branches refused where compute did not: %s" m
+                    | Error _, _ -> ()
                 | _ -> failtestf "executionCase builds a serial network, got %A" c.Net
                 true)
     ]

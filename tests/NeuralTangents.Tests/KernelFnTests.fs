@@ -194,4 +194,14 @@ let tests =
             let e3 = throwsExactly<ArgumentException> (fun () ->
                 KernelFn.compute (Serial [ Stax.dense 4 1.0 None; Stax.flatten; Stax.dense 1 1.0 None ]) (Tensor.zeros [| 0; 2; 2; 3 |]) None Both |> ignore)
             Expect.equal e3.ParamName "x1" "images with no rows"
+
+        testCase "applyKernel refuses a kernel that overflowed, as compute does" <| fun () ->
+            // 60 layers of W_std = 1000 multiply the variance by ~1e6/2 per layer: past 1e308 after ~55 layers.
+            let deep = Stax.repeat 60 (Serial [ Stax.dense 8 1e3 None; Stax.relu ])
+            let x = randomTensor 9 3 4
+            let e1 = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute deep x None Both |> ignore)
+            let e2 = throwsExactly<NeuralTangentsException> (fun () ->
+                KernelFn.applyKernel deep (KernelFn.inputKernel deep x None Both) |> ignore)
+            Expect.equal e2.Message e1.Message "the same refusal"
+            Expect.stringContains e2.Message "non-finite" "says what happened"
     ]

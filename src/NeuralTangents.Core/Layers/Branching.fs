@@ -11,8 +11,11 @@ module internal Branching =
         match ks with
         | [] -> raise (NeuralTangentsException(sprintf "%s: needs at least one input branch (use FanOut before it)" name))
         | k0 :: rest ->
+            // Axes compare normalised: on rank-2 activations channel_axis −1 and 1 are the same axis.
+            let norm (k: Kernel) (a: int) = if a < 0 then a + k.Shape1.Length else a
+            let layout (k: Kernel) = k.DiagonalSpatial, norm k k.BatchAxis, norm k k.ChannelAxis
             for k in rest do
-                if k.DiagonalSpatial <> k0.DiagonalSpatial || k.BatchAxis <> k0.BatchAxis || k.ChannelAxis <> k0.ChannelAxis then
+                if layout k <> layout k0 then
                     raise (NeuralTangentsException(
                         sprintf "%s: all branches must have the same covariance layout (batch_axis, channel_axis, diagonal_spatial)" name))
             k0
