@@ -96,6 +96,18 @@ module KernelFn =
         | Many ks -> ks
         | One _ -> fanInOfOne layer
 
+    /// A layer that needs the off-diagonal entries (its allowance's Input is No) cannot take a kernel that dropped
+    /// them (neural_tangents' `requires` check).
+    let private checkLayout (d: LayerDef) (k: Kernel) =
+        let refuses (flag: bool) (allowance: Diagonal option) =
+            flag && (allowance |> Option.exists (fun a -> a.Input = Tri.No))
+        for name, flag, allowance in
+            [ "diagonal_batch", k.DiagonalBatch, d.Requires.DiagonalBatch
+              "diagonal_spatial", k.DiagonalSpatial, d.Requires.DiagonalSpatial ] do
+            if refuses flag allowance then
+                fail (sprintf "%s: requires %s=False, but the input kernel has %s=True and so lacks the off-diagonal entries; recompute the input kernel with %s=False"
+                        d.Name name name name)
+
     /// Applies a layer to the kernel(s) flowing into it: the combinators here, every other layer by its definition.
     let rec private run (r: Run) (layer: Layer) (flow: KernelFlow) : KernelFlow =
         match Definitions.node layer with
@@ -123,6 +135,7 @@ module KernelFn =
         | MergeNode m -> r.Adopt flow (One(m.Kernel (fanIn layer flow)))
         | LeafNode d ->
             let k = one layer flow
+            checkLayout d k
             r.Adopt flow (One(d.Kernel (r.Writable k) k))
 
     /// <summary>Applies a layer to the kernel(s) flowing into it with the given execution; the caller's arrays are
@@ -149,19 +162,25 @@ module KernelFn =
             let i = Array.findIndex (fun v -> not (System.Double.IsFinite v)) x.Data
             invalidArg name (sprintf "%s has a non-finite value (%g) at flat index %d" name x.Data[i] i)
 
-    /// <summary>The input kernel of x1 (and x2) in the layout the network requires.</summary>
-    [<CompiledName("InputKernel")>]
-    let inputKernel (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+    /// <summary>The input kernel of x1 (and x2) in the layout the network requires, or the one
+    /// <paramref name="request"/> asks for (see <see cref="T:NeuralTangents.LayoutRequest"/>).</summary>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">the request asks for a diagonal layout a layer
+    /// cannot take.</exception>
+    [<CompiledName("InputKernelWithLayout")>]
+    let inputKernelWithLayout (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
         checkFinite "x1" x1
         x2 |> Option.iter (checkFinite "x2")
         let req = Requirements.ofLayer layer
-        Input.kernel get (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
+        let diagonalBatch, diagonalSpatial = Requirements.layout req request
+        Input.kernel get diagonalBatch diagonalSpatial (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
 
-    /// <summary><c>compute</c> with an explicit <see cref="T:NeuralTangents.Execution"/> (the reference execution
-    /// allocates every intermediate and fuses nothing; same numbers).</summary>
-    [<CompiledName("ComputeWith")>]
-    let computeWith (exec: Execution) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        let input = inputKernel layer x1 x2 get
+    /// <summary>The input kernel of x1 (and x2) in the layout the network requires.</summary>
+    [<CompiledName("InputKernel")>]
+    let inputKernel (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        inputKernelWithLayout LayoutRequest.Auto layer x1 x2 get
+
+    let private run' (exec: Execution) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) =
+        let input = inputKernelWithLayout request layer x1 x2 get
         let r = Run exec
         // The input kernel was allocated here (never the caller's x1/x2 buffers), so this run owns its arrays.
         r.Own(arraysOf (One input) |> Seq.filter (fun a -> not (obj.ReferenceEquals(a, x1.Data)) && not (x2 |> Option.exists (fun x -> obj.ReferenceEquals(a, x.Data)))))
@@ -170,8 +189,34 @@ module KernelFn =
             fail "the kernel overflowed to a non-finite value; the inputs or W_std are too large for this depth (rescale the inputs)"
         k
 
+    /// <summary><c>compute</c> with an explicit <see cref="T:NeuralTangents.Execution"/> (the reference execution
+    /// allocates every intermediate and fuses nothing; same numbers).</summary>
+    [<CompiledName("ComputeWith")>]
+    let computeWith (exec: Execution) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        run' exec LayoutRequest.Auto layer x1 x2 get
+
+    /// <summary><c>compute</c> in a requested covariance layout (neural_tangents' <c>kernel_fn(x1, x2, get,
+    /// diagonal_batch=…, diagonal_spatial=…)</c>).</summary>
+    /// <param name="request">The layout to compute in; <c>LayoutRequest.Auto</c> is <c>compute</c>. With
+    /// <c>DiagonalSpatial = Some false</c> an output with spatial axes is (N1, N2, H, H', W, W', …) — neural_tangents'
+    /// order, reversed when the result's <c>IsReversed</c> is set (no layer here sets it) — and with
+    /// <c>DiagonalBatch = Some false</c> Cov1/Cov2 are the full (N, N, …) covariances.</param>
+    /// <param name="layer">The network.</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None for x2 = x1.</param>
+    /// <param name="get">Nngp, Ntk or Both.</param>
+    /// <returns>The output kernel, its <c>DiagonalBatch</c>/<c>DiagonalSpatial</c> naming the layout.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the network cannot take these inputs, or the
+    /// request asks for a diagonal layout a layer cannot take; the message says why.</exception>
+    [<CompiledName("ComputeWithLayout")>]
+    let computeWithLayout (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        run' Execution.Fast request layer x1 x2 get
+
     /// <summary>The exact infinite-width kernels of <paramref name="layer"/> between x1 and x2
-    /// (x2 = None means x2 = x1; then <c>Cov2</c> is None, as in neural_tangents).</summary>
+    /// (x2 = None means x2 = x1; then <c>Cov2</c> is None, as in neural_tangents), in the layout neural_tangents'
+    /// <c>kernel_fn(x1, x2)</c> picks: diagonal batch; diagonal spatial only when every layer allows it and the
+    /// output does not need the pairs of positions (a Flatten on top), else full — so a network that keeps spatial
+    /// axes returns (N1, N2, H, H', W, W', …).</summary>
     /// <param name="layer">The network.</param>
     /// <param name="x1">First inputs, batch axis and channel axis as the network's layers state (default: (N1, …, C)).</param>
     /// <param name="x2">Second inputs, or None.</param>

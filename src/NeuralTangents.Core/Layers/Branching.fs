@@ -7,15 +7,22 @@ open NeuralTangents
 module internal Branching =
 
 
+    /// Checks that the branches share one covariance layout and brings their spatial axes into one order
+    /// (neural_tangents' `_preprocess_kernels_for_fan_in`): when most branches are reversed the others are reversed
+    /// too, otherwise the reversed ones are restored. Returns the branches and the first of them.
     let private checkLayouts (name: string) (ks: Kernel list) =
         match ks with
         | [] -> raise (NeuralTangentsException(sprintf "%s: needs at least one input branch (use FanOut before it)" name))
         | k0 :: rest ->
             for k in rest do
-                if k.DiagonalSpatial <> k0.DiagonalSpatial || k.BatchAxis <> k0.BatchAxis || k.ChannelAxis <> k0.ChannelAxis then
+                if k.DiagonalBatch <> k0.DiagonalBatch || k.DiagonalSpatial <> k0.DiagonalSpatial
+                   || k.BatchAxis <> k0.BatchAxis || k.ChannelAxis <> k0.ChannelAxis then
                     raise (NeuralTangentsException(
-                        sprintf "%s: all branches must have the same covariance layout (batch_axis, channel_axis, diagonal_spatial)" name))
-            k0
+                        sprintf "%s: all branches must have the same covariance layout (batch_axis, channel_axis, diagonal_batch, diagonal_spatial)" name))
+            let reversed = ks |> List.filter (fun k -> k.IsReversed) |> List.length
+            let target = 2 * reversed > ks.Length
+            let ks = ks |> List.map (fun k -> if k.IsReversed <> target then Kernel.reverse k else k)
+            ks, List.head ks
 
     let private checkShapes (name: string) (ks: Kernel list) =
         let k0 = List.head ks
@@ -31,7 +38,7 @@ module internal Branching =
     /// FanInSum: covariances and NTKs add; defined only when every branch is a mean-zero Gaussian
     /// (sums of dependent non-Gaussian branches have no closed form in neural_tangents either).
     let fanInSumKernel (ks: Kernel list) : Kernel =
-        let k0 = checkLayouts "FanInSum" ks
+        let ks, k0 = checkLayouts "FanInSum" ks
         checkShapes "FanInSum" ks
         let gaussian = ks |> List.forall (fun k -> k.IsGaussian)
         if not gaussian && ks.Length <> 1 then
@@ -49,7 +56,7 @@ module internal Branching =
     /// FanInProd: the covariance of a product of independent branches is the product of their covariances;
     /// the NTK follows the product rule, Θ = Σ_i Θ_i Π_{j≠i} K_j.
     let fanInProdKernel (ks: Kernel list) : Kernel =
-        let k0 = checkLayouts "FanInProd" ks
+        let ks, k0 = checkLayouts "FanInProd" ks
         checkShapes "FanInProd" ks
         let nngp = ks |> List.map (fun k -> k.Nngp) |> List.reduce Tensor.mul
         let ntk =
@@ -71,9 +78,10 @@ module internal Branching =
             Mask2 = None }
 
     /// FanInConcat along the channel axis: the covariance of the concatenation is the width-weighted mean of
-    /// the branch covariances (a plain mean when all widths agree). Other axes are planned with convolutions.
+    /// the branch covariances (a plain mean when all widths agree), entry by entry in any layout. Other axes are
+    /// planned with convolutions.
     let fanInConcatKernel (axis: int) (ks: Kernel list) : Kernel =
-        let k0 = checkLayouts "FanInConcat" ks
+        let ks, k0 = checkLayouts "FanInConcat" ks
         let rank = k0.Shape1.Length
         let norm a = if a < 0 then a + rank else a
         let ax = norm axis
