@@ -1,5 +1,5 @@
 // Build script: dotnet fsi build.fsx <target>
-// Targets: build | test [expecto options…] | pack | bench [args…] | ci
+// Targets: build | test [expecto options…] | pack [--release] | bench [args…] | ci
 open System
 open System.Diagnostics
 open System.IO
@@ -80,9 +80,12 @@ match target with
 | "build" -> run "dotnet" "build NeuralTangents.slnx -c Release -warnaserror"
 | "test" -> test (List.ofArray args[1..])
 | "pack" ->
-    run "dotnet" "pack src/NeuralTangents.Core -c Release -o artifacts"
-    run "dotnet" "pack src/NeuralTangents.CSharp -c Release -o artifacts"
-    run "dotnet" "pack src/NeuralTangents.Cli -c Release -o artifacts"
+    // The version is Directory.Build.props' VersionPrefix; a local pack adds a prerelease suffix with the time, so
+    // each pack is a new version (NuGet's cache would serve an earlier package of the same version).
+    let release = args |> Array.contains "--release"
+    let suffix = if release then "" else sprintf " -p:VersionSuffix=dev.%s" (DateTime.UtcNow.ToString "yyyyMMddHHmmss")
+    for project in [ "NeuralTangents.Core"; "NeuralTangents.CSharp"; "NeuralTangents.Cli" ] do
+        run "dotnet" (sprintf "pack src/%s -c Release -o artifacts%s" project suffix)
 | "bench" -> run "dotnet" ("run -c Release --project bench/NeuralTangents.Benchmarks -- " + rest)
 | "ci" -> run "bash" ".ci/run"
 | other ->

@@ -1,3 +1,5 @@
+using System.Text.RegularExpressions;
+
 namespace NeuralTangents.CSharp;
 
 /// <summary>The checks and error translation done where C# calls into the F# core: null checks, and argument
@@ -26,7 +28,8 @@ internal static class Boundary
     }
 
     /// <summary>Runs a core call; an <see cref="ArgumentException"/> it raises is raised again with the parameter
-    /// name that <paramref name="rename"/> gives for the core's name, keeping the core's message.</summary>
+    /// name that <paramref name="rename"/> gives for the core's name, and an <see cref="ArgumentException"/> or
+    /// <see cref="NeuralTangentsException"/> with its message in C# wording (<see cref="CSharpWording"/>).</summary>
     public static T Call<T>(Func<T> call, Func<string?, string?> rename)
     {
         try
@@ -36,8 +39,49 @@ internal static class Boundary
         catch (ArgumentException e) when (e is not ArgumentNullException)
         {
             var name = rename(e.ParamName);
-            throw new ArgumentException(MessageWithoutName(e), name, e);
+            throw new ArgumentException(CSharpWording(MessageWithoutName(e)), name, e);
         }
+        catch (NeuralTangentsException e)
+        {
+            var message = CSharpWording(e.Message);
+            if (message == e.Message)
+            {
+                throw;
+            }
+
+            throw new NeuralTangentsException(message);
+        }
+    }
+
+    /// <summary>A core message in C# terms: <c>null</c> for F#'s <c>None</c>, arrays as <c>[1, 2]</c> rather than
+    /// F#'s <c>[|1; 2|]</c>, and the façade's camelCase names for neural_tangents' snake_case arguments.</summary>
+    public static string CSharpWording(string message)
+    {
+        var m = message
+            .Replace("(pass None for infinite time)", "(double.PositiveInfinity for t = ∞)", StringComparison.Ordinal)
+            .Replace("diag_reg_absolute_scale", "diagRegAbsoluteScale", StringComparison.Ordinal)
+            .Replace("diag_reg", "diagReg", StringComparison.Ordinal)
+            .Replace("learning_rate", "learningRate", StringComparison.Ordinal);
+        m = Regex.Replace(m, @"\[\|(.*?)\|\]", a => "[" + a.Groups[1].Value.Replace("; ", ", ", StringComparison.Ordinal) + "]");
+        m = Regex.Replace(m, @"\bNone\b", "null");
+        m = Regex.Replace(m, @"\bSome\b ?", string.Empty);
+        return m;
+    }
+
+    /// <summary>Checks training times: each ≥ 0, <see cref="double.PositiveInfinity"/> meaning t = ∞.</summary>
+    /// <returns>A copy of the times.</returns>
+    public static double[] Times(double[] times, string paramName)
+    {
+        for (var i = 0; i < times.Length; i++)
+        {
+            if (double.IsNaN(times[i]) || times[i] < 0.0)
+            {
+                throw new ArgumentException(
+                    $"{paramName}[{i}] must be ≥ 0 (double.PositiveInfinity for t = ∞), got {times[i]}", paramName);
+            }
+        }
+
+        return (double[])times.Clone();
     }
 
     /// <summary>A renaming table from the core's argument names to C# parameter names; other names are kept.</summary>

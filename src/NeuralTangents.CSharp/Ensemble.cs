@@ -34,7 +34,8 @@ public static class Ensemble
     /// <param name="xTrain">Training inputs (N, features).</param>
     /// <param name="yTrain">Training targets (N, K).</param>
     /// <param name="xTest">Test inputs (M, features), or null to predict on the training set.</param>
-    /// <param name="times">Training times (≥ 0, in steps), or null for t = ∞.</param>
+    /// <param name="times">Training times (≥ 0, in steps; <see cref="double.PositiveInfinity"/> for t = ∞ among them),
+    /// or null for t = ∞ alone (then each array of the result has one element).</param>
     /// <param name="computeCov">True to add the (M, M) covariances.</param>
     /// <param name="learningRate">Learning rate &gt; 0 (absolute time is learningRate · t).</param>
     /// <param name="diagReg">Ridge on the train–train kernel, relative to its mean diagonal unless
@@ -42,7 +43,8 @@ public static class Ensemble
     /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
     /// <returns>NNGP and NTK predictions, one per time.</returns>
     /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
-    /// <exception cref="ArgumentException">on mismatched shapes, a non-positive learning rate or negative times.</exception>
+    /// <exception cref="ArgumentException">on mismatched shapes, a non-positive learning rate, negative or NaN times,
+    /// or a network whose kernel is not one (N1, N2) matrix (parameter <c>network</c>).</exception>
     /// <exception cref="NeuralTangentsException">when the train–train kernel is not positive (semi-)definite;
     /// the message suggests diagReg.</exception>
     public static EnsemblePrediction Predict(
@@ -52,20 +54,50 @@ public static class Ensemble
         Boundary.NotNull(network, nameof(network));
         Boundary.NotNull(xTrain, nameof(xTrain));
         Boundary.NotNull(yTrain, nameof(yTrain));
+        var ts = times is null ? null : Boundary.Times(times, nameof(times));
         var layer = network.ToFSharp();
         var kernelFn = FuncConvert.FromFunc<Tensor, FSharpOption<Tensor>, Get, Kernel>(
             (x1, x2, get) => KernelFn.Compute(layer, x1, x2, get));
-        var predict = NeuralTangents.Predict.GradientDescentMseEnsemble(
-            kernelFn, TensorModule.OfArray2D(xTrain), TensorModule.OfArray2D(yTrain), learningRate, diagReg,
-            diagRegAbsoluteScale);
-        var timesOpt = times is null ? FSharpOption<double[]>.None : FSharpOption<double[]>.Some((double[])times.Clone());
-        var testOpt = xTest is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(TensorModule.OfArray2D(xTest));
-        var result = FSharpFunc<FSharpOption<double[]>, FSharpOption<Tensor>>.InvokeFast(
-            predict, timesOpt, testOpt, Get.Both, computeCov);
-        return new EnsemblePrediction(
-            times is null ? null : (double[])times.Clone(),
-            Split(result[PredictGet.Nngp], times is not null),
-            Split(result[PredictGet.Ntk], times is not null));
+        var names = Boundary.Names(
+            ("kernelFn", nameof(network)), ("kernelFn(xTrain, None)", nameof(network)),
+            ("kernelFn(xTest, xTrain)", nameof(network)), ("kernelFn(xTest, None)", nameof(network)),
+            ("x", nameof(xTrain)), ("batch_axis", nameof(xTrain)), ("channel_axis", nameof(xTrain)),
+            ("t", nameof(times)));
+        return Boundary.Call(
+            () =>
+            {
+                var predict = NeuralTangents.Predict.GradientDescentMseEnsemble(
+                    kernelFn, TensorModule.OfArray2D(xTrain), TensorModule.OfArray2D(yTrain), learningRate, diagReg,
+                    diagRegAbsoluteScale);
+                var testOpt = xTest is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(TensorModule.OfArray2D(xTest));
+                FSharpMap<PredictGet, Gaussian> At(FSharpOption<double[]> t) =>
+                    FSharpFunc<FSharpOption<double[]>, FSharpOption<Tensor>>.InvokeFast(predict, t, testOpt, Get.Both, computeCov);
+
+                if (ts is null)
+                {
+                    var r = At(FSharpOption<double[]>.None);
+                    return new EnsemblePrediction(null, Split(r[PredictGet.Nngp], false), Split(r[PredictGet.Ntk], false));
+                }
+
+                // The core takes finite times; +∞ entries are the t = ∞ prediction, each computed once.
+                var finite = ts.Where(double.IsFinite).ToArray();
+                var atFinite = finite.Length > 0 ? At(FSharpOption<double[]>.Some(finite)) : null;
+                var atInfinity = finite.Length < ts.Length ? At(FSharpOption<double[]>.None) : null;
+                PosteriorGaussian[] Assemble(PredictGet kind)
+                {
+                    var fromFinite = atFinite is null ? Array.Empty<PosteriorGaussian>() : Split(atFinite[kind], true);
+                    var result = new PosteriorGaussian[ts.Length];
+                    for (int i = 0, f = 0; i < ts.Length; i++)
+                    {
+                        result[i] = double.IsFinite(ts[i]) ? fromFinite[f++] : Split(atInfinity![kind], false)[0];
+                    }
+
+                    return result;
+                }
+
+                return new EnsemblePrediction((double[])ts.Clone(), Assemble(PredictGet.Nngp), Assemble(PredictGet.Ntk));
+            },
+            names);
     }
 
     private static PosteriorGaussian[] Split(Gaussian g, bool timeAxis)

@@ -98,6 +98,46 @@ public sealed class Network : IEquatable<Network>
         return Compute(t1, t2, get, diagonalSpatial);
     }
 
+    /// <summary>Samples the parameters of a finite network of this architecture (neural_tangents'
+    /// <c>init_fn(key, input_shape)</c>, with its initialisation for both parameterizations).</summary>
+    /// <param name="seed">Seed of the random key; the same seed gives the same parameters.</param>
+    /// <param name="inputShape">The shape of a batch of inputs, e.g. (N, features) or (N, height, width, channels).</param>
+    /// <returns>The parameters and the output shape.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="inputShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">A dimension is not positive.</exception>
+    /// <exception cref="NeuralTangentsException">The shape does not fit the network; the message says why.</exception>
+    public NetworkParameters Init(int seed, params int[] inputShape)
+    {
+        Boundary.NotNull(inputShape, nameof(inputShape));
+        var r = Boundary.Call(() => InitFn.Init(seed, layer, inputShape), Boundary.Names(("inputShape", "inputShape")));
+        return new NetworkParameters(r.Item2, r.Item1);
+    }
+
+    /// <summary>The outputs of the finite network with these parameters (neural_tangents' <c>apply_fn(params, x)</c>)
+    /// for vector inputs.</summary>
+    /// <param name="parameters">Parameters from <see cref="Init(int, int[])"/> of this network.</param>
+    /// <param name="x">Inputs, (N, features).</param>
+    /// <returns>The outputs, (N, outputs).</returns>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">The parameters do not belong to this network.</exception>
+    /// <exception cref="NeuralTangentsException">The inputs do not fit the network; the message says why.</exception>
+    /// <exception cref="NotSupportedException">The network's output is not (N, outputs).</exception>
+    public double[,] Apply(NetworkParameters parameters, double[,] x)
+    {
+        Boundary.NotNull(parameters, nameof(parameters));
+        Boundary.NotNull(x, nameof(x));
+        var y = Boundary.Call(
+            () => ApplyFn.Apply(layer, parameters.Value, TensorModule.OfArray2D(x)),
+            Boundary.Names(("params", "parameters"), ("x", "x")));
+        if (y.Rank != 2)
+        {
+            throw new NotSupportedException(
+                $"the network's output has shape [{string.Join(", ", y.Shape)}], not (N, outputs); end it with Flatten() and Dense layers");
+        }
+
+        return TensorModule.ToArray2D(y);
+    }
+
     /// <summary>Whether <paramref name="other"/> describes the same layers with the same arguments.</summary>
     /// <param name="other">The network to compare with; may be null.</param>
     /// <returns>True when the two networks are structurally equal.</returns>

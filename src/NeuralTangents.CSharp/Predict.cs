@@ -69,16 +69,20 @@ public static class Predictors
     }
 
     private static PosteriorGaussian Posterior(
-        KernelMatrices trainTrain, double[,] yTrain, KernelMatrices testTrain, KernelMatrices? testTest,
-        PredictGet kind, double diagReg, bool diagRegAbsoluteScale)
-    {
-        var predict = Predict.GpInference(trainTrain, T(yTrain, nameof(yTrain)), diagReg, diagRegAbsoluteScale,
-            ListModule.OfSeq(new[] { kind }));
-        var testTestOpt = testTest is null ? FSharpOption<KernelMatrices>.None : FSharpOption<KernelMatrices>.Some(testTest);
-        var result = FSharpFunc<FSharpOption<KernelMatrices>, FSharpOption<KernelMatrices>>.InvokeFast(
-            predict, FSharpOption<KernelMatrices>.Some(testTrain), testTestOpt)[kind];
-        return new PosteriorGaussian(TensorModule.ToArray2D(result.Mean), Arr(result.Covariance));
-    }
+        Func<KernelMatrices> trainTrain, double[,] yTrain, Func<KernelMatrices> testTrain, Func<KernelMatrices?> testTest,
+        PredictGet kind, double diagReg, bool diagRegAbsoluteScale, Func<string?, string?> names) =>
+        Boundary.Call(
+            () =>
+            {
+                var predict = Predict.GpInference(trainTrain(), T(yTrain, nameof(yTrain)), diagReg,
+                    diagRegAbsoluteScale, ListModule.OfSeq(new[] { kind }));
+                var tt = testTest();
+                var testTestOpt = tt is null ? FSharpOption<KernelMatrices>.None : FSharpOption<KernelMatrices>.Some(tt);
+                var result = FSharpFunc<FSharpOption<KernelMatrices>, FSharpOption<KernelMatrices>>.InvokeFast(
+                    predict, FSharpOption<KernelMatrices>.Some(testTrain()), testTestOpt)[kind];
+                return new PosteriorGaussian(TensorModule.ToArray2D(result.Mean), Arr(result.Covariance));
+            },
+            names);
 
     /// <summary>NNGP posterior (exact Bayesian inference in the infinite network):
     /// mean K*·(K + λI)⁻¹·y, covariance K** − K*·(K + λI)⁻¹·K*ᵀ.</summary>
@@ -93,11 +97,16 @@ public static class Predictors
     /// <exception cref="NeuralTangentsException">when the train–train kernel is not positive definite.</exception>
     public static PosteriorGaussian NngpPosterior(
         double[,] nngpTrainTrain, double[,] yTrain, double[,] nngpTestTrain, double[,]? nngpTestTest = null,
-        double diagReg = 0.0, bool diagRegAbsoluteScale = false) =>
-        Posterior(KernelMatricesModule.OfNngp(T(nngpTrainTrain, nameof(nngpTrainTrain))), yTrain,
-            KernelMatricesModule.OfNngp(T(nngpTestTrain, nameof(nngpTestTrain))),
-            nngpTestTest is null ? null : KernelMatricesModule.OfNngp(TensorModule.OfArray2D(nngpTestTest)),
-            PredictGet.Nngp, diagReg, diagRegAbsoluteScale);
+        double diagReg = 0.0, bool diagRegAbsoluteScale = false)
+    {
+        var train = KernelMatricesModule.OfNngp(T(nngpTrainTrain, nameof(nngpTrainTrain)));
+        var testTrain = KernelMatricesModule.OfNngp(T(nngpTestTrain, nameof(nngpTestTrain)));
+        return Posterior(() => train, yTrain, () => testTrain,
+            () => nngpTestTest is null ? null : KernelMatricesModule.OfNngp(TensorModule.OfArray2D(nngpTestTest)),
+            PredictGet.Nngp, diagReg, diagRegAbsoluteScale,
+            Boundary.Names(("kTrainTrain", nameof(nngpTrainTrain)), ("kTestTrain", nameof(nngpTestTrain)),
+                ("kTestTest", nameof(nngpTestTest))));
+    }
 
     /// <summary>NTKGP posterior (arXiv:2007.05864): the NNGP formulas with the NTK as the prior covariance.</summary>
     /// <param name="ntkTrainTrain">NTK train–train (N, N).</param>
@@ -109,11 +118,16 @@ public static class Predictors
     /// <exception cref="ArgumentNullException">when a required array is null.</exception>
     public static PosteriorGaussian NtkGpPosterior(
         double[,] ntkTrainTrain, double[,] yTrain, double[,] ntkTestTrain, double[,]? ntkTestTest = null,
-        double diagReg = 0.0, bool diagRegAbsoluteScale = false) =>
-        Posterior(KernelMatricesModule.OfNtk(T(ntkTrainTrain, nameof(ntkTrainTrain))), yTrain,
-            KernelMatricesModule.OfNtk(T(ntkTestTrain, nameof(ntkTestTrain))),
-            ntkTestTest is null ? null : KernelMatricesModule.OfNtk(TensorModule.OfArray2D(ntkTestTest)),
-            PredictGet.NtkGp, diagReg, diagRegAbsoluteScale);
+        double diagReg = 0.0, bool diagRegAbsoluteScale = false)
+    {
+        var train = KernelMatricesModule.OfNtk(T(ntkTrainTrain, nameof(ntkTrainTrain)));
+        var testTrain = KernelMatricesModule.OfNtk(T(ntkTestTrain, nameof(ntkTestTrain)));
+        return Posterior(() => train, yTrain, () => testTrain,
+            () => ntkTestTest is null ? null : KernelMatricesModule.OfNtk(TensorModule.OfArray2D(ntkTestTest)),
+            PredictGet.NtkGp, diagReg, diagRegAbsoluteScale,
+            Boundary.Names(("kTrainTrain", nameof(ntkTrainTrain)), ("kTestTrain", nameof(ntkTestTrain)),
+                ("kTestTest", nameof(ntkTestTest))));
+    }
 
     /// <summary>The infinite ensemble of infinitely wide networks trained on MSE to convergence
     /// (arXiv:1902.06720): mean Θ*·Θ⁻¹·y, covariance K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose),
@@ -130,20 +144,25 @@ public static class Predictors
     public static PosteriorGaussian NtkEnsemblePosterior(
         double[,] nngpTrainTrain, double[,] ntkTrainTrain, double[,] yTrain,
         double[,] nngpTestTrain, double[,] ntkTestTrain, double[,]? nngpTestTest = null,
-        double diagReg = 0.0, bool diagRegAbsoluteScale = false) =>
-        Posterior(
-            KernelMatricesModule.OfBoth(T(nngpTrainTrain, nameof(nngpTrainTrain)), T(ntkTrainTrain, nameof(ntkTrainTrain))),
-            yTrain,
-            KernelMatricesModule.OfBoth(T(nngpTestTrain, nameof(nngpTestTrain)), T(ntkTestTrain, nameof(ntkTestTrain))),
-            nngpTestTest is null ? null : KernelMatricesModule.OfNngp(TensorModule.OfArray2D(nngpTestTest)),
-            PredictGet.Ntk, diagReg, diagRegAbsoluteScale);
+        double diagReg = 0.0, bool diagRegAbsoluteScale = false)
+    {
+        var train = KernelMatricesModule.OfBoth(T(nngpTrainTrain, nameof(nngpTrainTrain)), T(ntkTrainTrain, nameof(ntkTrainTrain)));
+        var testTrain = KernelMatricesModule.OfBoth(T(nngpTestTrain, nameof(nngpTestTrain)), T(ntkTestTrain, nameof(ntkTestTrain)));
+        // Both blocks travel under one core name; the NNGP one is named, as it is checked first.
+        return Posterior(() => train, yTrain, () => testTrain,
+            () => nngpTestTest is null ? null : KernelMatricesModule.OfNngp(TensorModule.OfArray2D(nngpTestTest)),
+            PredictGet.Ntk, diagReg, diagRegAbsoluteScale,
+            Boundary.Names(("kTrainTrain", nameof(nngpTrainTrain)), ("kTestTrain", nameof(nngpTestTrain)),
+                ("kTestTest", nameof(nngpTestTest))));
+    }
 
     /// <summary>Outputs of one linearised network trained by gradient flow on MSE, in closed form
     /// (neural_tangents' <c>gradient_descent_mse</c>), at each of <paramref name="times"/> (steps).</summary>
     /// <param name="kTrainTrain">Train–train NTK (N, N).</param>
     /// <param name="yTrain">Targets (N, K).</param>
     /// <param name="kTestTrain">Test–train NTK (M, N).</param>
-    /// <param name="times">Finite times ≥ 0, in steps (absolute time = learning rate · t).</param>
+    /// <param name="times">Times ≥ 0, in steps (absolute time = learning rate · t); <see cref="double.PositiveInfinity"/>
+    /// for t = ∞ (train outputs y, test outputs by a solve).</param>
     /// <param name="fxTrain0">Initial train outputs (N, K), or null for zeros.</param>
     /// <param name="fxTest0">Initial test outputs (M, K), or null for zeros.</param>
     /// <param name="learningRate">Learning rate &gt; 0.</param>
@@ -156,12 +175,43 @@ public static class Predictors
         double diagReg = 0.0, bool diagRegAbsoluteScale = false)
     {
         ArgumentNullException.ThrowIfNull(times);
-        var predict = Predict.GradientDescentMse(T(kTrainTrain, nameof(kTrainTrain)), T(yTrain, nameof(yTrain)),
-            learningRate, diagReg, diagRegAbsoluteScale);
-        var outputs = FSharpFunc<FSharpOption<double[]>, FSharpOption<Tensor>>.InvokeFast(
-            predict, FSharpOption<double[]>.Some((double[])times.Clone()), Opt(fxTrain0), Opt(fxTest0),
-            FSharpOption<Tensor>.Some(T(kTestTrain, nameof(kTestTrain))));
-        return new OutputTrajectory(Slices(outputs.Train), Slices(outputs.Test.Value));
+        var ts = Boundary.Times(times, nameof(times));
+        var kdd = T(kTrainTrain, nameof(kTrainTrain));
+        var y = T(yTrain, nameof(yTrain));
+        var ktd = T(kTestTrain, nameof(kTestTrain));
+        return Boundary.Call(
+            () =>
+            {
+                var predict = Predict.GradientDescentMse(kdd, y, learningRate, diagReg, diagRegAbsoluteScale);
+                Outputs At(FSharpOption<double[]> t) =>
+                    FSharpFunc<FSharpOption<double[]>, FSharpOption<Tensor>>.InvokeFast(
+                        predict, t, Opt(fxTrain0), Opt(fxTest0), FSharpOption<Tensor>.Some(ktd));
+
+                // The core takes finite times; +∞ entries are the t = ∞ outputs, computed once.
+                var finite = ts.Where(double.IsFinite).ToArray();
+                var atFinite = finite.Length > 0 ? At(FSharpOption<double[]>.Some(finite)) : null;
+                var atInfinity = finite.Length < ts.Length ? At(FSharpOption<double[]>.None) : null;
+                var finiteTrain = atFinite is null ? Array.Empty<double[,]>() : Slices(atFinite.Train);
+                var finiteTest = atFinite is null ? Array.Empty<double[,]>() : Slices(atFinite.Test.Value);
+                var train = new double[ts.Length][,];
+                var test = new double[ts.Length][,];
+                for (int i = 0, f = 0; i < ts.Length; i++)
+                {
+                    if (double.IsFinite(ts[i]))
+                    {
+                        train[i] = finiteTrain[f];
+                        test[i] = finiteTest[f++];
+                    }
+                    else
+                    {
+                        train[i] = TensorModule.ToArray2D(atInfinity!.Train);
+                        test[i] = TensorModule.ToArray2D(atInfinity.Test.Value);
+                    }
+                }
+
+                return new OutputTrajectory(train, test);
+            },
+            Boundary.Names(("t", nameof(times))));
     }
 
     /// <summary>The largest learning rate for which gradient descent (with momentum) on MSE converges for the
@@ -171,7 +221,12 @@ public static class Predictors
     /// <param name="momentum">Momentum ≥ 0.</param>
     /// <param name="eps">Guard against a zero divisor.</param>
     /// <exception cref="ArgumentNullException">when <paramref name="ntkTrainTrain"/> is null.</exception>
-    public static double MaxLearningRate(double[,] ntkTrainTrain, int? yTrainSize = null, double momentum = 0.0, double eps = 1e-12) =>
-        Predict.MaxLearningRate(T(ntkTrainTrain, nameof(ntkTrainTrain)),
-            yTrainSize.HasValue ? FSharpOption<int>.Some(yTrainSize.Value) : FSharpOption<int>.None, momentum, eps);
+    public static double MaxLearningRate(double[,] ntkTrainTrain, int? yTrainSize = null, double momentum = 0.0, double eps = 1e-12)
+    {
+        var k = T(ntkTrainTrain, nameof(ntkTrainTrain));
+        return Boundary.Call(
+            () => Predict.MaxLearningRate(k,
+                yTrainSize.HasValue ? FSharpOption<int>.Some(yTrainSize.Value) : FSharpOption<int>.None, momentum, eps),
+            Boundary.Names());
+    }
 }

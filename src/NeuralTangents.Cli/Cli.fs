@@ -60,6 +60,8 @@ type NtArgs =
     | [<CliPrefix(CliPrefix.None); SubCommand>] Kernel of ParseResults<KernelArgs>
     | [<CliPrefix(CliPrefix.None); SubCommand>] Predict of ParseResults<PredictArgs>
     | [<CliPrefix(CliPrefix.None); SubCommand>] Demo of ParseResults<DemoArgs>
+    | [<CliPrefix(CliPrefix.None); SubCommand>] Info
+    | [<Unique>] Version
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -67,6 +69,8 @@ type NtArgs =
             | Kernel _ -> "exact infinite-width NNGP and NTK kernels of a network (nt kernel --help)"
             | Predict _ -> "predictions of infinitely wide networks: NNGP posterior, NTK-trained ensemble (nt predict --help)"
             | Demo _ -> "infinite networks on shipped real data: digits and diabetes, with a plot (nt demo --help)"
+            | Info -> "version, .NET runtime, cores, SIMD and native BLAS/LAPACK in use"
+            | Version -> "print the version"
 
 /// Shown after the command list of <c>nt --help</c>.
 let private mainHelp =
@@ -124,11 +128,44 @@ let private demoOptions (d: ParseResults<DemoArgs>) : Demo.DemoCommand.Options =
         DiagReg = reg
         Plot = if d.Contains No_Plot then None else Some(d.GetResult(Out, "nt-demo.svg")) }
 
+/// The informational version of nt (e.g. "0.2.0-dev.20250101120000+3f2a1c9").
+let version () =
+    let asm = Reflection.Assembly.GetExecutingAssembly()
+    match Reflection.CustomAttributeExtensions.GetCustomAttribute<Reflection.AssemblyInformationalVersionAttribute> asm with
+    | null -> string (asm.GetName().Version)
+    | a -> a.InformationalVersion
+
+/// <c>nt info</c>: what this installation runs on, for bug reports and to see whether native code is used.
+let private info (stdout: TextWriter) =
+    let yesNo b = if b then "yes" else "no"
+    let native (lib: string option) =
+        match lib with
+        | Some file -> sprintf "found (%s)" file
+        | None when NativeInfo.disabled () -> "not used (NT_NATIVE=0)"
+        | None -> "not found (managed fallback)"
+    let lines =
+        [ "nt", version ()
+          ".NET runtime", Runtime.InteropServices.RuntimeInformation.FrameworkDescription
+          "OS", sprintf "%s (%O)" Runtime.InteropServices.RuntimeInformation.OSDescription Runtime.InteropServices.RuntimeInformation.OSArchitecture
+          "cores", string Environment.ProcessorCount
+          "SIMD Vector512", yesNo Runtime.Intrinsics.Vector512.IsHardwareAccelerated
+          "SIMD Vector256", yesNo Runtime.Intrinsics.Vector256.IsHardwareAccelerated
+          "SIMD Vector128", yesNo Runtime.Intrinsics.Vector128.IsHardwareAccelerated
+          "native BLAS", native (NativeInfo.blas ())
+          "native LAPACK", native (NativeInfo.lapacke ()) ]
+    for name, value in lines do
+        stdout.Write(sprintf "%-16s%s\n" (name + ":") value)
+    stdout.Flush()
+
 let private dispatch (args: ParseResults<NtArgs>) (stdin: TextReader) (stdout: TextWriter) (stderr: TextWriter) =
     match args.GetSubCommand() with
     | Kernel k -> KernelCommand.run (k.TryGetResult KernelArgs.Request) stdin stdout
     | Predict p -> PredictCommand.run (p.TryGetResult PredictArgs.Request) stdin stdout
     | Demo d -> Demo.DemoCommand.run (demoOptions d) stdout stderr
+    | Info -> info stdout
+    | Version ->
+        stdout.Write(version () + "\n")
+        stdout.Flush()
 
 /// Drops .NET's " (Parameter 'x')" suffix, naming the parameter up front unless the message already does.
 let private argumentMessage (e: ArgumentException) =
@@ -137,6 +174,9 @@ let private argumentMessage (e: ArgumentException) =
     else
         let m = if e.Message.EndsWith suffix then e.Message.Substring(0, e.Message.Length - suffix.Length) else e.Message
         if m.StartsWith e.ParamName then m else sprintf "%s: %s" e.ParamName m
+
+/// The longest error line, in characters.
+let private maxMessage = 1000
 
 /// <summary>The one-line description of an error, as printed after "nt: ".</summary>
 let rec describe (e: exn) : string =
@@ -152,8 +192,11 @@ let rec describe (e: exn) : string =
         | :? UnauthorizedAccessException -> e.Message
         | :? OutOfMemoryException -> "out of memory; use fewer or smaller inputs"
         | e -> sprintf "internal error (%s): %s" (e.GetType().Name) e.Message
-    // One line, whatever the message holds.
-    String.Join(" ", line.Split([| '\r'; '\n' |], StringSplitOptions.RemoveEmptyEntries)).Trim()
+    // One line, whatever the message holds: no line breaks, no control characters, and a bounded length (values
+    // echoed in messages are cut where they are echoed; this is the backstop).
+    let line = String.Join(" ", line.Split([| '\r'; '\n' |], StringSplitOptions.RemoveEmptyEntries)).Trim()
+    let line = CliErrors.escapeControls line
+    if line.Length > maxMessage then line.Substring(0, maxMessage) + "…" else line
 
 /// <summary>Runs <c>nt</c> with the given arguments and streams.</summary>
 /// <param name="argv">The command-line arguments, without the program name.</param>
@@ -166,8 +209,16 @@ let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextW
         stderr.WriteLine("nt: " + msg)
         stderr.Flush()
     try
-        let args = parser.Value.ParseCommandLine(argv, raiseOnUsage = true)
-        dispatch args stdin stdout stderr
+        // "nt --version" alone: Argu would first ask for a command.
+        if argv = [| "--version" |] then
+            stdout.Write(version () + "\n")
+            stdout.Flush()
+        else
+            let args = parser.Value.ParseCommandLine(argv, raiseOnUsage = true)
+            if args.Contains Version then
+                stdout.Write(version () + "\n")
+                stdout.Flush()
+            else dispatch args stdin stdout stderr
         0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->

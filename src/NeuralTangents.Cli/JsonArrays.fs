@@ -19,7 +19,7 @@ let private where (path: int list) =
     | p -> sprintf "entry [%s]" (String.Join(", ", p))
 
 let private show (node: JsonNode) =
-    if isNull node then "null" else node.ToJsonString()
+    if isNull node then "null" else clip (node.ToJsonString())
 
 /// <summary>Reads a nested list of numbers as a row-major tensor; the shape comes from the first element at each
 /// depth and every other list must match it.</summary>
@@ -49,6 +49,9 @@ let toTensor (name: string) (node: JsonNode) : Tensor =
                     fail "%s: %s is %s, which is not a finite float64" name (where (List.rev path)) (show n)
                 data[k] <- x
                 k <- k + 1
+            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String
+                                     && List.contains (v.GetValue<string>()) [ "Infinity"; "-Infinity"; "NaN" ] ->
+                fail "%s: %s is %s, which is not a finite float64" name (where (List.rev path)) (v.GetValue<string>())
             | :? JsonArray ->
                 fail "%s: %s should be a number like %s, got a list %s" name (where (List.rev path)) (where first) (show n)
             | _ -> fail "%s: %s should be a number, got %s" name (where (List.rev path)) (show n)

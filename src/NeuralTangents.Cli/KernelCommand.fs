@@ -71,38 +71,43 @@ let private writeElapsed (w: TextWriter) (ms: float) =
     w.Write(JsonArrays.formatNumber (Math.Round(ms, 3)))
     w.Write("\n}\n")
 
+/// What to rescale when a quantity is not finite.
+let private inputsOf (name: string) (hasX2: bool) =
+    match name with
+    | "cov1" -> "x1"
+    | "cov2" -> "x2"
+    | _ -> if hasX2 then "x1 and x2" else "x1"
+
 /// <summary>Runs <c>nt kernel</c>: reads the request (file, or stdin when None or "-"), computes the kernels and
-/// writes the JSON response to <paramref name="stdout"/>.</summary>
+/// writes the JSON response to <paramref name="stdout"/>. Every quantity is checked finite before anything is
+/// written; with "out" the files are written all or nothing.</summary>
 /// <exception cref="T:NeuralTangents.Cli.CliError">and the library's exceptions, for the caller to report.</exception>
 let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
     let text, baseDir = RequestIo.read requestPath stdin
     let req = KernelRequest.parse baseDir text
+    RequestIo.prepareOut req.Out
     let sw = Stopwatch.StartNew()
     let k = KernelFn.computeWithLayout req.Layout req.Arch req.X1 req.X2 req.Get
     let ms = sw.Elapsed.TotalMilliseconds
     let items = quantities req.Get k
+    for name, t in items do
+        t |> Option.iter (RequestIo.checkFinite name (sprintf "the inputs are too large for this network; rescale %s" (inputsOf name req.X2.IsSome)))
     // Build the whole answer before writing, so an error leaves no half-written output.
     let out = new StringWriter()
     out.NewLine <- "\n"
     out.Write("{\n")
-    match req.Out with
-    | None ->
-        for name, t in items do
-            out.Write(sprintf "  \"%s\": " name)
-            match t with
-            | Some t -> JsonArrays.writeTensor out 2 t
-            | None -> out.Write "null"
-            out.Write(",\n")
-    | Some prefix ->
-        for name, t in items do
-            out.Write(sprintf "  \"%s\": " name)
-            match t with
-            | Some t ->
-                let path = sprintf "%s.%s.npy" prefix name
-                RequestIo.writeNpy path t
-                out.Write(JsonArrays.quote path)
-            | None -> out.Write "null"
-            out.Write(",\n")
+    let files = ResizeArray()
+    for name, t in items do
+        out.Write(sprintf "  \"%s\": " name)
+        match t, req.Out with
+        | Some t, None -> JsonArrays.writeTensor out 2 t
+        | Some t, Some prefix ->
+            let path = sprintf "%s.%s.npy" prefix name
+            files.Add((path, t))
+            out.Write(JsonArrays.quote path)
+        | None, _ -> out.Write "null"
+        out.Write(",\n")
     writeElapsed out ms
+    RequestIo.writeAll (List.ofSeq files)
     stdout.Write(out.ToString())
     stdout.Flush()

@@ -29,20 +29,7 @@ module KernelRequest =
     let private show = RequestIo.show
 
     /// An input: a nested list, or the path of a .npy file (relative to baseDir).
-    let internal load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
-        match node with
-        | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
-            let rel = v.GetValue<string>()
-            if String.IsNullOrWhiteSpace rel then fail "%s: the .npy path is empty" name
-            let path = Path.Combine(baseDir, rel)
-            if not (File.Exists path) then fail "%s: no such .npy file: %s" name path
-            try Npy.read path
-            with
-            | :? InvalidDataException as e -> fail "%s: %s" name e.Message
-            | :? IOException as e -> fail "%s: cannot read %s: %s" name path e.Message
-            | :? UnauthorizedAccessException as e -> fail "%s: cannot read %s: %s" name path e.Message
-        | :? JsonArray -> JsonArrays.toTensor name node
-        | _ -> fail "%s: must be a nested list of numbers or the path of a .npy file, got %s" name (show node)
+    let internal load (baseDir: string) (name: string) (node: JsonNode) : Tensor = RequestIo.load baseDir name node
 
     let internal input (baseDir: string) (name: string) (node: JsonNode) : Tensor =
         let t = load baseDir name node
@@ -58,7 +45,7 @@ module KernelRequest =
                 match v.GetValue<string>() with
                 | "nngp" -> Nngp
                 | "ntk" -> Ntk
-                | other -> fail "get: unknown quantity \"%s\" (known: \"nngp\", \"ntk\")" other
+                | other -> fail "get: unknown quantity \"%s\" (known: \"nngp\", \"ntk\")" (CliErrors.clip other)
             | n -> fail "get: must be \"nngp\", \"ntk\" or a list of them, got %s" (show n)
         let items =
             match node with
@@ -100,9 +87,10 @@ module KernelRequest =
         let o = RequestIo.parseObject "kernel" "{\"arch\": ..., \"x1\": ...}" knownKeys text
         let required = RequestIo.required o
         let arch = RequestIo.arch o
+        let out = RequestIo.outPrefix baseDir o["out"]
         { Arch = arch
           X1 = input baseDir "x1" (required "x1")
           X2 = (match o["x2"] with null -> None | n -> Some(input baseDir "x2" n))
           Get = get o["get"]
           Layout = kwargs o["kwargs"]
-          Out = RequestIo.outPrefix baseDir o["out"] }
+          Out = out }

@@ -17,18 +17,22 @@ let helpText =
     "x_train"       training inputs (N, features): nested list or .npy path
     "y_train"       training targets (N, K) or (N,)
     "x_test"        test inputs (M, features); null/absent predicts on the training set
-    "get"           "nngp", "ntk" or a list of them (default both)
+    "get"           "nngp", "ntk", "ntkgp" or a list of them (default ["nngp", "ntk"])
     "t"             training time: null (default) for t = infinity, a number, or a
-                    list of numbers (the answer then has a leading time axis)
+                    list of numbers (the answer then has a leading time axis);
+                    inside a list write infinity as Infinity (Python's json) or "inf"
     "diag_reg"      ridge added to the train-train kernel, relative to its mean
                     diagonal (default 0); "diag_reg_absolute_scale": true makes it absolute
     "learning_rate" gradient-descent step size (default 1)
     "compute_cov"   true to add the (M, M) predictive covariance (default false)
     "out"           optional PREFIX: write PREFIX.nngp.mean.npy, PREFIX.nngp.cov.npy, …
+                    (all files or none; the folder is created when missing)
 
     nngp = exact Bayesian posterior of the infinite network (equivalently, training
     only its readout layer); ntk = infinite ensemble of infinitely wide networks
-    trained by gradient descent on MSE, marginalised over initialisation.
+    trained by gradient descent on MSE, marginalised over initialisation;
+    ntkgp = the GP posterior with the NTK as prior covariance (arXiv:2007.05864,
+    neural_tangents' gp_inference), for t = infinity only.
 
 RESPONSE (JSON on stdout):
 
@@ -59,39 +63,139 @@ let private shapeMean (req: PredictRequest) (mean: Tensor) =
 let private shapeCov (req: PredictRequest) (cov: Tensor) =
     if req.Times.IsSome && not req.TimeAxis then Tensor.reshape cov.Shape[1..] cov else cov
 
-/// <summary>Runs <c>nt predict</c>: reads the request, predicts and writes the JSON response.</summary>
+/// The response key of a prediction.
+let private keyOf (kind: PredictGet) =
+    match kind with
+    | PredictGet.Nngp -> "nngp"
+    | PredictGet.Ntk -> "ntk"
+    | PredictGet.NtkGp -> "ntkgp"
+
+/// Tensors of equal shape stacked along a new leading axis.
+let private stack (parts: Tensor list) =
+    let shape = (List.head parts).Shape
+    Tensor.create (Array.append [| parts.Length |] shape) (parts |> Seq.collect (fun t -> t.Data) |> Seq.toArray)
+
+/// The i-th slice along the leading axis.
+let private slice (i: int) (t: Tensor) =
+    let size = t.Data.Length / t.Shape[0]
+    Tensor.create t.Shape[1..] (Array.sub t.Data (i * size) size)
+
+/// KernelFn.compute for one network, each (x1, x2) pair computed once (NNGP and NTK together when any prediction
+/// needs the NTK), so that the ensemble and NTKGP predictions share their kernels.
+let private cachedKernelFn (arch: Layer) (needNtk: bool) : Tensor -> Tensor option -> Get -> Kernel =
+    let cache = ResizeArray<Tensor * Tensor option * Kernel>()
+    let same (a: Tensor option) (b: Tensor option) =
+        match a, b with
+        | None, None -> true
+        | Some a, Some b -> obj.ReferenceEquals(a, b)
+        | _ -> false
+    fun x1 x2 get ->
+        lock cache (fun () ->
+            match cache |> Seq.tryFind (fun (a, b, _) -> obj.ReferenceEquals(a, x1) && same b x2) with
+            | Some(_, _, k) -> k
+            | None ->
+                let k = KernelFn.compute arch x1 x2 (if needNtk then Both else get)
+                cache.Add((x1, x2, k))
+                k)
+
+/// <summary>Checks the network on one training input before any prediction: a network that cannot take x_train,
+/// or whose kernel is not one (N1, N2) matrix, is an error even where the answer would not need a kernel (at
+/// t = ∞ on the training set the prediction is y_train itself).</summary>
+let private checkNetwork (req: PredictRequest) (needNtk: bool) =
+    let rowSize = req.XTrain.Data.Length / req.XTrain.Shape[0]
+    let one = Tensor.create (Array.append [| 1 |] req.XTrain.Shape[1..]) (Array.sub req.XTrain.Data 0 rowSize)
+    let k = KernelFn.compute req.Arch one None (if needNtk then Both else Nngp)
+    if k.Nngp.Shape <> [| 1; 1 |] then
+        fail "arch: the kernel of one x_train input has shape %s, not (1, 1); nt predict needs a network with one flat output per input (end one with spatial outputs in Flatten)"
+            (RequestIo.showShape k.Nngp.Shape)
+
+/// <summary>Runs <c>nt predict</c>: reads the request, predicts and writes the JSON response. Every array is
+/// checked finite before anything is written; with "out" the files are written all or nothing.</summary>
 let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
     let text, baseDir = RequestIo.read requestPath stdin
     let req = PredictRequest.parse baseDir text
+    RequestIo.prepareOut req.Out
     let sw = Stopwatch.StartNew()
-    let predict =
-        Predict.gradientDescentMseEnsemble (KernelFn.compute req.Arch) req.XTrain req.YTrain req.LearningRate
-            req.DiagReg req.DiagRegAbsoluteScale
-    let result = predict req.Times req.XTest req.Get req.ComputeCov
+    let needNtk = req.Kinds |> List.exists (fun k -> k <> PredictGet.Nngp)
+    checkNetwork req needNtk
+    let kernelFn = cachedKernelFn req.Arch needNtk
+    let ensemble =
+        lazy (Predict.gradientDescentMseEnsemble kernelFn req.XTrain req.YTrain req.LearningRate req.DiagReg
+                  req.DiagRegAbsoluteScale)
+    let ensembleGet =
+        match List.contains PredictGet.Nngp req.Kinds, List.contains PredictGet.Ntk req.Kinds with
+        | true, true -> Some Both
+        | true, false -> Some Nngp
+        | false, true -> Some Ntk
+        | false, false -> None
+    // The NTKGP posterior (arXiv:2007.05864): GP inference with the NTK as prior covariance, at t = ∞ only.
+    let ntkGp () =
+        let ntk (k: Kernel) = KernelMatrices.ofNtk k.Ntk.Value
+        let train = ntk (kernelFn req.XTrain None Both)
+        let gp = Predict.gpInference train req.YTrain req.DiagReg req.DiagRegAbsoluteScale [ PredictGet.NtkGp ]
+        let testTrain = req.XTest |> Option.map (fun x -> ntk (kernelFn x (Some req.XTrain) Both))
+        let testTest =
+            if not req.ComputeCov then None
+            else Some(match req.XTest with Some x -> ntk (kernelFn x None Both) | None -> train)
+        (gp testTrain testTest)[PredictGet.NtkGp]
+    // The predictions at t = ∞ (no time axis) and at the finite times (leading time axis), each computed once.
+    let atInfinity =
+        lazy
+            (let e = match ensembleGet with Some g -> ensemble.Value None req.XTest g req.ComputeCov | None -> Map.empty
+             if List.contains PredictGet.NtkGp req.Kinds then e.Add(PredictGet.NtkGp, ntkGp ()) else e)
+    let finiteTimes = req.Times |> Option.map (Array.filter Double.IsFinite) |> Option.defaultValue [||]
+    let atFinite =
+        lazy
+            (match ensembleGet with
+             | Some g when finiteTimes.Length > 0 -> ensemble.Value (Some finiteTimes) req.XTest g req.ComputeCov
+             | _ -> Map.empty)
+    let predictionOf (kind: PredictGet) : Gaussian =
+        match req.Times with
+        | None -> atInfinity.Value[kind]
+        | Some ts ->
+            // One slice per requested time, in the request's order: finite times from the time-axis answer,
+            // infinite ones from the t = ∞ answer.
+            let mutable f = 0
+            let parts =
+                ts |> Array.toList |> List.map (fun t ->
+                    if Double.IsFinite t then
+                        let g = atFinite.Value[kind]
+                        f <- f + 1
+                        slice (f - 1) g.Mean, g.Covariance |> Option.map (slice (f - 1))
+                    else
+                        let g = atInfinity.Value[kind]
+                        g.Mean, g.Covariance)
+            { Mean = stack (List.map fst parts)
+              Covariance = if req.ComputeCov then Some(stack (parts |> List.map (snd >> Option.get))) else None }
+    let predictions = req.Kinds |> List.map (fun k -> keyOf k, predictionOf k)
     let ms = sw.Elapsed.TotalMilliseconds
-    let kinds =
-        [ if req.Get <> Ntk then "nngp", result[PredictGet.Nngp]
-          if req.Get.WantsNtk then "ntk", result[PredictGet.Ntk] ]
-    for name, g in kinds do
-        if not (Tensor.isFinite g.Mean) || (g.Covariance |> Option.exists (Tensor.isFinite >> not)) then
-            fail "%s: the prediction is not finite; add a positive diag_reg (e.g. 1e-6) or rescale the inputs" name
+    let arrays =
+        [ for name, g in predictions do
+              yield name, "mean", shapeMean req g.Mean
+              match g.Covariance with
+              | Some c -> yield name, "cov", shapeCov req c
+              | None -> () ]
+    for name, what, t in arrays do
+        RequestIo.checkFinite (sprintf "%s.%s" name what) "add a positive diag_reg (e.g. 1e-6) or rescale the inputs" t
     let out = new StringWriter()
     out.NewLine <- "\n"
     out.Write("{\n")
-    for name, g in kinds do
-        out.Write(sprintf "  \"%s\": {\n    \"mean\": " name)
-        let items = [ yield "mean", shapeMean req g.Mean; match g.Covariance with Some c -> yield "cov", shapeCov req c | None -> () ]
-        items |> List.iteri (fun i (what, t) ->
-            if i > 0 then out.Write(sprintf ",\n    \"%s\": " what)
+    let files = ResizeArray()
+    for name, _ in predictions do
+        out.Write(sprintf "  \"%s\": {\n" name)
+        let mine = arrays |> List.filter (fun (n, _, _) -> n = name)
+        mine |> List.iteri (fun i (_, what, t) ->
+            out.Write(sprintf "%s    \"%s\": " (if i > 0 then ",\n" else "") what)
             match req.Out with
             | None -> JsonArrays.writeTensor out 4 t
             | Some prefix ->
                 let path = sprintf "%s.%s.%s.npy" prefix name what
-                RequestIo.writeNpy path t
+                files.Add((path, t))
                 out.Write(JsonArrays.quote path))
         out.Write("\n  },\n")
     out.Write("  \"elapsed_ms\": ")
     out.Write(JsonArrays.formatNumber (Math.Round(ms, 3)))
     out.Write("\n}\n")
+    RequestIo.writeAll (List.ofSeq files)
     stdout.Write(out.ToString())
     stdout.Flush()

@@ -16,8 +16,10 @@ type PredictRequest =
       TargetsAreVector: bool
       /// None: predictions on the training set.
       XTest: Tensor option
-      Get: Get
-      /// None: infinite time. Some with <c>TimeAxis</c> false: one time given as a number.
+      /// The predictions asked for, in the order nngp, ntk, ntkgp.
+      Kinds: PredictGet list
+      /// None: infinite time. Some with <c>TimeAxis</c> false: one time given as a number. Times are ≥ 0 and may
+      /// be +∞ (written Infinity or "inf").
       Times: float[] option
       TimeAxis: bool
       DiagReg: float
@@ -41,6 +43,9 @@ module PredictRequest =
             let x = v.GetValue<float>()
             if not (Double.IsFinite x) then fail "%s: must be a finite number, got %s" name (RequestIo.show node)
             x
+        | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String
+                                 && List.contains (v.GetValue<string>()) [ "Infinity"; "-Infinity"; "NaN" ] ->
+            fail "%s: must be a finite number, got %s" name (v.GetValue<string>())
         | n -> fail "%s: must be a number, got %s" name (RequestIo.show n)
 
     let private flag (name: string) (node: JsonNode) =
@@ -50,17 +55,50 @@ module PredictRequest =
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.False -> false
         | n -> fail "%s: must be true or false, got %s" name (RequestIo.show n)
 
-    let private times (node: JsonNode) : float[] option * bool =
-        let check (x: float) =
-            if x < 0.0 then fail "t: training times must be ≥ 0, got %g" x
+    /// One training time: a number ≥ 0, or +∞ written as Infinity (Python's json), "inf" or "Infinity".
+    let private time (where: string) (node: JsonNode) : float =
+        match node with
+        | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
+            let x = v.GetValue<float>()
+            if x < 0.0 then fail "t: %straining times must be ≥ 0, got %s" where (RequestIo.show node)
             x
+        | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
+            match v.GetValue<string>().Trim().ToLowerInvariant() with
+            | "inf" | "+inf" | "infinity" | "+infinity" -> infinity
+            | "-inf" | "-infinity" -> fail "t: %straining times must be ≥ 0, got -Infinity" where
+            | _ -> fail "t: %smust be a number ≥ 0, Infinity or \"inf\", got %s" where (RequestIo.show node)
+        | null ->
+            fail "t: %sis null; inside a list use Infinity or \"inf\" for infinite time (null means t = infinity only as the whole value of t)" where
+        | n -> fail "t: %smust be a number ≥ 0, Infinity or \"inf\", got %s" where (RequestIo.show n)
+
+    let private times (node: JsonNode) : float[] option * bool =
         match node with
         | null -> None, false
-        | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number -> Some [| check (number "t" 0.0 node) |], false
         | :? JsonArray as a ->
             if a.Count = 0 then fail "t: the list of times is empty; give null for infinite time"
-            Some(a |> Seq.map (fun n -> check (number "t" 0.0 n)) |> Seq.toArray), true
+            Some(a |> Seq.mapi (fun i n -> time (sprintf "entry %d " i) n) |> Seq.toArray), true
+        | :? JsonValue -> Some [| time "" node |], false
         | n -> fail "t: must be null (infinite time), a number or a list of numbers, got %s" (RequestIo.show n)
+
+    /// The predictions of "get": "nngp", "ntk", "ntkgp" or a list of them; default nngp and ntk.
+    let private kinds (node: JsonNode) : PredictGet list =
+        let one (n: JsonNode) =
+            match n with
+            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
+                match v.GetValue<string>() with
+                | "nngp" -> PredictGet.Nngp
+                | "ntk" -> PredictGet.Ntk
+                | "ntkgp" -> PredictGet.NtkGp
+                | other -> fail "get: unknown prediction \"%s\" (known: \"nngp\", \"ntk\", \"ntkgp\")" (clip other)
+            | n -> fail "get: must be \"nngp\", \"ntk\", \"ntkgp\" or a list of them, got %s" (RequestIo.show n)
+        let asked =
+            match node with
+            | null -> [ PredictGet.Nngp; PredictGet.Ntk ]
+            | :? JsonArray as a ->
+                if a.Count = 0 then fail "get: the list is empty; ask for \"nngp\", \"ntk\", \"ntkgp\" or several"
+                a |> Seq.map one |> Seq.toList
+            | n -> [ one n ]
+        [ PredictGet.Nngp; PredictGet.Ntk; PredictGet.NtkGp ] |> List.filter (fun k -> List.contains k asked)
 
     /// <summary>Parses a request and loads its inputs; relative paths resolve against baseDir.</summary>
     /// <exception cref="T:NeuralTangents.Cli.CliError">naming the key or value at fault.</exception>
@@ -68,16 +106,22 @@ module PredictRequest =
         let o = RequestIo.parseObject "predict" "{\"arch\": ..., \"x_train\": ..., \"y_train\": ...}" knownKeys text
         let required = RequestIo.required o
         let arch = RequestIo.arch o
+        let out = RequestIo.outPrefix baseDir o["out"]
         let xTrain = KernelRequest.input baseDir "x_train" (required "x_train")
         let y = KernelRequest.load baseDir "y_train" (required "y_train")
         let yTrain, isVector =
             match y.Rank with
             | 1 -> Tensor.reshape [| y.Shape[0]; 1 |] y, true
             | 2 -> y, false
-            | _ -> fail "y_train: must be (N,) or (N, K), got shape (%s)" (String.Join(", ", y.Shape))
+            | _ -> fail "y_train: must be (N,) or (N, K), got shape %s" (RequestIo.showShape y.Shape)
         if yTrain.Shape[0] <> xTrain.Shape[0] then
             fail "y_train: has %d rows but x_train has %d inputs" yTrain.Shape[0] xTrain.Shape[0]
         let t, axis = times o["t"]
+        let kinds = kinds o["get"]
+        match t with
+        | Some ts when List.contains PredictGet.NtkGp kinds && ts |> Array.exists Double.IsFinite ->
+            fail "get: \"ntkgp\" is the t = infinity posterior (neural_tangents' gp_inference); use t null or Infinity, or drop \"ntkgp\""
+        | _ -> ()
         let lr = number "learning_rate" 1.0 o["learning_rate"]
         if lr <= 0.0 then fail "learning_rate: must be > 0, got %g" lr
         let reg = number "diag_reg" 0.0 o["diag_reg"]
@@ -93,11 +137,11 @@ module PredictRequest =
           YTrain = yTrain
           TargetsAreVector = isVector
           XTest = xTest
-          Get = KernelRequest.get o["get"]
+          Kinds = kinds
           Times = t
           TimeAxis = axis
           DiagReg = reg
           DiagRegAbsoluteScale = flag "diag_reg_absolute_scale" o["diag_reg_absolute_scale"]
           LearningRate = lr
           ComputeCov = flag "compute_cov" o["compute_cov"]
-          Out = RequestIo.outPrefix baseDir o["out"] }
+          Out = out }

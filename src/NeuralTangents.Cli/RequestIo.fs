@@ -1,49 +1,111 @@
 /// <summary>What the request-driven commands (<c>nt kernel</c>, <c>nt predict</c>) share: reading the request from a
-/// file or stdin, parsing its top-level object with key checks, the "out" prefix, and writing .npy answers.</summary>
+/// file or stdin, parsing its top-level object with key checks, loading inputs, the "out" prefix, checking answers
+/// are finite, and writing .npy answers all or nothing.</summary>
 [<RequireQualifiedAccess>]
 module NeuralTangents.Cli.RequestIo
 
 open System
 open System.IO
+open System.Text
 open System.Text.Json
 open System.Text.Json.Nodes
 open NeuralTangents
 open NeuralTangents.Cli.CliErrors
 
-/// JSON text of a node for error messages ("null" for a missing one).
-let show (node: JsonNode) = if isNull node then "null" else node.ToJsonString()
+/// JSON text of a node for error messages ("null" for a missing one), cut to about 80 characters.
+let show (node: JsonNode) = if isNull node then "null" else clip (node.ToJsonString())
+
+/// A shape as "(2, 0, 3)".
+let showShape (shape: int[]) =
+    match shape with
+    | [| d |] -> sprintf "(%d,)" d
+    | s -> "(" + String.Join(", ", s) + ")"
 
 /// The request text and the folder its relative paths resolve against: the named file's folder, or the current
-/// folder for stdin (no path, or "-").
+/// folder for stdin (no path, or "-"). A UTF-8 byte order mark is dropped from either.
 let read (requestPath: string option) (stdin: TextReader) : string * string =
-    match requestPath with
-    | None
-    | Some "-" -> stdin.ReadToEnd(), Directory.GetCurrentDirectory()
-    | Some path ->
-        if not (File.Exists path) then
-            if Directory.Exists path then fail "%s is a folder, not a request file" path
-            fail "no such request file: %s" path
-        let text =
-            try File.ReadAllText path
-            with
-            | :? IOException as e -> fail "cannot read %s: %s" path e.Message
-            | :? UnauthorizedAccessException as e -> fail "cannot read %s: %s" path e.Message
-        text, Path.GetDirectoryName(Path.GetFullPath path)
+    let text, dir =
+        match requestPath with
+        | None
+        | Some "-" -> stdin.ReadToEnd(), Directory.GetCurrentDirectory()
+        | Some path ->
+            if Directory.Exists path then fail "%s is a directory, not a request file" (clip path)
+            if not (File.Exists path) then fail "no such request file: %s" (clip path)
+            let text =
+                try File.ReadAllText path
+                with
+                | :? IOException as e -> fail "cannot read %s: %s" (clip path) e.Message
+                | :? UnauthorizedAccessException as e -> fail "cannot read %s: %s" (clip path) e.Message
+            text, Path.GetDirectoryName(Path.GetFullPath path)
+    (if text.StartsWith '\uFEFF' then text.Substring 1 else text), dir
+
+/// Python's json module writes the non-finite floats as the bare words Infinity, -Infinity and NaN, which
+/// System.Text.Json refuses. Outside strings and comments they become the strings "Infinity", "-Infinity" and
+/// "NaN": the time list "t" accepts "Infinity", every other number refuses them by name.
+let internal quoteNamedFloats (text: string) =
+    if not (text.Contains "Infinity" || text.Contains "NaN") then text
+    else
+        let b = StringBuilder(text.Length + 16)
+        let mutable i = 0
+        let at (word: string) = String.CompareOrdinal(text, i, word, 0, word.Length) = 0
+        while i < text.Length do
+            let c = text[i]
+            if c = '"' then
+                // Copy the string literal through, escapes included.
+                let start = i
+                i <- i + 1
+                while i < text.Length && text[i] <> '"' do
+                    i <- i + (if text[i] = '\\' then 2 else 1)
+                i <- min text.Length (i + 1)
+                b.Append(text, start, i - start) |> ignore
+            elif at "//" then
+                let close = text.IndexOf('\n', i)
+                let stop = if close < 0 then text.Length else close
+                b.Append(text, i, stop - i) |> ignore
+                i <- stop
+            elif at "/*" then
+                let close = text.IndexOf("*/", i + 2, StringComparison.Ordinal)
+                let stop = if close < 0 then text.Length else close + 2
+                b.Append(text, i, stop - i) |> ignore
+                i <- stop
+            else
+                match [ "-Infinity"; "Infinity"; "NaN" ] |> List.tryFind at with
+                | Some word ->
+                    b.Append('"').Append(word).Append('"') |> ignore
+                    i <- i + word.Length
+                | None ->
+                    b.Append c |> ignore
+                    i <- i + 1
+        b.ToString()
+
+/// Fails on the first JSON string holding an unpaired UTF-16 surrogate (System.Text.Json parses "\ud800" but
+/// cannot read it back as a string).
+let rec private checkStrings (node: JsonNode) =
+    match node with
+    | :? JsonObject as o -> for KeyValue(_, v) in o do checkStrings v
+    | :? JsonArray as a -> for v in a do checkStrings v
+    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
+        try v.GetValue<string>() |> ignore
+        with :? InvalidOperationException ->
+            fail "%s: a string holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair); JSON text must be valid Unicode"
+                (clip (v.GetPath()))
+    | _ -> ()
 
 /// The request's top-level object (comments allowed), every key checked against <paramref name="knownKeys"/>.
 let parseObject (command: string) (shapeHint: string) (knownKeys: string list) (text: string) : JsonObject =
     if String.IsNullOrWhiteSpace text then
         fail "the request is empty: name a REQUEST.json file or pipe a request on stdin (see 'nt %s --help')" command
     let root =
-        try JsonNode.Parse(text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip))
-        with :? JsonException as e -> fail "the request is not valid JSON: %s" e.Message
+        try JsonNode.Parse(quoteNamedFloats text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip))
+        with :? JsonException as e -> fail "the request is not valid JSON: %s" (clip e.Message)
+    checkStrings root
     let o =
         match root with
         | :? JsonObject as o -> o
         | n -> fail "the request must be a JSON object %s, got %s" shapeHint (show n)
     for KeyValue(k, _) in o do
         if not (List.contains k knownKeys) then
-            fail "request: unknown key \"%s\" (known: %s)" k (String.Join(", ", knownKeys))
+            fail "request: unknown key \"%s\" (known: %s)" (clip k) (String.Join(", ", knownKeys))
     o
 
 /// The value of a required key.
@@ -57,17 +119,102 @@ let arch (o: JsonObject) =
     try Json.decodeLayer (required o "arch")
     with Json.JsonArchitectureException msg -> fail "arch: %s" msg
 
+/// An array: a nested list, or the path of a .npy file (relative to baseDir). Every axis must be non-empty.
+let load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
+    let t =
+        match node with
+        | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
+            let rel = v.GetValue<string>()
+            if String.IsNullOrWhiteSpace rel then fail "%s: the .npy path is empty" name
+            let path = Path.Combine(baseDir, rel)
+            if Directory.Exists path then fail "%s: %s is a directory, not a .npy file" name (clip path)
+            if not (File.Exists path) then fail "%s: no such .npy file: %s" name (clip path)
+            // Pipes and devices report length 0; opening a pipe would wait for a writer forever.
+            if FileInfo(path).Length = 0L then
+                fail "%s: %s is empty or not a regular file (a pipe or a device); give a file saved with numpy.save" name (clip path)
+            try Npy.read path
+            with
+            | :? InvalidDataException as e -> fail "%s: %s" name e.Message
+            | :? IOException as e -> fail "%s: cannot read %s: %s" name (clip path) e.Message
+            | :? UnauthorizedAccessException as e -> fail "%s: cannot read %s: %s" name (clip path) e.Message
+        | :? JsonArray -> JsonArrays.toTensor name node
+        | _ -> fail "%s: must be a nested list of numbers or the path of a .npy file, got %s" name (show node)
+    if Array.contains 0 t.Shape then
+        fail "%s: has an empty axis (shape %s); give at least one value along every axis" name (showShape t.Shape)
+    t
+
 /// The optional "out" prefix, resolved against baseDir.
 let outPrefix (baseDir: string) (node: JsonNode) : string option =
     match node with
     | null -> None
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String && v.GetValue<string>().Trim() <> "" ->
-        Some(Path.Combine(baseDir, v.GetValue<string>()))
+        let prefix = v.GetValue<string>()
+        if prefix.EndsWith '/' || prefix.EndsWith Path.DirectorySeparatorChar then
+            fail "out: %s names a folder; give a file prefix inside it, such as \"results/mlp\"" (show node)
+        Some(Path.Combine(baseDir, prefix))
     | n -> fail "out: must be a non-empty file prefix such as \"results/mlp\", got %s" (show n)
 
-/// Writes one answer array as .npy, with IO errors as one-line CLI errors.
-let writeNpy (path: string) (t: Tensor) =
-    try Npy.write path t
-    with
-    | :? IOException as e -> fail "cannot write %s: %s" path e.Message
-    | :? UnauthorizedAccessException as e -> fail "cannot write %s: %s" path e.Message
+/// Creates the folder of the "out" prefix when missing and checks a file can be created there, before any work.
+let prepareOut (prefix: string option) =
+    match prefix with
+    | None -> ()
+    | Some prefix ->
+        let dir = Path.GetDirectoryName(Path.GetFullPath prefix)
+        let probe = Path.Combine(dir, sprintf ".nt-probe-%s" (Guid.NewGuid().ToString("N")))
+        try
+            Directory.CreateDirectory dir |> ignore
+            File.WriteAllBytes(probe, [||])
+            File.Delete probe
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException as e -> fail "out: cannot write in the folder %s: %s" (clip dir) e.Message
+
+/// Fails unless every value of t is finite, naming the array, the first bad value and its index.
+let checkFinite (name: string) (advice: string) (t: Tensor) =
+    match t.Data |> Array.tryFindIndex (Double.IsFinite >> not) with
+    | None -> ()
+    | Some k ->
+        let v = t.Data[k]
+        let what = if Double.IsNaN v then "nan" elif v > 0.0 then "inf" else "-inf"
+        // Row-major index → one index per axis.
+        let index =
+            let mutable rest = k
+            let idx = Array.zeroCreate t.Rank
+            for a in t.Rank - 1 .. -1 .. 0 do
+                idx[a] <- rest % t.Shape[a]
+                rest <- rest / t.Shape[a]
+            match idx with
+            | [| i |] -> string i
+            | _ -> "[" + String.Join(", ", idx) + "]"
+        fail "%s has a non-finite value (%s) at index %s: %s" name what index advice
+
+/// <summary>Writes the answer arrays as .npy files, all or nothing: each goes to a temporary file beside its final
+/// name (<c>NAME.tmp-XXXX</c>), and only when all are written are they renamed into place. On failure the
+/// temporary files are deleted and the final names are left as they were.</summary>
+let writeAll (files: (string * Tensor) list) =
+    let tag = Guid.NewGuid().ToString("N").Substring(0, 8)
+    let temps = files |> List.map (fun (path, t) -> path, sprintf "%s.tmp-%s" path tag, t)
+    let cleanUp () =
+        for _, tmp, _ in temps do
+            try File.Delete tmp with _ -> ()
+    for path, _ in files do
+        if Directory.Exists path then fail "cannot write %s: it is a directory (no answer file was changed)" (clip path)
+    try
+        try
+            for path, tmp, t in temps do
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
+                Npy.write tmp t
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException as e -> fail "cannot write the answer files (none was changed): %s" e.Message
+        let mutable moved = 0
+        try
+            for path, tmp, _ in temps do
+                File.Move(tmp, path, true)
+                moved <- moved + 1
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException as e ->
+            fail "cannot move the answer files into place (%d of %d were already replaced): %s" moved temps.Length e.Message
+    finally
+        cleanUp ()

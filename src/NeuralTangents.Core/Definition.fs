@@ -66,6 +66,28 @@ type LayoutRequirement =
       /// The layer's allowance for a diagonal spatial covariance, when it states one.
       DiagonalSpatial: Diagonal option }
 
+/// <summary>The side inputs of <c>apply_fn</c> beyond parameters and inputs (neural_tangents' <c>**kwargs</c>):
+/// the random key of stochastic layers (Dropout) and the per-input side data some layers read (Aggregate's
+/// <c>pattern</c>, masks). Each layer receives the key of its own path in the layer tree.</summary>
+type ApplyContext =
+    { /// Random key (neural_tangents' <c>rng</c>); None when the call gives none.
+      Rng: RngKey option
+      /// Named side inputs, e.g. "pattern"; empty when none are given.
+      Side: Map<string, Tensor> }
+
+    /// No key and no side inputs.
+    static member Empty = { Rng = None; Side = Map.empty }
+
+/// <summary>The value of one layer argument as neural_tangents writes it (JSON and printing).</summary>
+type ArgValue =
+    | IntArg of int
+    | FloatArg of float
+    /// A number or Python's None.
+    | OptFloatArg of float option
+    | BoolArg of bool
+    | StringArg of string
+    | IntsArg of int list
+
 /// <summary>Everything one leaf layer is, defined once in the module of its family (named after neural_tangents'
 /// <c>stax</c> files): neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> plus its requirements and the
 /// pieces the backward pass and the empirical NTK need. The interpreters (<c>KernelFn</c>, <c>InitFn</c>,
@@ -74,14 +96,16 @@ type LayoutRequirement =
 type LayerDef =
     { /// neural_tangents' name of the layer (as JSON and error messages spell it).
       Name: string
+      /// Its arguments, every one explicit, with neural_tangents' names, in its order.
+      Args: (string * ArgValue) list
       Requires: LayoutRequirement
       /// The kernel rule. With <c>true</c> the rule may overwrite the input kernel's nngp/ntk arrays (the
       /// interpreter passes it only for arrays it allocated itself and shares with nobody).
       Kernel: bool -> Kernel -> Kernel
       /// Output shape and sampled parameters for an input shape, from the layer's own key.
       Init: RngKey -> int[] -> int[] * Params
-      /// The forward pass.
-      Apply: Params -> Tensor -> Tensor
+      /// The forward pass, with the side inputs of this layer's call.
+      Apply: ApplyContext -> Params -> Tensor -> Tensor
       /// The input cotangent from the parameters, the input and the output cotangent.
       Vjp: Params -> Tensor -> Tensor -> Tensor
       /// The parameter cotangents (a tree shaped like the parameters) from the same three.
@@ -94,6 +118,7 @@ type LayerDef =
 /// pullback.</summary>
 type MergeDef =
     { Name: string
+      Args: (string * ArgValue) list
       Kernel: Kernel list -> Kernel
       Shape: int[] list -> int[]
       Apply: Tensor list -> Tensor

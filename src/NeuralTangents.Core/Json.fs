@@ -16,6 +16,31 @@ module Json =
 
     let private fail fmt = Printf.kprintf (fun s -> raise (JsonArchitectureException s)) fmt
 
+    /// The longest echo of a user's value in a message, in characters, before it is cut with "…".
+    let private echoLength = 80
+
+    /// A user's text as echoed in a message: control characters escaped (\u001b), cut to about 80 characters, so
+    /// that an error stays one short line whatever the request holds.
+    let internal clip (s: string) =
+        let b = Text.StringBuilder()
+        let mutable i = 0
+        while i < s.Length && b.Length < echoLength do
+            let c = s[i]
+            if Char.IsControl c then b.AppendFormat("\\u{0:x4}", int c) |> ignore else b.Append c |> ignore
+            i <- i + 1
+        if i < s.Length then b.Append '…' |> ignore
+        b.ToString()
+
+    /// A JSON node as echoed in a message ("null" for a missing one), cut by <c>clip</c>.
+    let private show (node: JsonNode) = if isNull node then "null" else clip (node.ToJsonString())
+
+    /// The text of a JSON string; a lone UTF-16 surrogate (e.g. "\ud800") is an error naming where it is.
+    let private text (v: JsonValue) =
+        try v.GetValue<string>()
+        with :? InvalidOperationException ->
+            fail "%s: a string holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair); JSON text must be valid Unicode"
+                (clip (v.GetPath()))
+
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
         set [ "Conv"; "ConvTranspose"; "ConvLocal"; "AvgPool"; "SumPool"; "MaxPool"; "GlobalAvgPool"; "GlobalSumPool"
@@ -34,7 +59,7 @@ module Json =
             for KeyValue(k, _) in o do
                 if k <> "layer" && not (List.contains k known) then
                     let hint = if known.IsEmpty then "it takes no arguments" else "known: " + String.Join(", ", known)
-                    fail "%s: unknown argument '%s' (%s)" layer k hint
+                    fail "%s: unknown argument '%s' (%s)" layer (clip k) hint
 
         member _.Has(name: string) = o.ContainsKey name
 
@@ -42,7 +67,7 @@ module Json =
             match tryProp o name with
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number -> v.GetValue<float>()
             | true, null -> fail "%s: argument '%s' must be a number, got null" layer name
-            | true, v -> fail "%s: argument '%s' must be a number, got %s" layer name (v.ToJsonString())
+            | true, v -> fail "%s: argument '%s' must be a number, got %s" layer name (show v)
             | _ -> dflt
 
         member a.RequiredNumber(name: string) =
@@ -53,52 +78,61 @@ module Json =
             match tryProp o name with
             | true, null -> None
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number -> Some(v.GetValue<float>())
-            | true, v -> fail "%s: argument '%s' must be a number or null, got %s" layer name (v.ToJsonString())
+            | true, v -> fail "%s: argument '%s' must be a number or null, got %s" layer name (show v)
             | _ -> dflt
 
-        member a.Int(name: string, dflt: int) =
+        /// An integer argument in lo..hi (an integral JSON number such as 3 or 3.0); the message states the range.
+        member _.Int(name: string, dflt: int, lo: int, hi: int) =
             match tryProp o name with
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number ->
                 let x = v.GetValue<float>()
-                if x <> Math.Round x || abs x > 1e9 then fail "%s: argument '%s' must be an integer, got %s" layer name (v.ToJsonString())
+                if x <> Math.Round x || x < float lo || x > float hi then
+                    fail "%s: argument '%s' must be an integer in %d..%d, got %s" layer name lo hi (show v)
                 int x
-            | true, null -> fail "%s: argument '%s' must be an integer, got null" layer name
-            | true, v -> fail "%s: argument '%s' must be an integer, got %s" layer name (v.ToJsonString())
+            | true, v -> fail "%s: argument '%s' must be an integer in %d..%d, got %s" layer name lo hi (show v)
             | _ -> dflt
 
-        member a.RequiredInt(name: string) =
+        /// An integer argument that can be any int32 (e.g. an axis, which the layer checks against the input).
+        member a.Int(name: string, dflt: int) = a.Int(name, dflt, Int32.MinValue, Int32.MaxValue)
+
+        member a.RequiredInt(name: string, lo: int, hi: int) =
             if not (o.ContainsKey name) then fail "%s: missing required argument '%s'" layer name
-            a.Int(name, 0)
+            a.Int(name, 0, lo, hi)
 
         member _.Bool(name: string, dflt: bool) =
             match tryProp o name with
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.True -> true
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.False -> false
-            | true, v -> fail "%s: argument '%s' must be true or false, got %s" layer name (if isNull v then "null" else v.ToJsonString())
+            | true, v -> fail "%s: argument '%s' must be true or false, got %s" layer name (show v)
             | _ -> dflt
 
         member _.String(name: string, dflt: string) =
             match tryProp o name with
-            | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> v.GetValue<string>()
-            | true, v -> fail "%s: argument '%s' must be a string, got %s" layer name (if isNull v then "null" else v.ToJsonString())
+            | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> text v
+            | true, v -> fail "%s: argument '%s' must be a string, got %s" layer name (show v)
             | _ -> dflt
 
-        member _.IntPair(name: string, dflt: int * int) =
+        /// A pair of integers in lo..hi, e.g. Dense's s = [1, 1].
+        member _.IntPair(name: string, dflt: int * int, lo: int, hi: int) =
+            let bad (v: JsonNode) =
+                fail "%s: argument '%s' must be a list of two integers in %d..%d, got %s" layer name lo hi (show v)
             match tryProp o name with
             | true, (:? JsonArray as arr) when arr.Count = 2 ->
                 let get (i: int) =
                     match arr[i] with
-                    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number && v.GetValue<float>() = Math.Round(v.GetValue<float>()) ->
-                        int (v.GetValue<float>())
-                    | _ -> fail "%s: argument '%s' must be a list of two integers, got %s" layer name (arr.ToJsonString())
+                    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
+                        let x = v.GetValue<float>()
+                        if x <> Math.Round x || x < float lo || x > float hi then bad arr
+                        int x
+                    | _ -> bad arr
                 get 0, get 1
-            | true, v -> fail "%s: argument '%s' must be a list of two integers, got %s" layer name (if isNull v then "null" else v.ToJsonString())
+            | true, v -> bad v
             | _ -> dflt
 
         member _.Layers(name: string) =
             match tryProp o name with
             | true, (:? JsonArray as arr) -> arr |> Seq.toList
-            | true, v -> fail "%s: argument '%s' must be a list of layers, got %s" layer name (if isNull v then "null" else v.ToJsonString())
+            | true, v -> fail "%s: argument '%s' must be a list of layers, got %s" layer name (show v)
             | _ -> fail "%s: missing required argument '%s'" layer name
 
     /// Turns argument-validation errors of the smart constructors into errors naming the layer.
@@ -106,28 +140,31 @@ module Json =
         try f ()
         with :? ArgumentException as e ->
             // "Dense: W_std must be …": the argument named once, without .NET's " (Parameter 'x')" suffix.
-            if isNull e.ParamName then fail "%s: %s" layer e.Message
+            if isNull e.ParamName then fail "%s: %s" (clip layer) e.Message
             else
                 let m = e.Message.Replace(sprintf " (Parameter '%s')" e.ParamName, "")
                 let m = if m.StartsWith(layer + ": ") then m.Substring(layer.Length + 2) else m
-                fail "%s: %s %s" layer e.ParamName m
+                fail "%s: %s %s" (clip layer) e.ParamName m
 
     let rec private decodeNode (node: JsonNode) : Layer =
         let o =
             match node with
             | :? JsonObject as o -> o
             | null -> fail "expected a layer object {\"layer\": ...}, got null"
-            | n -> fail "expected a layer object {\"layer\": ...}, got %s" (n.ToJsonString())
+            | n -> fail "expected a layer object {\"layer\": ...}, got %s" (show n)
         let name =
             match tryProp o "layer" with
-            | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> v.GetValue<string>()
-            | true, v -> fail "the \"layer\" key must be a string, got %s" (if isNull v then "null" else v.ToJsonString())
-            | _ -> fail "a layer object needs a \"layer\" key naming the neural_tangents layer, got %s" (o.ToJsonString())
+            | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> text v
+            | true, v -> fail "the \"layer\" key must be a string, got %s" (show v)
+            | _ -> fail "a layer object needs a \"layer\" key naming the neural_tangents layer, got %s" (show o)
         let args known = Args(name, o, known)
         match name with
         | "serial" -> Serial((args [ "layers" ]).Layers "layers" |> List.map decodeNode)
-        | "parallel" -> Parallel((args [ "layers" ]).Layers "layers" |> List.map decodeNode)
-        | "FanOut" -> let a = args [ "num" ] in build name (fun () -> Stax.fanOut (a.RequiredInt "num"))
+        | "parallel" ->
+            match (args [ "layers" ]).Layers "layers" with
+            | [] -> fail "parallel: needs at least one branch, got an empty 'layers' list"
+            | ls -> Parallel(ls |> List.map decodeNode)
+        | "FanOut" -> let a = args [ "num" ] in build name (fun () -> Stax.fanOut (a.RequiredInt("num", 1, Stax.maxFanOut)))
         | "FanInSum" -> args [] |> ignore; FanInSum
         | "FanInProd" -> args [] |> ignore; FanInProd
         | "FanInConcat" -> let a = args [ "axis" ] in FanInConcat(a.Int("axis", -1))
@@ -138,16 +175,16 @@ module Json =
                 match a.String("parameterization", "ntk").ToLowerInvariant() with
                 | "ntk" -> Parameterization.Ntk
                 | "standard" -> Parameterization.Standard
-                | other -> fail "Dense: argument 'parameterization' must be \"ntk\" or \"standard\", got \"%s\"" other
+                | other -> fail "Dense: argument 'parameterization' must be \"ntk\" or \"standard\", got \"%s\"" (clip other)
             build name (fun () ->
                 Stax.denseWith
-                    { OutDim = a.RequiredInt "out_dim"
+                    { OutDim = a.RequiredInt("out_dim", 1, Int32.MaxValue)
                       WStd = a.Number("W_std", 1.0)
                       BStd = a.OptNumber("b_std", None)
                       BatchAxis = a.Int("batch_axis", 0)
                       ChannelAxis = a.Int("channel_axis", -1)
                       Parameterization = p
-                      S = a.IntPair("s", (1, 1)) })
+                      S = a.IntPair("s", (1, 1), 1, Int32.MaxValue) })
         | "Relu" -> let a = args [ "do_stabilize" ] in a.Bool("do_stabilize", false) |> ignore; Stax.relu
         | "Abs" -> let a = args [ "do_stabilize" ] in a.Bool("do_stabilize", false) |> ignore; Stax.abs
         | "LeakyRelu" ->
@@ -169,13 +206,13 @@ module Json =
             let a = args [ "a"; "b"; "c" ]
             build name (fun () -> Stax.cos (a.Number("a", 1.0)) (a.Number("b", 1.0)) (a.Number("c", 0.0)))
         | "Gelu" -> let a = args [ "approximate" ] in Stax.gelu (a.Bool("approximate", false))
-        | "Monomial" -> let a = args [ "degree" ] in build name (fun () -> Stax.monomial (a.RequiredInt "degree"))
+        | "Monomial" -> let a = args [ "degree" ] in build name (fun () -> Stax.monomial (a.RequiredInt("degree", 0, 5)))
         | "Flatten" ->
             let a = args [ "batch_axis"; "batch_axis_out" ]
-            build name (fun () -> Stax.flattenWith (a.Int("batch_axis", 0)) (a.Int("batch_axis_out", 0)))
+            build name (fun () -> Stax.flattenWith (a.Int("batch_axis", 0)) (a.Int("batch_axis_out", 0, 0, 1)))
         | n when planned.Contains n ->
             fail "%s: this neural_tangents layer is not implemented yet in this version" n
-        | n -> fail "unknown layer '%s' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial)" n
+        | n -> fail "unknown layer '%s' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial)" (clip n)
 
     /// <summary>Reads a network from a parsed JSON node.</summary>
     /// <exception cref="T:NeuralTangents.Json.JsonArchitectureException">naming the layer and argument at fault.</exception>
@@ -187,7 +224,7 @@ module Json =
     let decode (text: string) : Layer =
         let node =
             try JsonNode.Parse text
-            with :? JsonException as e -> fail "the architecture is not valid JSON: %s" e.Message
+            with :? JsonException as e -> fail "the architecture is not valid JSON: %s" (clip e.Message)
         decodeNode node
 
     let private num (x: float) : JsonNode = JsonValue.Create x
@@ -199,36 +236,28 @@ module Json =
         for k, v in args do o[k] <- v
         o
 
-    /// <summary>Writes a network as a JSON node with neural_tangents' names and every argument explicit.</summary>
+    let private argNode (v: ArgValue) : JsonNode =
+        match v with
+        | IntArg i -> int' i
+        | FloatArg x -> num x
+        | OptFloatArg(Some x) -> num x
+        | OptFloatArg None -> null
+        | BoolArg b -> JsonValue.Create b
+        | StringArg t -> JsonValue.Create t
+        | IntsArg xs -> JsonArray(xs |> List.map int' |> List.toArray)
+
+    /// <summary>Writes a network as a JSON node with neural_tangents' names and every argument explicit: the
+    /// combinators here, every other layer from its definition's name and arguments.</summary>
     [<CompiledName("EncodeNode")>]
     let rec encodeLayer (layer: Layer) : JsonNode =
         let list (ls: Layer list) : JsonNode = JsonArray(ls |> List.map encodeLayer |> List.toArray)
-        match layer with
-        | Serial ls -> obj "serial" [ "layers", list ls ]
-        | Parallel ls -> obj "parallel" [ "layers", list ls ]
-        | FanOut n -> obj "FanOut" [ "num", int' n ]
-        | FanInSum -> obj "FanInSum" []
-        | FanInProd -> obj "FanInProd" []
-        | FanInConcat a -> obj "FanInConcat" [ "axis", int' a ]
-        | Identity -> obj "Identity" []
-        | Dense d ->
-            obj "Dense"
-                [ "out_dim", int' d.OutDim
-                  "W_std", num d.WStd
-                  "b_std", (match d.BStd with Some b -> num b | None -> null)
-                  "batch_axis", int' d.BatchAxis
-                  "channel_axis", int' d.ChannelAxis
-                  "parameterization", JsonValue.Create(match d.Parameterization with Parameterization.Ntk -> "ntk" | Parameterization.Standard -> "standard")
-                  "s", JsonArray([| int' (fst d.S); int' (snd d.S) |]) ]
-        | Activation(ABRelu { A = 0.0; B = 1.0 }) -> obj "Relu" []
-        | Activation(ABRelu { A = -1.0; B = 1.0 }) -> obj "Abs" []
-        | Activation(ABRelu { A = a; B = 1.0 }) -> obj "LeakyRelu" [ "alpha", num a ]
-        | Activation(ABRelu s) -> obj "ABRelu" [ "a", num s.A; "b", num s.B ]
-        | Activation(Erf s) -> obj "Erf" [ "a", num s.A; "b", num s.B; "c", num s.C ]
-        | Activation(Sin s) -> obj "Sin" [ "a", num s.A; "b", num s.B; "c", num s.C ]
-        | Activation(Gelu approx) -> obj "Gelu" [ "approximate", JsonValue.Create approx ]
-        | Activation(Monomial d) -> obj "Monomial" [ "degree", int' d ]
-        | Flatten f -> obj "Flatten" [ "batch_axis", int' f.BatchAxis; "batch_axis_out", int' f.BatchAxisOut ]
+        let named name args = obj name (args |> List.map (fun (k, v) -> k, argNode v))
+        match Definitions.node layer with
+        | SerialNode ls -> obj "serial" [ "layers", list ls ]
+        | ParallelNode ls -> obj "parallel" [ "layers", list ls ]
+        | FanOutNode n -> obj "FanOut" [ "num", int' n ]
+        | MergeNode m -> named m.Name m.Args
+        | LeafNode d -> named d.Name d.Args
 
     /// <summary>Writes a network as JSON text.</summary>
     [<CompiledName("Encode")>]

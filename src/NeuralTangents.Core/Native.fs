@@ -174,3 +174,25 @@ module internal Native =
                 match ps with
                 | [ pa; pw ] -> f.Invoke(RowMajor, byte 'V', lower, n, pa, n, pw)
                 | _ -> -1))
+
+/// <summary>Which optional native libraries (BLAS, LAPACKE) this process uses, for diagnostics such as
+/// <c>nt info</c>. Probing happens once, on the first call here or the first native-capable computation.</summary>
+[<RequireQualifiedAccess>]
+module NativeInfo =
+
+    /// <summary>The BLAS library file in use (with <c>cblas_dgemm</c>), or None when none was found or native
+    /// code is disabled.</summary>
+    [<CompiledName("Blas")>]
+    let blas () : string option = (Native.libraries ()).Blas
+
+    /// <summary>The library file providing LAPACKE (<c>dpotrf</c>, <c>dpotrs</c>, <c>dsyevd</c>), or None.</summary>
+    [<CompiledName("Lapacke")>]
+    let lapacke () : string option = (Native.libraries ()).Lapacke
+
+    /// <summary>True when the environment variable <c>NT_NATIVE</c> turns native code off ("0", "false", "off").</summary>
+    [<CompiledName("Disabled")>]
+    let disabled () = not (Native.enabledByEnvironment ())
+
+    /// <summary>One line describing the native state, e.g. "BLAS libopenblas.so.0 (core Haswell), LAPACKE …".</summary>
+    [<CompiledName("Describe")>]
+    let describe () = Native.describe ()

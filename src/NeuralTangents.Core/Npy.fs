@@ -43,7 +43,18 @@ module Npy =
         | PyList of PyValue list
         | PyDict of (PyValue * PyValue) list
 
-    let rec private showPy (v: PyValue) =
+    /// Header text as echoed in a message: control characters escaped, cut to about 80 characters with "…".
+    let private clip (s: string) =
+        let b = StringBuilder()
+        let mutable i = 0
+        while i < s.Length && b.Length < 80 do
+            if Char.IsControl s[i] then b.AppendFormat("\\u{0:x4}", int s[i]) |> ignore else b.Append s[i] |> ignore
+            i <- i + 1
+        if i < s.Length then b.Append '…' |> ignore
+        b.ToString()
+
+    let rec private showPyAll (v: PyValue) =
+        let showPy = showPyAll
         let join (vs: PyValue list) = String.Join(", ", vs |> List.map showPy)
         match v with
         | PyStr s -> "'" + s + "'"
@@ -54,6 +65,9 @@ module Npy =
         | PyList vs -> "[" + join vs + "]"
         | PyDict kvs -> "{" + String.Join(", ", kvs |> List.map (fun (k, v) -> showPy k + ": " + showPy v)) + "}"
 
+    /// A header value as echoed in a message, cut by <c>clip</c>.
+    let private showPy (v: PyValue) = clip (showPyAll v)
+
     /// Parses the header text; raises with <paramref name="fail"/> on anything it cannot read.
     let private parsePy (fail: string -> PyValue) (text: string) : PyValue =
         let mutable i = 0
@@ -63,7 +77,7 @@ module Npy =
         let expect (c: char) =
             skipWs ()
             if i >= text.Length || text[i] <> c then
-                fail (sprintf "header is not a valid Python literal: expected '%c' at character %d of %s" c i text) |> ignore
+                fail (sprintf "header is not a valid Python literal: expected '%c' at character %d of %s" c i (clip text)) |> ignore
             i <- i + 1
         let rec value () : PyValue =
             skipWs ()
@@ -111,7 +125,7 @@ module Npy =
                     if i < text.Length && (text[i] = 'L' || text[i] = 'l') then i <- i + 1
                     match Int64.TryParse(digits, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture) with
                     | true, n -> PyInt n
-                    | _ -> fail (sprintf "header has an invalid integer '%s'" digits)
+                    | _ -> fail (sprintf "header has an invalid integer '%s'" (clip digits))
                 | _ ->
                     let start = i
                     while i < text.Length && Char.IsLetter text[i] do
@@ -120,7 +134,7 @@ module Npy =
                     | "True" -> PyBool true
                     | "False" -> PyBool false
                     | "None" -> PyNone
-                    | _ -> fail (sprintf "header is not a valid Python literal: unexpected text at character %d of %s" start text)
+                    | _ -> fail (sprintf "header is not a valid Python literal: unexpected text at character %d of %s" start (clip text))
         and items (close: char) : PyValue list =
             let acc = ResizeArray()
             let mutable fin = false
@@ -140,7 +154,7 @@ module Npy =
             List.ofSeq acc
         let v = value ()
         skipWs ()
-        if i < text.Length then fail (sprintf "header has trailing text after the dictionary: %s" text)
+        if i < text.Length then fail (sprintf "header has trailing text after the dictionary: %s" (clip text))
         else v
 
     // ---- Reading ----
@@ -193,7 +207,7 @@ module Npy =
         let keys = entries |> List.map (fst >> function PyStr k -> k | k -> showPy k)
         if List.sort keys <> [ "descr"; "fortran_order"; "shape" ] then
             fail (sprintf "the header must have exactly the keys 'descr', 'fortran_order' and 'shape', got %s"
-                    (String.Join(", ", keys)))
+                    (clip (String.Join(", ", keys))))
         let entry k = entries |> List.pick (fun (key, v) -> if key = PyStr k then Some v else None)
         let dtype =
             match entry "descr" with
@@ -220,12 +234,16 @@ module Npy =
         if count > int64 Array.MaxLength then
             fail (sprintf "the array of shape %s has %d elements, more than one .NET array can hold" (showPy (entry "shape")) count)
         let n = int count
-        let data = Array.zeroCreate<float> n
         let itemSize = match dtype with F8 -> 8 | F4 -> 4
         let expected = int64 n * int64 itemSize
         let truncated (got: int64) : unit =
             fail (sprintf "truncated: shape %s needs %d bytes of data, the file holds only %d"
                     (showPy (entry "shape")) expected got)
+        // A header can claim any shape: compare it with what the file holds before allocating for it.
+        if stream.CanSeek then
+            let available = max 0L (stream.Length - stream.Position)
+            if available < expected then truncated available
+        let data = Array.zeroCreate<float> n
         // Read in chunks: a span over more than 2 GiB of bytes cannot be formed, and float32 needs a staging buffer.
         let chunk = 1 <<< 20 // elements
         let mutable off = 0

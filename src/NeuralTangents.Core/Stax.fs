@@ -18,14 +18,21 @@ module Stax =
     [<CompiledName("Serial")>]
     let serial (layers: Layer list) = Serial layers
 
-    /// <summary>Layers applied to parallel inputs (neural_tangents' <c>parallel</c>).</summary>
+    /// <summary>Layers applied to parallel inputs (neural_tangents' <c>parallel</c>), at least one.</summary>
     [<CompiledName("Parallel")>]
-    let parallelOf (layers: Layer list) = Parallel layers
+    let parallelOf (layers: Layer list) =
+        if List.isEmpty layers then invalidArg "layers" "parallel: needs at least one branch, got none"
+        Parallel layers
 
-    /// <summary>Copies its input into <paramref name="num"/> branches.</summary>
+    /// <summary>The most branches <c>fanOut</c> makes: each branch holds its own copy of the kernel, so a larger
+    /// count only exhausts memory.</summary>
+    [<Literal>]
+    let maxFanOut = 1024
+
+    /// <summary>Copies its input into <paramref name="num"/> branches (1..<c>maxFanOut</c>).</summary>
     [<CompiledName("FanOut")>]
     let fanOut (num: int) =
-        if num < 1 then invalidArg "num" (sprintf "FanOut: must be ≥ 1, got %d" num)
+        if num < 1 || num > maxFanOut then invalidArg "num" (sprintf "FanOut: must be in 1..%d, got %d" maxFanOut num)
         FanOut num
 
     /// <summary>Sums branches.</summary>
@@ -86,7 +93,9 @@ module Stax =
 
     /// <summary>ABRelu(alpha, 1).</summary>
     [<CompiledName("LeakyRelu")>]
-    let leakyRelu (alpha: float) = abRelu alpha 1.0
+    let leakyRelu (alpha: float) =
+        finite "alpha" alpha
+        abRelu alpha 1.0
 
     /// <summary>|x| = ABRelu(−1, 1).</summary>
     [<CompiledName("Abs")>]
@@ -142,3 +151,14 @@ module Stax =
     let repeat (n: int) (layer: Layer) =
         if n < 0 then invalidArg "n" (sprintf "repeat: must be ≥ 0, got %d" n)
         Serial(List.replicate n layer)
+
+    /// <summary>neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> of a network, as <c>stax.serial</c> returns
+    /// them: <c>let initFn, applyFn, kernelFn = Stax.functions net</c>.</summary>
+    /// <param name="layer">The network.</param>
+    /// <returns><c>initFn key inputShape</c> (output shape and parameters, <c>InitFn.initWithKey</c>),
+    /// <c>applyFn params x ctx</c> (<c>ApplyFn.applyWith</c>) and <c>kernelFn x1 x2 get</c> (<c>KernelFn.compute</c>).</returns>
+    [<CompiledName("Functions")>]
+    let functions (layer: Layer) =
+        (fun (key: RngKey) (inputShape: int[]) -> InitFn.initWithKey key layer inputShape),
+        (fun (p: Params) (x: Tensor) (ctx: ApplyContext) -> ApplyFn.applyWith ctx layer p x),
+        (fun (x1: Tensor) (x2: Tensor option) (get: Get) -> KernelFn.compute layer x1 x2 get)

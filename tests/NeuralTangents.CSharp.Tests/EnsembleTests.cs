@@ -51,4 +51,31 @@ public class EnsembleTests
         Assert.That(() => Ensemble.Predict(Net, XTrain, null!), Throws.TypeOf<ArgumentNullException>().With.Property("ParamName").EqualTo("yTrain"));
         Assert.That(() => Ensemble.Predict(Net, XTrain, YTrain, learningRate: -1.0), Throws.InstanceOf<ArgumentException>());
     }
+
+    [Test]
+    public void Predict_PositiveInfinityAmongTimesIsTheInfiniteTimePrediction()
+    {
+        var atInfinity = Ensemble.Predict(Net, XTrain, YTrain, XTest, computeCov: true, diagReg: 1e-3);
+        var p = Ensemble.Predict(Net, XTrain, YTrain, XTest, times: new[] { 5.0, double.PositiveInfinity, 0.0 },
+            computeCov: true, diagReg: 1e-3);
+        Assert.That(p.Times, Is.EqualTo(new[] { 5.0, double.PositiveInfinity, 0.0 }));
+        Assert.That(p.Ntk, Has.Length.EqualTo(3));
+        TestUtil.AssertClose("ntk mean at ∞", 1e-12, atInfinity.Ntk[0].Mean, p.Ntk[1].Mean);
+        TestUtil.AssertClose("ntk cov at ∞", 1e-12, atInfinity.Ntk[0].Covariance!, p.Ntk[1].Covariance!);
+        TestUtil.AssertClose("nngp mean at ∞", 1e-12, atInfinity.Nngp[0].Mean, p.Nngp[1].Mean);
+        // The finite times keep their places: t = 0 is the untrained ensemble (mean zero).
+        Assert.That(p.Ntk[2].Mean[0, 0], Is.EqualTo(0.0));
+        var finite = Ensemble.Predict(Net, XTrain, YTrain, XTest, times: new[] { 5.0 }, computeCov: true, diagReg: 1e-3);
+        TestUtil.AssertClose("ntk mean at 5", 1e-12, finite.Ntk[0].Mean, p.Ntk[0].Mean);
+    }
+
+    [Test]
+    public void Predict_BadTimesAndRatesAreReportedInCSharpTerms()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => Ensemble.Predict(Net, XTrain, YTrain, times: new[] { -1.0 }))!;
+        Assert.That(ex.ParamName, Is.EqualTo("times"));
+        Assert.That(ex.Message, Does.Not.Contain("None"));
+        var lr = Assert.Throws<ArgumentException>(() => Ensemble.Predict(Net, XTrain, YTrain, learningRate: double.NaN))!;
+        Assert.That(lr.ParamName, Is.EqualTo("learningRate"));
+    }
 }

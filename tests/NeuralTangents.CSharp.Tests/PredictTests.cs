@@ -89,7 +89,45 @@ public class PredictTests
     {
         var singular = new double[,] { { 1.0, 1.0 }, { 1.0, 1.0 } };
         var ex = Assert.Throws<NeuralTangentsException>(() => Predictors.NngpPosterior(singular, Y, Kst));
-        Assert.That(ex!.Message, Does.Contain("diag_reg"));
+        // The advice names the C# parameter, not neural_tangents' diag_reg.
+        Assert.That(ex!.Message, Does.Contain("diagReg"));
+        Assert.That(ex.Message, Does.Not.Contain("diag_reg"));
         Assert.DoesNotThrow(() => Predictors.NngpPosterior(singular, Y, Kst, diagReg: 1e-3));
+    }
+
+    [Test]
+    public void GradientDescentMse_InfiniteTimeIsTheLimit()
+    {
+        // At t = ∞ the train outputs are y and the test outputs K*·K⁻¹·y = 0.5 (the closed form above).
+        var r = Predictors.GradientDescentMse(K, Y, Kst, new[] { 0.0, double.PositiveInfinity, 1e6 });
+        Assert.That(r.Train, Has.Length.EqualTo(3));
+        Assert.That(r.Train[0][0, 0], Is.EqualTo(0.0));
+        Assert.That(r.Train[1][0, 0], Is.EqualTo(1.0).Within(1e-14));
+        Assert.That(r.Test[1][0, 0], Is.EqualTo(0.5).Within(1e-14));
+        // A long finite time approaches the limit.
+        Assert.That(r.Test[2][0, 0], Is.EqualTo(0.5).Within(1e-9));
+    }
+
+    [Test]
+    public void BadTimesAreRejectedInCSharpTerms()
+    {
+        foreach (var bad in new[] { -1.0, double.NaN, double.NegativeInfinity })
+        {
+            var ex = Assert.Throws<ArgumentException>(() => Predictors.GradientDescentMse(K, Y, Kst, new[] { 1.0, bad }))!;
+            Assert.That(ex.ParamName, Is.EqualTo("times"));
+            Assert.That(ex.Message, Does.Contain("times[1]"));
+            Assert.That(ex.Message, Does.Not.Contain("None"));
+        }
+    }
+
+    [Test]
+    public void CoreErrorsSpeakCSharp()
+    {
+        // A mismatched test–train kernel: the core calls it kTestTrain; the C# parameter is nngpTestTrain.
+        var ex = Assert.Throws<ArgumentException>(() => Predictors.NngpPosterior(K, Y, new double[,] { { 1.0, 0.5, 0.2 } }))!;
+        Assert.That(ex.ParamName, Is.EqualTo("nngpTestTrain"));
+        Assert.That(ex.Message, Does.Not.Contain("None").And.Not.Contain("[|"));
+        var lr = Assert.Throws<ArgumentException>(() => Predictors.GradientDescentMse(K, Y, Kst, new[] { 1.0 }, learningRate: 0.0))!;
+        Assert.That(lr.ParamName, Is.EqualTo("learningRate"));
     }
 }

@@ -169,11 +169,12 @@ let tests =
             finally
                 Directory.Delete(dir, true)
 
-        testCase "an output prefix in a missing folder fails with one line" <| fun () ->
+        testCase "an output prefix whose folder cannot be made fails with one line" <| fun () ->
             let dir = tempDir ()
             try
-                File.WriteAllText(Path.Combine(dir, "r.json"), sprintf """{"arch": %s, "x1": %s, "out": "missing/k"}""" mlpArch x1ok)
-                nt [ "kernel"; Path.Combine(dir, "r.json") ] "" |> assertOneLineError 1 "cannot write"
+                // A file stands where the folder would be (a missing folder is created, see below).
+                File.WriteAllText(Path.Combine(dir, "r.json"), sprintf """{"arch": %s, "x1": %s, "out": "r.json/k"}""" mlpArch x1ok)
+                nt [ "kernel"; Path.Combine(dir, "r.json") ] "" |> assertOneLineError 1 "out: cannot write in the folder"
             finally
                 Directory.Delete(dir, true)
 
@@ -215,4 +216,117 @@ let tests =
                 let back = JsonArrays.toTensor "t" node
                 Expect.equal back.Shape shape "back.Shape"
                 Expect.equal back.Data t.Data "back.Data"
+
+        // ---- Issue #6, CLI items: each of these failed before its fix ----
+
+        testCase "(4) a non-finite kernel is an error naming the array, and no answer file is written" <| fun () ->
+            let dir = tempDir ()
+            try
+                let req = """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": [[1e160, 1e160]], "x2": [[1e-160, 1e-160]]"""
+                nt [ "kernel" ] (req + "}")
+                |> assertOneLineError 1 "cov1 has a non-finite value (inf) at index 0: the inputs are too large for this network; rescale x1"
+                File.WriteAllText(Path.Combine(dir, "r.json"), req + """, "out": "k"}""")
+                nt [ "kernel"; Path.Combine(dir, "r.json") ] "" |> assertOneLineError 1 "cov1 has a non-finite value"
+                Expect.isEmpty (Directory.GetFiles dir |> Array.filter (fun f -> Path.GetFileName(f).StartsWith "k.")) "no answer file"
+            finally
+                Directory.Delete(dir, true)
+
+        testCase "(9) \"out\" creates a missing folder and leaves only the answer files there" <| fun () ->
+            let dir = tempDir ()
+            try
+                File.WriteAllText(Path.Combine(dir, "r.json"), sprintf """{"arch": %s, "x1": %s, "out": "missing/deeper/k"}""" mlpArch x1ok)
+                let code, _, err = nt [ "kernel"; Path.Combine(dir, "r.json") ] ""
+                Expect.equal code 0 err
+                let folder = Path.Combine(dir, "missing", "deeper")
+                let names = Directory.GetFiles folder |> Array.map Path.GetFileName |> Array.sort
+                Expect.equal names [| "k.cov1.npy"; "k.nngp.npy"; "k.ntk.npy" |] "the answer files and no temporary"
+                let k = KernelFn.compute mlp (Tensor.ofJagged [| [| 1.; 2.; 3. |]; [| 4.; 5.; 6. |] |]) None Both
+                Expect.equal (bits (Npy.read (Path.Combine(folder, "k.nngp.npy"))).Data) (bits k.Nngp.Data) "nngp file"
+            finally
+                Directory.Delete(dir, true)
+
+        testCase "(9) when one answer file cannot be written, none is changed and no temporary is left" <| fun () ->
+            let dir = tempDir ()
+            try
+                // An earlier answer, and a folder where the NTK file would go.
+                File.WriteAllText(Path.Combine(dir, "k.nngp.npy"), "old")
+                Directory.CreateDirectory(Path.Combine(dir, "k.ntk.npy")) |> ignore
+                File.WriteAllText(Path.Combine(dir, "r.json"), sprintf """{"arch": %s, "x1": %s, "out": "k"}""" mlpArch x1ok)
+                nt [ "kernel"; Path.Combine(dir, "r.json") ] "" |> assertOneLineError 1 "k.ntk.npy"
+                Expect.equal (File.ReadAllText(Path.Combine(dir, "k.nngp.npy"))) "old" "the earlier answer is kept"
+                let names = Directory.GetFileSystemEntries dir |> Array.map Path.GetFileName |> Array.sort
+                Expect.equal names [| "k.nngp.npy"; "k.ntk.npy"; "r.json" |] "nothing new in the folder"
+            finally
+                Directory.Delete(dir, true)
+
+        testCase "(10) echoed values are cut to about 80 characters and control characters are escaped" <| fun () ->
+            let huge = String('x', 1_000_000)
+            let code, out, err = nt [ "kernel" ] (sprintf """{"arch": {"layer": "%s"}, "x1": [[1]]}""" huge)
+            (code, out, err) |> assertOneLineError 1 "unknown layer 'xxxx"
+            Expect.isLessThan err.Length 300 "a short line"
+            let bigList = String.Join(",", Array.create 100_000 "1")
+            let code, out, err = nt [ "kernel" ] (sprintf """{"arch": {"layer": "Dense", "out_dim": [%s]}, "x1": [[1]]}""" bigList)
+            (code, out, err) |> assertOneLineError 1 "out_dim"
+            Expect.isLessThan err.Length 300 "a short line"
+            let code, out, err = nt [ "kernel" ] """{"arch": {"layer": "\u001b[31mred\u0007"}, "x1": [[1]]}"""
+            (code, out, err) |> assertOneLineError 1 "\\u001b[31mred\\u0007"
+            Expect.isFalse (err |> Seq.exists (fun c -> Char.IsControl c && c <> '\n')) "no raw control character"
+
+        testCase "(10) an unpaired surrogate, a folder as x1, and a BOM on stdin" <| fun () ->
+            nt [ "kernel" ] """{"arch": {"layer": "\ud800"}, "x1": [[1]]}""" |> assertOneLineError 1 "unpaired UTF-16 surrogate"
+            let dir = tempDir ()
+            try
+                File.WriteAllText(Path.Combine(dir, "r.json"), sprintf """{"arch": %s, "x1": "."}""" mlpArch)
+                nt [ "kernel"; Path.Combine(dir, "r.json") ] "" |> assertOneLineError 1 "is a directory"
+            finally
+                Directory.Delete(dir, true)
+            let code, _, err = nt [ "kernel" ] ("\uFEFF" + sprintf """{"arch": %s, "x1": %s}""" mlpArch x1ok)
+            Expect.equal code 0 err
+
+        testCase "(8) a pipe given as an input is refused at once instead of waiting for a writer" <| fun () ->
+            if OperatingSystem.IsWindows() then skiptest "mkfifo is POSIX"
+            let dir = tempDir ()
+            try
+                let fifo = Path.Combine(dir, "x.npy")
+                use p = Diagnostics.Process.Start("mkfifo", fifo)
+                p.WaitForExit()
+                File.WriteAllText(Path.Combine(dir, "r.json"), sprintf """{"arch": %s, "x1": "x.npy"}""" mlpArch)
+                let run = Threading.Tasks.Task.Run(fun () -> nt [ "kernel"; Path.Combine(dir, "r.json") ] "")
+                if not (run.Wait(TimeSpan.FromSeconds 20.0)) then failtest "nt kernel blocked opening the pipe"
+                run.Result |> assertOneLineError 1 "not a regular file"
+            finally
+                Directory.Delete(dir, true)
+
+        testCase "(6) .npy inputs with an empty axis are refused up front, naming the key and the shape" <| fun () ->
+            let dir = tempDir ()
+            try
+                let save name (shape: int[]) = Npy.write (Path.Combine(dir, name)) (Tensor.create shape [||])
+                save "e03.npy" [| 0; 3 |]
+                save "e203.npy" [| 2; 0; 3 |]
+                for file, shape in [ "e03.npy", "(0, 3)"; "e203.npy", "(2, 0, 3)" ] do
+                    File.WriteAllText(Path.Combine(dir, "r.json"), sprintf """{"arch": %s, "x1": "%s"}""" mlpArch file)
+                    nt [ "kernel"; Path.Combine(dir, "r.json") ] "" |> assertOneLineError 1 (sprintf "x1: has an empty axis (shape %s)" shape)
+            finally
+                Directory.Delete(dir, true)
+
+        testCase "(12) nt --version prints the version of Directory.Build.props; nt info the runtime, SIMD and BLAS" <| fun () ->
+            let props = File.ReadAllText(Path.Combine(repoRoot, "Directory.Build.props"))
+            let prefix = Text.RegularExpressions.Regex.Match(props, "<VersionPrefix>([^<]+)</VersionPrefix>").Groups[1].Value
+            Expect.isNotEmpty prefix "Directory.Build.props has a VersionPrefix"
+            let code, out, err = nt [ "--version" ] ""
+            Expect.equal code 0 err
+            Expect.stringStarts out prefix "nt --version"
+            let code, out, err = nt [ "info" ] ""
+            Expect.equal code 0 err
+            for field in [ "nt:"; ".NET runtime:"; "cores:"; "SIMD Vector512:"; "SIMD Vector256:"; "native BLAS:"; "native LAPACK:" ] do
+                Expect.stringContains out field "nt info"
+
+        testCase "(12) the README names the packages and installs the tool by its package id" <| fun () ->
+            let fsproj = File.ReadAllText(Path.Combine(repoRoot, "src", "NeuralTangents.Cli", "NeuralTangents.Cli.fsproj"))
+            let toolId = Text.RegularExpressions.Regex.Match(fsproj, "<PackageId>([^<]+)</PackageId>").Groups[1].Value
+            let readme = File.ReadAllText(Path.Combine(repoRoot, "README.md"))
+            for id in [ "NeuralTangents.Core"; "NeuralTangents.CSharp"; toolId ] do
+                Expect.stringContains readme (sprintf "`%s`" id) "README names the package"
+            Expect.stringContains readme (sprintf "dotnet tool install --global --add-source artifacts %s --prerelease" toolId) "README"
+            Expect.stringContains readme "nt --version" "README"
     ]

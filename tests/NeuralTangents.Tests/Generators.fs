@@ -135,7 +135,8 @@ let rec private anyLayerSized (size: int) : Gen<Layer> =
         Gen.frequency
             [ 3, leaf
               1, Gen.listOf (anyLayerSized (size / 2)) |> Gen.resize 4 |> Gen.map Serial
-              1, Gen.listOf (anyLayerSized (size / 2)) |> Gen.resize 4 |> Gen.map Parallel ]
+              // parallel needs at least one branch (Stax.parallelOf and the JSON codec refuse an empty one).
+              1, Gen.nonEmptyListOf (anyLayerSized (size / 2)) |> Gen.resize 4 |> Gen.map Parallel ]
 
 let anyLayer : Gen<Layer> = Gen.sized anyLayerSized
 

@@ -40,4 +40,30 @@ let tests =
             Expect.stringContains (decodeError """{"layer":"Conv","out_chan":3,"filter_shape":[3,3]}""") "not implemented yet" "decoding {\"layer\":\"Conv\",\"out_chan\":3,\"filter_shape\":[3,3]}"
             Expect.stringContains (decodeError """{"layer": """) "not valid JSON" "decoding {\"layer\": "
             Expect.stringContains (decodeError """{"layer":"serial","layers":3}""") "'layers' must be a list" "decoding {\"layer\":\"serial\",\"layers\":3}"
+
+        // ---- Issue #6: integer ranges, FanOut's limit, argument names, empty parallel, lone surrogates ----
+
+        testCase "(3) integer arguments must fit their range, which the message states" <| fun () ->
+            for text, fragment in
+                [ """{"layer":"Dense","out_dim":2147483648}""", "'out_dim' must be an integer in 1..2147483647, got 2147483648"
+                  """{"layer":"Dense","out_dim":1,"s":[1e300,1]}""", "'s' must be a list of two integers in 1..2147483647"
+                  """{"layer":"FanOut","num":1e9}""", "'num' must be an integer in 1..1024"
+                  """{"layer":"Monomial","degree":7}""", "'degree' must be an integer in 0..5"
+                  """{"layer":"Flatten","batch_axis_out":2}""", "'batch_axis_out' must be an integer in 0..1"
+                  """{"layer":"FanInConcat","axis":1e10}""", "'axis' must be an integer in -2147483648..2147483647" ] do
+                Expect.stringContains (decodeError text) fragment text
+
+        testCase "(8) FanOut takes at most 1024 branches, in the F# API too" <| fun () ->
+            Expect.throwsT<System.ArgumentException> (fun () -> Stax.fanOut 1025 |> ignore) "Stax.fanOut 1025"
+            Expect.equal (Stax.fanOut 1024) (FanOut 1024) "Stax.fanOut 1024"
+
+        testCase "(10) LeakyRelu's argument is called alpha; an empty parallel says it needs a branch" <| fun () ->
+            let m = decodeError """{"layer":"LeakyRelu","alpha":1e999}"""
+            Expect.stringContains m "LeakyRelu: alpha must be finite" m
+            let p = decodeError """{"layer":"parallel","layers":[]}"""
+            Expect.stringContains p "needs at least one branch" p
+            Expect.throwsT<System.ArgumentException> (fun () -> Stax.parallelOf [] |> ignore) "Stax.parallelOf []"
+
+        testCase "(10) a lone surrogate is an architecture error, not an internal one" <| fun () ->
+            Expect.stringContains (decodeError """{"layer":"\ud800"}""") "unpaired UTF-16 surrogate" "decoding \\ud800"
     ]

@@ -206,4 +206,13 @@ let tests =
                 System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(Span(data, 4 * k, 4), float32 k)
             let t = readBytes (handMade 1uy (sprintf "{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }\n" n) data)
             Expect.equal t.Data (Array.init n float) "t.Data"
+
+        testCase "(8) a header claiming more data than the file holds is refused before allocating for it" <| fun () ->
+            let bytes = handMade 1uy "{'descr': '<f8', 'fortran_order': False, 'shape': (40000, 40000), }\n" (Array.zeroCreate 8)
+            let before = GC.GetAllocatedBytesForCurrentThread()
+            let msg = readError bytes
+            let allocated = GC.GetAllocatedBytesForCurrentThread() - before
+            stringContains("needs 12800000000 bytes of data, the file holds only 8", msg)
+            // The claimed array is 12.8 GB; reading the header and failing costs a few kilobytes.
+            Expect.isLessThan allocated 10_000_000L "bytes allocated"
     ]

@@ -54,6 +54,14 @@ let private badRequests =
       """{"arch": {"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 4}, {"layer": "Relu"}, {"layer": "Dense", "out_dim": 1}]},
           "x_train": [[1, 2], [1, 2]], "y_train": [[1], [2]], "x_test": [[0, 1]]}""", "diag_reg" ]
 
+/// Bad input ends in one "nt: " line holding the fragment, a non-zero exit code and nothing on stdout.
+let private assertOneLineError (fragment: string) (code: int, out: string, err: string) =
+    Expect.equal code 1 err
+    Expect.equal out "" "nothing on stdout"
+    Expect.equal (err.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length) 1 err
+    Expect.stringStarts err "nt: " "err"
+    Expect.stringContains err fragment "err"
+
 [<Tests>]
 let tests =
     testList "PredictCliTests" [
@@ -122,4 +130,63 @@ let tests =
             Expect.equal code 0 "code"
             Expect.stringContains out "x_train" "out"
             Expect.stringContains out "compute_cov" "out"
+
+        // ---- Issue #6, nt predict items: each of these failed before its fix ----
+
+        testCase "(6) the network is checked even where the answer is y_train (x_test and t null)" <| fun () ->
+            let ask (arch: string) (x: string) =
+                nt [ "predict" ] (sprintf """{"arch": %s, "x_train": %s, "y_train": [1, 2]}""" arch x)
+            let dense = """{"layer": "Dense", "out_dim": 1}"""
+            ask (sprintf """{"layer": "serial", "layers": [{"layer": "Relu"}, %s]}""" dense) "[[1, 2], [3, 4]]"
+            |> assertOneLineError "Relu"
+            ask """{"layer": "FanOut", "num": 2}""" "[[1, 2], [3, 4]]" |> assertOneLineError "2 branches"
+            ask dense "[[[1, 2]], [[3, 4]]]" |> assertOneLineError "shape (1, 1, 1)"
+
+        testCase "(6) null inside a list of times is an error that names the fix" <| fun () ->
+            nt [ "predict" ] (request """, "t": [null, 1e9] """)
+            |> assertOneLineError "t: entry 0 is null; inside a list use Infinity or \"inf\""
+
+        testCase "(6) empty training and test sets are refused up front" <| fun () ->
+            let dir = Path.Combine(Path.GetTempPath(), "nt-predict-" + Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory dir |> ignore
+            try
+                Npy.write (Path.Combine(dir, "x0.npy")) (Tensor.create [| 0; 2 |] [||])
+                Npy.write (Path.Combine(dir, "y0.npy")) (Tensor.create [| 0 |] [||])
+                let run (body: string) =
+                    File.WriteAllText(Path.Combine(dir, "r.json"), body)
+                    nt [ "predict"; Path.Combine(dir, "r.json") ] ""
+                run """{"arch": {"layer": "Dense", "out_dim": 1}, "x_train": "x0.npy", "y_train": "y0.npy"}"""
+                |> assertOneLineError "x_train: has an empty axis (shape (0, 2))"
+                run """{"arch": {"layer": "Dense", "out_dim": 1}, "x_train": [[1, 2]], "y_train": [1], "x_test": "x0.npy"}"""
+                |> assertOneLineError "x_test: has an empty axis (shape (0, 2))"
+            finally
+                Directory.Delete(dir, true)
+
+        testCase "(13) Infinity (Python's json) and \"inf\" in a list of times are t = infinity" <| fun () ->
+            let code, out, err = nt [ "predict" ] (request """, "t": [Infinity, "inf", "Infinity", 0], "diag_reg": 1e-4 """)
+            Expect.equal code 0 err
+            let code0, out0, err0 = nt [ "predict" ] (request """, "diag_reg": 1e-4 """)
+            Expect.equal code0 0 err0
+            let r, r0 = JsonNode.Parse out, JsonNode.Parse out0
+            Expect.equal (shape (at r "ntk" "mean")) [ 4; 2; 1 ] "a time axis of 4"
+            for name in [ "nngp"; "ntk" ] do
+                let atInf = values (at r0 name "mean")
+                for i in 0 .. 2 do
+                    Expect.equal (values (at r name "mean").[i]) atInf (sprintf "%s mean at t[%d] = ∞" name i)
+            Expect.equal (values (at r "ntk" "mean").[3]) [ 0.0; 0.0 ] "t = 0: the untrained ensemble"
+            nt [ "predict" ] (request """, "t": ["-inf"] """) |> assertOneLineError "≥ 0"
+
+        testCase "(14) get \"ntkgp\" answers neural_tangents' NTKGP posterior, for t = infinity only" <| fun () ->
+            let code, out, err = nt [ "predict" ] (request """, "get": ["ntkgp", "nngp"], "compute_cov": true, "diag_reg": 1e-4 """)
+            Expect.equal code 0 err
+            let r = JsonNode.Parse out
+            Expect.isNotNull r["nngp"] "nngp"
+            let ntk (x1: Tensor) (x2: Tensor option) = KernelMatrices.ofNtk (KernelFn.compute net x1 x2 Both).Ntk.Value
+            let gp = Predict.gpInference (ntk xTrain None) yTrain 1e-4 false [ PredictGet.NtkGp ]
+            let g = (gp (Some(ntk xTest (Some xTrain))) (Some(ntk xTest None)))[PredictGet.NtkGp]
+            Expect.equal (values (at r "ntkgp" "mean")) (List.ofArray g.Mean.Data) "ntkgp mean"
+            Expect.equal (values (at r "ntkgp" "cov")) (List.ofArray g.Covariance.Value.Data) "ntkgp cov"
+            nt [ "predict" ] (request """, "get": "ntkgp", "t": 1 """) |> assertOneLineError "t = infinity"
+            let _, help, _ = nt [ "predict"; "--help" ] ""
+            Expect.stringContains help "ntkgp" "nt predict --help"
     ]

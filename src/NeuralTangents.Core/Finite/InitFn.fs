@@ -56,6 +56,23 @@ module InitFn =
             let s, p = d.Init key (one layer flow)
             OneShape s, p
 
+    /// <summary>Samples the parameters of a finite network from a random key and infers its output shape
+    /// (neural_tangents' <c>init_fn(rng, input_shape)</c>).</summary>
+    /// <param name="key">The root key; the layer at tree path p draws from the key split along p.</param>
+    /// <param name="layer">The network.</param>
+    /// <param name="inputShape">Shape of a batch of inputs in the network's layout (default (N, …, C)).</param>
+    /// <returns>The output shape and the parameter tree.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the shapes do not fit the network.</exception>
+    [<CompiledName("InitWithKey")>]
+    let initWithKey (key: RngKey) (layer: Layer) (inputShape: int[]) : int[] * Params =
+        if isNull inputShape then nullArg "inputShape"
+        if inputShape |> Array.exists (fun d -> d < 1) then
+            invalidArg "inputShape" (sprintf "dimensions must be ≥ 1, got %A" inputShape)
+        match initFlow key layer (OneShape inputShape) with
+        | OneShape s, p -> s, p
+        | ManyShapes ss, _ ->
+            fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ss.Length)
+
     /// <summary>Samples the parameters of a finite network and infers its output shape.</summary>
     /// <param name="seed">Seed of the root <see cref="T:NeuralTangents.RngKey"/>.</param>
     /// <param name="layer">The network.</param>
@@ -63,11 +80,4 @@ module InitFn =
     /// <returns>The output shape and the parameter tree.</returns>
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the shapes do not fit the network.</exception>
     [<CompiledName("Init")>]
-    let init (seed: int) (layer: Layer) (inputShape: int[]) : int[] * Params =
-        if isNull inputShape then nullArg "inputShape"
-        if inputShape |> Array.exists (fun d -> d < 1) then
-            invalidArg "inputShape" (sprintf "dimensions must be ≥ 1, got %A" inputShape)
-        match initFlow (Rng.ofSeed seed) layer (OneShape inputShape) with
-        | OneShape s, p -> s, p
-        | ManyShapes ss, _ ->
-            fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ss.Length)
+    let init (seed: int) (layer: Layer) (inputShape: int[]) : int[] * Params = initWithKey (Rng.ofSeed seed) layer inputShape

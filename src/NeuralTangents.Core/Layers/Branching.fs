@@ -212,6 +212,7 @@ module internal Branching =
     /// FanInSum (neural_tangents' <c>stax.FanInSum</c>).
     let fanInSum : MergeDef =
         { Name = "FanInSum"
+          Args = []
           Kernel = fanInSumKernel
           Shape = sameShapes "FanInSum"
           Apply = fanInSumForward
@@ -220,6 +221,7 @@ module internal Branching =
     /// FanInProd (neural_tangents' <c>stax.FanInProd</c>).
     let fanInProd : MergeDef =
         { Name = "FanInProd"
+          Args = []
           Kernel = fanInProdKernel
           Shape = sameShapes "FanInProd"
           Apply = fanInProdForward
@@ -228,6 +230,7 @@ module internal Branching =
     /// FanInConcat(axis) (neural_tangents' <c>stax.FanInConcat</c>).
     let fanInConcat (axis: int) : MergeDef =
         { Name = "FanInConcat"
+          Args = [ "axis", IntArg axis ]
           Kernel = fanInConcatKernel axis
           Shape = concatShape axis
           Apply = fanInConcatForward axis

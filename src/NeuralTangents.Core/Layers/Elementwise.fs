@@ -221,8 +221,10 @@ module internal Elementwise =
 
     /// A nonlinearity's definition from its kernel rule (given a Gaussian input kernel; <c>true</c> when it may
     /// overwrite the input's nngp/ntk), φ and φ'. It has no parameters and keeps the shape.
-    let private activation (name: string) (rule: bool -> Kernel -> Kernel) (phi: float -> float) (dphi: float -> float) : LayerDef =
+    let private activation (name: string) (args: (string * ArgValue) list) (rule: bool -> Kernel -> Kernel)
+                           (phi: float -> float) (dphi: float -> float) : LayerDef =
         { Name = name
+          Args = args
           // neural_tangents' _elementwise: @requires(diagonal_spatial=Diagonal()).
           Requires = { BatchAxis = None; ChannelAxis = None; Resets = false; DiagonalBatch = None; DiagonalSpatial = Some Diagonal.defaults }
           Kernel =
@@ -232,45 +234,46 @@ module internal Elementwise =
                         sprintf "%s: the input to an activation must be Gaussian, i.e. a Dense (affine) layer is required before it" name))
                 { rule inPlace k with IsGaussian = false }
           Init = fun _ shape -> shape, Params.none
-          Apply = fun _ x -> apply phi x
+          Apply = fun _ _ x -> apply phi x
           Vjp = fun _ x ct -> backward dphi x ct
           ParamVjp = fun _ _ _ -> Params.none
           GradDot = None }
 
-    /// neural_tangents' name of an ABRelu: Relu, Abs and LeakyRelu are its special cases.
-    let abReluName (s: ABReluSpec) =
+    /// neural_tangents' name and arguments of an ABRelu: Relu, Abs and LeakyRelu(alpha) are its special cases.
+    let private abReluNamed (s: ABReluSpec) =
         match s with
-        | { A = 0.0; B = 1.0 } -> "Relu"
-        | { A = -1.0; B = 1.0 } -> "Abs"
-        | { B = 1.0 } -> "LeakyRelu"
-        | _ -> "ABRelu"
+        | { A = 0.0; B = 1.0 } -> "Relu", []
+        | { A = -1.0; B = 1.0 } -> "Abs", []
+        | { A = a; B = 1.0 } -> "LeakyRelu", [ "alpha", FloatArg a ]
+        | { A = a; B = b } -> "ABRelu", [ "a", FloatArg a; "b", FloatArg b ]
 
     /// The definition of an activation.
     let define (a: Activation) : LayerDef =
         match a with
         | ABRelu s ->
-            activation (abReluName s) (fun inPlace -> abReluKernel inPlace s)
+            let name, args = abReluNamed s
+            activation name args (fun inPlace -> abReluKernel inPlace s)
                 (fun x -> if x < 0.0 then s.A * x else s.B * x)
                 (fun x -> if x < 0.0 then s.A elif x > 0.0 then s.B else 0.5 * (s.A + s.B))
         | Erf s ->
-            activation "Erf" (fun _ -> erfKernel s)
+            activation "Erf" [ "a", FloatArg s.A; "b", FloatArg s.B; "c", FloatArg s.C ] (fun _ -> erfKernel s)
                 (fun x -> s.A * MathNet.Numerics.SpecialFunctions.Erf(s.B * x) + s.C)
                 (fun x -> let u = s.B * x in s.A * s.B * twoOverSqrtPi * Math.Exp(-u * u))
         | Sin s ->
-            activation "Sin" (fun _ -> sinKernel s)
+            activation "Sin" [ "a", FloatArg s.A; "b", FloatArg s.B; "c", FloatArg s.C ] (fun _ -> sinKernel s)
                 (fun x -> s.A * Math.Sin(s.B * x + s.C))
                 (fun x -> s.A * s.B * Math.Cos(s.B * x + s.C))
         | Gelu false ->
-            activation "Gelu" (fun _ -> geluKernel)
+            activation "Gelu" [ "approximate", BoolArg false ] (fun _ -> geluKernel)
                 (fun x -> 0.5 * x * (1.0 + MathNet.Numerics.SpecialFunctions.Erf(x * invSqrt2)))
                 (fun x -> 0.5 * (1.0 + MathNet.Numerics.SpecialFunctions.Erf(x * invSqrt2)) + x * invSqrt2Pi * Math.Exp(-0.5 * x * x))
         | Gelu true ->
-            activation "Gelu" (fun _ -> geluKernel)
+            activation "Gelu" [ "approximate", BoolArg true ] (fun _ -> geluKernel)
                 (fun x -> 0.5 * x * (1.0 + Math.Tanh(sqrt2OverPi * (x + 0.044715 * x * x * x))))
                 (fun x ->
                     let t = Math.Tanh(sqrt2OverPi * (x + 0.044715 * x * x * x))
                     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * sqrt2OverPi * (1.0 + 3.0 * 0.044715 * x * x))
         | Monomial d ->
-            activation "Monomial" (fun _ -> monomialKernel d)
+            activation "Monomial" [ "degree", IntArg d ] (fun _ -> monomialKernel d)
                 (fun x -> Math.Pow(x, float d))
                 (fun x -> if d = 0 then 0.0 else float d * Math.Pow(x, float (d - 1)))

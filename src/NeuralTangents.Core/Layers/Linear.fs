@@ -236,6 +236,14 @@ module internal Linear =
     /// the standard parameterization scales W by W_std/√(in/s0) and b by b_std.
     let dense (d: DenseSpec) : LayerDef =
         { Name = "Dense"
+          Args =
+            [ "out_dim", IntArg d.OutDim
+              "W_std", FloatArg d.WStd
+              "b_std", OptFloatArg d.BStd
+              "batch_axis", IntArg d.BatchAxis
+              "channel_axis", IntArg d.ChannelAxis
+              "parameterization", StringArg(match d.Parameterization with Parameterization.Ntk -> "ntk" | Parameterization.Standard -> "standard")
+              "s", IntsArg [ fst d.S; snd d.S ] ]
           // @requires(batch_axis, channel_axis, diagonal_spatial=Diagonal()): affine on every entry, any layout.
           Requires =
             { BatchAxis = Some d.BatchAxis; ChannelAxis = Some d.ChannelAxis; Resets = false
@@ -261,7 +269,7 @@ module internal Linear =
                 let outShape = Array.copy shape
                 outShape[a] <- outW
                 outShape, Leaf(Tensor.create [| inW; outW |] w :: Option.toList b)
-          Apply = fun p x -> let w, b = denseParams p in denseForward d w b x
+          Apply = fun _ p x -> let w, b = denseParams p in denseForward d w b x
           Vjp =
             fun p x ct ->
                 let w, _ = denseParams p
@@ -282,6 +290,7 @@ module internal Linear =
     /// Flatten(batch_axis, batch_axis_out) (neural_tangents' <c>stax.Flatten</c>).
     let flatten (f: FlattenSpec) : LayerDef =
         { Name = "Flatten"
+          Args = [ "batch_axis", IntArg f.BatchAxis; "batch_axis_out", IntArg f.BatchAxisOut ]
           // @requires(batch_axis, channel_axis=None, diagonal_spatial=Diagonal(output=YES)): only same-position
           // covariances reach the flattened output, so everything before may be diagonal.
           Requires =
@@ -289,7 +298,7 @@ module internal Linear =
               DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.Yes; Output = Tri.Yes } }
           Kernel = fun _ k -> flattenKernel f k
           Init = fun _ shape -> flattenShape f shape, Params.none
-          Apply = fun _ x -> flattenForward f x
+          Apply = fun _ _ x -> flattenForward f x
           Vjp = fun _ x ct -> flattenBackward f x ct
           ParamVjp = fun _ _ _ -> Params.none
           GradDot = None }
@@ -297,11 +306,12 @@ module internal Linear =
     /// Identity (neural_tangents' <c>stax.Identity</c>): everything passes through unchanged.
     let identity : LayerDef =
         { Name = "Identity"
+          Args = []
           // neural_tangents' Identity states no requirement.
           Requires = { BatchAxis = None; ChannelAxis = None; Resets = false; DiagonalBatch = None; DiagonalSpatial = None }
           Kernel = fun _ k -> k
           Init = fun _ shape -> shape, Params.none
-          Apply = fun _ x -> x
+          Apply = fun _ _ x -> x
           Vjp = fun _ _ ct -> ct
           ParamVjp = fun _ _ _ -> Params.none
           GradDot = None }
