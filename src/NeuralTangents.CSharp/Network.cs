@@ -54,6 +54,9 @@ public sealed class Network : IEquatable<Network>
     /// <param name="x1">First inputs, shape (N1, features) unless the network's layers state other axes.</param>
     /// <param name="x2">Second inputs, shape (N2, features); null means x2 = x1.</param>
     /// <param name="get">Which kernels to compute.</param>
+    /// <param name="diagonalSpatial">neural_tangents' <c>diagonal_spatial</c>: true computes only same-position
+    /// covariances in the layers, false every pair of positions; null (the default) lets the network decide. Vector
+    /// inputs have no positions, so only a layer that refuses a diagonal layout makes a difference here.</param>
     /// <returns>The kernels, each (N1, N2).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
     /// <exception cref="ArgumentException">An input has a non-finite value, or x1 and x2 have different numbers of
@@ -61,12 +64,13 @@ public sealed class Network : IEquatable<Network>
     /// <exception cref="NeuralTangentsException">The network cannot take these inputs (for example an activation
     /// not preceded by a Dense layer); the message says how to fix it.</exception>
     /// <exception cref="NotSupportedException">The network's output keeps spatial axes.</exception>
-    public KernelResult Kernel(double[,] x1, double[,]? x2 = null, KernelOutputs get = KernelOutputs.Both)
+    public KernelResult Kernel(
+        double[,] x1, double[,]? x2 = null, KernelOutputs get = KernelOutputs.Both, bool? diagonalSpatial = null)
     {
         Boundary.NotNull(x1, nameof(x1));
         var t1 = TensorModule.OfArray2D(x1);
         var t2 = x2 is null ? null : TensorModule.OfArray2D(x2);
-        return Compute(t1, t2, get);
+        return Compute(t1, t2, get, diagonalSpatial);
     }
 
     /// <summary>The exact infinite-width kernels between two sets of images (neural_tangents'
@@ -75,6 +79,9 @@ public sealed class Network : IEquatable<Network>
     /// <param name="x1">First images, NHWC: (N1, height, width, channels) unless the network's layers state other axes.</param>
     /// <param name="x2">Second images, NHWC with the same height, width and channels; null means x2 = x1.</param>
     /// <param name="get">Which kernels to compute.</param>
+    /// <param name="diagonalSpatial">neural_tangents' <c>diagonal_spatial</c>: true computes only same-position
+    /// covariances (H, W) in the layers, false every pair of positions (H, H', W, W'); null (the default) lets the
+    /// network decide (diagonal when it ends in Flatten). A flat output is the same either way; false costs more.</param>
     /// <returns>The kernels, each (N1, N2).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
     /// <exception cref="ArgumentException">An input has a non-finite value, or x1 and x2 differ in a non-batch
@@ -82,12 +89,13 @@ public sealed class Network : IEquatable<Network>
     /// <exception cref="NeuralTangentsException">The network cannot take these inputs; the message says how to fix it.</exception>
     /// <exception cref="NotSupportedException">The network's output keeps spatial axes (it does not flatten or pool
     /// them); such kernel arrays are only available from the F# API.</exception>
-    public KernelResult Kernel(double[,,,] x1, double[,,,]? x2 = null, KernelOutputs get = KernelOutputs.Both)
+    public KernelResult Kernel(
+        double[,,,] x1, double[,,,]? x2 = null, KernelOutputs get = KernelOutputs.Both, bool? diagonalSpatial = null)
     {
         Boundary.NotNull(x1, nameof(x1));
         var t1 = TensorModule.OfArray4D(x1);
         var t2 = x2 is null ? null : TensorModule.OfArray4D(x2);
-        return Compute(t1, t2, get);
+        return Compute(t1, t2, get, diagonalSpatial);
     }
 
     /// <summary>Samples the parameters of a finite network of this architecture (neural_tangents'
@@ -148,14 +156,18 @@ public sealed class Network : IEquatable<Network>
     /// <returns>Compact JSON text.</returns>
     public override string ToString() => ToJson();
 
-    private KernelResult Compute(Tensor x1, Tensor? x2, KernelOutputs get)
+    private KernelResult Compute(Tensor x1, Tensor? x2, KernelOutputs get, bool? diagonalSpatial)
     {
         var g = ToGet(get);
         var x2Option = x2 is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(x2);
+        // diagonal_batch stays neural_tangents' default (true): KernelResult holds per-input variances only.
+        var layout = new LayoutRequest(
+            FSharpOption<bool>.None,
+            diagonalSpatial is bool d ? FSharpOption<bool>.Some(d) : FSharpOption<bool>.None);
         // The core names the inputs x1 and x2 as we do; an input without the axis a layer names ("x" or a layer's
         // axis argument) is a fault of the inputs, reported against x1.
         var k = Boundary.Call(
-            () => KernelFn.Compute(layer, x1, x2Option, g),
+            () => KernelFn.ComputeWithLayout(layout, layer, x1, x2Option, g),
             Boundary.Names(("x", "x1"), ("batch_axis", "x1"), ("channel_axis", "x1")));
         if (k.Nngp.Rank != 2 || k.Cov1.Rank != 1)
         {

@@ -12,7 +12,7 @@ public enum DenseParameterization
     Standard,
 }
 
-/// <summary>Which kernels <see cref="Network.Kernel(double[,], double[,], KernelOutputs)"/> computes
+/// <summary>Which kernels <see cref="Network.Kernel(double[,], double[,], KernelOutputs, bool?)"/> computes
 /// (neural_tangents' <c>get</c> argument).</summary>
 public enum KernelOutputs
 {

@@ -18,6 +18,10 @@ let helpText =
             or the path of a .npy file (float64 or float32, C order)
     "x2"    second inputs in the same forms, or null/absent for x2 = x1
     "get"   "nngp", "ntk" or a list of them (default ["nngp", "ntk"])
+    "kwargs" optional kernel_fn keyword arguments: {"diagonal_spatial": false} for
+            every pair of positions (N1, N2, H, H', W, W', ...), true for same
+            positions only (N1, N2, H, W, ...); {"diagonal_batch": false} for
+            (N, N, ...) cov1/cov2 (default: the layout neural_tangents picks)
     "out"   optional PREFIX: write PREFIX.nngp.npy, PREFIX.ntk.npy, PREFIX.cov1.npy
             and PREFIX.cov2.npy instead of answering with nested lists
 
@@ -83,7 +87,7 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     let req = KernelRequest.parse baseDir text
     RequestIo.prepareOut req.Out
     let sw = Stopwatch.StartNew()
-    let k = KernelFn.compute req.Arch req.X1 req.X2 req.Get
+    let k = KernelFn.computeWithLayout req.Layout req.Arch req.X1 req.X2 req.Get
     let ms = sw.Elapsed.TotalMilliseconds
     let items = quantities req.Get k
     for name, t in items do

@@ -15,14 +15,16 @@ type KernelRequest =
       /// None when x2 is null or absent (x2 = x1).
       X2: Tensor option
       Get: Get
+      /// The covariance layout asked for in "kwargs" (neural_tangents' diagonal_batch / diagonal_spatial).
+      Layout: LayoutRequest
       /// Output prefix, resolved against the request's folder; None to answer inline.
       Out: string option }
 
-/// <summary>Reading <c>nt kernel</c> requests: <c>{"arch", "x1", "x2", "get", "out"}</c>.</summary>
+/// <summary>Reading <c>nt kernel</c> requests: <c>{"arch", "x1", "x2", "get", "kwargs", "out"}</c>.</summary>
 [<RequireQualifiedAccess>]
 module KernelRequest =
 
-    let private knownKeys = [ "arch"; "x1"; "x2"; "get"; "out" ]
+    let private knownKeys = [ "arch"; "x1"; "x2"; "get"; "kwargs"; "out" ]
 
     let private show = RequestIo.show
 
@@ -57,6 +59,25 @@ module KernelRequest =
         | false, true -> Ntk
         | _ -> Nngp
 
+    /// The "kwargs" object: neural_tangents' kernel_fn keyword arguments diagonal_batch and diagonal_spatial, each
+    /// true, false or null (= not set); absent means no override.
+    let internal kwargs (node: JsonNode) : LayoutRequest =
+        let known = [ "diagonal_batch"; "diagonal_spatial" ]
+        match node with
+        | null -> LayoutRequest.Auto
+        | :? JsonObject as o ->
+            for kv in o do
+                if not (List.contains kv.Key known) then
+                    fail "kwargs: unknown key \"%s\" (known: %s)" kv.Key (String.Join(", ", known))
+            let flag (key: string) =
+                match o[key] with
+                | null -> None
+                | :? JsonValue as v when v.GetValueKind() = JsonValueKind.True -> Some true
+                | :? JsonValue as v when v.GetValueKind() = JsonValueKind.False -> Some false
+                | n -> fail "kwargs: %s must be true, false or null, got %s" key (show n)
+            { DiagonalBatch = flag "diagonal_batch"; DiagonalSpatial = flag "diagonal_spatial" }
+        | n -> fail "kwargs: must be an object such as {\"diagonal_spatial\": false}, got %s" (show n)
+
     /// <summary>Parses a request and loads its inputs.</summary>
     /// <param name="baseDir">Folder against which relative paths ("x1", "x2", "out") resolve.</param>
     /// <param name="text">The request's JSON text.</param>
@@ -71,4 +92,5 @@ module KernelRequest =
           X1 = input baseDir "x1" (required "x1")
           X2 = (match o["x2"] with null -> None | n -> Some(input baseDir "x2" n))
           Get = get o["get"]
+          Layout = kwargs o["kwargs"]
           Out = out }

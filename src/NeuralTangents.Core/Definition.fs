@@ -1,14 +1,70 @@
 namespace NeuralTangents
 
+/// <summary>neural_tangents' three-valued <c>Bool</c> of the diagonal requirements: No &lt; Maybe &lt; Yes.</summary>
+[<RequireQualifiedAccess>]
+type Tri =
+    | No
+    | Maybe
+    | Yes
+
+/// <summary>Whether a layer (or a network) lets a covariance store only its diagonal along the batch or spatial
+/// axes — neural_tangents' <c>Diagonal(input, output)</c>. <c>Input</c>: Yes — the layer's input may be
+/// diagonal-only; Maybe — only if its off-diagonal entries are zero; No — it must be full. <c>Output</c>: Yes — every
+/// output from here on may be diagonal-only (e.g. after Flatten only same-position covariances matter); Maybe — this
+/// layer's may, later ones may not; No — the outputs must be full (the caller may want the off-diagonal entries).
+/// Serial composition is <c>Diagonal.compose</c> (neural_tangents' <c>&gt;&gt;</c>), parallel is <c>Diagonal.both</c>
+/// (<c>&amp;</c>).</summary>
+type Diagonal =
+    { Input: Tri
+      Output: Tri }
+
+/// <summary>The algebra of <see cref="T:NeuralTangents.Diagonal"/> requirements (neural_tangents'
+/// <c>stax.requirements.Diagonal</c>).</summary>
+[<RequireQualifiedAccess>]
+module Diagonal =
+
+    /// <summary><c>Diagonal()</c>: the input may be diagonal, the outputs must not be (Dense, the activations).</summary>
+    [<CompiledName("Default")>]
+    let defaults = { Input = Tri.Yes; Output = Tri.No }
+
+    /// <summary>The requirement of <c>first</c> then <c>second</c> (neural_tangents' <c>first &gt;&gt; second</c>),
+    /// associative: once an output may be diagonal for good (Yes), later layers no longer matter; a layer that may
+    /// only produce diagonal outputs (Output ≥ Maybe) feeding one that accepts them keeps its own input allowance; a
+    /// full output (No) feeding a layer that does not insist on diagonal input forces a full input; otherwise the
+    /// stricter input allowance wins.</summary>
+    [<CompiledName("Compose")>]
+    let compose (first: Diagonal) (second: Diagonal) =
+        if first.Output = Tri.Yes then first
+        else
+            let input =
+                if first.Output > Tri.No && second.Input > Tri.No then first.Input
+                elif first.Output = Tri.No && second.Input < Tri.Yes then Tri.No
+                else min first.Input second.Input
+            { Input = input; Output = second.Output }
+
+    /// <summary>The requirement of two parallel branches (neural_tangents' <c>&amp;</c>): the smaller allowance on
+    /// each side; commutative, associative and idempotent.</summary>
+    [<CompiledName("Both")>]
+    let both (a: Diagonal) (b: Diagonal) = { Input = min a.Input b.Input; Output = min a.Output b.Output }
+
+    /// <summary>The layout the requirement asks for (neural_tangents' <c>bool(Diagonal)</c>): diagonal exactly when
+    /// the input may be diagonal (Yes) and the outputs need not be full (Output &gt; No).</summary>
+    [<CompiledName("IsDiagonal")>]
+    let isDiagonal (d: Diagonal) = d.Input = Tri.Yes && d.Output > Tri.No
+
 /// <summary>What a leaf layer fixes about its input's layout (neural_tangents' <c>@requires(batch_axis=…,
-/// channel_axis=…)</c>), read by the requirements fold.</summary>
+/// channel_axis=…, diagonal_batch=…, diagonal_spatial=…)</c>), read by the requirements fold.</summary>
 type LayoutRequirement =
     { /// The input's batch axis, when the layer states one.
       BatchAxis: int option
       /// The input's channel (feature) axis, when the layer states one.
       ChannelAxis: int option
       /// True when layers after this one see a layout of its own making (Flatten), so they add no input requirement.
-      Resets: bool }
+      Resets: bool
+      /// The layer's allowance for a diagonal batch covariance, when it states one.
+      DiagonalBatch: Diagonal option
+      /// The layer's allowance for a diagonal spatial covariance, when it states one.
+      DiagonalSpatial: Diagonal option }
 
 /// <summary>The side inputs of <c>apply_fn</c> beyond parameters and inputs (neural_tangents' <c>**kwargs</c>):
 /// the random key of stochastic layers (Dropout) and the per-input side data some layers read (Aggregate's

@@ -44,25 +44,57 @@ module KernelFn =
             let i = Array.findIndex (fun v -> not (System.Double.IsFinite v)) x.Data
             invalidArg name (sprintf "%s has a non-finite value (%g) at flat index %d" name x.Data[i] i)
 
-    /// <summary>The input kernel of x1 (and x2) in the layout the network requires.</summary>
-    [<CompiledName("InputKernel")>]
-    let inputKernel (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+    /// <summary>The input kernel of x1 (and x2) in the layout the network requires, or the one
+    /// <paramref name="request"/> asks for (see <see cref="T:NeuralTangents.LayoutRequest"/>).</summary>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">the request asks for a diagonal layout a layer
+    /// cannot take.</exception>
+    [<CompiledName("InputKernelWithLayout")>]
+    let inputKernelWithLayout (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
         checkFinite "x1" x1
         x2 |> Option.iter (checkFinite "x2")
         let req = Requirements.ofLayer layer
-        Input.kernel get (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
+        let diagonalBatch, diagonalSpatial = Requirements.layout req request
+        Input.kernel get diagonalBatch diagonalSpatial (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
+
+    /// <summary>The input kernel of x1 (and x2) in the layout the network requires.</summary>
+    [<CompiledName("InputKernel")>]
+    let inputKernel (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        inputKernelWithLayout LayoutRequest.Auto layer x1 x2 get
+
+    let private run' (exec: Execution) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) =
+        let p = KernelPlan.compile layer
+        let p = if exec.Fuse then KernelPlan.fuse p else p
+        // The input kernel is allocated here (a Gram matrix and variances, never x1/x2's buffers), so the plan owns it.
+        KernelPlan.run exec p (One(inputKernelWithLayout request layer x1 x2 get)) true |> single
 
     /// <summary><c>compute</c> with an explicit <see cref="T:NeuralTangents.Execution"/> (the reference execution
     /// allocates every intermediate and fuses nothing; same numbers).</summary>
     [<CompiledName("ComputeWith")>]
     let computeWith (exec: Execution) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        let p = KernelPlan.compile layer
-        let p = if exec.Fuse then KernelPlan.fuse p else p
-        // The input kernel is allocated here (a Gram matrix and variances, never x1/x2's buffers), so the plan owns it.
-        KernelPlan.run exec p (One(inputKernel layer x1 x2 get)) true |> single
+        run' exec LayoutRequest.Auto layer x1 x2 get
+
+    /// <summary><c>compute</c> in a requested covariance layout (neural_tangents' <c>kernel_fn(x1, x2, get,
+    /// diagonal_batch=…, diagonal_spatial=…)</c>).</summary>
+    /// <param name="request">The layout to compute in; <c>LayoutRequest.Auto</c> is <c>compute</c>. With
+    /// <c>DiagonalSpatial = Some false</c> an output with spatial axes is (N1, N2, H, H', W, W', …) — neural_tangents'
+    /// order, reversed when the result's <c>IsReversed</c> is set (no layer here sets it) — and with
+    /// <c>DiagonalBatch = Some false</c> Cov1/Cov2 are the full (N, N, …) covariances.</param>
+    /// <param name="layer">The network.</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None for x2 = x1.</param>
+    /// <param name="get">Nngp, Ntk or Both.</param>
+    /// <returns>The output kernel, its <c>DiagonalBatch</c>/<c>DiagonalSpatial</c> naming the layout.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the network cannot take these inputs, or the
+    /// request asks for a diagonal layout a layer cannot take; the message says why.</exception>
+    [<CompiledName("ComputeWithLayout")>]
+    let computeWithLayout (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        run' Execution.Fast request layer x1 x2 get
 
     /// <summary>The exact infinite-width kernels of <paramref name="layer"/> between x1 and x2
-    /// (x2 = None means x2 = x1; then <c>Cov2</c> is None, as in neural_tangents).</summary>
+    /// (x2 = None means x2 = x1; then <c>Cov2</c> is None, as in neural_tangents), in the layout neural_tangents'
+    /// <c>kernel_fn(x1, x2)</c> picks: diagonal batch; diagonal spatial only when every layer allows it and the
+    /// output does not need the pairs of positions (a Flatten on top), else full — so a network that keeps spatial
+    /// axes returns (N1, N2, H, H', W, W', …).</summary>
     /// <param name="layer">The network.</param>
     /// <param name="x1">First inputs, batch axis and channel axis as the network's layers state (default: (N1, …, C)).</param>
     /// <param name="x2">Second inputs, or None.</param>

@@ -132,6 +132,18 @@ module internal KernelPlan =
         |> List.mapi (fun i a -> arrays |> List.skip (i + 1) |> List.forall (fun b -> not (obj.ReferenceEquals(a, b))))
         |> List.forall id
 
+    /// A layer that needs the off-diagonal entries (its allowance's Input is No) cannot take a kernel that dropped
+    /// them (neural_tangents' `requires` check).
+    let private checkLayout (d: LayerDef) (k: Kernel) =
+        let refuses (flag: bool) (allowance: Diagonal option) =
+            flag && (allowance |> Option.exists (fun a -> a.Input = Tri.No))
+        for name, flag, allowance in
+            [ "diagonal_batch", k.DiagonalBatch, d.Requires.DiagonalBatch
+              "diagonal_spatial", k.DiagonalSpatial, d.Requires.DiagonalSpatial ] do
+            if refuses flag allowance then
+                raise (NeuralTangentsException(sprintf "%s: requires %s=False, but the input kernel has %s=True and so lacks the off-diagonal entries; recompute the input kernel with %s=False"
+                        d.Name name name name))
+
     /// Runs a plan on its input kernel(s) (one, or one per branch as the plan was compiled for).
     /// <paramref name="inputOwned"/>: the input's arrays were allocated for this run (the input kernel of
     /// <c>kernel_fn</c>), not the caller's. Returns the output flow.
@@ -171,7 +183,9 @@ module internal KernelPlan =
             setReg dst k
         for op in plan.Ops do
             match op with
-            | LeafOp(_, d, src, dst) -> finish [ src ] dst (d.Kernel (writable src) (get src))
+            | LeafOp(_, d, src, dst) ->
+                checkLayout d (get src)
+                finish [ src ] dst (d.Kernel (writable src) (get src))
             | FusedDenseAbReluOp(d, spec, src, dst) ->
                 let k = Elementwise.denseAbRelu (writable src) d spec (get src)
                 finish [ src ] dst { k with IsGaussian = false }

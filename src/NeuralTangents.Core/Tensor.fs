@@ -231,6 +231,41 @@ module Tensor =
                         a <- a - 1
             { Shape = newShape; Data = r }
 
+    /// <summary>Permutes the axes (numpy's <c>transpose(x, axes)</c>): axis <c>a</c> of the result is axis
+    /// <c>axes[a]</c> of <paramref name="t"/>.</summary>
+    /// <exception cref="T:System.ArgumentException"><paramref name="axes"/> is not a permutation of the axes.</exception>
+    [<CompiledName("Permute")>]
+    let permute (axes: int[]) (t: Tensor) =
+        let rank = t.Rank
+        if axes.Length <> rank || (Array.sort axes) <> Array.init rank id then
+            invalidArg "axes" (sprintf "must be a permutation of 0..%d, got %s" (rank - 1) (Shape.format axes))
+        if axes = Array.init rank id then copy t
+        else
+            let oldStrides = Array.zeroCreate rank
+            let mutable s = 1
+            for a in rank - 1 .. -1 .. 0 do
+                oldStrides[a] <- s
+                s <- s * t.Shape[a]
+            let newShape = axes |> Array.map (fun a -> t.Shape[a])
+            let strides = axes |> Array.map (fun a -> oldStrides[a])
+            let r = Array.zeroCreate t.Length
+            let idx = Array.zeroCreate rank
+            let mutable off = 0
+            for k in 0 .. t.Length - 1 do
+                r[k] <- t.Data[off]
+                // Odometer over the result's index, keeping the source offset in step.
+                let mutable a = rank - 1
+                let mutable carry = true
+                while carry && a >= 0 do
+                    idx[a] <- idx[a] + 1
+                    off <- off + strides[a]
+                    if idx[a] < newShape[a] then carry <- false
+                    else
+                        off <- off - idx[a] * strides[a]
+                        idx[a] <- 0
+                        a <- a - 1
+            { Shape = newShape; Data = r }
+
     /// <summary>True when every element is finite.</summary>
     [<CompiledName("IsFinite")>]
     let isFinite (t: Tensor) =

@@ -145,6 +145,29 @@ public class KernelTests
     }
 
     [Test]
+    public void Kernel_Images_DiagonalSpatialOverride_GivesTheDefaultKernelThroughEitherLayout()
+    {
+        // neural_tangents' diagonal_spatial: a Flatten-topped network picks the diagonal layout by itself; asking for
+        // every pair of positions (false) costs more but Flatten reads only the same-position pairs, so the kernel is
+        // the same up to the summation order of the input products (~1e-16; tolerance 1e-14).
+        var x1 = RandomImages(55, 3, 2, 3, 2);
+        var x2 = RandomImages(56, 2, 2, 3, 2);
+        var net = Stax.Serial(Stax.Dense(16, wStd: 1.3, bStd: 0.1), Stax.Relu(), Stax.Flatten(), Stax.Dense(1, wStd: 1.2));
+        var auto = net.Kernel(x1, x2);
+        var fullLayout = net.Kernel(x1, x2, diagonalSpatial: false);
+        var diagonalLayout = net.Kernel(x1, x2, diagonalSpatial: true);
+        AssertClose("nngp, full", 1e-14, auto.Nngp, fullLayout.Nngp);
+        AssertClose("ntk, full", 1e-14, auto.Ntk!, fullLayout.Ntk!);
+        AssertClose("cov1, full", 1e-14, auto.Cov1, fullLayout.Cov1);
+        AssertClose("nngp, diagonal", 0.0, auto.Nngp, diagonalLayout.Nngp);
+
+        // A spatial output stays unavailable here whichever layout is asked for.
+        var spatial = Stax.Serial(Stax.Dense(4), Stax.Relu(), Stax.Dense(1));
+        Assert.Throws<NotSupportedException>(() => spatial.Kernel(x1, diagonalSpatial: true));
+        Assert.Throws<NotSupportedException>(() => spatial.Kernel(x1, diagonalSpatial: false));
+    }
+
+    [Test]
     public void Kernel_Images_SpatialOutput_ThrowsNotSupported()
     {
         var x = RandomImages(61, 2, 3, 3, 2);

@@ -140,7 +140,8 @@ let tests =
             ask (sprintf """{"layer": "serial", "layers": [{"layer": "Relu"}, %s]}""" dense) "[[1, 2], [3, 4]]"
             |> assertOneLineError "Relu"
             ask """{"layer": "FanOut", "num": 2}""" "[[1, 2], [3, 4]]" |> assertOneLineError "2 branches"
-            ask dense "[[[1, 2]], [[3, 4]]]" |> assertOneLineError "shape (1, 1, 1)"
+            // A spatial output is computed in neural_tangents' full layout (N1, N2, H, H').
+            ask dense "[[[1, 2]], [[3, 4]]]" |> assertOneLineError "shape (1, 1, 1, 1)"
 
         testCase "(6) null inside a list of times is an error that names the fix" <| fun () ->
             nt [ "predict" ] (request """, "t": [null, 1e9] """)

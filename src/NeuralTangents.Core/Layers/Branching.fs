@@ -7,18 +7,24 @@ open NeuralTangents
 module internal Branching =
 
 
+    /// Checks that the branches share one covariance layout and brings their spatial axes into one order
+    /// (neural_tangents' `_preprocess_kernels_for_fan_in`): when most branches are reversed the others are reversed
+    /// too, otherwise the reversed ones are restored. Returns the branches and the first of them.
     let private checkLayouts (name: string) (ks: Kernel list) =
         match ks with
         | [] -> raise (NeuralTangentsException(sprintf "%s: needs at least one input branch (use FanOut before it)" name))
         | k0 :: rest ->
             // Axes compare normalised: on rank-2 activations channel_axis −1 and 1 are the same axis.
             let norm (k: Kernel) (a: int) = if a < 0 then a + k.Shape1.Length else a
-            let layout (k: Kernel) = k.DiagonalSpatial, norm k k.BatchAxis, norm k k.ChannelAxis
+            let layout (k: Kernel) = k.DiagonalBatch, k.DiagonalSpatial, norm k k.BatchAxis, norm k k.ChannelAxis
             for k in rest do
                 if layout k <> layout k0 then
                     raise (NeuralTangentsException(
-                        sprintf "%s: all branches must have the same covariance layout (batch_axis, channel_axis, diagonal_spatial)" name))
-            k0
+                        sprintf "%s: all branches must have the same covariance layout (batch_axis, channel_axis, diagonal_batch, diagonal_spatial)" name))
+            let reversed = ks |> List.filter (fun k -> k.IsReversed) |> List.length
+            let target = 2 * reversed > ks.Length
+            let ks = ks |> List.map (fun k -> if k.IsReversed <> target then Kernel.reverse k else k)
+            ks, List.head ks
 
     let private checkShapes (name: string) (ks: Kernel list) =
         let k0 = List.head ks
@@ -34,7 +40,7 @@ module internal Branching =
     /// FanInSum: covariances and NTKs add; defined only when every branch is a mean-zero Gaussian
     /// (sums of dependent non-Gaussian branches have no closed form in neural_tangents either).
     let fanInSumKernel (ks: Kernel list) : Kernel =
-        let k0 = checkLayouts "FanInSum" ks
+        let ks, k0 = checkLayouts "FanInSum" ks
         checkShapes "FanInSum" ks
         let gaussian = ks |> List.forall (fun k -> k.IsGaussian)
         if not gaussian && ks.Length <> 1 then
@@ -52,7 +58,7 @@ module internal Branching =
     /// FanInProd: the covariance of a product of independent branches is the product of their covariances;
     /// the NTK follows the product rule, Θ = Σ_i Θ_i Π_{j≠i} K_j.
     let fanInProdKernel (ks: Kernel list) : Kernel =
-        let k0 = checkLayouts "FanInProd" ks
+        let ks, k0 = checkLayouts "FanInProd" ks
         checkShapes "FanInProd" ks
         let nngp = ks |> List.map (fun k -> k.Nngp) |> List.reduce Tensor.mul
         let ntk =
@@ -74,9 +80,10 @@ module internal Branching =
             Mask2 = None }
 
     /// FanInConcat along the channel axis: the covariance of the concatenation is the width-weighted mean of
-    /// the branch covariances (a plain mean when all widths agree). Other axes are planned with convolutions.
+    /// the branch covariances (a plain mean when all widths agree), entry by entry in any layout. Other axes are
+    /// planned with convolutions.
     let fanInConcatKernel (axis: int) (ks: Kernel list) : Kernel =
-        let k0 = checkLayouts "FanInConcat" ks
+        let ks, k0 = checkLayouts "FanInConcat" ks
         let rank = k0.Shape1.Length
         let norm a = if a < 0 then a + rank else a
         let ax = norm axis

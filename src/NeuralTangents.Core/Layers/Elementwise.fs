@@ -9,12 +9,49 @@ open NeuralTangents.Rules
 module internal Elementwise =
 
 
-    /// Applies a pointwise step to a kernel in the diagonal-batch, diagonal-spatial layout:
-    /// nngp (N1, N2, S), cov1 (N1, S), cov2 (N2, S). The step returns (nngp', σ̇). Rows of N1 are split
-    /// across cores; the step is inlined into the loop (no allocation per element).
-    let inline pointwise ([<InlineIfLambda>] step: float -> float -> float -> struct (float * float)) (k: Kernel) : Kernel =
-        if not k.DiagonalSpatial then
-            raise (NeuralTangentsException "elementwise layers on full spatial covariances are not supported yet")
+    /// Applies a pointwise step to a kernel in any layout (neural_tangents' `_vmap_2d`): every entry of nngp,
+    /// cov1 and cov2 is a covariance between an input i at position p and an input j at position q, and the step
+    /// gets it with the two variances var1[i, p] and var2[j, q] read from the diagonal of cov1/cov2
+    /// (`Spatial.variances`; for a full-spatial entry (h, h') these are cov1[i, h, h] and cov2[j, h', h']).
+    /// The step returns (nngp', σ̇); ntk' = σ̇·ntk. Rows of the first batch axis are split across cores.
+    let pointwiseAnyLayout (step: float -> float -> float -> struct (float * float)) (k: Kernel) : Kernel =
+        let dims = Spatial.sizes k.DiagonalSpatial 2 k.Nngp.Shape
+        let s = Array.fold (*) 1 dims
+        let pIdx, qIdx = if k.DiagonalSpatial then Array.init s id, Array.init s id else Spatial.pairIndices dims
+        let e = pIdx.Length
+        let v1 = Spatial.variances k.DiagonalBatch k.DiagonalSpatial k.Cov1
+        let v2 = match k.Cov2 with Some c -> Spatial.variances k.DiagonalBatch k.DiagonalSpatial c | None -> v1
+        // One covariance tensor: rows i < na against columns j < nb (single: the one column j = i, a diagonal-batch
+        // cov), with variances va of the rows and vb of the columns; t, when given, is the NTK to scale by σ̇.
+        let map (x: float[]) (t: float[] option) (na: int) (nb: int) (single: bool) (va: float[]) (vb: float[]) =
+            let out = GC.AllocateUninitializedArray<float> x.Length
+            let dOut = t |> Option.map (fun _ -> GC.AllocateUninitializedArray<float> x.Length)
+            let cols = if single then 1 else nb
+            Linalg.parallelRanges na (float (cols * e) * 50.0) (fun lo hi ->
+                for i in lo .. hi - 1 do
+                    for jj in 0 .. cols - 1 do
+                        let j = if single then i else jj
+                        let row = (if single then i else i * nb + j) * e
+                        for m in 0 .. e - 1 do
+                            let struct (v, d) = step x[row + m] va[i * s + pIdx[m]] vb[j * s + qIdx[m]]
+                            out[row + m] <- v
+                            match t, dOut with
+                            | Some t, Some dd -> dd[row + m] <- d * t[row + m]
+                            | _ -> ())
+            out, dOut
+        let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
+        let nngp, ntk = map k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) n1 n2 false v1 v2
+        let cov (c: Tensor) (v: float[]) =
+            let n = c.Shape[0]
+            Tensor.create c.Shape (fst (map c.Data None n n k.DiagonalBatch v v))
+        { k with
+            Nngp = Tensor.create k.Nngp.Shape nngp
+            Ntk = ntk |> Option.map (Tensor.create k.Nngp.Shape)
+            Cov1 = cov k.Cov1 v1
+            Cov2 = k.Cov2 |> Option.map (fun c -> cov c v2) }
+
+    /// `pointwise` in the diagonal-batch, diagonal-spatial layout: nngp (N1, N2, S), cov1 (N1, S), cov2 (N2, S).
+    let inline pointwiseDiagonal ([<InlineIfLambda>] step: float -> float -> float -> struct (float * float)) (k: Kernel) : Kernel =
         let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
         let s = k.Nngp.Length / max 1 (n1 * n2)
         let c1 = k.Cov1.Data
@@ -41,6 +78,13 @@ module internal Elementwise =
             Cov1 = covMap k.Cov1
             Cov2 = k.Cov2 |> Option.map covMap }
 
+    /// Applies a pointwise step to a kernel. In the diagonal-batch, diagonal-spatial layout — nngp (N1, N2, S),
+    /// cov1 (N1, S), cov2 (N2, S) — the step is inlined into the loop (no allocation per element) and rows of N1 are
+    /// split across cores; other layouts go through `pointwiseAnyLayout`. The step returns (nngp', σ̇).
+    let inline pointwise ([<InlineIfLambda>] step: float -> float -> float -> struct (float * float)) (k: Kernel) : Kernel =
+        if Kernel.isDiagonalLayout k then pointwiseDiagonal step k
+        else pointwiseAnyLayout (fun x v1 v2 -> step x v1 v2) k
+
     /// sqrt clamped at 0: round-off can make a Cauchy–Schwarz gap var1·var2 − nngp² slightly negative.
     let inline private sqrt0 (v: float) = Math.Sqrt(Math.Max(v, 0.0))
 
@@ -51,28 +95,41 @@ module internal Elementwise =
     /// The ABRelu pass with an optional Dense map fused in front (<c>Simd.DensePre</c>); <c>kd</c> carries the
     /// variances the activation sees. With <c>inPlace</c> the pass overwrites k's nngp/ntk buffers (only when the
     /// interpreter owns them).
+    /// Layouts other than diagonal batch with diagonal spatial take the scalar step (`pointwiseAnyLayout`) after the
+    /// Dense map: the vectorised pass reads contiguous runs of positions with per-position variances, which the
+    /// full layout's (p, q) pairs do not have.
     let private abReluWith (inPlace: bool) (pre: Simd.DensePre) (spec: ABReluSpec) (k: Kernel) (kd: Kernel) =
-        if not k.DiagonalSpatial then
-            raise (NeuralTangentsException "elementwise layers on full spatial covariances are not supported yet")
         let a, b = spec.A, spec.B
         let factor = (a - b) * (a - b) / (2.0 * Math.PI)
         let half = (a * a + b * b) / 2.0
-        let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
-        let s = k.Nngp.Length / max 1 (n1 * n2)
-        let c1 = kd.Cov1.Data
-        let c2 = match kd.Cov2 with Some c -> c.Data | None -> c1
-        let fresh (t: Tensor) = if inPlace then t.Data else GC.AllocateUninitializedArray<float> t.Length
-        let nngp = fresh k.Nngp
-        let ntk = k.Ntk |> Option.map fresh
-        Simd.abReluPass pre factor half n1 n2 s k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) c1 c2 nngp ntk
-        // atan2(0, 0) is taken as π/2 (zero-variance inputs), as neural_tangents does; atan2Pos does so.
-        let covMap (c: Tensor) =
-            Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = Simd.abReluScalar factor half v v v in r))
-        { kd with
-            Nngp = Tensor.create k.Nngp.Shape nngp
-            Ntk = Option.map2 (fun (t: Tensor) d -> Tensor.create t.Shape d) k.Ntk ntk
-            Cov1 = covMap kd.Cov1
-            Cov2 = kd.Cov2 |> Option.map covMap }
+        if not (Kernel.isDiagonalLayout k) then
+            let kPre =
+                if pre = Simd.identity then kd
+                else
+                    let nngp = GC.AllocateUninitializedArray<float> k.Nngp.Length
+                    let ntk = k.Ntk |> Option.map (fun t -> GC.AllocateUninitializedArray<float> t.Length)
+                    Simd.densePass pre.W2 pre.B2 pre.FromOut pre.CN pre.CB k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) nngp ntk
+                    { kd with
+                        Nngp = Tensor.create k.Nngp.Shape nngp
+                        Ntk = ntk |> Option.map (Tensor.create k.Nngp.Shape) }
+            pointwiseAnyLayout (fun x v1 v2 -> Simd.abReluScalar factor half x v1 v2) kPre
+        else
+            let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
+            let s = k.Nngp.Length / max 1 (n1 * n2)
+            let c1 = kd.Cov1.Data
+            let c2 = match kd.Cov2 with Some c -> c.Data | None -> c1
+            let fresh (t: Tensor) = if inPlace then t.Data else GC.AllocateUninitializedArray<float> t.Length
+            let nngp = fresh k.Nngp
+            let ntk = k.Ntk |> Option.map fresh
+            Simd.abReluPass pre factor half n1 n2 s k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) c1 c2 nngp ntk
+            // atan2(0, 0) is taken as π/2 (zero-variance inputs), as neural_tangents does; atan2Pos does so.
+            let covMap (c: Tensor) =
+                Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = Simd.abReluScalar factor half v v v in r))
+            { kd with
+                Nngp = Tensor.create k.Nngp.Shape nngp
+                Ntk = Option.map2 (fun (t: Tensor) d -> Tensor.create t.Shape d) k.Ntk ntk
+                Cov1 = covMap kd.Cov1
+                Cov2 = kd.Cov2 |> Option.map covMap }
 
     /// ABRelu on its own (see <c>abReluWith</c>).
     let abReluKernel (inPlace: bool) (spec: ABReluSpec) (k: Kernel) = abReluWith inPlace Simd.identity spec k k
@@ -168,7 +225,8 @@ module internal Elementwise =
                            (phi: float -> float) (dphi: float -> float) : LayerDef =
         { Name = name
           Args = args
-          Requires = { BatchAxis = None; ChannelAxis = None; Resets = false }
+          // neural_tangents' _elementwise: @requires(diagonal_spatial=Diagonal()).
+          Requires = { BatchAxis = None; ChannelAxis = None; Resets = false; DiagonalBatch = None; DiagonalSpatial = Some Diagonal.defaults }
           Kernel =
             fun inPlace k ->
                 if not k.IsGaussian then

@@ -76,17 +76,6 @@ module internal Linear =
             Nngp = Tensor.create k.Nngp.Shape nngpOut
             Ntk = Option.map2 (fun (t: Tensor) o -> Tensor.create t.Shape o) k.Ntk ntkOut }
 
-    let private meanTrailing (lead: int) (t: Tensor) =
-        if t.Rank = lead then t
-        else
-            let outer = Array.fold (*) 1 t.Shape[.. lead - 1]
-            let inner = t.Length / max 1 outer
-            let r = Array.init outer (fun i ->
-                let mutable s = 0.0
-                for j in 0 .. inner - 1 do s <- s + t.Data[i * inner + j]
-                s / float inner)
-            Tensor.create t.Shape[.. lead - 1] r
-
     /// Finite-network shape after Flatten: batch axis kept (at batch_axis_out), everything else multiplied out.
     let flattenShape (f: FlattenSpec) (shape: int[]) =
         let b = axisOf shape f.BatchAxis
@@ -95,15 +84,18 @@ module internal Linear =
         if f.BatchAxisOut = 0 then [| n; rest |] else [| rest; n |]
 
     /// Flatten: the covariance of the flattened vector is the mean over positions of the same-position
-    /// covariance (neural_tangents' `Flatten.kernel_fn`); the result is no longer known to be Gaussian.
+    /// covariance (neural_tangents' `Flatten.kernel_fn`): the mean of the diagonal layout's entries, or of the full
+    /// layout's diagonal pairs (h = h', its trace over each pair of axes divided by the axis size); the result is no
+    /// longer known to be Gaussian and has no spatial axes, so, as in neural_tangents, it is not marked diagonal.
     let flattenKernel (f: FlattenSpec) (k: Kernel) : Kernel =
-        if not k.DiagonalSpatial then
-            raise (NeuralTangentsException "Flatten: full spatial covariances are not supported yet")
+        let covNdim = if k.DiagonalBatch then 1 else 2
+        let mean (lead: int) (t: Tensor) = Spatial.meanDiagonal k.DiagonalSpatial lead t
         { k with
-            Nngp = meanTrailing 2 k.Nngp
-            Ntk = k.Ntk |> Option.map (meanTrailing 2)
-            Cov1 = meanTrailing 1 k.Cov1
-            Cov2 = k.Cov2 |> Option.map (meanTrailing 1)
+            Nngp = mean 2 k.Nngp
+            Ntk = k.Ntk |> Option.map (mean 2)
+            Cov1 = mean covNdim k.Cov1
+            Cov2 = k.Cov2 |> Option.map (mean covNdim)
+            DiagonalSpatial = false
             IsGaussian = false
             IsReversed = false
             BatchAxis = f.BatchAxisOut
@@ -252,7 +244,10 @@ module internal Linear =
               "channel_axis", IntArg d.ChannelAxis
               "parameterization", StringArg(match d.Parameterization with Parameterization.Ntk -> "ntk" | Parameterization.Standard -> "standard")
               "s", IntsArg [ fst d.S; snd d.S ] ]
-          Requires = { BatchAxis = Some d.BatchAxis; ChannelAxis = Some d.ChannelAxis; Resets = false }
+          // @requires(batch_axis, channel_axis, diagonal_spatial=Diagonal()): affine on every entry, any layout.
+          Requires =
+            { BatchAxis = Some d.BatchAxis; ChannelAxis = Some d.ChannelAxis; Resets = false
+              DiagonalBatch = None; DiagonalSpatial = Some Diagonal.defaults }
           Kernel = fun inPlace k -> denseKernel inPlace d k
           Init =
             fun key shape ->
@@ -296,7 +291,11 @@ module internal Linear =
     let flatten (f: FlattenSpec) : LayerDef =
         { Name = "Flatten"
           Args = [ "batch_axis", IntArg f.BatchAxis; "batch_axis_out", IntArg f.BatchAxisOut ]
-          Requires = { BatchAxis = Some f.BatchAxis; ChannelAxis = None; Resets = true }
+          // @requires(batch_axis, channel_axis=None, diagonal_spatial=Diagonal(output=YES)): only same-position
+          // covariances reach the flattened output, so everything before may be diagonal.
+          Requires =
+            { BatchAxis = Some f.BatchAxis; ChannelAxis = None; Resets = true
+              DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.Yes; Output = Tri.Yes } }
           Kernel = fun _ k -> flattenKernel f k
           Init = fun _ shape -> flattenShape f shape, Params.none
           Apply = fun _ _ x -> flattenForward f x
@@ -308,7 +307,8 @@ module internal Linear =
     let identity : LayerDef =
         { Name = "Identity"
           Args = []
-          Requires = { BatchAxis = None; ChannelAxis = None; Resets = false }
+          // neural_tangents' Identity states no requirement.
+          Requires = { BatchAxis = None; ChannelAxis = None; Resets = false; DiagonalBatch = None; DiagonalSpatial = None }
           Kernel = fun _ k -> k
           Init = fun _ shape -> shape, Params.none
           Apply = fun _ _ x -> x

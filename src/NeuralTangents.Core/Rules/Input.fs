@@ -3,8 +3,9 @@ namespace NeuralTangents.Rules
 open NeuralTangents
 
 /// The kernel of the inputs themselves (neural_tangents' `_inputs_to_kernel`):
-/// nngp(x1, x2) = x1·x2ᵀ / C over the channel axis, per spatial position (diagonal spatial layout);
-/// the input NTK is zero.
+/// nngp(x1, x2) = x1·x2ᵀ / C over the channel axis, per spatial position (diagonal spatial layout) or per pair of
+/// positions (full layout, neural_tangents' `_cov` with `diagonal_spatial=False`); cov1/cov2 the same for x1 with
+/// itself, per input (diagonal batch) or between inputs; the input NTK is zero.
 module internal Input =
 
     let private normAxis (rank: int) (name: string) (a: int) =
@@ -27,8 +28,78 @@ module internal Input =
             let b' = if b > c then b - 1 else b
             Tensor.moveAxis b' 0 x1
 
-    /// Builds the input kernel from canonical (N, spatial…, C) inputs.
-    let kernel (get: Get) (batchAxis: int) (channelAxis: int) (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
+    /// The covariance x_i(p)·y_j(q)/C of every row i of x (n rows) with every row j of y (m rows), both canonical
+    /// (·, S positions, C) buffers: (n, m, S) with p = q in the diagonal spatial layout (one (n×C)·(m×C)ᵀ product per
+    /// position), (n, m, zipped pairs) in the full layout (one (n·S×C)·(m·S×C)ᵀ product).
+    let private pairCov (diagonalSpatial: bool) (spatial: int[]) (c: int) (x: float[]) (n: int) (y: float[]) (m: int) =
+        let inv = 1.0 / float c
+        let s = Array.fold (*) 1 spatial
+        if diagonalSpatial then
+            let slice (t: float[]) (rows: int) (p: int) =
+                Array.init (rows * c) (fun idx -> let i, ch = idx / c, idx % c in t[(i * s + p) * c + ch])
+            let out = Array.zeroCreate (n * m * s)
+            for p in 0 .. s - 1 do
+                let g = Linalg.gemmNT inv (slice x n p) n (slice y m p) m c
+                for ij in 0 .. n * m - 1 do out[ij * s + p] <- g[ij]
+            out
+        else
+            let pIdx, qIdx = Spatial.pairIndices spatial
+            let e = pIdx.Length
+            let g = Linalg.gemmNT inv x (n * s) y (m * s) c
+            let out = Array.zeroCreate (n * m * e)
+            for i in 0 .. n - 1 do
+                for j in 0 .. m - 1 do
+                    let row = (i * m + j) * e
+                    for k in 0 .. e - 1 do
+                        out[row + k] <- g[(i * s + pIdx[k]) * (m * s) + j * s + qIdx[k]]
+            out
+
+    /// cov[i, h, h', …] = x_i(p)·x_i(q)/C for each row of x on its own (diagonal batch, full spatial layout).
+    let private selfCovFull (spatial: int[]) (c: int) (x: float[]) (n: int) =
+        let inv = 1.0 / float c
+        let s = Array.fold (*) 1 spatial
+        let pIdx, qIdx = Spatial.pairIndices spatial
+        let e = pIdx.Length
+        let out = Array.zeroCreate (n * e)
+        for i in 0 .. n - 1 do
+            let xi = Array.sub x (i * s * c) (s * c)
+            let g = Linalg.gemmNT inv xi s xi s c
+            for k in 0 .. e - 1 do out[i * e + k] <- g[pIdx[k] * s + qIdx[k]]
+        out
+
+    /// The input kernel in a layout other than diagonal batch with diagonal spatial (or no spatial axes).
+    let private general (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (x1: Tensor) (x2: Tensor option) =
+        let n1 = x1.Shape[0]
+        let x2v = defaultArg x2 x1
+        let n2 = x2v.Shape[0]
+        let c = x1.Shape[x1.Rank - 1]
+        let spatial = x1.Shape[1 .. x1.Rank - 2]
+        let s = Array.fold (*) 1 spatial
+        let block = if diagonalSpatial then s else s * s
+        let spatialPart = if diagonalSpatial then spatial else spatial |> Array.collect (fun d -> [| d; d |])
+        // nngp and ntk, the product that builds them, and one fresh pair while a rule that cannot work in place runs.
+        Memory.checkKernel (int64 n1) (int64 n2) (int64 block) (if get.WantsNtk then 5 else 3)
+        if not diagonalBatch then
+            Memory.checkKernel (int64 (max n1 n2)) (int64 (max n1 n2)) (int64 block) 2
+        let nngp = pairCov diagonalSpatial spatial c x1.Data n1 x2v.Data n2
+        let cov (x: Tensor) (n: int) =
+            if diagonalBatch then selfCovFull spatial c x.Data n
+            else pairCov diagonalSpatial spatial c x.Data n x.Data n
+        let cov1 =
+            match x2 with
+            | Some _ -> cov x1 n1
+            // x2 = x1: the variances are the nngp's own diagonal entries, bit for bit (see `kernel`).
+            | None when diagonalBatch -> Array.init (n1 * block) (fun idx -> let i, k = idx / block, idx % block in nngp[(i * n1 + i) * block + k])
+            | None -> Array.copy nngp
+        let covShape (n: int) = Array.concat [ [| n |]; (if diagonalBatch then [||] else [| n |]); spatialPart ]
+        let nngpT = Tensor.create (Array.append [| n1; n2 |] spatialPart) nngp
+        nngpT,
+        Tensor.create (covShape n1) cov1,
+        x2 |> Option.map (fun x -> Tensor.create (covShape n2) (cov x n2))
+
+    /// Builds the input kernel from (batch_axis, channel_axis)-ordered inputs in the requested layout.
+    let kernel (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int) (channelAxis: int)
+               (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
         let x1 = canonical batchAxis channelAxis x1raw
         let x2 = x2raw |> Option.map (canonical batchAxis channelAxis)
         match x2 with
@@ -46,40 +117,46 @@ module internal Input =
         if n1 = 0 || n2 = 0 then
             invalidArg (if n1 = 0 then "x1" else "x2")
                 (sprintf "inputs have no rows (batch size 0), shapes %s" (Shape.format (if n1 = 0 then x1raw.Shape else x2raw.Value.Shape)))
-        // nngp and ntk, plus one fresh pair while the first rule that cannot work in place runs.
-        Memory.checkKernel (int64 n1) (int64 n2) (int64 s) (if get.WantsNtk then 4 else 2)
-        // One (N1×C)·(N2×C)ᵀ product per spatial position s.
-        let slice (x: Tensor) (n: int) (p: int) =
-            if s = 1 then x.Data
-            else Array.init (n * c) (fun idx -> let i, ch = idx / c, idx % c in x.Data[(i * s + p) * c + ch])
-        let mutable nngp = if s = 1 then [||] else Array.zeroCreate (n1 * n2 * s)
-        let cov1 = Array.zeroCreate (n1 * s)
-        let cov2 = Array.zeroCreate (n2 * s)
-        for p in 0 .. s - 1 do
-            let a = slice x1 n1 p
-            let b = if x2.IsSome then slice x2v n2 p else a
-            let g = Linalg.gemmNT inv a n1 b n2 c
-            if s = 1 then nngp <- g
-            // With x2 = x1 the variances are the Gram matrix's own diagonal, bit for bit, so that every rule sees a
-            // correlation of exactly 1 between a point and itself (θ = 0 in the arc-cosine kernels) instead of
-            // 1 ± a few ulp, which the angle's √ would amplify to ~1e-8 (issue: NTK diagonal of deep ReLU nets).
-            let v1 = if x2.IsSome then Linalg.rowNormsSq inv a n1 c else Array.init n1 (fun i -> g[i * n1 + i])
-            let v2 = if x2.IsSome then Linalg.rowNormsSq inv b n2 c else v1
-            if s > 1 then
-                for i in 0 .. n1 * n2 - 1 do nngp[i * s + p] <- g[i]
-            for i in 0 .. n1 - 1 do cov1[i * s + p] <- v1[i]
-            for i in 0 .. n2 - 1 do cov2[i * s + p] <- v2[i]
-        let nngpT = Tensor.create (Array.append [| n1; n2 |] spatial) nngp
+        let nngpT, cov1T, cov2T =
+            if not (diagonalBatch && (diagonalSpatial || spatial.Length = 0)) then general get diagonalBatch diagonalSpatial x1 x2
+            else
+                // nngp and ntk, plus one fresh pair while the first rule that cannot work in place runs.
+                Memory.checkKernel (int64 n1) (int64 n2) (int64 s) (if get.WantsNtk then 4 else 2)
+                // One (N1×C)·(N2×C)ᵀ product per spatial position s.
+                let slice (x: Tensor) (n: int) (p: int) =
+                    if s = 1 then x.Data
+                    else Array.init (n * c) (fun idx -> let i, ch = idx / c, idx % c in x.Data[(i * s + p) * c + ch])
+                let mutable nngp = if s = 1 then [||] else Array.zeroCreate (n1 * n2 * s)
+                let cov1 = Array.zeroCreate (n1 * s)
+                let cov2 = Array.zeroCreate (n2 * s)
+                for p in 0 .. s - 1 do
+                    let a = slice x1 n1 p
+                    let b = if x2.IsSome then slice x2v n2 p else a
+                    let g = Linalg.gemmNT inv a n1 b n2 c
+                    if s = 1 then nngp <- g
+                    // With x2 = x1 the variances are the Gram matrix's own diagonal, bit for bit, so that every rule sees a
+                    // correlation of exactly 1 between a point and itself (θ = 0 in the arc-cosine kernels) instead of
+                    // 1 ± a few ulp, which the angle's √ would amplify to ~1e-8 (issue: NTK diagonal of deep ReLU nets).
+                    let v1 = if x2.IsSome then Linalg.rowNormsSq inv a n1 c else Array.init n1 (fun i -> g[i * n1 + i])
+                    let v2 = if x2.IsSome then Linalg.rowNormsSq inv b n2 c else v1
+                    if s > 1 then
+                        for i in 0 .. n1 * n2 - 1 do nngp[i * s + p] <- g[i]
+                    for i in 0 .. n1 - 1 do cov1[i * s + p] <- v1[i]
+                    for i in 0 .. n2 - 1 do cov2[i * s + p] <- v2[i]
+                let nngpT = Tensor.create (Array.append [| n1; n2 |] spatial) nngp
+                nngpT,
+                Tensor.create (Array.append [| n1 |] spatial) cov1,
+                x2 |> Option.map (fun _ -> Tensor.create (Array.append [| n2 |] spatial) cov2)
         { Nngp = nngpT
           Ntk = if get.WantsNtk then Some(Tensor.zeros nngpT.Shape) else None
-          Cov1 = Tensor.create (Array.append [| n1 |] spatial) cov1
-          Cov2 = x2 |> Option.map (fun _ -> Tensor.create (Array.append [| n2 |] spatial) cov2)
+          Cov1 = cov1T
+          Cov2 = cov2T
           X1IsX2 = x2.IsNone
           IsGaussian = false
           IsReversed = false
           IsInput = true
-          DiagonalBatch = true
-          DiagonalSpatial = true
+          DiagonalBatch = diagonalBatch
+          DiagonalSpatial = diagonalSpatial
           Shape1 = Array.copy x1raw.Shape
           Shape2 = Array.copy (defaultArg x2raw x1raw).Shape
           BatchAxis = batchAxis
