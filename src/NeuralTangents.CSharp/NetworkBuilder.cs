@@ -124,6 +124,56 @@ public sealed class NetworkBuilder
     /// <exception cref="ArgumentException"><paramref name="batchAxisOut"/> is neither 0 nor 1.</exception>
     public NetworkBuilder Flatten(int batchAxis = 0, int batchAxisOut = 0) => Add(Stax.Flatten(batchAxis, batchAxisOut));
 
+    /// <summary>Appends <see cref="Stax.AvgPool"/>: average pooling.</summary>
+    /// <param name="windowShape">The window's size along each spatial axis, each at least 1.</param>
+    /// <param name="strides">The window's step along each spatial axis; null means all ones.</param>
+    /// <param name="padding">VALID (the default), SAME or CIRCULAR.</param>
+    /// <param name="normalizeEdges">True: SAME border windows are divided by their entries inside the input.</param>
+    /// <param name="batchAxis">The batch axis of the input.</param>
+    /// <param name="channelAxis">The channel axis of the input.</param>
+    /// <returns>A new builder ending in AvgPool.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="windowShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public NetworkBuilder AvgPool(
+        int[] windowShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        bool normalizeEdges = false,
+        int batchAxis = 0,
+        int channelAxis = -1) =>
+        Add(Stax.AvgPool(windowShape, strides, padding, normalizeEdges, batchAxis, channelAxis));
+
+    /// <summary>Appends <see cref="Stax.SumPool"/>: sum pooling.</summary>
+    /// <param name="windowShape">The window's size along each spatial axis, each at least 1.</param>
+    /// <param name="strides">The window's step along each spatial axis; null means all ones.</param>
+    /// <param name="padding">VALID (the default), SAME or CIRCULAR.</param>
+    /// <param name="batchAxis">The batch axis of the input.</param>
+    /// <param name="channelAxis">The channel axis of the input.</param>
+    /// <returns>A new builder ending in SumPool.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="windowShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public NetworkBuilder SumPool(
+        int[] windowShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        int batchAxis = 0,
+        int channelAxis = -1) =>
+        Add(Stax.SumPool(windowShape, strides, padding, batchAxis, channelAxis));
+
+    /// <summary>Appends <see cref="Stax.GlobalAvgPool"/>: the mean over all spatial positions.</summary>
+    /// <param name="batchAxis">The batch axis of the input.</param>
+    /// <param name="channelAxis">The channel axis of the input.</param>
+    /// <returns>A new builder ending in GlobalAvgPool.</returns>
+    /// <exception cref="ArgumentException">The two axes are equal.</exception>
+    public NetworkBuilder GlobalAvgPool(int batchAxis = 0, int channelAxis = -1) => Add(Stax.GlobalAvgPool(batchAxis, channelAxis));
+
+    /// <summary>Appends <see cref="Stax.GlobalSumPool"/>: the sum over all spatial positions.</summary>
+    /// <param name="batchAxis">The batch axis of the input.</param>
+    /// <param name="channelAxis">The channel axis of the input.</param>
+    /// <returns>A new builder ending in GlobalSumPool.</returns>
+    /// <exception cref="ArgumentException">The two axes are equal.</exception>
+    public NetworkBuilder GlobalSumPool(int batchAxis = 0, int channelAxis = -1) => Add(Stax.GlobalSumPool(batchAxis, channelAxis));
+
     /// <summary>Appends <see cref="Stax.FanOut(int)"/>.</summary>
     /// <param name="num">The number of branches, at least 1.</param>
     /// <returns>A new builder ending in FanOut.</returns>

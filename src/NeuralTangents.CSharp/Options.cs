@@ -12,6 +12,19 @@ public enum DenseParameterization
     Standard,
 }
 
+/// <summary>How a pooling (or convolution) window treats the borders (neural_tangents' <c>padding</c> argument).</summary>
+public enum PaddingMode
+{
+    /// <summary>"VALID": only windows inside the input; neural_tangents' default for pooling.</summary>
+    Valid,
+
+    /// <summary>"SAME": zero padding as lax splits it, ⌈size/stride⌉ outputs per axis.</summary>
+    Same,
+
+    /// <summary>"CIRCULAR": SAME's padding filled by wrapping the input around (periodic boundaries).</summary>
+    Circular,
+}
+
 /// <summary>Which kernels <see cref="Network.Kernel(double[,], double[,], KernelOutputs, bool?)"/> computes
 /// (neural_tangents' <c>get</c> argument).</summary>
 public enum KernelOutputs

@@ -174,6 +174,66 @@ public static class Stax
             () => StaxModule.FlattenWith(batchAxis, batchAxisOut),
             Boundary.Names(("batch_axis", nameof(batchAxis)), ("batch_axis_out", nameof(batchAxisOut)))));
 
+    /// <summary>Average pooling (neural_tangents' <c>AvgPool</c>).</summary>
+    /// <param name="windowShape">The window's size along each spatial axis (<c>window_shape</c>), each at least 1.</param>
+    /// <param name="strides">The window's step along each spatial axis; null (the default) means all ones.</param>
+    /// <param name="padding">VALID (the default), SAME or CIRCULAR.</param>
+    /// <param name="normalizeEdges">True: a SAME border window is divided by its entries inside the input; false
+    /// (the default): by the window size.</param>
+    /// <param name="batchAxis">The batch axis of the input (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The channel axis of the input (<c>channel_axis</c>).</param>
+    /// <returns>The AvgPool layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="windowShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An empty window, a size or stride below 1, strides of another length than
+    /// the window, an unknown padding, or equal axes; the exception names the argument.</exception>
+    public static Network AvgPool(
+        int[] windowShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        bool normalizeEdges = false,
+        int batchAxis = 0,
+        int channelAxis = -1)
+    {
+        var spec = PoolSpecOf(windowShape, strides, padding, batchAxis, channelAxis);
+        return Wrap(Boundary.Call(() => StaxModule.AvgPoolWith(spec, normalizeEdges), PoolNames()));
+    }
+
+    /// <summary>Sum pooling (neural_tangents' <c>SumPool</c>).</summary>
+    /// <param name="windowShape">The window's size along each spatial axis (<c>window_shape</c>), each at least 1.</param>
+    /// <param name="strides">The window's step along each spatial axis; null (the default) means all ones.</param>
+    /// <param name="padding">VALID (the default), SAME or CIRCULAR.</param>
+    /// <param name="batchAxis">The batch axis of the input (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The channel axis of the input (<c>channel_axis</c>).</param>
+    /// <returns>The SumPool layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="windowShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">As <see cref="AvgPool"/>.</exception>
+    public static Network SumPool(
+        int[] windowShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        int batchAxis = 0,
+        int channelAxis = -1)
+    {
+        var spec = PoolSpecOf(windowShape, strides, padding, batchAxis, channelAxis);
+        return Wrap(Boundary.Call(() => StaxModule.SumPoolWith(spec), PoolNames()));
+    }
+
+    /// <summary>The mean over all spatial positions, which it removes (neural_tangents' <c>GlobalAvgPool</c>).</summary>
+    /// <param name="batchAxis">The batch axis of the input (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The channel axis of the input (<c>channel_axis</c>), different from the batch axis.</param>
+    /// <returns>The GlobalAvgPool layer.</returns>
+    /// <exception cref="ArgumentException">The two axes are equal.</exception>
+    public static Network GlobalAvgPool(int batchAxis = 0, int channelAxis = -1) =>
+        Wrap(Boundary.Call(() => StaxModule.GlobalAvgPoolWith(batchAxis, channelAxis), PoolNames()));
+
+    /// <summary>The sum over all spatial positions, which it removes (neural_tangents' <c>GlobalSumPool</c>).</summary>
+    /// <param name="batchAxis">The batch axis of the input (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The channel axis of the input (<c>channel_axis</c>), different from the batch axis.</param>
+    /// <returns>The GlobalSumPool layer.</returns>
+    /// <exception cref="ArgumentException">The two axes are equal.</exception>
+    public static Network GlobalSumPool(int batchAxis = 0, int channelAxis = -1) =>
+        Wrap(Boundary.Call(() => StaxModule.GlobalSumPoolWith(batchAxis, channelAxis), PoolNames()));
+
     /// <summary><paramref name="n"/> copies of a layer in series (neural_tangents' <c>repeat</c>).</summary>
     /// <param name="n">The number of copies, at least 0 (0 gives the identity).</param>
     /// <param name="layer">The layer to repeat.</param>
@@ -187,6 +247,27 @@ public static class Stax
     }
 
     private static Network Wrap(Layer layer) => Network.FromFSharp(layer);
+
+    private static PoolSpec PoolSpecOf(int[]? windowShape, int[]? strides, PaddingMode padding, int batchAxis, int channelAxis)
+    {
+        Boundary.NotNull(windowShape, nameof(windowShape));
+        var p = padding switch
+        {
+            PaddingMode.Valid => Padding.Valid,
+            PaddingMode.Same => Padding.Same,
+            PaddingMode.Circular => Padding.Circular,
+            _ => throw new ArgumentException($"unknown PaddingMode value {(int)padding}", nameof(padding)),
+        };
+        var window = ListModule.OfArray((int[])windowShape!.Clone());
+        var steps = strides is null ? StaxModule.PoolDefaults(window).Strides : ListModule.OfArray((int[])strides.Clone());
+        return new PoolSpec(window, steps, p, batchAxis, channelAxis);
+    }
+
+    private static Func<string?, string?> PoolNames() =>
+        Boundary.Names(
+            ("window_shape", "windowShape"),
+            ("batch_axis", "batchAxis"),
+            ("channel_axis", "channelAxis"));
 
     private static FSharpList<Layer> ToList(Network[]? layers, string paramName) =>
         ListModule.OfArray(Array.ConvertAll(Boundary.NoNulls(layers, paramName), l => l.ToFSharp()));

@@ -28,6 +28,10 @@ module Definitions =
         | Dense d -> LeafNode(Linear.dense d)
         | Flatten f -> LeafNode(Linear.flatten f)
         | Activation a -> LeafNode(Elementwise.define a)
+        | AvgPool(p, normalizeEdges) -> LeafNode(Pooling.avgPool p normalizeEdges)
+        | SumPool p -> LeafNode(Pooling.sumPool p)
+        | GlobalAvgPool g -> LeafNode(Pooling.globalAvgPool g)
+        | GlobalSumPool g -> LeafNode(Pooling.globalSumPool g)
 
     /// <summary>Name of a layer as neural_tangents spells it, for error messages.</summary>
     [<CompiledName("Name")>]

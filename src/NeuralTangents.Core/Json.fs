@@ -43,8 +43,7 @@ module Json =
 
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
-        set [ "Conv"; "ConvTranspose"; "ConvLocal"; "AvgPool"; "SumPool"; "MaxPool"; "GlobalAvgPool"; "GlobalSumPool"
-              "GlobalMaxPool"; "GlobalSelfAttention"; "LayerNorm"; "Dropout"; "Aggregate"; "ImageResize"; "Index"
+        set [ "Conv"; "ConvTranspose"; "ConvLocal"; "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "LayerNorm"; "Dropout"; "Aggregate"; "ImageResize"; "Index"
               "DotGeneral"; "Exp"; "Gaussian"; "ExpNormalized"; "Rbf"; "Sign"; "Hermite"; "RectifiedMonomial"
               "Polynomial"; "Gabor"; "Elementwise"; "ElementwiseNumerical"; "Cos2"; "repeat" ]
 
@@ -129,6 +128,26 @@ module Json =
             | true, v -> bad v
             | _ -> dflt
 
+        /// A list of integers in lo..hi, e.g. a pooling window [3, 2]; None when absent or null (Python's None).
+        member _.IntList(name: string, lo: int, hi: int) : int list option =
+            let bad (v: JsonNode) =
+                fail "%s: argument '%s' must be a list of integers in %d..%d, got %s" layer name lo hi (show v)
+            match tryProp o name with
+            | true, null -> None
+            | true, (:? JsonArray as arr) ->
+                arr
+                |> Seq.map (fun item ->
+                    match item with
+                    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
+                        let x = v.GetValue<float>()
+                        if x <> Math.Round x || x < float lo || x > float hi then bad arr
+                        int x
+                    | _ -> bad arr)
+                |> Seq.toList
+                |> Some
+            | true, v -> bad v
+            | _ -> None
+
         member _.Layers(name: string) =
             match tryProp o name with
             | true, (:? JsonArray as arr) -> arr |> Seq.toList
@@ -210,6 +229,39 @@ module Json =
         | "Flatten" ->
             let a = args [ "batch_axis"; "batch_axis_out" ]
             build name (fun () -> Stax.flattenWith (a.Int("batch_axis", 0)) (a.Int("batch_axis_out", 0, 0, 1)))
+        | "AvgPool" | "SumPool" ->
+            let avg = (name = "AvgPool")
+            let a =
+                args ([ "window_shape"; "strides"; "padding"; "batch_axis"; "channel_axis" ]
+                      @ (if avg then [ "normalize_edges" ] else []))
+            let window =
+                match a.IntList("window_shape", 1, Int32.MaxValue) with
+                | Some w -> w
+                | None when a.Has "window_shape" -> fail "%s: argument 'window_shape' must be a list of integers, got null" name
+                | None -> fail "%s: missing required argument 'window_shape'" name
+            let padding =
+                match a.String("padding", "VALID").ToUpperInvariant() with
+                | "VALID" -> Padding.Valid
+                | "SAME" -> Padding.Same
+                | "CIRCULAR" -> Padding.Circular
+                | other -> fail "%s: argument 'padding' must be \"VALID\", \"SAME\" or \"CIRCULAR\", got \"%s\"" name (clip other)
+            let d = Stax.poolDefaults window
+            let spec =
+                { d with
+                    Strides = defaultArg (a.IntList("strides", 1, Int32.MaxValue)) d.Strides
+                    Padding = padding
+                    BatchAxis = a.Int("batch_axis", 0)
+                    ChannelAxis = a.Int("channel_axis", -1) }
+            if avg then
+                let normalizeEdges = a.Bool("normalize_edges", false)
+                build name (fun () -> Stax.avgPoolWith spec normalizeEdges)
+            else build name (fun () -> Stax.sumPoolWith spec)
+        | "GlobalAvgPool" ->
+            let a = args [ "batch_axis"; "channel_axis" ]
+            build name (fun () -> Stax.globalAvgPoolWith (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "GlobalSumPool" ->
+            let a = args [ "batch_axis"; "channel_axis" ]
+            build name (fun () -> Stax.globalSumPoolWith (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
         | n when planned.Contains n ->
             fail "%s: this neural_tangents layer is not implemented yet in this version" n
         | n -> fail "unknown layer '%s' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial)" (clip n)

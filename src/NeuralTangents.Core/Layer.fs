@@ -29,6 +29,29 @@ type ErfSpec = { A: float; B: float; C: float }
 /// <summary><c>a·sin(b·x + c)</c>; Cos is Sin with c + π/2.</summary>
 type SinSpec = { A: float; B: float; C: float }
 
+/// <summary>How a convolution or pooling window treats the borders (neural_tangents' <c>Padding</c>).</summary>
+[<RequireQualifiedAccess>]
+type Padding =
+    /// Zero padding, split as lax splits it (the extra entry after), so that the output has ⌈size/stride⌉ positions.
+    | Same
+    /// No padding: only windows that lie inside the input, ⌊(size − window)/stride⌋ + 1 positions.
+    | Valid
+    /// Periodic boundary conditions: SAME's pads filled by wrapping the input around.
+    | Circular
+
+/// <summary>Arguments of <c>AvgPool</c> and <c>SumPool</c> shared by both, named as neural_tangents names them.</summary>
+type PoolSpec =
+    { /// The window's size along each spatial axis, in the order the spatial axes appear in the input.
+      WindowShape: int list
+      /// The window's step along each spatial axis (neural_tangents' <c>strides=None</c> is all ones).
+      Strides: int list
+      Padding: Padding
+      BatchAxis: int
+      ChannelAxis: int }
+
+/// <summary>Arguments of <c>GlobalAvgPool</c> and <c>GlobalSumPool</c>.</summary>
+type GlobalPoolSpec = { BatchAxis: int; ChannelAxis: int }
+
 /// <summary>Arguments of <c>Flatten</c>.</summary>
 type FlattenSpec = { BatchAxis: int; BatchAxisOut: int }
 
@@ -67,3 +90,12 @@ type Layer =
     | Flatten of FlattenSpec
     /// An elementwise nonlinearity.
     | Activation of Activation
+    /// Average pooling; <c>normalizeEdges</c>: divide by the window's entries inside the input (true) or by the
+    /// window size even at SAME borders (false, neural_tangents' default).
+    | AvgPool of pool: PoolSpec * normalizeEdges: bool
+    /// Sum pooling.
+    | SumPool of PoolSpec
+    /// Mean over all spatial positions, which it removes.
+    | GlobalAvgPool of GlobalPoolSpec
+    /// Sum over all spatial positions, which it removes.
+    | GlobalSumPool of GlobalPoolSpec

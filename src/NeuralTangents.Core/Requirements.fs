@@ -77,7 +77,9 @@ module Requirements =
                 let r = d.Requires
                 { acc with
                     BatchAxis = merge d.Name "batch_axis" acc.BatchAxis r.BatchAxis
-                    ChannelAxis = if r.Resets then acc.ChannelAxis else merge d.Name "channel_axis" acc.ChannelAxis r.ChannelAxis },
+                    // A resetting leaf's own axes still describe its input (GlobalAvgPool's channel_axis); only the
+                    // layers after it see another layout.
+                    ChannelAxis = merge d.Name "channel_axis" acc.ChannelAxis r.ChannelAxis },
                 r.Resets
         let axes = go none layer |> fst
         let batch, spatial = diagonals layer

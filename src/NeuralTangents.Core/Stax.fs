@@ -146,6 +146,85 @@ module Stax =
             invalidArg "batch_axis_out" (sprintf "Flatten: must be 0 or 1, got %d" batchAxisOut)
         Flatten { BatchAxis = batchAxis; BatchAxisOut = batchAxisOut }
 
+    /// <summary>AvgPool/SumPool arguments with neural_tangents' defaults: strides all ones (<c>strides=None</c>),
+    /// VALID padding, batch_axis = 0, channel_axis = −1.</summary>
+    [<CompiledName("PoolDefaults")>]
+    let poolDefaults (windowShape: int list) : PoolSpec =
+        { WindowShape = windowShape
+          Strides = List.replicate windowShape.Length 1
+          Padding = Padding.Valid
+          BatchAxis = 0
+          ChannelAxis = -1 }
+
+    let private checkPool (name: string) (p: PoolSpec) =
+        if p.WindowShape.IsEmpty then invalidArg "window_shape" (sprintf "%s: needs one size per spatial axis, got none" name)
+        match p.WindowShape |> List.tryFind (fun w -> w < 1) with
+        | Some w -> invalidArg "window_shape" (sprintf "%s: every size must be ≥ 1, got %d" name w)
+        | None -> ()
+        if p.Strides.Length <> p.WindowShape.Length then
+            invalidArg "strides" (sprintf "%s: needs one stride per window axis (%d), got %d" name p.WindowShape.Length p.Strides.Length)
+        match p.Strides |> List.tryFind (fun s -> s < 1) with
+        | Some s -> invalidArg "strides" (sprintf "%s: every stride must be ≥ 1, got %d" name s)
+        | None -> ()
+        if p.BatchAxis = p.ChannelAxis then
+            invalidArg "channel_axis" (sprintf "%s: batch_axis and channel_axis are both %d" name p.BatchAxis)
+
+    /// <summary>Average pooling from a full argument record (see <c>poolDefaults</c>); <paramref name="normalizeEdges"/>
+    /// true divides a SAME border window by its entries inside the input, false (neural_tangents' default) by the
+    /// window size.</summary>
+    /// <exception cref="T:System.ArgumentException">an empty window, a size or stride below 1, strides of another
+    /// length than the window, or batch_axis = channel_axis.</exception>
+    [<CompiledName("AvgPoolWith")>]
+    let avgPoolWith (spec: PoolSpec) (normalizeEdges: bool) =
+        checkPool "AvgPool" spec
+        AvgPool(spec, normalizeEdges)
+
+    /// <summary>AvgPool(window_shape, strides, padding) (neural_tangents' <c>stax.AvgPool</c>; strides None = all
+    /// ones; normalize_edges = false).</summary>
+    [<CompiledName("AvgPool")>]
+    let avgPool (windowShape: int list) (strides: int list option) (padding: Padding) =
+        let d = poolDefaults windowShape
+        avgPoolWith { d with Strides = defaultArg strides d.Strides; Padding = padding } false
+
+    /// <summary>Sum pooling from a full argument record (see <c>poolDefaults</c>).</summary>
+    /// <exception cref="T:System.ArgumentException">as <c>avgPoolWith</c>.</exception>
+    [<CompiledName("SumPoolWith")>]
+    let sumPoolWith (spec: PoolSpec) =
+        checkPool "SumPool" spec
+        SumPool spec
+
+    /// <summary>SumPool(window_shape, strides, padding) (neural_tangents' <c>stax.SumPool</c>; strides None = all
+    /// ones).</summary>
+    [<CompiledName("SumPool")>]
+    let sumPool (windowShape: int list) (strides: int list option) (padding: Padding) =
+        let d = poolDefaults windowShape
+        sumPoolWith { d with Strides = defaultArg strides d.Strides; Padding = padding }
+
+    let private globalSpec (name: string) (batchAxis: int) (channelAxis: int) : GlobalPoolSpec =
+        if batchAxis = channelAxis then
+            invalidArg "channel_axis" (sprintf "%s: batch_axis and channel_axis are both %d" name batchAxis)
+        { BatchAxis = batchAxis; ChannelAxis = channelAxis }
+
+    /// <summary>Mean over all spatial positions (neural_tangents' <c>stax.GlobalAvgPool()</c>: batch_axis = 0,
+    /// channel_axis = −1).</summary>
+    [<CompiledName("GlobalAvgPool")>]
+    let globalAvgPool = GlobalAvgPool { BatchAxis = 0; ChannelAxis = -1 }
+
+    /// <summary>GlobalAvgPool with explicit axes.</summary>
+    /// <exception cref="T:System.ArgumentException">batch_axis = channel_axis.</exception>
+    [<CompiledName("GlobalAvgPoolWith")>]
+    let globalAvgPoolWith (batchAxis: int) (channelAxis: int) = GlobalAvgPool(globalSpec "GlobalAvgPool" batchAxis channelAxis)
+
+    /// <summary>Sum over all spatial positions (neural_tangents' <c>stax.GlobalSumPool()</c>: batch_axis = 0,
+    /// channel_axis = −1).</summary>
+    [<CompiledName("GlobalSumPool")>]
+    let globalSumPool = GlobalSumPool { BatchAxis = 0; ChannelAxis = -1 }
+
+    /// <summary>GlobalSumPool with explicit axes.</summary>
+    /// <exception cref="T:System.ArgumentException">batch_axis = channel_axis.</exception>
+    [<CompiledName("GlobalSumPoolWith")>]
+    let globalSumPoolWith (batchAxis: int) (channelAxis: int) = GlobalSumPool(globalSpec "GlobalSumPool" batchAxis channelAxis)
+
     /// <summary><c>serial</c> of <paramref name="n"/> copies of a layer.</summary>
     [<CompiledName("Repeat")>]
     let repeat (n: int) (layer: Layer) =
