@@ -74,6 +74,51 @@ public class NetworkBuilderTests
         Assert.That(a.Nngp.Cast<double>().Any(v => v != 0.0), Is.True, "a kernel of zeros would make the comparison vacuous");
     }
 
+    /// <summary>The pooling methods: builder = Stax.Serial, and the images' kernel through GlobalAvgPool is the mean
+    /// over all pairs of positions of the full-layout covariance (a closed form computed here: the input kernel is
+    /// x·x'ᵀ/C, so GlobalAvgPool of it is (mean_p x_p)·(mean_q x'_q)/C).</summary>
+    [Test]
+    public void Pooling_BuilderEqualsSerial_AndGlobalAvgPoolOfImagesIsTheMeanOverPairs()
+    {
+        var built = new NetworkBuilder()
+            .Dense(8).Relu()
+            .AvgPool(new[] { 2, 2 }, padding: PaddingMode.Same)
+            .SumPool(new[] { 2, 1 }, strides: new[] { 1, 1 }, padding: PaddingMode.Circular)
+            .GlobalSumPool()
+            .Build();
+        var serial = Stax.Serial(
+            Stax.Dense(8), Stax.Relu(),
+            Stax.AvgPool(new[] { 2, 2 }, padding: PaddingMode.Same),
+            Stax.SumPool(new[] { 2, 1 }, padding: PaddingMode.Circular),
+            Stax.GlobalSumPool());
+        Assert.That(built, Is.EqualTo(serial));
+
+        var x = new double[2, 3, 2, 2];
+        var rng = new Random(5);
+        for (var i = 0; i < 2; i++)
+            for (var h = 0; h < 3; h++)
+                for (var w = 0; w < 2; w++)
+                    for (var c = 0; c < 2; c++)
+                        x[i, h, w, c] = rng.NextDouble() - 0.5;
+        var k = new NetworkBuilder().GlobalAvgPool().Build().Kernel(x);
+        var mean = new double[2, 2];
+        for (var i = 0; i < 2; i++)
+            for (var h = 0; h < 3; h++)
+                for (var w = 0; w < 2; w++)
+                    for (var c = 0; c < 2; c++)
+                        mean[i, c] += x[i, h, w, c] / 6.0;
+        for (var i = 0; i < 2; i++)
+        {
+            for (var j = 0; j < 2; j++)
+            {
+                var expected = (mean[i, 0] * mean[j, 0] + mean[i, 1] * mean[j, 1]) / 2.0;
+                Assert.That(k.Nngp[i, j], Is.EqualTo(expected).Within(1e-15));
+            }
+        }
+
+        Assert.That(serial.Kernel(x).Nngp, Is.EqualTo(built.Kernel(x).Nngp));
+    }
+
     [Test]
     public void Builder_IsImmutable()
     {

@@ -22,6 +22,9 @@ public class StaxTests
 
     private static Layer FABRelu(double a, double b) => Layer.NewActivation(Activation.NewABRelu(new ABReluSpec(a, b)));
 
+    private static PoolSpec FPool(int[] window, int[] strides, Padding padding, int batchAxis, int channelAxis) =>
+        new(ListModule.OfArray(window), ListModule.OfArray(strides), padding, batchAxis, channelAxis);
+
     /// <summary>Each façade factory next to the F# union value written out by hand (not via the F# Stax module),
     /// so a wrong argument order or default in the façade shows up.</summary>
     private static IEnumerable<TestCaseData> FacadeAndFSharp()
@@ -58,6 +61,20 @@ public class StaxTests
         yield return Case("FanInConcat", () => Stax.FanInConcat(0), Layer.NewFanInConcat(0));
         yield return Case("Identity", Stax.Identity, Layer.Identity);
         yield return Case("SerialEmpty", () => Stax.Serial(), Layer.NewSerial(List()));
+        // neural_tangents' pooling defaults: strides None = ones, padding VALID, normalize_edges False, axes (0, −1).
+        yield return Case("AvgPoolDefaults", () => Stax.AvgPool(new[] { 3, 2 }), Layer.NewAvgPool(FPool(new[] { 3, 2 }, new[] { 1, 1 }, Padding.Valid, 0, -1), false));
+        yield return Case(
+            "AvgPoolAllArguments",
+            () => Stax.AvgPool(new[] { 2, 2 }, strides: new[] { 2, 1 }, padding: PaddingMode.Same, normalizeEdges: true, batchAxis: 1, channelAxis: 0),
+            Layer.NewAvgPool(FPool(new[] { 2, 2 }, new[] { 2, 1 }, Padding.Same, 1, 0), true));
+        yield return Case("SumPoolDefaults", () => Stax.SumPool(new[] { 2 }), Layer.NewSumPool(FPool(new[] { 2 }, new[] { 1 }, Padding.Valid, 0, -1)));
+        yield return Case(
+            "SumPoolCircular",
+            () => Stax.SumPool(new[] { 2, 3 }, new[] { 1, 2 }, PaddingMode.Circular),
+            Layer.NewSumPool(FPool(new[] { 2, 3 }, new[] { 1, 2 }, Padding.Circular, 0, -1)));
+        yield return Case("GlobalAvgPool", () => Stax.GlobalAvgPool(), Layer.NewGlobalAvgPool(new GlobalPoolSpec(0, -1)));
+        yield return Case("GlobalAvgPoolAxes", () => Stax.GlobalAvgPool(batchAxis: 1, channelAxis: 0), Layer.NewGlobalAvgPool(new GlobalPoolSpec(1, 0)));
+        yield return Case("GlobalSumPool", () => Stax.GlobalSumPool(), Layer.NewGlobalSumPool(new GlobalPoolSpec(0, -1)));
         yield return Case(
             "Serial",
             () => Stax.Serial(Stax.Dense(2), Stax.Relu()),
@@ -114,6 +131,15 @@ public class StaxTests
         yield return Case("FanOutZero", () => Stax.FanOut(0), "num");
         yield return Case("RepeatNegative", () => Stax.Repeat(-1, Stax.Relu()), "n");
         yield return Case("BuilderDense", () => new NetworkBuilder().Dense(4, wStd: -2.0).Build(), "wStd");
+        yield return Case("AvgPoolEmptyWindow", () => Stax.AvgPool(Array.Empty<int>()), "windowShape");
+        yield return Case("AvgPoolZeroWindow", () => Stax.AvgPool(new[] { 2, 0 }), "windowShape");
+        yield return Case("SumPoolStridesLength", () => Stax.SumPool(new[] { 2, 2 }, strides: new[] { 1 }), "strides");
+        yield return Case("SumPoolZeroStride", () => Stax.SumPool(new[] { 2 }, strides: new[] { 0 }), "strides");
+        yield return Case("AvgPoolUnknownPadding", () => Stax.AvgPool(new[] { 2 }, padding: (PaddingMode)9), "padding");
+        yield return Case("AvgPoolSameAxes", () => Stax.AvgPool(new[] { 2 }, batchAxis: 2, channelAxis: 2), "channelAxis");
+        yield return Case("GlobalAvgPoolSameAxes", () => Stax.GlobalAvgPool(0, 0), "channelAxis");
+        yield return Case("GlobalSumPoolSameAxes", () => Stax.GlobalSumPool(-1, -1), "channelAxis");
+        yield return Case("BuilderSumPool", () => new NetworkBuilder().SumPool(new[] { -1 }).Build(), "windowShape");
     }
 
     [TestCaseSource(nameof(InvalidArguments))]
@@ -148,6 +174,10 @@ public class StaxTests
         yield return Case("BuilderParallelArray", () => new NetworkBuilder().Parallel(null!), "layers");
         yield return Case("BuilderParallelItem", () => new NetworkBuilder().Parallel(Stax.Relu(), null!), "layers");
         yield return Case("BuilderRepeat", () => new NetworkBuilder().Repeat(1, null!), "layer");
+        yield return Case("AvgPoolWindow", () => Stax.AvgPool(null!), "windowShape");
+        yield return Case("SumPoolWindow", () => Stax.SumPool(null!), "windowShape");
+        yield return Case("BuilderAvgPoolWindow", () => new NetworkBuilder().AvgPool(null!), "windowShape");
+        yield return Case("BuilderSumPoolWindow", () => new NetworkBuilder().SumPool(null!), "windowShape");
     }
 
     [TestCaseSource(nameof(NullArguments))]
