@@ -12,6 +12,19 @@ public enum DenseParameterization
     Standard,
 }
 
+/// <summary>How a convolution treats the borders of its input (neural_tangents' <c>padding</c> argument).</summary>
+public enum ConvPadding
+{
+    /// <summary>"VALID": only windows that lie inside the input; output size ⌊(D − f)/s⌋ + 1.</summary>
+    Valid,
+
+    /// <summary>"SAME": zero padding as lax pads, output size ⌈D/s⌉.</summary>
+    Same,
+
+    /// <summary>"CIRCULAR": periodic (wrap-around) padding with SAME's output size (not for ConvTranspose).</summary>
+    Circular,
+}
+
 /// <summary>Which kernels <see cref="Network.Kernel(double[,], double[,], KernelOutputs, bool?)"/> computes
 /// (neural_tangents' <c>get</c> argument).</summary>
 public enum KernelOutputs
