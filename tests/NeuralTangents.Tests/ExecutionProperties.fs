@@ -107,7 +107,10 @@ let tests =
                 // ... and from a kernel in the middle of the network: the first Dense is computed, the rest applied.
                 match c.Net with
                 | Serial(first :: rest) ->
-                    let mid = KernelFn.compute first x1 x2 Both
+                    // In the whole network's layout (the first layer alone may get another one, e.g. the full
+                    // spatial layout where the whole network, topped with Flatten, gets the diagonal one).
+                    let db, ds = Requirements.layout (Requirements.ofLayer c.Net) LayoutRequest.Auto
+                    let mid = KernelFn.computeWithLayout { DiagonalBatch = Some db; DiagonalSpatial = Some ds } first x1 x2 Both
                     let midBefore = snapshot mid
                     for exec in [ Execution.Fast; Execution.Reference ] do
                         let applied =

@@ -16,7 +16,10 @@ module internal Branching =
         | k0 :: rest ->
             // Axes compare normalised: on rank-2 activations channel_axis −1 and 1 are the same axis.
             let norm (k: Kernel) (a: int) = if a < 0 then a + k.Shape1.Length else a
-            let layout (k: Kernel) = k.DiagonalBatch, k.DiagonalSpatial, norm k k.BatchAxis, norm k k.ChannelAxis
+            // diagonal_spatial means nothing without spatial axes (Flatten's output says false, a Dense on flat inputs
+            // keeps the input's flag): compare it only when the activations have spatial axes.
+            let spatial (k: Kernel) = if k.Shape1.Length > 2 then Some k.DiagonalSpatial else None
+            let layout (k: Kernel) = k.DiagonalBatch, spatial k, norm k k.BatchAxis, norm k k.ChannelAxis
             for k in rest do
                 if layout k <> layout k0 then
                     raise (NeuralTangentsException(
