@@ -124,3 +124,20 @@ type MergeDef =
       Shape: int[] list -> int[]
       Apply: Tensor list -> Tensor
       Vjp: Tensor list -> Tensor -> Tensor list }
+
+/// <summary>Reads one layer's arguments from its JSON object, names as neural_tangents spells them: a missing
+/// optional argument takes the default given; a missing required one or a bad value raises an error that names the
+/// layer and the argument.</summary>
+type IArgs =
+    abstract Number: name: string * dflt: float -> float
+    abstract RequiredNumber: name: string -> float
+    abstract Int: name: string * dflt: int * lo: int * hi: int -> int
+    abstract RequiredInt: name: string * lo: int * hi: int -> int
+    abstract Bool: name: string * dflt: bool -> bool
+
+/// <summary>How the JSON codec reads one activation: its neural_tangents name, the arguments it accepts, and the
+/// (validated) activation they give.</summary>
+type ActivationReader =
+    { Name: string
+      Accepts: string list
+      Read: IArgs -> Activation }

@@ -158,11 +158,22 @@ module Json =
             | true, v -> bad v
             | _ -> None
 
+        interface IArgs with
+            member a.Number(name, dflt) = a.Number(name, dflt)
+            member a.RequiredNumber name = a.RequiredNumber name
+            member a.Int(name, dflt, lo, hi) = a.Int(name, dflt, lo, hi)
+            member a.RequiredInt(name, lo, hi) = a.RequiredInt(name, lo, hi)
+            member a.Bool(name, dflt) = a.Bool(name, dflt)
+
         member _.Layers(name: string) =
             match tryProp o name with
             | true, (:? JsonArray as arr) -> arr |> Seq.toList
             | true, v -> fail "%s: argument '%s' must be a list of layers, got %s" layer name (show v)
             | _ -> fail "%s: missing required argument '%s'" layer name
+
+    /// The activations' readers, from their family (Layers/Elementwise.fs), by JSON name.
+    let private activationReaders =
+        NeuralTangents.Layers.Elementwise.readers |> List.map (fun r -> r.Name, r) |> dict
 
     /// Turns argument-validation errors of the smart constructors into errors naming the layer.
     let private build (layer: string) (f: unit -> Layer) =
@@ -250,31 +261,13 @@ module Json =
                         DimensionNumbers = defaultArg dims d.DimensionNumbers
                         Parameterization = p
                         S = a.IntPair("s", (1, 1), 1, Int32.MaxValue) })
-        | "Relu" -> let a = args [ "do_stabilize" ] in a.Bool("do_stabilize", false) |> ignore; Stax.relu
-        | "Abs" -> let a = args [ "do_stabilize" ] in a.Bool("do_stabilize", false) |> ignore; Stax.abs
-        | "LeakyRelu" ->
-            let a = args [ "alpha"; "do_stabilize" ]
-            a.Bool("do_stabilize", false) |> ignore
-            build name (fun () -> Stax.leakyRelu (a.RequiredNumber "alpha"))
-        | "ABRelu" ->
-            let a = args [ "a"; "b"; "do_stabilize" ]
-            a.Bool("do_stabilize", false) |> ignore
-            build name (fun () -> Stax.abRelu (a.RequiredNumber "a") (a.RequiredNumber "b"))
-        | "Erf" ->
-            let a = args [ "a"; "b"; "c" ]
-            build name (fun () -> Stax.erf (a.Number("a", 1.0)) (a.Number("b", 1.0)) (a.Number("c", 0.0)))
-        | "Sigmoid_like" -> args [] |> ignore; Stax.sigmoidLike
-        | "Sin" ->
-            let a = args [ "a"; "b"; "c" ]
-            build name (fun () -> Stax.sin (a.Number("a", 1.0)) (a.Number("b", 1.0)) (a.Number("c", 0.0)))
-        | "Cos" ->
-            let a = args [ "a"; "b"; "c" ]
-            build name (fun () -> Stax.cos (a.Number("a", 1.0)) (a.Number("b", 1.0)) (a.Number("c", 0.0)))
-        | "Gelu" -> let a = args [ "approximate" ] in Stax.gelu (a.Bool("approximate", false))
-        | "Monomial" -> let a = args [ "degree" ] in build name (fun () -> Stax.monomial (a.RequiredInt("degree", 0, 5)))
         | "Flatten" ->
             let a = args [ "batch_axis"; "batch_axis_out" ]
             build name (fun () -> Stax.flattenWith (a.Int("batch_axis", 0)) (a.Int("batch_axis_out", 0, 0, 1)))
+        | n when activationReaders.ContainsKey n ->
+            let r = activationReaders[n]
+            let a = args r.Accepts
+            build name (fun () -> Activation(r.Read a))
         | n when planned.Contains n ->
             fail "%s: this neural_tangents layer is not implemented yet in this version" n
         | n -> fail "unknown layer '%s' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial)" (clip n)

@@ -1,6 +1,7 @@
 namespace NeuralTangents
 
 open System
+open NeuralTangents.Layers
 
 /// <summary>Smart constructors for layers, with neural_tangents' names, arguments and defaults
 /// (<c>nt.stax</c>). Each validates its arguments.</summary>
@@ -138,10 +139,7 @@ module Stax =
 
     /// <summary>a·min(x, 0) + b·max(x, 0).</summary>
     [<CompiledName("ABRelu")>]
-    let abRelu (a: float) (b: float) =
-        finite "a" a
-        finite "b" b
-        Activation(ABRelu { A = a; B = b })
+    let abRelu (a: float) (b: float) = Activation(Elementwise.abRelu a b)
 
     /// <summary>max(x, 0) = ABRelu(0, 1).</summary>
     [<CompiledName("Relu")>]
@@ -149,9 +147,7 @@ module Stax =
 
     /// <summary>ABRelu(alpha, 1).</summary>
     [<CompiledName("LeakyRelu")>]
-    let leakyRelu (alpha: float) =
-        finite "alpha" alpha
-        abRelu alpha 1.0
+    let leakyRelu (alpha: float) = Activation(Elementwise.leakyRelu alpha)
 
     /// <summary>|x| = ABRelu(−1, 1).</summary>
     [<CompiledName("Abs")>]
@@ -159,27 +155,19 @@ module Stax =
 
     /// <summary>a·erf(b·x) + c (neural_tangents' defaults a = 1, b = 1, c = 0).</summary>
     [<CompiledName("Erf")>]
-    let erf (a: float) (b: float) (c: float) =
-        finite "a" a
-        finite "b" b
-        finite "c" c
-        Activation(Erf { A = a; B = b; C = c })
+    let erf (a: float) (b: float) (c: float) = Activation(Elementwise.erf a b c)
 
     /// <summary>0.5·erf(x / 2.4020563531719796) + 0.5, neural_tangents' sigmoid stand-in.</summary>
     [<CompiledName("SigmoidLike")>]
-    let sigmoidLike = Activation(Erf { A = 0.5; B = 1.0 / 2.4020563531719796; C = 0.5 })
+    let sigmoidLike = Activation Elementwise.sigmoidLike
 
     /// <summary>a·sin(b·x + c).</summary>
     [<CompiledName("Sin")>]
-    let sin (a: float) (b: float) (c: float) =
-        finite "a" a
-        finite "b" b
-        finite "c" c
-        Activation(Sin { A = a; B = b; C = c })
+    let sin (a: float) (b: float) (c: float) = Activation(Elementwise.sin a b c)
 
     /// <summary>a·cos(b·x + c) = Sin(a, b, c + π/2).</summary>
     [<CompiledName("Cos")>]
-    let cos (a: float) (b: float) (c: float) = sin a b (c + Math.PI / 2.0)
+    let cos (a: float) (b: float) (c: float) = Activation(Elementwise.cos a b c)
 
     /// <summary>Gelu; <c>approximate</c> only changes the finite network's apply_fn.</summary>
     [<CompiledName("Gelu")>]
@@ -187,9 +175,7 @@ module Stax =
 
     /// <summary>x^degree for degree in 0..5.</summary>
     [<CompiledName("Monomial")>]
-    let monomial (degree: int) =
-        if degree < 0 || degree > 5 then invalidArg "degree" (sprintf "Monomial: must be in 0..5, got %d" degree)
-        Activation(Monomial degree)
+    let monomial (degree: int) = Activation(Elementwise.monomial degree)
 
     /// <summary>Flattens all non-batch axes (neural_tangents' defaults batch_axis = 0, batch_axis_out = 0).</summary>
     [<CompiledName("Flatten")>]

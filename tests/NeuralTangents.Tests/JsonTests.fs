@@ -66,4 +66,20 @@ let tests =
 
         testCase "(10) a lone surrogate is an architecture error, not an internal one" <| fun () ->
             Expect.stringContains (decodeError """{"layer":"\ud800"}""") "unpaired UTF-16 surrogate" "decoding \\ud800"
+
+        testCase "every Activation case has a JSON reader in its family, and each round-trips" <| fun () ->
+            // Required arguments of the readers that have some; the others decode from {"layer": name}.
+            let required = Map [ "LeakyRelu", ",\"alpha\":0.1"; "ABRelu", ",\"a\":-0.5,\"b\":2"; "Monomial", ",\"degree\":3" ]
+            let decoded =
+                [ for r in NeuralTangents.Layers.Elementwise.readers do
+                    let text = sprintf "{\"layer\":\"%s\"%s}" r.Name (defaultArg (required.TryFind r.Name) "")
+                    let layer = Json.decode text
+                    Expect.equal (Json.decode (Json.encode layer)) layer (sprintf "%s round-trips" r.Name)
+                    match layer with
+                    | Activation a -> yield a
+                    | other -> failtestf "%s decoded to %A" r.Name other ]
+            let caseName (a: Activation) = (fst (Microsoft.FSharp.Reflection.FSharpValue.GetUnionFields(a, typeof<Activation>))).Name
+            let covered = decoded |> List.map caseName |> Set.ofList
+            let cases = Microsoft.FSharp.Reflection.FSharpType.GetUnionCases typeof<Activation> |> Array.map (fun c -> c.Name) |> Set.ofArray
+            Expect.equal covered cases "every case of Activation is read by some JSON name"
     ]

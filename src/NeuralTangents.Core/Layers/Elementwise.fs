@@ -247,6 +247,68 @@ module internal Elementwise =
         | { A = a; B = 1.0 } -> "LeakyRelu", [ "alpha", FloatArg a ]
         | { A = a; B = b } -> "ABRelu", [ "a", FloatArg a; "b", FloatArg b ]
 
+    // ---------------------------------------------------------------------------------------------
+    // Construction: validated values (the F# constructors in Stax and the JSON readers below both use them).
+
+    let private finite (name: string) (v: float) =
+        if not (Double.IsFinite v) then invalidArg name (sprintf "must be finite, got %g" v)
+
+    /// a·min(x, 0) + b·max(x, 0), a and b finite.
+    let abRelu (a: float) (b: float) =
+        finite "a" a
+        finite "b" b
+        ABRelu { A = a; B = b }
+
+    /// ABRelu(alpha, 1).
+    let leakyRelu (alpha: float) =
+        finite "alpha" alpha
+        ABRelu { A = alpha; B = 1.0 }
+
+    /// a·erf(b·x) + c, all finite.
+    let erf (a: float) (b: float) (c: float) =
+        finite "a" a
+        finite "b" b
+        finite "c" c
+        Erf { A = a; B = b; C = c }
+
+    /// neural_tangents' Sigmoid_like: 0.5·erf(x / 2.4020563531719796) + 0.5.
+    let sigmoidLike = Erf { A = 0.5; B = 1.0 / 2.4020563531719796; C = 0.5 }
+
+    /// a·sin(b·x + c), all finite.
+    let sin (a: float) (b: float) (c: float) =
+        finite "a" a
+        finite "b" b
+        finite "c" c
+        Sin { A = a; B = b; C = c }
+
+    /// a·cos(b·x + c) = Sin(a, b, c + π/2).
+    let cos (a: float) (b: float) (c: float) = sin a b (c + Math.PI / 2.0)
+
+    /// x^degree, degree in 0..5.
+    let monomial (degree: int) =
+        if degree < 0 || degree > 5 then invalidArg "degree" (sprintf "Monomial: must be in 0..5, got %d" degree)
+        Monomial degree
+
+    /// Every activation's JSON name, accepted arguments (neural_tangents' defaults) and reader. do_stabilize is
+    /// accepted and has no effect: the passes here clamp and are stable.
+    let readers : ActivationReader list =
+        let stabilize (a: IArgs) = a.Bool("do_stabilize", false) |> ignore
+        [ { Name = "Relu"; Accepts = [ "do_stabilize" ]; Read = fun a -> stabilize a; ABRelu { A = 0.0; B = 1.0 } }
+          { Name = "Abs"; Accepts = [ "do_stabilize" ]; Read = fun a -> stabilize a; ABRelu { A = -1.0; B = 1.0 } }
+          { Name = "LeakyRelu"; Accepts = [ "alpha"; "do_stabilize" ]
+            Read = fun a -> stabilize a; leakyRelu (a.RequiredNumber "alpha") }
+          { Name = "ABRelu"; Accepts = [ "a"; "b"; "do_stabilize" ]
+            Read = fun a -> stabilize a; abRelu (a.RequiredNumber "a") (a.RequiredNumber "b") }
+          { Name = "Erf"; Accepts = [ "a"; "b"; "c" ]
+            Read = fun a -> erf (a.Number("a", 1.0)) (a.Number("b", 1.0)) (a.Number("c", 0.0)) }
+          { Name = "Sigmoid_like"; Accepts = []; Read = fun _ -> sigmoidLike }
+          { Name = "Sin"; Accepts = [ "a"; "b"; "c" ]
+            Read = fun a -> sin (a.Number("a", 1.0)) (a.Number("b", 1.0)) (a.Number("c", 0.0)) }
+          { Name = "Cos"; Accepts = [ "a"; "b"; "c" ]
+            Read = fun a -> cos (a.Number("a", 1.0)) (a.Number("b", 1.0)) (a.Number("c", 0.0)) }
+          { Name = "Gelu"; Accepts = [ "approximate" ]; Read = fun a -> Gelu(a.Bool("approximate", false)) }
+          { Name = "Monomial"; Accepts = [ "degree" ]; Read = fun a -> monomial (a.RequiredInt("degree", 0, 5)) } ]
+
     /// The definition of an activation.
     let define (a: Activation) : LayerDef =
         match a with
