@@ -103,6 +103,27 @@ let layers (n: int) (d: int) =
         Tensor.isFinite k.Nngp |> ignore
         printfn "input %.1f ms; %s; isFinite %.1f ms" t0 (String.Join(", ", times)) s.Elapsed.TotalMilliseconds
 
+/// kernel_fn(x, None) of 21 × (Conv(1, (3, 3), (1, 1), SAME), Relu) → Flatten on 32×32×3 float64 images (--cnn):
+/// the diagonal spatial layout (neural_tangents' fast path for a Flatten top); wall time per NTK entry (wall / N²).
+let cnn () =
+    let net =
+        Stax.serial [ for _ in 1 .. 21 do
+                          yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+                          yield Stax.relu
+                      yield Stax.flatten ]
+    printfn "| N | layout | wall (ms) | ms per NTK entry |"
+    printfn "|---|---|---|---|"
+    for n in [ 4; 64 ] do
+        let x = Tensor.create [| n; 32; 32; 3 |] (normals 7 (n * 32 * 32 * 3))
+        KernelFn.compute net x None Both |> ignore // warm-up (JIT)
+        let best =
+            [ for _ in 1 .. 3 ->
+                let sw = Stopwatch.StartNew()
+                let k = KernelFn.compute net x None Both
+                if not k.Ntk.IsSome then failwith "no NTK"
+                sw.Elapsed.TotalMilliseconds ] |> List.min
+        printfn "| %d | diagonal | %.1f | %.4f |" n best (best / float (n * n))
+
 let runChild (args: string[]) (env: (string * string) list) =
     let psi = ProcessStartInfo(Environment.ProcessPath)
     for a in args do psi.ArgumentList.Add a
@@ -123,6 +144,7 @@ let main argv =
     let depth = 10
     let runs = if quick then 3 else 5
     if Array.contains "--layers" argv then layers n d; exit 0
+    if Array.contains "--cnn" argv then cnn (); exit 0
     if Array.contains "--predict" argv then
         printfn "gp_inference (NNGP + NTK means, NNGP covariance, diag_reg 1e-4) vs one Cholesky; median of 3 runs (MathNet: 1 run)."
         printfn "| N | M | K | gp_inference, means + covariances (s) | means only (s) | Cholesky, Linalg (s) | Cholesky, MathNet managed (s) | ratio (with cov.) to Linalg Cholesky | libraries |"

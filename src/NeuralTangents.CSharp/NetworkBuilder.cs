@@ -117,6 +117,90 @@ public sealed class NetworkBuilder
     /// <exception cref="ArgumentException"><paramref name="degree"/> is outside 0..5.</exception>
     public NetworkBuilder Monomial(int degree) => Add(Stax.Monomial(degree));
 
+    /// <summary>Appends <see cref="Stax.Conv"/>.</summary>
+    /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
+    /// <param name="filterShape">Filter sizes, one per spatial axis (<c>filter_shape</c>), each at least 1.</param>
+    /// <param name="strides">Strides, one per spatial axis; null (the default) means all ones.</param>
+    /// <param name="padding">Valid (the default), Same or Circular.</param>
+    /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
+    /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
+    /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
+    /// <returns>A new builder ending in the Conv layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public NetworkBuilder Conv(
+        int outChan,
+        int[] filterShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        double wStd = 1.0,
+        double? bStd = null,
+        DenseParameterization parameterization = DenseParameterization.Ntk,
+        int s0 = 1,
+        int s1 = 1,
+        string[]? dimensionNumbers = null) =>
+        Add(Stax.Conv(outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers));
+
+    /// <summary>Appends <see cref="Stax.ConvTranspose"/>.</summary>
+    /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
+    /// <param name="filterShape">Filter sizes, one per spatial axis (<c>filter_shape</c>), each at least 1.</param>
+    /// <param name="strides">Strides, one per spatial axis; null (the default) means all ones.</param>
+    /// <param name="padding">Valid (the default), Same or Circular.</param>
+    /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
+    /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
+    /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
+    /// <returns>A new builder ending in the ConvTranspose layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public NetworkBuilder ConvTranspose(
+        int outChan,
+        int[] filterShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        double wStd = 1.0,
+        double? bStd = null,
+        DenseParameterization parameterization = DenseParameterization.Ntk,
+        int s0 = 1,
+        int s1 = 1,
+        string[]? dimensionNumbers = null) =>
+        Add(Stax.ConvTranspose(outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers));
+
+    /// <summary>Appends <see cref="Stax.ConvLocal"/>.</summary>
+    /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
+    /// <param name="filterShape">Filter sizes, one per spatial axis (<c>filter_shape</c>), each at least 1.</param>
+    /// <param name="strides">Strides, one per spatial axis; null (the default) means all ones.</param>
+    /// <param name="padding">Valid (the default), Same or Circular.</param>
+    /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
+    /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
+    /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
+    /// <returns>A new builder ending in the ConvLocal layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public NetworkBuilder ConvLocal(
+        int outChan,
+        int[] filterShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        double wStd = 1.0,
+        double? bStd = null,
+        DenseParameterization parameterization = DenseParameterization.Ntk,
+        int s0 = 1,
+        int s1 = 1,
+        string[]? dimensionNumbers = null) =>
+        Add(Stax.ConvLocal(outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers));
+
     /// <summary>Appends <see cref="Stax.Flatten(int, int)"/>.</summary>
     /// <param name="batchAxis">The batch axis of the input.</param>
     /// <param name="batchAxisOut">The batch axis of the output, 0 or 1.</param>

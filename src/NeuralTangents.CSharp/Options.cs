@@ -12,7 +12,7 @@ public enum DenseParameterization
     Standard,
 }
 
-/// <summary>How a pooling (or convolution) window treats the borders (neural_tangents' <c>padding</c> argument).</summary>
+/// <summary>How a convolution or pooling window treats the borders (neural_tangents' <c>padding</c> argument; CIRCULAR is not available for ConvTranspose).</summary>
 public enum PaddingMode
 {
     /// <summary>"VALID": only windows inside the input; neural_tangents' default for pooling.</summary>

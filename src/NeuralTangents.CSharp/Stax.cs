@@ -164,6 +164,160 @@ public static class Stax
     public static Network Monomial(int degree) =>
         Wrap(Boundary.Call(() => StaxModule.Monomial(degree), Boundary.Names()));
 
+    /// <summary>A convolution with one filter shared by all positions (neural_tangents' <c>Conv</c>).</summary>
+    /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
+    /// <param name="filterShape">Filter sizes, one per spatial axis (<c>filter_shape</c>), each at least 1.</param>
+    /// <param name="strides">Strides, one per spatial axis; null (the default) means all ones.</param>
+    /// <param name="padding">Valid (the default), Same or Circular.</param>
+    /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
+    /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
+    /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
+    /// <returns>The Conv layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public static Network Conv(
+        int outChan,
+        int[] filterShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        double wStd = 1.0,
+        double? bStd = null,
+        DenseParameterization parameterization = DenseParameterization.Ntk,
+        int s0 = 1,
+        int s1 = 1,
+        string[]? dimensionNumbers = null) =>
+        ConvOf(ConvKind.Conv, outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers);
+
+    /// <summary>The transpose convolution (neural_tangents' <c>ConvTranspose</c>); Circular padding is not supported.</summary>
+    /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
+    /// <param name="filterShape">Filter sizes, one per spatial axis (<c>filter_shape</c>), each at least 1.</param>
+    /// <param name="strides">Strides, one per spatial axis; null (the default) means all ones.</param>
+    /// <param name="padding">Valid (the default), Same or Circular.</param>
+    /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
+    /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
+    /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
+    /// <returns>The ConvTranspose layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public static Network ConvTranspose(
+        int outChan,
+        int[] filterShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        double wStd = 1.0,
+        double? bStd = null,
+        DenseParameterization parameterization = DenseParameterization.Ntk,
+        int s0 = 1,
+        int s1 = 1,
+        string[]? dimensionNumbers = null) =>
+        ConvOf(ConvKind.Transpose, outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers);
+
+    /// <summary>A locally connected layer: a separate filter at every output position (neural_tangents'
+    /// <c>ConvLocal</c>).</summary>
+    /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
+    /// <param name="filterShape">Filter sizes, one per spatial axis (<c>filter_shape</c>), each at least 1.</param>
+    /// <param name="strides">Strides, one per spatial axis; null (the default) means all ones.</param>
+    /// <param name="padding">Valid (the default), Same or Circular.</param>
+    /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
+    /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
+    /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
+    /// <returns>The ConvLocal layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
+    public static Network ConvLocal(
+        int outChan,
+        int[] filterShape,
+        int[]? strides = null,
+        PaddingMode padding = PaddingMode.Valid,
+        double wStd = 1.0,
+        double? bStd = null,
+        DenseParameterization parameterization = DenseParameterization.Ntk,
+        int s0 = 1,
+        int s1 = 1,
+        string[]? dimensionNumbers = null) =>
+        ConvOf(ConvKind.Local, outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers);
+
+    private static Network ConvOf(
+        ConvKind kind,
+        int outChan,
+        int[] filterShape,
+        int[]? strides,
+        PaddingMode padding,
+        double wStd,
+        double? bStd,
+        DenseParameterization parameterization,
+        int s0,
+        int s1,
+        string[]? dimensionNumbers)
+    {
+        Boundary.NotNull(filterShape, nameof(filterShape));
+        var p = parameterization switch
+        {
+            DenseParameterization.Ntk => Parameterization.Ntk,
+            DenseParameterization.Standard => Parameterization.Standard,
+            _ => throw new ArgumentException(
+                $"unknown DenseParameterization value {(int)parameterization}", nameof(parameterization)),
+        };
+        var pad = padding switch
+        {
+            PaddingMode.Valid => Padding.Valid,
+            PaddingMode.Same => Padding.Same,
+            PaddingMode.Circular => Padding.Circular,
+            _ => throw new ArgumentException($"unknown PaddingMode value {(int)padding}", nameof(padding)),
+        };
+        Tuple<string, string, string>? dims = null;
+        if (dimensionNumbers is not null)
+        {
+            var d = Boundary.NoNulls(dimensionNumbers, nameof(dimensionNumbers));
+            if (d.Length != 3)
+            {
+                throw new ArgumentException(
+                    $"must be three specs (lhs, rhs, out), got {d.Length}", nameof(dimensionNumbers));
+            }
+
+            dims = Tuple.Create(d[0], d[1], d[2]);
+        }
+
+        return Wrap(Boundary.Call(
+            () =>
+            {
+                var defaults = StaxModule.ConvDefaults(outChan, ListModule.OfArray(filterShape));
+                var spec = new ConvSpec(
+                    kind,
+                    outChan,
+                    ListModule.OfArray(filterShape),
+                    strides is null ? defaults.Strides : ListModule.OfArray(strides),
+                    pad,
+                    wStd,
+                    bStd is { } b ? FSharpOption<double>.Some(b) : FSharpOption<double>.None,
+                    dims ?? defaults.DimensionNumbers,
+                    p,
+                    Tuple.Create(s0, s1));
+                return StaxModule.ConvWith(spec);
+            },
+            Boundary.Names(
+                ("out_chan", nameof(outChan)),
+                ("filter_shape", nameof(filterShape)),
+                ("strides", nameof(strides)),
+                ("padding", nameof(padding)),
+                ("W_std", nameof(wStd)),
+                ("b_std", nameof(bStd)),
+                ("s", s0 < 1 ? nameof(s0) : nameof(s1)),
+                ("dimension_numbers", nameof(dimensionNumbers)))));
+    }
+
     /// <summary>Flattens all non-batch axes into one (neural_tangents' <c>Flatten</c>).</summary>
     /// <param name="batchAxis">The batch axis of the input (<c>batch_axis</c>).</param>
     /// <param name="batchAxisOut">The batch axis of the output, 0 or 1 (<c>batch_axis_out</c>).</param>

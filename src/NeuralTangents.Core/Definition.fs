@@ -87,6 +87,7 @@ type ArgValue =
     | BoolArg of bool
     | StringArg of string
     | IntsArg of int list
+    | StringsArg of string list
 
 /// <summary>Everything one leaf layer is, defined once in the module of its family (named after neural_tangents'
 /// <c>stax</c> files): neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> plus its requirements and the

@@ -26,6 +26,7 @@ module Definitions =
         | FanInConcat axis -> MergeNode(Branching.fanInConcat axis)
         | Identity -> LeafNode Linear.identity
         | Dense d -> LeafNode(Linear.dense d)
+        | Conv c -> LeafNode(Convolution.define c)
         | Flatten f -> LeafNode(Linear.flatten f)
         | Activation a -> LeafNode(Elementwise.define a)
         | AvgPool(p, normalizeEdges) -> LeafNode(Pooling.avgPool p normalizeEdges)

@@ -43,7 +43,7 @@ module Json =
 
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
-        set [ "Conv"; "ConvTranspose"; "ConvLocal"; "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "LayerNorm"; "Dropout"; "Aggregate"; "ImageResize"; "Index"
+        set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "LayerNorm"; "Dropout"; "Aggregate"; "ImageResize"; "Index"
               "DotGeneral"; "Exp"; "Gaussian"; "ExpNormalized"; "Rbf"; "Sign"; "Hermite"; "RectifiedMonomial"
               "Polynomial"; "Gabor"; "Elementwise"; "ElementwiseNumerical"; "Cos2"; "repeat" ]
 
@@ -148,6 +148,35 @@ module Json =
             | true, v -> bad v
             | _ -> None
 
+        /// A list of positive integers (filter_shape, strides), or None for a JSON null or an omitted argument.
+        member _.OptInts(name: string) =
+            let bad (v: JsonNode) = fail "%s: argument '%s' must be a list of positive integers, got %s" layer name (show v)
+            match tryProp o name with
+            | true, null -> None
+            | true, (:? JsonArray as arr) ->
+                arr |> Seq.map (fun n ->
+                    match n with
+                    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
+                        let x = v.GetValue<float>()
+                        if x <> Math.Round x || x < 1.0 || x > float Int32.MaxValue then bad arr
+                        int x
+                    | _ -> bad arr) |> Seq.toList |> Some
+            | true, v -> bad v
+            | _ -> None
+
+        /// A list of strings (dimension_numbers), or None for a JSON null or an omitted argument.
+        member _.OptStrings(name: string) =
+            let bad (v: JsonNode) = fail "%s: argument '%s' must be a list of strings, got %s" layer name (show v)
+            match tryProp o name with
+            | true, null -> None
+            | true, (:? JsonArray as arr) ->
+                arr |> Seq.map (fun n ->
+                    match n with
+                    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String -> text v
+                    | _ -> bad arr) |> Seq.toList |> Some
+            | true, v -> bad v
+            | _ -> None
+
         interface IArgs with
             member a.Number(name, dflt) = a.Number(name, dflt)
             member a.RequiredNumber name = a.RequiredNumber name
@@ -215,6 +244,42 @@ module Json =
                       ChannelAxis = a.Int("channel_axis", -1)
                       Parameterization = p
                       S = a.IntPair("s", (1, 1), 1, Int32.MaxValue) })
+        | "Conv" | "ConvTranspose" | "ConvLocal" ->
+            let a = args [ "out_chan"; "filter_shape"; "strides"; "padding"; "W_std"; "b_std"; "dimension_numbers"; "parameterization"; "s" ]
+            let kind = match name with "Conv" -> ConvKind.Conv | "ConvTranspose" -> ConvKind.Transpose | _ -> ConvKind.Local
+            let filterShape =
+                match a.OptInts "filter_shape" with
+                | Some fs -> fs
+                | None -> fail "%s: missing required argument 'filter_shape' (a list of positive integers)" name
+            let padding =
+                match a.String("padding", "VALID") with
+                | "VALID" -> Padding.Valid
+                | "SAME" -> Padding.Same
+                | "CIRCULAR" -> Padding.Circular
+                | other -> fail "%s: argument 'padding' must be \"VALID\", \"SAME\" or \"CIRCULAR\", got \"%s\"" name (clip other)
+            let p =
+                match a.String("parameterization", "ntk").ToLowerInvariant() with
+                | "ntk" -> Parameterization.Ntk
+                | "standard" -> Parameterization.Standard
+                | other -> fail "%s: argument 'parameterization' must be \"ntk\" or \"standard\", got \"%s\"" name (clip other)
+            let dims =
+                match a.OptStrings "dimension_numbers" with
+                | None -> None
+                | Some [ l; r; o ] -> Some(l, r, o)
+                | Some xs -> fail "%s: argument 'dimension_numbers' must be three specs (lhs, rhs, out), got %d" name xs.Length
+            let outChan = a.RequiredInt("out_chan", 1, Int32.MaxValue)
+            build name (fun () ->
+                let d = Stax.convDefaults outChan filterShape
+                Stax.convWith
+                    { d with
+                        Kind = kind
+                        Strides = defaultArg (a.OptInts "strides") d.Strides
+                        Padding = padding
+                        WStd = a.Number("W_std", 1.0)
+                        BStd = a.OptNumber("b_std", None)
+                        DimensionNumbers = defaultArg dims d.DimensionNumbers
+                        Parameterization = p
+                        S = a.IntPair("s", (1, 1), 1, Int32.MaxValue) })
         | "Flatten" ->
             let a = args [ "batch_axis"; "batch_axis_out" ]
             build name (fun () -> Stax.flattenWith (a.Int("batch_axis", 0)) (a.Int("batch_axis_out", 0, 0, 1)))
@@ -290,6 +355,7 @@ module Json =
         | BoolArg b -> JsonValue.Create b
         | StringArg t -> JsonValue.Create t
         | IntsArg xs -> JsonArray(xs |> List.map int' |> List.toArray)
+        | StringsArg xs -> JsonArray(xs |> List.map (fun t -> JsonValue.Create t :> JsonNode) |> List.toArray)
 
     /// <summary>Writes a network as a JSON node with neural_tangents' names and every argument explicit: the
     /// combinators here, every other layer from its definition's name and arguments.</summary>

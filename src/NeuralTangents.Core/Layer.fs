@@ -52,6 +52,36 @@ type PoolSpec =
 /// <summary>Arguments of <c>GlobalAvgPool</c> and <c>GlobalSumPool</c>.</summary>
 type GlobalPoolSpec = { BatchAxis: int; ChannelAxis: int }
 
+/// <summary>Which convolution a <see cref="T:NeuralTangents.ConvSpec"/> describes (neural_tangents' <c>_Conv</c>
+/// flags <c>transpose</c> and <c>shared_weights</c>).</summary>
+[<RequireQualifiedAccess>]
+type ConvKind =
+    /// <c>Conv</c>: one filter shared by every position.
+    | Conv
+    /// <c>ConvTranspose</c>: the transpose (input-dilated) convolution, shared filter.
+    | Transpose
+    /// <c>ConvLocal</c>: a separate (untied) filter at every output position.
+    | Local
+
+/// <summary>Arguments of <c>Conv</c>, <c>ConvTranspose</c> and <c>ConvLocal</c>, named as neural_tangents names
+/// them. Every argument is explicit (the smart constructors fill neural_tangents' defaults).</summary>
+type ConvSpec =
+    { Kind: ConvKind
+      OutChan: int
+      /// Filter sizes, one per spatial axis, in the order of the spatial letters of the filter spec (rhs).
+      FilterShape: int list
+      /// Strides in the same order (neural_tangents' <c>None</c> is all ones).
+      Strides: int list
+      Padding: Padding
+      WStd: float
+      /// None: the layer has no bias (neural_tangents' <c>b_std=None</c>).
+      BStd: float option
+      /// (lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g. ("NHWC", "HWIO", "NHWC").
+      DimensionNumbers: string * string * string
+      Parameterization: Parameterization
+      /// Width scalings (s[0], s[1]) of the standard parameterization.
+      S: int * int }
+
 /// <summary>Arguments of <c>Flatten</c>.</summary>
 type FlattenSpec = { BatchAxis: int; BatchAxisOut: int }
 
@@ -87,6 +117,8 @@ type Layer =
     /// The identity.
     | Identity
     | Dense of DenseSpec
+    /// A convolution (Conv, ConvTranspose or ConvLocal, by <c>Kind</c>).
+    | Conv of ConvSpec
     | Flatten of FlattenSpec
     /// An elementwise nonlinearity.
     | Activation of Activation

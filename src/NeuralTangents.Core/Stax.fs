@@ -81,6 +81,62 @@ module Stax =
     let dense (outDim: int) (wStd: float) (bStd: float option) =
         denseWith { denseDefaults outDim with WStd = wStd; BStd = bStd }
 
+    /// <summary>Conv arguments with neural_tangents' defaults for a filter of <paramref name="filterShape"/>: strides
+    /// all 1, VALID padding, W_std = 1, no bias, channels-last dimension numbers (<c>_get_dimension_numbers(n,
+    /// False)</c>, e.g. ("NABC", "ABIO", "NABC") in 2-D), the "ntk" parameterization, s = (1, 1).</summary>
+    [<CompiledName("ConvDefaults")>]
+    let convDefaults (outChan: int) (filterShape: int list) : ConvSpec =
+        { Kind = ConvKind.Conv
+          OutChan = outChan
+          FilterShape = filterShape
+          Strides = List.replicate filterShape.Length 1
+          Padding = Padding.Valid
+          WStd = 1.0
+          BStd = None
+          DimensionNumbers = NeuralTangents.Layers.Convolution.defaultDimensionNumbers filterShape.Length
+          Parameterization = Parameterization.Ntk
+          S = (1, 1) }
+
+    /// <summary>A convolution (Conv, ConvTranspose or ConvLocal by <c>Kind</c>) from a full argument record (see
+    /// <c>convDefaults</c>).</summary>
+    /// <exception cref="T:System.ArgumentException">an argument is out of range; the exception names it.</exception>
+    [<CompiledName("ConvWith")>]
+    let convWith (spec: ConvSpec) =
+        let name = NeuralTangents.Layers.Convolution.kindName spec.Kind
+        if spec.OutChan < 1 then invalidArg "out_chan" (sprintf "%s: must be ≥ 1, got %d" name spec.OutChan)
+        if spec.FilterShape.IsEmpty || spec.FilterShape |> List.exists (fun f -> f < 1) then
+            invalidArg "filter_shape" (sprintf "%s: must be one or more positive sizes, got %A" name spec.FilterShape)
+        if spec.Strides.Length <> spec.FilterShape.Length || spec.Strides |> List.exists (fun s -> s < 1) then
+            invalidArg "strides" (sprintf "%s: must be %d positive integers (one per filter axis), got %A" name spec.FilterShape.Length spec.Strides)
+        finiteNonNeg "W_std" spec.WStd
+        spec.BStd |> Option.iter (finiteNonNeg "b_std")
+        let s0, s1 = spec.S
+        if s0 < 1 || s1 < 1 then invalidArg "s" (sprintf "%s: both width scalings must be ≥ 1, got (%d, %d)" name s0 s1)
+        if spec.Kind = ConvKind.Transpose && spec.Padding = Padding.Circular then
+            invalidArg "padding" (sprintf "%s: CIRCULAR padding is not supported for the transpose convolution in this version; use SAME or VALID" name)
+        try NeuralTangents.Layers.Convolution.layout spec |> ignore
+        with NeuralTangentsException m -> invalidArg "dimension_numbers" m
+        Conv spec
+
+    /// <summary>Conv(out_chan, filter_shape, strides, padding, W_std, b_std) with channels-last dimension numbers and
+    /// the "ntk" parameterization; <c>strides = None</c> means all ones, <c>bStd = None</c> no bias.</summary>
+    [<CompiledName("Conv")>]
+    let conv (outChan: int) (filterShape: int list) (strides: int list option) (padding: Padding) (wStd: float) (bStd: float option) =
+        let d = convDefaults outChan filterShape
+        convWith { d with Strides = defaultArg strides d.Strides; Padding = padding; WStd = wStd; BStd = bStd }
+
+    /// <summary>ConvTranspose (the transpose convolution), arguments as <c>conv</c>.</summary>
+    [<CompiledName("ConvTranspose")>]
+    let convTranspose (outChan: int) (filterShape: int list) (strides: int list option) (padding: Padding) (wStd: float) (bStd: float option) =
+        let d = convDefaults outChan filterShape
+        convWith { d with Kind = ConvKind.Transpose; Strides = defaultArg strides d.Strides; Padding = padding; WStd = wStd; BStd = bStd }
+
+    /// <summary>ConvLocal (a locally connected layer: untied filters per position), arguments as <c>conv</c>.</summary>
+    [<CompiledName("ConvLocal")>]
+    let convLocal (outChan: int) (filterShape: int list) (strides: int list option) (padding: Padding) (wStd: float) (bStd: float option) =
+        let d = convDefaults outChan filterShape
+        convWith { d with Kind = ConvKind.Local; Strides = defaultArg strides d.Strides; Padding = padding; WStd = wStd; BStd = bStd }
+
     /// <summary>a·min(x, 0) + b·max(x, 0).</summary>
     [<CompiledName("ABRelu")>]
     let abRelu (a: float) (b: float) = Activation(Elementwise.abRelu a b)

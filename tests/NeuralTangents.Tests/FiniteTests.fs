@@ -48,7 +48,19 @@ let private zoo : (string * Layer * int[]) list =
       "FanInConcat batch axis", Stax.serial [ Stax.fanOut 2; Stax.parallelOf [ d; d ]; Stax.fanInConcat 0; Stax.sin 1.0 1.0 0.0 ], [| 3; 4 |]
       "FanInConcat spatial axis", Stax.serial [ Stax.fanOut 2; Stax.parallelOf [ d; Stax.identity ]; Stax.fanInConcat 1 ], [| 2; 4; 5 |]
       "Flatten rank 4", Stax.serial [ d; Stax.relu; Stax.flatten; denseNtk 2 1.0 (Some 0.1) ], [| 2; 3; 2; 4 |]
-      "Flatten batch_axis_out=1", Stax.serial [ d; Stax.gelu false; Stax.flattenWith 0 1 ], [| 2; 3; 4 |] ]
+      "Flatten batch_axis_out=1", Stax.serial [ d; Stax.gelu false; Stax.flattenWith 0 1 ], [| 2; 3; 4 |]
+      "Conv 1-D SAME, stride 2, bias", Stax.serial [ Stax.conv 3 [ 3 ] (Some [ 2 ]) Padding.Same 1.3 (Some 0.2); Stax.relu; Stax.flatten ], [| 2; 5; 2 |]
+      "Conv 1-D CIRCULAR, filter > input", Stax.conv 2 [ 4 ] None Padding.Circular 1.1 (Some 0.3), [| 2; 3; 2 |]
+      "Conv 2-D VALID, standard s=(2,3)",
+        Stax.convWith { Stax.convDefaults 2 [ 2; 2 ] with WStd = 1.2; BStd = Some 0.1; Parameterization = Parameterization.Standard; S = (2, 3) },
+        [| 2; 3; 4; 2 |]
+      "Conv 2-D NCHW in, NHWC out",
+        Stax.convWith { Stax.convDefaults 3 [ 2; 3 ] with Padding = Padding.Same; BStd = Some 0.4; DimensionNumbers = ("NCHW", "HWIO", "NHWC") },
+        [| 2; 2; 3; 4 |]
+      "ConvTranspose 1-D SAME stride 2", Stax.convTranspose 3 [ 3 ] (Some [ 2 ]) Padding.Same 1.2 (Some 0.3), [| 2; 3; 2 |]
+      "ConvTranspose 1-D VALID stride 3", Stax.convTranspose 2 [ 2 ] (Some [ 3 ]) Padding.Valid 0.9 None, [| 2; 3; 2 |]
+      "ConvLocal 1-D SAME", Stax.convLocal 3 [ 3 ] None Padding.Same 1.4 (Some 0.2), [| 2; 4; 2 |]
+      "ConvLocal 2-D CIRCULAR stride 2", Stax.convLocal 2 [ 2; 3 ] (Some [ 2; 1 ]) Padding.Circular 1.0 (Some 0.5), [| 2; 3; 3; 2 |] ]
 
 /// Central difference of ⟨ct, f⟩ along every coordinate of v (parameters or input), step h.
 let private centralDiff (loss: float[] -> float) (v: float[]) (h: float) =
