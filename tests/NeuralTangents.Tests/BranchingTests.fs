@@ -85,4 +85,32 @@ let tests =
             let net = Serial [ Stax.dense 3 1.0 None; FanOut 2; Parallel [ Identity; Stax.flatten ]; FanInProd ]
             let k = KernelFn.compute net x None Nngp
             assertClose "nngp" 1e-14 (entries (fun i j -> inputKernel i j * inputKernel i j)) k.Nngp.Data
+
+        testList "FanInConcat along a spatial axis concatenates positions (block-diagonal across branches)" [
+            // Two 1-D images of W = 3 positions and C = 2 channels with small binary entries (exact kernels):
+            // K_pq = x_p·x′_q / 2. Branch a: Dense(W_std = 1, no bias) gives K; branch b: Dense(W_std = 2, b_std = 0.5)
+            // gives 4K + 0.25. Concatenated along the positions (axis 1) they make 6 positions.
+            let img = Tensor.create [| 2; 3; 2 |] [| 1.0; 0.0; 1.0; 1.0; 0.0; -1.0; 2.0; 1.0; -1.0; 0.0; 1.0; 1.0 |]
+            let k (i: int) (j: int) (p: int) (q: int) =
+                (img.Data[(i * 3 + p) * 2] * img.Data[(j * 3 + q) * 2] + img.Data[(i * 3 + p) * 2 + 1] * img.Data[(j * 3 + q) * 2 + 1]) / 2.0
+            let branches = [ FanOut 2; Parallel [ Stax.dense 4 1.0 None; Stax.dense 4 2.0 (Some 0.5) ]; FanInConcat 1 ]
+            let at4 (f: int -> int -> float) = Array.init 4 (fun idx -> f (idx / 2) (idx % 2))
+            testCase "diagonal layout (Flatten on top): the mean over the 6 positions" <| fun () ->
+                // Flatten averages same-position covariances: (Σ_p K_pp + Σ_p (4K_pp + 0.25)) / 6; NTK = NNGP here
+                // (ntk parameterization, one layer: Θ = K′).
+                let r = KernelFn.compute (Serial(branches @ [ Stax.flatten ])) img None Both
+                let expected = at4 (fun i j -> (5.0 * (List.sumBy (fun p -> k i j p p) [ 0 .. 2 ]) + 0.75) / 6.0)
+                assertClose "nngp" 1e-15 expected r.Nngp.Data
+                assertClose "ntk" 1e-15 expected r.Ntk.Value.Data
+            testCase "full layout (GlobalAvgPool on top): zero covariance between the branches' positions" <| fun () ->
+                // The mean over all 36 position pairs of the block-diagonal covariance:
+                // (Σ_pq K_pq + Σ_pq (4K_pq + 0.25)) / 36, the 18 cross-branch pairs contributing 0 (neural_tangents).
+                let r = KernelFn.compute (Serial(branches @ [ Stax.globalAvgPool ])) img None Both
+                let total i j = List.sum [ for p in 0 .. 2 do for q in 0 .. 2 -> k i j p q ]
+                assertClose "nngp" 1e-15 (at4 (fun i j -> (5.0 * total i j + 2.25) / 36.0)) r.Nngp.Data
+            testCase "non-Gaussian branches are refused with the fix" <| fun () ->
+                let net = Serial [ FanOut 2; Parallel [ Serial [ Stax.dense 4 1.0 None; Stax.relu ]; Stax.dense 4 1.0 None ]; FanInConcat 1; Stax.flatten ]
+                let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute net img None Both |> ignore)
+                Expect.stringContains e.Message "mean-zero Gaussian" "says why"
+        ]
     ]

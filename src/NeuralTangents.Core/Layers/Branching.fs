@@ -82,50 +82,6 @@ module internal Branching =
             Mask1 = None
             Mask2 = None }
 
-    /// FanInConcat along the channel axis: the covariance of the concatenation is the width-weighted mean of
-    /// the branch covariances (a plain mean when all widths agree), entry by entry in any layout. Other axes are
-    /// planned with convolutions.
-    let fanInConcatKernel (axis: int) (ks: Kernel list) : Kernel =
-        let ks, k0 = checkLayouts "FanInConcat" ks
-        let rank = k0.Shape1.Length
-        let norm a = if a < 0 then a + rank else a
-        let ax = norm axis
-        if ax < 0 || ax >= rank then
-            raise (NeuralTangentsException(sprintf "FanInConcat: axis=%d is out of range for activations of rank %d" axis rank))
-        if ax <> norm k0.ChannelAxis then
-            raise (NeuralTangentsException(
-                sprintf "FanInConcat: axis=%d is not the channel axis (%d); concatenation along batch or spatial axes is not supported yet" axis k0.ChannelAxis))
-        let drop (s: int[]) = Array.removeAt ax s
-        for k in ks do
-            if drop k.Shape1 <> drop k0.Shape1 || drop k.Shape2 <> drop k0.Shape2 then
-                raise (NeuralTangentsException(
-                    sprintf "FanInConcat: shapes must agree off the concatenation axis, got %s"
-                        (ks |> List.map (fun k -> Shape.format k.Shape1) |> String.concat ", ")))
-        let widths = ks |> List.map (fun k -> float k.Shape1[ax])
-        let weights =
-            if widths |> List.forall ((=) widths.Head) then widths |> List.map (fun _ -> 1.0) else widths
-        let total = List.sum weights
-        let mean (ts: Tensor list) =
-            List.zip weights ts
-            |> List.map (fun (w, t) -> Tensor.scale (w / total) t)
-            |> List.reduce Tensor.add
-        let meanOpt (ts: Tensor option list) =
-            if ts |> List.exists Option.isNone then None else Some(mean (ts |> List.map Option.get))
-        let concatShape (f: Kernel -> int[]) =
-            let s = Array.copy (f k0)
-            s[ax] <- ks |> List.sumBy (fun k -> (f k)[ax])
-            s
-        { k0 with
-            Nngp = mean (ks |> List.map (fun k -> k.Nngp))
-            Ntk = meanOpt (ks |> List.map (fun k -> k.Ntk))
-            Cov1 = mean (ks |> List.map (fun k -> k.Cov1))
-            Cov2 = meanOpt (ks |> List.map (fun k -> k.Cov2))
-            IsGaussian = false
-            Shape1 = concatShape (fun k -> k.Shape1)
-            Shape2 = concatShape (fun k -> k.Shape2)
-            Mask1 = None
-            Mask2 = None }
-
     // ---------------------------------------------------------------------------------------------
     // Finite networks.
 
@@ -200,6 +156,96 @@ module internal Branching =
                 Array.blit ct.Data (o * total + off) r (o * len) len
             off <- off + len
             Tensor.create s r ]
+
+    /// neural_tangents' `_concat_kernels` for one covariance array, concatenated along kernel axis <c>kAxis</c>
+    /// (0 for the batch, i + 1 for spatial axis i): a plain concatenation where that axis appears once in the
+    /// array, otherwise a block-diagonal one (zero covariance between positions of different branches, as
+    /// neural_tangents defines it).
+    let private concatCovariances (kAxis: int) (diagonalBatch: bool) (diagonalSpatial: bool) (ts: Tensor list) =
+        if (kAxis = 0 && diagonalBatch) || (kAxis <> 0 && diagonalSpatial) then
+            fanInConcatForward (kAxis + (if diagonalBatch then 0 else 1)) ts
+        else
+            let padAxis = max 0 (2 * kAxis - (if diagonalBatch then 1 else 0))
+            let total = ts |> List.sumBy (fun t -> t.Shape[padAxis])
+            let zeros (t: Tensor) (n: int) =
+                let shape = Array.copy t.Shape
+                shape[padAxis] <- n
+                Tensor.zeros shape
+            let rows =
+                ts |> List.mapi (fun i t ->
+                    let before = ts |> List.take i |> List.sumBy (fun u -> u.Shape[padAxis])
+                    let after = total - before - t.Shape[padAxis]
+                    fanInConcatForward padAxis [ if before > 0 then zeros t before
+                                                 t
+                                                 if after > 0 then zeros t after ])
+            fanInConcatForward (padAxis + 1) rows
+
+    /// FanInConcat (neural_tangents' `FanInConcat.kernel_fn`). Along the channel axis: the width-weighted mean of
+    /// the branch covariances (a plain mean when all widths agree). Along the batch or a spatial axis (every branch
+    /// must be a mean-zero Gaussian): the covariances concatenated along that axis, block-diagonal where the axis
+    /// appears twice (see <c>concatCovariances</c>).
+    let fanInConcatKernel (axis: int) (ks: Kernel list) : Kernel =
+        let ks, k0 = checkLayouts "FanInConcat" ks
+        let rank = k0.Shape1.Length
+        let norm a = if a < 0 then a + rank else a
+        let ax = norm axis
+        if ax < 0 || ax >= rank then
+            raise (NeuralTangentsException(sprintf "FanInConcat: axis=%d is out of range for activations of rank %d" axis rank))
+        let drop (s: int[]) = Array.removeAt ax s
+        for k in ks do
+            if drop k.Shape1 <> drop k0.Shape1 || drop k.Shape2 <> drop k0.Shape2 then
+                raise (NeuralTangentsException(
+                    sprintf "FanInConcat: shapes must agree off the concatenation axis, got %s"
+                        (ks |> List.map (fun k -> Shape.format k.Shape1) |> String.concat ", ")))
+        let concatShape (f: Kernel -> int[]) =
+            let s = Array.copy (f k0)
+            s[ax] <- ks |> List.sumBy (fun k -> (f k)[ax])
+            s
+        let channel, batch = norm k0.ChannelAxis, norm k0.BatchAxis
+        let allOf (f: Kernel -> Tensor option) =
+            if ks |> List.exists (fun k -> (f k).IsNone) then None else Some(ks |> List.map (f >> Option.get))
+        if ax = channel then
+            let widths = ks |> List.map (fun k -> float k.Shape1[ax])
+            let weights =
+                if widths |> List.forall ((=) widths.Head) then widths |> List.map (fun _ -> 1.0) else widths
+            let total = List.sum weights
+            let mean (ts: Tensor list) =
+                List.zip weights ts
+                |> List.map (fun (w, t) -> Tensor.scale (w / total) t)
+                |> List.reduce Tensor.add
+            { k0 with
+                Nngp = mean (ks |> List.map (fun k -> k.Nngp))
+                Ntk = allOf (fun k -> k.Ntk) |> Option.map mean
+                Cov1 = mean (ks |> List.map (fun k -> k.Cov1))
+                Cov2 = allOf (fun k -> k.Cov2) |> Option.map mean
+                IsGaussian = false
+                Shape1 = concatShape (fun k -> k.Shape1)
+                Shape2 = concatShape (fun k -> k.Shape2)
+                Mask1 = None
+                Mask2 = None }
+        else
+            if not (ks |> List.forall (fun k -> k.IsGaussian)) then
+                raise (NeuralTangentsException(
+                    sprintf "FanInConcat: concatenation along axis %d (not the channel axis) needs every branch to be a mean-zero Gaussian; end each branch with an affine layer (Dense, Conv)" axis))
+            let spatial = [ 0 .. rank - 1 ] |> List.filter (fun i -> i <> channel && i <> batch)
+            // The kernel's spatial axes are stored in reverse order when it is reversed.
+            let kAxis =
+                if ax = batch then 0
+                else
+                    let i = List.findIndex ((=) ax) spatial
+                    (if k0.IsReversed then spatial.Length - 1 - i else i) + 1
+            let onCov = concatCovariances kAxis k0.DiagonalBatch k0.DiagonalSpatial
+            let onNngp = concatCovariances kAxis false k0.DiagonalSpatial
+            { k0 with
+                Nngp = onNngp (ks |> List.map (fun k -> k.Nngp))
+                Ntk = allOf (fun k -> k.Ntk) |> Option.map onNngp
+                Cov1 = onCov (ks |> List.map (fun k -> k.Cov1))
+                Cov2 = allOf (fun k -> k.Cov2) |> Option.map onCov
+                IsGaussian = true
+                Shape1 = concatShape (fun k -> k.Shape1)
+                Shape2 = concatShape (fun k -> k.Shape2)
+                Mask1 = None
+                Mask2 = None }
 
     // ---------------------------------------------------------------------------------------------
     // The definitions of the fan-in layers (FanOut, parallel and serial are the interpreters' own).
