@@ -38,6 +38,10 @@ type DemoArgs =
     | [<Unique>] Train of N: int
     | [<Unique>] Test of N: int
     | [<Unique>] Depths of ``1,2,3``: string
+    | [<Unique>] Cnn_Train of N: int
+    | [<Unique>] Cnn_Test of N: int
+    | [<Unique>] Cnn_Depth of D: int
+    | No_Cnn
     | [<Unique>] Diag_Reg of X: float
     | [<Unique>] Out of PATH: string
     | No_Plot
@@ -49,6 +53,10 @@ type DemoArgs =
             | Train _ -> "training rows (default 1000 digits; diabetes uses at most 300)"
             | Test _ -> "digits test images (default 500; diabetes tests on the rest)"
             | Depths _ -> "comma-separated MLP depths for digits (default 1,2,3)"
+            | Cnn_Train _ -> "digits training images of the CNN-GAP (default 200; its kernel costs ~4096x the MLP's per pair)"
+            | Cnn_Test _ -> "digits test images of the CNN-GAP (default 100)"
+            | Cnn_Depth _ -> "Conv + Relu blocks of the CNN-GAP (default 2)"
+            | No_Cnn -> "leave the CNN-GAP rows out"
             | Diag_Reg _ -> "ridge relative to the mean kernel diagonal (default: digits 1e-4, diabetes 1)"
             | Out _ -> "path of the SVG plot (default nt-demo.svg in the current folder)"
             | No_Plot -> "do not write the plot"
@@ -114,6 +122,15 @@ let private demoOptions (d: ParseResults<DemoArgs>) : Demo.DemoCommand.Options =
             |> Array.toList
     for name, v in [ "--train", d.GetResult(Train, o.Train); "--test", d.GetResult(Test, o.Test) ] do
         if v < 1 then raise (CliError(sprintf "%s: must be ≥ 1, got %d" name v))
+    let cnn =
+        if d.Contains No_Cnn then None
+        else
+            let c = Demo.DemoCommand.cnnDefaults
+            let train, test, depth = d.GetResult(Cnn_Train, c.Train), d.GetResult(Cnn_Test, c.Test), d.GetResult(Cnn_Depth, c.Depth)
+            for name, v in [ "--cnn-train", train; "--cnn-test", test ] do
+                if v < 1 then raise (CliError(sprintf "%s: must be ≥ 1, got %d" name v))
+            if depth < 1 || depth > 10 then raise (CliError(sprintf "--cnn-depth: must be between 1 and 10, got %d" depth))
+            Some { c with Train = train; Test = test; Depth = depth }
     if depths.IsEmpty then raise (CliError "--depths: give at least one depth, e.g. --depths 1,2,3")
     let reg = d.TryGetResult Diag_Reg
     match reg with
@@ -125,6 +142,7 @@ let private demoOptions (d: ParseResults<DemoArgs>) : Demo.DemoCommand.Options =
         Train = d.GetResult(Train, o.Train)
         Test = d.GetResult(Test, o.Test)
         Depths = depths
+        Cnn = cnn
         DiagReg = reg
         Plot = if d.Contains No_Plot then None else Some(d.GetResult(Out, "nt-demo.svg")) }
 

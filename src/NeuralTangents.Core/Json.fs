@@ -149,20 +149,7 @@ module Json =
             | _ -> None
 
         /// A list of positive integers (filter_shape, strides), or None for a JSON null or an omitted argument.
-        member _.OptInts(name: string) =
-            let bad (v: JsonNode) = fail "%s: argument '%s' must be a list of positive integers, got %s" layer name (show v)
-            match tryProp o name with
-            | true, null -> None
-            | true, (:? JsonArray as arr) ->
-                arr |> Seq.map (fun n ->
-                    match n with
-                    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
-                        let x = v.GetValue<float>()
-                        if x <> Math.Round x || x < 1.0 || x > float Int32.MaxValue then bad arr
-                        int x
-                    | _ -> bad arr) |> Seq.toList |> Some
-            | true, v -> bad v
-            | _ -> None
+        member a.OptInts(name: string) = a.IntList(name, 1, Int32.MaxValue)
 
         /// A list of strings (dimension_numbers), or None for a JSON null or an omitted argument.
         member _.OptStrings(name: string) =

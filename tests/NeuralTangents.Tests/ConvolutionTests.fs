@@ -12,14 +12,6 @@ open NeuralTangents.Tests.TestUtil
 
 let private tensorOf (seed: int) (shape: int[]) = Tensor.create shape (normals seed (Array.fold (*) 1 shape))
 
-let rec private flattenJson (node: JsonNode) : int list * float list =
-    match node with
-    | :? JsonArray as arr ->
-        let parts = arr |> Seq.map flattenJson |> Seq.toList
-        let inner = match parts with (s, _) :: _ -> s | [] -> []
-        arr.Count :: inner, parts |> List.collect snd
-    | v -> [], [ v.GetValue<float>() ]
-
 let private jsonTensor (node: JsonNode) = let s, v = flattenJson node in Tensor.create (List.toArray s) (List.toArray v)
 
 let private full = { DiagonalBatch = None; DiagonalSpatial = Some false }

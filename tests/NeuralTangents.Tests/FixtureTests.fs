@@ -8,15 +8,6 @@ open Expecto
 open NeuralTangents
 open NeuralTangents.Tests.TestUtil
 
-/// Flattens nested JSON number lists into (shape, row-major values).
-let rec private flattenJson (node: JsonNode) : int list * float list =
-    match node with
-    | :? JsonArray as arr ->
-        let parts = arr |> Seq.map flattenJson |> Seq.toList
-        let inner = match parts with (s, _) :: _ -> s | [] -> []
-        arr.Count :: inner, parts |> List.collect snd
-    | v -> [], [ v.GetValue<float>() ]
-
 let private tensorOf (node: JsonNode) =
     let shape, values = flattenJson node
     Tensor.create (List.toArray shape) (List.toArray values)

@@ -79,3 +79,12 @@ let withinPercent (percent: float) (expected: float) (actual: float) (message: s
 /// `text` does not contain `fragment` (NUnit's Does.Not.Contain).
 let stringLacks (text: string) (fragment: string) (message: string) =
     if text.Contains fragment then failtestf "%s. Expected %A not to contain %A" message text fragment
+
+/// Flattens nested JSON number lists (a fixture's arrays) into (shape, row-major values).
+let rec flattenJson (node: System.Text.Json.Nodes.JsonNode) : int list * float list =
+    match node with
+    | :? System.Text.Json.Nodes.JsonArray as arr ->
+        let parts = arr |> Seq.map flattenJson |> Seq.toList
+        let inner = match parts with (s, _) :: _ -> s | [] -> []
+        arr.Count :: inner, parts |> List.collect snd
+    | v -> [], [ v.GetValue<float>() ]

@@ -12,13 +12,20 @@ type Stroke =
     | Dashed
     | NoLine
 
+/// The mark drawn on a series' points: a dot, or a square (to set one model family apart from the others).
+type Marker =
+    | Dot
+    | Square
+
 /// One series of a chart; Band gives (lower, upper) per point for a shaded interval.
 type Series =
     { Label: string
       Colour: string
       Stroke: Stroke
-      /// A dot on every point (drawn for at most 200 points; NoLine series always get them).
+      /// A mark on every point (drawn for at most 200 points; NoLine series always get them).
       Markers: bool
+      /// The shape of those marks.
+      Shape: Marker
       Points: (float * float)[]
       Band: (float * float)[] option }
 
@@ -46,6 +53,12 @@ let ticks (lo: float) (hi: float) (count: int) =
     [ for i in 0 .. 100 do
         let v = first + float i * step
         if v <= hi + step * 1e-9 then yield Math.Round(v, 12) ]
+
+/// A dot (radius r) or a square (side 2.4·r, so both look equally heavy) centred on (cx, cy).
+let private mark (shape: Marker) (cx: float) (cy: float) (r: float) (colour: string) =
+    match shape with
+    | Dot -> sprintf "<circle cx=\"%s\" cy=\"%s\" r=\"%s\" fill=\"%s\"/>" (f cx) (f cy) (f r) colour
+    | Square -> sprintf "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" fill=\"%s\"/>" (f (cx - 1.2 * r)) (f (cy - 1.2 * r)) (f (2.4 * r)) (f (2.4 * r)) colour
 
 let private panelSvg (sb: StringBuilder) (x0: float) (y0: float) (w: float) (h: float) (p: Panel) =
     let ml, mr, mt, mb = 60.0, 150.0, 30.0, 45.0
@@ -98,7 +111,7 @@ let private panelSvg (sb: StringBuilder) (x0: float) (y0: float) (w: float) (h: 
         if s.Stroke = NoLine || (s.Markers && s.Points.Length <= 200) then
             let r = if s.Stroke = NoLine then 2.5 else 3.0
             for x, y in s.Points do
-                add (sprintf "<circle cx=\"%s\" cy=\"%s\" r=\"%s\" fill=\"%s\"/>" (f (sx x)) (f (sy y)) (f r) s.Colour))
+                add (mark s.Shape (sx x) (sy y) r s.Colour))
     // Legend (and notes) in the right margin: a swatch per series showing its band, line and marker.
     let lx = x0 + ml + pw + 10.0
     p.Series |> List.iteri (fun i s ->
@@ -108,7 +121,7 @@ let private panelSvg (sb: StringBuilder) (x0: float) (y0: float) (w: float) (h: 
         if s.Stroke <> NoLine then
             add (sprintf "<line x1=\"%s\" x2=\"%s\" y1=\"%s\" y2=\"%s\" stroke=\"%s\" stroke-width=\"2\"%s/>" (f lx) (f (lx + 25.0)) (f ly) (f ly) s.Colour (dashAttr s))
         if s.Stroke = NoLine || s.Markers then
-            add (sprintf "<circle cx=\"%s\" cy=\"%s\" r=\"3\" fill=\"%s\"/>" (f (lx + 12.5)) (f ly) s.Colour)
+            add (mark s.Shape (lx + 12.5) ly 3.0 s.Colour)
         add (sprintf "<text x=\"%s\" y=\"%s\" font-size=\"12\">%s</text>" (f (lx + 30.0)) (f (ly + 4.0)) (esc s.Label)))
     p.Notes |> List.iteri (fun i note ->
         let ny = y0 + mt + 20.0 + 20.0 * float p.Series.Length + 14.0 * float i
