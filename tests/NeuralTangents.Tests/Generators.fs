@@ -355,3 +355,184 @@ let anyLayer : Gen<Layer> = Gen.sized anyLayerSized
 /// Registered with `testPropertyWithConfig { fsCheck n with arbitrary = [ typeof<Generators.Arbitraries> ] }`.
 type Arbitraries =
     static member Layer() : Arbitrary<Layer> = Arb.fromGen anyLayer
+
+// ---- Random small convolutional networks (CnnProperties) ----
+
+/// The top of a generated CNN, between its body and the Dense(1) readout.
+[<RequireQualifiedAccess>]
+type CnnTop =
+    | Flatten
+    | GlobalAvgPool
+    | GlobalSumPool
+
+    /// The layer.
+    member t.Layer =
+        match t with
+        | CnnTop.Flatten -> Stax.flatten
+        | CnnTop.GlobalAvgPool -> Stax.globalAvgPool
+        | CnnTop.GlobalSumPool -> Stax.globalSumPool
+
+/// A random small CNN: a body of convolutions, pooling, activations and residual blocks on (N, W, C) or (N, H, W, C)
+/// inputs, a top that removes the spatial axes, and a Dense(1) readout in the "ntk" parameterization.
+type CnnCase =
+    { Body: Layer
+      Top: CnnTop
+      Readout: DenseSpec
+      Layout: InputLayout }
+
+    /// Body → top → readout.
+    member c.Net = Serial [ c.Body; c.Top.Layer; Dense c.Readout ]
+
+/// Where a generated CNN stands: the spatial sizes (0 once a VALID window no longer fits, which the core then
+/// refuses), the finite channel count, and whether the pre-activations are Gaussian (activations need that).
+type private CnnAt = { Sizes: int list; Channels: int; Gaussian: bool }
+
+/// Finite width of every hidden convolution; divisible by every s[1] drawn (1, 2, 3), so that residual branches in
+/// either parameterization reach equal widths (FanInSum needs them), and larger than any input channel count (1–3),
+/// so that a channel count of cnnWidth means the input came through a convolution.
+let cnnWidth = 6
+
+/// Output size along one axis of a window of size `f` and stride `s` (lax's rule: SAME and CIRCULAR ⌈size/s⌉, VALID
+/// ⌊(size − f)/s⌋ + 1, 0 when the window does not fit).
+let private windowOut (padding: Padding) (f: int) (s: int) (size: int) =
+    match padding with
+    | Padding.Valid -> if size >= f then (size - f) / s + 1 else 0
+    | _ -> (size + s - 1) / s
+
+/// Output size of the transpose convolution (lax.conv_transpose: SAME size·s, VALID size·s + max(f − s, 0)).
+let private transposeOut (padding: Padding) (f: int) (s: int) (size: int) =
+    if size = 0 then 0
+    else
+        match padding with
+        | Padding.Valid -> size * s + max (f - s) 0
+        | _ -> size * s
+
+/// Window sizes 1..maxF per axis; for VALID mostly ones that fit (one draw in ten may not, which the core refuses).
+let private windowSizes (padding: Padding) (maxF: int) (sizes: int list) =
+    sizes
+    |> List.map (fun size ->
+        if padding = Padding.Valid && size >= 1 && size < maxF then
+            Gen.frequency [ 9, Gen.choose (1, size); 1, Gen.choose (1, maxF) ]
+        else Gen.choose (1, maxF))
+    |> Gen.sequenceToList
+
+let private strideGen = Gen.frequency [ 3, Gen.constant 1; 1, Gen.constant 2 ]
+
+/// A Conv, ConvLocal or ConvTranspose of finite width `width` in a random parameterization ("standard" with
+/// s = (s0, s1)); `keepSize` forces SAME padding and stride 1 (residual branches).
+let private cnnConv (at: CnnAt) (width: int) (keepSize: bool) =
+    gen {
+        // The transpose convolution grows the input; only on small ones, to keep the full layout small.
+        let canTranspose = at.Sizes |> List.forall (fun s -> s <= 3)
+        let! kind =
+            Gen.frequency [ yield 4, Gen.constant ConvKind.Conv
+                            yield 2, Gen.constant ConvKind.Local
+                            if canTranspose then yield 2, Gen.constant ConvKind.Transpose ]
+        let! padding =
+            if keepSize then Gen.constant Padding.Same
+            elif kind = ConvKind.Transpose then Gen.elements [ Padding.Same; Padding.Valid ]
+            else Gen.elements [ Padding.Same; Padding.Valid; Padding.Circular ]
+        let! filter = windowSizes padding 3 at.Sizes
+        let! strides = if keepSize then Gen.constant (List.map (fun _ -> 1) at.Sizes) else Gen.listOfLength at.Sizes.Length strideGen
+        let! std = Gen.elements [ false; true ]
+        let! s0 = Gen.choose (1, 3)
+        let! s1 = Gen.elements [ 1; 2; 3 ]
+        let! wStd = choose 0.5 1.6
+        let! b = bias
+        let spec = { Stax.convDefaults width filter with Kind = kind; Strides = strides; Padding = padding; WStd = wStd; BStd = b }
+        // The finite width is out_chan·s[1] for Conv and ConvTranspose in the "standard" parameterization, out_chan for
+        // ConvLocal (neural_tangents' init) and in the "ntk" one.
+        let spec =
+            if std then
+                { spec with
+                    OutChan = (if kind = ConvKind.Local then width else width / s1)
+                    Parameterization = Parameterization.Standard
+                    S = (s0, s1) }
+            else spec
+        let sizes =
+            List.zip3 at.Sizes filter strides
+            |> List.map (fun (size, f, s) ->
+                if kind = ConvKind.Transpose then transposeOut padding f s size else windowOut padding f s size)
+        return Stax.convWith spec, { Sizes = sizes; Channels = width; Gaussian = true }
+    }
+
+/// AvgPool (normalize_edges either way) or SumPool, windows 1–2, strides 1–2, any padding; Gaussianity kept (both
+/// are linear).
+let private cnnPool (at: CnnAt) =
+    gen {
+        let! padding = Gen.elements [ Padding.Same; Padding.Valid; Padding.Circular ]
+        let! window = windowSizes padding 2 at.Sizes
+        let! strides = Gen.listOfLength at.Sizes.Length strideGen
+        let spec = { Stax.poolDefaults window with Strides = strides; Padding = padding }
+        let! layer = Gen.oneof [ Gen.elements [ false; true ] |> Gen.map (Stax.avgPoolWith spec); Gen.constant (Stax.sumPoolWith spec) ]
+        let sizes = List.zip3 at.Sizes window strides |> List.map (fun (size, w, s) -> windowOut padding w s size)
+        return layer, { at with Sizes = sizes }
+    }
+
+/// The activations of the CNN laws: Relu, Erf and Gelu (after a convolution: their kernels need a Gaussian input).
+let private cnnActivation =
+    Gen.oneof [ Gen.constant Stax.relu; Gen.map3 Stax.erf (choose 0.5 1.5) (choose 0.3 1.5) (choose -0.3 0.3); Gen.constant (Stax.gelu false) ]
+
+/// Blocks of a CNN body: a convolution, a pooling, an activation (on a Gaussian input), two blocks in sequence, or
+/// a residual block FanOut(2) → parallel [act → conv(SAME); Identity or conv(SAME)] → FanInSum (Gaussian).
+let rec private cnnBlock (size: int) (at: CnnAt) : Gen<Layer * CnnAt> =
+    let leaf =
+        Gen.frequency
+            [ yield 3, cnnConv at cnnWidth false
+              yield 1, cnnPool at
+              if at.Gaussian then yield 3, cnnActivation |> Gen.map (fun a -> a, { at with Gaussian = false }) ]
+    if size <= 0 then leaf
+    else
+        Gen.frequency
+            [ yield 3, leaf
+              yield 2, gen {
+                  let! a, fa = cnnBlock (size / 2) at
+                  let! b, fb = cnnBlock (size / 2) fa
+                  return Serial [ a; b ], fb }
+              yield 1, gen {
+                  let! act = cnnActivation
+                  let! c, fc = cnnConv { at with Gaussian = false } cnnWidth true
+                  let first = if at.Gaussian then Serial [ act; c ] else c
+                  // Identity only where the channel count came from a convolution (so rewidening keeps it equal) and
+                  // the input is Gaussian (FanInSum needs Gaussian branches, as neural_tangents' does).
+                  let! second, _ =
+                      if at.Channels = cnnWidth && at.Gaussian then Gen.oneof [ Gen.constant (Identity, at); cnnConv at cnnWidth true ]
+                      else cnnConv at cnnWidth true
+                  return Serial [ FanOut 2; Parallel [ first; second ]; FanInSum ], fc } ]
+
+/// Inputs of 1–5 pixels per axis, 1–2 spatial axes, 1–3 channels, default axes (batch first, channels last).
+let cnnLayout : Gen<InputLayout> =
+    gen {
+        let! d = Gen.choose (1, 2)
+        let! spatial = Gen.listOfLength d (Gen.choose (1, 5))
+        let! c = Gen.choose (1, 3)
+        return { Spatial = spatial; Channels = c; Axes = (0, -1) }
+    }
+
+/// A random CNN: a first convolution (activations need a Gaussian input), a sized body (Gen.sized, halved at each
+/// level, at most 8), a top (Flatten, GlobalAvgPool or GlobalSumPool) and a Dense(1) readout.
+let cnnCase : Gen<CnnCase> =
+    gen {
+        let! l = cnnLayout
+        let start = { Sizes = l.Spatial; Channels = l.Channels; Gaussian = false }
+        let! first, f0 = Gen.oneof [ cnnConv start cnnWidth false; cnnConv start cnnWidth false |> Gen.bind (fun (c, f) -> cnnPool f |> Gen.map (fun (p, g) -> Serial [ c; p ], g)) ]
+        let! body, _ = Gen.sized (fun size -> cnnBlock (min size 8) f0)
+        let! top = Gen.elements [ CnnTop.Flatten; CnnTop.GlobalAvgPool; CnnTop.GlobalSumPool ]
+        let! w = choose 0.5 1.5
+        let! b = bias
+        return { Body = Serial [ first; body ]; Top = top; Readout = { Stax.denseDefaults 1 with WStd = w; BStd = b }; Layout = l }
+    }
+
+/// Inputs for the CNN laws: batch 2–5, a seed, at most one row edit (a duplicate, zero or collinear row).
+let cnnInputSpec : Gen<InputSpec> =
+    gen {
+        let! n = Gen.choose (2, 5)
+        let! seed = Gen.choose (0, 100000)
+        let edit =
+            Gen.oneof
+                [ Gen.map2 (fun s t -> Duplicate(s, t)) (Gen.choose (0, n - 1)) (Gen.choose (0, n - 1))
+                  Gen.choose (0, n - 1) |> Gen.map Zero
+                  Gen.map3 (fun s t f -> Collinear(s, t, f)) (Gen.choose (0, n - 1)) (Gen.choose (0, n - 1)) (Gen.elements [ -2.0; 0.5 ]) ]
+        let! edits = Gen.frequency [ 3, Gen.constant []; 1, edit |> Gen.map List.singleton ]
+        return { Rows = n; Seed = seed; Edits = edits }
+    }
