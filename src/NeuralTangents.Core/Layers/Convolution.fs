@@ -250,8 +250,11 @@ module internal Convolution =
         let l = layout c
         let shared = c.Kind <> ConvKind.Local
         let fullShared = shared && not k.DiagonalSpatial
+        // A reversed input stores its spatial pairs in reverse order: read filter and strides reversed. neural_tangents
+        // does so for shared convolutions only; ConvLocal after a shared 2-D conv would then filter the wrong axes, so
+        // here every convolution does (the diagonal layout and the mathematics agree; tested).
         let filt, strides =
-            if fullShared && k.IsReversed then Array.rev l.FilterIn, Array.rev l.StridesIn else l.FilterIn, l.StridesIn
+            if not k.DiagonalSpatial && k.IsReversed then Array.rev l.FilterIn, Array.rev l.StridesIn else l.FilterIn, l.StridesIn
         let dims = Spatial.sizes k.DiagonalSpatial 2 k.Nngp.Shape
         if dims.Length <> filt.Length then
             fail c "the kernel has %d spatial axes but filter_shape has %d; give inputs of shape (N, spatial…, C) with one spatial axis per filter axis"
