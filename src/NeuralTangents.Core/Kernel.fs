@@ -140,3 +140,140 @@ module Kernel =
                 Shape2 = k.Shape1
                 Mask1 = k.Mask2
                 Mask2 = k.Mask1 }
+
+    /// <summary>The kernel of <c>dot_general(x, other)</c> — or of <c>dot_general(other, x)</c> when
+    /// <paramref name="isLhs"/> — from the kernel of x (neural_tangents' <c>Kernel.dot_general</c>, the kernel rule of
+    /// its <c>stax.DotGeneral</c>; Novak et al. 2020, arXiv:1912.02803). The map is linear on every axis but the
+    /// channel axis, so with out1 = other1·x1 and out2 = other2·x2 each covariance is
+    /// <c>K_out[p, p'] = Σ_{q, q'} other1[p, q] · other2[p', q'] · K[q, q']</c>: q and q' run over the contracted
+    /// positions of x1 and x2, a batch dimension of dot_general pairs one position of x with one slice of other, and an
+    /// axis of other that is neither contracted nor batched becomes a new spatial axis (a pair of axes in the full
+    /// layout). Nngp and Ntk take (other1, other2), Cov1 (other1, other1), Cov2 (other2, other2). The result keeps the
+    /// kernel's layout with its spatial axes in the order of the output's axes, the batch axes leading as always;
+    /// Shape1/Shape2, BatchAxis and ChannelAxis (non-negative) describe the output of dot_general.</summary>
+    /// <param name="other1">The constant factor applied to x1; None together with <paramref name="other2"/> None
+    /// returns <paramref name="k"/> unchanged.</param>
+    /// <param name="other2">The constant factor applied to x2 (the same tensor as other1 in a DotGeneral layer), of
+    /// the same rank as other1. When x2 is x1 (<c>Cov2</c> None) and other2 differs from other1, Cov2 is computed.</param>
+    /// <param name="isLhs">True when the constant is the left operand, <c>dot_general(other, x)</c>; false for
+    /// <c>dot_general(x, other)</c>.</param>
+    /// <param name="dimensionNumbers"><c>((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch))</c> as
+    /// <c>jax.lax.dot_general</c> takes them; axes may be negative.</param>
+    /// <param name="k">The kernel of the inputs x1, x2. A reversed kernel (<c>IsReversed</c>) is un-reversed first; the
+    /// result is never reversed.</param>
+    /// <returns>The kernel of the outputs.</returns>
+    /// <exception cref="T:System.ArgumentException">malformed dimension numbers, an axis out of range, or a factor whose
+    /// sizes do not match the inputs.</exception>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">the channel axis is contracted or batched (its size is
+    /// infinite), the batch axis is contracted (the result would have no batch axes), a spatial axis is contracted in
+    /// the diagonal spatial layout (its off-diagonal covariances are needed), only one of other1/other2 is given, or the
+    /// kernel carries masks.</exception>
+    [<CompiledName("DotGeneral")>]
+    let dotGeneral (other1: Tensor option) (other2: Tensor option) (isLhs: bool)
+                   (dimensionNumbers: (int list * int list) * (int list * int list)) (k: Kernel) : Kernel =
+        let fail (msg: string) = raise (NeuralTangentsException msg)
+        match other1, other2 with
+        | None, None -> k
+        | Some _, None
+        | None, Some _ ->
+            fail "dot_general: give both other1 and other2 (a DotGeneral layer passes its constant twice) or neither; a factor on one side only is not supported"
+        | Some o1, Some o2 ->
+        if o1.Rank <> o2.Rank then
+            invalidArg "other2" (sprintf "must have the rank of other1 (%d), got shape %s" o1.Rank (Shape.format o2.Shape))
+        if k.Mask1.IsSome || k.Mask2.IsSome then
+            fail "dot_general: kernels with masks are not supported; compute the kernel without masks"
+        let k = if k.IsReversed then reverse k else k
+        let nIn, nOther = k.Shape1.Length, o1.Rank
+        let (lhsC, rhsC), (lhsB, rhsB) = dimensionNumbers
+        let (otherC, inputC), (otherB, inputB) =
+            if isLhs then (lhsC, rhsC), (lhsB, rhsB) else (rhsC, lhsC), (rhsB, lhsB)
+        let norm (what: string) (n: int) (axes: int list) =
+            axes |> List.map (fun a ->
+                if a < -n || a >= n then
+                    invalidArg "dimensionNumbers" (sprintf "%s axis %d is out of range for rank %d" what a n)
+                (a + n) % n) |> Array.ofList
+        let inputC, inputB = norm "input" nIn inputC, norm "input" nIn inputB
+        let otherC, otherB = norm "other" nOther otherC, norm "other" nOther otherB
+        if inputC.Length <> otherC.Length || inputB.Length <> otherB.Length then
+            invalidArg "dimensionNumbers" "lhs and rhs must list as many contracting dimensions, and as many batch dimensions, as each other"
+        let inputDims, otherDims = Array.append inputB inputC, Array.append otherB otherC
+        if (Array.distinct inputDims).Length <> inputDims.Length || (Array.distinct otherDims).Length <> otherDims.Length then
+            invalidArg "dimensionNumbers" "an axis is listed twice among an operand's contracting and batch dimensions"
+        let axisOf (a: int) = if a < 0 then a + nIn else a
+        let bAx, ch = axisOf k.BatchAxis, axisOf k.ChannelAxis
+        if Array.contains ch inputDims then
+            fail (sprintf "dot_general: batch or contracting dimension %d is the channel axis, whose size is infinite in the kernel; contract or batch other axes" ch)
+        if Array.contains bAx inputC then
+            fail (sprintf "dot_general: contracting over the batch axis (%d) is not supported: the result would have no batch axes; contract other axes" bAx)
+        if k.DiagonalSpatial && inputC.Length > 0 then
+            fail "dot_general: contracting a spatial axis needs the covariances between positions; compute the kernel with diagonal_spatial=False (DiagonalSpatial = Some false)"
+        for p in 0 .. inputDims.Length - 1 do
+            let i, j = inputDims[p], otherDims[p]
+            if o1.Shape[j] <> k.Shape1[i] then
+                invalidArg "other1" (sprintf "axis %d has size %d but is paired with input axis %d of size %d (x1 shape %s)" j o1.Shape[j] i k.Shape1[i] (Shape.format k.Shape1))
+            if o2.Shape[j] <> k.Shape2[i] then
+                invalidArg "other2" (sprintf "axis %d has size %d but is paired with input axis %d of size %d (x2 shape %s)" j o2.Shape[j] i k.Shape2[i] (Shape.format k.Shape2))
+        let otherFree = Array.init nOther id |> Array.filter (fun j -> not (Array.contains j otherDims))
+        let inputFree = Array.init nIn id |> Array.filter (fun i -> not (Array.contains i inputDims))
+        if k.DiagonalSpatial && otherFree |> Array.exists (fun j -> o1.Shape[j] <> o2.Shape[j]) then
+            invalidArg "other2" (sprintf "in the diagonal spatial layout other1 and other2 must agree on their free axes, got shapes %s and %s" (Shape.format o1.Shape) (Shape.format o2.Shape))
+        // Where each output axis comes from: (true, input axis) or (false, axis of other), in dot_general's order —
+        // batch dimensions, then the lhs's free axes, then the rhs's.
+        let origins =
+            Array.concat [ inputB |> Array.map (fun i -> true, i)
+                           (if isLhs then otherFree |> Array.map (fun j -> false, j) else inputFree |> Array.map (fun i -> true, i))
+                           (if isLhs then inputFree |> Array.map (fun i -> true, i) else otherFree |> Array.map (fun j -> false, j)) ]
+        let outShape (o: Tensor) (inShape: int[]) = origins |> Array.map (fun (isIn, a) -> if isIn then inShape[a] else o.Shape[a])
+        // Einsum labels. A covariance with bn batch axes holds axis 0 (and 1) for the batch, then each spatial axis once
+        // (diagonal) or as the adjacent pair (position in x1, position in x2); a label is that axis's index. A free axis
+        // j of other gets base + j on the left and base + nOther + j on the right (the same label when diagonal).
+        let spatialIndex (i: int) = Seq.length (seq { for a in 0 .. i - 1 do if a <> bAx && a <> ch then yield a })
+        let diag = k.DiagonalSpatial
+        let leftOf (bn: int) (i: int) = if i = bAx then 0 else bn + (if diag then spatialIndex i else 2 * spatialIndex i)
+        let rightOf (bn: int) (i: int) = if i = bAx then bn - 1 else bn + (if diag then spatialIndex i else 2 * spatialIndex i + 1)
+        let labelBase = 2 * nIn + 2
+        let freeLeft (j: int) = labelBase + j
+        let freeRight (j: int) = if diag then freeLeft j else labelBase + nOther + j
+        let otherLabels (isLeft: bool) (bn: int) =
+            Array.init nOther (fun j ->
+                match Array.tryFindIndex ((=) j) otherDims with
+                | Some p -> if isLeft then leftOf bn inputDims[p] else rightOf bn inputDims[p]
+                | None -> if isLeft then freeLeft j else freeRight j)
+        let outLabels (bn: int) =
+            Array.append
+                (Array.init bn id)
+                (origins |> Array.collect (fun (isIn, a) ->
+                    if isIn && (a = bAx || a = ch) then [||]
+                    elif isIn then (if diag then [| leftOf bn a |] else [| leftOf bn a; rightOf bn a |])
+                    elif diag then [| freeLeft a |]
+                    else [| freeLeft a; freeRight a |]))
+        let nSpatial = nIn - 2
+        let apply (bn: int) (left: Tensor) (right: Tensor) (mat: Tensor) =
+            let expected = bn + (if diag then nSpatial else 2 * nSpatial)
+            if mat.Rank <> expected then
+                fail (sprintf "dot_general: a covariance of shape %s does not fit inputs of shape %s in this layout" (Shape.format mat.Shape) (Shape.format k.Shape1))
+            let lLeft, lMat, lRight, lOut = otherLabels true bn, Array.init mat.Rank id, otherLabels false bn, outLabels bn
+            // Left factor first, keeping only the labels the right factor or the result still needs.
+            let lMid =
+                Array.append lLeft lMat |> Array.distinct
+                |> Array.filter (fun l -> Array.contains l lRight || Array.contains l lOut)
+            let mid = Tensor.contract left lLeft mat lMat lMid
+            Tensor.contract mid lMid right lRight lOut
+        let covBn = covNdim k
+        let sameFactor = (o1 = o2)
+        let newAxis (a: int) = Array.findIndex ((=) (true, a)) origins
+        { k with
+            Nngp = apply 2 o1 o2 k.Nngp
+            Ntk = k.Ntk |> Option.map (apply 2 o1 o2)
+            Cov1 = apply covBn o1 o1 k.Cov1
+            Cov2 =
+                match k.Cov2 with
+                | Some c2 -> Some(apply covBn o2 o2 c2)
+                | None when sameFactor -> None
+                | None -> Some(apply covBn o2 o2 k.Cov1)
+            X1IsX2 = k.X1IsX2 && sameFactor
+            IsReversed = false
+            Shape1 = outShape o1 k.Shape1
+            Shape2 = outShape o2 k.Shape2
+            BatchAxis = newAxis bAx
+            ChannelAxis = newAxis ch }

@@ -271,3 +271,80 @@ module Tensor =
     let isFinite (t: Tensor) =
         // The largest magnitude is NaN or ∞ exactly when some element is (one vectorised pass).
         t.Data.Length = 0 || Double.IsFinite(TensorPrimitives.MaxMagnitude(ReadOnlySpan t.Data))
+
+    /// <summary>Product of two tensors summed over shared labels (numpy's two-operand <c>einsum</c> with integer
+    /// subscripts): <c>out[lOut] = Σ a[la] · b[lb]</c>, the sum running over every label of <paramref name="la"/> or
+    /// <paramref name="lb"/> that <paramref name="lOut"/> lacks. A label may repeat within an operand (its diagonal is
+    /// taken); axes that share a label must have the same size.</summary>
+    /// <param name="a">First operand.</param>
+    /// <param name="la">One label per axis of <paramref name="a"/>.</param>
+    /// <param name="b">Second operand.</param>
+    /// <param name="lb">One label per axis of <paramref name="b"/>.</param>
+    /// <param name="lOut">Labels of the result's axes, distinct, each one found in <paramref name="la"/> or
+    /// <paramref name="lb"/>.</param>
+    /// <returns>A fresh tensor; its axis <c>i</c> has the size of label <c>lOut[i]</c>.</returns>
+    /// <exception cref="T:System.ArgumentException">a label list does not fit its operand, a label is given two sizes, or
+    /// an output label is repeated or found in neither operand.</exception>
+    [<CompiledName("Contract")>]
+    let contract (a: Tensor) (la: int[]) (b: Tensor) (lb: int[]) (lOut: int[]) : Tensor =
+        if la.Length <> a.Rank then invalidArg "la" (sprintf "needs %d labels for shape %s, got %d" a.Rank (Shape.format a.Shape) la.Length)
+        if lb.Length <> b.Rank then invalidArg "lb" (sprintf "needs %d labels for shape %s, got %d" b.Rank (Shape.format b.Shape) lb.Length)
+        if (Array.distinct lOut).Length <> lOut.Length then invalidArg "lOut" (sprintf "labels must be distinct, got %A" lOut)
+        let size = System.Collections.Generic.Dictionary<int, int>()
+        let record (name: string) (labels: int[]) (shape: int[]) =
+            for i in 0 .. labels.Length - 1 do
+                match size.TryGetValue labels[i] with
+                | true, d when d <> shape[i] ->
+                    invalidArg name (sprintf "label %d has size %d here but %d elsewhere" labels[i] shape[i] d)
+                | _ -> size[labels[i]] <- shape[i]
+        record "la" la a.Shape
+        record "lb" lb b.Shape
+        for l in lOut do
+            if not (size.ContainsKey l) then invalidArg "lOut" (sprintf "label %d is in neither operand" l)
+        // Every label once: the output's first (so the result is written in order), then the summed ones.
+        let summed = Array.append la lb |> Array.distinct |> Array.filter (fun l -> not (Array.contains l lOut))
+        let labels = Array.append lOut summed
+        let dims = labels |> Array.map (fun l -> size[l])
+        // Stride of each label in an operand: the sum of the strides of its axes carrying that label.
+        let strides (labelsOf: int[]) (shape: int[]) =
+            let axisStride = Array.zeroCreate shape.Length
+            let mutable s = 1
+            for ax in shape.Length - 1 .. -1 .. 0 do
+                axisStride[ax] <- s
+                s <- s * shape[ax]
+            labels |> Array.map (fun l ->
+                let mutable acc = 0
+                for ax in 0 .. labelsOf.Length - 1 do
+                    if labelsOf[ax] = l then acc <- acc + axisStride[ax]
+                acc)
+        let sa, sb = strides la a.Shape, strides lb b.Shape
+        let nOut, nSum = lOut.Length, summed.Length
+        let outShape = Array.sub dims 0 nOut
+        let r = zeros outShape
+        let inner = Array.fold (*) 1 (Array.sub dims nOut nSum)
+        if r.Length > 0 && inner > 0 then
+            let idx = Array.zeroCreate labels.Length
+            // Odometer over the labels lo .. hi-1, moving both offsets in step.
+            // off[0], off[1]: the current offsets into a and b.
+            let off = [| 0; 0 |]
+            let step (lo: int) (hi: int) =
+                let mutable ax = hi - 1
+                let mutable carry = true
+                while carry && ax >= lo do
+                    idx[ax] <- idx[ax] + 1
+                    off[0] <- off[0] + sa[ax]
+                    off[1] <- off[1] + sb[ax]
+                    if idx[ax] < dims[ax] then carry <- false
+                    else
+                        off[0] <- off[0] - idx[ax] * sa[ax]
+                        off[1] <- off[1] - idx[ax] * sb[ax]
+                        idx[ax] <- 0
+                        ax <- ax - 1
+            for o in 0 .. r.Length - 1 do
+                let mutable acc = 0.0
+                for _ in 1 .. inner do
+                    acc <- acc + a.Data[off[0]] * b.Data[off[1]]
+                    step nOut labels.Length
+                r.Data[o] <- acc
+                step 0 nOut
+        r
