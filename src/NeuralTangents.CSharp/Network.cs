@@ -57,6 +57,9 @@ public sealed class Network : IEquatable<Network>
     /// <param name="diagonalSpatial">neural_tangents' <c>diagonal_spatial</c>: true computes only same-position
     /// covariances in the layers, false every pair of positions; null (the default) lets the network decide. Vector
     /// inputs have no positions, so only a layer that refuses a diagonal layout makes a difference here.</param>
+    /// <param name="diagonalBatch">neural_tangents' <c>diagonal_batch</c>: false also computes the full output
+    /// covariance of x1 (and x2) with itself, returned as <see cref="KernelResult.Cov1Full"/> /
+    /// <see cref="KernelResult.Cov2Full"/>; null or true (neural_tangents' default) computes only the variances.</param>
     /// <returns>The kernels, each (N1, N2).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
     /// <exception cref="ArgumentException">An input has a non-finite value, or x1 and x2 have different numbers of
@@ -65,12 +68,13 @@ public sealed class Network : IEquatable<Network>
     /// not preceded by a Dense layer); the message says how to fix it.</exception>
     /// <exception cref="NotSupportedException">The network's output keeps spatial axes.</exception>
     public KernelResult Kernel(
-        double[,] x1, double[,]? x2 = null, KernelOutputs get = KernelOutputs.Both, bool? diagonalSpatial = null)
+        double[,] x1, double[,]? x2 = null, KernelOutputs get = KernelOutputs.Both, bool? diagonalSpatial = null,
+        bool? diagonalBatch = null)
     {
         Boundary.NotNull(x1, nameof(x1));
         var t1 = TensorModule.OfArray2D(x1);
         var t2 = x2 is null ? null : TensorModule.OfArray2D(x2);
-        return Compute(t1, t2, get, diagonalSpatial);
+        return Compute(t1, t2, get, diagonalSpatial, diagonalBatch);
     }
 
     /// <summary>The exact infinite-width kernels between two sets of images (neural_tangents'
@@ -82,6 +86,9 @@ public sealed class Network : IEquatable<Network>
     /// <param name="diagonalSpatial">neural_tangents' <c>diagonal_spatial</c>: true computes only same-position
     /// covariances (H, W) in the layers, false every pair of positions (H, H', W, W'); null (the default) lets the
     /// network decide (diagonal when it ends in Flatten). A flat output is the same either way; false costs more.</param>
+    /// <param name="diagonalBatch">neural_tangents' <c>diagonal_batch</c>: false also computes the full output
+    /// covariance of x1 (and x2) with itself, returned as <see cref="KernelResult.Cov1Full"/> /
+    /// <see cref="KernelResult.Cov2Full"/>; null or true (neural_tangents' default) computes only the variances.</param>
     /// <returns>The kernels, each (N1, N2).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
     /// <exception cref="ArgumentException">An input has a non-finite value, or x1 and x2 differ in a non-batch
@@ -90,12 +97,13 @@ public sealed class Network : IEquatable<Network>
     /// <exception cref="NotSupportedException">The network's output keeps spatial axes (it does not flatten or pool
     /// them); such kernel arrays are only available from the F# API.</exception>
     public KernelResult Kernel(
-        double[,,,] x1, double[,,,]? x2 = null, KernelOutputs get = KernelOutputs.Both, bool? diagonalSpatial = null)
+        double[,,,] x1, double[,,,]? x2 = null, KernelOutputs get = KernelOutputs.Both, bool? diagonalSpatial = null,
+        bool? diagonalBatch = null)
     {
         Boundary.NotNull(x1, nameof(x1));
         var t1 = TensorModule.OfArray4D(x1);
         var t2 = x2 is null ? null : TensorModule.OfArray4D(x2);
-        return Compute(t1, t2, get, diagonalSpatial);
+        return Compute(t1, t2, get, diagonalSpatial, diagonalBatch);
     }
 
     /// <summary>Samples the parameters of a finite network of this architecture (neural_tangents'
@@ -156,25 +164,39 @@ public sealed class Network : IEquatable<Network>
     /// <returns>Compact JSON text.</returns>
     public override string ToString() => ToJson();
 
-    private KernelResult Compute(Tensor x1, Tensor? x2, KernelOutputs get, bool? diagonalSpatial)
+    private KernelResult Compute(Tensor x1, Tensor? x2, KernelOutputs get, bool? diagonalSpatial, bool? diagonalBatch)
     {
         var g = ToGet(get);
         var x2Option = x2 is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(x2);
-        // diagonal_batch stays neural_tangents' default (true): KernelResult holds per-input variances only.
         var layout = new LayoutRequest(
-            FSharpOption<bool>.None,
+            diagonalBatch is bool b ? FSharpOption<bool>.Some(b) : FSharpOption<bool>.None,
             diagonalSpatial is bool d ? FSharpOption<bool>.Some(d) : FSharpOption<bool>.None);
         // The core names the inputs x1 and x2 as we do; an input without the axis a layer names ("x" or a layer's
         // axis argument) is a fault of the inputs, reported against x1.
         var k = Boundary.Call(
             () => KernelFn.ComputeWithLayout(layout, layer, x1, x2Option, g),
             Boundary.Names(("x", "x1"), ("batch_axis", "x1"), ("channel_axis", "x1")));
-        if (k.Nngp.Rank != 2 || k.Cov1.Rank != 1)
+        if (k.Nngp.Rank != 2 || k.Cov1.Rank != (k.DiagonalBatch ? 1 : 2))
         {
             throw new NotSupportedException(
                 $"the network's output keeps spatial axes (NNGP shape [{string.Join(", ", k.Nngp.Shape)}]); " +
                 "end it with Flatten() and Dense layers to get (N1, N2) kernels, or use the F# API (ToFSharp()) " +
                 "for the full kernel tensor");
+        }
+
+        if (!k.DiagonalBatch)
+        {
+            // Cov1/Cov2 are the full (N, N) covariances; the variances are their diagonals.
+            static double[] Diagonal(double[,] m) => Enumerable.Range(0, m.GetLength(0)).Select(i => m[i, i]).ToArray();
+            var c1 = TensorModule.ToArray2D(k.Cov1);
+            var c2 = k.Cov2 is null ? null : TensorModule.ToArray2D(k.Cov2.Value);
+            return new KernelResult(
+                TensorModule.ToArray2D(k.Nngp),
+                k.Ntk is null ? null : TensorModule.ToArray2D(k.Ntk.Value),
+                Diagonal(c1),
+                c2 is null ? null : Diagonal(c2),
+                c1,
+                c2);
         }
 
         return new KernelResult(

@@ -25,7 +25,7 @@ public enum PaddingMode
     Circular,
 }
 
-/// <summary>Which kernels <see cref="Network.Kernel(double[,], double[,], KernelOutputs, bool?)"/> computes
+/// <summary>Which kernels <see cref="Network.Kernel(double[,], double[,], KernelOutputs, bool?, bool?)"/> computes
 /// (neural_tangents' <c>get</c> argument).</summary>
 public enum KernelOutputs
 {

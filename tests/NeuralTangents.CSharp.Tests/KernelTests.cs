@@ -168,6 +168,24 @@ public class KernelTests
     }
 
     [Test]
+    public void Kernel_DiagonalBatchFalse_GivesTheFullCovariancesOfEachInputSet()
+    {
+        // neural_tangents' diagonal_batch=False: cov1 is the kernel of x1 with itself, (N1, N1), and cov2 that of x2;
+        // so Cov1Full must equal the NNGP of Kernel(x1) and Cov2Full that of Kernel(x2) (the same computation, up to
+        // the order of the input products: 1e-14), their diagonals the variances, and the x1–x2 NNGP unchanged.
+        var x1 = RandomImages(57, 3, 2, 2, 2);
+        var x2 = RandomImages(58, 2, 2, 2, 2);
+        var net = Stax.Serial(Stax.Dense(8, wStd: 1.4, bStd: 0.2), Stax.Relu(), Stax.Flatten(), Stax.Dense(1));
+        var plain = net.Kernel(x1, x2);
+        var full = net.Kernel(x1, x2, diagonalBatch: false);
+        Assert.That(plain.Cov1Full, Is.Null);
+        AssertClose("nngp", 1e-14, plain.Nngp, full.Nngp);
+        AssertClose("cov1 = diagonal of Cov1Full", 1e-14, plain.Cov1, full.Cov1);
+        AssertClose("Cov1Full = Kernel(x1).Nngp", 1e-14, net.Kernel(x1).Nngp, full.Cov1Full!);
+        AssertClose("Cov2Full = Kernel(x2).Nngp", 1e-14, net.Kernel(x2).Nngp, full.Cov2Full!);
+    }
+
+    [Test]
     public void Kernel_Images_SpatialOutput_ThrowsNotSupported()
     {
         var x = RandomImages(61, 2, 3, 3, 2);
