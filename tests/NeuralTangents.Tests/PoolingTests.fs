@@ -156,21 +156,7 @@ let private asMatrix (t: Tensor) =
     let n1, n2 = t.Shape[0], t.Shape[1]
     let dims = [| for a in 2 .. 2 .. t.Rank - 1 -> t.Shape[a] |]
     let s = Array.fold (*) 1 dims
-    let pIdx = Array.zeroCreate (s * s)
-    let qIdx = Array.zeroCreate (s * s)
-    for e in 0 .. s * s - 1 do
-        let mutable r = e
-        let mutable pp, qq, stride = 0, 0, 1
-        for a in dims.Length - 1 .. -1 .. 0 do
-            let h' = r % dims[a]
-            r <- r / dims[a]
-            let h = r % dims[a]
-            r <- r / dims[a]
-            pp <- pp + h * stride
-            qq <- qq + h' * stride
-            stride <- stride * dims[a]
-        pIdx[e] <- pp
-        qIdx[e] <- qq
+    let pIdx, qIdx = Spatial.pairIndices dims
     let m = Array2D.zeroCreate (n1 * s) (n2 * s)
     for i in 0 .. n1 - 1 do
         for j in 0 .. n2 - 1 do

@@ -204,48 +204,40 @@ module internal Branching =
         let channel, batch = norm k0.ChannelAxis, norm k0.BatchAxis
         let allOf (f: Kernel -> Tensor option) =
             if ks |> List.exists (fun k -> (f k).IsNone) then None else Some(ks |> List.map (f >> Option.get))
-        if ax = channel then
-            let widths = ks |> List.map (fun k -> float k.Shape1[ax])
-            let weights =
-                if widths |> List.forall ((=) widths.Head) then widths |> List.map (fun _ -> 1.0) else widths
-            let total = List.sum weights
-            let mean (ts: Tensor list) =
-                List.zip weights ts
-                |> List.map (fun (w, t) -> Tensor.scale (w / total) t)
-                |> List.reduce Tensor.add
-            { k0 with
-                Nngp = mean (ks |> List.map (fun k -> k.Nngp))
-                Ntk = allOf (fun k -> k.Ntk) |> Option.map mean
-                Cov1 = mean (ks |> List.map (fun k -> k.Cov1))
-                Cov2 = allOf (fun k -> k.Cov2) |> Option.map mean
-                IsGaussian = false
-                Shape1 = concatShape (fun k -> k.Shape1)
-                Shape2 = concatShape (fun k -> k.Shape2)
-                Mask1 = None
-                Mask2 = None }
-        else
-            if not (ks |> List.forall (fun k -> k.IsGaussian)) then
-                raise (NeuralTangentsException(
-                    sprintf "FanInConcat: concatenation along axis %d (not the channel axis) needs every branch to be a mean-zero Gaussian; end each branch with an affine layer (Dense, Conv)" axis))
-            let spatial = [ 0 .. rank - 1 ] |> List.filter (fun i -> i <> channel && i <> batch)
-            // The kernel's spatial axes are stored in reverse order when it is reversed.
-            let kAxis =
-                if ax = batch then 0
-                else
-                    let i = List.findIndex ((=) ax) spatial
-                    (if k0.IsReversed then spatial.Length - 1 - i else i) + 1
-            let onCov = concatCovariances kAxis k0.DiagonalBatch k0.DiagonalSpatial
-            let onNngp = concatCovariances kAxis false k0.DiagonalSpatial
-            { k0 with
-                Nngp = onNngp (ks |> List.map (fun k -> k.Nngp))
-                Ntk = allOf (fun k -> k.Ntk) |> Option.map onNngp
-                Cov1 = onCov (ks |> List.map (fun k -> k.Cov1))
-                Cov2 = allOf (fun k -> k.Cov2) |> Option.map onCov
-                IsGaussian = true
-                Shape1 = concatShape (fun k -> k.Shape1)
-                Shape2 = concatShape (fun k -> k.Shape2)
-                Mask1 = None
-                Mask2 = None }
+        // How the covariances (onCov for cov1/cov2, onNngp for nngp/ntk) combine, and whether the result is Gaussian.
+        let onCov, onNngp, gaussian =
+            if ax = channel then
+                let widths = ks |> List.map (fun k -> float k.Shape1[ax])
+                let weights =
+                    if widths |> List.forall ((=) widths.Head) then widths |> List.map (fun _ -> 1.0) else widths
+                let total = List.sum weights
+                let mean (ts: Tensor list) =
+                    List.zip weights ts
+                    |> List.map (fun (w, t) -> Tensor.scale (w / total) t)
+                    |> List.reduce Tensor.add
+                mean, mean, false
+            else
+                if not (ks |> List.forall (fun k -> k.IsGaussian)) then
+                    raise (NeuralTangentsException(
+                        sprintf "FanInConcat: concatenation along axis %d (not the channel axis) needs every branch to be a mean-zero Gaussian; end each branch with an affine layer (Dense, Conv)" axis))
+                let spatial = [ 0 .. rank - 1 ] |> List.filter (fun i -> i <> channel && i <> batch)
+                // The kernel's spatial axes are stored in reverse order when it is reversed.
+                let kAxis =
+                    if ax = batch then 0
+                    else
+                        let i = List.findIndex ((=) ax) spatial
+                        (if k0.IsReversed then spatial.Length - 1 - i else i) + 1
+                concatCovariances kAxis k0.DiagonalBatch k0.DiagonalSpatial, concatCovariances kAxis false k0.DiagonalSpatial, true
+        { k0 with
+            Nngp = onNngp (ks |> List.map (fun k -> k.Nngp))
+            Ntk = allOf (fun k -> k.Ntk) |> Option.map onNngp
+            Cov1 = onCov (ks |> List.map (fun k -> k.Cov1))
+            Cov2 = allOf (fun k -> k.Cov2) |> Option.map onCov
+            IsGaussian = gaussian
+            Shape1 = concatShape (fun k -> k.Shape1)
+            Shape2 = concatShape (fun k -> k.Shape2)
+            Mask1 = None
+            Mask2 = None }
 
     // ---------------------------------------------------------------------------------------------
     // The definitions of the fan-in layers (FanOut, parallel and serial are the interpreters' own).
