@@ -165,6 +165,41 @@ let tests =
         testCase "Monte Carlo: ConvTranspose 1-D SAME stride 2" <| fun () ->
             mcCheck "ConvTranspose 1-D SAME f=3 s=2" (cnn (fun w -> Stax.convTranspose w [ 3 ] (Some [ 2 ]) Padding.Same 1.4 (Some 0.1))) x1d mcM
 
+        testCase "Monte Carlo: ConvTranspose 1-D CIRCULAR stride 2, filter wider than the stride" <| fun () ->
+            mcCheck "ConvTranspose 1-D CIRCULAR f=5 s=2" (cnn (fun w -> Stax.convTranspose w [ 5 ] (Some [ 2 ]) Padding.Circular 1.3 (Some 0.2))) x1d mcM
+
+        testCase "Monte Carlo: ConvTranspose 2-D CIRCULAR, filter wider than the output" <| fun () ->
+            // 2 × 2 inputs, filter (5, 2), strides (1, 2): 2 × 4 outputs, the first axis folding a VALID length of 6.
+            let x = tensorOf 33 [| 3; 2; 2; 2 |]
+            mcCheck "ConvTranspose 2-D CIRCULAR (5,2) s=(1,2)" (cnn (fun w -> Stax.convTranspose w [ 5; 2 ] (Some [ 1; 2 ]) Padding.Circular 1.1 (Some 0.1))) x mcM
+
+        testCase "ConvTranspose CIRCULAR: apply and NNGP match numpy's rendering of neural_tangents' definition" <| fun () ->
+            // tests/fixtures/numpy/convt_circular.json, written by convt_circular.py beside it (numpy only): a VALID
+            // lax.conv_transpose folded back by _same_pad_for_filter_shape_transpose, and the finite layer's exact NNGP
+            // from its unit-filter responses. Both sides are float64 sums of a few terms: 1e-13.
+            let root = JsonNode.Parse(File.ReadAllText(Path.Combine(fixtureDir, "numpy", "convt_circular.json")))
+            let cases = root["cases"].AsArray()
+            Expect.equal cases.Count 8 "cases in convt_circular.json"
+            for c in cases do
+                let name = c["name"].GetValue<string>()
+                let ints (key: string) = c[key].AsArray() |> Seq.map (fun v -> v.GetValue<int>()) |> Seq.toList
+                let wStd, bStd = c["W_std"].GetValue<float>(), c["b_std"].GetValue<float>()
+                let x, w = jsonTensor c["x"], jsonTensor c["W"]
+                let layer bias = Stax.convTranspose (c["out_chan"].GetValue<int>()) (ints "filter_shape") (Some(ints "strides")) Padding.Circular wStd bias
+                let expected = jsonTensor c["apply"]
+                let shape, _ = InitFn.init 0 (layer None) x.Shape
+                Expect.equal shape expected.Shape (name + ": init's output shape (SAME's d·s)")
+                let y = ApplyFn.apply (layer None) (Leaf [ w ]) x
+                Expect.equal y.Shape expected.Shape (name + ": apply's shape")
+                assertClose (name + " apply") 1e-13 expected.Data y.Data
+                let nngp = jsonTensor c["nngp_full"]
+                let kf = KernelFn.computeWithLayout full (layer (Some bStd)) x None Both
+                let kf = if kf.IsReversed then Kernel.reverse kf else kf
+                Expect.equal kf.Nngp.Shape nngp.Shape (name + ": full layout shape")
+                assertClose (name + " full nngp") 1e-13 nngp.Data kf.Nngp.Data
+                let kd = KernelFn.computeWithLayout diagonal (layer (Some bStd)) x None Both
+                assertClose (name + " diagonal nngp") 1e-13 (diagonalOf 2 nngp) kd.Nngp.Data
+
         testCase "Monte Carlo: ConvLocal 1-D SAME" <| fun () ->
             mcCheck "ConvLocal 1-D SAME f=3" (cnn (fun w -> Stax.convLocal w [ 3 ] None Padding.Same 1.4 (Some 0.3))) x1d mcM
 
@@ -264,6 +299,7 @@ let tests =
             let layers =
                 [ Stax.conv 16 [ 3; 3 ] (Some [ 2; 1 ]) Padding.Same 1.5 (Some 0.1)
                   Stax.convTranspose 8 [ 2 ] (Some [ 3 ]) Padding.Valid 1.2 None
+                  Stax.convTranspose 3 [ 4; 2 ] (Some [ 2; 1 ]) Padding.Circular 1.1 (Some 0.3)
                   Stax.convLocal 4 [ 2; 2; 2 ] None Padding.Circular 1.0 (Some 0.0)
                   Stax.convWith
                       { Stax.convDefaults 5 [ 3; 2 ] with
@@ -275,12 +311,13 @@ let tests =
             Expect.equal fromNt (Stax.conv 32 [ 3; 3 ] None Padding.Same 1.3 None) "defaults"
             let enc = Json.encode (Stax.conv 2 [ 3 ] None Padding.Valid 1.0 None)
             Expect.stringContains enc "\"dimension_numbers\":[\"NAC\",\"AIO\",\"NAC\"]" "explicit dimension numbers"
+            Expect.equal (Json.decode """{"layer":"ConvTranspose","out_chan":2,"filter_shape":[3],"padding":"CIRCULAR"}""")
+                (Stax.convTranspose 2 [ 3 ] None Padding.Circular 1.0 None) "ConvTranspose CIRCULAR decodes"
             for bad, fragment in
                 [ """{"layer":"Conv","out_chan":2}""", "filter_shape"
                   """{"layer":"Conv","out_chan":2,"filter_shape":[3],"padding":"same"}""", "padding"
                   """{"layer":"Conv","out_chan":2,"filter_shape":[3],"strides":[1,1]}""", "strides"
-                  """{"layer":"Conv","out_chan":2,"filter_shape":[3],"dimension_numbers":["NHC","HIO","NXC"]}""", "dimension_numbers"
-                  """{"layer":"ConvTranspose","out_chan":2,"filter_shape":[3],"padding":"CIRCULAR"}""", "CIRCULAR" ] do
+                  """{"layer":"Conv","out_chan":2,"filter_shape":[3],"dimension_numbers":["NHC","HIO","NXC"]}""", "dimension_numbers" ] do
                 let e = throwsExactly<Json.JsonArchitectureException> (fun () -> Json.decode bad |> ignore)
                 Expect.stringContains e.Message fragment bad
     ]
