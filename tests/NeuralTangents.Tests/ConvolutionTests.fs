@@ -51,6 +51,45 @@ let private bruteConv1d (f: int) (s: int) (padding: Padding) (wStd: float) (bStd
                             for ch in 0 .. c - 1 do acc <- acc + padded a (u * s + t) ch * padded b (v * s + t) ch
                         yield wStd * wStd * acc / float (c * f) + bStd * bStd |]
 
+/// The same from the definition on raw 2-D inputs (N, H, W, C) for Conv or (local = true) ConvLocal, in the full
+/// layout (N1, N2, O1, O1', O2, O2') in input axis order: per axis the explicitly padded index (lax's SAME split,
+/// wrapped for CIRCULAR), E[z_a(o) z_b(o')] = W_std²/(C·F)·Σ_{t,c} x̃_a[o·s + t, c]·x̃_b[o'·s + t, c] + b_std². ConvLocal's
+/// weights and biases differ between positions, so its distinct output positions are uncorrelated (entries 0).
+let private bruteConv2d (local: bool) (f: int * int) (s: int * int) (padding: Padding) (wStd: float) (bStd: float) (x: Tensor) =
+    let n, c = x.Shape[0], x.Shape[3]
+    let dims = [| x.Shape[1]; x.Shape[2] |]
+    let fs, ss = [| fst f; snd f |], [| fst s; snd s |]
+    let geometry a =
+        let d, f, s = dims[a], fs[a], ss[a]
+        match padding with
+        | Padding.Valid -> (d - f) / s + 1, 0
+        | _ -> let o = (d + s - 1) / s in o, max 0 ((o - 1) * s + f - d) / 2
+    let (o1, lo1), (o2, lo2) = geometry 0, geometry 1
+    let index (a: int) (lo: int) (p: int) =
+        let q = p - lo
+        match padding with
+        | Padding.Circular -> Some(((q % dims[a]) + dims[a]) % dims[a])
+        | _ -> if q >= 0 && q < dims[a] then Some q else None
+    let value (i: int) (u: int) (v: int) (t1: int) (t2: int) (ch: int) =
+        match index 0 lo1 (u * ss[0] + t1), index 1 lo2 (v * ss[1] + t2) with
+        | Some h, Some w -> x.Data[((i * dims[0] + h) * dims[1] + w) * c + ch]
+        | _ -> 0.0
+    let fSize = fs[0] * fs[1]
+    Tensor.create [| n; n; o1; o1; o2; o2 |] [|
+        for a in 0 .. n - 1 do
+            for b in 0 .. n - 1 do
+                for u in 0 .. o1 - 1 do
+                    for u' in 0 .. o1 - 1 do
+                        for v in 0 .. o2 - 1 do
+                            for v' in 0 .. o2 - 1 do
+                                if local && (u <> u' || v <> v') then yield 0.0
+                                else
+                                    let mutable acc = 0.0
+                                    for t1 in 0 .. fs[0] - 1 do
+                                        for t2 in 0 .. fs[1] - 1 do
+                                            for ch in 0 .. c - 1 do acc <- acc + value a u v t1 t2 ch * value b u' v' t1 t2 ch
+                                    yield wStd * wStd * acc / float (c * fSize) + bStd * bStd |]
+
 // ---------------------------------------------------------------------------------------------
 // Monte Carlo of finite CNNs.
 
@@ -231,6 +270,31 @@ let tests =
             let circ = KernelFn.compute (Stax.conv 4 [ 3 ] None Padding.Circular 2.0 (Some 0.5)) x None Nngp
             within 1e-14 (4.0 * k0 + 0.25) circ.Nngp.Data[0] "1 pixel CIRCULAR: W²·K + b²"
 
+        testCase "2-D closed forms of Conv and ConvLocal: 1-pixel images, odd sizes, strides that do not divide, filters larger than the input" <| fun () ->
+            let cases =
+                [ (1, 1), (3, 3), (1, 1), Padding.Same
+                  (1, 1), (3, 2), (2, 1), Padding.Circular
+                  (3, 5), (2, 4), (2, 3), Padding.Same
+                  (2, 3), (5, 4), (1, 2), Padding.Circular
+                  (3, 2), (4, 5), (2, 2), Padding.Same
+                  (5, 4), (3, 2), (3, 3), Padding.Valid ]
+            for (h, w), f, s, padding in cases do
+                for local in [ false; true ] do
+                    let x = tensorOf (200 + h * 10 + w) [| 3; h; w; 2 |]
+                    let spec =
+                        { Stax.convDefaults 8 [ fst f; snd f ] with
+                            Kind = (if local then ConvKind.Local else ConvKind.Conv)
+                            Strides = [ fst s; snd s ]; Padding = padding; WStd = 1.3; BStd = Some 0.4 }
+                    let layer = Stax.convWith spec
+                    let expected = bruteConv2d local f s padding 1.3 0.4 x
+                    let what = sprintf "%s %dx%d f=%A s=%A %A" (if local then "ConvLocal" else "Conv") h w f s padding
+                    let k = KernelFn.computeWithLayout full layer x None Both
+                    let k = if k.IsReversed then Kernel.reverse k else k
+                    Expect.equal k.Nngp.Shape expected.Shape (what + " shape")
+                    assertClose (what + " full nngp") 1e-13 expected.Data k.Nngp.Data
+                    let kd = KernelFn.computeWithLayout diagonal layer x None Both
+                    assertClose (what + " diagonal nngp") 1e-13 (diagonalOf 2 expected) kd.Nngp.Data
+
         testCase "VALID with a filter larger than the input is an error that names the fix" <| fun () ->
             let e = throwsExactly<NeuralTangentsException> (fun () ->
                 KernelFn.compute (Stax.conv 4 [ 5 ] None Padding.Valid 1.0 None) (tensorOf 1 [| 2; 3; 2 |]) None Nngp |> ignore)
@@ -239,20 +303,24 @@ let tests =
         testCase "channel-first dimension numbers: NCHW result equals NHWC result on transposed input" <| fun () ->
             let x = tensorOf 41 [| 3; 4; 5; 2 |]
             let xNchw = Tensor.permute [| 0; 3; 1; 2 |] x
-            let spec = { Stax.convDefaults 6 [ 3; 2 ] with Padding = Padding.Same; Strides = [ 2; 1 ]; WStd = 1.3; BStd = Some 0.2 }
-            let nhwc = Stax.convWith { spec with DimensionNumbers = ("NHWC", "HWIO", "NHWC") }
-            let nchw = Stax.convWith { spec with DimensionNumbers = ("NCHW", "HWIO", "NCHW") }
-            let top = [ Stax.relu; Stax.flatten; Stax.dense 1 1.0 (Some 0.1) ]
-            for request in [ full; diagonal ] do
-                let a = KernelFn.computeWithLayout request (Stax.serial (nhwc :: top)) x None Both
-                let b = KernelFn.computeWithLayout request (Stax.serial (nchw :: top)) xNchw None Both
-                assertClose "nngp" 1e-14 a.Nngp.Data b.Nngp.Data
-                assertClose "ntk" 1e-14 a.Ntk.Value.Data b.Ntk.Value.Data
-            // The finite networks with the same weights agree too (the filter spec is HWIO in both).
-            let _, p = InitFn.init 3 nhwc x.Shape
-            let ya = ApplyFn.apply nhwc p x
-            let yb = ApplyFn.apply nchw p xNchw
-            assertClose "apply" 1e-14 ya.Data (Tensor.permute [| 0; 2; 3; 1 |] yb).Data
+            for kind, padding in [ ConvKind.Conv, Padding.Same; ConvKind.Local, Padding.Circular; ConvKind.Transpose, Padding.Circular; ConvKind.Transpose, Padding.Valid ] do
+                let what = sprintf "%A %A" kind padding
+                let spec = { Stax.convDefaults 6 [ 3; 2 ] with Kind = kind; Padding = padding; Strides = [ 2; 1 ]; WStd = 1.3; BStd = Some 0.2 }
+                let nhwc = Stax.convWith { spec with DimensionNumbers = ("NHWC", "HWIO", "NHWC") }
+                let nchw = Stax.convWith { spec with DimensionNumbers = ("NCHW", "HWIO", "NCHW") }
+                let top = [ Stax.relu; Stax.flatten; Stax.dense 1 1.0 (Some 0.1) ]
+                for request in [ full; diagonal ] do
+                    let a = KernelFn.computeWithLayout request (Stax.serial (nhwc :: top)) x None Both
+                    let b = KernelFn.computeWithLayout request (Stax.serial (nchw :: top)) xNchw None Both
+                    assertClose (what + " nngp") 1e-14 a.Nngp.Data b.Nngp.Data
+                    assertClose (what + " ntk") 1e-14 a.Ntk.Value.Data b.Ntk.Value.Data
+                // The finite networks with the same weights agree too (the filter spec is HWIO in both; the bias is laid
+                // out by the output spec, (1, H, W, C) → (1, C, H, W)).
+                let _, p = InitFn.init 3 nhwc x.Shape
+                let pNchw = match p with Leaf [ w; b ] -> Leaf [ w; Tensor.permute [| 0; 3; 1; 2 |] b ] | _ -> failwith "W and b"
+                let ya = ApplyFn.apply nhwc p x
+                let yb = ApplyFn.apply nchw pNchw xNchw
+                assertClose (what + " apply") 1e-14 ya.Data (Tensor.permute [| 0; 2; 3; 1 |] yb).Data
 
         testCase "full layout's diagonal equals the diagonal layout; Flatten of either is the same" <| fun () ->
             let nets =
