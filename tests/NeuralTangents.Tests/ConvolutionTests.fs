@@ -51,44 +51,52 @@ let private bruteConv1d (f: int) (s: int) (padding: Padding) (wStd: float) (bStd
                             for ch in 0 .. c - 1 do acc <- acc + padded a (u * s + t) ch * padded b (v * s + t) ch
                         yield wStd * wStd * acc / float (c * f) + bStd * bStd |]
 
-/// The same from the definition on raw 2-D inputs (N, H, W, C) for Conv or (local = true) ConvLocal, in the full
-/// layout (N1, N2, O1, O1', O2, O2') in input axis order: per axis the explicitly padded index (lax's SAME split,
-/// wrapped for CIRCULAR), E[z_a(o) z_b(o')] = W_std²/(C·F)·Σ_{t,c} x̃_a[o·s + t, c]·x̃_b[o'·s + t, c] + b_std². ConvLocal's
-/// weights and biases differ between positions, so its distinct output positions are uncorrelated (entries 0).
-let private bruteConv2d (local: bool) (f: int * int) (s: int * int) (padding: Padding) (wStd: float) (bStd: float) (x: Tensor) =
-    let n, c = x.Shape[0], x.Shape[3]
-    let dims = [| x.Shape[1]; x.Shape[2] |]
-    let fs, ss = [| fst f; snd f |], [| fst s; snd s |]
-    let geometry a =
-        let d, f, s = dims[a], fs[a], ss[a]
-        match padding with
-        | Padding.Valid -> (d - f) / s + 1, 0
-        | _ -> let o = (d + s - 1) / s in o, max 0 ((o - 1) * s + f - d) / 2
-    let (o1, lo1), (o2, lo2) = geometry 0, geometry 1
-    let index (a: int) (lo: int) (p: int) =
-        let q = p - lo
-        match padding with
-        | Padding.Circular -> Some(((q % dims[a]) + dims[a]) % dims[a])
-        | _ -> if q >= 0 && q < dims[a] then Some q else None
-    let value (i: int) (u: int) (v: int) (t1: int) (t2: int) (ch: int) =
-        match index 0 lo1 (u * ss[0] + t1), index 1 lo2 (v * ss[1] + t2) with
-        | Some h, Some w -> x.Data[((i * dims[0] + h) * dims[1] + w) * c + ch]
-        | _ -> 0.0
-    let fSize = fs[0] * fs[1]
-    Tensor.create [| n; n; o1; o1; o2; o2 |] [|
+/// The same from the definition on raw inputs (N, D1, …, Dk, C) for Conv or (local = true) ConvLocal, in the full
+/// layout (N1, N2, O1, O1', …, Ok, Ok') in input axis order: per axis the explicitly padded index (lax's SAME split,
+/// wrapped for CIRCULAR), E[z_a(o) z_b(o')] = W_std²/(C·F)·Σ_{t,c} x̃_a[o·s + t, c]·x̃_b[o'·s + t, c] + b_std² with
+/// o·s + t taken per axis. ConvLocal's weights and biases differ between positions, so its distinct output positions
+/// are uncorrelated (entries 0).
+let private bruteConvNd (local: bool) (fs: int[]) (ss: int[]) (padding: Padding) (wStd: float) (bStd: float) (x: Tensor) =
+    let n, c, k = x.Shape[0], x.Shape[x.Rank - 1], x.Rank - 2
+    let dims = x.Shape[1 .. k]
+    let outs, los =
+        Array.init k (fun a ->
+            match padding with
+            | Padding.Valid -> (dims[a] - fs[a]) / ss[a] + 1, 0
+            | _ -> let o = (dims[a] + ss[a] - 1) / ss[a] in o, max 0 ((o - 1) * ss[a] + fs[a] - dims[a]) / 2)
+        |> Array.unzip
+    // Row-major multi-index of flat index r over sizes.
+    let unflat (sizes: int[]) (r: int) =
+        let idx = Array.zeroCreate sizes.Length
+        let mutable r = r
+        for a in sizes.Length - 1 .. -1 .. 0 do
+            idx[a] <- r % sizes[a]
+            r <- r / sizes[a]
+        idx
+    let value (i: int) (o: int[]) (t: int[]) (ch: int) =
+        let mutable flat = 0
+        let mutable inside = true
+        for a in 0 .. k - 1 do
+            let q = o[a] * ss[a] + t[a] - los[a]
+            let q = if padding = Padding.Circular then ((q % dims[a]) + dims[a]) % dims[a] else q
+            if q < 0 || q >= dims[a] then inside <- false
+            flat <- flat * dims[a] + q
+        if inside then x.Data[(i * Array.fold (*) 1 dims + flat) * c + ch] else 0.0
+    let fSize = Array.fold (*) 1 fs
+    let zipped = outs |> Array.collect (fun o -> [| o; o |])
+    Tensor.create (Array.append [| n; n |] zipped) [|
         for a in 0 .. n - 1 do
             for b in 0 .. n - 1 do
-                for u in 0 .. o1 - 1 do
-                    for u' in 0 .. o1 - 1 do
-                        for v in 0 .. o2 - 1 do
-                            for v' in 0 .. o2 - 1 do
-                                if local && (u <> u' || v <> v') then yield 0.0
-                                else
-                                    let mutable acc = 0.0
-                                    for t1 in 0 .. fs[0] - 1 do
-                                        for t2 in 0 .. fs[1] - 1 do
-                                            for ch in 0 .. c - 1 do acc <- acc + value a u v t1 t2 ch * value b u' v' t1 t2 ch
-                                    yield wStd * wStd * acc / float (c * fSize) + bStd * bStd |]
+                for e in 0 .. Array.fold (*) 1 zipped - 1 do
+                    let idx = unflat zipped e
+                    let o, o' = Array.init k (fun ax -> idx[2 * ax]), Array.init k (fun ax -> idx[2 * ax + 1])
+                    if local && o <> o' then yield 0.0
+                    else
+                        let mutable acc = 0.0
+                        for tf in 0 .. fSize - 1 do
+                            let t = unflat fs tf
+                            for ch in 0 .. c - 1 do acc <- acc + value a o t ch * value b o' t ch
+                        yield wStd * wStd * acc / float (c * fSize) + bStd * bStd |]
 
 // ---------------------------------------------------------------------------------------------
 // Monte Carlo of finite CNNs.
@@ -218,7 +226,7 @@ let tests =
             // from its unit-filter responses. Both sides are float64 sums of a few terms: 1e-13.
             let root = JsonNode.Parse(File.ReadAllText(Path.Combine(fixtureDir, "numpy", "convt_circular.json")))
             let cases = root["cases"].AsArray()
-            Expect.equal cases.Count 8 "cases in convt_circular.json"
+            Expect.equal cases.Count 9 "cases in convt_circular.json"
             for c in cases do
                 let name = c["name"].GetValue<string>()
                 let ints (key: string) = c[key].AsArray() |> Seq.map (fun v -> v.GetValue<int>()) |> Seq.toList
@@ -270,30 +278,37 @@ let tests =
             let circ = KernelFn.compute (Stax.conv 4 [ 3 ] None Padding.Circular 2.0 (Some 0.5)) x None Nngp
             within 1e-14 (4.0 * k0 + 0.25) circ.Nngp.Data[0] "1 pixel CIRCULAR: W²·K + b²"
 
-        testCase "2-D closed forms of Conv and ConvLocal: 1-pixel images, odd sizes, strides that do not divide, filters larger than the input" <| fun () ->
+        testCase "2-D and 3-D closed forms of Conv and ConvLocal: 1-pixel images, odd sizes, strides that do not divide, filters larger than the input" <| fun () ->
             let cases =
-                [ (1, 1), (3, 3), (1, 1), Padding.Same
-                  (1, 1), (3, 2), (2, 1), Padding.Circular
-                  (3, 5), (2, 4), (2, 3), Padding.Same
-                  (2, 3), (5, 4), (1, 2), Padding.Circular
-                  (3, 2), (4, 5), (2, 2), Padding.Same
-                  (5, 4), (3, 2), (3, 3), Padding.Valid ]
-            for (h, w), f, s, padding in cases do
+                [ [| 1; 1 |], [| 3; 3 |], [| 1; 1 |], Padding.Same
+                  [| 1; 1 |], [| 3; 2 |], [| 2; 1 |], Padding.Circular
+                  [| 3; 5 |], [| 2; 4 |], [| 2; 3 |], Padding.Same
+                  [| 2; 3 |], [| 5; 4 |], [| 1; 2 |], Padding.Circular
+                  [| 3; 2 |], [| 4; 5 |], [| 2; 2 |], Padding.Same
+                  [| 5; 4 |], [| 3; 2 |], [| 3; 3 |], Padding.Valid
+                  [| 3; 1; 2 |], [| 2; 1; 3 |], [| 2; 1; 1 |], Padding.Same
+                  [| 2; 3; 2 |], [| 3; 2; 2 |], [| 1; 2; 1 |], Padding.Circular
+                  [| 3; 3; 2 |], [| 2; 2; 1 |], [| 1; 2; 2 |], Padding.Valid
+                  [| 1; 1; 1 |], [| 2; 3; 2 |], [| 1; 1; 1 |], Padding.Circular ]
+            for dims, f, s, padding in cases do
                 for local in [ false; true ] do
-                    let x = tensorOf (200 + h * 10 + w) [| 3; h; w; 2 |]
+                    let x = tensorOf (200 + Array.sum dims * 10 + Array.sum f) (Array.concat [ [| 3 |]; dims; [| 2 |] ])
                     let spec =
-                        { Stax.convDefaults 8 [ fst f; snd f ] with
+                        { Stax.convDefaults 8 (List.ofArray f) with
                             Kind = (if local then ConvKind.Local else ConvKind.Conv)
-                            Strides = [ fst s; snd s ]; Padding = padding; WStd = 1.3; BStd = Some 0.4 }
+                            Strides = List.ofArray s; Padding = padding; WStd = 1.3; BStd = Some 0.4 }
                     let layer = Stax.convWith spec
-                    let expected = bruteConv2d local f s padding 1.3 0.4 x
-                    let what = sprintf "%s %dx%d f=%A s=%A %A" (if local then "ConvLocal" else "Conv") h w f s padding
+                    let expected = bruteConvNd local f s padding 1.3 0.4 x
+                    let what = sprintf "%s %A f=%A s=%A %A" (if local then "ConvLocal" else "Conv") dims f s padding
                     let k = KernelFn.computeWithLayout full layer x None Both
                     let k = if k.IsReversed then Kernel.reverse k else k
                     Expect.equal k.Nngp.Shape expected.Shape (what + " shape")
                     assertClose (what + " full nngp") 1e-13 expected.Data k.Nngp.Data
                     let kd = KernelFn.computeWithLayout diagonal layer x None Both
                     assertClose (what + " diagonal nngp") 1e-13 (diagonalOf 2 expected) kd.Nngp.Data
+
+        testCase "Monte Carlo: Conv 3-D SAME" <| fun () ->
+            mcCheck "Conv 3-D SAME (2,2,2)" (cnn (fun w -> Stax.conv w [ 2; 2; 2 ] None Padding.Same 1.3 (Some 0.2))) (tensorOf 34 [| 3; 2; 3; 2; 2 |]) mcM
 
         testCase "VALID with a filter larger than the input is an error that names the fix" <| fun () ->
             let e = throwsExactly<NeuralTangentsException> (fun () ->
