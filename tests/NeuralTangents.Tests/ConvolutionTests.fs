@@ -212,6 +212,9 @@ let tests =
         testCase "Monte Carlo: ConvTranspose 1-D SAME stride 2" <| fun () ->
             mcCheck "ConvTranspose 1-D SAME f=3 s=2" (cnn (fun w -> Stax.convTranspose w [ 3 ] (Some [ 2 ]) Padding.Same 1.4 (Some 0.1))) x1d mcM
 
+        testCase "Monte Carlo: ConvTranspose 1-D VALID stride 2" <| fun () ->
+            mcCheck "ConvTranspose 1-D VALID f=3 s=2" (cnn (fun w -> Stax.convTranspose w [ 3 ] (Some [ 2 ]) Padding.Valid 1.2 (Some 0.3))) x1d mcM
+
         testCase "Monte Carlo: ConvTranspose 1-D CIRCULAR stride 2, filter wider than the stride" <| fun () ->
             mcCheck "ConvTranspose 1-D CIRCULAR f=5 s=2" (cnn (fun w -> Stax.convTranspose w [ 5 ] (Some [ 2 ]) Padding.Circular 1.3 (Some 0.2))) x1d mcM
 
@@ -220,22 +223,29 @@ let tests =
             let x = tensorOf 33 [| 3; 2; 2; 2 |]
             mcCheck "ConvTranspose 2-D CIRCULAR (5,2) s=(1,2)" (cnn (fun w -> Stax.convTranspose w [ 5; 2 ] (Some [ 1; 2 ]) Padding.Circular 1.1 (Some 0.1))) x mcM
 
-        testCase "ConvTranspose CIRCULAR: apply and NNGP match numpy's rendering of neural_tangents' definition" <| fun () ->
-            // tests/fixtures/numpy/convt_circular.json, written by convt_circular.py beside it (numpy only): a VALID
-            // lax.conv_transpose folded back by _same_pad_for_filter_shape_transpose, and the finite layer's exact NNGP
-            // from its unit-filter responses. Both sides are float64 sums of a few terms: 1e-13.
-            let root = JsonNode.Parse(File.ReadAllText(Path.Combine(fixtureDir, "numpy", "convt_circular.json")))
+        testCase "ConvTranspose VALID, SAME and CIRCULAR: apply and NNGP match numpy's rendering of neural_tangents' definition" <| fun () ->
+            // tests/fixtures/numpy/conv_transpose.json, written by conv_transpose.py beside it (numpy only): lax's
+            // conv_transpose written out (dilation, _conv_transpose_padding, no kernel flip), for CIRCULAR a VALID one
+            // folded back by _same_pad_for_filter_shape_transpose, and the finite layer's exact NNGP from its unit-filter
+            // responses; 1-D to 3-D, 1-pixel inputs, strides larger than the filter, filters wider than the output.
+            // Both sides are float64 sums of a few terms: 1e-13.
+            let root = JsonNode.Parse(File.ReadAllText(Path.Combine(fixtureDir, "numpy", "conv_transpose.json")))
             let cases = root["cases"].AsArray()
-            Expect.equal cases.Count 9 "cases in convt_circular.json"
+            Expect.equal cases.Count 27 "cases in conv_transpose.json"
             for c in cases do
                 let name = c["name"].GetValue<string>()
                 let ints (key: string) = c[key].AsArray() |> Seq.map (fun v -> v.GetValue<int>()) |> Seq.toList
                 let wStd, bStd = c["W_std"].GetValue<float>(), c["b_std"].GetValue<float>()
+                let padding =
+                    match c["padding"].GetValue<string>() with
+                    | "VALID" -> Padding.Valid
+                    | "SAME" -> Padding.Same
+                    | _ -> Padding.Circular
                 let x, w = jsonTensor c["x"], jsonTensor c["W"]
-                let layer bias = Stax.convTranspose (c["out_chan"].GetValue<int>()) (ints "filter_shape") (Some(ints "strides")) Padding.Circular wStd bias
+                let layer bias = Stax.convTranspose (c["out_chan"].GetValue<int>()) (ints "filter_shape") (Some(ints "strides")) padding wStd bias
                 let expected = jsonTensor c["apply"]
                 let shape, _ = InitFn.init 0 (layer None) x.Shape
-                Expect.equal shape expected.Shape (name + ": init's output shape (SAME's d·s)")
+                Expect.equal shape expected.Shape (name + ": init's output shape")
                 let y = ApplyFn.apply (layer None) (Leaf [ w ]) x
                 Expect.equal y.Shape expected.Shape (name + ": apply's shape")
                 assertClose (name + " apply") 1e-13 expected.Data y.Data
@@ -249,6 +259,12 @@ let tests =
 
         testCase "Monte Carlo: ConvLocal 1-D SAME" <| fun () ->
             mcCheck "ConvLocal 1-D SAME f=3" (cnn (fun w -> Stax.convLocal w [ 3 ] None Padding.Same 1.4 (Some 0.3))) x1d mcM
+
+        testCase "Monte Carlo: ConvLocal 1-D VALID stride 2" <| fun () ->
+            mcCheck "ConvLocal 1-D VALID f=2 s=2" (cnn (fun w -> Stax.convLocal w [ 2 ] (Some [ 2 ]) Padding.Valid 1.2 (Some 0.2))) x1d mcM
+
+        testCase "Monte Carlo: ConvLocal 2-D CIRCULAR" <| fun () ->
+            mcCheck "ConvLocal 2-D CIRCULAR (3,2)" (cnn (fun w -> Stax.convLocal w [ 3; 2 ] None Padding.Circular 1.1 (Some 0.1))) (tensorOf 35 [| 3; 2; 3; 2 |]) mcM
 
         testCase "closed forms at the borders: odd sizes, strides that do not divide, 1-pixel inputs, filters larger than the input" <| fun () ->
             let cases =
