@@ -8,6 +8,7 @@ open System.IO
 open System.Text.Json.Nodes
 open Expecto
 open NeuralTangents
+open NeuralTangents.Cli
 open NeuralTangents.Tests.TestUtil
 
 let private tensorOf (seed: int) (shape: int[]) = Tensor.create shape (normals seed (Array.fold (*) 1 shape))
@@ -393,6 +394,33 @@ let tests =
                     assertClose (sprintf "standard ntk s=%A" s) 1e-14 expected k.Ntk.Value.Data
             // ntk parameterization with an input NTK of 0: ntk' = nngp'.
             assertClose "ntk parameterization" 1e-15 reference.Nngp.Data reference.Ntk.Value.Data
+
+        testCase "nt kernel on 4-d (NHWC) and 5-d (NDHWC) .npy inputs gives KernelFn.compute's numbers" <| fun () ->
+            let dir = Path.Combine(Path.GetTempPath(), "nt-conv-" + Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory dir |> ignore
+            try
+                for name, x1, x2, arch in
+                    [ "2-D", tensorOf 71 [| 2; 4; 3; 2 |], tensorOf 72 [| 3; 4; 3; 2 |],
+                      """{"layer": "serial", "layers": [{"layer": "Conv", "out_chan": 8, "filter_shape": [3, 2], "padding": "SAME", "b_std": 0.1},
+                         {"layer": "Relu"}, {"layer": "GlobalAvgPool"}, {"layer": "Dense", "out_dim": 1}]}"""
+                      "3-D", tensorOf 73 [| 2; 3; 2; 3; 2 |], tensorOf 74 [| 2; 3; 2; 3; 2 |],
+                      """{"layer": "serial", "layers": [{"layer": "ConvTranspose", "out_chan": 8, "filter_shape": [2, 2, 3], "strides": [1, 2, 1], "padding": "CIRCULAR"},
+                         {"layer": "Erf"}, {"layer": "Conv", "out_chan": 4, "filter_shape": [2, 1, 2], "padding": "VALID"}, {"layer": "Flatten"}, {"layer": "Dense", "out_dim": 1}]}""" ] do
+                    Npy.write (Path.Combine(dir, "x1.npy")) x1
+                    Npy.write (Path.Combine(dir, "x2.npy")) x2
+                    let req = Path.Combine(dir, "req.json")
+                    File.WriteAllText(req, sprintf """{"arch": %s, "x1": "x1.npy", "x2": "x2.npy", "out": "k"}""" arch)
+                    use out = new StringWriter()
+                    use err = new StringWriter()
+                    let code = Cli.run [| "kernel"; req |] (new StringReader("")) out err
+                    Expect.equal code 0 (err.ToString())
+                    let k = KernelFn.compute (Json.decode arch) x1 (Some x2) Both
+                    for what, expected in [ "nngp", k.Nngp; "ntk", k.Ntk.Value ] do
+                        let back = Npy.read (Path.Combine(dir, "k." + what + ".npy"))
+                        Expect.equal back.Shape expected.Shape (name + " " + what)
+                        Expect.equal back.Data expected.Data (name + " " + what)
+            finally
+                Directory.Delete(dir, true)
 
         testCase "JSON round trip of every conv kind, and neural_tangents' JSON with nulls and defaults" <| fun () ->
             let layers =
