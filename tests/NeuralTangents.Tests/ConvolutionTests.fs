@@ -354,6 +354,38 @@ let tests =
                 let yb = ApplyFn.apply nchw pNchw xNchw
                 assertClose (what + " apply") 1e-14 ya.Data (Tensor.permute [| 0; 2; 3; 1 |] yb).Data
 
+        testCase "dimension numbers that order the filter's or the output's spatial axes differently from the input's" <| fun () ->
+            // neural_tangents reads filter_shape and strides in the filter spec's order (input_to_filter_permutation) and
+            // lays the output out by the output spec (k.transpose(in_to_out_permutation)): ("NHWC", "WHIO", "NWHC") with
+            // filter (f_w, f_h) is ("NHWC", "HWIO", "NHWC") with (f_h, f_w) and the output's H and W swapped.
+            let x = tensorOf 42 [| 3; 4; 5; 2 |]
+            for kind, padding in [ ConvKind.Conv, Padding.Same; ConvKind.Local, Padding.Circular; ConvKind.Transpose, Padding.Circular ] do
+                let what = sprintf "%A %A" kind padding
+                let spec = { Stax.convDefaults 6 [ 3; 2 ] with Kind = kind; Padding = padding; Strides = [ 2; 1 ]; WStd = 1.3; BStd = Some 0.2 }
+                let plain = Stax.convWith { spec with DimensionNumbers = ("NHWC", "HWIO", "NHWC") }
+                let swapped = Stax.convWith { spec with FilterShape = [ 2; 3 ]; Strides = [ 1; 2 ]; DimensionNumbers = ("NHWC", "WHIO", "NWHC") }
+                let swapOut = Tensor.permute [| 0; 2; 1; 3 |]
+                let full' (k: Kernel) = if k.IsReversed then Kernel.reverse k else k
+                for request in [ full; diagonal ] do
+                    let a = full' (KernelFn.computeWithLayout request plain x None Both)
+                    let b = full' (KernelFn.computeWithLayout request swapped x None Both)
+                    // b's spatial axes are (W, H): in the full layout (N, N, W, W', H, H'), in the diagonal one (N, N, W, H).
+                    let back (t: Tensor) = if request = full then Tensor.permute [| 0; 1; 4; 5; 2; 3 |] t else Tensor.permute [| 0; 1; 3; 2 |] t
+                    assertClose (what + " nngp") 1e-14 a.Nngp.Data (back b.Nngp).Data
+                    assertClose (what + " ntk") 1e-14 a.Ntk.Value.Data (back b.Ntk.Value).Data
+                // The finite shared-filter layers with the same weights (filter axes swapped; the bias laid out by the
+                // output spec). Not ConvLocal: how lax orders the filter taps inside its I axis under a permuted filter
+                // spec is not checked here.
+                if kind <> ConvKind.Local then
+                    let _, p = InitFn.init 5 plain x.Shape
+                    let pSwapped =
+                        match p with
+                        | Leaf [ w; b ] -> Leaf [ Tensor.permute [| 1; 0; 2; 3 |] w; swapOut b ]
+                        | _ -> failwith "W and b"
+                    let ya = ApplyFn.apply plain p x
+                    let yb = ApplyFn.apply swapped pSwapped x
+                    assertClose (what + " apply") 1e-14 ya.Data (swapOut yb).Data
+
         testCase "full layout's diagonal equals the diagonal layout; Flatten of either is the same" <| fun () ->
             let nets =
                 [ "Conv 2-D", Stax.serial [ Stax.conv 8 [ 3; 2 ] (Some [ 1; 2 ]) Padding.Same 1.4 (Some 0.2); Stax.relu; Stax.conv 8 [ 2; 2 ] None Padding.Circular 1.2 (Some 0.1) ]
