@@ -192,7 +192,7 @@ public static class Stax
         string[]? dimensionNumbers = null) =>
         ConvOf(ConvKind.Conv, outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers);
 
-    /// <summary>The transpose convolution (neural_tangents' <c>ConvTranspose</c>); Circular padding is not supported.</summary>
+    /// <summary>The transpose convolution (neural_tangents' <c>ConvTranspose</c>).</summary>
     /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
     /// <param name="filterShape">Filter sizes, one per spatial axis (<c>filter_shape</c>), each at least 1.</param>
     /// <param name="strides">Strides, one per spatial axis; null (the default) means all ones.</param>

@@ -40,22 +40,38 @@ module Requirements =
         | Some _, _ -> a
         | None, _ -> b
 
-    /// The diagonal allowances (batch, spatial) of a tree: serial layers compose with <c>Diagonal.compose</c>,
-    /// parallel branches meet with <c>Diagonal.both</c>, and layers that state nothing are skipped — as
-    /// neural_tangents' <c>_get_input_req_attr</c> folds <c>&gt;&gt;</c> and <c>&amp;</c>.
-    let rec private diagonals (layer: Layer) : Diagonal option * Diagonal option =
-        let fold (op: Diagonal -> Diagonal -> Diagonal) (ls: Layer list) =
-            let join (a: Diagonal option) (b: Diagonal option) =
-                match a, b with
-                | Some x, Some y -> Some(op x y)
-                | Some _, None -> a
-                | None, _ -> b
-            ls |> List.map diagonals |> List.fold (fun (b, s) (b', s') -> join b b', join s s') (None, None)
+    /// One diagonal allowance of a tree (<c>pick</c> reads it off a leaf), as neural_tangents'
+    /// <c>_get_input_req_attr</c> folds it: serial layers compose with <c>Diagonal.compose</c> (<c>&gt;&gt;</c>),
+    /// parallel branches meet with <c>Diagonal.both</c> (<c>&amp;</c>), and layers that state nothing (Identity,
+    /// FanOut, the fan-ins) are skipped. One deliberate difference: a parallel branch that states nothing (an
+    /// Identity, the residual shortcut) carries the parallel's input to its output unchanged, so the parallel's
+    /// output allowance is met with that of what precedes it (<c>upstream</c>; the raw inputs, whose positions are
+    /// correlated, count as No). neural_tangents drops such a branch from the meet, so after a shared-weight Conv
+    /// Conv → FanOut(2) → parallel [ConvLocal; Identity] → FanInSum → GlobalSumPool it picks the diagonal layout and
+    /// loses the Conv's cross-position covariances that the Identity branch carries (README, differences from
+    /// neural_tangents). Where every branch states something, or the input's cross-position covariances are zero
+    /// (e.g. after a ConvLocal), the fold is neural_tangents'.
+    let rec private diagonal (pick: LayoutRequirement -> Diagonal option) (upstream: Diagonal option) (layer: Layer) : Diagonal option =
+        let join (op: Diagonal -> Diagonal -> Diagonal) (a: Diagonal option) (b: Diagonal option) =
+            match a, b with
+            | Some x, Some y -> Some(op x y)
+            | Some _, None -> a
+            | None, _ -> b
         match Definitions.node layer with
-        | SerialNode ls -> fold Diagonal.compose ls
-        | ParallelNode ls -> fold Diagonal.both ls
-        | FanOutNode _ | MergeNode _ -> None, None // neural_tangents' FanOut and FanIn* state no diagonal requirement
-        | LeafNode d -> d.Requires.DiagonalBatch, d.Requires.DiagonalSpatial
+        | SerialNode ls ->
+            ls |> List.fold (fun acc l -> join Diagonal.compose acc (diagonal pick (join Diagonal.compose upstream acc) l)) None
+        | ParallelNode ls ->
+            let branches = ls |> List.map (diagonal pick upstream)
+            match List.choose id branches with
+            | [] -> None // every branch passes its input on
+            | first :: rest ->
+                let meet = List.fold Diagonal.both first rest
+                if List.contains None branches then
+                    let carried = match upstream with Some u -> u.Output | None -> Tri.No
+                    Some { meet with Output = min meet.Output carried }
+                else Some meet
+        | FanOutNode _ | MergeNode _ -> None // neural_tangents' FanOut and FanIn* state no diagonal requirement
+        | LeafNode d -> pick d.Requires
 
     /// Folds the tree: the input-side layout is fixed by the first layers that state one; layers after a
     /// layout-resetting leaf (Flatten) see its output layout and add no input requirement. The diagonal allowances
@@ -82,8 +98,9 @@ module Requirements =
                     ChannelAxis = merge d.Name "channel_axis" acc.ChannelAxis r.ChannelAxis },
                 r.Resets
         let axes = go none layer |> fst
-        let batch, spatial = diagonals layer
-        { axes with DiagonalBatch = batch; DiagonalSpatial = spatial }
+        { axes with
+            DiagonalBatch = diagonal (fun r -> r.DiagonalBatch) None layer
+            DiagonalSpatial = diagonal (fun r -> r.DiagonalSpatial) None layer }
 
     /// One layout flag from the network's allowance and the caller's request, as neural_tangents'
     /// <c>_fuse_requirements</c> then <c>bool(Diagonal)</c>: the request wins unless it asks for a diagonal layout

@@ -112,8 +112,6 @@ module Stax =
         spec.BStd |> Option.iter (finiteNonNeg "b_std")
         let s0, s1 = spec.S
         if s0 < 1 || s1 < 1 then invalidArg "s" (sprintf "%s: both width scalings must be ≥ 1, got (%d, %d)" name s0 s1)
-        if spec.Kind = ConvKind.Transpose && spec.Padding = Padding.Circular then
-            invalidArg "padding" (sprintf "%s: CIRCULAR padding is not supported for the transpose convolution in this version; use SAME or VALID" name)
         try NeuralTangents.Layers.Convolution.layout spec |> ignore
         with NeuralTangentsException m -> invalidArg "dimension_numbers" m
         Conv spec

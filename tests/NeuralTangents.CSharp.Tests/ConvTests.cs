@@ -77,7 +77,7 @@ public class ConvTests
         {
             "outChan" => () => Stax.Conv(0, [3]),
             "strides" => () => Stax.Conv(2, [3], strides: [1, 1]),
-            "padding" => () => Stax.ConvTranspose(2, [3], padding: PaddingMode.Circular),
+            "padding" => () => Stax.ConvTranspose(2, [3], padding: (PaddingMode)99),
             "wStd" => () => Stax.Conv(2, [3], wStd: -1.0),
             _ => () => Stax.Conv(2, [3], dimensionNumbers: ["NHC", "HIO", "NXC"]),
         };

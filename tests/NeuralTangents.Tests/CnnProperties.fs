@@ -37,48 +37,10 @@ let private ntkSymmetryTol = 1e-6
 /// the core refuses tests nothing.
 let private maxRefused = 0.3
 
-/// Per law: cases drawn, cases refused, cases of interest (what each law counts, e.g. diagonal layouts), cases
-/// set aside for the known bug below.
+/// Per law: cases drawn, cases refused, cases of interest (what each law counts, e.g. diagonal layouts).
 let private counts = ConcurrentDictionary<string, int[]>()
 
-let private countOf (law: string) = counts.GetOrAdd(law, fun _ -> [| 0; 0; 0; 0 |])
-
-let rec private leaves (layer: Layer) =
-    match layer with
-    | Serial ls | Parallel ls -> List.collect leaves ls
-    | l -> [ l ]
-
-/// FIXED: ConvLocal after a shared 2-D conv in the full layout read its filter in the wrong axis order (now a test
-/// below). OPEN, both following neural_tangents' own layout rules: (1) a CIRCULAR Avg/SumPool after a ConvLocal — the
-/// diagonal pooling rule counts a position repeated by a window wider than its axis once per tap, exact only when
-/// positions do not repeat — e.g. ConvLocal (3, 3) CIRCULAR → SumPool (2, 2) strides (2, 1) CIRCULAR → Conv (1, 2) →
-/// Flatten on 1×2 inputs; (2) the layout choice through an Identity branch, minimal repro in the second pending test:
-/// Conv(2, SAME) → FanOut 2 → parallel [ConvLocal(2, SAME); Identity] → FanInSum → GlobalSumPool: compute picks the
-/// diagonal layout (Identity states no requirement, and the fold skips such layers as neural_tangents' does), although
-/// the Identity branch carries the Conv's correlated positions (0.1003 vs 0.0595 full).
-/// True when a network may meet one of them: a ConvLocal with a CIRCULAR pool after it, or a ConvLocal inside a
-/// parallel branch. The laws that compare layouts set such cases aside (counted).
-let private meetsLocalReversalBug (net: Layer) =
-    let ls = leaves net
-    let isLocal = function Conv c -> c.Kind = ConvKind.Local | _ -> false
-    // Only CIRCULAR pools: their diagonal rule counts a position repeated by a window wider than its axis once
-    // per tap (neural_tangents' rule), exact only when positions do not repeat.
-    let isPool = function
-        | AvgPool(p, _) | SumPool p -> p.Padding = Padding.Circular
-        | _ -> false
-    let rec localInBranch (layer: Layer) =
-        match layer with
-        | Serial ls -> List.exists localInBranch ls
-        | Parallel ls -> ls |> List.exists (fun b -> leaves b |> List.exists isLocal)
-        | _ -> false
-    (match List.tryFindIndex isLocal ls with Some i -> List.skip i ls |> List.exists isPool | None -> false)
-    || localInBranch net
-
-let private unlessKnownBug (law: string) (net: Layer) (p: unit -> Property) =
-    if meetsLocalReversalBug net then
-        Interlocked.Increment(&(countOf law)[3]) |> ignore
-        Prop.filter false true
-    else p ()
+let private countOf (law: string) = counts.GetOrAdd(law, fun _ -> [| 0; 0; 0 |])
 
 /// Runs a law on the network's kernel, or discards the case when the core refuses this network for these inputs
 /// (NeuralTangentsException: a VALID window larger than its input, …); the law fails once more than 30% of at least
@@ -141,7 +103,7 @@ let private positions (t: Tensor) = Seq.fold (*) 1 (seq { for a in 2 .. 2 .. t.R
 
 let private note' (law: string) (what: string) =
     let c = countOf law
-    note (sprintf "CnnProperties %-14s %d cases drawn, %d refused (%.0f%%), %d set aside (known bug)%s" law c[0] c[1] (100.0 * float c[1] / float (max 1 c[0])) c[3] what)
+    note (sprintf "CnnProperties %-14s %d cases drawn, %d refused (%.0f%%)%s" law c[0] c[1] (100.0 * float c[1] / float (max 1 c[0])) what)
 
 [<Tests>]
 let tests =
@@ -205,7 +167,6 @@ let tests =
                 let net n = Serial [ prefix n; c.Top.Layer; readout ]
                 let x1 = Generators.inputs c.Layout spec1
                 let x2 = Generators.inputs c.Layout spec2
-                unlessKnownBug "standard-ntk" c.Net <| fun () ->
                 orDiscard "standard-ntk" (fun () -> KernelFn.compute (net n1) x1 (Some x2) Ntk) (fun a ->
                     let b = KernelFn.compute (net n2) x1 (Some x2) Ntk
                     let k = KernelFn.compute (Serial [ prefix 1; c.Top.Layer ]) x1 (Some x2) Nngp
@@ -219,7 +180,6 @@ let tests =
                 let x2 = Generators.inputs c.Layout spec2
                 // compute picks the diagonal layout unless a layer needs the pairs of positions (AvgPool, SumPool,
                 // the shared-weight convolutions below one that does).
-                unlessKnownBug "flatten" c.Net <| fun () ->
                 orDiscard "flatten" (fun () -> KernelFn.compute c.Net x1 (Some x2) Both) (fun auto ->
                     // The layout compute ran in (the output, flattened, no longer shows it).
                     if (KernelFn.inputKernel c.Net x1 (Some x2) Nngp).DiagonalSpatial then
@@ -232,7 +192,6 @@ let tests =
             Prop.forAll (withTop [ Generators.CnnTop.GlobalAvgPool; Generators.CnnTop.GlobalSumPool ]) (fun (c, spec1, spec2) ->
                 let x1 = Generators.inputs c.Layout spec1
                 let x2 = Generators.inputs c.Layout spec2
-                unlessKnownBug "global-pool" c.Net <| fun () ->
                 orDiscard "global-pool" (fun () -> KernelFn.compute c.Net x1 (Some x2) Both) (fun k ->
                     // GlobalAvgPool's output is the mean of the positions, so its covariance is the mean over all pairs of
                     // positions of the full-layout covariance (GlobalSumPool: the sum); the readout Dense(1) ("ntk"
@@ -260,16 +219,46 @@ let tests =
             let after = KernelFn.computeWithLayout full (Stax.serial [ conv11; local; Stax.flatten ]) x None Nngp
             assertClose "nngp" 1e-12 alone.Nngp.Data after.Nngp.Data
 
-        // Minimal repro of the third bug (meetsLocalReversalBug): pending until the layout choice sees the Conv's
-        // full-layout output through the Identity branch.
-        ptestCase "known bug: a residual [ConvLocal; Identity] after a Conv is computed in the diagonal layout" <| fun () ->
+        // Regression: the layout choice through an Identity branch. The Identity carries the Conv's correlated
+        // positions to GlobalSumPool, so the full layout is needed; neural_tangents drops the Identity branch from its
+        // requirement fold and computes this network in the diagonal layout (README, differences). Expected value by
+        // hand on 2-pixel, 1-channel inputs x_a = (u_a, v_a), W_std = 1, no bias: Conv(f=2, SAME) reads taps (0, 1)
+        // at output 0 and (1, pad) at output 1, so C[0,0] = (u_a·u_b + v_a·v_b)/2, C[0,1] = u_a·v_b/2,
+        // C[1,0] = v_a·u_b/2, C[1,1] = v_a·v_b/2; ConvLocal (same geometry) keeps only same-position pairs,
+        // L[0] = (C[0,0] + C[1,1])/2, L[1] = C[1,1]/2; the branches are independent, so GlobalSumPool gives
+        // L[0] + L[1] + Σ_{o,o'} C[o,o'] (neural_tangents: L[0] + L[1] + C[0,0] + C[1,1]).
+        testCase "a residual [ConvLocal; Identity] after a Conv is computed in the full layout, with the right value" <| fun () ->
             let x = Tensor.create [| 2; 2; 1 |] (normals 3 4)
             let conv = Stax.conv 1 [ 2 ] None Padding.Same 1.0 None
             let local = Stax.convLocal 1 [ 2 ] None Padding.Same 1.0 None
             let net = Stax.serial [ conv; FanOut 2; Parallel [ local; Identity ]; FanInSum; Stax.globalSumPool ]
+            Expect.isFalse (KernelFn.inputKernel net x None Nngp).DiagonalSpatial "the full layout is chosen"
             let auto = KernelFn.compute net x None Nngp
+            let expected =
+                Array.init 4 (fun ab ->
+                    let a, b = ab / 2, ab % 2
+                    let u i = x.Data[2 * i]
+                    let v i = x.Data[2 * i + 1]
+                    let c00, c01, c10, c11 = (u a * u b + v a * v b) / 2.0, u a * v b / 2.0, v a * u b / 2.0, v a * v b / 2.0
+                    (c00 + c11) / 2.0 + c11 / 2.0 + c00 + c01 + c10 + c11)
+            assertClose "nngp" 1e-14 expected auto.Nngp.Data
             let f = KernelFn.computeWithLayout full net x None Nngp
-            assertClose "nngp" 1e-12 f.Nngp.Data auto.Nngp.Data
+            assertClose "nngp, full layout asked for" 1e-14 expected f.Nngp.Data
+
+        testCase "a residual [ConvLocal; Identity] after a ConvLocal stays in the diagonal layout (as neural_tangents)" <| fun () ->
+            // After a ConvLocal distinct positions are uncorrelated, so the Identity branch carries no cross-position
+            // covariance and the diagonal layout is exact: both layouts agree.
+            let x = Tensor.create [| 3; 4; 2 |] (normals 4 24)
+            let local () = Stax.convLocal 2 [ 3 ] None Padding.Same 1.2 (Some 0.1)
+            let net = Stax.serial [ local (); FanOut 2; Parallel [ Stax.serial [ Stax.relu; local () ]; Identity ]; FanInSum; Stax.globalSumPool ]
+            Expect.isTrue (KernelFn.inputKernel net x None Nngp).DiagonalSpatial "the diagonal layout is chosen"
+            let auto = KernelFn.compute net x None Both
+            let f = KernelFn.computeWithLayout full net x None Both
+            assertClose "nngp" 1e-13 f.Nngp.Data auto.Nngp.Data
+            assertClose "ntk" 1e-13 f.Ntk.Value.Data auto.Ntk.Value.Data
+            // The same block on the raw inputs (correlated positions) needs the full layout.
+            let first = Stax.serial [ FanOut 2; Parallel [ local (); Identity ]; FanInSum; Stax.globalSumPool ]
+            Expect.isFalse (KernelFn.inputKernel first x None Nngp).DiagonalSpatial "raw inputs through an Identity branch"
 
         testCase "refusal and layout counts" <| fun () ->
             // Runs after the laws (testSequenced): the counts they gathered.

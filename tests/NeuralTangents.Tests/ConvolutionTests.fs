@@ -8,6 +8,7 @@ open System.IO
 open System.Text.Json.Nodes
 open Expecto
 open NeuralTangents
+open NeuralTangents.Cli
 open NeuralTangents.Tests.TestUtil
 
 let private tensorOf (seed: int) (shape: int[]) = Tensor.create shape (normals seed (Array.fold (*) 1 shape))
@@ -50,6 +51,53 @@ let private bruteConv1d (f: int) (s: int) (padding: Padding) (wStd: float) (bStd
                         for t in 0 .. f - 1 do
                             for ch in 0 .. c - 1 do acc <- acc + padded a (u * s + t) ch * padded b (v * s + t) ch
                         yield wStd * wStd * acc / float (c * f) + bStd * bStd |]
+
+/// The same from the definition on raw inputs (N, D1, …, Dk, C) for Conv or (local = true) ConvLocal, in the full
+/// layout (N1, N2, O1, O1', …, Ok, Ok') in input axis order: per axis the explicitly padded index (lax's SAME split,
+/// wrapped for CIRCULAR), E[z_a(o) z_b(o')] = W_std²/(C·F)·Σ_{t,c} x̃_a[o·s + t, c]·x̃_b[o'·s + t, c] + b_std² with
+/// o·s + t taken per axis. ConvLocal's weights and biases differ between positions, so its distinct output positions
+/// are uncorrelated (entries 0).
+let private bruteConvNd (local: bool) (fs: int[]) (ss: int[]) (padding: Padding) (wStd: float) (bStd: float) (x: Tensor) =
+    let n, c, k = x.Shape[0], x.Shape[x.Rank - 1], x.Rank - 2
+    let dims = x.Shape[1 .. k]
+    let outs, los =
+        Array.init k (fun a ->
+            match padding with
+            | Padding.Valid -> (dims[a] - fs[a]) / ss[a] + 1, 0
+            | _ -> let o = (dims[a] + ss[a] - 1) / ss[a] in o, max 0 ((o - 1) * ss[a] + fs[a] - dims[a]) / 2)
+        |> Array.unzip
+    // Row-major multi-index of flat index r over sizes.
+    let unflat (sizes: int[]) (r: int) =
+        let idx = Array.zeroCreate sizes.Length
+        let mutable r = r
+        for a in sizes.Length - 1 .. -1 .. 0 do
+            idx[a] <- r % sizes[a]
+            r <- r / sizes[a]
+        idx
+    let value (i: int) (o: int[]) (t: int[]) (ch: int) =
+        let mutable flat = 0
+        let mutable inside = true
+        for a in 0 .. k - 1 do
+            let q = o[a] * ss[a] + t[a] - los[a]
+            let q = if padding = Padding.Circular then ((q % dims[a]) + dims[a]) % dims[a] else q
+            if q < 0 || q >= dims[a] then inside <- false
+            flat <- flat * dims[a] + q
+        if inside then x.Data[(i * Array.fold (*) 1 dims + flat) * c + ch] else 0.0
+    let fSize = Array.fold (*) 1 fs
+    let zipped = outs |> Array.collect (fun o -> [| o; o |])
+    Tensor.create (Array.append [| n; n |] zipped) [|
+        for a in 0 .. n - 1 do
+            for b in 0 .. n - 1 do
+                for e in 0 .. Array.fold (*) 1 zipped - 1 do
+                    let idx = unflat zipped e
+                    let o, o' = Array.init k (fun ax -> idx[2 * ax]), Array.init k (fun ax -> idx[2 * ax + 1])
+                    if local && o <> o' then yield 0.0
+                    else
+                        let mutable acc = 0.0
+                        for tf in 0 .. fSize - 1 do
+                            let t = unflat fs tf
+                            for ch in 0 .. c - 1 do acc <- acc + value a o t ch * value b o' t ch
+                        yield wStd * wStd * acc / float (c * fSize) + bStd * bStd |]
 
 // ---------------------------------------------------------------------------------------------
 // Monte Carlo of finite CNNs.
@@ -165,8 +213,59 @@ let tests =
         testCase "Monte Carlo: ConvTranspose 1-D SAME stride 2" <| fun () ->
             mcCheck "ConvTranspose 1-D SAME f=3 s=2" (cnn (fun w -> Stax.convTranspose w [ 3 ] (Some [ 2 ]) Padding.Same 1.4 (Some 0.1))) x1d mcM
 
+        testCase "Monte Carlo: ConvTranspose 1-D VALID stride 2" <| fun () ->
+            mcCheck "ConvTranspose 1-D VALID f=3 s=2" (cnn (fun w -> Stax.convTranspose w [ 3 ] (Some [ 2 ]) Padding.Valid 1.2 (Some 0.3))) x1d mcM
+
+        testCase "Monte Carlo: ConvTranspose 1-D CIRCULAR stride 2, filter wider than the stride" <| fun () ->
+            mcCheck "ConvTranspose 1-D CIRCULAR f=5 s=2" (cnn (fun w -> Stax.convTranspose w [ 5 ] (Some [ 2 ]) Padding.Circular 1.3 (Some 0.2))) x1d mcM
+
+        testCase "Monte Carlo: ConvTranspose 2-D CIRCULAR, filter wider than the output" <| fun () ->
+            // 2 × 2 inputs, filter (5, 2), strides (1, 2): 2 × 4 outputs, the first axis folding a VALID length of 6.
+            let x = tensorOf 33 [| 3; 2; 2; 2 |]
+            mcCheck "ConvTranspose 2-D CIRCULAR (5,2) s=(1,2)" (cnn (fun w -> Stax.convTranspose w [ 5; 2 ] (Some [ 1; 2 ]) Padding.Circular 1.1 (Some 0.1))) x mcM
+
+        testCase "ConvTranspose VALID, SAME and CIRCULAR: apply and NNGP match numpy's rendering of neural_tangents' definition" <| fun () ->
+            // tests/fixtures/numpy/conv_transpose.json, written by conv_transpose.py beside it (numpy only): lax's
+            // conv_transpose written out (dilation, _conv_transpose_padding, no kernel flip), for CIRCULAR a VALID one
+            // folded back by _same_pad_for_filter_shape_transpose, and the finite layer's exact NNGP from its unit-filter
+            // responses; 1-D to 3-D, 1-pixel inputs, strides larger than the filter, filters wider than the output.
+            // Both sides are float64 sums of a few terms: 1e-13.
+            let root = JsonNode.Parse(File.ReadAllText(Path.Combine(fixtureDir, "numpy", "conv_transpose.json")))
+            let cases = root["cases"].AsArray()
+            Expect.equal cases.Count 27 "cases in conv_transpose.json"
+            for c in cases do
+                let name = c["name"].GetValue<string>()
+                let ints (key: string) = c[key].AsArray() |> Seq.map (fun v -> v.GetValue<int>()) |> Seq.toList
+                let wStd, bStd = c["W_std"].GetValue<float>(), c["b_std"].GetValue<float>()
+                let padding =
+                    match c["padding"].GetValue<string>() with
+                    | "VALID" -> Padding.Valid
+                    | "SAME" -> Padding.Same
+                    | _ -> Padding.Circular
+                let x, w = jsonTensor c["x"], jsonTensor c["W"]
+                let layer bias = Stax.convTranspose (c["out_chan"].GetValue<int>()) (ints "filter_shape") (Some(ints "strides")) padding wStd bias
+                let expected = jsonTensor c["apply"]
+                let shape, _ = InitFn.init 0 (layer None) x.Shape
+                Expect.equal shape expected.Shape (name + ": init's output shape")
+                let y = ApplyFn.apply (layer None) (Leaf [ w ]) x
+                Expect.equal y.Shape expected.Shape (name + ": apply's shape")
+                assertClose (name + " apply") 1e-13 expected.Data y.Data
+                let nngp = jsonTensor c["nngp_full"]
+                let kf = KernelFn.computeWithLayout full (layer (Some bStd)) x None Both
+                let kf = if kf.IsReversed then Kernel.reverse kf else kf
+                Expect.equal kf.Nngp.Shape nngp.Shape (name + ": full layout shape")
+                assertClose (name + " full nngp") 1e-13 nngp.Data kf.Nngp.Data
+                let kd = KernelFn.computeWithLayout diagonal (layer (Some bStd)) x None Both
+                assertClose (name + " diagonal nngp") 1e-13 (diagonalOf 2 nngp) kd.Nngp.Data
+
         testCase "Monte Carlo: ConvLocal 1-D SAME" <| fun () ->
             mcCheck "ConvLocal 1-D SAME f=3" (cnn (fun w -> Stax.convLocal w [ 3 ] None Padding.Same 1.4 (Some 0.3))) x1d mcM
+
+        testCase "Monte Carlo: ConvLocal 1-D VALID stride 2" <| fun () ->
+            mcCheck "ConvLocal 1-D VALID f=2 s=2" (cnn (fun w -> Stax.convLocal w [ 2 ] (Some [ 2 ]) Padding.Valid 1.2 (Some 0.2))) x1d mcM
+
+        testCase "Monte Carlo: ConvLocal 2-D CIRCULAR" <| fun () ->
+            mcCheck "ConvLocal 2-D CIRCULAR (3,2)" (cnn (fun w -> Stax.convLocal w [ 3; 2 ] None Padding.Circular 1.1 (Some 0.1))) (tensorOf 35 [| 3; 2; 3; 2 |]) mcM
 
         testCase "closed forms at the borders: odd sizes, strides that do not divide, 1-pixel inputs, filters larger than the input" <| fun () ->
             let cases =
@@ -196,6 +295,38 @@ let tests =
             let circ = KernelFn.compute (Stax.conv 4 [ 3 ] None Padding.Circular 2.0 (Some 0.5)) x None Nngp
             within 1e-14 (4.0 * k0 + 0.25) circ.Nngp.Data[0] "1 pixel CIRCULAR: W²·K + b²"
 
+        testCase "2-D and 3-D closed forms of Conv and ConvLocal: 1-pixel images, odd sizes, strides that do not divide, filters larger than the input" <| fun () ->
+            let cases =
+                [ [| 1; 1 |], [| 3; 3 |], [| 1; 1 |], Padding.Same
+                  [| 1; 1 |], [| 3; 2 |], [| 2; 1 |], Padding.Circular
+                  [| 3; 5 |], [| 2; 4 |], [| 2; 3 |], Padding.Same
+                  [| 2; 3 |], [| 5; 4 |], [| 1; 2 |], Padding.Circular
+                  [| 3; 2 |], [| 4; 5 |], [| 2; 2 |], Padding.Same
+                  [| 5; 4 |], [| 3; 2 |], [| 3; 3 |], Padding.Valid
+                  [| 3; 1; 2 |], [| 2; 1; 3 |], [| 2; 1; 1 |], Padding.Same
+                  [| 2; 3; 2 |], [| 3; 2; 2 |], [| 1; 2; 1 |], Padding.Circular
+                  [| 3; 3; 2 |], [| 2; 2; 1 |], [| 1; 2; 2 |], Padding.Valid
+                  [| 1; 1; 1 |], [| 2; 3; 2 |], [| 1; 1; 1 |], Padding.Circular ]
+            for dims, f, s, padding in cases do
+                for local in [ false; true ] do
+                    let x = tensorOf (200 + Array.sum dims * 10 + Array.sum f) (Array.concat [ [| 3 |]; dims; [| 2 |] ])
+                    let spec =
+                        { Stax.convDefaults 8 (List.ofArray f) with
+                            Kind = (if local then ConvKind.Local else ConvKind.Conv)
+                            Strides = List.ofArray s; Padding = padding; WStd = 1.3; BStd = Some 0.4 }
+                    let layer = Stax.convWith spec
+                    let expected = bruteConvNd local f s padding 1.3 0.4 x
+                    let what = sprintf "%s %A f=%A s=%A %A" (if local then "ConvLocal" else "Conv") dims f s padding
+                    let k = KernelFn.computeWithLayout full layer x None Both
+                    let k = if k.IsReversed then Kernel.reverse k else k
+                    Expect.equal k.Nngp.Shape expected.Shape (what + " shape")
+                    assertClose (what + " full nngp") 1e-13 expected.Data k.Nngp.Data
+                    let kd = KernelFn.computeWithLayout diagonal layer x None Both
+                    assertClose (what + " diagonal nngp") 1e-13 (diagonalOf 2 expected) kd.Nngp.Data
+
+        testCase "Monte Carlo: Conv 3-D SAME" <| fun () ->
+            mcCheck "Conv 3-D SAME (2,2,2)" (cnn (fun w -> Stax.conv w [ 2; 2; 2 ] None Padding.Same 1.3 (Some 0.2))) (tensorOf 34 [| 3; 2; 3; 2; 2 |]) mcM
+
         testCase "VALID with a filter larger than the input is an error that names the fix" <| fun () ->
             let e = throwsExactly<NeuralTangentsException> (fun () ->
                 KernelFn.compute (Stax.conv 4 [ 5 ] None Padding.Valid 1.0 None) (tensorOf 1 [| 2; 3; 2 |]) None Nngp |> ignore)
@@ -204,20 +335,56 @@ let tests =
         testCase "channel-first dimension numbers: NCHW result equals NHWC result on transposed input" <| fun () ->
             let x = tensorOf 41 [| 3; 4; 5; 2 |]
             let xNchw = Tensor.permute [| 0; 3; 1; 2 |] x
-            let spec = { Stax.convDefaults 6 [ 3; 2 ] with Padding = Padding.Same; Strides = [ 2; 1 ]; WStd = 1.3; BStd = Some 0.2 }
-            let nhwc = Stax.convWith { spec with DimensionNumbers = ("NHWC", "HWIO", "NHWC") }
-            let nchw = Stax.convWith { spec with DimensionNumbers = ("NCHW", "HWIO", "NCHW") }
-            let top = [ Stax.relu; Stax.flatten; Stax.dense 1 1.0 (Some 0.1) ]
-            for request in [ full; diagonal ] do
-                let a = KernelFn.computeWithLayout request (Stax.serial (nhwc :: top)) x None Both
-                let b = KernelFn.computeWithLayout request (Stax.serial (nchw :: top)) xNchw None Both
-                assertClose "nngp" 1e-14 a.Nngp.Data b.Nngp.Data
-                assertClose "ntk" 1e-14 a.Ntk.Value.Data b.Ntk.Value.Data
-            // The finite networks with the same weights agree too (the filter spec is HWIO in both).
-            let _, p = InitFn.init 3 nhwc x.Shape
-            let ya = ApplyFn.apply nhwc p x
-            let yb = ApplyFn.apply nchw p xNchw
-            assertClose "apply" 1e-14 ya.Data (Tensor.permute [| 0; 2; 3; 1 |] yb).Data
+            for kind, padding in [ ConvKind.Conv, Padding.Same; ConvKind.Local, Padding.Circular; ConvKind.Transpose, Padding.Circular; ConvKind.Transpose, Padding.Valid ] do
+                let what = sprintf "%A %A" kind padding
+                let spec = { Stax.convDefaults 6 [ 3; 2 ] with Kind = kind; Padding = padding; Strides = [ 2; 1 ]; WStd = 1.3; BStd = Some 0.2 }
+                let nhwc = Stax.convWith { spec with DimensionNumbers = ("NHWC", "HWIO", "NHWC") }
+                let nchw = Stax.convWith { spec with DimensionNumbers = ("NCHW", "HWIO", "NCHW") }
+                let top = [ Stax.relu; Stax.flatten; Stax.dense 1 1.0 (Some 0.1) ]
+                for request in [ full; diagonal ] do
+                    let a = KernelFn.computeWithLayout request (Stax.serial (nhwc :: top)) x None Both
+                    let b = KernelFn.computeWithLayout request (Stax.serial (nchw :: top)) xNchw None Both
+                    assertClose (what + " nngp") 1e-14 a.Nngp.Data b.Nngp.Data
+                    assertClose (what + " ntk") 1e-14 a.Ntk.Value.Data b.Ntk.Value.Data
+                // The finite networks with the same weights agree too (the filter spec is HWIO in both; the bias is laid
+                // out by the output spec, (1, H, W, C) → (1, C, H, W)).
+                let _, p = InitFn.init 3 nhwc x.Shape
+                let pNchw = match p with Leaf [ w; b ] -> Leaf [ w; Tensor.permute [| 0; 3; 1; 2 |] b ] | _ -> failwith "W and b"
+                let ya = ApplyFn.apply nhwc p x
+                let yb = ApplyFn.apply nchw pNchw xNchw
+                assertClose (what + " apply") 1e-14 ya.Data (Tensor.permute [| 0; 2; 3; 1 |] yb).Data
+
+        testCase "dimension numbers that order the filter's or the output's spatial axes differently from the input's" <| fun () ->
+            // neural_tangents reads filter_shape and strides in the filter spec's order (input_to_filter_permutation) and
+            // lays the output out by the output spec (k.transpose(in_to_out_permutation)): ("NHWC", "WHIO", "NWHC") with
+            // filter (f_w, f_h) is ("NHWC", "HWIO", "NHWC") with (f_h, f_w) and the output's H and W swapped.
+            let x = tensorOf 42 [| 3; 4; 5; 2 |]
+            for kind, padding in [ ConvKind.Conv, Padding.Same; ConvKind.Local, Padding.Circular; ConvKind.Transpose, Padding.Circular ] do
+                let what = sprintf "%A %A" kind padding
+                let spec = { Stax.convDefaults 6 [ 3; 2 ] with Kind = kind; Padding = padding; Strides = [ 2; 1 ]; WStd = 1.3; BStd = Some 0.2 }
+                let plain = Stax.convWith { spec with DimensionNumbers = ("NHWC", "HWIO", "NHWC") }
+                let swapped = Stax.convWith { spec with FilterShape = [ 2; 3 ]; Strides = [ 1; 2 ]; DimensionNumbers = ("NHWC", "WHIO", "NWHC") }
+                let swapOut = Tensor.permute [| 0; 2; 1; 3 |]
+                let full' (k: Kernel) = if k.IsReversed then Kernel.reverse k else k
+                for request in [ full; diagonal ] do
+                    let a = full' (KernelFn.computeWithLayout request plain x None Both)
+                    let b = full' (KernelFn.computeWithLayout request swapped x None Both)
+                    // b's spatial axes are (W, H): in the full layout (N, N, W, W', H, H'), in the diagonal one (N, N, W, H).
+                    let back (t: Tensor) = if request = full then Tensor.permute [| 0; 1; 4; 5; 2; 3 |] t else Tensor.permute [| 0; 1; 3; 2 |] t
+                    assertClose (what + " nngp") 1e-14 a.Nngp.Data (back b.Nngp).Data
+                    assertClose (what + " ntk") 1e-14 a.Ntk.Value.Data (back b.Ntk.Value).Data
+                // The finite shared-filter layers with the same weights (filter axes swapped; the bias laid out by the
+                // output spec). Not ConvLocal: how lax orders the filter taps inside its I axis under a permuted filter
+                // spec is not checked here.
+                if kind <> ConvKind.Local then
+                    let _, p = InitFn.init 5 plain x.Shape
+                    let pSwapped =
+                        match p with
+                        | Leaf [ w; b ] -> Leaf [ Tensor.permute [| 1; 0; 2; 3 |] w; swapOut b ]
+                        | _ -> failwith "W and b"
+                    let ya = ApplyFn.apply plain p x
+                    let yb = ApplyFn.apply swapped pSwapped x
+                    assertClose (what + " apply") 1e-14 ya.Data (swapOut yb).Data
 
         testCase "full layout's diagonal equals the diagonal layout; Flatten of either is the same" <| fun () ->
             let nets =
@@ -260,10 +427,38 @@ let tests =
             // ntk parameterization with an input NTK of 0: ntk' = nngp'.
             assertClose "ntk parameterization" 1e-15 reference.Nngp.Data reference.Ntk.Value.Data
 
+        testCase "nt kernel on 4-d (NHWC) and 5-d (NDHWC) .npy inputs gives KernelFn.compute's numbers" <| fun () ->
+            let dir = Path.Combine(Path.GetTempPath(), "nt-conv-" + Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory dir |> ignore
+            try
+                for name, x1, x2, arch in
+                    [ "2-D", tensorOf 71 [| 2; 4; 3; 2 |], tensorOf 72 [| 3; 4; 3; 2 |],
+                      """{"layer": "serial", "layers": [{"layer": "Conv", "out_chan": 8, "filter_shape": [3, 2], "padding": "SAME", "b_std": 0.1},
+                         {"layer": "Relu"}, {"layer": "GlobalAvgPool"}, {"layer": "Dense", "out_dim": 1}]}"""
+                      "3-D", tensorOf 73 [| 2; 3; 2; 3; 2 |], tensorOf 74 [| 2; 3; 2; 3; 2 |],
+                      """{"layer": "serial", "layers": [{"layer": "ConvTranspose", "out_chan": 8, "filter_shape": [2, 2, 3], "strides": [1, 2, 1], "padding": "CIRCULAR"},
+                         {"layer": "Erf"}, {"layer": "Conv", "out_chan": 4, "filter_shape": [2, 1, 2], "padding": "VALID"}, {"layer": "Flatten"}, {"layer": "Dense", "out_dim": 1}]}""" ] do
+                    Npy.write (Path.Combine(dir, "x1.npy")) x1
+                    Npy.write (Path.Combine(dir, "x2.npy")) x2
+                    let req = Path.Combine(dir, "req.json")
+                    File.WriteAllText(req, sprintf """{"arch": %s, "x1": "x1.npy", "x2": "x2.npy", "out": "k"}""" arch)
+                    use out = new StringWriter()
+                    use err = new StringWriter()
+                    let code = Cli.run [| "kernel"; req |] (new StringReader("")) out err
+                    Expect.equal code 0 (err.ToString())
+                    let k = KernelFn.compute (Json.decode arch) x1 (Some x2) Both
+                    for what, expected in [ "nngp", k.Nngp; "ntk", k.Ntk.Value ] do
+                        let back = Npy.read (Path.Combine(dir, "k." + what + ".npy"))
+                        Expect.equal back.Shape expected.Shape (name + " " + what)
+                        Expect.equal back.Data expected.Data (name + " " + what)
+            finally
+                Directory.Delete(dir, true)
+
         testCase "JSON round trip of every conv kind, and neural_tangents' JSON with nulls and defaults" <| fun () ->
             let layers =
                 [ Stax.conv 16 [ 3; 3 ] (Some [ 2; 1 ]) Padding.Same 1.5 (Some 0.1)
                   Stax.convTranspose 8 [ 2 ] (Some [ 3 ]) Padding.Valid 1.2 None
+                  Stax.convTranspose 3 [ 4; 2 ] (Some [ 2; 1 ]) Padding.Circular 1.1 (Some 0.3)
                   Stax.convLocal 4 [ 2; 2; 2 ] None Padding.Circular 1.0 (Some 0.0)
                   Stax.convWith
                       { Stax.convDefaults 5 [ 3; 2 ] with
@@ -275,12 +470,13 @@ let tests =
             Expect.equal fromNt (Stax.conv 32 [ 3; 3 ] None Padding.Same 1.3 None) "defaults"
             let enc = Json.encode (Stax.conv 2 [ 3 ] None Padding.Valid 1.0 None)
             Expect.stringContains enc "\"dimension_numbers\":[\"NAC\",\"AIO\",\"NAC\"]" "explicit dimension numbers"
+            Expect.equal (Json.decode """{"layer":"ConvTranspose","out_chan":2,"filter_shape":[3],"padding":"CIRCULAR"}""")
+                (Stax.convTranspose 2 [ 3 ] None Padding.Circular 1.0 None) "ConvTranspose CIRCULAR decodes"
             for bad, fragment in
                 [ """{"layer":"Conv","out_chan":2}""", "filter_shape"
                   """{"layer":"Conv","out_chan":2,"filter_shape":[3],"padding":"same"}""", "padding"
                   """{"layer":"Conv","out_chan":2,"filter_shape":[3],"strides":[1,1]}""", "strides"
-                  """{"layer":"Conv","out_chan":2,"filter_shape":[3],"dimension_numbers":["NHC","HIO","NXC"]}""", "dimension_numbers"
-                  """{"layer":"ConvTranspose","out_chan":2,"filter_shape":[3],"padding":"CIRCULAR"}""", "CIRCULAR" ] do
+                  """{"layer":"Conv","out_chan":2,"filter_shape":[3],"dimension_numbers":["NHC","HIO","NXC"]}""", "dimension_numbers" ] do
                 let e = throwsExactly<Json.JsonArchitectureException> (fun () -> Json.decode bad |> ignore)
                 Expect.stringContains e.Message fragment bad
     ]

@@ -399,7 +399,7 @@ let private windowOut (padding: Padding) (f: int) (s: int) (size: int) =
     | Padding.Valid -> if size >= f then (size - f) / s + 1 else 0
     | _ -> (size + s - 1) / s
 
-/// Output size of the transpose convolution (lax.conv_transpose: SAME size·s, VALID size·s + max(f − s, 0)).
+/// Output size of the transpose convolution (lax.conv_transpose: SAME and CIRCULAR size·s, VALID size·s + max(f − s, 0)).
 let private transposeOut (padding: Padding) (f: int) (s: int) (size: int) =
     if size = 0 then 0
     else
@@ -430,7 +430,6 @@ let private cnnConv (at: CnnAt) (width: int) (keepSize: bool) =
                             if canTranspose then yield 2, Gen.constant ConvKind.Transpose ]
         let! padding =
             if keepSize then Gen.constant Padding.Same
-            elif kind = ConvKind.Transpose then Gen.elements [ Padding.Same; Padding.Valid ]
             else Gen.elements [ Padding.Same; Padding.Valid; Padding.Circular ]
         let! filter = windowSizes padding 3 at.Sizes
         let! strides = if keepSize then Gen.constant (List.map (fun _ -> 1) at.Sizes) else Gen.listOfLength at.Sizes.Length strideGen

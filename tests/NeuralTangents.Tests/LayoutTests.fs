@@ -159,6 +159,25 @@ let tests =
             Expect.equal (layout (Stax.serial [ Stax.fanOut 2; Stax.parallelOf [ Stax.flatten; Stax.serial [ Stax.dense 4 1.0 None; Stax.flatten ] ]; Stax.fanInSum ])) (true, true) "Flatten in every branch"
             Expect.equal (layout (Stax.serial [ Stax.fanOut 2; Stax.parallelOf [ Stax.flatten; Stax.dense 4 1.0 None ]; Stax.fanInSum ])) (true, false) "one branch keeps positions"
 
+        testCase "an Identity branch carries its input's layout into the parallel's output (where neural_tangents skips it)" <| fun () ->
+            // neural_tangents' values worked through requirements.py by hand (Conv: (Yes, No), ConvLocal: (Yes, Maybe),
+            // GlobalSumPool: (Maybe, Yes), Identity/FanOut/FanInSum skipped). Ours differ only where the Identity branch
+            // carries cross-position covariances (a shared Conv's output, the raw inputs) to a layer that needs them.
+            let layout net = snd (Requirements.layout (Requirements.ofLayer net) LayoutRequest.Auto)
+            let conv = Stax.conv 2 [ 2 ] None Padding.Same 1.0 None
+            let local = Stax.convLocal 2 [ 2 ] None Padding.Same 1.0 None
+            let block branches top = Stax.serial [ Stax.fanOut 2; Stax.parallelOf branches; Stax.fanInSum; top ]
+            for name, net, ours, nt in
+                [ "Conv → [ConvLocal; Identity] → GlobalSumPool", Stax.serial [ conv; block [ local; Stax.identity ] Stax.globalSumPool ], false, true
+                  "inputs → [ConvLocal; Identity] → GlobalSumPool", block [ local; Stax.identity ] Stax.globalSumPool, false, true
+                  "ConvLocal → [ConvLocal; Identity] → GlobalSumPool", Stax.serial [ local; block [ local; Stax.identity ] Stax.globalSumPool ], true, true
+                  "Conv → [ConvLocal; ConvLocal] → GlobalSumPool", Stax.serial [ conv; block [ local; local ] Stax.globalSumPool ], true, true
+                  "Conv → [ConvLocal; Identity] → Flatten", Stax.serial [ conv; block [ local; Stax.identity ] Stax.flatten ], true, true
+                  "Conv → [Identity; Identity] → Flatten", Stax.serial [ conv; block [ Stax.identity; Stax.identity ] Stax.flatten ], true, true
+                  "Conv → [Relu; Identity] → GlobalSumPool", Stax.serial [ conv; block [ Stax.relu; Stax.identity ] Stax.globalSumPool ], false, false ] do
+                Expect.equal (layout net) ours (name + ": diagonal_spatial")
+                if ours <> nt then note (sprintf "layout differs from neural_tangents' (%b) by design: %s" nt name)
+
         testCase "the fold agrees with the layout neural_tangents recorded for every decodable fixture" <| fun () ->
             // tests/fixtures/*.json meta.input_diagonal_spatial is neural_tangents' own choice for that network.
             let mutable n = 0

@@ -345,6 +345,35 @@ let tests =
                 let pooled = Stax.serial [ body; Stax.sumPool [ 2 ] None Padding.Same ]
                 throwsExactly<NeuralTangentsException> (fun () -> Requirements.layout (Requirements.ofLayer pooled) diagonal |> ignore) |> ignore
 
+            testCase "after a ConvLocal a CIRCULAR window wider than its axis counts a repeated position with its full weight, in both layouts" <| fun () ->
+                // ConvLocal(f = 1, VALID, W_std 1.3, b_std 0.2) on 2 pixels: y_p has variance-covariance
+                // K_p = 1.69·x_a[p]·x_b[p]/C + 0.04 and distinct positions are uncorrelated. SumPool(3, CIRCULAR), lax's
+                // SAME split (1 before, 1 after), wraps to taps (1, 0, 1) and (0, 1, 0): z_0 = y_0 + 2·y_1,
+                // z_1 = 2·y_0 + y_1, so Cov(z_0, z_0) = K_0 + 4·K_1, Cov(z_0, z_1) = 2·K_0 + 2·K_1, Cov(z_1, z_1) =
+                // 4·K_0 + K_1 (AvgPool: /9). neural_tangents' diagonal rule counts the repeated tap once per tap:
+                // K_0 + 2·K_1 (README, differences from neural_tangents).
+                let x = img 44 3 [ 2 ] 2
+                let local = Stax.convLocal 4 [ 1 ] None Padding.Valid 1.3 (Some 0.2)
+                let k (a: int) (b: int) (p: int) = 1.69 * (x.Data[(a * 2 + p) * 2] * x.Data[(b * 2 + p) * 2] + x.Data[(a * 2 + p) * 2 + 1] * x.Data[(b * 2 + p) * 2 + 1]) / 2.0 + 0.04
+                for average in [ false; true ] do
+                    let pool = if average then Stax.avgPool [ 3 ] None Padding.Circular else Stax.sumPool [ 3 ] None Padding.Circular
+                    let scale = if average then 1.0 / 9.0 else 1.0
+                    let net = Stax.serial [ local; pool ]
+                    let expectedFull =
+                        [| for a in 0 .. 2 do
+                             for b in 0 .. 2 do
+                                 let k0, k1 = k a b 0, k a b 1
+                                 yield! [ k0 + 4.0 * k1; 2.0 * k0 + 2.0 * k1; 2.0 * k0 + 2.0 * k1; 4.0 * k0 + k1 ] |> List.map ((*) scale) |]
+                    let f = KernelFn.computeWithLayout full net x None Both
+                    assertClose (sprintf "full nngp (average %b)" average) 1e-14 expectedFull f.Nngp.Data
+                    let d = KernelFn.computeWithLayout diagonal net x None Both
+                    assertClose (sprintf "diagonal nngp (average %b)" average) 1e-14 (fullDiagonal f.Nngp) d.Nngp.Data
+                    assertClose (sprintf "diagonal ntk (average %b)" average) 1e-14 (fullDiagonal f.Ntk.Value) d.Ntk.Value.Data
+                    // Flatten picks the diagonal layout and gives the mean of the same-position entries.
+                    let flat = KernelFn.compute (Stax.serial [ net; Stax.flatten ]) x None Nngp
+                    let expectedFlat = Array.init 9 (fun ab -> let k0, k1 = k (ab / 3) (ab % 3) 0, k (ab / 3) (ab % 3) 1 in scale * (5.0 * k0 + 5.0 * k1) / 2.0)
+                    assertClose (sprintf "Flatten (average %b)" average) 1e-14 expectedFlat flat.Nngp.Data
+
             testCase "GlobalAvgPool's own channel_axis describes the input; layers after it see (N, C)" <| fun () ->
                 // NCHW-style inputs (N, C, H): GlobalAvgPool(batch_axis 0, channel_axis 1) then a Dense on (N, C).
                 let x = img 37 2 [ 3 ] 4 |> Tensor.moveAxis 2 1
@@ -430,6 +459,10 @@ let tests =
             testCase "AvgPool SAME normalize_edges (2D, window (3, 2)) → Flatten" <| fun () ->
                 monteCarlo "AvgPool SAME normalize_edges"
                     (Stax.avgPoolWith { Stax.poolDefaults [ 3; 2 ] with Padding = Padding.Same } true) true x2d
+            testCase "ConvLocal → SumPool CIRCULAR, window 3 on 2 pixels (positions repeat) → Flatten" <| fun () ->
+                // Flatten picks the diagonal layout; its pooling rule must weigh a repeated position by its total weight.
+                monteCarlo "ConvLocal → SumPool CIRCULAR wide"
+                    (Stax.serial [ Stax.convLocal mcWidth [ 1 ] None Padding.Valid 1.2 (Some 0.1); Stax.sumPool [ 3 ] None Padding.Circular ]) true (img 45 3 [ 2 ] 3)
             testCase "GlobalAvgPool (2D)" <| fun () -> monteCarlo "GlobalAvgPool" Stax.globalAvgPool false x2d
             testCase "GlobalSumPool (1D)" <| fun () -> monteCarlo "GlobalSumPool" Stax.globalSumPool false x1d
         ]

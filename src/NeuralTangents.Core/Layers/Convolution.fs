@@ -17,7 +17,8 @@ open NeuralTangents
 /// - CIRCULAR: SAME's O and offset, i taken modulo D (neural_tangents' <c>_same_pad_for_filter_shape</c> with
 ///   numpy's periodic "wrap" padding, then VALID);
 /// - transpose (lax's <c>conv_transpose</c>, no kernel flip): the input dilated by s, padded (a, b) by
-///   <c>_conv_transpose_padding</c>, then a VALID window: i = (o + t − a)/s when that is an integer in [0, D).
+///   <c>_conv_transpose_padding</c>, then a VALID window: i = (o + t − a)/s when that is an integer in [0, D);
+///   CIRCULAR: the VALID transpose folded back onto SAME's D·s outputs (see <c>axisPlan</c>).
 module internal Convolution =
 
     /// neural_tangents' name of a convolution kind.
@@ -94,7 +95,25 @@ module internal Convolution =
             { D = d; O = o; F = f; Taps = Array.init (o * f) (fun k -> tap (k / f) (k % f)) }
         match c.Kind, c.Padding with
         | ConvKind.Transpose, Padding.Circular ->
-            fail c "CIRCULAR padding is not supported for the transpose convolution in this version; use SAME or VALID"
+            // A VALID transpose (a = f − 1, X = d·s + max(f − s, 0) positions), then neural_tangents'
+            // _same_pad_for_filter_shape_transpose to SAME's O = d·s: a reduce-window of w = ⌈X/O⌉ // 2·2 + 1 taps
+            // dilated by O with SAME padding (taps k·O, |k| ≤ (w − 1)/2), cropped by ⌊(X − O)/2⌋ on the low side, so
+            // out[o] = Σ_k valid[o + ⌊(X − O)/2⌋ + k·O]. Two k reaching an input at one tap t would read inputs d apart,
+            // so each tap reads at most one input and the table form holds.
+            let a = f - 1
+            let x = d * s + max (f - s) 0
+            let o = d * s
+            let half = (x + o - 1) / o / 2
+            let crop = (x - o) / 2
+            make o (fun oi t ->
+                let mutable found = -1
+                for k in -half .. half do
+                    let p = oi + crop + k * o
+                    let j = p + t - a
+                    if p >= 0 && p < x && j >= 0 && j % s = 0 && j / s < d then
+                        if found >= 0 then fail c "internal: two inputs at one tap of the CIRCULAR transpose (d=%d f=%d s=%d)" d f s
+                        found <- j / s
+                found)
         | ConvKind.Transpose, p ->
             // jax's _conv_transpose_padding(k, s, padding).
             let padLen, padA =

@@ -56,9 +56,19 @@ module internal Pooling =
                 Array.create t.Length v)
         { InSize = n; OutSize = outSize; Taps = taps; Weights = weights }
 
-    /// The same taps with squared weights: the map of a diagonal-spatial covariance, whose positions are treated as
-    /// uncorrelated (neural_tangents normalises the diagonal layout a second time, `_normalize` in `_Pool.kernel_fn`).
-    let squared (m: AxisMap) = { m with Weights = m.Weights |> Array.map (Array.map (fun w -> w * w)) }
+    /// The map of a diagonal-spatial covariance, whose distinct positions are uncorrelated: output o is
+    /// Σ_h c_h² K[h] with c_h = Σ_{t: tap_t = h} w_t the total weight of input position h in the window, since
+    /// Var(Σ_h c_h x_h) = Σ_h c_h² Var(x_h). Taps are first merged by position. neural_tangents' diagonal rule (a
+    /// reduce-window normalised twice, `_pool_kernel` then `_normalize`) is Σ_t w_t² K[tap_t]: the same when no
+    /// position repeats, but a CIRCULAR window wider than its axis lists a position m > 1 times and there it gives
+    /// m·w² instead of the exact (m·w)² (README, differences from neural_tangents).
+    let squared (m: AxisMap) =
+        let merged =
+            Array.map2 (fun (taps: int[]) (ws: float[]) ->
+                let order = taps |> Array.distinct
+                let total = order |> Array.map (fun h -> Array.fold2 (fun acc t w -> if t = h then acc + w else acc) 0.0 taps ws)
+                order, total |> Array.map (fun c -> c * c)) m.Taps m.Weights
+        { m with Taps = Array.map fst merged; Weights = Array.map snd merged }
 
     /// Applies <c>m</c> along <c>axis</c> of a row-major buffer of shape <c>shape</c>: viewing it as
     /// (outer, InSize, inner), out[a, o, b] = Σ_t w_t·x[a, tap_t, b]. Rows of <c>inner</c> entries are combined with
@@ -156,7 +166,7 @@ module internal Pooling =
     /// AvgPool / SumPool on a kernel (neural_tangents' `_Pool.kernel_fn` and `_pool_kernel`). With P_a the map of
     /// spatial axis a, the full layout becomes K'[o, o', …] = Σ_{h, h'} P_a[o, h]·P_a[o', h']·K[h, h', …] on every
     /// pair of axes (the covariance of the pooled activations, pooling being linear), the NTK alike; the diagonal
-    /// layout, valid when different positions are uncorrelated, becomes K'[o] = Σ_t w_t²·K[tap_t]. cov1/cov2 are pooled
+    /// layout, valid when different positions are uncorrelated, becomes K'[o] = Σ_h c_h²·K[h] (<c>squared</c>). cov1/cov2 are pooled
     /// with their own batch axes. With <c>IsReversed</c> the stored spatial axes are in reverse order and take the
     /// window and strides reversed; the flag is kept.
     let poolKernel (name: string) (average: bool) (p: PoolSpec) (normalizeEdges: bool) (k: Kernel) : Kernel =
