@@ -61,7 +61,11 @@ type Dual =
     static member Sqrt(a: Dual) = let s = Math.Sqrt a.Value in Dual(s, a.Derivative / (2.0 * s))
     static member Sin(a: Dual) = Dual(Math.Sin a.Value, Math.Cos a.Value * a.Derivative)
     static member Cos(a: Dual) = Dual(Math.Cos a.Value, -Math.Sin a.Value * a.Derivative)
-    static member Tanh(a: Dual) = let t = Math.Tanh a.Value in Dual(t, (1.0 - t * t) * a.Derivative)
+    /// <summary>tanh x, derivative sech²x (as 1 − tanh² only where that does not cancel, |x| &lt; 0.5).</summary>
+    static member Tanh(a: Dual) =
+        let t = Math.Tanh a.Value
+        let d = if abs a.Value < 0.5 then 1.0 - t * t else let ch = Math.Cosh a.Value in 1.0 / (ch * ch)
+        Dual(t, d * a.Derivative)
     static member Atan(a: Dual) = Dual(Math.Atan a.Value, a.Derivative / (1.0 + a.Value * a.Value))
     static member Asin(a: Dual) = Dual(Math.Asin a.Value, a.Derivative / Math.Sqrt(1.0 - a.Value * a.Value))
     static member Acos(a: Dual) = Dual(Math.Acos a.Value, -a.Derivative / Math.Sqrt(1.0 - a.Value * a.Value))

@@ -51,6 +51,11 @@ type NumericalSpec =
       /// The registry name of the function used as φ′; None: the exact derivative of <c>Fn</c> (dual numbers).
       Df: string option }
 
+/// <summary>neural_tangents' <c>Elementwise(fn, nngp_fn, d_nngp_fn)</c> with the maps named (JSON and CLI, where
+/// functions cannot travel): <c>NngpFn</c> "relu" or "erf", σ̇ from <c>DNngpFn</c>'s map or, when None, the exact
+/// derivative of the NNGP map (dual numbers); <c>Fn</c> a registry name for the finite network, or None.</summary>
+type ElementwiseNamedSpec = { Fn: string option; NngpFn: string; DNngpFn: string option }
+
 /// <summary>An elementwise layer built from user functions (neural_tangents' <c>Elementwise</c> and
 /// <c>ElementwiseNumerical</c> with callables). Equality is by reference: two values are equal only when they are
 /// the same object, as functions cannot be compared.</summary>
@@ -159,6 +164,8 @@ type Activation =
     | Polynomial of coef: float list
     /// A registry activation by Gauss–Hermite quadrature.
     | ElementwiseNumerical of NumericalSpec
+    /// neural_tangents' Elementwise with named maps (JSON's form).
+    | ElementwiseNamed of ElementwiseNamedSpec
     /// An activation from user functions (not JSON-encodable; equality by reference).
     | Custom of CustomActivation
 

@@ -236,7 +236,8 @@ module Stax =
     [<CompiledName("ElementwiseNumericalDual")>]
     let elementwiseNumericalDual (name: string) (fn: Dual -> Dual) (deg: int) =
         if obj.ReferenceEquals(fn, null) then invalidArg "fn" "ElementwiseNumerical: fn is null"
-        if deg < 1 || deg > 1000 then invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..1000, got %d" deg)
+        if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
+            invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..%d, got %d" ElementwiseQuadrature.maxDeg deg)
         let phi (x: float) = (fn (Dual(x, 0.0))).Value
         let dphi (x: float) = (fn (Dual(x, 1.0))).Derivative
         Activation(Elementwise.custom name (Some phi) (Some dphi) [ "deg", string deg ] (ElementwiseQuadrature.quadratureStep deg phi dphi))
@@ -246,7 +247,8 @@ module Stax =
     let elementwiseNumericalWith (name: string) (fn: float -> float) (df: float -> float) (deg: int) =
         if obj.ReferenceEquals(fn, null) then invalidArg "fn" "ElementwiseNumerical: fn is null"
         if obj.ReferenceEquals(df, null) then invalidArg "df" "ElementwiseNumerical: df is null"
-        if deg < 1 || deg > 1000 then invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..1000, got %d" deg)
+        if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
+            invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..%d, got %d" ElementwiseQuadrature.maxDeg deg)
         Activation(Elementwise.custom name (Some fn) (Some df) [ "deg", string deg ] (ElementwiseQuadrature.quadratureStep deg fn df))
 
     /// <summary>neural_tangents' <c>Elementwise(fn, nngp_fn, d_nngp_fn)</c>: φ (and φ′ for the finite network's

@@ -336,7 +336,8 @@ module internal Elementwise =
         if isNull fn then invalidArg "fn" "ElementwiseNumerical: must name an activation, got null"
         ElementwiseQuadrature.lookup "fn" fn |> ignore
         df |> Option.iter (fun d -> ElementwiseQuadrature.lookup "df" d |> ignore)
-        if deg < 1 || deg > 1000 then invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..1000, got %d" deg)
+        if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
+            invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..%d, got %d" ElementwiseQuadrature.maxDeg deg)
         ElementwiseNumerical { Fn = fn; Deg = deg; Df = df }
 
     /// Elementwise from user functions: φ (optional), the NNGP map (c, q1, q2) ↦ E[φ(u)φ(v)] and its derivative in c.
@@ -345,18 +346,24 @@ module internal Elementwise =
         if String.IsNullOrWhiteSpace name then invalidArg "name" "Elementwise: the layer needs a name (for printing and errors)"
         Custom(CustomActivation(name, args, fn, dfn, step))
 
-    /// Elementwise(nngp_fn = NAME) from the named maps ("relu", "erf"), σ̇ by dual numbers.
-    let private namedElementwise (fn: string option) (nngpFn: string) (dNngpFn: string option) =
-        let map (what: string) (n: string) =
-            match ElementwiseQuadrature.nngpMaps |> List.tryFind (fun (k, _) -> k = n) with
-            | Some(_, m) -> m
-            | None -> invalidArg what (sprintf "Elementwise: unknown map '%s' (known: relu, erf)" n)
-        let nngp = ElementwiseQuadrature.dualStep (map "nngp_fn" nngpFn)
-        let d = ElementwiseQuadrature.dualStep (map "d_nngp_fn" (defaultArg dNngpFn nngpFn))
-        let phi = fn |> Option.map (ElementwiseQuadrature.lookup "fn")
-        custom (defaultArg fn nngpFn) (Option.map fst phi) (Option.map snd phi)
-            [ "nngp_fn", nngpFn; "d_nngp_fn", defaultArg dNngpFn "null" ]
-            (fun c q1 q2 -> let struct (v, _) = nngp c q1 q2 in let struct (_, dv) = d c q1 q2 in struct (v, dv))
+    let private nngpMap (what: string) (n: string) =
+        match ElementwiseQuadrature.nngpMaps |> List.tryFind (fun (k, _) -> k = n) with
+        | Some(_, m) -> m
+        | None -> invalidArg what (sprintf "Elementwise: unknown map '%s' (known: relu, erf)" n)
+
+    /// Elementwise(fn, nngp_fn, d_nngp_fn) with named maps ("relu", "erf") and a registry name for fn.
+    let elementwiseNamed (fn: string option) (nngpFn: string) (dNngpFn: string option) =
+        if isNull nngpFn then invalidArg "nngp_fn" "Elementwise: must name an NNGP map (relu or erf), got null"
+        nngpMap "nngp_fn" nngpFn |> ignore
+        dNngpFn |> Option.iter (nngpMap "d_nngp_fn" >> ignore)
+        fn |> Option.iter (ElementwiseQuadrature.lookup "fn" >> ignore)
+        ElementwiseNamed { Fn = fn; NngpFn = nngpFn; DNngpFn = dNngpFn }
+
+    /// The step of a named Elementwise: the NNGP from its map, σ̇ as the ε part of d_nngp_fn's map (or nngp_fn's).
+    let private namedStep (s: ElementwiseNamedSpec) =
+        let nngp = ElementwiseQuadrature.dualStep (nngpMap "nngp_fn" s.NngpFn)
+        let d = ElementwiseQuadrature.dualStep (nngpMap "d_nngp_fn" (defaultArg s.DNngpFn s.NngpFn))
+        fun c q1 q2 -> let struct (v, _) = nngp c q1 q2 in let struct (_, dv) = d c q1 q2 in struct (v, dv)
 
     /// Every activation's JSON name, accepted arguments (neural_tangents' defaults) and reader. do_stabilize is
     /// accepted and has no effect: the passes here clamp and are stable.
@@ -391,12 +398,12 @@ module internal Elementwise =
             Read = fun a ->
                 match a.OptString "fn" with
                 | None -> invalidArg "fn" (sprintf "must name an activation (one of %s)" (String.Join(", ", ElementwiseQuadrature.names)))
-                | Some fn -> elementwiseNumerical fn (a.RequiredInt("deg", 1, 1000)) (a.OptString "df") }
+                | Some fn -> elementwiseNumerical fn (a.RequiredInt("deg", 1, ElementwiseQuadrature.maxDeg)) (a.OptString "df") }
           { Name = "Elementwise"; Accepts = [ "fn"; "nngp_fn"; "d_nngp_fn" ]
             Read = fun a ->
                 match a.OptString "nngp_fn" with
                 | None -> invalidArg "nngp_fn" "must name an NNGP map (relu or erf); functions cannot travel as JSON"
-                | Some m -> namedElementwise (a.OptString "fn") m (a.OptString "d_nngp_fn") } ]
+                | Some m -> elementwiseNamed (a.OptString "fn") m (a.OptString "d_nngp_fn") } ]
 
     /// The definition of an activation.
     let define (a: Activation) : LayerDef =
@@ -468,6 +475,14 @@ module internal Elementwise =
             let step, phi, dphi = ElementwiseQuadrature.numericalStep s
             let args = [ "fn", StringArg s.Fn; "deg", IntArg s.Deg ] @ (match s.Df with Some d -> [ "df", StringArg d ] | None -> [])
             activation "ElementwiseNumerical" args (fun _ -> pointwise step) phi dphi
+        | ElementwiseNamed s ->
+            let missing (_: float) : float =
+                raise (NeuralTangentsException "Elementwise: no fn was given (JSON \"fn\": a registry name), so the finite network cannot be evaluated")
+            let phi = s.Fn |> Option.map (ElementwiseQuadrature.lookup "fn")
+            let opt (v: string option) = match v with Some t -> StringArg t | None -> OptFloatArg None
+            activation "Elementwise" [ "fn", opt s.Fn; "nngp_fn", StringArg s.NngpFn; "d_nngp_fn", opt s.DNngpFn ]
+                (fun _ -> pointwise (namedStep s))
+                (match phi with Some(f, _) -> f | None -> missing) (match phi with Some(_, d) -> d | None -> missing)
         | Custom c ->
             let missing (what: string) (_: float) : float =
                 raise (NeuralTangentsException(sprintf "%s: no %s was given, so the finite network cannot be evaluated; pass fn to Elementwise" c.Name what))
