@@ -34,16 +34,18 @@ let activation =
           Gen.constant (Stax.gelu false)
           Gen.map3 Stax.sin (choose 0.5 1.5) (choose 0.3 1.2) (choose -1.0 1.0)
           Gen.choose (0, 3) |> Gen.map Stax.monomial
-          Gen.map2 Stax.exp (choose 0.5 1.2) (choose -0.6 0.6)
+          Gen.map2 Stax.exp (choose 0.5 1.2) (choose -0.4 0.4)
           Gen.map2 Stax.gaussian (choose 0.5 1.5) (choose -1.0 -0.1)
           Gen.map3 Stax.expNormalized (choose 0.2 1.5) (choose -1.0 0.0) (Gen.elements [ false; true ])
           choose 0.1 1.0 |> Gen.map Stax.rbf
           Gen.constant Stax.sign
           Gen.constant Stax.gabor
-          Gen.choose (0, 3) |> Gen.map Stax.hermite
-          Gen.choose (0, 3) |> Gen.map Stax.rectifiedMonomial
-          Gen.listOfLength 4 (choose -1.0 1.0) |> Gen.map Stax.polynomial
-          Gen.elements [ "tanh"; "softplus"; "swish"; "sin" ] |> Gen.map (fun f -> Stax.elementwiseNumerical f 12 None) ]
+          // Degrees ≤ 2 (like the polynomial's): stacked degree-3 maps grow as c^(3^depth) and overflow.
+          Gen.choose (0, 2) |> Gen.map Stax.hermite
+          Gen.choose (0, 2) |> Gen.map Stax.rectifiedMonomial
+          // ElementwiseNumerical is left out: neural_tangents' quadrature conditions on the first input, so its
+          // kernel is symmetric only to the quadrature error (ActivationNumericalTests checks that bound).
+          Gen.listOfLength 3 (choose -1.0 1.0) |> Gen.map Stax.polynomial ]
 
 /// The layout of a network's inputs, as its layers state it.
 type InputLayout =
@@ -482,10 +484,9 @@ let private cnnPool (at: CnnAt) =
 /// The activations of the CNN laws: Relu, Erf and Gelu (after a convolution: their kernels need a Gaussian input).
 let private cnnActivation =
     Gen.oneof [ Gen.constant Stax.relu; Gen.map3 Stax.erf (choose 0.5 1.5) (choose 0.3 1.5) (choose -0.3 0.3); Gen.constant (Stax.gelu false)
-                Gen.map2 Stax.exp (choose 0.5 1.2) (choose -0.6 0.6); Gen.map2 Stax.gaussian (choose 0.5 1.5) (choose -1.0 -0.1)
-                Gen.constant Stax.sign; Gen.constant Stax.gabor; Gen.choose (0, 3) |> Gen.map Stax.rectifiedMonomial
-                Gen.listOfLength 3 (choose -1.0 1.0) |> Gen.map Stax.polynomial
-                Gen.constant (Stax.elementwiseNumerical "tanh" 8 None) ]
+                Gen.map2 Stax.exp (choose 0.5 1.2) (choose -0.4 0.4); Gen.map2 Stax.gaussian (choose 0.5 1.5) (choose -1.0 -0.1)
+                Gen.constant Stax.sign; Gen.constant Stax.gabor; Gen.choose (0, 2) |> Gen.map Stax.rectifiedMonomial
+                Gen.listOfLength 3 (choose -1.0 1.0) |> Gen.map Stax.polynomial ]
 
 /// Blocks of a CNN body: a convolution, a pooling, an activation (on a Gaussian input), two blocks in sequence, or
 /// a residual block FanOut(2) → parallel [act → conv(SAME); Identity or conv(SAME)] → FanInSum (Gaussian).
