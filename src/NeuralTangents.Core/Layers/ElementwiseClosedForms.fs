@@ -83,6 +83,18 @@ module internal ElementwiseClosedForms =
                 jm1 <- j
             jm1
 
+    /// (J_n(θ), J_{n−1}(θ)) in one pass of the recurrence (n ≥ 1).
+    let private arcCosJPair (n: int) (theta: float) =
+        let ct, st = Math.Cos theta, Math.Sin theta
+        let piMinus = Math.PI - theta
+        let mutable jm2 = piMinus
+        let mutable jm1 = st + piMinus * ct
+        for k in 2 .. n do
+            let j = float (2 * k - 1) * ct * jm1 + float ((k - 1) * (k - 1)) * st * st * jm2
+            jm2 <- jm1
+            jm1 <- j
+        struct (jm1, jm2)
+
     /// E[φ(u)] for φ = (u ≥ 0)·u^k and u ~ N(0, q): (0 ≥ 0)·0^k = [k = 0] at q = 0, otherwise q^{k/2}·E[z₊^k] with
     /// E[z₊^k] = 2^{k/2}·Γ((k + 1)/2)/(2√π).
     let private rectifiedMean (k: int) (q: float) =
@@ -105,9 +117,11 @@ module internal ElementwiseClosedForms =
             else
                 let theta = angle c prod
                 let s = Math.Sqrt prod
-                let nngp = Math.Pow(s, float n) * inv2Pi * arcCosJ n theta
-                let d = if n = 0 then 0.0 else float (n * n) * Math.Pow(s, float (n - 1)) * inv2Pi * arcCosJ (n - 1) theta
-                struct (nngp, d)
+                if n = 0 then struct (inv2Pi * (Math.PI - theta), 0.0)
+                else
+                    let struct (jn, jn1) = arcCosJPair n theta
+                    let sn1 = pown s (n - 1)
+                    struct (sn1 * s * inv2Pi * jn, float (n * n) * sn1 * inv2Pi * jn1)
 
     // ---------------------------------------------------------------------------------------------
     // Gabor.
@@ -165,7 +179,10 @@ module internal ElementwiseClosedForms =
             Array.init n (fun l ->
                 Array.init ((n - 1 - l) / 2 + 1) (fun i ->
                     a[l + 2 * i] * fact (l + 2 * i) / (Math.Pow(2.0, float i) * fact i) / Math.Sqrt(fact l)))
-        let horner (ws: float[]) (q: float) = Array.foldBack (fun wi acc -> acc * q + wi) ws 0.0
+        let horner (ws: float[]) (q: float) =
+            let mutable acc = 0.0
+            for i in ws.Length - 1 .. -1 .. 0 do acc <- acc * q + ws[i]
+            acc
         fun (c: float) (q1: float) (q2: float) ->
             let mutable nngp = 0.0
             let mutable dot = 0.0

@@ -60,11 +60,11 @@ module internal ElementwiseQuadrature =
     /// The rule of degree n, computed once.
     let rule (n: int) = rules.GetOrAdd(n, gaussHermite)
 
-    /// neural_tangents' ElementwiseNumerical step: with (x_i, w_i) the degree-n Gauss–Hermite rule,
+    /// neural_tangents' ElementwiseNumerical step (φ and φ′ from one call, e.g. one dual-number evaluation): with (x_i, w_i) the degree-n Gauss–Hermite rule,
     /// E[f(u)g(v)] ≈ (1/π)·Σ_ij w_i w_j f(√(2q1)·x_i)·f(c/√(q1/2)·x_i + √(2(q2 − c²/q1))·y_j) (u = √(2q1)x,
     /// v | u Gaussian), q1/2 floored at 1e-30 as neural_tangents does; for f = φ (NNGP) and f = φ′ (σ̇).
     /// Exact for polynomials of degree < 2n in each variable; for smooth φ the error falls geometrically with n.
-    let quadratureStep (n: int) (phi: float -> float) (dphi: float -> float) =
+    let quadratureStepBoth (n: int) (both: float -> struct (float * float)) =
         let xs, ws = rule n
         fun (c: float) (q1: float) (q2: float) ->
             let a = Math.Sqrt(Math.Max(2.0 * q1, 0.0))
@@ -73,18 +73,21 @@ module internal ElementwiseQuadrature =
             let mutable e = 0.0
             let mutable d = 0.0
             for i in 0 .. n - 1 do
-                let u = a * xs[i]
-                let fu, du = phi u, dphi u
+                let struct (fu, du) = both (a * xs[i])
                 let mutable ei = 0.0
                 let mutable di = 0.0
                 let m = slope * xs[i]
                 for j in 0 .. n - 1 do
-                    let v = m + r * xs[j]
-                    ei <- ei + ws[j] * phi v
-                    di <- di + ws[j] * dphi v
+                    let struct (fv, dv) = both (m + r * xs[j])
+                    ei <- ei + ws[j] * fv
+                    di <- di + ws[j] * dv
                 e <- e + ws[i] * fu * ei
                 d <- d + ws[i] * du * di
             struct (e / Math.PI, d / Math.PI)
+
+    /// The same with φ and φ′ as two functions.
+    let quadratureStep (n: int) (phi: float -> float) (dphi: float -> float) =
+        quadratureStepBoth n (fun x -> struct (phi x, dphi x))
 
     // ---------------------------------------------------------------------------------------------
     // The registry: each activation written once over dual numbers, so φ′ is exact (no finite difference).
@@ -131,8 +134,13 @@ module internal ElementwiseQuadrature =
     /// The kernel step of a NumericalSpec (φ′ from Df's φ when Df names one, else the exact derivative of Fn).
     let numericalStep (s: NumericalSpec) =
         let phi, dphi = lookup "fn" s.Fn
-        let dphi = match s.Df with Some d -> fst (lookup "df" d) | None -> dphi
-        quadratureStep s.Deg phi dphi, phi, dphi
+        match s.Df with
+        | Some d ->
+            let dphi = fst (lookup "df" d)
+            quadratureStep s.Deg phi dphi, phi, dphi
+        | None ->
+            let f = registry |> List.pick (fun (n, _, f) -> if n = s.Fn then Some f else None)
+            quadratureStepBoth s.Deg (fun x -> let r = f (Dual(x, 1.0)) in struct (r.Value, r.Derivative)), phi, dphi
 
     /// The NNGP maps neural_tangents' fixtures name for `Elementwise(nngp_fn=...)`, over dual numbers in c:
     /// "relu" (√(q1q2 − c²) + (π − θ)c)/(2π) and "erf" (2/π)·asin(2c/√((1 + 2q1)(1 + 2q2))).
