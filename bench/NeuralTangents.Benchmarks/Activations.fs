@@ -43,4 +43,4 @@ let run (quick: bool) =
         let m = if name.StartsWith "ElementwiseNumerical" then n / 8 else n
         let k = if m = n then k0 else KernelFn.compute (Stax.dense 512 1.2 (Some 0.1)) (Tensor.create [| m; d |] x.Data[.. m * d - 1]) None Both
         let t = time 2 5 (fun () -> KernelFn.applyKernel layer k |> ignore)
-        printfn "| %s | %d | %.2f | %.1f |" name m (t * 1e3) (float m * float m / t / 1e6)
+        printfn "| %s | %d | %.2f | %.3g |" name m (t * 1e3) (float m * float m / t / 1e6)
