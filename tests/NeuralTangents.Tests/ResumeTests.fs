@@ -51,7 +51,9 @@ let tests =
             let dir = Path.Combine(Path.GetTempPath(), "nt-resume-" + Guid.NewGuid().ToString("N"))
             Directory.CreateDirectory dir |> ignore
             try
+                let sw = Stopwatch.StartNew()
                 let code, _, err = runToEnd (writeRequest dir "whole.json" "whole")
+                note (sprintf "ResumeTests: an uninterrupted run took %d ms" sw.ElapsedMilliseconds)
                 Expect.equal code 0 err
                 let request = writeRequest dir "killed.json" "killed"
                 let ledger = Path.Combine(dir, "killed.nt-tiles")
@@ -62,7 +64,14 @@ let tests =
                 while kills < 5 && attempts < 40 do
                     attempts <- attempts + 1
                     use p = start request
-                    Threading.Thread.Sleep(150 + rng.Next 1200)
+                    // Every other attempt waits for the ledger (the tiles under way) and kills a random moment later;
+                    // the others kill at a random moment from the start (perhaps before any tile).
+                    if attempts % 2 = 0 then
+                        let sw = Stopwatch.StartNew()
+                        while not p.HasExited && not (File.Exists ledger) && sw.ElapsedMilliseconds < 20000L do
+                            Threading.Thread.Sleep 5
+                        Threading.Thread.Sleep(rng.Next 300)
+                    else Threading.Thread.Sleep(rng.Next 1500)
                     if not p.HasExited then
                         p.Kill() // SIGKILL on Unix
                         p.WaitForExit()
