@@ -97,12 +97,27 @@ module TiledFiles =
 
     /// A sink writing each tile's rows at their offsets in the partial files (positional writes, so tiles running
     /// at the same time do not share a file position). Names without a file (quantities not asked for) are dropped.
-    type private FileSink(handles: Map<string, SafeFileHandle * int64>) =
+    type private FileSink(handles: Map<string, SafeFileHandle * int64>, shapes: Map<string, int[]>, hasX2: bool) =
         interface ITileSink with
             member _.Write(name, offset, data) =
                 match handles.TryFind name with
                 | None -> ()
                 | Some(h, start) ->
+                    // A tile's values are checked before they reach the file, as the in-memory answer is checked.
+                    let seg = ReadOnlySpan(data.Array, data.Offset, data.Count)
+                    let bad = seg.IndexOfAnyExceptInRange(Double.MinValue, Double.MaxValue)
+                    if bad >= 0 then
+                        let v = seg[bad]
+                        let what = if Double.IsNaN v then "nan" elif v > 0.0 then "inf" else "-inf"
+                        let shape = shapes[name]
+                        let mutable rest = offset + int64 bad
+                        let idx = Array.zeroCreate shape.Length
+                        for a in shape.Length - 1 .. -1 .. 0 do
+                            idx[a] <- rest % int64 shape[a]
+                            rest <- rest / int64 shape[a]
+                        let index = match idx with [| i |] -> string i | _ -> "[" + String.Join(", ", idx) + "]"
+                        let inputs = match name with "cov1" -> "x1" | "cov2" -> "x2" | _ -> if hasX2 then "x1 and x2" else "x1"
+                        fail (sprintf "%s has a non-finite value (%s) at index %s: the inputs are too large for this network; rescale %s" name what index inputs)
                     let pos = start + offset * 8L
                     if BitConverter.IsLittleEndian then
                         RandomAccess.Write(h, MemoryMarshal.AsBytes(ReadOnlySpan(data.Array, data.Offset, data.Count)), pos)
@@ -135,6 +150,9 @@ module TiledFiles =
     [<CompiledName("Compute")>]
     let compute (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) (names: string list) (prefix: string) : TiledFilesResult =
         if isNull prefix then nullArg "prefix"
+        for n in names do
+            let path = sprintf "%s.%s.npy" prefix n
+            if Directory.Exists path then fail (sprintf "cannot write %s: it is a directory (no answer file was changed)" path)
         let ledger = ledgerPath prefix
         let fp = fingerprint request layer x1 x2 get names
         let previous = if File.Exists ledger then Some(readLedger ledger) else None
@@ -194,7 +212,7 @@ module TiledFiles =
             let handles =
                 pending |> List.map (fun t -> t.Name, (File.OpenHandle(t.Partial, FileMode.Open, FileAccess.ReadWrite), int64 t.Header.Length))
             try
-                let sink = FileSink(Map.ofList handles)
+                let sink = FileSink(Map.ofList handles, Map.ofList job.Outputs, x2.IsSome)
                 let gate = obj ()
                 let record (tile: Tile) (k: Kernel) =
                     Batching.place job sink tile k
@@ -203,7 +221,14 @@ module TiledFiles =
                         let line = Encoding.ASCII.GetBytes(sprintf "done %d\n" tile.Index)
                         stream.Write(line, 0, line.Length)
                         stream.Flush true)
-                Batching.runTiles job options (fun t -> isDone.Contains t.Index) record
+                try Batching.runTiles job options (fun t -> isDone.Contains t.Index) record
+                with NeuralTangentsException _ ->
+                    // The request itself fails (a non-finite kernel): it can never finish, so nothing is kept.
+                    for _, (h, _) in handles do h.Dispose()
+                    stream.Dispose()
+                    for t in targets do File.Delete t.Partial
+                    File.Delete ledger
+                    reraise ()
             finally
                 for _, (h, _) in handles do h.Dispose()
         for t in pending do File.Move(t.Partial, t.Final, true)
