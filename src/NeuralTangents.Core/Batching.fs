@@ -294,6 +294,9 @@ module Batching =
                 if t.Col = 0 then covRows "cov1" k.Cov1 t.Row
                 if t.Row = 0 then k.Cov2 |> Option.iter (fun c -> covRows "cov2" c t.Col)
 
+    /// Tiles whose estimated peak is at least this many bytes are collected as soon as they are stored.
+    let private largeTile = 64L <<< 20
+
     /// <summary>Runs the tiles of a job not yet <paramref name="isDone"/>, <c>Parallelism</c> at a time, handing
     /// each tile's kernel to <paramref name="handle"/> (which stores it) before the tile counts as done in the
     /// progress report. Raises <c>OperationCanceledException</c> when cancelled, after the running tiles end.</summary>
@@ -317,6 +320,10 @@ module Batching =
             Parallel.ForEach(todo, po, fun (t: Tile) ->
                 if not options.Cancellation.IsCancellationRequested then
                     handle t (runTile job t)
+                    // A tile's arrays are garbage once stored; large ones live on the large-object heap, which the
+                    // GC collects only when its own budget runs out, so tiles of garbage could pile up past the
+                    // memory budget. Collect them now (a blocking full GC finds little else to trace).
+                    if job.TileBytes >= largeTile then GC.Collect(2, GCCollectionMode.Forced, true, false)
                     Interlocked.Increment &doneNow |> ignore
                     report ())
             |> ignore
