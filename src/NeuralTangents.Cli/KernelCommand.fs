@@ -47,7 +47,8 @@ RESPONSE (JSON on stdout):
     nngp, ntk: (N1, N2) for a network with a flat output; cov1, cov2: the
     variances of x1 and x2 (cov2 is null when x2 is absent); a quantity not
     asked for in "get" is left out; elapsed_ms times the kernel computation
-    only. With "out", the same keys give the paths of the files written.
+    only. With "out", the same keys give the paths of the files written, and
+    elapsed_ms includes writing them (tile by tile, as they are computed).
 
 EXAMPLE:
 

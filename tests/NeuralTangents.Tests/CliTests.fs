@@ -372,4 +372,19 @@ let tests =
             // In-process runs write to a StringWriter, not the console: no bar, only the answer.
             let code, _, err = nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "batch_size": 1}""" mlpArch x1ok)
             Expect.equal (code, err) (0, "") "nothing on stderr"
+        testCase "nt predict takes memory_gb and batch_size for its kernels: the same answer to round-off" <| fun () ->
+            let request = File.ReadAllText(Path.Combine(repoRoot, "examples", "predict.json")).TrimEnd().TrimEnd('}')
+            let code, plain, err = nt [ "predict" ] (request + "}")
+            Expect.equal code 0 err
+            let code, tiled, err = nt [ "predict" ] (request + """, "batch_size": 2, "memory_gb": 2}""")
+            Expect.equal code 0 err
+            let rec walk (node: JsonNode) : float list =
+                match node with
+                | :? JsonObject as o -> [ for kv in o do if kv.Key <> "elapsed_ms" then yield! walk kv.Value ]
+                | :? JsonArray as a -> a |> Seq.toList |> List.collect walk
+                | v -> [ v.GetValue<float>() ]
+            let numbers (text: string) = walk (JsonNode.Parse text) |> List.toArray
+            Expect.isGreaterThan (numbers plain).Length 8 "means and covariances compared"
+            assertClose "predictions" 1e-12 (numbers plain) (numbers tiled)
+            nt [ "predict" ] (request + """, "batch_size": -3}""") |> assertOneLineError 1 "batch_size: must be a positive whole number"
     ]
