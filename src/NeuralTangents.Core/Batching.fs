@@ -317,7 +317,10 @@ module Batching =
         report ()
         let po = ParallelOptions(MaxDegreeOfParallelism = job.Parallelism, CancellationToken = options.Cancellation)
         try
-            Parallel.ForEach(todo, po, fun (t: Tile) ->
+            // One tile at a time from the queue, in order (no range split up front): a worker that finishes early
+            // takes the next tile, and an interrupted run leaves a prefix of the tiles done.
+            let queue = Collections.Concurrent.Partitioner.Create(todo :> seq<Tile>, Collections.Concurrent.EnumerablePartitionerOptions.NoBuffering)
+            Parallel.ForEach(queue, po, fun (t: Tile) ->
                 if not options.Cancellation.IsCancellationRequested then
                     handle t (runTile job t)
                     // A tile's arrays are garbage once stored; large ones live on the large-object heap, which the
