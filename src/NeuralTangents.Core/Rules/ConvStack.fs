@@ -423,10 +423,10 @@ module internal ConvStack =
                     // A reversed full-layout input stores its axes reversed: the rule reads filter and strides reversed.
                     let filt, strides =
                         if full && m.IsReversed then Array.rev l.FilterIn, Array.rev l.StridesIn else l.FilterIn, l.StridesIn
-                    let axes =
-                        Array.init n (fun pa ->
-                            let a = if m.Flipped then n - 1 - pa else pa
-                            axisStep (Convolution.axisPlan c m.Dims[lead + pa] filt[a] strides[a]))
+                    // Plans in the stored order, as the rule builds them (so the same axis is refused first).
+                    let physical (a: int) = if m.Flipped then n - 1 - a else a
+                    let stored = Array.init n (fun a -> Convolution.axisPlan c m.Dims[lead + physical a] filt[a] strides[a])
+                    let axes = Array.init n (fun pa -> axisStep stored[physical pa])
                     let axes = if full then axes else Array.append [| unitAxis |] axes
                     let w2 = c.WStd * c.WStd
                     let b2 = match c.BStd with Some b -> b * b | None -> 0.0
