@@ -60,6 +60,8 @@ module internal ConvStack =
           OutDims: int[]
           RestIn: int
           RestOut: int
+          /// Per axis a: the size of the axes after it in a row (at input size), for the inner axis passes.
+          Posts: int[]
           /// Positions per row of the output (the product of OutDims[1..]).
           RowPositions: int
           ActRuns: ActRun[]
@@ -158,10 +160,9 @@ module internal ConvStack =
         match a.Shifts with
         | Some shifts ->
             // Interior outputs: one shifted add over the whole buffer per tap (a pair (o, o′) moves along the
-            // diagonal, by D + 1 positions per step, in the full layout). Border outputs got wrong values from the
-            // neighbouring lines; they are recomputed from the taps below, before the common scale.
-            // The first tap is copied (0 + a = a), the last one added and scaled in one pass; an element outside
-            // some tap's range is a border output, recomputed below.
+            // diagonal, by D + 1 positions per step, in the full layout); the first tap is copied (0 + a = a), the
+            // last one added and scaled in one pass. Border outputs got wrong values from the neighbouring lines (or
+            // none, outside a tap's range); they are recomputed from the taps below.
             let total = outer * (if full then p.O * p.O else p.O) * post
             for t in 0 .. p.F - 1 do
                 let sh = shifts[t] * (if full then p.D + 1 else 1) * post
@@ -172,26 +173,35 @@ module internal ConvStack =
                     elif t = 0 then copy d s len
                     elif t = p.F - 1 then addScaleInto d s a.Inv len
                     else addInto d s len
-            let fix (d: nativeptr<float>) (srcAt: int -> int) =
-                clear d post
-                for t in 0 .. p.F - 1 do
-                    let at = srcAt t
-                    if at >= 0 then addInto d (NativePtr.add src at) post
-                scaleInPlace d a.Inv post
+            // Border outputs: the window sum from the taps (ascending t from 0, as the rule adds), then the scale.
             for b in 0 .. outer - 1 do
                 if full then
-                    let chunk (o: int) (o': int) =
-                        fix (NativePtr.add dst (((b * p.O + o) * p.O + o') * post)) (fun t ->
-                            let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
-                            if i >= 0 && j >= 0 then ((b * p.D + i) * p.D + j) * post else -1)
                     for o in 0 .. p.O - 1 do
-                        if a.IsBorder[o] then for o' in 0 .. p.O - 1 do chunk o o'
-                        else for o' in a.Border do chunk o o'
+                        let allCols = a.IsBorder[o]
+                        let cols = if allCols then p.O else a.Border.Length
+                        for ci in 0 .. cols - 1 do
+                            let o' = if allCols then ci else a.Border[ci]
+                            let d = NativePtr.add dst (((b * p.O + o) * p.O + o') * post)
+                            if post = 1 then
+                                let mutable acc = 0.0
+                                for t in 0 .. p.F - 1 do
+                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
+                                    if i >= 0 && j >= 0 then acc <- acc + NativePtr.get src ((b * p.D + i) * p.D + j)
+                                NativePtr.write d (acc * a.Inv)
+                            else
+                                clear d post
+                                for t in 0 .. p.F - 1 do
+                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
+                                    if i >= 0 && j >= 0 then addInto d (NativePtr.add src (((b * p.D + i) * p.D + j) * post)) post
+                                scaleInPlace d a.Inv post
                 else
                     for o in a.Border do
-                        fix (NativePtr.add dst ((b * p.O + o) * post)) (fun t ->
+                        let d = NativePtr.add dst ((b * p.O + o) * post)
+                        clear d post
+                        for t in 0 .. p.F - 1 do
                             let i = p.Taps[o * p.F + t]
-                            if i >= 0 then (b * p.D + i) * post else -1)
+                            if i >= 0 then addInto d (NativePtr.add src ((b * p.D + i) * post)) post
+                        scaleInPlace d a.Inv post
         | None ->
             let lineIn, lineOut = (if full then p.D * p.D else p.D) * post, (if full then p.O * p.O else p.O) * post
             for b in 0 .. outer - 1 do
@@ -240,7 +250,7 @@ module internal ConvStack =
         // First axis: the band's table lists the input rows of output row o.
         let a0 = axes[0]
         let e0, e1 = bs.TableStart[o], bs.TableStart[o + 1]
-        let row (e: int) = NativePtr.add src (bs.Table[e] * st.RestIn)
+        let inline row (e: int) = NativePtr.add src (bs.Table[e] * st.RestIn)
         // 0 + a = a: the first input row is copied (scaled at once when it is the only one).
         if e1 = e0 then clear rows st.RestIn
         elif e1 = e0 + 1 then
@@ -254,7 +264,7 @@ module internal ConvStack =
         let mutable outer = 1
         for a in 1 .. axes.Length - 1 do
             let p = axes[a].Plan
-            let post = st.InDims[a + 1 ..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1
+            let post = st.Posts[a]
             let s, d = (if cur = 0 then rows, rows2 else rows2, rows)
             axisPass full axes[a] s d outer post
             outer <- outer * (if full then p.O * p.O else p.O)
@@ -378,6 +388,7 @@ module internal ConvStack =
         let rest = outDims[1..]
         { Axes = axes; Pre = pre; Relu = relu; InDims = inDims; OutDims = outDims
           RestIn = restLen full inDims; RestOut = restLen full outDims
+          Posts = Array.init inDims.Length (fun a -> inDims[a + 1 ..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1)
           RowPositions = prod rest
           ActRuns = actRuns full rest
           RowDiag = (if full then Spatial.diagonalIndices rest else Array.init (prod rest) id) }
