@@ -152,6 +152,24 @@ let cnn (quick: bool) (maxSeconds: float) =
                 last <- Some(n, best)
                 let e = float (n * n)
                 printfn "| %s | %s | %d | %.1f | %.4f | %.4f |" (KernelFn.layerName top) layout n best (best / e) (cpu / e)
+    if quick then
+        // A/B in the same process: the reference execution (every layer's own rule, nothing fused: the kernels
+        // before the fused executor) against the fast one, Flatten N = 16, CPU time of one run each after a warm-up.
+        let n = 16
+        let net = Stax.serial (body @ [ Stax.flatten ])
+        let x = Tensor.create [| n; 32; 32; 3 |] (normals 7 (n * 32 * 32 * 3))
+        let proc = Process.GetCurrentProcess()
+        let cpuOf (exec: Execution) =
+            KernelFn.computeWith exec net x None Both |> ignore
+            proc.Refresh()
+            let c0 = proc.TotalProcessorTime
+            KernelFn.computeWith exec net x None Both |> ignore
+            proc.Refresh()
+            (proc.TotalProcessorTime - c0).TotalMilliseconds / float (n * n)
+        let reference = cpuOf Execution.Reference
+        let fast = cpuOf Execution.Fast
+        printfn ""
+        printfn "A/B, Flatten N = %d, CPU ms per NTK entry: reference execution %.4f, fused %.4f (%.1f× less CPU)" n reference fast (reference / fast)
 
 /// Calibration: independent Vector256 FMA chains, GFLOP per CPU second on one thread (machine load shows here).
 let fmaCalibration () =

@@ -9,12 +9,15 @@ type KernelFlow =
     | One of Kernel
     | Many of Kernel list
 
-/// <summary>How <c>kernel_fn</c> executes a network. Both give the same numbers bit for bit; the reference
-/// execution exists to check the fast one.</summary>
+/// <summary>How <c>kernel_fn</c> executes a network; the reference execution exists to check the fast one. Both
+/// give the same numbers bit for bit, except in runs of Conv/ABRelu layers, which the fast execution computes band by
+/// band with a division-free arc-cosine (<c>Rules.ConvStack</c>): there they agree to rounding (≤ 1e-13 relative,
+/// tested).</summary>
 type Execution =
     { /// Rules overwrite arrays that the plan itself allocated and no live register still holds.
       InPlace: bool
-      /// Dense → ABRelu pairs run as one fused pass over memory (a rewrite of the plan).
+      /// Dense → ABRelu pairs run as one fused pass over memory, and runs of Conv/ABRelu layers through the fused
+      /// convolution executor (rewrites of the plan).
       Fuse: bool }
 
     /// In-place passes and fusion on (the default).
