@@ -569,14 +569,34 @@ module internal ConvStack =
                     Span(src, at, restIn0).CopyTo(Span<float>(NativePtr.toVoidPtr (NativePtr.add pN (r * restIn0)), restIn0))
                     if not (isNull srcT) then
                         Span(srcT, at, restIn0).CopyTo(Span<float>(NativePtr.toVoidPtr (NativePtr.add pT (r * restIn0)), restIn0))
+        // The rules store a full-layout output with its axis pairs reversed after an odd number of convolutions over
+        // 2+ axes (Flipped): rows are then scattered straight into that order, (P_{k−1}, …, P_1, P_0), instead of
+        // permuting the whole arrays afterwards. restStored[e]: the stored index of the rest pairs of row entry e.
+        let flippedOut = full && meta.Flipped
+        let pair0 = o0 * o0
+        let restStored =
+            if not flippedOut then null
+            else
+                let rest = last.OutDims[1..] |> Array.collect (fun d -> [| d; d |])
+                let idx = Tensor.create rest (Array.init restOutL float)
+                let byStored = (Tensor.permute (Spatial.reverseAxes false 0 rest.Length) idx).Data
+                let r = Array.zeroCreate restOutL
+                byStored |> Array.iteri (fun e' e -> r[int e] <- e')
+                r
         let storeTo (bl: BandStep) (dst: float[]) (dstT: float[]) (block: int) (pN: nativeptr<float>) (pT: nativeptr<float>) =
             for o in 0 .. bl.OutPartner.Length - 1 do
                 let o' = bl.OutPartner[o]
                 if o' >= 0 then
-                    let at = block * blockOut + (if full then o * o0 + o' else o) * restOutL
-                    Span<float>(NativePtr.toVoidPtr (NativePtr.add pN (o * restOutL)), restOutL).CopyTo(Span(dst, at, restOutL))
-                    if not (isNull dstT) then
-                        Span<float>(NativePtr.toVoidPtr (NativePtr.add pT (o * restOutL)), restOutL).CopyTo(Span(dstT, at, restOutL))
+                    let srcN, srcT = NativePtr.add pN (o * restOutL), NativePtr.add pT (o * restOutL)
+                    if flippedOut then
+                        let at = block * blockOut + o * o0 + o'
+                        for e in 0 .. restOutL - 1 do
+                            dst[at + restStored[e] * pair0] <- NativePtr.get srcN e
+                            if not (isNull dstT) then dstT[at + restStored[e] * pair0] <- NativePtr.get srcT e
+                    else
+                        let at = block * blockOut + (if full then o * o0 + o' else o) * restOutL
+                        Span<float>(NativePtr.toVoidPtr srcN, restOutL).CopyTo(Span(dst, at, restOutL))
+                        if not (isNull dstT) then Span<float>(NativePtr.toVoidPtr srcT, restOutL).CopyTo(Span(dstT, at, restOutL))
         let positions = steps |> Array.map (fun s -> prod s.OutDims)
         // Phase 1: every input's own band (o′ = o) through all steps, recording the variances of each ABRelu step.
         let variances (cov: Tensor) (count: int) (out: float[]) =
@@ -609,7 +629,7 @@ module internal ConvStack =
                 (fun s -> { V = (fst v1)[s]; R = (snd v1)[s]; Offset = i * positions[s] })
                 (fun s -> { V = (fst v2)[s]; R = (snd v2)[s]; Offset = j * positions[s] }) None)
         if mirror then
-            let swap = swapTable full last.OutDims
+            let swap = swapTable full (if flippedOut then Array.rev last.OutDims else last.OutDims)
             Parallel.For(0, n1, fun i ->
                 for j in 0 .. i - 1 do
                     let src, dst = (j * n2 + i) * blockOut, (i * n2 + j) * blockOut
@@ -636,10 +656,10 @@ module internal ConvStack =
             match k.Cov2, cov2Out with
             | Some c, Some o -> covRuns c v2 o
             | _ -> ()
-        let spatialShape = if full then last.OutDims |> Array.collect (fun d -> [| d; d |]) else last.OutDims[1..]
-        let tensor (lead: int[]) (data: float[]) =
-            let t = Tensor.create (Array.append lead spatialShape) data
-            if full && meta.Flipped then Tensor.permute (Spatial.reverseAxes false lead.Length t.Rank) t else t
+        let spatialShape =
+            if full then (if flippedOut then Array.rev last.OutDims else last.OutDims) |> Array.collect (fun d -> [| d; d |])
+            else last.OutDims[1..]
+        let tensor (lead: int[]) (data: float[]) = Tensor.create (Array.append lead spatialShape) data
         Some
             { k with
                 Nngp = tensor [| n1; n2 |] nngpOut
