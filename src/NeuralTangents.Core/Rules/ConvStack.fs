@@ -19,9 +19,11 @@ open NeuralTangents.Layers
 /// <c>_conv_kernel_full_spatial_shared</c>), so along the first spatial axis an output pair (o, o′) reads only input
 /// pairs (i, j) with i − j = s·(o − o′) (mod D with CIRCULAR padding). Every diagonal o − o′ of the output is therefore
 /// fed by one chain of "bands" back to the input — one partner j per row i at every layer — and a band of one pair of
-/// inputs (≤ D rows × the remaining axes: 256 KB for 32×32) runs through all layers on its own. The diagonal spatial
-/// layout is the band o′ = o. Within a band each output row is computed in cache: the first-axis taps summed, the
-/// remaining axes filtered, then the affine map and the arc-cosine step (<c>Simd.abReluRun</c>) applied in one pass.
+/// inputs (≤ D rows × the remaining axes: 256 KB for 32×32) runs through all layers on its own (where some input
+/// row would need two partners — CIRCULAR padding mixed with others or with strides — <c>tryRun</c> declines). The
+/// diagonal spatial layout gets a unit leading axis: one band, one row, the whole image. Within a band each output row
+/// is computed in cache: the first-axis taps summed, the remaining axes filtered by flat shifted adds, then the affine
+/// map and the division-free arc-cosine step (<c>Simd.abReluNormRun</c>) in one pass.
 ///
 /// The variances the activation needs (cov1[i, p], cov2[j, q]) come from a first pass over each input's own band
 /// o′ = o (which feeds only on itself), with the same operations as the pairs, so a pair of identical inputs meets
