@@ -3,11 +3,13 @@ namespace NeuralTangents.Rules
 #nowarn "9" // pointer loads/stores over pinned arrays in the fused passes
 
 open System
+open System.Runtime.CompilerServices
 open System.Runtime.Intrinsics
+open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
 open NeuralTangents
 
-/// Fused, vectorised (Vector512, both cores) passes for the hot kernel rules: the arc-cosine (ABRelu) step
+/// Fused, vectorised (Vector512, or Vector256 where 512-bit vectors are not in hardware; both cores) passes for the hot kernel rules: the arc-cosine (ABRelu) step
 /// and the Dense affine maps. Each pass reads its inputs once and writes its outputs once; the numbers are
 /// those of the scalar formulas in `Elementwise`/`Linear` up to the atan2 below (≤ 2 ulp from libm).
 module internal Simd =
@@ -97,6 +99,46 @@ module internal Simd =
         let lo = Vector512.ConditionalSelect(swap, Vector512.Create MoreBits, Vector512.ConditionalSelect(negX, Vector512.Create(2.0 * MoreBits), zero))
         Vector512.ConditionalSelect(zeroDen, Vector512.Create piOver2, bse + (a + lo))
 
+    /// <c>atan2Pos512</c> on 4 lanes, for CPUs with AVX2 but no AVX-512 (where Vector512 is emulated in software):
+    /// the same operations in the same order, so the same numbers.
+    let inline atan2Pos256 (y: Vector256<float>) (x: Vector256<float>) =
+        let zero = Vector256<float>.Zero
+        let one = Vector256.Create 1.0
+        let ax = Vector256.Abs x
+        let swap = Vector256.GreaterThan(y, ax)
+        let num = Vector256.ConditionalSelect(swap, ax, y)
+        let den = Vector256.ConditionalSelect(swap, y, ax)
+        let zeroDen = Vector256.Equals(den, zero)
+        let big = Vector256.GreaterThan(num, Vector256.Create 0.66 * den)
+        let numer = Vector256.ConditionalSelect(big, num - den, num)
+        let denom = Vector256.ConditionalSelect(big, num + den, Vector256.ConditionalSelect(zeroDen, one, den))
+        let r = numer / denom
+        let z = r * r
+        let p =
+            Vector256.FusedMultiplyAdd(
+                Vector256.FusedMultiplyAdd(
+                    Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.Create P0, z, Vector256.Create P1), z, Vector256.Create P2),
+                    z, Vector256.Create P3),
+                z, Vector256.Create P4)
+        let q =
+            Vector256.FusedMultiplyAdd(
+                Vector256.FusedMultiplyAdd(
+                    Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(z + Vector256.Create Q0, z, Vector256.Create Q1), z, Vector256.Create Q2),
+                    z, Vector256.Create Q3),
+                z, Vector256.Create Q4)
+        let a0 = Vector256.FusedMultiplyAdd(r * z, p / q, r)
+        let a = Vector256.ConditionalSelect(big, Vector256.Create piOver4 + (a0 + Vector256.Create(0.5 * MoreBits)), a0)
+        let negX = Vector256.LessThan(x, zero)
+        let neg = Vector256.Xor(negX, swap)
+        let a = Vector256.ConditionalSelect(neg, -a, a)
+        let bse = Vector256.ConditionalSelect(swap, Vector256.Create piOver2, Vector256.ConditionalSelect(negX, Vector256.Create Math.PI, zero))
+        let lo = Vector256.ConditionalSelect(swap, Vector256.Create MoreBits, Vector256.ConditionalSelect(negX, Vector256.Create(2.0 * MoreBits), zero))
+        Vector256.ConditionalSelect(zeroDen, Vector256.Create piOver2, bse + (a + lo))
+
+    /// True when 512-bit vectors run in hardware; otherwise the passes use 256-bit vectors (AVX2) when those do.
+    let use512 = Vector512.IsHardwareAccelerated
+    let use256 = not Vector512.IsHardwareAccelerated && Vector256.IsHardwareAccelerated && Fma.IsSupported
+
     /// Applies atan2Pos to arrays (for tests and benchmarks of the vector path): r[i] = atan2(y[i], x[i]), y ≥ 0.
     let atan2PosArray (y: float[]) (x: float[]) : float[] =
         if y.Length <> x.Length then invalidArg "x" "y and x must have the same length"
@@ -112,6 +154,16 @@ module internal Simd =
                 let v = atan2Pos512 (Vector512.Load(NativePtr.add py i')) (Vector512.Load(NativePtr.add px i'))
                 v.Store(NativePtr.add pr i')
                 i <- i + 8
+        elif use256 && n >= 4 then
+            use py = fixed y
+            use px = fixed x
+            use pr = fixed r
+            let mutable i = 0
+            while i < n do
+                let i' = min i (n - 4)
+                let v = atan2Pos256 (Vector256.Load(NativePtr.add py i')) (Vector256.Load(NativePtr.add px i'))
+                v.Store(NativePtr.add pr i')
+                i <- i + 4
         else
             for i in 0 .. n - 1 do r[i] <- atan2Pos y[i] x[i]
         r
@@ -143,6 +195,13 @@ module internal Simd =
         struct (factor * sq + dot * x, dot)
 
     /// One contiguous run of `len` elements: x, ntk, v2 (and v1 unless broadcast) advance together.
+    let inline abRelu256 (factor: Vector256<float>) (half: Vector256<float>) (x: Vector256<float>)
+                                 (v1: Vector256<float>) (v2: Vector256<float>) =
+        let sq = Vector256.Sqrt(Vector256.Max(v1 * v2 - x * x, Vector256<float>.Zero))
+        let theta = atan2Pos256 sq x
+        let dot = half - factor * theta
+        struct (factor * sq + dot * x, dot)
+
     let inline abReluRun (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                                  (pv1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>)
                                  (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
@@ -165,6 +224,22 @@ module internal Simd =
                 nn.Store(NativePtr.add pn i)
                 if withNtk then (dot * tv).Store(NativePtr.add pd i)
                 i <- i + 8
+        elif use256 then
+            let f = Vector256.Create factor
+            let h = Vector256.Create half
+            let v1b = Vector256.Create(NativePtr.read pv1)
+            let vw, vb, vcN, vcB = Vector256.Create pre.W2, Vector256.Create pre.B2, Vector256.Create pre.CN, Vector256.Create pre.CB
+            while i + 4 <= len do
+                let x0 = Vector256.Load(NativePtr.add px i)
+                let x = x0 * vw + vb
+                let v1 = if v1Broadcast then v1b else Vector256.Load(NativePtr.add pv1 i)
+                let struct (nn, dot) = abRelu256 f h x v1 (Vector256.Load(NativePtr.add pv2 i))
+                let tv =
+                    if withNtk then Vector256.Load(NativePtr.add pt i) * vw + (if pre.FromOut then x else x0 * vcN + vcB)
+                    else Vector256<float>.Zero
+                nn.Store(NativePtr.add pn i)
+                if withNtk then (dot * tv).Store(NativePtr.add pd i)
+                i <- i + 4
         while i < len do
             let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
             let x0 = NativePtr.get px i
@@ -176,6 +251,7 @@ module internal Simd =
             i <- i + 1
 
     /// Rows [lo, hi) of the ABRelu pass.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private abReluRows (pre: DensePre) (factor: float) (half: float) (n2: int) (s: int) (x: float[]) (t: float[]) (c1: float[])
                            (c2: float[]) (outN: float[]) (outT: float[]) (withNtk: bool) (lo: int) (hi: int) =
         use px = fixed x
@@ -208,6 +284,7 @@ module internal Simd =
     // (the "ntk" parameterization), in one pass. Same operation order as Tensor.affine / Tensor.scaleAdd
     // (multiply, then add; no FMA), so the numbers are unchanged.
 
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private denseRange (w2: float) (b2: float) (ntkFromOut: bool) (cN: float) (cB: float) (x: float[]) (t: float[])
                            (outN: float[]) (outT: float[]) (withNtk: bool) (start: int) (stop: int) =
         use px = fixed x
@@ -228,6 +305,19 @@ module internal Simd =
                     let add = if ntkFromOut then nn else xv * vcN + vcB
                     (Vector512.Load(NativePtr.add pt i) * vw + add).Store(NativePtr.add pd i)
                 i <- i + 8
+        elif use256 then
+            let vw = Vector256.Create w2
+            let vb = Vector256.Create b2
+            let vcN = Vector256.Create cN
+            let vcB = Vector256.Create cB
+            while i + 4 <= stop do
+                let xv = Vector256.Load(NativePtr.add px i)
+                let nn = xv * vw + vb
+                nn.Store(NativePtr.add pn i)
+                if withNtk then
+                    let add = if ntkFromOut then nn else xv * vcN + vcB
+                    (Vector256.Load(NativePtr.add pt i) * vw + add).Store(NativePtr.add pd i)
+                i <- i + 4
         while i < stop do
             let xv = NativePtr.get px i
             let nn = xv * w2 + b2
@@ -247,3 +337,165 @@ module internal Simd =
         let chunks = (n + chunk - 1) / chunk
         Linalg.parallelRanges chunks (float chunk) (fun lo hi ->
             denseRange w2 b2 ntkFromOut cN cB x t outN d ntk.IsSome (lo * chunk) (min n (hi * chunk)))
+
+    // ---------------------------------------------------------------------------------------------
+    // Division-free ABRelu for the fused convolution executor (Rules.ConvStack). With per-position tables
+    // r = 1/√v (0 where v = 0), the angle θ = atan2(sq, x) between the two points is the angle of the unit vector
+    // (c, s) = (x·r1·r2, sq·r1·r2): fold it to within π/8 of k·π/4 (k = 0…4) by the rotation
+    // u = sin(θ − kπ/4) = s·cos(kπ/4) − c·sin(kπ/4), then θ = kπ/4 + asin(u) with |u| ≤ sin(π/8), where
+    // asin(u) = u + u·z·h(z), z = u², and h a degree-10 polynomial (Chebyshev fit of (asin(√z)/√z − 1)/z on
+    // [0, sin²(π/8)] with mpmath; 1e-18 relative, below double rounding). One square root (of v1·v2 − x², as the
+    // scalar rule takes it, so a pair of identical inputs gets sq = 0 and θ = 0 exactly) and no division; c = s = 0
+    // (a zero-variance input) lands in k = 2 with u = 0: θ = π/2, as atan2(0, 0) is taken.
+
+    [<Literal>]
+    let AsinH0 = 0.015490515601026664
+    [<Literal>]
+    let AsinH1 = 0.005144609258487766
+    [<Literal>]
+    let AsinH2 = 0.010442101076906674
+    [<Literal>]
+    let AsinH3 = 0.011465526094022774
+    [<Literal>]
+    let AsinH4 = 0.013971776546656867
+    [<Literal>]
+    let AsinH5 = 0.01735240947296351
+    [<Literal>]
+    let AsinH6 = 0.022372170361403255
+    [<Literal>]
+    let AsinH7 = 0.030381944236455183
+    [<Literal>]
+    let AsinH8 = 0.044642857144819914
+    [<Literal>]
+    let AsinH9 = 0.0749999999999928
+    [<Literal>]
+    let AsinH10 = 0.16666666666666666
+    [<Literal>]
+    let CosPi8 = 0.92387953251128674
+    [<Literal>]
+    let SinPi8 = 0.38268343236508978
+    [<Literal>]
+    let SqrtHalf = 0.70710678118654752
+    let private asinH = [| AsinH0; AsinH1; AsinH2; AsinH3; AsinH4; AsinH5; AsinH6; AsinH7; AsinH8; AsinH9; AsinH10 |]
+
+    /// Scalar twin of <c>angleUnit256</c>.
+    let angleUnit (c: float) (s: float) =
+        let u, bse, lo =
+            if c >= CosPi8 then s, 0.0, 0.0
+            elif c > SinPi8 then (s - c) * SqrtHalf, piOver4, 0.5 * MoreBits
+            elif c <= -CosPi8 then -s, Math.PI, 2.0 * MoreBits
+            elif c < -SinPi8 then -((s + c) * SqrtHalf), 3.0 * piOver4, 1.5 * MoreBits
+            else -c, piOver2, MoreBits
+        let z = u * u
+        let mutable h = asinH[0]
+        for i in 1 .. asinH.Length - 1 do h <- Math.FusedMultiplyAdd(h, z, asinH[i])
+        bse + (Math.FusedMultiplyAdd(u * z, h, u) + lo)
+
+    /// The angle of (c, s), s ≥ 0, c² + s² ≈ 1 (or c = s = 0: π/2), lane-wise; see above.
+    let inline angleUnit256 (c: Vector256<float>) (s: Vector256<float>) =
+        let m0 = Vector256.GreaterThanOrEqual(c, Vector256.Create CosPi8)
+        let mPos = Vector256.GreaterThan(c, Vector256.Create SinPi8)
+        let m4 = Vector256.LessThanOrEqual(c, Vector256.Create(-CosPi8))
+        let mNeg = Vector256.LessThan(c, Vector256.Create(-SinPi8))
+        let h = Vector256.Create SqrtHalf
+        let u =
+            Vector256.ConditionalSelect(m0, s,
+                Vector256.ConditionalSelect(mPos, (s - c) * h,
+                    Vector256.ConditionalSelect(m4, -s, Vector256.ConditionalSelect(mNeg, -((s + c) * h), -c))))
+        let bse =
+            Vector256.ConditionalSelect(m0, Vector256<float>.Zero,
+                Vector256.ConditionalSelect(mPos, Vector256.Create piOver4,
+                    Vector256.ConditionalSelect(m4, Vector256.Create Math.PI,
+                        Vector256.ConditionalSelect(mNeg, Vector256.Create(3.0 * piOver4), Vector256.Create piOver2))))
+        let lo =
+            Vector256.ConditionalSelect(m0, Vector256<float>.Zero,
+                Vector256.ConditionalSelect(mPos, Vector256.Create(0.5 * MoreBits),
+                    Vector256.ConditionalSelect(m4, Vector256.Create(2.0 * MoreBits),
+                        Vector256.ConditionalSelect(mNeg, Vector256.Create(1.5 * MoreBits), Vector256.Create MoreBits))))
+        let z = u * u
+        let mutable p = Vector256.Create AsinH0
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH1)
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH2)
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH3)
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH4)
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH5)
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH6)
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH7)
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH8)
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH9)
+        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH10)
+        bse + (Vector256.FusedMultiplyAdd(u * z, p, u) + lo)
+
+    /// One contiguous run of the division-free ABRelu step with a Dense-style affine map in front (see
+    /// <c>abReluRun</c>): x, t, v2, r2 advance; v1, r1 advance too unless <c>v1Broadcast</c>. Outputs may not alias
+    /// the inputs.
+    let inline abReluNormRun (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                             (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                             (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                             (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated && Fma.IsSupported then
+            let f = Vector256.Create factor
+            let hv = Vector256.Create half
+            let v1b = Vector256.Create(NativePtr.read pv1)
+            let r1b = Vector256.Create(NativePtr.read pr1)
+            let vw, vb, vcN, vcB = Vector256.Create pre.W2, Vector256.Create pre.B2, Vector256.Create pre.CN, Vector256.Create pre.CB
+            while i + 4 <= len do
+                let x0 = Vector256.Load(NativePtr.add px i)
+                let x = x0 * vw + vb
+                let v1 = if v1Broadcast then v1b else Vector256.Load(NativePtr.add pv1 i)
+                let r1 = if v1Broadcast then r1b else Vector256.Load(NativePtr.add pr1 i)
+                let sq = Vector256.Sqrt(Vector256.Max(v1 * Vector256.Load(NativePtr.add pv2 i) - x * x, Vector256<float>.Zero))
+                let rr = r1 * Vector256.Load(NativePtr.add pr2 i)
+                let theta = angleUnit256 (x * rr) (sq * rr)
+                let dot = hv - f * theta
+                (f * sq + dot * x).Store(NativePtr.add pn i)
+                if withNtk then
+                    let tv = Vector256.Load(NativePtr.add pt i) * vw + (if pre.FromOut then x else x0 * vcN + vcB)
+                    (dot * tv).Store(NativePtr.add pd i)
+                i <- i + 4
+        while i < len do
+            let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
+            let r1 = if v1Broadcast then NativePtr.read pr1 else NativePtr.get pr1 i
+            let x0 = NativePtr.get px i
+            let x = x0 * pre.W2 + pre.B2
+            let sq = Math.Sqrt(Math.Max(v1 * NativePtr.get pv2 i - x * x, 0.0))
+            let rr = r1 * NativePtr.get pr2 i
+            let theta = angleUnit (x * rr) (sq * rr)
+            let dot = half - factor * theta
+            NativePtr.set pn i (factor * sq + dot * x)
+            if withNtk then
+                let tv = NativePtr.get pt i * pre.W2 + (if pre.FromOut then x else x0 * pre.CN + pre.CB)
+                NativePtr.set pd i (dot * tv)
+            i <- i + 1
+
+    /// angleUnit over arrays (for tests): r[i] = angle of (c[i], s[i]), vectorised where available.
+    let angleUnitArray (c: float[]) (s: float[]) : float[] =
+        if c.Length <> s.Length then invalidArg "s" "c and s must have the same length"
+        let r = Array.zeroCreate c.Length
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated && Fma.IsSupported then
+            use pc = fixed c
+            use ps = fixed s
+            use pr = fixed r
+            while i + 4 <= c.Length do
+                (angleUnit256 (Vector256.Load(NativePtr.add pc i)) (Vector256.Load(NativePtr.add ps i))).Store(NativePtr.add pr i)
+                i <- i + 4
+        while i < c.Length do
+            r[i] <- angleUnit c[i] s[i]
+            i <- i + 1
+        r
+
+    /// <c>abReluNormRun</c> over whole arrays (tests and benchmarks): x, t, v1, r1, v2, r2 per element.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let abReluNormArrays (factor: float) (half: float) (x: float[]) (t: float[]) (v1: float[]) (r1: float[]) (v2: float[]) (r2: float[])
+                         (outN: float[]) (outT: float[]) =
+        use px = fixed x
+        use pt = fixed t
+        use p1 = fixed v1
+        use q1 = fixed r1
+        use p2 = fixed v2
+        use q2 = fixed r2
+        use pn = fixed outN
+        use pd = fixed outT
+        abReluNormRun identity factor half px pt p1 q1 false p2 q2 pn pd true x.Length

@@ -1,0 +1,677 @@
+namespace NeuralTangents.Rules
+
+#nowarn "9" // pointer loads/stores over pinned buffers
+
+open System
+open System.Runtime.Intrinsics
+open System.Runtime.CompilerServices
+open System.Threading.Tasks
+open Microsoft.FSharp.NativeInterop
+open NeuralTangents
+open NeuralTangents.Layers
+
+/// The fused executor of a run of Conv and ABRelu layers (the plan rewrite <c>FusedConvStackOp</c>): the same
+/// mathematics as the layers' own rules (<c>Convolution.kernelRule</c>, <c>Elementwise.abReluKernel</c>), executed so
+/// that the working set stays in cache instead of streaming every layer's (N1, N2, spatial…) arrays through memory.
+///
+/// Why it can: a shared-weight convolution's covariance map uses one filter offset t for both positions of a pair,
+/// out(o, o′) = (1/f)·Σ_t in(i(o, t), i(o′, t)) (arXiv:1810.05148, eq. 6; neural_tangents'
+/// <c>_conv_kernel_full_spatial_shared</c>), so along the first spatial axis an output pair (o, o′) reads only input
+/// pairs (i, j) with i − j = s·(o − o′) (mod D with CIRCULAR padding). Every diagonal o − o′ of the output is therefore
+/// fed by one chain of "bands" back to the input — one partner j per row i at every layer — and a band of one pair of
+/// inputs (≤ D rows × the remaining axes: 256 KB for 32×32) runs through all layers on its own (where some input
+/// row would need two partners — CIRCULAR padding mixed with others or with strides — <c>tryRun</c> declines). The
+/// diagonal spatial layout gets a unit leading axis: one band, one row, the whole image. Within a band each output row
+/// is computed in cache: the first-axis taps summed, the remaining axes filtered by flat shifted adds, then the affine
+/// map and the division-free arc-cosine step (<c>Simd.abReluNormRun</c>) in one pass.
+///
+/// The variances the activation needs (cov1[i, p], cov2[j, q]) come from a first pass over each input's own band
+/// o′ = o (which feeds only on itself), with the same operations as the pairs, so a pair of identical inputs meets
+/// ρ = 1 exactly. When x2 is x1 only pairs i ≤ j are computed; (j, i) is the mirror image. Networks or kernels this
+/// executor does not cover (masks, full batch covariances, other layers) make <c>tryRun</c> return None, and the
+/// caller runs the layers' own rules.
+module internal ConvStack =
+
+    /// A contiguous run along a line: output indices [Start, Start + Len) read input indices [Src, Src + Len).
+    [<Struct>]
+    type private Run = { Start: int; Src: int; Len: int }
+
+    /// One spatial axis of a convolution step (physical axis order), with its per-tap contiguous runs.
+    type private AxisStep =
+        { Plan: Convolution.AxisPlan
+          Runs: Run[][]
+          Inv: float
+          /// When O = D and, for the interior outputs, tap t reads o + Shifts[t]: the axis is filtered by flat
+          /// shifted adds over the whole buffer, then the border outputs (IsBorder) are recomputed from the taps.
+          Shifts: int[] option
+          IsBorder: bool[]
+          Border: int[] }
+
+    /// A run of elements of a row for the activation: elements [Off, Off + Len) of the row are the pairs of
+    /// positions p = base1 + P + k·(1 − B) and q = base2 + Q + k (k < Len), B = 1 when p stays fixed.
+    [<Struct>]
+    type private ActRun = { Off: int; P: int; Q: int; Len: int; Broadcast: bool }
+
+    /// One step: an optional convolution (with its affine map) followed by an optional ABRelu.
+    type private Step =
+        { Axes: AxisStep[] option
+          Pre: Simd.DensePre
+          /// (factor, half) of the ABRelu, if any.
+          Relu: (float * float) option
+          InDims: int[]
+          OutDims: int[]
+          RestIn: int
+          RestOut: int
+          /// Per axis a: the size of the axes after it in a row (at input size), for the inner axis passes.
+          Posts: int[]
+          /// Positions per row of the output (the product of OutDims[1..]).
+          RowPositions: int
+          ActRuns: ActRun[]
+          /// Offsets in an output row of its same-position entries (the variances of a self band).
+          RowDiag: int[] }
+
+    /// The rows of one band at one step: which output rows exist (partner o′ ≥ 0) and the input rows each sums.
+    type private BandStep = { OutPartner: int[]; InPartner: int[]; TableStart: int[]; Table: int[] }
+
+    let private runsOf (p: Convolution.AxisPlan) =
+        Array.init p.F (fun t ->
+            let runs = ResizeArray<Run>()
+            let mutable o = 0
+            while o < p.O do
+                let j = p.Taps[o * p.F + t]
+                if j < 0 then o <- o + 1
+                else
+                    let mutable len = 1
+                    while o + len < p.O && p.Taps[(o + len) * p.F + t] = j + len do len <- len + 1
+                    runs.Add { Start = o; Src = j; Len = len }
+                    o <- o + len
+            runs.ToArray())
+
+    /// The axis step of a plan, with the flat-filter data where it applies.
+    let private axisStep (p: Convolution.AxisPlan) =
+        let mid = p.O / 2
+        let shifts =
+            if p.O <> p.D || p.O = 0 then None
+            else
+                let sh = Array.init p.F (fun t -> p.Taps[mid * p.F + t] - mid)
+                if Array.init p.F (fun t -> p.Taps[mid * p.F + t]) |> Array.exists (fun i -> i < 0) then None else Some sh
+        let isBorder =
+            Array.init p.O (fun o ->
+                match shifts with
+                | Some sh -> Array.init p.F id |> Array.exists (fun t -> p.Taps[o * p.F + t] <> o + sh[t] || o + sh[t] < 0 || o + sh[t] >= p.D)
+                | None -> true)
+        { Plan = p; Runs = runsOf p; Inv = 1.0 / float p.F; Shifts = shifts; IsBorder = isBorder
+          Border = Array.init p.O id |> Array.filter (fun o -> isBorder[o]) }
+
+    let inline private addInto (d: nativeptr<float>) (s: nativeptr<float>) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            while i + 4 <= len do
+                (Vector256.Load(NativePtr.add d i) + Vector256.Load(NativePtr.add s i)).Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i (NativePtr.get d i + NativePtr.get s i)
+            i <- i + 1
+
+    /// d ← (d + s)·a: the last tap of a window sum and its scale in one pass (the same two roundings).
+    let inline private addScaleInto (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            let va = Vector256.Create a
+            while i + 4 <= len do
+                ((Vector256.Load(NativePtr.add d i) + Vector256.Load(NativePtr.add s i)) * va).Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i ((NativePtr.get d i + NativePtr.get s i) * a)
+            i <- i + 1
+
+    /// d ← s·a (a one-tap window: 0 + s = s exactly, then the scale).
+    let inline private scaleFrom (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            let va = Vector256.Create a
+            while i + 4 <= len do
+                (Vector256.Load(NativePtr.add s i) * va).Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i (NativePtr.get s i * a)
+            i <- i + 1
+
+    let inline private scaleInPlace (d: nativeptr<float>) (a: float) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            let va = Vector256.Create a
+            while i + 4 <= len do
+                (Vector256.Load(NativePtr.add d i) * va).Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i (NativePtr.get d i * a)
+            i <- i + 1
+
+    let inline private clear (d: nativeptr<float>) (len: int) =
+        Span<float>(NativePtr.toVoidPtr d, len).Clear()
+
+    let inline private copy (d: nativeptr<float>) (s: nativeptr<float>) (len: int) =
+        Span<float>(NativePtr.toVoidPtr s, len).CopyTo(Span<float>(NativePtr.toVoidPtr d, len))
+
+    /// One inner axis of the window mean on a row buffer viewed as (outer, D[, D′], post) → (outer, O[, O′], post);
+    /// taps in ascending order, then the scale by 1/f: the reference's order of operations.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let private axisPass (full: bool) (a: AxisStep) (src: nativeptr<float>) (dst: nativeptr<float>) (outer: int) (post: int) =
+        let p = a.Plan
+        match a.Shifts with
+        | Some shifts ->
+            // Interior outputs: one shifted add over the whole buffer per tap (a pair (o, o′) moves along the
+            // diagonal, by D + 1 positions per step, in the full layout); the first tap is copied (0 + a = a), the
+            // last one added and scaled in one pass. Border outputs got wrong values from the neighbouring lines (or
+            // none, outside a tap's range); they are recomputed from the taps below.
+            let total = outer * (if full then p.O * p.O else p.O) * post
+            for t in 0 .. p.F - 1 do
+                let sh = shifts[t] * (if full then p.D + 1 else 1) * post
+                let lo, hi = max 0 (-sh), min total (total - sh)
+                if hi > lo then
+                    let d, s, len = NativePtr.add dst lo, NativePtr.add src (lo + sh), hi - lo
+                    if p.F = 1 then scaleFrom d s a.Inv len
+                    elif t = 0 then copy d s len
+                    elif t = p.F - 1 then addScaleInto d s a.Inv len
+                    else addInto d s len
+            // Border outputs: the window sum from the taps (ascending t from 0, as the rule adds), then the scale.
+            for b in 0 .. outer - 1 do
+                if full then
+                    for o in 0 .. p.O - 1 do
+                        let allCols = a.IsBorder[o]
+                        let cols = if allCols then p.O else a.Border.Length
+                        for ci in 0 .. cols - 1 do
+                            let o' = if allCols then ci else a.Border[ci]
+                            let d = NativePtr.add dst (((b * p.O + o) * p.O + o') * post)
+                            if post = 1 then
+                                let mutable acc = 0.0
+                                for t in 0 .. p.F - 1 do
+                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
+                                    if i >= 0 && j >= 0 then acc <- acc + NativePtr.get src ((b * p.D + i) * p.D + j)
+                                NativePtr.write d (acc * a.Inv)
+                            else
+                                clear d post
+                                for t in 0 .. p.F - 1 do
+                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
+                                    if i >= 0 && j >= 0 then addInto d (NativePtr.add src (((b * p.D + i) * p.D + j) * post)) post
+                                scaleInPlace d a.Inv post
+                else
+                    for o in a.Border do
+                        let d = NativePtr.add dst ((b * p.O + o) * post)
+                        clear d post
+                        for t in 0 .. p.F - 1 do
+                            let i = p.Taps[o * p.F + t]
+                            if i >= 0 then addInto d (NativePtr.add src ((b * p.D + i) * post)) post
+                        scaleInPlace d a.Inv post
+        | None ->
+            let lineIn, lineOut = (if full then p.D * p.D else p.D) * post, (if full then p.O * p.O else p.O) * post
+            for b in 0 .. outer - 1 do
+                let sB = NativePtr.add src (b * lineIn)
+                let dB = NativePtr.add dst (b * lineOut)
+                clear dB lineOut
+                if full then
+                    for o in 0 .. p.O - 1 do
+                        let dLine = NativePtr.add dB (o * p.O * post)
+                        for t in 0 .. p.F - 1 do
+                            let i = p.Taps[o * p.F + t]
+                            if i >= 0 then
+                                let sLine = NativePtr.add sB (i * p.D * post)
+                                if post = 1 then
+                                    for r in a.Runs[t] do addInto (NativePtr.add dLine r.Start) (NativePtr.add sLine r.Src) r.Len
+                                else
+                                    for o' in 0 .. p.O - 1 do
+                                        let j = p.Taps[o' * p.F + t]
+                                        if j >= 0 then addInto (NativePtr.add dLine (o' * post)) (NativePtr.add sLine (j * post)) post
+                else
+                    for t in 0 .. p.F - 1 do
+                        if post = 1 then
+                            for r in a.Runs[t] do addInto (NativePtr.add dB r.Start) (NativePtr.add sB r.Src) r.Len
+                        else
+                            for o in 0 .. p.O - 1 do
+                                let i = p.Taps[o * p.F + t]
+                                if i >= 0 then addInto (NativePtr.add dB (o * post)) (NativePtr.add sB (i * post)) post
+                scaleInPlace dB a.Inv lineOut
+
+    /// Buffers of one worker: two bands (in, out) for nngp and ntk, and row scratch.
+    type private Scratch =
+        { BandN: float[][]; BandT: float[][]; RowN: float[][]; RowT: float[][] }
+
+    let private scratch (bandLen: int) (rowLen: int) (withNtk: bool) =
+        let z (n: int) = GC.AllocateUninitializedArray<float>(max n 1)
+        { BandN = [| z bandLen; z bandLen |]
+          BandT = (if withNtk then [| z bandLen; z bandLen |] else [| z 1; z 1 |])
+          RowN = [| z rowLen; z rowLen |]
+          RowT = (if withNtk then [| z rowLen; z rowLen |] else [| z 1; z 1 |]) }
+
+    /// The window mean of a step over the rows of a band into row scratch; returns the index of the scratch row
+    /// that holds the result.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let private convRow (full: bool) (st: Step) (axes: AxisStep[]) (bs: BandStep) (o: int)
+                        (src: nativeptr<float>) (rows: nativeptr<float>) (rows2: nativeptr<float>) =
+        // First axis: the band's table lists the input rows of output row o.
+        let a0 = axes[0]
+        let e0, e1 = bs.TableStart[o], bs.TableStart[o + 1]
+        let inline row (e: int) = NativePtr.add src (bs.Table[e] * st.RestIn)
+        // 0 + a = a: the first input row is copied (scaled at once when it is the only one).
+        if e1 = e0 then clear rows st.RestIn
+        elif e1 = e0 + 1 then
+            if a0.Inv = 1.0 then copy rows (row e0) st.RestIn else scaleFrom rows (row e0) a0.Inv st.RestIn
+        else
+            copy rows (row e0) st.RestIn
+            for e in e0 + 1 .. e1 - 2 do addInto rows (row e) st.RestIn
+            addScaleInto rows (row (e1 - 1)) a0.Inv st.RestIn
+        // The remaining axes, one at a time, ping-ponging between the two row buffers.
+        let mutable cur = 0
+        let mutable outer = 1
+        for a in 1 .. axes.Length - 1 do
+            let p = axes[a].Plan
+            let post = st.Posts[a]
+            let s, d = (if cur = 0 then rows, rows2 else rows2, rows)
+            axisPass full axes[a] s d outer post
+            outer <- outer * (if full then p.O * p.O else p.O)
+            cur <- 1 - cur
+        cur
+
+    /// The variances v of one input's positions at one step and r = 1/√v (0 where v = 0), from Offset on.
+    [<Struct>]
+    type private Tables =
+        { V: float[]; R: float[]; Offset: int }
+        static member None = { V = null; R = null; Offset = 0 }
+
+    /// Runs one band of one pair (or of one input with itself) through every step.
+    /// v1/v2: per step, the variance array and the offset of input i's (j's) positions, used by ABRelu steps.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let private runBand (full: bool) (steps: Step[]) (band: BandStep[]) (sc: Scratch) (withNtk: bool)
+                        (load: nativeptr<float> -> nativeptr<float> -> unit) (store: nativeptr<float> -> nativeptr<float> -> unit)
+                        (v1: int -> Tables) (v2: int -> Tables) (selfVariances: (int -> Tables) option) =
+        use pN0 = fixed sc.BandN[0]
+        use pN1 = fixed sc.BandN[1]
+        use pT0 = fixed sc.BandT[0]
+        use pT1 = fixed sc.BandT[1]
+        use rN0 = fixed sc.RowN[0]
+        use rN1 = fixed sc.RowN[1]
+        use rT0 = fixed sc.RowT[0]
+        use rT1 = fixed sc.RowT[1]
+        load pN0 pT0
+        let mutable cur = 0
+        for s in 0 .. steps.Length - 1 do
+            let st, bs = steps[s], band[s]
+            let srcN, srcT = (if cur = 0 then pN0, pT0 else pN1, pT1)
+            let dstN, dstT = (if cur = 0 then pN1, pT1 else pN0, pT0)
+            let ta = match st.Relu with Some _ -> v1 s | None -> Tables.None
+            let tb = match st.Relu with Some _ -> v2 s | None -> Tables.None
+            for o in 0 .. bs.OutPartner.Length - 1 do
+                let o' = bs.OutPartner[o]
+                if o' >= 0 then
+                    // The step's input row(s) → xN/xT (before the affine map).
+                    let xN, xT =
+                        match st.Axes with
+                        | Some axes ->
+                            let r = convRow full st axes bs o srcN rN0 rN1
+                            let rT = if withNtk then convRow full st axes bs o srcT rT0 rT1 else 0
+                            (if r = 0 then rN0 else rN1), (if rT = 0 then rT0 else rT1)
+                        | None -> NativePtr.add srcN (o * st.RestIn), NativePtr.add srcT (o * st.RestIn)
+                    let outN, outT = NativePtr.add dstN (o * st.RestOut), NativePtr.add dstT (o * st.RestOut)
+                    let pre = st.Pre
+                    match st.Relu with
+                    | Some(factor, half) ->
+                        // A self band records the variances of its own same-position entries first (after the
+                        // affine map, with the operations abReluRun applies).
+                        match selfVariances with
+                        | Some sv ->
+                            let tv = sv s
+                            for r in 0 .. st.RowDiag.Length - 1 do
+                                let v = NativePtr.get xN st.RowDiag[r] * pre.W2 + pre.B2
+                                let at = tv.Offset + o * st.RowPositions + r
+                                tv.V[at] <- v
+                                tv.R[at] <- if v > 0.0 then 1.0 / Math.Sqrt v else 0.0
+                        | None -> ()
+                        use p1 = fixed ta.V
+                        use q1 = fixed ta.R
+                        use p2 = fixed tb.V
+                        use q2 = fixed tb.R
+                        let at1, at2 = ta.Offset + o * st.RowPositions, tb.Offset + o' * st.RowPositions
+                        let b1, c1 = NativePtr.add p1 at1, NativePtr.add q1 at1
+                        let b2, c2 = NativePtr.add p2 at2, NativePtr.add q2 at2
+                        for ar in st.ActRuns do
+                            Simd.abReluNormRun pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)
+                                (NativePtr.add b1 ar.P) (NativePtr.add c1 ar.P) ar.Broadcast (NativePtr.add b2 ar.Q) (NativePtr.add c2 ar.Q)
+                                (NativePtr.add outN ar.Off) (NativePtr.add outT ar.Off) withNtk ar.Len
+                    | None ->
+                        for e in 0 .. st.RestOut - 1 do
+                            let x0 = NativePtr.get xN e
+                            let x = x0 * pre.W2 + pre.B2
+                            NativePtr.set outN e x
+                            if withNtk then
+                                NativePtr.set outT e (NativePtr.get xT e * pre.W2 + (if pre.FromOut then x else x0 * pre.CN + pre.CB))
+            cur <- 1 - cur
+        if cur = 0 then store pN0 pT0 else store pN1 pT1
+
+    // ---------------------------------------------------------------------------------------------
+    // Planning: the steps (with the metadata each layer's rule sets), and the bands.
+
+    let private prod (xs: int[]) = Array.fold (*) 1 xs
+
+    let private restLen (full: bool) (dims: int[]) = dims[1..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1
+
+    /// Activation runs of a row whose remaining axes have sizes `rest` (see <c>ActRun</c>): in the full layout the
+    /// row is (E1, E1′, …, Em, Em′) and each run is one line along Em′ with p fixed; in the diagonal layout the row
+    /// is (E1, …, Em) and one run covers it, p = q.
+    let private actRuns (full: bool) (rest: int[]) =
+        let r = prod rest
+        if not full then [| { Off = 0; P = 0; Q = 0; Len = r; Broadcast = false } |]
+        elif rest.Length = 0 then [| { Off = 0; P = 0; Q = 0; Len = 1; Broadcast = true } |]
+        else
+            let m = rest.Length
+            let last = rest[m - 1]
+            // Lines: every (h1, h1′, …, h_{m−1}, h′_{m−1}, h_m).
+            let lines = r * r / last
+            Array.init lines (fun line ->
+                let mutable rem = line
+                let hm = rem % last
+                rem <- rem / last
+                let h = Array.zeroCreate m
+                let h' = Array.zeroCreate m
+                h[m - 1] <- hm
+                for a in m - 2 .. -1 .. 0 do
+                    h'[a] <- rem % rest[a]
+                    rem <- rem / rest[a]
+                    h[a] <- rem % rest[a]
+                    rem <- rem / rest[a]
+                let mutable p, q = 0, 0
+                for a in 0 .. m - 1 do
+                    p <- p * rest[a] + h[a]
+                    q <- q * rest[a] + h'[a] // h′_m = 0: the run adds it
+                { Off = line * last; P = p; Q = q; Len = last; Broadcast = true })
+
+    let private makeStep (full: bool) (axes: AxisStep[] option) (pre: Simd.DensePre) (relu: (float * float) option)
+                         (inDims: int[]) (outDims: int[]) =
+        let rest = outDims[1..]
+        { Axes = axes; Pre = pre; Relu = relu; InDims = inDims; OutDims = outDims
+          RestIn = restLen full inDims; RestOut = restLen full outDims
+          Posts = Array.init inDims.Length (fun a -> inDims[a + 1 ..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1)
+          RowPositions = prod rest
+          ActRuns = actRuns full rest
+          RowDiag = (if full then Spatial.diagonalIndices rest else Array.init (prod rest) id) }
+
+    /// What the layers' rules would set besides the arrays.
+    type private Meta =
+        { Dims: int[]; Flipped: bool; IsReversed: bool; IsGaussian: bool; Shape1: int[]; Shape2: int[]
+          BatchAxis: int; ChannelAxis: int }
+
+    exception private NotCovered
+
+    /// The steps of a run of layers on kernel k, or None when the executor does not cover them; layer errors
+    /// (a VALID filter larger than the input, …) are raised as the layers' rules raise them.
+    let private plan (layers: Layer list) (k: Kernel) : (Step[] * Meta) option =
+        let full = not k.DiagonalSpatial
+        let real = Spatial.sizes k.DiagonalSpatial 2 k.Nngp.Shape
+        let n = real.Length
+        // The diagonal layout gets a leading axis of size 1 (one band of one row: the whole image), so that every
+        // real axis is filtered by flat passes and the activation runs over the whole image at once.
+        let lead = if full then 0 else 1
+        let dims0 = if full then real else Array.append [| 1 |] real
+        let unitAxis = axisStep { D = 1; O = 1; F = 1; Taps = [| 0 |] }
+        if n = 0 then None
+        else
+        try
+            let steps = ResizeArray<Step>()
+            let mutable m =
+                { Dims = dims0; Flipped = false; IsReversed = k.IsReversed; IsGaussian = k.IsGaussian
+                  Shape1 = k.Shape1; Shape2 = k.Shape2; BatchAxis = k.BatchAxis; ChannelAxis = k.ChannelAxis }
+            let mutable pending : (AxisStep[] * Simd.DensePre * int[]) option = None
+            let flush (relu: (float * float) option) =
+                match pending with
+                | Some(axes, pre, inDims) -> steps.Add(makeStep full (Some axes) pre relu inDims m.Dims)
+                | None -> steps.Add(makeStep full None Simd.identity relu m.Dims m.Dims)
+                pending <- None
+            for layer in layers do
+                match layer with
+                | Conv c when c.Kind = ConvKind.Conv ->
+                    if pending.IsSome then flush None
+                    let l = Convolution.layout c
+                    let outSpatial = String(l.Out.ToCharArray() |> Array.filter (fun ch -> ch <> 'N' && ch <> 'C'))
+                    if outSpatial <> l.InputSpatial || l.FilterIn.Length <> n then raise NotCovered
+                    // A reversed full-layout input stores its axes reversed: the rule reads filter and strides reversed.
+                    let filt, strides =
+                        if full && m.IsReversed then Array.rev l.FilterIn, Array.rev l.StridesIn else l.FilterIn, l.StridesIn
+                    // Plans in the stored order, as the rule builds them (so the same axis is refused first).
+                    let physical (a: int) = if m.Flipped then n - 1 - a else a
+                    let stored = Array.init n (fun a -> Convolution.axisPlan c m.Dims[lead + physical a] filt[a] strides[a])
+                    let axes = Array.init n (fun pa -> axisStep stored[physical pa])
+                    let axes = if full then axes else Array.append [| unitAxis |] axes
+                    let w2 = c.WStd * c.WStd
+                    let b2 = match c.BStd with Some b -> b * b | None -> 0.0
+                    let pre =
+                        match c.Parameterization with
+                        | Parameterization.Ntk -> { Simd.identity with W2 = w2; B2 = b2; FromOut = true }
+                        | Parameterization.Standard ->
+                            { Simd.identity with
+                                W2 = w2; B2 = b2; FromOut = false
+                                CN = Convolution.fanIn c m.Shape1 / float (fst c.S)
+                                CB = (if c.BStd.IsSome then 1.0 else 0.0) }
+                    pending <- Some(axes, pre, m.Dims)
+                    m <- { m with
+                            Dims = axes |> Array.map (fun a -> a.Plan.O)
+                            Flipped = (if full && n > 1 then not m.Flipped else m.Flipped)
+                            IsReversed = (if full then not m.IsReversed else m.IsReversed)
+                            IsGaussian = true
+                            Shape1 = Convolution.outShape c m.Shape1
+                            Shape2 = Convolution.outShape c m.Shape2
+                            BatchAxis = l.Out.IndexOf 'N'
+                            ChannelAxis = l.Out.IndexOf 'C' }
+                | Activation(ABRelu spec) ->
+                    if not m.IsGaussian then raise NotCovered // the layer's own rule refuses it, with its message
+                    let a, b = spec.A, spec.B
+                    flush (Some((a - b) * (a - b) / (2.0 * Math.PI), (a * a + b * b) / 2.0))
+                    m <- { m with IsGaussian = false }
+                | _ -> raise NotCovered
+            if pending.IsSome then flush None
+            Some(steps.ToArray(), m)
+        with NotCovered -> None
+
+    /// The band steps that produce the output rows with the given partners (−1: no such row), built backwards
+    /// through the steps; None if some input row would need two partners (then the executor does not apply).
+    let private bandOf (steps: Step[]) (finalPartner: int[]) : BandStep[] option =
+        let res = Array.zeroCreate steps.Length
+        let mutable outP = finalPartner
+        let mutable ok = true
+        for s in steps.Length - 1 .. -1 .. 0 do
+            if ok then
+                let st = steps[s]
+                let starts = Array.zeroCreate (outP.Length + 1)
+                let table = ResizeArray<int>()
+                let inP =
+                    match st.Axes with
+                    | None ->
+                        for o in 0 .. outP.Length - 1 do
+                            if outP[o] >= 0 then table.Add o
+                            starts[o + 1] <- table.Count
+                        Array.copy outP
+                    | Some axes ->
+                        let p = axes[0].Plan
+                        let inP = Array.create p.D -1
+                        for o in 0 .. outP.Length - 1 do
+                            let o' = outP[o]
+                            if o' >= 0 then
+                                for t in 0 .. p.F - 1 do
+                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
+                                    if i >= 0 && j >= 0 then
+                                        if inP[i] = -1 || inP[i] = j then
+                                            inP[i] <- j
+                                            table.Add i
+                                        else ok <- false
+                            starts[o + 1] <- table.Count
+                        inP
+                res[s] <- { OutPartner = outP; InPartner = inP; TableStart = starts; Table = table.ToArray() }
+                outP <- inP
+        if ok then Some res else None
+
+    // ---------------------------------------------------------------------------------------------
+    // Execution.
+
+    /// For every entry of a zipped (D1, D1′, …) block: the entry holding the same pair with the two inputs
+    /// exchanged, (D1′, D1, …) — the (j, i) block of a symmetric kernel from the (i, j) block.
+    let private swapTable (full: bool) (dims: int[]) =
+        let len = if full then dims |> Array.fold (fun acc d -> acc * d * d) 1 else prod dims
+        if not full then Array.init len id
+        else
+            let shape = Array.append [| 1; 1 |] (dims |> Array.collect (fun d -> [| d; d |]))
+            let idx = Tensor.create shape (Array.init len float)
+            (Tensor.permute (Spatial.swapAxes false shape.Length) idx).Data |> Array.map int
+
+    let private forEach (count: int) (mk: unit -> Scratch) (body: Scratch -> int -> unit) =
+        Parallel.For(0, count, (fun () -> mk ()), (fun i _ sc -> body sc i; sc), (fun _ -> ())) |> ignore
+
+    /// Runs the layers on k with the fused executor, or returns None when it does not cover them (the caller then
+    /// runs the layers' own rules). Same mathematics; numbers agree with the rules to rounding (the order of the
+    /// axis passes and of some additions differs).
+    let tryRun (layers: Layer list) (k: Kernel) : Kernel option =
+        let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
+        if not k.DiagonalBatch || k.Mask1.IsSome || k.Mask2.IsSome || n1 = 0 || n2 = 0 then None
+        else
+        match plan layers k with
+        | None -> None
+        | Some(steps, meta) ->
+        let full = not k.DiagonalSpatial
+        let last = steps[steps.Length - 1]
+        let o0 = last.OutDims[0]
+        let finals =
+            if full then [ for d in -(o0 - 1) .. o0 - 1 -> Array.init o0 (fun o -> if o - d >= 0 && o - d < o0 then o - d else -1) ]
+            else [ Array.init o0 id ]
+        let self = Array.init o0 id
+        match bandOf steps self, finals |> List.map (bandOf steps) with
+        | None, _ -> None
+        | _, bs when bs |> List.exists Option.isNone -> None
+        | Some selfBand, bs ->
+        let bands = bs |> List.map Option.get |> Array.ofList
+        let withNtk = k.Ntk.IsSome
+        let d0 = steps[0].InDims[0]
+        let restIn0, restOutL = steps[0].RestIn, last.RestOut
+        let blockIn = (if full then d0 * d0 else d0) * restIn0
+        let blockOut = (if full then o0 * o0 else o0) * restOutL
+        Memory.checkKernel (int64 n1) (int64 n2) (int64 blockOut) (if withNtk then 2 else 1)
+        let bandLen = steps |> Array.map (fun s -> max (s.InDims[0] * s.RestIn) (s.OutDims[0] * s.RestOut)) |> Array.max
+        let rowLen =
+            steps |> Array.map (fun s ->
+                // Rows between the remaining axes' passes: processed axes at output size, the others at input size.
+                [ for a in 0 .. s.InDims.Length - 1 ->
+                    Array.init (s.InDims.Length - 1) (fun b -> let d = (if b + 1 <= a then s.OutDims else s.InDims)[b + 1] in if full then d * d else d)
+                    |> prod ] |> List.max)
+            |> Array.max
+        let mk () = scratch bandLen rowLen withNtk
+        let mkCov () = scratch bandLen rowLen false
+        // Loading rows of one (i, j) block of an input array into band rows, and storing band rows into an output block.
+        let loadFrom (b0: BandStep) (src: float[]) (srcT: float[]) (block: int) (pN: nativeptr<float>) (pT: nativeptr<float>) =
+            for r in 0 .. b0.InPartner.Length - 1 do
+                let q = b0.InPartner[r]
+                if q >= 0 then
+                    let at = block * blockIn + (if full then r * d0 + q else r) * restIn0
+                    Span(src, at, restIn0).CopyTo(Span<float>(NativePtr.toVoidPtr (NativePtr.add pN (r * restIn0)), restIn0))
+                    if not (isNull srcT) then
+                        Span(srcT, at, restIn0).CopyTo(Span<float>(NativePtr.toVoidPtr (NativePtr.add pT (r * restIn0)), restIn0))
+        // The rules store a full-layout output with its axis pairs reversed after an odd number of convolutions over
+        // 2+ axes (Flipped): rows are then scattered straight into that order, (P_{k−1}, …, P_1, P_0), instead of
+        // permuting the whole arrays afterwards. restStored[e]: the stored index of the rest pairs of row entry e.
+        let flippedOut = full && meta.Flipped
+        let pair0 = o0 * o0
+        let restStored =
+            if not flippedOut then null
+            else
+                let rest = last.OutDims[1..] |> Array.collect (fun d -> [| d; d |])
+                let idx = Tensor.create rest (Array.init restOutL float)
+                let byStored = (Tensor.permute (Spatial.reverseAxes false 0 rest.Length) idx).Data
+                let r = Array.zeroCreate restOutL
+                byStored |> Array.iteri (fun e' e -> r[int e] <- e')
+                r
+        let storeTo (bl: BandStep) (dst: float[]) (dstT: float[]) (block: int) (pN: nativeptr<float>) (pT: nativeptr<float>) =
+            for o in 0 .. bl.OutPartner.Length - 1 do
+                let o' = bl.OutPartner[o]
+                if o' >= 0 then
+                    let srcN, srcT = NativePtr.add pN (o * restOutL), NativePtr.add pT (o * restOutL)
+                    if flippedOut then
+                        let at = block * blockOut + o * o0 + o'
+                        for e in 0 .. restOutL - 1 do
+                            dst[at + restStored[e] * pair0] <- NativePtr.get srcN e
+                            if not (isNull dstT) then dstT[at + restStored[e] * pair0] <- NativePtr.get srcT e
+                    else
+                        let at = block * blockOut + (if full then o * o0 + o' else o) * restOutL
+                        Span<float>(NativePtr.toVoidPtr srcN, restOutL).CopyTo(Span(dst, at, restOutL))
+                        if not (isNull dstT) then Span<float>(NativePtr.toVoidPtr srcT, restOutL).CopyTo(Span(dstT, at, restOutL))
+        let positions = steps |> Array.map (fun s -> prod s.OutDims)
+        // Phase 1: every input's own band (o′ = o) through all steps, recording the variances of each ABRelu step.
+        let variances (cov: Tensor) (count: int) (out: float[]) =
+            let vs = steps |> Array.mapi (fun s st -> if st.Relu.IsSome then Array.zeroCreate (count * positions[s]) else null)
+            let rs = steps |> Array.mapi (fun s st -> if st.Relu.IsSome then Array.zeroCreate (count * positions[s]) else null)
+            forEach count mkCov (fun sc i ->
+                let sv (s: int) = { V = vs[s]; R = rs[s]; Offset = i * positions[s] }
+                runBand full steps selfBand sc false
+                    (loadFrom selfBand[0] cov.Data null i)
+                    (fun pN pT -> if not full then storeTo selfBand[selfBand.Length - 1] out null i pN pT)
+                    sv sv (Some sv))
+            vs, rs
+        let cov1Out = GC.AllocateUninitializedArray<float>(n1 * blockOut)
+        let cov2Out = k.Cov2 |> Option.map (fun c -> GC.AllocateUninitializedArray<float>(c.Shape[0] * blockOut))
+        let v1 = variances k.Cov1 n1 cov1Out
+        let v2 = match k.Cov2, cov2Out with Some c, Some o -> variances c c.Shape[0] o | _ -> v1
+        // Phase 2: every band of every pair (i ≤ j only when x2 is x1: the rest is the mirror image).
+        let mirror = k.Cov2.IsNone && n1 = n2
+        let pairs = [| for i in 0 .. n1 - 1 do for j in (if mirror then i else 0) .. n2 - 1 -> struct (i, j) |]
+        let nngpOut = GC.AllocateUninitializedArray<float>(n1 * n2 * blockOut)
+        let ntkOut = if withNtk then GC.AllocateUninitializedArray<float>(n1 * n2 * blockOut) else null
+        let ntkIn = match k.Ntk with Some t -> t.Data | None -> null
+        let nb = bands.Length
+        forEach (pairs.Length * nb) mk (fun sc item ->
+            let struct (i, j) = pairs[item / nb]
+            let band = bands[item % nb]
+            runBand full steps band sc withNtk
+                (loadFrom band[0] k.Nngp.Data ntkIn (i * n2 + j))
+                (storeTo band[band.Length - 1] nngpOut ntkOut (i * n2 + j))
+                (fun s -> { V = (fst v1)[s]; R = (snd v1)[s]; Offset = i * positions[s] })
+                (fun s -> { V = (fst v2)[s]; R = (snd v2)[s]; Offset = j * positions[s] }) None)
+        if mirror then
+            let swap = swapTable full (if flippedOut then Array.rev last.OutDims else last.OutDims)
+            Parallel.For(0, n1, fun i ->
+                for j in 0 .. i - 1 do
+                    let src, dst = (j * n2 + i) * blockOut, (i * n2 + j) * blockOut
+                    for e in 0 .. blockOut - 1 do
+                        nngpOut[dst + e] <- nngpOut[src + swap[e]]
+                        if withNtk then ntkOut[dst + e] <- ntkOut[src + swap[e]]) |> ignore
+        // Phase 3 (full layout): the output covariances cov1/cov2, all bands of each input with itself — unless x2
+        // is x1 and the input's own blocks of nngp equal cov1, when they are the diagonal blocks of nngp.
+        if full then
+            let selfBlocksEqual =
+                mirror
+                && Seq.forall (fun i -> Span(k.Nngp.Data, (i * n2 + i) * blockIn, blockIn).SequenceEqual(ReadOnlySpan(k.Cov1.Data, i * blockIn, blockIn))) (seq { 0 .. n1 - 1 })
+            let covRuns (cov: Tensor) (vs: float[][] * float[][]) (out: float[]) =
+                let count = cov.Shape[0]
+                forEach (count * nb) mkCov (fun sc item ->
+                    let i = item / nb
+                    let band = bands[item % nb]
+                    let sv (s: int) = { V = (fst vs)[s]; R = (snd vs)[s]; Offset = i * positions[s] }
+                    runBand full steps band sc false (loadFrom band[0] cov.Data null i)
+                        (storeTo band[band.Length - 1] out null i) sv sv None)
+            if selfBlocksEqual then
+                for i in 0 .. n1 - 1 do Array.Copy(nngpOut, (i * n2 + i) * blockOut, cov1Out, i * blockOut, blockOut)
+            else covRuns k.Cov1 v1 cov1Out
+            match k.Cov2, cov2Out with
+            | Some c, Some o -> covRuns c v2 o
+            | _ -> ()
+        let spatialShape =
+            if full then (if flippedOut then Array.rev last.OutDims else last.OutDims) |> Array.collect (fun d -> [| d; d |])
+            else last.OutDims[1..]
+        let tensor (lead: int[]) (data: float[]) = Tensor.create (Array.append lead spatialShape) data
+        Some
+            { k with
+                Nngp = tensor [| n1; n2 |] nngpOut
+                Ntk = (if withNtk then Some(tensor [| n1; n2 |] ntkOut) else None)
+                Cov1 = tensor [| n1 |] cov1Out
+                Cov2 = Option.map2 (fun (c: Tensor) o -> tensor [| c.Shape[0] |] o) k.Cov2 cov2Out
+                IsGaussian = meta.IsGaussian
+                IsReversed = meta.IsReversed
+                IsInput = false
+                Shape1 = meta.Shape1
+                Shape2 = meta.Shape2
+                BatchAxis = meta.BatchAxis
+                ChannelAxis = meta.ChannelAxis }

@@ -1,0 +1,202 @@
+/// The fused Conv/ABRelu executor (Rules.ConvStack, the plan rewrite FusedConvStackOp): over random stacks of
+/// convolutions (1–3 spatial axes, filters, strides, VALID/SAME/CIRCULAR padding, b_std, both parameterizations)
+/// and ABRelu activations, in the full (no top / GlobalAvgPool) and diagonal (Flatten) layouts, with x2 = x1 or not
+/// and with duplicated inputs (pairs at correlation 1), the fast execution equals the reference execution
+/// (every layer's own rule, nothing fused) to 1e-13 relative, and the executor really ran where it claims to cover
+/// the network. Its division-free arc-cosine is checked against libm's atan2 and against the existing ABRelu step.
+module NeuralTangents.Tests.ConvStackTests
+
+open System
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open NeuralTangents
+open NeuralTangents.Rules
+open NeuralTangents.Tests.TestUtil
+
+type private StackCase =
+    { Sizes: int list
+      Stack: Layer list
+      Top: string
+      Rows1: int
+      Rows2: int option
+      /// Input row 1 is a copy of row 0 (pairs of identical inputs: ρ = 1 off the diagonal of the batch).
+      Duplicate: bool
+      Seed: int
+      /// Stride 1 everywhere and CIRCULAR padding everywhere or nowhere: the executor must cover the stack. (A
+      /// CIRCULAR layer next to SAME/VALID ones or strides 2 may need one input row paired with two partners in one
+      /// band; the executor then declines and the layers' rules run.)
+      Covered: bool }
+
+let private stackCase : Gen<StackCase> =
+    gen {
+        let! nDims = Gen.choose (1, 3)
+        let! sizes = Gen.listOfLength nDims (Gen.choose (2, if nDims = 3 then 4 else 6))
+        let! blocks = Gen.choose (1, 4)
+        let conv =
+            gen {
+                let! filt = Gen.listOfLength nDims (Gen.choose (1, 3))
+                let! strides = Gen.listOfLength nDims (Gen.frequency [ 3, Gen.constant 1; 1, Gen.constant 2 ])
+                let! pad = Gen.elements [ Padding.Same; Padding.Valid; Padding.Circular ]
+                let! w = Gen.elements [ 0.7; 1.0; 1.4 ]
+                let! b = Gen.elements [ None; Some 0.0; Some 0.3 ]
+                let! standard = Gen.frequency [ 3, Gen.constant false; 1, Gen.constant true ]
+                let c = match Stax.conv 3 filt (Some strides) pad w b with Conv c -> c | l -> failwithf "not a conv: %A" l
+                let c = if standard then { c with Parameterization = Parameterization.Standard; S = (2, 3) } else c
+                return Conv c, (List.forall ((=) 1) strides, pad = Padding.Circular)
+            }
+        let block =
+            gen {
+                let! c, unit = conv
+                let! act = Gen.frequency [ 4, Gen.constant (Some Stax.relu); 2, Gen.map2 (fun a b -> Some(Stax.abRelu a b)) (Gen.elements [ -0.5; 0.0; 0.2 ]) (Gen.elements [ 0.5; 1.0; 1.3 ]); 1, Gen.constant None ]
+                return (c :: Option.toList act), unit
+            }
+        let! bs = Gen.listOfLength blocks block
+        let! top = Gen.elements [ "none"; "gap"; "flatten" ]
+        let! rows1 = Gen.choose (1, 4)
+        let! rows2 = Gen.oneof [ Gen.constant None; Gen.choose (1, 3) |> Gen.map Some ]
+        let! dup = Gen.elements [ false; true ]
+        let! seed = Gen.choose (0, 100000)
+        return
+            { Sizes = sizes; Stack = List.collect fst bs; Top = top; Rows1 = rows1; Rows2 = rows2
+              Duplicate = dup && rows1 >= 2; Seed = seed
+              Covered =
+                let props = List.map snd bs
+                List.forall fst props && (List.forall snd props || not (List.exists snd props)) }
+    }
+
+let private network (c: StackCase) =
+    let top = match c.Top with "gap" -> [ Stax.globalAvgPool ] | "flatten" -> [ Stax.flatten ] | _ -> []
+    Serial(c.Stack @ top)
+
+let private inputs (c: StackCase) (rows: int) (seed: int) =
+    let shape = Array.concat [ [| rows |]; Array.ofList c.Sizes; [| 2 |] ]
+    let n = Array.fold (*) 1 shape
+    let data = normals seed n
+    if c.Duplicate && rows >= 2 then Array.blit data 0 data (n / rows) (n / rows)
+    Tensor.create shape data
+
+let private attempt (f: unit -> Kernel) = try Ok(f ()) with NeuralTangentsException m -> Error m
+
+let private tol = 1e-13
+
+let private compareKernels (what: string) (reference: Kernel) (fast: Kernel) =
+    Expect.equal fast.Nngp.Shape reference.Nngp.Shape (what + ": nngp shape")
+    Expect.equal fast.Cov1.Shape reference.Cov1.Shape (what + ": cov1 shape")
+    Expect.equal (fast.IsReversed, fast.IsGaussian, fast.DiagonalSpatial) (reference.IsReversed, reference.IsGaussian, reference.DiagonalSpatial) (what + ": flags")
+    Expect.equal (fast.Shape1, fast.Shape2, fast.BatchAxis, fast.ChannelAxis) (reference.Shape1, reference.Shape2, reference.BatchAxis, reference.ChannelAxis) (what + ": shapes and axes")
+    assertClose (what + " nngp") tol reference.Nngp.Data fast.Nngp.Data
+    assertClose (what + " ntk") tol reference.Ntk.Value.Data fast.Ntk.Value.Data
+    assertClose (what + " cov1") tol reference.Cov1.Data fast.Cov1.Data
+    match reference.Cov2, fast.Cov2 with
+    | Some r, Some f -> assertClose (what + " cov2") tol r.Data f.Data
+    | None, None -> ()
+    | _ -> failtestf "%s: cov2 present in one kernel only" what
+
+/// Angles over [0, π] as unit vectors (cos θ, sin θ): random, near 0 and π over many binades, and at the folding
+/// boundaries kπ/8.
+let private angleInputs () =
+    let rng = Random(31337)
+    [| for _ in 1 .. 20000 do
+         let th = Math.PI * rng.NextDouble()
+         yield th
+       for e in 1 .. 300 do
+         let d = Math.Pow(10.0, -float e)
+         yield d
+         if d > 1e-16 then yield Math.PI - d
+       for k in 1 .. 7 do
+         for d in [ 0.0; 1e-15; -1e-15; 1e-9; -1e-9 ] do
+             yield float k * Math.PI / 8.0 + d |]
+
+[<Tests>]
+let tests =
+    testList "ConvStackTests" [
+        testPropertyWithConfig (fsCheck 120) "Conv/ABRelu stacks: fused execution = reference execution to 1e-13, and the executor runs on every stride-1 stack of one padding family" <| fun () ->
+            Prop.forAll (Arb.fromGen stackCase) (fun c ->
+                let net = network c
+                let x1 = inputs c c.Rows1 c.Seed
+                let x2 = c.Rows2 |> Option.map (fun r -> inputs c r (c.Seed + 1))
+                let reference = attempt (fun () -> KernelFn.computeWith Execution.Reference net x1 x2 Both)
+                let fast = attempt (fun () -> KernelFn.computeWith Execution.Fast net x1 x2 Both)
+                match reference, fast with
+                | Ok r, Ok f ->
+                    compareKernels (sprintf "%A" c) r f
+                    // The executor itself (not a fallback to the layers' rules) on the network's input kernel.
+                    let db, ds = Requirements.layout (Requirements.ofLayer net) LayoutRequest.Auto
+                    let k0 = KernelFn.inputKernelWithLayout { DiagonalBatch = Some db; DiagonalSpatial = Some ds } net x1 x2 Both
+                    match ConvStack.tryRun c.Stack k0 with
+                    | Some k ->
+                        let r = KernelFn.applyFlowWith Execution.Reference (Serial c.Stack) (One k0)
+                        match r with
+                        | One rk -> compareKernels (sprintf "tryRun %A" c) rk k
+                        | Many _ -> failtest "the stack ends in branches"
+                    | None ->
+                        if c.Covered then failtestf "the executor declined a stack it covers: %A" c
+                | Error a, Error b -> Expect.equal b a "both executions refuse with the same message"
+                | Ok _, Error m -> failtestf "only the fast execution refused: %s" m
+                | Error m, Ok _ -> failtestf "only the reference execution refused: %s" m
+                true)
+
+        test "README CNN block (Conv 3×3 SAME + Relu ×3, 8×8 images): fused = reference in both layouts, ρ = 1 pairs included" {
+            let body = [ for _ in 1 .. 3 do
+                             yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+                             yield Stax.relu ]
+            let data = normals 5 (3 * 8 * 8 * 3)
+            Array.blit data 0 data (8 * 8 * 3) (8 * 8 * 3) // x[1] = x[0]
+            let x = Tensor.create [| 3; 8; 8; 3 |] data
+            for top in [ Stax.flatten; Stax.globalAvgPool ] do
+                let net = Serial(body @ [ top ])
+                let r = KernelFn.computeWith Execution.Reference net x None Both
+                let f = KernelFn.compute net x None Both
+                compareKernels (KernelFn.layerName top) r f
+        }
+
+        test "angleUnit (scalar and Vector256) is within 2 ulp of atan2 over [0, π], and gives π/2 at (0, 0)" {
+            let th = angleInputs ()
+            let c = th |> Array.map Math.Cos
+            let s = th |> Array.map Math.Sin
+            let vec = Simd.angleUnitArray c s
+            let mutable worst = 0L
+            for i in 0 .. th.Length - 1 do
+                let expected = Math.Atan2(s[i], c[i])
+                let scalar = Simd.angleUnit c[i] s[i]
+                worst <- max worst (max (SimdTests.ulps expected scalar) (SimdTests.ulps expected vec[i]))
+            note (sprintf "angleUnit: worst %d ulp from atan2 over %d angles" worst th.Length)
+            Expect.isLessThanOrEqual worst 2L "within 2 ulp of libm's atan2"
+            Expect.equal (Simd.angleUnit 0.0 0.0) (Math.PI / 2.0) "atan2(0, 0) is taken as π/2"
+            Expect.equal (Simd.angleUnitArray [| 0.0; 0.0; 0.0; 0.0 |] [| 0.0; 0.0; 0.0; 0.0 |]) (Array.create 4 (Math.PI / 2.0)) "vector lanes alike"
+        }
+
+        test "division-free ABRelu step = the atan2-based step of Simd.abReluScalar to 1e-14 of the input scale, exactly at ρ = 1" {
+            let rng = Random(99)
+            let n = 4099 // vector body and scalar tail
+            let v1 = Array.init n (fun i -> if i % 97 = 0 then 0.0 else 0.1 + 3.0 * rng.NextDouble())
+            let v2 = Array.init n (fun i -> if i % 89 = 0 then 0.0 else 0.1 + 3.0 * rng.NextDouble())
+            let x = Array.init n (fun i ->
+                let bound = sqrt (v1[i] * v2[i])
+                match i % 5 with
+                | 0 -> bound
+                | 1 -> -bound
+                | _ -> bound * (2.0 * rng.NextDouble() - 1.0))
+            // Pairs of identical inputs: x = v1 = v2.
+            for i in 0 .. 7 .. n - 1 do
+                v2[i] <- v1[i]
+                x[i] <- v1[i]
+            let r (v: float) = if v > 0.0 then 1.0 / sqrt v else 0.0
+            let t = Array.init n (fun _ -> rng.NextDouble())
+            let outN = Array.zeroCreate n
+            let outT = Array.zeroCreate n
+            for factor, half in [ 1.0 / (2.0 * Math.PI), 0.5; 0.3, 0.8 ] do
+                Simd.abReluNormArrays factor half x t v1 (Array.map r v1) v2 (Array.map r v2) outN outT
+                for i in 0 .. n - 1 do
+                    // The existing step (Simd.abReluScalar, inline, so restated here): θ from the atan2 of Cephes.
+                    let sq = sqrt (max (v1[i] * v2[i] - x[i] * x[i]) 0.0)
+                    let dot = half - factor * Simd.atan2Pos sq x[i]
+                    let nn = factor * sq + dot * x[i]
+                    // Errors measured on the scale of the inputs: √(v1·v2) for the nngp (which cancels to ~0 near
+                    // ρ = −1), |t| for the ntk factor (σ̇ ≤ max(a², b²)).
+                    if abs (outN[i] - nn) > 1e-14 * sqrt (v1[i] * v2[i]) then failtestf "nngp at %d: %.17g vs %.17g" i outN[i] nn
+                    if abs (outT[i] - dot * t[i]) > 1e-14 * abs t[i] then failtestf "ntk at %d: %.17g vs %.17g" i outT[i] (dot * t[i])
+                    if i % 7 = 0 && (outN[i] <> nn || outT[i] <> dot * t[i]) then failtestf "ρ = 1 at %d not exact: %.17g vs %.17g" i outN[i] nn
+        }
+    ]
