@@ -258,6 +258,23 @@ public sealed class NetworkBuilder
     /// <exception cref="ArgumentException">The two axes are equal.</exception>
     public NetworkBuilder GlobalSumPool(int batchAxis = 0, int channelAxis = -1) => Add(Stax.GlobalSumPool(batchAxis, channelAxis));
 
+    /// <summary>Appends <see cref="Stax.Dropout"/>.</summary>
+    /// <param name="rate">The keep probability, in (0, 1].</param>
+    /// <param name="mode">Train (the default) or Test.</param>
+    /// <returns>A new builder ending in Dropout.</returns>
+    /// <exception cref="ArgumentException">As <see cref="Stax.Dropout"/>.</exception>
+    public NetworkBuilder Dropout(double rate, DropoutPhase mode = DropoutPhase.Train) => Add(Stax.Dropout(rate, mode));
+
+    /// <summary>Appends <see cref="Stax.LayerNorm"/>.</summary>
+    /// <param name="axis">The axes to normalise over; null is the last axis.</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <param name="batchAxis">The batch axis of the inputs.</param>
+    /// <param name="channelAxis">The channel axis of the inputs.</param>
+    /// <returns>A new builder ending in LayerNorm.</returns>
+    /// <exception cref="ArgumentException">As <see cref="Stax.LayerNorm"/>.</exception>
+    public NetworkBuilder LayerNorm(int[]? axis = null, double eps = 1e-12, int batchAxis = 0, int channelAxis = -1) =>
+        Add(Stax.LayerNorm(axis, eps, batchAxis, channelAxis));
+
     /// <summary>Appends <see cref="Stax.FanOut(int)"/>.</summary>
     /// <param name="num">The number of branches, at least 1.</param>
     /// <returns>A new builder ending in FanOut.</returns>

@@ -388,6 +388,43 @@ public static class Stax
     public static Network GlobalSumPool(int batchAxis = 0, int channelAxis = -1) =>
         Wrap(Boundary.Call(() => StaxModule.GlobalSumPoolWith(batchAxis, channelAxis), PoolNames()));
 
+    /// <summary>Dropout (neural_tangents' <c>Dropout(rate, mode)</c>): in training each unit is kept with probability
+    /// <paramref name="rate"/> and divided by it; the kernel multiplies same-sample, same-position covariances by
+    /// 1/rate.</summary>
+    /// <param name="rate">The keep probability, in (0, 1] (neural_tangents' convention).</param>
+    /// <param name="mode"><see cref="DropoutPhase.Train"/> (the default) or <see cref="DropoutPhase.Test"/> (the identity).</param>
+    /// <returns>The Dropout layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="rate"/> is outside (0, 1], or <paramref name="mode"/> is not
+    /// a defined value.</exception>
+    public static Network Dropout(double rate, DropoutPhase mode = DropoutPhase.Train)
+    {
+        var m = mode switch
+        {
+            DropoutPhase.Train => DropoutMode.Train,
+            DropoutPhase.Test => DropoutMode.Test,
+            _ => throw new ArgumentException($"unknown DropoutPhase value {(int)mode}", nameof(mode)),
+        };
+        return Wrap(Boundary.Call(() => StaxModule.Dropout(rate, m), Boundary.Names()));
+    }
+
+    /// <summary>Layer normalisation (neural_tangents' <c>LayerNorm</c>): (x − mean)/√(eps + var) over
+    /// <paramref name="axis"/>.</summary>
+    /// <param name="axis">The axes to normalise over; null (the default) is the last axis only. The kernel needs the
+    /// channel axis among them.</param>
+    /// <param name="eps">Added to the variance (<c>eps</c>), finite and ≥ 0.</param>
+    /// <param name="batchAxis">The batch axis of the inputs (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The channel axis of the inputs (<c>channel_axis</c>), different from the batch axis.</param>
+    /// <returns>The LayerNorm layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="axis"/> is empty, <paramref name="eps"/> is negative or not
+    /// finite, or the two axes are equal.</exception>
+    public static Network LayerNorm(int[]? axis = null, double eps = 1e-12, int batchAxis = 0, int channelAxis = -1)
+    {
+        var axes = ListModule.OfArray(axis is null ? new[] { -1 } : (int[])axis.Clone());
+        return Wrap(Boundary.Call(
+            () => StaxModule.LayerNorm(axes, eps, batchAxis, channelAxis),
+            Boundary.Names(("batch_axis", "batchAxis"), ("channel_axis", "channelAxis"))));
+    }
+
     /// <summary><paramref name="n"/> copies of a layer in series (neural_tangents' <c>repeat</c>).</summary>
     /// <param name="n">The number of copies, at least 0 (0 gives the identity).</param>
     /// <param name="layer">The layer to repeat.</param>
@@ -425,4 +462,14 @@ public static class Stax
 
     private static FSharpList<Layer> ToList(Network[]? layers, string paramName) =>
         ListModule.OfArray(Array.ConvertAll(Boundary.NoNulls(layers, paramName), l => l.ToFSharp()));
+}
+
+/// <summary>The mode of <see cref="Stax.Dropout"/> (neural_tangents' <c>mode</c> "train" or "test").</summary>
+public enum DropoutPhase
+{
+    /// <summary>"train": units are dropped at random (the default).</summary>
+    Train,
+
+    /// <summary>"test": the identity.</summary>
+    Test,
 }

@@ -33,6 +33,8 @@ module Definitions =
         | SumPool p -> LeafNode(Pooling.sumPool p)
         | GlobalAvgPool g -> LeafNode(Pooling.globalAvgPool g)
         | GlobalSumPool g -> LeafNode(Pooling.globalSumPool g)
+        | Dropout d -> LeafNode(Stochastic.dropout d)
+        | LayerNorm l -> LeafNode(Normalization.layerNorm l)
 
     /// <summary>Name of a layer as neural_tangents spells it, for error messages.</summary>
     [<CompiledName("Name")>]

@@ -43,7 +43,7 @@ module Json =
 
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
-        set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "LayerNorm"; "Dropout"; "Aggregate"; "ImageResize"; "Index"
+        set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "Aggregate"; "ImageResize"; "Index"
               "DotGeneral"; "Exp"; "Gaussian"; "ExpNormalized"; "Rbf"; "Sign"; "Hermite"; "RectifiedMonomial"
               "Polynomial"; "Gabor"; "Elementwise"; "ElementwiseNumerical"; "Cos2"; "repeat" ]
 
@@ -303,6 +303,27 @@ module Json =
         | "GlobalSumPool" ->
             let a = args [ "batch_axis"; "channel_axis" ]
             build name (fun () -> Stax.globalSumPoolWith (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "Dropout" ->
+            let a = args [ "rate"; "mode" ]
+            let mode =
+                match a.String("mode", "train") with
+                | "train" -> DropoutMode.Train
+                | "test" -> DropoutMode.Test
+                | other -> fail "Dropout: argument 'mode' must be \"train\" or \"test\", got \"%s\"" (clip other)
+            build name (fun () -> Stax.dropout (a.RequiredNumber "rate") mode)
+        | "LayerNorm" ->
+            let a = args [ "axis"; "eps"; "batch_axis"; "channel_axis" ]
+            // neural_tangents' axis is an int or a sequence of ints.
+            let axis =
+                match tryProp o "axis" with
+                | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number -> [ a.Int("axis", -1) ]
+                | true, _ ->
+                    match a.IntList("axis", Int32.MinValue, Int32.MaxValue) with
+                    | Some xs -> xs
+                    | None -> fail "LayerNorm: argument 'axis' must be an integer or a list of integers, got null"
+                | _ -> [ -1 ]
+            build name (fun () ->
+                Stax.layerNorm axis (a.Number("eps", 1e-12)) (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
         | n when activationReaders.ContainsKey n ->
             let r = activationReaders[n]
             let a = args r.Accepts

@@ -85,6 +85,26 @@ type ConvSpec =
 /// <summary>Arguments of <c>Flatten</c>.</summary>
 type FlattenSpec = { BatchAxis: int; BatchAxisOut: int }
 
+/// <summary>Which kernel <c>Dropout</c> has (neural_tangents' <c>mode</c>).</summary>
+[<RequireQualifiedAccess>]
+type DropoutMode =
+    /// "train": units are dropped at random; the kernel gains 1/rate on same-sample, same-position entries.
+    | Train
+    /// "test": the identity.
+    | Test
+
+/// <summary>Arguments of <c>Dropout</c>: <c>Rate</c> is the keep probability in (0, 1], as in neural_tangents.</summary>
+type DropoutSpec = { Rate: float; Mode: DropoutMode }
+
+/// <summary>Arguments of <c>LayerNorm</c>, named as neural_tangents names them.</summary>
+type LayerNormSpec =
+    { /// The axes normalised over (must include the channel axis for the kernel); may be negative.
+      Axis: int list
+      /// Added to the variance before the square root.
+      Eps: float
+      BatchAxis: int
+      ChannelAxis: int }
+
 /// <summary>The elementwise nonlinearities (neural_tangents' <c>stax/elementwise.py</c>), each defined once in
 /// <c>NeuralTangents.Layers.Elementwise</c>.</summary>
 type Activation =
@@ -131,3 +151,7 @@ type Layer =
     | GlobalAvgPool of GlobalPoolSpec
     /// Sum over all spatial positions, which it removes.
     | GlobalSumPool of GlobalPoolSpec
+    /// Dropout (neural_tangents' <c>Dropout(rate, mode)</c>).
+    | Dropout of DropoutSpec
+    /// Layer normalisation over <c>Axis</c> (neural_tangents' <c>LayerNorm</c>).
+    | LayerNorm of LayerNormSpec

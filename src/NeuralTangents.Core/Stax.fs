@@ -267,6 +267,20 @@ module Stax =
     [<CompiledName("GlobalSumPoolWith")>]
     let globalSumPoolWith (batchAxis: int) (channelAxis: int) = GlobalSumPool(globalSpec "GlobalSumPool" batchAxis channelAxis)
 
+    /// <summary>Dropout (neural_tangents' <c>stax.Dropout(rate, mode)</c>); <paramref name="rate"/> is the keep
+    /// probability. In train mode the finite layer draws its mask from <c>apply</c>'s random key.</summary>
+    /// <exception cref="T:System.ArgumentException">rate outside (0, 1].</exception>
+    [<CompiledName("Dropout")>]
+    let dropout (rate: float) (mode: DropoutMode) = Dropout(Stochastic.dropoutSpec rate mode)
+
+    /// <summary>Layer normalisation (neural_tangents' <c>stax.LayerNorm(axis, eps, batch_axis, channel_axis)</c>;
+    /// its defaults are <c>layerNorm [-1] 1e-12 0 -1</c>).</summary>
+    /// <exception cref="T:System.ArgumentException">no axis, eps not finite or negative, or equal batch and channel
+    /// axes.</exception>
+    [<CompiledName("LayerNorm")>]
+    let layerNorm (axis: int list) (eps: float) (batchAxis: int) (channelAxis: int) =
+        LayerNorm(Normalization.layerNormSpec axis eps batchAxis channelAxis)
+
     /// <summary><c>serial</c> of <paramref name="n"/> copies of a layer.</summary>
     [<CompiledName("Repeat")>]
     let repeat (n: int) (layer: Layer) =
