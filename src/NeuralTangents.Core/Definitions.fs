@@ -35,6 +35,7 @@ module Definitions =
         | GlobalSumPool g -> LeafNode(Pooling.globalSumPool g)
         | Dropout d -> LeafNode(Stochastic.dropout d)
         | LayerNorm l -> LeafNode(Normalization.layerNorm l)
+        | DotGeneral d -> LeafNode(Contraction.dotGeneral d)
 
     /// <summary>Name of a layer as neural_tangents spells it, for error messages.</summary>
     [<CompiledName("Name")>]

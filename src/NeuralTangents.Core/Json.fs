@@ -44,7 +44,7 @@ module Json =
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
         set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "Aggregate"; "ImageResize"; "Index"
-              "DotGeneral"; "Exp"; "Gaussian"; "ExpNormalized"; "Rbf"; "Sign"; "Hermite"; "RectifiedMonomial"
+              "Exp"; "Gaussian"; "ExpNormalized"; "Rbf"; "Sign"; "Hermite"; "RectifiedMonomial"
               "Polynomial"; "Gabor"; "Elementwise"; "ElementwiseNumerical"; "Cos2"; "repeat" ]
 
     let private tryProp (o: JsonObject) (name: string) : bool * JsonNode =
@@ -192,6 +192,21 @@ module Json =
                 let m = if m.StartsWith(layer + ": ") then m.Substring(layer.Length + 2) else m
                 fail "%s: %s %s" (clip layer) e.ParamName m
 
+    /// A constant array given as a number (a scalar) or nested lists of numbers of a rectangular shape.
+    let private tensorNode (layer: string) (arg: string) (node: JsonNode) : Tensor =
+        let bad () = fail "%s: argument '%s' must be a number or nested lists of numbers of a rectangular shape, got %s" layer arg (show node)
+        let rec go (n: JsonNode) : int list * float list =
+            match n with
+            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number -> [], [ v.GetValue<float>() ]
+            | :? JsonArray as arr when arr.Count > 0 ->
+                let parts = arr |> Seq.map go |> Seq.toList
+                let shape = fst parts.Head
+                if parts |> List.exists (fun (s, _) -> s <> shape) then bad ()
+                arr.Count :: shape, parts |> List.collect snd
+            | _ -> bad ()
+        let shape, values = go node
+        Tensor.create (List.toArray shape) (List.toArray values)
+
     let rec private decodeNode (node: JsonNode) : Layer =
         let o =
             match node with
@@ -324,6 +339,36 @@ module Json =
                 | _ -> [ -1 ]
             build name (fun () ->
                 Stax.layerNorm axis (a.Number("eps", 1e-12)) (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "DotGeneral" ->
+            let a = args [ "lhs"; "rhs"; "dimension_numbers"; "precision"; "batch_axis"; "channel_axis" ]
+            let constant (arg: string) = match tryProp o arg with | true, null | false, _ -> None | true, v -> Some(tensorNode name arg v)
+            let dims =
+                let bad (v: JsonNode) =
+                    fail "DotGeneral: argument 'dimension_numbers' must be [[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]] (lists of integers), got %s" (show v)
+                let ints (v: JsonNode) (whole: JsonNode) =
+                    match v with
+                    | :? JsonArray as arr ->
+                        arr |> Seq.map (fun n ->
+                            match n with
+                            | :? JsonValue as x when x.GetValueKind() = JsonValueKind.Number && x.GetValue<float>() = Math.Round(x.GetValue<float>())
+                                                     && abs (x.GetValue<float>()) < 1e9 -> int (x.GetValue<float>())
+                            | _ -> bad whole) |> Seq.toList
+                    | _ -> bad whole
+                let pair (v: JsonNode) (whole: JsonNode) =
+                    match v with
+                    | :? JsonArray as arr when arr.Count = 2 -> ints arr[0] whole, ints arr[1] whole
+                    | _ -> bad whole
+                match tryProp o "dimension_numbers" with
+                | true, (:? JsonArray as arr) when arr.Count = 2 -> pair arr[0] arr, pair arr[1] arr
+                | true, v -> bad v
+                | _ -> ([], []), ([], [])
+            // precision: accepted as neural_tangents takes it (None or a lax.Precision name) and ignored — float64 throughout.
+            match tryProp o "precision" with
+            | true, null | false, _ -> ()
+            | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> ()
+            | true, v -> fail "DotGeneral: argument 'precision' must be null or a string such as \"HIGHEST\", got %s" (show v)
+            build name (fun () ->
+                Stax.dotGeneral (constant "lhs") (constant "rhs") dims (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
         | n when activationReaders.ContainsKey n ->
             let r = activationReaders[n]
             let a = args r.Accepts
@@ -354,7 +399,7 @@ module Json =
         for k, v in args do o[k] <- v
         o
 
-    let private argNode (v: ArgValue) : JsonNode =
+    let rec private argNode (v: ArgValue) : JsonNode =
         match v with
         | IntArg i -> int' i
         | FloatArg x -> num x
@@ -364,6 +409,8 @@ module Json =
         | StringArg t -> JsonValue.Create t
         | IntsArg xs -> JsonArray(xs |> List.map int' |> List.toArray)
         | StringsArg xs -> JsonArray(xs |> List.map (fun t -> JsonValue.Create t :> JsonNode) |> List.toArray)
+        | ListArg xs -> JsonArray(xs |> List.map argNode |> List.toArray)
+        | NoneArg -> null
 
     /// <summary>Writes a network as a JSON node with neural_tangents' names and every argument explicit: the
     /// combinators here, every other layer from its definition's name and arguments.</summary>

@@ -105,6 +105,18 @@ type LayerNormSpec =
       BatchAxis: int
       ChannelAxis: int }
 
+/// <summary>Arguments of <c>DotGeneral</c>: a constant left or right operand of <c>lax.dot_general</c> (at most
+/// one; neither is the identity), named as neural_tangents names them.</summary>
+type DotGeneralSpec =
+    { /// The constant left operand: the layer computes dot_general(lhs, inputs).
+      Lhs: Tensor option
+      /// The constant right operand: the layer computes dot_general(inputs, rhs).
+      Rhs: Tensor option
+      /// ((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch)) as lax.dot_general takes them.
+      DimensionNumbers: (int list * int list) * (int list * int list)
+      BatchAxis: int
+      ChannelAxis: int }
+
 /// <summary>The elementwise nonlinearities (neural_tangents' <c>stax/elementwise.py</c>), each defined once in
 /// <c>NeuralTangents.Layers.Elementwise</c>.</summary>
 type Activation =
@@ -155,3 +167,5 @@ type Layer =
     | Dropout of DropoutSpec
     /// Layer normalisation over <c>Axis</c> (neural_tangents' <c>LayerNorm</c>).
     | LayerNorm of LayerNormSpec
+    /// A constant linear map by <c>lax.dot_general</c> (neural_tangents' <c>DotGeneral</c>).
+    | DotGeneral of DotGeneralSpec

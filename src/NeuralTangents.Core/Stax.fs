@@ -281,6 +281,23 @@ module Stax =
     let layerNorm (axis: int list) (eps: float) (batchAxis: int) (channelAxis: int) =
         LayerNorm(Normalization.layerNormSpec axis eps batchAxis channelAxis)
 
+    /// <summary>A constant linear map by <c>lax.dot_general</c> (neural_tangents' <c>stax.DotGeneral(lhs, rhs,
+    /// dimension_numbers, precision, batch_axis, channel_axis)</c>): dot_general(lhs, inputs) or dot_general(inputs,
+    /// rhs); neither constant gives the identity. Computations are float64 (neural_tangents' <c>precision</c> does not
+    /// apply).</summary>
+    /// <param name="lhs">The constant left operand, or None.</param>
+    /// <param name="rhs">The constant right operand, or None (at most one of the two).</param>
+    /// <param name="dimensionNumbers">((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch)); neural_tangents'
+    /// default is (([], []), ([], [])).</param>
+    /// <param name="batchAxis">The inputs' batch axis (default 0).</param>
+    /// <param name="channelAxis">The inputs' channel axis (default −1); it cannot be contracted or batched.</param>
+    /// <exception cref="T:System.ArgumentException">both constants, mismatched dimension numbers, an axis out of range
+    /// for the constant, or a constant that is not finite.</exception>
+    [<CompiledName("DotGeneral")>]
+    let dotGeneral (lhs: Tensor option) (rhs: Tensor option) (dimensionNumbers: (int list * int list) * (int list * int list))
+                   (batchAxis: int) (channelAxis: int) =
+        DotGeneral(Contraction.dotGeneralSpec lhs rhs dimensionNumbers batchAxis channelAxis)
+
     /// <summary><c>serial</c> of <paramref name="n"/> copies of a layer.</summary>
     [<CompiledName("Repeat")>]
     let repeat (n: int) (layer: Layer) =
