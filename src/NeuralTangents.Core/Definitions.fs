@@ -36,6 +36,8 @@ module Definitions =
         | Dropout d -> LeafNode(Stochastic.dropout d)
         | LayerNorm l -> LeafNode(Normalization.layerNorm l)
         | DotGeneral d -> LeafNode(Contraction.dotGeneral d)
+        | Index i -> LeafNode(Indexing.index i)
+        | ImageResize r -> LeafNode(Resize.imageResize r)
 
     /// <summary>Name of a layer as neural_tangents spells it, for error messages.</summary>
     [<CompiledName("Name")>]

@@ -43,7 +43,7 @@ module Json =
 
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
-        set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "Aggregate"; "ImageResize"; "Index"
+        set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "Aggregate"
               "Exp"; "Gaussian"; "ExpNormalized"; "Rbf"; "Sign"; "Hermite"; "RectifiedMonomial"
               "Polynomial"; "Gabor"; "Elementwise"; "ElementwiseNumerical"; "Cos2"; "repeat" ]
 
@@ -369,6 +369,53 @@ module Json =
             | true, v -> fail "DotGeneral: argument 'precision' must be null or a string such as \"HIGHEST\", got %s" (show v)
             build name (fun () ->
                 Stax.dotGeneral (constant "lhs") (constant "rhs") dims (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "Index" ->
+            let a = args [ "idx"; "batch_axis"; "channel_axis" ]
+            let bad (v: JsonNode) =
+                fail "Index: argument 'idx' must be a list whose entries are an integer, \":\", \"...\" or [start, stop, step] (integers or null), got %s" (show v)
+            let intOf (v: JsonNode) (whole: JsonNode) =
+                match v with
+                | :? JsonValue as x when x.GetValueKind() = JsonValueKind.Number ->
+                    let f = x.GetValue<float>()
+                    if f <> Math.Round f || abs f > 2e9 then bad whole
+                    int f
+                | _ -> bad whole
+            let entry (whole: JsonNode) (n: JsonNode) =
+                match n with
+                | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
+                    match text v with
+                    | ":" -> IndexEntry.Range(None, None, None)
+                    | "..." -> IndexEntry.Rest
+                    | _ -> bad whole
+                | :? JsonArray as arr when arr.Count >= 1 && arr.Count <= 3 ->
+                    let part i = if i >= arr.Count || isNull arr[i] then None else Some(intOf arr[i] whole)
+                    // [start, stop] or [start, stop, step], as Python's slice(start, stop[, step]).
+                    if arr.Count = 1 then IndexEntry.Range(None, part 0, None) else IndexEntry.Range(part 0, part 1, part 2)
+                | v -> IndexEntry.At(intOf v whole)
+            let idx =
+                match tryProp o "idx" with
+                | true, (:? JsonArray as arr) -> arr |> Seq.map (entry arr) |> Seq.toList
+                | true, v -> bad v
+                | _ -> fail "Index: missing required argument 'idx'"
+            build name (fun () -> Stax.index idx (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "ImageResize" ->
+            let a = args [ "shape"; "method"; "antialias"; "precision"; "batch_axis"; "channel_axis" ]
+            let shape =
+                match a.IntList("shape", -1, Int32.MaxValue) with
+                | Some s -> s
+                | None -> fail "ImageResize: missing required argument 'shape' (one size per input axis, -1 to keep it)"
+            let methodName =
+                match tryProp o "method" with
+                | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> text v
+                | true, v -> fail "ImageResize: argument 'method' must be a string (\"linear\" or \"nearest\"), got %s" (show v)
+                | _ -> fail "ImageResize: missing required argument 'method' (\"linear\" or \"nearest\")"
+            match tryProp o "precision" with
+            | true, null | false, _ -> ()
+            | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> ()
+            | true, v -> fail "ImageResize: argument 'precision' must be null or a string such as \"HIGHEST\", got %s" (show v)
+            build name (fun () ->
+                Stax.imageResize shape (NeuralTangents.Layers.Resize.parseMethod methodName) (a.Bool("antialias", true))
+                    (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
         | n when activationReaders.ContainsKey n ->
             let r = activationReaders[n]
             let a = args r.Accepts

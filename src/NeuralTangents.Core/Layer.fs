@@ -117,6 +117,37 @@ type DotGeneralSpec =
       BatchAxis: int
       ChannelAxis: int }
 
+/// <summary>One entry of numpy's basic indexing, as neural_tangents' <c>Index</c> takes it.</summary>
+[<RequireQualifiedAccess>]
+type IndexEntry =
+    /// An integer (negative counts from the end): selects one entry and removes the axis.
+    | At of int
+    /// A slice start:stop:step with Python's semantics (None: the default of each bound; step ≠ 0).
+    | Range of start: int option * stop: int option * step: int option
+    /// <c>...</c> (Ellipsis): as many full slices as the other entries leave.
+    | Rest
+
+/// <summary>Arguments of <c>Index</c>.</summary>
+type IndexSpec = { Idx: IndexEntry list; BatchAxis: int; ChannelAxis: int }
+
+/// <summary>The interpolation of <c>ImageResize</c> that has a kernel (jax.image's <c>ResizeMethod</c>).</summary>
+[<RequireQualifiedAccess>]
+type ResizeMethod =
+    /// "linear" (also "bilinear", "trilinear", "triangle"): the triangle kernel at half-pixel centres.
+    | Linear
+    /// "nearest": the input entry at floor((o + 0.5)·n_in/n_out).
+    | Nearest
+
+/// <summary>Arguments of <c>ImageResize</c>, named as neural_tangents names them.</summary>
+type ImageResizeSpec =
+    { /// The output size of every axis; −1 keeps the axis's size.
+      Shape: int list
+      Method: ResizeMethod
+      /// Widen the linear kernel when downsampling (no effect when upsampling or for "nearest").
+      Antialias: bool
+      BatchAxis: int
+      ChannelAxis: int }
+
 /// <summary>The elementwise nonlinearities (neural_tangents' <c>stax/elementwise.py</c>), each defined once in
 /// <c>NeuralTangents.Layers.Elementwise</c>.</summary>
 type Activation =
@@ -169,3 +200,7 @@ type Layer =
     | LayerNorm of LayerNormSpec
     /// A constant linear map by <c>lax.dot_general</c> (neural_tangents' <c>DotGeneral</c>).
     | DotGeneral of DotGeneralSpec
+    /// numpy basic indexing of the inputs (neural_tangents' <c>Index</c>).
+    | Index of IndexSpec
+    /// Resizing as jax.image.resize does (neural_tangents' <c>ImageResize</c>).
+    | ImageResize of ImageResizeSpec

@@ -298,6 +298,22 @@ module Stax =
                    (batchAxis: int) (channelAxis: int) =
         DotGeneral(Contraction.dotGeneralSpec lhs rhs dimensionNumbers batchAxis channelAxis)
 
+    /// <summary>numpy basic indexing of the inputs (neural_tangents' <c>stax.Index(idx, batch_axis, channel_axis)</c>):
+    /// integers (which remove their axis), slices with Python's semantics (negative bounds and steps) and
+    /// <c>...</c>. The kernel cannot index the channel axis (use <c>:</c>) or take an integer on the batch axis.</summary>
+    /// <exception cref="T:System.ArgumentException">two ellipses, a zero step, or equal batch and channel axes.</exception>
+    [<CompiledName("Index")>]
+    let index (idx: IndexEntry list) (batchAxis: int) (channelAxis: int) = Index(Indexing.indexSpec idx batchAxis channelAxis)
+
+    /// <summary>Resizing as <c>jax.image.resize</c> does (neural_tangents' <c>stax.ImageResize(shape, method,
+    /// antialias, precision, batch_axis, channel_axis)</c>; defaults antialias = true, batch_axis = 0,
+    /// channel_axis = −1). <paramref name="shape"/> gives every axis's output size, −1 to keep it. Float64
+    /// throughout.</summary>
+    /// <exception cref="T:System.ArgumentException">an empty shape, a size other than −1 or ≥ 1, or equal axes.</exception>
+    [<CompiledName("ImageResize")>]
+    let imageResize (shape: int list) (method: ResizeMethod) (antialias: bool) (batchAxis: int) (channelAxis: int) =
+        ImageResize(Resize.imageResizeSpec shape method antialias batchAxis channelAxis)
+
     /// <summary><c>serial</c> of <paramref name="n"/> copies of a layer.</summary>
     [<CompiledName("Repeat")>]
     let repeat (n: int) (layer: Layer) =
