@@ -303,7 +303,7 @@ module Stax =
     /// <c>...</c>. The kernel cannot index the channel axis (use <c>:</c>) or take an integer on the batch axis.</summary>
     /// <exception cref="T:System.ArgumentException">two ellipses, a zero step, or equal batch and channel axes.</exception>
     [<CompiledName("Index")>]
-    let index (idx: IndexEntry list) (batchAxis: int) (channelAxis: int) = Index(Indexing.indexSpec idx batchAxis channelAxis)
+    let index (idx: IndexEntry list) (batchAxis: int) (channelAxis: int) = Layer.Index(Indexing.indexSpec idx batchAxis channelAxis)
 
     /// <summary>Resizing as <c>jax.image.resize</c> does (neural_tangents' <c>stax.ImageResize(shape, method,
     /// antialias, precision, batch_axis, channel_axis)</c>; defaults antialias = true, batch_axis = 0,
