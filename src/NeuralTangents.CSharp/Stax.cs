@@ -562,6 +562,25 @@ public static class Stax
         return TensorModule.Create(shape, data);
     }
 
+    /// <summary>Graph aggregation (neural_tangents' <c>Aggregate</c>, identity <c>to_dense</c>): each vertex becomes the
+    /// weighted sum of its predecessors under the call's <c>pattern</c> side input.</summary>
+    /// <param name="aggregateAxis">The aggregated spatial axes; null (the default) aggregates every spatial axis.</param>
+    /// <param name="batchAxis">The inputs' batch axis (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The inputs' channel axis (<c>channel_axis</c>).</param>
+    /// <param name="sparse">False (the default): "DENSE" adjacency patterns; true: "SPARSE" edge lists.</param>
+    /// <returns>The Aggregate layer.</returns>
+    /// <exception cref="ArgumentException">An empty axis list or equal axes.</exception>
+    public static Network Aggregate(int[]? aggregateAxis = null, int batchAxis = 0, int channelAxis = -1, bool sparse = false)
+    {
+        var axes = aggregateAxis is null
+            ? FSharpOption<FSharpList<int>>.None
+            : FSharpOption<FSharpList<int>>.Some(ListModule.OfArray((int[])aggregateAxis.Clone()));
+        var impl = sparse ? AggregateImplementation.Sparse : AggregateImplementation.Dense;
+        return Wrap(Boundary.Call(
+            () => StaxModule.Aggregate(axes, batchAxis, channelAxis, impl),
+            Boundary.Names(("batch_axis", "batchAxis"), ("channel_axis", "channelAxis"))));
+    }
+
     /// <summary><paramref name="n"/> copies of a layer in series (neural_tangents' <c>repeat</c>).</summary>
     /// <param name="n">The number of copies, at least 0 (0 gives the identity).</param>
     /// <param name="layer">The layer to repeat.</param>

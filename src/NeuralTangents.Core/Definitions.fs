@@ -38,6 +38,7 @@ module Definitions =
         | DotGeneral d -> LeafNode(Contraction.dotGeneral d)
         | Index i -> LeafNode(Indexing.index i)
         | ImageResize r -> LeafNode(Resize.imageResize r)
+        | Aggregate a -> LeafNode(Aggregation.aggregate a)
 
     /// <summary>Name of a layer as neural_tangents spells it, for error messages.</summary>
     [<CompiledName("Name")>]

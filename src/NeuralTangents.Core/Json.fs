@@ -43,7 +43,7 @@ module Json =
 
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
-        set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "Aggregate"
+        set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"
               "Exp"; "Gaussian"; "ExpNormalized"; "Rbf"; "Sign"; "Hermite"; "RectifiedMonomial"
               "Polynomial"; "Gabor"; "Elementwise"; "ElementwiseNumerical"; "Cos2"; "repeat" ]
 
@@ -416,6 +416,20 @@ module Json =
             build name (fun () ->
                 Stax.imageResize shape (NeuralTangents.Layers.Resize.parseMethod methodName) (a.Bool("antialias", true))
                     (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "Aggregate" ->
+            let a = args [ "aggregate_axis"; "batch_axis"; "channel_axis"; "implementation" ]
+            // neural_tangents' aggregate_axis: None, an int or a sequence of ints.
+            let axis =
+                match tryProp o "aggregate_axis" with
+                | true, null | false, _ -> None
+                | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number -> Some [ a.Int("aggregate_axis", 0) ]
+                | true, _ -> a.IntList("aggregate_axis", Int32.MinValue, Int32.MaxValue)
+            let impl =
+                match a.String("implementation", "DENSE").ToUpperInvariant() with
+                | "DENSE" -> AggregateImplementation.Dense
+                | "SPARSE" -> AggregateImplementation.Sparse
+                | other -> fail "Aggregate: argument 'implementation' must be \"DENSE\" or \"SPARSE\", got \"%s\"" (clip other)
+            build name (fun () -> Stax.aggregate axis (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)) impl)
         | n when activationReaders.ContainsKey n ->
             let r = activationReaders[n]
             let a = args r.Accepts

@@ -148,6 +148,27 @@ type ImageResizeSpec =
       BatchAxis: int
       ChannelAxis: int }
 
+/// <summary>How <c>Aggregate</c>'s <c>pattern</c> is given (neural_tangents' <c>AggregateImplementation</c>).</summary>
+[<RequireQualifiedAccess>]
+type AggregateImplementation =
+    /// "DENSE": a weighted adjacency (batch, X_i1…X_iK, X_i1…X_iK) per input sample.
+    | Dense
+    /// "SPARSE": integer edges (batch, n_edges, K, 2) of (tail, head) positions, weight 1 each (repeats add up);
+    /// an edge with a negative coordinate is padding.
+    | Sparse
+
+/// <summary>Arguments of <c>Aggregate</c> (graph networks), named as neural_tangents names them; neural_tangents'
+/// <c>to_dense</c> is the identity here.</summary>
+type AggregateSpec =
+    { /// The aggregated (non-batch, non-channel) axes; None: every spatial axis.
+      AggregateAxis: int list option
+      BatchAxis: int
+      ChannelAxis: int
+      Implementation: AggregateImplementation
+      /// The (pattern1, pattern2) of one kernel_fn call, bound by <c>KernelFn.computeWithPattern</c>; None in an
+      /// architecture (then the kernel passes through, as neural_tangents' pattern=(None, None) does).
+      Pattern: (Tensor * Tensor) option }
+
 /// <summary>The elementwise nonlinearities (neural_tangents' <c>stax/elementwise.py</c>), each defined once in
 /// <c>NeuralTangents.Layers.Elementwise</c>.</summary>
 type Activation =
@@ -204,3 +225,5 @@ type Layer =
     | Index of IndexSpec
     /// Resizing as jax.image.resize does (neural_tangents' <c>ImageResize</c>).
     | ImageResize of ImageResizeSpec
+    /// Graph aggregation over a per-sample adjacency (neural_tangents' <c>Aggregate</c>).
+    | Aggregate of AggregateSpec

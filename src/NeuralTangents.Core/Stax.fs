@@ -314,6 +314,16 @@ module Stax =
     let imageResize (shape: int list) (method: ResizeMethod) (antialias: bool) (batchAxis: int) (channelAxis: int) =
         ImageResize(Resize.imageResizeSpec shape method antialias batchAxis channelAxis)
 
+    /// <summary>Graph aggregation (neural_tangents' <c>stax.Aggregate(aggregate_axis, batch_axis, channel_axis,
+    /// to_dense, implementation)</c>, with the identity <c>to_dense</c>): each vertex becomes the weighted sum of its
+    /// predecessors under the call's <c>pattern</c> — <c>ApplyContext.Side["pattern"]</c> for the finite network,
+    /// <c>KernelFn.computeWithPattern</c> for the kernel. Defaults: <c>aggregate None 0 -1
+    /// AggregateImplementation.Dense</c>.</summary>
+    /// <exception cref="T:System.ArgumentException">an empty axis list or equal batch and channel axes.</exception>
+    [<CompiledName("Aggregate")>]
+    let aggregate (aggregateAxis: int list option) (batchAxis: int) (channelAxis: int) (implementation: AggregateImplementation) =
+        Aggregate(Aggregation.aggregateSpec aggregateAxis batchAxis channelAxis implementation)
+
     /// <summary><c>serial</c> of <paramref name="n"/> copies of a layer.</summary>
     [<CompiledName("Repeat")>]
     let repeat (n: int) (layer: Layer) =
