@@ -39,6 +39,7 @@ module Definitions =
         | Index i -> LeafNode(Indexing.index i)
         | ImageResize r -> LeafNode(Resize.imageResize r)
         | Aggregate a -> LeafNode(Aggregation.aggregate a)
+        | GlobalSelfAttention a -> LeafNode(Attention.globalSelfAttention a)
 
     /// <summary>Name of a layer as neural_tangents spells it, for error messages.</summary>
     [<CompiledName("Name")>]

@@ -43,7 +43,7 @@ module Json =
 
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
-        set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"
+        set [ "MaxPool"; "GlobalMaxPool"
               "Exp"; "Gaussian"; "ExpNormalized"; "Rbf"; "Sign"; "Hermite"; "RectifiedMonomial"
               "Polynomial"; "Gabor"; "Elementwise"; "ElementwiseNumerical"; "Cos2"; "repeat" ]
 
@@ -430,6 +430,51 @@ module Json =
                 | "SPARSE" -> AggregateImplementation.Sparse
                 | other -> fail "Aggregate: argument 'implementation' must be \"DENSE\" or \"SPARSE\", got \"%s\"" (clip other)
             build name (fun () -> Stax.aggregate axis (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)) impl)
+        | "GlobalSelfAttention" ->
+            let a =
+                args [ "n_chan_out"; "n_chan_key"; "n_chan_val"; "n_heads"; "linear_scaling"; "W_key_std"; "W_value_std"
+                       "W_query_std"; "W_out_std"; "b_std"; "attention_mechanism"; "pos_emb_type"; "pos_emb_p_norm"
+                       "pos_emb_decay_fn"; "n_chan_pos_emb"; "W_pos_emb_std"; "val_pos_emb"; "batch_axis"; "channel_axis" ]
+            match tryProp o "pos_emb_decay_fn" with
+            | true, null | false, _ -> ()
+            | true, v -> fail "GlobalSelfAttention: argument 'pos_emb_decay_fn' (a Python function) is not supported; only null (one-hot embeddings), got %s" (show v)
+            let mechanism =
+                match a.String("attention_mechanism", "SOFTMAX").ToUpperInvariant() with
+                | "SOFTMAX" -> AttentionMechanism.Softmax
+                | "IDENTITY" -> AttentionMechanism.Identity
+                | "ABS" -> AttentionMechanism.Abs
+                | "RELU" -> AttentionMechanism.Relu
+                | other -> fail "GlobalSelfAttention: argument 'attention_mechanism' must be \"SOFTMAX\", \"IDENTITY\", \"ABS\" or \"RELU\", got \"%s\"" (clip other)
+            let posEmb =
+                match a.String("pos_emb_type", "NONE").ToUpperInvariant() with
+                | "NONE" -> PositionalEmbedding.NoEmbedding
+                | "SUM" -> PositionalEmbedding.Sum
+                | "CONCAT" -> PositionalEmbedding.Concat
+                | other -> fail "GlobalSelfAttention: argument 'pos_emb_type' must be \"NONE\", \"SUM\" or \"CONCAT\", got \"%s\"" (clip other)
+            let nChanPosEmb =
+                match tryProp o "n_chan_pos_emb" with
+                | true, null | false, _ -> None
+                | _ -> Some(a.Int("n_chan_pos_emb", 1, 1, Int32.MaxValue))
+            let d =
+                Stax.attentionDefaults (a.RequiredInt("n_chan_out", 1, Int32.MaxValue)) (a.RequiredInt("n_chan_key", 1, Int32.MaxValue))
+                    (a.RequiredInt("n_chan_val", 1, Int32.MaxValue)) (a.RequiredInt("n_heads", 1, Int32.MaxValue))
+            build name (fun () ->
+                Stax.globalSelfAttentionWith
+                    { d with
+                        LinearScaling = a.Bool("linear_scaling", true)
+                        WKeyStd = a.Number("W_key_std", 1.0)
+                        WValueStd = a.Number("W_value_std", 1.0)
+                        WQueryStd = a.Number("W_query_std", 1.0)
+                        WOutStd = a.Number("W_out_std", 1.0)
+                        BStd = a.OptNumber("b_std", None)
+                        AttentionMechanism = mechanism
+                        PosEmbType = posEmb
+                        PosEmbPNorm = a.Number("pos_emb_p_norm", 2.0)
+                        NChanPosEmb = nChanPosEmb
+                        WPosEmbStd = a.Number("W_pos_emb_std", 1.0)
+                        ValPosEmb = a.Bool("val_pos_emb", false)
+                        BatchAxis = a.Int("batch_axis", 0)
+                        ChannelAxis = a.Int("channel_axis", -1) })
         | n when activationReaders.ContainsKey n ->
             let r = activationReaders[n]
             let a = args r.Accepts

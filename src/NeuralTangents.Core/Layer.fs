@@ -169,6 +169,56 @@ type AggregateSpec =
       /// architecture (then the kernel passes through, as neural_tangents' pattern=(None, None) does).
       Pattern: (Tensor * Tensor) option }
 
+/// <summary>The nonlinearity applied to attention scores (neural_tangents' <c>AttentionMechanism</c>).</summary>
+[<RequireQualifiedAccess>]
+type AttentionMechanism =
+    /// "SOFTMAX": softmax over the attended positions.
+    | Softmax
+    /// "IDENTITY": the scores themselves.
+    | Identity
+    /// "ABS": |score|.
+    | Abs
+    /// "RELU": max(score, 0).
+    | Relu
+
+/// <summary>Positional embeddings of <c>GlobalSelfAttention</c> (neural_tangents' <c>PositionalEmbedding</c>).</summary>
+[<RequireQualifiedAccess>]
+type PositionalEmbedding =
+    /// "NONE": no positional embeddings.
+    | NoEmbedding
+    /// "SUM": embeddings added to the activations.
+    | Sum
+    /// "CONCAT": embeddings concatenated to the activations' channels.
+    | Concat
+
+/// <summary>Arguments of <c>GlobalSelfAttention</c>, named as neural_tangents names them. neural_tangents'
+/// <c>pos_emb_decay_fn</c> (a Python callable) is None here: one-hot (identity-covariance) embeddings.</summary>
+type AttentionSpec =
+    { NChanOut: int
+      NChanKey: int
+      NChanVal: int
+      NHeads: int
+      /// True: scores scaled by 1/n_chan_key with tied key/query weights (closed-form kernel for every mechanism);
+      /// false: 1/√n_chan_key, independent weights (kernel only for IDENTITY).
+      LinearScaling: bool
+      WKeyStd: float
+      WValueStd: float
+      WQueryStd: float
+      WOutStd: float
+      /// None: no bias.
+      BStd: float option
+      AttentionMechanism: AttentionMechanism
+      PosEmbType: PositionalEmbedding
+      /// Unused while pos_emb_decay_fn is None (kept for neural_tangents' signature).
+      PosEmbPNorm: float
+      /// Channels of the embeddings; None: as many as the inputs.
+      NChanPosEmb: int option
+      WPosEmbStd: float
+      /// True: embeddings also enter the values.
+      ValPosEmb: bool
+      BatchAxis: int
+      ChannelAxis: int }
+
 /// <summary>The elementwise nonlinearities (neural_tangents' <c>stax/elementwise.py</c>), each defined once in
 /// <c>NeuralTangents.Layers.Elementwise</c>.</summary>
 type Activation =
@@ -227,3 +277,5 @@ type Layer =
     | ImageResize of ImageResizeSpec
     /// Graph aggregation over a per-sample adjacency (neural_tangents' <c>Aggregate</c>).
     | Aggregate of AggregateSpec
+    /// Global scaled dot-product self-attention (neural_tangents' <c>GlobalSelfAttention</c>).
+    | GlobalSelfAttention of AttentionSpec

@@ -324,6 +324,23 @@ module Stax =
     let aggregate (aggregateAxis: int list option) (batchAxis: int) (channelAxis: int) (implementation: AggregateImplementation) =
         Aggregate(Aggregation.aggregateSpec aggregateAxis batchAxis channelAxis implementation)
 
+    /// <summary>GlobalSelfAttention arguments with neural_tangents' defaults: linear_scaling = true, every W std 1,
+    /// no bias, SOFTMAX, no positional embeddings (p-norm 2, n_chan_pos_emb None, W_pos_emb_std 1, val_pos_emb
+    /// false), batch_axis 0, channel_axis −1.</summary>
+    [<CompiledName("AttentionDefaults")>]
+    let attentionDefaults (nChanOut: int) (nChanKey: int) (nChanVal: int) (nHeads: int) : AttentionSpec =
+        { NChanOut = nChanOut; NChanKey = nChanKey; NChanVal = nChanVal; NHeads = nHeads; LinearScaling = true
+          WKeyStd = 1.0; WValueStd = 1.0; WQueryStd = 1.0; WOutStd = 1.0; BStd = None
+          AttentionMechanism = AttentionMechanism.Softmax; PosEmbType = PositionalEmbedding.NoEmbedding; PosEmbPNorm = 2.0
+          NChanPosEmb = None; WPosEmbStd = 1.0; ValPosEmb = false; BatchAxis = 0; ChannelAxis = -1 }
+
+    /// <summary>Global self-attention (neural_tangents' <c>stax.GlobalSelfAttention</c>; infinite-width kernel of
+    /// arXiv:2006.10540) from validated arguments; start from <c>attentionDefaults</c>. Positional embeddings are
+    /// one-hot (neural_tangents' <c>pos_emb_decay_fn=None</c>).</summary>
+    /// <exception cref="T:System.ArgumentException">a size below 1, a negative or non-finite std, or equal axes.</exception>
+    [<CompiledName("GlobalSelfAttentionWith")>]
+    let globalSelfAttentionWith (spec: AttentionSpec) = GlobalSelfAttention(Attention.attentionSpec spec)
+
     /// <summary><c>serial</c> of <paramref name="n"/> copies of a layer.</summary>
     [<CompiledName("Repeat")>]
     let repeat (n: int) (layer: Layer) =
