@@ -51,6 +51,38 @@ let tests =
         testCase "Monte Carlo: IDENTITY with square-root scaling (independent queries)" <| fun () ->
             monteCarlo "IDENTITY sqrt" { spec AttentionMechanism.Identity with LinearScaling = false }
 
+        testCase "linear scaling SOFTMAX with CONCAT embeddings in values: the closed form written out on (S × S) blocks" <| fun () ->
+            // 1-D inputs after Dense(16) → Relu: covariances (N, N', H, H'), no reversal. With kw = 16/(16 + 8) and
+            // pw = 1.3²·8/(16 + 8): Ṽ = kw·K + pw·I; G_n = softmax_q(0.99·Ṽ1[n]); nngp' = 0.96²·G_a·Ṽ12·G_bᵀ + 0.04,
+            // ntk' = 0.96²·G_a·Θ̃·G_bᵀ + 0.04 + 2·(nngp' − 0.04), with W_Q W_K = 0.99, W_O W_V = 0.96, b = 0.2.
+            let a = { spec AttentionMechanism.Softmax with PosEmbType = PositionalEmbedding.Concat; NChanPosEmb = Some 8; ValPosEmb = true; WPosEmbStd = 1.3 }
+            let hidden = Stax.serial [ Stax.dense 16 1.4 (Some 0.1); Stax.relu ]
+            let x2 = Tensor.create [| 2; 4; 3 |] (normals 92 24)
+            let full = { DiagonalBatch = None; DiagonalSpatial = Some false }
+            let before = KernelFn.computeWithLayout full hidden x (Some x2) Both
+            let k = KernelFn.computeWithLayout full (Stax.serial [ hidden; Stax.globalSelfAttentionWith a ]) x (Some x2) Both
+            let kw, pw = 16.0 / 24.0, 1.69 * 8.0 / 24.0
+            let mixAt (t: float[]) (blk: int) (p: int) (q: int) = kw * t[blk * 16 + p * 4 + q] + (if p = q then pw else 0.0)
+            let softmaxRows (c: float[]) (n: int) =
+                Array.init n (fun i ->
+                    Array.init 4 (fun p ->
+                        let z = Array.init 4 (fun q -> exp (0.99 * mixAt c i p q))
+                        z |> Array.map (fun v -> v / Array.sum z)))
+            let g1, g2 = softmaxRows before.Cov1.Data 3, softmaxRows before.Cov2.Value.Data 2
+            let ov2 = 0.96 * 0.96
+            for i in 0 .. 2 do
+                for j in 0 .. 1 do
+                    for p in 0 .. 3 do
+                        for p' in 0 .. 3 do
+                            let w (t: float[]) =
+                                Seq.sum (seq { for q in 0 .. 3 do
+                                                 for q' in 0 .. 3 -> g1.[i].[p].[q] * mixAt t (i * 2 + j) q q' * g2.[j].[p'].[q'] })
+                            let nngp = ov2 * w before.Nngp.Data + 0.04
+                            let ntk = ov2 * w before.Ntk.Value.Data + 0.04 + 2.0 * (nngp - 0.04)
+                            let e = ((i * 2 + j) * 4 + p) * 4 + p'
+                            within (1e-13 * abs nngp) nngp k.Nngp.Data[e] (sprintf "nngp[%d,%d,%d,%d]" i j p p')
+                            within (1e-13 * abs ntk) ntk k.Ntk.Value.Data[e] (sprintf "ntk[%d,%d,%d,%d]" i j p p')
+
         testCase "layouts: full batch agrees with diagonal batch; diagonal spatial refused" <| fun () ->
             let net = Stax.serial [ Stax.dense 8 1.4 (Some 0.1); Stax.relu; Stax.globalSelfAttentionWith (spec AttentionMechanism.Softmax) ]
             let d = KernelFn.computeWithLayout { DiagonalBatch = None; DiagonalSpatial = Some false } net x None Both
