@@ -311,8 +311,176 @@ module Attention =
         order |> Array.iteri (fun i ax -> inverse[ax] <- i)
         Tensor.permute inverse (Tensor.create flatShape out)
 
-    /// GlobalSelfAttention (neural_tangents' <c>stax.GlobalSelfAttention</c>). The backward pass is not implemented:
-    /// gradients and the empirical NTK of networks with this layer raise an error naming it.
+    /// The backward pass of <c>forward</c>: (input cotangent, parameter cotangents) from the output cotangent, by the
+    /// chain rule through each step (per head: K = X_k W_k, Q = K or X_k W_q, A = c·Q Kᵀ, G = φ(A) by rows,
+    /// H = G·X_v W_v; then Y = o·[H…] W_out + b_std·b). Softmax rows pull back as dA = G∘(dG − Σ_q G dG).
+    let backward (a: AttentionSpec) (p: Params) (x: Tensor) (ct: Tensor) : Tensor * Params =
+        let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
+        let wk, wv, wo = ts[0], ts[1], ts[2]
+        let rest = List.skip 3 ts
+        let wq, rest = if a.LinearScaling then None, rest else Some rest.Head, rest.Tail
+        let bias, rest = match a.BStd with Some _ -> Some rest.Head, rest.Tail | None -> None, rest
+        let pe = List.tryHead rest
+        let ndim = x.Rank
+        let b, ch = Axes.norm ndim a.BatchAxis, Axes.norm ndim a.ChannelAxis
+        let order = Array.concat [ [| b |]; [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield i |]; [| ch |] ]
+        let inverse = Array.zeroCreate ndim
+        order |> Array.iteri (fun i ax -> inverse[ax] <- i)
+        let flat (t: Tensor) = (Tensor.permute order t).Data
+        let xd = flat x
+        let n = x.Shape[b]
+        let nIn = x.Shape[ch]
+        let s = x.Length / (n * nIn)
+        let dyd = flat ct
+        let peFlat, npe = match pe with Some e -> flat e |> Array.map ((*) a.WPosEmbStd), e.Shape[ch] | None -> [||], 0
+        let concat = a.PosEmbType = PositionalEmbedding.Concat && pe.IsSome
+        let sum = a.PosEmbType = PositionalEmbedding.Sum && pe.IsSome
+        let kc = if concat then nIn + npe else nIn
+        let vc = if concat && a.ValPosEmb then nIn + npe else nIn
+        let keysIn =
+            if sum then Array.init xd.Length (fun i -> xd[i] + peFlat[i % (s * nIn)])
+            elif concat then
+                let cat = Array.zeroCreate (n * s * kc)
+                for i in 0 .. n - 1 do
+                    for q in 0 .. s - 1 do
+                        Array.blit xd ((i * s + q) * nIn) cat ((i * s + q) * kc) nIn
+                        Array.blit peFlat (q * npe) cat ((i * s + q) * kc + nIn) npe
+                cat
+            else xd
+        let valsIn = if a.ValPosEmb && (sum || concat) then keysIn else xd
+        let h, dk, dv, nOut = a.NHeads, a.NChanKey, a.NChanVal, a.NChanOut
+        let project (inp: float[]) (cin: int) (w: Tensor) (head: int) (d: int) =
+            let out = Array.zeroCreate (n * s * d)
+            for r in 0 .. n * s - 1 do
+                for c in 0 .. cin - 1 do
+                    let v = inp[r * cin + c]
+                    if v <> 0.0 then
+                        for j in 0 .. d - 1 do out[r * d + j] <- out[r * d + j] + v * w.Data[(head * cin + c) * d + j]
+            out
+        let cScale = a.WQueryStd * a.WKeyStd / (float kc * (if a.LinearScaling then float dk else Math.Sqrt(float dk)))
+        let oScale = a.WOutStd * a.WValueStd / Math.Sqrt(float (dv * h * vc))
+        // Y = o·Hcat·W_out + b_std·b: dW_out = o·Hcatᵀ dY, dHcat = o·dY W_outᵀ, db = b_std·Σ dY.
+        let hcat = Array.zeroCreate (n * s * dv * h)
+        let perHead =
+            Array.init h (fun head ->
+                let kmat = project keysIn kc wk head dk
+                let qmat = match wq with Some w -> project keysIn kc w head dk | None -> kmat
+                let vmat = project valsIn vc wv head dv
+                let amat = Array.zeroCreate (n * s * s)
+                let gmat = Array.zeroCreate (n * s * s)
+                for i in 0 .. n - 1 do
+                    for pp in 0 .. s - 1 do
+                        let row = (i * s + pp) * s
+                        for q in 0 .. s - 1 do
+                            let mutable acc = 0.0
+                            for j in 0 .. dk - 1 do acc <- acc + qmat[(i * s + pp) * dk + j] * kmat[(i * s + q) * dk + j]
+                            amat[row + q] <- cScale * acc
+                        match a.AttentionMechanism with
+                        | AttentionMechanism.Softmax ->
+                            let mutable mx = Double.NegativeInfinity
+                            for q in 0 .. s - 1 do mx <- max mx amat[row + q]
+                            let mutable z = 0.0
+                            for q in 0 .. s - 1 do
+                                gmat[row + q] <- Math.Exp(amat[row + q] - mx)
+                                z <- z + gmat[row + q]
+                            for q in 0 .. s - 1 do gmat[row + q] <- gmat[row + q] / z
+                        | AttentionMechanism.Identity -> for q in 0 .. s - 1 do gmat[row + q] <- amat[row + q]
+                        | AttentionMechanism.Abs -> for q in 0 .. s - 1 do gmat[row + q] <- abs amat[row + q]
+                        | AttentionMechanism.Relu -> for q in 0 .. s - 1 do gmat[row + q] <- max 0.0 amat[row + q]
+                        for j in 0 .. dv - 1 do
+                            let mutable acc = 0.0
+                            for q in 0 .. s - 1 do acc <- acc + gmat[row + q] * vmat[(i * s + q) * dv + j]
+                            hcat[(i * s + pp) * (dv * h) + j * h + head] <- acc
+                kmat, qmat, vmat, amat, gmat)
+        let dWo = Array.zeroCreate (dv * h * nOut)
+        let dH = Array.zeroCreate (n * s * dv * h)
+        for r in 0 .. n * s - 1 do
+            for c in 0 .. dv * h - 1 do
+                let mutable acc = 0.0
+                for o in 0 .. nOut - 1 do
+                    dWo[c * nOut + o] <- dWo[c * nOut + o] + oScale * hcat[r * dv * h + c] * dyd[r * nOut + o]
+                    acc <- acc + dyd[r * nOut + o] * wo.Data[c * nOut + o]
+                dH[r * dv * h + c] <- oScale * acc
+        let dKeysIn = Array.zeroCreate keysIn.Length
+        let dValsIn = Array.zeroCreate valsIn.Length
+        let dWk = Array.zeroCreate wk.Length
+        let dWv = Array.zeroCreate wv.Length
+        let dWq = match wq with Some w -> Array.zeroCreate w.Length | None -> [||]
+        for head in 0 .. h - 1 do
+            let kmat, qmat, vmat, amat, gmat = perHead[head]
+            let dK = Array.zeroCreate (n * s * dk)
+            let dQ = Array.zeroCreate (n * s * dk)
+            let dV = Array.zeroCreate (n * s * dv)
+            for i in 0 .. n - 1 do
+                for pp in 0 .. s - 1 do
+                    let row = (i * s + pp) * s
+                    // dG[p, q] = Σ_j dH[p, j]·V[q, j]; dV[q, j] += G[p, q]·dH[p, j].
+                    let dG = Array.init s (fun q ->
+                        let mutable acc = 0.0
+                        for j in 0 .. dv - 1 do acc <- acc + dH[(i * s + pp) * (dv * h) + j * h + head] * vmat[(i * s + q) * dv + j]
+                        acc)
+                    for q in 0 .. s - 1 do
+                        for j in 0 .. dv - 1 do
+                            dV[(i * s + q) * dv + j] <- dV[(i * s + q) * dv + j] + gmat[row + q] * dH[(i * s + pp) * (dv * h) + j * h + head]
+                    let dA =
+                        match a.AttentionMechanism with
+                        | AttentionMechanism.Softmax ->
+                            let dot = Seq.sum (seq { for q in 0 .. s - 1 -> gmat[row + q] * dG[q] })
+                            Array.init s (fun q -> gmat[row + q] * (dG[q] - dot))
+                        | AttentionMechanism.Identity -> dG
+                        | AttentionMechanism.Abs -> Array.init s (fun q -> float (sign amat[row + q]) * dG[q])
+                        | AttentionMechanism.Relu -> Array.init s (fun q -> if amat[row + q] > 0.0 then dG[q] else 0.0)
+                    // A[p, q] = c·Q[p]·K[q]: dQ[p] += c·dA[p, q]·K[q], dK[q] += c·dA[p, q]·Q[p].
+                    for q in 0 .. s - 1 do
+                        let g = cScale * dA[q]
+                        if g <> 0.0 then
+                            for j in 0 .. dk - 1 do
+                                dQ[(i * s + pp) * dk + j] <- dQ[(i * s + pp) * dk + j] + g * kmat[(i * s + q) * dk + j]
+                                dK[(i * s + q) * dk + j] <- dK[(i * s + q) * dk + j] + g * qmat[(i * s + pp) * dk + j]
+            // Tied weights (linear scaling): Q = K, so dQ flows into K.
+            let dKtot = if wq.IsNone then Array.map2 (+) dK dQ else dK
+            // proj = inp·W[head]: dW[head] += inpᵀ·dOut, dInp += dOut·W[head]ᵀ.
+            let pull (inp: float[]) (cin: int) (w: float[]) (dW: float[]) (dInp: float[]) (dOut: float[]) (d: int) =
+                for r in 0 .. n * s - 1 do
+                    for c in 0 .. cin - 1 do
+                        let mutable acc = 0.0
+                        for j in 0 .. d - 1 do
+                            let g = dOut[r * d + j]
+                            dW[(head * cin + c) * d + j] <- dW[(head * cin + c) * d + j] + inp[r * cin + c] * g
+                            acc <- acc + g * w[(head * cin + c) * d + j]
+                        dInp[r * cin + c] <- dInp[r * cin + c] + acc
+            pull keysIn kc wk.Data dWk dKeysIn dKtot dk
+            match wq with
+            | Some w -> pull keysIn kc w.Data dWq dKeysIn dQ dk
+            | None -> ()
+            pull valsIn vc wv.Data dWv dValsIn dV dv
+        // Back to x and the embeddings.
+        let sameVals = a.ValPosEmb && (sum || concat)
+        let dKeys = if sameVals then Array.map2 (+) dKeysIn dValsIn else dKeysIn
+        let dx = Array.zeroCreate xd.Length
+        let dpe = Array.zeroCreate (s * npe)
+        for i in 0 .. n - 1 do
+            for q in 0 .. s - 1 do
+                let r = i * s + q
+                for c in 0 .. nIn - 1 do
+                    dx[r * nIn + c] <- dKeys[r * kc + c] + (if sameVals then 0.0 else dValsIn[r * nIn + c])
+                if sum then for c in 0 .. nIn - 1 do dpe[q * npe + c] <- dpe[q * npe + c] + a.WPosEmbStd * dKeys[r * kc + c]
+                if concat then for c in 0 .. npe - 1 do dpe[q * npe + c] <- dpe[q * npe + c] + a.WPosEmbStd * dKeys[r * kc + nIn + c]
+        let back (shape: int[]) (data: float[]) =
+            Tensor.permute inverse (Tensor.create (order |> Array.map (fun ax -> shape[ax])) data)
+        let db = bias |> Option.map (fun bt ->
+            let g = Array.zeroCreate nOut
+            for r in 0 .. n * s - 1 do
+                for o in 0 .. nOut - 1 do g[o] <- g[o] + defaultArg a.BStd 0.0 * dyd[r * nOut + o]
+            Tensor.create bt.Shape g)
+        let grads =
+            [ Tensor.create wk.Shape dWk; Tensor.create wv.Shape dWv; Tensor.create wo.Shape dWo ]
+            @ (match wq with Some w -> [ Tensor.create w.Shape dWq ] | None -> [])
+            @ Option.toList db
+            @ (match pe with Some e -> [ back e.Shape dpe ] | None -> [])
+        back x.Shape dx, Leaf grads
+
+    /// GlobalSelfAttention (neural_tangents' <c>stax.GlobalSelfAttention</c>).
     let globalSelfAttention (a: AttentionSpec) : LayerDef =
         { Name = "GlobalSelfAttention"
           Args =
@@ -342,6 +510,6 @@ module Attention =
           Kernel = fun _ k -> attentionKernel a k
           Init = fun key shape -> init a key shape
           Apply = fun _ p x -> forward a p x
-          Vjp = fun _ _ _ -> fail "GlobalSelfAttention: the backward pass (gradients, empirical NTK) is not implemented yet"
-          ParamVjp = fun _ _ _ -> fail "GlobalSelfAttention: the backward pass (gradients, empirical NTK) is not implemented yet"
+          Vjp = fun p x ct -> fst (backward a p x ct)
+          ParamVjp = fun p x ct -> snd (backward a p x ct)
           GradDot = None }
