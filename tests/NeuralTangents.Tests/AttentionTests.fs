@@ -132,6 +132,20 @@ let tests =
                             within 1e-7 ((f (shifted h) xs - f (shifted -h) xs) / (2.0 * h)) gs[k].Data[i] (sprintf "%s ∂θ%d[%d]" name k i))
                 | _ -> failtest "parameters are a leaf"
 
+        testCase "Monte Carlo NTK: Dense(256) → Relu → SOFTMAX attention → Flatten → Dense(1), M = 150" <| fun () ->
+            // The empirical NTK (every weight of every layer, through the attention's backward pass) against the
+            // analytic NTK; the same O(1/width) allowance as the NNGP checks (8/256 of the largest entry).
+            let a = { spec AttentionMechanism.Softmax with NChanKey = 128; NHeads = 8 }
+            let net = Stax.serial [ Stax.dense 256 1.4 (Some 0.1); Stax.relu; Stax.globalSelfAttentionWith a; Stax.flatten; Stax.dense 1 1.1 (Some 0.1) ]
+            let analytic = KernelFn.compute net x None Both
+            let samples =
+                Array.Parallel.init 150 (fun i ->
+                    let _, p = InitFn.init (15000 + i) net x.Shape
+                    Empirical.ntk net p x None)
+            let allowance = 8.0 / 256.0 * (analytic.Ntk.Value.Data |> Array.map abs |> Array.max)
+            let worst = compareMean "attention ntk" analytic.Ntk.Value samples allowance
+            note (sprintf "GlobalSelfAttention SOFTMAX NTK Monte Carlo (M = 150): worst |Δ|/SE %.2f" worst)
+
         testCase "JSON: defaults, round trip, pos_emb_decay_fn refused" <| fun () ->
             let l = Json.decode """{"layer": "GlobalSelfAttention", "n_chan_out": 4, "n_chan_key": 5, "n_chan_val": 6, "n_heads": 2}"""
             Expect.equal l (Stax.globalSelfAttentionWith (Stax.attentionDefaults 4 5 6 2)) "defaults"
