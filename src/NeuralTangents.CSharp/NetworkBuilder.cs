@@ -318,6 +318,64 @@ public sealed class NetworkBuilder
     /// <exception cref="ArgumentException">The two axes are equal.</exception>
     public NetworkBuilder GlobalSumPool(int batchAxis = 0, int channelAxis = -1) => Add(Stax.GlobalSumPool(batchAxis, channelAxis));
 
+    /// <summary>Appends <see cref="Stax.Dropout"/>.</summary>
+    /// <param name="rate">The keep probability, in (0, 1].</param>
+    /// <param name="mode">Train (the default) or Test.</param>
+    /// <returns>A new builder ending in Dropout.</returns>
+    /// <exception cref="ArgumentException">As <see cref="Stax.Dropout"/>.</exception>
+    public NetworkBuilder Dropout(double rate, DropoutPhase mode = DropoutPhase.Train) => Add(Stax.Dropout(rate, mode));
+
+    /// <summary>Appends <see cref="Stax.LayerNorm"/>.</summary>
+    /// <param name="axis">The axes to normalise over; null is the last axis.</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <param name="batchAxis">The batch axis of the inputs.</param>
+    /// <param name="channelAxis">The channel axis of the inputs.</param>
+    /// <returns>A new builder ending in LayerNorm.</returns>
+    /// <exception cref="ArgumentException">As <see cref="Stax.LayerNorm"/>.</exception>
+    public NetworkBuilder LayerNorm(int[]? axis = null, double eps = 1e-12, int batchAxis = 0, int channelAxis = -1) =>
+        Add(Stax.LayerNorm(axis, eps, batchAxis, channelAxis));
+
+    /// <summary>Appends <see cref="Stax.DotGeneral(Array, Array, int[], int[], int[], int[], int, int)"/>.</summary>
+    /// <param name="lhs">The constant left operand, or null.</param>
+    /// <param name="rhs">The constant right operand, or null.</param>
+    /// <param name="lhsContracting">The left operand's contracted axes.</param>
+    /// <param name="rhsContracting">The right operand's contracted axes.</param>
+    /// <param name="lhsBatch">The left operand's batch axes.</param>
+    /// <param name="rhsBatch">The right operand's batch axes.</param>
+    /// <param name="batchAxis">The inputs' batch axis.</param>
+    /// <param name="channelAxis">The inputs' channel axis.</param>
+    /// <returns>A new builder ending in DotGeneral.</returns>
+    /// <exception cref="ArgumentException">As <see cref="Stax.DotGeneral(Array, Array, int[], int[], int[], int[], int, int)"/>.</exception>
+    public NetworkBuilder DotGeneral(
+        Array? lhs = null,
+        Array? rhs = null,
+        int[]? lhsContracting = null,
+        int[]? rhsContracting = null,
+        int[]? lhsBatch = null,
+        int[]? rhsBatch = null,
+        int batchAxis = 0,
+        int channelAxis = -1) =>
+        Add(Stax.DotGeneral(lhs, rhs, lhsContracting, rhsContracting, lhsBatch, rhsBatch, batchAxis, channelAxis));
+
+    /// <summary>Appends <see cref="Stax.Index(IndexPart[])"/>.</summary>
+    /// <param name="idx">One part per indexed axis.</param>
+    /// <returns>A new builder ending in Index.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="idx"/> or a part is null.</exception>
+    /// <exception cref="ArgumentException">As <see cref="Stax.Index(IndexPart[])"/>.</exception>
+    public NetworkBuilder Index(params IndexPart[] idx) => Add(Stax.Index(idx));
+
+    /// <summary>Appends <see cref="Stax.ImageResize"/>.</summary>
+    /// <param name="shape">The output size of every axis, −1 to keep it.</param>
+    /// <param name="method">Linear or Nearest.</param>
+    /// <param name="antialias">Widen the linear kernel when downsampling.</param>
+    /// <param name="batchAxis">The inputs' batch axis.</param>
+    /// <param name="channelAxis">The inputs' channel axis.</param>
+    /// <returns>A new builder ending in ImageResize.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="shape"/> is null.</exception>
+    /// <exception cref="ArgumentException">As <see cref="Stax.ImageResize"/>.</exception>
+    public NetworkBuilder ImageResize(int[] shape, ResizeInterpolation method, bool antialias = true, int batchAxis = 0, int channelAxis = -1) =>
+        Add(Stax.ImageResize(shape, method, antialias, batchAxis, channelAxis));
+
     /// <summary>Appends <see cref="Stax.FanOut(int)"/>.</summary>
     /// <param name="num">The number of branches, at least 1.</param>
     /// <returns>A new builder ending in FanOut.</returns>

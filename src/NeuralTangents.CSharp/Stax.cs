@@ -565,6 +565,199 @@ public static class Stax
     public static Network GlobalSumPool(int batchAxis = 0, int channelAxis = -1) =>
         Wrap(Boundary.Call(() => StaxModule.GlobalSumPoolWith(batchAxis, channelAxis), PoolNames()));
 
+    /// <summary>Dropout (neural_tangents' <c>Dropout(rate, mode)</c>): in training each unit is kept with probability
+    /// <paramref name="rate"/> and divided by it; the kernel multiplies same-sample, same-position covariances by
+    /// 1/rate.</summary>
+    /// <param name="rate">The keep probability, in (0, 1] (neural_tangents' convention).</param>
+    /// <param name="mode"><see cref="DropoutPhase.Train"/> (the default) or <see cref="DropoutPhase.Test"/> (the identity).</param>
+    /// <returns>The Dropout layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="rate"/> is outside (0, 1], or <paramref name="mode"/> is not
+    /// a defined value.</exception>
+    public static Network Dropout(double rate, DropoutPhase mode = DropoutPhase.Train)
+    {
+        var m = mode switch
+        {
+            DropoutPhase.Train => DropoutMode.Train,
+            DropoutPhase.Test => DropoutMode.Test,
+            _ => throw new ArgumentException($"unknown DropoutPhase value {(int)mode}", nameof(mode)),
+        };
+        return Wrap(Boundary.Call(() => StaxModule.Dropout(rate, m), Boundary.Names()));
+    }
+
+    /// <summary>Layer normalisation (neural_tangents' <c>LayerNorm</c>): (x − mean)/√(eps + var) over
+    /// <paramref name="axis"/>.</summary>
+    /// <param name="axis">The axes to normalise over; null (the default) is the last axis only. The kernel needs the
+    /// channel axis among them.</param>
+    /// <param name="eps">Added to the variance (<c>eps</c>), finite and ≥ 0.</param>
+    /// <param name="batchAxis">The batch axis of the inputs (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The channel axis of the inputs (<c>channel_axis</c>), different from the batch axis.</param>
+    /// <returns>The LayerNorm layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="axis"/> is empty, <paramref name="eps"/> is negative or not
+    /// finite, or the two axes are equal.</exception>
+    public static Network LayerNorm(int[]? axis = null, double eps = 1e-12, int batchAxis = 0, int channelAxis = -1)
+    {
+        var axes = ListModule.OfArray(axis is null ? new[] { -1 } : (int[])axis.Clone());
+        return Wrap(Boundary.Call(
+            () => StaxModule.LayerNorm(axes, eps, batchAxis, channelAxis),
+            Boundary.Names(("batch_axis", "batchAxis"), ("channel_axis", "channelAxis"))));
+    }
+
+    /// <summary>A constant linear map by <c>lax.dot_general</c> (neural_tangents' <c>DotGeneral</c>):
+    /// dot_general(lhs, inputs) or dot_general(inputs, rhs); with neither constant it is the identity.</summary>
+    /// <param name="lhs">The constant left operand, a <c>double</c> array of any rank (<c>double[]</c>,
+    /// <c>double[,]</c>, …), or null.</param>
+    /// <param name="rhs">The constant right operand, likewise, or null (at most one of the two).</param>
+    /// <param name="lhsContracting">The left operand's contracted axes (null: none).</param>
+    /// <param name="rhsContracting">The right operand's contracted axes, paired in order with <paramref name="lhsContracting"/>.</param>
+    /// <param name="lhsBatch">The left operand's batch axes (null: none).</param>
+    /// <param name="rhsBatch">The right operand's batch axes, paired in order with <paramref name="lhsBatch"/>.</param>
+    /// <param name="batchAxis">The inputs' batch axis (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The inputs' channel axis (<c>channel_axis</c>); it cannot be contracted or batched.</param>
+    /// <returns>The DotGeneral layer.</returns>
+    /// <exception cref="ArgumentException">Both constants, a constant that is not an array of <c>double</c>,
+    /// mismatched dimension numbers, or an axis out of range for the constant.</exception>
+    public static Network DotGeneral(
+        Array? lhs = null,
+        Array? rhs = null,
+        int[]? lhsContracting = null,
+        int[]? rhsContracting = null,
+        int[]? lhsBatch = null,
+        int[]? rhsBatch = null,
+        int batchAxis = 0,
+        int channelAxis = -1)
+    {
+        var l = lhs is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(TensorOf(lhs, nameof(lhs)));
+        var r = rhs is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(TensorOf(rhs, nameof(rhs)));
+        return DotGeneralOf(l, r, lhsContracting, rhsContracting, lhsBatch, rhsBatch, batchAxis, channelAxis);
+    }
+
+    /// <summary>DotGeneral with a scalar constant: every input entry multiplied by <paramref name="rhs"/>
+    /// (neural_tangents' <c>DotGeneral(rhs=c)</c>); the kernel is multiplied by c².</summary>
+    /// <param name="rhs">The scalar, finite.</param>
+    /// <param name="batchAxis">The inputs' batch axis (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The inputs' channel axis (<c>channel_axis</c>).</param>
+    /// <returns>The DotGeneral layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="rhs"/> is not finite, or the axes are equal.</exception>
+    public static Network DotGeneral(double rhs, int batchAxis = 0, int channelAxis = -1) =>
+        DotGeneralOf(
+            FSharpOption<Tensor>.None,
+            FSharpOption<Tensor>.Some(TensorModule.Create(Array.Empty<int>(), new[] { rhs })),
+            null, null, null, null, batchAxis, channelAxis);
+
+    /// <summary>numpy basic indexing of the inputs (neural_tangents' <c>Index</c>, e.g. <c>x[:, 1:, ::-1]</c> is
+    /// <c>Index(IndexPart.All, IndexPart.Slice(1, null), IndexPart.Slice(null, null, -1))</c>).</summary>
+    /// <param name="idx">One part per indexed axis; missing trailing parts are full slices.</param>
+    /// <returns>The Index layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="idx"/> or one of its parts is null.</exception>
+    /// <exception cref="ArgumentException">Two ellipses or a zero step.</exception>
+    public static Network Index(params IndexPart[] idx) => Index(idx, 0, -1);
+
+    /// <summary>Index with explicit axes.</summary>
+    /// <param name="idx">One part per indexed axis.</param>
+    /// <param name="batchAxis">The inputs' batch axis (<c>batch_axis</c>); the kernel cannot take an integer there.</param>
+    /// <param name="channelAxis">The inputs' channel axis (<c>channel_axis</c>); the kernel needs the full slice there.</param>
+    /// <returns>The Index layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="idx"/> or one of its parts is null.</exception>
+    /// <exception cref="ArgumentException">Two ellipses, a zero step, or equal axes.</exception>
+    public static Network Index(IndexPart[] idx, int batchAxis, int channelAxis)
+    {
+        var parts = ListModule.OfArray(Array.ConvertAll(Boundary.NoNulls(idx, nameof(idx)), p => p.Entry));
+        return Wrap(Boundary.Call(
+            () => StaxModule.Index(parts, batchAxis, channelAxis),
+            Boundary.Names(("batch_axis", "batchAxis"), ("channel_axis", "channelAxis"))));
+    }
+
+    /// <summary>Resizing as <c>jax.image.resize</c> does (neural_tangents' <c>ImageResize</c>).</summary>
+    /// <param name="shape">The output size of every input axis, −1 to keep it (batch and channel usually −1).</param>
+    /// <param name="method">Linear (the triangle kernel) or Nearest.</param>
+    /// <param name="antialias">Widen the linear kernel when downsampling (<c>antialias</c>, default true).</param>
+    /// <param name="batchAxis">The inputs' batch axis (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The inputs' channel axis (<c>channel_axis</c>), which the kernel cannot resize.</param>
+    /// <returns>The ImageResize layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="shape"/> is null.</exception>
+    /// <exception cref="ArgumentException">An empty shape, a size other than −1 or ≥ 1, an undefined method, or equal
+    /// axes.</exception>
+    public static Network ImageResize(
+        int[] shape,
+        ResizeInterpolation method,
+        bool antialias = true,
+        int batchAxis = 0,
+        int channelAxis = -1)
+    {
+        Boundary.NotNull(shape, nameof(shape));
+        var m = method switch
+        {
+            ResizeInterpolation.Linear => ResizeMethod.Linear,
+            ResizeInterpolation.Nearest => ResizeMethod.Nearest,
+            _ => throw new ArgumentException($"unknown ResizeInterpolation value {(int)method}", nameof(method)),
+        };
+        var sizes = ListModule.OfArray((int[])shape.Clone());
+        return Wrap(Boundary.Call(
+            () => StaxModule.ImageResize(sizes, m, antialias, batchAxis, channelAxis),
+            Boundary.Names(("batch_axis", "batchAxis"), ("channel_axis", "channelAxis"))));
+    }
+
+    private static Network DotGeneralOf(
+        FSharpOption<Tensor> lhs,
+        FSharpOption<Tensor> rhs,
+        int[]? lhsContracting,
+        int[]? rhsContracting,
+        int[]? lhsBatch,
+        int[]? rhsBatch,
+        int batchAxis,
+        int channelAxis)
+    {
+        static FSharpList<int> Axes(int[]? a) => ListModule.OfArray(a is null ? Array.Empty<int>() : (int[])a.Clone());
+        var contracting = Tuple.Create(Axes(lhsContracting), Axes(rhsContracting));
+        var batch = Tuple.Create(Axes(lhsBatch), Axes(rhsBatch));
+        return Wrap(Boundary.Call(
+            () => StaxModule.DotGeneral(lhs, rhs, contracting, batch, batchAxis, channelAxis),
+            Boundary.Names(("dimensionNumbers", "lhsContracting"), ("batch_axis", "batchAxis"), ("channel_axis", "channelAxis"))));
+    }
+
+    // A double array of any rank as a tensor, entries in row-major order (as foreach visits them).
+    private static Tensor TensorOf(Array a, string paramName)
+    {
+        if (a.GetType().GetElementType() != typeof(double))
+        {
+            throw new ArgumentException($"must be an array of double (double[], double[,], …), got {a.GetType().Name}", paramName);
+        }
+
+        var shape = new int[a.Rank];
+        for (var d = 0; d < a.Rank; d++)
+        {
+            shape[d] = a.GetLength(d);
+        }
+
+        var data = new double[a.Length];
+        var i = 0;
+        foreach (double v in a)
+        {
+            data[i++] = v;
+        }
+
+        return TensorModule.Create(shape, data);
+    }
+
+    /// <summary>Graph aggregation (neural_tangents' <c>Aggregate</c>, identity <c>to_dense</c>): each vertex becomes the
+    /// weighted sum of its predecessors under the call's <c>pattern</c> side input.</summary>
+    /// <param name="aggregateAxis">The aggregated spatial axes; null (the default) aggregates every spatial axis.</param>
+    /// <param name="batchAxis">The inputs' batch axis (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The inputs' channel axis (<c>channel_axis</c>).</param>
+    /// <param name="sparse">False (the default): "DENSE" adjacency patterns; true: "SPARSE" edge lists.</param>
+    /// <returns>The Aggregate layer.</returns>
+    /// <exception cref="ArgumentException">An empty axis list or equal axes.</exception>
+    public static Network Aggregate(int[]? aggregateAxis = null, int batchAxis = 0, int channelAxis = -1, bool sparse = false)
+    {
+        var axes = aggregateAxis is null
+            ? FSharpOption<FSharpList<int>>.None
+            : FSharpOption<FSharpList<int>>.Some(ListModule.OfArray((int[])aggregateAxis.Clone()));
+        var impl = sparse ? AggregateImplementation.Sparse : AggregateImplementation.Dense;
+        return Wrap(Boundary.Call(
+            () => StaxModule.Aggregate(axes, batchAxis, channelAxis, impl),
+            Boundary.Names(("batch_axis", "batchAxis"), ("channel_axis", "channelAxis"))));
+    }
+
     /// <summary><paramref name="n"/> copies of a layer in series (neural_tangents' <c>repeat</c>).</summary>
     /// <param name="n">The number of copies, at least 0 (0 gives the identity).</param>
     /// <param name="layer">The layer to repeat.</param>
@@ -602,4 +795,55 @@ public static class Stax
 
     private static FSharpList<Layer> ToList(Network[]? layers, string paramName) =>
         ListModule.OfArray(Array.ConvertAll(Boundary.NoNulls(layers, paramName), l => l.ToFSharp()));
+}
+
+/// <summary>The mode of <see cref="Stax.Dropout"/> (neural_tangents' <c>mode</c> "train" or "test").</summary>
+public enum DropoutPhase
+{
+    /// <summary>"train": units are dropped at random (the default).</summary>
+    Train,
+
+    /// <summary>"test": the identity.</summary>
+    Test,
+}
+
+/// <summary>The interpolation of <see cref="Stax.ImageResize"/> (jax.image's "linear" or "nearest").</summary>
+public enum ResizeInterpolation
+{
+    /// <summary>"linear": the triangle kernel at half-pixel centres (bilinear, trilinear, …).</summary>
+    Linear,
+
+    /// <summary>"nearest": the input entry at floor((o + 0.5)·n_in/n_out).</summary>
+    Nearest,
+}
+
+/// <summary>One part of a numpy index for <see cref="Stax.Index(IndexPart[])"/>: an integer (which removes its
+/// axis), a slice <c>start:stop:step</c> with Python's semantics, the full slice <c>:</c> or the ellipsis <c>...</c>.</summary>
+public sealed class IndexPart
+{
+    private IndexPart(IndexEntry entry) => Entry = entry;
+
+    /// <summary>The full slice <c>:</c>.</summary>
+    public static IndexPart All { get; } = new(IndexEntry.NewRange(FSharpOption<int>.None, FSharpOption<int>.None, FSharpOption<int>.None));
+
+    /// <summary>The ellipsis <c>...</c>: as many full slices as the other parts leave.</summary>
+    public static IndexPart Ellipsis { get; } = new(IndexEntry.Rest);
+
+    internal IndexEntry Entry { get; }
+
+    /// <summary>An integer index (negative counts from the end); it removes its axis.</summary>
+    /// <param name="i">The index.</param>
+    /// <returns>The part.</returns>
+    public static IndexPart At(int i) => new(IndexEntry.NewAt(i));
+
+    /// <summary>The slice <c>start:stop:step</c>; null bounds take Python's defaults.</summary>
+    /// <param name="start">First index, or null.</param>
+    /// <param name="stop">End (exclusive), or null.</param>
+    /// <param name="step">Step (not 0), or null for 1.</param>
+    /// <returns>The part.</returns>
+    public static IndexPart Slice(int? start, int? stop, int? step = null)
+    {
+        static FSharpOption<int> O(int? v) => v.HasValue ? FSharpOption<int>.Some(v.Value) : FSharpOption<int>.None;
+        return new(IndexEntry.NewRange(O(start), O(stop), O(step)));
+    }
 }

@@ -64,7 +64,7 @@ module KernelRequest =
     /// The "kwargs" object: neural_tangents' kernel_fn keyword arguments diagonal_batch and diagonal_spatial, each
     /// true, false or null (= not set); absent means no override.
     let internal kwargs (node: JsonNode) : LayoutRequest =
-        let known = [ "diagonal_batch"; "diagonal_spatial" ]
+        let known = [ "diagonal_batch"; "diagonal_spatial"; "pattern" ]
         match node with
         | null -> LayoutRequest.Auto
         | :? JsonObject as o ->
@@ -80,6 +80,18 @@ module KernelRequest =
             { DiagonalBatch = flag "diagonal_batch"; DiagonalSpatial = flag "diagonal_spatial" }
         | n -> fail "kwargs: must be an object such as {\"diagonal_spatial\": false}, got %s" (show n)
 
+    /// The "pattern" of "kwargs" (neural_tangents' kernel_fn(..., pattern=(A1, A2)) for Aggregate layers): a list
+    /// of two arrays (nested lists or .npy paths), or absent.
+    let internal pattern (baseDir: string) (node: JsonNode) : (Tensor * Tensor) option =
+        match node with
+        | :? JsonObject as o ->
+            match o["pattern"] with
+            | null -> None
+            | :? JsonArray as arr when arr.Count = 2 ->
+                Some(load baseDir "kwargs.pattern[0]" arr[0], load baseDir "kwargs.pattern[1]" arr[1])
+            | n -> fail "kwargs: pattern must be a list of two arrays [pattern1, pattern2] (with x2 null, pattern1 twice), got %s" (show n)
+        | _ -> None
+
     /// <summary>Parses a request and loads its inputs.</summary>
     /// <param name="baseDir">Folder against which relative paths ("x1", "x2", "out") resolve.</param>
     /// <param name="text">The request's JSON text.</param>
@@ -90,6 +102,11 @@ module KernelRequest =
         let required = RequestIo.required o
         let arch = RequestIo.arch o
         let out = RequestIo.outPrefix baseDir o["out"]
+        // Aggregate layers read the call's pattern: it is bound into the architecture for this request.
+        let arch =
+            match pattern baseDir o["kwargs"] with
+            | Some p -> NeuralTangents.Layers.Aggregation.bindPattern p arch
+            | None -> arch
         { Arch = arch
           X1 = input baseDir "x1" (required "x1")
           X2 = (match o["x2"] with null -> None | n -> Some(input baseDir "x2" n))

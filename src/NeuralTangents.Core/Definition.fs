@@ -90,6 +90,10 @@ type ArgValue =
     | StringsArg of string list
     /// A list of numbers (Polynomial's coef).
     | FloatsArg of float list
+    /// A (possibly nested) list of argument values, e.g. dimension_numbers or a constant array as nested lists.
+    | ListArg of ArgValue list
+    /// Python's None where the argument is not a number (a slice bound, DotGeneral's absent lhs).
+    | NoneArg
 
 /// <summary>Everything one leaf layer is, defined once in the module of its family (named after neural_tangents'
 /// <c>stax</c> files): neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> plus its requirements and the

@@ -33,6 +33,13 @@ module Definitions =
         | SumPool p -> LeafNode(Pooling.sumPool p)
         | GlobalAvgPool g -> LeafNode(Pooling.globalAvgPool g)
         | GlobalSumPool g -> LeafNode(Pooling.globalSumPool g)
+        | Dropout d -> LeafNode(Stochastic.dropout d)
+        | LayerNorm l -> LeafNode(Normalization.layerNorm l)
+        | DotGeneral d -> LeafNode(Contraction.dotGeneral d)
+        | Index i -> LeafNode(Indexing.index i)
+        | ImageResize r -> LeafNode(Resize.imageResize r)
+        | Aggregate a -> LeafNode(Aggregation.aggregate a)
+        | GlobalSelfAttention a -> LeafNode(Attention.globalSelfAttention a)
 
     /// <summary>Name of a layer as neural_tangents spells it, for error messages.</summary>
     [<CompiledName("Name")>]

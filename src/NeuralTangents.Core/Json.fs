@@ -43,8 +43,7 @@ module Json =
 
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
-        set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "LayerNorm"; "Dropout"; "Aggregate"; "ImageResize"; "Index"
-              "DotGeneral"; "Cos2"; "repeat" ]
+        set [ "MaxPool"; "GlobalMaxPool"; "Cos2"; "repeat" ]
 
     let private tryProp (o: JsonObject) (name: string) : bool * JsonNode =
         let mutable v: JsonNode = null
@@ -216,6 +215,21 @@ module Json =
                 let m = if m.StartsWith(layer + ": ") then m.Substring(layer.Length + 2) else m
                 fail "%s: %s %s" (clip layer) e.ParamName m
 
+    /// A constant array given as a number (a scalar) or nested lists of numbers of a rectangular shape.
+    let private tensorNode (layer: string) (arg: string) (node: JsonNode) : Tensor =
+        let bad () = fail "%s: argument '%s' must be a number or nested lists of numbers of a rectangular shape, got %s" layer arg (show node)
+        let rec go (n: JsonNode) : int list * float list =
+            match n with
+            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number -> [], [ v.GetValue<float>() ]
+            | :? JsonArray as arr when arr.Count > 0 ->
+                let parts = arr |> Seq.map go |> Seq.toList
+                let shape = fst parts.Head
+                if parts |> List.exists (fun (s, _) -> s <> shape) then bad ()
+                arr.Count :: shape, parts |> List.collect snd
+            | _ -> bad ()
+        let shape, values = go node
+        Tensor.create (List.toArray shape) (List.toArray values)
+
     let rec private decodeNode (node: JsonNode) : Layer =
         let o =
             match node with
@@ -327,6 +341,163 @@ module Json =
         | "GlobalSumPool" ->
             let a = args [ "batch_axis"; "channel_axis" ]
             build name (fun () -> Stax.globalSumPoolWith (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "Dropout" ->
+            let a = args [ "rate"; "mode" ]
+            let mode =
+                match a.String("mode", "train") with
+                | "train" -> DropoutMode.Train
+                | "test" -> DropoutMode.Test
+                | other -> fail "Dropout: argument 'mode' must be \"train\" or \"test\", got \"%s\"" (clip other)
+            build name (fun () -> Stax.dropout (a.RequiredNumber "rate") mode)
+        | "LayerNorm" ->
+            let a = args [ "axis"; "eps"; "batch_axis"; "channel_axis" ]
+            // neural_tangents' axis is an int or a sequence of ints.
+            let axis =
+                match tryProp o "axis" with
+                | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number -> [ a.Int("axis", -1) ]
+                | true, _ ->
+                    match a.IntList("axis", Int32.MinValue, Int32.MaxValue) with
+                    | Some xs -> xs
+                    | None -> fail "LayerNorm: argument 'axis' must be an integer or a list of integers, got null"
+                | _ -> [ -1 ]
+            build name (fun () ->
+                Stax.layerNorm axis (a.Number("eps", 1e-12)) (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "DotGeneral" ->
+            let a = args [ "lhs"; "rhs"; "dimension_numbers"; "precision"; "batch_axis"; "channel_axis" ]
+            let constant (arg: string) = match tryProp o arg with | true, null | false, _ -> None | true, v -> Some(tensorNode name arg v)
+            let dims =
+                let bad (v: JsonNode) =
+                    fail "DotGeneral: argument 'dimension_numbers' must be [[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]] (lists of integers), got %s" (show v)
+                let ints (v: JsonNode) (whole: JsonNode) =
+                    match v with
+                    | :? JsonArray as arr ->
+                        arr |> Seq.map (fun n ->
+                            match n with
+                            | :? JsonValue as x when x.GetValueKind() = JsonValueKind.Number && x.GetValue<float>() = Math.Round(x.GetValue<float>())
+                                                     && abs (x.GetValue<float>()) < 1e9 -> int (x.GetValue<float>())
+                            | _ -> bad whole) |> Seq.toList
+                    | _ -> bad whole
+                let pair (v: JsonNode) (whole: JsonNode) =
+                    match v with
+                    | :? JsonArray as arr when arr.Count = 2 -> ints arr[0] whole, ints arr[1] whole
+                    | _ -> bad whole
+                match tryProp o "dimension_numbers" with
+                | true, (:? JsonArray as arr) when arr.Count = 2 -> pair arr[0] arr, pair arr[1] arr
+                | true, v -> bad v
+                | _ -> ([], []), ([], [])
+            // precision: accepted as neural_tangents takes it (None or a lax.Precision name) and ignored — float64 throughout.
+            match tryProp o "precision" with
+            | true, null | false, _ -> ()
+            | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> ()
+            | true, v -> fail "DotGeneral: argument 'precision' must be null or a string such as \"HIGHEST\", got %s" (show v)
+            build name (fun () ->
+                Stax.dotGeneral (constant "lhs") (constant "rhs") dims (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "Index" ->
+            let a = args [ "idx"; "batch_axis"; "channel_axis" ]
+            let bad (v: JsonNode) =
+                fail "Index: argument 'idx' must be a list whose entries are an integer, \":\", \"...\" or [start, stop, step] (integers or null), got %s" (show v)
+            let intOf (v: JsonNode) (whole: JsonNode) =
+                match v with
+                | :? JsonValue as x when x.GetValueKind() = JsonValueKind.Number ->
+                    let f = x.GetValue<float>()
+                    if f <> Math.Round f || abs f > 2e9 then bad whole
+                    int f
+                | _ -> bad whole
+            let entry (whole: JsonNode) (n: JsonNode) =
+                match n with
+                | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
+                    match text v with
+                    | ":" -> IndexEntry.Range(None, None, None)
+                    | "..." -> IndexEntry.Rest
+                    | _ -> bad whole
+                | :? JsonArray as arr when arr.Count >= 1 && arr.Count <= 3 ->
+                    let part i = if i >= arr.Count || isNull arr[i] then None else Some(intOf arr[i] whole)
+                    // [start, stop] or [start, stop, step], as Python's slice(start, stop[, step]).
+                    if arr.Count = 1 then IndexEntry.Range(None, part 0, None) else IndexEntry.Range(part 0, part 1, part 2)
+                | v -> IndexEntry.At(intOf v whole)
+            let idx =
+                match tryProp o "idx" with
+                | true, (:? JsonArray as arr) -> arr |> Seq.map (entry arr) |> Seq.toList
+                | true, v -> bad v
+                | _ -> fail "Index: missing required argument 'idx'"
+            build name (fun () -> Stax.index idx (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "ImageResize" ->
+            let a = args [ "shape"; "method"; "antialias"; "precision"; "batch_axis"; "channel_axis" ]
+            let shape =
+                match a.IntList("shape", -1, Int32.MaxValue) with
+                | Some s -> s
+                | None -> fail "ImageResize: missing required argument 'shape' (one size per input axis, -1 to keep it)"
+            let methodName =
+                match tryProp o "method" with
+                | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> text v
+                | true, v -> fail "ImageResize: argument 'method' must be a string (\"linear\" or \"nearest\"), got %s" (show v)
+                | _ -> fail "ImageResize: missing required argument 'method' (\"linear\" or \"nearest\")"
+            match tryProp o "precision" with
+            | true, null | false, _ -> ()
+            | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> ()
+            | true, v -> fail "ImageResize: argument 'precision' must be null or a string such as \"HIGHEST\", got %s" (show v)
+            build name (fun () ->
+                Stax.imageResize shape (NeuralTangents.Layers.Resize.parseMethod methodName) (a.Bool("antialias", true))
+                    (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
+        | "Aggregate" ->
+            let a = args [ "aggregate_axis"; "batch_axis"; "channel_axis"; "implementation" ]
+            // neural_tangents' aggregate_axis: None, an int or a sequence of ints.
+            let axis =
+                match tryProp o "aggregate_axis" with
+                | true, null | false, _ -> None
+                | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number -> Some [ a.Int("aggregate_axis", 0) ]
+                | true, _ -> a.IntList("aggregate_axis", Int32.MinValue, Int32.MaxValue)
+            let impl =
+                match a.String("implementation", "DENSE").ToUpperInvariant() with
+                | "DENSE" -> AggregateImplementation.Dense
+                | "SPARSE" -> AggregateImplementation.Sparse
+                | other -> fail "Aggregate: argument 'implementation' must be \"DENSE\" or \"SPARSE\", got \"%s\"" (clip other)
+            build name (fun () -> Stax.aggregate axis (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)) impl)
+        | "GlobalSelfAttention" ->
+            let a =
+                args [ "n_chan_out"; "n_chan_key"; "n_chan_val"; "n_heads"; "linear_scaling"; "W_key_std"; "W_value_std"
+                       "W_query_std"; "W_out_std"; "b_std"; "attention_mechanism"; "pos_emb_type"; "pos_emb_p_norm"
+                       "pos_emb_decay_fn"; "n_chan_pos_emb"; "W_pos_emb_std"; "val_pos_emb"; "batch_axis"; "channel_axis" ]
+            match tryProp o "pos_emb_decay_fn" with
+            | true, null | false, _ -> ()
+            | true, v -> fail "GlobalSelfAttention: argument 'pos_emb_decay_fn' (a Python function) is not supported; only null (one-hot embeddings), got %s" (show v)
+            let mechanism =
+                match a.String("attention_mechanism", "SOFTMAX").ToUpperInvariant() with
+                | "SOFTMAX" -> AttentionMechanism.Softmax
+                | "IDENTITY" -> AttentionMechanism.Identity
+                | "ABS" -> AttentionMechanism.Abs
+                | "RELU" -> AttentionMechanism.Relu
+                | other -> fail "GlobalSelfAttention: argument 'attention_mechanism' must be \"SOFTMAX\", \"IDENTITY\", \"ABS\" or \"RELU\", got \"%s\"" (clip other)
+            let posEmb =
+                match a.String("pos_emb_type", "NONE").ToUpperInvariant() with
+                | "NONE" -> PositionalEmbedding.NoEmbedding
+                | "SUM" -> PositionalEmbedding.Sum
+                | "CONCAT" -> PositionalEmbedding.Concat
+                | other -> fail "GlobalSelfAttention: argument 'pos_emb_type' must be \"NONE\", \"SUM\" or \"CONCAT\", got \"%s\"" (clip other)
+            let nChanPosEmb =
+                match tryProp o "n_chan_pos_emb" with
+                | true, null | false, _ -> None
+                | _ -> Some(a.Int("n_chan_pos_emb", 1, 1, Int32.MaxValue))
+            let d =
+                Stax.attentionDefaults (a.RequiredInt("n_chan_out", 1, Int32.MaxValue)) (a.RequiredInt("n_chan_key", 1, Int32.MaxValue))
+                    (a.RequiredInt("n_chan_val", 1, Int32.MaxValue)) (a.RequiredInt("n_heads", 1, Int32.MaxValue))
+            build name (fun () ->
+                Stax.globalSelfAttentionWith
+                    { d with
+                        LinearScaling = a.Bool("linear_scaling", true)
+                        WKeyStd = a.Number("W_key_std", 1.0)
+                        WValueStd = a.Number("W_value_std", 1.0)
+                        WQueryStd = a.Number("W_query_std", 1.0)
+                        WOutStd = a.Number("W_out_std", 1.0)
+                        BStd = a.OptNumber("b_std", None)
+                        AttentionMechanism = mechanism
+                        PosEmbType = posEmb
+                        PosEmbPNorm = a.Number("pos_emb_p_norm", 2.0)
+                        NChanPosEmb = nChanPosEmb
+                        WPosEmbStd = a.Number("W_pos_emb_std", 1.0)
+                        ValPosEmb = a.Bool("val_pos_emb", false)
+                        BatchAxis = a.Int("batch_axis", 0)
+                        ChannelAxis = a.Int("channel_axis", -1) })
         | n when activationReaders.ContainsKey n ->
             let r = activationReaders[n]
             let a = args r.Accepts
@@ -357,7 +528,7 @@ module Json =
         for k, v in args do o[k] <- v
         o
 
-    let private argNode (v: ArgValue) : JsonNode =
+    let rec private argNode (v: ArgValue) : JsonNode =
         match v with
         | IntArg i -> int' i
         | FloatArg x -> num x
@@ -368,6 +539,8 @@ module Json =
         | IntsArg xs -> JsonArray(xs |> List.map int' |> List.toArray)
         | StringsArg xs -> JsonArray(xs |> List.map (fun t -> JsonValue.Create t :> JsonNode) |> List.toArray)
         | FloatsArg xs -> JsonArray(xs |> List.map num |> List.toArray)
+        | ListArg xs -> JsonArray(xs |> List.map argNode |> List.toArray)
+        | NoneArg -> null
 
     /// <summary>Writes a network as a JSON node with neural_tangents' names and every argument explicit: the
     /// combinators here, every other layer from its definition's name and arguments.</summary>

@@ -113,3 +113,19 @@ module KernelFn =
     /// <c>computeWithLayout</c> with a plan compiled by <c>compilePlan</c> for the same execution and layer.
     let internal runPlan (exec: Execution) (plan: KernelPlan) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
         KernelPlan.run exec plan (One(inputKernelWithLayout request layer x1 x2 get)) true |> single
+
+    /// <summary><c>compute</c> with the <c>pattern</c> side input of graph networks (neural_tangents'
+    /// <c>kernel_fn(x1, x2, get, pattern=(pattern1, pattern2))</c>): every <c>Aggregate</c> layer aggregates x1's
+    /// samples with pattern1 and x2's with pattern2 (with x2 = None pass pattern1 twice).</summary>
+    /// <param name="pattern">(pattern1, pattern2): the adjacencies of x1's and x2's samples, in the format of each
+    /// Aggregate's implementation.</param>
+    /// <param name="request">The layout to compute in (<c>LayoutRequest.Auto</c>: the network's).</param>
+    /// <param name="layer">The network.</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None.</param>
+    /// <param name="get">Nngp, Ntk or Both.</param>
+    /// <returns>The output kernel.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">a pattern of the wrong shape, or as <c>compute</c>.</exception>
+    [<CompiledName("ComputeWithPattern")>]
+    let computeWithPattern (pattern: Tensor * Tensor) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        computeWithLayout request (NeuralTangents.Layers.Aggregation.bindPattern pattern layer) x1 x2 get

@@ -131,6 +131,140 @@ type ConvSpec =
 /// <summary>Arguments of <c>Flatten</c>.</summary>
 type FlattenSpec = { BatchAxis: int; BatchAxisOut: int }
 
+/// <summary>Which kernel <c>Dropout</c> has (neural_tangents' <c>mode</c>).</summary>
+[<RequireQualifiedAccess>]
+type DropoutMode =
+    /// "train": units are dropped at random; the kernel gains 1/rate on same-sample, same-position entries.
+    | Train
+    /// "test": the identity.
+    | Test
+
+/// <summary>Arguments of <c>Dropout</c>: <c>Rate</c> is the keep probability in (0, 1], as in neural_tangents.</summary>
+type DropoutSpec = { Rate: float; Mode: DropoutMode }
+
+/// <summary>Arguments of <c>LayerNorm</c>, named as neural_tangents names them.</summary>
+type LayerNormSpec =
+    { /// The axes normalised over (must include the channel axis for the kernel); may be negative.
+      Axis: int list
+      /// Added to the variance before the square root.
+      Eps: float
+      BatchAxis: int
+      ChannelAxis: int }
+
+/// <summary>Arguments of <c>DotGeneral</c>: a constant left or right operand of <c>lax.dot_general</c> (at most
+/// one; neither is the identity), named as neural_tangents names them.</summary>
+type DotGeneralSpec =
+    { /// The constant left operand: the layer computes dot_general(lhs, inputs).
+      Lhs: Tensor option
+      /// The constant right operand: the layer computes dot_general(inputs, rhs).
+      Rhs: Tensor option
+      /// ((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch)) as lax.dot_general takes them.
+      DimensionNumbers: (int list * int list) * (int list * int list)
+      BatchAxis: int
+      ChannelAxis: int }
+
+/// <summary>One entry of numpy's basic indexing, as neural_tangents' <c>Index</c> takes it.</summary>
+[<RequireQualifiedAccess>]
+type IndexEntry =
+    /// An integer (negative counts from the end): selects one entry and removes the axis.
+    | At of int
+    /// A slice start:stop:step with Python's semantics (None: the default of each bound; step ≠ 0).
+    | Range of start: int option * stop: int option * step: int option
+    /// <c>...</c> (Ellipsis): as many full slices as the other entries leave.
+    | Rest
+
+/// <summary>Arguments of <c>Index</c>.</summary>
+type IndexSpec = { Idx: IndexEntry list; BatchAxis: int; ChannelAxis: int }
+
+/// <summary>The interpolation of <c>ImageResize</c> that has a kernel (jax.image's <c>ResizeMethod</c>).</summary>
+[<RequireQualifiedAccess>]
+type ResizeMethod =
+    /// "linear" (also "bilinear", "trilinear", "triangle"): the triangle kernel at half-pixel centres.
+    | Linear
+    /// "nearest": the input entry at floor((o + 0.5)·n_in/n_out).
+    | Nearest
+
+/// <summary>Arguments of <c>ImageResize</c>, named as neural_tangents names them.</summary>
+type ImageResizeSpec =
+    { /// The output size of every axis; −1 keeps the axis's size.
+      Shape: int list
+      Method: ResizeMethod
+      /// Widen the linear kernel when downsampling (no effect when upsampling or for "nearest").
+      Antialias: bool
+      BatchAxis: int
+      ChannelAxis: int }
+
+/// <summary>How <c>Aggregate</c>'s <c>pattern</c> is given (neural_tangents' <c>AggregateImplementation</c>).</summary>
+[<RequireQualifiedAccess>]
+type AggregateImplementation =
+    /// "DENSE": a weighted adjacency (batch, X_i1…X_iK, X_i1…X_iK) per input sample.
+    | Dense
+    /// "SPARSE": integer edges (batch, n_edges, K, 2) of (tail, head) positions, weight 1 each (repeats add up);
+    /// an edge with a negative coordinate is padding.
+    | Sparse
+
+/// <summary>Arguments of <c>Aggregate</c> (graph networks), named as neural_tangents names them; neural_tangents'
+/// <c>to_dense</c> is the identity here.</summary>
+type AggregateSpec =
+    { /// The aggregated (non-batch, non-channel) axes; None: every spatial axis.
+      AggregateAxis: int list option
+      BatchAxis: int
+      ChannelAxis: int
+      Implementation: AggregateImplementation
+      /// The (pattern1, pattern2) of one kernel_fn call, bound by <c>KernelFn.computeWithPattern</c>; None in an
+      /// architecture (then the kernel passes through, as neural_tangents' pattern=(None, None) does).
+      Pattern: (Tensor * Tensor) option }
+
+/// <summary>The nonlinearity applied to attention scores (neural_tangents' <c>AttentionMechanism</c>).</summary>
+[<RequireQualifiedAccess>]
+type AttentionMechanism =
+    /// "SOFTMAX": softmax over the attended positions.
+    | Softmax
+    /// "IDENTITY": the scores themselves.
+    | Identity
+    /// "ABS": |score|.
+    | Abs
+    /// "RELU": max(score, 0).
+    | Relu
+
+/// <summary>Positional embeddings of <c>GlobalSelfAttention</c> (neural_tangents' <c>PositionalEmbedding</c>).</summary>
+[<RequireQualifiedAccess>]
+type PositionalEmbedding =
+    /// "NONE": no positional embeddings.
+    | NoEmbedding
+    /// "SUM": embeddings added to the activations.
+    | Sum
+    /// "CONCAT": embeddings concatenated to the activations' channels.
+    | Concat
+
+/// <summary>Arguments of <c>GlobalSelfAttention</c>, named as neural_tangents names them. neural_tangents'
+/// <c>pos_emb_decay_fn</c> (a Python callable) is None here: one-hot (identity-covariance) embeddings.</summary>
+type AttentionSpec =
+    { NChanOut: int
+      NChanKey: int
+      NChanVal: int
+      NHeads: int
+      /// True: scores scaled by 1/n_chan_key with tied key/query weights (closed-form kernel for every mechanism);
+      /// false: 1/√n_chan_key, independent weights (kernel only for IDENTITY).
+      LinearScaling: bool
+      WKeyStd: float
+      WValueStd: float
+      WQueryStd: float
+      WOutStd: float
+      /// None: no bias.
+      BStd: float option
+      AttentionMechanism: AttentionMechanism
+      PosEmbType: PositionalEmbedding
+      /// Unused while pos_emb_decay_fn is None (kept for neural_tangents' signature).
+      PosEmbPNorm: float
+      /// Channels of the embeddings; None: as many as the inputs.
+      NChanPosEmb: int option
+      WPosEmbStd: float
+      /// True: embeddings also enter the values.
+      ValPosEmb: bool
+      BatchAxis: int
+      ChannelAxis: int }
+
 /// <summary>The elementwise nonlinearities (neural_tangents' <c>stax/elementwise.py</c>), each defined once in
 /// <c>NeuralTangents.Layers.Elementwise</c>.</summary>
 type Activation =
@@ -201,3 +335,17 @@ type Layer =
     | GlobalAvgPool of GlobalPoolSpec
     /// Sum over all spatial positions, which it removes.
     | GlobalSumPool of GlobalPoolSpec
+    /// Dropout (neural_tangents' <c>Dropout(rate, mode)</c>).
+    | Dropout of DropoutSpec
+    /// Layer normalisation over <c>Axis</c> (neural_tangents' <c>LayerNorm</c>).
+    | LayerNorm of LayerNormSpec
+    /// A constant linear map by <c>lax.dot_general</c> (neural_tangents' <c>DotGeneral</c>).
+    | DotGeneral of DotGeneralSpec
+    /// numpy basic indexing of the inputs (neural_tangents' <c>Index</c>).
+    | Index of IndexSpec
+    /// Resizing as jax.image.resize does (neural_tangents' <c>ImageResize</c>).
+    | ImageResize of ImageResizeSpec
+    /// Graph aggregation over a per-sample adjacency (neural_tangents' <c>Aggregate</c>).
+    | Aggregate of AggregateSpec
+    /// Global scaled dot-product self-attention (neural_tangents' <c>GlobalSelfAttention</c>).
+    | GlobalSelfAttention of AttentionSpec

@@ -358,6 +358,80 @@ module Stax =
     [<CompiledName("GlobalSumPoolWith")>]
     let globalSumPoolWith (batchAxis: int) (channelAxis: int) = GlobalSumPool(globalSpec "GlobalSumPool" batchAxis channelAxis)
 
+    /// <summary>Dropout (neural_tangents' <c>stax.Dropout(rate, mode)</c>); <paramref name="rate"/> is the keep
+    /// probability. In train mode the finite layer draws its mask from <c>apply</c>'s random key.</summary>
+    /// <exception cref="T:System.ArgumentException">rate outside (0, 1].</exception>
+    [<CompiledName("Dropout")>]
+    let dropout (rate: float) (mode: DropoutMode) = Dropout(Stochastic.dropoutSpec rate mode)
+
+    /// <summary>Layer normalisation (neural_tangents' <c>stax.LayerNorm(axis, eps, batch_axis, channel_axis)</c>;
+    /// its defaults are <c>layerNorm [-1] 1e-12 0 -1</c>).</summary>
+    /// <exception cref="T:System.ArgumentException">no axis, eps not finite or negative, or equal batch and channel
+    /// axes.</exception>
+    [<CompiledName("LayerNorm")>]
+    let layerNorm (axis: int list) (eps: float) (batchAxis: int) (channelAxis: int) =
+        LayerNorm(Normalization.layerNormSpec axis eps batchAxis channelAxis)
+
+    /// <summary>A constant linear map by <c>lax.dot_general</c> (neural_tangents' <c>stax.DotGeneral(lhs, rhs,
+    /// dimension_numbers, precision, batch_axis, channel_axis)</c>): dot_general(lhs, inputs) or dot_general(inputs,
+    /// rhs); neither constant gives the identity. Computations are float64 (neural_tangents' <c>precision</c> does not
+    /// apply).</summary>
+    /// <param name="lhs">The constant left operand, or None.</param>
+    /// <param name="rhs">The constant right operand, or None (at most one of the two).</param>
+    /// <param name="dimensionNumbers">((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch)); neural_tangents'
+    /// default is (([], []), ([], [])).</param>
+    /// <param name="batchAxis">The inputs' batch axis (default 0).</param>
+    /// <param name="channelAxis">The inputs' channel axis (default −1); it cannot be contracted or batched.</param>
+    /// <exception cref="T:System.ArgumentException">both constants, mismatched dimension numbers, an axis out of range
+    /// for the constant, or a constant that is not finite.</exception>
+    [<CompiledName("DotGeneral")>]
+    let dotGeneral (lhs: Tensor option) (rhs: Tensor option) (dimensionNumbers: (int list * int list) * (int list * int list))
+                   (batchAxis: int) (channelAxis: int) =
+        DotGeneral(Contraction.dotGeneralSpec lhs rhs dimensionNumbers batchAxis channelAxis)
+
+    /// <summary>numpy basic indexing of the inputs (neural_tangents' <c>stax.Index(idx, batch_axis, channel_axis)</c>):
+    /// integers (which remove their axis), slices with Python's semantics (negative bounds and steps) and
+    /// <c>...</c>. The kernel cannot index the channel axis (use <c>:</c>) or take an integer on the batch axis.</summary>
+    /// <exception cref="T:System.ArgumentException">two ellipses, a zero step, or equal batch and channel axes.</exception>
+    [<CompiledName("Index")>]
+    let index (idx: IndexEntry list) (batchAxis: int) (channelAxis: int) = Layer.Index(Indexing.indexSpec idx batchAxis channelAxis)
+
+    /// <summary>Resizing as <c>jax.image.resize</c> does (neural_tangents' <c>stax.ImageResize(shape, method,
+    /// antialias, precision, batch_axis, channel_axis)</c>; defaults antialias = true, batch_axis = 0,
+    /// channel_axis = −1). <paramref name="shape"/> gives every axis's output size, −1 to keep it. Float64
+    /// throughout.</summary>
+    /// <exception cref="T:System.ArgumentException">an empty shape, a size other than −1 or ≥ 1, or equal axes.</exception>
+    [<CompiledName("ImageResize")>]
+    let imageResize (shape: int list) (method: ResizeMethod) (antialias: bool) (batchAxis: int) (channelAxis: int) =
+        ImageResize(Resize.imageResizeSpec shape method antialias batchAxis channelAxis)
+
+    /// <summary>Graph aggregation (neural_tangents' <c>stax.Aggregate(aggregate_axis, batch_axis, channel_axis,
+    /// to_dense, implementation)</c>, with the identity <c>to_dense</c>): each vertex becomes the weighted sum of its
+    /// predecessors under the call's <c>pattern</c> — <c>ApplyContext.Side["pattern"]</c> for the finite network,
+    /// <c>KernelFn.computeWithPattern</c> for the kernel. Defaults: <c>aggregate None 0 -1
+    /// AggregateImplementation.Dense</c>.</summary>
+    /// <exception cref="T:System.ArgumentException">an empty axis list or equal batch and channel axes.</exception>
+    [<CompiledName("Aggregate")>]
+    let aggregate (aggregateAxis: int list option) (batchAxis: int) (channelAxis: int) (implementation: AggregateImplementation) =
+        Aggregate(Aggregation.aggregateSpec aggregateAxis batchAxis channelAxis implementation)
+
+    /// <summary>GlobalSelfAttention arguments with neural_tangents' defaults: linear_scaling = true, every W std 1,
+    /// no bias, SOFTMAX, no positional embeddings (p-norm 2, n_chan_pos_emb None, W_pos_emb_std 1, val_pos_emb
+    /// false), batch_axis 0, channel_axis −1.</summary>
+    [<CompiledName("AttentionDefaults")>]
+    let attentionDefaults (nChanOut: int) (nChanKey: int) (nChanVal: int) (nHeads: int) : AttentionSpec =
+        { NChanOut = nChanOut; NChanKey = nChanKey; NChanVal = nChanVal; NHeads = nHeads; LinearScaling = true
+          WKeyStd = 1.0; WValueStd = 1.0; WQueryStd = 1.0; WOutStd = 1.0; BStd = None
+          AttentionMechanism = AttentionMechanism.Softmax; PosEmbType = PositionalEmbedding.NoEmbedding; PosEmbPNorm = 2.0
+          NChanPosEmb = None; WPosEmbStd = 1.0; ValPosEmb = false; BatchAxis = 0; ChannelAxis = -1 }
+
+    /// <summary>Global self-attention (neural_tangents' <c>stax.GlobalSelfAttention</c>; infinite-width kernel of
+    /// arXiv:2006.10540) from validated arguments; start from <c>attentionDefaults</c>. Positional embeddings are
+    /// one-hot (neural_tangents' <c>pos_emb_decay_fn=None</c>).</summary>
+    /// <exception cref="T:System.ArgumentException">a size below 1, a negative or non-finite std, or equal axes.</exception>
+    [<CompiledName("GlobalSelfAttentionWith")>]
+    let globalSelfAttentionWith (spec: AttentionSpec) = GlobalSelfAttention(Attention.attentionSpec spec)
+
     /// <summary><c>serial</c> of <paramref name="n"/> copies of a layer.</summary>
     [<CompiledName("Repeat")>]
     let repeat (n: int) (layer: Layer) =

@@ -151,7 +151,11 @@ module internal Input =
           Ntk = if get.WantsNtk then Some(Tensor.zeros nngpT.Shape) else None
           Cov1 = cov1T
           Cov2 = cov2T
-          X1IsX2 = x2.IsNone
+          // neural_tangents' utils.x1_is_x2: x2 absent, or of x1's shape with every entry within 1e-12 (read by Dropout).
+          X1IsX2 =
+            match x2raw with
+            | None -> true
+            | Some b -> b.Shape = x1raw.Shape && Array.forall2 (fun (u: float) v -> abs (u - v) < 1e-12) x1raw.Data b.Data
           IsGaussian = false
           IsReversed = false
           IsInput = true

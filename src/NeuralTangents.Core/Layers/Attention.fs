@@ -1,0 +1,515 @@
+namespace NeuralTangents.Layers
+
+open System
+open NeuralTangents
+
+/// GlobalSelfAttention (neural_tangents' `stax.GlobalSelfAttention` in `stax/linear.py`; Hron, Bahri,
+/// Sohl-Dickstein and Novak 2020, "Infinite attention", arXiv:2006.10540): its infinite-width kernel, the finite
+/// forward pass and the definition. Positional embeddings are one-hot (neural_tangents' `pos_emb_decay_fn=None`).
+module Attention =
+
+    let private fail (msg: string) = raise (NeuralTangentsException msg)
+
+    let mechanismName (m: AttentionMechanism) =
+        match m with
+        | AttentionMechanism.Softmax -> "SOFTMAX"
+        | AttentionMechanism.Identity -> "IDENTITY"
+        | AttentionMechanism.Abs -> "ABS"
+        | AttentionMechanism.Relu -> "RELU"
+
+    let posEmbName (p: PositionalEmbedding) =
+        match p with
+        | PositionalEmbedding.NoEmbedding -> "NONE"
+        | PositionalEmbedding.Sum -> "SUM"
+        | PositionalEmbedding.Concat -> "CONCAT"
+
+    /// Validated arguments: positive sizes, finite non-negative standard deviations.
+    let attentionSpec (a: AttentionSpec) : AttentionSpec =
+        let pos (name: string) (v: int) =
+            if v < 1 then invalidArg name (sprintf "GlobalSelfAttention: must be ≥ 1, got %d" v)
+        pos "nChanOut" a.NChanOut
+        pos "nChanKey" a.NChanKey
+        pos "nChanVal" a.NChanVal
+        pos "nHeads" a.NHeads
+        a.NChanPosEmb |> Option.iter (pos "nChanPosEmb")
+        for name, v in [ "wKeyStd", a.WKeyStd; "wValueStd", a.WValueStd; "wQueryStd", a.WQueryStd; "wOutStd", a.WOutStd
+                         "wPosEmbStd", a.WPosEmbStd; "bStd", defaultArg a.BStd 0.0 ] do
+            if not (Double.IsFinite v) || v < 0.0 then invalidArg name (sprintf "GlobalSelfAttention: must be finite and ≥ 0, got %g" v)
+        if not (Double.IsFinite a.PosEmbPNorm) then invalidArg "posEmbPNorm" (sprintf "GlobalSelfAttention: must be finite, got %g" a.PosEmbPNorm)
+        if a.BatchAxis = a.ChannelAxis then
+            invalidArg "channelAxis" (sprintf "GlobalSelfAttention: channel_axis must differ from batch_axis, both are %d" a.BatchAxis)
+        a
+
+    // ---------------------------------------------------------------------------------------------
+    // Kernel: covariances as (blocks, S, S) matrices over flattened positions.
+
+    /// A full-spatial covariance with bn batch axes as (B, S, S): every spatial pair's first copies, then the
+    /// second copies, flattened (the order of positions is the covariance's own, reversed or not — the rule treats
+    /// positions symmetrically). Returns the permutation for <c>ofMatrices</c>.
+    let private toMatrices (bn: int) (t: Tensor) =
+        let nSp = (t.Rank - bn) / 2
+        let perm = Array.concat [ Array.init bn id; Array.init nSp (fun s -> bn + 2 * s); Array.init nSp (fun s -> bn + 2 * s + 1) ]
+        let s = Array.fold (*) 1 (Array.init nSp (fun i -> t.Shape[bn + 2 * i]))
+        (Tensor.permute perm t).Data, s, perm
+
+    /// The inverse of <c>toMatrices</c> for a tensor of <c>shape</c>.
+    let private ofMatrices (perm: int[]) (shape: int[]) (data: float[]) =
+        let permuted = Tensor.create (perm |> Array.map (fun a -> shape[a])) data
+        let inverse = Array.zeroCreate perm.Length
+        perm |> Array.iteri (fun i a -> inverse[a] <- i)
+        Tensor.permute inverse permuted
+
+    /// C = A·M·Bᵀ for S×S blocks stored at offsets.
+    let private sandwich (s: int) (a: float[]) (ao: int) (m: float[]) (mo: int) (b: float[]) (bo: int) (out: float[]) (oo: int) =
+        let tmp = Array.zeroCreate (s * s)
+        for p in 0 .. s - 1 do
+            for q' in 0 .. s - 1 do
+                let mutable acc = 0.0
+                for q in 0 .. s - 1 do acc <- acc + a[ao + p * s + q] * m[mo + q * s + q']
+                tmp[p * s + q'] <- acc
+        for p in 0 .. s - 1 do
+            for p' in 0 .. s - 1 do
+                let mutable acc = 0.0
+                for q' in 0 .. s - 1 do acc <- acc + tmp[p * s + q'] * b[bo + p' * s + q']
+                out[oo + p * s + p'] <- acc
+
+    /// GlobalSelfAttention on a kernel (neural_tangents' `GlobalSelfAttention.kernel_fn`, arXiv:2006.10540).
+    /// With one-hot positional embeddings R = δ(p, q) mixed in as kw·K + pw·R (SUM: kw = 1, pw = W_pos²; CONCAT: the
+    /// channel fractions), write Ṽ for a mixed covariance.
+    /// linear_scaling: the scores converge to G_n[p, q] = φ(W_Q W_K · Ṽ1[n, p, q]) (φ the mechanism; softmax over q),
+    /// and every covariance becomes W_O²W_V²·G_a·M·G_bᵀ + b² with M the (mixed when val_pos_emb) covariance;
+    /// ntk' = W_O²W_V²·G_a·Θ·G_bᵀ + b² + 2·(nngp' − b²) (the weights of keys, values and outputs all train).
+    /// Square-root scaling has a closed form only for IDENTITY: with d = Σ_{p,q} Ṽ∘M over positions,
+    /// K' = (W_Q W_K W_O W_V)²·d·Ṽ + b², and Θ' = (…)²·(t·Ṽ + d·(Θ̃ + 4Ṽ)) + b², t = 2Σ Ṽ∘Θ̃ (or the split sum
+    /// when embeddings enter keys only).
+    let attentionKernel (a: AttentionSpec) (k: Kernel) : Kernel =
+        if k.Mask1.IsSome || k.Mask2.IsSome then
+            fail "GlobalSelfAttention: kernels with masks are not supported; compute the kernel without masks"
+        if k.DiagonalSpatial then
+            fail "GlobalSelfAttention: needs the covariances between positions; compute the kernel with diagonal_spatial=False"
+        if not a.LinearScaling && a.AttentionMechanism <> AttentionMechanism.Identity then
+            fail (sprintf "GlobalSelfAttention: no known closed form for the kernel with square-root scaling (linear_scaling=False) and attention_mechanism=%s; use linear_scaling=True or IDENTITY"
+                    (mechanismName a.AttentionMechanism))
+        let ndim = k.Shape1.Length
+        let ch = Axes.norm ndim k.ChannelAxis
+        let nIn = float k.Shape1[ch]
+        let hasR = a.PosEmbType <> PositionalEmbedding.NoEmbedding
+        let kw, pw =
+            match a.PosEmbType with
+            | PositionalEmbedding.Concat ->
+                let npe = float (defaultArg a.NChanPosEmb k.Shape1[ch])
+                nIn / (nIn + npe), a.WPosEmbStd * a.WPosEmbStd * npe / (nIn + npe)
+            | _ -> 1.0, a.WPosEmbStd * a.WPosEmbStd
+        let covN = if k.DiagonalBatch then 1 else 2
+        let c1, s, permC = toMatrices covN k.Cov1
+        let ss = s * s
+        // kw·M + pw·δ(p, q) with embeddings (neural_tangents' weighted_sum), M itself without.
+        let mix (m: float[]) = if hasR then m |> Array.mapi (fun e v -> kw * v + (if (e % ss) / s = e % s then pw else 0.0)) else m
+        let b2 = match a.BStd with Some b -> b * b | None -> 0.0
+        let qk = a.WQueryStd * a.WKeyStd
+        let ov = a.WOutStd * a.WValueStd
+        let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
+        let nngpM, _, permN = toMatrices 2 k.Nngp
+        let ntkM = k.Ntk |> Option.map (fun t -> let d, _, _ = toMatrices 2 t in d)
+        let c2 = k.Cov2 |> Option.map (fun t -> let d, _, _ = toMatrices covN t in d)
+        // The per-sample diagonal blocks of a covariance (n, n): itself with a diagonal batch.
+        let sampleBlocks (c: float[]) (n: int) =
+            if k.DiagonalBatch then c else Array.init (n * ss) (fun e -> c[((e / ss) * n + e / ss) * ss + e % ss])
+        let result (cov1: float[]) (cov2: float[] option) (nngp: float[]) (ntk: float[] option) =
+            { k with
+                Cov1 = ofMatrices permC k.Cov1.Shape cov1
+                Cov2 = Option.map2 (fun (t: Tensor) d -> ofMatrices permC t.Shape d) k.Cov2 cov2
+                Nngp = ofMatrices permN k.Nngp.Shape nngp
+                Ntk = Option.map2 (fun (t: Tensor) d -> ofMatrices permN t.Shape d) k.Ntk ntk
+                IsGaussian = true
+                IsInput = false
+                Shape1 = (let sh = Array.copy k.Shape1 in sh[ch] <- a.NChanOut; sh)
+                Shape2 = (let sh = Array.copy k.Shape2 in sh[ch] <- a.NChanOut; sh) }
+        if a.LinearScaling then
+            // G_n = φ(W_Q W_K · Ṽ[n]) with Ṽ the mixed per-sample covariance (neural_tangents' _get_weighting).
+            let weights (blocks: float[]) (n: int) =
+                let v = mix blocks
+                let g = Array.zeroCreate (n * ss)
+                for i in 0 .. n - 1 do
+                    for p in 0 .. s - 1 do
+                        let row = i * ss + p * s
+                        match a.AttentionMechanism with
+                        | AttentionMechanism.Softmax ->
+                            let mutable mx = Double.NegativeInfinity
+                            for q in 0 .. s - 1 do mx <- max mx (qk * v[row + q])
+                            let mutable z = 0.0
+                            for q in 0 .. s - 1 do
+                                let e = Math.Exp(qk * v[row + q] - mx)
+                                g[row + q] <- e
+                                z <- z + e
+                            for q in 0 .. s - 1 do g[row + q] <- g[row + q] / z
+                        | AttentionMechanism.Identity -> for q in 0 .. s - 1 do g[row + q] <- qk * v[row + q]
+                        | AttentionMechanism.Abs -> for q in 0 .. s - 1 do g[row + q] <- abs (qk * v[row + q])
+                        | AttentionMechanism.Relu -> for q in 0 .. s - 1 do g[row + q] <- max 0.0 (qk * v[row + q])
+                g
+            let g1 = weights (sampleBlocks c1 n1) n1
+            let g2 = match c2 with Some c -> weights (sampleBlocks c n2) n2 | None -> g1
+            let value (m: float[]) = if a.ValPosEmb then mix m else m
+            // W_O²W_V²·G_a·M·G_bᵀ (+ b²) over the (rows × cols) blocks of a pair covariance, or per sample.
+            let weigh (ga: float[]) (gb: float[]) (m: float[]) (rows: int) (cols: int) (pairs: bool) (bias: float) =
+                let out = Array.zeroCreate m.Length
+                for i in 0 .. rows - 1 do
+                    for j in 0 .. cols - 1 do
+                        let blk = (i * cols + j) * ss
+                        let bj = if pairs then j else i
+                        sandwich s ga (i * ss) m blk gb (bj * ss) out blk
+                out |> Array.map (fun v -> ov * ov * v + bias)
+            let covOut (g: float[]) (c: float[]) (n: int) =
+                if k.DiagonalBatch then weigh g g (value c) n 1 false b2 else weigh g g (value c) n n true b2
+            let nngp' = weigh g1 g2 (value nngpM) n1 n2 true b2
+            let ntk' = ntkM |> Option.map (fun t -> Array.map2 (fun w nn -> w + 2.0 * (nn - b2)) (weigh g1 g2 (value t) n1 n2 true b2) nngp')
+            result (covOut g1 c1 n1) (Option.map (fun c -> covOut g2 c n2) c2) nngp' ntk'
+        else
+            // IDENTITY with 1/√d scaling: d = Σ over positions of Ṽ∘M per block (neural_tangents' dot).
+            let std2 = (qk * ov) * (qk * ov)
+            let blockDot (x: float[]) (y: float[]) = Array.init (x.Length / ss) (fun i -> Seq.sum (seq { for e in i * ss .. i * ss + ss - 1 -> x[e] * y[e] }))
+            let scaleBlocks (d: float[]) (x: float[]) = x |> Array.mapi (fun e v -> d[e / ss] * v)
+            let other (interp: float[]) (raw: float[]) = if a.ValPosEmb then interp else raw
+            let affine (x: float[]) = x |> Array.map (fun v -> std2 * v + b2)
+            let covOut (c: float[]) = let ci = mix c in affine (scaleBlocks (blockDot ci (other ci c)) ci)
+            let nI = mix nngpM
+            let dot12 = blockDot nI (other nI nngpM)
+            let nngp' = affine (scaleBlocks dot12 nI)
+            let ntk' =
+                ntkM |> Option.map (fun t ->
+                    let tI = mix t
+                    let tDot =
+                        if a.ValPosEmb || not hasR then blockDot nI tI |> Array.map ((*) 2.0)
+                        else Array.map2 (+) (blockDot nI t) (blockDot nngpM tI)
+                    affine (Array.init nI.Length (fun e -> tDot[e / ss] * nI[e] + dot12[e / ss] * (tI[e] + 4.0 * nI[e]))))
+            result (covOut c1) (c2 |> Option.map covOut) nngp' ntk'
+
+    // ---------------------------------------------------------------------------------------------
+    // The finite layer.
+
+    /// Sizes of the finite layer for an input with nIn channels: (channels of key inputs, of value inputs, of
+    /// the embeddings).
+    let private widths (a: AttentionSpec) (nIn: int) =
+        let npe = defaultArg a.NChanPosEmb nIn
+        match a.PosEmbType with
+        | PositionalEmbedding.Concat -> nIn + npe, (if a.ValPosEmb then nIn + npe else nIn), npe
+        | _ -> nIn, nIn, npe
+
+    /// Init (neural_tangents' order of draws by purpose): key (heads, in_k, d_k), value (heads, in_v, d_v), out
+    /// (d_v·heads, out) and, when present, query (linear_scaling = false), bias and embeddings (1, spatial…, n_pe),
+    /// all N(0, 1), from the key's splits 0–5. Parameters: [key; value; out] @ [query] @ [b] @ [pos_emb].
+    let init (a: AttentionSpec) (key: RngKey) (shape: int[]) =
+        let ch = Axes.norm shape.Length a.ChannelAxis
+        let b = Axes.norm shape.Length a.BatchAxis
+        let nIn = shape[ch]
+        let inK, inV, npe = widths a nIn
+        let draw (i: int) (sh: int[]) = Tensor.create sh (Rng.normals (Rng.split i key) (Array.fold (*) 1 sh))
+        let wk = draw 0 [| a.NHeads; inK; a.NChanKey |]
+        let wv = draw 1 [| a.NHeads; inV; a.NChanVal |]
+        let wo = draw 2 [| a.NChanVal * a.NHeads; a.NChanOut |]
+        let wq = if a.LinearScaling then [] else [ draw 3 [| a.NHeads; inK; a.NChanKey |] ]
+        let bias =
+            match a.BStd with
+            | None -> []
+            | Some _ -> let sh = Array.create shape.Length 1 in sh[ch] <- a.NChanOut; [ draw 4 sh ]
+        let pe =
+            match a.PosEmbType with
+            | PositionalEmbedding.NoEmbedding -> []
+            | _ -> let sh = Array.copy shape in sh[ch] <- npe; sh[b] <- 1; [ draw 5 sh ]
+        let outShape = Array.copy shape
+        outShape[ch] <- a.NChanOut
+        outShape, Leaf(wk :: wv :: wo :: wq @ bias @ pe)
+
+    /// The forward pass (neural_tangents' `apply_fn`): per head, scores φ(c·Q Kᵀ) with c = W_Q W_K/(in_k·d_k) (linear
+    /// scaling, Q = K) or /(in_k·√d_k), heads G·V concatenated (value-major), then W_O·W_V/√(d_v·heads·in_v)·(…)·W_out
+    /// + b_std·b.
+    let forward (a: AttentionSpec) (p: Params) (x: Tensor) : Tensor =
+        let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
+        let wk, wv, wo = ts[0], ts[1], ts[2]
+        let rest = List.skip 3 ts
+        let wq, rest = if a.LinearScaling then None, rest else Some rest.Head, rest.Tail
+        let bias, rest = match a.BStd with Some _ -> Some rest.Head, rest.Tail | None -> None, rest
+        let pe = List.tryHead rest
+        let ndim = x.Rank
+        let b, ch = Axes.norm ndim a.BatchAxis, Axes.norm ndim a.ChannelAxis
+        // (N, S, C) views: batch first, channels last, positions flattened.
+        let flat (t: Tensor) =
+            let order = Array.concat [ [| b |]; [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield i |]; [| ch |] ]
+            let m = Tensor.permute order t
+            m.Data, m.Shape[0], m.Length / (m.Shape[0] * m.Shape[ndim - 1]), m.Shape[ndim - 1]
+        let xd, n, s, nIn = flat x
+        let peFlat =
+            pe |> Option.map (fun e ->
+                let d, _, _, c = flat e
+                Array.map ((*) a.WPosEmbStd) d, c)
+        // Inputs of keys and of values, (N, S, C) each.
+        let keysIn, kc, valsIn, vc =
+            match a.PosEmbType, peFlat with
+            | PositionalEmbedding.Sum, Some(e, c) ->
+                if c <> nIn then fail (sprintf "GlobalSelfAttention: SUM embeddings need n_chan_pos_emb = the input channels (%d), got %d" nIn c)
+                let summed = Array.init xd.Length (fun i -> xd[i] + e[i % (s * c)])
+                summed, nIn, (if a.ValPosEmb then summed else xd), nIn
+            | PositionalEmbedding.Concat, Some(e, c) ->
+                let cat = Array.zeroCreate (n * s * (nIn + c))
+                for i in 0 .. n - 1 do
+                    for q in 0 .. s - 1 do
+                        Array.blit xd ((i * s + q) * nIn) cat ((i * s + q) * (nIn + c)) nIn
+                        Array.blit e (q * c) cat ((i * s + q) * (nIn + c) + nIn) c
+                cat, nIn + c, (if a.ValPosEmb then cat else xd), (if a.ValPosEmb then nIn + c else nIn)
+            | _ -> xd, nIn, xd, nIn
+        let h, dk, dv = a.NHeads, a.NChanKey, a.NChanVal
+        // proj (N·S, cin) × W[head] (cin, d) for one head.
+        let project (inp: float[]) (cin: int) (w: Tensor) (head: int) (d: int) =
+            let out = Array.zeroCreate (n * s * d)
+            for r in 0 .. n * s - 1 do
+                for c in 0 .. cin - 1 do
+                    let v = inp[r * cin + c]
+                    if v <> 0.0 then
+                        for j in 0 .. d - 1 do out[r * d + j] <- out[r * d + j] + v * w.Data[(head * cin + c) * d + j]
+            out
+        let scale = a.WQueryStd * a.WKeyStd / (float kc * (if a.LinearScaling then float dk else Math.Sqrt(float dk)))
+        let heads = Array.zeroCreate (n * s * dv * h)
+        for head in 0 .. h - 1 do
+            let kmat = project keysIn kc wk head dk
+            let qmat = match wq with Some w -> project keysIn kc w head dk | None -> kmat
+            let vmat = project valsIn vc wv head dv
+            for i in 0 .. n - 1 do
+                for p in 0 .. s - 1 do
+                    let g = Array.init s (fun q -> scale * Seq.sum (seq { for j in 0 .. dk - 1 -> qmat[(i * s + p) * dk + j] * kmat[(i * s + q) * dk + j] }))
+                    let g =
+                        match a.AttentionMechanism with
+                        | AttentionMechanism.Softmax ->
+                            let mx = Array.max g
+                            let e = g |> Array.map (fun v -> Math.Exp(v - mx))
+                            let z = Array.sum e
+                            e |> Array.map (fun v -> v / z)
+                        | AttentionMechanism.Identity -> g
+                        | AttentionMechanism.Abs -> g |> Array.map abs
+                        | AttentionMechanism.Relu -> g |> Array.map (max 0.0)
+                    for j in 0 .. dv - 1 do
+                        let mutable acc = 0.0
+                        for q in 0 .. s - 1 do acc <- acc + g[q] * vmat[(i * s + q) * dv + j]
+                        // heads moved last then flattened: channel j·heads + head.
+                        heads[(i * s + p) * (dv * h) + j * h + head] <- acc
+        let outScale = a.WOutStd * a.WValueStd / Math.Sqrt(float (dv * h * vc))
+        let nOut = a.NChanOut
+        let out = Array.zeroCreate (n * s * nOut)
+        for r in 0 .. n * s - 1 do
+            for c in 0 .. dv * h - 1 do
+                let v = heads[r * dv * h + c]
+                if v <> 0.0 then
+                    for o in 0 .. nOut - 1 do out[r * nOut + o] <- out[r * nOut + o] + v * wo.Data[c * nOut + o]
+        let bStd = defaultArg a.BStd 0.0
+        for r in 0 .. n * s - 1 do
+            for o in 0 .. nOut - 1 do
+                out[r * nOut + o] <- outScale * out[r * nOut + o] + (match bias with Some bt -> bStd * bt.Data[o] | None -> 0.0)
+        // Back from (N, spatial…, out) to the input's axis order.
+        let spatialAxes = [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield i |]
+        let flatShape = Array.concat [ [| n |]; spatialAxes |> Array.map (fun i -> x.Shape[i]); [| nOut |] ]
+        let order = Array.concat [ [| b |]; spatialAxes; [| ch |] ]
+        let inverse = Array.zeroCreate ndim
+        order |> Array.iteri (fun i ax -> inverse[ax] <- i)
+        Tensor.permute inverse (Tensor.create flatShape out)
+
+    /// The backward pass of <c>forward</c>: (input cotangent, parameter cotangents) from the output cotangent, by the
+    /// chain rule through each step (per head: K = X_k W_k, Q = K or X_k W_q, A = c·Q Kᵀ, G = φ(A) by rows,
+    /// H = G·X_v W_v; then Y = o·[H…] W_out + b_std·b). Softmax rows pull back as dA = G∘(dG − Σ_q G dG).
+    let backward (a: AttentionSpec) (p: Params) (x: Tensor) (ct: Tensor) : Tensor * Params =
+        let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
+        let wk, wv, wo = ts[0], ts[1], ts[2]
+        let rest = List.skip 3 ts
+        let wq, rest = if a.LinearScaling then None, rest else Some rest.Head, rest.Tail
+        let bias, rest = match a.BStd with Some _ -> Some rest.Head, rest.Tail | None -> None, rest
+        let pe = List.tryHead rest
+        let ndim = x.Rank
+        let b, ch = Axes.norm ndim a.BatchAxis, Axes.norm ndim a.ChannelAxis
+        let order = Array.concat [ [| b |]; [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield i |]; [| ch |] ]
+        let inverse = Array.zeroCreate ndim
+        order |> Array.iteri (fun i ax -> inverse[ax] <- i)
+        let flat (t: Tensor) = (Tensor.permute order t).Data
+        let xd = flat x
+        let n = x.Shape[b]
+        let nIn = x.Shape[ch]
+        let s = x.Length / (n * nIn)
+        let dyd = flat ct
+        let peFlat, npe = match pe with Some e -> flat e |> Array.map ((*) a.WPosEmbStd), e.Shape[ch] | None -> [||], 0
+        let concat = a.PosEmbType = PositionalEmbedding.Concat && pe.IsSome
+        let sum = a.PosEmbType = PositionalEmbedding.Sum && pe.IsSome
+        let kc = if concat then nIn + npe else nIn
+        let vc = if concat && a.ValPosEmb then nIn + npe else nIn
+        let keysIn =
+            if sum then Array.init xd.Length (fun i -> xd[i] + peFlat[i % (s * nIn)])
+            elif concat then
+                let cat = Array.zeroCreate (n * s * kc)
+                for i in 0 .. n - 1 do
+                    for q in 0 .. s - 1 do
+                        Array.blit xd ((i * s + q) * nIn) cat ((i * s + q) * kc) nIn
+                        Array.blit peFlat (q * npe) cat ((i * s + q) * kc + nIn) npe
+                cat
+            else xd
+        let valsIn = if a.ValPosEmb && (sum || concat) then keysIn else xd
+        let h, dk, dv, nOut = a.NHeads, a.NChanKey, a.NChanVal, a.NChanOut
+        let project (inp: float[]) (cin: int) (w: Tensor) (head: int) (d: int) =
+            let out = Array.zeroCreate (n * s * d)
+            for r in 0 .. n * s - 1 do
+                for c in 0 .. cin - 1 do
+                    let v = inp[r * cin + c]
+                    if v <> 0.0 then
+                        for j in 0 .. d - 1 do out[r * d + j] <- out[r * d + j] + v * w.Data[(head * cin + c) * d + j]
+            out
+        let cScale = a.WQueryStd * a.WKeyStd / (float kc * (if a.LinearScaling then float dk else Math.Sqrt(float dk)))
+        let oScale = a.WOutStd * a.WValueStd / Math.Sqrt(float (dv * h * vc))
+        // Y = o·Hcat·W_out + b_std·b: dW_out = o·Hcatᵀ dY, dHcat = o·dY W_outᵀ, db = b_std·Σ dY.
+        let hcat = Array.zeroCreate (n * s * dv * h)
+        let perHead =
+            Array.init h (fun head ->
+                let kmat = project keysIn kc wk head dk
+                let qmat = match wq with Some w -> project keysIn kc w head dk | None -> kmat
+                let vmat = project valsIn vc wv head dv
+                let amat = Array.zeroCreate (n * s * s)
+                let gmat = Array.zeroCreate (n * s * s)
+                for i in 0 .. n - 1 do
+                    for pp in 0 .. s - 1 do
+                        let row = (i * s + pp) * s
+                        for q in 0 .. s - 1 do
+                            let mutable acc = 0.0
+                            for j in 0 .. dk - 1 do acc <- acc + qmat[(i * s + pp) * dk + j] * kmat[(i * s + q) * dk + j]
+                            amat[row + q] <- cScale * acc
+                        match a.AttentionMechanism with
+                        | AttentionMechanism.Softmax ->
+                            let mutable mx = Double.NegativeInfinity
+                            for q in 0 .. s - 1 do mx <- max mx amat[row + q]
+                            let mutable z = 0.0
+                            for q in 0 .. s - 1 do
+                                gmat[row + q] <- Math.Exp(amat[row + q] - mx)
+                                z <- z + gmat[row + q]
+                            for q in 0 .. s - 1 do gmat[row + q] <- gmat[row + q] / z
+                        | AttentionMechanism.Identity -> for q in 0 .. s - 1 do gmat[row + q] <- amat[row + q]
+                        | AttentionMechanism.Abs -> for q in 0 .. s - 1 do gmat[row + q] <- abs amat[row + q]
+                        | AttentionMechanism.Relu -> for q in 0 .. s - 1 do gmat[row + q] <- max 0.0 amat[row + q]
+                        for j in 0 .. dv - 1 do
+                            let mutable acc = 0.0
+                            for q in 0 .. s - 1 do acc <- acc + gmat[row + q] * vmat[(i * s + q) * dv + j]
+                            hcat[(i * s + pp) * (dv * h) + j * h + head] <- acc
+                kmat, qmat, vmat, amat, gmat)
+        let dWo = Array.zeroCreate (dv * h * nOut)
+        let dH = Array.zeroCreate (n * s * dv * h)
+        for r in 0 .. n * s - 1 do
+            for c in 0 .. dv * h - 1 do
+                let mutable acc = 0.0
+                for o in 0 .. nOut - 1 do
+                    dWo[c * nOut + o] <- dWo[c * nOut + o] + oScale * hcat[r * dv * h + c] * dyd[r * nOut + o]
+                    acc <- acc + dyd[r * nOut + o] * wo.Data[c * nOut + o]
+                dH[r * dv * h + c] <- oScale * acc
+        let dKeysIn = Array.zeroCreate keysIn.Length
+        let dValsIn = Array.zeroCreate valsIn.Length
+        let dWk = Array.zeroCreate wk.Length
+        let dWv = Array.zeroCreate wv.Length
+        let dWq = match wq with Some w -> Array.zeroCreate w.Length | None -> [||]
+        for head in 0 .. h - 1 do
+            let kmat, qmat, vmat, amat, gmat = perHead[head]
+            let dK = Array.zeroCreate (n * s * dk)
+            let dQ = Array.zeroCreate (n * s * dk)
+            let dV = Array.zeroCreate (n * s * dv)
+            for i in 0 .. n - 1 do
+                for pp in 0 .. s - 1 do
+                    let row = (i * s + pp) * s
+                    // dG[p, q] = Σ_j dH[p, j]·V[q, j]; dV[q, j] += G[p, q]·dH[p, j].
+                    let dG = Array.init s (fun q ->
+                        let mutable acc = 0.0
+                        for j in 0 .. dv - 1 do acc <- acc + dH[(i * s + pp) * (dv * h) + j * h + head] * vmat[(i * s + q) * dv + j]
+                        acc)
+                    for q in 0 .. s - 1 do
+                        for j in 0 .. dv - 1 do
+                            dV[(i * s + q) * dv + j] <- dV[(i * s + q) * dv + j] + gmat[row + q] * dH[(i * s + pp) * (dv * h) + j * h + head]
+                    let dA =
+                        match a.AttentionMechanism with
+                        | AttentionMechanism.Softmax ->
+                            let dot = Seq.sum (seq { for q in 0 .. s - 1 -> gmat[row + q] * dG[q] })
+                            Array.init s (fun q -> gmat[row + q] * (dG[q] - dot))
+                        | AttentionMechanism.Identity -> dG
+                        | AttentionMechanism.Abs -> Array.init s (fun q -> float (sign amat[row + q]) * dG[q])
+                        | AttentionMechanism.Relu -> Array.init s (fun q -> if amat[row + q] > 0.0 then dG[q] else 0.0)
+                    // A[p, q] = c·Q[p]·K[q]: dQ[p] += c·dA[p, q]·K[q], dK[q] += c·dA[p, q]·Q[p].
+                    for q in 0 .. s - 1 do
+                        let g = cScale * dA[q]
+                        if g <> 0.0 then
+                            for j in 0 .. dk - 1 do
+                                dQ[(i * s + pp) * dk + j] <- dQ[(i * s + pp) * dk + j] + g * kmat[(i * s + q) * dk + j]
+                                dK[(i * s + q) * dk + j] <- dK[(i * s + q) * dk + j] + g * qmat[(i * s + pp) * dk + j]
+            // Tied weights (linear scaling): Q = K, so dQ flows into K.
+            let dKtot = if wq.IsNone then Array.map2 (+) dK dQ else dK
+            // proj = inp·W[head]: dW[head] += inpᵀ·dOut, dInp += dOut·W[head]ᵀ.
+            let pull (inp: float[]) (cin: int) (w: float[]) (dW: float[]) (dInp: float[]) (dOut: float[]) (d: int) =
+                for r in 0 .. n * s - 1 do
+                    for c in 0 .. cin - 1 do
+                        let mutable acc = 0.0
+                        for j in 0 .. d - 1 do
+                            let g = dOut[r * d + j]
+                            dW[(head * cin + c) * d + j] <- dW[(head * cin + c) * d + j] + inp[r * cin + c] * g
+                            acc <- acc + g * w[(head * cin + c) * d + j]
+                        dInp[r * cin + c] <- dInp[r * cin + c] + acc
+            pull keysIn kc wk.Data dWk dKeysIn dKtot dk
+            match wq with
+            | Some w -> pull keysIn kc w.Data dWq dKeysIn dQ dk
+            | None -> ()
+            pull valsIn vc wv.Data dWv dValsIn dV dv
+        // Back to x and the embeddings.
+        let sameVals = a.ValPosEmb && (sum || concat)
+        let dKeys = if sameVals then Array.map2 (+) dKeysIn dValsIn else dKeysIn
+        let dx = Array.zeroCreate xd.Length
+        let dpe = Array.zeroCreate (s * npe)
+        for i in 0 .. n - 1 do
+            for q in 0 .. s - 1 do
+                let r = i * s + q
+                for c in 0 .. nIn - 1 do
+                    dx[r * nIn + c] <- dKeys[r * kc + c] + (if sameVals then 0.0 else dValsIn[r * nIn + c])
+                if sum then for c in 0 .. nIn - 1 do dpe[q * npe + c] <- dpe[q * npe + c] + a.WPosEmbStd * dKeys[r * kc + c]
+                if concat then for c in 0 .. npe - 1 do dpe[q * npe + c] <- dpe[q * npe + c] + a.WPosEmbStd * dKeys[r * kc + nIn + c]
+        let back (shape: int[]) (data: float[]) =
+            Tensor.permute inverse (Tensor.create (order |> Array.map (fun ax -> shape[ax])) data)
+        let db = bias |> Option.map (fun bt ->
+            let g = Array.zeroCreate nOut
+            for r in 0 .. n * s - 1 do
+                for o in 0 .. nOut - 1 do g[o] <- g[o] + defaultArg a.BStd 0.0 * dyd[r * nOut + o]
+            Tensor.create bt.Shape g)
+        let grads =
+            [ Tensor.create wk.Shape dWk; Tensor.create wv.Shape dWv; Tensor.create wo.Shape dWo ]
+            @ (match wq with Some w -> [ Tensor.create w.Shape dWq ] | None -> [])
+            @ Option.toList db
+            @ (match pe with Some e -> [ back e.Shape dpe ] | None -> [])
+        back x.Shape dx, Leaf grads
+
+    /// GlobalSelfAttention (neural_tangents' <c>stax.GlobalSelfAttention</c>).
+    let globalSelfAttention (a: AttentionSpec) : LayerDef =
+        { Name = "GlobalSelfAttention"
+          Args =
+            [ "n_chan_out", IntArg a.NChanOut
+              "n_chan_key", IntArg a.NChanKey
+              "n_chan_val", IntArg a.NChanVal
+              "n_heads", IntArg a.NHeads
+              "linear_scaling", BoolArg a.LinearScaling
+              "W_key_std", FloatArg a.WKeyStd
+              "W_value_std", FloatArg a.WValueStd
+              "W_query_std", FloatArg a.WQueryStd
+              "W_out_std", FloatArg a.WOutStd
+              "b_std", OptFloatArg a.BStd
+              "attention_mechanism", StringArg(mechanismName a.AttentionMechanism)
+              "pos_emb_type", StringArg(posEmbName a.PosEmbType)
+              "pos_emb_p_norm", FloatArg a.PosEmbPNorm
+              "pos_emb_decay_fn", NoneArg
+              "n_chan_pos_emb", (match a.NChanPosEmb with Some c -> IntArg c | None -> NoneArg)
+              "W_pos_emb_std", FloatArg a.WPosEmbStd
+              "val_pos_emb", BoolArg a.ValPosEmb
+              "batch_axis", IntArg a.BatchAxis
+              "channel_axis", IntArg a.ChannelAxis ]
+          // @requires(batch_axis, channel_axis, diagonal_spatial=Diagonal(input=NO)).
+          Requires =
+            { BatchAxis = Some a.BatchAxis; ChannelAxis = Some a.ChannelAxis; Resets = false
+              DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.No; Output = Tri.No } }
+          Kernel = fun _ k -> attentionKernel a k
+          Init = fun key shape -> init a key shape
+          Apply = fun _ p x -> forward a p x
+          Vjp = fun p x ct -> fst (backward a p x ct)
+          ParamVjp = fun p x ct -> snd (backward a p x ct)
+          GradDot = None }
