@@ -458,3 +458,37 @@ module internal Linalg =
             let b' = if transB then b else tr b k n // n×k
             gemmInto 1.0 a' m b' n k c
         c
+
+    /// <summary>G = alpha · A·Aᵀ (n×n) for A (n×k), fresh and exactly symmetric: native dsyrk on the lower triangle
+    /// (half the flops of a general product) mirrored to the upper one; the managed A·Bᵀ kernel otherwise, then
+    /// mirrored the same way.</summary>
+    let gram (alpha: float) (a: float[]) (n: int) (k: int) : float[] =
+        checkSize "a" a (n * k)
+        let c =
+            let c = Array.zeroCreate (n * n)
+            if Native.trySyrkLower alpha a n k 0.0 c then c
+            else gemmNT alpha a n a n k
+        // Mirror the lower triangle in 64×64 tile pairs (both reads stay in cache).
+        let tile = 64
+        let tiles = (n + tile - 1) / tile
+        parallelRanges tiles (float (tile * n)) (fun lo hi ->
+            for bi in lo .. hi - 1 do
+                for bj in bi .. tiles - 1 do
+                    for i in bi * tile .. min n ((bi + 1) * tile) - 1 do
+                        for j in max (i + 1) (bj * tile) .. min n ((bj + 1) * tile) - 1 do
+                            c[i * n + j] <- c[j * n + i])
+        c
+
+    /// <summary>The lower triangle (with diagonal) of the symmetric C (n×n) ← C + alpha · A·Aᵀ, A n×k: native dsyrk
+    /// (half a product's flops), or the managed A·Bᵀ kernel, which also updates the upper triangle. Callers that
+    /// need the full matrix mirror the lower triangle afterwards (<c>mirrorLower</c>).</summary>
+    let rankUpdateLower (alpha: float) (a: float[]) (n: int) (k: int) (c: float[]) =
+        checkSize "a" a (n * k)
+        checkSize "c" c (n * n)
+        if not (Native.trySyrkLower alpha a n k 1.0 c) then gemmNTInto alpha a n a n k 1.0 c
+
+    /// <summary>Copies the lower triangle of a square row-major buffer onto its upper triangle.</summary>
+    let mirrorLower (c: float[]) (n: int) =
+        for i in 0 .. n - 1 do
+            for j in i + 1 .. n - 1 do
+                c[i * n + j] <- c[j * n + i]

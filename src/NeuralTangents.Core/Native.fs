@@ -64,6 +64,18 @@ module internal Native =
         delegate of order: int * side: int * uplo: int * m: int * n: int * alpha: float * a: nativeint * lda: int *
                     b: nativeint * ldb: int * beta: float * c: nativeint * ldc: int -> unit
 
+    /// cblas_dtrmm: B ← alpha · op(A)·B (side Left) or alpha · B·op(A) (side Right), A triangular.
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dtrmm =
+        delegate of order: int * side: int * uplo: int * transA: int * diag: int * m: int * n: int * alpha: float *
+                    a: nativeint * lda: int * b: nativeint * ldb: int -> unit
+
+    /// cblas_dsyrk: C ← alpha · A·Aᵀ + beta · C (trans NoTrans) on one triangle of C.
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dsyrk =
+        delegate of order: int * uplo: int * trans: int * n: int * k: int * alpha: float * a: nativeint * lda: int *
+                    beta: float * c: nativeint * ldc: int -> unit
+
     [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
     type CoreName = delegate of unit -> nativeint
 
@@ -80,10 +92,12 @@ module internal Native =
           Syevd: Dsyevd option
           Trsm: Dtrsm option
           Symm: Dsymm option
+          Syrk: Dsyrk option
+          Trmm: Dtrmm option
           CoreName: string option }
 
     let private none =
-        { Blas = None; Lapacke = None; Gemm = None; Potrf = None; Potrs = None; Syevd = None; Trsm = None; Symm = None; CoreName = None }
+        { Blas = None; Lapacke = None; Gemm = None; Potrf = None; Potrs = None; Syevd = None; Trsm = None; Symm = None; Syrk = None; Trmm = None; CoreName = None }
 
     let private blasNames =
         [ "libopenblas.so.0"; "libopenblas.so"; "libcblas.so.3"; "libblas.so.3"; "libopenblas.dylib"; "libopenblas.dll" ]
@@ -144,6 +158,8 @@ module internal Native =
                   Syevd = (if lapackeOk then syevd else None)
                   Trsm = export<Dtrsm> blasHandle "cblas_dtrsm"
                   Symm = export<Dsymm> blasHandle "cblas_dsymm"
+                  Syrk = export<Dsyrk> blasHandle "cblas_dsyrk"
+                  Trmm = export<Dtrmm> blasHandle "cblas_dtrmm"
                   CoreName = coreName }
             with _ ->
                 // A broken or foreign library must never take the managed path down with it.
@@ -275,6 +291,29 @@ module internal Native =
             pinned [ a; b; c ] (fun ps ->
                 match ps with
                 | [ pa; pb; pc ] -> f.Invoke(RowMajor, NoTrans, Trans, m, n, k, alpha, pa, k, pb, k, beta, pc, n)
+                | _ -> ())
+            true
+        | _ -> false
+
+    /// B (m×n, row-major) ← B·L with L the row-major lower triangle of l (n×n); false when no BLAS is loaded.
+    let tryTrmmRightLower (l: float[]) (n: int) (b: float[]) (m: int) : bool =
+        match (libraries ()).Trmm with
+        | Some f when m > 0 && n > 0 ->
+            pinned [ l; b ] (fun ps ->
+                match ps with
+                | [ pl; pb ] -> f.Invoke(RowMajor, Right, LowerTri, NoTrans, NonUnit, m, n, 1.0, pl, n, pb, n)
+                | _ -> ())
+            true
+        | _ -> false
+
+    /// The lower triangle (with diagonal) of C (n×n, row-major) ← alpha · A·Aᵀ + beta · C, A n×k; the strictly upper
+    /// triangle is not written. False when no BLAS is loaded.
+    let trySyrkLower (alpha: float) (a: float[]) (n: int) (k: int) (beta: float) (c: float[]) : bool =
+        match (libraries ()).Syrk with
+        | Some f when n > 0 && k > 0 ->
+            pinned [ a; c ] (fun ps ->
+                match ps with
+                | [ pa; pc ] -> f.Invoke(RowMajor, LowerTri, NoTrans, n, k, alpha, pa, k, beta, pc, n)
                 | _ -> ())
             true
         | _ -> false

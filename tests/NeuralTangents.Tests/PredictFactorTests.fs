@@ -138,6 +138,10 @@ let tests =
             assertClose "ntk mean" 1e-12 (rows (ttd * lu tr y)) r[PredictGet.Ntk].Mean.Data
             assertClose "ntk cov" 1e-12 (rows ntkCov) r[PredictGet.Ntk].Covariance.Value.Data
             assertClose "ntkgp cov" 1e-12 (rows ntkgpCov) r[PredictGet.NtkGp].Covariance.Value.Data
+            // NTK alone: the NNGP is never factored, so K·T is a symmetric product rather than U·Uᵀ − λ·Tᵀ·T.
+            let p2 = Predict.gpInference (KernelMatrices.ofBoth (t kdd) (t tdd)) (t y) reg false [ PredictGet.Ntk ]
+            let r2 = p2 (Some(KernelMatrices.ofBoth (t ktd) (t ttd))) (Some(KernelMatrices.ofBoth (t ktt) (t ttt)))
+            assertClose "ntk cov, NTK alone" 1e-12 (rows ntkCov) r2[PredictGet.Ntk].Covariance.Value.Data
 
         testCase "the network-owned ensemble gives the same bits as the kernel-function one (t = ∞ and finite t)" <| fun () ->
             let net = Stax.serial [ Stax.dense 64 1.5 (Some 0.05); Stax.relu; Stax.dense 1 1.5 (Some 0.05) ]

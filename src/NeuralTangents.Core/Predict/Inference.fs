@@ -73,11 +73,6 @@ module internal PredictInference =
           TestTrain: PredictGet -> float[]
           TestTest: (PredictGet -> float[]) option }
 
-    /// (C + Cᵀ)/2 of an M×M buffer, in place, as a tensor.
-    let symmetricTensor (c: float[]) (m: int) =
-        symmetrizeInPlace c m
-        Tensor.create [| m; m |] c
-
     /// Posterior of one kind at infinite time. Without a test set: the training targets, with a zero covariance
     /// when <paramref name="trainCov"/> (neural_tangents' unregularised train-set outputs N(y, 0)).
     let posterior (ts: TrainSet) (g: PredictGet) (test: TestBlocks option) (trainCov: bool) : Gaussian =
@@ -102,20 +97,30 @@ module internal PredictInference =
                         let w = Array.copy ktd
                         fac.HalfSolve(w, m)
                         let c = Array.copy (ktt b)
-                        Linalg.gemmNTInto -1.0 w m w m n 1.0 c
-                        symmetricTensor c m
+                        Linalg.rankUpdateLower -1.0 w m n c
+                        Linalg.mirrorLower c m
+                        Tensor.create [| m; m |] c
                     | PredictGet.Ntk ->
                         // Ensemble of networks trained to convergence (arXiv:1902.06720, eq. 16 at t = ∞):
                         // K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose), K the NNGP, Θ the NTK (+ λI).
-                        // With Tᵀ = Θ*·Θ⁻¹ (two triangular solves): K** + (Tᵀ·K)·T − (Tᵀ·K*ᵀ + transpose).
+                        // With Tᵀ = Θ*·Θ⁻¹ (two triangular solves): K** + Tᵀ·K·T − (Tᵀ·K*ᵀ + transpose).
                         let tt = Array.copy ktd
                         fac.SolveRows(tt, m)
-                        let tk = (ts.Block PredictGet.Nngp).TimesS(tt, m)
                         let c = Array.copy (ktt PredictGet.Nngp)
-                        Linalg.gemmNTInto 1.0 tk m tt m n 1.0 c
+                        let nngp = ts.Block PredictGet.Nngp
+                        let u = Array.copy tt
+                        if nngp.TryTimesL(u, m) then
+                            // The NNGP is already factored, K + λ_K·I = L_K·L_Kᵀ: Tᵀ·K·T = U·Uᵀ − λ_K·Tᵀ·T with
+                            // U = Tᵀ·L_K, a triangular product and two rank updates instead of two full products.
+                            Linalg.rankUpdateLower 1.0 u m n c
+                            if nngp.Ridge <> 0.0 then Linalg.rankUpdateLower -nngp.Ridge tt m n c
+                        else
+                            let tk = nngp.TimesS(tt, m)
+                            Linalg.gemmNTInto 1.0 tk m tt m n 1.0 c
                         let t2 = Linalg.gemmNT 1.0 tt m (tb.TestTrain PredictGet.Nngp) m n
                         for i in 0 .. m - 1 do
-                            for j in 0 .. m - 1 do
+                            for j in 0 .. i do
                                 c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
-                        symmetricTensor c m)
+                        Linalg.mirrorLower c m
+                        Tensor.create [| m; m |] c)
             { Mean = Tensor.create [| m; k |] mean; Covariance = cov }
