@@ -149,7 +149,7 @@ let tests =
             let xTest = randomTensor 52 9 5
             let y = randomTensor 53 70 2
             let a = Predict.gradientDescentMseEnsemble (KernelFn.compute net) xTrain y 1.0 1e-4 false
-            let b = Predict.gradientDescentMseEnsembleOfNetwork net xTrain y 1.0 1e-4 false
+            let b = Predict.gradientDescentMseEnsembleOfNetwork PredictControl.None net xTrain y 1.0 1e-4 false
             for t in [ None; Some [| 0.5; 30.0 |] ] do
                 let ra = a t (Some xTest) Both true
                 let rb = b t (Some xTest) Both true
@@ -173,4 +173,25 @@ let tests =
             let gd = Predict.gradientDescentMse kdd y 1.0 0.0 false
             let out = gd (Some [| 1.0 |]) None None (Some ktd)
             Expect.isTrue (Array.forall Double.IsFinite out.Test.Value.Data) "finite times need no factorisation"
+    ]
+
+/// Cancellation and progress of gpInferenceWith: checked between steps, reported in order.
+[<Tests>]
+let controlTests =
+    testList "PredictControlTests" [
+        testCase "gpInferenceWith: a cancelled token stops before the first factorisation; progress lists the steps" <| fun () ->
+            let kdd = Tensor.create [| 2; 2 |] [| 2.0; 0.5; 0.5; 1.0 |]
+            let y = Tensor.create [| 2; 1 |] [| 1.0; -1.0 |]
+            let ktd = Tensor.create [| 1; 2 |] [| 0.3; 0.2 |]
+            let ktt = Tensor.create [| 1; 1 |] [| 1.0 |]
+            use cts = new Threading.CancellationTokenSource()
+            cts.Cancel()
+            let p = Predict.gpInferenceWith { Cancellation = cts.Token; Progress = None } (KernelMatrices.ofNngp kdd) y 0.0 false [ PredictGet.Nngp ]
+            throwsExactly<OperationCanceledException> (fun () -> p (Some(KernelMatrices.ofNngp ktd)) None |> ignore) |> ignore
+            let seen = ResizeArray<PredictProgress>()
+            let progress = { new IProgress<PredictProgress> with member _.Report v = seen.Add v }
+            let q = Predict.gpInferenceWith { PredictControl.None with Progress = Some progress } (KernelMatrices.ofNngp kdd) y 0.0 false [ PredictGet.Nngp ]
+            q (Some(KernelMatrices.ofNngp ktd)) (Some(KernelMatrices.ofNngp ktt)) |> ignore
+            Expect.equal [ for s in seen -> s.Step ] [ "NNGP train–train kernel"; "Cholesky factor of the NNGP"; "Nngp mean"; "Nngp covariance" ] "steps"
+            Expect.equal [ for s in seen -> s.StepsDone ] [ 1; 2; 3; 4 ] "counts"
     ]

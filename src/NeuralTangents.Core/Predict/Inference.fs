@@ -20,10 +20,22 @@ module internal PredictInference =
         | PredictGet.Nngp -> "NNGP"
         | PredictGet.Ntk | PredictGet.NtkGp -> "NTK"
 
+    /// Checks for cancellation and reports progress between the big steps of one predictor.
+    type Monitor(control: PredictControl) =
+        let clock = System.Diagnostics.Stopwatch.StartNew()
+        let mutable steps = 0
+        /// Throws OperationCanceledException when cancellation was requested.
+        member _.Check() = control.Cancellation.ThrowIfCancellationRequested()
+        /// Records a finished step, then checks for cancellation.
+        member _.Done(step: string) =
+            let k = System.Threading.Interlocked.Increment(&steps)
+            control.Progress |> Option.iter (fun p -> p.Report { Step = step; StepsDone = k; Elapsed = clock.Elapsed })
+            control.Cancellation.ThrowIfCancellationRequested()
+
     /// The training set: targets (N, K), the train–train blocks (fetched on first use as a row-major N×N buffer
     /// and whether the callee may overwrite it) packed with their Cholesky factors, (K + λI)⁻¹·y and eigenbases
     /// (neural_tangents' lru_caches).
-    type TrainSet(n: int, y: Tensor, diagReg: float, absolute: bool, fetch: PredictGet -> float[] * bool) =
+    type TrainSet(n: int, y: Tensor, diagReg: float, absolute: bool, fetch: PredictGet -> float[] * bool, monitor: Monitor) =
         let gate = obj ()
         let blocks = Dictionary<PredictGet, Block>()
         let kinvyT = Dictionary<PredictGet, float[]>()
@@ -49,13 +61,20 @@ module internal PredictInference =
         /// The packed block (Nngp or Ntk): symmetrised S, and its factor once asked for.
         member _.Block(b: PredictGet) =
             cached blocks b (fun () ->
+                monitor.Check()
                 let data, owned = fetch b
+                monitor.Done(sprintf "%s train–train kernel" (blockName b))
                 Block.Create(sprintf "the %s train–train kernel" (blockName b), data, n, owned, diagReg, absolute))
         /// The factored block.
         member t.Factor(b: PredictGet) =
             let blk = t.Block b
-            blk.Factor()
+            if not blk.IsFactored then
+                monitor.Check()
+                blk.Factor()
+                monitor.Done(sprintf "Cholesky factor of the %s" (blockName b))
             blk
+        /// Cancellation and progress of this predictor.
+        member _.Monitor = monitor
         /// ((K + λI)⁻¹·y)ᵀ, (K, N).
         member t.KInvYT(b: PredictGet) =
             cached kinvyT b (fun () ->
@@ -64,7 +83,12 @@ module internal PredictInference =
                 z)
         /// Eigenbasis of the regularised block.
         member t.Eigen(b: PredictGet) =
-            cached eigs b (fun () -> eigen (sprintf "the %s train–train kernel" (blockName b)) (t.Block b))
+            cached eigs b (fun () ->
+                let blk = t.Block b
+                monitor.Check()
+                let e = eigen (sprintf "the %s train–train kernel" (blockName b)) blk
+                monitor.Done(sprintf "eigendecomposition of the %s" (blockName b))
+                e)
 
     /// Test-side blocks, row-major and read-only: test–train (M, N) and, for covariances, the symmetrised
     /// test–test (M, M), fetched by block kind.
@@ -86,6 +110,7 @@ module internal PredictInference =
             let ktd = tb.TestTrain b
             // Mean K*·(K + λI)⁻¹·y.
             let mean = Linalg.gemmNT 1.0 ktd m (ts.KInvYT b) k n
+            ts.Monitor.Done(sprintf "%A mean" g)
             let cov =
                 tb.TestTest
                 |> Option.map (fun ktt ->
@@ -123,4 +148,5 @@ module internal PredictInference =
                                 c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
                         Linalg.mirrorLower c m
                         Tensor.create [| m; m |] c)
+            if cov.IsSome then ts.Monitor.Done(sprintf "%A covariance" g)
             { Mean = Tensor.create [| m; k |] mean; Covariance = cov }

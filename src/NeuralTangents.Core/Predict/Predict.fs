@@ -61,6 +61,8 @@ module Predict =
     /// K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose); it needs both the NNGP and the NTK blocks.
     /// NtkGp: the NNGP formulas with the NTK in place of the NNGP (arXiv:2007.05864).
     /// </summary>
+    /// <param name="control">Cancellation and progress, checked between the big steps (factorisations, solves);
+    /// PredictControl.None for neither.</param>
     /// <param name="kTrainTrain">Train–train blocks (N, N): the NNGP for Nngp, the NTK for Ntk and NtkGp, both
     /// for an Ntk covariance. They are symmetrised before use.</param>
     /// <param name="yTrain">Training targets (N, K).</param>
@@ -76,9 +78,10 @@ module Predict =
     /// negative diagReg, naming the argument.</exception>
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">when a train–train block is not positive
     /// definite; the message suggests diag_reg.</exception>
-    [<CompiledName("GpInference")>]
-    let gpInference (kTrainTrain: KernelMatrices) (yTrain: Tensor) (diagReg: float) (diagRegAbsoluteScale: bool)
-                    (kinds: PredictGet list) : KernelMatrices option -> KernelMatrices option -> Map<PredictGet, Gaussian> =
+    [<CompiledName("GpInferenceWith")>]
+    let gpInferenceWith (control: PredictControl) (kTrainTrain: KernelMatrices) (yTrain: Tensor) (diagReg: float)
+                        (diagRegAbsoluteScale: bool) (kinds: PredictGet list)
+                        : KernelMatrices option -> KernelMatrices option -> Map<PredictGet, Gaussian> =
         checkDiagReg diagReg
         if List.isEmpty kinds then invalidArg "kinds" "ask for at least one of PredictGet.Nngp, Ntk, NtkGp"
         let n = (firstBlock "kTrainTrain" kTrainTrain).Shape[0]
@@ -88,7 +91,7 @@ module Predict =
         for g in kinds do
             pick "kTrainTrain" (sprintf "the %A posterior" g) kTrainTrain (blockOf g) |> ignore
         let fetch b = (pick "kTrainTrain" "the NTK covariance" kTrainTrain b).Data, false
-        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fetch)
+        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fetch, Monitor control)
         fun (kTestTrain: KernelMatrices option) (kTestTest: KernelMatrices option) ->
             let test =
                 kTestTrain |> Option.map (fun ktr ->
@@ -108,10 +111,16 @@ module Predict =
             |> List.map (fun g -> g, posterior ts g test kTestTest.IsSome)
             |> Map.ofList
 
+    /// <summary><c>gpInferenceWith</c> without cancellation or progress (see its documentation).</summary>
+    [<CompiledName("GpInference")>]
+    let gpInference (kTrainTrain: KernelMatrices) (yTrain: Tensor) (diagReg: float) (diagRegAbsoluteScale: bool)
+                    (kinds: PredictGet list) : KernelMatrices option -> KernelMatrices option -> Map<PredictGet, Gaussian> =
+        gpInferenceWith PredictControl.None kTrainTrain yTrain diagReg diagRegAbsoluteScale kinds
+
     /// The ensemble predictor behind both public entry points; with <paramref name="ownsTrainKernel"/> the
     /// train kernel that kernelFn returns is fresh and nobody else's, so its buffers are symmetrised and factored
     /// in place (two N×N arrays for NNGP and NTK together, instead of four).
-    let private ensemble (kernelFn: Tensor -> Tensor option -> Get -> Kernel) (ownsTrainKernel: bool) (xTrain: Tensor)
+    let private ensemble (control: PredictControl) (kernelFn: Tensor -> Tensor option -> Get -> Kernel) (ownsTrainKernel: bool) (xTrain: Tensor)
                          (yTrain: Tensor) (learningRate: float) (diagReg: float) (diagRegAbsoluteScale: bool)
                          : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
         checkLearningRate learningRate
@@ -142,15 +151,23 @@ module Predict =
                         | None -> invalidArg "kernelFn" "returned no NTK when asked for Both")
             checkShape "kernelFn(xTrain, None)" n n t
             t.Data, ownsTrainKernel
-        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fetch)
+        let monitor = Monitor control
+        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fetch, monitor)
         fun (t: float[] option) (xTest: Tensor option) (get: Get) (computeCov: bool) ->
             t |> Option.iter checkTimes
             let test =
                 xTest |> Option.map (fun x ->
+                    monitor.Check()
                     let ktd = kernelFn x (Some xTrain) (if get.WantsNtk then Get.Both else Get.Nngp)
+                    monitor.Done "test–train kernel"
                     checkMatrix "kernelFn(xTest, xTrain)" ktd.Nngp
                     let m = ktd.Nngp.Shape[0]
-                    let nngpTt = if computeCov then Some (kernelFn x None Get.Nngp).Nngp else None
+                    let nngpTt =
+                        if not computeCov then None
+                        else
+                            let k = (kernelFn x None Get.Nngp).Nngp
+                            monitor.Done "test–test kernel"
+                            Some k
                     { M = m
                       TestTrain = memo (fun b ->
                           let k =
@@ -197,13 +214,15 @@ module Predict =
                                    (yTrain: Tensor) (learningRate: float) (diagReg: float)
                                    (diagRegAbsoluteScale: bool)
                                    : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
-        ensemble kernelFn false xTrain yTrain learningRate diagReg diagRegAbsoluteScale
+        ensemble PredictControl.None kernelFn false xTrain yTrain learningRate diagReg diagRegAbsoluteScale
 
     /// <summary>
     /// <c>gradientDescentMseEnsemble</c> with <c>KernelFn.compute network</c> as the kernel function. Since the
     /// train–train kernel is then computed here and shared with nobody, its arrays are symmetrised and factored in
     /// place: the predictor holds two N×N arrays (NNGP and NTK, each packed with its Cholesky factor) at t = ∞.
     /// </summary>
+    /// <param name="control">Cancellation and progress, checked between the big steps (PredictControl.None for
+    /// neither).</param>
     /// <param name="network">The network whose kernels are used.</param>
     /// <param name="xTrain">Training inputs (batch axis first).</param>
     /// <param name="yTrain">Training targets (N, K).</param>
@@ -212,10 +231,10 @@ module Predict =
     /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
     /// <returns>The predictor of <c>gradientDescentMseEnsemble</c>.</returns>
     [<CompiledName("GradientDescentMseEnsembleOfNetwork")>]
-    let gradientDescentMseEnsembleOfNetwork (network: Layer) (xTrain: Tensor) (yTrain: Tensor) (learningRate: float)
+    let gradientDescentMseEnsembleOfNetwork (control: PredictControl) (network: Layer) (xTrain: Tensor) (yTrain: Tensor) (learningRate: float)
                                             (diagReg: float) (diagRegAbsoluteScale: bool)
                                             : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
-        ensemble (KernelFn.compute network) true xTrain yTrain learningRate diagReg diagRegAbsoluteScale
+        ensemble control (KernelFn.compute network) true xTrain yTrain learningRate diagReg diagRegAbsoluteScale
 
     let private initialOutputs (name: string) (rows: int) (k: int) (f: Tensor option) =
         match f with
@@ -264,7 +283,7 @@ module Predict =
         checkLearningRate learningRate
         checkDiagReg diagReg
         let k = yTrain.Shape[1]
-        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fun _ -> kTrainTrain.Data, false)
+        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, (fun _ -> kTrainTrain.Data, false), Monitor PredictControl.None)
         fun (t: float[] option) (fxTrain0: Tensor option) (fxTest0: Tensor option) (kTestTrain: Tensor option) ->
             t |> Option.iter checkTimes
             let f0 = initialOutputs "fxTrain0" n k fxTrain0
