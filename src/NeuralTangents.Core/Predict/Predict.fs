@@ -131,6 +131,8 @@ module Predict =
         let gate = obj ()
         let mutable trainKernel: Kernel option = None
         let taken = HashSet<PredictGet>()
+        // Set by a call that asks for the NTK: the train kernel is then computed once, NNGP and NTK together.
+        let mutable wantsNtk = false
         let fetch (b: PredictGet) =
             let t =
                 lock gate (fun () ->
@@ -138,7 +140,7 @@ module Predict =
                         match trainKernel with
                         | Some k when b = PredictGet.Nngp || k.Ntk.IsSome -> k
                         | _ ->
-                            let k = kernelFn xTrain None (if b = PredictGet.Nngp then Get.Nngp else Get.Both)
+                            let k = kernelFn xTrain None (if b = PredictGet.Nngp && not wantsNtk then Get.Nngp else Get.Both)
                             trainKernel <- Some k
                             k
                     taken.Add b |> ignore
@@ -155,6 +157,7 @@ module Predict =
         let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fetch, monitor)
         fun (t: float[] option) (xTest: Tensor option) (get: Get) (computeCov: bool) ->
             t |> Option.iter checkTimes
+            if get.WantsNtk then lock gate (fun () -> wantsNtk <- true)
             let test =
                 xTest |> Option.map (fun x ->
                     monitor.Check()
@@ -314,8 +317,9 @@ module Predict =
             | Some s when s <= 0 -> invalidArg "yTrainSize" (sprintf "must be > 0, got %d" s)
             | Some s -> s
             | None -> n
-        let evd = (symmetrize ntkTrainTrain).Evd(Symmetricity.Symmetric)
-        let maxEv = evd.EigenValues.ToArray() |> Array.map (fun c -> c.Real) |> Array.max
+        let a = Array.copy ntkTrainTrain.Data
+        PredictFactor.symmetrizeInPlace a n
+        let maxEv = Array.max (Linalg.symmetricEigenRowsInPlace a n) // dsyevd (MathNet without LAPACKE)
         2.0 * (1.0 + momentum) * float size / (maxEv + eps)
 
     /// <summary>
