@@ -41,6 +41,9 @@ public static class Ensemble
     /// <param name="diagReg">Ridge on the train–train kernel, relative to its mean diagonal unless
     /// <paramref name="diagRegAbsoluteScale"/>.</param>
     /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <param name="cancellationToken">Stops the prediction at the next step boundary (after a kernel, a
+    /// factorisation or a solve) with an <see cref="OperationCanceledException"/>.</param>
+    /// <param name="progress">Receives one report per finished step, or null.</param>
     /// <returns>NNGP and NTK predictions, one per time.</returns>
     /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
     /// <exception cref="ArgumentException">on mismatched shapes, a non-positive learning rate, negative or NaN times,
@@ -49,15 +52,18 @@ public static class Ensemble
     /// the message suggests diagReg.</exception>
     public static EnsemblePrediction Predict(
         Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, double[]? times = null,
-        bool computeCov = false, double learningRate = 1.0, double diagReg = 0.0, bool diagRegAbsoluteScale = false)
+        bool computeCov = false, double learningRate = 1.0, double diagReg = 0.0, bool diagRegAbsoluteScale = false,
+        CancellationToken cancellationToken = default, IProgress<PredictionProgress>? progress = null)
     {
         Boundary.NotNull(network, nameof(network));
         Boundary.NotNull(xTrain, nameof(xTrain));
         Boundary.NotNull(yTrain, nameof(yTrain));
         var ts = times is null ? null : Boundary.Times(times, nameof(times));
         var layer = network.ToFSharp();
-        var kernelFn = FuncConvert.FromFunc<Tensor, FSharpOption<Tensor>, Get, Kernel>(
-            (x1, x2, get) => KernelFn.Compute(layer, x1, x2, get));
+        var control = new PredictControl(cancellationToken,
+            progress is null
+                ? FSharpOption<IProgress<PredictProgress>>.None
+                : FSharpOption<IProgress<PredictProgress>>.Some(new ProgressAdapter(progress)));
         var names = Boundary.Names(
             ("kernelFn", nameof(network)), ("kernelFn(xTrain, None)", nameof(network)),
             ("kernelFn(xTest, xTrain)", nameof(network)), ("kernelFn(xTest, None)", nameof(network)),
@@ -66,8 +72,9 @@ public static class Ensemble
         return Boundary.Call(
             () =>
             {
-                var predict = NeuralTangents.Predict.GradientDescentMseEnsemble(
-                    kernelFn, TensorModule.OfArray2D(xTrain), TensorModule.OfArray2D(yTrain), learningRate, diagReg,
+                // The network's own kernels: the train kernel is computed and factored in place (two N×N arrays).
+                var predict = NeuralTangents.Predict.GradientDescentMseEnsembleOfNetwork(
+                    control, layer, TensorModule.OfArray2D(xTrain), TensorModule.OfArray2D(yTrain), learningRate, diagReg,
                     diagRegAbsoluteScale);
                 var testOpt = xTest is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(TensorModule.OfArray2D(xTest));
                 FSharpMap<PredictGet, Gaussian> At(FSharpOption<double[]> t) =>
@@ -136,4 +143,20 @@ public static class Ensemble
 
         return m;
     }
+
+    private sealed class ProgressAdapter : IProgress<PredictProgress>
+    {
+        private readonly IProgress<PredictionProgress> inner;
+
+        internal ProgressAdapter(IProgress<PredictionProgress> inner) => this.inner = inner;
+
+        public void Report(PredictProgress value) =>
+            inner.Report(new PredictionProgress(value.Step, value.StepsDone, value.Elapsed));
+    }
 }
+
+/// <summary>One finished step of a prediction (a kernel, a factorisation, a solve).</summary>
+/// <param name="Step">What finished, e.g. "Cholesky factor of the NTK".</param>
+/// <param name="StepsDone">Steps finished so far.</param>
+/// <param name="Elapsed">Time since the prediction started.</param>
+public sealed record PredictionProgress(string Step, int StepsDone, TimeSpan Elapsed);

@@ -119,12 +119,29 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     let req = PredictRequest.parse baseDir text
     RequestIo.prepareOut req.Out
     let sw = Stopwatch.StartNew()
+    // Ctrl-C stops at the next step boundary (after a kernel, a factorisation or a solve); nothing is written.
+    use cancel = new System.Threading.CancellationTokenSource()
+    let lastStep = ref "none"
+    let onCancel = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cancel.Cancel())
+    Console.CancelKeyPress.AddHandler onCancel
+    use _restore = { new IDisposable with member _.Dispose() = Console.CancelKeyPress.RemoveHandler onCancel }
+    let control =
+        { Cancellation = cancel.Token
+          Progress = Some { new IProgress<PredictProgress> with member _.Report p = lastStep.Value <- p.Step } }
     let needNtk = req.Kinds |> List.exists (fun k -> k <> PredictGet.Nngp)
     checkNetwork req needNtk
     let kernelFn = cachedKernelFn req.Tiling req.Arch needNtk
+    // Without NTKGP nothing else needs the train kernel, so the ensemble computes it itself and factors it in
+    // place (two N×N arrays); with NTKGP both share the cached kernels.
     let ensemble =
-        lazy (Predict.gradientDescentMseEnsemble kernelFn req.XTrain req.YTrain req.LearningRate req.DiagReg
-                  req.DiagRegAbsoluteScale)
+        lazy
+            (if List.contains PredictGet.NtkGp req.Kinds then
+                 Predict.gradientDescentMseEnsemble kernelFn req.XTrain req.YTrain req.LearningRate req.DiagReg
+                     req.DiagRegAbsoluteScale
+             else
+                 Predict.gradientDescentMseEnsembleOfFreshKernels control (Batching.compute req.Tiling req.Arch) req.XTrain req.YTrain
+                     req.LearningRate req.DiagReg
+                     req.DiagRegAbsoluteScale)
     let ensembleGet =
         match List.contains PredictGet.Nngp req.Kinds, List.contains PredictGet.Ntk req.Kinds with
         | true, true -> Some Both
@@ -170,7 +187,10 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
                         g.Mean, g.Covariance)
             { Mean = stack (List.map fst parts)
               Covariance = if req.ComputeCov then Some(stack (parts |> List.map (snd >> Option.get))) else None }
-    let predictions = req.Kinds |> List.map (fun k -> keyOf k, predictionOf k)
+    let predictions =
+        try req.Kinds |> List.map (fun k -> keyOf k, predictionOf k)
+        with :? OperationCanceledException ->
+            fail "cancelled (Ctrl-C) after the step '%s'; nothing was written" lastStep.Value
     let ms = sw.Elapsed.TotalMilliseconds
     let arrays =
         [ for name, g in predictions do

@@ -281,3 +281,214 @@ module internal Linalg =
         | Some 0 -> w, v
         | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dsyevd did not converge (info = %d)" info))
         | None -> symmetricEigenManaged a n
+
+    // ---------------------------------------------------------------------------------------------
+    // In-place triangular kernels for prediction (row-major, no hidden copies): native BLAS/LAPACK when loaded,
+    // managed blocked loops otherwise. A factor L lives in the lower triangle (with diagonal) of an n×n buffer;
+    // the strictly upper triangle belongs to the caller and is never read or written by the factor routines.
+
+    /// Rows of the right-hand side handled together by the managed triangular solves: one row of L, loaded once,
+    /// serves this many right-hand sides (16 rows of 32 KB stay in L2 for n = 4000).
+    [<Literal>]
+    let private SolveRows = 16
+
+    /// Managed in-place Cholesky of the row-major lower triangle (left-looking, in blocks of 64 rows: the columns
+    /// left of a block depend only on finished rows, so its rows run in parallel; the 64×64 triangle is sequential).
+    /// Returns LAPACK's info: 0, or j > 0 when the leading minor of order j is not positive definite.
+    let choleskyLowerInPlaceManaged (a: float[]) (n: int) : int =
+        checkSize "a" a (n * n)
+        let block = 64
+        let mutable info = 0
+        let mutable i0 = 0
+        while info = 0 && i0 < n do
+            let i1 = min n (i0 + block)
+            if i0 > 0 then
+                parallelRanges (i1 - i0) (float i0 * float i0) (fun lo hi ->
+                    for i in i0 + lo .. i0 + hi - 1 do
+                        let ri = i * n
+                        for j in 0 .. i0 - 1 do
+                            let s = a[ri + j] - TensorPrimitives.Dot(ReadOnlySpan(a, ri, j), ReadOnlySpan(a, j * n, j))
+                            a[ri + j] <- s / a[j * n + j])
+            let mutable i = i0
+            while info = 0 && i < i1 do
+                let ri = i * n
+                for j in i0 .. i - 1 do
+                    let s = a[ri + j] - TensorPrimitives.Dot(ReadOnlySpan(a, ri, j), ReadOnlySpan(a, j * n, j))
+                    a[ri + j] <- s / a[j * n + j]
+                let d = a[ri + i] - TensorPrimitives.Dot(ReadOnlySpan(a, ri, i), ReadOnlySpan(a, ri, i))
+                // A non-positive (or NaN) pivot: the leading minor of order i + 1 is not positive definite.
+                if not (d > 0.0) then info <- i + 1 else a[ri + i] <- sqrt d
+                i <- i + 1
+            i0 <- i1
+        info
+
+    /// <summary>In-place Cholesky factor L (A = L·Lᵀ) of the symmetric matrix in the row-major lower triangle of
+    /// a; the strictly upper triangle is left as it was. LAPACK's info: 0 on success, j &gt; 0 when the leading
+    /// minor of order j is not positive definite.</summary>
+    let choleskyLowerInPlace (a: float[]) (n: int) : int =
+        checkSize "a" a (n * n)
+        match Native.tryPotrfLowerInPlace a n with
+        | Some info when info >= 0 -> info
+        | Some info -> invalidArg "a" (sprintf "LAPACKE_dpotrf rejected argument %d" (-info))
+        | None -> choleskyLowerInPlaceManaged a n
+
+    /// Managed B ← B·L⁻ᵀ (row r of B becomes L⁻¹·b_r, forward substitution), SolveRows rows at a time.
+    let trsmRightLowerTransManaged (l: float[]) (n: int) (b: float[]) (m: int) =
+        checkSize "l" l (n * n)
+        checkSize "b" b (m * n)
+        let groups = (m + SolveRows - 1) / SolveRows
+        parallelRanges groups (float SolveRows * float n * float n) (fun g0 g1 ->
+            for g in g0 .. g1 - 1 do
+                let r0 = g * SolveRows
+                let r1 = min m (r0 + SolveRows)
+                for j in 0 .. n - 1 do
+                    let lj = ReadOnlySpan(l, j * n, j)
+                    let ljj = l[j * n + j]
+                    for r in r0 .. r1 - 1 do
+                        let br = r * n
+                        b[br + j] <- (b[br + j] - TensorPrimitives.Dot(lj, ReadOnlySpan(b, br, j))) / ljj)
+
+    /// Managed B ← B·L⁻¹ (row r of B becomes L⁻ᵀ·b_r, back substitution by rows of L), SolveRows rows at a time.
+    let trsmRightLowerManaged (l: float[]) (n: int) (b: float[]) (m: int) =
+        checkSize "l" l (n * n)
+        checkSize "b" b (m * n)
+        let groups = (m + SolveRows - 1) / SolveRows
+        parallelRanges groups (float SolveRows * float n * float n) (fun g0 g1 ->
+            for g in g0 .. g1 - 1 do
+                let r0 = g * SolveRows
+                let r1 = min m (r0 + SolveRows)
+                for j in n - 1 .. -1 .. 0 do
+                    let lj = ReadOnlySpan(l, j * n, j)
+                    let ljj = l[j * n + j]
+                    for r in r0 .. r1 - 1 do
+                        let br = r * n
+                        let x = b[br + j] / ljj
+                        b[br + j] <- x
+                        if x <> 0.0 then
+                            let head = Span(b, br, j)
+                            TensorPrimitives.MultiplyAdd(lj, -x, ReadOnlySpan(b, br, j), head))
+
+    /// <summary>B (m×n) ← B·L⁻ᵀ in place, L the lower triangle of l (n×n): each row b_r becomes L⁻¹·b_r.</summary>
+    let trsmRightLowerTrans (l: float[]) (n: int) (b: float[]) (m: int) =
+        checkSize "l" l (n * n)
+        checkSize "b" b (m * n)
+        if not (Native.tryTrsmRightLowerTrans l n b m) then trsmRightLowerTransManaged l n b m
+
+    /// <summary>B (m×n) ← B·L⁻¹ in place, L the lower triangle of l (n×n): each row b_r becomes L⁻ᵀ·b_r.</summary>
+    let trsmRightLower (l: float[]) (n: int) (b: float[]) (m: int) =
+        checkSize "l" l (n * n)
+        checkSize "b" b (m * n)
+        if not (Native.tryTrsmRightLower l n b m) then trsmRightLowerManaged l n b m
+
+    /// Managed C = B·S (B m×n, S symmetric from the upper triangle of s with the diagonal d): with U the strictly
+    /// upper part, row r of B·S is Σ_i b_ri·(d_i e_i + U_i,· + U_·,i), i.e. an axpy and a dot per row i of U.
+    let symmRightUpperManaged (s: float[]) (d: float[]) (n: int) (b: float[]) (m: int) : float[] =
+        checkSize "s" s (n * n)
+        checkSize "b" b (m * n)
+        let c = Array.zeroCreate (m * n)
+        let groups = (m + SolveRows - 1) / SolveRows
+        parallelRanges groups (2.0 * float SolveRows * float n * float n) (fun g0 g1 ->
+            for g in g0 .. g1 - 1 do
+                let r0 = g * SolveRows
+                let r1 = min m (r0 + SolveRows)
+                for i in 0 .. n - 1 do
+                    let len = n - i - 1
+                    let ui = ReadOnlySpan(s, i * n + i + 1, len)
+                    for r in r0 .. r1 - 1 do
+                        let bri = b[r * n + i]
+                        let tail = Span(c, r * n + i + 1, len)
+                        if bri <> 0.0 then TensorPrimitives.MultiplyAdd(ui, bri, ReadOnlySpan(c, r * n + i + 1, len), tail)
+                        c[r * n + i] <- c[r * n + i] + bri * d[i] + TensorPrimitives.Dot(ui, ReadOnlySpan(b, r * n + i + 1, len)))
+        c
+
+    /// <summary>C = B·S for B (m×n) and the symmetric S held in the strictly upper triangle of s plus the diagonal
+    /// d (the lower triangle and diagonal of s are not read). Native dsymm when loaded: it reads s's diagonal, so
+    /// the caller must hold d there during the call (see <c>PredictFactor</c>).</summary>
+    let symmRightUpperNative (s: float[]) (n: int) (b: float[]) (m: int) : float[] option =
+        let c = Array.zeroCreate (m * n)
+        if Native.trySymmRightUpper s n b m c then Some c else None
+
+    /// <summary>C ← alpha · A (m×k) · Bᵀ (B n×k) + beta · C in place, row-major; native dgemm when available.</summary>
+    let gemmNTInto (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) (beta: float) (c: float[]) =
+        checkSize "a" a (m * k)
+        checkSize "b" b (n * k)
+        checkSize "c" c (m * n)
+        if not (Native.tryGemmNTInto alpha a m b n k beta c) then
+            let p = gemmNTManaged alpha a m b n k
+            if beta = 0.0 then Array.blit p 0 c 0 (m * n)
+            else
+                TensorPrimitives.Multiply(ReadOnlySpan(c, 0, m * n), beta, Span(c, 0, m * n))
+                TensorPrimitives.Add(ReadOnlySpan(c, 0, m * n), ReadOnlySpan p, Span(c, 0, m * n))
+
+    /// <summary>Eigenvalues (ascending) of the symmetric matrix in the row-major lower triangle of a, whose rows
+    /// become the matching unit eigenvectors (row j for value j), in place: dsyevd when loaded, MathNet otherwise.</summary>
+    let symmetricEigenRowsInPlace (a: float[]) (n: int) : float[] =
+        checkSize "a" a (n * n)
+        let w = Array.zeroCreate n
+        match Native.trySyevdRows a n w with
+        | Some 0 -> w
+        | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dsyevd did not converge (info = %d)" info))
+        | None ->
+            // Managed: MathNet reads the whole matrix, so mirror the lower triangle first.
+            for i in 0 .. n - 1 do
+                for j in i + 1 .. n - 1 do
+                    a[i * n + j] <- a[j * n + i]
+            let values, cols = symmetricEigenManaged a n
+            for i in 0 .. n - 1 do
+                for j in 0 .. n - 1 do
+                    a[j * n + i] <- cols[i * n + j]
+            Array.blit values 0 w 0 n
+            w
+
+    /// <summary>C (m×n) = op(A)·op(B), fresh, row-major; op transposes when the flag is set (A stored m×k, or k×m
+    /// when transposed; B stored k×n, or n×k when transposed). Native dgemm when available; the managed path
+    /// lays the operands out for the A·Bᵀ kernel.</summary>
+    let gemm (transA: bool) (transB: bool) (m: int) (n: int) (k: int) (a: float[]) (b: float[]) : float[] =
+        checkSize "a" a (m * k)
+        checkSize "b" b (k * n)
+        let c = Array.zeroCreate (m * n)
+        if not (Native.tryGemmInto transA transB m n k 1.0 a b 0.0 c) && m > 0 && n > 0 && k > 0 then
+            let tr (x: float[]) rows cols =
+                let t = Array.zeroCreate (rows * cols)
+                for i in 0 .. rows - 1 do
+                    for j in 0 .. cols - 1 do
+                        t[j * rows + i] <- x[i * cols + j]
+                t
+            let a' = if transA then tr a k m else a // m×k
+            let b' = if transB then b else tr b k n // n×k
+            gemmInto 1.0 a' m b' n k c
+        c
+
+    /// <summary>G = alpha · A·Aᵀ (n×n) for A (n×k), fresh and exactly symmetric: native dsyrk on the lower triangle
+    /// (half the flops of a general product) mirrored to the upper one; the managed A·Bᵀ kernel otherwise, then
+    /// mirrored the same way.</summary>
+    let gram (alpha: float) (a: float[]) (n: int) (k: int) : float[] =
+        checkSize "a" a (n * k)
+        let c =
+            let c = Array.zeroCreate (n * n)
+            if Native.trySyrkLower alpha a n k 0.0 c then c
+            else gemmNT alpha a n a n k
+        // Mirror the lower triangle in 64×64 tile pairs (both reads stay in cache).
+        let tile = 64
+        let tiles = (n + tile - 1) / tile
+        parallelRanges tiles (float (tile * n)) (fun lo hi ->
+            for bi in lo .. hi - 1 do
+                for bj in bi .. tiles - 1 do
+                    for i in bi * tile .. min n ((bi + 1) * tile) - 1 do
+                        for j in max (i + 1) (bj * tile) .. min n ((bj + 1) * tile) - 1 do
+                            c[i * n + j] <- c[j * n + i])
+        c
+
+    /// <summary>The lower triangle (with diagonal) of the symmetric C (n×n) ← C + alpha · A·Aᵀ, A n×k: native dsyrk
+    /// (half a product's flops), or the managed A·Bᵀ kernel, which also updates the upper triangle. Callers that
+    /// need the full matrix mirror the lower triangle afterwards (<c>mirrorLower</c>).</summary>
+    let rankUpdateLower (alpha: float) (a: float[]) (n: int) (k: int) (c: float[]) =
+        checkSize "a" a (n * k)
+        checkSize "c" c (n * n)
+        if not (Native.trySyrkLower alpha a n k 1.0 c) then gemmNTInto alpha a n a n k 1.0 c
+
+    /// <summary>Copies the lower triangle of a square row-major buffer onto its upper triangle.</summary>
+    let mirrorLower (c: float[]) (n: int) =
+        for i in 0 .. n - 1 do
+            for j in i + 1 .. n - 1 do
+                c[i * n + j] <- c[j * n + i]

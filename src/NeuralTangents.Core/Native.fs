@@ -20,6 +20,21 @@ module internal Native =
     [<Literal>]
     let Trans = 112
 
+    [<Literal>]
+    let ColMajor = 102
+
+    [<Literal>]
+    let private Upper = 121
+
+    [<Literal>]
+    let private LowerTri = 122
+
+    [<Literal>]
+    let private Right = 142
+
+    [<Literal>]
+    let private NonUnit = 131
+
     [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
     type Dgemm =
         delegate of order: int * transA: int * transB: int * m: int * n: int * k: int * alpha: float * a: nativeint * lda: int *
@@ -36,6 +51,31 @@ module internal Native =
     type Dsyevd =
         delegate of layout: int * jobz: byte * uplo: byte * n: int * a: nativeint * lda: int * w: nativeint -> int
 
+    /// cblas_dtrsm: B ← alpha · op(A)⁻¹·B (side Left) or alpha · B·op(A)⁻¹ (side Right), A triangular.
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dtrsm =
+        delegate of order: int * side: int * uplo: int * transA: int * diag: int * m: int * n: int * alpha: float *
+                    a: nativeint * lda: int * b: nativeint * ldb: int -> unit
+
+    /// cblas_dsymm: C ← alpha · A·B + beta · C (side Left) or alpha · B·A + beta · C (side Right), A symmetric
+    /// and read from one triangle only.
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dsymm =
+        delegate of order: int * side: int * uplo: int * m: int * n: int * alpha: float * a: nativeint * lda: int *
+                    b: nativeint * ldb: int * beta: float * c: nativeint * ldc: int -> unit
+
+    /// cblas_dtrmm: B ← alpha · op(A)·B (side Left) or alpha · B·op(A) (side Right), A triangular.
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dtrmm =
+        delegate of order: int * side: int * uplo: int * transA: int * diag: int * m: int * n: int * alpha: float *
+                    a: nativeint * lda: int * b: nativeint * ldb: int -> unit
+
+    /// cblas_dsyrk: C ← alpha · A·Aᵀ + beta · C (trans NoTrans) on one triangle of C.
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dsyrk =
+        delegate of order: int * uplo: int * trans: int * n: int * k: int * alpha: float * a: nativeint * lda: int *
+                    beta: float * c: nativeint * ldc: int -> unit
+
     [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
     type CoreName = delegate of unit -> nativeint
 
@@ -50,10 +90,14 @@ module internal Native =
           Potrf: Dpotrf option
           Potrs: Dpotrs option
           Syevd: Dsyevd option
+          Trsm: Dtrsm option
+          Symm: Dsymm option
+          Syrk: Dsyrk option
+          Trmm: Dtrmm option
           CoreName: string option }
 
     let private none =
-        { Blas = None; Lapacke = None; Gemm = None; Potrf = None; Potrs = None; Syevd = None; CoreName = None }
+        { Blas = None; Lapacke = None; Gemm = None; Potrf = None; Potrs = None; Syevd = None; Trsm = None; Symm = None; Syrk = None; Trmm = None; CoreName = None }
 
     let private blasNames =
         [ "libopenblas.so.0"; "libopenblas.so"; "libcblas.so.3"; "libblas.so.3"; "libopenblas.dylib"; "libopenblas.dll" ]
@@ -112,6 +156,10 @@ module internal Native =
                   Potrf = (if lapackeOk then potrf else None)
                   Potrs = (if lapackeOk then potrs else None)
                   Syevd = (if lapackeOk then syevd else None)
+                  Trsm = export<Dtrsm> blasHandle "cblas_dtrsm"
+                  Symm = export<Dsymm> blasHandle "cblas_dsymm"
+                  Syrk = export<Dsyrk> blasHandle "cblas_dsyrk"
+                  Trmm = export<Dtrmm> blasHandle "cblas_dtrmm"
                   CoreName = coreName }
             with _ ->
                 // A broken or foreign library must never take the managed path down with it.
@@ -174,6 +222,116 @@ module internal Native =
                 match ps with
                 | [ pa; pw ] -> f.Invoke(RowMajor, byte 'V', lower, n, pa, n, pw)
                 | _ -> -1))
+
+    // ---- Row-major triangles through column-major LAPACK, without LAPACKE's transposed copies ------------------
+    // LAPACKE's row-major entry points transpose the whole matrix into a scratch buffer and back. A row-major
+    // array read as column-major is the transpose, so for a symmetric matrix the row-major lower triangle is the
+    // column-major upper one: calling the column-major routines with uplo = 'U' works on the row-major lower
+    // triangle in place and never touches the row-major strictly upper triangle.
+
+    /// In-place Cholesky factor L (row-major lower triangle, A = L·Lᵀ) of the symmetric matrix held in the row-major
+    /// lower triangle of a; the strictly upper triangle is neither read nor written. Some info (0 = success, j > 0 =
+    /// the leading minor of order j is not positive definite), None when LAPACKE is not loaded.
+    let tryPotrfLowerInPlace (a: float[]) (n: int) : int option =
+        (libraries ()).Potrf
+        |> Option.map (fun f -> pinned [ a ] (fun ps -> f.Invoke(ColMajor, byte 'U', n, List.head ps, n)))
+
+    /// Eigenvalues (ascending, into w) and eigenvectors of the symmetric matrix held in the row-major lower
+    /// triangle of a; on success row j of a is the unit eigenvector of w[j] (column-major eigenvectors, read
+    /// row-major). dsyevd's workspace (about 2·n² doubles) is allocated by LAPACKE.
+    let trySyevdRows (a: float[]) (n: int) (w: float[]) : int option =
+        (libraries ()).Syevd
+        |> Option.map (fun f ->
+            pinned [ a; w ] (fun ps ->
+                match ps with
+                | [ pa; pw ] -> f.Invoke(ColMajor, byte 'V', byte 'U', n, pa, n, pw)
+                | _ -> -1))
+
+    /// B (m×n, row-major) ← B·L⁻ᵀ with L the row-major lower triangle of l (n×n): row r of B becomes L⁻¹·b_r.
+    let tryTrsmRightLowerTrans (l: float[]) (n: int) (b: float[]) (m: int) : bool =
+        match (libraries ()).Trsm with
+        | Some f when m > 0 && n > 0 ->
+            pinned [ l; b ] (fun ps ->
+                match ps with
+                | [ pl; pb ] -> f.Invoke(RowMajor, Right, LowerTri, Trans, NonUnit, m, n, 1.0, pl, n, pb, n)
+                | _ -> ())
+            true
+        | Some _ -> true
+        | None -> false
+
+    /// B (m×n, row-major) ← B·L⁻¹ with L the row-major lower triangle of l: row r of B becomes L⁻ᵀ·b_r.
+    let tryTrsmRightLower (l: float[]) (n: int) (b: float[]) (m: int) : bool =
+        match (libraries ()).Trsm with
+        | Some f when m > 0 && n > 0 ->
+            pinned [ l; b ] (fun ps ->
+                match ps with
+                | [ pl; pb ] -> f.Invoke(RowMajor, Right, LowerTri, NoTrans, NonUnit, m, n, 1.0, pl, n, pb, n)
+                | _ -> ())
+            true
+        | Some _ -> true
+        | None -> false
+
+    /// C (m×n, row-major, fresh) = B·S with B m×n and S the symmetric n×n matrix held in the row-major upper
+    /// triangle (with diagonal) of s; the strictly lower triangle of s is not read.
+    let trySymmRightUpper (s: float[]) (n: int) (b: float[]) (m: int) (c: float[]) : bool =
+        match (libraries ()).Symm with
+        | Some f when m > 0 && n > 0 ->
+            pinned [ s; b; c ] (fun ps ->
+                match ps with
+                | [ ps'; pb; pc ] -> f.Invoke(RowMajor, Right, Upper, m, n, 1.0, ps', n, pb, n, 0.0, pc, n)
+                | _ -> ())
+            true
+        | Some _ -> true
+        | None -> false
+
+    /// C (m×n) = alpha · A (m×k) · Bᵀ (B n×k) + beta · C with cblas_dgemm; false when no BLAS is loaded.
+    let tryGemmNTInto (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) (beta: float) (c: float[]) : bool =
+        match (libraries ()).Gemm with
+        | Some f when m > 0 && n > 0 && k > 0 ->
+            pinned [ a; b; c ] (fun ps ->
+                match ps with
+                | [ pa; pb; pc ] -> f.Invoke(RowMajor, NoTrans, Trans, m, n, k, alpha, pa, k, pb, k, beta, pc, n)
+                | _ -> ())
+            true
+        | _ -> false
+
+    /// B (m×n, row-major) ← B·L with L the row-major lower triangle of l (n×n); false when no BLAS is loaded.
+    let tryTrmmRightLower (l: float[]) (n: int) (b: float[]) (m: int) : bool =
+        match (libraries ()).Trmm with
+        | Some f when m > 0 && n > 0 ->
+            pinned [ l; b ] (fun ps ->
+                match ps with
+                | [ pl; pb ] -> f.Invoke(RowMajor, Right, LowerTri, NoTrans, NonUnit, m, n, 1.0, pl, n, pb, n)
+                | _ -> ())
+            true
+        | _ -> false
+
+    /// The lower triangle (with diagonal) of C (n×n, row-major) ← alpha · A·Aᵀ + beta · C, A n×k; the strictly upper
+    /// triangle is not written. False when no BLAS is loaded.
+    let trySyrkLower (alpha: float) (a: float[]) (n: int) (k: int) (beta: float) (c: float[]) : bool =
+        match (libraries ()).Syrk with
+        | Some f when n > 0 && k > 0 ->
+            pinned [ a; c ] (fun ps ->
+                match ps with
+                | [ pa; pc ] -> f.Invoke(RowMajor, LowerTri, NoTrans, n, k, alpha, pa, k, beta, pc, n)
+                | _ -> ())
+            true
+        | _ -> false
+
+    /// C (m×n) = alpha · op(A)·op(B) + beta · C, row-major, op = transpose when the flag is set (A is m×k or
+    /// k×m, B k×n or n×k as stored); false when no BLAS is loaded.
+    let tryGemmInto (transA: bool) (transB: bool) (m: int) (n: int) (k: int) (alpha: float) (a: float[]) (b: float[])
+                    (beta: float) (c: float[]) : bool =
+        match (libraries ()).Gemm with
+        | Some f when m > 0 && n > 0 && k > 0 ->
+            pinned [ a; b; c ] (fun ps ->
+                match ps with
+                | [ pa; pb; pc ] ->
+                    f.Invoke(RowMajor, (if transA then Trans else NoTrans), (if transB then Trans else NoTrans), m, n, k,
+                             alpha, pa, (if transA then m else k), pb, (if transB then k else n), beta, pc, n)
+                | _ -> ())
+            true
+        | _ -> false
 
 /// <summary>Which optional native libraries (BLAS, LAPACKE) this process uses, for diagnostics such as
 /// <c>nt info</c>. Probing happens once, on the first call here or the first native-capable computation.</summary>

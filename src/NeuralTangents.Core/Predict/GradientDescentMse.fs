@@ -1,52 +1,74 @@
 namespace NeuralTangents
 
-open MathNet.Numerics.LinearAlgebra
+
 open NeuralTangents.PredictSolve
+open NeuralTangents.PredictFactor
 open NeuralTangents.PredictInference
 
 /// Closed-form gradient flow on the MSE loss 1/(2NK)·‖f − y‖² in function space, at finite times through the
 /// eigenbasis of the regularised train–train kernel (neural_tangents' <c>gradient_descent_mse</c> and the
 /// finite-time branch of <c>gradient_descent_mse_ensemble</c>; arXiv:1806.07572, arXiv:1902.06720).
+/// Flat row-major buffers throughout; the eigenbasis is R with row j the eigenvector of λ_j, so V = Rᵀ.
 module internal PredictMse =
 
     /// Scaled time s = η·t / (N·K) of each requested time.
     let private scaledTimes (ts: TrainSet) (learningRate: float) (times: float[]) =
         times |> Array.map (fun t -> learningRate * t / float ts.OutputSize)
 
+    /// Equally shaped buffers stacked along a new leading (time) axis.
+    let private stack (parts: float[][]) (shape: int[]) =
+        let size = Array.fold (*) 1 shape
+        let data = Array.zeroCreate (parts.Length * size)
+        parts |> Array.iteri (fun i p -> Array.blit p 0 data (i * size) size)
+        Tensor.create (Array.append [| parts.Length |] shape) data
+
+    /// diag(w)·A: row i of a fresh copy of A (rows×cols) scaled by w[i].
+    let private scaleRows (a: float[]) (rows: int) (cols: int) (w: float[]) =
+        let c = Array.zeroCreate (rows * cols)
+        for i in 0 .. rows - 1 do
+            System.Numerics.Tensors.TensorPrimitives.Multiply(System.ReadOnlySpan(a, i * cols, cols), w[i], System.Span(c, i * cols, cols))
+        c
+
+    let private add (a: float[]) (b: float[]) = Array.map2 (+) a b
+
     /// Ensemble mean (and covariance) of one kind (Nngp or Ntk) at finite times, with a leading time axis.
     let ensembleAtTimes (ts: TrainSet) (g: PredictGet) (learningRate: float) (times: float[])
                         (test: TestBlocks option) (computeCov: bool) : Gaussian =
         let eig = ts.Eigen g
-        let v, ev = eig.Vectors, eig.Values
-        let z = v.TransposeThisAndMultiply ts.Y // Vᵀ·y
+        let r, ev = eig.Rows, eig.Values
+        let n, k = ts.Size, ts.Outputs
+        let zT = Linalg.gemmNT 1.0 (transpose ts.Y.Data n k) k r n n // (Vᵀ·y)ᵀ, (K, N)
         let ss = scaledTimes ts learningRate times
-        let k = ts.Y.ColumnCount
         let negPhi s = ev |> Array.map (fun l -> -(expm1OverLambda l s))
         match test with
         | None ->
-            // Train set: f(t) = (I − e^{−Θ s})·y.
-            let means = ss |> Array.map (fun s -> scaleColumns v (ev |> Array.map (fun l -> -(expm1 (-l * s)))) * z)
+            // Train set: f(t) = (I − e^{−Θ s})·y = V·diag(−expm1(−λs))·Vᵀ·y.
+            let means =
+                ss |> Array.map (fun s ->
+                    let w = ev |> Array.map (fun l -> -(expm1 (-l * s)))
+                    transpose (Linalg.gemm false false k n n (scaleColumns zT k n w) r) k n)
             let covs =
                 if not computeCov then None
                 else
-                    let n = ts.Size
                     let mats =
                         ss |> Array.map (fun s ->
                             match g with
                             | PredictGet.Nngp ->
                                 // V·diag(λ e^{−2λs})·Vᵀ
                                 let w = ev |> Array.map (fun l -> l * exp (-2.0 * l * s))
-                                mulNT (scaleColumns v w) v
+                                Linalg.gemm true false n n n r (scaleRows r n n w)
                             | _ ->
                                 // e^{−Θs}·K·e^{−Θs}, K the NNGP
-                                let e = mulNT (scaleColumns v (ev |> Array.map (fun l -> exp (-l * s)))) v
-                                mul (mul e (ts.Block PredictGet.Nngp)) e
-                            |> symmetrizeInPlace)
-                    Some(stack mats n n)
-            { Mean = stack means ts.Size k; Covariance = covs }
+                                let e = Linalg.gemm true false n n n r (scaleRows r n n (ev |> Array.map (fun l -> exp (-l * s))))
+                                let ek = (ts.Block PredictGet.Nngp).TimesS(e, n)
+                                Linalg.gemm false false n n n ek e
+                            |> fun c -> (symmetrizeInPlace c n; c))
+                    Some(stack mats [| n; n |])
+            { Mean = stack means [| n; k |]; Covariance = covs }
         | Some tb ->
-            let a = mul (tb.TestTrain g) v // K*·V (M, N)
-            let means = ss |> Array.map (fun s -> scaleColumns a (negPhi s) * z)
+            let m = tb.M
+            let a = Linalg.gemmNT 1.0 (tb.TestTrain g) m r n n // K*·V (M, N)
+            let means = ss |> Array.map (fun s -> Linalg.gemmNT 1.0 (scaleColumns a m n (negPhi s)) m zT k n)
             let covs =
                 match tb.TestTest with
                 | Some ktt when computeCov ->
@@ -55,39 +77,60 @@ module internal PredictMse =
                         match g with
                         | PredictGet.Nngp ->
                             // K** − K*·V·diag(−expm1(−2λs)/λ)·Vᵀ·K*ᵀ
-                            ss |> Array.map (fun s -> kttN - mulNT (scaleColumns a (negPhi (2.0 * s))) a)
+                            ss |> Array.map (fun s ->
+                                let c = Array.copy kttN
+                                Linalg.gemmNTInto -1.0 (scaleColumns a m n (negPhi (2.0 * s))) m a m n 1.0 c
+                                c)
                         | _ ->
                             // arXiv:1902.06720 eq. 16 with U = V·diag(w)·Vᵀ = Θ⁻¹(I − e^{−Θs}), w = −expm1(−λs)/λ:
-                            // K** + Θ*·U·K·U·Θ*ᵀ − (Θ*·U·K*ᵀ + transpose).
-                            let b = mul (tb.TestTrain PredictGet.Nngp) v // K*·V
-                            let c = mulTN v (mul (ts.Block PredictGet.Nngp) v) // Vᵀ·K·V
+                            // K** + Q·K·Qᵀ − (Θ*·U·K*ᵀ + transpose) with Q = Θ*·U = (K*·V)·diag(w)·Vᵀ.
+                            let b = Linalg.gemmNT 1.0 (tb.TestTrain PredictGet.Nngp) m r n n // K*_NNGP·V
                             ss |> Array.map (fun s ->
-                                let aw = scaleColumns a (negPhi s)
-                                let t2 = mulNT aw b
-                                mulNT (mul aw c) aw - t2 - t2.Transpose() + kttN)
-                    Some(stack (mats |> Array.map symmetrizeInPlace) tb.M tb.M)
+                                let aw = scaleColumns a m n (negPhi s)
+                                let q = Linalg.gemm false false m n n aw r
+                                let qk = (ts.Block PredictGet.Nngp).TimesS(q, m)
+                                let c = Array.copy kttN
+                                Linalg.gemmNTInto 1.0 qk m q m n 1.0 c
+                                let t2 = Linalg.gemmNT 1.0 aw m b m n
+                                for i in 0 .. m - 1 do
+                                    for j in 0 .. m - 1 do
+                                        c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
+                                c)
+                    Some(stack (mats |> Array.map (fun c -> symmetrizeInPlace c m; c)) [| m; m |])
                 | _ -> None
-            { Mean = stack means tb.M k; Covariance = covs }
+            { Mean = stack means [| m; k |]; Covariance = covs }
 
-    /// One linearised network from given initial outputs: (train, test) outputs at infinite time.
-    let singleAtInfinity (ts: TrainSet) (fxTrain0: Mat) (test: (Mat * Mat) option) : Outputs =
-        let b = PredictGet.Ntk
-        { Train = toTensor ts.Y
-          Test = test |> Option.map (fun (ktd, fxTest0) -> toTensor (fxTest0 + ktd * ts.Solve(b, ts.Y - fxTrain0))) }
+    /// One linearised network from given initial outputs: (train, test) outputs at infinite time,
+    /// f* = f*₀ + Θ*·(Θ + λI)⁻¹·(y − f₀).
+    let singleAtInfinity (ts: TrainSet) (fxTrain0: Tensor) (test: (Tensor * Tensor) option) : Outputs =
+        let n, k = ts.Size, ts.Outputs
+        { Train = Tensor.copy ts.Y
+          Test =
+            test |> Option.map (fun (ktd, fxTest0) ->
+                let rT = transpose (Array.map2 (-) ts.Y.Data fxTrain0.Data) n k
+                (ts.Factor PredictGet.Ntk).SolveRows(rT, k)
+                let m = ktd.Shape[0]
+                Tensor.create [| m; k |] (add fxTest0.Data (Linalg.gemmNT 1.0 ktd.Data m rT k n))) }
 
     /// One linearised network at finite times: f(t) = f₀ + expm1(−Θs)·(f₀ − y) on the train set and
     /// f*(t) = f*₀ + Θ*·Θ⁻¹·expm1(−Θs)·(f₀ − y) on the test set, with a leading time axis.
-    let singleAtTimes (ts: TrainSet) (learningRate: float) (times: float[]) (fxTrain0: Mat) (test: (Mat * Mat) option) : Outputs =
+    let singleAtTimes (ts: TrainSet) (learningRate: float) (times: float[]) (fxTrain0: Tensor) (test: (Tensor * Tensor) option) : Outputs =
         let eig = ts.Eigen PredictGet.Ntk
-        let v, ev = eig.Vectors, eig.Values
-        let z = v.TransposeThisAndMultiply(fxTrain0 - ts.Y)
+        let r, ev = eig.Rows, eig.Values
+        let n, k = ts.Size, ts.Outputs
+        let zT = Linalg.gemmNT 1.0 (transpose (Array.map2 (-) fxTrain0.Data ts.Y.Data) n k) k r n n // (Vᵀ(f₀ − y))ᵀ
         let ss = scaledTimes ts learningRate times
-        let k = ts.Y.ColumnCount
         let train =
-            ss |> Array.map (fun s -> fxTrain0 + scaleColumns v (ev |> Array.map (fun l -> expm1 (-l * s))) * z)
+            ss |> Array.map (fun s ->
+                let w = ev |> Array.map (fun l -> expm1 (-l * s))
+                add fxTrain0.Data (transpose (Linalg.gemm false false k n n (scaleColumns zT k n w) r) k n))
         let testOut =
             test |> Option.map (fun (ktd, fxTest0) ->
-                let a = mul ktd v
-                let outs = ss |> Array.map (fun s -> fxTest0 + scaleColumns a (ev |> Array.map (fun l -> expm1OverLambda l s)) * z)
-                stack outs ktd.RowCount k)
-        { Train = stack train ts.Size k; Test = testOut }
+                let m = ktd.Shape[0]
+                let a = Linalg.gemmNT 1.0 ktd.Data m r n n
+                let outs =
+                    ss |> Array.map (fun s ->
+                        let w = ev |> Array.map (fun l -> expm1OverLambda l s)
+                        add fxTest0.Data (Linalg.gemmNT 1.0 (scaleColumns a m n w) m zT k n))
+                stack outs [| m; k |])
+        { Train = stack train [| n; k |]; Test = testOut }

@@ -1,11 +1,12 @@
 namespace NeuralTangents
 
 open System.Collections.Generic
-open MathNet.Numerics.LinearAlgebra
 open NeuralTangents.PredictSolve
+open NeuralTangents.PredictFactor
 
-/// Exact GP inference at infinite training time (neural_tangents' <c>gp_inference</c>), on kernel blocks that are
-/// already matrices, with the train-side factorisations cached.
+/// Exact GP inference at infinite training time (neural_tangents' <c>gp_inference</c>), on flat row-major kernel
+/// blocks, with the train-side factorisations cached. Every product and solve is one BLAS/LAPACK call (or its
+/// managed fallback) on buffers of at most N×N (train side, one per kernel) or M×N (test side).
 module internal PredictInference =
 
     /// The train–train block a kind reads: the NNGP for Nngp, the NTK for Ntk and NtkGp.
@@ -19,14 +20,26 @@ module internal PredictInference =
         | PredictGet.Nngp -> "NNGP"
         | PredictGet.Ntk | PredictGet.NtkGp -> "NTK"
 
-    /// The training set: targets, train–train blocks (fetched on first use, symmetrised by the caller) and
-    /// cached Cholesky factors, K⁻¹y and eigenbases of the regularised blocks (neural_tangents' lru_caches).
-    type TrainSet(n: int, y: Mat, diagReg: float, absolute: bool, fetch: PredictGet -> Mat) =
+    /// Checks for cancellation and reports progress between the big steps of one predictor.
+    type Monitor(control: PredictControl) =
+        let clock = System.Diagnostics.Stopwatch.StartNew()
+        let mutable steps = 0
+        /// Throws OperationCanceledException when cancellation was requested.
+        member _.Check() = control.Cancellation.ThrowIfCancellationRequested()
+        /// Records a finished step, then checks for cancellation.
+        member _.Done(step: string) =
+            let k = System.Threading.Interlocked.Increment(&steps)
+            control.Progress |> Option.iter (fun p -> p.Report { Step = step; StepsDone = k; Elapsed = clock.Elapsed })
+            control.Cancellation.ThrowIfCancellationRequested()
+
+    /// The training set: targets (N, K), the train–train blocks (fetched on first use as a row-major N×N buffer
+    /// and whether the callee may overwrite it) packed with their Cholesky factors, (K + λI)⁻¹·y and eigenbases
+    /// (neural_tangents' lru_caches).
+    type TrainSet(n: int, y: Tensor, diagReg: float, absolute: bool, fetch: PredictGet -> float[] * bool, monitor: Monitor) =
         let gate = obj ()
-        let blocks = Dictionary<PredictGet, Mat>()
-        let chols = Dictionary<PredictGet, CholeskyFactor>()
-        let kinvy = Dictionary<PredictGet, Mat>()
-        let eigs = Dictionary<PredictGet, EigenBasis>()
+        let blocks = Dictionary<PredictGet, Block>()
+        let kinvyT = Dictionary<PredictGet, float[]>()
+        let eigs = Dictionary<PredictGet, Eigen>()
 
         let cached (d: Dictionary<PredictGet, 'T>) (key: PredictGet) (make: unit -> 'T) =
             lock gate (fun () ->
@@ -41,54 +54,99 @@ module internal PredictInference =
         member _.Size = n
         /// Targets (N, K).
         member _.Y = y
+        /// Number of output columns K.
+        member _.Outputs = y.Shape[1]
         /// N · K, the normaliser of the MSE loss 1/(2NK)·‖f − y‖² (neural_tangents' <c>y_train.size</c>).
-        member _.OutputSize = y.RowCount * y.ColumnCount
-        /// The unregularised, symmetrised train–train block (Nngp or Ntk).
-        member _.Block(b: PredictGet) = cached blocks b (fun () -> fetch b)
-        member private t.Regularized(b: PredictGet) = regularize diagReg absolute (t.Block b)
-        /// Cholesky factor of the regularised block.
-        member t.Cholesky(b: PredictGet) =
-            cached chols b (fun () -> cholesky (sprintf "the %s train–train kernel" (blockName b)) (t.Regularized b))
-        /// (K + λI)⁻¹ · rhs.
-        member t.Solve(b: PredictGet, rhs: Mat) = t.Cholesky(b).Solve(rhs)
-        /// (K + λI)⁻¹ · y.
-        member t.KInvY(b: PredictGet) = cached kinvy b (fun () -> t.Solve(b, y))
+        member _.OutputSize = y.Data.Length
+        /// The packed block (Nngp or Ntk): symmetrised S, and its factor once asked for.
+        member _.Block(b: PredictGet) =
+            cached blocks b (fun () ->
+                monitor.Check()
+                let data, owned = fetch b
+                monitor.Done(sprintf "%s train–train kernel" (blockName b))
+                Block.Create(sprintf "the %s train–train kernel" (blockName b), data, n, owned, diagReg, absolute))
+        /// The factored block.
+        member t.Factor(b: PredictGet) =
+            let blk = t.Block b
+            if not blk.IsFactored then
+                monitor.Check()
+                blk.Factor()
+                monitor.Done(sprintf "Cholesky factor of the %s" (blockName b))
+            blk
+        /// Cancellation and progress of this predictor.
+        member _.Monitor = monitor
+        /// ((K + λI)⁻¹·y)ᵀ, (K, N).
+        member t.KInvYT(b: PredictGet) =
+            cached kinvyT b (fun () ->
+                let z = transpose y.Data n t.Outputs
+                (t.Factor b).SolveRows(z, t.Outputs)
+                z)
         /// Eigenbasis of the regularised block.
         member t.Eigen(b: PredictGet) =
-            cached eigs b (fun () -> eigen (sprintf "the %s train–train kernel" (blockName b)) (t.Regularized b))
+            cached eigs b (fun () ->
+                let blk = t.Block b
+                monitor.Check()
+                let e = eigen (sprintf "the %s train–train kernel" (blockName b)) blk
+                monitor.Done(sprintf "eigendecomposition of the %s" (blockName b))
+                e)
 
-    /// Test-side blocks: test–train (M, N) and, for covariances, test–test (M, M), fetched by block kind.
+    /// Test-side blocks, row-major and read-only: test–train (M, N) and, for covariances, the symmetrised
+    /// test–test (M, M), fetched by block kind.
     type TestBlocks =
         { M: int
-          TestTrain: PredictGet -> Mat
-          TestTest: (PredictGet -> Mat) option }
+          TestTrain: PredictGet -> float[]
+          TestTest: (PredictGet -> float[]) option }
 
     /// Posterior of one kind at infinite time. Without a test set: the training targets, with a zero covariance
     /// when <paramref name="trainCov"/> (neural_tangents' unregularised train-set outputs N(y, 0)).
     let posterior (ts: TrainSet) (g: PredictGet) (test: TestBlocks option) (trainCov: bool) : Gaussian =
         match test with
         | None ->
-            { Mean = toTensor ts.Y
+            { Mean = Tensor.copy ts.Y
               Covariance = if trainCov then Some(Tensor.zeros [| ts.Size; ts.Size |]) else None }
         | Some tb ->
+            let n, m, k = ts.Size, tb.M, ts.Outputs
             let b = blockOf g
             let ktd = tb.TestTrain b
-            let mean = ktd * ts.KInvY b
+            // Mean K*·(K + λI)⁻¹·y.
+            let mean = Linalg.gemmNT 1.0 ktd m (ts.KInvYT b) k n
+            ts.Monitor.Done(sprintf "%A mean" g)
             let cov =
                 tb.TestTest
                 |> Option.map (fun ktt ->
-                    let c =
-                        match g with
-                        | PredictGet.Nngp | PredictGet.NtkGp ->
-                            // K** − K*·(K + λI)⁻¹·K*ᵀ with K the NNGP (Nngp) or the NTK (NtkGp, arXiv:2007.05864).
-                            ktt b - mul ktd (ts.Solve(b, ktd.Transpose()))
-                        | PredictGet.Ntk ->
-                            // Ensemble of networks trained to convergence (arXiv:1902.06720, eq. 16 at t = ∞):
-                            // K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose), K the NNGP, Θ the NTK.
-                            let nngpTd = tb.TestTrain PredictGet.Nngp
-                            let term1 = ts.Solve(PredictGet.Ntk, ktd.Transpose())
-                            let term2 = mul ktd (ts.Solve(PredictGet.Ntk, nngpTd.Transpose()))
-                            mulTN term1 (mul (ts.Block PredictGet.Nngp) term1)
-                            - term2 - term2.Transpose() + ktt PredictGet.Nngp
-                    toTensor (symmetrizeInPlace c))
-            { Mean = toTensor mean; Covariance = cov }
+                    let fac = ts.Factor b
+                    match g with
+                    | PredictGet.Nngp | PredictGet.NtkGp ->
+                        // K** − K*·(K + λI)⁻¹·K*ᵀ = K** − W·Wᵀ with W = K*·L⁻ᵀ (K the NNGP, or the NTK for NtkGp,
+                        // arXiv:2007.05864): one triangular solve and one product.
+                        let w = Array.copy ktd
+                        fac.HalfSolve(w, m)
+                        let c = Array.copy (ktt b)
+                        Linalg.rankUpdateLower -1.0 w m n c
+                        Linalg.mirrorLower c m
+                        Tensor.create [| m; m |] c
+                    | PredictGet.Ntk ->
+                        // Ensemble of networks trained to convergence (arXiv:1902.06720, eq. 16 at t = ∞):
+                        // K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose), K the NNGP, Θ the NTK (+ λI).
+                        // With Tᵀ = Θ*·Θ⁻¹ (two triangular solves): K** + Tᵀ·K·T − (Tᵀ·K*ᵀ + transpose).
+                        let tt = Array.copy ktd
+                        fac.SolveRows(tt, m)
+                        let c = Array.copy (ktt PredictGet.Nngp)
+                        let nngp = ts.Block PredictGet.Nngp
+                        let u = Array.copy tt
+                        if nngp.TryTimesL(u, m) then
+                            // The NNGP is already factored, K + λ_K·I = L_K·L_Kᵀ: Tᵀ·K·T = U·Uᵀ − λ_K·Tᵀ·T with
+                            // U = Tᵀ·L_K, a triangular product and two rank updates instead of two full products.
+                            Linalg.rankUpdateLower 1.0 u m n c
+                            if nngp.Ridge <> 0.0 then Linalg.rankUpdateLower -nngp.Ridge tt m n c
+                        else
+                            let tk = nngp.TimesS(tt, m)
+                            Linalg.gemmNTInto 1.0 tk m tt m n 1.0 c
+                        let t2 = Linalg.gemmNT 1.0 tt m (tb.TestTrain PredictGet.Nngp) m n
+                        for i in 0 .. m - 1 do
+                            for j in 0 .. i do
+                                c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
+                        Linalg.mirrorLower c m
+                        Tensor.create [| m; m |] c)
+            if cov.IsSome then ts.Monitor.Done(sprintf "%A covariance" g)
+            { Mean = Tensor.create [| m; k |] mean; Covariance = cov }

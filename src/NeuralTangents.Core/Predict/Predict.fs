@@ -18,8 +18,8 @@ open NeuralTangents.PredictInference
 module Predict =
 
     /// Memoises a function of a block kind for the duration of one prediction call.
-    let private memo (f: PredictGet -> Mat) =
-        let d = Dictionary<PredictGet, Mat>()
+    let private memo (f: PredictGet -> 'T) =
+        let d = Dictionary<PredictGet, 'T>()
         fun b ->
             match d.TryGetValue b with
             | true, v -> v
@@ -27,6 +27,12 @@ module Predict =
                 let v = f b
                 d[b] <- v
                 v
+
+    /// A symmetrised copy of a square (M, M) block.
+    let private symmetricCopy (t: Tensor) =
+        let c = Array.copy t.Data
+        PredictFactor.symmetrizeInPlace c t.Shape[0]
+        c
 
     let private pick (name: string) (what: string) (km: KernelMatrices) (b: PredictGet) =
         let block = if b = PredictGet.Nngp then km.NngpMatrix else km.NtkMatrix
@@ -55,6 +61,8 @@ module Predict =
     /// K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose); it needs both the NNGP and the NTK blocks.
     /// NtkGp: the NNGP formulas with the NTK in place of the NNGP (arXiv:2007.05864).
     /// </summary>
+    /// <param name="control">Cancellation and progress, checked between the big steps (factorisations, solves);
+    /// PredictControl.None for neither.</param>
     /// <param name="kTrainTrain">Train–train blocks (N, N): the NNGP for Nngp, the NTK for Ntk and NtkGp, both
     /// for an Ntk covariance. They are symmetrised before use.</param>
     /// <param name="yTrain">Training targets (N, K).</param>
@@ -70,9 +78,10 @@ module Predict =
     /// negative diagReg, naming the argument.</exception>
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">when a train–train block is not positive
     /// definite; the message suggests diag_reg.</exception>
-    [<CompiledName("GpInference")>]
-    let gpInference (kTrainTrain: KernelMatrices) (yTrain: Tensor) (diagReg: float) (diagRegAbsoluteScale: bool)
-                    (kinds: PredictGet list) : KernelMatrices option -> KernelMatrices option -> Map<PredictGet, Gaussian> =
+    [<CompiledName("GpInferenceWith")>]
+    let gpInferenceWith (control: PredictControl) (kTrainTrain: KernelMatrices) (yTrain: Tensor) (diagReg: float)
+                        (diagRegAbsoluteScale: bool) (kinds: PredictGet list)
+                        : KernelMatrices option -> KernelMatrices option -> Map<PredictGet, Gaussian> =
         checkDiagReg diagReg
         if List.isEmpty kinds then invalidArg "kinds" "ask for at least one of PredictGet.Nngp, Ntk, NtkGp"
         let n = (firstBlock "kTrainTrain" kTrainTrain).Shape[0]
@@ -81,8 +90,8 @@ module Predict =
             b |> Option.iter (checkShape "kTrainTrain" n n)
         for g in kinds do
             pick "kTrainTrain" (sprintf "the %A posterior" g) kTrainTrain (blockOf g) |> ignore
-        let fetch b = symmetrize (pick "kTrainTrain" "the NTK covariance" kTrainTrain b)
-        let ts = TrainSet(n, ofTensor yTrain, diagReg, diagRegAbsoluteScale, fetch)
+        let fetch b = (pick "kTrainTrain" "the NTK covariance" kTrainTrain b).Data, false
+        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fetch, Monitor control)
         fun (kTestTrain: KernelMatrices option) (kTestTest: KernelMatrices option) ->
             let test =
                 kTestTrain |> Option.map (fun ktr ->
@@ -91,15 +100,96 @@ module Predict =
                       TestTrain = memo (fun b ->
                           let t = pick "kTestTrain" "this posterior" ktr b
                           checkShape "kTestTrain" m n t
-                          ofTensor t)
+                          t.Data)
                       TestTest =
                         kTestTest |> Option.map (fun ktt ->
                             memo (fun b ->
                                 let t = pick "kTestTest" "this covariance" ktt b
                                 checkShape "kTestTest" m m t
-                                symmetrize t)) })
+                                symmetricCopy t)) })
             kinds
             |> List.map (fun g -> g, posterior ts g test kTestTest.IsSome)
+            |> Map.ofList
+
+    /// <summary><c>gpInferenceWith</c> without cancellation or progress (see its documentation).</summary>
+    [<CompiledName("GpInference")>]
+    let gpInference (kTrainTrain: KernelMatrices) (yTrain: Tensor) (diagReg: float) (diagRegAbsoluteScale: bool)
+                    (kinds: PredictGet list) : KernelMatrices option -> KernelMatrices option -> Map<PredictGet, Gaussian> =
+        gpInferenceWith PredictControl.None kTrainTrain yTrain diagReg diagRegAbsoluteScale kinds
+
+    /// The ensemble predictor behind both public entry points; with <paramref name="ownsTrainKernel"/> the
+    /// train kernel that kernelFn returns is fresh and nobody else's, so its buffers are symmetrised and factored
+    /// in place (two N×N arrays for NNGP and NTK together, instead of four).
+    let private ensemble (control: PredictControl) (kernelFn: Tensor -> Tensor option -> Get -> Kernel) (ownsTrainKernel: bool) (xTrain: Tensor)
+                         (yTrain: Tensor) (learningRate: float) (diagReg: float) (diagRegAbsoluteScale: bool)
+                         : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
+        checkLearningRate learningRate
+        checkDiagReg diagReg
+        if xTrain.Rank < 1 then invalidArg "xTrain" "needs a batch axis"
+        let n = xTrain.Shape[0]
+        checkTargets "yTrain" n yTrain
+        let gate = obj ()
+        let mutable trainKernel: Kernel option = None
+        let taken = HashSet<PredictGet>()
+        // Set by a call that asks for the NTK: the train kernel is then computed once, NNGP and NTK together.
+        let mutable wantsNtk = false
+        let fetch (b: PredictGet) =
+            let t =
+                lock gate (fun () ->
+                    let k =
+                        match trainKernel with
+                        | Some k when b = PredictGet.Nngp || k.Ntk.IsSome -> k
+                        | _ ->
+                            let k = kernelFn xTrain None (if b = PredictGet.Nngp && not wantsNtk then Get.Nngp else Get.Both)
+                            trainKernel <- Some k
+                            k
+                    taken.Add b |> ignore
+                    // Both blocks handed over: let the kernel record (and its arrays, unless they are now ours) go.
+                    if taken.Count = 2 then trainKernel <- None
+                    if b = PredictGet.Nngp then k.Nngp
+                    else
+                        match k.Ntk with
+                        | Some ntk -> ntk
+                        | None -> invalidArg "kernelFn" "returned no NTK when asked for Both")
+            checkShape "kernelFn(xTrain, None)" n n t
+            t.Data, ownsTrainKernel
+        let monitor = Monitor control
+        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fetch, monitor)
+        fun (t: float[] option) (xTest: Tensor option) (get: Get) (computeCov: bool) ->
+            t |> Option.iter checkTimes
+            if get.WantsNtk then lock gate (fun () -> wantsNtk <- true)
+            let test =
+                xTest |> Option.map (fun x ->
+                    monitor.Check()
+                    let ktd = kernelFn x (Some xTrain) (if get.WantsNtk then Get.Both else Get.Nngp)
+                    monitor.Done "test–train kernel"
+                    checkMatrix "kernelFn(xTest, xTrain)" ktd.Nngp
+                    let m = ktd.Nngp.Shape[0]
+                    let nngpTt =
+                        if not computeCov then None
+                        else
+                            let k = (kernelFn x None Get.Nngp).Nngp
+                            monitor.Done "test–test kernel"
+                            Some k
+                    { M = m
+                      TestTrain = memo (fun b ->
+                          let k =
+                              match b with
+                              | PredictGet.Nngp -> ktd.Nngp
+                              | _ -> ktd.Ntk |> Option.defaultWith (fun () -> invalidArg "kernelFn" "returned no NTK when asked for Both")
+                          checkShape "kernelFn(xTest, xTrain)" m n k
+                          k.Data)
+                      TestTest =
+                        nngpTt |> Option.map (fun k ->
+                            checkShape "kernelFn(xTest, None)" m m k
+                            let s = symmetricCopy k
+                            fun _ -> s) })
+            kindsOfGet get
+            |> List.map (fun g ->
+                g,
+                match t with
+                | None -> posterior ts g test computeCov
+                | Some times -> PredictMse.ensembleAtTimes ts g learningRate times test computeCov)
             |> Map.ofList
 
     /// <summary>
@@ -127,65 +217,43 @@ module Predict =
                                    (yTrain: Tensor) (learningRate: float) (diagReg: float)
                                    (diagRegAbsoluteScale: bool)
                                    : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
-        checkLearningRate learningRate
-        checkDiagReg diagReg
-        if xTrain.Rank < 1 then invalidArg "xTrain" "needs a batch axis"
-        let n = xTrain.Shape[0]
-        checkTargets "yTrain" n yTrain
-        let gate = obj ()
-        let mutable trainKernel: Kernel option = None
-        let fetch (b: PredictGet) =
-            let t =
-                lock gate (fun () ->
-                    match b, trainKernel with
-                    | PredictGet.Nngp, Some k -> k.Nngp
-                    | _, Some { Ntk = Some ntk } -> ntk
-                    | _ ->
-                        let k = kernelFn xTrain None (if b = PredictGet.Nngp then Get.Nngp else Get.Both)
-                        trainKernel <- Some k
-                        if b = PredictGet.Nngp then k.Nngp
-                        else
-                            match k.Ntk with
-                            | Some ntk -> ntk
-                            | None -> invalidArg "kernelFn" "returned no NTK when asked for Both")
-            checkShape "kernelFn(xTrain, None)" n n t
-            symmetrize t
-        let ts = TrainSet(n, ofTensor yTrain, diagReg, diagRegAbsoluteScale, fetch)
-        fun (t: float[] option) (xTest: Tensor option) (get: Get) (computeCov: bool) ->
-            t |> Option.iter checkTimes
-            let test =
-                xTest |> Option.map (fun x ->
-                    let ktd = kernelFn x (Some xTrain) (if get.WantsNtk then Get.Both else Get.Nngp)
-                    checkMatrix "kernelFn(xTest, xTrain)" ktd.Nngp
-                    let m = ktd.Nngp.Shape[0]
-                    let nngpTt = if computeCov then Some (kernelFn x None Get.Nngp).Nngp else None
-                    { M = m
-                      TestTrain = memo (fun b ->
-                          let k =
-                              match b with
-                              | PredictGet.Nngp -> ktd.Nngp
-                              | _ -> ktd.Ntk |> Option.defaultWith (fun () -> invalidArg "kernelFn" "returned no NTK when asked for Both")
-                          checkShape "kernelFn(xTest, xTrain)" m n k
-                          ofTensor k)
-                      TestTest =
-                        nngpTt |> Option.map (fun k ->
-                            checkShape "kernelFn(xTest, None)" m m k
-                            let s = symmetrize k
-                            fun _ -> s) })
-            kindsOfGet get
-            |> List.map (fun g ->
-                g,
-                match t with
-                | None -> posterior ts g test computeCov
-                | Some times -> PredictMse.ensembleAtTimes ts g learningRate times test computeCov)
-            |> Map.ofList
+        ensemble PredictControl.None kernelFn false xTrain yTrain learningRate diagReg diagRegAbsoluteScale
+
+    /// <summary>
+    /// <c>gradientDescentMseEnsemble</c> with <c>KernelFn.compute network</c> as the kernel function. Since the
+    /// train–train kernel is then computed here and shared with nobody, its arrays are symmetrised and factored in
+    /// place: the predictor holds two N×N arrays (NNGP and NTK, each packed with its Cholesky factor) at t = ∞.
+    /// </summary>
+    /// <param name="control">Cancellation and progress, checked between the big steps (PredictControl.None for
+    /// neither).</param>
+    /// <param name="network">The network whose kernels are used.</param>
+    /// <param name="xTrain">Training inputs (batch axis first).</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="learningRate">Step size η &gt; 0; absolute time is η·t.</param>
+    /// <param name="diagReg">Ridge on the train–train kernel, relative to its mean diagonal unless absolute.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <returns>The predictor of <c>gradientDescentMseEnsemble</c>.</returns>
+    [<CompiledName("GradientDescentMseEnsembleOfNetwork")>]
+    let gradientDescentMseEnsembleOfNetwork (control: PredictControl) (network: Layer) (xTrain: Tensor) (yTrain: Tensor) (learningRate: float)
+                                            (diagReg: float) (diagRegAbsoluteScale: bool)
+                                            : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
+        ensemble control (KernelFn.compute network) true xTrain yTrain learningRate diagReg diagRegAbsoluteScale
+
+    /// <summary><c>gradientDescentMseEnsembleOfNetwork</c> with the kernels from <paramref name="kernelFn"/>, which
+    /// must return fresh arrays on every call (the predictor factors the train kernel in place), e.g. a tiled
+    /// computation within a memory budget.</summary>
+    [<CompiledName("GradientDescentMseEnsembleOfFreshKernels")>]
+    let gradientDescentMseEnsembleOfFreshKernels (control: PredictControl) (kernelFn: Tensor -> Tensor option -> Get -> Kernel) (xTrain: Tensor) (yTrain: Tensor)
+                                                 (learningRate: float) (diagReg: float) (diagRegAbsoluteScale: bool)
+                                                 : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
+        ensemble control kernelFn true xTrain yTrain learningRate diagReg diagRegAbsoluteScale
 
     let private initialOutputs (name: string) (rows: int) (k: int) (f: Tensor option) =
         match f with
-        | None -> Matrix<float>.Build.Dense(rows, k)
+        | None -> Tensor.zeros [| rows; k |]
         | Some t ->
             checkShape name rows k t
-            ofTensor t
+            t
 
     /// The checked test–train kernel (M, N) and initial test outputs (M, K; zeros when absent), or None without a
     /// test set; initial test outputs without a test–train kernel are an error.
@@ -197,7 +265,7 @@ module Predict =
             checkMatrix "kTestTrain" ktd
             let m = ktd.Shape[0]
             checkShape "kTestTrain" m n ktd
-            Some(ofTensor ktd, initialOutputs "fxTest0" m k ft0)
+            Some(ktd, initialOutputs "fxTest0" m k ft0)
 
     /// <summary>
     /// Outputs of one linearised network trained by gradient flow on MSE ½·mean((f − y)²), in closed form
@@ -227,8 +295,7 @@ module Predict =
         checkLearningRate learningRate
         checkDiagReg diagReg
         let k = yTrain.Shape[1]
-        let sym = lazy (symmetrize kTrainTrain)
-        let ts = TrainSet(n, ofTensor yTrain, diagReg, diagRegAbsoluteScale, fun _ -> sym.Force())
+        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, (fun _ -> kTrainTrain.Data, false), Monitor PredictControl.None)
         fun (t: float[] option) (fxTrain0: Tensor option) (fxTest0: Tensor option) (kTestTrain: Tensor option) ->
             t |> Option.iter checkTimes
             let f0 = initialOutputs "fxTrain0" n k fxTrain0
@@ -259,8 +326,9 @@ module Predict =
             | Some s when s <= 0 -> invalidArg "yTrainSize" (sprintf "must be > 0, got %d" s)
             | Some s -> s
             | None -> n
-        let evd = (symmetrize ntkTrainTrain).Evd(Symmetricity.Symmetric)
-        let maxEv = evd.EigenValues.ToArray() |> Array.map (fun c -> c.Real) |> Array.max
+        let a = Array.copy ntkTrainTrain.Data
+        PredictFactor.symmetrizeInPlace a n
+        let maxEv = Array.max (Linalg.symmetricEigenRowsInPlace a n) // dsyevd (MathNet without LAPACKE)
         2.0 * (1.0 + momentum) * float size / (maxEv + eps)
 
     /// <summary>
@@ -291,6 +359,6 @@ module Predict =
             checkTimes t
             for i in 1 .. t.Length - 1 do
                 if t[i] < t[i - 1] then invalidArg "t" (sprintf "times must be non-decreasing, got t[%d] = %g after %g" i t[i] t[i - 1])
-            let f0 = initialOutputs "fxTrain0" n k fxTrain0 |> toTensor
-            let test = testSide n k kTestTrain fxTest0 |> Option.map (fun (ktd, ft0) -> ktd, toTensor ft0)
+            let f0 = initialOutputs "fxTrain0" n k fxTrain0
+            let test = testSide n k kTestTrain fxTest0 |> Option.map (fun (ktd, ft0) -> ofTensor ktd, ft0)
             PredictGradientDescent.atTimes loss kdd yTrain learningRate momentum t f0 test

@@ -4,9 +4,8 @@ open System
 open MathNet.Numerics.LinearAlgebra
 open MathNet.Numerics.LinearAlgebra.Double
 
-/// Argument checks and dense linear algebra behind <c>Predict</c>: symmetrisation, the diagonal regulariser,
-/// Cholesky solves and symmetric eigendecompositions (MathNet, managed). Everything numeric that <c>Predict</c>
-/// needs from a factorisation goes through this module, so that a native LAPACK path can replace it alone.
+/// Argument checks behind <c>Predict</c>, the MathNet conversions the ODE path (<c>gradientDescent</c>) still uses,
+/// and scalar functions of eigenvalues. The factorisations live in <c>PredictFactor</c> (flat buffers).
 module internal PredictSolve =
 
     type Mat = Matrix<float>
@@ -65,30 +64,6 @@ module internal PredictSolve =
 
     let ofTensor (t: Tensor) : Mat = ofRowMajor t.Shape[0] t.Shape[1] t.Data
 
-    let toTensor (m: Mat) : Tensor = Tensor.create [| m.RowCount; m.ColumnCount |] (m.ToRowMajorArray())
-
-    /// Stacks equally shaped matrices along a new leading (time) axis.
-    let stack (ms: Mat[]) (rows: int) (cols: int) : Tensor =
-        let data = Array.zeroCreate (ms.Length * rows * cols)
-        ms |> Array.iteri (fun k m -> Array.blit (m.ToRowMajorArray()) 0 data (k * rows * cols) (rows * cols))
-        Tensor.create [| ms.Length; rows; cols |] data
-
-    /// A·B through <c>Linalg.gemmNT</c>: native dgemm when loaded, else the blocked Vector512 kernel (~30 GFLOP/s on
-    /// two cores, against ~6 for MathNet's managed product); small products stay with MathNet.
-    let mul (a: Mat) (b: Mat) : Mat =
-        let m, k, n = a.RowCount, a.ColumnCount, b.ColumnCount
-        if k <> b.RowCount then invalidArg "b" (sprintf "inner dimensions differ: (%d, %d)·(%d, %d)" m k b.RowCount n)
-        if float m * float n * float k < 1e6 then a * b
-        else
-            // B's column-major values are Bᵀ row-major, the layout gemmNT takes for its second operand.
-            ofRowMajor m n (Linalg.gemmNT 1.0 (a.ToRowMajorArray()) m (b.ToColumnMajorArray()) n k)
-
-    /// Aᵀ·B.
-    let mulTN (a: Mat) (b: Mat) : Mat = mul (a.Transpose()) b
-
-    /// A·Bᵀ.
-    let mulNT (a: Mat) (b: Mat) : Mat = mul a (b.Transpose())
-
     /// (A + Aᵀ)/2 as a fresh matrix: kernels are symmetric in exact arithmetic, round-off is not.
     let symmetrize (t: Tensor) : Mat =
         let n = t.Shape[0]
@@ -103,118 +78,6 @@ module internal PredictSolve =
                         for j in bj * tile .. min n ((bj + 1) * tile) - 1 do
                             a[i * n + j] <- 0.5 * (d[i * n + j] + d[j * n + i]))
         DenseMatrix.OfColumnMajor(n, n, a) :> Mat // symmetric: row- and column-major agree
-
-    /// Scales column j of a copy of A by w[j] (A · diag(w)).
-    let scaleColumns (a: Mat) (w: float[]) : Mat =
-        let c = DenseMatrix.OfMatrix a
-        let v = c.Values // column-major
-        let r = a.RowCount
-        for j in 0 .. a.ColumnCount - 1 do
-            let s = Span<float>(v, j * r, r)
-            for i in 0 .. r - 1 do
-                s[i] <- s[i] * w[j]
-        c :> Mat
-
-    /// (A + Aᵀ)/2 in place.
-    let symmetrizeInPlace (a: Mat) =
-        for i in 0 .. a.RowCount - 1 do
-            for j in i + 1 .. a.ColumnCount - 1 do
-                let m = 0.5 * (a.At(i, j) + a.At(j, i))
-                a.At(i, j, m)
-                a.At(j, i, m)
-        a
-
-    // ---- regulariser ----------------------------------------------------------------------------------------
-
-    /// The absolute ridge added to the diagonal: diagReg itself, or diagReg times the mean of the diagonal
-    /// (neural_tangents' <c>_add_diagonal_regularizer</c>: diag_reg · trace(A) / N unless diag_reg_absolute_scale).
-    let ridge (diagReg: float) (absolute: bool) (a: Mat) =
-        if absolute then diagReg else diagReg * a.Trace() / float a.RowCount
-
-    /// A + ridge · I as a fresh matrix.
-    let regularize (diagReg: float) (absolute: bool) (a: Mat) : Mat =
-        let r = ridge diagReg absolute a
-        let b = a.Clone()
-        if r <> 0.0 then
-            for i in 0 .. b.RowCount - 1 do
-                b.At(i, i, b.At(i, i) + r)
-        b
-
-    let private advice =
-        "pass a positive diag_reg (e.g. 1e-6 relative to the mean diagonal) to regularise it, or check for duplicated training inputs"
-
-    // ---- Cholesky ---------------------------------------------------------------------------------------------
-
-    /// A Cholesky factorisation A = L·Lᵀ that solves A·X = B: LAPACK's dpotrf/dpotrs when OpenBLAS/LAPACKE are
-    /// loaded (Linalg, probed at run time), MathNet's managed factorisation otherwise.
-    [<Sealed>]
-    type CholeskyFactor private (n: int, native: float[] option, managed: Factorization.Cholesky<float> option) =
-        /// The i-th diagonal entry of L.
-        member _.Pivot(i: int) =
-            match native, managed with
-            | Some l, _ -> l[i * n + i]
-            | _, Some ch -> ch.Factor.At(i, i)
-            | _ -> nan
-
-        /// X = A⁻¹·B.
-        member _.Solve(rhs: Mat) : Mat =
-            match native, managed with
-            | Some l, _ -> ofRowMajor n rhs.ColumnCount (Linalg.choleskySolve l n (rhs.ToRowMajorArray()) rhs.ColumnCount)
-            | _, Some ch -> ch.Solve rhs
-            | _ -> invalidOp "empty factorisation"
-
-        static member Of(a: Mat) : CholeskyFactor =
-            let n = a.RowCount
-            if (Native.libraries ()).Potrf.IsSome && (Native.libraries ()).Potrs.IsSome then
-                // a is symmetric: its column-major values are its row-major values (Linalg.cholesky copies them).
-                let values = match a with :? DenseMatrix as dm -> dm.Values | _ -> a.ToColumnMajorArray()
-                CholeskyFactor(n, Some(Linalg.cholesky values n), None)
-            else CholeskyFactor(n, None, Some(a.Cholesky()))
-
-    /// Cholesky factor of a symmetric positive definite matrix; a matrix that is not positive definite, or is
-    /// singular to working precision (a pivot² ≤ N·ε·max diagonal), raises NeuralTangentsException.
-    let cholesky (what: string) (a: Mat) : CholeskyFactor =
-        let n = a.RowCount
-        let ch =
-            try CholeskyFactor.Of a
-            with :? ArgumentException ->
-                fail (sprintf "%s is not positive definite (Cholesky failed); %s" what advice)
-        let mutable maxDiag = 0.0
-        for i in 0 .. n - 1 do maxDiag <- max maxDiag (abs (a.At(i, i)))
-        let floor = float n * 2.220446049250313e-16 * maxDiag
-        for i in 0 .. n - 1 do
-            let p = ch.Pivot i
-            if not (Double.IsFinite p) || p * p <= floor then
-                fail (sprintf "%s is singular to working precision (pivot %d is %g against a largest diagonal of %g); %s"
-                        what i (p * p) maxDiag advice)
-        ch
-
-    // ---- eigendecomposition -------------------------------------------------------------------------------
-
-    /// Eigenvalues (ascending) and orthonormal eigenvectors (columns) of a symmetric positive semi-definite matrix.
-    type EigenBasis = { Values: float[]; Vectors: Mat }
-
-    /// Eigendecomposition of a symmetric PSD matrix (LAPACK's dsyevd when loaded, MathNet otherwise). Eigenvalues
-    /// within N·10ε·max|λ| of zero (round-off) are set to 0; a more negative one means the matrix is not PSD and
-    /// raises NeuralTangentsException.
-    let eigen (what: string) (a: Mat) : EigenBasis =
-        let n = a.RowCount
-        let values, vectors =
-            if (Native.libraries ()).Syevd.IsSome then
-                let w, v = Linalg.symmetricEigen (a.ToRowMajorArray()) n
-                w, ofRowMajor n n v
-            else
-                let evd = a.Evd(Symmetricity.Symmetric)
-                evd.EigenValues.ToArray() |> Array.map (fun c -> c.Real), evd.EigenVectors
-        let maxAbs = if n = 0 then 0.0 else values |> Array.map abs |> Array.max
-        let tol = 10.0 * float n * 2.220446049250313e-16 * maxAbs
-        let minV = if n = 0 then 0.0 else Array.min values
-        if not (Array.forall Double.IsFinite values) then
-            fail (sprintf "%s has non-finite eigenvalues; check the kernel for overflow" what)
-        if minV < -tol then
-            fail (sprintf "%s is not positive semi-definite (smallest eigenvalue %g, largest %g); %s" what minV maxAbs advice)
-        let clamped = values |> Array.map (fun v -> if v < tol then 0.0 else v)
-        { Values = clamped; Vectors = vectors }
 
     // ---- scalar functions of eigenvalues --------------------------------------------------------------------
 

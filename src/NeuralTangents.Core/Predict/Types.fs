@@ -53,3 +53,24 @@ type Outputs =
       Train: Tensor
       /// Test-set outputs, shape (M, K) or (T, M, K); None when no test set was given.
       Test: Tensor option }
+
+/// <summary>Progress of a prediction: the big step just finished (a kernel, a factorisation, a solve), how many
+/// steps have finished so far and the time since the predictor was built.</summary>
+type PredictProgress =
+    { /// What finished, e.g. "NTK train–train kernel", "Cholesky factor of the NTK", "NNGP covariance".
+      Step: string
+      /// Steps finished so far (the total depends on what is asked, so none is promised).
+      StepsDone: int
+      /// Time since the predictor was built.
+      Elapsed: System.TimeSpan }
+
+/// <summary>Cancellation and progress reporting for a prediction: the token is checked, and progress reported,
+/// between its big steps (kernels, factorisations, solves); a step itself is not interrupted.</summary>
+type PredictControl =
+    { /// Cancels the prediction at the next step boundary with an OperationCanceledException.
+      Cancellation: System.Threading.CancellationToken
+      /// Receives one report per finished step, when given.
+      Progress: System.IProgress<PredictProgress> option }
+
+    /// <summary>No cancellation, no progress.</summary>
+    static member None = { Cancellation = System.Threading.CancellationToken.None; Progress = None }

@@ -132,7 +132,8 @@ module internal Input =
                 for p in 0 .. s - 1 do
                     let a = slice x1 n1 p
                     let b = if x2.IsSome then slice x2v n2 p else a
-                    let g = Linalg.gemmNT inv a n1 b n2 c
+                    // x2 = x1: the Gram matrix by a symmetric rank-k update, half the flops and exactly symmetric.
+                    let g = if x2.IsSome then Linalg.gemmNT inv a n1 b n2 c else Linalg.gram inv a n1 c
                     if s = 1 then nngp <- g
                     // With x2 = x1 the variances are the Gram matrix's own diagonal, bit for bit, so that every rule sees a
                     // correlation of exactly 1 between a point and itself (θ = 0 in the arc-cosine kernels) instead of
