@@ -24,6 +24,14 @@ let helpText =
             (N, N, ...) cov1/cov2 (default: the layout neural_tangents picks)
     "out"   optional PREFIX: write PREFIX.nngp.npy, PREFIX.ntk.npy, PREFIX.cov1.npy
             and PREFIX.cov2.npy instead of answering with nested lists
+    "monte_carlo" optional: finite networks of the architecture's widths instead
+            of the infinite limit (neural_tangents' monte_carlo_kernel_fn):
+            {"n_samples": 100 or [10, 100, 1000], "seed": 0, "batch_size": 0,
+             "trace_axes": [-1], "diagonal_axes": []}; the answer has only nngp
+            and ntk, the mean over n_samples networks; with a list of counts
+            each array gains a leading axis, one estimate per count
+    "empirical" optional: one finite network drawn from {"seed": 0} (also
+            "trace_axes", "diagonal_axes"), neural_tangents' empirical_kernel_fn
 
     Relative paths resolve against the request file's folder (for stdin: the
     current folder).
@@ -85,6 +93,9 @@ let private inputsOf (name: string) (hasX2: bool) =
 let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
     let text, baseDir = RequestIo.read requestPath stdin
     let req = KernelRequest.parse baseDir text
+    match FiniteKernel.modeOf text with
+    | Some mode -> FiniteKernel.run req mode stdout
+    | None ->
     RequestIo.prepareOut req.Out
     let sw = Stopwatch.StartNew()
     let k = KernelFn.computeWithLayout req.Layout req.Arch req.X1 req.X2 req.Get

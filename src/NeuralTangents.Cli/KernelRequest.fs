@@ -24,7 +24,7 @@ type KernelRequest =
 [<RequireQualifiedAccess>]
 module KernelRequest =
 
-    let private knownKeys = [ "arch"; "x1"; "x2"; "get"; "kwargs"; "out" ]
+    let internal knownKeys = [ "arch"; "x1"; "x2"; "get"; "kwargs"; "out" ] @ [ "monte_carlo"; "empirical" ] // the last two: FiniteKernel
 
     let private show = RequestIo.show
 
