@@ -1,16 +1,18 @@
 namespace NeuralTangents
 
+open NeuralTangents.Layers
+
 /// <summary>Taylor expansions of a finite network in its parameters (neural_tangents' <c>linearize</c> and
 /// <c>taylor_expand</c>), built on Jacobian–vector products. The Jacobian is never materialised.</summary>
 /// <remarks>There is no forward mode here: J·v is computed exactly with the reverse pass, one vector–Jacobian
 /// product per output element k, (J·v)_k = ⟨∂f_k/∂θ, v⟩, each row dotted with v as soon as it is pulled back
-/// (memory O(#parameters), time O(#outputs) backward passes). The second-order term uses exact JVPs at four
+/// (memory O(#parameters), time O(#outputs) backward passes of one example each). The second-order term uses exact JVPs at four
 /// nearby points (see <c>taylorExpand</c>).</remarks>
 [<RequireQualifiedAccess>]
 module Taylor =
 
     /// <summary>Output and Jacobian–vector product of a network: (f(θ, x), ∂f(θ, x)/∂θ · v), computed exactly
-    /// with one backward pass per output element (JAX's <c>jvp</c> on <c>apply_fn</c>).</summary>
+    /// with one backward pass per output element of each example (JAX's <c>jvp</c> on <c>apply_fn</c>).</summary>
     /// <param name="layer">The network.</param>
     /// <param name="params">θ, where the derivative is taken.</param>
     /// <param name="tangent">v, a tree shaped like θ.</param>
@@ -21,16 +23,29 @@ module Taylor =
         if Params.count tangent <> Params.count ``params`` then
             invalidArg "tangent" (sprintf "jvp: the tangent has %d values but the parameters %d; use a tree shaped like the parameters"
                                     (Params.count tangent) (Params.count ``params``))
-        let tape = Backward.record layer ``params`` (Single x)
-        let y = ApplyFn.one layer tape.Output
-        let out = Array.zeroCreate y.Length
-        let e = Tensor.zeros y.Shape
-        for k in 0 .. y.Length - 1 do
-            e.Data[k] <- 1.0
-            let g, _ = Backward.backwardFlow tape (Single e)
-            e.Data[k] <- 0.0
-            out[k] <- Params.dot g tangent
-        y, Tensor.create y.Shape out
+        let y = ApplyFn.apply layer ``params`` x
+        // Examples do not interact, so each is recorded and pulled back on its own: a backward pass then costs one
+        // example, not the batch. The per-example J·v are stacked back along the output's batch axis.
+        let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
+        let a = Axes.norm x.Rank axis
+        let b = Axes.norm y.Rank axis
+        let perExample =
+            Array.init x.Shape[a] (fun i ->
+                let tape = Backward.record layer ``params`` (Single(Axes.takeBatch a i x))
+                let yi = ApplyFn.one layer tape.Output
+                let e = Tensor.zeros yi.Shape
+                let out = Array.zeroCreate yi.Length
+                for k in 0 .. yi.Length - 1 do
+                    e.Data[k] <- 1.0
+                    let g, _ = Backward.backwardFlow tape (Single e)
+                    e.Data[k] <- 0.0
+                    out[k] <- Params.dot g tangent
+                Tensor.create yi.Shape out |> Tensor.moveAxis b 0)
+        let stacked = Tensor.create (Array.append [| perExample.Length |] perExample[0].Shape[1..]) (Array.collect (fun (t: Tensor) -> t.Data) perExample)
+        let jv = Tensor.moveAxis 0 b stacked
+        if jv.Shape <> y.Shape then
+            raise (NeuralTangentsException(sprintf "jvp: the per-example outputs stack to %A but the batch output is %A" jv.Shape y.Shape))
+        y, jv
 
     /// p − p0 as a tree, checked to have p0's structure.
     let private delta (p0: Params) (p: Params) =
