@@ -155,6 +155,7 @@ let main argv =
     let depth = 10
     let runs = if quick then 3 else 5
     if Array.contains "--layers" argv then layers n d; exit 0
+    if Array.contains "--activations" argv then Activations.run quick; exit 0
     if Array.contains "--cnn" argv then
         let i = Array.IndexOf(argv, "--cnn-max-s")
         cnn (if i >= 0 then float argv[i + 1] else 60.0)

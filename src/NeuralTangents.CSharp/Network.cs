@@ -106,6 +106,57 @@ public sealed class Network : IEquatable<Network>
         return Compute(t1, t2, get, diagonalSpatial, diagonalBatch);
     }
 
+    /// <summary>The exact infinite-width kernels between two sets of inputs, computed in tiles over blocks of
+    /// inputs (neural_tangents' <c>nt.batch(kernel_fn, batch_size)(x1, x2)</c>): tiles run in parallel within the
+    /// memory budget of <paramref name="tiling"/>, with x2 = x1 only the tiles on and above the diagonal are
+    /// computed, and the answer equals the untiled one to round-off.</summary>
+    /// <param name="x1">First inputs, (N1, features).</param>
+    /// <param name="x2">Second inputs; null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <param name="tiling">Tile size and memory budget (<see cref="TilingOptions.Default"/>: from the free memory).</param>
+    /// <param name="progress">Receives a report after every tile, on a worker thread; null for none.</param>
+    /// <param name="cancellationToken">Stops the computation at the next tile boundary.</param>
+    /// <returns>The kernels, each (N1, N2).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> or <paramref name="tiling"/> is null.</exception>
+    /// <exception cref="NeuralTangentsException">The network cannot take these inputs, or the answer or its smallest
+    /// tile does not fit the memory budget; the message gives the numbers.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public KernelResult Kernel(
+        double[,] x1, double[,]? x2, KernelOutputs get, TilingOptions tiling, IProgress<KernelProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        Boundary.NotNull(x1, nameof(x1));
+        Boundary.NotNull(tiling, nameof(tiling));
+        var t1 = TensorModule.OfArray2D(x1);
+        var t2 = x2 is null ? null : TensorModule.OfArray2D(x2);
+        return Compute(t1, t2, get, null, null, tiling.ToFSharp(progress, cancellationToken));
+    }
+
+    /// <summary>The exact infinite-width kernels between two sets of images, computed in tiles (see
+    /// <see cref="Kernel(double[,], double[,], KernelOutputs, TilingOptions, IProgress{KernelProgress}, CancellationToken)"/>).</summary>
+    /// <param name="x1">First images, NHWC.</param>
+    /// <param name="x2">Second images; null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <param name="tiling">Tile size and memory budget.</param>
+    /// <param name="progress">Receives a report after every tile; null for none.</param>
+    /// <param name="cancellationToken">Stops the computation at the next tile boundary.</param>
+    /// <returns>The kernels, each (N1, N2).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> or <paramref name="tiling"/> is null.</exception>
+    /// <exception cref="NeuralTangentsException">The network cannot take these inputs, or the memory budget is too
+    /// small; the message says why.</exception>
+    /// <exception cref="NotSupportedException">The network's output keeps spatial axes.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public KernelResult Kernel(
+        double[,,,] x1, double[,,,]? x2, KernelOutputs get, TilingOptions tiling, IProgress<KernelProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        Boundary.NotNull(x1, nameof(x1));
+        Boundary.NotNull(tiling, nameof(tiling));
+        var t1 = TensorModule.OfArray4D(x1);
+        var t2 = x2 is null ? null : TensorModule.OfArray4D(x2);
+        return Compute(t1, t2, get, null, null, tiling.ToFSharp(progress, cancellationToken));
+    }
+
     /// <summary>Samples the parameters of a finite network of this architecture (neural_tangents'
     /// <c>init_fn(key, input_shape)</c>, with its initialisation for both parameterizations).</summary>
     /// <param name="seed">Seed of the random key; the same seed gives the same parameters.</param>
@@ -164,7 +215,8 @@ public sealed class Network : IEquatable<Network>
     /// <returns>Compact JSON text.</returns>
     public override string ToString() => ToJson();
 
-    private KernelResult Compute(Tensor x1, Tensor? x2, KernelOutputs get, bool? diagonalSpatial, bool? diagonalBatch)
+    private KernelResult Compute(
+        Tensor x1, Tensor? x2, KernelOutputs get, bool? diagonalSpatial, bool? diagonalBatch, BatchOptions? tiling = null)
     {
         var g = ToGet(get);
         var x2Option = x2 is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(x2);
@@ -174,7 +226,9 @@ public sealed class Network : IEquatable<Network>
         // The core names the inputs x1 and x2 as we do; an input without the axis a layer names ("x" or a layer's
         // axis argument) is a fault of the inputs, reported against x1.
         var k = Boundary.Call(
-            () => KernelFn.ComputeWithLayout(layout, layer, x1, x2Option, g),
+            () => tiling is null
+                ? KernelFn.ComputeWithLayout(layout, layer, x1, x2Option, g)
+                : Batching.ComputeWithLayout(tiling, layout, layer, x1, x2Option, g),
             Boundary.Names(("x", "x1"), ("batch_axis", "x1"), ("channel_axis", "x1")));
         if (k.Nngp.Rank != 2 || k.Cov1.Rank != (k.DiagonalBatch ? 1 : 2))
         {

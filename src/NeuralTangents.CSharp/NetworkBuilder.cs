@@ -117,6 +117,66 @@ public sealed class NetworkBuilder
     /// <exception cref="ArgumentException"><paramref name="degree"/> is outside 0..5.</exception>
     public NetworkBuilder Monomial(int degree) => Add(Stax.Monomial(degree));
 
+    /// <summary>Appends <see cref="Stax.Exp(double, double)"/>: a·exp(b·x).</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Input scale, finite.</param>
+    /// <returns>A new builder ending in Exp.</returns>
+    public NetworkBuilder Exp(double a = 1.0, double b = 1.0) => Add(Stax.Exp(a, b));
+
+    /// <summary>Appends <see cref="Stax.Gaussian(double, double)"/>: a·exp(b·x²).</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Exponent scale, finite.</param>
+    /// <returns>A new builder ending in Gaussian.</returns>
+    public NetworkBuilder Gaussian(double a = 1.0, double b = -1.0) => Add(Stax.Gaussian(a, b));
+
+    /// <summary>Appends <see cref="Stax.ExpNormalized(double, double, bool)"/>.</summary>
+    /// <param name="gamma">Exponent scale, finite.</param>
+    /// <param name="shift">Shift, finite.</param>
+    /// <param name="doClip">Clip the normalized covariance to [−1, 1].</param>
+    /// <returns>A new builder ending in ExpNormalized.</returns>
+    public NetworkBuilder ExpNormalized(double gamma = 1.0, double shift = -1.0, bool doClip = false) =>
+        Add(Stax.ExpNormalized(gamma, shift, doClip));
+
+    /// <summary>Appends <see cref="Stax.Rbf(double)"/>.</summary>
+    /// <param name="gamma">Finite and ≥ 0.</param>
+    /// <returns>A new builder ending in Rbf.</returns>
+    public NetworkBuilder Rbf(double gamma = 1.0) => Add(Stax.Rbf(gamma));
+
+    /// <summary>Appends <see cref="Stax.Sign"/>.</summary>
+    /// <returns>A new builder ending in Sign.</returns>
+    public NetworkBuilder Sign() => Add(Stax.Sign());
+
+    /// <summary>Appends <see cref="Stax.Gabor"/>.</summary>
+    /// <returns>A new builder ending in Gabor.</returns>
+    public NetworkBuilder Gabor() => Add(Stax.Gabor());
+
+    /// <summary>Appends <see cref="Stax.Hermite(int)"/>.</summary>
+    /// <param name="degree">0 to 170.</param>
+    /// <returns>A new builder ending in Hermite.</returns>
+    public NetworkBuilder Hermite(int degree) => Add(Stax.Hermite(degree));
+
+    /// <summary>Appends <see cref="Stax.RectifiedMonomial(int)"/>.</summary>
+    /// <param name="degree">0 to 170.</param>
+    /// <returns>A new builder ending in RectifiedMonomial.</returns>
+    public NetworkBuilder RectifiedMonomial(int degree) => Add(Stax.RectifiedMonomial(degree));
+
+    /// <summary>Appends <see cref="Stax.Polynomial(double[])"/>.</summary>
+    /// <param name="coef">Coefficients, lowest degree first.</param>
+    /// <returns>A new builder ending in Polynomial.</returns>
+    public NetworkBuilder Polynomial(params double[] coef) => Add(Stax.Polynomial(coef));
+
+    /// <summary>Appends <see cref="Stax.ElementwiseNumerical(string, int, string?)"/>.</summary>
+    /// <param name="fn">A name from <see cref="Stax.ActivationNames"/>.</param>
+    /// <param name="deg">Nodes per axis, 1 to 150.</param>
+    /// <param name="df">A name used as φ′, or null for the exact derivative.</param>
+    /// <returns>A new builder ending in ElementwiseNumerical.</returns>
+    public NetworkBuilder ElementwiseNumerical(string fn, int deg, string? df = null) => Add(Stax.ElementwiseNumerical(fn, deg, df));
+
+    /// <summary>Appends <see cref="Stax.Named(string)"/>: a registry activation with 25 nodes per axis.</summary>
+    /// <param name="fn">A name from <see cref="Stax.ActivationNames"/>.</param>
+    /// <returns>A new builder ending in that activation.</returns>
+    public NetworkBuilder Named(string fn) => Add(Stax.Named(fn));
+
     /// <summary>Appends <see cref="Stax.Conv"/>.</summary>
     /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
     /// <param name="filterShape">Filter sizes, one per spatial axis (<c>filter_shape</c>), each at least 1.</param>

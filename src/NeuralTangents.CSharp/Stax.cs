@@ -164,6 +164,183 @@ public static class Stax
     public static Network Monomial(int degree) =>
         Wrap(Boundary.Call(() => StaxModule.Monomial(degree), Boundary.Names()));
 
+    /// <summary>a·exp(b·x) (neural_tangents' <c>Exp</c>).</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Input scale, finite.</param>
+    /// <returns>The Exp layer.</returns>
+    /// <exception cref="ArgumentException">An argument is not finite; the exception names it.</exception>
+    public static Network Exp(double a = 1.0, double b = 1.0) =>
+        Wrap(Boundary.Call(() => StaxModule.Exp(a, b), Boundary.Names()));
+
+    /// <summary>a·exp(b·x²) (neural_tangents' <c>Gaussian</c>).</summary>
+    /// <param name="a">Output scale, finite.</param>
+    /// <param name="b">Exponent scale, finite (the kernel is finite for b ≤ 0).</param>
+    /// <returns>The Gaussian layer.</returns>
+    /// <exception cref="ArgumentException">An argument is not finite; the exception names it.</exception>
+    public static Network Gaussian(double a = 1.0, double b = -1.0) =>
+        Wrap(Boundary.Call(() => StaxModule.Gaussian(a, b), Boundary.Names()));
+
+    /// <summary>neural_tangents' <c>ExpNormalized</c>, the Gaussian normalized kernel (arXiv:2003.02237); kernel
+    /// only: the finite network raises.</summary>
+    /// <param name="gamma">Exponent scale, finite.</param>
+    /// <param name="shift">Shift of the normalized covariance, finite.</param>
+    /// <param name="doClip">Clip the normalized covariance to [−1, 1].</param>
+    /// <returns>The ExpNormalized layer.</returns>
+    /// <exception cref="ArgumentException">An argument is not finite; the exception names it.</exception>
+    public static Network ExpNormalized(double gamma = 1.0, double shift = -1.0, bool doClip = false) =>
+        Wrap(Boundary.Call(() => StaxModule.ExpNormalized(gamma, shift, doClip), Boundary.Names(("do_clip", nameof(doClip)))));
+
+    /// <summary>√2·sin(√(2γ)·x + π/4), whose NNGP is the RBF kernel (neural_tangents' <c>Rbf</c>).</summary>
+    /// <param name="gamma">1/(2ℓ²) for length scale ℓ, finite and ≥ 0.</param>
+    /// <returns>The Rbf layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="gamma"/> is negative or not finite.</exception>
+    public static Network Rbf(double gamma = 1.0) =>
+        Wrap(Boundary.Call(() => StaxModule.Rbf(gamma), Boundary.Names()));
+
+    /// <summary>sign(x) (neural_tangents' <c>Sign</c>), with exact covariances between inputs.</summary>
+    /// <returns>The Sign layer.</returns>
+    public static Network Sign() => Wrap(StaxModule.Sign);
+
+    /// <summary>exp(−x²)·sin(x) (neural_tangents' <c>Gabor</c>).</summary>
+    /// <returns>The Gabor layer.</returns>
+    public static Network Gabor() => Wrap(StaxModule.Gabor);
+
+    /// <summary>The normalized Hermite polynomial He_degree(x)/√(degree!) (neural_tangents' <c>Hermite</c>); its
+    /// kernel is exact for unit-variance pre-activations.</summary>
+    /// <param name="degree">0 to 170.</param>
+    /// <returns>The Hermite layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="degree"/> is out of range.</exception>
+    public static Network Hermite(int degree) =>
+        Wrap(Boundary.Call(() => StaxModule.Hermite(degree), Boundary.Names()));
+
+    /// <summary>(x ≥ 0)·x^degree (neural_tangents' <c>RectifiedMonomial</c>), exact also at θ = 0.</summary>
+    /// <param name="degree">0 to 170.</param>
+    /// <returns>The RectifiedMonomial layer.</returns>
+    /// <exception cref="ArgumentException"><paramref name="degree"/> is out of range.</exception>
+    public static Network RectifiedMonomial(int degree) =>
+        Wrap(Boundary.Call(() => StaxModule.RectifiedMonomial(degree), Boundary.Names()));
+
+    /// <summary>coef[0] + coef[1]·x + … + coef[n]·xⁿ (neural_tangents' <c>Polynomial</c>).</summary>
+    /// <param name="coef">The coefficients, lowest degree first, each finite.</param>
+    /// <returns>The Polynomial layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="coef"/> is null.</exception>
+    /// <exception cref="ArgumentException">A coefficient is not finite.</exception>
+    public static Network Polynomial(params double[] coef)
+    {
+        var list = ListModule.OfArray(Boundary.NotNull(coef, nameof(coef)));
+        return Wrap(Boundary.Call(() => StaxModule.Polynomial(list), Boundary.Names()));
+    }
+
+    /// <summary>The names <see cref="ElementwiseNumerical(string, int, string?)"/> and <see cref="Named"/> accept:
+    /// tanh, sech2, sigmoid, softplus, swish, silu, elu, selu, mish, relu6, hard_tanh, relu, sin, cos, exp, erf, gelu.</summary>
+    public static IReadOnlyList<string> ActivationNames => [.. StaxModule.ActivationNames];
+
+    /// <summary>neural_tangents' <c>ElementwiseNumerical(fn, deg, df)</c> with a registry activation: the kernel by
+    /// deg×deg Gauss–Hermite quadrature; φ′ the exact derivative of <paramref name="fn"/> (dual numbers) unless
+    /// <paramref name="df"/> names one. Plain data: it travels as JSON.</summary>
+    /// <param name="fn">A name from <see cref="ActivationNames"/>.</param>
+    /// <param name="deg">Nodes per axis, 1 to 150.</param>
+    /// <param name="df">A name used as φ′, or null for the exact derivative.</param>
+    /// <returns>The ElementwiseNumerical layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="fn"/> is null.</exception>
+    /// <exception cref="ArgumentException">An unknown name or a degree out of range.</exception>
+    public static Network ElementwiseNumerical(string fn, int deg, string? df = null)
+    {
+        Boundary.NotNull(fn, nameof(fn));
+        var dfOpt = df is null ? FSharpOption<string>.None : FSharpOption<string>.Some(df);
+        return Wrap(Boundary.Call(() => StaxModule.ElementwiseNumerical(fn, deg, dfOpt), Boundary.Names()));
+    }
+
+    /// <summary>A registry activation by name (e.g. "tanh", "swish", "mish") as a ready layer:
+    /// <see cref="ElementwiseNumerical(string, int, string?)"/> with 25 nodes per axis.</summary>
+    /// <param name="fn">A name from <see cref="ActivationNames"/>.</param>
+    /// <returns>The layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="fn"/> is null.</exception>
+    /// <exception cref="ArgumentException">An unknown name.</exception>
+    public static Network Named(string fn)
+    {
+        Boundary.NotNull(fn, nameof(fn));
+        return Wrap(Boundary.Call(() => StaxModule.Named(fn), Boundary.Names()));
+    }
+
+    /// <summary>ElementwiseNumerical from a user function and its derivative (neural_tangents' <c>fn</c>,
+    /// <c>df</c>). Not JSON-encodable.</summary>
+    /// <param name="name">The layer's name, for printing and errors.</param>
+    /// <param name="fn">φ.</param>
+    /// <param name="df">φ′.</param>
+    /// <param name="deg">Nodes per axis, 1 to 150.</param>
+    /// <returns>The layer.</returns>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="deg"/> is out of range.</exception>
+    public static Network ElementwiseNumerical(string name, Func<double, double> fn, Func<double, double> df, int deg)
+    {
+        Boundary.NotNull(name, nameof(name));
+        var f = FuncConvert.FromFunc(Boundary.NotNull(fn, nameof(fn)));
+        var d = FuncConvert.FromFunc(Boundary.NotNull(df, nameof(df)));
+        return Wrap(Boundary.Call(() => StaxModule.ElementwiseNumerical(name, f, d, deg), Boundary.Names()));
+    }
+
+    /// <summary>ElementwiseNumerical from a user function written over <see cref="Dual"/> numbers: φ′ by
+    /// forward-mode differentiation, exact to round-off. Not JSON-encodable.</summary>
+    /// <param name="name">The layer's name, for printing and errors.</param>
+    /// <param name="fn">φ over dual numbers (use the operators and <c>Dual.Tanh</c>, <c>Dual.Exp</c>, …).</param>
+    /// <param name="deg">Nodes per axis, 1 to 150.</param>
+    /// <returns>The layer.</returns>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="deg"/> is out of range.</exception>
+    public static Network ElementwiseNumerical(string name, Func<Dual, Dual> fn, int deg)
+    {
+        Boundary.NotNull(name, nameof(name));
+        var f = FuncConvert.FromFunc(Boundary.NotNull(fn, nameof(fn)));
+        return Wrap(Boundary.Call(() => StaxModule.ElementwiseNumericalDual(name, f, deg), Boundary.Names()));
+    }
+
+    /// <summary>neural_tangents' <c>Elementwise(fn, nngp_fn, d_nngp_fn)</c>: the NNGP map
+    /// (c, q1, q2) ↦ E[φ(u)φ(v)] and its derivative in c, E[φ′(u)φ′(v)]. Not JSON-encodable.</summary>
+    /// <param name="name">The layer's name, for printing and errors.</param>
+    /// <param name="nngpFn">(cov12, var1, var2) ↦ E[φ(u)φ(v)].</param>
+    /// <param name="dNngpFn">(cov12, var1, var2) ↦ E[φ′(u)φ′(v)].</param>
+    /// <param name="fn">φ for the finite network, or null (the finite network then raises).</param>
+    /// <param name="df">φ′ for the finite network's backward pass, or null.</param>
+    /// <returns>The layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/>, <paramref name="nngpFn"/> or
+    /// <paramref name="dNngpFn"/> is null.</exception>
+    public static Network Elementwise(
+        string name,
+        Func<double, double, double, double> nngpFn,
+        Func<double, double, double, double> dNngpFn,
+        Func<double, double>? fn = null,
+        Func<double, double>? df = null)
+    {
+        Boundary.NotNull(name, nameof(name));
+        var n = FuncConvert.FromFunc(Boundary.NotNull(nngpFn, nameof(nngpFn)));
+        var d = FuncConvert.FromFunc(Boundary.NotNull(dNngpFn, nameof(dNngpFn)));
+        return Wrap(Boundary.Call(() => StaxModule.Elementwise(name, Opt(fn), Opt(df), n, d), Boundary.Names()));
+    }
+
+    /// <summary>neural_tangents' <c>Elementwise(fn, nngp_fn)</c> without <c>d_nngp_fn</c>: the NNGP map is written
+    /// over <see cref="Dual"/> numbers in the covariance and E[φ′(u)φ′(v)] = ∂nngp/∂c is its ε part. Not
+    /// JSON-encodable.</summary>
+    /// <param name="name">The layer's name, for printing and errors.</param>
+    /// <param name="nngpFn">(cov12 as a dual number, var1, var2) ↦ E[φ(u)φ(v)].</param>
+    /// <param name="fn">φ for the finite network, or null.</param>
+    /// <param name="df">φ′ for the finite network's backward pass, or null.</param>
+    /// <returns>The layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> or <paramref name="nngpFn"/> is null.</exception>
+    public static Network Elementwise(
+        string name,
+        Func<Dual, double, double, Dual> nngpFn,
+        Func<double, double>? fn = null,
+        Func<double, double>? df = null)
+    {
+        Boundary.NotNull(name, nameof(name));
+        var n = FuncConvert.FromFunc(Boundary.NotNull(nngpFn, nameof(nngpFn)));
+        return Wrap(Boundary.Call(() => StaxModule.ElementwiseDual(name, Opt(fn), Opt(df), n), Boundary.Names()));
+    }
+
+    private static FSharpOption<FSharpFunc<double, double>> Opt(Func<double, double>? f) =>
+        f is null ? FSharpOption<FSharpFunc<double, double>>.None : FSharpOption<FSharpFunc<double, double>>.Some(FuncConvert.FromFunc(f));
+
     /// <summary>A convolution with one filter shared by all positions (neural_tangents' <c>Conv</c>).</summary>
     /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
     /// <param name="filterShape">Filter sizes, one per spatial axis (<c>filter_shape</c>), each at least 1.</param>

@@ -175,9 +175,9 @@ let private info (stdout: TextWriter) =
         stdout.Write(sprintf "%-16s%s\n" (name + ":") value)
     stdout.Flush()
 
-let private dispatch (args: ParseResults<NtArgs>) (stdin: TextReader) (stdout: TextWriter) (stderr: TextWriter) =
+let private dispatch (cancel: Threading.CancellationToken) (args: ParseResults<NtArgs>) (stdin: TextReader) (stdout: TextWriter) (stderr: TextWriter) =
     match args.GetSubCommand() with
-    | Kernel k -> KernelCommand.run (k.TryGetResult KernelArgs.Request) stdin stdout
+    | Kernel k -> Progress.using stderr (fun p -> KernelCommand.runWith cancel p (k.TryGetResult KernelArgs.Request) stdin stdout)
     | Predict p -> PredictCommand.run (p.TryGetResult PredictArgs.Request) stdin stdout
     | Demo d -> Demo.DemoCommand.run (demoOptions d) stdout stderr
     | Info -> info stdout
@@ -208,7 +208,8 @@ let rec describe (e: exn) : string =
         | :? InvalidDataException
         | :? IOException
         | :? UnauthorizedAccessException -> e.Message
-        | :? OutOfMemoryException -> "out of memory; use fewer or smaller inputs"
+        | :? OutOfMemoryException -> "out of memory; use fewer or smaller inputs, or a smaller \"memory_gb\""
+        | :? OperationCanceledException -> e.Message
         | e -> sprintf "internal error (%s): %s" (e.GetType().Name) e.Message
     // One line, whatever the message holds: no line breaks, no control characters, and a bounded length (values
     // echoed in messages are cut where they are echoed; this is the backstop).
@@ -221,7 +222,8 @@ let rec describe (e: exn) : string =
 /// <param name="stdin">Where a request comes from when no file is named.</param>
 /// <param name="stdout">Where the answer (or help) goes.</param>
 /// <param name="stderr">Where an error goes, as one line starting with "nt: ".</param>
-/// <returns>0 on success, 1 when the request or its computation fails, 2 for a command-line error.</returns>
+/// <returns>0 on success, 1 when the request or its computation fails, 2 for a command-line error, 130 when
+/// interrupted (Ctrl-C).</returns>
 let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextWriter) : int =
     let error (msg: string) =
         stderr.WriteLine("nt: " + msg)
@@ -236,9 +238,23 @@ let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextW
             if args.Contains Version then
                 stdout.Write(version () + "\n")
                 stdout.Flush()
-            else dispatch args stdin stdout stderr
+            else
+                // Ctrl-C (SIGINT) asks the running computation to stop at the next tile boundary; a second Ctrl-C
+                // ends the process at once.
+                use cts = new Threading.CancellationTokenSource()
+                let onCancel =
+                    ConsoleCancelEventHandler(fun _ e ->
+                        if not cts.IsCancellationRequested then
+                            e.Cancel <- true
+                            cts.Cancel())
+                Console.CancelKeyPress.AddHandler onCancel
+                try dispatch cts.Token args stdin stdout stderr
+                finally Console.CancelKeyPress.RemoveHandler onCancel
         0
     with
+    | :? OperationCanceledException as e ->
+        error (describe e)
+        130
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
         stdout.Write(e.Message.TrimEnd())
         stdout.Write("\n\n")

@@ -48,6 +48,8 @@ let modeOf (text: string) : Mode option =
     let o = RequestIo.parseObject "kernel" "{\"arch\": ..., \"x1\": ...}" KernelRequest.knownKeys text
     match o["monte_carlo"], o["empirical"] with
     | null, null -> None
+    | _ when RequestIo.tilingKeys |> List.exists (fun k -> not (isNull o[k])) ->
+        fail "memory_gb and batch_size tile the infinite-width kernels, not monte_carlo or empirical; remove them (monte_carlo takes its own \"batch_size\")"
     | _ when not (isNull o["kwargs"]) ->
         fail "kwargs: diagonal_batch and diagonal_spatial apply only to the infinite-width kernels, not with monte_carlo or empirical; remove \"kwargs\""
     | (:? JsonObject as mc), null ->
@@ -84,7 +86,7 @@ let private stack (ts: Tensor list) =
 
 /// <summary>Computes the finite kernels of a parsed request and writes the JSON response: "nngp" and/or "ntk"
 /// (with a list of counts, one estimate per count along a new leading axis), then "elapsed_ms".</summary>
-let run (req: KernelRequest) (mode: Mode) (stdout: TextWriter) : unit =
+let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) (stdout: TextWriter) : unit =
     RequestIo.prepareOut req.Out
     let sw = Stopwatch.StartNew()
     let nngp, ntk =
@@ -93,7 +95,7 @@ let run (req: KernelRequest) (mode: Mode) (stdout: TextWriter) : unit =
             let _, p = InitFn.init seed req.Arch req.X1.Shape
             Empirical.kernelFn req.Arch t d req.X1 req.X2 req.Get p
         | MonteCarloMode(options, isList) ->
-            let ks = MonteCarlo.computeWith options req.Arch req.X1 req.X2 req.Get
+            let ks = MonteCarlo.computeWith { options with Cancellation = cancel } req.Arch req.X1 req.X2 req.Get
             if isList then
                 let pick f = if List.forall (fun k -> Option.isSome (f k)) ks then Some(stack (ks |> List.map (f >> Option.get))) else None
                 pick fst, pick snd

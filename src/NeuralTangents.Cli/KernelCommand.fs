@@ -23,7 +23,16 @@ let helpText =
             positions only (N1, N2, H, W, ...); {"diagonal_batch": false} for
             (N, N, ...) cov1/cov2 (default: the layout neural_tangents picks)
     "out"   optional PREFIX: write PREFIX.nngp.npy, PREFIX.ntk.npy, PREFIX.cov1.npy
-            and PREFIX.cov2.npy instead of answering with nested lists
+            and PREFIX.cov2.npy instead of answering with nested lists; they are
+            filled tile by tile (never whole in memory) and the finished tiles
+            are recorded in PREFIX.nt-tiles, so that the same command run again
+            after an interruption (Ctrl-C, kill, crash) resumes where it stopped
+    "memory_gb"  optional memory budget in GB (default: free memory less a
+            margin); the tile size follows from it, and a request whose
+            smallest tile cannot fit is refused with the numbers
+    "batch_size" optional inputs per tile, as neural_tangents' nt.batch
+            (default: the largest that fits "memory_gb"); N need not be a
+            multiple of it
     "monte_carlo" optional: finite networks of the architecture's widths instead
             of the infinite limit (neural_tangents' monte_carlo_kernel_fn):
             {"n_samples": 100 or [10, 100, 1000], "seed": 0, "batch_size": 0,
@@ -32,6 +41,8 @@ let helpText =
             each array gains a leading axis, one estimate per count
     "empirical" optional: one finite network drawn from {"seed": 0} (also
             "trace_axes", "diagonal_axes"), neural_tangents' empirical_kernel_fn
+
+    A progress bar with the time left is drawn on stderr when it is a terminal.
 
     Relative paths resolve against the request file's folder (for stdin: the
     current folder).
@@ -44,7 +55,8 @@ RESPONSE (JSON on stdout):
     nngp, ntk: (N1, N2) for a network with a flat output; cov1, cov2: the
     variances of x1 and x2 (cov2 is null when x2 is absent); a quantity not
     asked for in "get" is left out; elapsed_ms times the kernel computation
-    only. With "out", the same keys give the paths of the files written.
+    only. With "out", the same keys give the paths of the files written, and
+    elapsed_ms includes writing them (tile by tile, as they are computed).
 
 EXAMPLE:
 
@@ -86,39 +98,80 @@ let private inputsOf (name: string) (hasX2: bool) =
     | "cov2" -> "x2"
     | _ -> if hasX2 then "x1 and x2" else "x1"
 
-/// <summary>Runs <c>nt kernel</c>: reads the request (file, or stdin when None or "-"), computes the kernels and
-/// writes the JSON response to <paramref name="stdout"/>. Every quantity is checked finite before anything is
-/// written; with "out" the files are written all or nothing.</summary>
+/// Forwards reports to an optional reporter and remembers the last one (for the message of an interruption).
+type private Tracker(inner: IProgress<TileProgress> option) =
+    member val Last: TileProgress option = None with get, set
+    interface IProgress<TileProgress> with
+        member t.Report p =
+            lock t (fun () -> if t.Last |> Option.forall (fun l -> l.TilesDone <= p.TilesDone) then t.Last <- Some p)
+            inner |> Option.iter (fun i -> i.Report p)
+
+/// <summary>Runs <c>nt kernel</c>: reads the request (file, or stdin when None or "-"), computes the kernels in
+/// tiles (see <c>Batching</c>) and writes the JSON response to <paramref name="stdout"/>. Every quantity is checked
+/// finite before anything is written. With "out" the arrays are filled tile by tile in .npy files, resumable
+/// after an interruption, and renamed into place together at the end; <paramref name="cancel"/> stops at a tile
+/// boundary with an <c>OperationCanceledException</c> whose message says how to resume.</summary>
 /// <exception cref="T:NeuralTangents.Cli.CliError">and the library's exceptions, for the caller to report.</exception>
-let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
+let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgress> option) (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
     let text, baseDir = RequestIo.read requestPath stdin
     let req = KernelRequest.parse baseDir text
     match FiniteKernel.modeOf text with
-    | Some mode -> FiniteKernel.run req mode stdout
+    | Some mode -> FiniteKernel.run cancel req mode stdout
     | None ->
     RequestIo.prepareOut req.Out
+    let tracker = Tracker progress
+    let options = { req.Tiling with Progress = Some(tracker :> IProgress<TileProgress>); Cancellation = cancel }
+    let interrupted (e: OperationCanceledException) =
+        let counts =
+            match tracker.Last with
+            | Some p -> sprintf " after %d of %d tiles" p.TilesDone p.TilesTotal
+            | None -> ""
+        let how =
+            match req.Out with
+            | Some prefix ->
+                sprintf "the finished tiles are recorded in %s; run the same command again to resume" (TiledFiles.ledgerPath prefix)
+            | None -> "nothing was written; give \"out\" to make a long computation resumable"
+        raise (OperationCanceledException(sprintf "interrupted%s: %s" counts how, e, cancel))
     let sw = Stopwatch.StartNew()
-    let k = KernelFn.computeWithLayout req.Layout req.Arch req.X1 req.X2 req.Get
-    let ms = sw.Elapsed.TotalMilliseconds
-    let items = quantities req.Get k
-    for name, t in items do
-        t |> Option.iter (RequestIo.checkFinite name (sprintf "the inputs are too large for this network; rescale %s" (inputsOf name req.X2.IsSome)))
-    // Build the whole answer before writing, so an error leaves no half-written output.
     let out = new StringWriter()
     out.NewLine <- "\n"
     out.Write("{\n")
-    let files = ResizeArray()
-    for name, t in items do
-        out.Write(sprintf "  \"%s\": " name)
-        match t, req.Out with
-        | Some t, None -> JsonArrays.writeTensor out 2 t
-        | Some t, Some prefix ->
-            let path = sprintf "%s.%s.npy" prefix name
-            files.Add((path, t))
-            out.Write(JsonArrays.quote path)
-        | None, _ -> out.Write "null"
-        out.Write(",\n")
-    writeElapsed out ms
-    RequestIo.writeAll (List.ofSeq files)
+    match req.Out with
+    | Some prefix ->
+        let names =
+            [ if req.Get <> Ntk then "nngp"
+              if req.Get.WantsNtk then "ntk"
+              "cov1"
+              if req.X2.IsSome then "cov2" ]
+        let result =
+            try TiledFiles.compute options req.Layout req.Arch req.X1 req.X2 req.Get names prefix
+            with :? OperationCanceledException as e -> interrupted e
+        let ms = sw.Elapsed.TotalMilliseconds
+        for name in [ (if req.Get <> Ntk then Some "nngp" else None); (if req.Get.WantsNtk then Some "ntk" else None); Some "cov1"; Some "cov2" ] |> List.choose id do
+            out.Write(sprintf "  \"%s\": " name)
+            match result.Files |> List.tryFind (fun (n, _) -> n = name) with
+            | Some(_, path) -> out.Write(JsonArrays.quote path)
+            | None -> out.Write "null"
+            out.Write(",\n")
+        writeElapsed out ms
+    | None ->
+        let k =
+            try Batching.computeWithLayout options req.Layout req.Arch req.X1 req.X2 req.Get
+            with :? OperationCanceledException as e -> interrupted e
+        let ms = sw.Elapsed.TotalMilliseconds
+        let items = quantities req.Get k
+        for name, t in items do
+            t |> Option.iter (RequestIo.checkFinite name (sprintf "the inputs are too large for this network; rescale %s" (inputsOf name req.X2.IsSome)))
+        for name, t in items do
+            out.Write(sprintf "  \"%s\": " name)
+            match t with
+            | Some t -> JsonArrays.writeTensor out 2 t
+            | None -> out.Write "null"
+            out.Write(",\n")
+        writeElapsed out ms
     stdout.Write(out.ToString())
     stdout.Flush()
+
+/// <summary>Runs <c>nt kernel</c> without cancellation or progress (see <c>runWith</c>).</summary>
+let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
+    runWith Threading.CancellationToken.None None requestPath stdin stdout

@@ -18,13 +18,16 @@ type KernelRequest =
       /// The covariance layout asked for in "kwargs" (neural_tangents' diagonal_batch / diagonal_spatial).
       Layout: LayoutRequest
       /// Output prefix, resolved against the request's folder; None to answer inline.
-      Out: string option }
+      Out: string option
+      /// Tile size and memory budget ("batch_size", "memory_gb").
+      Tiling: BatchOptions }
 
 /// <summary>Reading <c>nt kernel</c> requests: <c>{"arch", "x1", "x2", "get", "kwargs", "out"}</c>.</summary>
 [<RequireQualifiedAccess>]
 module KernelRequest =
 
-    let internal knownKeys = [ "arch"; "x1"; "x2"; "get"; "kwargs"; "out" ] @ [ "monte_carlo"; "empirical" ] // the last two: FiniteKernel
+    let internal knownKeys =
+        [ "arch"; "x1"; "x2"; "get"; "kwargs"; "out" ] @ RequestIo.tilingKeys @ [ "monte_carlo"; "empirical" ] // the last two: FiniteKernel
 
     let private show = RequestIo.show
 
@@ -93,4 +96,5 @@ module KernelRequest =
           X2 = (match o["x2"] with null -> None | n -> Some(input baseDir "x2" n))
           Get = get o["get"]
           Layout = kwargs o["kwargs"]
-          Out = out }
+          Out = out
+          Tiling = RequestIo.tiling o }

@@ -27,6 +27,9 @@ let helpText =
     "compute_cov"   true to add the (M, M) predictive covariance (default false)
     "out"           optional PREFIX: write PREFIX.nngp.mean.npy, PREFIX.nngp.cov.npy, …
                     (all files or none; the folder is created when missing)
+    "memory_gb"     memory budget of the kernel computations in GB (default: free
+                    memory less a margin), as for 'nt kernel'
+    "batch_size"    inputs per kernel tile, as for 'nt kernel' (default: from memory_gb)
 
     nngp = exact Bayesian posterior of the infinite network (equivalently, training
     only its readout layer); ntk = infinite ensemble of infinitely wide networks
@@ -82,7 +85,7 @@ let private slice (i: int) (t: Tensor) =
 
 /// KernelFn.compute for one network, each (x1, x2) pair computed once (NNGP and NTK together when any prediction
 /// needs the NTK), so that the ensemble and NTKGP predictions share their kernels.
-let private cachedKernelFn (arch: Layer) (needNtk: bool) : Tensor -> Tensor option -> Get -> Kernel =
+let private cachedKernelFn (tiling: BatchOptions) (arch: Layer) (needNtk: bool) : Tensor -> Tensor option -> Get -> Kernel =
     let cache = ResizeArray<Tensor * Tensor option * Kernel>()
     let same (a: Tensor option) (b: Tensor option) =
         match a, b with
@@ -94,7 +97,7 @@ let private cachedKernelFn (arch: Layer) (needNtk: bool) : Tensor -> Tensor opti
             match cache |> Seq.tryFind (fun (a, b, _) -> obj.ReferenceEquals(a, x1) && same b x2) with
             | Some(_, _, k) -> k
             | None ->
-                let k = KernelFn.compute arch x1 x2 (if needNtk then Both else get)
+                let k = Batching.compute tiling arch x1 x2 (if needNtk then Both else get)
                 cache.Add((x1, x2, k))
                 k)
 
@@ -118,7 +121,7 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     let sw = Stopwatch.StartNew()
     let needNtk = req.Kinds |> List.exists (fun k -> k <> PredictGet.Nngp)
     checkNetwork req needNtk
-    let kernelFn = cachedKernelFn req.Arch needNtk
+    let kernelFn = cachedKernelFn req.Tiling req.Arch needNtk
     let ensemble =
         lazy (Predict.gradientDescentMseEnsemble kernelFn req.XTrain req.YTrain req.LearningRate req.DiagReg
                   req.DiagRegAbsoluteScale)

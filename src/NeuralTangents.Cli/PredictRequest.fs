@@ -26,7 +26,9 @@ type PredictRequest =
       DiagRegAbsoluteScale: bool
       LearningRate: float
       ComputeCov: bool
-      Out: string option }
+      Out: string option
+      /// Tile size and memory budget of the kernel computations ("batch_size", "memory_gb").
+      Tiling: BatchOptions }
 
 /// <summary>Reading <c>nt predict</c> requests (same conventions as <c>nt kernel</c>).</summary>
 [<RequireQualifiedAccess>]
@@ -35,6 +37,7 @@ module PredictRequest =
     let private knownKeys =
         [ "arch"; "x_train"; "y_train"; "x_test"; "get"; "t"; "diag_reg"; "diag_reg_absolute_scale"; "learning_rate"
           "compute_cov"; "out" ]
+        @ RequestIo.tilingKeys
 
     let private number (name: string) (dflt: float) (node: JsonNode) =
         match node with
@@ -144,4 +147,5 @@ module PredictRequest =
           DiagRegAbsoluteScale = flag "diag_reg_absolute_scale" o["diag_reg_absolute_scale"]
           LearningRate = lr
           ComputeCov = flag "compute_cov" o["compute_cov"]
-          Out = out }
+          Out = out
+          Tiling = RequestIo.tiling o }

@@ -218,3 +218,29 @@ let writeAll (files: (string * Tensor) list) =
             fail "cannot move the answer files into place (%d of %d were already replaced): %s" moved temps.Length e.Message
     finally
         cleanUp ()
+
+/// The keys of a request that size the tiles of its kernels.
+let tilingKeys = [ "memory_gb"; "batch_size" ]
+
+/// <summary>The tiling of a request's kernel computations: "memory_gb" (the memory budget in gigabytes, default:
+/// what the machine has free less a margin) and "batch_size" (inputs per tile, neural_tangents' nt.batch
+/// batch_size; default: the largest that fits the budget).</summary>
+let tiling (o: JsonObject) : BatchOptions =
+    let memory =
+        match o["memory_gb"] with
+        | null -> None
+        | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
+            let gb = v.GetValue<float>()
+            if not (Double.IsFinite gb) || gb <= 0.0 || gb > 1e9 then
+                fail "memory_gb: must be a positive number of gigabytes (10^9 bytes), e.g. 4 or 0.5, got %s" (show o["memory_gb"])
+            Some(int64 (gb * 1e9))
+        | n -> fail "memory_gb: must be a positive number of gigabytes (10^9 bytes), e.g. 4 or 0.5, got %s" (show n)
+    let batch =
+        match o["batch_size"] with
+        | null -> None
+        | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
+            match v.TryGetValue<int>() with
+            | true, b when b >= 1 -> Some b
+            | _ -> fail "batch_size: must be a positive whole number of inputs per tile, e.g. 256, got %s" (show v)
+        | n -> fail "batch_size: must be a positive whole number of inputs per tile, e.g. 256, got %s" (show n)
+    { BatchOptions.Default with MemoryBytes = memory; BatchSize = batch }

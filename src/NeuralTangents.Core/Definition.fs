@@ -88,6 +88,8 @@ type ArgValue =
     | StringArg of string
     | IntsArg of int list
     | StringsArg of string list
+    /// A list of numbers (Polynomial's coef).
+    | FloatsArg of float list
 
 /// <summary>Everything one leaf layer is, defined once in the module of its family (named after neural_tangents'
 /// <c>stax</c> files): neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> plus its requirements and the
@@ -134,6 +136,10 @@ type IArgs =
     abstract Int: name: string * dflt: int * lo: int * hi: int -> int
     abstract RequiredInt: name: string * lo: int * hi: int -> int
     abstract Bool: name: string * dflt: bool -> bool
+    /// A string, or None for a JSON null or an omitted argument.
+    abstract OptString: name: string -> string option
+    /// A required list of finite numbers.
+    abstract RequiredNumbers: name: string -> float list
 
 /// <summary>How the JSON codec reads one activation: its neural_tangents name, the arguments it accepts, and the
 /// (validated) activation they give.</summary>

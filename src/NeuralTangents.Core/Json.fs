@@ -44,8 +44,7 @@ module Json =
     /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
     let private planned =
         set [ "MaxPool"; "GlobalMaxPool"; "GlobalSelfAttention"; "LayerNorm"; "Dropout"; "Aggregate"; "ImageResize"; "Index"
-              "DotGeneral"; "Exp"; "Gaussian"; "ExpNormalized"; "Rbf"; "Sign"; "Hermite"; "RectifiedMonomial"
-              "Polynomial"; "Gabor"; "Elementwise"; "ElementwiseNumerical"; "Cos2"; "repeat" ]
+              "DotGeneral"; "Cos2"; "repeat" ]
 
     let private tryProp (o: JsonObject) (name: string) : bool * JsonNode =
         let mutable v: JsonNode = null
@@ -164,7 +163,32 @@ module Json =
             | true, v -> bad v
             | _ -> None
 
+        /// A string, or None for a JSON null or an omitted argument.
+        member _.OptString(name: string) =
+            match tryProp o name with
+            | true, null -> None
+            | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> Some(text v)
+            | true, v -> fail "%s: argument '%s' must be a string or null, got %s" layer name (show v)
+            | _ -> None
+
+        /// A required list of finite numbers (Polynomial's coef).
+        member _.RequiredNumbers(name: string) =
+            let bad (v: JsonNode) = fail "%s: argument '%s' must be a list of finite numbers, got %s" layer name (show v)
+            match tryProp o name with
+            | true, (:? JsonArray as arr) ->
+                arr |> Seq.map (fun n ->
+                    match n with
+                    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
+                        let x = v.GetValue<float>()
+                        if not (Double.IsFinite x) then bad arr
+                        x
+                    | _ -> bad arr) |> Seq.toList
+            | true, v -> bad v
+            | _ -> fail "%s: missing required argument '%s'" layer name
+
         interface IArgs with
+            member a.OptString name = a.OptString name
+            member a.RequiredNumbers name = a.RequiredNumbers name
             member a.Number(name, dflt) = a.Number(name, dflt)
             member a.RequiredNumber name = a.RequiredNumber name
             member a.Int(name, dflt, lo, hi) = a.Int(name, dflt, lo, hi)
@@ -343,6 +367,7 @@ module Json =
         | StringArg t -> JsonValue.Create t
         | IntsArg xs -> JsonArray(xs |> List.map int' |> List.toArray)
         | StringsArg xs -> JsonArray(xs |> List.map (fun t -> JsonValue.Create t :> JsonNode) |> List.toArray)
+        | FloatsArg xs -> JsonArray(xs |> List.map num |> List.toArray)
 
     /// <summary>Writes a network as a JSON node with neural_tangents' names and every argument explicit: the
     /// combinators here, every other layer from its definition's name and arguments.</summary>
@@ -350,6 +375,11 @@ module Json =
     let rec encodeLayer (layer: Layer) : JsonNode =
         let list (ls: Layer list) : JsonNode = JsonArray(ls |> List.map encodeLayer |> List.toArray)
         let named name args = obj name (args |> List.map (fun (k, v) -> k, argNode v))
+        match layer with
+        | Activation(Custom c) ->
+            fail "%s: an Elementwise layer built from user functions cannot be written as JSON (functions cannot travel as data); use ElementwiseNumerical with a registry name (%s)"
+                (clip c.Name) (String.Join(", ", NeuralTangents.Layers.ElementwiseQuadrature.names))
+        | _ -> ()
         match Definitions.node layer with
         | SerialNode ls -> obj "serial" [ "layers", list ls ]
         | ParallelNode ls -> obj "parallel" [ "layers", list ls ]

@@ -104,3 +104,12 @@ module KernelFn =
     [<CompiledName("Compute")>]
     let compute (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
         computeWith Execution.Fast layer x1 x2 get
+
+    /// The network's plan, compiled (and fused, for the fast execution) once, to run on many inputs (tiles).
+    let internal compilePlan (exec: Execution) (layer: Layer) =
+        let p = KernelPlan.compile layer
+        if exec.Fuse then KernelPlan.fuse p else p
+
+    /// <c>computeWithLayout</c> with a plan compiled by <c>compilePlan</c> for the same execution and layer.
+    let internal runPlan (exec: Execution) (plan: KernelPlan) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        KernelPlan.run exec plan (One(inputKernelWithLayout request layer x1 x2 get)) true |> single

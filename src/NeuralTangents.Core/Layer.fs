@@ -1,5 +1,7 @@
 namespace NeuralTangents
 
+open System
+
 /// <summary>How a Dense layer scales its weights (neural_tangents' <c>parameterization</c>).</summary>
 [<RequireQualifiedAccess>]
 type Parameterization =
@@ -28,6 +30,50 @@ type ErfSpec = { A: float; B: float; C: float }
 
 /// <summary><c>a·sin(b·x + c)</c>; Cos is Sin with c + π/2.</summary>
 type SinSpec = { A: float; B: float; C: float }
+
+/// <summary><c>a·exp(b·x)</c> (neural_tangents' <c>Exp</c>).</summary>
+type ExpSpec = { A: float; B: float }
+
+/// <summary><c>a·exp(b·x²)</c> (neural_tangents' <c>Gaussian</c>).</summary>
+type GaussianSpec = { A: float; B: float }
+
+/// <summary>neural_tangents' <c>ExpNormalized(gamma, shift, do_clip)</c>, the "Gaussian normalized kernel"
+/// (kernel only, no finite function).</summary>
+type ExpNormalizedSpec = { Gamma: float; Shift: float; DoClip: bool }
+
+/// <summary>neural_tangents' <c>ElementwiseNumerical(fn, deg, df)</c> with <c>fn</c> (and optionally <c>df</c>)
+/// named from the registry of activations (<c>Stax.activationNames</c>), so the layer stays plain data.</summary>
+type NumericalSpec =
+    { /// The registry name of φ.
+      Fn: string
+      /// The number of Gauss–Hermite nodes per axis, ≥ 1.
+      Deg: int
+      /// The registry name of the function used as φ′; None: the exact derivative of <c>Fn</c> (dual numbers).
+      Df: string option }
+
+/// <summary>neural_tangents' <c>Elementwise(fn, nngp_fn, d_nngp_fn)</c> with the maps named (JSON and CLI, where
+/// functions cannot travel): <c>NngpFn</c> "relu" or "erf", σ̇ from <c>DNngpFn</c>'s map or, when None, the exact
+/// derivative of the NNGP map (dual numbers); <c>Fn</c> a registry name for the finite network, or None.</summary>
+type ElementwiseNamedSpec = { Fn: string option; NngpFn: string; DNngpFn: string option }
+
+/// <summary>An elementwise layer built from user functions (neural_tangents' <c>Elementwise</c> and
+/// <c>ElementwiseNumerical</c> with callables). Equality is by reference: two values are equal only when they are
+/// the same object, as functions cannot be compared.</summary>
+[<Sealed; AllowNullLiteral>]
+type CustomActivation
+    internal (name: string, args: (string * string) list, fn: (float -> float) option, dfn: (float -> float) option,
+              step: float -> float -> float -> struct (float * float)) =
+    /// <summary>The layer's name (printing and error messages).</summary>
+    member _.Name = name
+    /// <summary>Descriptive arguments (e.g. the quadrature degree), for printing.</summary>
+    member _.Args = args
+    /// <summary>φ, or None when only the kernel is known (the finite network then raises).</summary>
+    member _.Fn = fn
+    /// <summary>φ′, or None when only the kernel is known.</summary>
+    member _.DFn = dfn
+    /// <summary>(cov12, var1, var2) ↦ (E[φ(u)φ(v)], E[φ′(u)φ′(v)]).</summary>
+    member _.Step = step
+    override _.ToString() = sprintf "%s(%s)" name (String.Join(", ", args |> List.map (fun (k, v) -> k + "=" + v)))
 
 /// <summary>How a convolution or pooling window treats the borders (neural_tangents' <c>Padding</c>).</summary>
 [<RequireQualifiedAccess>]
@@ -98,6 +144,30 @@ type Activation =
     | Gelu of approximate: bool
     /// x^degree, degree in 0..5.
     | Monomial of degree: int
+    /// a·exp(b·x).
+    | Exp of ExpSpec
+    /// neural_tangents' ExpNormalized: nngp' = p·exp(γ(c/p + shift)), p = √(q1·q2) (kernel only).
+    | ExpNormalized of ExpNormalizedSpec
+    /// a·exp(b·x²).
+    | Gaussian of GaussianSpec
+    /// √2·sin(√(2γ)·x + π/4), whose NNGP is the RBF kernel exp(−γ(q1 + q2 − 2c)).
+    | Rbf of gamma: float
+    /// sign(x).
+    | Sign
+    /// exp(−x²)·sin(x).
+    | Gabor
+    /// The normalized probabilists' Hermite polynomial He_degree(x)/√(degree!), degree ≥ 0.
+    | Hermite of degree: int
+    /// (x ≥ 0)·x^degree, degree ≥ 0.
+    | RectifiedMonomial of degree: int
+    /// coef[0] + coef[1]·x + … + coef[n]·xⁿ.
+    | Polynomial of coef: float list
+    /// A registry activation by Gauss–Hermite quadrature.
+    | ElementwiseNumerical of NumericalSpec
+    /// neural_tangents' Elementwise with named maps (JSON's form).
+    | ElementwiseNamed of ElementwiseNamedSpec
+    /// An activation from user functions (not JSON-encodable; equality by reference).
+    | Custom of CustomActivation
 
 /// <summary>A layer of an infinite (or finite) network, with neural_tangents' semantics.
 /// Build values with the smart constructors of the <c>Stax</c> module.</summary>

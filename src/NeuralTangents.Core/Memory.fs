@@ -62,3 +62,16 @@ module Memory =
                     sprintf "the kernel of N1 = %d by N2 = %d inputs%s needs about %s (%d arrays of %d float64 entries) but %s are free; %s"
                         n1 n2 (if positions > 1L then sprintf " (%d positions each)" positions else "")
                         (format bytes) arrays entries (format free) blocks))
+
+    /// <summary>The default memory budget of a tiled kernel computation: the available bytes less a margin of a
+    /// tenth of them, and at least 256 MB, for the runtime, the inputs and everything else the process holds.</summary>
+    [<CompiledName("DefaultBudget")>]
+    let defaultBudget () : int64 =
+        let free = availableBytes ()
+        max 0L (free - max (free / 10L) 256_000_000L)
+
+    /// <summary>A budget given in gigabytes (10⁹ bytes) as bytes, refused unless finite and positive.</summary>
+    let internal ofGigabytes (name: string) (gb: float) : int64 =
+        if not (Double.IsFinite gb) || gb <= 0.0 || gb > 1e9 then
+            invalidArg name (sprintf "must be a positive number of gigabytes (10^9 bytes), e.g. 4 or 0.5, got %g" gb)
+        int64 (gb * 1e9)

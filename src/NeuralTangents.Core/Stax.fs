@@ -175,6 +175,99 @@ module Stax =
     [<CompiledName("Monomial")>]
     let monomial (degree: int) = Activation(Elementwise.monomial degree)
 
+    /// <summary>a·exp(b·x) (neural_tangents' <c>Exp(a=1, b=1)</c>).</summary>
+    [<CompiledName("Exp")>]
+    let exp (a: float) (b: float) = Activation(Elementwise.exp a b)
+
+    /// <summary>a·exp(b·x²) (neural_tangents' <c>Gaussian(a=1, b=-1)</c>).</summary>
+    [<CompiledName("Gaussian")>]
+    let gaussian (a: float) (b: float) = Activation(Elementwise.gaussian a b)
+
+    /// <summary>neural_tangents' <c>ExpNormalized(gamma=1, shift=-1, do_clip=False)</c>, the Gaussian normalized
+    /// kernel of arXiv:2003.02237 (kernel only: the finite network raises).</summary>
+    [<CompiledName("ExpNormalized")>]
+    let expNormalized (gamma: float) (shift: float) (doClip: bool) = Activation(Elementwise.expNormalized gamma shift doClip)
+
+    /// <summary>√2·sin(√(2γ)·x + π/4), whose NNGP is the RBF kernel exp(−γ‖x − x′‖²/d) (neural_tangents'
+    /// <c>Rbf(gamma=1)</c>).</summary>
+    [<CompiledName("Rbf")>]
+    let rbf (gamma: float) = Activation(Elementwise.rbf gamma)
+
+    /// <summary>sign(x) (neural_tangents' <c>Sign</c>), with exact covariances (see the README).</summary>
+    [<CompiledName("Sign")>]
+    let sign = Activation Sign
+
+    /// <summary>exp(−x²)·sin(x) (neural_tangents' <c>Gabor</c>).</summary>
+    [<CompiledName("Gabor")>]
+    let gabor = Activation Gabor
+
+    /// <summary>He_degree(x)/√(degree!) (neural_tangents' <c>Hermite</c>); the kernel assumes unit-variance inputs.</summary>
+    [<CompiledName("Hermite")>]
+    let hermite (degree: int) = Activation(Elementwise.hermite degree)
+
+    /// <summary>(x ≥ 0)·x^degree (neural_tangents' <c>RectifiedMonomial</c>), exact also at θ = 0.</summary>
+    [<CompiledName("RectifiedMonomial")>]
+    let rectifiedMonomial (degree: int) = Activation(Elementwise.rectifiedMonomial degree)
+
+    /// <summary>coef[0] + coef[1]·x + … + coef[n]·xⁿ (neural_tangents' <c>Polynomial</c>).</summary>
+    [<CompiledName("Polynomial")>]
+    let polynomial (coef: float list) = Activation(Elementwise.polynomial coef)
+
+    /// <summary>The names of the registry of activations that <c>elementwiseNumerical</c> and JSON accept: tanh,
+    /// sech2, sigmoid, softplus, swish, silu, elu, selu, mish, relu6, hard_tanh, relu, sin, cos, exp, erf, gelu.</summary>
+    [<CompiledName("ActivationNames")>]
+    let activationNames = ElementwiseQuadrature.names
+
+    /// <summary>neural_tangents' <c>ElementwiseNumerical(fn, deg, df)</c> with <c>fn</c> (and optional <c>df</c>)
+    /// named from <c>activationNames</c>: the kernel by deg×deg Gauss–Hermite quadrature, φ′ the exact derivative
+    /// of fn (dual numbers) unless df names one. Plain data: it prints, compares and travels as JSON.</summary>
+    [<CompiledName("ElementwiseNumerical")>]
+    let elementwiseNumerical (fn: string) (deg: int) (df: string option) = Activation(Elementwise.elementwiseNumerical fn deg df)
+
+    /// <summary>A registry activation by name (e.g. "tanh", "swish", "mish") as a ready layer: ElementwiseNumerical
+    /// with 25 nodes per axis (neural_tangents' suggested start for smooth functions).</summary>
+    [<CompiledName("Named")>]
+    let named (fn: string) = Activation(Elementwise.elementwiseNumerical fn 25 None)
+
+    /// <summary>ElementwiseNumerical from a user function written over dual numbers (φ′ by forward-mode
+    /// differentiation, exact to round-off), deg Gauss–Hermite nodes per axis.</summary>
+    [<CompiledName("ElementwiseNumericalDual")>]
+    let elementwiseNumericalDual (name: string) (fn: Dual -> Dual) (deg: int) =
+        if obj.ReferenceEquals(fn, null) then invalidArg "fn" "ElementwiseNumerical: fn is null"
+        if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
+            invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..%d, got %d" ElementwiseQuadrature.maxDeg deg)
+        let phi (x: float) = (fn (Dual(x, 0.0))).Value
+        let dphi (x: float) = (fn (Dual(x, 1.0))).Derivative
+        Activation(Elementwise.custom name (Some phi) (Some dphi) [ "deg", string deg ] (ElementwiseQuadrature.quadratureStep deg phi dphi))
+
+    /// <summary>ElementwiseNumerical from a user function and its derivative (neural_tangents' <c>df</c>).</summary>
+    [<CompiledName("ElementwiseNumerical")>]
+    let elementwiseNumericalWith (name: string) (fn: float -> float) (df: float -> float) (deg: int) =
+        if obj.ReferenceEquals(fn, null) then invalidArg "fn" "ElementwiseNumerical: fn is null"
+        if obj.ReferenceEquals(df, null) then invalidArg "df" "ElementwiseNumerical: df is null"
+        if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
+            invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..%d, got %d" ElementwiseQuadrature.maxDeg deg)
+        Activation(Elementwise.custom name (Some fn) (Some df) [ "deg", string deg ] (ElementwiseQuadrature.quadratureStep deg fn df))
+
+    /// <summary>neural_tangents' <c>Elementwise(fn, nngp_fn, d_nngp_fn)</c>: φ (and φ′ for the finite network's
+    /// backward pass; both optional), the NNGP map (c, q1, q2) ↦ E[φ(u)φ(v)] and its derivative in c,
+    /// E[φ′(u)φ′(v)].</summary>
+    [<CompiledName("Elementwise")>]
+    let elementwise (name: string) (fn: (float -> float) option) (dfn: (float -> float) option)
+                    (nngpFn: float -> float -> float -> float) (dNngpFn: float -> float -> float -> float) =
+        if obj.ReferenceEquals(nngpFn, null) then invalidArg "nngpFn" "Elementwise: nngp_fn is null"
+        if obj.ReferenceEquals(dNngpFn, null) then invalidArg "dNngpFn" "Elementwise: d_nngp_fn is null"
+        Activation(Elementwise.custom name fn dfn [] (fun c q1 q2 -> struct (nngpFn c q1 q2, dNngpFn c q1 q2)))
+
+    /// <summary>neural_tangents' <c>Elementwise(fn, nngp_fn)</c> without <c>d_nngp_fn</c>: the NNGP map is written
+    /// over dual numbers in the covariance and E[φ′(u)φ′(v)] = ∂nngp/∂c (Price's theorem) is its ε part — exact
+    /// to the round-off of the map's operations, where neural_tangents uses JAX autodiff.</summary>
+    [<CompiledName("ElementwiseDual")>]
+    let elementwiseDual (name: string) (fn: (float -> float) option) (dfn: (float -> float) option)
+                        (nngpFn: Dual -> float -> float -> Dual) =
+        if obj.ReferenceEquals(nngpFn, null) then invalidArg "nngpFn" "Elementwise: nngp_fn is null"
+        Activation(Elementwise.custom name fn dfn [] (ElementwiseQuadrature.dualStep nngpFn))
+
     /// <summary>Flattens all non-batch axes (neural_tangents' defaults batch_axis = 0, batch_axis_out = 0).</summary>
     [<CompiledName("Flatten")>]
     let flatten = Flatten { BatchAxis = 0; BatchAxisOut = 0 }

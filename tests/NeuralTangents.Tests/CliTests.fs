@@ -329,4 +329,62 @@ let tests =
                 Expect.stringContains readme (sprintf "`%s`" id) "README names the package"
             Expect.stringContains readme (sprintf "dotnet tool install --global --add-source artifacts %s --prerelease" toolId) "README"
             Expect.stringContains readme "nt --version" "README"
+        testCase "memory_gb and batch_size: tiled answers equal the untiled ones; bad values fail with one line" <| fun () ->
+            let x1 = "[[1, 2, 3], [4, 5, 6], [0.5, -1, 2], [2, 0, -1], [-3, 1, 1]]"
+            let code, out, err = nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "batch_size": 2}""" mlpArch x1)
+            Expect.equal code 0 err
+            let o = JsonNode.Parse out
+            let k = KernelFn.compute mlp (JsonArrays.toTensor "x1" (JsonNode.Parse x1)) None Both
+            assertClose "nngp" 1e-14 k.Nngp.Data (values o["nngp"] |> List.toArray)
+            assertClose "ntk" 1e-14 k.Ntk.Value.Data (values o["ntk"] |> List.toArray)
+            Expect.equal (values o["cov1"] |> List.toArray) k.Cov1.Data "cov1 (from the diagonal tiles: same per-input rows)"
+            let code, _, err = nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": 4, "batch_size": 1}""" mlpArch x1)
+            Expect.equal code 0 err
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "batch_size": 0}""" mlpArch x1) |> assertOneLineError 1 "batch_size: must be a positive whole number"
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "batch_size": 2.5}""" mlpArch x1) |> assertOneLineError 1 "batch_size: must be a positive whole number"
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": -1}""" mlpArch x1) |> assertOneLineError 1 "memory_gb: must be a positive number"
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": "4"}""" mlpArch x1) |> assertOneLineError 1 "memory_gb: must be a positive number"
+            // 100 bytes cannot hold even one tile: refused up front, with the numbers.
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": 1e-7}""" mlpArch x1) |> assertOneLineError 1 "N1 = 5 by N2 = 5 inputs (1 entries per pair) cannot be computed within"
+
+        testCase "\"out\" in tiles: files equal the inline answer and no ledger or partial file is left" <| fun () ->
+            let dir = tempDir ()
+            try
+                let x1 = "[[1, 2, 3], [4, 5, 6], [0.5, -1, 2], [2, 0, -1], [-3, 1, 1]]"
+                let x2 = "[[1, 0, 3], [4, -5, 6], [0.5, 1, 2]]"
+                File.WriteAllText(Path.Combine(dir, "r.json"), sprintf """{"arch": %s, "x1": %s, "x2": %s, "batch_size": 2, "out": "k"}""" mlpArch x1 x2)
+                let code, out, err = nt [ "kernel"; Path.Combine(dir, "r.json") ] ""
+                Expect.equal code 0 err
+                Expect.stringContains out "k.cov2.npy" "paths in the response"
+                let names = Directory.GetFiles dir |> Array.map Path.GetFileName |> Array.sort
+                Expect.equal names [| "k.cov1.npy"; "k.cov2.npy"; "k.nngp.npy"; "k.ntk.npy"; "r.json" |] "only the answer files"
+                let k = KernelFn.compute mlp (JsonArrays.toTensor "x1" (JsonNode.Parse x1)) (Some(JsonArrays.toTensor "x2" (JsonNode.Parse x2))) Both
+                for name, t in [ "nngp", k.Nngp; "ntk", k.Ntk.Value; "cov1", k.Cov1; "cov2", k.Cov2.Value ] do
+                    let f = Npy.read (Path.Combine(dir, sprintf "k.%s.npy" name))
+                    Expect.equal f.Shape t.Shape name
+                    assertClose name 1e-14 t.Data f.Data
+            finally
+                Directory.Delete(dir, true)
+        testCase "the progress line shows the bar, tiles, percentage, elapsed and time left; quiet when stderr is not a terminal" <| fun () ->
+            let p = { TilesDone = 3; TilesTotal = 12; Elapsed = TimeSpan.FromSeconds 75.0; Remaining = Some(TimeSpan.FromSeconds 225.0) }
+            Expect.equal (Progress.line p) "[#######-----------------------] 3/12 tiles  25%  1:15 elapsed, ~3:45 left" "line"
+            Expect.equal (Progress.line { p with TilesDone = 0; Remaining = None }) "[------------------------------] 0/12 tiles   0%  1:15 elapsed" "before the first tile"
+            // In-process runs write to a StringWriter, not the console: no bar, only the answer.
+            let code, _, err = nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "batch_size": 1}""" mlpArch x1ok)
+            Expect.equal (code, err) (0, "") "nothing on stderr"
+        testCase "nt predict takes memory_gb and batch_size for its kernels: the same answer to round-off" <| fun () ->
+            let request = File.ReadAllText(Path.Combine(repoRoot, "examples", "predict.json")).TrimEnd().TrimEnd('}')
+            let code, plain, err = nt [ "predict" ] (request + "}")
+            Expect.equal code 0 err
+            let code, tiled, err = nt [ "predict" ] (request + """, "batch_size": 2, "memory_gb": 2}""")
+            Expect.equal code 0 err
+            let rec walk (node: JsonNode) : float list =
+                match node with
+                | :? JsonObject as o -> [ for kv in o do if kv.Key <> "elapsed_ms" then yield! walk kv.Value ]
+                | :? JsonArray as a -> a |> Seq.toList |> List.collect walk
+                | v -> [ v.GetValue<float>() ]
+            let numbers (text: string) = walk (JsonNode.Parse text) |> List.toArray
+            Expect.isGreaterThan (numbers plain).Length 8 "means and covariances compared"
+            assertClose "predictions" 1e-12 (numbers plain) (numbers tiled)
+            nt [ "predict" ] (request + """, "batch_size": -3}""") |> assertOneLineError 1 "batch_size: must be a positive whole number"
     ]

@@ -65,6 +65,15 @@ let tests =
             for n, why in outcomes |> Array.choose (function Skipped(n, w) -> Some(n, w) | _ -> None) do
                 if n.StartsWith "cnn" || n.StartsWith "conv" then failtestf "convolutional fixture %s was skipped: %s" n why
 
+        testCase "act_gabor_poly_numerical (Gabor, Polynomial, ElementwiseNumerical tanh deg 25) is checked, not skipped, to 1e-8" <| fun () ->
+            // Closed forms (Gabor, Polynomial) and neural_tangents' Gauss–Hermite rule with the same nodes, so the
+            // only differences are round-off: measured worst relative Frobenius error 1.3e-15 over nngp, ntk, cov1, cov2.
+            match runFixture (Path.Combine(fixtureDir, "act_gabor_poly_numerical.json")) with
+            | Checked(_, worst) ->
+                note (sprintf "act_gabor_poly_numerical worst relative error %.2e" worst)
+                Expect.isLessThanOrEqual worst 1e-8 "worst relative Frobenius error"
+            | Skipped(_, why) -> failtestf "act_gabor_poly_numerical was skipped: %s" why
+
         testCase "mlp_monomials (Monomial degrees 0..5 side by side) is checked, not skipped, to 1e-10" <| fun () ->
             // The replaced fixture (identical to the shared one): six FanOut branches, one per degree, concatenated,
             // then Monomial(2) on top, so a wrong Gaussian moment of any degree moves the output kernel. The fixtures'

@@ -33,7 +33,19 @@ let activation =
           Gen.map3 Stax.erf (choose 0.5 1.5) (choose 0.3 1.5) (choose -0.3 0.3)
           Gen.constant (Stax.gelu false)
           Gen.map3 Stax.sin (choose 0.5 1.5) (choose 0.3 1.2) (choose -1.0 1.0)
-          Gen.choose (0, 3) |> Gen.map Stax.monomial ]
+          Gen.choose (0, 3) |> Gen.map Stax.monomial
+          Gen.map2 Stax.exp (choose 0.5 1.2) (choose -0.4 0.4)
+          Gen.map2 Stax.gaussian (choose 0.5 1.5) (choose -1.0 -0.1)
+          Gen.map3 Stax.expNormalized (choose 0.2 1.5) (choose -1.0 0.0) (Gen.elements [ false; true ])
+          choose 0.1 1.0 |> Gen.map Stax.rbf
+          Gen.constant Stax.sign
+          Gen.constant Stax.gabor
+          // Degrees ≤ 2 (like the polynomial's): stacked degree-3 maps grow as c^(3^depth) and overflow.
+          Gen.choose (0, 2) |> Gen.map Stax.hermite
+          Gen.choose (0, 2) |> Gen.map Stax.rectifiedMonomial
+          // ElementwiseNumerical is left out: neural_tangents' quadrature conditions on the first input, so its
+          // kernel is symmetric only to the quadrature error (ActivationNumericalTests checks that bound).
+          Gen.listOfLength 3 (choose -1.0 1.0) |> Gen.map Stax.polynomial ]
 
 /// The layout of a network's inputs, as its layers state it.
 type InputLayout =
@@ -470,7 +482,10 @@ let private cnnPool (at: CnnAt) =
 
 /// The activations of the CNN laws: Relu, Erf and Gelu (after a convolution: their kernels need a Gaussian input).
 let private cnnActivation =
-    Gen.oneof [ Gen.constant Stax.relu; Gen.map3 Stax.erf (choose 0.5 1.5) (choose 0.3 1.5) (choose -0.3 0.3); Gen.constant (Stax.gelu false) ]
+    Gen.oneof [ Gen.constant Stax.relu; Gen.map3 Stax.erf (choose 0.5 1.5) (choose 0.3 1.5) (choose -0.3 0.3); Gen.constant (Stax.gelu false)
+                Gen.map2 Stax.exp (choose 0.5 1.2) (choose -0.4 0.4); Gen.map2 Stax.gaussian (choose 0.5 1.5) (choose -1.0 -0.1)
+                Gen.constant Stax.sign; Gen.constant Stax.gabor; Gen.choose (0, 2) |> Gen.map Stax.rectifiedMonomial
+                Gen.listOfLength 3 (choose -1.0 1.0) |> Gen.map Stax.polynomial ]
 
 /// Blocks of a CNN body: a convolution, a pooling, an activation (on a Gaussian input), two blocks in sequence, or
 /// a residual block FanOut(2) → parallel [act → conv(SAME); Identity or conv(SAME)] → FanInSum (Gaussian).

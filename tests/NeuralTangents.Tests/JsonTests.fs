@@ -69,7 +69,9 @@ let tests =
 
         testCase "every Activation case has a JSON reader in its family, and each round-trips" <| fun () ->
             // Required arguments of the readers that have some; the others decode from {"layer": name}.
-            let required = Map [ "LeakyRelu", ",\"alpha\":0.1"; "ABRelu", ",\"a\":-0.5,\"b\":2"; "Monomial", ",\"degree\":3" ]
+            let required = Map [ "LeakyRelu", ",\"alpha\":0.1"; "ABRelu", ",\"a\":-0.5,\"b\":2"; "Monomial", ",\"degree\":3"
+                                 "Hermite", ",\"degree\":3"; "RectifiedMonomial", ",\"degree\":2"; "Polynomial", ",\"coef\":[0.5,-1,2]"
+                                 "ElementwiseNumerical", ",\"fn\":\"tanh\",\"deg\":10"; "Elementwise", ",\"fn\":\"erf\",\"nngp_fn\":\"erf\"" ]
             let decoded =
                 [ for r in NeuralTangents.Layers.Elementwise.readers do
                     let text = sprintf "{\"layer\":\"%s\"%s}" r.Name (defaultArg (required.TryFind r.Name) "")
@@ -80,6 +82,7 @@ let tests =
                     | other -> failtestf "%s decoded to %A" r.Name other ]
             let caseName (a: Activation) = (fst (Microsoft.FSharp.Reflection.FSharpValue.GetUnionFields(a, typeof<Activation>))).Name
             let covered = decoded |> List.map caseName |> Set.ofList
-            let cases = Microsoft.FSharp.Reflection.FSharpType.GetUnionCases typeof<Activation> |> Array.map (fun c -> c.Name) |> Set.ofArray
+            // Custom holds user functions, which cannot travel as JSON (encoding it raises; tested in ActivationNumericalTests).
+            let cases = Microsoft.FSharp.Reflection.FSharpType.GetUnionCases typeof<Activation> |> Array.map (fun c -> c.Name) |> Set.ofArray |> Set.remove "Custom"
             Expect.equal covered cases "every case of Activation is read by some JSON name"
     ]

@@ -77,7 +77,7 @@ let private firstReadoutColumn (p: Params) =
 /// Samples M networks of <c>build readoutWidth</c> (seeds 1000, 1001, …) and checks both kernels: the NNGP from
 /// the 64-channel readout, the NTK from its first channel.
 /// <c>hiddenAfterFirst</c>: hidden layers whose input is not exactly Gaussian (for the bias allowance).
-let private check (name: string) (build: int -> Layer) (input: Tensor) (m: int) (width: int) (hiddenAfterFirst: int) =
+let internal check (name: string) (build: int -> Layer) (input: Tensor) (m: int) (width: int) (hiddenAfterFirst: int) =
     let sw = Diagnostics.Stopwatch.StartNew()
     let analytic = KernelFn.compute (build 1) input None Both
     let nngpNet = build nngpReadout
@@ -97,7 +97,7 @@ let private check (name: string) (build: int -> Layer) (input: Tensor) (m: int) 
             name m width zN zT sN.RelStd sT.RelStd sw.Elapsed.TotalSeconds)
 
 /// Dense(width) → φ → Dense(readout): one hidden layer, exact mean.
-let private oneHidden (phi: Layer) (width: int) (readout: int) =
+let internal oneHidden (phi: Layer) (width: int) (readout: int) =
     Stax.serial [ denseNtk width 1.4 (Some 0.3); phi; denseNtk readout 1.1 (Some 0.2) ]
 
 let private width = 1024

@@ -289,6 +289,82 @@ module internal Elementwise =
         if degree < 0 || degree > 5 then invalidArg "degree" (sprintf "Monomial: must be in 0..5, got %d" degree)
         Monomial degree
 
+    let private finiteNonNeg (name: string) (v: float) =
+        if not (Double.IsFinite v) || v < 0.0 then invalidArg name (sprintf "must be finite and ≥ 0, got %g" v)
+
+    /// a·exp(b·x), a and b finite.
+    let exp (a: float) (b: float) =
+        finite "a" a
+        finite "b" b
+        Exp { A = a; B = b }
+
+    /// a·exp(b·x²), a and b finite (the kernel is finite while (1 − 2b·q1)(1 − 2b·q2) > 4b²c², always for b ≤ 0).
+    let gaussian (a: float) (b: float) =
+        finite "a" a
+        finite "b" b
+        Gaussian { A = a; B = b }
+
+    /// neural_tangents' ExpNormalized(gamma, shift, do_clip), gamma and shift finite.
+    let expNormalized (gamma: float) (shift: float) (doClip: bool) =
+        finite "gamma" gamma
+        finite "shift" shift
+        ExpNormalized { Gamma = gamma; Shift = shift; DoClip = doClip }
+
+    /// √2·sin(√(2γ)·x + π/4), gamma finite and ≥ 0.
+    let rbf (gamma: float) =
+        finiteNonNeg "gamma" gamma
+        Rbf gamma
+
+    /// He_degree(x)/√(degree!), degree in 0..maxDegree.
+    let hermite (degree: int) =
+        if degree < 0 || degree > 170 then invalidArg "degree" (sprintf "Hermite: must be in 0..170 (a non-negative integer; 171! overflows), got %d" degree)
+        Hermite degree
+
+    /// (x ≥ 0)·x^degree, degree in 0..170.
+    let rectifiedMonomial (degree: int) =
+        if degree < 0 || degree > 170 then invalidArg "degree" (sprintf "RectifiedMonomial: must be in 0..170 (a non-negative integer), got %d" degree)
+        RectifiedMonomial degree
+
+    /// coef[0] + coef[1]·x + … , every coefficient finite, at most 171 of them.
+    let polynomial (coef: float list) =
+        coef |> List.iteri (fun i c -> if not (Double.IsFinite c) then invalidArg "coef" (sprintf "Polynomial: coef[%d] must be finite, got %g" i c))
+        if coef.Length > 171 then invalidArg "coef" (sprintf "Polynomial: at most 171 coefficients (degree 170), got %d" coef.Length)
+        Polynomial coef
+
+    /// ElementwiseNumerical with registry names (fn, df) and deg ≥ 1 Gauss–Hermite nodes per axis.
+    let elementwiseNumerical (fn: string) (deg: int) (df: string option) =
+        if isNull fn then invalidArg "fn" "ElementwiseNumerical: must name an activation, got null"
+        ElementwiseQuadrature.lookup "fn" fn |> ignore
+        df |> Option.iter (fun d -> ElementwiseQuadrature.lookup "df" d |> ignore)
+        if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
+            invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..%d, got %d" ElementwiseQuadrature.maxDeg deg)
+        ElementwiseNumerical { Fn = fn; Deg = deg; Df = df }
+
+    /// Elementwise from user functions: φ (optional), the NNGP map (c, q1, q2) ↦ E[φ(u)φ(v)] and its derivative in c.
+    let custom (name: string) (fn: (float -> float) option) (dfn: (float -> float) option)
+               (args: (string * string) list) (step: float -> float -> float -> struct (float * float)) =
+        if String.IsNullOrWhiteSpace name then invalidArg "name" "Elementwise: the layer needs a name (for printing and errors)"
+        Custom(CustomActivation(name, args, fn, dfn, step))
+
+    let private nngpMap (what: string) (n: string) =
+        match ElementwiseQuadrature.nngpMaps |> List.tryFind (fun (k, _) -> k = n) with
+        | Some(_, m) -> m
+        | None -> invalidArg what (sprintf "Elementwise: unknown map '%s' (known: relu, erf)" n)
+
+    /// Elementwise(fn, nngp_fn, d_nngp_fn) with named maps ("relu", "erf") and a registry name for fn.
+    let elementwiseNamed (fn: string option) (nngpFn: string) (dNngpFn: string option) =
+        if isNull nngpFn then invalidArg "nngp_fn" "Elementwise: must name an NNGP map (relu or erf), got null"
+        nngpMap "nngp_fn" nngpFn |> ignore
+        dNngpFn |> Option.iter (nngpMap "d_nngp_fn" >> ignore)
+        fn |> Option.iter (ElementwiseQuadrature.lookup "fn" >> ignore)
+        ElementwiseNamed { Fn = fn; NngpFn = nngpFn; DNngpFn = dNngpFn }
+
+    /// The step of a named Elementwise: the NNGP from its map, σ̇ as the ε part of d_nngp_fn's map (or nngp_fn's).
+    let private namedStep (s: ElementwiseNamedSpec) =
+        let nngp = ElementwiseQuadrature.dualStep (nngpMap "nngp_fn" s.NngpFn)
+        let d = ElementwiseQuadrature.dualStep (nngpMap "d_nngp_fn" (defaultArg s.DNngpFn s.NngpFn))
+        fun c q1 q2 -> let struct (v, _) = nngp c q1 q2 in let struct (_, dv) = d c q1 q2 in struct (v, dv)
+
     /// Every activation's JSON name, accepted arguments (neural_tangents' defaults) and reader. do_stabilize is
     /// accepted and has no effect: the passes here clamp and are stable.
     let readers : ActivationReader list =
@@ -307,7 +383,27 @@ module internal Elementwise =
           { Name = "Cos"; Accepts = [ "a"; "b"; "c" ]
             Read = fun a -> cos (a.Number("a", 1.0)) (a.Number("b", 1.0)) (a.Number("c", 0.0)) }
           { Name = "Gelu"; Accepts = [ "approximate" ]; Read = fun a -> Gelu(a.Bool("approximate", false)) }
-          { Name = "Monomial"; Accepts = [ "degree" ]; Read = fun a -> monomial (a.RequiredInt("degree", 0, 5)) } ]
+          { Name = "Monomial"; Accepts = [ "degree" ]; Read = fun a -> monomial (a.RequiredInt("degree", 0, 5)) }
+          { Name = "Exp"; Accepts = [ "a"; "b" ]; Read = fun a -> exp (a.Number("a", 1.0)) (a.Number("b", 1.0)) }
+          { Name = "Gaussian"; Accepts = [ "a"; "b" ]; Read = fun a -> gaussian (a.Number("a", 1.0)) (a.Number("b", -1.0)) }
+          { Name = "ExpNormalized"; Accepts = [ "gamma"; "shift"; "do_clip" ]
+            Read = fun a -> expNormalized (a.Number("gamma", 1.0)) (a.Number("shift", -1.0)) (a.Bool("do_clip", false)) }
+          { Name = "Rbf"; Accepts = [ "gamma" ]; Read = fun a -> rbf (a.Number("gamma", 1.0)) }
+          { Name = "Sign"; Accepts = []; Read = fun _ -> Sign }
+          { Name = "Gabor"; Accepts = []; Read = fun _ -> Gabor }
+          { Name = "Hermite"; Accepts = [ "degree" ]; Read = fun a -> hermite (a.RequiredInt("degree", 0, 170)) }
+          { Name = "RectifiedMonomial"; Accepts = [ "degree" ]; Read = fun a -> rectifiedMonomial (a.RequiredInt("degree", 0, 170)) }
+          { Name = "Polynomial"; Accepts = [ "coef" ]; Read = fun a -> polynomial (a.RequiredNumbers "coef") }
+          { Name = "ElementwiseNumerical"; Accepts = [ "fn"; "deg"; "df" ]
+            Read = fun a ->
+                match a.OptString "fn" with
+                | None -> invalidArg "fn" (sprintf "must name an activation (one of %s)" (String.Join(", ", ElementwiseQuadrature.names)))
+                | Some fn -> elementwiseNumerical fn (a.RequiredInt("deg", 1, ElementwiseQuadrature.maxDeg)) (a.OptString "df") }
+          { Name = "Elementwise"; Accepts = [ "fn"; "nngp_fn"; "d_nngp_fn" ]
+            Read = fun a ->
+                match a.OptString "nngp_fn" with
+                | None -> invalidArg "nngp_fn" "must name an NNGP map (relu or erf); functions cannot travel as JSON"
+                | Some m -> elementwiseNamed (a.OptString "fn") m (a.OptString "d_nngp_fn") } ]
 
     /// The definition of an activation.
     let define (a: Activation) : LayerDef =
@@ -339,3 +435,56 @@ module internal Elementwise =
             activation "Monomial" [ "degree", IntArg d ] (fun _ -> monomialKernel d)
                 (fun x -> Math.Pow(x, float d))
                 (fun x -> if d = 0 then 0.0 else float d * Math.Pow(x, float (d - 1)))
+        | Exp s ->
+            activation "Exp" [ "a", FloatArg s.A; "b", FloatArg s.B ] (fun _ -> pointwise (ElementwiseClosedForms.exp s.A s.B))
+                (fun x -> s.A * Math.Exp(s.B * x))
+                (fun x -> s.A * s.B * Math.Exp(s.B * x))
+        | Gaussian s ->
+            activation "Gaussian" [ "a", FloatArg s.A; "b", FloatArg s.B ] (fun _ -> pointwise (ElementwiseClosedForms.gaussian s.A s.B))
+                (fun x -> s.A * Math.Exp(s.B * x * x))
+                (fun x -> 2.0 * s.A * s.B * x * Math.Exp(s.B * x * x))
+        | ExpNormalized s ->
+            let noFn _ =
+                raise (NeuralTangentsException "ExpNormalized: has no finite-width function (neural_tangents raises NotImplementedError too); use it in kernel computations only")
+            activation "ExpNormalized" [ "gamma", FloatArg s.Gamma; "shift", FloatArg s.Shift; "do_clip", BoolArg s.DoClip ]
+                (fun _ -> pointwise (ElementwiseClosedForms.expNormalized s)) noFn noFn
+        | Rbf gamma ->
+            let b = Math.Sqrt(2.0 * gamma)
+            activation "Rbf" [ "gamma", FloatArg gamma ] (fun _ -> pointwise (ElementwiseClosedForms.rbf gamma))
+                (fun x -> Math.Sqrt 2.0 * Math.Sin(b * x + Math.PI / 4.0))
+                (fun x -> Math.Sqrt 2.0 * b * Math.Cos(b * x + Math.PI / 4.0))
+        | Sign ->
+            activation "Sign" [] (fun _ -> pointwise ElementwiseClosedForms.sign) (fun x -> float (Math.Sign x)) (fun _ -> 0.0)
+        | Gabor ->
+            activation "Gabor" [] (fun _ -> pointwise ElementwiseClosedForms.gabor)
+                (fun x -> Math.Exp(-x * x) * Math.Sin x)
+                (fun x -> Math.Exp(-x * x) * (Math.Cos x - 2.0 * x * Math.Sin x))
+        | Hermite n ->
+            activation "Hermite" [ "degree", IntArg n ] (fun _ -> pointwise (ElementwiseClosedForms.hermite n))
+                (fun x -> let struct (v, _) = ElementwiseClosedForms.hermiteFn n x in v)
+                (fun x -> let struct (_, d) = ElementwiseClosedForms.hermiteFn n x in d)
+        | RectifiedMonomial n ->
+            activation "RectifiedMonomial" [ "degree", IntArg n ] (fun _ -> pointwise (ElementwiseClosedForms.rectifiedMonomial n))
+                (fun x -> if x >= 0.0 then (if n = 0 then 1.0 else pown x n) else 0.0)
+                (fun x -> if x >= 0.0 && n > 0 then float n * (if n = 1 then 1.0 else pown x (n - 1)) else 0.0)
+        | Polynomial coef ->
+            activation "Polynomial" [ "coef", FloatsArg coef ] (fun _ -> pointwise (ElementwiseClosedForms.polynomial coef))
+                (fun x -> let struct (v, _) = ElementwiseClosedForms.polynomialFn coef x in v)
+                (fun x -> let struct (_, d) = ElementwiseClosedForms.polynomialFn coef x in d)
+        | ElementwiseNumerical s ->
+            let step, phi, dphi = ElementwiseQuadrature.numericalStep s
+            let args = [ "fn", StringArg s.Fn; "deg", IntArg s.Deg ] @ (match s.Df with Some d -> [ "df", StringArg d ] | None -> [])
+            activation "ElementwiseNumerical" args (fun _ -> pointwise step) phi dphi
+        | ElementwiseNamed s ->
+            let missing (_: float) : float =
+                raise (NeuralTangentsException "Elementwise: no fn was given (JSON \"fn\": a registry name), so the finite network cannot be evaluated")
+            let phi = s.Fn |> Option.map (ElementwiseQuadrature.lookup "fn")
+            let opt (v: string option) = match v with Some t -> StringArg t | None -> OptFloatArg None
+            activation "Elementwise" [ "fn", opt s.Fn; "nngp_fn", StringArg s.NngpFn; "d_nngp_fn", opt s.DNngpFn ]
+                (fun _ -> pointwise (namedStep s))
+                (match phi with Some(f, _) -> f | None -> missing) (match phi with Some(_, d) -> d | None -> missing)
+        | Custom c ->
+            let missing (what: string) (_: float) : float =
+                raise (NeuralTangentsException(sprintf "%s: no %s was given, so the finite network cannot be evaluated; pass fn to Elementwise" c.Name what))
+            activation c.Name (c.Args |> List.map (fun (k, v) -> k, StringArg v)) (fun _ -> pointwise c.Step)
+                (defaultArg c.Fn (missing "fn")) (defaultArg c.DFn (missing "derivative of fn"))

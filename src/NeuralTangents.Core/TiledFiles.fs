@@ -1,0 +1,239 @@
+namespace NeuralTangents
+
+open System
+open System.IO
+open System.Runtime.InteropServices
+open System.Security.Cryptography
+open System.Text
+open Microsoft.Win32.SafeHandles
+
+/// <summary>What a file-backed tiled computation wrote.</summary>
+type TiledFilesResult =
+    { /// (name, path) of every .npy file written ("nngp", "ntk", "cov1", "cov2"), in response order.
+      Files: (string * string) list
+      /// Tiles of the whole computation.
+      TilesTotal: int
+      /// Tiles a previous, interrupted run had finished (not computed again).
+      TilesResumed: int
+      /// Inputs per block.
+      BatchSize: int }
+
+/// <summary>Kernels larger than memory: the answer arrays are <c>.npy</c> files filled tile by tile at their byte
+/// offsets, and every finished tile is recorded in a ledger (<c>PREFIX.nt-tiles</c>) once its data is on disk, so
+/// that a run killed at any moment resumes where it stopped and ends with the same bytes.</summary>
+[<RequireQualifiedAccess>]
+module TiledFiles =
+
+    let private fail (msg: string) = raise (NeuralTangentsException msg)
+
+    /// The ledger beside the outputs of <paramref name="prefix"/>.
+    [<CompiledName("LedgerPath")>]
+    let ledgerPath (prefix: string) = prefix + ".nt-tiles"
+
+    /// The file an answer array is filled in before it is renamed to its final name.
+    let internal partialPath (path: string) = path + ".partial"
+
+    let private magic = "nt-tiles 1"
+
+    /// <summary>A hash of everything that determines the answer's bytes: the network (its JSON), the layout, the
+    /// quantities, the inputs (shapes and float64 bits) and the files asked for. Resources (memory, parallelism)
+    /// are not in it; the tile size is kept in the ledger instead.</summary>
+    let internal fingerprint (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) (names: string list) : string =
+        use h = IncrementalHash.CreateHash HashAlgorithmName.SHA256
+        let text (s: string) = h.AppendData(Encoding.UTF8.GetBytes(s + "\n"))
+        let tensor (t: Tensor) =
+            text (Shape.format t.Shape)
+            let chunk = 1 <<< 20
+            let mutable off = 0
+            while off < t.Data.Length do
+                let len = min chunk (t.Data.Length - off)
+                h.AppendData(MemoryMarshal.AsBytes(ReadOnlySpan(t.Data, off, len)))
+                off <- off + len
+        text magic
+        text (Json.encode layer)
+        text (sprintf "diagonal_batch=%A diagonal_spatial=%A" request.DiagonalBatch request.DiagonalSpatial)
+        text (sprintf "get=%A" get)
+        text (String.Join(",", names))
+        tensor x1
+        match x2 with
+        | Some t -> tensor t
+        | None -> text "x2=None"
+        Convert.ToHexString(h.GetHashAndReset()).ToLowerInvariant()
+
+    type private Ledger = { Fingerprint: string; BatchSize: int; Tiles: int; Done: Set<int> }
+
+    /// Reads a ledger; a last line cut short by a kill is ignored (and later truncated).
+    let private readLedger (path: string) : Ledger =
+        let text = File.ReadAllText path
+        let complete = text.Substring(0, text.LastIndexOf '\n' + 1)
+        let lines = complete.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+        let bad () =
+            fail (sprintf "%s is not a ledger this version of nt wrote; delete it and the .partial files beside it to start over" path)
+        if lines.Length < 4 || lines[0] <> magic then bad ()
+        let field (i: int) (key: string) =
+            match lines[i].Split ' ' with
+            | [| k; v |] when k = key -> v
+            | _ -> bad ()
+        let int' (s: string) = match Int32.TryParse s with | true, v -> v | _ -> bad ()
+        let tiles = int' (field 3 "tiles")
+        let isDone =
+            lines[4..] |> Array.map (fun l ->
+                match l.Split ' ' with
+                | [| "done"; i |] -> (match Int32.TryParse i with | true, v when v >= 0 && v < tiles -> v | _ -> bad ())
+                | _ -> bad ())
+        { Fingerprint = field 1 "request"; BatchSize = int' (field 2 "batch_size"); Tiles = tiles; Done = Set.ofArray isDone }
+
+    /// Writes a file durably under its name: to a temporary file, flushed to disk, then renamed.
+    let private writeDurably (path: string) (bytes: byte[]) =
+        let tmp = path + ".tmp"
+        do
+            use f = new FileStream(tmp, FileMode.Create, FileAccess.Write)
+            f.Write(bytes, 0, bytes.Length)
+            f.Flush true
+        File.Move(tmp, path, true)
+
+    /// An output file being filled: its handle and where its data starts.
+    type private Target = { Name: string; Final: string; Partial: string; Header: byte[]; Bytes: int64 }
+
+    /// A sink writing each tile's rows at their offsets in the partial files (positional writes, so tiles running
+    /// at the same time do not share a file position). Names without a file (quantities not asked for) are dropped.
+    type private FileSink(handles: Map<string, SafeFileHandle * int64>, shapes: Map<string, int[]>, hasX2: bool) =
+        interface ITileSink with
+            member _.Write(name, offset, data) =
+                match handles.TryFind name with
+                | None -> ()
+                | Some(h, start) ->
+                    // A tile's values are checked before they reach the file, as the in-memory answer is checked.
+                    let seg = ReadOnlySpan(data.Array, data.Offset, data.Count)
+                    let bad = seg.IndexOfAnyExceptInRange(Double.MinValue, Double.MaxValue)
+                    if bad >= 0 then
+                        let v = seg[bad]
+                        let what = if Double.IsNaN v then "nan" elif v > 0.0 then "inf" else "-inf"
+                        let shape = shapes[name]
+                        let mutable rest = offset + int64 bad
+                        let idx = Array.zeroCreate shape.Length
+                        for a in shape.Length - 1 .. -1 .. 0 do
+                            idx[a] <- rest % int64 shape[a]
+                            rest <- rest / int64 shape[a]
+                        let index = match idx with [| i |] -> string i | _ -> "[" + String.Join(", ", idx) + "]"
+                        let inputs = match name with "cov1" -> "x1" | "cov2" -> "x2" | _ -> if hasX2 then "x1 and x2" else "x1"
+                        fail (sprintf "%s has a non-finite value (%s) at index %s: the inputs are too large for this network; rescale %s" name what index inputs)
+                    let pos = start + offset * 8L
+                    if BitConverter.IsLittleEndian then
+                        RandomAccess.Write(h, MemoryMarshal.AsBytes(ReadOnlySpan(data.Array, data.Offset, data.Count)), pos)
+                    else
+                        let b = Array.zeroCreate<byte> (8 * data.Count)
+                        for i in 0 .. data.Count - 1 do
+                            Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(Span(b, 8 * i, 8), data.Array[data.Offset + i])
+                        RandomAccess.Write(h, ReadOnlySpan b, pos)
+
+    /// <summary>Computes a kernel in tiles straight into <c>.npy</c> files (<c>PREFIX.nngp.npy</c>,
+    /// <c>PREFIX.ntk.npy</c>, <c>PREFIX.cov1.npy</c>, <c>PREFIX.cov2.npy</c>, those of <paramref name="names"/> the
+    /// kernel has), so that no answer array is ever whole in memory. Each file is created as
+    /// <c>NAME.npy.partial</c> with numpy's header and its full length; a tile's rows are written at their offsets
+    /// and flushed to disk, and only then is the tile recorded in the ledger <c>PREFIX.nt-tiles</c> (and the
+    /// ledger flushed). Once every tile is recorded the partial files are renamed to their final names together
+    /// and the ledger is deleted. A run on a prefix with a ledger resumes it: it computes only the tiles not
+    /// recorded, with the ledger's tile size, and the files end byte for byte as an uninterrupted run with that tile
+    /// size writes them. A ledger of a different request (other network, inputs, layout, quantities) is refused.</summary>
+    /// <param name="options">Tile size or memory budget, parallelism, progress and cancellation.</param>
+    /// <param name="request">The covariance layout.</param>
+    /// <param name="layer">The network.</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None.</param>
+    /// <param name="get">Nngp, Ntk or Both.</param>
+    /// <param name="names">The arrays to write, among "nngp", "ntk", "cov1", "cov2".</param>
+    /// <param name="prefix">The path prefix of the files.</param>
+    /// <returns>The files written and the tile counts.</returns>
+    /// <exception cref="T:System.OperationCanceledException">cancelled: the finished tiles are recorded, and the same
+    /// call resumes.</exception>
+    [<CompiledName("Compute")>]
+    let compute (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) (names: string list) (prefix: string) : TiledFilesResult =
+        if isNull prefix then nullArg "prefix"
+        for n in names do
+            let path = sprintf "%s.%s.npy" prefix n
+            if Directory.Exists path then fail (sprintf "cannot write %s: it is a directory (no answer file was changed)" path)
+        let ledger = ledgerPath prefix
+        let fp = fingerprint request layer x1 x2 get names
+        let previous = if File.Exists ledger then Some(readLedger ledger) else None
+        let options =
+            match previous with
+            | None -> options
+            | Some l ->
+                if l.Fingerprint <> fp then
+                    fail (sprintf "%s records an unfinished computation of a different request (network, inputs, get or layout differ); nothing was mixed in. Run that request again to finish it, or delete %s and the %s.*.npy.partial files, or choose another \"out\""
+                            ledger ledger (Path.GetFileName prefix))
+                match options.BatchSize with
+                | Some b when b <> l.BatchSize ->
+                    fail (sprintf "%s was started with \"batch_size\" %d; resume it with the same tile size (or leave \"batch_size\" out), or delete it to start over with %d"
+                            ledger l.BatchSize b)
+                | _ -> { options with BatchSize = Some l.BatchSize }
+        let job = Batching.plan options (fun _ _ _ -> 0L) request layer x1 x2 get
+        let targets =
+            job.Outputs
+            |> List.filter (fun (n, _) -> List.contains n names)
+            |> List.map (fun (n, shape) ->
+                let final = sprintf "%s.%s.npy" prefix n
+                let header = Npy.headerOf shape
+                { Name = n; Final = final; Partial = partialPath final; Header = header
+                  Bytes = int64 header.Length + 8L * (shape |> Array.fold (fun a d -> a * int64 d) 1L) })
+        let intact (t: Target) = File.Exists t.Partial && FileInfo(t.Partial).Length = t.Bytes
+        let resumable =
+            match previous with
+            | Some l when l.Tiles = job.TileCount && l.BatchSize = job.TileSize ->
+                if targets |> List.forall intact then Some l.Done
+                // Every tile recorded and some files already renamed: the run died while renaming.
+                elif l.Done.Count = l.Tiles && targets |> List.forall (fun t -> intact t || File.Exists t.Final) then Some l.Done
+                else None
+            | _ -> None
+        let isDone =
+            match resumable with
+            | Some d -> d
+            | None ->
+                // Start afresh: the partial files at full length (sparse where the file system allows), then the ledger.
+                for t in targets do
+                    use f = new FileStream(t.Partial, FileMode.Create, FileAccess.Write)
+                    f.Write(t.Header, 0, t.Header.Length)
+                    f.SetLength t.Bytes
+                    f.Flush true
+                writeDurably ledger (Encoding.ASCII.GetBytes(sprintf "%s\nrequest %s\nbatch_size %d\ntiles %d\n" magic fp job.TileSize job.TileCount))
+                Set.empty
+        let pending = targets |> List.filter (fun t -> File.Exists t.Partial)
+        do
+            // Drop a record cut short by a kill, then append; FileShare.Read keeps a second writer out.
+            let stream =
+                try new FileStream(ledger, FileMode.Open, FileAccess.ReadWrite, FileShare.Read)
+                with :? IOException as e -> fail (sprintf "cannot open %s (is another nt writing this \"out\"?): %s" ledger e.Message)
+            use stream = stream
+            let bytes = Array.zeroCreate<byte> (int stream.Length)
+            stream.ReadExactly(bytes, 0, bytes.Length)
+            stream.SetLength(int64 (Array.LastIndexOf(bytes, byte '\n') + 1))
+            stream.Seek(0L, SeekOrigin.End) |> ignore
+            let handles =
+                pending |> List.map (fun t -> t.Name, (File.OpenHandle(t.Partial, FileMode.Open, FileAccess.ReadWrite), int64 t.Header.Length))
+            try
+                let sink = FileSink(Map.ofList handles, Map.ofList job.Outputs, x2.IsSome)
+                let gate = obj ()
+                let record (tile: Tile) (k: Kernel) =
+                    Batching.place job sink tile k
+                    for _, (h, _) in handles do RandomAccess.FlushToDisk h
+                    lock gate (fun () ->
+                        let line = Encoding.ASCII.GetBytes(sprintf "done %d\n" tile.Index)
+                        stream.Write(line, 0, line.Length)
+                        stream.Flush true)
+                try Batching.runTiles job options (fun t -> isDone.Contains t.Index) record
+                with NeuralTangentsException _ ->
+                    // The request itself fails (a non-finite kernel): it can never finish, so nothing is kept.
+                    for _, (h, _) in handles do h.Dispose()
+                    stream.Dispose()
+                    for t in targets do File.Delete t.Partial
+                    File.Delete ledger
+                    reraise ()
+            finally
+                for _, (h, _) in handles do h.Dispose()
+        for t in pending do File.Move(t.Partial, t.Final, true)
+        File.Delete ledger
+        { Files = targets |> List.map (fun t -> t.Name, t.Final)
+          TilesTotal = job.TileCount
+          TilesResumed = isDone.Count
+          BatchSize = job.TileSize }

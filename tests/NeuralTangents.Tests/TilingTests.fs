@@ -1,0 +1,213 @@
+/// Tiled kernels (Batching, TiledFiles): equal to the untiled kernel, memory budget, progress, cancellation, resume.
+module NeuralTangents.Tests.TilingTests
+
+open System
+open System.IO
+open System.Threading
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open NeuralTangents
+open NeuralTangents.Tests.TestUtil
+
+/// A synchronous reporter (System.Progress posts to the thread pool, so its reports may arrive after the call).
+type private Reports() =
+    let items = Collections.Concurrent.ConcurrentQueue<TileProgress>()
+    member _.Items = items |> Seq.toList
+    member val OnReport: TileProgress -> unit = ignore with get, set
+    interface IProgress<TileProgress> with
+        member r.Report p =
+            items.Enqueue p
+            r.OnReport p
+
+let private mlp = Stax.serial [ Stax.dense 512 1.5 (Some 0.05); Stax.relu; Stax.dense 64 1.2 (Some 0.1); Stax.erf 1.0 0.5 0.0; Stax.dense 1 1.0 None ]
+
+/// Conv + Relu + AvgPool with spatial axes kept (the full layout (N1, N2, H, H', W, W')).
+let private cnnFull =
+    Stax.serial [ Stax.conv 3 [ 2; 2 ] None Padding.Same 1.3 (Some 0.1); Stax.relu
+                  Stax.avgPool [ 2; 2 ] None Padding.Valid
+                  Stax.conv 2 [ 2; 2 ] None Padding.Circular 1.1 None; Stax.relu ]
+
+/// CNN with global average pooling, and one with a ConvTranspose that grows the spatial axes.
+let private cnnGap = Stax.serial [ cnnFull; Stax.globalAvgPool; Stax.dense 1 1.0 (Some 0.2) ]
+let private cnnTranspose =
+    Stax.serial [ Stax.convTranspose 2 [ 2; 2 ] (Some [ 2; 2 ]) Padding.Valid 1.0 None; Stax.relu; Stax.flatten; Stax.dense 1 1.0 None ]
+
+let private images (seed: int) (n: int) = Tensor.create [| n; 4; 4; 2 |] (normals seed (n * 32))
+
+let private options (b: int) = { BatchOptions.Default with BatchSize = Some b }
+
+/// Every array of the tiled kernel within 1e-14 (relative Frobenius) of the untiled one, same shapes and flags.
+let private assertSame (what: string) (expected: Kernel) (actual: Kernel) =
+    let pairs =
+        [ "nngp", Some expected.Nngp, Some actual.Nngp
+          "ntk", expected.Ntk, actual.Ntk
+          "cov1", Some expected.Cov1, Some actual.Cov1
+          "cov2", expected.Cov2, actual.Cov2 ]
+    for name, e, a in pairs do
+        match e, a with
+        | Some e, Some a ->
+            Expect.equal a.Shape e.Shape (sprintf "%s: %s shape" what name)
+            assertClose (sprintf "%s: %s" what name) 1e-14 e.Data a.Data
+        | None, None -> ()
+        | _ -> failtestf "%s: %s is present in one kernel only" what name
+    Expect.equal actual.Shape1 expected.Shape1 (what + ": Shape1")
+    Expect.equal actual.Shape2 expected.Shape2 (what + ": Shape2")
+    Expect.equal actual.X1IsX2 expected.X1IsX2 (what + ": X1IsX2")
+    Expect.equal actual.DiagonalSpatial expected.DiagonalSpatial (what + ": DiagonalSpatial")
+
+let private tiledEqualsUntiled (what: string) (layer: Layer) (request: LayoutRequest) (x1: Tensor) (x2: Tensor option) (b: int) =
+    let expected = KernelFn.computeWithLayout request layer x1 x2 Both
+    let job = Batching.planJob (options b) request layer x1 x2 Both
+    Expect.isGreaterThan job.TileCount 1 (what + ": more than one tile")
+    assertSame what expected (Batching.computeWithLayout (options b) request layer x1 x2 Both)
+
+let private tempPrefix () =
+    let d = Path.Combine(Path.GetTempPath(), "nt-tiling-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory d |> ignore
+    d, Path.Combine(d, "k")
+
+let private names = [ "nngp"; "ntk"; "cov1"; "cov2" ]
+
+/// Tiled against untiled on a random network (Generators.networkCase) and random inputs, x2 given or not, tile
+/// sizes 1–5. Generic inputs (no edits): within 1e-14. The tiles' Gram matrices are products of other shapes than
+/// the untiled one, so an entry may differ by an ulp (ε ≈ 1.1e-16); where two inputs are parallel (duplicate or
+/// collinear rows, c = ±1) the arc-cosine of the ReLU-type kernels turns an ulp Δc into Δθ ≈ √(2Δc) ≈ 1.5e-8, so on
+/// degenerate inputs the untiled kernel itself is only that accurate and the bound is 2e-8.
+/// With x2 = None the tiled kernel mirrors its upper triangle and is exactly symmetric, while the untiled one
+/// computes (i, j) and (j, i) separately: they may also differ by the untiled kernel's own asymmetry.
+let private tiledLaw (degenerate: bool) =
+    let spec = if degenerate then Generators.inputSpec else Generators.inputSpec |> Gen.map (fun s -> { s with Edits = [] })
+    let cases = Gen.zip3 Generators.networkCase (Gen.zip spec spec) (Gen.zip (Gen.choose (1, 5)) (Gen.elements [ true; false ])) |> Arb.fromGen
+    let tol = if degenerate then 2e-8 else 1e-14
+    Prop.forAll cases (fun (c, (s1, s2), (b, withX2)) ->
+        let x1 = Generators.inputs c.Layout s1
+        let x2 = if withX2 then Some(Generators.inputs c.Layout s2) else None
+        match (try Ok(KernelFn.compute c.Net x1 x2 Both) with NeuralTangentsException m -> Error m) with
+        | Error m when m.Contains "overflowed" -> Prop.discard ()
+        | Error m -> failwithf "untiled failed: %s" m
+        | Ok expected ->
+            let actual = Batching.compute (options b) c.Net x1 x2 Both
+            for name, e, a in [ "nngp", expected.Nngp, actual.Nngp; "ntk", expected.Ntk.Value, actual.Ntk.Value ] do
+                let asym = if withX2 then 0.0 else relErr e.Data (Kernel.swapInputs { expected with Nngp = e; Ntk = None }).Nngp.Data
+                assertClose (sprintf "%s (untiled asymmetry %.1e), batch_size %d, %A" name asym b c.Net) (max tol (2.0 * asym)) e.Data a.Data
+            assertClose "cov1" tol expected.Cov1.Data actual.Cov1.Data
+            true)
+
+[<Tests>]
+let tests =
+    testList "TilingTests" [
+        testCase "MLP, x2 = None, N = 7 in tiles of 3 (upper triangle mirrored) equals the untiled kernel" <| fun () ->
+            tiledEqualsUntiled "mlp None" mlp LayoutRequest.Auto (randomTensor 1 7 5) None 3
+
+        testCase "MLP, x2 given, N1 = 7 and N2 = 5 in tiles of 2 equals the untiled kernel" <| fun () ->
+            tiledEqualsUntiled "mlp x2" mlp LayoutRequest.Auto (randomTensor 2 7 5) (Some(randomTensor 3 5 5)) 2
+
+        testCase "CNN with pooling in the full layout (N1, N2, H, H', W, W'), x2 = None and given, equals the untiled kernel" <| fun () ->
+            tiledEqualsUntiled "cnn None" cnnFull LayoutRequest.Auto (images 4 5) None 2
+            tiledEqualsUntiled "cnn x2" cnnFull LayoutRequest.Auto (images 5 5) (Some(images 6 3)) 2
+
+        testCase "CNN-GAP and a ConvTranspose network, odd N, equal the untiled kernel" <| fun () ->
+            tiledEqualsUntiled "gap" cnnGap LayoutRequest.Auto (images 7 5) None 2
+            tiledEqualsUntiled "transpose" cnnTranspose LayoutRequest.Auto (images 8 5) (Some(images 9 4)) 3
+
+        testCase "the mirrored tiles of a full-spatial kernel are transposed in (H, H') too: the result is symmetric" <| fun () ->
+            let k = Batching.computeWithLayout (options 2) LayoutRequest.Auto cnnFull (images 10 5) None Both
+            // K(x_i, x_j)[h, h', w, w'] = K(x_j, x_i)[h', h, w', w]: swapping inputs gives the same array.
+            // Pairs from different blocks come from one tile and its mirror image, so they agree exactly; pairs
+            // inside a diagonal tile are computed both ways and agree to round-off.
+            let swapped = Kernel.swapInputs k
+            let e = k.Nngp.Length / 25
+            for i in 0 .. 4 do
+                for j in 0 .. 4 do
+                    let a, b = Array.sub k.Nngp.Data ((i * 5 + j) * e) e, Array.sub swapped.Nngp.Data ((i * 5 + j) * e) e
+                    if i / 2 <> j / 2 then Expect.equal a b (sprintf "pair (%d, %d) is the mirror of (%d, %d)" i j j i)
+                    else assertClose (sprintf "pair (%d, %d)" i j) 1e-14 b a
+
+        testCase "one tile holding everything is the untiled computation, bit for bit" <| fun () ->
+            let x = randomTensor 11 6 4
+            let expected = KernelFn.compute mlp x None Both
+            let actual = Batching.compute (options 100) mlp x None Both
+            Expect.equal actual.Nngp.Data expected.Nngp.Data "nngp bits"
+            Expect.equal actual.Ntk.Value.Data expected.Ntk.Value.Data "ntk bits"
+
+        testCase "the tile size follows the memory budget: the largest whose tiles, one per core, fit" <| fun () ->
+            let x = randomTensor 12 400 10
+            let budget = 4_000_000L
+            let o = { BatchOptions.Default with MemoryBytes = Some budget; Parallelism = Some 2 }
+            let job = Batching.planJob o LayoutRequest.Auto mlp x None Both
+            Expect.isLessThan job.BatchSize 400 "tiled"
+            Expect.isLessThanOrEqual (2L * job.TileBytes + 8L * (2L * 400L * 400L + 400L)) budget "two tiles and the answer fit"
+            let bigger = Batching.planJob { o with BatchSize = Some(job.BatchSize + 1); MemoryBytes = Some Int64.MaxValue } LayoutRequest.Auto mlp x None Both
+            Expect.isGreaterThan (2L * bigger.TileBytes + 8L * (2L * 400L * 400L + 400L)) budget "one more input per block would not fit"
+            assertSame "budget" (KernelFn.compute mlp x None Both) (Batching.compute o mlp x None Both)
+
+        testCase "a budget that cannot hold one tile is refused up front with the numbers" <| fun () ->
+            let o = { BatchOptions.Default with MemoryBytes = Some 20_000L }
+            let e = throwsExactly<NeuralTangentsException> (fun () -> Batching.compute o cnnFull (images 13 5) None Both |> ignore)
+            Expect.stringContains e.Message "memory_gb" "names the key"
+            Expect.stringContains e.Message "N1 = 5 by N2 = 5" "names the sizes"
+
+        testCase "diagonal_batch=False in several tiles is refused as nt.batch refuses it" <| fun () ->
+            let req = { DiagonalBatch = Some false; DiagonalSpatial = None }
+            let e = throwsExactly<NeuralTangentsException> (fun () -> Batching.computeWithLayout (options 2) req mlp (randomTensor 14 5 3) None Both |> ignore)
+            Expect.stringContains e.Message "diagonal_batch=False" "says why"
+
+        testCase "progress: one report per tile, the last with every tile done and no time left" <| fun () ->
+            let r = Reports()
+            let o = { options 2 with Progress = Some(r :> IProgress<TileProgress>) }
+            Batching.compute o mlp (randomTensor 15 7 3) None Both |> ignore
+            // 4 blocks: 4·5/2 = 10 upper-triangle tiles; a first report before any tile.
+            let reports = r.Items
+            Expect.equal reports.Length 11 "a report before the first tile and one per tile"
+            Expect.equal (reports |> List.map (fun p -> p.TilesDone) |> List.sort) [ 0 .. 10 ] "each count once"
+            Expect.isTrue (reports |> List.forall (fun p -> p.TilesTotal = 10)) "total"
+            let last = reports |> List.maxBy (fun p -> p.TilesDone)
+            Expect.equal last.Remaining (Some TimeSpan.Zero) "nothing left at the end"
+
+        testCase "cancellation stops at a tile boundary with OperationCanceledException" <| fun () ->
+            use cts = new CancellationTokenSource()
+            let r = Reports()
+            r.OnReport <- fun p -> if p.TilesDone >= 2 then cts.Cancel()
+            let o = { options 2 with Progress = Some(r :> IProgress<TileProgress>); Cancellation = cts.Token; Parallelism = Some 1 }
+            Expect.throwsT<OperationCanceledException> (fun () -> Batching.compute o mlp (randomTensor 16 9 3) None Both |> ignore) "cancelled"
+            Expect.equal (r.Items |> List.map (fun p -> p.TilesDone) |> List.max) 2 "no tile started after the cancellation"
+
+        testCase "files: tile by tile into .npy equals the in-memory kernel; cancelled then resumed gives the same bytes" <| fun () ->
+            let dir, prefix = tempPrefix ()
+            try
+                let x1, x2 = randomTensor 17 9 4, Some(randomTensor 18 7 4)
+                let whole = TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 x2 Both names (prefix + "-whole")
+                Expect.equal whole.TilesResumed 0 "fresh"
+                Expect.isFalse (File.Exists(TiledFiles.ledgerPath (prefix + "-whole"))) "ledger deleted at the end"
+                let k = KernelFn.compute mlp x1 x2 Both
+                for name, path in whole.Files do
+                    let expected = match name with "nngp" -> k.Nngp | "ntk" -> k.Ntk.Value | "cov1" -> k.Cov1 | _ -> k.Cov2.Value
+                    let t = Npy.read path
+                    Expect.equal t.Shape expected.Shape (name + " shape")
+                    assertClose name 1e-14 expected.Data t.Data
+                // Interrupt after 3 tiles, then resume.
+                use cts = new CancellationTokenSource()
+                let r = Reports()
+                r.OnReport <- fun p -> if p.TilesDone >= 3 then cts.Cancel()
+                let o = { options 2 with Progress = Some(r :> IProgress<TileProgress>); Cancellation = cts.Token; Parallelism = Some 1 }
+                Expect.throwsT<OperationCanceledException> (fun () -> TiledFiles.compute o LayoutRequest.Auto mlp x1 x2 Both names prefix |> ignore) "cancelled"
+                Expect.isTrue (File.Exists(TiledFiles.ledgerPath prefix)) "ledger kept"
+                Expect.isFalse (File.Exists(prefix + ".nngp.npy")) "no final file before the end"
+                // A different request on the same prefix is refused, not mixed in.
+                let e = throwsExactly<NeuralTangentsException> (fun () ->
+                    TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 None Both names prefix |> ignore)
+                Expect.stringContains e.Message "different request" "refused"
+                let resumed = TiledFiles.compute BatchOptions.Default LayoutRequest.Auto mlp x1 x2 Both names prefix
+                Expect.equal resumed.TilesResumed 3 "three tiles kept"
+                Expect.equal resumed.BatchSize 2 "the ledger's tile size"
+                for (name, a), (_, b) in List.zip whole.Files resumed.Files do
+                    Expect.equal (File.ReadAllBytes b) (File.ReadAllBytes a) (name + ": same bytes as the uninterrupted run")
+            finally
+                Directory.Delete(dir, true)
+        testPropertyWithConfig (fsCheck 40) "law: tiled = untiled to 1e-14 on random networks, layouts (batch axis 0 or 1), N and tile sizes" <| fun () ->
+            tiledLaw false
+
+        testPropertyWithConfig (fsCheck 40) "law: on degenerate inputs (duplicate, zero, collinear rows) tiled = untiled to the arc-cosine's conditioning" <| fun () ->
+            tiledLaw true
+    ]
