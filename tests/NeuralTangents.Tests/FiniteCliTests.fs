@@ -75,5 +75,6 @@ let tests =
             oneLineError "monte_carlo: unknown key \"samples\"" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"samples": 3}}""" arch xJson)
             oneLineError "give one of them, not both" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 3}, "empirical": {}}""" arch xJson)
             oneLineError "remove \"kwargs\"" (sprintf """{"arch": %s, "x1": %s, "empirical": {}, "kwargs": {"diagonal_batch": false}}""" arch xJson)
+            oneLineError "remove them (monte_carlo takes its own" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 2}, "memory_gb": 1}""" arch xJson)
             oneLineError "axis 3 is out of range" (sprintf """{"arch": %s, "x1": %s, "empirical": {"trace_axes": [3]}}""" arch xJson)
     ]
