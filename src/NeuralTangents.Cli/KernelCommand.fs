@@ -33,6 +33,14 @@ let helpText =
     "batch_size" optional inputs per tile, as neural_tangents' nt.batch
             (default: the largest that fits "memory_gb"); N need not be a
             multiple of it
+    "monte_carlo" optional: finite networks of the architecture's widths instead
+            of the infinite limit (neural_tangents' monte_carlo_kernel_fn):
+            {"n_samples": 100 or [10, 100, 1000], "seed": 0, "batch_size": 0,
+             "trace_axes": [-1], "diagonal_axes": []}; the answer has only nngp
+            and ntk, the mean over n_samples networks; with a list of counts
+            each array gains a leading axis, one estimate per count
+    "empirical" optional: one finite network drawn from {"seed": 0} (also
+            "trace_axes", "diagonal_axes"), neural_tangents' empirical_kernel_fn
 
     A progress bar with the time left is drawn on stderr when it is a terminal.
 
@@ -107,6 +115,9 @@ type private Tracker(inner: IProgress<TileProgress> option) =
 let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgress> option) (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
     let text, baseDir = RequestIo.read requestPath stdin
     let req = KernelRequest.parse baseDir text
+    match FiniteKernel.modeOf text with
+    | Some mode -> FiniteKernel.run cancel req mode stdout
+    | None ->
     RequestIo.prepareOut req.Out
     let tracker = Tracker progress
     let options = { req.Tiling with Progress = Some(tracker :> IProgress<TileProgress>); Cancellation = cancel }

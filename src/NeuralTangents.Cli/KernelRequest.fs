@@ -26,7 +26,8 @@ type KernelRequest =
 [<RequireQualifiedAccess>]
 module KernelRequest =
 
-    let private knownKeys = [ "arch"; "x1"; "x2"; "get"; "kwargs"; "out" ] @ RequestIo.tilingKeys
+    let internal knownKeys =
+        [ "arch"; "x1"; "x2"; "get"; "kwargs"; "out" ] @ RequestIo.tilingKeys @ [ "monte_carlo"; "empirical" ] // the last two: FiniteKernel
 
     let private show = RequestIo.show
 

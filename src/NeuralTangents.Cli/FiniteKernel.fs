@@ -1,0 +1,125 @@
+/// <summary><c>nt kernel</c> with <c>"monte_carlo"</c> or <c>"empirical"</c>: kernels of finite networks of the
+/// architecture's widths (neural_tangents' <c>monte_carlo_kernel_fn</c> and <c>empirical_kernel_fn</c>).</summary>
+[<RequireQualifiedAccess>]
+module NeuralTangents.Cli.FiniteKernel
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open System.Text.Json.Nodes
+open NeuralTangents
+open NeuralTangents.Cli.CliErrors
+
+/// The request keys this module reads.
+let keys = [ "monte_carlo"; "empirical" ]
+
+/// What a finite request asks for.
+type Mode =
+    /// Monte Carlo estimates; counts as given, and whether "n_samples" was a list (each answer gains a leading axis).
+    | MonteCarloMode of options: MonteCarloOptions * isList: bool
+    /// One network drawn from the seed.
+    | EmpiricalMode of seed: int * traceAxes: int[] * diagonalAxes: int[]
+
+let private show = RequestIo.show
+
+let private int (key: string) (node: JsonNode) =
+    match node with
+    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
+        match v.TryGetValue<int>() with
+        | true, i -> i
+        | _ -> fail "%s must be an integer, got %s" key (show node)
+    | _ -> fail "%s must be an integer, got %s" key (show node)
+
+let private axes (key: string) (dflt: int[]) (node: JsonNode) =
+    match node with
+    | null -> dflt
+    | :? JsonArray as a -> a |> Seq.map (int key) |> Seq.toArray
+    | n -> fail "%s must be a list of axes such as [-1], got %s" key (show n)
+
+let private checkKeys (what: string) (known: string list) (o: JsonObject) =
+    for kv in o do
+        if not (List.contains kv.Key known) then
+            fail "%s: unknown key \"%s\" (known: %s)" what kv.Key (String.Join(", ", known))
+
+/// <summary>The finite mode of a request, or None for the infinite-width kernels.</summary>
+/// <exception cref="T:NeuralTangents.Cli.CliError">naming the key or value at fault.</exception>
+let modeOf (text: string) : Mode option =
+    let o = RequestIo.parseObject "kernel" "{\"arch\": ..., \"x1\": ...}" KernelRequest.knownKeys text
+    match o["monte_carlo"], o["empirical"] with
+    | null, null -> None
+    | _ when RequestIo.tilingKeys |> List.exists (fun k -> not (isNull o[k])) ->
+        fail "memory_gb and batch_size tile the infinite-width kernels, not monte_carlo or empirical; remove them (monte_carlo takes its own \"batch_size\")"
+    | _ when not (isNull o["kwargs"]) ->
+        fail "kwargs: diagonal_batch and diagonal_spatial apply only to the infinite-width kernels, not with monte_carlo or empirical; remove \"kwargs\""
+    | (:? JsonObject as mc), null ->
+        checkKeys "monte_carlo" [ "n_samples"; "seed"; "batch_size"; "trace_axes"; "diagonal_axes" ] mc
+        let counts, isList =
+            match mc["n_samples"] with
+            | null -> fail "monte_carlo: \"n_samples\" is required: a count such as 100, or a list such as [10, 100, 1000]"
+            | :? JsonArray as a -> (a |> Seq.map (int "monte_carlo: n_samples") |> Seq.toList), true
+            | n -> [ int "monte_carlo: n_samples" n ], false
+        if List.isEmpty counts then fail "monte_carlo: n_samples is an empty list; give at least one count ≥ 1"
+        match counts |> List.tryFind (fun n -> n < 1) with
+        | Some n -> fail "monte_carlo: n_samples must be ≥ 1, got %d" n
+        | None -> ()
+        let seed = match mc["seed"] with null -> 0 | n -> int "monte_carlo: seed" n
+        let o0 = MonteCarlo.options seed counts
+        Some(MonteCarloMode(
+                { o0 with
+                    BatchSize = (match mc["batch_size"] with null -> 0 | n -> int "monte_carlo: batch_size" n)
+                    TraceAxes = axes "monte_carlo: trace_axes" [| -1 |] mc["trace_axes"]
+                    DiagonalAxes = axes "monte_carlo: diagonal_axes" [||] mc["diagonal_axes"] },
+                isList))
+    | null, (:? JsonObject as e) ->
+        checkKeys "empirical" [ "seed"; "trace_axes"; "diagonal_axes" ] e
+        let seed = match e["seed"] with null -> 0 | n -> int "empirical: seed" n
+        Some(EmpiricalMode(seed, axes "empirical: trace_axes" [| -1 |] e["trace_axes"], axes "empirical: diagonal_axes" [||] e["diagonal_axes"]))
+    | null, n -> fail "empirical: must be an object such as {\"seed\": 0}, got %s" (show n)
+    | n, null -> fail "monte_carlo: must be an object such as {\"n_samples\": 100, \"seed\": 0}, got %s" (show n)
+    | _ -> fail "monte_carlo and empirical: give one of them, not both"
+
+/// Estimates stacked along a new leading axis (one slice per count).
+let private stack (ts: Tensor list) =
+    let t0 = List.head ts
+    Tensor.create (Array.append [| ts.Length |] t0.Shape) (ts |> List.toArray |> Array.collect (fun t -> t.Data))
+
+/// <summary>Computes the finite kernels of a parsed request and writes the JSON response: "nngp" and/or "ntk"
+/// (with a list of counts, one estimate per count along a new leading axis), then "elapsed_ms".</summary>
+let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) (stdout: TextWriter) : unit =
+    RequestIo.prepareOut req.Out
+    let sw = Stopwatch.StartNew()
+    let nngp, ntk =
+        match mode with
+        | EmpiricalMode(seed, t, d) ->
+            let _, p = InitFn.init seed req.Arch req.X1.Shape
+            Empirical.kernelFn req.Arch t d req.X1 req.X2 req.Get p
+        | MonteCarloMode(options, isList) ->
+            let ks = MonteCarlo.computeWith { options with Cancellation = cancel } req.Arch req.X1 req.X2 req.Get
+            if isList then
+                let pick f = if List.forall (fun k -> Option.isSome (f k)) ks then Some(stack (ks |> List.map (f >> Option.get))) else None
+                pick fst, pick snd
+            else List.head ks
+    let ms = sw.Elapsed.TotalMilliseconds
+    let items = [ "nngp", nngp; "ntk", ntk ] |> List.choose (fun (n, t) -> t |> Option.map (fun t -> n, t))
+    for name, t in items do
+        RequestIo.checkFinite name "the inputs or weights are too large for this network; rescale x1 (and x2)" t
+    let out = new StringWriter()
+    out.NewLine <- "\n"
+    out.Write("{\n")
+    let files = ResizeArray()
+    for name, t in items do
+        out.Write(sprintf "  \"%s\": " name)
+        match req.Out with
+        | None -> JsonArrays.writeTensor out 2 t
+        | Some prefix ->
+            let path = sprintf "%s.%s.npy" prefix name
+            files.Add((path, t))
+            out.Write(JsonArrays.quote path)
+        out.Write(",\n")
+    out.Write("  \"elapsed_ms\": ")
+    out.Write(JsonArrays.formatNumber (Math.Round(ms, 3)))
+    out.Write("\n}\n")
+    RequestIo.writeAll (List.ofSeq files)
+    stdout.Write(out.ToString())
+    stdout.Flush()

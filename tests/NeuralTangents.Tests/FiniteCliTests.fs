@@ -1,0 +1,80 @@
+/// nt kernel with "monte_carlo" and "empirical": finite networks through the CLI give the library's numbers.
+module NeuralTangents.Tests.FiniteCliTests
+
+open System
+open System.IO
+open System.Text.Json.Nodes
+open Expecto
+open NeuralTangents
+open NeuralTangents.Cli
+open NeuralTangents.Tests.TestUtil
+
+let private nt (stdin: string) =
+    use out = new StringWriter()
+    use err = new StringWriter()
+    let code = Cli.run [| "kernel" |] (new StringReader(stdin)) out err
+    code, out.ToString(), err.ToString()
+
+let rec private values (node: JsonNode) : float list =
+    match node with
+    | :? JsonArray as a -> a |> Seq.toList |> List.collect values
+    | v -> [ v.GetValue<float>() ]
+
+let rec private shape (node: JsonNode) : int list =
+    match node with
+    | :? JsonArray as a -> a.Count :: (if a.Count = 0 then [] else shape a[0])
+    | _ -> []
+
+let private arch =
+    """{"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 16, "W_std": 1.5, "b_std": 0.05},
+                                      {"layer": "Relu"}, {"layer": "Dense", "out_dim": 2}]}"""
+let private net = Stax.serial [ Stax.dense 16 1.5 (Some 0.05); Stax.relu; Stax.dense 2 1.0 None ]
+let private x = Tensor.create [| 3; 2 |] [| 1.0; 2.0; -0.5; 0.25; 3.0; -1.0 |]
+let private xJson = "[[1, 2], [-0.5, 0.25], [3, -1]]"
+
+let private answer (request: string) =
+    let code, out, err = nt request
+    Expect.equal code 0 err
+    JsonNode.Parse(out).AsObject()
+
+let private oneLineError (fragment: string) (request: string) =
+    let code, out, err = nt request
+    Expect.equal code 1 err
+    Expect.equal out "" "nothing on stdout"
+    Expect.stringStarts err "nt: " "one line"
+    Expect.stringContains err fragment "message"
+
+[<Tests>]
+let tests =
+    testList "FiniteCliTests" [
+        testCase "monte_carlo with one count equals MonteCarlo.kernelFn" <| fun () ->
+            let o = answer (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 5, "seed": 3}}""" arch xJson)
+            let nngp, ntk = MonteCarlo.kernelFn net 3 5 x None Both
+            Expect.equal (values o["nngp"]) (List.ofArray nngp.Value.Data) "nngp"
+            Expect.equal (values o["ntk"]) (List.ofArray ntk.Value.Data) "ntk"
+            Expect.equal (shape o["ntk"]) [ 3; 3 ] "shape"
+            Expect.isNull o["cov1"] "no cov1 for finite kernels"
+
+        testCase "monte_carlo with a list of counts: a leading axis, one estimate per count" <| fun () ->
+            let o = answer (sprintf """{"arch": %s, "x1": %s, "get": "ntk", "monte_carlo": {"n_samples": [2, 4], "seed": 1}}""" arch xJson)
+            Expect.equal (shape o["ntk"]) [ 2; 3; 3 ] "shape"
+            Expect.isNull o["nngp"] "get ntk"
+            let per = MonteCarlo.computeWith (MonteCarlo.options 1 [ 2; 4 ]) net x None Ntk
+            Expect.equal (values o["ntk"]) (per |> List.collect (fun (_, t) -> List.ofArray t.Value.Data)) "ntk per count"
+
+        testCase "empirical: the network drawn from the seed, with trace_axes" <| fun () ->
+            let o = answer (sprintf """{"arch": %s, "x1": %s, "empirical": {"seed": 7, "trace_axes": []}}""" arch xJson)
+            let _, p = InitFn.init 7 net x.Shape
+            let nngp, ntk = Empirical.kernelFn net [||] [||] x None Both p
+            Expect.equal (shape o["ntk"]) [ 3; 3; 2; 2 ] "full kernel shape"
+            Expect.equal (values o["ntk"]) (List.ofArray ntk.Value.Data) "ntk"
+            Expect.equal (values o["nngp"]) (List.ofArray nngp.Value.Data) "nngp"
+
+        testCase "bad finite requests are one-line errors naming the key" <| fun () ->
+            oneLineError "n_samples must be ≥ 1, got 0" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": [3, 0]}}""" arch xJson)
+            oneLineError "monte_carlo: unknown key \"samples\"" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"samples": 3}}""" arch xJson)
+            oneLineError "give one of them, not both" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 3}, "empirical": {}}""" arch xJson)
+            oneLineError "remove \"kwargs\"" (sprintf """{"arch": %s, "x1": %s, "empirical": {}, "kwargs": {"diagonal_batch": false}}""" arch xJson)
+            oneLineError "remove them (monte_carlo takes its own" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 2}, "memory_gb": 1}""" arch xJson)
+            oneLineError "axis 3 is out of range" (sprintf """{"arch": %s, "x1": %s, "empirical": {"trace_axes": [3]}}""" arch xJson)
+    ]
