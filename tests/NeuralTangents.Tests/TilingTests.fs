@@ -76,6 +76,16 @@ let private names = [ "nngp"; "ntk"; "cov1"; "cov2" ]
 /// degenerate inputs the untiled kernel itself is only that accurate and the bound is 2e-8.
 /// With x2 = None the tiled kernel mirrors its upper triangle and is exactly symmetric, while the untiled one
 /// computes (i, j) and (j, i) separately: they may also differ by the untiled kernel's own asymmetry.
+/// The 2e-8 bound holds when each layer's NNGP map is differentiable at c = ±1, so an ulp in c stays an ulp-sized
+/// change of the next layer's c (the √ appears only in the NTK's derivative factor, which does not feed back).
+/// Sign and RectifiedMonomial(0) map c to 1 − 2θ/π: their NNGP itself has the √ at c = 1, and stacked layers
+/// compound it (√ of √ …), so their degenerate cases have no uniform bound and are left to the generic-input law.
+let rec private hasKinkedNngp (layer: Layer) =
+    match layer with
+    | Serial ls | Parallel ls -> List.exists hasKinkedNngp ls
+    | Activation Sign | Activation(RectifiedMonomial 0) -> true
+    | _ -> false
+
 let private tiledLaw (degenerate: bool) =
     let spec = if degenerate then Generators.inputSpec else Generators.inputSpec |> Gen.map (fun s -> { s with Edits = [] })
     let cases = Gen.zip3 Generators.networkCase (Gen.zip spec spec) (Gen.zip (Gen.choose (1, 5)) (Gen.elements [ true; false ])) |> Arb.fromGen
@@ -86,6 +96,7 @@ let private tiledLaw (degenerate: bool) =
         match (try Ok(KernelFn.compute c.Net x1 x2 Both) with NeuralTangentsException m -> Error m) with
         | Error m when m.Contains "overflowed" -> Prop.discard ()
         | Error m -> failwithf "untiled failed: %s" m
+        | Ok _ when degenerate && hasKinkedNngp c.Net -> Prop.discard ()
         | Ok expected ->
             let actual = Batching.compute (options b) c.Net x1 x2 Both
             for name, e, a in [ "nngp", expected.Nngp, actual.Nngp; "ntk", expected.Ntk.Value, actual.Ntk.Value ] do
