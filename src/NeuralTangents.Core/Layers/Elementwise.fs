@@ -200,7 +200,7 @@ module internal Elementwise =
 
     /// The scalar step (c, q1, q2) ↦ (nngp', σ̇) of each activation whose kernel rule is vectorised (the twin of
     /// its vector step, used for tails and the full layouts); None for the others (ABRelu has its own pass in
-    /// <c>Simd</c>; RectifiedMonomial, ElementwiseNumerical and custom maps run <c>pointwise</c>).
+    /// <c>Simd</c>; ElementwiseNumerical and custom maps run <c>pointwise</c>).
     let scalarStep (a: Activation) : (float -> float -> float -> struct (float * float)) option =
         match a with
         | Erf s -> Some(erfStep (s.A * s.A) (s.B * s.B) (s.C * s.C))
@@ -215,6 +215,7 @@ module internal Elementwise =
         | Gabor -> Some ElementwiseClosedForms.gabor
         | Hermite n -> Some(ElementwiseClosedForms.hermite n)
         | Polynomial coef -> Some(ElementwiseClosedForms.polynomial coef)
+        | RectifiedMonomial n -> Some(ElementwiseClosedForms.rectifiedMonomial n)
         | _ -> None
 
     /// The vectorised kernel rule of an activation (see <c>scalarStep</c> for which), taking the "owned" flag.
@@ -249,6 +250,9 @@ module internal Elementwise =
             let st = ElementwiseClosedForms.polynomial coef
             let w = ElementwiseClosedForms.polynomialWeights coef
             Some(fun inPlace -> vectorised inPlace st (fun x v1 v2 -> ElementwiseSimd.polynomial w x v1 v2))
+        | RectifiedMonomial n ->
+            let st = ElementwiseClosedForms.rectifiedMonomial n
+            Some(fun inPlace -> vectorised inPlace st (fun x v1 v2 -> ElementwiseSimd.rectifiedMonomial n st x v1 v2))
         | _ -> None
 
     // ---------------------------------------------------------------------------------------------
@@ -520,7 +524,7 @@ module internal Elementwise =
                 (fun x -> let struct (v, _) = ElementwiseClosedForms.hermiteFn n x in v)
                 (fun x -> let struct (_, d) = ElementwiseClosedForms.hermiteFn n x in d)
         | RectifiedMonomial n ->
-            activation "RectifiedMonomial" [ "degree", IntArg n ] (fun _ -> pointwise (ElementwiseClosedForms.rectifiedMonomial n))
+            activation "RectifiedMonomial" [ "degree", IntArg n ] (vrule ())
                 (fun x -> if x >= 0.0 then (if n = 0 then 1.0 else pown x n) else 0.0)
                 (fun x -> if x >= 0.0 && n > 0 then float n * (if n = 1 then 1.0 else pown x (n - 1)) else 0.0)
         | Polynomial coef ->

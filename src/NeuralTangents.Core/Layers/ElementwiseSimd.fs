@@ -260,3 +260,32 @@ module internal ElementwiseSimd =
             clm1 <- cl
             cl <- cl * x
         struct (nngp, dot)
+
+    /// RectifiedMonomial(n): see <c>ElementwiseClosedForms.rectifiedMonomial</c> (Cho & Saul's J_n by its
+    /// recurrence, cos θ and sin θ by <c>Vector256.SinCos</c>). A vector with a zero variance product in any lane
+    /// (E[φ(u)]·E[φ(v)] there) takes the scalar step lane by lane.
+    let inline rectifiedMonomial (n: int) (scalar: float -> float -> float -> struct (float * float)) (x: V) (v1: V) (v2: V) =
+        let prod = v1 * v2
+        if Vector256.EqualsAny(prod, V.Zero) then
+            let lane (i: int) = scalar (x.GetElement i) (v1.GetElement i) (v2.GetElement i)
+            let struct (a0, d0) = lane 0
+            let struct (a1, d1) = lane 1
+            let struct (a2, d2) = lane 2
+            let struct (a3, d3) = lane 3
+            struct (Vector256.Create(a0, a1, a2, a3), Vector256.Create(d0, d1, d2, d3))
+        else
+            let theta = atan2Pos (sqrt0 (prod - x * x)) x
+            let struct (st, ct) = Vector256.SinCos theta
+            let inv2Pi = splat (1.0 / (2.0 * Math.PI))
+            let piMinus = splat Math.PI - theta
+            if n = 0 then struct (inv2Pi * piMinus, V.Zero)
+            else
+                let s = Vector256.Sqrt prod
+                let mutable jm2 = piMinus
+                let mutable jm1 = st + piMinus * ct
+                for k in 2 .. n do
+                    let j = splat (float (2 * k - 1)) * ct * jm1 + splat (float ((k - 1) * (k - 1))) * st * st * jm2
+                    jm2 <- jm1
+                    jm1 <- j
+                let sn1 = powN s (n - 1)
+                struct (sn1 * s * inv2Pi * jm1, splat (float (n * n)) * sn1 * inv2Pi * jm2)
