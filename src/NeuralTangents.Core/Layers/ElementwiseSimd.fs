@@ -59,7 +59,9 @@ module internal ElementwiseSimd =
 
     /// One contiguous run of `len` entries starting at o: nngp x[o..], ntk t[o..], variances c1[o1..] (or c1[o1]
     /// for every entry when b1) and c2[o2..]. Writes nngp' to outN and σ̇·ntk to outT (when withNtk). Outputs may
-    /// alias inputs (in place): each vector is read before it is written, and the tail runs the scalar step.
+    /// alias inputs (in place): each vector is read before it is written. The tail (len mod 4 entries) is one
+    /// padded vector, so every entry gets the vector step whatever its position (the diagonal of nngp stays
+    /// bit-identical to the covariances, which take the same step); without Vector256 the scalar step runs.
     let inline run ([<InlineIfLambda>] scalar: float -> float -> float -> struct (float * float))
                    ([<InlineIfLambda>] vec: V -> V -> V -> struct (V * V))
                    (x: float[]) (t: float[]) (c1: float[]) (o1: int) (b1: bool) (c2: float[]) (o2: int)
@@ -76,16 +78,29 @@ module internal ElementwiseSimd =
                     Vector256.StoreUnsafe(dot * tv, &outT[o + m])
                 Vector256.StoreUnsafe(nn, &outN[o + m])
                 m <- m + 4
-        while m < len do
-            let v1 = if b1 then c1[o1] else c1[o1 + m]
-            let struct (nn, dot) = scalar x[o + m] v1 c2[o2 + m]
-            if withNtk then outT[o + m] <- dot * t[o + m]
-            outN[o + m] <- nn
-            m <- m + 1
+            if m < len then
+                // Lanes past the end repeat the run's first entry of the tail (valid inputs) and are not stored.
+                let r = len - m
+                let lane (a: float[]) (start: int) (k: int) = a[start + min k (r - 1)]
+                let pack (a: float[]) (start: int) = Vector256.Create(lane a start 0, lane a start 1, lane a start 2, lane a start 3)
+                let v1 = if b1 then v1b else pack c1 (o1 + m)
+                let struct (nn, dot) = vec (pack x (o + m)) v1 (pack c2 (o2 + m))
+                let tv = if withNtk then pack t (o + m) else V.Zero
+                let d = dot * tv
+                for k in 0 .. r - 1 do
+                    if withNtk then outT[o + m + k] <- d.GetElement k
+                    outN[o + m + k] <- nn.GetElement k
+        else
+            while m < len do
+                let v1 = if b1 then c1[o1] else c1[o1 + m]
+                let struct (nn, dot) = scalar x[o + m] v1 c2[o2 + m]
+                if withNtk then outT[o + m] <- dot * t[o + m]
+                outN[o + m] <- nn
+                m <- m + 1
 
     /// Applies a pointwise step to a kernel in the diagonal-batch, diagonal-spatial layout (nngp (N1, N2, S), cov1
     /// (N1, S), cov2 (N2, S)) in one fused, vectorised pass, rows of N1 split across cores: nngp' and σ̇·ntk; the
-    /// covariances (small) take the scalar step. With <c>inPlace</c> (the plan owns the input's arrays) nngp' and
+    /// covariances (small) in one vectorised pass on the calling thread. With <c>inPlace</c> (the plan owns the input's arrays) nngp' and
     /// ntk' overwrite the input's nngp and ntk; otherwise fresh arrays are written (every element, so they are not
     /// zeroed).
     let inline pass (inPlace: bool) ([<InlineIfLambda>] scalar: float -> float -> float -> struct (float * float))
@@ -108,8 +123,11 @@ module internal ElementwiseSimd =
                     else
                         for j in 0 .. n2 - 1 do
                             run scalar vec x t c1 (i * s) false c2 (j * s) outN outT withNtk ((i * n2 + j) * s) s)
+        // A covariance entry v maps to step(v, v, v): the same vector step as the nngp entries.
         let covMap (c: Tensor) =
-            Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = scalar v v v in r))
+            let out = GC.AllocateUninitializedArray<float> c.Length
+            if c.Length > 0 then run scalar vec c.Data c.Data c.Data 0 false c.Data 0 out out false 0 c.Length
+            Tensor.create c.Shape out
         { k with
             Nngp = Tensor.create k.Nngp.Shape outN
             Ntk = k.Ntk |> Option.map (fun nt -> Tensor.create nt.Shape outT)
@@ -262,18 +280,11 @@ module internal ElementwiseSimd =
         struct (nngp, dot)
 
     /// RectifiedMonomial(n): see <c>ElementwiseClosedForms.rectifiedMonomial</c> (Cho & Saul's J_n by its
-    /// recurrence, cos θ and sin θ by <c>Vector256.SinCos</c>). A vector with a zero variance product in any lane
-    /// (E[φ(u)]·E[φ(v)] there) takes the scalar step lane by lane.
+    /// recurrence, cos θ and sin θ by <c>Vector256.SinCos</c>). Lanes with a zero variance product (E[φ(u)]·E[φ(v)]
+    /// there) take the scalar step.
     let inline rectifiedMonomial (n: int) (scalar: float -> float -> float -> struct (float * float)) (x: V) (v1: V) (v2: V) =
         let prod = v1 * v2
-        if Vector256.EqualsAny(prod, V.Zero) then
-            let lane (i: int) = scalar (x.GetElement i) (v1.GetElement i) (v2.GetElement i)
-            let struct (a0, d0) = lane 0
-            let struct (a1, d1) = lane 1
-            let struct (a2, d2) = lane 2
-            let struct (a3, d3) = lane 3
-            struct (Vector256.Create(a0, a1, a2, a3), Vector256.Create(d0, d1, d2, d3))
-        else
+        let struct (nn, dot) =
             let theta = atan2Pos (sqrt0 (prod - x * x)) x
             let struct (st, ct) = Vector256.SinCos theta
             let inv2Pi = splat (1.0 / (2.0 * Math.PI))
@@ -289,3 +300,11 @@ module internal ElementwiseSimd =
                     jm1 <- j
                 let sn1 = powN s (n - 1)
                 struct (sn1 * s * inv2Pi * jm1, splat (float (n * n)) * sn1 * inv2Pi * jm2)
+        if not (Vector256.EqualsAny(prod, V.Zero)) then struct (nn, dot)
+        else
+            let zero = Vector256.Equals(prod, V.Zero)
+            // Lanes with q1q2 = 0 take the scalar step (E[φ(u)]·E[φ(v)]); the others keep the vector values.
+            let lane (i: int) (v: V) (pick: struct (float * float) -> float) =
+                if zero.GetElement i = 0.0 then v.GetElement i else pick (scalar (x.GetElement i) (v1.GetElement i) (v2.GetElement i))
+            let fix (v: V) (pick: struct (float * float) -> float) = Vector256.Create(lane 0 v pick, lane 1 v pick, lane 2 v pick, lane 3 v pick)
+            struct (fix nn (fun (struct (a, _)) -> a), fix dot (fun (struct (_, d)) -> d))
