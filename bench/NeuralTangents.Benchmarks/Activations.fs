@@ -1,18 +1,29 @@
 /// Per-activation throughput of the kernel step: millions of (nngp, ntk) entries per second that one activation
 /// layer maps, on an (N, N) Gaussian kernel after a Dense layer (diagonal batch, no spatial axes: the layout the
-/// MLP takes). `dotnet fsi build.fsx bench --activations [--quick]`. Median of 5 runs after 2 warm-ups.
+/// MLP takes). `dotnet fsi build.fsx bench --activations [--quick]`. Median of 5 runs after 2 warm-ups, wall and CPU time.
 module NeuralTangents.Benchmarks.Activations
 
 open System
 open System.Diagnostics
 open NeuralTangents
 
-/// Median wall time in seconds of `runs` calls after `warmup` calls (as time, which compiles after this).
+/// Median wall time and median CPU time (this process, all threads) in seconds of `runs` calls after `warmup`
+/// calls. CPU time is the figure to compare on a shared machine: other processes' load inflates wall time but
+/// not (much) the work this process does.
 let private time (warmup: int) (runs: int) (f: unit -> unit) =
     for _ in 1 .. warmup do f ()
-    let ts = Array.init runs (fun _ -> let sw = Stopwatch.StartNew() in f (); sw.Elapsed.TotalSeconds)
-    Array.sortInPlace ts
-    ts[runs / 2]
+    let proc = Process.GetCurrentProcess()
+    let once () =
+        proc.Refresh()
+        let cpu0 = proc.TotalProcessorTime
+        let sw = Stopwatch.StartNew()
+        f ()
+        let wall = sw.Elapsed.TotalSeconds
+        proc.Refresh()
+        wall, (proc.TotalProcessorTime - cpu0).TotalSeconds
+    let ts = Array.init runs (fun _ -> once ())
+    let median (xs: float[]) = Array.sortInPlace xs; xs[runs / 2]
+    median (Array.map fst ts), median (Array.map snd ts)
 
 let private normals (seed: int) (n: int) =
     let rng = Random(seed)
@@ -36,11 +47,12 @@ let run (quick: bool) =
     let x = Tensor.create [| n; d |] (normals 42 (n * d))
     let k0 = KernelFn.compute (Stax.dense 512 1.2 (Some 0.1)) x None Both
     printfn "Kernel step of one activation on an (N, N) Gaussian kernel (nngp + ntk), median of 5 runs; machine shared."
-    printfn "| activation | N | time (ms) | M entries/s |"
-    printfn "|---|---|---|---|"
+    printfn "| activation | N | time (ms) | CPU (ms) | M entries/s | M entries/CPU-s |"
+    printfn "|---|---|---|---|---|---|"
     for name, layer in cases do
         // Numerical quadrature costs deg² evaluations per entry: time it on a smaller kernel.
         let m = if name.StartsWith "ElementwiseNumerical" then n / 8 else n
         let k = if m = n then k0 else KernelFn.compute (Stax.dense 512 1.2 (Some 0.1)) (Tensor.create [| m; d |] x.Data[.. m * d - 1]) None Both
-        let t = time 2 5 (fun () -> KernelFn.applyKernel layer k |> ignore)
-        printfn "| %s | %d | %.2f | %.3g |" name m (t * 1e3) (float m * float m / t / 1e6)
+        let t, cpu = time 2 5 (fun () -> KernelFn.applyKernel layer k |> ignore)
+        let entries = float m * float m / 1e6
+        printfn "| %s | %d | %.2f | %.2f | %.3g | %.3g |" name m (t * 1e3) (cpu * 1e3) (entries / t) (entries / cpu)

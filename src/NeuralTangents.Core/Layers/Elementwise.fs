@@ -139,44 +139,37 @@ module internal Elementwise =
     let denseAbRelu (inPlace: bool) (d: DenseSpec) (spec: ABReluSpec) (k: Kernel) =
         abReluWith inPlace (Linear.densePre d k) spec k (Linear.denseMeta d k)
 
-    /// Erf, φ(u) = a·erf(b·u) + c: Williams' arcsine kernel (Williams 1997). After scaling the input
-    /// covariances by b²: nngp' = (2/π)·asin(2·nngp / √((1+2v1)(1+2v2))), σ̇ = (4/π)/√((1+2v1)(1+2v2) − 4·nngp²);
-    /// then the output is scaled by a² (NTK too) and shifted by c² (covariances only).
-    let erfKernel (spec: ErfSpec) (k: Kernel) =
-        let k = Kernel.scaleOutput spec.B k
+    /// Erf, φ(u) = a·erf(b·u) + c: Williams' arcsine kernel (Williams 1997). With the input covariances scaled
+    /// by b² (x = b²·nngp, w = b²·v): nngp' = a²·(2/π)·asin(2x / √((1+2w1)(1+2w2))) + c², written with atan2 as
+    /// (2/π)·atan2(2x, √((1+2w1)(1+2w2) − 4x²)); σ̇ = a²b²·(4/π)/√((1+2w1)(1+2w2) − 4x²) (the NTK is scaled by a²b²,
+    /// not shifted). a2 = a², b2 = b², c2 = c²; the vector twin is <c>ElementwiseSimd.erf</c>.
+    let erfStep (a2: float) (b2: float) (c2: float) (x: float) (v1: float) (v2: float) =
         let twoOverPi = 2.0 / Math.PI
-        k
-        |> pointwise (fun x v1 v2 ->
-            let sq = sqrt0 ((1.0 + 2.0 * v1) * (1.0 + 2.0 * v2) - 4.0 * x * x)
-            struct (twoOverPi * Math.Atan2(2.0 * x, sq), 2.0 * twoOverPi / sq))
-        |> Kernel.scaleOutput spec.A
-        |> Kernel.shiftOutput spec.C
+        let x = x * b2
+        let sq = sqrt0 ((1.0 + 2.0 * (v1 * b2)) * (1.0 + 2.0 * (v2 * b2)) - 4.0 * x * x)
+        struct (twoOverPi * Math.Atan2(2.0 * x, sq) * a2 + c2, 2.0 * twoOverPi * (a2 * b2) / sq)
 
-    /// Gelu, φ(u) = u·Φ(u) (arXiv:2002.08517), neural_tangents' closed form for NNGP and σ̇.
-    let geluKernel (k: Kernel) =
+    /// Gelu, φ(u) = u·Φ(u) (arXiv:2002.08517), neural_tangents' closed form for NNGP and σ̇ (vector twin
+    /// <c>ElementwiseSimd.gelu</c>).
+    let geluStep (x: float) (v1: float) (v2: float) =
         let twoPi = 2.0 * Math.PI
-        k |> pointwise (fun x v1 v2 ->
-            let prod = v1 * v2
-            let prodP1 = (v1 + 1.0) * (v2 + 1.0)
-            let delta2 = prodP1 - x * x
-            let delta = sqrt0 delta2
-            let angle = Math.Atan2(x, delta)
-            let nngp = ((x * x + prod * delta2) / (prodP1 * delta) + x * angle) / twoPi + 0.25 * x
-            let first = (1.0 / delta2 + (1.0 - prod) / prodP1 + 1.0) * x / delta / twoPi
-            struct (nngp, first + 0.25 + angle / twoPi))
+        let prod = v1 * v2
+        let prodP1 = (v1 + 1.0) * (v2 + 1.0)
+        let delta2 = prodP1 - x * x
+        let delta = sqrt0 delta2
+        let angle = Math.Atan2(x, delta)
+        let nngp = ((x * x + prod * delta2) / (prodP1 * delta) + x * angle) / twoPi + 0.25 * x
+        let first = (1.0 / delta2 + (1.0 - prod) / prodP1 + 1.0) * x / delta / twoPi
+        struct (nngp, first + 0.25 + angle / twoPi)
 
     /// Sin, φ(u) = a·sin(b·u + c): E[φ(u1)φ(u2)] = a²/2·(e^{b²(−Σ/2 + nngp)} − e^{b²(−Σ/2 − nngp)}·cos 2c),
-    /// Σ = v1 + v2; σ̇ = a²b²/2·(the same two terms summed).
-    let sinKernel (spec: SinSpec) (k: Kernel) =
-        let a, b, c = spec.A, spec.B, spec.C
-        let halfA2 = a * a / 2.0
-        let b2 = b * b
-        let cos2c = Math.Cos(2.0 * c)
-        k |> pointwise (fun x v1 v2 ->
-            let sum = v1 + v2
-            let s1 = Math.Exp(b2 * (-0.5 * sum + x))
-            let s2 = Math.Exp(b2 * (-0.5 * sum - x)) * cos2c
-            struct (halfA2 * (s1 - s2), halfA2 * b2 * (s1 + s2)))
+    /// Σ = v1 + v2; σ̇ = a²b²/2·(the same two terms summed). halfA2 = a²/2, b2 = b², cos2c = cos 2c; the vector
+    /// twin is <c>ElementwiseSimd.sin</c>.
+    let sinStep (halfA2: float) (b2: float) (cos2c: float) (x: float) (v1: float) (v2: float) =
+        let sum = v1 + v2
+        let s1 = Math.Exp(b2 * (-0.5 * sum + x))
+        let s2 = Math.Exp(b2 * (-0.5 * sum - x)) * cos2c
+        struct (halfA2 * (s1 - s2), halfA2 * b2 * (s1 + s2))
 
     /// E[u1^d u2^d] for jointly Gaussian (u1, u2) with covariance x and variance product p = v1·v2 (Isserlis).
     let private monomialMoment (degree: int) (x: float) (p: float) =
@@ -190,12 +183,77 @@ module internal Elementwise =
         | 5 -> 15.0 * x * (8.0 * x ** 4.0 + 5.0 * p * (8.0 * x * x + 3.0 * p))
         | d -> invalidArg "degree" (sprintf "Monomial: degree must be in 0..5, got %d" d)
 
-    /// Monomial, φ(u) = u^d: nngp' = E[u1^d u2^d], σ̇ = d²·E[u1^(d−1) u2^(d−1)].
-    let monomialKernel (degree: int) (k: Kernel) =
-        let d2 = float (degree * degree)
-        k |> pointwise (fun x v1 v2 ->
-            let p = v1 * v2
-            struct (monomialMoment degree x p, d2 * monomialMoment (degree - 1) x p))
+    /// Monomial, φ(u) = u^d: nngp' = E[u1^d u2^d], σ̇ = d²·E[u1^(d−1) u2^(d−1)] (vector twin
+    /// <c>ElementwiseSimd.monomial</c>).
+    let monomialStep (degree: int) (x: float) (v1: float) (v2: float) =
+        let p = v1 * v2
+        struct (monomialMoment degree x p, float (degree * degree) * monomialMoment (degree - 1) x p)
+
+    /// A pointwise step as a fused pass: vectorised (<c>ElementwiseSimd.pass</c>) in the diagonal-batch,
+    /// diagonal-spatial layout, where each run of positions has its own variances; the scalar step through
+    /// <c>pointwiseAnyLayout</c> in the full layouts (pairs of positions). <c>inPlace</c>: the plan owns k's arrays.
+    let inline vectorised (inPlace: bool) ([<InlineIfLambda>] scalar: float -> float -> float -> struct (float * float))
+                          ([<InlineIfLambda>] vec: ElementwiseSimd.V -> ElementwiseSimd.V -> ElementwiseSimd.V -> struct (ElementwiseSimd.V * ElementwiseSimd.V))
+                          (k: Kernel) : Kernel =
+        if Kernel.isDiagonalLayout k then ElementwiseSimd.pass inPlace scalar vec k
+        else pointwiseAnyLayout (fun x v1 v2 -> scalar x v1 v2) k
+
+    /// The scalar step (c, q1, q2) ↦ (nngp', σ̇) of each activation whose kernel rule is vectorised (the twin of
+    /// its vector step, used for tails and the full layouts); None for the others (ABRelu has its own pass in
+    /// <c>Simd</c>; ElementwiseNumerical and custom maps run <c>pointwise</c>).
+    let scalarStep (a: Activation) : (float -> float -> float -> struct (float * float)) option =
+        match a with
+        | Erf s -> Some(erfStep (s.A * s.A) (s.B * s.B) (s.C * s.C))
+        | Gelu _ -> Some geluStep
+        | Sin s -> Some(sinStep (s.A * s.A / 2.0) (s.B * s.B) (Math.Cos(2.0 * s.C)))
+        | Monomial d -> Some(monomialStep d)
+        | Exp s -> Some(ElementwiseClosedForms.exp s.A s.B)
+        | Gaussian s -> Some(ElementwiseClosedForms.gaussian s.A s.B)
+        | ExpNormalized s -> Some(ElementwiseClosedForms.expNormalized s)
+        | Rbf g -> Some(ElementwiseClosedForms.rbf g)
+        | Sign -> Some ElementwiseClosedForms.sign
+        | Gabor -> Some ElementwiseClosedForms.gabor
+        | Hermite n -> Some(ElementwiseClosedForms.hermite n)
+        | Polynomial coef -> Some(ElementwiseClosedForms.polynomial coef)
+        | RectifiedMonomial n -> Some(ElementwiseClosedForms.rectifiedMonomial n)
+        | _ -> None
+
+    /// The vectorised kernel rule of an activation (see <c>scalarStep</c> for which), taking the "owned" flag.
+    let vectorRule (a: Activation) : (bool -> Kernel -> Kernel) option =
+        match a with
+        | Erf s ->
+            let a2, b2, c2 = s.A * s.A, s.B * s.B, s.C * s.C
+            Some(fun inPlace -> vectorised inPlace (erfStep a2 b2 c2) (fun x v1 v2 -> ElementwiseSimd.erf a2 b2 c2 x v1 v2))
+        | Gelu _ -> Some(fun inPlace -> vectorised inPlace geluStep (fun x v1 v2 -> ElementwiseSimd.gelu x v1 v2))
+        | Sin s ->
+            let h, b2, c2 = s.A * s.A / 2.0, s.B * s.B, Math.Cos(2.0 * s.C)
+            Some(fun inPlace -> vectorised inPlace (sinStep h b2 c2) (fun x v1 v2 -> ElementwiseSimd.sin h b2 c2 x v1 v2))
+        | Monomial d -> Some(fun inPlace -> vectorised inPlace (monomialStep d) (fun x v1 v2 -> ElementwiseSimd.monomial d x v1 v2))
+        | Exp s ->
+            let st = ElementwiseClosedForms.exp s.A s.B
+            Some(fun inPlace -> vectorised inPlace st (fun x v1 v2 -> ElementwiseSimd.exp s.A s.B x v1 v2))
+        | Gaussian s ->
+            let st = ElementwiseClosedForms.gaussian s.A s.B
+            Some(fun inPlace -> vectorised inPlace st (fun x v1 v2 -> ElementwiseSimd.gaussian s.A s.B x v1 v2))
+        | ExpNormalized s ->
+            let st = ElementwiseClosedForms.expNormalized s
+            Some(fun inPlace -> vectorised inPlace st (fun x v1 v2 -> ElementwiseSimd.expNormalized s x v1 v2))
+        | Rbf g ->
+            let st = ElementwiseClosedForms.rbf g
+            Some(fun inPlace -> vectorised inPlace st (fun x v1 v2 -> ElementwiseSimd.rbf g x v1 v2))
+        | Sign -> Some(fun inPlace -> vectorised inPlace ElementwiseClosedForms.sign (fun x v1 v2 -> ElementwiseSimd.sign x v1 v2))
+        | Gabor -> Some(fun inPlace -> vectorised inPlace ElementwiseClosedForms.gabor (fun x v1 v2 -> ElementwiseSimd.gabor x v1 v2))
+        | Hermite n ->
+            let st = ElementwiseClosedForms.hermite n
+            Some(fun inPlace -> vectorised inPlace st (fun x v1 v2 -> ElementwiseSimd.hermite n x v1 v2))
+        | Polynomial coef ->
+            let st = ElementwiseClosedForms.polynomial coef
+            let w = ElementwiseClosedForms.polynomialWeights coef
+            Some(fun inPlace -> vectorised inPlace st (fun x v1 v2 -> ElementwiseSimd.polynomial w x v1 v2))
+        | RectifiedMonomial n ->
+            let st = ElementwiseClosedForms.rectifiedMonomial n
+            Some(fun inPlace -> vectorised inPlace st (fun x v1 v2 -> ElementwiseSimd.rectifiedMonomial n st x v1 v2))
+        | _ -> None
 
     // ---------------------------------------------------------------------------------------------
     // Finite networks (each layer's `fn`).
@@ -407,6 +465,8 @@ module internal Elementwise =
 
     /// The definition of an activation.
     let define (a: Activation) : LayerDef =
+        // The vectorised rule of a closed form (every case that calls this has one).
+        let vrule () = match vectorRule a with Some r -> r | None -> failwithf "no vectorised rule for %A" a
         match a with
         | ABRelu s ->
             let name, args = abReluNamed s
@@ -414,61 +474,61 @@ module internal Elementwise =
                 (fun x -> if x < 0.0 then s.A * x else s.B * x)
                 (fun x -> if x < 0.0 then s.A elif x > 0.0 then s.B else 0.5 * (s.A + s.B))
         | Erf s ->
-            activation "Erf" [ "a", FloatArg s.A; "b", FloatArg s.B; "c", FloatArg s.C ] (fun _ -> erfKernel s)
+            activation "Erf" [ "a", FloatArg s.A; "b", FloatArg s.B; "c", FloatArg s.C ] (vrule ())
                 (fun x -> s.A * MathNet.Numerics.SpecialFunctions.Erf(s.B * x) + s.C)
                 (fun x -> let u = s.B * x in s.A * s.B * twoOverSqrtPi * Math.Exp(-u * u))
         | Sin s ->
-            activation "Sin" [ "a", FloatArg s.A; "b", FloatArg s.B; "c", FloatArg s.C ] (fun _ -> sinKernel s)
+            activation "Sin" [ "a", FloatArg s.A; "b", FloatArg s.B; "c", FloatArg s.C ] (vrule ())
                 (fun x -> s.A * Math.Sin(s.B * x + s.C))
                 (fun x -> s.A * s.B * Math.Cos(s.B * x + s.C))
         | Gelu false ->
-            activation "Gelu" [ "approximate", BoolArg false ] (fun _ -> geluKernel)
+            activation "Gelu" [ "approximate", BoolArg false ] (vrule ())
                 (fun x -> 0.5 * x * (1.0 + MathNet.Numerics.SpecialFunctions.Erf(x * invSqrt2)))
                 (fun x -> 0.5 * (1.0 + MathNet.Numerics.SpecialFunctions.Erf(x * invSqrt2)) + x * invSqrt2Pi * Math.Exp(-0.5 * x * x))
         | Gelu true ->
-            activation "Gelu" [ "approximate", BoolArg true ] (fun _ -> geluKernel)
+            activation "Gelu" [ "approximate", BoolArg true ] (vrule ())
                 (fun x -> 0.5 * x * (1.0 + Math.Tanh(sqrt2OverPi * (x + 0.044715 * x * x * x))))
                 (fun x ->
                     let t = Math.Tanh(sqrt2OverPi * (x + 0.044715 * x * x * x))
                     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * sqrt2OverPi * (1.0 + 3.0 * 0.044715 * x * x))
         | Monomial d ->
-            activation "Monomial" [ "degree", IntArg d ] (fun _ -> monomialKernel d)
+            activation "Monomial" [ "degree", IntArg d ] (vrule ())
                 (fun x -> Math.Pow(x, float d))
                 (fun x -> if d = 0 then 0.0 else float d * Math.Pow(x, float (d - 1)))
         | Exp s ->
-            activation "Exp" [ "a", FloatArg s.A; "b", FloatArg s.B ] (fun _ -> pointwise (ElementwiseClosedForms.exp s.A s.B))
+            activation "Exp" [ "a", FloatArg s.A; "b", FloatArg s.B ] (vrule ())
                 (fun x -> s.A * Math.Exp(s.B * x))
                 (fun x -> s.A * s.B * Math.Exp(s.B * x))
         | Gaussian s ->
-            activation "Gaussian" [ "a", FloatArg s.A; "b", FloatArg s.B ] (fun _ -> pointwise (ElementwiseClosedForms.gaussian s.A s.B))
+            activation "Gaussian" [ "a", FloatArg s.A; "b", FloatArg s.B ] (vrule ())
                 (fun x -> s.A * Math.Exp(s.B * x * x))
                 (fun x -> 2.0 * s.A * s.B * x * Math.Exp(s.B * x * x))
         | ExpNormalized s ->
             let noFn _ =
                 raise (NeuralTangentsException "ExpNormalized: has no finite-width function (neural_tangents raises NotImplementedError too); use it in kernel computations only")
             activation "ExpNormalized" [ "gamma", FloatArg s.Gamma; "shift", FloatArg s.Shift; "do_clip", BoolArg s.DoClip ]
-                (fun _ -> pointwise (ElementwiseClosedForms.expNormalized s)) noFn noFn
+                (vrule ()) noFn noFn
         | Rbf gamma ->
             let b = Math.Sqrt(2.0 * gamma)
-            activation "Rbf" [ "gamma", FloatArg gamma ] (fun _ -> pointwise (ElementwiseClosedForms.rbf gamma))
+            activation "Rbf" [ "gamma", FloatArg gamma ] (vrule ())
                 (fun x -> Math.Sqrt 2.0 * Math.Sin(b * x + Math.PI / 4.0))
                 (fun x -> Math.Sqrt 2.0 * b * Math.Cos(b * x + Math.PI / 4.0))
         | Sign ->
-            activation "Sign" [] (fun _ -> pointwise ElementwiseClosedForms.sign) (fun x -> float (Math.Sign x)) (fun _ -> 0.0)
+            activation "Sign" [] (vrule ()) (fun x -> float (Math.Sign x)) (fun _ -> 0.0)
         | Gabor ->
-            activation "Gabor" [] (fun _ -> pointwise ElementwiseClosedForms.gabor)
+            activation "Gabor" [] (vrule ())
                 (fun x -> Math.Exp(-x * x) * Math.Sin x)
                 (fun x -> Math.Exp(-x * x) * (Math.Cos x - 2.0 * x * Math.Sin x))
         | Hermite n ->
-            activation "Hermite" [ "degree", IntArg n ] (fun _ -> pointwise (ElementwiseClosedForms.hermite n))
+            activation "Hermite" [ "degree", IntArg n ] (vrule ())
                 (fun x -> let struct (v, _) = ElementwiseClosedForms.hermiteFn n x in v)
                 (fun x -> let struct (_, d) = ElementwiseClosedForms.hermiteFn n x in d)
         | RectifiedMonomial n ->
-            activation "RectifiedMonomial" [ "degree", IntArg n ] (fun _ -> pointwise (ElementwiseClosedForms.rectifiedMonomial n))
+            activation "RectifiedMonomial" [ "degree", IntArg n ] (vrule ())
                 (fun x -> if x >= 0.0 then (if n = 0 then 1.0 else pown x n) else 0.0)
                 (fun x -> if x >= 0.0 && n > 0 then float n * (if n = 1 then 1.0 else pown x (n - 1)) else 0.0)
         | Polynomial coef ->
-            activation "Polynomial" [ "coef", FloatsArg coef ] (fun _ -> pointwise (ElementwiseClosedForms.polynomial coef))
+            activation "Polynomial" [ "coef", FloatsArg coef ] (vrule ())
                 (fun x -> let struct (v, _) = ElementwiseClosedForms.polynomialFn coef x in v)
                 (fun x -> let struct (_, d) = ElementwiseClosedForms.polynomialFn coef x in d)
         | ElementwiseNumerical s ->

@@ -166,19 +166,22 @@ module internal ElementwiseClosedForms =
         let norm = Math.Sqrt(Math.Exp(MathNet.Numerics.SpecialFunctions.FactorialLn n))
         struct (h1 / norm, (if n = 0 then 0.0 else float n * h0 / norm))
 
+    /// The weights w[l][i] = a_{l+2i}·(l+2i)!/(2^i i!)/√l! of <c>polynomial</c>: s_l(q)/√l! = Σ_i w[l][i] q^i.
+    let polynomialWeights (coef: float list) =
+        let a = Array.ofList coef
+        let n = a.Length
+        let fact (k: int) = Math.Exp(MathNet.Numerics.SpecialFunctions.FactorialLn k)
+        Array.init n (fun l ->
+            Array.init ((n - 1 - l) / 2 + 1) (fun i ->
+                a[l + 2 * i] * fact (l + 2 * i) / (Math.Pow(2.0, float i) * fact i) / Math.Sqrt(fact l)))
+
     /// Polynomial p(x) = Σ a_k x^k. Expanding p(√q·z) in the orthonormal Hermite basis He_l(z)/√l! gives the
     /// coefficients r_l(q) = q^{l/2}/√l!·s_l(q), s_l(q) = Σ_i a_{l+2i}·(l+2i)!/(2^i i!)·q^i, and Mehler's formula
     /// E[p(u)p(v)] = Σ_l r_l(q1)r_l(q2)ρ^l = Σ_l c^l·s_l(q1)s_l(q2)/l!, σ̇ = Σ_{l≥1} l·c^{l−1}·s_l(q1)s_l(q2)/l!
     /// (neural_tangents' form, with (q1q2)^{l/2}ρ^l = c^l so that no √(q1q2) is divided by: exact at zero variance).
     let polynomial (coef: float list) =
-        let a = Array.ofList coef
-        let n = a.Length
-        let fact (k: int) = Math.Exp(MathNet.Numerics.SpecialFunctions.FactorialLn k)
-        // w[l][i] = a_{l+2i}·(l+2i)!/(2^i i!)/√l!: s_l(q)/√l! = Σ_i w[l][i] q^i.
-        let w =
-            Array.init n (fun l ->
-                Array.init ((n - 1 - l) / 2 + 1) (fun i ->
-                    a[l + 2 * i] * fact (l + 2 * i) / (Math.Pow(2.0, float i) * fact i) / Math.Sqrt(fact l)))
+        let w = polynomialWeights coef
+        let n = w.Length
         let horner (ws: float[]) (q: float) =
             let mutable acc = 0.0
             for i in ws.Length - 1 .. -1 .. 0 do acc <- acc * q + ws[i]
