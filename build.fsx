@@ -1,5 +1,5 @@
 // Build script: dotnet fsi build.fsx <target>
-// Targets: build | test [expecto options…] | pack [--release] | bench [args…] | ci
+// Targets: build | test [expecto options…] | notebooks | pack [--release] | bench [args…] | ci
 open System
 open System.Diagnostics
 open System.IO
@@ -46,8 +46,69 @@ let trxCounts (path: string) =
     let n (name: string) = match c.GetAttribute name with "" -> 0 | v -> int v
     n "passed", n "failed" + n "error" + n "timeout" + n "aborted"
 
-/// Builds the solution, runs the F# suite (Expecto, extra arguments passed through) and the C# suite (NUnit), and
-/// ends with one line "N passed, N failed"; exits non-zero when anything failed or a suite ran no test.
+/// Runs each F# notebook of examples/notebooks headlessly with the dotnet-repl tool pinned in .config/dotnet-tools.json,
+/// from the notebook's folder (its relative paths are the ones an editor uses), writing the executed notebook under
+/// TestResults/notebooks. One test per notebook: it passes when dotnet-repl exits with 0 within the time limit and no
+/// cell of the executed notebook holds an error output. Returns (passed, failed).
+let notebooks (results: string) =
+    let dir = Path.Combine(root, "examples", "notebooks")
+    let files = if Directory.Exists dir then Directory.GetFiles(dir, "*.ipynb") |> Array.sort else [||]
+    let outDir = Path.Combine(results, "notebooks")
+    Directory.CreateDirectory outDir |> ignore
+    // The Core for the notebook kernel, into examples/notebooks/lib (see the NotebookBuild note in Directory.Packages.props).
+    let coreBuilt () =
+        runCode "dotnet" [ "build"; "src/NeuralTangents.Core"; "-c"; "Release"; "-p:NotebookBuild=true"
+                           "-p:BaseIntermediateOutputPath=" + Path.Combine(dir, "obj") + "/"
+                           "-p:OutputPath=" + Path.Combine(dir, "lib") + "/" ] = 0
+    if files.Length = 0 then
+        printfn "build.fsx: notebooks: none found in %s" dir
+        0, 1
+    elif not (coreBuilt ()) then
+        printfn "build.fsx: notebooks: the notebook build of the Core failed, so none of the %d notebooks ran" files.Length
+        0, files.Length
+    elif runCode "dotnet" [ "tool"; "restore" ] <> 0 then
+        printfn "build.fsx: notebooks: 'dotnet tool restore' failed, so none of the %d notebooks ran" files.Length
+        0, files.Length
+    else
+        let limit = TimeSpan.FromMinutes 10.0
+        let one (file: string) =
+            let name = Path.GetFileName file
+            let executed = Path.Combine(outDir, name)
+            printfn "> dotnet repl --run %s --exit-after-run --output-path %s" name executed
+            let psi = ProcessStartInfo("dotnet", WorkingDirectory = dir, UseShellExecute = false)
+            for a in [ "repl"; "--run"; file; "--exit-after-run"; "--output-format"; "ipynb"; "--output-path"; executed ] do
+                psi.ArgumentList.Add a
+            let sw = Stopwatch.StartNew()
+            use p = Process.Start psi
+            let finished = p.WaitForExit(int limit.TotalMilliseconds)
+            if not finished then p.Kill true
+            // Error outputs of the executed notebook: dotnet-repl goes on after a failing cell.
+            let errors =
+                if not (File.Exists executed) then [ "no executed notebook was written" ]
+                else
+                    use doc = Text.Json.JsonDocument.Parse(File.ReadAllText executed)
+                    [ for cell in doc.RootElement.GetProperty("cells").EnumerateArray() do
+                        match cell.TryGetProperty "outputs" with
+                        | true, outputs ->
+                            for o in outputs.EnumerateArray() do
+                                if o.GetProperty("output_type").GetString() = "error" then
+                                    let text (key: string) = match o.TryGetProperty key with | true, v -> v.GetString() | _ -> ""
+                                    yield sprintf "%s: %s" (text "ename") (text "evalue")
+                        | _ -> () ]
+            let code = if finished then p.ExitCode else -1
+            let ok = finished && code = 0 && errors.IsEmpty
+            if ok then printfn "build.fsx: notebook %s passed (%.0f s)" name sw.Elapsed.TotalSeconds
+            else
+                let why = if finished then sprintf "exit code %d" code else sprintf "still running after %O, killed" limit
+                printfn "build.fsx: notebook %s FAILED (%s, %.0f s)" name why sw.Elapsed.TotalSeconds
+                for e in errors do printfn "    %s" e
+            ok
+        let passed = files |> Array.map one |> Array.filter id |> Array.length
+        passed, files.Length - passed
+
+/// Builds the solution, runs the F# suite (Expecto, extra arguments passed through), the C# suite (NUnit) and the
+/// notebooks (one test each), and ends with one line "N passed, N failed"; exits non-zero when anything failed or a
+/// suite ran no test.
 let test (expectoArgs: string list) =
     let results = Path.Combine(root, "TestResults")
     if Directory.Exists results then Directory.Delete(results, true)
@@ -72,13 +133,20 @@ let test (expectoArgs: string list) =
         passed, failed
     let fsPassed, fsFailed = suite "F# (Expecto)" fsCode fsSummary expectoCounts
     let csPassed, csFailed = suite "C# (NUnit)" csCode csTrx trxCounts
-    let passed, failed = fsPassed + csPassed, fsFailed + csFailed
+    let nbPassed, nbFailed = notebooks results
+    printfn "build.fsx: notebooks: %d of %d passed" nbPassed (nbPassed + nbFailed)
+    let passed, failed = fsPassed + csPassed + nbPassed, fsFailed + csFailed + nbFailed
     printfn "%d passed, %d failed" passed failed
     exit (if failed = 0 then 0 else 1)
 
 match target with
 | "build" -> run "dotnet" "build NeuralTangents.slnx -c Release -warnaserror"
 | "test" -> test (List.ofArray args[1..])
+| "notebooks" ->
+    // Builds the notebooks' Core into examples/notebooks/lib and runs every notebook (executed copies in TestResults).
+    let passed, failed = notebooks (Path.Combine(root, "TestResults"))
+    printfn "%d passed, %d failed" passed failed
+    exit (if failed = 0 then 0 else 1)
 | "pack" ->
     // The version is Directory.Build.props' VersionPrefix; a local pack adds a prerelease suffix with the time, so
     // each pack is a new version (NuGet's cache would serve an earlier package of the same version).
@@ -89,5 +157,5 @@ match target with
 | "bench" -> run "dotnet" ("run -c Release --project bench/NeuralTangents.Benchmarks -- " + rest)
 | "ci" -> run "bash" ".ci/run"
 | other ->
-    eprintfn "build.fsx: unknown target '%s' (build | test | pack | bench | ci)" other
+    eprintfn "build.fsx: unknown target '%s' (build | test | notebooks | pack | bench | ci)" other
     exit 2
