@@ -132,6 +132,17 @@ let tests =
                         | Many _ -> failtest "the stack ends in branches"
                     | None ->
                         if c.Covered then failtestf "the executor declined a stack it covers: %A" c
+                    // The pooled executor (GlobalAvgPool reduced in cache) against the reference stack + pooling.
+                    if c.Top = "gap" then
+                        match ConvStack.tryRunPooled c.Stack (Some true) k0 with
+                        | Some k ->
+                            let pooledNet = Serial(c.Stack @ [ Stax.globalAvgPool ])
+                            let gapDef = match Definitions.node Stax.globalAvgPool with LeafNode d -> d | _ -> failtest "GlobalAvgPool is a leaf"
+                            match KernelFn.applyFlowWith Execution.Reference pooledNet (One k0) with
+                            | One rk -> compareKernels (sprintf "tryRunPooled %A" c) rk (gapDef.Kernel false k)
+                            | Many _ -> failtest "the stack ends in branches"
+                        | None ->
+                            if c.Covered then failtestf "the pooled executor declined a stack it covers: %A" c
                 | Error a, Error b -> Expect.equal b a "both executions refuse with the same message"
                 | Ok _, Error m -> failtestf "only the fast execution refused: %s" m
                 | Error m, Ok _ -> failtestf "only the reference execution refused: %s" m
