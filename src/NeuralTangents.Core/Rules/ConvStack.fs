@@ -56,6 +56,20 @@ module internal ConvStack =
             NativePtr.set d i ((NativePtr.get d i + NativePtr.get s i) * a)
             i <- i + 1
 
+    /// d ← ((s0 + s1) + s2)·a: a three-tap window sum and its scale in one pass, with the roundings of the
+    /// copy / add / add-and-scale sequence (0 + s0 = s0 exactly), so one load-store pass instead of three.
+    let inline private sum3ScaleInto (d: nativeptr<float>) (s0: nativeptr<float>) (s1: nativeptr<float>) (s2: nativeptr<float>) (a: float) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            let va = Vector256.Create a
+            while i + 4 <= len do
+                (((Vector256.Load(NativePtr.add s0 i) + Vector256.Load(NativePtr.add s1 i)) + Vector256.Load(NativePtr.add s2 i)) * va)
+                    .Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i (((NativePtr.get s0 i + NativePtr.get s1 i) + NativePtr.get s2 i) * a)
+            i <- i + 1
+
     /// d ← s·a (a one-tap window: 0 + s = s exactly, then the scale).
     let inline private scaleFrom (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
         let mutable i = 0
@@ -97,15 +111,26 @@ module internal ConvStack =
             // last one added and scaled in one pass. Border outputs got wrong values from the neighbouring lines (or
             // none, outside a tap's range); they are recomputed from the taps below.
             let total = outer * (if full then p.O * p.O else p.O) * post
-            for t in 0 .. p.F - 1 do
-                let sh = shifts[t] * (if full then p.D + 1 else 1) * post
-                let lo, hi = max 0 (-sh), min total (total - sh)
+            let step = (if full then p.D + 1 else 1) * post
+            if p.F = 3 then
+                // Three taps in one pass over the range every tap reads inside the buffer (outside it: border
+                // outputs only, recomputed below).
+                let sh0, sh1, sh2 = shifts[0] * step, shifts[1] * step, shifts[2] * step
+                let lo = max 0 (max (-sh0) (max (-sh1) (-sh2)))
+                let hi = min total (min (total - sh0) (min (total - sh1) (total - sh2)))
                 if hi > lo then
-                    let d, s, len = NativePtr.add dst lo, NativePtr.add src (lo + sh), hi - lo
-                    if p.F = 1 then scaleFrom d s a.Inv len
-                    elif t = 0 then copy d s len
-                    elif t = p.F - 1 then addScaleInto d s a.Inv len
-                    else addInto d s len
+                    sum3ScaleInto (NativePtr.add dst lo) (NativePtr.add src (lo + sh0)) (NativePtr.add src (lo + sh1))
+                        (NativePtr.add src (lo + sh2)) a.Inv (hi - lo)
+            else
+                for t in 0 .. p.F - 1 do
+                    let sh = shifts[t] * (if full then p.D + 1 else 1) * post
+                    let lo, hi = max 0 (-sh), min total (total - sh)
+                    if hi > lo then
+                        let d, s, len = NativePtr.add dst lo, NativePtr.add src (lo + sh), hi - lo
+                        if p.F = 1 then scaleFrom d s a.Inv len
+                        elif t = 0 then copy d s len
+                        elif t = p.F - 1 then addScaleInto d s a.Inv len
+                        else addInto d s len
             // Border outputs: the window sum from the taps (ascending t from 0, as the rule adds), then the scale.
             if post = 1 then
                 // Precomputed gathers (no tap arithmetic, no border tests): one line of (o, o′) or o per b.
@@ -204,6 +229,7 @@ module internal ConvStack =
         if e1 = e0 then clear rows st.RestIn
         elif e1 = e0 + 1 then
             if a0.Inv = 1.0 then copy rows (row e0) st.RestIn else scaleFrom rows (row e0) a0.Inv st.RestIn
+        elif e1 = e0 + 3 then sum3ScaleInto rows (row e0) (row (e0 + 1)) (row (e0 + 2)) a0.Inv st.RestIn
         else
             copy rows (row e0) st.RestIn
             for e in e0 + 1 .. e1 - 2 do addInto rows (row e) st.RestIn
