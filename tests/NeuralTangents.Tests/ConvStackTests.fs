@@ -155,11 +155,21 @@ let tests =
             let data = normals 5 (3 * 8 * 8 * 3)
             Array.blit data 0 data (8 * 8 * 3) (8 * 8 * 3) // x[1] = x[0]
             let x = Tensor.create [| 3; 8; 8; 3 |] data
-            for top in [ Stax.flatten; Stax.globalAvgPool ] do
+            for top in [ Stax.flatten; Stax.globalAvgPool; Stax.globalSumPool ] do
                 let net = Serial(body @ [ top ])
                 let r = KernelFn.computeWith Execution.Reference net x None Both
                 let f = KernelFn.compute net x None Both
                 compareKernels (KernelFn.layerName top) r f
+        }
+
+        test "KernelPlan.fuse: a global pooling that reads the stack ends it (reduced in cache), other tops do not" {
+            let body = [ Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None; Stax.relu ]
+            let fusedLeaves (top: Layer) =
+                (KernelPlan.fuse (KernelPlan.compileFor None (Serial(body @ [ top ])))).Ops
+                |> List.map (function FusedConvStackOp(leaves, _, _) -> leaves.Length | _ -> 0)
+            Expect.equal (fusedLeaves Stax.globalAvgPool) [ 3 ] "Conv, Relu, GlobalAvgPool in one operation"
+            Expect.equal (fusedLeaves Stax.globalSumPool) [ 3 ] "Conv, Relu, GlobalSumPool in one operation"
+            Expect.equal (fusedLeaves Stax.flatten) [ 2; 0 ] "Flatten stays a leaf after the stack"
         }
 
         test "angleUnit (scalar and Vector256) is within 2 ulp of atan2 over [0, π], and gives π/2 at (0, 0)" {
