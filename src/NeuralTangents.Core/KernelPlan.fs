@@ -124,7 +124,8 @@ module internal KernelPlan =
         | _ -> false
 
     /// The fusion rewrite: a maximal chain of Conv/ABRelu leaves (each intermediate register read only by the next
-    /// leaf; at least one Conv and two leaves) becomes one <c>FusedConvStackOp</c>; then a Dense whose only reader
+    /// leaf; at least one Conv and two leaves; a GlobalAvgPool/GlobalSumPool reading the last one may end it) becomes
+    /// one <c>FusedConvStackOp</c>; then a Dense whose only reader
     /// is an ABRelu becomes one fused operation.
     let fuse (plan: KernelPlan) : KernelPlan =
         let reads = readers plan
@@ -138,6 +139,12 @@ module internal KernelPlan =
             | op :: rest when stackable op ->
                 let run, rest' = chain rest [ op ]
                 let hasConv = run |> List.exists (function LeafOp(Conv _, _, _, _) -> true | _ -> false)
+                // A global pooling that is the stack's only reader ends it: the executor reduces it in cache.
+                let run, rest' =
+                    match List.last run, rest' with
+                    | LeafOp(_, _, _, mid), (LeafOp((GlobalAvgPool _ | GlobalSumPool _), _, src, _) as pool) :: rest'' when hasConv && src = mid && reads[mid] = 1 ->
+                        run @ [ pool ], rest''
+                    | _ -> run, rest'
                 if run.Length >= 2 && hasConv then
                     let leaves = run |> List.map (function LeafOp(l, d, _, _) -> l, d | _ -> invalidOp "not a leaf")
                     let src = match run.Head with LeafOp(_, _, s, _) -> s | _ -> invalidOp "not a leaf"
@@ -226,9 +233,15 @@ module internal KernelPlan =
             | FusedConvStackOp(leaves, src, dst) ->
                 let k0 = get src
                 for _, d in leaves do checkLayout d k0
+                // A trailing global pooling is reduced by the executor; its own rule then sets the metadata.
+                let stack, pool =
+                    match List.last leaves with
+                    | GlobalAvgPool _, d -> List.truncate (leaves.Length - 1) leaves, Some(true, d)
+                    | GlobalSumPool _, d -> List.truncate (leaves.Length - 1) leaves, Some(false, d)
+                    | _ -> leaves, None
                 let k =
-                    match ConvStack.tryRun (List.map fst leaves) k0 with
-                    | Some k -> k
+                    match ConvStack.tryRunPooled (List.map fst stack) (Option.map fst pool) k0 with
+                    | Some k -> match pool with Some(_, d) -> d.Kernel false k | None -> k
                     | None -> leaves |> List.fold (fun k (_, d) -> checkLayout d k; d.Kernel false k) k0
                 finish [ src ] dst k
             | MergeOp(_, m, srcs, dst) -> finish srcs dst (m.Kernel (List.map get srcs))

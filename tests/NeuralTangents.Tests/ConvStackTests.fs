@@ -132,6 +132,17 @@ let tests =
                         | Many _ -> failtest "the stack ends in branches"
                     | None ->
                         if c.Covered then failtestf "the executor declined a stack it covers: %A" c
+                    // The pooled executor (GlobalAvgPool reduced in cache) against the reference stack + pooling.
+                    if c.Top = "gap" then
+                        match ConvStack.tryRunPooled c.Stack (Some true) k0 with
+                        | Some k ->
+                            let pooledNet = Serial(c.Stack @ [ Stax.globalAvgPool ])
+                            let gapDef = match Definitions.node Stax.globalAvgPool with LeafNode d -> d | _ -> failtest "GlobalAvgPool is a leaf"
+                            match KernelFn.applyFlowWith Execution.Reference pooledNet (One k0) with
+                            | One rk -> compareKernels (sprintf "tryRunPooled %A" c) rk (gapDef.Kernel false k)
+                            | Many _ -> failtest "the stack ends in branches"
+                        | None ->
+                            if c.Covered then failtestf "the pooled executor declined a stack it covers: %A" c
                 | Error a, Error b -> Expect.equal b a "both executions refuse with the same message"
                 | Ok _, Error m -> failtestf "only the fast execution refused: %s" m
                 | Error m, Ok _ -> failtestf "only the reference execution refused: %s" m
@@ -144,11 +155,21 @@ let tests =
             let data = normals 5 (3 * 8 * 8 * 3)
             Array.blit data 0 data (8 * 8 * 3) (8 * 8 * 3) // x[1] = x[0]
             let x = Tensor.create [| 3; 8; 8; 3 |] data
-            for top in [ Stax.flatten; Stax.globalAvgPool ] do
+            for top in [ Stax.flatten; Stax.globalAvgPool; Stax.globalSumPool ] do
                 let net = Serial(body @ [ top ])
                 let r = KernelFn.computeWith Execution.Reference net x None Both
                 let f = KernelFn.compute net x None Both
                 compareKernels (KernelFn.layerName top) r f
+        }
+
+        test "KernelPlan.fuse: a global pooling that reads the stack ends it (reduced in cache), other tops do not" {
+            let body = [ Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None; Stax.relu ]
+            let fusedLeaves (top: Layer) =
+                (KernelPlan.fuse (KernelPlan.compileFor None (Serial(body @ [ top ])))).Ops
+                |> List.map (function FusedConvStackOp(leaves, _, _) -> leaves.Length | _ -> 0)
+            Expect.equal (fusedLeaves Stax.globalAvgPool) [ 3 ] "Conv, Relu, GlobalAvgPool in one operation"
+            Expect.equal (fusedLeaves Stax.globalSumPool) [ 3 ] "Conv, Relu, GlobalSumPool in one operation"
+            Expect.equal (fusedLeaves Stax.flatten) [ 2; 0 ] "Flatten stays a leaf after the stack"
         }
 
         test "angleUnit (scalar and Vector256) is within 2 ulp of atan2 over [0, π], and gives π/2 at (0, 0)" {

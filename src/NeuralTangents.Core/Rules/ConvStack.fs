@@ -32,76 +32,7 @@ open NeuralTangents.Layers
 /// caller runs the layers' own rules.
 module internal ConvStack =
 
-    /// A contiguous run along a line: output indices [Start, Start + Len) read input indices [Src, Src + Len).
-    [<Struct>]
-    type private Run = { Start: int; Src: int; Len: int }
-
-    /// One spatial axis of a convolution step (physical axis order), with its per-tap contiguous runs.
-    type private AxisStep =
-        { Plan: Convolution.AxisPlan
-          Runs: Run[][]
-          Inv: float
-          /// When O = D and, for the interior outputs, tap t reads o + Shifts[t]: the axis is filtered by flat
-          /// shifted adds over the whole buffer, then the border outputs (IsBorder) are recomputed from the taps.
-          Shifts: int[] option
-          IsBorder: bool[]
-          Border: int[] }
-
-    /// A run of elements of a row for the activation: elements [Off, Off + Len) of the row are the pairs of
-    /// positions p = base1 + P + k·(1 − B) and q = base2 + Q + k (k < Len), B = 1 when p stays fixed.
-    [<Struct>]
-    type private ActRun = { Off: int; P: int; Q: int; Len: int; Broadcast: bool }
-
-    /// One step: an optional convolution (with its affine map) followed by an optional ABRelu.
-    type private Step =
-        { Axes: AxisStep[] option
-          Pre: Simd.DensePre
-          /// (factor, half) of the ABRelu, if any.
-          Relu: (float * float) option
-          InDims: int[]
-          OutDims: int[]
-          RestIn: int
-          RestOut: int
-          /// Per axis a: the size of the axes after it in a row (at input size), for the inner axis passes.
-          Posts: int[]
-          /// Positions per row of the output (the product of OutDims[1..]).
-          RowPositions: int
-          ActRuns: ActRun[]
-          /// Offsets in an output row of its same-position entries (the variances of a self band).
-          RowDiag: int[] }
-
-    /// The rows of one band at one step: which output rows exist (partner o′ ≥ 0) and the input rows each sums.
-    type private BandStep = { OutPartner: int[]; InPartner: int[]; TableStart: int[]; Table: int[] }
-
-    let private runsOf (p: Convolution.AxisPlan) =
-        Array.init p.F (fun t ->
-            let runs = ResizeArray<Run>()
-            let mutable o = 0
-            while o < p.O do
-                let j = p.Taps[o * p.F + t]
-                if j < 0 then o <- o + 1
-                else
-                    let mutable len = 1
-                    while o + len < p.O && p.Taps[(o + len) * p.F + t] = j + len do len <- len + 1
-                    runs.Add { Start = o; Src = j; Len = len }
-                    o <- o + len
-            runs.ToArray())
-
-    /// The axis step of a plan, with the flat-filter data where it applies.
-    let private axisStep (p: Convolution.AxisPlan) =
-        let mid = p.O / 2
-        let shifts =
-            if p.O <> p.D || p.O = 0 then None
-            else
-                let sh = Array.init p.F (fun t -> p.Taps[mid * p.F + t] - mid)
-                if Array.init p.F (fun t -> p.Taps[mid * p.F + t]) |> Array.exists (fun i -> i < 0) then None else Some sh
-        let isBorder =
-            Array.init p.O (fun o ->
-                match shifts with
-                | Some sh -> Array.init p.F id |> Array.exists (fun t -> p.Taps[o * p.F + t] <> o + sh[t] || o + sh[t] < 0 || o + sh[t] >= p.D)
-                | None -> true)
-        { Plan = p; Runs = runsOf p; Inv = 1.0 / float p.F; Shifts = shifts; IsBorder = isBorder
-          Border = Array.init p.O id |> Array.filter (fun o -> isBorder[o]) }
+    open ConvStackPlan
 
     let inline private addInto (d: nativeptr<float>) (s: nativeptr<float>) (len: int) =
         let mutable i = 0
@@ -123,6 +54,20 @@ module internal ConvStack =
                 i <- i + 4
         while i < len do
             NativePtr.set d i ((NativePtr.get d i + NativePtr.get s i) * a)
+            i <- i + 1
+
+    /// d ← ((s0 + s1) + s2)·a: a three-tap window sum and its scale in one pass, with the roundings of the
+    /// copy / add / add-and-scale sequence (0 + s0 = s0 exactly), so one load-store pass instead of three.
+    let inline private sum3ScaleInto (d: nativeptr<float>) (s0: nativeptr<float>) (s1: nativeptr<float>) (s2: nativeptr<float>) (a: float) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            let va = Vector256.Create a
+            while i + 4 <= len do
+                (((Vector256.Load(NativePtr.add s0 i) + Vector256.Load(NativePtr.add s1 i)) + Vector256.Load(NativePtr.add s2 i)) * va)
+                    .Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i (((NativePtr.get s0 i + NativePtr.get s1 i) + NativePtr.get s2 i) * a)
             i <- i + 1
 
     /// d ← s·a (a one-tap window: 0 + s = s exactly, then the scale).
@@ -166,16 +111,43 @@ module internal ConvStack =
             // last one added and scaled in one pass. Border outputs got wrong values from the neighbouring lines (or
             // none, outside a tap's range); they are recomputed from the taps below.
             let total = outer * (if full then p.O * p.O else p.O) * post
-            for t in 0 .. p.F - 1 do
-                let sh = shifts[t] * (if full then p.D + 1 else 1) * post
-                let lo, hi = max 0 (-sh), min total (total - sh)
+            let step = (if full then p.D + 1 else 1) * post
+            if p.F = 3 then
+                // Three taps in one pass over the range every tap reads inside the buffer (outside it: border
+                // outputs only, recomputed below).
+                let sh0, sh1, sh2 = shifts[0] * step, shifts[1] * step, shifts[2] * step
+                let lo = max 0 (max (-sh0) (max (-sh1) (-sh2)))
+                let hi = min total (min (total - sh0) (min (total - sh1) (total - sh2)))
                 if hi > lo then
-                    let d, s, len = NativePtr.add dst lo, NativePtr.add src (lo + sh), hi - lo
-                    if p.F = 1 then scaleFrom d s a.Inv len
-                    elif t = 0 then copy d s len
-                    elif t = p.F - 1 then addScaleInto d s a.Inv len
-                    else addInto d s len
+                    sum3ScaleInto (NativePtr.add dst lo) (NativePtr.add src (lo + sh0)) (NativePtr.add src (lo + sh1))
+                        (NativePtr.add src (lo + sh2)) a.Inv (hi - lo)
+            else
+                for t in 0 .. p.F - 1 do
+                    let sh = shifts[t] * (if full then p.D + 1 else 1) * post
+                    let lo, hi = max 0 (-sh), min total (total - sh)
+                    if hi > lo then
+                        let d, s, len = NativePtr.add dst lo, NativePtr.add src (lo + sh), hi - lo
+                        if p.F = 1 then scaleFrom d s a.Inv len
+                        elif t = 0 then copy d s len
+                        elif t = p.F - 1 then addScaleInto d s a.Inv len
+                        else addInto d s len
             // Border outputs: the window sum from the taps (ascending t from 0, as the rule adds), then the scale.
+            if post = 1 then
+                // Precomputed gathers (no tap arithmetic, no border tests): one line of (o, o′) or o per b.
+                let struct (lineIn, lineOut) = if full then struct (p.D * p.D, p.O * p.O) else struct (p.D, p.O)
+                let gDst, gStart, gSrc = if full then a.FullGather else a.LineGather
+                let inv = a.Inv
+                use pDst = fixed gDst
+                use pStart = fixed gStart
+                use pSrc = fixed gSrc
+                for b in 0 .. outer - 1 do
+                    let sB, dB = NativePtr.add src (b * lineIn), NativePtr.add dst (b * lineOut)
+                    for g in 0 .. gDst.Length - 1 do
+                        let mutable acc = 0.0
+                        for e in NativePtr.get pStart g .. NativePtr.get pStart (g + 1) - 1 do
+                            acc <- acc + NativePtr.get sB (NativePtr.get pSrc e)
+                        NativePtr.set dB (NativePtr.get pDst g) (acc * inv)
+            else
             for b in 0 .. outer - 1 do
                 if full then
                     for o in 0 .. p.O - 1 do
@@ -257,6 +229,7 @@ module internal ConvStack =
         if e1 = e0 then clear rows st.RestIn
         elif e1 = e0 + 1 then
             if a0.Inv = 1.0 then copy rows (row e0) st.RestIn else scaleFrom rows (row e0) a0.Inv st.RestIn
+        elif e1 = e0 + 3 then sum3ScaleInto rows (row e0) (row (e0 + 1)) (row (e0 + 2)) a0.Inv st.RestIn
         else
             copy rows (row e0) st.RestIn
             for e in e0 + 1 .. e1 - 2 do addInto rows (row e) st.RestIn
@@ -349,166 +322,6 @@ module internal ConvStack =
         if cur = 0 then store pN0 pT0 else store pN1 pT1
 
     // ---------------------------------------------------------------------------------------------
-    // Planning: the steps (with the metadata each layer's rule sets), and the bands.
-
-    let private prod (xs: int[]) = Array.fold (*) 1 xs
-
-    let private restLen (full: bool) (dims: int[]) = dims[1..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1
-
-    /// Activation runs of a row whose remaining axes have sizes `rest` (see <c>ActRun</c>): in the full layout the
-    /// row is (E1, E1′, …, Em, Em′) and each run is one line along Em′ with p fixed; in the diagonal layout the row
-    /// is (E1, …, Em) and one run covers it, p = q.
-    let private actRuns (full: bool) (rest: int[]) =
-        let r = prod rest
-        if not full then [| { Off = 0; P = 0; Q = 0; Len = r; Broadcast = false } |]
-        elif rest.Length = 0 then [| { Off = 0; P = 0; Q = 0; Len = 1; Broadcast = true } |]
-        else
-            let m = rest.Length
-            let last = rest[m - 1]
-            // Lines: every (h1, h1′, …, h_{m−1}, h′_{m−1}, h_m).
-            let lines = r * r / last
-            Array.init lines (fun line ->
-                let mutable rem = line
-                let hm = rem % last
-                rem <- rem / last
-                let h = Array.zeroCreate m
-                let h' = Array.zeroCreate m
-                h[m - 1] <- hm
-                for a in m - 2 .. -1 .. 0 do
-                    h'[a] <- rem % rest[a]
-                    rem <- rem / rest[a]
-                    h[a] <- rem % rest[a]
-                    rem <- rem / rest[a]
-                let mutable p, q = 0, 0
-                for a in 0 .. m - 1 do
-                    p <- p * rest[a] + h[a]
-                    q <- q * rest[a] + h'[a] // h′_m = 0: the run adds it
-                { Off = line * last; P = p; Q = q; Len = last; Broadcast = true })
-
-    let private makeStep (full: bool) (axes: AxisStep[] option) (pre: Simd.DensePre) (relu: (float * float) option)
-                         (inDims: int[]) (outDims: int[]) =
-        let rest = outDims[1..]
-        { Axes = axes; Pre = pre; Relu = relu; InDims = inDims; OutDims = outDims
-          RestIn = restLen full inDims; RestOut = restLen full outDims
-          Posts = Array.init inDims.Length (fun a -> inDims[a + 1 ..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1)
-          RowPositions = prod rest
-          ActRuns = actRuns full rest
-          RowDiag = (if full then Spatial.diagonalIndices rest else Array.init (prod rest) id) }
-
-    /// What the layers' rules would set besides the arrays.
-    type private Meta =
-        { Dims: int[]; Flipped: bool; IsReversed: bool; IsGaussian: bool; Shape1: int[]; Shape2: int[]
-          BatchAxis: int; ChannelAxis: int }
-
-    exception private NotCovered
-
-    /// The steps of a run of layers on kernel k, or None when the executor does not cover them; layer errors
-    /// (a VALID filter larger than the input, …) are raised as the layers' rules raise them.
-    let private plan (layers: Layer list) (k: Kernel) : (Step[] * Meta) option =
-        let full = not k.DiagonalSpatial
-        let real = Spatial.sizes k.DiagonalSpatial 2 k.Nngp.Shape
-        let n = real.Length
-        // The diagonal layout gets a leading axis of size 1 (one band of one row: the whole image), so that every
-        // real axis is filtered by flat passes and the activation runs over the whole image at once.
-        let lead = if full then 0 else 1
-        let dims0 = if full then real else Array.append [| 1 |] real
-        let unitAxis = axisStep { D = 1; O = 1; F = 1; Taps = [| 0 |] }
-        if n = 0 then None
-        else
-        try
-            let steps = ResizeArray<Step>()
-            let mutable m =
-                { Dims = dims0; Flipped = false; IsReversed = k.IsReversed; IsGaussian = k.IsGaussian
-                  Shape1 = k.Shape1; Shape2 = k.Shape2; BatchAxis = k.BatchAxis; ChannelAxis = k.ChannelAxis }
-            let mutable pending : (AxisStep[] * Simd.DensePre * int[]) option = None
-            let flush (relu: (float * float) option) =
-                match pending with
-                | Some(axes, pre, inDims) -> steps.Add(makeStep full (Some axes) pre relu inDims m.Dims)
-                | None -> steps.Add(makeStep full None Simd.identity relu m.Dims m.Dims)
-                pending <- None
-            for layer in layers do
-                match layer with
-                | Conv c when c.Kind = ConvKind.Conv ->
-                    if pending.IsSome then flush None
-                    let l = Convolution.layout c
-                    let outSpatial = String(l.Out.ToCharArray() |> Array.filter (fun ch -> ch <> 'N' && ch <> 'C'))
-                    if outSpatial <> l.InputSpatial || l.FilterIn.Length <> n then raise NotCovered
-                    // A reversed full-layout input stores its axes reversed: the rule reads filter and strides reversed.
-                    let filt, strides =
-                        if full && m.IsReversed then Array.rev l.FilterIn, Array.rev l.StridesIn else l.FilterIn, l.StridesIn
-                    // Plans in the stored order, as the rule builds them (so the same axis is refused first).
-                    let physical (a: int) = if m.Flipped then n - 1 - a else a
-                    let stored = Array.init n (fun a -> Convolution.axisPlan c m.Dims[lead + physical a] filt[a] strides[a])
-                    let axes = Array.init n (fun pa -> axisStep stored[physical pa])
-                    let axes = if full then axes else Array.append [| unitAxis |] axes
-                    let w2 = c.WStd * c.WStd
-                    let b2 = match c.BStd with Some b -> b * b | None -> 0.0
-                    let pre =
-                        match c.Parameterization with
-                        | Parameterization.Ntk -> { Simd.identity with W2 = w2; B2 = b2; FromOut = true }
-                        | Parameterization.Standard ->
-                            { Simd.identity with
-                                W2 = w2; B2 = b2; FromOut = false
-                                CN = Convolution.fanIn c m.Shape1 / float (fst c.S)
-                                CB = (if c.BStd.IsSome then 1.0 else 0.0) }
-                    pending <- Some(axes, pre, m.Dims)
-                    m <- { m with
-                            Dims = axes |> Array.map (fun a -> a.Plan.O)
-                            Flipped = (if full && n > 1 then not m.Flipped else m.Flipped)
-                            IsReversed = (if full then not m.IsReversed else m.IsReversed)
-                            IsGaussian = true
-                            Shape1 = Convolution.outShape c m.Shape1
-                            Shape2 = Convolution.outShape c m.Shape2
-                            BatchAxis = l.Out.IndexOf 'N'
-                            ChannelAxis = l.Out.IndexOf 'C' }
-                | Activation(ABRelu spec) ->
-                    if not m.IsGaussian then raise NotCovered // the layer's own rule refuses it, with its message
-                    let a, b = spec.A, spec.B
-                    flush (Some((a - b) * (a - b) / (2.0 * Math.PI), (a * a + b * b) / 2.0))
-                    m <- { m with IsGaussian = false }
-                | _ -> raise NotCovered
-            if pending.IsSome then flush None
-            Some(steps.ToArray(), m)
-        with NotCovered -> None
-
-    /// The band steps that produce the output rows with the given partners (−1: no such row), built backwards
-    /// through the steps; None if some input row would need two partners (then the executor does not apply).
-    let private bandOf (steps: Step[]) (finalPartner: int[]) : BandStep[] option =
-        let res = Array.zeroCreate steps.Length
-        let mutable outP = finalPartner
-        let mutable ok = true
-        for s in steps.Length - 1 .. -1 .. 0 do
-            if ok then
-                let st = steps[s]
-                let starts = Array.zeroCreate (outP.Length + 1)
-                let table = ResizeArray<int>()
-                let inP =
-                    match st.Axes with
-                    | None ->
-                        for o in 0 .. outP.Length - 1 do
-                            if outP[o] >= 0 then table.Add o
-                            starts[o + 1] <- table.Count
-                        Array.copy outP
-                    | Some axes ->
-                        let p = axes[0].Plan
-                        let inP = Array.create p.D -1
-                        for o in 0 .. outP.Length - 1 do
-                            let o' = outP[o]
-                            if o' >= 0 then
-                                for t in 0 .. p.F - 1 do
-                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
-                                    if i >= 0 && j >= 0 then
-                                        if inP[i] = -1 || inP[i] = j then
-                                            inP[i] <- j
-                                            table.Add i
-                                        else ok <- false
-                            starts[o + 1] <- table.Count
-                        inP
-                res[s] <- { OutPartner = outP; InPartner = inP; TableStart = starts; Table = table.ToArray() }
-                outP <- inP
-        if ok then Some res else None
-
-    // ---------------------------------------------------------------------------------------------
     // Execution.
 
     /// For every entry of a zipped (D1, D1′, …) block: the entry holding the same pair with the two inputs
@@ -524,10 +337,27 @@ module internal ConvStack =
     let private forEach (count: int) (mk: unit -> Scratch) (body: Scratch -> int -> unit) =
         Parallel.For(0, count, (fun () -> mk ()), (fun i _ sc -> body sc i; sc), (fun _ -> ())) |> ignore
 
-    /// Runs the layers on k with the fused executor, or returns None when it does not cover them (the caller then
-    /// runs the layers' own rules). Same mathematics; numbers agree with the rules to rounding (the order of the
-    /// axis passes and of some additions differs).
-    let tryRun (layers: Layer list) (k: Kernel) : Kernel option =
+    /// The sum of a row of len entries (four Vector256 lanes, then the lanes and the tail).
+    let private rowSum (p: nativeptr<float>) (len: int) =
+        let mutable i = 0
+        let mutable acc = 0.0
+        if Vector256.IsHardwareAccelerated && len >= 4 then
+            let mutable v = Vector256<float>.Zero
+            while i + 4 <= len do
+                v <- v + Vector256.Load(NativePtr.add p i)
+                i <- i + 4
+            acc <- Vector256.Sum v
+        while i < len do
+            acc <- acc + NativePtr.get p i
+            i <- i + 1
+        acc
+
+    /// As <c>tryRun</c>, and with <paramref name="pool"/> = Some average the stack is followed by a global pooling
+    /// (GlobalAvgPool when average, else GlobalSumPool) reduced in the executor: every band's output rows are summed
+    /// in cache and never stored, and the result has all spatial sizes 1 and holds the pooled values (Σ over every
+    /// entry, times 1/S² for the mean over S positions), on which the pooling layer's own rule sets the metadata
+    /// (it sums one entry and scales by 1: the values pass unchanged).
+    let tryRunPooled (layers: Layer list) (pool: bool option) (k: Kernel) : Kernel option =
         let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
         if not k.DiagonalBatch || k.Mask1.IsSome || k.Mask2.IsSome || n1 = 0 || n2 = 0 then None
         else
@@ -551,7 +381,12 @@ module internal ConvStack =
         let restIn0, restOutL = steps[0].RestIn, last.RestOut
         let blockIn = (if full then d0 * d0 else d0) * restIn0
         let blockOut = (if full then o0 * o0 else o0) * restOutL
-        Memory.checkKernel (int64 n1) (int64 n2) (int64 blockOut) (if withNtk then 2 else 1)
+        let pooled = pool.IsSome
+        let positionsOut = float (prod last.OutDims)
+        let poolScale = if pool = Some true then 1.0 / (positionsOut * positionsOut) else 1.0
+        // Entries per (i, j) block of the outputs: one pooled value, or the whole block.
+        let outBlock = if pooled then 1 else blockOut
+        Memory.checkKernel (int64 n1) (int64 n2) (int64 outBlock) (if withNtk then 2 else 1)
         let bandLen = steps |> Array.map (fun s -> max (s.InDims[0] * s.RestIn) (s.OutDims[0] * s.RestOut)) |> Array.max
         let rowLen =
             steps |> Array.map (fun s ->
@@ -599,6 +434,21 @@ module internal ConvStack =
                         let at = block * blockOut + (if full then o * o0 + o' else o) * restOutL
                         Span<float>(NativePtr.toVoidPtr srcN, restOutL).CopyTo(Span(dst, at, restOutL))
                         if not (isNull dstT) then Span<float>(NativePtr.toVoidPtr srcT, restOutL).CopyTo(Span(dstT, at, restOutL))
+        // Pooled: the sum of a band's output rows into slot `slot` of dst (and dstT).
+        let sumTo (bl: BandStep) (dst: float[]) (dstT: float[]) (slot: int) (pN: nativeptr<float>) (pT: nativeptr<float>) =
+            let mutable sN, sT = 0.0, 0.0
+            for o in 0 .. bl.OutPartner.Length - 1 do
+                if bl.OutPartner[o] >= 0 then
+                    sN <- sN + rowSum (NativePtr.add pN (o * restOutL)) restOutL
+                    if not (isNull dstT) then sT <- sT + rowSum (NativePtr.add pT (o * restOutL)) restOutL
+            dst[slot] <- sN
+            if not (isNull dstT) then dstT[slot] <- sT
+        // Pooled: out[o] = poolScale · Σ_b parts[o·nb + b], bands in order.
+        let reduceParts (nb: int) (parts: float[]) (out: float[]) (count: int) =
+            for o in 0 .. count - 1 do
+                let mutable acc = 0.0
+                for b in 0 .. nb - 1 do acc <- acc + parts[o * nb + b]
+                out[o] <- poolScale * acc
         let positions = steps |> Array.map (fun s -> prod s.OutDims)
         // Phase 1: every input's own band (o′ = o) through all steps, recording the variances of each ABRelu step.
         let variances (cov: Tensor) (count: int) (out: float[]) =
@@ -608,29 +458,50 @@ module internal ConvStack =
                 let sv (s: int) = { V = vs[s]; R = rs[s]; Offset = i * positions[s] }
                 runBand full steps selfBand sc false
                     (loadFrom selfBand[0] cov.Data null i)
-                    (fun pN pT -> if not full then storeTo selfBand[selfBand.Length - 1] out null i pN pT)
+                    (fun pN pT ->
+                        if not full then
+                            if pooled then sumTo selfBand[selfBand.Length - 1] out null i pN pT
+                            else storeTo selfBand[selfBand.Length - 1] out null i pN pT)
                     sv sv (Some sv))
             vs, rs
-        let cov1Out = GC.AllocateUninitializedArray<float>(n1 * blockOut)
-        let cov2Out = k.Cov2 |> Option.map (fun c -> GC.AllocateUninitializedArray<float>(c.Shape[0] * blockOut))
+        let cov1Out = GC.AllocateUninitializedArray<float>(n1 * outBlock)
+        let cov2Out = k.Cov2 |> Option.map (fun c -> GC.AllocateUninitializedArray<float>(c.Shape[0] * outBlock))
         let v1 = variances k.Cov1 n1 cov1Out
         let v2 = match k.Cov2, cov2Out with Some c, Some o -> variances c c.Shape[0] o | _ -> v1
+        // The diagonal layout has one band: its sums are the pooled values once scaled.
+        if pooled && not full then
+            for o in cov1Out :: Option.toList cov2Out do reduceParts 1 (Array.copy o) o o.Length
         // Phase 2: every band of every pair (i ≤ j only when x2 is x1: the rest is the mirror image).
         let mirror = k.Cov2.IsNone && n1 = n2
         let pairs = [| for i in 0 .. n1 - 1 do for j in (if mirror then i else 0) .. n2 - 1 -> struct (i, j) |]
-        let nngpOut = GC.AllocateUninitializedArray<float>(n1 * n2 * blockOut)
-        let ntkOut = if withNtk then GC.AllocateUninitializedArray<float>(n1 * n2 * blockOut) else null
+        let nngpOut = GC.AllocateUninitializedArray<float>(n1 * n2 * outBlock)
+        let ntkOut = if withNtk then GC.AllocateUninitializedArray<float>(n1 * n2 * outBlock) else null
         let ntkIn = match k.Ntk with Some t -> t.Data | None -> null
         let nb = bands.Length
+        let partN = if pooled then Array.zeroCreate (pairs.Length * nb) else null
+        let partT = if pooled && withNtk then Array.zeroCreate (pairs.Length * nb) else null
         forEach (pairs.Length * nb) mk (fun sc item ->
             let struct (i, j) = pairs[item / nb]
             let band = bands[item % nb]
             runBand full steps band sc withNtk
                 (loadFrom band[0] k.Nngp.Data ntkIn (i * n2 + j))
-                (storeTo band[band.Length - 1] nngpOut ntkOut (i * n2 + j))
+                (if pooled then sumTo band[band.Length - 1] partN partT item
+                 else storeTo band[band.Length - 1] nngpOut ntkOut (i * n2 + j))
                 (fun s -> { V = (fst v1)[s]; R = (snd v1)[s]; Offset = i * positions[s] })
                 (fun s -> { V = (fst v2)[s]; R = (snd v2)[s]; Offset = j * positions[s] }) None)
-        if mirror then
+        if pooled then
+            // Σ over bands per pair; (j, i) of a symmetric kernel: the same sum of every entry.
+            let sums = Array.zeroCreate pairs.Length
+            let sumsT = Array.zeroCreate pairs.Length
+            reduceParts nb partN sums pairs.Length
+            if withNtk then reduceParts nb partT sumsT pairs.Length
+            pairs |> Array.iteri (fun p (struct (i, j)) ->
+                nngpOut[i * n2 + j] <- sums[p]
+                if withNtk then ntkOut[i * n2 + j] <- sumsT[p]
+                if mirror then
+                    nngpOut[j * n2 + i] <- sums[p]
+                    if withNtk then ntkOut[j * n2 + i] <- sumsT[p])
+        elif mirror then
             let swap = swapTable full (if flippedOut then Array.rev last.OutDims else last.OutDims)
             Parallel.For(0, n1, fun i ->
                 for j in 0 .. i - 1 do
@@ -646,20 +517,24 @@ module internal ConvStack =
                 && Seq.forall (fun i -> Span(k.Nngp.Data, (i * n2 + i) * blockIn, blockIn).SequenceEqual(ReadOnlySpan(k.Cov1.Data, i * blockIn, blockIn))) (seq { 0 .. n1 - 1 })
             let covRuns (cov: Tensor) (vs: float[][] * float[][]) (out: float[]) =
                 let count = cov.Shape[0]
+                let parts = if pooled then Array.zeroCreate (count * nb) else null
                 forEach (count * nb) mkCov (fun sc item ->
                     let i = item / nb
                     let band = bands[item % nb]
                     let sv (s: int) = { V = (fst vs)[s]; R = (snd vs)[s]; Offset = i * positions[s] }
                     runBand full steps band sc false (loadFrom band[0] cov.Data null i)
-                        (storeTo band[band.Length - 1] out null i) sv sv None)
+                        (if pooled then sumTo band[band.Length - 1] parts null item
+                         else storeTo band[band.Length - 1] out null i) sv sv None)
+                if pooled then reduceParts nb parts out count
             if selfBlocksEqual then
-                for i in 0 .. n1 - 1 do Array.Copy(nngpOut, (i * n2 + i) * blockOut, cov1Out, i * blockOut, blockOut)
+                for i in 0 .. n1 - 1 do Array.Copy(nngpOut, (i * n2 + i) * outBlock, cov1Out, i * outBlock, outBlock)
             else covRuns k.Cov1 v1 cov1Out
             match k.Cov2, cov2Out with
             | Some c, Some o -> covRuns c v2 o
             | _ -> ()
         let spatialShape =
-            if full then (if flippedOut then Array.rev last.OutDims else last.OutDims) |> Array.collect (fun d -> [| d; d |])
+            if pooled then Array.create (if full then 2 * last.OutDims.Length else last.OutDims.Length - 1) 1
+            elif full then (if flippedOut then Array.rev last.OutDims else last.OutDims) |> Array.collect (fun d -> [| d; d |])
             else last.OutDims[1..]
         let tensor (lead: int[]) (data: float[]) = Tensor.create (Array.append lead spatialShape) data
         Some
@@ -675,3 +550,8 @@ module internal ConvStack =
                 Shape2 = meta.Shape2
                 BatchAxis = meta.BatchAxis
                 ChannelAxis = meta.ChannelAxis }
+
+    /// Runs the layers on k with the fused executor, or returns None when it does not cover them (the caller then
+    /// runs the layers' own rules). Same mathematics; numbers agree with the rules to rounding (the order of the
+    /// axis passes and of some additions differs).
+    let tryRun (layers: Layer list) (k: Kernel) : Kernel option = tryRunPooled layers None k

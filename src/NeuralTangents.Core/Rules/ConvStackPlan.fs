@@ -1,0 +1,264 @@
+namespace NeuralTangents.Rules
+
+open System
+open NeuralTangents
+open NeuralTangents.Layers
+
+/// Planning for the fused Conv/ABRelu executor (<c>ConvStack</c>): the steps of a run of layers (each an optional
+/// convolution with its affine map, then an optional ABRelu), with their axis plans, the flat-filter shifts and border
+/// outputs, the activation runs of a row, and the bands (one partner row per row, through every step, back to the input).
+module internal ConvStackPlan =
+
+    /// A contiguous run along a line: output indices [Start, Start + Len) read input indices [Src, Src + Len).
+    [<Struct>]
+    type Run = { Start: int; Src: int; Len: int }
+
+    /// One spatial axis of a convolution step (physical axis order), with its per-tap contiguous runs.
+    type AxisStep =
+        { Plan: Convolution.AxisPlan
+          Runs: Run[][]
+          Inv: float
+          /// When O = D and, for the interior outputs, tap t reads o + Shifts[t]: the axis is filtered by flat
+          /// shifted adds over the whole buffer, then the border outputs (IsBorder) are recomputed from the taps.
+          Shifts: int[] option
+          IsBorder: bool[]
+          Border: int[]
+          /// The border outputs as gathers, for rows with one element per position (post = 1): output entry
+          /// GatherDst[g] = Inv · Σ of the entries GatherSrc[GatherStart[g] .. GatherStart[g + 1] − 1] of the input
+          /// line, taps ascending — for the full layout (a line of (D, D′) pairs) and the diagonal one (a line of D).
+          FullGather: int[] * int[] * int[]
+          LineGather: int[] * int[] * int[] }
+
+    /// A run of elements of a row for the activation: elements [Off, Off + Len) of the row are the pairs of
+    /// positions p = base1 + P + k·(1 − B) and q = base2 + Q + k (k < Len), B = 1 when p stays fixed.
+    [<Struct>]
+    type ActRun = { Off: int; P: int; Q: int; Len: int; Broadcast: bool }
+
+    /// One step: an optional convolution (with its affine map) followed by an optional ABRelu.
+    type Step =
+        { Axes: AxisStep[] option
+          Pre: Simd.DensePre
+          /// (factor, half) of the ABRelu, if any.
+          Relu: (float * float) option
+          InDims: int[]
+          OutDims: int[]
+          RestIn: int
+          RestOut: int
+          /// Per axis a: the size of the axes after it in a row (at input size), for the inner axis passes.
+          Posts: int[]
+          /// Positions per row of the output (the product of OutDims[1..]).
+          RowPositions: int
+          ActRuns: ActRun[]
+          /// Offsets in an output row of its same-position entries (the variances of a self band).
+          RowDiag: int[] }
+
+    /// The rows of one band at one step: which output rows exist (partner o′ ≥ 0) and the input rows each sums.
+    type BandStep = { OutPartner: int[]; InPartner: int[]; TableStart: int[]; Table: int[] }
+
+    let private runsOf (p: Convolution.AxisPlan) =
+        Array.init p.F (fun t ->
+            let runs = ResizeArray<Run>()
+            let mutable o = 0
+            while o < p.O do
+                let j = p.Taps[o * p.F + t]
+                if j < 0 then o <- o + 1
+                else
+                    let mutable len = 1
+                    while o + len < p.O && p.Taps[(o + len) * p.F + t] = j + len do len <- len + 1
+                    runs.Add { Start = o; Src = j; Len = len }
+                    o <- o + len
+            runs.ToArray())
+
+    /// The axis step of a plan, with the flat-filter data where it applies.
+    let private axisStep (p: Convolution.AxisPlan) =
+        let mid = p.O / 2
+        let shifts =
+            if p.O <> p.D || p.O = 0 then None
+            else
+                let sh = Array.init p.F (fun t -> p.Taps[mid * p.F + t] - mid)
+                if Array.init p.F (fun t -> p.Taps[mid * p.F + t]) |> Array.exists (fun i -> i < 0) then None else Some sh
+        let isBorder =
+            Array.init p.O (fun o ->
+                match shifts with
+                | Some sh -> Array.init p.F id |> Array.exists (fun t -> p.Taps[o * p.F + t] <> o + sh[t] || o + sh[t] < 0 || o + sh[t] >= p.D)
+                | None -> true)
+        let border = Array.init p.O id |> Array.filter (fun o -> isBorder[o])
+        let gather (entries: (int * int list) seq) =
+            let dst, starts, src = ResizeArray<int>(), ResizeArray<int>([ 0 ]), ResizeArray<int>()
+            for d, ss in entries do
+                dst.Add d
+                src.AddRange ss
+                starts.Add src.Count
+            dst.ToArray(), starts.ToArray(), src.ToArray()
+        let fullGather =
+            gather (seq {
+                for o in 0 .. p.O - 1 do
+                    for o' in (if isBorder[o] then Array.init p.O id else border) do
+                        yield o * p.O + o',
+                              [ for t in 0 .. p.F - 1 do
+                                  let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
+                                  if i >= 0 && j >= 0 then yield i * p.D + j ] })
+        let lineGather =
+            gather (seq { for o in border -> o, [ for t in 0 .. p.F - 1 do let i = p.Taps[o * p.F + t] in if i >= 0 then yield i ] })
+        { Plan = p; Runs = runsOf p; Inv = 1.0 / float p.F; Shifts = shifts; IsBorder = isBorder
+          Border = border; FullGather = fullGather; LineGather = lineGather }
+
+    // ---------------------------------------------------------------------------------------------
+    // Planning: the steps (with the metadata each layer's rule sets), and the bands.
+
+    let prod (xs: int[]) = Array.fold (*) 1 xs
+
+    let private restLen (full: bool) (dims: int[]) = dims[1..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1
+
+    /// Activation runs of a row whose remaining axes have sizes `rest` (see <c>ActRun</c>): in the full layout the
+    /// row is (E1, E1′, …, Em, Em′) and each run is one line along Em′ with p fixed; in the diagonal layout the row
+    /// is (E1, …, Em) and one run covers it, p = q.
+    let private actRuns (full: bool) (rest: int[]) =
+        let r = prod rest
+        if not full then [| { Off = 0; P = 0; Q = 0; Len = r; Broadcast = false } |]
+        elif rest.Length = 0 then [| { Off = 0; P = 0; Q = 0; Len = 1; Broadcast = true } |]
+        else
+            let m = rest.Length
+            let last = rest[m - 1]
+            // Lines: every (h1, h1′, …, h_{m−1}, h′_{m−1}, h_m).
+            let lines = r * r / last
+            Array.init lines (fun line ->
+                let mutable rem = line
+                let hm = rem % last
+                rem <- rem / last
+                let h = Array.zeroCreate m
+                let h' = Array.zeroCreate m
+                h[m - 1] <- hm
+                for a in m - 2 .. -1 .. 0 do
+                    h'[a] <- rem % rest[a]
+                    rem <- rem / rest[a]
+                    h[a] <- rem % rest[a]
+                    rem <- rem / rest[a]
+                let mutable p, q = 0, 0
+                for a in 0 .. m - 1 do
+                    p <- p * rest[a] + h[a]
+                    q <- q * rest[a] + h'[a] // h′_m = 0: the run adds it
+                { Off = line * last; P = p; Q = q; Len = last; Broadcast = true })
+
+    let private makeStep (full: bool) (axes: AxisStep[] option) (pre: Simd.DensePre) (relu: (float * float) option)
+                         (inDims: int[]) (outDims: int[]) =
+        let rest = outDims[1..]
+        { Axes = axes; Pre = pre; Relu = relu; InDims = inDims; OutDims = outDims
+          RestIn = restLen full inDims; RestOut = restLen full outDims
+          Posts = Array.init inDims.Length (fun a -> inDims[a + 1 ..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1)
+          RowPositions = prod rest
+          ActRuns = actRuns full rest
+          RowDiag = (if full then Spatial.diagonalIndices rest else Array.init (prod rest) id) }
+
+    /// What the layers' rules would set besides the arrays.
+    type Meta =
+        { Dims: int[]; Flipped: bool; IsReversed: bool; IsGaussian: bool; Shape1: int[]; Shape2: int[]
+          BatchAxis: int; ChannelAxis: int }
+
+    exception private NotCovered
+
+    /// The steps of a run of layers on kernel k, or None when the executor does not cover them; layer errors
+    /// (a VALID filter larger than the input, …) are raised as the layers' rules raise them.
+    let plan (layers: Layer list) (k: Kernel) : (Step[] * Meta) option =
+        let full = not k.DiagonalSpatial
+        let real = Spatial.sizes k.DiagonalSpatial 2 k.Nngp.Shape
+        let n = real.Length
+        // The diagonal layout gets a leading axis of size 1 (one band of one row: the whole image), so that every
+        // real axis is filtered by flat passes and the activation runs over the whole image at once.
+        let lead = if full then 0 else 1
+        let dims0 = if full then real else Array.append [| 1 |] real
+        let unitAxis = axisStep { D = 1; O = 1; F = 1; Taps = [| 0 |] }
+        if n = 0 then None
+        else
+        try
+            let steps = ResizeArray<Step>()
+            let mutable m =
+                { Dims = dims0; Flipped = false; IsReversed = k.IsReversed; IsGaussian = k.IsGaussian
+                  Shape1 = k.Shape1; Shape2 = k.Shape2; BatchAxis = k.BatchAxis; ChannelAxis = k.ChannelAxis }
+            let mutable pending : (AxisStep[] * Simd.DensePre * int[]) option = None
+            let flush (relu: (float * float) option) =
+                match pending with
+                | Some(axes, pre, inDims) -> steps.Add(makeStep full (Some axes) pre relu inDims m.Dims)
+                | None -> steps.Add(makeStep full None Simd.identity relu m.Dims m.Dims)
+                pending <- None
+            for layer in layers do
+                match layer with
+                | Conv c when c.Kind = ConvKind.Conv ->
+                    if pending.IsSome then flush None
+                    let l = Convolution.layout c
+                    let outSpatial = String(l.Out.ToCharArray() |> Array.filter (fun ch -> ch <> 'N' && ch <> 'C'))
+                    if outSpatial <> l.InputSpatial || l.FilterIn.Length <> n then raise NotCovered
+                    // A reversed full-layout input stores its axes reversed: the rule reads filter and strides reversed.
+                    let filt, strides =
+                        if full && m.IsReversed then Array.rev l.FilterIn, Array.rev l.StridesIn else l.FilterIn, l.StridesIn
+                    // Plans in the stored order, as the rule builds them (so the same axis is refused first).
+                    let physical (a: int) = if m.Flipped then n - 1 - a else a
+                    let stored = Array.init n (fun a -> Convolution.axisPlan c m.Dims[lead + physical a] filt[a] strides[a])
+                    let axes = Array.init n (fun pa -> axisStep stored[physical pa])
+                    let axes = if full then axes else Array.append [| unitAxis |] axes
+                    let w2 = c.WStd * c.WStd
+                    let b2 = match c.BStd with Some b -> b * b | None -> 0.0
+                    let pre =
+                        match c.Parameterization with
+                        | Parameterization.Ntk -> { Simd.identity with W2 = w2; B2 = b2; FromOut = true }
+                        | Parameterization.Standard ->
+                            { Simd.identity with
+                                W2 = w2; B2 = b2; FromOut = false
+                                CN = Convolution.fanIn c m.Shape1 / float (fst c.S)
+                                CB = (if c.BStd.IsSome then 1.0 else 0.0) }
+                    pending <- Some(axes, pre, m.Dims)
+                    m <- { m with
+                            Dims = axes |> Array.map (fun a -> a.Plan.O)
+                            Flipped = (if full && n > 1 then not m.Flipped else m.Flipped)
+                            IsReversed = (if full then not m.IsReversed else m.IsReversed)
+                            IsGaussian = true
+                            Shape1 = Convolution.outShape c m.Shape1
+                            Shape2 = Convolution.outShape c m.Shape2
+                            BatchAxis = l.Out.IndexOf 'N'
+                            ChannelAxis = l.Out.IndexOf 'C' }
+                | Activation(ABRelu spec) ->
+                    if not m.IsGaussian then raise NotCovered // the layer's own rule refuses it, with its message
+                    let a, b = spec.A, spec.B
+                    flush (Some((a - b) * (a - b) / (2.0 * Math.PI), (a * a + b * b) / 2.0))
+                    m <- { m with IsGaussian = false }
+                | _ -> raise NotCovered
+            if pending.IsSome then flush None
+            Some(steps.ToArray(), m)
+        with NotCovered -> None
+
+    /// The band steps that produce the output rows with the given partners (−1: no such row), built backwards
+    /// through the steps; None if some input row would need two partners (then the executor does not apply).
+    let bandOf (steps: Step[]) (finalPartner: int[]) : BandStep[] option =
+        let res = Array.zeroCreate steps.Length
+        let mutable outP = finalPartner
+        let mutable ok = true
+        for s in steps.Length - 1 .. -1 .. 0 do
+            if ok then
+                let st = steps[s]
+                let starts = Array.zeroCreate (outP.Length + 1)
+                let table = ResizeArray<int>()
+                let inP =
+                    match st.Axes with
+                    | None ->
+                        for o in 0 .. outP.Length - 1 do
+                            if outP[o] >= 0 then table.Add o
+                            starts[o + 1] <- table.Count
+                        Array.copy outP
+                    | Some axes ->
+                        let p = axes[0].Plan
+                        let inP = Array.create p.D -1
+                        for o in 0 .. outP.Length - 1 do
+                            let o' = outP[o]
+                            if o' >= 0 then
+                                for t in 0 .. p.F - 1 do
+                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
+                                    if i >= 0 && j >= 0 then
+                                        if inP[i] = -1 || inP[i] = j then
+                                            inP[i] <- j
+                                            table.Add i
+                                        else ok <- false
+                            starts[o + 1] <- table.Count
+                        inP
+                res[s] <- { OutPartner = outP; InPartner = inP; TableStart = starts; Table = table.ToArray() }
+                outP <- inP
+        if ok then Some res else None
