@@ -27,8 +27,9 @@ let private spec (mechanism: AttentionMechanism) =
 /// 10% or more. Cost is targeted where the variance is: the bias depends on the widths (hidden 256, n_chan_key 256 per
 /// head), not on the number of heads, so 4 heads of n_chan_key 256 (a quarter of the key draws of 16 heads) keep it;
 /// n_chan_out = 256 output channels (given the value heads, each is an independent Gaussian, so the mean of y·yᵀ over
-/// c of them has relative variance 2/c: 2/256 instead of 2/32) cut the per-sample variance, so M = 120 samples give
-/// standard errors no larger than the former 200 samples of 32 output channels (the notes print |Δ|/SE).
+/// c of them has relative variance 2/c: 2/256 instead of 2/32) cut that part of the per-sample variance, which is
+/// what lets M drop from 200 to 120 (the tolerance is Z·SE from the samples themselves, so a larger variance would
+/// widen it, not hide a failure; the notes print the worst |Δ|/SE).
 let private monteCarlo (name: string) (a: AttentionSpec) =
     let net = Stax.serial [ Stax.dense 256 1.4 (Some 0.1); Stax.relu; Stax.globalSelfAttentionWith a; Stax.flatten ]
     let analytic = KernelFn.compute net x None Nngp
