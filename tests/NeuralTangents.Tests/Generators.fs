@@ -149,6 +149,16 @@ let rec private block (at: At) (size: int) : Gen<Layer * At> =
                       let! d2, at' = denseTo atF width (0.4, 1.1)
                       return Serial [ FanOut 2; Parallel [ Serial [ a; fl; d1 ]; Serial [ fl; d2 ] ]; FanInSum ], at'
                   }
+              // Dropout in test mode (the identity) and LayerNorm over the channel axis (the kernel divided by
+              // √((eps + v₁)(eps + v₂)), a congruence by a positive diagonal: symmetry and PSD hold), then act → Dense.
+              yield gen {
+                  let! rate = choose 0.3 1.0
+                  let! eps = Gen.elements [ 1e-12; 1e-3; 0.5 ]
+                  let! act = activation
+                  let! d, at' = hidden at
+                  let ba, ca = at.Axes
+                  return Serial [ Stax.dropout rate DropoutMode.Test; Stax.layerNorm [ ca ] eps ba ca; act; d ], at'
+              }
               yield gen {
                   let! b1, at1 = block at (size / 2)
                   let! b2, at2 = block at1 (size / 2)
@@ -180,6 +190,24 @@ let networkFor (l: InputLayout) : Gen<Layer> =
         gen {
             let start = { Gaussian = false; Flattened = false; Axes = l.Axes }
             let! first, at0 = hidden start
+            // With spatial axes (channels last): sometimes ImageResize to new sizes 1–4 (linear or nearest, with or
+            // without antialias) and an Index taking every other position of the last spatial axis; both are linear
+            // maps of the positions, so the kernel stays symmetric and PSD.
+            let! spatialOps =
+                if l.Spatial.IsEmpty then Gen.constant []
+                else
+                    gen {
+                        let! resize = Gen.elements [ false; true ]
+                        let! sizes = Gen.listOfLength l.Spatial.Length (Gen.choose (1, 4))
+                        let! m = Gen.elements [ ResizeMethod.Linear; ResizeMethod.Nearest ]
+                        let! aa = Gen.elements [ false; true ]
+                        let! index = Gen.elements [ false; true ]
+                        let! start = Gen.elements [ None; Some 0 ]
+                        return
+                            [ if resize then yield Stax.imageResize ([ -1 ] @ sizes @ [ -1 ]) m aa 0 -1
+                              if index then yield Stax.index [ IndexEntry.Rest; IndexEntry.Range(start, None, Some 2); IndexEntry.Range(None, None, None) ] 0 -1 ]
+                    }
+            let first = if spatialOps.IsEmpty then first else Serial(first :: spatialOps)
             let! n = Gen.choose (0, 3)
             let! bs, at = blocks n at0 []
             let! flattenTop = if at.Flattened then Gen.constant false elif l.Spatial.IsEmpty then Gen.elements [ false; true ] else Gen.constant true

@@ -275,7 +275,12 @@ module Attention =
             let vmat = project valsIn vc wv head dv
             for i in 0 .. n - 1 do
                 for p in 0 .. s - 1 do
-                    let g = Array.init s (fun q -> scale * Seq.sum (seq { for j in 0 .. dk - 1 -> qmat[(i * s + p) * dk + j] * kmat[(i * s + q) * dk + j] }))
+                    let g =
+                        Array.init s (fun q ->
+                            let qo, ko = (i * s + p) * dk, (i * s + q) * dk
+                            let mutable acc = 0.0
+                            for j in 0 .. dk - 1 do acc <- acc + qmat[qo + j] * kmat[ko + j]
+                            scale * acc)
                     let g =
                         match a.AttentionMechanism with
                         | AttentionMechanism.Softmax ->
