@@ -131,6 +131,37 @@ public static class Ensemble
             names);
     }
 
+    /// <summary>The NTK-GP prediction (arXiv:2007.05864, neural_tangents' <c>gp_inference(..., get='ntkgp')</c>):
+    /// the Bayesian posterior with the network's NTK as the prior covariance. Its mean is the NTK ensemble's mean at
+    /// t = ∞ (<see cref="Predict(Network, double[,], double[,], double[,], double[], bool, double, double, bool, CancellationToken, IProgress{PredictionProgress})"/>);
+    /// its covariance Θ** − Θ*·Θ⁻¹·Θ*ᵀ is that of an ensemble whose initial outputs follow the NTK.</summary>
+    /// <param name="network">The network.</param>
+    /// <param name="xTrain">Training inputs (N, features).</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="xTest">Test inputs (M, features), or null to predict on the training set.</param>
+    /// <param name="computeCov">True to add the (M, M) covariance.</param>
+    /// <param name="diagReg">Ridge on the train–train NTK, relative to its mean diagonal unless
+    /// <paramref name="diagRegAbsoluteScale"/>.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <returns>Mean (M, K) and, when asked for, covariance (M, M).</returns>
+    /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
+    /// <exception cref="ArgumentException">on mismatched shapes.</exception>
+    /// <exception cref="InvalidOperationException">when the train–train NTK is not positive definite; the message
+    /// suggests diagReg.</exception>
+    public static PosteriorGaussian PredictNtkGp(
+        Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, bool computeCov = false,
+        double diagReg = 0.0, bool diagRegAbsoluteScale = false)
+    {
+        Boundary.NotNull(network, nameof(network));
+        Boundary.NotNull(xTrain, nameof(xTrain));
+        Boundary.NotNull(yTrain, nameof(yTrain));
+        var test = xTest ?? xTrain;
+        var trainTrain = network.Kernel(xTrain, null, KernelOutputs.Ntk).Ntk!;
+        var testTrain = network.Kernel(test, xTrain, KernelOutputs.Ntk).Ntk!;
+        var testTest = computeCov ? network.Kernel(test, null, KernelOutputs.Ntk).Ntk! : null;
+        return Predictors.NtkGpPosterior(trainTrain, yTrain, testTrain, testTest, diagReg, diagRegAbsoluteScale);
+    }
+
     private static PosteriorGaussian[] Split(Gaussian g, bool timeAxis)
     {
         if (!timeAxis)

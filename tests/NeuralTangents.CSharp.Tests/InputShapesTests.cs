@@ -62,3 +62,37 @@ public class InputShapesTests
             Throws.TypeOf<ArgumentNullException>().With.Property("ParamName").EqualTo("yTrain"));
     }
 }
+
+/// <summary>Ensemble.PredictNtkGp: the NTK-GP posterior of a network.</summary>
+[TestFixture]
+public class NtkGpPredictionTests
+{
+    private static readonly Network Net = new NetworkBuilder().Dense(256, wStd: 1.4, bStd: 0.1).Relu().Dense(1, wStd: 1.4, bStd: 0.1).Build();
+    private static readonly double[,] XTrain = { { 1.0, 0.2 }, { -0.3, 0.8 }, { 0.5, -0.5 }, { 0.0, 1.0 } };
+    private static readonly double[,] YTrain = { { 1.0 }, { -1.0 }, { 0.5 }, { 0.2 } };
+    private static readonly double[,] XTest = { { 0.4, 0.4 }, { -1.0, 0.1 } };
+
+    [Test]
+    public void NtkGpMean_EqualsTheNtkEnsembleMeanAtInfiniteTime()
+    {
+        // Both means are Θ*·(Θ + λI)⁻¹·y, reached through different code paths (the GP formulas vs the ensemble).
+        var gp = Ensemble.PredictNtkGp(Net, XTrain, YTrain, XTest, diagReg: 1e-3);
+        var ens = Ensemble.Predict(Net, XTrain, YTrain, XTest, diagReg: 1e-3);
+        TestUtil.AssertClose("mean", 1e-12, ens.Ntk[0].Mean, gp.Mean);
+        Assert.That(gp.Covariance, Is.Null);
+    }
+
+    [Test]
+    public void NtkGpCovariance_IsTheNtkSchurComplement_AndVanishesOnTheTrainingSet()
+    {
+        var gp = Ensemble.PredictNtkGp(Net, XTrain, YTrain, XTest, computeCov: true);
+        var k = Net.Kernel(XTest, XTrain, KernelOutputs.Ntk).Ntk!;
+        var kss = Net.Kernel(XTest, null, KernelOutputs.Ntk).Ntk!;
+        var expected = Predictors.NtkGpPosterior(Net.Kernel(XTrain, null, KernelOutputs.Ntk).Ntk!, YTrain, k, kss);
+        TestUtil.AssertClose("covariance", 1e-12, expected.Covariance!, gp.Covariance!);
+        // Without a ridge the posterior interpolates: on the training inputs the covariance is zero to round-off.
+        var onTrain = Ensemble.PredictNtkGp(Net, XTrain, YTrain, computeCov: true);
+        Assert.That(onTrain.Covariance!.Cast<double>().Max(Math.Abs), Is.LessThan(1e-9));
+        TestUtil.AssertClose("interpolation", 1e-9, YTrain, onTrain.Mean);
+    }
+}
