@@ -28,8 +28,9 @@ internal static class Boundary
     }
 
     /// <summary>Runs a core call; an <see cref="ArgumentException"/> it raises is raised again with the parameter
-    /// name that <paramref name="rename"/> gives for the core's name, and an <see cref="ArgumentException"/> or
-    /// <see cref="NeuralTangentsException"/> with its message in C# wording (<see cref="CSharpWording"/>).</summary>
+    /// name that <paramref name="rename"/> gives for the core's name, an <see cref="ArgumentException"/> with its message
+    /// in C# wording (<see cref="CSharpWording"/>), and the core's <see cref="NeuralTangentsException"/> as an
+    /// <see cref="InvalidOperationException"/> with that wording.</summary>
     public static T Call<T>(Func<T> call, Func<string?, string?> rename)
     {
         try
@@ -43,13 +44,9 @@ internal static class Boundary
         }
         catch (NeuralTangentsException e)
         {
-            var message = CSharpWording(e.Message);
-            if (message == e.Message)
-            {
-                throw;
-            }
-
-            throw new NeuralTangentsException(message);
+            // The core's own exception is an F# exception type; C# callers get the BCL's exception for "this object
+            // cannot do that with these inputs", with the core's message in C# wording (the core's as InnerException).
+            throw new InvalidOperationException(CSharpWording(e.Message), e);
         }
     }
 

@@ -29,6 +29,30 @@ public sealed class EnsemblePrediction
 /// <see cref="NetworkBuilder"/>: its kernels are computed on the inputs, then the predictions in closed form.</summary>
 public static class Ensemble
 {
+    /// <summary>Predicts test outputs of the infinite ensemble trained on 1-D targets (one output per input): as
+    /// the (N, K) overload with K = 1, so every mean is (M, 1).</summary>
+    /// <param name="network">The network.</param>
+    /// <param name="xTrain">Training inputs (N, features).</param>
+    /// <param name="yTrain">Training targets, one per input (N).</param>
+    /// <param name="xTest">Test inputs (M, features), or null to predict on the training set.</param>
+    /// <param name="times">Training times, or null for t = ∞ alone.</param>
+    /// <param name="computeCov">True to add the (M, M) covariances.</param>
+    /// <param name="learningRate">Learning rate &gt; 0.</param>
+    /// <param name="diagReg">Ridge on the train–train kernel, relative to its mean diagonal unless
+    /// <paramref name="diagRegAbsoluteScale"/>.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <param name="cancellationToken">Stops the prediction at the next step boundary.</param>
+    /// <param name="progress">Receives one report per finished step, or null.</param>
+    /// <returns>NNGP and NTK predictions, one per time.</returns>
+    /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
+    /// <exception cref="ArgumentException">as the (N, K) overload.</exception>
+    public static EnsemblePrediction Predict(
+        Network network, double[,] xTrain, double[] yTrain, double[,]? xTest = null, double[]? times = null,
+        bool computeCov = false, double learningRate = 1.0, double diagReg = 0.0, bool diagRegAbsoluteScale = false,
+        CancellationToken cancellationToken = default, IProgress<PredictionProgress>? progress = null) =>
+        Predict(network, xTrain, Inputs.Column(yTrain, nameof(yTrain)), xTest, times, computeCov, learningRate, diagReg,
+            diagRegAbsoluteScale, cancellationToken, progress);
+
     /// <summary>Predicts test outputs of the infinite ensemble trained on (xTrain, yTrain).</summary>
     /// <param name="network">The network.</param>
     /// <param name="xTrain">Training inputs (N, features).</param>
@@ -48,7 +72,7 @@ public static class Ensemble
     /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
     /// <exception cref="ArgumentException">on mismatched shapes, a non-positive learning rate, negative or NaN times,
     /// or a network whose kernel is not one (N1, N2) matrix (parameter <c>network</c>).</exception>
-    /// <exception cref="NeuralTangentsException">when the train–train kernel is not positive (semi-)definite;
+    /// <exception cref="InvalidOperationException">when the train–train kernel is not positive (semi-)definite;
     /// the message suggests diagReg.</exception>
     public static EnsemblePrediction Predict(
         Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, double[]? times = null,
@@ -105,6 +129,37 @@ public static class Ensemble
                 return new EnsemblePrediction((double[])ts.Clone(), Assemble(PredictGet.Nngp), Assemble(PredictGet.Ntk));
             },
             names);
+    }
+
+    /// <summary>The NTK-GP prediction (arXiv:2007.05864, neural_tangents' <c>gp_inference(..., get='ntkgp')</c>):
+    /// the Bayesian posterior with the network's NTK as the prior covariance. Its mean is the NTK ensemble's mean at
+    /// t = ∞ (<see cref="Predict(Network, double[,], double[,], double[,], double[], bool, double, double, bool, CancellationToken, IProgress{PredictionProgress})"/>);
+    /// its covariance Θ** − Θ*·Θ⁻¹·Θ*ᵀ is that of an ensemble whose initial outputs follow the NTK.</summary>
+    /// <param name="network">The network.</param>
+    /// <param name="xTrain">Training inputs (N, features).</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="xTest">Test inputs (M, features), or null to predict on the training set.</param>
+    /// <param name="computeCov">True to add the (M, M) covariance.</param>
+    /// <param name="diagReg">Ridge on the train–train NTK, relative to its mean diagonal unless
+    /// <paramref name="diagRegAbsoluteScale"/>.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <returns>Mean (M, K) and, when asked for, covariance (M, M).</returns>
+    /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
+    /// <exception cref="ArgumentException">on mismatched shapes.</exception>
+    /// <exception cref="InvalidOperationException">when the train–train NTK is not positive definite; the message
+    /// suggests diagReg.</exception>
+    public static PosteriorGaussian PredictNtkGp(
+        Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, bool computeCov = false,
+        double diagReg = 0.0, bool diagRegAbsoluteScale = false)
+    {
+        Boundary.NotNull(network, nameof(network));
+        Boundary.NotNull(xTrain, nameof(xTrain));
+        Boundary.NotNull(yTrain, nameof(yTrain));
+        var test = xTest ?? xTrain;
+        var trainTrain = network.Kernel(xTrain, null, KernelOutputs.Ntk).Ntk!;
+        var testTrain = network.Kernel(test, xTrain, KernelOutputs.Ntk).Ntk!;
+        var testTest = computeCov ? network.Kernel(test, null, KernelOutputs.Ntk).Ntk! : null;
+        return Predictors.NtkGpPosterior(trainTrain, yTrain, testTrain, testTest, diagReg, diagRegAbsoluteScale);
     }
 
     private static PosteriorGaussian[] Split(Gaussian g, bool timeAxis)

@@ -64,7 +64,7 @@ public sealed class Network : IEquatable<Network>
     /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
     /// <exception cref="ArgumentException">An input has a non-finite value, or x1 and x2 have different numbers of
     /// features, or the inputs lack an axis a layer names.</exception>
-    /// <exception cref="NeuralTangentsException">The network cannot take these inputs (for example an activation
+    /// <exception cref="InvalidOperationException">The network cannot take these inputs (for example an activation
     /// not preceded by a Dense layer); the message says how to fix it.</exception>
     /// <exception cref="NotSupportedException">The network's output keeps spatial axes.</exception>
     public KernelResult Kernel(
@@ -76,6 +76,36 @@ public sealed class Network : IEquatable<Network>
         var t2 = x2 is null ? null : TensorModule.OfArray2D(x2);
         return Compute(t1, t2, get, diagonalSpatial, diagonalBatch);
     }
+
+    /// <summary>The exact infinite-width kernels between two sets of vector inputs given as jagged rows (one
+    /// <c>double[]</c> per input), as <see cref="Kernel(double[,], double[,], KernelOutputs, bool?, bool?)"/>.</summary>
+    /// <param name="x1">First inputs: N1 rows of equal length.</param>
+    /// <param name="x2">Second inputs: N2 rows; null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <param name="diagonalSpatial">As in the <c>double[,]</c> overload.</param>
+    /// <param name="diagonalBatch">As in the <c>double[,]</c> overload.</param>
+    /// <returns>The kernels, each (N1, N2).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> or one of its rows is null.</exception>
+    /// <exception cref="ArgumentException">The rows differ in length, or as in the <c>double[,]</c> overload.</exception>
+    public KernelResult Kernel(
+        double[][] x1, double[][]? x2 = null, KernelOutputs get = KernelOutputs.Both, bool? diagonalSpatial = null,
+        bool? diagonalBatch = null) =>
+        Kernel(Inputs.Rows(x1, nameof(x1)), x2 is null ? null : Inputs.Rows(x2, nameof(x2)), get, diagonalSpatial, diagonalBatch);
+
+    /// <summary>The exact infinite-width kernels between two sets of single-precision vector inputs; they are widened
+    /// to double (exactly) and the kernels computed in double precision.</summary>
+    /// <param name="x1">First inputs, (N1, features).</param>
+    /// <param name="x2">Second inputs, (N2, features); null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <param name="diagonalSpatial">As in the <c>double[,]</c> overload.</param>
+    /// <param name="diagonalBatch">As in the <c>double[,]</c> overload.</param>
+    /// <returns>The kernels, each (N1, N2), in double precision.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
+    /// <exception cref="ArgumentException">As in the <c>double[,]</c> overload.</exception>
+    public KernelResult Kernel(
+        float[,] x1, float[,]? x2 = null, KernelOutputs get = KernelOutputs.Both, bool? diagonalSpatial = null,
+        bool? diagonalBatch = null) =>
+        Kernel(Inputs.Widen(x1, nameof(x1)), x2 is null ? null : Inputs.Widen(x2, nameof(x2)), get, diagonalSpatial, diagonalBatch);
 
     /// <summary>The exact infinite-width kernels between two sets of images (neural_tangents'
     /// <c>kernel_fn(x1, x2, get)</c>) for a network whose output is flat, e.g. one ending in
@@ -93,7 +123,7 @@ public sealed class Network : IEquatable<Network>
     /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
     /// <exception cref="ArgumentException">An input has a non-finite value, or x1 and x2 differ in a non-batch
     /// axis, or the inputs lack an axis a layer names.</exception>
-    /// <exception cref="NeuralTangentsException">The network cannot take these inputs; the message says how to fix it.</exception>
+    /// <exception cref="InvalidOperationException">The network cannot take these inputs; the message says how to fix it.</exception>
     /// <exception cref="NotSupportedException">The network's output keeps spatial axes (it does not flatten or pool
     /// them); such kernel arrays are only available from the F# API.</exception>
     public KernelResult Kernel(
@@ -118,7 +148,7 @@ public sealed class Network : IEquatable<Network>
     /// <param name="cancellationToken">Stops the computation at the next tile boundary.</param>
     /// <returns>The kernels, each (N1, N2).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="x1"/> or <paramref name="tiling"/> is null.</exception>
-    /// <exception cref="NeuralTangentsException">The network cannot take these inputs, or the answer or its smallest
+    /// <exception cref="InvalidOperationException">The network cannot take these inputs, or the answer or its smallest
     /// tile does not fit the memory budget; the message gives the numbers.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public KernelResult Kernel(
@@ -142,7 +172,7 @@ public sealed class Network : IEquatable<Network>
     /// <param name="cancellationToken">Stops the computation at the next tile boundary.</param>
     /// <returns>The kernels, each (N1, N2).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="x1"/> or <paramref name="tiling"/> is null.</exception>
-    /// <exception cref="NeuralTangentsException">The network cannot take these inputs, or the memory budget is too
+    /// <exception cref="InvalidOperationException">The network cannot take these inputs, or the memory budget is too
     /// small; the message says why.</exception>
     /// <exception cref="NotSupportedException">The network's output keeps spatial axes.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
@@ -164,7 +194,7 @@ public sealed class Network : IEquatable<Network>
     /// <returns>The parameters and the output shape.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="inputShape"/> is null.</exception>
     /// <exception cref="ArgumentException">A dimension is not positive.</exception>
-    /// <exception cref="NeuralTangentsException">The shape does not fit the network; the message says why.</exception>
+    /// <exception cref="InvalidOperationException">The shape does not fit the network; the message says why.</exception>
     public NetworkParameters Init(int seed, params int[] inputShape)
     {
         Boundary.NotNull(inputShape, nameof(inputShape));
@@ -179,7 +209,7 @@ public sealed class Network : IEquatable<Network>
     /// <returns>The outputs, (N, outputs).</returns>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException">The parameters do not belong to this network.</exception>
-    /// <exception cref="NeuralTangentsException">The inputs do not fit the network; the message says why.</exception>
+    /// <exception cref="InvalidOperationException">The inputs do not fit the network; the message says why.</exception>
     /// <exception cref="NotSupportedException">The network's output is not (N, outputs).</exception>
     public double[,] Apply(NetworkParameters parameters, double[,] x)
     {

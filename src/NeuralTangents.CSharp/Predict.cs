@@ -94,7 +94,7 @@ public static class Predictors
     /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
     /// <exception cref="ArgumentNullException">when a required array is null.</exception>
     /// <exception cref="ArgumentException">on mismatched shapes or a negative ridge.</exception>
-    /// <exception cref="NeuralTangentsException">when the train–train kernel is not positive definite.</exception>
+    /// <exception cref="InvalidOperationException">when the train–train kernel is not positive definite.</exception>
     public static PosteriorGaussian NngpPosterior(
         double[,] nngpTrainTrain, double[,] yTrain, double[,] nngpTestTrain, double[,]? nngpTestTest = null,
         double diagReg = 0.0, bool diagRegAbsoluteScale = false)

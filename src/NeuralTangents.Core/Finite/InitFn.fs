@@ -58,18 +58,33 @@ module InitFn =
     /// (neural_tangents' <c>init_fn(rng, input_shape)</c>).</summary>
     /// <param name="key">The root key; the layer at tree path p draws from the key split along p.</param>
     /// <param name="layer">The network.</param>
-    /// <param name="inputShape">Shape of a batch of inputs in the network's layout (default (N, …, C)).</param>
+    /// <param name="inputShape">Shape of a batch of inputs in the network's layout (default (N, …, C)); one entry
+    /// may be −1 (the batch axis, neural_tangents' <c>(-1, …)</c>), and then the output's batch axis is −1 too.</param>
     /// <returns>The output shape and the parameter tree.</returns>
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the shapes do not fit the network.</exception>
     [<CompiledName("InitWithKey")>]
     let initWithKey (key: RngKey) (layer: Layer) (inputShape: int[]) : int[] * Params =
         if isNull inputShape then nullArg "inputShape"
-        if inputShape |> Array.exists (fun d -> d < 1) then
-            invalidArg "inputShape" (sprintf "dimensions must be ≥ 1, got %A" inputShape)
-        match initFlow key layer (OneShape inputShape) with
-        | OneShape s, p -> s, p
-        | ManyShapes ss, _ ->
-            fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ss.Length)
+        if inputShape |> Array.exists (fun d -> d < 1 && d <> -1) then
+            invalidArg "inputShape" (sprintf "dimensions must be ≥ 1 (or −1 for the batch axis), got %A" inputShape)
+        if (inputShape |> Array.filter (fun d -> d = -1)).Length > 1 then
+            invalidArg "inputShape" (sprintf "at most one dimension may be −1 (the batch axis), got %A" inputShape)
+        let run (shape: int[]) =
+            match initFlow key layer (OneShape shape) with
+            | OneShape s, p -> s, p
+            | ManyShapes ss, _ ->
+                fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ss.Length)
+        match Array.tryFindIndex (fun d -> d = -1) inputShape with
+        | None -> run inputShape
+        | Some axis ->
+            // neural_tangents' input_shape (-1, …): parameters do not depend on the batch size, so the network is
+            // initialised at batch sizes 1 and 2 (same key, same parameters) and the output axes that follow the
+            // batch size are reported as −1.
+            let at (n: int) = Array.updateAt axis n inputShape
+            let s1, p = run (at 1)
+            let s2, _ = run (at 2)
+            if s1.Length <> s2.Length then fail (sprintf "the output rank depends on the batch size (%A vs %A)" s1 s2)
+            Array.map2 (fun a b -> if a = b then a else -1) s1 s2, p
 
     /// <summary>Samples the parameters of a finite network and infers its output shape.</summary>
     /// <param name="seed">Seed of the root <see cref="T:NeuralTangents.RngKey"/>.</param>
