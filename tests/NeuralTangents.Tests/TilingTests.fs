@@ -94,9 +94,11 @@ let private tiledLaw (degenerate: bool) =
         let x1 = Generators.inputs c.Layout s1
         let x2 = if withX2 then Some(Generators.inputs c.Layout s2) else None
         match (try Ok(KernelFn.compute c.Net x1 x2 Both) with NeuralTangentsException m -> Error m) with
-        | Error m when m.Contains "overflowed" -> Prop.discard ()
+        // Overflowing networks (kernel_fn refuses them; KernelFnTests checks) and, on degenerate inputs, kinked NNGP
+        // maps hold the law vacuously (Prop.discard's exception cannot be constructed from this assembly at run time).
+        | Error m when m.Contains "overflowed" -> true
         | Error m -> failwithf "untiled failed: %s" m
-        | Ok _ when degenerate && hasKinkedNngp c.Net -> Prop.discard ()
+        | Ok _ when degenerate && hasKinkedNngp c.Net -> true
         | Ok expected ->
             let actual = Batching.compute (options b) c.Net x1 x2 Both
             for name, e, a in [ "nngp", expected.Nngp, actual.Nngp; "ntk", expected.Ntk.Value, actual.Ntk.Value ] do
