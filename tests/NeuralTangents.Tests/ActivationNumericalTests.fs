@@ -13,28 +13,9 @@ open NeuralTangents
 open NeuralTangents.Layers
 open NeuralTangents.Tests.TestUtil
 
-/// A Gaussian input kernel (diagonal batch) of two points with variances q1, q2, covariance c and NTK of ones.
-let private kernelOf (q1: float) (q2: float) (c: float) : Kernel =
-    { Nngp = Tensor.create [| 2; 2 |] [| q1; c; c; q2 |]
-      Ntk = Some(Tensor.create [| 2; 2 |] [| 1.0; 1.0; 1.0; 1.0 |])
-      Cov1 = Tensor.create [| 2 |] [| q1; q2 |]
-      Cov2 = None
-      X1IsX2 = true
-      IsGaussian = true
-      IsReversed = false
-      IsInput = false
-      DiagonalBatch = true
-      DiagonalSpatial = true
-      Shape1 = [| 2; 64 |]
-      Shape2 = [| 2; 64 |]
-      BatchAxis = 0
-      ChannelAxis = -1
-      Mask1 = None
-      Mask2 = None }
-
 /// (nngp, σ̇) of an activation at one covariance entry.
 let private stepOf (layer: Layer) (q1: float) (q2: float) (c: float) =
-    let k = KernelFn.applyKernel layer (kernelOf q1 q2 c)
+    let k = KernelFn.applyKernel layer (gaussianPairKernel q1 q2 c)
     k.Nngp.Data[1], k.Ntk.Value.Data[1]
 
 /// Inputs for network-level comparisons: 5 random points of dimension 7.

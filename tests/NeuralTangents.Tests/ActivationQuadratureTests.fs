@@ -208,26 +208,6 @@ let private scales (act: ActivationFunction) (q1: float) (q2: float) =
     let e2, d2 = expectations fine act q2 q2 q2
     sqrt (e1 * e2), sqrt (d1 * d2)
 
-/// A Gaussian kernel (as after a Dense layer) of two inputs with variances q1, q2 and covariance c, and an
-/// incoming NTK of ones, so that the activation's output NTK entry (0, 1) is σ̇ = E[φ′(u)φ′(v)] itself.
-let private gaussianKernel (q1: float) (q2: float) (c: float) : Kernel =
-    { Nngp = Tensor.create [| 2; 2 |] [| q1; c; c; q2 |]
-      Ntk = Some(Tensor.create [| 2; 2 |] [| 1.0; 1.0; 1.0; 1.0 |])
-      Cov1 = Tensor.create [| 2 |] [| q1; q2 |]
-      Cov2 = None
-      X1IsX2 = true
-      IsGaussian = true
-      IsReversed = false
-      IsInput = false
-      DiagonalBatch = true
-      DiagonalSpatial = true
-      Shape1 = [| 2; 64 |]
-      Shape2 = [| 2; 64 |]
-      BatchAxis = 0
-      ChannelAxis = -1
-      Mask1 = None
-      Mask2 = None }
-
 /// |actual − expected| / scale, or the absolute error when the scale is 0 (Monomial(0)'s derivative).
 let private scaledErr (scale: float) (expected: float) (actual: float) =
     if scale = 0.0 then abs (actual - expected) else abs (actual - expected) / scale
@@ -302,13 +282,13 @@ let tests =
                     for q1, q2, root in variancePairs do
                         for rho in rhos do
                             let c = rho * root
-                            let k = KernelFn.applyKernel act.Layer (gaussianKernel q1 q2 c)
+                            let k = KernelFn.applyKernel act.Layer (TestUtil.gaussianPairKernel q1 q2 c)
                             checkCase act q1 q2 c k.Nngp.Data[1] k.Ntk.Value.Data[1] ]
 
         testCase "zero-variance pre-activations: φ(0) and φ′(0) enter the kernel" <| fun () ->
             for act in activations do
                 for q1, q2 in [ 0.0, 1.7; 0.0, 0.0 ] do
-                    let k = KernelFn.applyKernel act.Layer (gaussianKernel q1 q2 0.0)
+                    let k = KernelFn.applyKernel act.Layer (TestUtil.gaussianPairKernel q1 q2 0.0)
                     checkCase act q1 q2 0.0 k.Nngp.Data[1] k.Ntk.Value.Data[1]
                     Expect.floatClose Accuracy.veryHigh k.Nngp.Data[0] (act.Phi 0.0 ** 2.0) (sprintf "%s: E[φ(u)²] at q = 0 is φ(0)²" act.Name)
 

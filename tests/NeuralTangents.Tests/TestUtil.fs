@@ -88,3 +88,23 @@ let rec flattenJson (node: System.Text.Json.Nodes.JsonNode) : int list * float l
         let inner = match parts with (s, _) :: _ -> s | [] -> []
         arr.Count :: inner, parts |> List.collect snd
     | v -> [], [ v.GetValue<float>() ]
+
+/// A Gaussian kernel (as after a Dense layer; diagonal batch) of two inputs with variances q1, q2 and covariance c,
+/// and an incoming NTK of ones, so that an activation's output NTK entry (0, 1) is σ̇ = E[φ′(u)φ′(v)] itself.
+let gaussianPairKernel (q1: float) (q2: float) (c: float) : NeuralTangents.Kernel =
+    { Nngp = Tensor.create [| 2; 2 |] [| q1; c; c; q2 |]
+      Ntk = Some(Tensor.create [| 2; 2 |] [| 1.0; 1.0; 1.0; 1.0 |])
+      Cov1 = Tensor.create [| 2 |] [| q1; q2 |]
+      Cov2 = None
+      X1IsX2 = true
+      IsGaussian = true
+      IsReversed = false
+      IsInput = false
+      DiagonalBatch = true
+      DiagonalSpatial = true
+      Shape1 = [| 2; 64 |]
+      Shape2 = [| 2; 64 |]
+      BatchAxis = 0
+      ChannelAxis = -1
+      Mask1 = None
+      Mask2 = None }

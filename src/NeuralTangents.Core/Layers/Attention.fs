@@ -223,6 +223,16 @@ module Attention =
     /// The forward pass (neural_tangents' `apply_fn`): per head, scores φ(c·Q Kᵀ) with c = W_Q W_K/(in_k·d_k) (linear
     /// scaling, Q = K) or /(in_k·√d_k), heads G·V concatenated (value-major), then W_O·W_V/√(d_v·heads·in_v)·(…)·W_out
     /// + b_std·b.
+    /// One head's projection: inp (rows, cin) × W[head] (cin, d), W stored (heads, cin, d); zero inputs skipped.
+    let private projectHead (rows: int) (inp: float[]) (cin: int) (w: Tensor) (head: int) (d: int) =
+        let out = Array.zeroCreate (rows * d)
+        for r in 0 .. rows - 1 do
+            for c in 0 .. cin - 1 do
+                let v = inp[r * cin + c]
+                if v <> 0.0 then
+                    for j in 0 .. d - 1 do out[r * d + j] <- out[r * d + j] + v * w.Data[(head * cin + c) * d + j]
+        out
+
     let forward (a: AttentionSpec) (p: Params) (x: Tensor) : Tensor =
         let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
         let wk, wv, wo = ts[0], ts[1], ts[2]
@@ -258,15 +268,7 @@ module Attention =
                 cat, nIn + c, (if a.ValPosEmb then cat else xd), (if a.ValPosEmb then nIn + c else nIn)
             | _ -> xd, nIn, xd, nIn
         let h, dk, dv = a.NHeads, a.NChanKey, a.NChanVal
-        // proj (N·S, cin) × W[head] (cin, d) for one head.
-        let project (inp: float[]) (cin: int) (w: Tensor) (head: int) (d: int) =
-            let out = Array.zeroCreate (n * s * d)
-            for r in 0 .. n * s - 1 do
-                for c in 0 .. cin - 1 do
-                    let v = inp[r * cin + c]
-                    if v <> 0.0 then
-                        for j in 0 .. d - 1 do out[r * d + j] <- out[r * d + j] + v * w.Data[(head * cin + c) * d + j]
-            out
+        let project = projectHead (n * s)
         let scale = a.WQueryStd * a.WKeyStd / (float kc * (if a.LinearScaling then float dk else Math.Sqrt(float dk)))
         let heads = Array.zeroCreate (n * s * dv * h)
         for head in 0 .. h - 1 do
@@ -354,14 +356,7 @@ module Attention =
             else xd
         let valsIn = if a.ValPosEmb && (sum || concat) then keysIn else xd
         let h, dk, dv, nOut = a.NHeads, a.NChanKey, a.NChanVal, a.NChanOut
-        let project (inp: float[]) (cin: int) (w: Tensor) (head: int) (d: int) =
-            let out = Array.zeroCreate (n * s * d)
-            for r in 0 .. n * s - 1 do
-                for c in 0 .. cin - 1 do
-                    let v = inp[r * cin + c]
-                    if v <> 0.0 then
-                        for j in 0 .. d - 1 do out[r * d + j] <- out[r * d + j] + v * w.Data[(head * cin + c) * d + j]
-            out
+        let project = projectHead (n * s)
         let cScale = a.WQueryStd * a.WKeyStd / (float kc * (if a.LinearScaling then float dk else Math.Sqrt(float dk)))
         let oScale = a.WOutStd * a.WValueStd / Math.Sqrt(float (dv * h * vc))
         // Y = o·Hcat·W_out + b_std·b: dW_out = o·Hcatᵀ dY, dHcat = o·dY W_outᵀ, db = b_std·Σ dY.
