@@ -45,6 +45,7 @@ type DemoArgs =
     | [<Unique>] Diag_Reg of X: float
     | [<Unique>] Out of PATH: string
     | No_Plot
+    | No_Finite
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -58,8 +59,9 @@ type DemoArgs =
             | Cnn_Depth _ -> "Conv + Relu blocks of the CNN-GAP (default 2)"
             | No_Cnn -> "leave the CNN-GAP rows out"
             | Diag_Reg _ -> "ridge relative to the mean kernel diagonal (default: digits 1e-4, diabetes 1)"
-            | Out _ -> "path of the SVG plot (default nt-demo.svg in the current folder)"
-            | No_Plot -> "do not write the plot"
+            | Out _ -> "stem of the figures: STEM-<figure>.png and .svg (default nt-demo in the current folder)"
+            | No_Plot -> "do not write the figures"
+            | No_Finite -> "leave out the finite-width networks trained by gradient descent"
 
 /// The commands of <c>nt</c>. A new command is a new case here, its help in <c>commandHelp</c> and its arm in
 /// <c>dispatch</c>.
@@ -144,6 +146,7 @@ let private demoOptions (d: ParseResults<DemoArgs>) : Demo.DemoCommand.Options =
         Depths = depths
         Cnn = cnn
         DiagReg = reg
+        Finite = if d.Contains No_Finite then None else o.Finite
         Plot = if d.Contains No_Plot then None else Some(d.GetResult(Out, "nt-demo.svg")) }
 
 /// The informational version of nt (e.g. "0.2.0-dev.20250101120000+3f2a1c9").

@@ -1,5 +1,6 @@
 /// <summary><c>nt demo</c>: infinitely wide networks on the shipped real data — digits classification and diabetes
-/// regression with the exact NNGP posterior and the NTK-trained infinite ensemble — as a results table and a plot.</summary>
+/// regression with the exact NNGP posterior and the NTK-trained infinite ensemble — and finite networks trained by
+/// gradient descent converging to that ensemble as they widen, as a results table and figures.</summary>
 [<RequireQualifiedAccess>]
 module NeuralTangents.Cli.Demo.DemoCommand
 
@@ -36,7 +37,9 @@ type Options =
       /// Ridge relative to the mean kernel diagonal; None takes each data set's default (digits 1e-4: labels are
       /// exact; diabetes 1: an observation noise as large as the prior signal, matching its R² ≈ 0.5).
       DiagReg: float option
-      /// SVG path, or None for no plot.
+      /// Finite networks of growing width trained by gradient descent against the infinite NTK ensemble, or None.
+      Finite: FiniteVsInfinite.Options option
+      /// Where the figures go: {stem}-{figure}.png and .svg (an .svg or .png extension is dropped), or None.
       Plot: string option }
 
 /// <summary>Shown after the option list of <c>nt demo --help</c>.</summary>
@@ -49,20 +52,27 @@ let helpText =
               (--cnn-train, --cnn-test): its kernel holds every pair of pixel positions
     diabetes  Efron et al. (2004), standardised; test RMSE and predictive spread of the
               NNGP posterior and of the NTK ensemble, and the NTK ensemble along
-              training time t
+              training time t; then finite networks Dense(n) -> Erf -> Dense(1) of
+              widths 64 ... 4096 trained by full-batch gradient descent, 4 seeds
+              each, against the infinite NTK ensemble's mean and sigma at the same
+              times and against their own linearization (Lee et al. 2019,
+              arXiv:1902.06720)
 
 It prints a results table on stdout (a progress display goes to stderr on a
-terminal) and writes an SVG plot: digits accuracy vs depth; the NTK ensemble's
-diabetes test RMSE and posterior σ vs training time t; and the NNGP posterior
-mean ± 2σ against the truth on test patients. The whole run takes about a
-minute on 2 cores, most of it the CNN (--no-cnn leaves it out).
+terminal) and writes figures as PNG and SVG (ScottPlot): digits accuracy vs
+depth and an NTK heatmap; the NTK ensemble's diabetes test RMSE and posterior
+sigma vs training time t; the NNGP posterior mean +- 2 sigma against the truth;
+a test patient's prediction along training for finite widths against the NTK
+ensemble's band; the distances to the infinite network vs width. The whole run
+takes about a minute on 2 cores, most of it the CNN (--no-cnn leaves it out)
+and the finite networks (--no-finite).
 
 EXAMPLES:
 
     $ nt demo
     $ nt demo --dataset digits --depths 1,2,3,4,5 --train 1200 --test 500
     $ nt demo --dataset digits --cnn-train 100 --cnn-test 100 --cnn-depth 1
-    $ nt demo --dataset diabetes --out diabetes.svg
+    $ nt demo --dataset diabetes --no-finite --out plots/diabetes
 """
 
 let digitsDiagReg = 1e-4
@@ -80,7 +90,8 @@ let defaults =
       Depths = [ 1; 2; 3 ]
       Cnn = Some cnnDefaults
       DiagReg = None
-      Plot = Some "nt-demo.svg" }
+      Finite = Some FiniteVsInfinite.defaults
+      Plot = Some "nt-demo" }
 
 /// <summary>One digits configuration's test accuracies.</summary>
 type DigitsRow = { Activation: string; Depth: int; NngpAccuracy: float; NtkAccuracy: float; Seconds: float }
@@ -109,7 +120,9 @@ type Results =
     { Digits: DigitsRow list
       Cnn: CnnRow option
       Diabetes: DiabetesResult option
-      Plot: string option
+      Finite: FiniteVsInfinite.Result option
+      /// Full paths of the figures written (PNG and SVG of each).
+      Plots: string list
       Seconds: float }
 
 /// The demo network: depth × (Dense(512, W_std=1.5, b_std=0.05), activation), then a Dense readout.
@@ -274,89 +287,95 @@ let private diabetes (progress: string -> unit) (o: Options) =
           StdTrajectory = stdTrajectory }
     result, (split, g)
 
-let private palette = [| "#1f77b4"; "#d62728"; "#2ca02c"; "#ff7f0e" |]
-let private cnnPalette = [| "#9467bd"; "#8c564b" |]
+/// The NTK of the first training images (at most 200), sorted by label: the block structure of the classes.
+let private ntkHeatmap (o: Options) =
+    let split = Datasets.digits (min o.Train 200) 1
+    let labels = Array.init split.XTrain.Shape[0] (fun i -> Array.findIndex (fun v -> v > 0.5) split.YTrain.Data[i * 10 .. i * 10 + 9])
+    let order = Array.init labels.Length id |> Array.sortBy (fun i -> labels[i], i)
+    let x = Tensor.create split.XTrain.Shape (order |> Array.collect (fun i -> split.XTrain.Data[i * 64 .. i * 64 + 63]))
+    let depth = List.head o.Depths
+    let k = (KernelFn.compute (network Stax.relu depth 10) x None Get.Ntk).Ntk.Value
+    let n = order.Length
+    let p = Plots.figure (sprintf "Digits: NTK of Relu depth %d, %d training images sorted by label" depth n) "image (sorted by label 0..9)" "image (sorted by label 0..9)"
+    Plots.heatmap p (Array2D.init n n (fun i j -> k.Data[i * n + j])) |> ignore
+    p
 
-let private line label colour stroke markers points : Svg.Series =
-    { Label = label; Colour = colour; Stroke = stroke; Markers = markers; Shape = Svg.Dot; Points = points; Band = None }
+let private digitsFigure (o: Options) (rows: DigitsRow list) (cnn: CnnRow option) =
+    let p = Plots.figure "Digits: test accuracy of infinite networks" "depth (Dense or Conv + activation blocks)" "test accuracy (%)"
+    if not rows.IsEmpty then
+        for i, (act, kind) in List.indexed [ "Relu", "NNGP"; "Relu", "NTK"; "Erf", "NNGP"; "Erf", "NTK" ] do
+            let r = rows |> List.filter (fun r -> r.Activation = act) |> List.toArray
+            let ys = r |> Array.map (fun r -> 100.0 * (if kind = "NNGP" then r.NngpAccuracy else r.NtkAccuracy))
+            Plots.line p (sprintf "%s %s" kind act) Plots.palette[i] (kind = "NTK") true (r |> Array.map (fun r -> float r.Depth)) ys |> ignore
+    match cnn with
+    | Some c ->
+        for k, (kind, acc) in List.indexed [ "NNGP", c.NngpAccuracy; "NTK", c.NtkAccuracy ] do
+            Plots.points p (sprintf "%s CNN-GAP" kind) Plots.palette[4 + k] ScottPlot.MarkerShape.FilledSquare 10.0f [| float c.Depth |] [| 100.0 * acc |] |> ignore
+    | None -> ()
+    p.Axes.Bottom.TickGenerator <- ScottPlot.TickGenerators.NumericAutomatic(IntegerTicksOnly = true)
+    // The axis spans only what the data do: say how much one test image is worth.
+    let notes =
+        [ if not rows.IsEmpty then yield sprintf "MLP: %d train, %d test; 1 test image = %.2g%%" o.Train o.Test (100.0 / float o.Test)
+          match cnn with
+          | Some c -> yield sprintf "CNN: %d train, %d test" c.Train c.Test
+          | None -> ()
+          yield sprintf "t = ∞, diag_reg %g" (defaultArg o.DiagReg digitsDiagReg) ]
+    Plots.note p (String.Join("\n", notes)) |> ignore
+    Plots.legend p ScottPlot.Alignment.LowerRight
+    p
 
-let private plot (path: string) (o: Options) (rows: DigitsRow list) (cnn: CnnRow option) (diab: (DiabetesResult * (Datasets.Split * Gaussian)) option) =
-    let panels =
-        [ if not rows.IsEmpty || cnn.IsSome then
-            yield
-                { Svg.Title = "Digits: test accuracy of infinite networks"
-                  Svg.XLabel = "depth (Dense or Conv + activation blocks)"
-                  Svg.YLabel = "test accuracy (%)"
-                  Svg.LogX = false
-                  Svg.Series =
-                    [ if not rows.IsEmpty then
-                        for i, (act, kind) in List.indexed [ "Relu", "NNGP"; "Relu", "NTK"; "Erf", "NNGP"; "Erf", "NTK" ] do
-                            yield
-                                rows |> List.filter (fun r -> r.Activation = act)
-                                |> List.map (fun r -> float r.Depth, 100.0 * (if kind = "NNGP" then r.NngpAccuracy else r.NtkAccuracy))
-                                |> List.toArray
-                                |> line (sprintf "%s %s" kind act) palette[i] (if kind = "NTK" then Svg.Dashed else Svg.Solid) true
-                      // The CNN-GAP: squares at its one depth, no line (it has its own sizes).
-                      match cnn with
-                      | Some c ->
-                          for kind, colour, acc in [ "NNGP", cnnPalette[0], c.NngpAccuracy; "NTK", cnnPalette[1], c.NtkAccuracy ] do
-                              yield { line (sprintf "%s CNN-GAP" kind) colour Svg.NoLine true [| float c.Depth, 100.0 * acc |] with Shape = Svg.Square }
-                      | None -> () ]
-                  // The axis spans only what the data do: say how much one test image is worth.
-                  Svg.Notes =
-                    [ if not rows.IsEmpty then
-                        yield sprintf "MLP: %d train, %d test;" o.Train o.Test
-                        yield sprintf "1 test image = %.2g%%" (100.0 / float o.Test)
-                      match cnn with
-                      | Some c -> yield sprintf "CNN: %d train, %d test" c.Train c.Test
-                      | None -> ()
-                      yield sprintf "t = ∞, diag_reg %g" (defaultArg o.DiagReg digitsDiagReg) ] }
-          match diab with
-          | Some(d, (split, g)) ->
-              let t0, t1 = fst d.Trajectory[0], fst d.Trajectory[d.Trajectory.Length - 1]
-              yield
-                  { Svg.Title = "Diabetes: NTK ensemble during training"
-                    Svg.XLabel = "training time t (log scale)"
-                    Svg.LogX = true
-                    Svg.YLabel = "test RMSE, posterior σ of f"
-                    Svg.Series =
-                      [ line "NTK ens. RMSE" palette[1] Svg.Solid true d.Trajectory
-                        line "NTK ens. σ of f" palette[3] Svg.Solid true d.StdTrajectory
-                        line "NTK RMSE, t = ∞" palette[1] Svg.Dashed false [| t0, d.NtkRmse; t1, d.NtkRmse |]
-                        line "NNGP RMSE" palette[0] Svg.Dashed false [| t0, d.NngpRmse; t1, d.NngpRmse |]
-                        line "predict the mean" "#777777" Svg.Dashed false [| t0, d.BaselineRmse; t1, d.BaselineRmse |] ]
-                    Svg.Notes =
-                      [ sprintf "%d train, %d test;" d.Train d.Test
-                        "σ: posterior std of f"
-                        "(mean over test points,"
-                        "no noise; prior at t = 0)" ] }
-              // Test patients sorted by predicted progression: NNGP mean ± 2σ against the truth.
-              let m = split.YTest.Length
-              let s = d.TargetStd
-              let cov = g.Covariance.Value
-              let order = Array.init m id |> Array.sortBy (fun i -> g.Mean.Data[i])
-              let mean = order |> Array.mapi (fun r i -> float r, s * g.Mean.Data[i])
-              let band = order |> Array.map (fun i -> let sd = 2.0 * s * sqrt (max 0.0 cov.Data[i * m + i]) in s * g.Mean.Data[i] - sd, s * g.Mean.Data[i] + sd)
-              let truth = order |> Array.mapi (fun r i -> float r, s * split.YTest.Data[i])
-              let inside = Array.map2 (fun (_, y) (lo, hi) -> if y >= lo && y <= hi then 1.0 else 0.0) truth band |> Array.average
-              yield
-                  { Svg.Title = "Diabetes: NNGP posterior on test patients"
-                    Svg.XLabel = "test patients, sorted by predicted mean"
-                    Svg.YLabel = "progression − training mean"
-                    Svg.LogX = false
-                    Svg.Series =
-                      [ { line "mean ± 2σ" palette[0] Svg.Solid false mean with Band = Some band }
-                        line "true value" "#444444" Svg.NoLine true truth ]
-                    Svg.Notes =
-                      [ sprintf "%.0f%% of true values" (100.0 * inside)
-                        "inside the ±2σ band" ] }
-          | None -> () ]
-    let svg = Svg.render 560.0 380.0 panels
-    try File.WriteAllText(path, svg)
-    with
-    | :? IOException as e -> fail "cannot write the plot %s: %s" path e.Message
-    | :? UnauthorizedAccessException as e -> fail "cannot write the plot %s: %s" path e.Message
-    Path.GetFullPath path
+let private diabetesFigures (d: DiabetesResult) (split: Datasets.Split) (g: Gaussian) =
+    let training =
+        let p = Plots.figure "Diabetes: NTK ensemble during training" "training time t (log scale)" "test RMSE, posterior σ of f"
+        Plots.logX p
+        let xs = d.Trajectory |> Array.map (fst >> log10)
+        Plots.line p "NTK ens. RMSE" Plots.palette[1] false true xs (Array.map snd d.Trajectory) |> ignore
+        Plots.line p "NTK ens. σ of f" Plots.palette[3] false true xs (Array.map snd d.StdTrajectory) |> ignore
+        Plots.level p "NTK RMSE, t = ∞" Plots.palette[1] d.NtkRmse |> ignore
+        Plots.level p "NNGP RMSE" Plots.palette[0] d.NngpRmse |> ignore
+        Plots.level p "predict the mean" "#777777" d.BaselineRmse |> ignore
+        Plots.note p (sprintf "%d train, %d test; σ: posterior std of f\n(mean over test points, no noise; prior at t = 0)" d.Train d.Test) |> ignore
+        Plots.legend p ScottPlot.Alignment.UpperRight
+        p
+    // Test patients sorted by predicted progression: NNGP mean ± 2σ against the truth.
+    let posterior =
+        let m = split.YTest.Length
+        let s = d.TargetStd
+        let cov = g.Covariance.Value
+        let order = Array.init m id |> Array.sortBy (fun i -> g.Mean.Data[i])
+        let xs = Array.init m float
+        let mean = order |> Array.map (fun i -> s * g.Mean.Data[i])
+        let sd = order |> Array.map (fun i -> 2.0 * s * sqrt (max 0.0 cov.Data[i * m + i]))
+        let lo, hi = Array.map2 (-) mean sd, Array.map2 (+) mean sd
+        let truth = order |> Array.map (fun i -> s * split.YTest.Data[i])
+        let inside = Array.map3 (fun y l h -> if y >= l && y <= h then 1.0 else 0.0) truth lo hi |> Array.average
+        let p = Plots.figure "Diabetes: NNGP posterior on test patients" "test patients, sorted by predicted mean" "progression − training mean"
+        Plots.band p "mean ± 2σ" Plots.palette[0] xs lo hi |> ignore
+        Plots.line p "NNGP posterior mean" Plots.palette[0] false false xs mean |> ignore
+        Plots.points p "true value" "#444444" ScottPlot.MarkerShape.FilledCircle 5.0f xs truth |> ignore
+        Plots.note p (sprintf "%.0f%% of true values inside the ±2σ band" (100.0 * inside)) |> ignore
+        Plots.legend p ScottPlot.Alignment.UpperLeft
+        p
+    training, posterior
+
+/// Writes every figure as PNG and SVG and returns their paths.
+let private plot (out: string) (o: Options) (rows: DigitsRow list) (cnn: CnnRow option)
+                 (diab: (DiabetesResult * (Datasets.Split * Gaussian)) option) (finite: FiniteVsInfinite.Result option) =
+    let stem = Plots.stemOf out
+    [ if not rows.IsEmpty || cnn.IsSome then
+        yield! Plots.save stem "digits-accuracy" (digitsFigure o rows cnn)
+      if not rows.IsEmpty then yield! Plots.save stem "digits-ntk-heatmap" (ntkHeatmap o)
+      match diab with
+      | Some(d, (split, g)) ->
+          let training, posterior = diabetesFigures d split g
+          yield! Plots.save stem "diabetes-training" training
+          yield! Plots.save stem "diabetes-posterior" posterior
+      | None -> ()
+      match finite with
+      | Some f ->
+          yield! Plots.save stem "finite-vs-infinite" (FiniteFigures.trajectory f)
+          yield! Plots.save stem "finite-distance" (FiniteFigures.distances f)
+      | None -> () ]
 
 /// <summary>Runs the demo; <paramref name="progress"/> is told what is being computed.</summary>
 let compute (progress: string -> unit) (o: Options) : Results =
@@ -370,8 +389,15 @@ let compute (progress: string -> unit) (o: Options) : Results =
     let rows = if o.Digits then digits progress o else []
     let cnn = if o.Digits then o.Cnn |> Option.map (cnnDigits progress o) else None
     let diab = if o.Diabetes then Some(diabetes progress o) else None
-    let plotPath = o.Plot |> Option.map (fun p -> progress "writing the plot"; plot p o rows cnn diab)
-    { Digits = rows; Cnn = cnn; Diabetes = diab |> Option.map fst; Plot = plotPath; Seconds = sw.Elapsed.TotalSeconds }
+    // The finite networks train on diabetes: they run with that data set.
+    let finite = if o.Diabetes then o.Finite |> Option.map (FiniteVsInfinite.compute progress) else None
+    let plots =
+        match o.Plot with
+        | Some p ->
+            progress "writing the figures"
+            plot p o rows cnn diab finite
+        | None -> []
+    { Digits = rows; Cnn = cnn; Diabetes = diab |> Option.map fst; Finite = finite; Plots = plots; Seconds = sw.Elapsed.TotalSeconds }
 
 /// <summary>The results as a table.</summary>
 let report (o: Options) (r: Results) (w: TextWriter) =
@@ -405,10 +431,16 @@ let report (o: Options) (r: Results) (w: TextWriter) =
         w.WriteLine(sprintf "  %-19s  %9.2f  %19s" (sprintf "NTK best t = %.3g" tBest) best "-")
         w.WriteLine "  (predictive std: of the network output f at the test points, without observation noise)"
     | None -> ()
-    w.WriteLine ""
-    match r.Plot with
-    | Some p -> w.WriteLine(sprintf "Plot written to %s" p)
+    match r.Finite with
+    | Some f ->
+        w.WriteLine ""
+        FiniteVsInfinite.report f w
     | None -> ()
+    w.WriteLine ""
+    if not r.Plots.IsEmpty then
+        w.WriteLine "Figures written (PNG and SVG):"
+        for p in r.Plots do
+            if p.EndsWith ".png" then w.WriteLine(sprintf "  %s (.svg)" p)
     w.WriteLine(sprintf "Total time %.1f s" r.Seconds)
 
 /// <summary>Runs the demo with a progress display on stderr when it is a terminal, then prints the table.</summary>
