@@ -61,6 +61,8 @@ let legend (p: Plot) (corner: Alignment) = p.ShowLegend(corner) |> ignore
 let note (p: Plot) (text: string) =
     let a = p.Add.Annotation(text, Alignment.LowerLeft)
     a.LabelFontSize <- 11.0f
+    a.LabelBackgroundColor <- Colors.White.WithAlpha(0.85)
+    a.LabelBorderColor <- Colors.Gray
     a
 
 /// Marks the x axis (or y axis) as log10 of the data: the caller plots log10 values; ticks then read as the data's
