@@ -77,9 +77,10 @@ let private logTicks () =
 let logX (p: Plot) = p.Axes.Bottom.TickGenerator <- logTicks ()
 let logY (p: Plot) = p.Axes.Left.TickGenerator <- logTicks ()
 
-/// A heatmap of a square matrix (row 0 at the top), with a colour bar.
+/// A heatmap of a matrix, entry (i, j) at x = j, y = i (row 0 at the bottom, like the y axis), with a colour bar.
 let heatmap (p: Plot) (m: float[,]) =
     let h = p.Add.Heatmap(m)
+    h.FlipVertically <- true
     h.Colormap <- Colormaps.Viridis()
     p.Add.ColorBar(h) |> ignore
     h
