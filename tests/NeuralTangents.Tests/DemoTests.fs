@@ -278,6 +278,7 @@ let tests =
         testCase "finite vs infinite: bad options name the option" <| fun () ->
             for o, fragment in [ { smallFinite with Seeds = 1 }, "Seeds"
                                  { smallFinite with Widths = [ 0 ] }, "Widths"
+                                 { smallFinite with Widths = [ 32; 100000 ] }, "between 1 and 65536"
                                  { smallFinite with LrFraction = 1.5 }, "LrFraction"
                                  { smallFinite with Test = 1000 }, "Test" ] do
                 let e = throwsExactly<ArgumentException> (fun () -> FiniteVsInfinite.compute ignore o |> ignore)

@@ -145,7 +145,7 @@ let private single (f: Flow) =
 let train (net: Layer) (seed: int) (xTrain: Tensor) (yTrain: Tensor) (xTest: Tensor) (eta: float) (record: int[]) =
     let _, p0 = InitFn.init seed net xTrain.Shape
     let n = xTrain.Shape[0]
-    let mutable theta = Params.toVector p0
+    let theta = Params.toVector p0 // updated in place
     let last = Array.max record
     let out = ResizeArray()
     for k in 0 .. last do
@@ -164,7 +164,9 @@ let private rms (xs: float seq) = sqrt (Seq.average (Seq.map (fun v -> v * v) xs
 
 /// <summary>Runs the experiment; <paramref name="progress"/> is told what is being computed.</summary>
 let compute (progress: string -> unit) (o: Options) : Result =
-    if o.Widths.IsEmpty || o.Widths |> List.exists (fun w -> w < 1) then invalidArg "Widths" (sprintf "give widths ≥ 1, got %A" o.Widths)
+    // Width 65536 already holds ~0.8M parameters per network and N × 65536 activations per step.
+    if o.Widths.IsEmpty || o.Widths |> List.exists (fun w -> w < 1 || w > 65536) then
+        invalidArg "Widths" (sprintf "give widths between 1 and 65536, got %A" o.Widths)
     if o.Seeds < 2 then invalidArg "Seeds" (sprintf "must be ≥ 2 (a spread needs two networks), got %d" o.Seeds)
     if o.Steps < 1 then invalidArg "Steps" (sprintf "must be ≥ 1, got %d" o.Steps)
     if not (o.LrFraction > 0.0 && o.LrFraction < 1.0) then
