@@ -59,6 +59,9 @@ let run (argv: string[]) =
         for label, env in [ ".NET's default JIT settings", []
                             "TieredCompilation.QuickJitForLoops off (as nt runs)", [ "DOTNET_TC_QuickJitForLoops", "0" ] ] do
             let psi = ProcessStartInfo(Environment.ProcessPath)
+            // Run as `dotnet NeuralTangents.Benchmarks.dll`, the process is the dotnet host: pass it the assembly.
+            if IO.Path.GetFileNameWithoutExtension Environment.ProcessPath = "dotnet" then
+                psi.ArgumentList.Add(Reflection.Assembly.GetEntryAssembly().Location)
             for a in [ "--small-child"; string n ] do psi.ArgumentList.Add a
             psi.RedirectStandardOutput <- true
             psi.UseShellExecute <- false
