@@ -220,34 +220,6 @@ let abReluProfile () =
     let cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds
     printfn "abReluNormRun (division-free): %.0f M elements per CPU second" (float (reps * len) / cpu / 1e6)
 
-/// Issue #9 item 7, a small request: where the time of one depth-10 ReLU MLP kernel (N = 1024, d = 784, nngp + ntk)
-/// goes, in this process (--small). Wall and CPU time (this process, all threads) of each step, first call (cold:
-/// JIT, thread pools, OpenBLAS start-up, first touch of fresh memory) and the median of five warm calls.
-let small () =
-    let cpu () = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds
-    let n, d = 1024, 784
-    let x = Tensor.create [| n; d |] (normals 7 (n * d))
-    let net = Stax.serial ([ for _ in 1 .. 10 do yield Stax.dense 512 1.5 (Some 0.05); yield Stax.relu ] @ [ Stax.dense 1 1.5 (Some 0.05) ])
-    let measure (f: unit -> unit) =
-        let c0 = cpu ()
-        let sw = Stopwatch.StartNew()
-        f ()
-        sw.Elapsed.TotalMilliseconds, cpu () - c0
-    let row (name: string) (f: unit -> unit) =
-        let cold = measure f
-        let warm = Array.init 5 (fun _ -> measure f) |> Array.sortBy fst
-        let wallW, cpuW = warm[2]
-        printfn "| %s | %.1f | %.1f | %.1f | %.1f |" name (fst cold) (snd cold) wallW cpuW
-    printfn "%s; %d cores" (Native.describe ()) Environment.ProcessorCount
-    printfn "| step | cold wall (ms) | cold CPU (ms) | warm wall, median of 5 (ms) | its CPU (ms) |"
-    printfn "|---|---|---|---|---|"
-    row "Parallel.For, empty (thread pool start)" (fun () -> Threading.Tasks.Parallel.For(0, 8, fun _ -> ()) |> ignore)
-    row "x·xᵀ/d by gemm (1.6 GFLOP)" (fun () -> Linalg.gemmNT (1.0 / float d) x.Data n x.Data n d |> ignore)
-    row "x·xᵀ/d by syrk (0.8 GFLOP)" (fun () -> Linalg.gram (1.0 / float d) x.Data n d |> ignore)
-    row "fresh 8 MB buffer, written once" (fun () -> Array.create (n * n) 1.0 |> ignore)
-    row "input kernel (KernelFn.inputKernel)" (fun () -> KernelFn.inputKernel net x None Both |> ignore)
-    row "KernelFn.compute, nngp + ntk" (fun () -> KernelFn.compute net x None Both |> ignore)
-
 let runChild (args: string[]) (env: (string * string) list) =
     let psi = ProcessStartInfo(Environment.ProcessPath)
     for a in args do psi.ArgumentList.Add a
@@ -268,7 +240,7 @@ let main argv =
     let depth = 10
     let runs = if quick then 3 else 5
     if Array.contains "--layers" argv then layers n d; exit 0
-    if Array.contains "--small" argv then small (); exit 0
+    if Array.contains "--small" argv || Array.contains "--small-child" argv then Small.run argv; exit 0
     if Array.contains "--activations" argv then Activations.run quick; exit 0
     if Array.contains "--abrelu-profile" argv then abReluProfile (); exit 0
     if Array.contains "--cnn" argv || Array.contains "--cnn-quick" argv then

@@ -188,6 +188,15 @@ let private dispatch (cancel: Threading.CancellationToken) (args: ParseResults<N
         stdout.Write(version () + "\n")
         stdout.Flush()
 
+/// <summary><c>nt kernel [REQUEST.json]</c>, the one-request-per-process form, read without Argu: building Argu's
+/// parser reflects over every command's argument unions, ~0.3 CPU-s at each start, more than a small kernel's
+/// arithmetic (issue #9 item 7). Options, help and other commands still go through Argu.</summary>
+let private plainKernel (argv: string[]) : string option option =
+    match argv with
+    | [| "kernel" |] -> Some None
+    | [| "kernel"; path |] when not (path.StartsWith '-') -> Some(Some path)
+    | _ -> None
+
 /// Drops .NET's " (Parameter 'x')" suffix, naming the parameter up front unless the message already does.
 let private argumentMessage (e: ArgumentException) =
     let suffix = sprintf " (Parameter '%s')" e.ParamName
@@ -237,13 +246,9 @@ let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextW
             stdout.Write(version () + "\n")
             stdout.Flush()
         else
-            let args = parser.Value.ParseCommandLine(argv, raiseOnUsage = true)
-            if args.Contains Version then
-                stdout.Write(version () + "\n")
-                stdout.Flush()
-            else
-                // Ctrl-C (SIGINT) asks the running computation to stop at the next tile boundary; a second Ctrl-C
-                // ends the process at once.
+            // Ctrl-C (SIGINT) asks the running computation to stop at the next tile boundary; a second Ctrl-C
+            // ends the process at once.
+            let cancellable (f: Threading.CancellationToken -> unit) =
                 use cts = new Threading.CancellationTokenSource()
                 let onCancel =
                     ConsoleCancelEventHandler(fun _ e ->
@@ -251,8 +256,17 @@ let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextW
                             e.Cancel <- true
                             cts.Cancel())
                 Console.CancelKeyPress.AddHandler onCancel
-                try dispatch cts.Token args stdin stdout stderr
+                try f cts.Token
                 finally Console.CancelKeyPress.RemoveHandler onCancel
+            match plainKernel argv with
+            | Some request ->
+                cancellable (fun token -> Progress.using stderr (fun p -> KernelCommand.runWith token p request stdin stdout))
+            | None ->
+            let args = parser.Value.ParseCommandLine(argv, raiseOnUsage = true)
+            if args.Contains Version then
+                stdout.Write(version () + "\n")
+                stdout.Flush()
+            else cancellable (fun token -> dispatch token args stdin stdout stderr)
         0
     with
     | :? OperationCanceledException as e ->

@@ -106,6 +106,23 @@ type private Tracker(inner: IProgress<TileProgress> option) =
             lock t (fun () -> if t.Last |> Option.forall (fun l -> l.TilesDone <= p.TilesDone) then t.Last <- Some p)
             inner |> Option.iter (fun i -> i.Report p)
 
+/// NT_TIMINGS=1: each phase of the command writes its wall and process CPU time to stderr (the library adds its
+/// own steps), the profile of small requests (issue #9 item 7).
+let private timings = Environment.GetEnvironmentVariable "NT_TIMINGS" = "1"
+
+let private phase (name: string) (f: unit -> 'T) : 'T =
+    if not timings then f ()
+    else
+        let cpu () = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds
+        let c0 = cpu ()
+        let sw = Stopwatch.StartNew()
+        let r = f ()
+        let wall = sw.Elapsed.TotalMilliseconds
+        let sinceStart = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalMilliseconds
+        Console.Error.WriteLine(String.Format("nt timings: {0,-44} wall {1,8:F2} ms  cpu {2,8:F2} ms  (process: {3:F0} ms wall, {4:F0} ms cpu)",
+                                              "nt kernel: " + name, wall, cpu () - c0, sinceStart, cpu ()))
+        r
+
 /// <summary>Runs <c>nt kernel</c>: reads the request (file, or stdin when None or "-"), computes the kernels in
 /// tiles (see <c>Batching</c>) and writes the JSON response to <paramref name="stdout"/>. Every quantity is checked
 /// finite before anything is written. With "out" the arrays are filled tile by tile in .npy files, resumable
@@ -113,8 +130,8 @@ type private Tracker(inner: IProgress<TileProgress> option) =
 /// boundary with an <c>OperationCanceledException</c> whose message says how to resume.</summary>
 /// <exception cref="T:NeuralTangents.Cli.CliError">and the library's exceptions, for the caller to report.</exception>
 let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgress> option) (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
-    let text, baseDir = RequestIo.read requestPath stdin
-    let req = KernelRequest.parse baseDir text
+    let text, baseDir = phase "read request" (fun () -> RequestIo.read requestPath stdin)
+    let req = phase "parse request (arch, inputs)" (fun () -> KernelRequest.parse baseDir text)
     match FiniteKernel.modeOf text with
     | Some mode -> FiniteKernel.run cancel req mode stdout
     | None ->
@@ -144,11 +161,11 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
               "cov1"
               if req.X2.IsSome then "cov2" ]
         let result =
-            try TiledFiles.compute options req.Layout req.Arch req.X1 req.X2 req.Get names prefix
+            try phase "kernel to files" (fun () -> TiledFiles.compute options req.Layout req.Arch req.X1 req.X2 req.Get names prefix)
             with :? OperationCanceledException as e -> interrupted e
         let ms = sw.Elapsed.TotalMilliseconds
         for name in [ (if req.Get <> Ntk then Some "nngp" else None); (if req.Get.WantsNtk then Some "ntk" else None); Some "cov1"; Some "cov2" ] |> List.choose id do
-            out.Write(sprintf "  \"%s\": " name)
+            out.Write("  \"" + name + "\": ")
             match result.Files |> List.tryFind (fun (n, _) -> n = name) with
             | Some(_, path) -> out.Write(JsonArrays.quote path)
             | None -> out.Write "null"
@@ -156,21 +173,24 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
         writeElapsed out ms
     | None ->
         let k =
-            try Batching.computeWithLayout options req.Layout req.Arch req.X1 req.X2 req.Get
+            try phase "kernel" (fun () -> Batching.computeWithLayout options req.Layout req.Arch req.X1 req.X2 req.Get)
             with :? OperationCanceledException as e -> interrupted e
         let ms = sw.Elapsed.TotalMilliseconds
         let items = quantities req.Get k
-        for name, t in items do
-            t |> Option.iter (RequestIo.checkFinite name (sprintf "the inputs are too large for this network; rescale %s" (inputsOf name req.X2.IsSome)))
-        for name, t in items do
-            out.Write(sprintf "  \"%s\": " name)
-            match t with
-            | Some t -> JsonArrays.writeTensor out 2 t
-            | None -> out.Write "null"
-            out.Write(",\n")
-        writeElapsed out ms
-    stdout.Write(out.ToString())
-    stdout.Flush()
+        phase "finiteness check" (fun () ->
+            for name, t in items do
+                t |> Option.iter (RequestIo.checkFinite name ("the inputs are too large for this network; rescale " + inputsOf name req.X2.IsSome)))
+        phase "format JSON response" (fun () ->
+            for name, t in items do
+                out.Write("  \"" + name + "\": ")
+                match t with
+                | Some t -> JsonArrays.writeTensor out 2 t
+                | None -> out.Write "null"
+                out.Write(",\n")
+            writeElapsed out ms)
+    phase "write stdout" (fun () ->
+        stdout.Write(out.ToString())
+        stdout.Flush())
 
 /// <summary>Runs <c>nt kernel</c> without cancellation or progress (see <c>runWith</c>).</summary>
 let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =

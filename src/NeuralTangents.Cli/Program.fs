@@ -1,9 +1,50 @@
 module NeuralTangents.Cli.Program
 
 open System
+open System.IO
+open System.Threading.Tasks
+open NeuralTangents
+
+/// NT_TIMINGS=1: the time from process start (dotnet host, runtime, assembly loading) to a point of nt, on stderr.
+let private mark (what: string) =
+    if Environment.GetEnvironmentVariable "NT_TIMINGS" = "1" then
+        let p = Diagnostics.Process.GetCurrentProcess()
+        let wall, cpu = (DateTime.Now - p.StartTime).TotalMilliseconds, p.TotalProcessorTime.TotalMilliseconds
+        Console.Error.WriteLine(String.Format("nt timings: {0,-44} wall {1,8:F2} ms  cpu {2,8:F2} ms", what, wall, cpu))
+
+/// <summary>Start-up work that every <c>nt kernel</c> request needs before its first kernel, started on a pool
+/// thread while the main thread parses the command line and reads the request (issue #9 item 7): loading the
+/// native BLAS (OpenBLAS starts its own threads), starting the thread pool's workers, and compiling (JIT) the
+/// kernel path — input Gram matrix, plan, fused Dense → ReLU pass, tiling — on a network of four inputs. On two
+/// cores this takes the main thread's idle neighbour; nothing computed is kept, and a failure is left to the
+/// request's own computation to report.</summary>
+let private warmUp () =
+    Task.Run(fun () ->
+        try
+            let x = Tensor.create [| 4; 3 |] [| for i in 0 .. 11 -> float (i % 5) - 2.0 |]
+            let net = Stax.serial [ Stax.dense 8 1.0 (Some 0.1); Stax.relu; Stax.dense 1 1.0 None ]
+            Batching.compute BatchOptions.Default net x None Both |> ignore
+            Parallel.For(0, Environment.ProcessorCount, fun _ -> ()) |> ignore
+        with _ -> ())
+    |> ignore
 
 [<EntryPoint>]
 let main argv =
+    mark "process start to main"
+    let request = argv.Length > 0 && (argv[0] = "kernel" || argv[0] = "predict")
+    if argv.Length > 0 && argv[0] = "kernel" then warmUp ()
     // At an interactive terminal, a missing request file is an error rather than a silent wait for typed JSON.
     let stdin = if Console.IsInputRedirected then Console.In else IO.TextReader.Null
-    Cli.run argv stdin Console.Out Console.Error
+    // A request's answer (up to tens of MB of JSON) goes through a 64 kB buffer flushed at the end, instead of the
+    // console writer's small buffer and flush per write. Other commands keep the console's line-by-line output.
+    let stdout =
+        if request then
+            let w = new StreamWriter(Console.OpenStandardOutput(), Text.UTF8Encoding(false), 1 <<< 16)
+            Console.SetOut w
+            Console.Out
+        else Console.Out
+    let code =
+        try Cli.run argv stdin stdout Console.Error
+        finally stdout.Flush()
+    mark "main returns (since process start)"
+    code

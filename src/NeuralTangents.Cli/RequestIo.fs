@@ -171,7 +171,8 @@ let prepareOut (prefix: string option) =
 
 /// Fails unless every value of t is finite, naming the array, the first bad value and its index.
 let checkFinite (name: string) (advice: string) (t: Tensor) =
-    match t.Data |> Array.tryFindIndex (Double.IsFinite >> not) with
+    // One vectorised pass decides; the element-by-element search runs only to name a bad value.
+    match (if Tensor.isFinite t then None else t.Data |> Array.tryFindIndex (Double.IsFinite >> not)) with
     | None -> ()
     | Some k ->
         let v = t.Data[k]

@@ -65,7 +65,9 @@ module KernelFn =
         let p = KernelPlan.compile layer
         let p = if exec.Fuse then KernelPlan.fuse p else p
         // The input kernel is allocated here (a Gram matrix and variances, never x1/x2's buffers), so the plan owns it.
-        KernelPlan.run exec p (One(inputKernelWithLayout request layer x1 x2 get)) true |> single
+        let input = Timings.time "input kernel" (fun () -> inputKernelWithLayout request layer x1 x2 get)
+        let out = KernelPlan.run exec p (One input) true
+        Timings.time "finiteness check" (fun () -> single out)
 
     /// <summary><c>compute</c> with an explicit <see cref="T:NeuralTangents.Execution"/> (the reference execution
     /// allocates every intermediate and fuses nothing; same numbers).</summary>
@@ -112,7 +114,9 @@ module KernelFn =
 
     /// <c>computeWithLayout</c> with a plan compiled by <c>compilePlan</c> for the same execution and layer.
     let internal runPlan (exec: Execution) (plan: KernelPlan) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        KernelPlan.run exec plan (One(inputKernelWithLayout request layer x1 x2 get)) true |> single
+        let input = Timings.time "input kernel" (fun () -> inputKernelWithLayout request layer x1 x2 get)
+        let out = KernelPlan.run exec plan (One input) true
+        Timings.time "finiteness check" (fun () -> single out)
 
     /// <summary><c>compute</c> with the <c>pattern</c> side input of graph networks (neural_tangents'
     /// <c>kernel_fn(x1, x2, get, pattern=(pattern1, pattern2))</c>): every <c>Aggregate</c> layer aggregates x1's

@@ -222,7 +222,12 @@ module internal KernelPlan =
                     for a in arraysOf (get s) do refs[box a] <- count a - 1
                     regs[s] <- None
             setReg dst k
-        for op in plan.Ops do
+        let opName (op: KernelOp) =
+            match op with
+            | LeafOp(l, _, _, _) | MergeOp(l, _, _, _) -> Definitions.name l
+            | FusedDenseAbReluOp _ -> "Dense+ABRelu (fused)"
+            | FusedConvStackOp(leaves, _, _) -> sprintf "Conv/ABRelu stack of %d (fused)" leaves.Length
+        let step (op: KernelOp) =
             match op with
             | LeafOp(_, d, src, dst) ->
                 checkLayout d (get src)
@@ -245,6 +250,8 @@ module internal KernelPlan =
                     | None -> leaves |> List.fold (fun k (_, d) -> checkLayout d k; d.Kernel false k) k0
                 finish [ src ] dst k
             | MergeOp(_, m, srcs, dst) -> finish srcs dst (m.Kernel (List.map get srcs))
+        for op in plan.Ops do
+            if Timings.enabled then Timings.time ("op " + opName op) (fun () -> step op) else step op
         match plan.Output with
         | OneReg r -> One(get r)
         | ManyRegs rs -> Many(List.map get rs)

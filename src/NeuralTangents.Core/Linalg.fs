@@ -464,19 +464,22 @@ module internal Linalg =
     /// mirrored the same way.</summary>
     let gram (alpha: float) (a: float[]) (n: int) (k: int) : float[] =
         checkSize "a" a (n * k)
+        Timings.time "native library load" (fun () -> Native.libraries () |> ignore)
         let c =
-            let c = Array.zeroCreate (n * n)
-            if Native.trySyrkLower alpha a n k 0.0 c then c
-            else gemmNT alpha a n a n k
+            Timings.time "Gram product (syrk, lower triangle)" (fun () ->
+                let c = Array.zeroCreate (n * n)
+                if Native.trySyrkLower alpha a n k 0.0 c then c
+                else gemmNT alpha a n a n k)
         // Mirror the lower triangle in 64×64 tile pairs (both reads stay in cache).
         let tile = 64
         let tiles = (n + tile - 1) / tile
+        Timings.time "Gram mirror" (fun () ->
         parallelRanges tiles (float (tile * n)) (fun lo hi ->
             for bi in lo .. hi - 1 do
                 for bj in bi .. tiles - 1 do
                     for i in bi * tile .. min n ((bi + 1) * tile) - 1 do
                         for j in max (i + 1) (bj * tile) .. min n ((bj + 1) * tile) - 1 do
-                            c[i * n + j] <- c[j * n + i])
+                            c[i * n + j] <- c[j * n + i]))
         c
 
     /// <summary>The lower triangle (with diagonal) of the symmetric C (n×n) ← C + alpha · A·Aᵀ, A n×k: native dsyrk

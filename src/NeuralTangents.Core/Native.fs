@@ -3,6 +3,28 @@ namespace NeuralTangents
 open System
 open System.Runtime.InteropServices
 
+/// <summary>With the environment variable <c>NT_TIMINGS=1</c>, the steps of a kernel computation (the input kernel,
+/// every operation of the plan) write their wall time and this process's CPU time (all threads) to stderr: the
+/// profile of small requests (issue #9 item 7). Off (the default), a step costs one test of a flag.</summary>
+module internal Timings =
+
+    /// Read once, when the module is first used.
+    let enabled = Environment.GetEnvironmentVariable "NT_TIMINGS" = "1"
+
+    let private cpuMs () = Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds
+
+    /// Runs f, reporting its times under the name <paramref name="step"/> when enabled.
+    let time (step: string) (f: unit -> 'T) : 'T =
+        if not enabled then f ()
+        else
+            let c0 = cpuMs ()
+            let sw = Diagnostics.Stopwatch.StartNew()
+            let r = f ()
+            let wall = sw.Elapsed.TotalMilliseconds
+            // String.Format, not eprintfn: F#'s printf costs tens of milliseconds of JIT on first use.
+            Console.Error.WriteLine(String.Format("nt timings: {0,-44} wall {1,8:F2} ms  cpu {2,8:F2} ms", step, wall, cpuMs () - c0))
+            r
+
 /// Optional native BLAS/LAPACK (OpenBLAS, LAPACKE), probed once at run time with NativeLibrary.TryLoad.
 /// Nothing here is required: when a library is missing every caller falls back to managed code.
 /// Environment: <c>NT_NATIVE=0</c> disables native code (to test the managed path);
