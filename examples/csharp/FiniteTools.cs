@@ -17,7 +17,7 @@ public static class FiniteToolsExample
         // mish(x) = x·tanh(softplus(x)), written once over dual numbers: φ′ is exact
         var mish = Stax.ElementwiseNumerical(
             "mish", x => x * DualNumber.Tanh(DualNumber.Log1p(DualNumber.Exp(x))), deg: 25);
-        var net = Stax.Serial(
+        var cnn = Stax.Serial(
             Stax.Conv(8, new[] { 3, 3 }, padding: PaddingMode.Same), mish, Stax.Flatten(), Stax.Dense(1));
 
         var images = new double[4, 6, 6, 1];                 // N, height, width, channels (NHWC)
@@ -26,20 +26,20 @@ public static class FiniteToolsExample
                 for (var w = 0; w < 6; w++)
                     images[i, h, w, 0] = Math.Sin(i + 0.7 * h - 0.3 * w);
 
-        NetworkParameters p0 = net.Init(0, 4, 6, 6, 1);     // neural_tangents' init_fn(key, shape)
-        double[,] f0 = net.Apply(p0, images);                // apply_fn(params, x): (4, 1)
+        NetworkParameters p0 = cnn.Init(0, 4, 6, 6, 1);     // neural_tangents' init_fn(key, shape)
+        double[,] f0 = cnn.Apply(p0, images);                // apply_fn(params, x): (4, 1)
 
-        FiniteKernels empirical = FiniteWidth.EmpiricalKernel(net, p0, images, batchSize: 2);
+        FiniteKernels empirical = FiniteWidth.EmpiricalKernel(cnn, p0, images, batchSize: 2);
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         IReadOnlyList<FiniteKernels> estimates = FiniteWidth.MonteCarloKernel(
-            net, images, new[] { 4, 16 }, seed: 1, batchSize: 2,
+            cnn, images, new[] { 4, 16 }, seed: 1, batchSize: 2,
             progress: new Progress<int>(n => Console.Error.Write($"\rsamples {n}/16 ")),
             cancellationToken: timeout.Token);
-        KernelResult exact = net.Kernel(images);             // the infinite-width limit
+        KernelResult exact = cnn.Kernel(images);             // the infinite-width limit
 
-        TaylorExpansion linear = FiniteWidth.Linearize(net, p0);
+        TaylorExpansion linear = FiniteWidth.Linearize(cnn, p0);
         var nudged = FiniteWidth.WithValues(p0, p0.ToVector().Select(v => v * 1.001).ToArray());
-        double[,] fLin = linear.Apply(nudged, images), f = net.Apply(nudged, images);
+        double[,] fLin = linear.Apply(nudged, images), f = cnn.Apply(nudged, images);
 
         Console.WriteLine($"f(θ₀, x₀) {f0[0, 0]:F4}   empirical NTK[0, 1] {empirical.Ntk!.ToMatrix()[0, 1]:F4}");
         Console.WriteLine($"Monte Carlo NTK[0, 1] with 4, 16 samples: {estimates[0].Ntk!.ToMatrix()[0, 1]:F4}, " +
