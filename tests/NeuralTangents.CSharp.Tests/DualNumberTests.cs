@@ -69,6 +69,10 @@ public class DualNumberTests
             Assert.That(user.Ntk, Is.EqualTo(registry.Ntk), name);
         }
 
+        // the builder appends the same layer
+        var built = new NetworkBuilder().Dense(64, 1.3, 0.2).ElementwiseNumerical("my_tanh", DualNumber.Tanh, 30).Dense(1, 0.9, 0.1).Build();
+        Assert.That(built.Kernel(x).Ntk, Is.EqualTo(Mlp(Stax.ElementwiseNumerical("tanh", 30)).Kernel(x).Ntk));
+
         // the finite network's backward pass uses the dual derivative: the empirical NTK of one tanh layer is
         // Σ_c (∂f_c)² with ∂f_c/∂W = φ′·x/√d, so equal layers give equal kernels
         var net1 = Stax.Serial(Stax.Dense(5), Stax.ElementwiseNumerical("tanh", 30), Stax.Dense(2));

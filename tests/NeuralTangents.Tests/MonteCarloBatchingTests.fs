@@ -73,6 +73,9 @@ let tests =
             // a single block (batch_size ≥ N) is the unbatched kernel, whatever the axes
             let o1 = { o with BatchSize = 0 }
             expectSame "one block" (run o1 mlp x6 None) (run { o1 with BatchSize = 6 } mlp x6 None)
+            let none = Tensor.create [| 0; 4 |] [||]
+            let e = throwsExactly<ArgumentException> (fun () -> run { MonteCarlo.options 1 [ 1 ] with BatchSize = 2 } mlp x6 (Some none) |> ignore)
+            Expect.stringContains e.Message "need at least one example" "no examples in x2"
             let e = throwsExactly<ArgumentException> (fun () -> run { MonteCarlo.options 1 [ 1 ] with BatchSize = -1 } mlp x6 None |> ignore)
             Expect.stringContains e.Message "batch_size must be ≥ 0" "negative"
 

@@ -91,24 +91,24 @@ module MonteCarlo =
         let n2 = x2v.Shape[a]
         let gcd = int (Numerics.BigInteger.GreatestCommonDivisor(Numerics.BigInteger n1, Numerics.BigInteger n2))
         let b = if requested = 0 then max n1 n2 else min requested gcd
-        if requested > 0 && (b < 1 || n1 % b <> 0 || n2 % b <> 0) then
+        let empty = n1 = 0 || n2 = 0 // Empirical.kernelFn refuses it with its message
+        if requested > 0 && not empty && (n1 % b <> 0 || n2 % b <> 0) then
             invalidArg "batch_size" (sprintf "%s: batch_size %d must divide the batch sizes N1 = %d and N2 = %d; use a divisor or 0" what requested n1 n2)
         cancel.ThrowIfCancellationRequested()
-        if requested = 0 || (b = n1 && b = n2) then
+        if requested = 0 || empty || (b = n1 && b = n2) then
             let k = Empirical.kernelFn layer traceAxes diagonalAxes x1 x2 get p
             onBlock 1 1
             k
         else
-            let o = {| TraceAxes = traceAxes; DiagonalAxes = diagonalAxes; Cancellation = cancel; Parallelism = copies |}
             let total = (n1 / b) * (n2 / b)
             let outRank = (ApplyFn.apply layer p (takeRange a 0 1 x1)).Rank
             // position of the examples' pair of axes in the kernel: two per outer output axis before the batch axis,
             // one per diagonal axis (neural_tangents' _ntk_shape); traced axes vanish
             let outAxis = Axes.norm outRank axis
             let canon (axes: int[]) = axes |> Array.map (fun x -> if x < 0 then x + outRank else x)
-            let traced, diagonal = canon o.TraceAxes, canon o.DiagonalAxes
+            let traced, diagonal = canon traceAxes, canon diagonalAxes
             if Array.contains outAxis traced || Array.contains outAxis diagonal then
-                invalidArg "batch_size" (sprintf "monte_carlo_kernel_fn: batch_size %d splits the examples, but the output's batch axis %d is in trace_axes %A or diagonal_axes %A; use batch_size 0" requested outAxis o.TraceAxes o.DiagonalAxes)
+                invalidArg "batch_size" (sprintf "%s: batch_size %d splits the examples, but the output's batch axis %d is in trace_axes %A or diagonal_axes %A; use batch_size 0" what requested outAxis traceAxes diagonalAxes)
             let pos = Seq.sum (seq { for x in 0 .. outAxis - 1 -> if Array.contains x traced then 0 elif Array.contains x diagonal then 1 else 2 })
             // the whole kernel, allocated at the first block (its shape is the block's with N1, N2 for b, b)
             let place (acc: (int[] * float[]) option) (bi: int) (bj: int) (block: Tensor option) =
@@ -122,7 +122,8 @@ module MonteCarlo =
                         match acc with
                         | Some a -> a
                         | None ->
-                            Memory.checkKernel (int64 n1) (int64 n2) (int64 outer * int64 inner) o.Parallelism
+                            // copies: the kernels alive at once (a Monte Carlo pass holds one per sample in flight)
+                            Memory.checkKernel (int64 n1) (int64 n2) (int64 outer * int64 inner) copies
                             Array.concat [ bs[.. pos - 1]; [| n1; n2 |]; bs[pos + 2 ..] ], Array.zeroCreate (outer * n1 * n2 * inner)
                     for u in 0 .. outer - 1 do
                         for i in 0 .. b - 1 do
@@ -135,11 +136,11 @@ module MonteCarlo =
             let mutable ntk = None
             for bi in 0 .. n1 / b - 1 do
                 for bj in 0 .. n2 / b - 1 do
-                    o.Cancellation.ThrowIfCancellationRequested()
+                    cancel.ThrowIfCancellationRequested()
                     let xb1 = takeRange a (bi * b) b x1
                     // a diagonal block of x1 against itself shares its forward passes (x2 = None)
                     let xb2 = if x2.IsNone && bi = bj then None else Some(takeRange a (bj * b) b x2v)
-                    let kn, kt = Empirical.kernelFn layer o.TraceAxes o.DiagonalAxes xb1 xb2 get p
+                    let kn, kt = Empirical.kernelFn layer traceAxes diagonalAxes xb1 xb2 get p
                     nngp <- place nngp bi bj kn
                     ntk <- place ntk bi bj kt
                     onBlock (bi * (n2 / b) + bj + 1) total
