@@ -58,7 +58,11 @@ internal static class Boundary
             .Replace("(pass None for infinite time)", "(double.PositiveInfinity for t = ∞)", StringComparison.Ordinal)
             .Replace("diag_reg_absolute_scale", "diagRegAbsoluteScale", StringComparison.Ordinal)
             .Replace("diag_reg", "diagReg", StringComparison.Ordinal)
-            .Replace("learning_rate", "learningRate", StringComparison.Ordinal);
+            .Replace("learning_rate", "learningRate", StringComparison.Ordinal)
+            .Replace("batch_size", "batchSize", StringComparison.Ordinal)
+            .Replace("n_samples", "nSamples", StringComparison.Ordinal)
+            .Replace("trace_axes", "traceAxes", StringComparison.Ordinal)
+            .Replace("diagonal_axes", "diagonalAxes", StringComparison.Ordinal);
         m = Regex.Replace(m, @"\[\|(.*?)\|\]", a => "[" + a.Groups[1].Value.Replace("; ", ", ", StringComparison.Ordinal) + "]");
         m = Regex.Replace(m, @"\bNone\b", "null");
         m = Regex.Replace(m, @"\bSome\b ?", string.Empty);

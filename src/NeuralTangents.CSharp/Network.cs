@@ -227,6 +227,26 @@ public sealed class Network : IEquatable<Network>
         return TensorModule.ToArray2D(y);
     }
 
+    /// <summary>The outputs of the finite network for images, NHWC (N, height, width, channels) unless the network's
+    /// layers state other axes; the network must end flat (e.g. Flatten() then Dense).</summary>
+    /// <inheritdoc cref="Apply(NetworkParameters, double[,])"/>
+    public double[,] Apply(NetworkParameters parameters, double[,,,] x) => ApplyTensor(parameters, FiniteWidth.Images(x, nameof(x)));
+
+    /// <summary>The outputs of the finite network for inputs given as jagged rows (one <c>double[]</c> per input).</summary>
+    /// <inheritdoc cref="Apply(NetworkParameters, double[,])"/>
+    public double[,] Apply(NetworkParameters parameters, double[][] x) => Apply(parameters, Inputs.Rows(x, nameof(x)));
+
+    /// <summary>The outputs of the finite network for single-precision inputs, widened (exactly) to double.</summary>
+    /// <inheritdoc cref="Apply(NetworkParameters, double[,])"/>
+    public double[,] Apply(NetworkParameters parameters, float[,] x) => Apply(parameters, Inputs.Widen(x, nameof(x)));
+
+    private double[,] ApplyTensor(NetworkParameters parameters, Tensor x)
+    {
+        Boundary.NotNull(parameters, nameof(parameters));
+        var y = Boundary.Call(() => ApplyFn.Apply(layer, parameters.Value, x), Boundary.Names(("params", "parameters"), ("x", "x")));
+        return OutputMatrix.Of(y);
+    }
+
     /// <summary>Whether <paramref name="other"/> describes the same layers with the same arguments.</summary>
     /// <param name="other">The network to compare with; may be null.</param>
     /// <returns>True when the two networks are structurally equal.</returns>

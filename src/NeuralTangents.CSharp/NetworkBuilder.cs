@@ -172,6 +172,15 @@ public sealed class NetworkBuilder
     /// <returns>A new builder ending in ElementwiseNumerical.</returns>
     public NetworkBuilder ElementwiseNumerical(string fn, int deg, string? df = null) => Add(Stax.ElementwiseNumerical(fn, deg, df));
 
+    /// <summary>Appends <see cref="Stax.ElementwiseNumerical(string, Func{DualNumber, DualNumber}, int)"/>: a user
+    /// activation written over <see cref="DualNumber"/>s (φ′ exact).</summary>
+    /// <param name="name">The layer's name, for printing and errors.</param>
+    /// <param name="fn">φ over dual numbers.</param>
+    /// <param name="deg">Nodes per axis, 1 to 150.</param>
+    /// <returns>A new builder ending in that activation.</returns>
+    public NetworkBuilder ElementwiseNumerical(string name, Func<DualNumber, DualNumber> fn, int deg) =>
+        Add(Stax.ElementwiseNumerical(name, fn, deg));
+
     /// <summary>Appends <see cref="Stax.Named(string)"/>: a registry activation with 25 nodes per axis.</summary>
     /// <param name="fn">A name from <see cref="Stax.ActivationNames"/>.</param>
     /// <returns>A new builder ending in that activation.</returns>

@@ -280,18 +280,22 @@ public static class Stax
         return Wrap(Boundary.Call(() => StaxModule.ElementwiseNumerical(name, f, d, deg), Boundary.Names()));
     }
 
-    /// <summary>ElementwiseNumerical from a user function written over <see cref="Dual"/> numbers: φ′ by
-    /// forward-mode differentiation, exact to round-off. Not JSON-encodable.</summary>
+    /// <summary>ElementwiseNumerical from a user function written once over <see cref="DualNumber"/>s: φ′ by
+    /// forward-mode differentiation, exact to round-off (neural_tangents' <c>ElementwiseNumerical(fn, deg)</c>, whose
+    /// φ′ is JAX's <c>grad(fn)</c>). Not JSON-encodable.</summary>
+    /// <example><c>Stax.ElementwiseNumerical("mish", x =&gt; x * DualNumber.Tanh(DualNumber.Log1p(DualNumber.Exp(x))), 25)</c></example>
     /// <param name="name">The layer's name, for printing and errors.</param>
-    /// <param name="fn">φ over dual numbers (use the operators and <c>Dual.Tanh</c>, <c>Dual.Exp</c>, …).</param>
+    /// <param name="fn">φ over dual numbers (operators, constants as doubles, and <see cref="DualNumber.Tanh"/>,
+    /// <see cref="DualNumber.Exp"/>, …).</param>
     /// <param name="deg">Nodes per axis, 1 to 150.</param>
     /// <returns>The layer.</returns>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="deg"/> is out of range.</exception>
-    public static Network ElementwiseNumerical(string name, Func<Dual, Dual> fn, int deg)
+    public static Network ElementwiseNumerical(string name, Func<DualNumber, DualNumber> fn, int deg)
     {
         Boundary.NotNull(name, nameof(name));
-        var f = FuncConvert.FromFunc(Boundary.NotNull(fn, nameof(fn)));
+        Boundary.NotNull(fn, nameof(fn));
+        var f = FuncConvert.FromFunc<Dual, Dual>(x => fn(DualNumber.Of(x)).ToCore());
         return Wrap(Boundary.Call(() => StaxModule.ElementwiseNumericalDual(name, f, deg), Boundary.Names()));
     }
 
@@ -319,8 +323,8 @@ public static class Stax
     }
 
     /// <summary>neural_tangents' <c>Elementwise(fn, nngp_fn)</c> without <c>d_nngp_fn</c>: the NNGP map is written
-    /// over <see cref="Dual"/> numbers in the covariance and E[φ′(u)φ′(v)] = ∂nngp/∂c is its ε part. Not
-    /// JSON-encodable.</summary>
+    /// over <see cref="DualNumber"/>s in the covariance, and E[φ′(u)φ′(v)] = ∂nngp/∂c is its derivative part
+    /// (neural_tangents takes it by autodiff too). Not JSON-encodable.</summary>
     /// <param name="name">The layer's name, for printing and errors.</param>
     /// <param name="nngpFn">(cov12 as a dual number, var1, var2) ↦ E[φ(u)φ(v)].</param>
     /// <param name="fn">φ for the finite network, or null.</param>
@@ -329,12 +333,13 @@ public static class Stax
     /// <exception cref="ArgumentNullException"><paramref name="name"/> or <paramref name="nngpFn"/> is null.</exception>
     public static Network Elementwise(
         string name,
-        Func<Dual, double, double, Dual> nngpFn,
+        Func<DualNumber, double, double, DualNumber> nngpFn,
         Func<double, double>? fn = null,
         Func<double, double>? df = null)
     {
         Boundary.NotNull(name, nameof(name));
-        var n = FuncConvert.FromFunc(Boundary.NotNull(nngpFn, nameof(nngpFn)));
+        Boundary.NotNull(nngpFn, nameof(nngpFn));
+        var n = FuncConvert.FromFunc<Dual, double, double, Dual>((c, q1, q2) => nngpFn(DualNumber.Of(c), q1, q2).ToCore());
         return Wrap(Boundary.Call(() => StaxModule.ElementwiseDual(name, Opt(fn), Opt(df), n), Boundary.Names()));
     }
 

@@ -18,8 +18,8 @@ let keys = [ "monte_carlo"; "empirical" ]
 type Mode =
     /// Monte Carlo estimates; counts as given, and whether "n_samples" was a list (each answer gains a leading axis).
     | MonteCarloMode of options: MonteCarloOptions * isList: bool
-    /// One network drawn from the seed.
-    | EmpiricalMode of seed: int * traceAxes: int[] * diagonalAxes: int[]
+    /// One network drawn from the seed; its kernel over blocks of batchSize examples (0: at once).
+    | EmpiricalMode of seed: int * traceAxes: int[] * diagonalAxes: int[] * batchSize: int
 
 let private show = RequestIo.show
 
@@ -49,7 +49,7 @@ let modeOf (text: string) : Mode option =
     match o["monte_carlo"], o["empirical"] with
     | null, null -> None
     | _ when RequestIo.tilingKeys |> List.exists (fun k -> not (isNull o[k])) ->
-        fail "memory_gb and batch_size tile the infinite-width kernels, not monte_carlo or empirical; remove them (monte_carlo takes its own \"batch_size\")"
+        fail "memory_gb and batch_size tile the infinite-width kernels, not monte_carlo or empirical; remove them (monte_carlo takes its own \"batch_size\", and so does empirical)"
     | _ when not (isNull o["kwargs"]) ->
         fail "kwargs: diagonal_batch and diagonal_spatial apply only to the infinite-width kernels, not with monte_carlo or empirical; remove \"kwargs\""
     | (:? JsonObject as mc), null ->
@@ -72,9 +72,10 @@ let modeOf (text: string) : Mode option =
                     DiagonalAxes = axes "monte_carlo: diagonal_axes" [||] mc["diagonal_axes"] },
                 isList))
     | null, (:? JsonObject as e) ->
-        checkKeys "empirical" [ "seed"; "trace_axes"; "diagonal_axes" ] e
+        checkKeys "empirical" [ "seed"; "trace_axes"; "diagonal_axes"; "batch_size" ] e
         let seed = match e["seed"] with null -> 0 | n -> int "empirical: seed" n
-        Some(EmpiricalMode(seed, axes "empirical: trace_axes" [| -1 |] e["trace_axes"], axes "empirical: diagonal_axes" [||] e["diagonal_axes"]))
+        let batchSize = match e["batch_size"] with null -> 0 | n -> int "empirical: batch_size" n
+        Some(EmpiricalMode(seed, axes "empirical: trace_axes" [| -1 |] e["trace_axes"], axes "empirical: diagonal_axes" [||] e["diagonal_axes"], batchSize))
     | null, n -> fail "empirical: must be an object such as {\"seed\": 0}, got %s" (show n)
     | n, null -> fail "monte_carlo: must be an object such as {\"n_samples\": 100, \"seed\": 0}, got %s" (show n)
     | _ -> fail "monte_carlo and empirical: give one of them, not both"
@@ -91,9 +92,9 @@ let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) 
     let sw = Stopwatch.StartNew()
     let nngp, ntk =
         match mode with
-        | EmpiricalMode(seed, t, d) ->
+        | EmpiricalMode(seed, t, d, batchSize) ->
             let _, p = InitFn.init seed req.Arch req.X1.Shape
-            Empirical.kernelFn req.Arch t d req.X1 req.X2 req.Get p
+            MonteCarlo.empiricalKernelBatched batchSize t d cancel None req.Arch p req.X1 req.X2 req.Get
         | MonteCarloMode(options, isList) ->
             let ks = MonteCarlo.computeWith { options with Cancellation = cancel } req.Arch req.X1 req.X2 req.Get
             if isList then

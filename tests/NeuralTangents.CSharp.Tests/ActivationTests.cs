@@ -5,7 +5,7 @@ using NUnit.Framework;
 namespace NeuralTangents.CSharp.Tests;
 
 /// <summary>The activations of issue #10 from C#: façade values equal the F# union values written by hand, the
-/// null checks of the boundary, and custom activations (Func and Dual) giving the closed-form kernels.</summary>
+/// null checks of the boundary, and custom activations (Func and DualNumber) giving the closed-form kernels.</summary>
 [TestFixture]
 public class ActivationTests
 {
@@ -49,12 +49,12 @@ public class ActivationTests
         Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.Named(null!))!.ParamName, Is.EqualTo("fn"));
         Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.ElementwiseNumerical("f", (Func<double, double>)null!, x => 1.0, 5))!.ParamName, Is.EqualTo("fn"));
         Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.ElementwiseNumerical("f", x => x, null!, 5))!.ParamName, Is.EqualTo("df"));
-        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.ElementwiseNumerical(null!, (Func<Dual, Dual>)(x => x), 5))!.ParamName, Is.EqualTo("name"));
-        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.ElementwiseNumerical("f", (Func<Dual, Dual>)null!, 5))!.ParamName, Is.EqualTo("fn"));
+        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.ElementwiseNumerical(null!, (Func<DualNumber, DualNumber>)(x => x), 5))!.ParamName, Is.EqualTo("name"));
+        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.ElementwiseNumerical("f", (Func<DualNumber, DualNumber>)null!, 5))!.ParamName, Is.EqualTo("fn"));
         Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.Elementwise("e", null!, (c, a, b) => 0.0))!.ParamName, Is.EqualTo("nngpFn"));
-        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.Elementwise("e", (c, a, b) => 0.0, null!))!.ParamName, Is.EqualTo("dNngpFn"));
-        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.Elementwise(null!, (Func<Dual, double, double, Dual>)((c, a, b) => c)))!.ParamName, Is.EqualTo("name"));
-        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.Elementwise("e", (Func<Dual, double, double, Dual>)null!))!.ParamName, Is.EqualTo("nngpFn"));
+        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.Elementwise("e", (Func<double, double, double, double>)((c, a, b) => 0.0), null!))!.ParamName, Is.EqualTo("dNngpFn"));
+        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.Elementwise(null!, (Func<DualNumber, double, double, DualNumber>)((c, a, b) => c)))!.ParamName, Is.EqualTo("name"));
+        Assert.That(Assert.Throws<ArgumentNullException>(() => Stax.Elementwise("e", (Func<DualNumber, double, double, DualNumber>)null!))!.ParamName, Is.EqualTo("nngpFn"));
     }
 
     [Test]
@@ -66,7 +66,7 @@ public class ActivationTests
         Assert.That(Assert.Throws<ArgumentException>(() => Stax.Named("tanhh"))!.Message, Does.Contain("tanhh"));
     }
 
-    /// <summary>Elementwise with the erf NNGP map written over Dual numbers (σ̇ as its ε part) and with an explicit
+    /// <summary>Elementwise with the erf NNGP map written over DualNumbers (σ̇ as its ε part) and with an explicit
     /// derivative both give Erf's closed-form kernel (Williams 1997) to round-off.</summary>
     [Test]
     public void CustomElementwiseMatchesErf()
@@ -75,7 +75,7 @@ public class ActivationTests
         Network Mlp(Network act) => Stax.Serial(Stax.Dense(64, 1.3, 0.2), act, Stax.Dense(1, 0.9, 0.1));
         var exact = Mlp(Stax.Erf()).Kernel(x);
         var dual = Mlp(Stax.Elementwise(
-            "erf", (Dual c, double q1, double q2) => 2.0 / Math.PI * Dual.Asin(2.0 * c / Math.Sqrt((1 + 2 * q1) * (1 + 2 * q2))))).Kernel(x);
+            "erf", (DualNumber c, double q1, double q2) => 2.0 / Math.PI * DualNumber.Asin(2.0 * c / Math.Sqrt((1 + 2 * q1) * (1 + 2 * q2))))).Kernel(x);
         var explicitD = Mlp(Stax.Elementwise(
             "erf",
             (c, q1, q2) => 2.0 / Math.PI * Math.Asin(2.0 * c / Math.Sqrt((1 + 2 * q1) * (1 + 2 * q2))),

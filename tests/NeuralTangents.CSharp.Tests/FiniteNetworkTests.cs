@@ -41,7 +41,7 @@ public class FiniteNetworkTests
         Assert.Throws<ArgumentNullException>(() => net.Init(0, null!));
         var p = net.Init(0, 2, 3);
         Assert.Throws<ArgumentNullException>(() => net.Apply(null!, new double[2, 3]));
-        Assert.Throws<ArgumentNullException>(() => net.Apply(p, null!));
+        Assert.Throws<ArgumentNullException>(() => net.Apply(p, (double[,])null!));
         var e = Assert.Throws<InvalidOperationException>(() => net.Apply(p, new double[2, 5]));
         Assert.That(e!.Message, Does.Contain("channels"));
     }

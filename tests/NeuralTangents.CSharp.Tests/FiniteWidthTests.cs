@@ -93,14 +93,15 @@ public class FiniteWidthTests
         var p = FiniteWidth.WithValues(p0, net.Init(2, 3, 2).ToVector());
         var lin = FiniteWidth.Linearize(net, p0);
         var expected = net.Apply(p, X1);
-        var actual = lin(p, X1);
+        var actual = lin.Apply(p, X1);
         for (var i = 0; i < 3; i++)
         for (var j = 0; j < 2; j++)
         {
             Assert.That(actual[i, j], Is.EqualTo(expected[i, j]).Within(1e-12).Percent);
         }
 
-        Assert.That(FiniteWidth.TaylorExpand(net, p0, 0)(p, X1), Is.EqualTo(net.Apply(p0, X1)));
+        Assert.That(FiniteWidth.TaylorExpand(net, p0, 0).Apply(p, X1), Is.EqualTo(net.Apply(p0, X1)));
+        Assert.That(lin.Degree, Is.EqualTo(1));
         var e = Assert.Throws<ArgumentException>(() => FiniteWidth.TaylorExpand(net, p0, 3));
         Assert.That(e!.ParamName, Is.EqualTo("degree"));
         Assert.Throws<ArgumentException>(() => FiniteWidth.WithValues(p0, new double[1]));

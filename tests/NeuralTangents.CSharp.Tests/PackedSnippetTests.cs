@@ -125,6 +125,40 @@ public class PackedSnippetTests
         Assert.That(line.Value.TrimEnd('\r'), Is.EqualTo(inProcess), run.Describe());
     }
 
+    /// <summary>The README's "Finite widths from C#" block after the quick start (as a new user pastes both into
+    /// Program.cs) builds against the packed packages and prints what the repository's build prints.</summary>
+    [Test]
+    public void PackedSnippet_FiniteWidthsBlock_RunsAfterTheQuickStart()
+    {
+        var code = string.Join("\n", FencedBlock(Path.Combine(RepoRoot, "README.md"), "## C#", "csharp")) + "\n"
+                   + string.Join("\n", FencedBlock(Path.Combine(RepoRoot, "README.md"), "### Finite widths from C#", "csharp")) + "\n";
+        var app = Path.Combine(_root, "csharp", "FiniteApp");
+        Directory.CreateDirectory(app);
+
+        Run("new console", app, "new", "console", "--name", "FiniteApp", "--output", app, "--no-restore").AssertSucceeded();
+        Run("add package", app, "add", "package", "NeuralTangents.CSharp", "--version", _version).AssertSucceeded(_sources);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), code);
+        var run = Run("run", app, "run");
+        run.AssertSucceeded(_sources + "\nProgram.cs:\n" + code);
+
+        var saved = Console.Out;
+        using var printed = new StringWriter { NewLine = "\n" };
+        Console.SetOut(printed);
+        try
+        {
+            CSharpExamples.FiniteToolsExample.Run();
+        }
+        finally
+        {
+            Console.SetOut(saved);
+        }
+
+        var expected = printed.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var lines = run.Stdout.Replace("\r", string.Empty, StringComparison.Ordinal).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines.Length, Is.GreaterThanOrEqualTo(3), run.Describe());
+        Assert.That(lines[^3..], Is.EqualTo(expected), run.Describe());
+    }
+
     [Test]
     public void PackedSnippet_FSharpReadmeBlock_RunsInANewScript()
     {

@@ -3,6 +3,7 @@ namespace NeuralTangents
 open System
 open System.Threading
 open System.Threading.Tasks
+open NeuralTangents.Layers
 
 /// <summary>Settings of a Monte Carlo kernel estimate (neural_tangents' <c>monte_carlo_kernel_fn</c> arguments).</summary>
 type MonteCarloOptions =
@@ -11,8 +12,10 @@ type MonteCarloOptions =
       NSamples: int list
       /// Root key; sample s uses the key split at s, whatever the thread that draws it.
       Key: RngKey
-      /// neural_tangents' batch_size: 0 (the default) for the whole batch, else it must divide N1 and N2. The
-      /// estimate does not depend on it (each example is pulled back on its own here).
+      /// neural_tangents' batch_size: 0 (the default) for the whole kernel at once, else each sample's kernel is
+      /// computed over blocks of min(batch_size, gcd(N1, N2)) examples of x1 and x2, which must divide N1 and N2:
+      /// the working memory of one sample is that of 2·batch_size examples instead of N1 + N2. The estimate does
+      /// not depend on it, bit for bit (each example is pulled back on its own here).
       BatchSize: int
       /// neural_tangents' trace_axes (default [| -1 |]).
       TraceAxes: int[]
@@ -47,18 +50,102 @@ module MonteCarlo =
           Progress = None
           Parallelism = Environment.ProcessorCount }
 
-    let private validate (o: MonteCarloOptions) (x1: Tensor) (x2: Tensor option) =
+    let private validate (o: MonteCarloOptions) =
         if List.isEmpty o.NSamples then invalidArg "n_samples" "monte_carlo_kernel_fn: n_samples is empty; give at least one count ≥ 1"
         match o.NSamples |> List.tryFind (fun n -> n < 1) with
         | Some n -> invalidArg "n_samples" (sprintf "monte_carlo_kernel_fn: n_samples must be ≥ 1, got %d" n)
         | None -> ()
         if o.Parallelism < 1 then invalidArg "parallelism" (sprintf "monte_carlo_kernel_fn: parallelism must be ≥ 1, got %d" o.Parallelism)
         if o.BatchSize < 0 then invalidArg "batch_size" (sprintf "monte_carlo_kernel_fn: batch_size must be ≥ 0, got %d" o.BatchSize)
-        let axis = 0
-        let n1 = x1.Shape[axis]
-        let n2 = match x2 with Some x -> x.Shape[axis] | None -> n1
-        if o.BatchSize > 0 && (n1 % o.BatchSize <> 0 || n2 % o.BatchSize <> 0) then
-            invalidArg "batch_size" (sprintf "monte_carlo_kernel_fn: batch_size %d must divide the batch sizes N1 = %d and N2 = %d; use a divisor or 0" o.BatchSize n1 n2)
+
+    /// <summary>A progress report of a blocked kernel computation: blocks done of the total.</summary>
+    type BlockProgress = { BlocksDone: int; BlocksTotal: int }
+
+    /// Examples start … start + count − 1 of x along its batch axis a (the axis kept, of size count).
+    let private takeRange (a: int) (start: int) (count: int) (x: Tensor) =
+        let front = if a = 0 then x else Tensor.moveAxis a 0 x
+        let inner = if front.Shape[0] = 0 then 0 else front.Length / front.Shape[0]
+        let shape = Array.copy front.Shape
+        shape[0] <- count
+        let block = Tensor.create shape (Array.sub front.Data (start * inner) (count * inner))
+        if a = 0 then block else Tensor.moveAxis 0 a block
+
+    /// <summary>neural_tangents' serial batching of one sample's empirical kernel (<c>nt.batch(…, batch_size)</c>
+    /// around <c>kernel_fn_sample_once</c>): the kernel over blocks of <c>b</c> examples of x1 against blocks of
+    /// <c>b</c> examples of x2, each block from the same parameters, assembled into the whole kernel.</summary>
+    /// <remarks>As in neural_tangents' <c>_get_n_batches_and_batch_sizes</c>, the block size is
+    /// min(batch_size, gcd(N1, N2)) and must divide N1 and N2. Only one block's forward tapes and factored
+    /// gradients (2·b examples) are alive at a time instead of N1 + N2 examples', at the cost of recomputing each
+    /// example's pass once per block it meets (2·N1·N2/b passes). Each example is pulled back on its own here, so
+    /// every entry is the same product of the same numbers as in the unbatched kernel: the answers are equal bit for
+    /// bit. The kernel's axes for the examples (the output's batch axis) must be neither traced nor diagonal; the
+    /// block of a kernel of shape (…, b1, b2, …) lands at rows i·b and columns j·b of (…, N1, N2, …).</remarks>
+    let private blockedKernel (what: string) (requested: int) (traceAxes: int[]) (diagonalAxes: int[])
+                              (cancel: CancellationToken) (copies: int) (onBlock: int -> int -> unit)
+                              (layer: Layer) (p: Params) (x1: Tensor) (x2: Tensor option) (get: Get) =
+        if requested < 0 then invalidArg "batch_size" (sprintf "%s: batch_size must be ≥ 0, got %d" what requested)
+        let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
+        let a = Axes.norm x1.Rank axis
+        let n1 = x1.Shape[a]
+        let x2v = defaultArg x2 x1
+        let n2 = x2v.Shape[a]
+        let gcd = int (Numerics.BigInteger.GreatestCommonDivisor(Numerics.BigInteger n1, Numerics.BigInteger n2))
+        let b = if requested = 0 then max n1 n2 else min requested gcd
+        let empty = n1 = 0 || n2 = 0 // Empirical.kernelFn refuses it with its message
+        if requested > 0 && not empty && (n1 % b <> 0 || n2 % b <> 0) then
+            invalidArg "batch_size" (sprintf "%s: batch_size %d must divide the batch sizes N1 = %d and N2 = %d; use a divisor or 0" what requested n1 n2)
+        cancel.ThrowIfCancellationRequested()
+        if requested = 0 || empty || (b = n1 && b = n2) then
+            let k = Empirical.kernelFn layer traceAxes diagonalAxes x1 x2 get p
+            onBlock 1 1
+            k
+        else
+            let total = (n1 / b) * (n2 / b)
+            let outRank = (ApplyFn.apply layer p (takeRange a 0 1 x1)).Rank
+            // position of the examples' pair of axes in the kernel: two per outer output axis before the batch axis,
+            // one per diagonal axis (neural_tangents' _ntk_shape); traced axes vanish
+            let outAxis = Axes.norm outRank axis
+            let canon (axes: int[]) = axes |> Array.map (fun x -> if x < 0 then x + outRank else x)
+            let traced, diagonal = canon traceAxes, canon diagonalAxes
+            if Array.contains outAxis traced || Array.contains outAxis diagonal then
+                invalidArg "batch_size" (sprintf "%s: batch_size %d splits the examples, but the output's batch axis %d is in trace_axes %A or diagonal_axes %A; use batch_size 0" what requested outAxis traceAxes diagonalAxes)
+            let pos = Seq.sum (seq { for x in 0 .. outAxis - 1 -> if Array.contains x traced then 0 elif Array.contains x diagonal then 1 else 2 })
+            // the whole kernel, allocated at the first block (its shape is the block's with N1, N2 for b, b)
+            let place (acc: (int[] * float[]) option) (bi: int) (bj: int) (block: Tensor option) =
+                match block with
+                | None -> None
+                | Some k ->
+                    let bs = k.Shape
+                    let outer = Array.fold (*) 1 bs[.. pos - 1]
+                    let inner = Array.fold (*) 1 bs[pos + 2 ..]
+                    let shape, full =
+                        match acc with
+                        | Some a -> a
+                        | None ->
+                            // copies: the kernels alive at once (a Monte Carlo pass holds one per sample in flight)
+                            Memory.checkKernel (int64 n1) (int64 n2) (int64 outer * int64 inner) copies
+                            Array.concat [ bs[.. pos - 1]; [| n1; n2 |]; bs[pos + 2 ..] ], Array.zeroCreate (outer * n1 * n2 * inner)
+                    for u in 0 .. outer - 1 do
+                        for i in 0 .. b - 1 do
+                            for j in 0 .. b - 1 do
+                                let src = ((u * b + i) * b + j) * inner
+                                let dst = ((u * n1 + bi * b + i) * n2 + bj * b + j) * inner
+                                Array.blit k.Data src full dst inner
+                    Some(shape, full)
+            let mutable nngp = None
+            let mutable ntk = None
+            for bi in 0 .. n1 / b - 1 do
+                for bj in 0 .. n2 / b - 1 do
+                    cancel.ThrowIfCancellationRequested()
+                    let xb1 = takeRange a (bi * b) b x1
+                    // a diagonal block of x1 against itself shares its forward passes (x2 = None)
+                    let xb2 = if x2.IsNone && bi = bj then None else Some(takeRange a (bj * b) b x2v)
+                    let kn, kt = Empirical.kernelFn layer traceAxes diagonalAxes xb1 xb2 get p
+                    nngp <- place nngp bi bj kn
+                    ntk <- place ntk bi bj kt
+                    onBlock (bi * (n2 / b) + bj + 1) total
+            let tensor = Option.map (fun (shape, data) -> Tensor.create shape data)
+            tensor nngp, tensor ntk
 
     /// <summary>Monte Carlo estimates, one per count of <c>options.NSamples</c> (in that order), all from one pass
     /// over the largest count: the estimate for n is the mean of the empirical kernels of samples 0 … n − 1.</summary>
@@ -72,12 +159,13 @@ module MonteCarlo =
     [<CompiledName("ComputeWith")>]
     let computeWith (options: MonteCarloOptions) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get)
             : (Tensor option * Tensor option) list =
-        validate options x1 x2
+        validate options
         let counts = Set.ofList options.NSamples
         let total = Set.maxElement counts
         let sample s =
             let _, p = InitFn.initWithKey (Rng.split s options.Key) layer x1.Shape
-            Empirical.kernelFn layer options.TraceAxes options.DiagonalAxes x1 x2 get p
+            blockedKernel "monte_carlo_kernel_fn" options.BatchSize options.TraceAxes options.DiagonalAxes
+                options.Cancellation (1 + options.Parallelism) (fun _ _ -> ()) layer p x1 x2 get
         let mutable sumNngp: float[] option = None
         let mutable sumNtk: float[] option = None
         let mutable shapes = ([||], [||])
@@ -97,7 +185,11 @@ module MonteCarlo =
             let group = min options.Parallelism (total - start)
             let results = Array.zeroCreate group
             let po = ParallelOptions(CancellationToken = options.Cancellation, MaxDegreeOfParallelism = options.Parallelism)
-            Parallel.For(0, group, po, fun g -> results[g] <- sample (start + g)) |> ignore
+            try
+                Parallel.For(0, group, po, fun g -> results[g] <- sample (start + g)) |> ignore
+            with :? AggregateException as e when e.InnerExceptions.Count > 0 ->
+                // a sample's error (a bad axis, batch size or input) is the caller's, not the thread pool's
+                Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw()
             // summed in sample order: the result does not depend on which thread finished first
             for g in 0 .. group - 1 do
                 let nngp, ntk = results[g]
@@ -125,3 +217,26 @@ module MonteCarlo =
     let kernelFn (layer: Layer) (seed: int) (nSamples: int) (x1: Tensor) (x2: Tensor option) (get: Get)
             : Tensor option * Tensor option =
         computeWith (options seed [ nSamples ]) layer x1 x2 get |> List.head
+
+    /// <summary>neural_tangents' <c>nt.batch(empirical_kernel_fn(f, trace_axes, diagonal_axes), batch_size)(x1, x2,
+    /// get, params)</c>: the empirical kernels of one network computed over blocks of <paramref name="batchSize"/>
+    /// examples of x1 and x2, cancellable between blocks and reporting each block done.</summary>
+    /// <remarks>The answer equals <c>Empirical.kernelFn</c>'s bit for bit (see <c>MonteCarloOptions.BatchSize</c>);
+    /// batchSize 0 computes it in one block. Only the working memory of 2·batchSize examples is alive at a time.</remarks>
+    /// <param name="batchSize">0, or a block size (reduced to gcd(N1, N2) as neural_tangents does; it must divide N1 and N2).</param>
+    /// <param name="traceAxes">Output axes to trace over (neural_tangents' default [| -1 |]).</param>
+    /// <param name="diagonalAxes">Output axes to keep the diagonal of (default [||]).</param>
+    /// <param name="cancel">Cancels between blocks (OperationCanceledException).</param>
+    /// <param name="progress">Called after each block, on the calling thread.</param>
+    /// <param name="layer">The network.</param>
+    /// <param name="params">Its parameters.</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None for x1.</param>
+    /// <param name="get">Nngp, Ntk or Both.</param>
+    /// <returns>(nngp, ntk), each Some when asked for.</returns>
+    [<CompiledName("EmpiricalKernelBatched")>]
+    let empiricalKernelBatched (batchSize: int) (traceAxes: int[]) (diagonalAxes: int[]) (cancel: CancellationToken)
+                               (progress: (BlockProgress -> unit) option) (layer: Layer) (``params``: Params)
+                               (x1: Tensor) (x2: Tensor option) (get: Get) : Tensor option * Tensor option =
+        let report d t = progress |> Option.iter (fun f -> f { BlocksDone = d; BlocksTotal = t })
+        blockedKernel "empirical_kernel_fn" batchSize traceAxes diagonalAxes cancel 1 report layer ``params`` x1 x2 get
