@@ -1,35 +1,42 @@
 #!/usr/bin/env bash
 # nt predict against the numpy/scipy baseline (issue #9 item 5), A/B interleaved.
-#   bench/predict/ratio.sh [N=4000] [M=1000] [RUNS=3] [NT=src/NeuralTangents.Cli/bin/Release/net10.0/nt.dll]
+#   bench/predict/ratio.sh [N=4000] [M=1000] [RUNS=3] [MODE=cov] [NT=src/NeuralTangents.Cli/bin/Release/net10.0/nt.dll]
 # Same request and data on both sides (bench/predict/baseline.py gen: Dense(512)-Relu-Dense(1), x ~ N(0, 1) of
-# dimension 64, 10 outputs, diag_reg 1e-4, t = None, nngp + ntk, compute_cov). Prints per run the wall time, the CPU
+# dimension 64, 10 outputs, diag_reg 1e-4, nngp + ntk). MODE: cov (t = None, compute_cov), means (t = None, means
+# only) or finite (t = 1000, compute_cov; one eigendecomposition per kernel). Prints per run the wall time, the CPU
 # time (user + sys, all threads) and the peak memory (max RSS) of each whole process from /usr/bin/time, then the
 # medians and the ratios nt / numpy. CPU time is the fairer ratio on a shared machine.
+# NT_OTHER=path/to/another/nt.dll adds a third side, "other", run in the same interleaving (an A/B of two builds).
 set -euo pipefail
-N=${1:-4000}; M=${2:-1000}; RUNS=${3:-3}
+N=${1:-4000}; M=${2:-1000}; RUNS=${3:-3}; MODE=${4:-cov}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-NT=${4:-$ROOT/src/NeuralTangents.Cli/bin/Release/net10.0/nt.dll}
-DIR=${TMPDIR:-/tmp}/nt-predict-bench-$N-$M
+NT=${5:-$ROOT/src/NeuralTangents.Cli/bin/Release/net10.0/nt.dll}
+DIR=${TMPDIR:-/tmp}/nt-predict-bench-$N-$M-$MODE
 PY=/usr/bin/python3
-[ -f "$DIR/request.json" ] || $PY "$ROOT/bench/predict/baseline.py" gen "$DIR" "$N" "$M"
+[ -f "$DIR/request.json" ] || $PY "$ROOT/bench/predict/baseline.py" gen "$DIR" "$N" "$M" "$MODE"
 LOG=$DIR/runs.log; : > "$LOG"
 for i in $(seq "$RUNS"); do
   ( cd "$DIR" && /usr/bin/time -f "nt %e %U %S %M" -a -o "$LOG" dotnet "$NT" predict request.json > /dev/null )
+  if [ -n "${NT_OTHER:-}" ]; then
+    ( cd "$DIR" && /usr/bin/time -f "other %e %U %S %M" -a -o "$LOG" dotnet "$NT_OTHER" predict request.json > /dev/null )
+  fi
   /usr/bin/time -f "numpy %e %U %S %M" -a -o "$LOG" $PY "$ROOT/bench/predict/baseline.py" run "$DIR" > /dev/null
 done
-$PY - "$LOG" "$N" "$M" <<'PY'
+$PY - "$LOG" "$N" "$M" "$MODE" <<'PY'
 import sys, statistics as st
 rows = {}
 for line in open(sys.argv[1]):
     who, wall, user, sys_, rss = line.split()
     rows.setdefault(who, []).append((float(wall), float(user) + float(sys_), int(rss) / 1024))
-print(f"N = {sys.argv[2]}, M = {sys.argv[3]}: medians of {len(rows['nt'])} interleaved runs")
+print(f"N = {sys.argv[2]}, M = {sys.argv[3]}, mode {sys.argv[4]}: medians of {len(rows['nt'])} interleaved runs")
 print("| side | wall (s) | CPU, user + sys (s) | max RSS (MB) |")
 print("|---|---|---|---|")
 med = {}
-for who in ("nt", "numpy"):
+for who in rows:
     w, c, r = (st.median(x[i] for x in rows[who]) for i in range(3))
     med[who] = (w, c, r)
     print(f"| {who} | {w:.2f} | {c:.2f} | {r:.0f} |")
-print(f"| ratio nt / numpy | {med['nt'][0] / med['numpy'][0]:.2f} | {med['nt'][1] / med['numpy'][1]:.2f} | {med['nt'][2] / med['numpy'][2]:.2f} |")
+for who in rows:
+    if who != "numpy":
+        print(f"| ratio {who} / numpy | {med[who][0] / med['numpy'][0]:.2f} | {med[who][1] / med['numpy'][1]:.2f} | {med[who][2] / med['numpy'][2]:.2f} |")
 PY

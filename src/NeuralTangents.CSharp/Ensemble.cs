@@ -41,17 +41,20 @@ public static class Ensemble
     /// <param name="diagReg">Ridge on the train–train kernel, relative to its mean diagonal unless
     /// <paramref name="diagRegAbsoluteScale"/>.</param>
     /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
-    /// <param name="cancellationToken">Stops the prediction at the next step boundary.</param>
+    /// <param name="cancellationToken">Stops the prediction at the next step boundary or kernel tile.</param>
     /// <param name="progress">Receives one report per finished step, or null.</param>
+    /// <param name="tiling">Tile size and memory budget of the kernel computations, or null for
+    /// <see cref="TilingOptions.Default"/>.</param>
     /// <returns>NNGP and NTK predictions, one per time.</returns>
     /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
     /// <exception cref="ArgumentException">as the (N, K) overload.</exception>
     public static EnsemblePrediction Predict(
         Network network, double[,] xTrain, double[] yTrain, double[,]? xTest = null, double[]? times = null,
         bool computeCov = false, double learningRate = 1.0, double diagReg = 0.0, bool diagRegAbsoluteScale = false,
-        CancellationToken cancellationToken = default, IProgress<PredictionProgress>? progress = null) =>
+        CancellationToken cancellationToken = default, IProgress<PredictionProgress>? progress = null,
+        TilingOptions? tiling = null) =>
         Predict(network, xTrain, Inputs.Column(yTrain, nameof(yTrain)), xTest, times, computeCov, learningRate, diagReg,
-            diagRegAbsoluteScale, cancellationToken, progress);
+            diagRegAbsoluteScale, cancellationToken, progress, tiling);
 
     /// <summary>Predicts test outputs of the infinite ensemble trained on (xTrain, yTrain).</summary>
     /// <param name="network">The network.</param>
@@ -65,41 +68,43 @@ public static class Ensemble
     /// <param name="diagReg">Ridge on the train–train kernel, relative to its mean diagonal unless
     /// <paramref name="diagRegAbsoluteScale"/>.</param>
     /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
-    /// <param name="cancellationToken">Stops the prediction at the next step boundary (after a kernel, a
+    /// <param name="cancellationToken">Stops the prediction at the next step boundary (after a kernel tile, a
     /// factorisation or a solve) with an <see cref="OperationCanceledException"/>.</param>
     /// <param name="progress">Receives one report per finished step, or null.</param>
+    /// <param name="tiling">Tile size and memory budget of the kernel computations (neural_tangents'
+    /// <c>nt.batch</c>), or null for <see cref="TilingOptions.Default"/>: the free memory less a margin.</param>
     /// <returns>NNGP and NTK predictions, one per time.</returns>
     /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
     /// <exception cref="ArgumentException">on mismatched shapes, a non-positive learning rate, negative or NaN times,
     /// or a network whose kernel is not one (N1, N2) matrix (parameter <c>network</c>).</exception>
-    /// <exception cref="InvalidOperationException">when the train–train kernel is not positive (semi-)definite;
-    /// the message suggests diagReg.</exception>
+    /// <exception cref="InvalidOperationException">when the train–train kernel is not positive (semi-)definite (the
+    /// message suggests diagReg), or a kernel does not fit the memory budget of <paramref name="tiling"/>.</exception>
     public static EnsemblePrediction Predict(
         Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, double[]? times = null,
         bool computeCov = false, double learningRate = 1.0, double diagReg = 0.0, bool diagRegAbsoluteScale = false,
-        CancellationToken cancellationToken = default, IProgress<PredictionProgress>? progress = null)
+        CancellationToken cancellationToken = default, IProgress<PredictionProgress>? progress = null,
+        TilingOptions? tiling = null)
     {
         Boundary.NotNull(network, nameof(network));
         Boundary.NotNull(xTrain, nameof(xTrain));
         Boundary.NotNull(yTrain, nameof(yTrain));
         var ts = times is null ? null : Boundary.Times(times, nameof(times));
         var layer = network.ToFSharp();
-        var control = new PredictControl(cancellationToken,
-            progress is null
-                ? FSharpOption<IProgress<PredictProgress>>.None
-                : FSharpOption<IProgress<PredictProgress>>.Some(new ProgressAdapter(progress)));
+        var control = Control(cancellationToken, progress);
+        var options = (tiling ?? TilingOptions.Default).ToFSharp(null, cancellationToken);
         var names = Boundary.Names(
             ("kernelFn", nameof(network)), ("kernelFn(xTrain, None)", nameof(network)),
             ("kernelFn(xTest, xTrain)", nameof(network)), ("kernelFn(xTest, None)", nameof(network)),
             ("x", nameof(xTrain)), ("batch_axis", nameof(xTrain)), ("channel_axis", nameof(xTrain)),
-            ("t", nameof(times)));
+            ("batch_size", nameof(tiling)), ("memory_gb", nameof(tiling)), ("t", nameof(times)));
         return Boundary.Call(
             () =>
             {
-                // The network's own kernels: the train kernel is computed and factored in place (two N×N arrays).
-                var predict = NeuralTangents.Predict.GradientDescentMseEnsembleOfNetwork(
-                    control, layer, TensorModule.OfArray2D(xTrain), TensorModule.OfArray2D(yTrain), learningRate, diagReg,
-                    diagRegAbsoluteScale);
+                // The network's own kernels, computed in tiles within the memory budget (as `nt predict` does); the
+                // train kernel is factored in place (two N×N arrays).
+                var predict = NeuralTangents.Predict.GradientDescentMseEnsembleOfTiledNetwork(
+                    control, options, layer, TensorModule.OfArray2D(xTrain), TensorModule.OfArray2D(yTrain), learningRate,
+                    diagReg, diagRegAbsoluteScale);
                 var testOpt = xTest is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(TensorModule.OfArray2D(xTest));
                 FSharpMap<PredictGet, Gaussian> At(FSharpOption<double[]> t) =>
                     FSharpFunc<FSharpOption<double[]>, FSharpOption<Tensor>>.InvokeFast(predict, t, testOpt, Get.Both, computeCov);
@@ -133,7 +138,7 @@ public static class Ensemble
 
     /// <summary>The NTK-GP prediction (arXiv:2007.05864, neural_tangents' <c>gp_inference(..., get='ntkgp')</c>):
     /// the Bayesian posterior with the network's NTK as the prior covariance. Its mean is the NTK ensemble's mean at
-    /// t = ∞ (<see cref="Predict(Network, double[,], double[,], double[,], double[], bool, double, double, bool, CancellationToken, IProgress{PredictionProgress})"/>);
+    /// t = ∞ (<see cref="Predict(Network, double[,], double[,], double[,], double[], bool, double, double, bool, CancellationToken, IProgress{PredictionProgress}, TilingOptions)"/>);
     /// its covariance Θ** − Θ*·Θ⁻¹·Θ*ᵀ is that of an ensemble whose initial outputs follow the NTK.</summary>
     /// <param name="network">The network.</param>
     /// <param name="xTrain">Training inputs (N, features).</param>
@@ -143,24 +148,52 @@ public static class Ensemble
     /// <param name="diagReg">Ridge on the train–train NTK, relative to its mean diagonal unless
     /// <paramref name="diagRegAbsoluteScale"/>.</param>
     /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <param name="cancellationToken">Stops the prediction at the next step boundary (after a kernel tile, the
+    /// factorisation or a solve) with an <see cref="OperationCanceledException"/>.</param>
+    /// <param name="progress">Receives one report per finished step (the test–train and test–test kernels, the
+    /// train–train NTK, its Cholesky factor, the mean, the covariance), or null.</param>
+    /// <param name="tiling">Tile size and memory budget of the kernel computations, or null for
+    /// <see cref="TilingOptions.Default"/>.</param>
     /// <returns>Mean (M, K) and, when asked for, covariance (M, M).</returns>
     /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
     /// <exception cref="ArgumentException">on mismatched shapes.</exception>
-    /// <exception cref="InvalidOperationException">when the train–train NTK is not positive definite; the message
-    /// suggests diagReg.</exception>
+    /// <exception cref="InvalidOperationException">when the train–train NTK is not positive definite (the message
+    /// suggests diagReg), or a kernel does not fit the memory budget of <paramref name="tiling"/>.</exception>
     public static PosteriorGaussian PredictNtkGp(
         Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, bool computeCov = false,
-        double diagReg = 0.0, bool diagRegAbsoluteScale = false)
+        double diagReg = 0.0, bool diagRegAbsoluteScale = false, CancellationToken cancellationToken = default,
+        IProgress<PredictionProgress>? progress = null, TilingOptions? tiling = null)
     {
         Boundary.NotNull(network, nameof(network));
         Boundary.NotNull(xTrain, nameof(xTrain));
         Boundary.NotNull(yTrain, nameof(yTrain));
-        var test = xTest ?? xTrain;
-        var trainTrain = network.Kernel(xTrain, null, KernelOutputs.Ntk).Ntk!;
-        var testTrain = network.Kernel(test, xTrain, KernelOutputs.Ntk).Ntk!;
-        var testTest = computeCov ? network.Kernel(test, null, KernelOutputs.Ntk).Ntk! : null;
-        return Predictors.NtkGpPosterior(trainTrain, yTrain, testTrain, testTest, diagReg, diagRegAbsoluteScale);
+        var layer = network.ToFSharp();
+        var control = Control(cancellationToken, progress);
+        var options = (tiling ?? TilingOptions.Default).ToFSharp(null, cancellationToken);
+        var names = Boundary.Names(
+            ("kernel(xTrain, None)", nameof(network)), ("kernel(xTest, xTrain)", nameof(network)),
+            ("kernel(xTest, None)", nameof(network)), ("x", nameof(xTrain)), ("batch_axis", nameof(xTrain)),
+            ("channel_axis", nameof(xTrain)), ("batch_size", nameof(tiling)), ("memory_gb", nameof(tiling)));
+        return Boundary.Call(
+            () =>
+            {
+                var train = TensorModule.OfArray2D(xTrain);
+                var predict = NeuralTangents.Predict.NtkGpOfTiledNetwork(
+                    control, options, layer, train, TensorModule.OfArray2D(yTrain), diagReg, diagRegAbsoluteScale);
+                // Without test inputs: the regularised posterior at the training inputs.
+                var test = xTest is null ? train : TensorModule.OfArray2D(xTest);
+                var g = FSharpFunc<Tensor, bool>.InvokeFast(predict, test, computeCov);
+                return new PosteriorGaussian(TensorModule.ToArray2D(g.Mean),
+                    FSharpOption<Tensor>.get_IsSome(g.Covariance) ? TensorModule.ToArray2D(g.Covariance.Value) : null);
+            },
+            names);
     }
+
+    private static PredictControl Control(CancellationToken cancellationToken, IProgress<PredictionProgress>? progress) =>
+        new(cancellationToken,
+            progress is null
+                ? FSharpOption<IProgress<PredictProgress>>.None
+                : FSharpOption<IProgress<PredictProgress>>.Some(new ProgressAdapter(progress)));
 
     private static PosteriorGaussian[] Split(Gaussian g, bool timeAxis)
     {

@@ -131,17 +131,16 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     let needNtk = req.Kinds |> List.exists (fun k -> k <> PredictGet.Nngp)
     checkNetwork req needNtk
     let kernelFn = cachedKernelFn req.Tiling req.Arch needNtk
-    // Without NTKGP nothing else needs the train kernel, so the ensemble computes it itself and factors it in
-    // place (two N×N arrays); with NTKGP both share the cached kernels.
+    // Without NTKGP nothing else needs the train kernel, so the ensemble computes it itself, in tiles, and factors
+    // it in place (two N×N arrays); with NTKGP both share the cached kernels. Ctrl-C also stops the tiles.
     let ensemble =
         lazy
             (if List.contains PredictGet.NtkGp req.Kinds then
                  Predict.gradientDescentMseEnsemble kernelFn req.XTrain req.YTrain req.LearningRate req.DiagReg
                      req.DiagRegAbsoluteScale
              else
-                 Predict.gradientDescentMseEnsembleOfFreshKernels control (Batching.compute req.Tiling req.Arch) req.XTrain req.YTrain
-                     req.LearningRate req.DiagReg
-                     req.DiagRegAbsoluteScale)
+                 Predict.gradientDescentMseEnsembleOfTiledNetwork control req.Tiling req.Arch req.XTrain req.YTrain
+                     req.LearningRate req.DiagReg req.DiagRegAbsoluteScale)
     let ensembleGet =
         match List.contains PredictGet.Nngp req.Kinds, List.contains PredictGet.Ntk req.Kinds with
         | true, true -> Some Both

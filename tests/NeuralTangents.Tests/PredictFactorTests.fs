@@ -194,4 +194,54 @@ let controlTests =
             q (Some(KernelMatrices.ofNngp ktd)) (Some(KernelMatrices.ofNngp ktt)) |> ignore
             Expect.equal [ for s in seen -> s.Step ] [ "NNGP train–train kernel"; "Cholesky factor of the NNGP"; "Nngp mean"; "Nngp covariance" ] "steps"
             Expect.equal [ for s in seen -> s.StepsDone ] [ 1; 2; 3; 4 ] "counts"
+
+        // Tiled kernels differ from untiled ones by differently blocked dot products (a few ε per entry); the solves
+        // of these kernels (N = 40, diag_reg 1e-4) amplify that by at most κ ≲ 1e5, hence 1e-10.
+        testCase "the tiled ensemble equals the network-owned one (t = ∞ and finite t, tiles of 7 inputs)" <| fun () ->
+            let net = Stax.serial [ Stax.dense 64 1.5 (Some 0.05); Stax.relu; Stax.dense 1 1.5 (Some 0.05) ]
+            let xTrain = randomTensor 61 40 5
+            let xTest = randomTensor 62 9 5
+            let y = randomTensor 63 40 2
+            let a = Predict.gradientDescentMseEnsembleOfNetwork PredictControl.None net xTrain y 1.0 1e-4 false
+            let options = { BatchOptions.Default with BatchSize = Some 7 }
+            let b = Predict.gradientDescentMseEnsembleOfTiledNetwork PredictControl.None options net xTrain y 1.0 1e-4 false
+            for t in [ None; Some [| 0.5; 30.0 |] ] do
+                let ra = a t (Some xTest) Both true
+                let rb = b t (Some xTest) Both true
+                for kind in [ PredictGet.Nngp; PredictGet.Ntk ] do
+                    assertClose (sprintf "%A mean at %A" kind t) 1e-10 ra[kind].Mean.Data rb[kind].Mean.Data
+                    assertClose (sprintf "%A cov at %A" kind t) 1e-10 ra[kind].Covariance.Value.Data rb[kind].Covariance.Value.Data
+
+        testCase "ntkGpOfTiledNetwork equals gpInference on untiled NTKs, and reports its steps" <| fun () ->
+            let net = Stax.serial [ Stax.dense 64 1.5 (Some 0.05); Stax.relu; Stax.dense 1 1.5 (Some 0.05) ]
+            let xTrain = randomTensor 64 30 4
+            let xTest = randomTensor 65 6 4
+            let y = randomTensor 66 30 3
+            let ntk x1 x2 = (KernelFn.compute net x1 x2 Ntk).Ntk.Value
+            let expected =
+                (Predict.gpInference (KernelMatrices.ofNtk (ntk xTrain None)) y 1e-4 false [ PredictGet.NtkGp ])
+                    (Some(KernelMatrices.ofNtk (ntk xTest (Some xTrain)))) (Some(KernelMatrices.ofNtk (ntk xTest None)))
+            let seen = ResizeArray<string>()
+            let control = { PredictControl.None with Progress = Some { new IProgress<PredictProgress> with member _.Report v = seen.Add v.Step } }
+            let p = Predict.ntkGpOfTiledNetwork control { BatchOptions.Default with BatchSize = Some 4 } net xTrain y 1e-4 false
+            let g = p xTest true
+            assertClose "mean" 1e-10 expected[PredictGet.NtkGp].Mean.Data g.Mean.Data
+            assertClose "cov" 1e-10 expected[PredictGet.NtkGp].Covariance.Value.Data g.Covariance.Value.Data
+            Expect.equal (List.ofSeq seen)
+                [ "test–train kernel"; "test–test kernel"; "NTK train–train kernel"; "Cholesky factor of the NTK"; "NtkGp mean"; "NtkGp covariance" ]
+                "steps"
+
+        testCase "the tiled ensemble stops between tiles when the control's token is cancelled" <| fun () ->
+            let net = Stax.serial [ Stax.dense 16 1.5 (Some 0.05); Stax.relu; Stax.dense 1 1.5 (Some 0.05) ]
+            let xTrain = randomTensor 67 60 3
+            let y = randomTensor 68 60 1
+            use cts = new Threading.CancellationTokenSource()
+            let tilesSeen = ResizeArray<TileProgress>()
+            // The options carry no token: the control's stops the tiles (cancelled after the first tile is done).
+            let progress = { new IProgress<TileProgress> with member _.Report v = lock tilesSeen (fun () -> tilesSeen.Add v; if v.TilesDone >= 1 then cts.Cancel()) }
+            let options = { BatchOptions.Default with BatchSize = Some 3; Parallelism = Some 1; Progress = Some progress }
+            let p = Predict.gradientDescentMseEnsembleOfTiledNetwork { PredictControl.None with Cancellation = cts.Token } options net xTrain y 1.0 1e-4 false
+            throwsExactly<OperationCanceledException> (fun () -> p None (Some(randomTensor 69 5 3)) Both false |> ignore) |> ignore
+            let last = Seq.last tilesSeen
+            Expect.isLessThan last.TilesDone last.TilesTotal "stopped before the last tile"
     ]

@@ -1,5 +1,6 @@
 namespace NeuralTangents
 
+open System
 open System.Collections.Generic
 open NeuralTangents.PredictSolve
 open NeuralTangents.PredictFactor
@@ -90,12 +91,21 @@ module internal PredictInference =
                 monitor.Done(sprintf "eigendecomposition of the %s" (blockName b))
                 e)
 
+    /// What the NNGP covariance of one call leaves for the NTK covariance of the same call: W = K*·L_K⁻ᵀ (M, N) and
+    /// the NNGP posterior covariance (M, M), both read-only once set.
+    [<Sealed; AllowNullLiteral>]
+    type NngpHalfSolve(w: float[], cov: float[]) =
+        member _.W = w
+        member _.Cov = cov
+
     /// Test-side blocks, row-major and read-only: test–train (M, N) and, for covariances, the symmetrised
-    /// test–test (M, M), fetched by block kind.
+    /// test–test (M, M), fetched by block kind. <c>Shared</c> carries the NNGP covariance's half solve to the NTK
+    /// covariance of the same call (null until then).
     type TestBlocks =
         { M: int
           TestTrain: PredictGet -> float[]
-          TestTest: (PredictGet -> float[]) option }
+          TestTest: (PredictGet -> float[]) option
+          mutable Shared: NngpHalfSolve }
 
     /// Posterior of one kind at infinite time. Without a test set: the training targets, with a zero covariance
     /// when <paramref name="trainCov"/> (neural_tangents' unregularised train-set outputs N(y, 0)).
@@ -124,6 +134,7 @@ module internal PredictInference =
                         let c = Array.copy (ktt b)
                         Linalg.rankUpdateLower -1.0 w m n c
                         Linalg.mirrorLower c m
+                        if g = PredictGet.Nngp then tb.Shared <- NngpHalfSolve(w, c)
                         Tensor.create [| m; m |] c
                     | PredictGet.Ntk ->
                         // Ensemble of networks trained to convergence (arXiv:1902.06720, eq. 16 at t = ∞):
@@ -131,21 +142,37 @@ module internal PredictInference =
                         // With Tᵀ = Θ*·Θ⁻¹ (two triangular solves): K** + Tᵀ·K·T − (Tᵀ·K*ᵀ + transpose).
                         let tt = Array.copy ktd
                         fac.SolveRows(tt, m)
-                        let c = Array.copy (ktt PredictGet.Nngp)
                         let nngp = ts.Block PredictGet.Nngp
                         let u = Array.copy tt
-                        if nngp.TryTimesL(u, m) then
-                            // The NNGP is already factored, K + λ_K·I = L_K·L_Kᵀ: Tᵀ·K·T = U·Uᵀ − λ_K·Tᵀ·T with
-                            // U = Tᵀ·L_K, a triangular product and two rank updates instead of two full products.
-                            Linalg.rankUpdateLower 1.0 u m n c
-                            if nngp.Ridge <> 0.0 then Linalg.rankUpdateLower -nngp.Ridge tt m n c
-                        else
-                            let tk = nngp.TimesS(tt, m)
-                            Linalg.gemmNTInto 1.0 tk m tt m n 1.0 c
-                        let t2 = Linalg.gemmNT 1.0 tt m (tb.TestTrain PredictGet.Nngp) m n
-                        for i in 0 .. m - 1 do
-                            for j in 0 .. i do
-                                c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
+                        let shared = tb.Shared
+                        let c =
+                            if not (isNull shared) && nngp.TryTimesL(u, m) then
+                                // The NNGP posterior of this call is known: Σ_K = K** − W·Wᵀ with W = K*·L_K⁻ᵀ and
+                                // K + λ_K·I = L_K·L_Kᵀ. Completing the square in eq. 16,
+                                //   Σ = Σ_K + (Tᵀ − K*·(K + λ_K·I)⁻¹)·(K + λ_K·I)·(T − (K + λ_K·I)⁻¹·K*ᵀ) − λ_K·Tᵀ·T
+                                //     = Σ_K + (U − W)·(U − W)ᵀ − λ_K·Tᵀ·T,   U = Tᵀ·L_K,
+                                // two rank updates on a copy of Σ_K instead of the (M, N)·(N, M) product Tᵀ·K*ᵀ.
+                                System.Numerics.Tensors.TensorPrimitives.Subtract(ReadOnlySpan(u), ReadOnlySpan(shared.W), Span(u))
+                                let c = Array.copy shared.Cov
+                                Linalg.rankUpdateLower 1.0 u m n c
+                                if nngp.Ridge <> 0.0 then Linalg.rankUpdateLower -nngp.Ridge tt m n c
+                                c
+                            else
+                                let c = Array.copy (ktt PredictGet.Nngp)
+                                if nngp.TryTimesL(u, m) then
+                                    // The NNGP is already factored, K + λ_K·I = L_K·L_Kᵀ: Tᵀ·K·T = U·Uᵀ − λ_K·Tᵀ·T
+                                    // with U = Tᵀ·L_K, a triangular product and two rank updates instead of two
+                                    // full products.
+                                    Linalg.rankUpdateLower 1.0 u m n c
+                                    if nngp.Ridge <> 0.0 then Linalg.rankUpdateLower -nngp.Ridge tt m n c
+                                else
+                                    let tk = nngp.TimesS(tt, m)
+                                    Linalg.gemmNTInto 1.0 tk m tt m n 1.0 c
+                                let t2 = Linalg.gemmNT 1.0 tt m (tb.TestTrain PredictGet.Nngp) m n
+                                for i in 0 .. m - 1 do
+                                    for j in 0 .. i do
+                                        c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
+                                c
                         Linalg.mirrorLower c m
                         Tensor.create [| m; m |] c)
             if cov.IsSome then ts.Monitor.Done(sprintf "%A covariance" g)

@@ -106,7 +106,8 @@ module Predict =
                             memo (fun b ->
                                 let t = pick "kTestTest" "this covariance" ktt b
                                 checkShape "kTestTest" m m t
-                                symmetricCopy t)) })
+                                symmetricCopy t))
+                      Shared = null })
             kinds
             |> List.map (fun g -> g, posterior ts g test kTestTest.IsSome)
             |> Map.ofList
@@ -117,10 +118,11 @@ module Predict =
                     (kinds: PredictGet list) : KernelMatrices option -> KernelMatrices option -> Map<PredictGet, Gaussian> =
         gpInferenceWith PredictControl.None kTrainTrain yTrain diagReg diagRegAbsoluteScale kinds
 
-    /// The ensemble predictor behind both public entry points; with <paramref name="ownsTrainKernel"/> the
+    /// The ensemble predictor behind the public entry points; with <paramref name="ownsTrainKernel"/> the
     /// train kernel that kernelFn returns is fresh and nobody else's, so its buffers are symmetrised and factored
     /// in place (two N×N arrays for NNGP and NTK together, instead of four).
-    let private ensemble (control: PredictControl) (kernelFn: Tensor -> Tensor option -> Get -> Kernel) (ownsTrainKernel: bool) (xTrain: Tensor)
+    let private ensemble (control: PredictControl) (kernelFn: Tensor -> Tensor option -> Get -> Kernel)
+                         (ownsTrainKernel: bool) (xTrain: Tensor)
                          (yTrain: Tensor) (learningRate: float) (diagReg: float) (diagRegAbsoluteScale: bool)
                          : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
         checkLearningRate learningRate
@@ -129,26 +131,27 @@ module Predict =
         let n = xTrain.Shape[0]
         checkTargets "yTrain" n yTrain
         let gate = obj ()
-        let mutable trainKernel: Kernel option = None
+        // The train kernel's NNGP and NTK (when computed) until both are handed to the TrainSet.
+        let mutable trainKernel: (Tensor * Tensor option) option = None
         let taken = HashSet<PredictGet>()
         // Set by a call that asks for the NTK: the train kernel is then computed once, NNGP and NTK together.
         let mutable wantsNtk = false
         let fetch (b: PredictGet) =
             let t =
                 lock gate (fun () ->
-                    let k =
+                    let nngp, ntk =
                         match trainKernel with
-                        | Some k when b = PredictGet.Nngp || k.Ntk.IsSome -> k
+                        | Some(nngp, ntk) when b = PredictGet.Nngp || ntk.IsSome -> nngp, ntk
                         | _ ->
                             let k = kernelFn xTrain None (if b = PredictGet.Nngp && not wantsNtk then Get.Nngp else Get.Both)
-                            trainKernel <- Some k
-                            k
+                            trainKernel <- Some(k.Nngp, k.Ntk)
+                            k.Nngp, k.Ntk
                     taken.Add b |> ignore
-                    // Both blocks handed over: let the kernel record (and its arrays, unless they are now ours) go.
+                    // Both blocks handed over: let the kernel (and its arrays, unless they are now ours) go.
                     if taken.Count = 2 then trainKernel <- None
-                    if b = PredictGet.Nngp then k.Nngp
+                    if b = PredictGet.Nngp then nngp
                     else
-                        match k.Ntk with
+                        match ntk with
                         | Some ntk -> ntk
                         | None -> invalidArg "kernelFn" "returned no NTK when asked for Both")
             checkShape "kernelFn(xTrain, None)" n n t
@@ -158,19 +161,20 @@ module Predict =
         fun (t: float[] option) (xTest: Tensor option) (get: Get) (computeCov: bool) ->
             t |> Option.iter checkTimes
             if get.WantsNtk then lock gate (fun () -> wantsNtk <- true)
+            let kernelGet = if get.WantsNtk then Get.Both else Get.Nngp
             let test =
                 xTest |> Option.map (fun x ->
                     monitor.Check()
-                    let ktd = kernelFn x (Some xTrain) (if get.WantsNtk then Get.Both else Get.Nngp)
+                    let ktd = kernelFn x (Some xTrain) kernelGet
                     monitor.Done "test–train kernel"
                     checkMatrix "kernelFn(xTest, xTrain)" ktd.Nngp
-                    let m = ktd.Nngp.Shape[0]
                     let nngpTt =
                         if not computeCov then None
                         else
                             let k = (kernelFn x None Get.Nngp).Nngp
                             monitor.Done "test–test kernel"
                             Some k
+                    let m = ktd.Nngp.Shape[0]
                     { M = m
                       TestTrain = memo (fun b ->
                           let k =
@@ -183,7 +187,8 @@ module Predict =
                         nngpTt |> Option.map (fun k ->
                             checkShape "kernelFn(xTest, None)" m m k
                             let s = symmetricCopy k
-                            fun _ -> s) })
+                            fun _ -> s)
+                      Shared = null })
             kindsOfGet get
             |> List.map (fun g ->
                 g,
@@ -247,6 +252,87 @@ module Predict =
                                                  (learningRate: float) (diagReg: float) (diagRegAbsoluteScale: bool)
                                                  : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
         ensemble control kernelFn true xTrain yTrain learningRate diagReg diagRegAbsoluteScale
+
+    /// <summary>
+    /// <c>gradientDescentMseEnsembleOfNetwork</c> with every kernel computed in tiles (<c>Batching.compute</c>):
+    /// within the memory budget of <paramref name="options"/>, both cores on independent tiles, progress per tile,
+    /// cancellation between tiles. The predictor holds the train kernel's two N×N arrays (NNGP and NTK, each
+    /// factored in place) and, during a call, the M×N and M×M test blocks.
+    /// </summary>
+    /// <param name="control">Cancellation and progress between the big steps; its token also stops the tiles
+    /// when <paramref name="options"/> has no token of its own.</param>
+    /// <param name="options">Tile size, memory budget, parallelism, tile progress and cancellation.</param>
+    /// <param name="network">The network whose kernels are used.</param>
+    /// <param name="xTrain">Training inputs (batch axis first).</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="learningRate">Step size η &gt; 0; absolute time is η·t.</param>
+    /// <param name="diagReg">Ridge on the train–train kernel, relative to its mean diagonal unless absolute.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <returns>The predictor of <c>gradientDescentMseEnsemble</c>.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">as <c>Batching.compute</c> (a kernel that does
+    /// not fit the budget) and <c>gradientDescentMseEnsemble</c>.</exception>
+    [<CompiledName("GradientDescentMseEnsembleOfTiledNetwork")>]
+    let gradientDescentMseEnsembleOfTiledNetwork (control: PredictControl) (options: BatchOptions) (network: Layer) (xTrain: Tensor)
+                                                 (yTrain: Tensor) (learningRate: float) (diagReg: float) (diagRegAbsoluteScale: bool)
+                                                 : float[] option -> Tensor option -> Get -> bool -> Map<PredictGet, Gaussian> =
+        let options =
+            if options.Cancellation.CanBeCanceled then options else { options with Cancellation = control.Cancellation }
+        ensemble control (Batching.compute options network) true xTrain yTrain learningRate diagReg diagRegAbsoluteScale
+
+    /// <summary>
+    /// The NTK-GP posterior of a network (arXiv:2007.05864; neural_tangents' <c>gp_inference(..., get='ntkgp')</c>
+    /// on <c>kernel_fn(..., 'ntk')</c>): mean Θ*·(Θ + λI)⁻¹·y, covariance Θ** − Θ*·(Θ + λI)⁻¹·Θ*ᵀ, every NTK
+    /// computed in tiles (<c>Batching.compute</c>). The train NTK is computed on first use and factored in place
+    /// (one N×N array); each call adds its test–train (M, N) and, for the covariance, test–test (M, M) blocks.
+    /// </summary>
+    /// <param name="control">Cancellation and progress between the big steps (kernels, factorisation, solves);
+    /// its token also stops the tiles when <paramref name="options"/> has no token of its own.</param>
+    /// <param name="options">Tile size, memory budget, parallelism, tile progress and cancellation.</param>
+    /// <param name="network">The network whose NTK is the prior covariance.</param>
+    /// <param name="xTrain">Training inputs (batch axis first).</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="diagReg">Ridge on the train–train NTK, relative to its mean diagonal unless absolute.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <returns>A predictor of (xTest, computeCov): the posterior at the test inputs (pass xTrain itself for the
+    /// regularised posterior on the training set), mean (M, K) and, when asked for, covariance (M, M).</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the train NTK is not positive definite (the
+    /// message suggests diag_reg), or a kernel does not fit the memory budget.</exception>
+    [<CompiledName("NtkGpOfTiledNetwork")>]
+    let ntkGpOfTiledNetwork (control: PredictControl) (options: BatchOptions) (network: Layer) (xTrain: Tensor) (yTrain: Tensor)
+                            (diagReg: float) (diagRegAbsoluteScale: bool) : Tensor -> bool -> Gaussian =
+        checkDiagReg diagReg
+        if xTrain.Rank < 1 then invalidArg "xTrain" "needs a batch axis"
+        let n = xTrain.Shape[0]
+        checkTargets "yTrain" n yTrain
+        let options =
+            if options.Cancellation.CanBeCanceled then options else { options with Cancellation = control.Cancellation }
+        let ntk (name: string) (x1: Tensor) (x2: Tensor option) =
+            match (Batching.compute options network x1 x2 Get.Ntk).Ntk with
+            | Some t -> checkMatrix name t; t
+            | None -> invalidArg name "has no NTK"
+        let fetch _ =
+            let t = ntk "kernel(xTrain, None)" xTrain None
+            checkShape "kernel(xTrain, None)" n n t
+            t.Data, true // fresh: symmetrised and factored in place
+        let monitor = Monitor control
+        let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fetch, monitor)
+        fun (xTest: Tensor) (computeCov: bool) ->
+            if isNull (box xTest) then nullArg "xTest"
+            monitor.Check()
+            let ktd = ntk "kernel(xTest, xTrain)" xTest (Some xTrain)
+            monitor.Done "test–train kernel"
+            let m = ktd.Shape[0]
+            checkShape "kernel(xTest, xTrain)" m n ktd
+            let ktt =
+                if not computeCov then None
+                else
+                    let k = ntk "kernel(xTest, None)" xTest None
+                    monitor.Done "test–test kernel"
+                    checkShape "kernel(xTest, None)" m m k
+                    PredictFactor.symmetrizeInPlace k.Data m // fresh, so in place
+                    Some k.Data
+            let test = { M = m; TestTrain = (fun _ -> ktd.Data); TestTest = ktt |> Option.map (fun k _ -> k); Shared = null }
+            posterior ts PredictGet.NtkGp (Some test) computeCov
 
     let private initialOutputs (name: string) (rows: int) (k: int) (f: Tensor option) =
         match f with
