@@ -480,6 +480,122 @@ module Attention =
             @ (match pe with Some e -> [ back e.Shape dpe ] | None -> [])
         back x.Shape dx, Leaf grads
 
+    /// The forward-mode derivative of <c>forward</c>: the tangent of the output from the parameters' tangent dθ
+    /// and the input's dx, by the product rule through each step (per head: dK = dX_k W_k + X_k dW_k, the same for Q
+    /// and V; dA = c·(dQ Kᵀ + Q dKᵀ); softmax rows dG = G∘(dA − Σ_q G dA), IDENTITY dA, ABS sign(A)·dA, RELU
+    /// 1[A &gt; 0]·dA; dH = dG·V + G·dV; then dY = o·(dH W_out + H dW_out) + b_std·db). The embeddings' tangent
+    /// enters the key (and value) inputs as in the forward pass.
+    let tangent (a: AttentionSpec) (p: Params) (dp: Params) (x: Tensor) (dx: Tensor) : Tensor =
+        let unpack (p: Params) =
+            let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
+            let rest = List.skip 3 ts
+            let wq, rest = if a.LinearScaling then None, rest else Some rest.Head, rest.Tail
+            let bias, rest = match a.BStd with Some _ -> Some rest.Head, rest.Tail | None -> None, rest
+            ts[0], ts[1], ts[2], wq, bias, List.tryHead rest
+        let wk, wv, wo, wq, _, pe = unpack p
+        let dwk, dwv, dwo, dwq, dbias, dpe = unpack dp
+        let ndim = x.Rank
+        let b, ch = Axes.norm ndim a.BatchAxis, Axes.norm ndim a.ChannelAxis
+        let spatialAxes = [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield i |]
+        let order = Array.concat [ [| b |]; spatialAxes; [| ch |] ]
+        let inverse = Array.zeroCreate ndim
+        order |> Array.iteri (fun i ax -> inverse[ax] <- i)
+        let flat (t: Tensor) = (Tensor.permute order t).Data
+        let n, nIn = x.Shape[b], x.Shape[ch]
+        let s = x.Length / (n * nIn)
+        let npe = match pe with Some e -> e.Shape[ch] | None -> 0
+        let embedded (e: Tensor option) = match e with Some e -> flat e |> Array.map ((*) a.WPosEmbStd) | None -> [||]
+        let concat = a.PosEmbType = PositionalEmbedding.Concat && pe.IsSome
+        let sum = a.PosEmbType = PositionalEmbedding.Sum && pe.IsSome
+        if sum && npe <> nIn then
+            fail (sprintf "GlobalSelfAttention: SUM embeddings need n_chan_pos_emb = the input channels (%d), got %d" nIn npe)
+        let kc = if concat then nIn + npe else nIn
+        let sameVals = a.ValPosEmb && (sum || concat)
+        let vc = if concat && a.ValPosEmb then nIn + npe else nIn
+        // The keys' inputs (x with the embeddings added or appended) are linear in (x, embeddings), so their
+        // tangent is the same map of (dx, d embeddings).
+        let keysOf (xd: float[]) (ped: float[]) =
+            if sum then Array.init xd.Length (fun i -> xd[i] + ped[i % (s * nIn)])
+            elif concat then
+                let cat = Array.zeroCreate (n * s * kc)
+                for r in 0 .. n * s - 1 do
+                    Array.blit xd (r * nIn) cat (r * kc) nIn
+                    Array.blit ped ((r % s) * npe) cat (r * kc + nIn) npe
+                cat
+            else xd
+        let xd, dxd = flat x, flat dx
+        let keysIn, dKeysIn = keysOf xd (embedded pe), keysOf dxd (embedded dpe)
+        let valsIn, dValsIn = (if sameVals then keysIn else xd), (if sameVals then dKeysIn else dxd)
+        let h, dk, dv, nOut = a.NHeads, a.NChanKey, a.NChanVal, a.NChanOut
+        let project = projectHead (n * s)
+        let dProject (inp: float[]) (dInp: float[]) (cin: int) (w: Tensor) (dw: Tensor) (head: int) (d: int) =
+            Array.map2 (+) (project dInp cin w head d) (project inp cin dw head d)
+        let cScale = a.WQueryStd * a.WKeyStd / (float kc * (if a.LinearScaling then float dk else Math.Sqrt(float dk)))
+        let oScale = a.WOutStd * a.WValueStd / Math.Sqrt(float (dv * h * vc))
+        let hcat = Array.zeroCreate (n * s * dv * h)
+        let dHcat = Array.zeroCreate (n * s * dv * h)
+        for head in 0 .. h - 1 do
+            let kmat, dK = project keysIn kc wk head dk, dProject keysIn dKeysIn kc wk dwk head dk
+            let qmat, dQ =
+                match wq, dwq with
+                | Some w, Some dw -> project keysIn kc w head dk, dProject keysIn dKeysIn kc w dw head dk
+                | _ -> kmat, dK
+            let vmat, dV = project valsIn vc wv head dv, dProject valsIn dValsIn vc wv dwv head dv
+            let am, dam, gm, dgm = Array.zeroCreate s, Array.zeroCreate s, Array.zeroCreate s, Array.zeroCreate s
+            for i in 0 .. n - 1 do
+                for pp in 0 .. s - 1 do
+                    let po = (i * s + pp) * dk
+                    for q in 0 .. s - 1 do
+                        let ko = (i * s + q) * dk
+                        let mutable acc, dacc = 0.0, 0.0
+                        for j in 0 .. dk - 1 do
+                            acc <- acc + qmat[po + j] * kmat[ko + j]
+                            dacc <- dacc + dQ[po + j] * kmat[ko + j] + qmat[po + j] * dK[ko + j]
+                        am[q] <- cScale * acc
+                        dam[q] <- cScale * dacc
+                    match a.AttentionMechanism with
+                    | AttentionMechanism.Softmax ->
+                        let mx = Array.max am
+                        let mutable z = 0.0
+                        for q in 0 .. s - 1 do
+                            gm[q] <- Math.Exp(am[q] - mx)
+                            z <- z + gm[q]
+                        let mutable gd = 0.0
+                        for q in 0 .. s - 1 do
+                            gm[q] <- gm[q] / z
+                            gd <- gd + gm[q] * dam[q]
+                        for q in 0 .. s - 1 do dgm[q] <- gm[q] * (dam[q] - gd)
+                    | AttentionMechanism.Identity ->
+                        for q in 0 .. s - 1 do
+                            gm[q] <- am[q]
+                            dgm[q] <- dam[q]
+                    | AttentionMechanism.Abs ->
+                        for q in 0 .. s - 1 do
+                            gm[q] <- abs am[q]
+                            dgm[q] <- float (sign am[q]) * dam[q]
+                    | AttentionMechanism.Relu ->
+                        for q in 0 .. s - 1 do
+                            gm[q] <- max 0.0 am[q]
+                            dgm[q] <- if am[q] > 0.0 then dam[q] else 0.0
+                    for j in 0 .. dv - 1 do
+                        let mutable acc, dacc = 0.0, 0.0
+                        for q in 0 .. s - 1 do
+                            let vo = (i * s + q) * dv + j
+                            acc <- acc + gm[q] * vmat[vo]
+                            dacc <- dacc + dgm[q] * vmat[vo] + gm[q] * dV[vo]
+                        hcat[(i * s + pp) * (dv * h) + j * h + head] <- acc
+                        dHcat[(i * s + pp) * (dv * h) + j * h + head] <- dacc
+        let bStd = defaultArg a.BStd 0.0
+        let out = Array.zeroCreate (n * s * nOut)
+        for r in 0 .. n * s - 1 do
+            for o in 0 .. nOut - 1 do
+                let mutable acc = 0.0
+                for c in 0 .. dv * h - 1 do
+                    acc <- acc + dHcat[r * dv * h + c] * wo.Data[c * nOut + o] + hcat[r * dv * h + c] * dwo.Data[c * nOut + o]
+                out[r * nOut + o] <- oScale * acc + (match dbias with Some db -> bStd * db.Data[o] | None -> 0.0)
+        let flatShape = Array.concat [ [| n |]; spatialAxes |> Array.map (fun i -> x.Shape[i]); [| nOut |] ]
+        Tensor.permute inverse (Tensor.create flatShape out)
+
     /// GlobalSelfAttention (neural_tangents' <c>stax.GlobalSelfAttention</c>).
     let globalSelfAttention (a: AttentionSpec) : LayerDef =
         { Name = "GlobalSelfAttention"
@@ -510,6 +626,7 @@ module Attention =
           Kernel = fun _ k -> attentionKernel a k
           Init = fun key shape -> init a key shape
           Apply = fun _ p x -> forward a p x
-          Vjp = fun p x ct -> fst (backward a p x ct)
-          ParamVjp = fun p x ct -> snd (backward a p x ct)
-          GradDot = None }
+          Vjp = fun _ p x ct -> fst (backward a p x ct)
+          ParamVjp = fun _ p x ct -> snd (backward a p x ct)
+          GradDot = None
+          Jvp = Tangent(fun _ p dp x dx -> tangent a p dp x dx) }
