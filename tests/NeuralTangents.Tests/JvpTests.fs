@@ -6,6 +6,8 @@ module NeuralTangents.Tests.JvpTests
 
 open System
 open Expecto
+open FsCheck
+open FsCheck.FSharp
 open NeuralTangents
 open NeuralTangents.Layers
 open NeuralTangents.Tests.TestUtil
@@ -286,6 +288,53 @@ let tests =
             Expect.stringContains e.Message "tangent" "names the tangent"
             let e = throwsExactly<ArgumentException> (fun () -> Jvp.jvp net p p x (tensorOf 2 [| 2; 5 |]) |> ignore)
             Expect.stringContains e.Message "xTangent" "names the input tangent"
+
+        testPropertyWithConfig (fsCheck 40) "random networks with a finite-width function (Generators.networkCase): ⟨v, J u⟩ = ⟨Jᵀ v, u⟩" <| fun () ->
+            // Exact in exact arithmetic for any network, kinks included (both sides use the same one-sided slopes):
+            // two sums of the same products in different orders, so 1e-10 relative to Σ|terms|. A key is passed so
+            // that any Dropout would draw its mask (the generated ones are in mode "test").
+            // Kernel-only activations (ExpNormalized, as in neural_tangents) have no finite network: such cases are
+            // filtered out by name, explicitly.
+            let finite (c: Generators.NetworkCase) =
+                let x = Generators.inputs c.Layout { Rows = 1; Seed = 0; Edits = [] }
+                try
+                    ApplyFn.applyWith (withKey 0) c.Net (snd (InitFn.init 0 c.Net x.Shape)) x |> ignore
+                    true
+                with :? NeuralTangentsException as e when e.Message.Contains "has no finite-width function" -> false
+            let gen = Gen.zip3 (Generators.networkCase |> Gen.filter finite) Generators.inputSpec (Gen.choose (0, 100000))
+            Prop.forAll (Arb.fromGen gen) (fun (c, spec, seed) ->
+                let x = Generators.inputs c.Layout spec
+                let ctx = withKey seed
+                let _, p = InitFn.initWithKey (Rng.ofSeed seed) c.Net x.Shape
+                let dp, dx = tangentOf seed p x
+                let y, dy = Jvp.jvpWith ctx c.Net p dp x dx
+                let v = tensorOf (seed + 7) y.Shape
+                let g, gx = Backward.vjpWith ctx c.Net p x v
+                let lhs = dot v.Data dy.Data
+                let rhs = Params.dot g dp + dot gx.Data dx.Data
+                let scale = Array.fold2 (fun acc a b -> acc + abs (a * b)) 0.0 v.Data dy.Data + abs rhs
+                if not (abs (lhs - rhs) <= 1e-10 * scale) then
+                    failtestf "%A: ⟨v, J u⟩ = %.17g, ⟨Jᵀ v, u⟩ = %.17g" c.Net lhs rhs
+                true)
+
+        testPropertyWithConfig (fsCheck 25) "random CNNs (Generators.cnnCase): ⟨v, J u⟩ = ⟨Jᵀ v, u⟩" <| fun () ->
+            let gen = Gen.zip3 Generators.cnnCase Generators.cnnInputSpec (Gen.choose (0, 100000))
+            Prop.forAll (Arb.fromGen gen) (fun (c, spec, seed) ->
+                let x = Generators.inputs c.Layout spec
+                // A body whose VALID windows no longer fit is refused by the core (CnnProperties checks that).
+                match (try Some(InitFn.initWithKey (Rng.ofSeed seed) c.Net x.Shape) with :? NeuralTangentsException -> None) with
+                | None -> true
+                | Some(_, p) ->
+                    let dp, dx = tangentOf seed p x
+                    let y, dy = Jvp.jvp c.Net p dp x dx
+                    let v = tensorOf (seed + 7) y.Shape
+                    let g, gx = Backward.vjp c.Net p x v
+                    let lhs = dot v.Data dy.Data
+                    let rhs = Params.dot g dp + dot gx.Data dx.Data
+                    let scale = Array.fold2 (fun acc a b -> acc + abs (a * b)) 0.0 v.Data dy.Data + abs rhs
+                    if not (abs (lhs - rhs) <= 1e-10 * scale) then
+                        failtestf "%A: ⟨v, J u⟩ = %.17g, ⟨Jᵀ v, u⟩ = %.17g" c.Net lhs rhs
+                    true)
 
         contextTests
     ]
