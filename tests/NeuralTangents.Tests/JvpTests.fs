@@ -52,7 +52,15 @@ let private zoo : (string * Layer * int[] * ApplyContext) list =
       "Attention SOFTMAX, SUM embeddings, query weights", attention AttentionMechanism.Softmax PositionalEmbedding.Sum false, [| 2; 3; 4 |], e
       "Attention IDENTITY, CONCAT embeddings", attention AttentionMechanism.Identity PositionalEmbedding.Concat true, [| 2; 4; 2 |], e
       "Attention ABS", attention AttentionMechanism.Abs PositionalEmbedding.NoEmbedding true, [| 2; 3; 2 |], e
-      "Attention RELU", attention AttentionMechanism.Relu PositionalEmbedding.NoEmbedding false, [| 2; 3; 2 |], e ]
+      "Attention RELU", attention AttentionMechanism.Relu PositionalEmbedding.NoEmbedding false, [| 2; 3; 2 |], e
+      "Attention SOFTMAX, SUM embeddings with exp decay",
+        (match attention AttentionMechanism.Softmax PositionalEmbedding.Sum true with
+         | GlobalSelfAttention a -> GlobalSelfAttention { a with PosEmbDecayFn = PosEmbDecay.Exponential 1.3; PosEmbPNorm = 1.0 }
+         | l -> l), [| 2; 2; 3; 4 |], e
+      "Attention IDENTITY, CONCAT embeddings with power decay",
+        (match attention AttentionMechanism.Identity PositionalEmbedding.Concat false with
+         | GlobalSelfAttention a -> GlobalSelfAttention { a with PosEmbDecayFn = PosEmbDecay.Power 0.8; ValPosEmb = true }
+         | l -> l), [| 2; 4; 2 |], e ]
 
 /// A random tangent (dθ, dx) of unit scale per entry for a network's parameters and inputs.
 let private tangentOf (seed: int) (p: Params) (x: Tensor) =

@@ -5,7 +5,8 @@ open NeuralTangents
 
 /// GlobalSelfAttention (neural_tangents' `stax.GlobalSelfAttention` in `stax/linear.py`; Hron, Bahri,
 /// Sohl-Dickstein and Novak 2020, "Infinite attention", arXiv:2006.10540): its infinite-width kernel, the finite
-/// forward pass and the definition. Positional embeddings are one-hot (neural_tangents' `pos_emb_decay_fn=None`).
+/// forward pass and the definition. Positional embeddings are one-hot (neural_tangents' `pos_emb_decay_fn=None`) or
+/// have the covariance of a named decay function of the distance between positions (`PosEmbDecay`).
 module Attention =
 
     let private fail (msg: string) = raise (NeuralTangentsException msg)
@@ -38,7 +39,57 @@ module Attention =
         if not (Double.IsFinite a.PosEmbPNorm) then invalidArg "posEmbPNorm" (sprintf "GlobalSelfAttention: must be finite, got %g" a.PosEmbPNorm)
         if a.BatchAxis = a.ChannelAxis then
             invalidArg "channelAxis" (sprintf "GlobalSelfAttention: channel_axis must differ from batch_axis, both are %d" a.BatchAxis)
+        match a.PosEmbDecayFn with
+        | PosEmbDecay.Exponential v | PosEmbDecay.Power v when not (Double.IsFinite v && v > 0.0) ->
+            invalidArg "posEmbDecayFn" (sprintf "GlobalSelfAttention: the decay function's length scale or exponent must be finite and > 0, got %g" v)
+        | _ -> ()
         a
+
+    /// The name and argument of a decay function as the JSON form writes them (None: one-hot).
+    let decayArg (d: PosEmbDecay) =
+        match d with
+        | PosEmbDecay.OneHot -> NoneArg
+        | PosEmbDecay.Exponential l -> ListArg [ StringArg "exp"; FloatArg l ]
+        | PosEmbDecay.Power e -> ListArg [ StringArg "power"; FloatArg e ]
+
+    /// The covariance of the positional embeddings between the positions of a grid of <c>sizes</c> (row-major),
+    /// (S × S) row-major (neural_tangents' `_pos_emb_pdist`): R[p, q] = decay(Σ_axes |p_a − q_a|^p_norm); OneHot is
+    /// the identity (neural_tangents' pos_emb_decay_fn=None).
+    let posEmbCovariance (decay: PosEmbDecay) (pNorm: float) (sizes: int[]) : float[] =
+        let s = Array.fold (*) 1 sizes
+        Array.init (s * s) (fun e ->
+            let p, q = e / s, e % s
+            match decay with
+            | PosEmbDecay.OneHot -> if p = q then 1.0 else 0.0
+            | _ ->
+                let mutable d = 0.0
+                let mutable rp, rq = p, q
+                for ax in sizes.Length - 1 .. -1 .. 0 do
+                    d <- d + float (abs (rp % sizes[ax] - rq % sizes[ax])) ** pNorm
+                    rp <- rp / sizes[ax]
+                    rq <- rq / sizes[ax]
+                match decay with
+                | PosEmbDecay.Exponential l -> Math.Exp(-d / l)
+                | PosEmbDecay.Power x -> (1.0 + d) ** -x
+                | PosEmbDecay.OneHot -> 0.0)
+
+    /// The finite layer's embeddings with covariance R over positions (neural_tangents' apply_fn with a
+    /// pos_emb_decay_fn: the N(0, 1) draws e (S, c) multiplied by the Cholesky factor L of R); with
+    /// <c>transpose</c>, Lᵀ·e (the backward pass). OneHot: e itself.
+    let private correlate (a: AttentionSpec) (sizes: int[]) (transpose: bool) (e: float[]) (c: int) =
+        match a.PosEmbDecayFn with
+        | PosEmbDecay.OneHot -> e
+        | decay ->
+            let s = Array.fold (*) 1 sizes
+            let l =
+                try Linalg.cholesky (posEmbCovariance decay a.PosEmbPNorm sizes) s
+                with :? ArgumentException ->
+                    fail (sprintf "GlobalSelfAttention: the embeddings' covariance %A of the distances over positions %A is not positive definite, so the finite layer cannot draw them; use pos_emb_p_norm ≤ 2 or a smaller length scale" decay sizes)
+            Array.init (s * c) (fun i ->
+                let q, ch = i / c, i % c
+                let mutable acc = 0.0
+                for r in 0 .. s - 1 do acc <- acc + (if transpose then l[r * s + q] else l[q * s + r]) * e[r * c + ch]
+                acc)
 
     // ---------------------------------------------------------------------------------------------
     // Kernel: covariances as (blocks, S, S) matrices over flattened positions.
@@ -103,8 +154,13 @@ module Attention =
         let covN = if k.DiagonalBatch then 1 else 2
         let c1, s, permC = toMatrices covN k.Cov1
         let ss = s * s
-        // kw·M + pw·δ(p, q) with embeddings (neural_tangents' weighted_sum), M itself without.
-        let mix (m: float[]) = if hasR then m |> Array.mapi (fun e v -> kw * v + (if (e % ss) / s = e % s then pw else 0.0)) else m
+        // kw·M + pw·R(p, q) with embeddings (neural_tangents' weighted_sum), M itself without; R over the positions
+        // in the covariances' own axis order (a reversed kernel reverses both copies, and the distance is a sum over
+        // axes, so R needs no reversal of its own).
+        let r =
+            let nSp = (k.Nngp.Rank - 2) / 2
+            posEmbCovariance a.PosEmbDecayFn a.PosEmbPNorm (Array.init nSp (fun i -> k.Nngp.Shape[2 + 2 * i]))
+        let mix (m: float[]) = if hasR then m |> Array.mapi (fun e v -> kw * v + pw * r[e % ss]) else m
         let b2 = match a.BStd with Some b -> b * b | None -> 0.0
         let qk = a.WQueryStd * a.WKeyStd
         let ov = a.WOutStd * a.WValueStd
@@ -248,10 +304,11 @@ module Attention =
             let m = Tensor.permute order t
             m.Data, m.Shape[0], m.Length / (m.Shape[0] * m.Shape[ndim - 1]), m.Shape[ndim - 1]
         let xd, n, s, nIn = flat x
+        let sizes = [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield x.Shape[i] |]
         let peFlat =
             pe |> Option.map (fun e ->
                 let d, _, _, c = flat e
-                Array.map ((*) a.WPosEmbStd) d, c)
+                Array.map ((*) a.WPosEmbStd) (correlate a sizes false d c), c)
         // Inputs of keys and of values, (N, S, C) each.
         let keysIn, kc, valsIn, vc =
             match a.PosEmbType, peFlat with
@@ -339,7 +396,11 @@ module Attention =
         let nIn = x.Shape[ch]
         let s = x.Length / (n * nIn)
         let dyd = flat ct
-        let peFlat, npe = match pe with Some e -> flat e |> Array.map ((*) a.WPosEmbStd), e.Shape[ch] | None -> [||], 0
+        let sizes = [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield x.Shape[i] |]
+        let peFlat, npe =
+            match pe with
+            | Some e -> correlate a sizes false (flat e) e.Shape[ch] |> Array.map ((*) a.WPosEmbStd), e.Shape[ch]
+            | None -> [||], 0
         let concat = a.PosEmbType = PositionalEmbedding.Concat && pe.IsSome
         let sum = a.PosEmbType = PositionalEmbedding.Sum && pe.IsSome
         let kc = if concat then nIn + npe else nIn
@@ -477,7 +538,7 @@ module Attention =
             [ Tensor.create wk.Shape dWk; Tensor.create wv.Shape dWv; Tensor.create wo.Shape dWo ]
             @ (match wq with Some w -> [ Tensor.create w.Shape dWq ] | None -> [])
             @ Option.toList db
-            @ (match pe with Some e -> [ back e.Shape dpe ] | None -> [])
+            @ (match pe with Some e -> [ back e.Shape (correlate a sizes true dpe npe) ] | None -> [])
         back x.Shape dx, Leaf grads
 
     /// The forward-mode derivative of <c>forward</c>: the tangent of the output from the parameters' tangent dθ
@@ -504,7 +565,11 @@ module Attention =
         let n, nIn = x.Shape[b], x.Shape[ch]
         let s = x.Length / (n * nIn)
         let npe = match pe with Some e -> e.Shape[ch] | None -> 0
-        let embedded (e: Tensor option) = match e with Some e -> flat e |> Array.map ((*) a.WPosEmbStd) | None -> [||]
+        let sizes = spatialAxes |> Array.map (fun i -> x.Shape[i])
+        let embedded (e: Tensor option) =
+            match e with
+            | Some e -> correlate a sizes false (flat e) npe |> Array.map ((*) a.WPosEmbStd)
+            | None -> [||]
         let concat = a.PosEmbType = PositionalEmbedding.Concat && pe.IsSome
         let sum = a.PosEmbType = PositionalEmbedding.Sum && pe.IsSome
         if sum && npe <> nIn then
@@ -613,7 +678,7 @@ module Attention =
               "attention_mechanism", StringArg(mechanismName a.AttentionMechanism)
               "pos_emb_type", StringArg(posEmbName a.PosEmbType)
               "pos_emb_p_norm", FloatArg a.PosEmbPNorm
-              "pos_emb_decay_fn", NoneArg
+              "pos_emb_decay_fn", decayArg a.PosEmbDecayFn
               "n_chan_pos_emb", (match a.NChanPosEmb with Some c -> IntArg c | None -> NoneArg)
               "W_pos_emb_std", FloatArg a.WPosEmbStd
               "val_pos_emb", BoolArg a.ValPosEmb
