@@ -41,6 +41,17 @@ let private monteCarlo (name: string) (a: AttentionSpec) =
     let worst = compareMean (name + " nngp") analytic.Nngp samples allowance
     note (sprintf "GlobalSelfAttention %s Monte Carlo (M = 120): worst |Δ|/SE %.2f" name worst)
 
+/// The decay function must move the analytic kernel by more than the Monte Carlo allowance (8/256 of the largest
+/// entry) several times over, so that a rule ignoring it (one-hot embeddings) would fail the comparison.
+let private decayMatters (name: string) (a: AttentionSpec) =
+    let net (d: PosEmbDecay) = Stax.serial [ Stax.dense 256 1.4 (Some 0.1); Stax.relu; Stax.globalSelfAttentionWith { a with PosEmbDecayFn = d }; Stax.flatten ]
+    let k = (KernelFn.compute (net a.PosEmbDecayFn) x None Nngp).Nngp.Data
+    let k0 = (KernelFn.compute (net PosEmbDecay.OneHot) x None Nngp).Nngp.Data
+    let gap = Array.map2 (fun u v -> abs (u - v)) k k0 |> Array.max
+    let allowance = 8.0 / 256.0 * (k |> Array.map abs |> Array.max)
+    note (sprintf "GlobalSelfAttention %s: the decay moves the kernel by %.3g, %.1f× the Monte Carlo allowance" name gap (gap / allowance))
+    if not (gap > 3.0 * allowance) then failtestf "%s: the decay moves the kernel by only %.3g (allowance %.3g)" name gap allowance
+
 [<Tests>]
 let tests =
     testList "AttentionTests" [
@@ -175,16 +186,20 @@ let tests =
             let one = NeuralTangents.Layers.Attention.posEmbCovariance PosEmbDecay.OneHot 2.0 [| 2; 3 |]
             Expect.equal one (Array.init 36 (fun e -> if e / 6 = e % 6 then 1.0 else 0.0)) "None: the identity"
 
-        testCase "Monte Carlo: SOFTMAX with SUM embeddings of covariance exp(-|p - q| / 1.5)" <| fun () ->
-            monteCarlo "SOFTMAX SUM exp decay"
+        testCase "Monte Carlo: SOFTMAX with SUM embeddings of covariance exp(-|p - q| / 3)" <| fun () ->
+            let a =
                 { spec AttentionMechanism.Softmax with
-                    PosEmbType = PositionalEmbedding.Sum; WPosEmbStd = 0.9; PosEmbPNorm = 1.0; PosEmbDecayFn = PosEmbDecay.Exponential 1.5 }
+                    PosEmbType = PositionalEmbedding.Sum; WPosEmbStd = 1.6; PosEmbPNorm = 1.0; PosEmbDecayFn = PosEmbDecay.Exponential 3.0 }
+            decayMatters "SOFTMAX SUM exp decay" a
+            monteCarlo "SOFTMAX SUM exp decay" a
 
         testCase "Monte Carlo: RELU with CONCAT embeddings in keys and values, covariance (1 + |p - q|²)^-1" <| fun () ->
-            monteCarlo "RELU CONCAT power decay"
+            let a =
                 { spec AttentionMechanism.Relu with
                     PosEmbType = PositionalEmbedding.Concat; NChanPosEmb = Some 128; ValPosEmb = true; WPosEmbStd = 1.3
                     PosEmbPNorm = 2.0; PosEmbDecayFn = PosEmbDecay.Power 1.0 }
+            decayMatters "RELU CONCAT power decay" a
+            monteCarlo "RELU CONCAT power decay" a
 
         testCase "pos_emb_decay_fn in JSON: [\"exp\", l] and [\"power\", a] round-trip; other values are refused" <| fun () ->
             for decay in [ PosEmbDecay.Exponential 1.5; PosEmbDecay.Power 2.0 ] do
