@@ -178,6 +178,27 @@ let private contextTests =
             checkGradients "Dropout train" dropNet [| 3; 4 |] (withKey 5)
             checkGradients "Aggregate with pattern" aggNet [| 2; 3; 3 |] (withPattern (pattern 4 2 3))
 
+        testCase "with a context the batch is recorded whole: same kernels as per example where the context is unused" <| fun () ->
+            // A key that no layer reads sends Empirical down the whole-batch path (one tape, a pullback per output
+            // element of the batch); the numbers must be the per-example path's (the same products plus exact zeros
+            // from the other examples, summed in another order: 1e-13 relative), for any output shape and batch axis.
+            let ctx = withKey 3
+            let cases =
+                [ "Dense → Erf → Dense", Stax.serial [ Stax.dense 5 1.3 (Some 0.4); Stax.erf 1.0 1.0 0.0; Stax.dense 3 1.0 (Some 0.1) ], [| 3; 4 |], [| 2; 4 |], [| -1 |]
+                  // (C, N) outputs: the channel axis to trace is 0
+                  "Dense batch_axis=1 channel_axis=0", Stax.denseWith { Stax.denseDefaults 3 with BatchAxis = 1; ChannelAxis = 0; BStd = Some 0.2 }, [| 4; 3 |], [| 4; 2 |], [| 0 |]
+                  "Conv → Relu (N, W, C)", Stax.serial [ Stax.conv 3 [ 2 ] None Padding.Same 1.2 (Some 0.1); Stax.relu ], [| 2; 4; 2 |], [| 3; 4; 2 |], [| -1 |] ]
+            for name, net, s1, s2, channel in cases do
+                let x1, x2 = tensorOf 5 s1, tensorOf 6 s2
+                let _, p = InitFn.init 4 net s1
+                for trace in [ channel; [||] ] do
+                    for x2o in [ None; Some x2 ] do
+                        let n0, t0 = Empirical.kernelFn net trace [||] x1 x2o Both p
+                        let n1, t1 = Empirical.kernelFnWith ctx ctx net trace [||] x1 x2o Both p
+                        Expect.equal t1.Value.Shape t0.Value.Shape (name + ": shape")
+                        assertClose (sprintf "%s ntk, trace %A, x2 %b" name trace x2o.IsSome) 1e-13 t0.Value.Data t1.Value.Data
+                        assertClose (sprintf "%s nngp, trace %A, x2 %b" name trace x2o.IsSome) 1e-13 n0.Value.Data n1.Value.Data
+
         testCase "Dropout(train): without a key the backward pass asks for one" <| fun () ->
             let x = tensorOf 1 [| 2; 4 |]
             let outShape, p = InitFn.init 1 dropNet x.Shape
