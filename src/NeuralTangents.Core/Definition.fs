@@ -95,6 +95,17 @@ type ArgValue =
     /// Python's None where the argument is not a number (a slice bound, DotGeneral's absent lhs).
     | NoneArg
 
+/// <summary>How a leaf layer pushes tangents forward (the Jacobian–vector product JAX's <c>jvp</c> gives its
+/// <c>apply_fn</c>): d f(θ, x)[dθ, dx] = ∂f/∂θ·dθ + ∂f/∂x·dx.</summary>
+type TangentRule =
+    /// The layer has no parameters and, for the side inputs of one call (random key, pattern), is linear in its
+    /// input, so the output tangent is the forward pass applied to the input tangent (Flatten, pooling, Dropout's
+    /// fixed mask, Aggregate's fixed pattern, DotGeneral with a constant …).
+    | LinearInInput
+    /// The output tangent from the call's side inputs, the parameters θ, their tangent dθ (a tree shaped like θ),
+    /// the input x and its tangent dx.
+    | Tangent of (ApplyContext -> Params -> Params -> Tensor -> Tensor -> Tensor)
+
 /// <summary>Everything one leaf layer is, defined once in the module of its family (named after neural_tangents'
 /// <c>stax</c> files): neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> plus its requirements and the
 /// pieces the backward pass and the empirical NTK need. The interpreters (<c>KernelFn</c>, <c>InitFn</c>,
@@ -113,13 +124,17 @@ type LayerDef =
       Init: RngKey -> int[] -> int[] * Params
       /// The forward pass, with the side inputs of this layer's call.
       Apply: ApplyContext -> Params -> Tensor -> Tensor
-      /// The input cotangent from the parameters, the input and the output cotangent.
-      Vjp: Params -> Tensor -> Tensor -> Tensor
-      /// The parameter cotangents (a tree shaped like the parameters) from the same three.
-      ParamVjp: Params -> Tensor -> Tensor -> Params
-      /// ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ over this layer's parameters from two (input, output cotangent) pairs without forming
-      /// ∂θ (neural_tangents' structured derivatives); None: the empirical NTK forms ∂θ with <c>Vjp</c>.
-      GradDot: (Params -> Tensor -> Tensor -> Tensor -> Tensor -> float) option }
+      /// The input cotangent from the forward call's side inputs (the same key and pattern, so the same mask),
+      /// the parameters, the input and the output cotangent.
+      Vjp: ApplyContext -> Params -> Tensor -> Tensor -> Tensor
+      /// The parameter cotangents (a tree shaped like the parameters) from the same four.
+      ParamVjp: ApplyContext -> Params -> Tensor -> Tensor -> Params
+      /// ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ over this layer's parameters from two (side inputs, input, output cotangent) triples
+      /// without forming ∂θ (neural_tangents' structured derivatives); None: the empirical NTK forms ∂θ with
+      /// <c>ParamVjp</c>.
+      GradDot: (Params -> ApplyContext -> Tensor -> Tensor -> ApplyContext -> Tensor -> Tensor -> float) option
+      /// The forward-mode derivative (see <c>TangentRule</c>).
+      Jvp: TangentRule }
 
 /// <summary>What a fan-in layer is (it merges a list of branches): its kernel rule, shape rule, forward pass and
 /// pullback.</summary>
@@ -129,7 +144,9 @@ type MergeDef =
       Kernel: Kernel list -> Kernel
       Shape: int[] list -> int[]
       Apply: Tensor list -> Tensor
-      Vjp: Tensor list -> Tensor -> Tensor list }
+      Vjp: Tensor list -> Tensor -> Tensor list
+      /// The output tangent from the branches' inputs and their tangents.
+      Jvp: Tensor list -> Tensor list -> Tensor }
 
 /// <summary>Reads one layer's arguments from its JSON object, names as neural_tangents spells them: a missing
 /// optional argument takes the default given; a missing required one or a bad value raises an error that names the

@@ -458,9 +458,19 @@ module Json =
                 args [ "n_chan_out"; "n_chan_key"; "n_chan_val"; "n_heads"; "linear_scaling"; "W_key_std"; "W_value_std"
                        "W_query_std"; "W_out_std"; "b_std"; "attention_mechanism"; "pos_emb_type"; "pos_emb_p_norm"
                        "pos_emb_decay_fn"; "n_chan_pos_emb"; "W_pos_emb_std"; "val_pos_emb"; "batch_axis"; "channel_axis" ]
-            match tryProp o "pos_emb_decay_fn" with
-            | true, null | false, _ -> ()
-            | true, v -> fail "GlobalSelfAttention: argument 'pos_emb_decay_fn' (a Python function) is not supported; only null (one-hot embeddings), got %s" (show v)
+            let decay =
+                let refuse (v: JsonNode) =
+                    fail "GlobalSelfAttention: argument 'pos_emb_decay_fn' must be null (one-hot embeddings), [\"exp\", length_scale] (exp(-d/length_scale)) or [\"power\", exponent] ((1 + d)^-exponent) with a finite positive number; a Python function cannot be carried, got %s" (show v)
+                match tryProp o "pos_emb_decay_fn" with
+                | true, null | false, _ -> PosEmbDecay.OneHot
+                | true, (:? JsonArray as arr) when arr.Count = 2 && not (isNull arr[0]) && not (isNull arr[1]) ->
+                    let number = try Some(arr[1].GetValue<float>()) with _ -> None
+                    let name = try Some(arr[0].GetValue<string>()) with _ -> None
+                    match name, number with
+                    | Some "exp", Some l when Double.IsFinite l && l > 0.0 -> PosEmbDecay.Exponential l
+                    | Some "power", Some e when Double.IsFinite e && e > 0.0 -> PosEmbDecay.Power e
+                    | _ -> refuse arr
+                | true, v -> refuse v
             let mechanism =
                 match a.String("attention_mechanism", "SOFTMAX").ToUpperInvariant() with
                 | "SOFTMAX" -> AttentionMechanism.Softmax
@@ -497,7 +507,8 @@ module Json =
                         WPosEmbStd = a.Number("W_pos_emb_std", 1.0)
                         ValPosEmb = a.Bool("val_pos_emb", false)
                         BatchAxis = a.Int("batch_axis", 0)
-                        ChannelAxis = a.Int("channel_axis", -1) })
+                        ChannelAxis = a.Int("channel_axis", -1)
+                        PosEmbDecayFn = decay })
         | n when activationReaders.ContainsKey n ->
             let r = activationReaders[n]
             let a = args r.Accepts

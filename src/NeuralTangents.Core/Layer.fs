@@ -237,8 +237,19 @@ type PositionalEmbedding =
     /// "CONCAT": embeddings concatenated to the activations' channels.
     | Concat
 
-/// <summary>Arguments of <c>GlobalSelfAttention</c>, named as neural_tangents names them. neural_tangents'
-/// <c>pos_emb_decay_fn</c> (a Python callable) is None here: one-hot (identity-covariance) embeddings.</summary>
+/// <summary>The covariance of <c>GlobalSelfAttention</c>'s positional embeddings as a function of the distance
+/// d = Σ_axes |p − q|^pos_emb_p_norm between two positions (neural_tangents' <c>pos_emb_decay_fn</c>, a Python
+/// callable there; here the named functions JSON can carry).</summary>
+[<RequireQualifiedAccess>]
+type PosEmbDecay =
+    /// neural_tangents' <c>pos_emb_decay_fn=None</c>: 1 when d = 0, else 0 (one-hot embeddings).
+    | OneHot
+    /// <c>lambda d: exp(-d / length_scale)</c>; JSON <c>["exp", length_scale]</c>.
+    | Exponential of lengthScale: float
+    /// <c>lambda d: (1 + d) ** -exponent</c>; JSON <c>["power", exponent]</c>.
+    | Power of exponent: float
+
+/// <summary>Arguments of <c>GlobalSelfAttention</c>, named as neural_tangents names them.</summary>
 type AttentionSpec =
     { NChanOut: int
       NChanKey: int
@@ -255,7 +266,7 @@ type AttentionSpec =
       BStd: float option
       AttentionMechanism: AttentionMechanism
       PosEmbType: PositionalEmbedding
-      /// Unused while pos_emb_decay_fn is None (kept for neural_tangents' signature).
+      /// The power p of the distance Σ_axes |p − q|^p that pos_emb_decay_fn receives (unused when it is OneHot).
       PosEmbPNorm: float
       /// Channels of the embeddings; None: as many as the inputs.
       NChanPosEmb: int option
@@ -263,7 +274,9 @@ type AttentionSpec =
       /// True: embeddings also enter the values.
       ValPosEmb: bool
       BatchAxis: int
-      ChannelAxis: int }
+      ChannelAxis: int
+      /// neural_tangents' pos_emb_decay_fn (default None: OneHot).
+      PosEmbDecayFn: PosEmbDecay }
 
 /// <summary>The elementwise nonlinearities (neural_tangents' <c>stax/elementwise.py</c>), each defined once in
 /// <c>NeuralTangents.Layers.Elementwise</c>.</summary>

@@ -423,11 +423,12 @@ module Stax =
         { NChanOut = nChanOut; NChanKey = nChanKey; NChanVal = nChanVal; NHeads = nHeads; LinearScaling = true
           WKeyStd = 1.0; WValueStd = 1.0; WQueryStd = 1.0; WOutStd = 1.0; BStd = None
           AttentionMechanism = AttentionMechanism.Softmax; PosEmbType = PositionalEmbedding.NoEmbedding; PosEmbPNorm = 2.0
-          NChanPosEmb = None; WPosEmbStd = 1.0; ValPosEmb = false; BatchAxis = 0; ChannelAxis = -1 }
+          NChanPosEmb = None; WPosEmbStd = 1.0; ValPosEmb = false; BatchAxis = 0; ChannelAxis = -1
+          PosEmbDecayFn = PosEmbDecay.OneHot }
 
     /// <summary>Global self-attention (neural_tangents' <c>stax.GlobalSelfAttention</c>; infinite-width kernel of
     /// arXiv:2006.10540) from validated arguments; start from <c>attentionDefaults</c>. Positional embeddings are
-    /// one-hot (neural_tangents' <c>pos_emb_decay_fn=None</c>).</summary>
+    /// one-hot (neural_tangents' <c>pos_emb_decay_fn=None</c>) unless <c>PosEmbDecayFn</c> says otherwise.</summary>
     /// <exception cref="T:System.ArgumentException">a size below 1, a negative or non-finite std, or equal axes.</exception>
     [<CompiledName("GlobalSelfAttentionWith")>]
     let globalSelfAttentionWith (spec: AttentionSpec) = GlobalSelfAttention(Attention.attentionSpec spec)

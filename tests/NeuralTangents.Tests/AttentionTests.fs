@@ -41,6 +41,17 @@ let private monteCarlo (name: string) (a: AttentionSpec) =
     let worst = compareMean (name + " nngp") analytic.Nngp samples allowance
     note (sprintf "GlobalSelfAttention %s Monte Carlo (M = 120): worst |Δ|/SE %.2f" name worst)
 
+/// The decay function must move the analytic kernel by more than the Monte Carlo allowance (8/256 of the largest
+/// entry) several times over, so that a rule ignoring it (one-hot embeddings) would fail the comparison.
+let private decayMatters (name: string) (a: AttentionSpec) =
+    let net (d: PosEmbDecay) = Stax.serial [ Stax.dense 256 1.4 (Some 0.1); Stax.relu; Stax.globalSelfAttentionWith { a with PosEmbDecayFn = d }; Stax.flatten ]
+    let k = (KernelFn.compute (net a.PosEmbDecayFn) x None Nngp).Nngp.Data
+    let k0 = (KernelFn.compute (net PosEmbDecay.OneHot) x None Nngp).Nngp.Data
+    let gap = Array.map2 (fun u v -> abs (u - v)) k k0 |> Array.max
+    let allowance = 8.0 / 256.0 * (k |> Array.map abs |> Array.max)
+    note (sprintf "GlobalSelfAttention %s: the decay moves the kernel by %.3g, %.1f× the Monte Carlo allowance" name gap (gap / allowance))
+    if not (gap > 3.0 * allowance) then failtestf "%s: the decay moves the kernel by only %.3g (allowance %.3g)" name gap allowance
+
 [<Tests>]
 let tests =
     testList "AttentionTests" [
@@ -161,4 +172,47 @@ let tests =
             let e = throwsExactly<Json.JsonArchitectureException> (fun () ->
                         Json.decode """{"layer": "GlobalSelfAttention", "n_chan_out": 4, "n_chan_key": 5, "n_chan_val": 6, "n_heads": 2, "pos_emb_decay_fn": "exp"}""" |> ignore)
             Expect.stringContains e.Message "pos_emb_decay_fn" "names the argument"
+
+        testCase "pos_emb_decay_fn: the covariance of the distances, by hand on a 2 × 3 grid" <| fun () ->
+            // positions row-major: p = 3·i + j; d = |Δi|^p_norm + |Δj|^p_norm (neural_tangents' _pos_emb_pdist).
+            let r = NeuralTangents.Layers.Attention.posEmbCovariance (PosEmbDecay.Exponential 2.0) 1.5 [| 2; 3 |]
+            let expected = Array.init 36 (fun e ->
+                let p, q = e / 6, e % 6
+                let d = float (abs (p / 3 - q / 3)) ** 1.5 + float (abs (p % 3 - q % 3)) ** 1.5
+                exp (-d / 2.0))
+            assertClose "exp" 1e-15 expected r
+            let rp = NeuralTangents.Layers.Attention.posEmbCovariance (PosEmbDecay.Power 0.5) 2.0 [| 2; 3 |]
+            within 1e-15 ((1.0 + 1.0 + 4.0) ** -0.5) rp[0 * 6 + 5] "power at (0,0)-(1,2)"
+            let one = NeuralTangents.Layers.Attention.posEmbCovariance PosEmbDecay.OneHot 2.0 [| 2; 3 |]
+            Expect.equal one (Array.init 36 (fun e -> if e / 6 = e % 6 then 1.0 else 0.0)) "None: the identity"
+
+        testCase "Monte Carlo: SOFTMAX with SUM embeddings of covariance exp(-|p - q| / 3)" <| fun () ->
+            let a =
+                { spec AttentionMechanism.Softmax with
+                    PosEmbType = PositionalEmbedding.Sum; WPosEmbStd = 1.6; PosEmbPNorm = 1.0; PosEmbDecayFn = PosEmbDecay.Exponential 3.0 }
+            decayMatters "SOFTMAX SUM exp decay" a
+            monteCarlo "SOFTMAX SUM exp decay" a
+
+        testCase "Monte Carlo: RELU with CONCAT embeddings in keys and values, covariance (1 + |p - q|²)^-1" <| fun () ->
+            let a =
+                { spec AttentionMechanism.Relu with
+                    PosEmbType = PositionalEmbedding.Concat; NChanPosEmb = Some 128; ValPosEmb = true; WPosEmbStd = 1.3
+                    PosEmbPNorm = 2.0; PosEmbDecayFn = PosEmbDecay.Power 1.0 }
+            decayMatters "RELU CONCAT power decay" a
+            monteCarlo "RELU CONCAT power decay" a
+
+        testCase "pos_emb_decay_fn in JSON: [\"exp\", l] and [\"power\", a] round-trip; other values are refused" <| fun () ->
+            for decay in [ PosEmbDecay.Exponential 1.5; PosEmbDecay.Power 2.0 ] do
+                let l = Stax.globalSelfAttentionWith { spec AttentionMechanism.Softmax with PosEmbType = PositionalEmbedding.Sum; PosEmbDecayFn = decay }
+                Expect.equal (Json.decode (Json.encode l)) l "round trip"
+            let l = Json.decode """{"layer": "GlobalSelfAttention", "n_chan_out": 4, "n_chan_key": 5, "n_chan_val": 6, "n_heads": 2, "pos_emb_decay_fn": ["exp", 3]}"""
+            match l with
+            | GlobalSelfAttention a -> Expect.equal a.PosEmbDecayFn (PosEmbDecay.Exponential 3.0) "read"
+            | other -> failtestf "decoded %A" other
+            for bad in [ "[\"exp\", -1]"; "[\"gauss\", 1]"; "[\"power\"]" ] do
+                let e = throwsExactly<Json.JsonArchitectureException> (fun () ->
+                            Json.decode ("""{"layer": "GlobalSelfAttention", "n_chan_out": 4, "n_chan_key": 5, "n_chan_val": 6, "n_heads": 2, "pos_emb_decay_fn": """ + bad + "}") |> ignore)
+                Expect.stringContains e.Message "pos_emb_decay_fn" ("names the argument: " + bad)
+            throwsExactly<System.ArgumentException> (fun () ->
+                Stax.globalSelfAttentionWith { spec AttentionMechanism.Softmax with PosEmbDecayFn = PosEmbDecay.Power 0.0 } |> ignore) |> ignore
     ]

@@ -159,6 +159,17 @@ let rec private block (at: At) (size: int) : Gen<Layer * At> =
                   let ba, ca = at.Axes
                   return Serial [ Stax.dropout rate DropoutMode.Test; Stax.layerNorm [ ca ] eps ba ca; act; d ], at'
               }
+              // DotGeneral with a scalar constant c (no contracted or batch axes): x·c keeps the layout, the kernel
+              // gains c² — a positive scaling, so symmetry, PSD and homogeneity hold. (A constant contracting a
+              // spatial axis moves the channel or batch axis, which the later layers' fixed axes do not follow; the
+              // channel axis itself cannot be contracted in a kernel.)
+              yield gen {
+                  let! c = choose 0.5 1.5
+                  let! act = activation
+                  let! d, at' = hidden at
+                  let ba, ca = at.Axes
+                  return Serial [ Stax.dotGeneral None (Some(Tensor.create [||] [| c |])) (([], []), ([], [])) ba ca; act; d ], at'
+              }
               yield gen {
                   let! b1, at1 = block at (size / 2)
                   let! b2, at2 = block at1 (size / 2)
@@ -381,7 +392,19 @@ let rec private anyLayerSized (size: int) : Gen<Layer> =
               }
               activation
               Gen.map2 (fun b o -> Flatten { BatchAxis = b; BatchAxisOut = o }) (Gen.choose (0, 2)) (Gen.choose (0, 1))
-              Gen.elements [ true; false ] |> Gen.map (Gelu >> Activation) ]
+              Gen.elements [ true; false ] |> Gen.map (Gelu >> Activation)
+              // DotGeneral with a small constant on either side, contracting one of its axes with one of the input's.
+              gen {
+                  let! rows = Gen.choose (1, 3)
+                  let! cols = Gen.choose (1, 3)
+                  let! values = Gen.listOfLength (rows * cols) (choose -2.0 2.0)
+                  let constant = Some(Tensor.create [| rows; cols |] (Array.ofList values))
+                  let! isLhs = Gen.elements [ true; false ]
+                  let! inputAxis = Gen.choose (0, 2)
+                  let! constAxis = Gen.choose (0, 1)
+                  let dims = if isLhs then ([ constAxis ], [ inputAxis ]), ([], []) else ([ inputAxis ], [ constAxis ]), ([], [])
+                  return Stax.dotGeneral (if isLhs then constant else None) (if isLhs then None else constant) dims 0 -1
+              } ]
     if size <= 0 then leaf
     else
         Gen.frequency

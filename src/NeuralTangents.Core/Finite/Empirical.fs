@@ -8,33 +8,72 @@ open NeuralTangents.Layers
 [<RequireQualifiedAccess>]
 module Empirical =
 
-    /// Per-example forward tapes of a batch, sliced along the network's input batch axis.
-    let private tapes (layer: Layer) (p: Params) (x: Tensor) =
+    /// What one leaf's parameter gradient is made of in one backward pass: its definition, the side inputs of its
+    /// call, parameters, input and output cotangent. Kept factored so that layers with a structured derivative
+    /// (Dense: ∂W = scale·xᵀ·ct) never form ∂θ.
+    type private Factor = { Def: LayerDef; Ctx: ApplyContext; Params: Params; X: Tensor; Ct: Tensor }
+
+    /// The forward pass(es) of one input batch: per-example outputs (batch axis of size 1, at <c>B</c>) and
+    /// <c>Pull i a</c>, the factored gradient ∂f_a(x_i)/∂θ (leaves with parameters only, in tree order) of output
+    /// element a (flat, per example) of example i.
+    type private Recorded = { Ys: Tensor[]; B: int; Pull: int -> int -> Factor list }
+
+    let private factorOf (d: LayerDef) (ctx: ApplyContext) (p: Params) (x: Tensor) (ct: Tensor) =
+        if Params.count p = 0 then [] else [ { Def = d; Ctx = ctx; Params = p; X = x; Ct = ct } ]
+
+    /// Records the forward pass of a batch. Without side inputs the examples do not interact, so each is recorded
+    /// and pulled back on its own (a backward pass costs one example). With a random key or side inputs the batch
+    /// is recorded whole, so that dropout masks (drawn over the whole batch) and patterns are exactly the forward
+    /// call's; each pullback then costs the batch.
+    let private record (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) : Recorded =
         let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
         let a = Axes.norm x.Rank axis
-        Array.init x.Shape[a] (fun i ->
-            let t = Backward.record layer p (Single(Axes.takeBatch a i x))
-            let y = ApplyFn.one layer t.Output
+        let n = x.Shape[a]
+        if ctx.Rng.IsNone && ctx.Side.IsEmpty then
+            let tapes = Array.init n (fun i -> Backward.recordWith ctx layer p (Single(Axes.takeBatch a i x)))
+            let ys = tapes |> Array.map (fun t -> ApplyFn.one layer t.Output)
+            let b = if n = 0 then 0 else Axes.norm ys[0].Rank axis
+            let pull i el =
+                let e = Tensor.zeros ys[i].Shape
+                e.Data[el] <- 1.0
+                fst (Backward.pullback factorOf [] List.concat tapes[i] (Single e))
+            { Ys = ys; B = b; Pull = pull }
+        else
+            let tape = Backward.recordWith ctx layer p (Single x)
+            let y = ApplyFn.one layer tape.Output
+            let b = Axes.norm y.Rank axis
+            if y.Shape[b] <> n then
+                raise (NeuralTangentsException(
+                    sprintf "empirical kernels: the output has shape %s, whose batch axis %d does not hold the %d inputs" (Shape.format y.Shape) b n))
+            let ys = Array.init n (fun i -> Axes.takeBatch b i y)
+            // Row-major strides of the whole output, to place element el of example i.
+            let strides = Array.init y.Rank (fun k -> Array.fold (*) 1 y.Shape[k + 1 ..])
+            let pull i el =
+                let s = ys[i].Shape
+                let mutable rem = el
+                let mutable flat = 0
+                for k in s.Length - 1 .. -1 .. 0 do
+                    let m = if k = b then i else rem % s[k]
+                    rem <- rem / s[k]
+                    flat <- flat + m * strides[k]
+                let e = Tensor.zeros y.Shape
+                e.Data[flat] <- 1.0
+                fst (Backward.pullback factorOf [] List.concat tape (Single e))
+            { Ys = ys; B = b; Pull = pull }
+
+    /// Per-example outputs of an (N, C) network, checked to be (1, C) each.
+    let private tapes (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) =
+        let r = record ctx layer p x
+        r.Ys |> Array.iter (fun y ->
             if y.Rank <> 2 then
                 raise (NeuralTangentsException(
-                    sprintf "empirical kernels trace only the channel axis; the output has shape %A per input, end the network with Flatten and Dense to get (N, C)" y.Shape))
-            t, y)
+                    sprintf "empirical kernels trace only the channel axis; the output has shape %A per input, end the network with Flatten and Dense to get (N, C)" y.Shape)))
+        r
 
-    /// What one leaf's parameter gradient is made of in one backward pass: its definition, parameters, input and
-    /// output cotangent. Kept factored so that layers with a structured derivative (Dense: ∂W = scale·xᵀ·ct) never
-    /// form ∂θ.
-    type private Factor = { Def: LayerDef; Params: Params; X: Tensor; Ct: Tensor }
-
-    /// Factored gradients of every output channel of every example: grads[i][c] lists the factors of
+    /// Factored gradients of every output element of every example: grads[i][c] lists the factors of
     /// ∂f_c(x_i)/∂θ in tree order (leaves with parameters only).
-    let private jacobians (recorded: (Tape * Tensor)[]) =
-        let leaf (d: LayerDef) (p: Params) (x: Tensor) (ct: Tensor) =
-            if Params.count p = 0 then [] else [ { Def = d; Params = p; X = x; Ct = ct } ]
-        recorded |> Array.map (fun (t, y) ->
-            Array.init y.Length (fun ch ->
-                let e = Tensor.zeros y.Shape
-                e.Data[ch] <- 1.0
-                fst (Backward.pullback leaf [] List.concat t (Single e))))
+    let private jacobians (r: Recorded) =
+        r.Ys |> Array.mapi (fun i y -> Array.init y.Length (fun el -> r.Pull i el))
 
     /// ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ from factored gradients: each layer's structured product, or the dot product of its
     /// formed parameter cotangents.
@@ -42,9 +81,23 @@ module Empirical =
         List.fold2 (fun acc (u: Factor) (v: Factor) ->
             let term =
                 match u.Def.GradDot with
-                | Some dot -> dot u.Params u.X u.Ct v.X v.Ct
-                | None -> Params.dot (u.Def.ParamVjp u.Params u.X u.Ct) (v.Def.ParamVjp v.Params v.X v.Ct)
+                | Some dot -> dot u.Params u.Ctx u.X u.Ct v.Ctx v.X v.Ct
+                | None -> Params.dot (u.Def.ParamVjp u.Ctx u.Params u.X u.Ct) (v.Def.ParamVjp v.Ctx v.Params v.X v.Ct)
             acc + term) 0.0 a b
+
+    /// <summary>The contexts of the two calls f(x1) and f(x2) of one empirical kernel (neural_tangents'
+    /// <c>utils.split_kwargs</c> and <c>_read_keys</c>): the side inputs go to both; the random key goes unchanged to
+    /// x1, and to x2 unchanged when x2 is absent or equal to x1 (so that x1 = x2 gives one draw, as the
+    /// infinite-width Dropout kernel assumes), else split (neural_tangents folds in 1).</summary>
+    /// <param name="ctx">The call's key and side inputs.</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None for x1.</param>
+    /// <returns>The contexts of f(x1) and f(x2).</returns>
+    [<CompiledName("SplitContext")>]
+    let splitContext (ctx: ApplyContext) (x1: Tensor) (x2: Tensor option) : ApplyContext * ApplyContext =
+        match x2, ctx.Rng with
+        | Some x, Some key when not (x.Shape = x1.Shape && x.Data = x1.Data) -> ctx, { ctx with Rng = Some(Rng.split 1 key) }
+        | _ -> ctx, ctx
 
     let private nngpOf (ys1: Tensor[]) (ys2: Tensor[]) =
         let c = ys1[0].Length
@@ -75,11 +128,30 @@ module Empirical =
     /// <returns>(nngp, ntk), each (N1, N2): f(x1)·f(x2)ᵀ/C and Σ_θ ∂f(x1)/∂θ·∂f(x2)/∂θ / C.</returns>
     [<CompiledName("Kernels")>]
     let kernels (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor * Tensor =
-        let r1 = tapes layer ``params`` x1
-        let r2 = match x2 with Some x -> tapes layer ``params`` x | None -> r1
+        let r1 = tapes ApplyContext.Empty layer ``params`` x1
+        let r2 = match x2 with Some x -> tapes ApplyContext.Empty layer ``params`` x | None -> r1
         let j1 = jacobians r1
         let j2 = if x2.IsSome then jacobians r2 else j1
-        nngpOf (Array.map snd r1) (Array.map snd r2), ntkOf j1 j2
+        nngpOf r1.Ys r2.Ys, ntkOf j1 j2
+
+    /// <summary>The empirical NNGP and NTK of one network for calls with side inputs (neural_tangents'
+    /// <c>empirical_kernel_fn(…)(x1, x2, get, params, rng=…, **kwargs)</c>): f(x1) runs with <paramref name="ctx1"/>
+    /// and f(x2) with <paramref name="ctx2"/> (see <c>splitContext</c>), and every gradient replays its call's
+    /// dropout masks and patterns.</summary>
+    /// <param name="ctx1">Side inputs of f(x1).</param>
+    /// <param name="ctx2">Side inputs of f(x2) (unused when x2 is None: f(x1) serves both).</param>
+    /// <param name="layer">The network; its output must be (N, C).</param>
+    /// <param name="params">Its parameters.</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None for x1.</param>
+    /// <returns>(nngp, ntk), each (N1, N2).</returns>
+    [<CompiledName("KernelsWith")>]
+    let kernelsWith (ctx1: ApplyContext) (ctx2: ApplyContext) (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor * Tensor =
+        let r1 = tapes ctx1 layer ``params`` x1
+        let r2 = match x2 with Some x -> tapes ctx2 layer ``params`` x | None -> r1
+        let j1 = jacobians r1
+        let j2 = if x2.IsSome then jacobians r2 else j1
+        nngpOf r1.Ys r2.Ys, ntkOf j1 j2
 
     /// <summary>The empirical NNGP f(x1)·f(x2)ᵀ / C of one network (neural_tangents' <c>empirical_nngp_fn</c>).</summary>
     /// <param name="layer">The network; its output must be (N, C).</param>
@@ -89,8 +161,8 @@ module Empirical =
     /// <returns>(N1, N2).</returns>
     [<CompiledName("Nngp")>]
     let nngp (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor =
-        let ys1 = tapes layer ``params`` x1 |> Array.map snd
-        let ys2 = match x2 with Some x -> tapes layer ``params`` x |> Array.map snd | None -> ys1
+        let ys1 = (tapes ApplyContext.Empty layer ``params`` x1).Ys
+        let ys2 = match x2 with Some x -> (tapes ApplyContext.Empty layer ``params`` x).Ys | None -> ys1
         nngpOf ys1 ys2
 
     /// <summary>The empirical NTK Σ_θ ∂f(x1)/∂θ · ∂f(x2)/∂θ of one network, averaged over the output channels
@@ -106,21 +178,14 @@ module Empirical =
 
     // ---- empirical_kernel_fn with trace_axes and diagonal_axes -------------------------------------------------
 
-    /// Per-example forward tapes for any output shape, and the output's batch axis (the network's batch axis on
-    /// the output's rank; each example's output must have size 1 there).
-    let private tapesAnyShape (layer: Layer) (p: Params) (x: Tensor) =
-        let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
-        let a = Axes.norm x.Rank axis
-        let recorded =
-            Array.init x.Shape[a] (fun i ->
-                let t = Backward.record layer p (Single(Axes.takeBatch a i x))
-                t, ApplyFn.one layer t.Output)
-        let b = if recorded.Length = 0 then 0 else Axes.norm (snd recorded[0]).Rank axis
-        recorded |> Array.iter (fun (_, y) ->
-            if y.Shape[b] <> 1 then
+    /// The recorded batch for any output shape, checked: each example's output has size 1 on the batch axis.
+    let private tapesAnyShape (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) =
+        let r = record ctx layer p x
+        r.Ys |> Array.iter (fun y ->
+            if y.Shape[r.B] <> 1 then
                 raise (NeuralTangentsException(
-                    sprintf "empirical kernels: the output of one example has shape %A, expected size 1 on the batch axis %d" y.Shape b)))
-        recorded, b
+                    sprintf "empirical kernels: the output of one example has shape %A, expected size 1 on the batch axis %d" y.Shape r.B)))
+        r
 
     /// What each output axis becomes in the kernel (neural_tangents' _ntk_shape): traced axes are summed over
     /// and absent, diagonal axes appear once, every other axis twice (f(x1)'s copy, then f(x2)'s).
@@ -222,7 +287,11 @@ module Empirical =
     /// ⟨∂f(x1)[m1]/∂θ, ∂f(x2)[m2]/∂θ⟩ / |traced|, with the kernel's axes as <c>kernelShape</c> says: the defaults
     /// trace_axes = (-1,), diagonal_axes = () give (N1, N2) for (N, C) outputs; trace_axes = () gives the full
     /// (N1, N2, C, C) kernel; diagonal_axes = (0,) keeps only x1_i against x2_i. Gradients are pulled back once per
-    /// output element of each example and kept factored (Dense never forms ∂W, as in <c>ntk</c>).</remarks>
+    /// output element of each example and kept factored (Dense never forms ∂W, as in <c>ntk</c>). f(x1) runs with
+    /// <paramref name="ctx1"/> and f(x2) with <paramref name="ctx2"/> (neural_tangents' <c>**apply_fn_kwargs</c>,
+    /// split by <c>splitContext</c>); every gradient replays its call's dropout masks and patterns.</remarks>
+    /// <param name="ctx1">Side inputs (random key, e.g. "pattern") of f(x1).</param>
+    /// <param name="ctx2">Side inputs of f(x2) (unused when x2 is None: f(x1) serves both).</param>
     /// <param name="layer">The network.</param>
     /// <param name="traceAxes">Output axes to trace over; neural_tangents' default is [| -1 |].</param>
     /// <param name="diagonalAxes">Output axes to take the diagonal of; default [||].</param>
@@ -233,22 +302,23 @@ module Empirical =
     /// <returns>(nngp, ntk), each Some when asked for.</returns>
     /// <exception cref="T:System.ArgumentException">when an axis is out of range, repeated, or both traced and
     /// diagonal, or when x1's and x2's outputs differ on a traced or diagonal axis.</exception>
-    [<CompiledName("KernelFn")>]
-    let kernelFn (layer: Layer) (traceAxes: int[]) (diagonalAxes: int[])
-                 (x1: Tensor) (x2: Tensor option) (get: Get) (``params``: Params) : Tensor option * Tensor option =
+    [<CompiledName("KernelFnWith")>]
+    let kernelFnWith (ctx1: ApplyContext) (ctx2: ApplyContext) (layer: Layer) (traceAxes: int[]) (diagonalAxes: int[])
+                     (x1: Tensor) (x2: Tensor option) (get: Get) (``params``: Params) : Tensor option * Tensor option =
         let p = ``params``
-        let r1, b = tapesAnyShape layer p x1
-        let r2 = match x2 with Some x -> fst (tapesAnyShape layer p x) | None -> r1
-        if r1.Length = 0 || r2.Length = 0 then invalidArg "x1" "empirical kernel: x1 and x2 need at least one example"
-        let s1, s2 = (snd r1[0]).Shape, (snd r2[0]).Shape
+        let r1 = tapesAnyShape ctx1 layer p x1
+        let r2 = match x2 with Some x -> tapesAnyShape ctx2 layer p x | None -> r1
+        let b = r1.B
+        if r1.Ys.Length = 0 || r2.Ys.Length = 0 then invalidArg "x1" "empirical kernel: x1 and x2 need at least one example"
+        let s1, s2 = r1.Ys[0].Shape, r2.Ys[0].Shape
         let full (s: int[]) n = s |> Array.mapi (fun a d -> if a = b then n else d)
-        let shape1, shape2 = full s1 r1.Length, full s2 r2.Length
+        let shape1, shape2 = full s1 r1.Ys.Length, full s2 r2.Ys.Length
         let rs = roles shape1.Length traceAxes diagonalAxes
         kernelShape shape1 shape2 traceAxes diagonalAxes |> ignore
         let nngp =
             if get = Ntk then None
             else
-                let ys1, ys2 = Array.map snd r1, Array.map snd r2
+                let ys1, ys2 = r1.Ys, r2.Ys
                 Some(contract shape1 shape2 rs (fun m1 m2 ->
                     let i, a = locate b s1 m1
                     let j, c = locate b s2 m2
@@ -263,6 +333,22 @@ module Empirical =
                     let j, c = locate b s2 m2
                     gradDot (j1[i][a]) (j2[j][c])))
         nngp, ntk
+
+    /// <summary>The empirical NNGP and/or NTK of one finite network (neural_tangents'
+    /// <c>empirical_kernel_fn(f, trace_axes, diagonal_axes)(x1, x2, get, params)</c>) without a random key or side
+    /// inputs; see <c>kernelFnWith</c>.</summary>
+    /// <param name="layer">The network.</param>
+    /// <param name="traceAxes">Output axes to trace over; neural_tangents' default is [| -1 |].</param>
+    /// <param name="diagonalAxes">Output axes to take the diagonal of; default [||].</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None for x1.</param>
+    /// <param name="get">Nngp, Ntk or Both.</param>
+    /// <param name="params">The network's parameters.</param>
+    /// <returns>(nngp, ntk), each Some when asked for.</returns>
+    [<CompiledName("KernelFn")>]
+    let kernelFn (layer: Layer) (traceAxes: int[]) (diagonalAxes: int[])
+                 (x1: Tensor) (x2: Tensor option) (get: Get) (``params``: Params) : Tensor option * Tensor option =
+        kernelFnWith ApplyContext.Empty ApplyContext.Empty layer traceAxes diagonalAxes x1 x2 get ``params``
 
     /// <summary>neural_tangents' <c>empirical_nngp_fn(f, trace_axes, diagonal_axes)(x1, x2, params)</c>.</summary>
     [<CompiledName("NngpFn")>]

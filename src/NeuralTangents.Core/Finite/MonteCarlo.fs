@@ -148,7 +148,11 @@ module MonteCarlo =
             tensor nngp, tensor ntk
 
     /// <summary>Monte Carlo estimates, one per count of <c>options.NSamples</c> (in that order), all from one pass
-    /// over the largest count: the estimate for n is the mean of the empirical kernels of samples 0 … n − 1.</summary>
+    /// over the largest count: the estimate for n is the mean of the empirical kernels of samples 0 … n − 1, each
+    /// computed with the side inputs of <paramref name="ctx"/> (neural_tangents' <c>**apply_fn_kwargs</c>). When
+    /// <paramref name="ctx"/> has a random key, sample s applies the network with the key split at s (neural_tangents
+    /// draws a fresh dropout key per sample), split again for x2 as <c>Empirical.splitContext</c> says.</summary>
+    /// <param name="ctx">Random key (for Dropout in mode 'train') and named side inputs (e.g. "pattern").</param>
     /// <param name="options">Counts, key, axes, cancellation, progress.</param>
     /// <param name="layer">The network (its finite widths are the layers' widths).</param>
     /// <param name="x1">First inputs; the parameters are drawn for x1's shape.</param>
@@ -156,16 +160,24 @@ module MonteCarlo =
     /// <param name="get">Nngp, Ntk or Both.</param>
     /// <returns>(nngp, ntk) per count, each Some when asked for, shaped as <c>Empirical.kernelFn</c> returns them.</returns>
     /// <exception cref="T:System.OperationCanceledException">when cancelled.</exception>
-    [<CompiledName("ComputeWith")>]
-    let computeWith (options: MonteCarloOptions) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get)
+    [<CompiledName("ComputeWithContext")>]
+    let computeWithContext (ctx: ApplyContext) (options: MonteCarloOptions) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get)
             : (Tensor option * Tensor option) list =
         validate options
+        let noContext = ctx.Rng.IsNone && ctx.Side.IsEmpty
+        if not noContext && options.BatchSize > 0 then
+            // a block would need its own slice of the side inputs and the key split as for the whole batch
+            invalidArg "batch_size" (sprintf "monte_carlo_kernel_fn: batch_size %d with a random key or side inputs (%s) is not supported; use batch_size 0" options.BatchSize (String.concat ", " [ if ctx.Rng.IsSome then "rng"; yield! ctx.Side |> Map.keys ]))
         let counts = Set.ofList options.NSamples
         let total = Set.maxElement counts
         let sample s =
             let _, p = InitFn.initWithKey (Rng.split s options.Key) layer x1.Shape
-            blockedKernel "monte_carlo_kernel_fn" options.BatchSize options.TraceAxes options.DiagonalAxes
-                options.Cancellation (1 + options.Parallelism) (fun _ _ -> ()) layer p x1 x2 get
+            if noContext then
+                blockedKernel "monte_carlo_kernel_fn" options.BatchSize options.TraceAxes options.DiagonalAxes
+                    options.Cancellation (1 + options.Parallelism) (fun _ _ -> ()) layer p x1 x2 get
+            else
+                let ctx1, ctx2 = Empirical.splitContext { ctx with Rng = ctx.Rng |> Option.map (Rng.split s) } x1 x2
+                Empirical.kernelFnWith ctx1 ctx2 layer options.TraceAxes options.DiagonalAxes x1 x2 get p
         let mutable sumNngp: float[] option = None
         let mutable sumNtk: float[] option = None
         let mutable shapes = ([||], [||])
@@ -203,6 +215,19 @@ module MonteCarlo =
             start <- start + group
             options.Progress |> Option.iter (fun report -> report start)
         options.NSamples |> List.map (fun n -> estimates[n])
+
+    /// <summary>Monte Carlo estimates without a random key or side inputs (see <c>computeWithContext</c>).</summary>
+    /// <param name="options">Counts, key, axes, cancellation, progress.</param>
+    /// <param name="layer">The network (its finite widths are the layers' widths).</param>
+    /// <param name="x1">First inputs; the parameters are drawn for x1's shape.</param>
+    /// <param name="x2">Second inputs, or None for x1.</param>
+    /// <param name="get">Nngp, Ntk or Both.</param>
+    /// <returns>(nngp, ntk) per count, each Some when asked for.</returns>
+    /// <exception cref="T:System.OperationCanceledException">when cancelled.</exception>
+    [<CompiledName("ComputeWith")>]
+    let computeWith (options: MonteCarloOptions) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get)
+            : (Tensor option * Tensor option) list =
+        computeWithContext ApplyContext.Empty options layer x1 x2 get
 
     /// <summary>neural_tangents' <c>monte_carlo_kernel_fn(init_fn, apply_fn, key, n_samples)(x1, x2, get)</c> for
     /// one count, with the default axes.</summary>

@@ -101,6 +101,19 @@ module Aggregation =
             let lOut = lx |> Array.map (fun l -> match Array.tryFindIndex ((=) l) agg with Some q -> headLabel 0 q | None -> l)
             Tensor.contract x lx adj lA lOut
 
+    /// The input cotangent of <c>forward</c> (the same pattern): ct_x[n, …, i, …, c] = Σ_j A[n, i, j]·ct[n, …, j,
+    /// …, c], the transposed contraction; without a pattern the identity.
+    let backward (a: AggregateSpec) (ctx: ApplyContext) (x: Tensor) (ct: Tensor) : Tensor =
+        match ctx.Side.TryFind "pattern" with
+        | None -> ct
+        | Some pattern ->
+            let agg, b, _ = aggAxes a x.Rank
+            let adj = denseAdjacency a x.Shape[b] (agg |> Array.map (fun ax -> x.Shape[ax])) pattern
+            let lx = Array.init x.Rank id
+            let lA = Array.concat [ [| b |]; agg; agg |> Array.mapi (fun q _ -> headLabel 0 q) ]
+            let lOut = lx |> Array.map (fun l -> match Array.tryFindIndex ((=) l) agg with Some q -> headLabel 0 q | None -> l)
+            Tensor.contract ct lOut adj lA lx
+
     /// Aggregate on a kernel (neural_tangents' DENSE `kernel_fn`): the map is linear on the aggregated axes, so with
     /// A1 for x1 and A2 for x2, K'[n1, n2, j, j'] = Σ_{i, i'} A1[n1, i, j]·K[n1, n2, i, i']·A2[n2, i', j'] — A1ᵀ·K·A2
     /// per pair of samples — on every covariance (cov1 with A1 on both sides, cov2 with A2), other axes untouched.
@@ -159,8 +172,7 @@ module Aggregation =
         | other -> other
 
     /// Aggregate(aggregate_axis, batch_axis, channel_axis, to_dense = identity, implementation) (neural_tangents'
-    /// <c>stax.Aggregate</c>). No parameters. The backward pass needs the forward call's pattern, which the backward
-    /// interpreter does not record: it treats the layer as the identity, like a forward call without a pattern.
+    /// <c>stax.Aggregate</c>). No parameters. The backward pass and tangents use the forward call's pattern.
     let aggregate (a: AggregateSpec) : LayerDef =
         { Name = "Aggregate"
           Args =
@@ -175,6 +187,7 @@ module Aggregation =
           Kernel = fun _ k -> aggregateKernel a k
           Init = fun _ shape -> Array.copy shape, Params.none
           Apply = fun ctx _ x -> forward a ctx x
-          Vjp = fun _ _ ct -> ct
-          ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          Vjp = fun ctx _ x ct -> backward a ctx x ct
+          ParamVjp = fun _ _ _ _ -> Params.none
+          GradDot = None
+          Jvp = LinearInInput }

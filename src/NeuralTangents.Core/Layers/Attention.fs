@@ -5,7 +5,8 @@ open NeuralTangents
 
 /// GlobalSelfAttention (neural_tangents' `stax.GlobalSelfAttention` in `stax/linear.py`; Hron, Bahri,
 /// Sohl-Dickstein and Novak 2020, "Infinite attention", arXiv:2006.10540): its infinite-width kernel, the finite
-/// forward pass and the definition. Positional embeddings are one-hot (neural_tangents' `pos_emb_decay_fn=None`).
+/// forward pass and the definition. Positional embeddings are one-hot (neural_tangents' `pos_emb_decay_fn=None`) or
+/// have the covariance of a named decay function of the distance between positions (`PosEmbDecay`).
 module Attention =
 
     let private fail (msg: string) = raise (NeuralTangentsException msg)
@@ -38,7 +39,57 @@ module Attention =
         if not (Double.IsFinite a.PosEmbPNorm) then invalidArg "posEmbPNorm" (sprintf "GlobalSelfAttention: must be finite, got %g" a.PosEmbPNorm)
         if a.BatchAxis = a.ChannelAxis then
             invalidArg "channelAxis" (sprintf "GlobalSelfAttention: channel_axis must differ from batch_axis, both are %d" a.BatchAxis)
+        match a.PosEmbDecayFn with
+        | PosEmbDecay.Exponential v | PosEmbDecay.Power v when not (Double.IsFinite v && v > 0.0) ->
+            invalidArg "posEmbDecayFn" (sprintf "GlobalSelfAttention: the decay function's length scale or exponent must be finite and > 0, got %g" v)
+        | _ -> ()
         a
+
+    /// The name and argument of a decay function as the JSON form writes them (None: one-hot).
+    let decayArg (d: PosEmbDecay) =
+        match d with
+        | PosEmbDecay.OneHot -> NoneArg
+        | PosEmbDecay.Exponential l -> ListArg [ StringArg "exp"; FloatArg l ]
+        | PosEmbDecay.Power e -> ListArg [ StringArg "power"; FloatArg e ]
+
+    /// The covariance of the positional embeddings between the positions of a grid of <c>sizes</c> (row-major),
+    /// (S × S) row-major (neural_tangents' `_pos_emb_pdist`): R[p, q] = decay(Σ_axes |p_a − q_a|^p_norm); OneHot is
+    /// the identity (neural_tangents' pos_emb_decay_fn=None).
+    let posEmbCovariance (decay: PosEmbDecay) (pNorm: float) (sizes: int[]) : float[] =
+        let s = Array.fold (*) 1 sizes
+        Array.init (s * s) (fun e ->
+            let p, q = e / s, e % s
+            match decay with
+            | PosEmbDecay.OneHot -> if p = q then 1.0 else 0.0
+            | _ ->
+                let mutable d = 0.0
+                let mutable rp, rq = p, q
+                for ax in sizes.Length - 1 .. -1 .. 0 do
+                    d <- d + float (abs (rp % sizes[ax] - rq % sizes[ax])) ** pNorm
+                    rp <- rp / sizes[ax]
+                    rq <- rq / sizes[ax]
+                match decay with
+                | PosEmbDecay.Exponential l -> Math.Exp(-d / l)
+                | PosEmbDecay.Power x -> (1.0 + d) ** -x
+                | PosEmbDecay.OneHot -> 0.0)
+
+    /// The finite layer's embeddings with covariance R over positions (neural_tangents' apply_fn with a
+    /// pos_emb_decay_fn: the N(0, 1) draws e (S, c) multiplied by the Cholesky factor L of R); with
+    /// <c>transpose</c>, Lᵀ·e (the backward pass). OneHot: e itself.
+    let private correlate (a: AttentionSpec) (sizes: int[]) (transpose: bool) (e: float[]) (c: int) =
+        match a.PosEmbDecayFn with
+        | PosEmbDecay.OneHot -> e
+        | decay ->
+            let s = Array.fold (*) 1 sizes
+            let l =
+                try Linalg.cholesky (posEmbCovariance decay a.PosEmbPNorm sizes) s
+                with :? ArgumentException ->
+                    fail (sprintf "GlobalSelfAttention: the embeddings' covariance %A of the distances over positions %A is not positive definite, so the finite layer cannot draw them; use pos_emb_p_norm ≤ 2 or a smaller length scale" decay sizes)
+            Array.init (s * c) (fun i ->
+                let q, ch = i / c, i % c
+                let mutable acc = 0.0
+                for r in 0 .. s - 1 do acc <- acc + (if transpose then l[r * s + q] else l[q * s + r]) * e[r * c + ch]
+                acc)
 
     // ---------------------------------------------------------------------------------------------
     // Kernel: covariances as (blocks, S, S) matrices over flattened positions.
@@ -103,8 +154,13 @@ module Attention =
         let covN = if k.DiagonalBatch then 1 else 2
         let c1, s, permC = toMatrices covN k.Cov1
         let ss = s * s
-        // kw·M + pw·δ(p, q) with embeddings (neural_tangents' weighted_sum), M itself without.
-        let mix (m: float[]) = if hasR then m |> Array.mapi (fun e v -> kw * v + (if (e % ss) / s = e % s then pw else 0.0)) else m
+        // kw·M + pw·R(p, q) with embeddings (neural_tangents' weighted_sum), M itself without; R over the positions
+        // in the covariances' own axis order (a reversed kernel reverses both copies, and the distance is a sum over
+        // axes, so R needs no reversal of its own).
+        let r =
+            let nSp = (k.Nngp.Rank - 2) / 2
+            posEmbCovariance a.PosEmbDecayFn a.PosEmbPNorm (Array.init nSp (fun i -> k.Nngp.Shape[2 + 2 * i]))
+        let mix (m: float[]) = if hasR then m |> Array.mapi (fun e v -> kw * v + pw * r[e % ss]) else m
         let b2 = match a.BStd with Some b -> b * b | None -> 0.0
         let qk = a.WQueryStd * a.WKeyStd
         let ov = a.WOutStd * a.WValueStd
@@ -248,10 +304,11 @@ module Attention =
             let m = Tensor.permute order t
             m.Data, m.Shape[0], m.Length / (m.Shape[0] * m.Shape[ndim - 1]), m.Shape[ndim - 1]
         let xd, n, s, nIn = flat x
+        let sizes = [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield x.Shape[i] |]
         let peFlat =
             pe |> Option.map (fun e ->
                 let d, _, _, c = flat e
-                Array.map ((*) a.WPosEmbStd) d, c)
+                Array.map ((*) a.WPosEmbStd) (correlate a sizes false d c), c)
         // Inputs of keys and of values, (N, S, C) each.
         let keysIn, kc, valsIn, vc =
             match a.PosEmbType, peFlat with
@@ -339,7 +396,11 @@ module Attention =
         let nIn = x.Shape[ch]
         let s = x.Length / (n * nIn)
         let dyd = flat ct
-        let peFlat, npe = match pe with Some e -> flat e |> Array.map ((*) a.WPosEmbStd), e.Shape[ch] | None -> [||], 0
+        let sizes = [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield x.Shape[i] |]
+        let peFlat, npe =
+            match pe with
+            | Some e -> correlate a sizes false (flat e) e.Shape[ch] |> Array.map ((*) a.WPosEmbStd), e.Shape[ch]
+            | None -> [||], 0
         let concat = a.PosEmbType = PositionalEmbedding.Concat && pe.IsSome
         let sum = a.PosEmbType = PositionalEmbedding.Sum && pe.IsSome
         let kc = if concat then nIn + npe else nIn
@@ -477,8 +538,128 @@ module Attention =
             [ Tensor.create wk.Shape dWk; Tensor.create wv.Shape dWv; Tensor.create wo.Shape dWo ]
             @ (match wq with Some w -> [ Tensor.create w.Shape dWq ] | None -> [])
             @ Option.toList db
-            @ (match pe with Some e -> [ back e.Shape dpe ] | None -> [])
+            @ (match pe with Some e -> [ back e.Shape (correlate a sizes true dpe npe) ] | None -> [])
         back x.Shape dx, Leaf grads
+
+    /// The forward-mode derivative of <c>forward</c>: the tangent of the output from the parameters' tangent dθ
+    /// and the input's dx, by the product rule through each step (per head: dK = dX_k W_k + X_k dW_k, the same for Q
+    /// and V; dA = c·(dQ Kᵀ + Q dKᵀ); softmax rows dG = G∘(dA − Σ_q G dA), IDENTITY dA, ABS sign(A)·dA, RELU
+    /// 1[A &gt; 0]·dA; dH = dG·V + G·dV; then dY = o·(dH W_out + H dW_out) + b_std·db). The embeddings' tangent
+    /// enters the key (and value) inputs as in the forward pass.
+    let tangent (a: AttentionSpec) (p: Params) (dp: Params) (x: Tensor) (dx: Tensor) : Tensor =
+        let unpack (p: Params) =
+            let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
+            let rest = List.skip 3 ts
+            let wq, rest = if a.LinearScaling then None, rest else Some rest.Head, rest.Tail
+            let bias, rest = match a.BStd with Some _ -> Some rest.Head, rest.Tail | None -> None, rest
+            ts[0], ts[1], ts[2], wq, bias, List.tryHead rest
+        let wk, wv, wo, wq, _, pe = unpack p
+        let dwk, dwv, dwo, dwq, dbias, dpe = unpack dp
+        let ndim = x.Rank
+        let b, ch = Axes.norm ndim a.BatchAxis, Axes.norm ndim a.ChannelAxis
+        let spatialAxes = [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield i |]
+        let order = Array.concat [ [| b |]; spatialAxes; [| ch |] ]
+        let inverse = Array.zeroCreate ndim
+        order |> Array.iteri (fun i ax -> inverse[ax] <- i)
+        let flat (t: Tensor) = (Tensor.permute order t).Data
+        let n, nIn = x.Shape[b], x.Shape[ch]
+        let s = x.Length / (n * nIn)
+        let npe = match pe with Some e -> e.Shape[ch] | None -> 0
+        let sizes = spatialAxes |> Array.map (fun i -> x.Shape[i])
+        let embedded (e: Tensor option) =
+            match e with
+            | Some e -> correlate a sizes false (flat e) npe |> Array.map ((*) a.WPosEmbStd)
+            | None -> [||]
+        let concat = a.PosEmbType = PositionalEmbedding.Concat && pe.IsSome
+        let sum = a.PosEmbType = PositionalEmbedding.Sum && pe.IsSome
+        if sum && npe <> nIn then
+            fail (sprintf "GlobalSelfAttention: SUM embeddings need n_chan_pos_emb = the input channels (%d), got %d" nIn npe)
+        let kc = if concat then nIn + npe else nIn
+        let sameVals = a.ValPosEmb && (sum || concat)
+        let vc = if concat && a.ValPosEmb then nIn + npe else nIn
+        // The keys' inputs (x with the embeddings added or appended) are linear in (x, embeddings), so their
+        // tangent is the same map of (dx, d embeddings).
+        let keysOf (xd: float[]) (ped: float[]) =
+            if sum then Array.init xd.Length (fun i -> xd[i] + ped[i % (s * nIn)])
+            elif concat then
+                let cat = Array.zeroCreate (n * s * kc)
+                for r in 0 .. n * s - 1 do
+                    Array.blit xd (r * nIn) cat (r * kc) nIn
+                    Array.blit ped ((r % s) * npe) cat (r * kc + nIn) npe
+                cat
+            else xd
+        let xd, dxd = flat x, flat dx
+        let keysIn, dKeysIn = keysOf xd (embedded pe), keysOf dxd (embedded dpe)
+        let valsIn, dValsIn = (if sameVals then keysIn else xd), (if sameVals then dKeysIn else dxd)
+        let h, dk, dv, nOut = a.NHeads, a.NChanKey, a.NChanVal, a.NChanOut
+        let project = projectHead (n * s)
+        let dProject (inp: float[]) (dInp: float[]) (cin: int) (w: Tensor) (dw: Tensor) (head: int) (d: int) =
+            Array.map2 (+) (project dInp cin w head d) (project inp cin dw head d)
+        let cScale = a.WQueryStd * a.WKeyStd / (float kc * (if a.LinearScaling then float dk else Math.Sqrt(float dk)))
+        let oScale = a.WOutStd * a.WValueStd / Math.Sqrt(float (dv * h * vc))
+        let hcat = Array.zeroCreate (n * s * dv * h)
+        let dHcat = Array.zeroCreate (n * s * dv * h)
+        for head in 0 .. h - 1 do
+            let kmat, dK = project keysIn kc wk head dk, dProject keysIn dKeysIn kc wk dwk head dk
+            let qmat, dQ =
+                match wq, dwq with
+                | Some w, Some dw -> project keysIn kc w head dk, dProject keysIn dKeysIn kc w dw head dk
+                | _ -> kmat, dK
+            let vmat, dV = project valsIn vc wv head dv, dProject valsIn dValsIn vc wv dwv head dv
+            let am, dam, gm, dgm = Array.zeroCreate s, Array.zeroCreate s, Array.zeroCreate s, Array.zeroCreate s
+            for i in 0 .. n - 1 do
+                for pp in 0 .. s - 1 do
+                    let po = (i * s + pp) * dk
+                    for q in 0 .. s - 1 do
+                        let ko = (i * s + q) * dk
+                        let mutable acc, dacc = 0.0, 0.0
+                        for j in 0 .. dk - 1 do
+                            acc <- acc + qmat[po + j] * kmat[ko + j]
+                            dacc <- dacc + dQ[po + j] * kmat[ko + j] + qmat[po + j] * dK[ko + j]
+                        am[q] <- cScale * acc
+                        dam[q] <- cScale * dacc
+                    match a.AttentionMechanism with
+                    | AttentionMechanism.Softmax ->
+                        let mx = Array.max am
+                        let mutable z = 0.0
+                        for q in 0 .. s - 1 do
+                            gm[q] <- Math.Exp(am[q] - mx)
+                            z <- z + gm[q]
+                        let mutable gd = 0.0
+                        for q in 0 .. s - 1 do
+                            gm[q] <- gm[q] / z
+                            gd <- gd + gm[q] * dam[q]
+                        for q in 0 .. s - 1 do dgm[q] <- gm[q] * (dam[q] - gd)
+                    | AttentionMechanism.Identity ->
+                        for q in 0 .. s - 1 do
+                            gm[q] <- am[q]
+                            dgm[q] <- dam[q]
+                    | AttentionMechanism.Abs ->
+                        for q in 0 .. s - 1 do
+                            gm[q] <- abs am[q]
+                            dgm[q] <- float (sign am[q]) * dam[q]
+                    | AttentionMechanism.Relu ->
+                        for q in 0 .. s - 1 do
+                            gm[q] <- max 0.0 am[q]
+                            dgm[q] <- if am[q] > 0.0 then dam[q] else 0.0
+                    for j in 0 .. dv - 1 do
+                        let mutable acc, dacc = 0.0, 0.0
+                        for q in 0 .. s - 1 do
+                            let vo = (i * s + q) * dv + j
+                            acc <- acc + gm[q] * vmat[vo]
+                            dacc <- dacc + dgm[q] * vmat[vo] + gm[q] * dV[vo]
+                        hcat[(i * s + pp) * (dv * h) + j * h + head] <- acc
+                        dHcat[(i * s + pp) * (dv * h) + j * h + head] <- dacc
+        let bStd = defaultArg a.BStd 0.0
+        let out = Array.zeroCreate (n * s * nOut)
+        for r in 0 .. n * s - 1 do
+            for o in 0 .. nOut - 1 do
+                let mutable acc = 0.0
+                for c in 0 .. dv * h - 1 do
+                    acc <- acc + dHcat[r * dv * h + c] * wo.Data[c * nOut + o] + hcat[r * dv * h + c] * dwo.Data[c * nOut + o]
+                out[r * nOut + o] <- oScale * acc + (match dbias with Some db -> bStd * db.Data[o] | None -> 0.0)
+        let flatShape = Array.concat [ [| n |]; spatialAxes |> Array.map (fun i -> x.Shape[i]); [| nOut |] ]
+        Tensor.permute inverse (Tensor.create flatShape out)
 
     /// GlobalSelfAttention (neural_tangents' <c>stax.GlobalSelfAttention</c>).
     let globalSelfAttention (a: AttentionSpec) : LayerDef =
@@ -497,7 +678,7 @@ module Attention =
               "attention_mechanism", StringArg(mechanismName a.AttentionMechanism)
               "pos_emb_type", StringArg(posEmbName a.PosEmbType)
               "pos_emb_p_norm", FloatArg a.PosEmbPNorm
-              "pos_emb_decay_fn", NoneArg
+              "pos_emb_decay_fn", decayArg a.PosEmbDecayFn
               "n_chan_pos_emb", (match a.NChanPosEmb with Some c -> IntArg c | None -> NoneArg)
               "W_pos_emb_std", FloatArg a.WPosEmbStd
               "val_pos_emb", BoolArg a.ValPosEmb
@@ -510,6 +691,7 @@ module Attention =
           Kernel = fun _ k -> attentionKernel a k
           Init = fun key shape -> init a key shape
           Apply = fun _ p x -> forward a p x
-          Vjp = fun p x ct -> fst (backward a p x ct)
-          ParamVjp = fun p x ct -> snd (backward a p x ct)
-          GradDot = None }
+          Vjp = fun _ p x ct -> fst (backward a p x ct)
+          ParamVjp = fun _ p x ct -> snd (backward a p x ct)
+          GradDot = None
+          Jvp = Tangent(fun _ p dp x dx -> tangent a p dp x dx) }

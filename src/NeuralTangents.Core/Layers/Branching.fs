@@ -259,7 +259,8 @@ module internal Branching =
           Kernel = fanInSumKernel
           Shape = sameShapes "FanInSum"
           Apply = fanInSumForward
-          Vjp = fun xs ct -> xs |> List.map (fun _ -> ct) }
+          Vjp = fun xs ct -> xs |> List.map (fun _ -> ct)
+          Jvp = fun _ dxs -> fanInSumForward dxs }
 
     /// FanInProd (neural_tangents' <c>stax.FanInProd</c>).
     let fanInProd : MergeDef =
@@ -268,7 +269,9 @@ module internal Branching =
           Kernel = fanInProdKernel
           Shape = sameShapes "FanInProd"
           Apply = fanInProdForward
-          Vjp = fanInProdBackward }
+          Vjp = fanInProdBackward
+          // Product rule: Σ_i dx_i·Π_{j≠i} x_j.
+          Jvp = fun xs dxs -> List.init xs.Length (fun i -> fanInProdForward (List.mapi (fun j x -> if j = i then dxs[i] else x) xs)) |> List.reduce Tensor.add }
 
     /// FanInConcat(axis) (neural_tangents' <c>stax.FanInConcat</c>).
     let fanInConcat (axis: int) : MergeDef =
@@ -277,4 +280,5 @@ module internal Branching =
           Kernel = fanInConcatKernel axis
           Shape = concatShape axis
           Apply = fanInConcatForward axis
-          Vjp = fun xs ct -> fanInConcatBackward axis (xs |> List.map (fun x -> x.Shape)) ct }
+          Vjp = fun xs ct -> fanInConcatBackward axis (xs |> List.map (fun x -> x.Shape)) ct
+          Jvp = fun _ dxs -> fanInConcatForward axis dxs }

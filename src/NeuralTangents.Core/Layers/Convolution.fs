@@ -557,6 +557,11 @@ module internal Convolution =
           Kernel = fun _ k -> kernelRule c k
           Init = init c
           Apply = fun _ p x -> forward c p x
-          Vjp = inputGrad c
-          ParamVjp = paramGrads c
-          GradDot = None }
+          Vjp = fun _ -> inputGrad c
+          ParamVjp = fun _ -> paramGrads c
+          GradDot = None
+          // Bilinear in (W, x) plus the bias: the tangent is the layer on dx without bias plus the layer of (dW, db) on x.
+          Jvp =
+            Tangent(fun _ p dp x dx ->
+                let noBias = match p with Leaf [ w; b ] -> Leaf [ w; Tensor.zeros b.Shape ] | q -> q
+                Tensor.add (forward c noBias dx) (forward c dp x)) }

@@ -293,9 +293,11 @@ module internal Elementwise =
                 { rule inPlace k with IsGaussian = false }
           Init = fun _ shape -> shape, Params.none
           Apply = fun _ _ x -> apply phi x
-          Vjp = fun _ x ct -> backward dphi x ct
-          ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          Vjp = fun _ _ x ct -> backward dphi x ct
+          ParamVjp = fun _ _ _ _ -> Params.none
+          GradDot = None
+          // The Jacobian is diagonal, φ'(x), so the tangent is dx·φ'(x), the same product as the cotangent.
+          Jvp = Tangent(fun _ _ _ x dx -> backward dphi x dx) }
 
     /// neural_tangents' name and arguments of an ABRelu: Relu, Abs and LeakyRelu(alpha) are its special cases.
     let private abReluNamed (s: ABReluSpec) =

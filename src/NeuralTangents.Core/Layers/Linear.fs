@@ -271,21 +271,27 @@ module internal Linear =
                 outShape, Leaf(Tensor.create [| inW; outW |] w :: Option.toList b)
           Apply = fun _ p x -> let w, b = denseParams p in denseForward d w b x
           Vjp =
-            fun p x ct ->
+            fun _ p x ct ->
                 let w, _ = denseParams p
                 let dx = denseInputGrad d w (channelsLast d.ChannelAxis x) (channelsLast d.ChannelAxis ct)
                 let a = Axes.norm x.Rank d.ChannelAxis
                 if a = x.Rank - 1 then dx else Tensor.moveAxis (x.Rank - 1) a dx
           ParamVjp =
-            fun p x ct ->
+            fun _ p x ct ->
                 let w, b = denseParams p
                 let dw, db = denseParamGrads d w b (channelsLast d.ChannelAxis x) (channelsLast d.ChannelAxis ct)
                 Leaf(dw :: Option.toList db)
           GradDot =
-            Some(fun p xa ca xb cb ->
+            Some(fun p _ xa ca _ xb cb ->
                 let w, b = denseParams p
                 let last = channelsLast d.ChannelAxis
-                denseGradDot d w.Shape[0] b.IsSome (last xa) (last ca) (last xb) (last cb)) }
+                denseGradDot d w.Shape[0] b.IsSome (last xa) (last ca) (last xb) (last cb))
+          // Affine in (W, b) and bilinear in (W, x): d(scale·xW + bScale·b) = scale·(dx·W + x·dW) + bScale·db.
+          Jvp =
+            Tangent(fun _ p dp x dx ->
+                let w, _ = denseParams p
+                let dw, db = denseParams dp
+                Tensor.add (denseForward d w None dx) (denseForward d dw db x)) }
 
     /// Flatten(batch_axis, batch_axis_out) (neural_tangents' <c>stax.Flatten</c>).
     let flatten (f: FlattenSpec) : LayerDef =
@@ -299,9 +305,10 @@ module internal Linear =
           Kernel = fun _ k -> flattenKernel f k
           Init = fun _ shape -> flattenShape f shape, Params.none
           Apply = fun _ _ x -> flattenForward f x
-          Vjp = fun _ x ct -> flattenBackward f x ct
-          ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          Vjp = fun _ _ x ct -> flattenBackward f x ct
+          ParamVjp = fun _ _ _ _ -> Params.none
+          GradDot = None
+          Jvp = LinearInInput }
 
     /// Identity (neural_tangents' <c>stax.Identity</c>): everything passes through unchanged.
     let identity : LayerDef =
@@ -312,6 +319,7 @@ module internal Linear =
           Kernel = fun _ k -> k
           Init = fun _ shape -> shape, Params.none
           Apply = fun _ _ x -> x
-          Vjp = fun _ _ ct -> ct
-          ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          Vjp = fun _ _ _ ct -> ct
+          ParamVjp = fun _ _ _ _ -> Params.none
+          GradDot = None
+          Jvp = LinearInInput }

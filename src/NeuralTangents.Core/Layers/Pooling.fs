@@ -289,9 +289,10 @@ module internal Pooling =
           Kernel = fun _ k -> poolKernel name average p normalizeEdges k
           Init = fun _ shape -> poolShape name average p normalizeEdges shape, Params.none
           Apply = fun _ _ x -> poolForward name average p normalizeEdges x
-          Vjp = fun _ x ct -> poolBackward name average p normalizeEdges x ct
-          ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          Vjp = fun _ _ x ct -> poolBackward name average p normalizeEdges x ct
+          ParamVjp = fun _ _ _ _ -> Params.none
+          GradDot = None
+          Jvp = LinearInInput }
 
     let private poolArgs (p: PoolSpec) =
         [ "window_shape", IntsArg p.WindowShape
@@ -319,9 +320,10 @@ module internal Pooling =
           Kernel = fun _ k -> globalKernel name average g k
           Init = fun _ shape -> globalShape name g shape, Params.none
           Apply = fun _ _ x -> globalForward name average g x
-          Vjp = fun _ x ct -> globalBackward name average g x ct
-          ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          Vjp = fun _ _ x ct -> globalBackward name average g x ct
+          ParamVjp = fun _ _ _ _ -> Params.none
+          GradDot = None
+          Jvp = LinearInInput }
 
     /// GlobalAvgPool(batch_axis, channel_axis) (neural_tangents' <c>stax.GlobalAvgPool</c>).
     let globalAvgPool (g: GlobalPoolSpec) = globalPool "GlobalAvgPool" true g

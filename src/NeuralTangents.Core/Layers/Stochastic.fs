@@ -79,9 +79,12 @@ module Stochastic =
                 let keep = keepMask key d.Rate x.Length
                 Tensor.create x.Shape (Array.init x.Length (fun i -> if keep[i] then x.Data[i] / d.Rate else 0.0))
 
-    /// Dropout(rate, mode) (neural_tangents' <c>stax.Dropout</c>). No parameters. The backward pass of "train" mode
-    /// needs the mask of the forward call, which the backward interpreter (it records the forward pass without the
-    /// call's key) cannot reproduce; its recording already fails in <c>Apply</c> with the missing-key message.
+    /// Dropout's input cotangent: "train" mode is the diagonal map x ↦ m∘x/rate with the mask m of the forward
+    /// call, redrawn from the same key (the backward pass receives the forward call's context), so ct ↦ m∘ct/rate.
+    let dropoutBackward (d: DropoutSpec) (ctx: ApplyContext) (ct: Tensor) : Tensor = dropoutForward d ctx ct
+
+    /// Dropout(rate, mode) (neural_tangents' <c>stax.Dropout</c>). No parameters. Its backward pass and tangents
+    /// replay the forward call's mask from the same key.
     let dropout (d: DropoutSpec) : LayerDef =
         { Name = "Dropout"
           Args = [ "rate", FloatArg d.Rate; "mode", StringArg(modeName d.Mode) ]
@@ -90,12 +93,7 @@ module Stochastic =
           Kernel = fun _ k -> dropoutKernel d k
           Init = fun _ shape -> shape, Params.none
           Apply = fun ctx _ x -> dropoutForward d ctx x
-          Vjp =
-            fun _ _ ct ->
-                match d.Mode with
-                | DropoutMode.Test -> ct
-                | DropoutMode.Train ->
-                    raise (NeuralTangentsException
-                        "Dropout: the backward pass of mode 'train' needs the forward call's dropout mask, which is not recorded; use mode 'test' for gradients and the empirical NTK")
-          ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          Vjp = fun ctx _ _ ct -> dropoutBackward d ctx ct
+          ParamVjp = fun _ _ _ _ -> Params.none
+          GradDot = None
+          Jvp = LinearInInput }
