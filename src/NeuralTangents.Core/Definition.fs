@@ -119,7 +119,10 @@ type LayerDef =
       ParamVjp: Params -> Tensor -> Tensor -> Params
       /// ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ over this layer's parameters from two (input, output cotangent) pairs without forming
       /// ∂θ (neural_tangents' structured derivatives); None: the empirical NTK forms ∂θ with <c>Vjp</c>.
-      GradDot: (Params -> Tensor -> Tensor -> Tensor -> Tensor -> float) option }
+      GradDot: (Params -> Tensor -> Tensor -> Tensor -> Tensor -> float) option
+      /// How masked inputs flow through the layer (neural_tangents' <c>supports_masking</c> and <c>mask_fn</c>);
+      /// the kernel rule above already applies it (<c>Masking.kernel</c>), the apply interpreter reads it.
+      Mask: MaskRule }
 
 /// <summary>What a fan-in layer is (it merges a list of branches): its kernel rule, shape rule, forward pass and
 /// pullback.</summary>
@@ -129,7 +132,9 @@ type MergeDef =
       Kernel: Kernel list -> Kernel
       Shape: int[] list -> int[]
       Apply: Tensor list -> Tensor
-      Vjp: Tensor list -> Tensor -> Tensor list }
+      Vjp: Tensor list -> Tensor -> Tensor list
+      /// neural_tangents' fan-in <c>mask_fn</c>: the output mask from the branches' masks and shapes.
+      MaskMerge: Tensor option list -> int[] list -> Tensor option }
 
 /// <summary>Reads one layer's arguments from its JSON object, names as neural_tangents spells them: a missing
 /// optional argument takes the default given; a missing required one or a bad value raises an error that names the

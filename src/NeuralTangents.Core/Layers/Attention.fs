@@ -512,4 +512,6 @@ module Attention =
           Apply = fun _ p x -> forward a p x
           Vjp = fun p x ct -> fst (backward a p x ct)
           ParamVjp = fun p x ct -> snd (backward a p x ct)
-          GradDot = None }
+          GradDot = None
+          // neural_tangents supports masks here; this port does not yet, so masked inputs are refused.
+          Mask = Masking.unsupported "GlobalSelfAttention: masked inputs (mask_constant) are not supported by this port's GlobalSelfAttention yet; compute the kernel without mask_constant" }

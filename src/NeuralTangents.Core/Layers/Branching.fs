@@ -256,25 +256,28 @@ module internal Branching =
     let fanInSum : MergeDef =
         { Name = "FanInSum"
           Args = []
-          Kernel = fanInSumKernel
+          Kernel = Masking.merged (fun ms _ -> Masking.sum ms) fanInSumKernel
           Shape = sameShapes "FanInSum"
           Apply = fanInSumForward
-          Vjp = fun xs ct -> xs |> List.map (fun _ -> ct) }
+          Vjp = fun xs ct -> xs |> List.map (fun _ -> ct)
+          MaskMerge = fun ms _ -> Masking.sum ms }
 
     /// FanInProd (neural_tangents' <c>stax.FanInProd</c>).
     let fanInProd : MergeDef =
         { Name = "FanInProd"
           Args = []
-          Kernel = fanInProdKernel
+          Kernel = Masking.merged (fun ms _ -> Masking.sum ms) fanInProdKernel
           Shape = sameShapes "FanInProd"
           Apply = fanInProdForward
-          Vjp = fanInProdBackward }
+          Vjp = fanInProdBackward
+          MaskMerge = fun ms _ -> Masking.sum ms }
 
     /// FanInConcat(axis) (neural_tangents' <c>stax.FanInConcat</c>).
     let fanInConcat (axis: int) : MergeDef =
         { Name = "FanInConcat"
           Args = [ "axis", IntArg axis ]
-          Kernel = fanInConcatKernel axis
+          Kernel = Masking.merged (Masking.concat axis) (fanInConcatKernel axis)
           Shape = concatShape axis
           Apply = fanInConcatForward axis
-          Vjp = fun xs ct -> fanInConcatBackward axis (xs |> List.map (fun x -> x.Shape)) ct }
+          Vjp = fun xs ct -> fanInConcatBackward axis (xs |> List.map (fun x -> x.Shape)) ct
+          MaskMerge = Masking.concat axis }

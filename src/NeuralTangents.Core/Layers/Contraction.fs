@@ -152,4 +152,6 @@ module Contraction =
           Apply = fun _ _ x -> forward d x
           Vjp = fun _ x ct -> backward d x ct
           ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          GradDot = None
+          // neural_tangents supports masks here; this port does not yet, so masked inputs are refused.
+          Mask = Masking.unsupported "DotGeneral: masked inputs (mask_constant) are not supported by this port's DotGeneral yet; compute the kernel without mask_constant" }

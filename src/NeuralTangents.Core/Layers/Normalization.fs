@@ -61,8 +61,6 @@ module Normalization =
     let layerNormKernel (l: LayerNormSpec) (k: Kernel) : Kernel =
         if not k.IsGaussian then
             fail "LayerNorm: its kernel is only implemented for Gaussian inputs (neural_tangents' NotImplementedError); put an affine layer (Dense, Conv) right before it"
-        if k.Mask1.IsSome || k.Mask2.IsSome then
-            fail "LayerNorm: kernels with masks are not supported; compute the kernel without masks"
         let ndim = k.Shape1.Length
         let ch = Axes.norm ndim l.ChannelAxis
         let b = Axes.norm ndim l.BatchAxis
@@ -133,6 +131,19 @@ module Normalization =
         let gyMean = groupMean g nGroups (Array.init x.Length (fun e -> ct.Data[e] * y[e]))
         Tensor.create x.Shape (Array.init x.Length (fun e -> (ct.Data[e] - gMean[e] - y[e] * gyMean[e]) * inv[e]))
 
+    /// LayerNorm's masking (supports_masking(remask_kernel=False), the mask passes through). neural_tangents needs
+    /// one mask for all channels (prepare_mask); normalising over the channels only, a masked position is all zeros
+    /// and stays zero, so the kernel rule and the finite layer are the unmasked ones. Masked means over spatial or
+    /// batch axes (neural_tangents' mean_and_var(mask=…)) are not built here: such masked inputs are refused.
+    let private layerNormMask (l: LayerNormSpec) =
+        Masking.propagating false (fun m shape ->
+            let ch = Axes.norm shape.Length l.ChannelAxis
+            if m.Shape[ch] <> 1 then
+                fail (sprintf "LayerNorm: different per-channel masks are not supported in the infinite limit (mask shape %s, as neural_tangents); put a Dense or Conv layer before it" (Shape.format m.Shape))
+            if axesOf l shape.Length <> [ ch ] then
+                fail (sprintf "LayerNorm: masked inputs (mask_constant) with normalisation over axes %A beyond the channel axis are not supported by this port; normalise over the channel axis only (axis=-1) or compute without mask_constant" (axesOf l shape.Length))
+            m)
+
     /// LayerNorm(axis, eps, batch_axis, channel_axis) (neural_tangents' <c>stax.LayerNorm</c>). No parameters.
     let layerNorm (l: LayerNormSpec) : LayerDef =
         { Name = "LayerNorm"
@@ -145,9 +156,13 @@ module Normalization =
           Requires =
             { BatchAxis = Some l.BatchAxis; ChannelAxis = Some l.ChannelAxis; Resets = false
               DiagonalBatch = None; DiagonalSpatial = None }
-          Kernel = fun _ k -> layerNormKernel l k
+          Kernel = Masking.kernel "LayerNorm" (layerNormMask l) (fun _ k -> layerNormKernel l k)
           Init = fun _ shape -> shape, Params.none
-          Apply = fun _ _ x -> layerNormForward l x
+          Apply =
+            fun ctx _ x ->
+                ctx.Side.TryFind Masking.SideKey |> Option.iter (fun m -> layerNormMask(l).Propagate m x.Shape |> ignore)
+                layerNormForward l x
           Vjp = fun _ x ct -> layerNormBackward l x ct
           ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          GradDot = None
+          Mask = layerNormMask l }

@@ -174,4 +174,6 @@ module Resize =
           Apply = fun _ _ x -> resizeTo spec.Method spec.Antialias (outputShape spec x.Shape) x
           Vjp = fun _ x ct -> resizeBack spec.Method spec.Antialias x.Shape ct
           ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          GradDot = None
+          // neural_tangents supports masks here; this port does not yet, so masked inputs are refused.
+          Mask = Masking.unsupported "ImageResize: masked inputs (mask_constant) are not supported by this port's ImageResize yet; compute the kernel without mask_constant" }

@@ -87,7 +87,7 @@ module Stochastic =
           Args = [ "rate", FloatArg d.Rate; "mode", StringArg(modeName d.Mode) ]
           // @requires(use_dropout=True) in train mode only affects neural_tangents' batching; no layout requirement.
           Requires = { BatchAxis = None; ChannelAxis = None; Resets = false; DiagonalBatch = None; DiagonalSpatial = None }
-          Kernel = fun _ k -> dropoutKernel d k
+          Kernel = Masking.kernel "Dropout" (Masking.identity false) (fun _ k -> dropoutKernel d k)
           Init = fun _ shape -> shape, Params.none
           Apply = fun ctx _ x -> dropoutForward d ctx x
           Vjp =
@@ -98,4 +98,6 @@ module Stochastic =
                     raise (NeuralTangentsException
                         "Dropout: the backward pass of mode 'train' needs the forward call's dropout mask, which is not recorded; use mode 'test' for gradients and the empirical NTK")
           ParamVjp = fun _ _ _ -> Params.none
-          GradDot = None }
+          GradDot = None
+          // supports_masking(remask_kernel=False): the mask passes through.
+          Mask = Masking.identity false }
