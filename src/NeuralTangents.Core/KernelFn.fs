@@ -114,6 +114,18 @@ module KernelFn =
     let internal runPlan (exec: Execution) (plan: KernelPlan) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
         KernelPlan.run exec plan (One(inputKernelWithLayout request layer x1 x2 get)) true |> single
 
+    /// <c>runPlan</c> on inputs masked by <c>mask_constant</c> (the input kernel of <c>computeWithMask</c>).
+    let internal runPlanMasked (exec: Execution) (plan: KernelPlan) (maskConstant: float) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        let visible (x: Tensor) = Masking.zero (Masking.ofInputs maskConstant x) x
+        checkFinite "x1" (visible x1)
+        x2 |> Option.iter (visible >> checkFinite "x2")
+        let req = Requirements.ofLayer layer
+        let diagonalBatch, diagonalSpatial = Requirements.layout req request
+        let k0 =
+            Input.kernelMasked (Some maskConstant) get diagonalBatch diagonalSpatial (defaultArg req.BatchAxis 0)
+                (defaultArg req.ChannelAxis -1) x1 x2
+        KernelPlan.run exec plan (One k0) true |> single
+
     /// <summary><c>compute</c> with the <c>pattern</c> side input of graph networks (neural_tangents'
     /// <c>kernel_fn(x1, x2, get, pattern=(pattern1, pattern2))</c>): every <c>Aggregate</c> layer aggregates x1's
     /// samples with pattern1 and x2's with pattern2 (with x2 = None pass pattern1 twice).</summary>
@@ -145,12 +157,4 @@ module KernelFn =
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">a layer cannot take masked inputs, or as <c>compute</c>.</exception>
     [<CompiledName("ComputeWithMask")>]
     let computeWithMask (maskConstant: float) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        let visible (x: Tensor) = Masking.zero (Masking.ofInputs maskConstant x) x
-        checkFinite "x1" (visible x1)
-        x2 |> Option.iter (visible >> checkFinite "x2")
-        let req = Requirements.ofLayer layer
-        let diagonalBatch, diagonalSpatial = Requirements.layout req request
-        let k0 =
-            Input.kernelMasked (Some maskConstant) get diagonalBatch diagonalSpatial (defaultArg req.BatchAxis 0)
-                (defaultArg req.ChannelAxis -1) x1 x2
-        KernelPlan.run Execution.Fast (compilePlan Execution.Fast layer) (One k0) true |> single
+        runPlanMasked Execution.Fast (compilePlan Execution.Fast layer) maskConstant request layer x1 x2 get

@@ -177,6 +177,46 @@ let tests =
             let y2, _ = MaskedApplyFn.applyWith ApplyContext.Empty pad net p long
             assertClose "outputs" 1e-15 y1.Data y2.Data
 
+        testCase "tiles: Batching.computeWithMask masks each tile's rows and equals the untiled kernel (≤ 1e-14)" <| fun () ->
+            let x1 = sequences 31 [ 4; 1; 3; 2; 4 ] 4 2
+            let x2 = sequences 32 [ 2; 4; 3 ] 4 2
+            let net = Stax.serial [ Stax.dense 6 1.2 (Some 0.2); Stax.relu; Stax.dense 2 1.0 (Some 0.1); Stax.globalAvgPool ]
+            for x2 in [ None; Some x2 ] do
+                let whole = KernelFn.computeWithMask pad LayoutRequest.Auto net x1 x2 Both
+                let tiled = Batching.computeWithMask { BatchOptions.Default with BatchSize = Some 2 } pad LayoutRequest.Auto net x1 x2 Both
+                assertClose "nngp" 1e-14 whole.Nngp.Data tiled.Nngp.Data
+                assertClose "ntk" 1e-14 whole.Ntk.Value.Data tiled.Ntk.Value.Data
+                assertClose "cov1" 1e-14 whole.Cov1.Data tiled.Cov1.Data
+
+        testCase "CLI: kwargs.mask_constant gives KernelFn.computeWithMask's kernel; bad values fail with one line" <| fun () ->
+            let x1 = sequences 33 [ 3; 1; 2 ] 3 2
+            let num (v: float) = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+            let l, c = x1.Shape[1], x1.Shape[2]
+            let rows =
+                let sample i = "[" + String.Join(", ", [ for h in 0 .. l - 1 -> "[" + String.Join(", ", [ for a in 0 .. c - 1 -> num x1.Data[(i * l + h) * c + a] ]) + "]" ]) + "]"
+                "[" + String.Join(", ", [ for i in 0 .. x1.Shape[0] - 1 -> sample i ]) + "]"
+            let arch = """{"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 4, "W_std": 1.3, "b_std": 0.2}, {"layer": "Relu"}, {"layer": "Dense", "out_dim": 1}, {"layer": "GlobalAvgPool"}]}"""
+            let run (kwargs: string) =
+                let out, err = new IO.StringWriter(), new IO.StringWriter()
+                let code = NeuralTangents.Cli.Cli.run [| "kernel" |] (new IO.StringReader(sprintf """{"arch": %s, "x1": %s, "kwargs": %s}""" arch rows kwargs)) out err
+                code, out.ToString(), err.ToString()
+            let values (n: Text.Json.Nodes.JsonNode) = n.AsArray() |> Seq.collect (fun r -> r.AsArray() |> Seq.map (fun v -> v.GetValue<float>())) |> Seq.toArray
+            let code, out, err = run (sprintf """{"mask_constant": %s}""" (num pad))
+            Expect.equal code 0 err
+            let o = Text.Json.Nodes.JsonNode.Parse out
+            let net = Json.decode arch
+            let k = KernelFn.computeWithMask pad LayoutRequest.Auto net x1 None Both
+            assertClose "nngp" 1e-14 k.Nngp.Data (values o["nngp"])
+            assertClose "ntk" 1e-14 k.Ntk.Value.Data (values o["ntk"])
+            let code, _, err = run """{"mask_constant": "nope"}"""
+            Expect.equal code 1 "bad mask_constant exits 1"
+            Expect.stringContains err "mask_constant must be a number" "names the key"
+            // NaN as the JSON string "nan": nothing is NaN here, so the kernel is the unmasked one.
+            let code, out, err = run """{"mask_constant": "nan"}"""
+            Expect.equal code 0 err
+            let o = Text.Json.Nodes.JsonNode.Parse out
+            assertClose "nan constant" 1e-14 (KernelFn.compute net x1 None Nngp).Nngp.Data (values o["nngp"])
+
         testCase "layers that cannot take masks say so, naming the layer" <| fun () ->
             let x = sequences 25 [ 3; 2 ] 3 4
             let refuses (name: string) (net: Layer) =
