@@ -123,6 +123,10 @@ module Masking =
             else moved
         moved.Data |> Array.map (fun v -> v <> 0.0)
 
+    /// <summary>The mask of activations of <paramref name="shape"/> as flags per (input, position), positions in the
+    /// kernel's spatial order (see <c>products</c>); the mask's channel axis must have size 1.</summary>
+    let positions (k: Kernel) (shape: int[]) (m: Tensor) : bool[] = perPosition k shape m
+
     /// For every entry of a covariance tensor (batchNdim leading batch axes, then the spatial layout): whether its
     /// first entry (input i, position p) is masked in fa or its second (input j, position q) in fb.
     let private pairMasked (diagonalSpatial: bool) (batchNdim: int) (shape: int[]) (fa: bool[]) (fb: bool[]) : bool[] =

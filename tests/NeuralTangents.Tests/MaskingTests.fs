@@ -217,13 +217,45 @@ let tests =
             let o = Text.Json.Nodes.JsonNode.Parse out
             assertClose "nan constant" 1e-14 (KernelFn.compute net x1 None Nngp).Nngp.Data (values o["nngp"])
 
+        testCase "GlobalSelfAttention ignores masked keys: padded sequences give the kernel of the unpadded ones (≤ 1e-13)" <| fun () ->
+            // neural_tangents masks attention keys (scores −1e20 before the softmax, 0 otherwise) and drops the
+            // embedding term of masked positions; after a masked GlobalAvgPool a padded batch must therefore have
+            // exactly the kernel of the same batch without its padding — an expectation independent of the code.
+            let short = sequences 41 [ 3; 3 ] 3 2
+            let padded = Tensor.create [| 2; 5; 2 |] (Array.init 20 (fun e -> let i, h, c = e / 10, (e / 2) % 5, e % 2 in if h < 3 then short.Data[(i * 3 + h) * 2 + c] else pad))
+            for mech in [ AttentionMechanism.Softmax; AttentionMechanism.Identity; AttentionMechanism.Relu ] do
+                for emb in [ PositionalEmbedding.NoEmbedding; PositionalEmbedding.Sum ] do
+                    let att = { Stax.attentionDefaults 4 4 4 2 with AttentionMechanism = mech; PosEmbType = emb; BStd = Some 0.2; WPosEmbStd = 0.7 }
+                    let net = Stax.serial [ Stax.dense 8 1.3 (Some 0.1); Stax.globalSelfAttentionWith att; Stax.relu; Stax.dense 2 1.0 (Some 0.1); Stax.globalAvgPool ]
+                    let plain = KernelFn.computeWithLayout full net short None Both
+                    let masked = KernelFn.computeWithMask pad full net padded None Both
+                    assertClose (sprintf "%A %A nngp" mech emb) 1e-13 plain.Nngp.Data masked.Nngp.Data
+                    assertClose (sprintf "%A %A ntk" mech emb) 1e-13 plain.Ntk.Value.Data masked.Ntk.Value.Data
+            // Square-root scaling (IDENTITY): only the embeddings are masked.
+            let att = { Stax.attentionDefaults 4 4 4 2 with AttentionMechanism = AttentionMechanism.Identity; LinearScaling = false; PosEmbType = PositionalEmbedding.Sum }
+            let net = Stax.serial [ Stax.dense 8 1.3 (Some 0.1); Stax.globalSelfAttentionWith att; Stax.globalAvgPool ]
+            let k = KernelFn.computeWithMask pad full net padded None Both
+            assertPsd "sqrt-scaling nngp" k.Nngp
+
+        testCase "finite GlobalSelfAttention ignores masked keys: padded outputs equal the unpadded ones (≤ 1e-13)" <| fun () ->
+            let short = sequences 43 [ 3; 3 ] 3 2
+            let padded = Tensor.create [| 2; 5; 2 |] (Array.init 20 (fun e -> let i, h, c = e / 10, (e / 2) % 5, e % 2 in if h < 3 then short.Data[(i * 3 + h) * 2 + c] else pad))
+            for mech in [ AttentionMechanism.Softmax; AttentionMechanism.Identity; AttentionMechanism.Abs ] do
+                let att = { Stax.attentionDefaults 4 4 4 2 with AttentionMechanism = mech; BStd = Some 0.2 }
+                let net = Stax.serial [ Stax.dense 8 1.3 (Some 0.1); Stax.globalSelfAttentionWith att; Stax.relu; Stax.globalAvgPool ]
+                let _, p = InitFn.init 3 net short.Shape
+                let y1 = ApplyFn.apply net p short
+                let y2, m = MaskedApplyFn.applyWith ApplyContext.Empty pad net p padded
+                assertClose (sprintf "%A outputs" mech) 1e-13 y1.Data y2.Data
+                Expect.equal m.Value.Data [| 0.; 0. |] "pooled outputs unmasked"
+
         testCase "layers that cannot take masks say so, naming the layer" <| fun () ->
             let x = sequences 25 [ 3; 2 ] 3 4
             let refuses (name: string) (net: Layer) =
                 let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.computeWithMask pad LayoutRequest.Auto net x None Nngp |> ignore)
                 Expect.stringContains e.Message name (sprintf "%s names the layer" name)
             refuses "ConvTranspose" (Stax.serial [ Stax.dense 4 1.0 (Some 0.1); Stax.convTranspose 3 [ 2 ] None Padding.Same 1.0 (Some 0.1) ])
-            refuses "GlobalSelfAttention" (Stax.serial [ Stax.dense 4 1.0 (Some 0.1); Stax.globalSelfAttentionWith (Stax.attentionDefaults 4 4 4 2) ])
+            refuses "ImageResize" (Stax.serial [ Stax.dense 4 1.0 (Some 0.1); Stax.imageResize [ -1; 6; -1 ] ResizeMethod.Linear true 0 -1 ])
             // neural_tangents' own limit: per-channel input masks reach a layer that needs one mask per position.
             refuses "channel-wise masks" (Stax.avgPool [ 2 ] None Padding.Same)
             refuses "GlobalAvgPool" Stax.globalAvgPool

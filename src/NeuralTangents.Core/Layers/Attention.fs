@@ -82,9 +82,11 @@ module Attention =
     /// Square-root scaling has a closed form only for IDENTITY: with d = Σ_{p,q} Ṽ∘M over positions,
     /// K' = (W_Q W_K W_O W_V)²·d·Ṽ + b², and Θ' = (…)²·(t·Ṽ + d·(Θ̃ + 4Ṽ)) + b², t = 2Σ Ṽ∘Θ̃ (or the split sum
     /// when embeddings enter keys only).
+    ///
+    /// With masks (neural_tangents' masked `kernel_fn`): each sample's masked keys are excluded from the weights —
+    /// their scores set to −1e20 before the softmax, to 0 for the other mechanisms (`_get_weighting`) — and the
+    /// embedding term δ(p, q) of a pair with a masked position is dropped (`R` masked by `_get_mask_prods`).
     let attentionKernel (a: AttentionSpec) (k: Kernel) : Kernel =
-        if k.Mask1.IsSome || k.Mask2.IsSome then
-            fail "GlobalSelfAttention: kernels with masks are not supported; compute the kernel without masks"
         if k.DiagonalSpatial then
             fail "GlobalSelfAttention: needs the covariances between positions; compute the kernel with diagonal_spatial=False"
         if not a.LinearScaling && a.AttentionMechanism <> AttentionMechanism.Identity then
@@ -103,8 +105,23 @@ module Attention =
         let covN = if k.DiagonalBatch then 1 else 2
         let c1, s, permC = toMatrices covN k.Cov1
         let ss = s * s
-        // kw·M + pw·δ(p, q) with embeddings (neural_tangents' weighted_sum), M itself without.
-        let mix (m: float[]) = if hasR then m |> Array.mapi (fun e v -> kw * v + (if (e % ss) / s = e % s then pw else 0.0)) else m
+        // Masked positions per (sample, position) of x1 and x2 (x2's are x1's when x2 is x1), channels collapsed.
+        let flagsOf (m: Tensor option) (shape: int[]) = m |> Option.map (fun m -> Masking.positions k shape (Masking.collapseChannel ch m))
+        let f1 = flagsOf k.Mask1 k.Shape1
+        let f2 = match flagsOf k.Mask2 k.Shape2 with Some f -> Some f | None -> f1
+        // kw·M + pw·δ(p, q) with embeddings (neural_tangents' weighted_sum), M itself without; block b of M pairs
+        // sample b / cols of fa with sample b % cols of fb (cols = 1: the per-sample blocks of one input).
+        let mixFor (fa: bool[] option) (fb: bool[] option) (cols: int) (m: float[]) =
+            if not hasR then m
+            else
+                m |> Array.mapi (fun e v ->
+                    let blk, p = e / ss, (e % ss) / s
+                    if p <> e % s then kw * v
+                    else
+                        let i, j = (if cols = 1 then blk, blk else blk / cols, blk % cols)
+                        let masked =
+                            (fa |> Option.exists (fun f -> f[i * s + p])) || (fb |> Option.exists (fun f -> f[j * s + p]))
+                        kw * v + (if masked then 0.0 else pw))
         let b2 = match a.BStd with Some b -> b * b | None -> 0.0
         let qk = a.WQueryStd * a.WKeyStd
         let ov = a.WOutStd * a.WValueStd
@@ -127,8 +144,15 @@ module Attention =
                 Shape2 = (let sh = Array.copy k.Shape2 in sh[ch] <- a.NChanOut; sh) }
         if a.LinearScaling then
             // G_n = φ(W_Q W_K · Ṽ[n]) with Ṽ the mixed per-sample covariance (neural_tangents' _get_weighting).
-            let weights (blocks: float[]) (n: int) =
-                let v = mix blocks
+            let weights (f: bool[] option) (blocks: float[]) (n: int) =
+                let v = match f with Some _ -> Array.copy (mixFor f f 1 blocks) | None -> mixFor f f 1 blocks
+                // Masked keys q of sample i: −1e20 before the softmax (neural_tangents' _NEG_INF), 0 otherwise.
+                f |> Option.iter (fun f ->
+                    let fill = if a.AttentionMechanism = AttentionMechanism.Softmax then -1e20 else 0.0
+                    for i in 0 .. n - 1 do
+                        for q in 0 .. s - 1 do
+                            if f[i * s + q] then
+                                for p in 0 .. s - 1 do v[i * ss + p * s + q] <- fill)
                 let g = Array.zeroCreate (n * ss)
                 for i in 0 .. n - 1 do
                     for p in 0 .. s - 1 do
@@ -147,9 +171,9 @@ module Attention =
                         | AttentionMechanism.Abs -> for q in 0 .. s - 1 do g[row + q] <- abs (qk * v[row + q])
                         | AttentionMechanism.Relu -> for q in 0 .. s - 1 do g[row + q] <- max 0.0 (qk * v[row + q])
                 g
-            let g1 = weights (sampleBlocks c1 n1) n1
-            let g2 = match c2 with Some c -> weights (sampleBlocks c n2) n2 | None -> g1
-            let value (m: float[]) = if a.ValPosEmb then mix m else m
+            let g1 = weights f1 (sampleBlocks c1 n1) n1
+            let g2 = match c2 with Some c -> weights f2 (sampleBlocks c n2) n2 | None -> g1
+            let value (fa: bool[] option) (fb: bool[] option) (cols: int) (m: float[]) = if a.ValPosEmb then mixFor fa fb cols m else m
             // W_O²W_V²·G_a·M·G_bᵀ (+ b²) over the (rows × cols) blocks of a pair covariance, or per sample.
             let weigh (ga: float[]) (gb: float[]) (m: float[]) (rows: int) (cols: int) (pairs: bool) (bias: float) =
                 let out = Array.zeroCreate m.Length
@@ -159,11 +183,11 @@ module Attention =
                         let bj = if pairs then j else i
                         sandwich s ga (i * ss) m blk gb (bj * ss) out blk
                 out |> Array.map (fun v -> ov * ov * v + bias)
-            let covOut (g: float[]) (c: float[]) (n: int) =
-                if k.DiagonalBatch then weigh g g (value c) n 1 false b2 else weigh g g (value c) n n true b2
-            let nngp' = weigh g1 g2 (value nngpM) n1 n2 true b2
-            let ntk' = ntkM |> Option.map (fun t -> Array.map2 (fun w nn -> w + 2.0 * (nn - b2)) (weigh g1 g2 (value t) n1 n2 true b2) nngp')
-            result (covOut g1 c1 n1) (Option.map (fun c -> covOut g2 c n2) c2) nngp' ntk'
+            let covOut (f: bool[] option) (g: float[]) (c: float[]) (n: int) =
+                if k.DiagonalBatch then weigh g g (value f f 1 c) n 1 false b2 else weigh g g (value f f n c) n n true b2
+            let nngp' = weigh g1 g2 (value f1 f2 n2 nngpM) n1 n2 true b2
+            let ntk' = ntkM |> Option.map (fun t -> Array.map2 (fun w nn -> w + 2.0 * (nn - b2)) (weigh g1 g2 (value f1 f2 n2 t) n1 n2 true b2) nngp')
+            result (covOut f1 g1 c1 n1) (Option.map (fun c -> covOut f2 g2 c n2) c2) nngp' ntk'
         else
             // IDENTITY with 1/√d scaling: d = Σ over positions of Ṽ∘M per block (neural_tangents' dot).
             let std2 = (qk * ov) * (qk * ov)
@@ -171,18 +195,20 @@ module Attention =
             let scaleBlocks (d: float[]) (x: float[]) = x |> Array.mapi (fun e v -> d[e / ss] * v)
             let other (interp: float[]) (raw: float[]) = if a.ValPosEmb then interp else raw
             let affine (x: float[]) = x |> Array.map (fun v -> std2 * v + b2)
-            let covOut (c: float[]) = let ci = mix c in affine (scaleBlocks (blockDot ci (other ci c)) ci)
-            let nI = mix nngpM
+            let covOut (f: bool[] option) (n: int) (c: float[]) =
+                let ci = mixFor f f (if k.DiagonalBatch then 1 else n) c
+                affine (scaleBlocks (blockDot ci (other ci c)) ci)
+            let nI = mixFor f1 f2 n2 nngpM
             let dot12 = blockDot nI (other nI nngpM)
             let nngp' = affine (scaleBlocks dot12 nI)
             let ntk' =
                 ntkM |> Option.map (fun t ->
-                    let tI = mix t
+                    let tI = mixFor f1 f2 n2 t
                     let tDot =
                         if a.ValPosEmb || not hasR then blockDot nI tI |> Array.map ((*) 2.0)
                         else Array.map2 (+) (blockDot nI t) (blockDot nngpM tI)
                     affine (Array.init nI.Length (fun e -> tDot[e / ss] * nI[e] + dot12[e / ss] * (tI[e] + 4.0 * nI[e]))))
-            result (covOut c1) (c2 |> Option.map covOut) nngp' ntk'
+            result (covOut f1 n1 c1) (c2 |> Option.map (covOut f2 n2)) nngp' ntk'
 
     // ---------------------------------------------------------------------------------------------
     // The finite layer.
@@ -233,7 +259,9 @@ module Attention =
                     for j in 0 .. d - 1 do out[r * d + j] <- out[r * d + j] + v * w.Data[(head * cin + c) * d + j]
         out
 
-    let forward (a: AttentionSpec) (p: Params) (x: Tensor) : Tensor =
+    /// With a mask (neural_tangents' masked apply_fn): the embeddings are zeroed at masked entries, and masked keys
+    /// (positions whose channels are all masked) get score −1e20 before the softmax, 0 for the other mechanisms.
+    let forwardMasked (a: AttentionSpec) (mask: Tensor option) (p: Params) (x: Tensor) : Tensor =
         let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
         let wk, wv, wo = ts[0], ts[1], ts[2]
         let rest = List.skip 3 ts
@@ -248,23 +276,40 @@ module Attention =
             let m = Tensor.permute order t
             m.Data, m.Shape[0], m.Length / (m.Shape[0] * m.Shape[ndim - 1]), m.Shape[ndim - 1]
         let xd, n, s, nIn = flat x
+        // The mask as (N, S, mc) with mc = 1 or the mask's channel count.
+        let maskFlat =
+            mask |> Option.map (fun m ->
+                let target = Array.copy x.Shape
+                target[ch] <- m.Shape[Axes.norm m.Rank a.ChannelAxis]
+                let d, _, _, mc = flat (Masking.broadcastTo target m)
+                d, mc)
+        // Embeddings per sample (N, S, c): neural_tangents' jnp.where(mask, 0, pos_emb), broadcast over the batch.
         let peFlat =
             pe |> Option.map (fun e ->
                 let d, _, _, c = flat e
-                Array.map ((*) a.WPosEmbStd) d, c)
+                let perSample = Array.init (n * s * c) (fun i -> a.WPosEmbStd * d[i % (s * c)])
+                match maskFlat with
+                | Some(md, mc) ->
+                    if mc <> 1 && mc <> c then
+                        fail (sprintf "GlobalSelfAttention: a mask with %d channels does not broadcast to the %d embedding channels" mc c)
+                    perSample |> Array.mapi (fun i v -> if md[(i / c) * mc + (if mc = 1 then 0 else i % c)] <> 0.0 then 0.0 else v), c
+                | None -> perSample, c)
+        // Masked keys (sample, position): every channel of the mask set (jnp.all over channels).
+        let keyMasked =
+            maskFlat |> Option.map (fun (md, mc) -> Array.init (n * s) (fun r -> Seq.forall (fun ch -> md[r * mc + ch] <> 0.0) (seq { 0 .. mc - 1 })))
         // Inputs of keys and of values, (N, S, C) each.
         let keysIn, kc, valsIn, vc =
             match a.PosEmbType, peFlat with
             | PositionalEmbedding.Sum, Some(e, c) ->
                 if c <> nIn then fail (sprintf "GlobalSelfAttention: SUM embeddings need n_chan_pos_emb = the input channels (%d), got %d" nIn c)
-                let summed = Array.init xd.Length (fun i -> xd[i] + e[i % (s * c)])
+                let summed = Array.init xd.Length (fun i -> xd[i] + e[i])
                 summed, nIn, (if a.ValPosEmb then summed else xd), nIn
             | PositionalEmbedding.Concat, Some(e, c) ->
                 let cat = Array.zeroCreate (n * s * (nIn + c))
                 for i in 0 .. n - 1 do
                     for q in 0 .. s - 1 do
                         Array.blit xd ((i * s + q) * nIn) cat ((i * s + q) * (nIn + c)) nIn
-                        Array.blit e (q * c) cat ((i * s + q) * (nIn + c) + nIn) c
+                        Array.blit e ((i * s + q) * c) cat ((i * s + q) * (nIn + c) + nIn) c
                 cat, nIn + c, (if a.ValPosEmb then cat else xd), (if a.ValPosEmb then nIn + c else nIn)
             | _ -> xd, nIn, xd, nIn
         let h, dk, dv = a.NHeads, a.NChanKey, a.NChanVal
@@ -283,6 +328,9 @@ module Attention =
                             let mutable acc = 0.0
                             for j in 0 .. dk - 1 do acc <- acc + qmat[qo + j] * kmat[ko + j]
                             scale * acc)
+                    keyMasked |> Option.iter (fun km ->
+                        let fill = if a.AttentionMechanism = AttentionMechanism.Softmax then -1e20 else 0.0
+                        for q in 0 .. s - 1 do if km[i * s + q] then g[q] <- fill)
                     let g =
                         match a.AttentionMechanism with
                         | AttentionMechanism.Softmax ->
@@ -317,6 +365,9 @@ module Attention =
         let inverse = Array.zeroCreate ndim
         order |> Array.iteri (fun i ax -> inverse[ax] <- i)
         Tensor.permute inverse (Tensor.create flatShape out)
+
+    /// The forward pass without a mask.
+    let forward (a: AttentionSpec) (p: Params) (x: Tensor) : Tensor = forwardMasked a None p x
 
     /// The backward pass of <c>forward</c>: (input cotangent, parameter cotangents) from the output cotangent, by the
     /// chain rule through each step (per head: K = X_k W_k, Q = K or X_k W_q, A = c·Q Kᵀ, G = φ(A) by rows,
@@ -481,6 +532,10 @@ module Attention =
         back x.Shape dx, Leaf grads
 
     /// GlobalSelfAttention (neural_tangents' <c>stax.GlobalSelfAttention</c>).
+    /// Attention's masking (neural_tangents' <c>GlobalSelfAttention.mask_fn</c>, remask_kernel=True): a position is
+    /// masked when all its channels are.
+    let private attentionMask (a: AttentionSpec) = Masking.propagating true (fun m _ -> Masking.collapseChannel a.ChannelAxis m)
+
     let globalSelfAttention (a: AttentionSpec) : LayerDef =
         { Name = "GlobalSelfAttention"
           Args =
@@ -507,11 +562,10 @@ module Attention =
           Requires =
             { BatchAxis = Some a.BatchAxis; ChannelAxis = Some a.ChannelAxis; Resets = false
               DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.No; Output = Tri.No } }
-          Kernel = fun _ k -> attentionKernel a k
+          Kernel = Masking.kernel "GlobalSelfAttention" (attentionMask a) (fun _ k -> attentionKernel a k)
           Init = fun key shape -> init a key shape
-          Apply = fun _ p x -> forward a p x
+          Apply = fun ctx p x -> forwardMasked a (ctx.Side.TryFind Masking.SideKey) p x
           Vjp = fun p x ct -> fst (backward a p x ct)
           ParamVjp = fun p x ct -> snd (backward a p x ct)
           GradDot = None
-          // neural_tangents supports masks here; this port does not yet, so masked inputs are refused.
-          Mask = Masking.unsupported "GlobalSelfAttention: masked inputs (mask_constant) are not supported by this port's GlobalSelfAttention yet; compute the kernel without mask_constant" }
+          Mask = attentionMask a }
