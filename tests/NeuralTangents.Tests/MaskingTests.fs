@@ -249,13 +249,41 @@ let tests =
                 assertClose (sprintf "%A outputs" mech) 1e-13 y1.Data y2.Data
                 Expect.equal m.Value.Data [| 0.; 0. |] "pooled outputs unmasked"
 
+        testCase "ImageResize: an output is masked only when all its contributions are (neural_tangents' inverted resize)" <| fun () ->
+            // Linear antialiased 4 → 2: output 0 reads inputs 0–2 (weights ¾, ¾, ¼), output 1 inputs 1–3; with inputs
+            // 1–3 masked, output 0 still sees input 0 and stays visible, output 1 is masked.
+            let x = Tensor.create [| 1; 4; 2 |] [| 0.5; -1.0; pad; pad; pad; pad; pad; pad |]
+            let net = Stax.serial [ Stax.dense 3 1.0 (Some 0.1); Stax.imageResize [ -1; 2; -1 ] ResizeMethod.Linear true 0 -1 ]
+            let k = KernelFn.computeWithMask pad full net x None Nngp
+            Expect.equal k.Mask1.Value.Data [| 0.; 1. |] "resized mask"
+            Expect.isGreaterThan k.Nngp.Data[0] 0.0 "visible pair"
+            Expect.equal k.Nngp.Data[1 .. 3] [| 0.; 0.; 0. |] "pairs with the masked output are zero (remask)"
+
+        testCase "LayerNorm over positions and channels: masked means (hand-computed finite layer; kernel of padded ≈ unpadded)" <| fun () ->
+            // Finite (neural_tangents' mean_and_var(mask)): x = [[1, 3], [pad, pad], [5, −1]] zeroed; 4 unmasked
+            // entries: mean = 8/4 = 2, var = (1 + 1 + 4 + 4 + 9 + 9)/4 = 7 (the zeroed entries count in the sum).
+            let x = Tensor.create [| 1; 3; 2 |] [| 1.0; 3.0; pad; pad; 5.0; -1.0 |]
+            let ln = Stax.layerNorm [ 1; 2 ] 1e-12 0 -1
+            let y, _ = MaskedApplyFn.applyWith ApplyContext.Empty pad ln Params.none x
+            let sd = sqrt (7.0 + 1e-12)
+            assertClose "outputs" 1e-15 ([| 1.0; 3.0; 0.0; 0.0; 5.0; -1.0 |] |> Array.map (fun v -> (v - 2.0) / sd)) y.Data
+            // Kernel: the mean variance skips masked positions, so a padded batch has the kernel of the unpadded one up
+            // to eps·(masked)/(unmasked) ≈ 1e-12 relative (neural_tangents sums eps at masked positions too).
+            let short = sequences 51 [ 3; 3 ] 3 2
+            let padded = Tensor.create [| 2; 5; 2 |] (Array.init 20 (fun e -> let i, h, c = e / 10, (e / 2) % 5, e % 2 in if h < 3 then short.Data[(i * 3 + h) * 2 + c] else pad))
+            let net = Stax.serial [ Stax.dense 6 1.3 (Some 0.1); Stax.layerNorm [ 1; 2 ] 1e-12 0 -1; Stax.dense 2 1.0 (Some 0.1); Stax.globalAvgPool ]
+            let plain = KernelFn.computeWithLayout full net short None Both
+            let masked = KernelFn.computeWithMask pad full net padded None Both
+            assertClose "nngp" 1e-10 plain.Nngp.Data masked.Nngp.Data
+            assertClose "ntk" 1e-10 plain.Ntk.Value.Data masked.Ntk.Value.Data
+
         testCase "layers that cannot take masks say so, naming the layer" <| fun () ->
             let x = sequences 25 [ 3; 2 ] 3 4
             let refuses (name: string) (net: Layer) =
                 let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.computeWithMask pad LayoutRequest.Auto net x None Nngp |> ignore)
                 Expect.stringContains e.Message name (sprintf "%s names the layer" name)
             refuses "ConvTranspose" (Stax.serial [ Stax.dense 4 1.0 (Some 0.1); Stax.convTranspose 3 [ 2 ] None Padding.Same 1.0 (Some 0.1) ])
-            refuses "ImageResize" (Stax.serial [ Stax.dense 4 1.0 (Some 0.1); Stax.imageResize [ -1; 6; -1 ] ResizeMethod.Linear true 0 -1 ])
+            refuses "dot_general" (Stax.serial [ Stax.dense 4 1.0 (Some 0.1); Stax.dotGeneral None (Some(Tensor.full [| 1 |] 2.0)) (([], []), ([], [])) 0 -1 ])
             // neural_tangents' own limit: per-channel input masks reach a layer that needs one mask per position.
             refuses "channel-wise masks" (Stax.avgPool [ 2 ] None Padding.Same)
             refuses "GlobalAvgPool" Stax.globalAvgPool

@@ -53,6 +53,16 @@ module Normalization =
             count[g[e]] <- count[g[e]] + 1
         Array.init v.Length (fun e -> sum[g[e]] / float count[g[e]])
 
+    /// neural_tangents' masked `mean_and_var`: the sum over each group of all its entries (masked ones included)
+    /// divided by the number of its unmasked entries, at least 1.
+    let private groupMeanMasked (g: int[]) (nGroups: int) (masked: bool[]) (v: float[]) =
+        let sum = Array.zeroCreate nGroups
+        let count = Array.zeroCreate nGroups
+        for e in 0 .. v.Length - 1 do
+            sum[g[e]] <- sum[g[e]] + v[e]
+            if not masked[e] then count[g[e]] <- count[g[e]] + 1
+        Array.init v.Length (fun e -> sum[g[e]] / float (max 1 count[g[e]]))
+
     /// LayerNorm on a kernel (neural_tangents' `LayerNorm.kernel_fn`). With Gaussian pre-activations and the channel
     /// axis among the normalised ones, the finite layer divides by √(eps + v̄) where v̄ is the mean variance over
     /// the other normalised axes (spatial positions, the batch); as the width grows the empirical mean and variance
@@ -75,13 +85,21 @@ module Normalization =
         let covNdim = if k.DiagonalBatch then 1 else 2
         let dims = Spatial.sizes k.DiagonalSpatial covNdim k.Cov1.Shape
         let s = Array.fold (*) 1 dims
-        let normVar (cov: Tensor) =
+        // With masks (neural_tangents' prepare_mask: one mask for all channels) the means skip masked positions.
+        let flags (m: Tensor option) (shape: int[]) =
+            m |> Option.map (fun m ->
+                if m.Shape[Axes.norm m.Rank l.ChannelAxis] <> 1 then
+                    fail (sprintf "LayerNorm: different per-channel masks are not implemented in the infinite limit (mask shape %s, as in neural_tangents); put a Dense or Conv layer before it" (Shape.format m.Shape))
+                Masking.positions k shape m)
+        let normVar (masked: bool[] option) (cov: Tensor) =
             let v = Spatial.variances k.DiagonalBatch k.DiagonalSpatial cov |> Array.map (fun x -> x + l.Eps)
             let n = v.Length / max 1 s
             let g, nGroups = groups (Array.append [| n |] dims) varAxes
-            groupMean g nGroups v
-        let v1 = normVar k.Cov1
-        let v2 = match k.Cov2 with Some c -> normVar c | None -> v1
+            match masked with
+            | Some f -> groupMeanMasked g nGroups f v
+            | None -> groupMean g nGroups v
+        let v1 = normVar (flags k.Mask1 k.Shape1) k.Cov1
+        let v2 = match k.Cov2 with Some c -> normVar (flags k.Mask2 k.Shape2) c | None -> v1
         let p, q = if k.DiagonalSpatial then Array.init s id, Array.init s id else Spatial.pairIndices dims
         let block = p.Length
         // Divides entry (i, j, e) of an (A, B, block) array by √(va[i, p[e]]·vb[j, q[e]]).
@@ -117,10 +135,23 @@ module Normalization =
         let var = groupMean g nGroups (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) ** 2.0))
         g, nGroups, mean, var |> Array.map (fun v -> 1.0 / Math.Sqrt(l.Eps + v))
 
-    /// LayerNorm's forward pass: (x − mean)/√(eps + var) over the normalised axes (population variance).
-    let layerNormForward (l: LayerNormSpec) (x: Tensor) : Tensor =
-        let _, _, mean, inv = moments l x
-        Tensor.create x.Shape (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) * inv[e]))
+    /// LayerNorm's forward pass: (x − mean)/√(eps + var) over the normalised axes (population variance). With a mask
+    /// (neural_tangents' mean_and_var(mask=…)) the mean and the variance divide their sums over the whole group —
+    /// masked entries (zero) included — by the number of unmasked entries (at least 1).
+    let layerNormForwardMasked (l: LayerNormSpec) (mask: Tensor option) (x: Tensor) : Tensor =
+        match mask with
+        | None ->
+            let _, _, mean, inv = moments l x
+            Tensor.create x.Shape (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) * inv[e]))
+        | Some m ->
+            let masked = (Masking.broadcastTo x.Shape m).Data |> Array.map (fun v -> v <> 0.0)
+            let g, nGroups = groups x.Shape (axesOf l x.Rank)
+            let mean = groupMeanMasked g nGroups masked x.Data
+            let var = groupMeanMasked g nGroups masked (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) ** 2.0))
+            Tensor.create x.Shape (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) / Math.Sqrt(l.Eps + var[e])))
+
+    /// LayerNorm's forward pass without a mask.
+    let layerNormForward (l: LayerNormSpec) (x: Tensor) : Tensor = layerNormForwardMasked l None x
 
     /// LayerNorm's input cotangent: with y = (x − μ)/σ over a group of M entries,
     /// ∂x = (g − mean(g) − y·mean(g·y)) / σ (differentiating μ and σ² = eps + mean((x − μ)²)).
@@ -130,19 +161,6 @@ module Normalization =
         let gMean = groupMean g nGroups ct.Data
         let gyMean = groupMean g nGroups (Array.init x.Length (fun e -> ct.Data[e] * y[e]))
         Tensor.create x.Shape (Array.init x.Length (fun e -> (ct.Data[e] - gMean[e] - y[e] * gyMean[e]) * inv[e]))
-
-    /// LayerNorm's masking (supports_masking(remask_kernel=False), the mask passes through). neural_tangents needs
-    /// one mask for all channels (prepare_mask); normalising over the channels only, a masked position is all zeros
-    /// and stays zero, so the kernel rule and the finite layer are the unmasked ones. Masked means over spatial or
-    /// batch axes (neural_tangents' mean_and_var(mask=…)) are not built here: such masked inputs are refused.
-    let private layerNormMask (l: LayerNormSpec) =
-        Masking.propagating false (fun m shape ->
-            let ch = Axes.norm shape.Length l.ChannelAxis
-            if m.Shape[ch] <> 1 then
-                fail (sprintf "LayerNorm: different per-channel masks are not supported in the infinite limit (mask shape %s, as neural_tangents); put a Dense or Conv layer before it" (Shape.format m.Shape))
-            if axesOf l shape.Length <> [ ch ] then
-                fail (sprintf "LayerNorm: masked inputs (mask_constant) with normalisation over axes %A beyond the channel axis are not supported by this port; normalise over the channel axis only (axis=-1) or compute without mask_constant" (axesOf l shape.Length))
-            m)
 
     /// LayerNorm(axis, eps, batch_axis, channel_axis) (neural_tangents' <c>stax.LayerNorm</c>). No parameters.
     let layerNorm (l: LayerNormSpec) : LayerDef =
@@ -156,13 +174,11 @@ module Normalization =
           Requires =
             { BatchAxis = Some l.BatchAxis; ChannelAxis = Some l.ChannelAxis; Resets = false
               DiagonalBatch = None; DiagonalSpatial = None }
-          Kernel = Masking.kernel "LayerNorm" (layerNormMask l) (fun _ k -> layerNormKernel l k)
+          // supports_masking(remask_kernel=False), no mask_fn: the mask passes through.
+          Kernel = Masking.kernel "LayerNorm" (Masking.identity false) (fun _ k -> layerNormKernel l k)
           Init = fun _ shape -> shape, Params.none
-          Apply =
-            fun ctx _ x ->
-                ctx.Side.TryFind Masking.SideKey |> Option.iter (fun m -> layerNormMask(l).Propagate m x.Shape |> ignore)
-                layerNormForward l x
+          Apply = fun ctx _ x -> layerNormForwardMasked l (ctx.Side.TryFind Masking.SideKey) x
           Vjp = fun _ x ct -> layerNormBackward l x ct
           ParamVjp = fun _ _ _ -> Params.none
           GradDot = None
-          Mask = layerNormMask l }
+          Mask = Masking.identity false }
