@@ -277,6 +277,30 @@ let tests =
             assertClose "nngp" 1e-10 plain.Nngp.Data masked.Nngp.Data
             assertClose "ntk" 1e-10 plain.Ntk.Value.Data masked.Ntk.Value.Data
 
+        testCase "Monte Carlo: strided Conv → Relu → VALID Conv → GlobalAvgPool, and Conv → Relu → Flatten → Dense, on padded sequences; M = 300" <| fun () ->
+            // The finite networks carry the masks layer by layer (mask_fn: window centres under strides, Flatten's
+            // reshape) and zero masked inputs; the first layer's pre-activations are exactly Gaussian, so the mean
+            // of the readout's outer products over networks equals the analytic kernel (no allowance), within 5·SE.
+            let x = sequences 61 [ 7; 3; 5 ] 7 2
+            let pooled readout =
+                Stax.serial [ Stax.conv 256 [ 3 ] (Some [ 2 ]) Padding.Same 1.5 (Some 0.1); Stax.relu
+                              Stax.conv readout [ 2 ] None Padding.Valid 1.2 (Some 0.05); Stax.globalAvgPool ]
+            let flat readout =
+                Stax.serial [ Stax.conv 256 [ 3 ] None Padding.Same 1.5 (Some 0.1); Stax.relu; Stax.flatten; Stax.dense readout 1.2 (Some 0.05) ]
+            for name, net in [ "pooled", pooled; "flattened", flat ] do
+                let analytic = KernelFn.computeWithMask pad LayoutRequest.Auto (net 1) x None Nngp
+                let samples =
+                    Array.Parallel.init 300 (fun s ->
+                        let _, p = InitFn.init (7000 + s) (net 64) x.Shape
+                        let y, _ = MaskedApplyFn.applyWith ApplyContext.Empty pad (net 64) p x
+                        outerMean y)
+                let worst = compareMean (name + " nngp") analytic.Nngp samples 0.0
+                note (sprintf "Masking Monte Carlo, %s conv network (M = 300, width 256): worst |Δ|/SE %.2f" name worst)
+            // The strided mask: length 7, SAME stride 2 → 4 outputs at centres 0, 2, 4, 6 (pad_lo = 1, (3 − 1)/2 = 1),
+            // then VALID filter 2 → 3 outputs at centres 0, 1, 2 of those.
+            let k = KernelFn.computeWithMask pad LayoutRequest.Auto (Stax.serial [ Stax.conv 3 [ 3 ] (Some [ 2 ]) Padding.Same 1.0 (Some 0.1); Stax.relu; Stax.conv 2 [ 2 ] None Padding.Valid 1.0 None ]) x None Nngp
+            Expect.equal k.Mask1.Value.Data [| 0.; 0.; 0.;  0.; 0.; 1.;  0.; 0.; 0. |] "masks after the two convolutions"
+
         testCase "layers that cannot take masks say so, naming the layer" <| fun () ->
             let x = sequences 25 [ 3; 2 ] 3 4
             let refuses (name: string) (net: Layer) =
