@@ -81,6 +81,22 @@ let tests =
             let plain = KernelFn.compute net x None Nngp
             Expect.isGreaterThan (abs (plain.Nngp.Data[1 * 3 + 1] - k.Nngp.Data[1 * 3 + 1])) 1e-3 "the mask changes the pooled kernel"
 
+        testCase "GlobalAvgPool in the diagonal layout: neural_tangents' masked mean then ÷S (hand-computed)" <| fun () ->
+            // Diagonal spatial layout: nngp[i, j, h] = W²·x_ih·x_jh/C + b² where neither position is masked, 0 else;
+            // _GlobalPool divides the sum by the number of unmasked h (mean_and_var(mask)) and then by S (size_at).
+            let x = sequences 71 [ 4; 2; 3 ] 4 2
+            let w, b = 1.1, 0.3
+            // ConvLocal with a 1-wide filter: untied per-position Dense, so positions are uncorrelated and the
+            // diagonal layout is exact (and allowed).
+            let net = Stax.serial [ Stax.convLocal 4 [ 1 ] None Padding.Valid w (Some b); Stax.globalAvgPool ]
+            let k = KernelFn.computeWithMask pad { DiagonalBatch = Some true; DiagonalSpatial = Some true } net x None Nngp
+            for i in 0 .. 2 do
+                for j in 0 .. 2 do
+                    let visible = [ for h in 0 .. 3 do if not (isPad x i h || isPad x j h) then yield h ]
+                    let sum = visible |> List.sumBy (fun h -> w * w * dot (row x i h) (row x j h) / 2.0 + b * b)
+                    let expected = sum / float (max 1 visible.Length) / 4.0
+                    within (1e-14 * expected) expected k.Nngp.Data[i * 3 + j] (sprintf "nngp[%d,%d]" i j)
+
         testCase "Conv VALID: the output mask is the window centre's (_pool_mask) and the kernel W²·mean_t x·x'/C + b² elsewhere" <| fun () ->
             // 1-D Conv, filter 3, VALID, on L = 6: output o reads inputs o..o+2 and takes input o+1's mask. NNGP
             // (ntk parameterization): W²·(1/3)Σ_t x_{o+t}·x'_{o'+t}/C + b² (padded inputs are zero), 0 where o or o' is masked.
@@ -227,10 +243,12 @@ let tests =
                 for emb in [ PositionalEmbedding.NoEmbedding; PositionalEmbedding.Sum ] do
                     let att = { Stax.attentionDefaults 4 4 4 2 with AttentionMechanism = mech; PosEmbType = emb; BStd = Some 0.2; WPosEmbStd = 0.7 }
                     let net = Stax.serial [ Stax.dense 8 1.3 (Some 0.1); Stax.globalSelfAttentionWith att; Stax.relu; Stax.dense 2 1.0 (Some 0.1); Stax.globalAvgPool ]
-                    let plain = KernelFn.computeWithLayout full net short None Both
-                    let masked = KernelFn.computeWithMask pad full net padded None Both
-                    assertClose (sprintf "%A %A nngp" mech emb) 1e-13 plain.Nngp.Data masked.Nngp.Data
-                    assertClose (sprintf "%A %A ntk" mech emb) 1e-13 plain.Ntk.Value.Data masked.Ntk.Value.Data
+                    for layout in [ full; { DiagonalBatch = Some false; DiagonalSpatial = Some false } ] do
+                        let plain = KernelFn.computeWithLayout layout net short None Both
+                        let masked = KernelFn.computeWithMask pad layout net padded None Both
+                        assertClose (sprintf "%A %A nngp" mech emb) 1e-13 plain.Nngp.Data masked.Nngp.Data
+                        assertClose (sprintf "%A %A ntk" mech emb) 1e-13 plain.Ntk.Value.Data masked.Ntk.Value.Data
+                        assertClose (sprintf "%A %A cov1" mech emb) 1e-13 plain.Cov1.Data masked.Cov1.Data
             // Square-root scaling (IDENTITY): only the embeddings are masked.
             let att = { Stax.attentionDefaults 4 4 4 2 with AttentionMechanism = AttentionMechanism.Identity; LinearScaling = false; PosEmbType = PositionalEmbedding.Sum }
             let net = Stax.serial [ Stax.dense 8 1.3 (Some 0.1); Stax.globalSelfAttentionWith att; Stax.globalAvgPool ]
