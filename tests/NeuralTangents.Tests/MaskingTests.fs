@@ -319,6 +319,20 @@ let tests =
             let k = KernelFn.computeWithMask pad LayoutRequest.Auto (Stax.serial [ Stax.conv 3 [ 3 ] (Some [ 2 ]) Padding.Same 1.0 (Some 0.1); Stax.relu; Stax.conv 2 [ 2 ] None Padding.Valid 1.0 None ]) x None Nngp
             Expect.equal k.Mask1.Value.Data [| 0.; 0.; 0.;  0.; 0.; 1.;  0.; 0.; 0. |] "masks after the two convolutions"
 
+        testCase "Index and FanInConcat carry the mask: mask[idx]; branches' masks concatenated along the axis" <| fun () ->
+            // Index [:, 1:, :] keeps positions 1..3; FanInConcat(1) of two Dense branches stacks the positions twice.
+            let x = sequences 81 [ 4; 2 ] 4 2
+            let all = IndexEntry.Range(None, None, None)
+            let indexed = KernelFn.computeWithMask pad full (Stax.serial [ Stax.dense 3 1.0 (Some 0.1); Stax.index [ all; IndexEntry.Range(Some 1, None, None); all ] 0 -1 ]) x None Nngp
+            Expect.equal indexed.Mask1.Value.Data [| 0.; 0.; 0.;  0.; 1.; 1. |] "mask of positions 1..3"
+            Expect.equal indexed.Nngp.Shape [| 2; 2; 3; 3 |] "indexed kernel"
+            let concat =
+                KernelFn.computeWithMask pad full
+                    (Stax.serial [ Stax.fanOut 2; Stax.parallelOf [ Stax.dense 3 1.0 (Some 0.1); Stax.dense 3 0.5 (Some 0.2) ]; Stax.fanInConcat 1 ]) x None Nngp
+            Expect.equal concat.Mask1.Value.Data [| 0.; 0.; 0.; 0.; 0.; 0.; 0.; 0.;  0.; 0.; 1.; 1.; 0.; 0.; 1.; 1. |] "two copies of each sample's mask"
+            // Covariances between a masked and any position are zero in both copies (each branch remasked).
+            Expect.equal concat.Nngp.Data[((1 * 2 + 1) * 8 + 2) * 8 + 0] 0.0 "masked position 2 of sample 1"
+
         testCase "layers that cannot take masks say so, naming the layer" <| fun () ->
             let x = sequences 25 [ 3; 2 ] 3 4
             let refuses (name: string) (net: Layer) =
