@@ -265,8 +265,36 @@ public sealed class Network : IEquatable<Network>
     /// <returns>Compact JSON text.</returns>
     public override string ToString() => ToJson();
 
+    /// <summary>The exact infinite-width kernels between two sets of images in which some entries are masked
+    /// (neural_tangents' <c>kernel_fn(x1, x2, get, mask_constant=…)</c>, e.g. padding of images of different sizes):
+    /// entries equal to <paramref name="maskConstant"/> (NaN: NaN entries) are zeroed and excluded from every layer
+    /// that pools or normalises over positions, and covariances of masked positions are zero. Layers that cannot take
+    /// masks (ConvTranspose, GlobalSelfAttention, ImageResize, DotGeneral in this version) raise an error naming them.</summary>
+    /// <param name="x1">First images, NHWC.</param>
+    /// <param name="x2">Second images; null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <param name="maskConstant">The value that marks masked entries.</param>
+    /// <param name="diagonalSpatial">As in <see cref="Kernel(double[,,,], double[,,,], KernelOutputs, bool?, bool?)"/>.</param>
+    /// <param name="diagonalBatch">As in <see cref="Kernel(double[,,,], double[,,,], KernelOutputs, bool?, bool?)"/>.</param>
+    /// <returns>The kernels, each (N1, N2).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
+    /// <exception cref="ArgumentException">An unmasked input entry is not finite, or the inputs do not fit.</exception>
+    /// <exception cref="InvalidOperationException">A layer cannot take masked inputs, or the network cannot take these
+    /// inputs; the message names the layer and the fix.</exception>
+    /// <exception cref="NotSupportedException">The network's output keeps spatial axes.</exception>
+    public KernelResult Kernel(
+        double[,,,] x1, double[,,,]? x2, KernelOutputs get, double maskConstant, bool? diagonalSpatial = null,
+        bool? diagonalBatch = null)
+    {
+        Boundary.NotNull(x1, nameof(x1));
+        var t1 = TensorModule.OfArray4D(x1);
+        var t2 = x2 is null ? null : TensorModule.OfArray4D(x2);
+        return Compute(t1, t2, get, diagonalSpatial, diagonalBatch, null, maskConstant);
+    }
+
     private KernelResult Compute(
-        Tensor x1, Tensor? x2, KernelOutputs get, bool? diagonalSpatial, bool? diagonalBatch, BatchOptions? tiling = null)
+        Tensor x1, Tensor? x2, KernelOutputs get, bool? diagonalSpatial, bool? diagonalBatch, BatchOptions? tiling = null,
+        double? maskConstant = null)
     {
         var g = ToGet(get);
         var x2Option = x2 is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(x2);
@@ -276,7 +304,9 @@ public sealed class Network : IEquatable<Network>
         // The core names the inputs x1 and x2 as we do; an input without the axis a layer names ("x" or a layer's
         // axis argument) is a fault of the inputs, reported against x1.
         var k = Boundary.Call(
-            () => tiling is null
+            () => maskConstant is double c
+                ? KernelFn.ComputeWithMask(c, layout, layer, x1, x2Option, g)
+                : tiling is null
                 ? KernelFn.ComputeWithLayout(layout, layer, x1, x2Option, g)
                 : Batching.ComputeWithLayout(tiling, layout, layer, x1, x2Option, g),
             Boundary.Names(("x", "x1"), ("batch_axis", "x1"), ("channel_axis", "x1")));

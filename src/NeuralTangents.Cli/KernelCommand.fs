@@ -160,6 +160,8 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
               if req.Get.WantsNtk then "ntk"
               "cov1"
               if req.X2.IsSome then "cov2" ]
+        if req.MaskConstant.IsSome then
+            raise (CliError "kwargs: mask_constant with \"out\" (arrays written to files) is not supported; answer inline (remove \"out\")")
         let result =
             try phase "kernel to files" (fun () -> TiledFiles.compute options req.Layout req.Arch req.X1 req.X2 req.Get names prefix)
             with :? OperationCanceledException as e -> interrupted e
@@ -173,7 +175,11 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
         writeElapsed out ms
     | None ->
         let k =
-            try phase "kernel" (fun () -> Batching.computeWithLayout options req.Layout req.Arch req.X1 req.X2 req.Get)
+            try
+                phase "kernel" (fun () ->
+                    match req.MaskConstant with
+                    | Some c -> Batching.computeWithMask options c req.Layout req.Arch req.X1 req.X2 req.Get
+                    | None -> Batching.computeWithLayout options req.Layout req.Arch req.X1 req.X2 req.Get)
             with :? OperationCanceledException as e -> interrupted e
         let ms = sw.Elapsed.TotalMilliseconds
         let items = quantities req.Get k

@@ -20,7 +20,10 @@ type KernelRequest =
       /// Output prefix, resolved against the request's folder; None to answer inline.
       Out: string option
       /// Tile size and memory budget ("batch_size", "memory_gb").
-      Tiling: BatchOptions }
+      Tiling: BatchOptions
+      /// neural_tangents' kernel_fn keyword <c>mask_constant</c> ("kwargs": {"mask_constant": c}): input entries
+      /// equal to it are masked; None: no masking.
+      MaskConstant: float option }
 
 /// <summary>Reading <c>nt kernel</c> requests: <c>{"arch", "x1", "x2", "get", "kwargs", "out"}</c>.</summary>
 [<RequireQualifiedAccess>]
@@ -65,7 +68,7 @@ module KernelRequest =
     /// The "kwargs" object: neural_tangents' kernel_fn keyword arguments diagonal_batch and diagonal_spatial, each
     /// true, false or null (= not set); absent means no override.
     let internal kwargs (node: JsonNode) : LayoutRequest =
-        let known = [ "diagonal_batch"; "diagonal_spatial"; "pattern" ]
+        let known = [ "diagonal_batch"; "diagonal_spatial"; "pattern"; "mask_constant" ]
         match node with
         | null -> LayoutRequest.Auto
         | :? JsonObject as o ->
@@ -93,6 +96,23 @@ module KernelRequest =
             | n -> fail "kwargs: pattern must be a list of two arrays [pattern1, pattern2] (with x2 null, pattern1 twice), got %s" (show n)
         | _ -> None
 
+    /// The "mask_constant" of "kwargs" (neural_tangents' kernel_fn(..., mask_constant=c)): a number, or "nan",
+    /// "inf", "-inf" (JSON has no such numbers); null or absent for no masking.
+    let internal maskConstant (node: JsonNode) : float option =
+        match node with
+        | :? JsonObject as o ->
+            match o["mask_constant"] with
+            | null -> None
+            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number -> Some(v.GetValue<float>())
+            | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
+                match v.GetValue<string>().ToLowerInvariant() with
+                | "nan" -> Some Double.NaN
+                | "inf" | "infinity" -> Some Double.PositiveInfinity
+                | "-inf" | "-infinity" -> Some Double.NegativeInfinity
+                | other -> fail "kwargs: mask_constant must be a number, \"nan\", \"inf\" or \"-inf\", got \"%s\"" (CliErrors.clip other)
+            | n -> fail "kwargs: mask_constant must be a number, \"nan\", \"inf\" or \"-inf\", got %s" (show n)
+        | _ -> None
+
     /// <summary>Parses a request and loads its inputs.</summary>
     /// <param name="baseDir">Folder against which relative paths ("x1", "x2", "out") resolve.</param>
     /// <param name="text">The request's JSON text.</param>
@@ -114,4 +134,5 @@ module KernelRequest =
           Get = get o["get"]
           Layout = kwargs o["kwargs"]
           Out = out
-          Tiling = RequestIo.tiling o }
+          Tiling = RequestIo.tiling o
+          MaskConstant = maskConstant o["kwargs"] }

@@ -55,6 +55,8 @@ type TiledJob =
           X1: Tensor
           X2: Tensor option
           Get: Get
+          /// neural_tangents' <c>mask_constant</c> of the call, applied to each tile's own rows; None: no masking.
+          MaskConstant: float option
           InputBatchAxis: int
           N1: int
           N2: int
@@ -238,6 +240,7 @@ module Batching =
           X1 = x1
           X2 = x2
           Get = get
+          MaskConstant = None
           InputBatchAxis = axis
           N1 = n1
           N2 = n2
@@ -256,9 +259,13 @@ module Batching =
             | None when t.Row = t.Col && t.Rows = t.Cols -> None
             | None -> Some(sliceBatch job.InputBatchAxis t.Col t.Cols job.X1)
             | Some x2 -> Some(sliceBatch job.InputBatchAxis t.Col t.Cols x2)
-        let k = KernelFn.runPlan Execution.Fast job.Plan job.Request job.Layer x1t x2t job.Get
-        if k.Mask1.IsSome || k.Mask2.IsSome then fail "masked inputs cannot be computed in tiles"
-        k
+        match job.MaskConstant with
+        | None -> KernelFn.runPlan Execution.Fast job.Plan job.Request job.Layer x1t x2t job.Get
+        | Some c ->
+            // The masks are element-wise on the inputs, so each tile masks its own rows; the assembled answer does
+            // not carry the output masks (KernelFn.computeWithMask does).
+            let k = KernelFn.runPlanMasked Execution.Fast job.Plan c job.Request job.Layer x1t x2t job.Get
+            { k with Mask1 = None; Mask2 = None }
 
     /// Writes a tile's kernel into the sink: its rows of NNGP/NTK (and, for a symmetric job, its mirror image),
     /// and the variances of its inputs from the tiles that first meet them.
@@ -408,3 +415,35 @@ module Batching =
     [<CompiledName("Compute")>]
     let compute (options: BatchOptions) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
         computeWithLayout options LayoutRequest.Auto layer x1 x2 get
+
+    /// <summary><c>computeWithLayout</c> on inputs with masked entries (neural_tangents'
+    /// <c>nt.batch(kernel_fn)(x1, x2, mask_constant=c)</c>): every tile masks the entries of its own rows equal to
+    /// <paramref name="maskConstant"/>, as <c>KernelFn.computeWithMask</c> does for the whole batch, so the answer equals
+    /// the untiled one to round-off. The answer does not carry the output masks (Mask1/Mask2 are None).</summary>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">a layer cannot take masked inputs, or as
+    /// <c>computeWithLayout</c>.</exception>
+    [<CompiledName("ComputeWithMask")>]
+    let computeWithMask (options: BatchOptions) (maskConstant: float) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        let job = { planJob options request layer x1 x2 get with MaskConstant = Some maskConstant }
+        if job.Tiles.Length = 1 then
+            let mutable result = None
+            runTiles job options (fun _ -> false) (fun _ k -> result <- Some k)
+            result.Value
+        else
+            let arrays = job.Outputs |> List.map (fun (n, s) -> n, Array.zeroCreate<float> (s |> Array.fold (*) 1)) |> Map.ofList
+            runTiles job options (fun _ -> false) (place job (ArraySink arrays))
+            let tensor name = job.Outputs |> List.tryFind (fun (n, _) -> n = name) |> Option.map (fun (n, s) -> Tensor.create s arrays[n])
+            let p = job.Probe
+            let withBatch (shape: int[]) (n: int) =
+                let s = Array.copy shape
+                s[p.BatchAxis] <- n
+                s
+            { p with
+                Nngp = (tensor "nngp").Value
+                Ntk = tensor "ntk"
+                Cov1 = (tensor "cov1").Value
+                Cov2 = tensor "cov2"
+                Shape1 = withBatch p.Shape1 job.N1
+                Shape2 = withBatch p.Shape2 job.N2
+                Mask1 = None
+                Mask2 = None }

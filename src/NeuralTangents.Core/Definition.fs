@@ -134,7 +134,10 @@ type LayerDef =
       /// <c>ParamVjp</c>.
       GradDot: (Params -> ApplyContext -> Tensor -> Tensor -> ApplyContext -> Tensor -> Tensor -> float) option
       /// The forward-mode derivative (see <c>TangentRule</c>).
-      Jvp: TangentRule }
+      Jvp: TangentRule
+      /// How masked inputs flow through the layer (neural_tangents' <c>supports_masking</c> and <c>mask_fn</c>);
+      /// the kernel rule above already applies it (<c>Masking.kernel</c>), the apply interpreter reads it.
+      Mask: MaskRule }
 
 /// <summary>What a fan-in layer is (it merges a list of branches): its kernel rule, shape rule, forward pass and
 /// pullback.</summary>
@@ -146,7 +149,9 @@ type MergeDef =
       Apply: Tensor list -> Tensor
       Vjp: Tensor list -> Tensor -> Tensor list
       /// The output tangent from the branches' inputs and their tangents.
-      Jvp: Tensor list -> Tensor list -> Tensor }
+      Jvp: Tensor list -> Tensor list -> Tensor
+      /// neural_tangents' fan-in <c>mask_fn</c>: the output mask from the branches' masks and shapes.
+      MaskMerge: Tensor option list -> int[] list -> Tensor option }
 
 /// <summary>Reads one layer's arguments from its JSON object, names as neural_tangents spells them: a missing
 /// optional argument takes the default given; a missing required one or a bad value raises an error that names the

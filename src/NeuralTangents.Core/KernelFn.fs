@@ -118,6 +118,18 @@ module KernelFn =
         let out = KernelPlan.run exec plan (One input) true
         Timings.time "finiteness check" (fun () -> single out)
 
+    /// <c>runPlan</c> on inputs masked by <c>mask_constant</c> (the input kernel of <c>computeWithMask</c>).
+    let internal runPlanMasked (exec: Execution) (plan: KernelPlan) (maskConstant: float) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        let visible (x: Tensor) = Masking.zero (Masking.ofInputs maskConstant x) x
+        checkFinite "x1" (visible x1)
+        x2 |> Option.iter (visible >> checkFinite "x2")
+        let req = Requirements.ofLayer layer
+        let diagonalBatch, diagonalSpatial = Requirements.layout req request
+        let k0 =
+            Input.kernelMasked (Some maskConstant) get diagonalBatch diagonalSpatial (defaultArg req.BatchAxis 0)
+                (defaultArg req.ChannelAxis -1) x1 x2
+        KernelPlan.run exec plan (One k0) true |> single
+
     /// <summary><c>compute</c> with the <c>pattern</c> side input of graph networks (neural_tangents'
     /// <c>kernel_fn(x1, x2, get, pattern=(pattern1, pattern2))</c>): every <c>Aggregate</c> layer aggregates x1's
     /// samples with pattern1 and x2's with pattern2 (with x2 = None pass pattern1 twice).</summary>
@@ -133,3 +145,20 @@ module KernelFn =
     [<CompiledName("ComputeWithPattern")>]
     let computeWithPattern (pattern: Tensor * Tensor) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
         computeWithLayout request (NeuralTangents.Layers.Aggregation.bindPattern pattern layer) x1 x2 get
+
+    /// <summary><c>computeWithLayout</c> on inputs with masked entries (neural_tangents' <c>kernel_fn(x1, x2, get,
+    /// mask_constant=c)</c>): entries equal to <paramref name="maskConstant"/> (NaN: NaN entries) are zeroed and masked;
+    /// every layer propagates the masks (its <c>mask_fn</c>), pooling and normalising layers exclude masked positions,
+    /// and covariances of masked entries are zero after the layers neural_tangents remasks. A layer that cannot take
+    /// masks raises an error naming it. The result carries the output masks (<c>Mask1</c>, <c>Mask2</c>).</summary>
+    /// <param name="maskConstant">The value that marks masked entries (e.g. padding of variable-length inputs).</param>
+    /// <param name="request">The layout to compute in (<c>LayoutRequest.Auto</c>: the network's).</param>
+    /// <param name="layer">The network.</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None for x2 = x1.</param>
+    /// <param name="get">Nngp, Ntk or Both.</param>
+    /// <returns>The output kernel.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">a layer cannot take masked inputs, or as <c>compute</c>.</exception>
+    [<CompiledName("ComputeWithMask")>]
+    let computeWithMask (maskConstant: float) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        runPlanMasked Execution.Fast (compilePlan Execution.Fast layer) maskConstant request layer x1 x2 get

@@ -94,3 +94,84 @@ module ApplyFn =
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the network cannot take these inputs.</exception>
     [<CompiledName("Apply")>]
     let apply (layer: Layer) (``params``: Params) (x: Tensor) : Tensor = applyWith ApplyContext.Empty layer ``params`` x
+
+/// <summary>Activations and their masks flowing through a finite network with <c>mask_constant</c>: one (tensor,
+/// mask) pair, or one per branch; a mask of None masks nothing.</summary>
+type MaskedFlow =
+    | MaskedSingle of Tensor * Tensor option
+    | MaskedFanned of (Tensor * Tensor option) list
+
+/// <summary>The forward pass with masked inputs (neural_tangents' <c>apply_fn(params, inputs,
+/// mask_constant=…)</c>, <c>supports_masking</c>'s <c>apply_fn_with_masking</c>): every layer zeroes its input's
+/// masked entries, reads the mask where it pools or normalises (GlobalAvgPool averages over unmasked positions), and
+/// hands its output the mask its <c>mask_fn</c> gives.</summary>
+[<RequireQualifiedAccess>]
+module MaskedApplyFn =
+
+    let private fail (msg: string) = raise (NeuralTangentsException msg)
+
+    let private one (layer: Layer) (flow: MaskedFlow) =
+        match flow with
+        | MaskedSingle(x, m) -> x, m
+        | MaskedFanned xs -> Definitions.branchesIntoOne layer xs.Length
+
+    let private children (layer: Layer) (layers: Layer list) (p: Params) =
+        match p with
+        | Branches ps when ps.Length = layers.Length -> ps
+        | _ -> ApplyFn.wrongParams layer
+
+    let private child (i: int) (ctx: ApplyContext) = { ctx with Rng = ctx.Rng |> Option.map (Rng.split i) }
+
+    let private zeroed (x: Tensor, m: Tensor option) = match m with Some m -> Masking.zero m x | None -> x
+
+    /// <summary>Applies a layer to the masked activation(s) flowing into it.</summary>
+    [<CompiledName("ApplyFlowWith")>]
+    let rec applyFlowWith (ctx: ApplyContext) (layer: Layer) (p: Params) (flow: MaskedFlow) : MaskedFlow =
+        match Definitions.node layer with
+        | SerialNode layers ->
+            List.zip layers (children layer layers p)
+            |> List.indexed
+            |> List.fold (fun f (i, (l, q)) -> applyFlowWith (child i ctx) l q f) flow
+        | ParallelNode layers ->
+            let xs = match flow with MaskedFanned xs -> xs | MaskedSingle(x, m) -> [ x, m ]
+            if xs.Length <> layers.Length then
+                fail (sprintf "parallel: has %d branches but receives %d inputs; use FanOut(%d) before it" layers.Length xs.Length layers.Length)
+            MaskedFanned(List.mapi2 (fun i (l, q) x -> applyFlowWith (child i ctx) l q (MaskedSingle x) |> one l)
+                             (List.zip layers (children layer layers p)) xs)
+        | FanOutNode num -> MaskedFanned(List.replicate num (one layer flow))
+        | MergeNode m ->
+            match flow with
+            | MaskedFanned xs ->
+                let masks = xs |> List.map snd
+                let out = m.Apply (xs |> List.map zeroed)
+                MaskedSingle(out, if masks |> List.forall Option.isNone then None else m.MaskMerge masks (xs |> List.map (fun (x, _) -> x.Shape)))
+            | MaskedSingle _ -> Definitions.oneIntoFanIn layer
+        | LeafNode d ->
+            match one layer flow with
+            | x, None -> MaskedSingle(d.Apply ctx p x, None)
+            | x, Some mask ->
+                match d.Mask.Unsupported with
+                | Some reason -> fail reason
+                | None ->
+                    let y = d.Apply { ctx with Side = ctx.Side.Add(Masking.SideKey, mask) } p (Masking.zero mask x)
+                    MaskedSingle(y, Some(d.Mask.Propagate mask x.Shape))
+
+    /// <summary>The forward pass of a finite network on inputs with masked entries (neural_tangents'
+    /// <c>apply_fn(params, x, mask_constant=c, rng=…, **kwargs)</c>, which returns a <c>MaskedArray</c>).</summary>
+    /// <param name="ctx">Random key and named side inputs.</param>
+    /// <param name="maskConstant">Entries of x equal to it (NaN: entries that are NaN) are masked.</param>
+    /// <param name="layer">The network.</param>
+    /// <param name="params">Its parameters, as <c>InitFn.init</c> returns them.</param>
+    /// <param name="x">A batch of inputs in the network's layout.</param>
+    /// <returns>The outputs (masked entries are not zeroed; see <c>unmask</c>) and their mask (1 = masked), of a
+    /// shape that broadcasts to the outputs'.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">a layer cannot take masked inputs, or as <c>ApplyFn.apply</c>.</exception>
+    [<CompiledName("ApplyWith")>]
+    let applyWith (ctx: ApplyContext) (maskConstant: float) (layer: Layer) (``params``: Params) (x: Tensor) : Tensor * Tensor option =
+        match applyFlowWith ctx layer ``params`` (MaskedSingle(x, Some(Masking.ofInputs maskConstant x))) with
+        | MaskedSingle(y, m) -> y, m
+        | MaskedFanned ys -> fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ys.Length)
+
+    /// <summary>neural_tangents' <c>unmask_fn</c>: the outputs with their masked entries set to zero.</summary>
+    [<CompiledName("Unmask")>]
+    let unmask (y: Tensor, m: Tensor option) : Tensor = match m with Some m -> Masking.zero m y | None -> y

@@ -122,8 +122,6 @@ module Aggregation =
         match a.Pattern with
         | None -> k
         | Some(p1, p2) ->
-            if k.Mask1.IsSome || k.Mask2.IsSome then
-                fail "Aggregate: kernels with masks are not supported; compute the kernel without masks"
             if k.DiagonalSpatial then
                 fail "Aggregate: needs the covariances between positions; compute the kernel with diagonal_spatial=False"
             let k = if k.IsReversed then Kernel.reverse k else k
@@ -184,10 +182,12 @@ module Aggregation =
           Requires =
             { BatchAxis = Some a.BatchAxis; ChannelAxis = Some a.ChannelAxis; Resets = false
               DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.No; Output = Tri.No } }
-          Kernel = fun _ k -> aggregateKernel a k
+          // supports_masking(remask_kernel=True), the mask passes through (neural_tangents' Aggregate has no mask_fn).
+          Kernel = Masking.kernel "Aggregate" (Masking.identity true) (fun _ k -> aggregateKernel a k)
           Init = fun _ shape -> Array.copy shape, Params.none
           Apply = fun ctx _ x -> forward a ctx x
           Vjp = fun ctx _ x ct -> backward a ctx x ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
-          Jvp = LinearInInput }
+          Jvp = LinearInInput
+          Mask = Masking.identity true }

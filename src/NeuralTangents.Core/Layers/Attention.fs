@@ -133,9 +133,11 @@ module Attention =
     /// Square-root scaling has a closed form only for IDENTITY: with d = Σ_{p,q} Ṽ∘M over positions,
     /// K' = (W_Q W_K W_O W_V)²·d·Ṽ + b², and Θ' = (…)²·(t·Ṽ + d·(Θ̃ + 4Ṽ)) + b², t = 2Σ Ṽ∘Θ̃ (or the split sum
     /// when embeddings enter keys only).
+    ///
+    /// With masks (neural_tangents' masked `kernel_fn`): each sample's masked keys are excluded from the weights —
+    /// their scores set to −1e20 before the softmax, to 0 for the other mechanisms (`_get_weighting`) — and the
+    /// embedding term δ(p, q) of a pair with a masked position is dropped (`R` masked by `_get_mask_prods`).
     let attentionKernel (a: AttentionSpec) (k: Kernel) : Kernel =
-        if k.Mask1.IsSome || k.Mask2.IsSome then
-            fail "GlobalSelfAttention: kernels with masks are not supported; compute the kernel without masks"
         if k.DiagonalSpatial then
             fail "GlobalSelfAttention: needs the covariances between positions; compute the kernel with diagonal_spatial=False"
         if not a.LinearScaling && a.AttentionMechanism <> AttentionMechanism.Identity then
@@ -154,13 +156,27 @@ module Attention =
         let covN = if k.DiagonalBatch then 1 else 2
         let c1, s, permC = toMatrices covN k.Cov1
         let ss = s * s
-        // kw·M + pw·R(p, q) with embeddings (neural_tangents' weighted_sum), M itself without; R over the positions
-        // in the covariances' own axis order (a reversed kernel reverses both copies, and the distance is a sum over
-        // axes, so R needs no reversal of its own).
+        // R(p, q) over the positions in the covariances' own axis order (a reversed kernel reverses both copies, and
+        // the distance is a sum over axes, so R needs no reversal of its own).
         let r =
             let nSp = (k.Nngp.Rank - 2) / 2
             posEmbCovariance a.PosEmbDecayFn a.PosEmbPNorm (Array.init nSp (fun i -> k.Nngp.Shape[2 + 2 * i]))
-        let mix (m: float[]) = if hasR then m |> Array.mapi (fun e v -> kw * v + pw * r[e % ss]) else m
+        // Masked positions per (sample, position) of x1 and x2 (x2's are x1's when x2 is x1), channels collapsed.
+        let flagsOf (m: Tensor option) (shape: int[]) = m |> Option.map (fun m -> Masking.positions k shape (Masking.collapseChannel ch m))
+        let f1 = flagsOf k.Mask1 k.Shape1
+        let f2 = match flagsOf k.Mask2 k.Shape2 with Some f -> Some f | None -> f1
+        // kw·M + pw·R(p, q) with embeddings (neural_tangents' weighted_sum), M itself without; an embedding is zero
+        // at a masked position, so R(p, q) counts only where neither sample i's p nor sample j's q is masked. Block
+        // b of M pairs sample b / cols of fa with sample b % cols of fb (cols = 1: the per-sample blocks of one input).
+        let mixFor (fa: bool[] option) (fb: bool[] option) (cols: int) (m: float[]) =
+            if not hasR then m
+            else
+                m |> Array.mapi (fun e v ->
+                    let blk, p, q = e / ss, (e % ss) / s, e % s
+                    let i, j = (if cols = 1 then blk, blk else blk / cols, blk % cols)
+                    let masked =
+                        (fa |> Option.exists (fun f -> f[i * s + p])) || (fb |> Option.exists (fun f -> f[j * s + q]))
+                    kw * v + (if masked then 0.0 else pw * r[e % ss]))
         let b2 = match a.BStd with Some b -> b * b | None -> 0.0
         let qk = a.WQueryStd * a.WKeyStd
         let ov = a.WOutStd * a.WValueStd
@@ -183,8 +199,15 @@ module Attention =
                 Shape2 = (let sh = Array.copy k.Shape2 in sh[ch] <- a.NChanOut; sh) }
         if a.LinearScaling then
             // G_n = φ(W_Q W_K · Ṽ[n]) with Ṽ the mixed per-sample covariance (neural_tangents' _get_weighting).
-            let weights (blocks: float[]) (n: int) =
-                let v = mix blocks
+            let weights (f: bool[] option) (blocks: float[]) (n: int) =
+                let v = match f with Some _ -> Array.copy (mixFor f f 1 blocks) | None -> mixFor f f 1 blocks
+                // Masked keys q of sample i: −1e20 before the softmax (neural_tangents' _NEG_INF), 0 otherwise.
+                f |> Option.iter (fun f ->
+                    let fill = if a.AttentionMechanism = AttentionMechanism.Softmax then -1e20 else 0.0
+                    for i in 0 .. n - 1 do
+                        for q in 0 .. s - 1 do
+                            if f[i * s + q] then
+                                for p in 0 .. s - 1 do v[i * ss + p * s + q] <- fill)
                 let g = Array.zeroCreate (n * ss)
                 for i in 0 .. n - 1 do
                     for p in 0 .. s - 1 do
@@ -203,9 +226,9 @@ module Attention =
                         | AttentionMechanism.Abs -> for q in 0 .. s - 1 do g[row + q] <- abs (qk * v[row + q])
                         | AttentionMechanism.Relu -> for q in 0 .. s - 1 do g[row + q] <- max 0.0 (qk * v[row + q])
                 g
-            let g1 = weights (sampleBlocks c1 n1) n1
-            let g2 = match c2 with Some c -> weights (sampleBlocks c n2) n2 | None -> g1
-            let value (m: float[]) = if a.ValPosEmb then mix m else m
+            let g1 = weights f1 (sampleBlocks c1 n1) n1
+            let g2 = match c2 with Some c -> weights f2 (sampleBlocks c n2) n2 | None -> g1
+            let value (fa: bool[] option) (fb: bool[] option) (cols: int) (m: float[]) = if a.ValPosEmb then mixFor fa fb cols m else m
             // W_O²W_V²·G_a·M·G_bᵀ (+ b²) over the (rows × cols) blocks of a pair covariance, or per sample.
             let weigh (ga: float[]) (gb: float[]) (m: float[]) (rows: int) (cols: int) (pairs: bool) (bias: float) =
                 let out = Array.zeroCreate m.Length
@@ -215,11 +238,11 @@ module Attention =
                         let bj = if pairs then j else i
                         sandwich s ga (i * ss) m blk gb (bj * ss) out blk
                 out |> Array.map (fun v -> ov * ov * v + bias)
-            let covOut (g: float[]) (c: float[]) (n: int) =
-                if k.DiagonalBatch then weigh g g (value c) n 1 false b2 else weigh g g (value c) n n true b2
-            let nngp' = weigh g1 g2 (value nngpM) n1 n2 true b2
-            let ntk' = ntkM |> Option.map (fun t -> Array.map2 (fun w nn -> w + 2.0 * (nn - b2)) (weigh g1 g2 (value t) n1 n2 true b2) nngp')
-            result (covOut g1 c1 n1) (Option.map (fun c -> covOut g2 c n2) c2) nngp' ntk'
+            let covOut (f: bool[] option) (g: float[]) (c: float[]) (n: int) =
+                if k.DiagonalBatch then weigh g g (value f f 1 c) n 1 false b2 else weigh g g (value f f n c) n n true b2
+            let nngp' = weigh g1 g2 (value f1 f2 n2 nngpM) n1 n2 true b2
+            let ntk' = ntkM |> Option.map (fun t -> Array.map2 (fun w nn -> w + 2.0 * (nn - b2)) (weigh g1 g2 (value f1 f2 n2 t) n1 n2 true b2) nngp')
+            result (covOut f1 g1 c1 n1) (Option.map (fun c -> covOut f2 g2 c n2) c2) nngp' ntk'
         else
             // IDENTITY with 1/√d scaling: d = Σ over positions of Ṽ∘M per block (neural_tangents' dot).
             let std2 = (qk * ov) * (qk * ov)
@@ -227,18 +250,20 @@ module Attention =
             let scaleBlocks (d: float[]) (x: float[]) = x |> Array.mapi (fun e v -> d[e / ss] * v)
             let other (interp: float[]) (raw: float[]) = if a.ValPosEmb then interp else raw
             let affine (x: float[]) = x |> Array.map (fun v -> std2 * v + b2)
-            let covOut (c: float[]) = let ci = mix c in affine (scaleBlocks (blockDot ci (other ci c)) ci)
-            let nI = mix nngpM
+            let covOut (f: bool[] option) (n: int) (c: float[]) =
+                let ci = mixFor f f (if k.DiagonalBatch then 1 else n) c
+                affine (scaleBlocks (blockDot ci (other ci c)) ci)
+            let nI = mixFor f1 f2 n2 nngpM
             let dot12 = blockDot nI (other nI nngpM)
             let nngp' = affine (scaleBlocks dot12 nI)
             let ntk' =
                 ntkM |> Option.map (fun t ->
-                    let tI = mix t
+                    let tI = mixFor f1 f2 n2 t
                     let tDot =
                         if a.ValPosEmb || not hasR then blockDot nI tI |> Array.map ((*) 2.0)
                         else Array.map2 (+) (blockDot nI t) (blockDot nngpM tI)
                     affine (Array.init nI.Length (fun e -> tDot[e / ss] * nI[e] + dot12[e / ss] * (tI[e] + 4.0 * nI[e]))))
-            result (covOut c1) (c2 |> Option.map covOut) nngp' ntk'
+            result (covOut f1 n1 c1) (c2 |> Option.map (covOut f2 n2)) nngp' ntk'
 
     // ---------------------------------------------------------------------------------------------
     // The finite layer.
@@ -289,7 +314,9 @@ module Attention =
                     for j in 0 .. d - 1 do out[r * d + j] <- out[r * d + j] + v * w.Data[(head * cin + c) * d + j]
         out
 
-    let forward (a: AttentionSpec) (p: Params) (x: Tensor) : Tensor =
+    /// With a mask (neural_tangents' masked apply_fn): the embeddings are zeroed at masked entries, and masked keys
+    /// (positions whose channels are all masked) get score −1e20 before the softmax, 0 for the other mechanisms.
+    let forwardMasked (a: AttentionSpec) (mask: Tensor option) (p: Params) (x: Tensor) : Tensor =
         let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
         let wk, wv, wo = ts[0], ts[1], ts[2]
         let rest = List.skip 3 ts
@@ -305,23 +332,41 @@ module Attention =
             m.Data, m.Shape[0], m.Length / (m.Shape[0] * m.Shape[ndim - 1]), m.Shape[ndim - 1]
         let xd, n, s, nIn = flat x
         let sizes = [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield x.Shape[i] |]
+        // The mask as (N, S, mc) with mc = 1 or the mask's channel count.
+        let maskFlat =
+            mask |> Option.map (fun m ->
+                let target = Array.copy x.Shape
+                target[ch] <- m.Shape[Axes.norm m.Rank a.ChannelAxis]
+                let d, _, _, mc = flat (Masking.broadcastTo target m)
+                d, mc)
+        // Embeddings per sample (N, S, c), correlated over positions: neural_tangents' jnp.where(mask, 0, pos_emb), broadcast over the batch.
         let peFlat =
             pe |> Option.map (fun e ->
                 let d, _, _, c = flat e
-                Array.map ((*) a.WPosEmbStd) (correlate a sizes false d c), c)
+                let corr = correlate a sizes false d c
+                let perSample = Array.init (n * s * c) (fun i -> a.WPosEmbStd * corr[i % (s * c)])
+                match maskFlat with
+                | Some(md, mc) ->
+                    if mc <> 1 && mc <> c then
+                        fail (sprintf "GlobalSelfAttention: a mask with %d channels does not broadcast to the %d embedding channels" mc c)
+                    perSample |> Array.mapi (fun i v -> if md[(i / c) * mc + (if mc = 1 then 0 else i % c)] <> 0.0 then 0.0 else v), c
+                | None -> perSample, c)
+        // Masked keys (sample, position): every channel of the mask set (jnp.all over channels).
+        let keyMasked =
+            maskFlat |> Option.map (fun (md, mc) -> Array.init (n * s) (fun r -> Seq.forall (fun ch -> md[r * mc + ch] <> 0.0) (seq { 0 .. mc - 1 })))
         // Inputs of keys and of values, (N, S, C) each.
         let keysIn, kc, valsIn, vc =
             match a.PosEmbType, peFlat with
             | PositionalEmbedding.Sum, Some(e, c) ->
                 if c <> nIn then fail (sprintf "GlobalSelfAttention: SUM embeddings need n_chan_pos_emb = the input channels (%d), got %d" nIn c)
-                let summed = Array.init xd.Length (fun i -> xd[i] + e[i % (s * c)])
+                let summed = Array.init xd.Length (fun i -> xd[i] + e[i])
                 summed, nIn, (if a.ValPosEmb then summed else xd), nIn
             | PositionalEmbedding.Concat, Some(e, c) ->
                 let cat = Array.zeroCreate (n * s * (nIn + c))
                 for i in 0 .. n - 1 do
                     for q in 0 .. s - 1 do
                         Array.blit xd ((i * s + q) * nIn) cat ((i * s + q) * (nIn + c)) nIn
-                        Array.blit e (q * c) cat ((i * s + q) * (nIn + c) + nIn) c
+                        Array.blit e ((i * s + q) * c) cat ((i * s + q) * (nIn + c) + nIn) c
                 cat, nIn + c, (if a.ValPosEmb then cat else xd), (if a.ValPosEmb then nIn + c else nIn)
             | _ -> xd, nIn, xd, nIn
         let h, dk, dv = a.NHeads, a.NChanKey, a.NChanVal
@@ -340,6 +385,9 @@ module Attention =
                             let mutable acc = 0.0
                             for j in 0 .. dk - 1 do acc <- acc + qmat[qo + j] * kmat[ko + j]
                             scale * acc)
+                    keyMasked |> Option.iter (fun km ->
+                        let fill = if a.AttentionMechanism = AttentionMechanism.Softmax then -1e20 else 0.0
+                        for q in 0 .. s - 1 do if km[i * s + q] then g[q] <- fill)
                     let g =
                         match a.AttentionMechanism with
                         | AttentionMechanism.Softmax ->
@@ -374,6 +422,9 @@ module Attention =
         let inverse = Array.zeroCreate ndim
         order |> Array.iteri (fun i ax -> inverse[ax] <- i)
         Tensor.permute inverse (Tensor.create flatShape out)
+
+    /// The forward pass without a mask.
+    let forward (a: AttentionSpec) (p: Params) (x: Tensor) : Tensor = forwardMasked a None p x
 
     /// The backward pass of <c>forward</c>: (input cotangent, parameter cotangents) from the output cotangent, by the
     /// chain rule through each step (per head: K = X_k W_k, Q = K or X_k W_q, A = c·Q Kᵀ, G = φ(A) by rows,
@@ -662,6 +713,10 @@ module Attention =
         Tensor.permute inverse (Tensor.create flatShape out)
 
     /// GlobalSelfAttention (neural_tangents' <c>stax.GlobalSelfAttention</c>).
+    /// Attention's masking (neural_tangents' <c>GlobalSelfAttention.mask_fn</c>, remask_kernel=True): a position is
+    /// masked when all its channels are.
+    let private attentionMask (a: AttentionSpec) = Masking.propagating true (fun m _ -> Masking.collapseChannel a.ChannelAxis m)
+
     let globalSelfAttention (a: AttentionSpec) : LayerDef =
         { Name = "GlobalSelfAttention"
           Args =
@@ -688,10 +743,11 @@ module Attention =
           Requires =
             { BatchAxis = Some a.BatchAxis; ChannelAxis = Some a.ChannelAxis; Resets = false
               DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.No; Output = Tri.No } }
-          Kernel = fun _ k -> attentionKernel a k
+          Kernel = Masking.kernel "GlobalSelfAttention" (attentionMask a) (fun _ k -> attentionKernel a k)
           Init = fun key shape -> init a key shape
           Apply = fun _ p x -> forward a p x
           Vjp = fun _ p x ct -> fst (backward a p x ct)
           ParamVjp = fun _ p x ct -> snd (backward a p x ct)
           GradDot = None
-          Jvp = Tangent(fun _ p dp x dx -> tangent a p dp x dx) }
+          Jvp = Tangent(fun _ p dp x dx -> tangent a p dp x dx)
+          Mask = attentionMask a }

@@ -256,29 +256,32 @@ module internal Branching =
     let fanInSum : MergeDef =
         { Name = "FanInSum"
           Args = []
-          Kernel = fanInSumKernel
+          Kernel = Masking.merged (fun ms _ -> Masking.sum ms) fanInSumKernel
           Shape = sameShapes "FanInSum"
           Apply = fanInSumForward
           Vjp = fun xs ct -> xs |> List.map (fun _ -> ct)
-          Jvp = fun _ dxs -> fanInSumForward dxs }
+          Jvp = fun _ dxs -> fanInSumForward dxs
+          MaskMerge = fun ms _ -> Masking.sum ms }
 
     /// FanInProd (neural_tangents' <c>stax.FanInProd</c>).
     let fanInProd : MergeDef =
         { Name = "FanInProd"
           Args = []
-          Kernel = fanInProdKernel
+          Kernel = Masking.merged (fun ms _ -> Masking.sum ms) fanInProdKernel
           Shape = sameShapes "FanInProd"
           Apply = fanInProdForward
           Vjp = fanInProdBackward
           // Product rule: Σ_i dx_i·Π_{j≠i} x_j.
-          Jvp = fun xs dxs -> List.init xs.Length (fun i -> fanInProdForward (List.mapi (fun j x -> if j = i then dxs[i] else x) xs)) |> List.reduce Tensor.add }
+          Jvp = fun xs dxs -> List.init xs.Length (fun i -> fanInProdForward (List.mapi (fun j x -> if j = i then dxs[i] else x) xs)) |> List.reduce Tensor.add
+          MaskMerge = fun ms _ -> Masking.sum ms }
 
     /// FanInConcat(axis) (neural_tangents' <c>stax.FanInConcat</c>).
     let fanInConcat (axis: int) : MergeDef =
         { Name = "FanInConcat"
           Args = [ "axis", IntArg axis ]
-          Kernel = fanInConcatKernel axis
+          Kernel = Masking.merged (Masking.concat axis) (fanInConcatKernel axis)
           Shape = concatShape axis
           Apply = fanInConcatForward axis
           Vjp = fun xs ct -> fanInConcatBackward axis (xs |> List.map (fun x -> x.Shape)) ct
-          Jvp = fun _ dxs -> fanInConcatForward axis dxs }
+          Jvp = fun _ dxs -> fanInConcatForward axis dxs
+          MaskMerge = Masking.concat axis }

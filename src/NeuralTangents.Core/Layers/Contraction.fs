@@ -153,4 +153,5 @@ module Contraction =
           Vjp = fun _ _ x ct -> backward d x ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
-          Jvp = LinearInInput }
+          Jvp = LinearInInput
+          Mask = Masking.unsupported "DotGeneral: masked inputs (mask_constant) are not supported by this port's DotGeneral yet; compute the kernel without mask_constant" }

@@ -529,6 +529,28 @@ module internal Convolution =
                 Tensor.create bShape (Rng.normals (Rng.split 1 key) (Array.fold (*) 1 bShape) |> Array.map (fun v -> bScale * v)))
         out, Leaf(Tensor.create wShape w :: Option.toList b)
 
+    /// Masking of Conv and ConvLocal (neural_tangents' <c>_Conv.mask_fn</c>, remask_kernel=True): the mask collapsed
+    /// over channels (one map per position), then <c>_pool_mask</c> with the filter and strides (CIRCULAR as SAME, the
+    /// init padding), then permuted as neural_tangents permutes it to the output spec. ConvTranspose's mask
+    /// (neural_tangents' <c>lax.conv_transpose</c> of the mask) is not built: masked inputs are refused there.
+    let private convMask (c: ConvSpec) : MaskRule =
+        match c.Kind with
+        | ConvKind.Transpose ->
+            Masking.unsupported "ConvTranspose: masked inputs (mask_constant) are not supported by this port's ConvTranspose; compute the kernel without mask_constant"
+        | ConvKind.Conv | ConvKind.Local ->
+            Masking.propagating true (fun m shape ->
+                let l = layout c
+                let cAxis = l.Lhs.IndexOf 'C'
+                let m = Masking.collapseChannel cAxis m
+                let target = Array.copy shape
+                target[cAxis] <- 1
+                let m = Masking.broadcastTo target m
+                let perAxis (values: int[]) =
+                    l.Lhs.ToCharArray() |> Array.map (fun ch -> match l.InputSpatial.IndexOf ch with -1 -> 1 | a -> values[a])
+                let pooled = Masking.pool (perAxis l.FilterIn) (perAxis l.StridesIn) (c.Padding <> Padding.Valid) m
+                // jnp.transpose(mask, (out_spec.index(c) for c in lhs_spec)).
+                Tensor.permute (l.Lhs.ToCharArray() |> Array.map (fun ch -> l.Out.IndexOf ch)) pooled)
+
     /// The definition of Conv, ConvTranspose or ConvLocal (neural_tangents' <c>stax.Conv</c>,
     /// <c>stax.ConvTranspose</c>, <c>stax.ConvLocal</c>).
     let define (c: ConvSpec) : LayerDef =
@@ -554,7 +576,7 @@ module internal Convolution =
               DiagonalBatch = None
               DiagonalSpatial =
                 Some { Input = Tri.Yes; Output = (if c.Kind = ConvKind.Local then Tri.Maybe else Tri.No) } }
-          Kernel = fun _ k -> kernelRule c k
+          Kernel = Masking.kernel (kindName c.Kind) (convMask c) (fun _ k -> kernelRule c k)
           Init = init c
           Apply = fun _ p x -> forward c p x
           Vjp = fun _ -> inputGrad c
@@ -564,4 +586,5 @@ module internal Convolution =
           Jvp =
             Tangent(fun _ p dp x dx ->
                 let noBias = match p with Leaf [ w; b ] -> Leaf [ w; Tensor.zeros b.Shape ] | q -> q
-                Tensor.add (forward c noBias dx) (forward c dp x)) }
+                Tensor.add (forward c noBias dx) (forward c dp x))
+          Mask = convMask c }

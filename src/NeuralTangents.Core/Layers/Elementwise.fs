@@ -137,6 +137,10 @@ module internal Elementwise =
     /// Dense followed by ABRelu in one pass over the big arrays: the same numbers as the two rules in sequence
     /// (the Dense map is applied to each element as it is loaded). Returns the kernel after the activation.
     let denseAbRelu (inPlace: bool) (d: DenseSpec) (spec: ABReluSpec) (k: Kernel) =
+        if k.Mask1.IsSome || k.Mask2.IsSome then
+            // Masked: Dense's own rule (it remasks), then ABRelu's (identity mask, no remask).
+            abReluKernel false spec ((Linear.dense d).Kernel false k)
+        else
         abReluWith inPlace (Linear.densePre d k) spec k (Linear.denseMeta d k)
 
     /// Erf, φ(u) = a·erf(b·u) + c: Williams' arcsine kernel (Williams 1997). With the input covariances scaled
@@ -277,27 +281,35 @@ module internal Elementwise =
     // Gelu exact: φ = x·Φ(x), φ' = Φ(x) + x·ϕ(x); approximate (jax.nn.gelu's tanh form):
     // φ = x/2·(1 + tanh(√(2/π)(x + 0.044715x³))).
 
+    /// Names of the activations neural_tangents decorates with remask_kernel=False.
+    let private keepZeroNames =
+        [ "ABRelu"; "Relu"; "Abs"; "LeakyRelu"; "Gabor"; "Gelu"; "Sign"; "Monomial"; "RectifiedMonomial"; "Polynomial" ]
+
     /// A nonlinearity's definition from its kernel rule (given a Gaussian input kernel; <c>true</c> when it may
     /// overwrite the input's nngp/ntk), φ and φ'. It has no parameters and keeps the shape.
     let private activation (name: string) (args: (string * ArgValue) list) (rule: bool -> Kernel -> Kernel)
                            (phi: float -> float) (dphi: float -> float) : LayerDef =
+        // neural_tangents' supports_masking(remask_kernel=…): False for the activations with φ(0) = 0 by its
+        // decorators (the ABRelu family, Gabor, Gelu, Sign, Monomial, RectifiedMonomial, Polynomial), True otherwise.
+        let mask = Masking.identity (not (List.contains name keepZeroNames))
         { Name = name
           Args = args
           // neural_tangents' _elementwise: @requires(diagonal_spatial=Diagonal()).
           Requires = { BatchAxis = None; ChannelAxis = None; Resets = false; DiagonalBatch = None; DiagonalSpatial = Some Diagonal.defaults }
           Kernel =
-            fun inPlace k ->
+            Masking.kernel name mask (fun inPlace k ->
                 if not k.IsGaussian then
                     raise (NeuralTangentsException(
                         sprintf "%s: the input to an activation must be Gaussian, i.e. a Dense (affine) layer is required before it" name))
-                { rule inPlace k with IsGaussian = false }
+                { rule inPlace k with IsGaussian = false })
           Init = fun _ shape -> shape, Params.none
           Apply = fun _ _ x -> apply phi x
           Vjp = fun _ _ x ct -> backward dphi x ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
           // The Jacobian is diagonal, φ'(x), so the tangent is dx·φ'(x), the same product as the cotangent.
-          Jvp = Tangent(fun _ _ _ x dx -> backward dphi x dx) }
+          Jvp = Tangent(fun _ _ _ x dx -> backward dphi x dx)
+          Mask = mask }
 
     /// neural_tangents' name and arguments of an ABRelu: Relu, Abs and LeakyRelu(alpha) are its special cases.
     let private abReluNamed (s: ABReluSpec) =

@@ -124,8 +124,6 @@ module Indexing =
         | IndexEntry.At _ ->
             fail (sprintf "Index: the batch axis %d cannot be indexed with an integer, which would remove it; the kernel always has a batch axis, so use a slice such as i:i+1, got %s" b (format spec.Idx))
         | _ -> ()
-        if k.Mask1.IsSome || k.Mask2.IsSome then
-            fail "Index: kernels with masks are not supported; compute the kernel without masks"
         let spatial = [| for a in 0 .. ndim - 1 do if a <> b && a <> ch then yield idx[a] |]
         let spatial = if k.IsReversed then Array.rev spatial else spatial
         let spatial = if k.DiagonalSpatial then spatial else spatial |> Array.collect (fun e -> [| e; e |])
@@ -153,6 +151,10 @@ module Indexing =
         | IndexEntry.Range(a, b, c) -> ListArg [ o a; o b; o c ]
         | IndexEntry.Rest -> StringArg "..."
 
+    /// Index's mask (neural_tangents' <c>mask_fn = mask[idx]</c>).
+    let private indexMask (spec: IndexSpec) =
+        Masking.propagating false (fun m _ -> take (selections spec.Idx m.Shape) m)
+
     /// Index(idx, batch_axis, channel_axis) (neural_tangents' <c>stax.Index</c>). No parameters.
     let index (spec: IndexSpec) : LayerDef =
         { Name = "Index"
@@ -161,10 +163,12 @@ module Indexing =
           Requires =
             { BatchAxis = Some spec.BatchAxis; ChannelAxis = Some spec.ChannelAxis; Resets = false
               DiagonalBatch = None; DiagonalSpatial = None }
-          Kernel = fun _ k -> indexKernel spec k
+          // supports_masking(remask_kernel=False) with mask_fn = mask[idx]: the mask is indexed as the activations.
+          Kernel = Masking.kernel "Index" (indexMask spec) (fun _ k -> indexKernel spec k)
           Init = fun _ shape -> sliceShape spec.Idx shape, Params.none
           Apply = fun _ _ x -> take (selections spec.Idx x.Shape) x
           Vjp = fun _ _ x ct -> scatter (selections spec.Idx x.Shape) x.Shape ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
-          Jvp = LinearInInput }
+          Jvp = LinearInInput
+          Mask = indexMask spec }

@@ -231,6 +231,15 @@ module internal Linear =
         | Leaf [ w; b ] -> w, Some b
         | _ -> wrongParams "Dense"
 
+    /// Dense's masking (neural_tangents' <c>Dense.mask_fn</c>, remask_kernel=True): one affine map per position, so a
+    /// position is masked when all its channels are; its bias makes masked outputs non-zero, hence the remask.
+    let private denseMask (d: DenseSpec) = Masking.propagating true (fun m _ -> Masking.collapseChannel d.ChannelAxis m)
+
+    /// Flatten's masking (<c>Flatten.mask_fn</c>, remask_kernel=False): the mask broadcast to the input and flattened
+    /// as the activations are.
+    let private flattenMask (f: FlattenSpec) =
+        Masking.propagating false (fun m shape -> flattenForward f (Masking.broadcastTo shape m))
+
     /// Dense(out_dim, W_std, b_std, batch_axis, channel_axis, parameterization, s) (neural_tangents'
     /// <c>stax.Dense</c>). Init: W (in, out·s1) of N(0, 1) samples from the key's split 0, b of N(0, 1) from split 1;
     /// the standard parameterization scales W by W_std/√(in/s0) and b by b_std.
@@ -248,7 +257,7 @@ module internal Linear =
           Requires =
             { BatchAxis = Some d.BatchAxis; ChannelAxis = Some d.ChannelAxis; Resets = false
               DiagonalBatch = None; DiagonalSpatial = Some Diagonal.defaults }
-          Kernel = fun inPlace k -> denseKernel inPlace d k
+          Kernel = Masking.kernel "Dense" (denseMask d) (fun inPlace k -> denseKernel inPlace d k)
           Init =
             fun key shape ->
                 let a = Axes.norm shape.Length d.ChannelAxis
@@ -291,7 +300,8 @@ module internal Linear =
             Tangent(fun _ p dp x dx ->
                 let w, _ = denseParams p
                 let dw, db = denseParams dp
-                Tensor.add (denseForward d w None dx) (denseForward d dw db x)) }
+                Tensor.add (denseForward d w None dx) (denseForward d dw db x))
+          Mask = denseMask d }
 
     /// Flatten(batch_axis, batch_axis_out) (neural_tangents' <c>stax.Flatten</c>).
     let flatten (f: FlattenSpec) : LayerDef =
@@ -302,13 +312,14 @@ module internal Linear =
           Requires =
             { BatchAxis = Some f.BatchAxis; ChannelAxis = None; Resets = true
               DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.Yes; Output = Tri.Yes } }
-          Kernel = fun _ k -> flattenKernel f k
+          Kernel = Masking.kernel "Flatten" (flattenMask f) (fun _ k -> flattenKernel f k)
           Init = fun _ shape -> flattenShape f shape, Params.none
           Apply = fun _ _ x -> flattenForward f x
           Vjp = fun _ _ x ct -> flattenBackward f x ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
-          Jvp = LinearInInput }
+          Jvp = LinearInInput
+          Mask = flattenMask f }
 
     /// Identity (neural_tangents' <c>stax.Identity</c>): everything passes through unchanged.
     let identity : LayerDef =
@@ -322,4 +333,5 @@ module internal Linear =
           Vjp = fun _ _ _ ct -> ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
-          Jvp = LinearInInput }
+          Jvp = LinearInInput
+          Mask = Masking.identity false }

@@ -53,6 +53,16 @@ module Normalization =
             count[g[e]] <- count[g[e]] + 1
         Array.init v.Length (fun e -> sum[g[e]] / float count[g[e]])
 
+    /// neural_tangents' masked `mean_and_var`: the sum over each group of all its entries (masked ones included)
+    /// divided by the number of its unmasked entries, at least 1.
+    let private groupMeanMasked (g: int[]) (nGroups: int) (masked: bool[]) (v: float[]) =
+        let sum = Array.zeroCreate nGroups
+        let count = Array.zeroCreate nGroups
+        for e in 0 .. v.Length - 1 do
+            sum[g[e]] <- sum[g[e]] + v[e]
+            if not masked[e] then count[g[e]] <- count[g[e]] + 1
+        Array.init v.Length (fun e -> sum[g[e]] / float (max 1 count[g[e]]))
+
     /// LayerNorm on a kernel (neural_tangents' `LayerNorm.kernel_fn`). With Gaussian pre-activations and the channel
     /// axis among the normalised ones, the finite layer divides by √(eps + v̄) where v̄ is the mean variance over
     /// the other normalised axes (spatial positions, the batch); as the width grows the empirical mean and variance
@@ -61,8 +71,6 @@ module Normalization =
     let layerNormKernel (l: LayerNormSpec) (k: Kernel) : Kernel =
         if not k.IsGaussian then
             fail "LayerNorm: its kernel is only implemented for Gaussian inputs (neural_tangents' NotImplementedError); put an affine layer (Dense, Conv) right before it"
-        if k.Mask1.IsSome || k.Mask2.IsSome then
-            fail "LayerNorm: kernels with masks are not supported; compute the kernel without masks"
         let ndim = k.Shape1.Length
         let ch = Axes.norm ndim l.ChannelAxis
         let b = Axes.norm ndim l.BatchAxis
@@ -77,13 +85,21 @@ module Normalization =
         let covNdim = if k.DiagonalBatch then 1 else 2
         let dims = Spatial.sizes k.DiagonalSpatial covNdim k.Cov1.Shape
         let s = Array.fold (*) 1 dims
-        let normVar (cov: Tensor) =
+        // With masks (neural_tangents' prepare_mask: one mask for all channels) the means skip masked positions.
+        let flags (m: Tensor option) (shape: int[]) =
+            m |> Option.map (fun m ->
+                if m.Shape[Axes.norm m.Rank l.ChannelAxis] <> 1 then
+                    fail (sprintf "LayerNorm: different per-channel masks are not implemented in the infinite limit (mask shape %s, as in neural_tangents); put a Dense or Conv layer before it" (Shape.format m.Shape))
+                Masking.positions k shape m)
+        let normVar (masked: bool[] option) (cov: Tensor) =
             let v = Spatial.variances k.DiagonalBatch k.DiagonalSpatial cov |> Array.map (fun x -> x + l.Eps)
             let n = v.Length / max 1 s
             let g, nGroups = groups (Array.append [| n |] dims) varAxes
-            groupMean g nGroups v
-        let v1 = normVar k.Cov1
-        let v2 = match k.Cov2 with Some c -> normVar c | None -> v1
+            match masked with
+            | Some f -> groupMeanMasked g nGroups f v
+            | None -> groupMean g nGroups v
+        let v1 = normVar (flags k.Mask1 k.Shape1) k.Cov1
+        let v2 = match k.Cov2 with Some c -> normVar (flags k.Mask2 k.Shape2) c | None -> v1
         let p, q = if k.DiagonalSpatial then Array.init s id, Array.init s id else Spatial.pairIndices dims
         let block = p.Length
         // Divides entry (i, j, e) of an (A, B, block) array by √(va[i, p[e]]·vb[j, q[e]]).
@@ -119,10 +135,23 @@ module Normalization =
         let var = groupMean g nGroups (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) ** 2.0))
         g, nGroups, mean, var |> Array.map (fun v -> 1.0 / Math.Sqrt(l.Eps + v))
 
-    /// LayerNorm's forward pass: (x − mean)/√(eps + var) over the normalised axes (population variance).
-    let layerNormForward (l: LayerNormSpec) (x: Tensor) : Tensor =
-        let _, _, mean, inv = moments l x
-        Tensor.create x.Shape (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) * inv[e]))
+    /// LayerNorm's forward pass: (x − mean)/√(eps + var) over the normalised axes (population variance). With a mask
+    /// (neural_tangents' mean_and_var(mask=…)) the mean and the variance divide their sums over the whole group —
+    /// masked entries (zero) included — by the number of unmasked entries (at least 1).
+    let layerNormForwardMasked (l: LayerNormSpec) (mask: Tensor option) (x: Tensor) : Tensor =
+        match mask with
+        | None ->
+            let _, _, mean, inv = moments l x
+            Tensor.create x.Shape (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) * inv[e]))
+        | Some m ->
+            let masked = (Masking.broadcastTo x.Shape m).Data |> Array.map (fun v -> v <> 0.0)
+            let g, nGroups = groups x.Shape (axesOf l x.Rank)
+            let mean = groupMeanMasked g nGroups masked x.Data
+            let var = groupMeanMasked g nGroups masked (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) ** 2.0))
+            Tensor.create x.Shape (Array.init x.Length (fun e -> (x.Data[e] - mean[e]) / Math.Sqrt(l.Eps + var[e])))
+
+    /// LayerNorm's forward pass without a mask.
+    let layerNormForward (l: LayerNormSpec) (x: Tensor) : Tensor = layerNormForwardMasked l None x
 
     /// LayerNorm's input cotangent: with y = (x − μ)/σ over a group of M entries,
     /// ∂x = (g − mean(g) − y·mean(g·y)) / σ (differentiating μ and σ² = eps + mean((x − μ)²)).
@@ -145,11 +174,13 @@ module Normalization =
           Requires =
             { BatchAxis = Some l.BatchAxis; ChannelAxis = Some l.ChannelAxis; Resets = false
               DiagonalBatch = None; DiagonalSpatial = None }
-          Kernel = fun _ k -> layerNormKernel l k
+          // supports_masking(remask_kernel=False), no mask_fn: the mask passes through.
+          Kernel = Masking.kernel "LayerNorm" (Masking.identity false) (fun _ k -> layerNormKernel l k)
           Init = fun _ shape -> shape, Params.none
           Apply = fun _ _ x -> layerNormForward l x
           Vjp = fun _ _ x ct -> layerNormBackward l x ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
           // The Jacobian (P − y·yᵀ/M)/σ per group (P the centring projector) is symmetric, so J·dx = Jᵀ·dx.
-          Jvp = Tangent(fun _ _ _ x dx -> layerNormBackward l x dx) }
+          Jvp = Tangent(fun _ _ _ x dx -> layerNormBackward l x dx)
+          Mask = Masking.identity false }

@@ -235,6 +235,22 @@ module internal Pooling =
             for i in 0 .. out.Length - 1 do out[i] <- out[i] * scale
         Tensor.create outShape out
 
+    /// The finite layer with a mask (neural_tangents' apply_fn with <c>mask</c>): the mean divides each output's sum
+    /// by the number of its unmasked positions (at least 1); the sum and the unmasked call are <c>globalForward</c>.
+    let globalForwardMasked (name: string) (average: bool) (g: GlobalPoolSpec) (mask: Tensor option) (x: Tensor) =
+        match mask with
+        | Some m when average ->
+            let outShape = globalShape name g x.Shape
+            let targets = globalTargets name g x.Shape
+            let m = Masking.broadcastTo x.Shape m
+            let out = Array.zeroCreate (Array.fold (*) 1 outShape)
+            let visible = Array.zeroCreate out.Length
+            for e in 0 .. x.Length - 1 do
+                out[targets[e]] <- out[targets[e]] + x.Data[e]
+                if m.Data[e] = 0.0 then visible[targets[e]] <- visible[targets[e]] + 1
+            Tensor.create outShape (Array.map2 (fun s (v: int) -> s / float (max 1 v)) out visible)
+        | _ -> globalForward name average g x
+
     /// Its pullback: every position receives the output cotangent (divided by the number of positions for the mean).
     let globalBackward (name: string) (average: bool) (g: GlobalPoolSpec) (x: Tensor) (ct: Tensor) =
         let targets = globalTargets name g x.Shape
@@ -251,18 +267,30 @@ module internal Pooling =
         let dims = Spatial.sizes k.DiagonalSpatial 2 k.Nngp.Shape
         let positions = float (Array.fold (*) 1 dims)
         let scale = if average then 1.0 / (positions * positions) else 1.0
-        let reduce (batchNdim: int) (t: Tensor) =
+        // With masks (neural_tangents' mean_and_var(mask=…)): the mean divides each block's sum by its number of
+        // unmasked entries (at least 1) instead — u1·u2 pairs in the full layout — and, in the diagonal layout, by S.
+        let m11, m12, m22 =
+            if k.Mask1.IsNone && k.Mask2.IsNone then None, None, None else Masking.products k k.Mask1 k.Mask2
+        let reduce (batchNdim: int) (masked: bool[] option) (t: Tensor) =
             let lead = t.Shape[.. batchNdim - 1]
             let outer = Array.fold (*) 1 lead
             let block = t.Length / max 1 outer
-            Tensor.create lead (Array.init outer (fun i -> scale * TensorPrimitives.Sum(ReadOnlySpan(t.Data, i * block, block))))
+            let sum i = TensorPrimitives.Sum(ReadOnlySpan(t.Data, i * block, block))
+            match masked with
+            | Some f when average ->
+                let perPosition = if k.DiagonalSpatial then 1.0 / positions else 1.0
+                Tensor.create lead (Array.init outer (fun i ->
+                    let mutable visible = 0
+                    for e in i * block .. (i + 1) * block - 1 do if not f[e] then visible <- visible + 1
+                    perPosition * sum i / float (max 1 visible)))
+            | _ -> Tensor.create lead (Array.init outer (fun i -> scale * sum i))
         let covNdim = if k.DiagonalBatch then 1 else 2
         let _, _, batchFirst = globalAxes name g k.Shape1.Length
         { k with
-            Nngp = reduce 2 k.Nngp
-            Ntk = k.Ntk |> Option.map (reduce 2)
-            Cov1 = reduce covNdim k.Cov1
-            Cov2 = k.Cov2 |> Option.map (reduce covNdim)
+            Nngp = reduce 2 m12 k.Nngp
+            Ntk = k.Ntk |> Option.map (reduce 2 m12)
+            Cov1 = reduce covNdim m11 k.Cov1
+            Cov2 = k.Cov2 |> Option.map (reduce covNdim m22)
             IsReversed = false
             BatchAxis = (if batchFirst then 0 else 1)
             ChannelAxis = (if batchFirst then 1 else 0)
@@ -278,6 +306,31 @@ module internal Pooling =
         | Padding.Valid -> "VALID"
         | Padding.Circular -> "CIRCULAR"
 
+    /// AvgPool/SumPool masking (neural_tangents' <c>_Pool.mask_fn</c>, remask_kernel=True): one mask for all
+    /// channels, strided through by <c>_pool_mask</c> (CIRCULAR has SAME's output positions).
+    let private windowMask (name: string) (p: PoolSpec) =
+        Masking.propagating true (fun m shape ->
+            let b, c = Axes.norm shape.Length p.BatchAxis, Axes.norm shape.Length p.ChannelAxis
+            Masking.checkChannelShared name c m
+            let target = Array.copy shape
+            target[c] <- 1
+            let m = Masking.broadcastTo target m
+            let spatial = [| 0 .. shape.Length - 1 |] |> Array.filter (fun a -> a <> b && a <> c)
+            let perAxis (values: int list) =
+                let v = List.toArray values
+                Array.init shape.Length (fun a -> match Array.tryFindIndex ((=) a) spatial with Some i -> v[i] | None -> 1)
+            Masking.pool (perAxis p.WindowShape) (perAxis p.Strides) (p.Padding <> Padding.Valid) m)
+
+    /// GlobalAvgPool/GlobalSumPool masking (<c>_GlobalPool.mask_fn</c>, remask_kernel=False): one mask for all
+    /// channels; the output is masked where every position is (jnp.all over the spatial axes).
+    let private globalMask (name: string) (g: GlobalPoolSpec) =
+        Masking.propagating false (fun m shape ->
+            let b, c, _ = globalAxes name g shape.Length
+            Masking.checkChannelShared name c m
+            let spatial = [ 0 .. shape.Length - 1 ] |> List.filter (fun a -> a <> b && a <> c)
+            let reduced = Masking.allKeep spatial m
+            Tensor.reshape [| for a in 0 .. shape.Length - 1 do if a = b || a = c then yield reduced.Shape[a] |] reduced)
+
     let private window (name: string) (average: bool) (p: PoolSpec) (normalizeEdges: bool) (args: (string * ArgValue) list) : LayerDef =
         { Name = name
           Args = args
@@ -286,13 +339,14 @@ module internal Pooling =
           Requires =
             { BatchAxis = Some p.BatchAxis; ChannelAxis = Some p.ChannelAxis; Resets = false
               DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.Maybe; Output = Tri.No } }
-          Kernel = fun _ k -> poolKernel name average p normalizeEdges k
+          Kernel = Masking.kernel name (windowMask name p) (fun _ k -> poolKernel name average p normalizeEdges k)
           Init = fun _ shape -> poolShape name average p normalizeEdges shape, Params.none
           Apply = fun _ _ x -> poolForward name average p normalizeEdges x
           Vjp = fun _ _ x ct -> poolBackward name average p normalizeEdges x ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
-          Jvp = LinearInInput }
+          Jvp = LinearInInput
+          Mask = windowMask name p }
 
     let private poolArgs (p: PoolSpec) =
         [ "window_shape", IntsArg p.WindowShape
@@ -317,13 +371,14 @@ module internal Pooling =
           Requires =
             { BatchAxis = Some g.BatchAxis; ChannelAxis = Some g.ChannelAxis; Resets = true
               DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.Maybe; Output = Tri.Yes } }
-          Kernel = fun _ k -> globalKernel name average g k
+          Kernel = Masking.kernel name (globalMask name g) (fun _ k -> globalKernel name average g k)
           Init = fun _ shape -> globalShape name g shape, Params.none
           Apply = fun _ _ x -> globalForward name average g x
           Vjp = fun _ _ x ct -> globalBackward name average g x ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
-          Jvp = LinearInInput }
+          Jvp = LinearInInput
+          Mask = globalMask name g }
 
     /// GlobalAvgPool(batch_axis, channel_axis) (neural_tangents' <c>stax.GlobalAvgPool</c>).
     let globalAvgPool (g: GlobalPoolSpec) = globalPool "GlobalAvgPool" true g

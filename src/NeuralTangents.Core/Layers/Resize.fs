@@ -127,8 +127,6 @@ module Resize =
         let ch, b = Axes.norm ndim k.ChannelAxis, Axes.norm ndim k.BatchAxis
         if target1[ch] <> k.Shape1[ch] then
             fail (sprintf "ImageResize: resizing the channel axis %d is not defined in the infinite-width limit; set shape[%d] = -1" ch ch)
-        if k.Mask1.IsSome || k.Mask2.IsSome then
-            fail "ImageResize: kernels with masks are not supported; compute the kernel without masks"
         let k = if k.IsReversed then Kernel.reverse k else k
         let spatial = [ for a in 0 .. ndim - 1 do if a <> b && a <> ch then yield a ]
         // Target sizes of a covariance between inputs of (output) shapes s1 and s2, in its storage layout.
@@ -147,6 +145,15 @@ module Resize =
             Cov2 = k.Cov2 |> Option.map (rs (sizes target2 target2 covBoth))
             Shape1 = target1
             Shape2 = target2 }
+
+    /// ImageResize's masking (neural_tangents' <c>ImageResize.mask_fn</c>, remask_kernel=True): the visible entries
+    /// are resized and every output with a non-zero visible weight is visible, so an output is masked only when all
+    /// its contributions come from masked inputs (content has preference over the mask).
+    let private resizeMask (spec: ImageResizeSpec) =
+        Masking.propagating true (fun m _ ->
+            let visible = Tensor.create m.Shape (m.Data |> Array.map (fun v -> if v <> 0.0 then 0.0 else 1.0))
+            let r = resizeTo spec.Method spec.Antialias (outputShape spec m.Shape) visible
+            Tensor.create r.Shape (r.Data |> Array.map (fun v -> if v <> 0.0 then 0.0 else 1.0)))
 
     /// ImageResize(shape, method, antialias, precision, batch_axis, channel_axis) (neural_tangents'
     /// <c>stax.ImageResize</c>). No parameters; float64 throughout whatever <c>precision</c> says.
@@ -169,10 +176,11 @@ module Resize =
             { BatchAxis = Some spec.BatchAxis; ChannelAxis = Some spec.ChannelAxis; Resets = false
               DiagonalBatch = (if shape[b] = -1 then None else Some { Input = Tri.No; Output = Tri.No })
               DiagonalSpatial = Some { Input = (if resizesSpatial then Tri.No else Tri.Yes); Output = Tri.No } }
-          Kernel = fun _ k -> imageResizeKernel spec k
+          Kernel = Masking.kernel "ImageResize" (resizeMask spec) (fun _ k -> imageResizeKernel spec k)
           Init = fun _ s -> outputShape spec s, Params.none
           Apply = fun _ _ x -> resizeTo spec.Method spec.Antialias (outputShape spec x.Shape) x
           Vjp = fun _ _ x ct -> resizeBack spec.Method spec.Antialias x.Shape ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
-          Jvp = LinearInInput }
+          Jvp = LinearInInput
+          Mask = resizeMask spec }

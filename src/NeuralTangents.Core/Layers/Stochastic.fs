@@ -90,10 +90,11 @@ module Stochastic =
           Args = [ "rate", FloatArg d.Rate; "mode", StringArg(modeName d.Mode) ]
           // @requires(use_dropout=True) in train mode only affects neural_tangents' batching; no layout requirement.
           Requires = { BatchAxis = None; ChannelAxis = None; Resets = false; DiagonalBatch = None; DiagonalSpatial = None }
-          Kernel = fun _ k -> dropoutKernel d k
+          Kernel = Masking.kernel "Dropout" (Masking.identity false) (fun _ k -> dropoutKernel d k)
           Init = fun _ shape -> shape, Params.none
           Apply = fun ctx _ x -> dropoutForward d ctx x
           Vjp = fun ctx _ _ ct -> dropoutBackward d ctx ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
-          Jvp = LinearInInput }
+          Jvp = LinearInInput
+          Mask = Masking.identity false }

@@ -168,3 +168,18 @@ module internal Input =
           ChannelAxis = channelAxis
           Mask1 = None
           Mask2 = None }
+
+    /// <summary>The input kernel with neural_tangents' <c>mask_constant</c> (<c>_inputs_to_kernel</c> with
+    /// <c>_get_masked_array</c>): entries of x1 (x2) equal to the constant (NaN for NaN) are masked — zeroed before the
+    /// covariances are taken — and their element-wise masks, of the inputs' shape, are recorded as Mask1 (Mask2; None
+    /// when x2 is x1, as neural_tangents keeps it). Without a constant this is <c>kernel</c>.</summary>
+    let kernelMasked (maskConstant: float option) (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int)
+                     (channelAxis: int) (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
+        match maskConstant with
+        | None -> kernel get diagonalBatch diagonalSpatial batchAxis channelAxis x1raw x2raw
+        | Some c ->
+            let m1 = Masking.ofInputs c x1raw
+            let m2 = x2raw |> Option.map (Masking.ofInputs c)
+            let x1 = Masking.zero m1 x1raw
+            let x2 = (x2raw, m2) ||> Option.map2 (fun x m -> Masking.zero m x)
+            { kernel get diagonalBatch diagonalSpatial batchAxis channelAxis x1 x2 with Mask1 = Some m1; Mask2 = m2 }
