@@ -745,7 +745,7 @@ module Attention =
               DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.No; Output = Tri.No } }
           Kernel = Masking.kernel "GlobalSelfAttention" (attentionMask a) (fun _ k -> attentionKernel a k)
           Init = fun key shape -> init a key shape
-          Apply = fun _ p x -> forward a p x
+          Apply = fun ctx p x -> forwardMasked a (ctx.Side.TryFind Masking.SideKey) p x
           Vjp = fun _ p x ct -> fst (backward a p x ct)
           ParamVjp = fun _ p x ct -> snd (backward a p x ct)
           GradDot = None

@@ -373,7 +373,7 @@ module internal Pooling =
               DiagonalBatch = None; DiagonalSpatial = Some { Input = Tri.Maybe; Output = Tri.Yes } }
           Kernel = Masking.kernel name (globalMask name g) (fun _ k -> globalKernel name average g k)
           Init = fun _ shape -> globalShape name g shape, Params.none
-          Apply = fun _ _ x -> globalForward name average g x
+          Apply = fun ctx _ x -> globalForwardMasked name average g (ctx.Side.TryFind Masking.SideKey) x
           Vjp = fun _ _ x ct -> globalBackward name average g x ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
