@@ -391,49 +391,55 @@ module internal Simd =
         for i in 1 .. asinH.Length - 1 do h <- Math.FusedMultiplyAdd(h, z, asinH[i])
         bse + (Math.FusedMultiplyAdd(u * z, h, u) + lo)
 
-    /// The angle of (c, s), s ≥ 0, c² + s² ≈ 1 (or c = s = 0: π/2), lane-wise; see above.
+    /// The angle of (c, s), s ≥ 0, c² + s² ≈ 1 (or c = s = 0: π/2), lane-wise; see above. The sectors are found
+    /// from |c| (three of them), the sign of c then mirrors them (θ ↦ π − θ: u ↦ −u, asin being odd, and the base
+    /// and its low part from the other half): the same u, base and low part as <c>angleUnit</c> takes per sector,
+    /// bit for bit ((s − |c|) = (s + c) for c < 0 exactly). Selects are single vblendvpd (by the sign bit of a
+    /// mask or of c itself), not and/andnot/or triples.
     let inline angleUnit256 (c: Vector256<float>) (s: Vector256<float>) =
-        let m0 = Vector256.GreaterThanOrEqual(c, Vector256.Create CosPi8)
-        let mPos = Vector256.GreaterThan(c, Vector256.Create SinPi8)
-        let m4 = Vector256.LessThanOrEqual(c, Vector256.Create(-CosPi8))
-        let mNeg = Vector256.LessThan(c, Vector256.Create(-SinPi8))
-        let h = Vector256.Create SqrtHalf
-        let u =
-            Vector256.ConditionalSelect(m0, s,
-                Vector256.ConditionalSelect(mPos, (s - c) * h,
-                    Vector256.ConditionalSelect(m4, -s, Vector256.ConditionalSelect(mNeg, -((s + c) * h), -c))))
+        let signBit = Vector256.Create -0.0
+        let ac = Avx.AndNot(signBit, c)
+        let m0 = Avx.CompareGreaterThanOrEqual(ac, Vector256.Create CosPi8)
+        let m1 = Avx.CompareGreaterThan(ac, Vector256.Create SinPi8)
+        let u0 =
+            Avx.BlendVariable(Avx.BlendVariable(Avx.Xor(ac, signBit), (s - ac) * Vector256.Create SqrtHalf, m1), s, m0)
+        let u = Avx.Xor(u0, Avx.And(signBit, c))
+        // Base and low part: sector 0 → 0 or π (c < 0), sector 1 → π/4 or 3π/4, sector 2 → π/2.
         let bse =
-            Vector256.ConditionalSelect(m0, Vector256<float>.Zero,
-                Vector256.ConditionalSelect(mPos, Vector256.Create piOver4,
-                    Vector256.ConditionalSelect(m4, Vector256.Create Math.PI,
-                        Vector256.ConditionalSelect(mNeg, Vector256.Create(3.0 * piOver4), Vector256.Create piOver2))))
+            Avx.BlendVariable(
+                Avx.BlendVariable(Vector256.Create piOver2, Avx.BlendVariable(Vector256.Create piOver4, Vector256.Create(3.0 * piOver4), c), m1),
+                Avx.BlendVariable(Vector256<float>.Zero, Vector256.Create Math.PI, c), m0)
         let lo =
-            Vector256.ConditionalSelect(m0, Vector256<float>.Zero,
-                Vector256.ConditionalSelect(mPos, Vector256.Create(0.5 * MoreBits),
-                    Vector256.ConditionalSelect(m4, Vector256.Create(2.0 * MoreBits),
-                        Vector256.ConditionalSelect(mNeg, Vector256.Create(1.5 * MoreBits), Vector256.Create MoreBits))))
+            Avx.BlendVariable(
+                Avx.BlendVariable(Vector256.Create MoreBits, Avx.BlendVariable(Vector256.Create(0.5 * MoreBits), Vector256.Create(1.5 * MoreBits), c), m1),
+                Avx.BlendVariable(Vector256<float>.Zero, Vector256.Create(2.0 * MoreBits), c), m0)
         let z = u * u
         let mutable p = Vector256.Create AsinH0
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH1)
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH2)
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH3)
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH4)
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH5)
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH6)
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH7)
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH8)
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH9)
-        p <- Vector256.FusedMultiplyAdd(p, z, Vector256.Create AsinH10)
-        bse + (Vector256.FusedMultiplyAdd(u * z, p, u) + lo)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH1)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH2)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH3)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH4)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH5)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH6)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH7)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH8)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH9)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH10)
+        bse + (Fma.MultiplyAdd(u * z, p, u) + lo)
 
     /// One contiguous run of the division-free ABRelu step with a Dense-style affine map in front (see
     /// <c>abReluRun</c>): x, t, v2, r2 advance; v1, r1 advance too unless <c>v1Broadcast</c>. Outputs may not alias
-    /// the inputs.
+    /// the inputs. The affine map of x is a multiply then an add, as the variances are taken (<c>ConvStack</c>), so a
+    /// pair of identical inputs keeps ρ = 1 exactly; it is skipped when it is the identity (x·1 + 0 = x). The
+    /// outputs use fused multiply-adds: σ̇ = half − factor·θ, nngp' = σ̇·x + factor·sq, ntk' = σ̇·(W2·t + …), the
+    /// vector body and the scalar tail alike. v1·v2 − x² stays unfused (exactly 0 at ρ = 1), and max(·, 0) is one
+    /// vmaxpd with 0 first, so a NaN passes as Math.Max passes it.
     let inline abReluNormRun (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                              (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
                              (pv2: nativeptr<float>) (pr2: nativeptr<float>)
                              (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
         let mutable i = 0
+        let ident = pre.W2 = 1.0 && pre.B2 = 0.0
         if Vector256.IsHardwareAccelerated && Fma.IsSupported then
             let f = Vector256.Create factor
             let hv = Vector256.Create half
@@ -442,30 +448,32 @@ module internal Simd =
             let vw, vb, vcN, vcB = Vector256.Create pre.W2, Vector256.Create pre.B2, Vector256.Create pre.CN, Vector256.Create pre.CB
             while i + 4 <= len do
                 let x0 = Vector256.Load(NativePtr.add px i)
-                let x = x0 * vw + vb
+                let x = if ident then x0 else x0 * vw + vb
                 let v1 = if v1Broadcast then v1b else Vector256.Load(NativePtr.add pv1 i)
                 let r1 = if v1Broadcast then r1b else Vector256.Load(NativePtr.add pr1 i)
-                let sq = Vector256.Sqrt(Vector256.Max(v1 * Vector256.Load(NativePtr.add pv2 i) - x * x, Vector256<float>.Zero))
+                let sq = Avx.Sqrt(Avx.Max(Vector256<float>.Zero, v1 * Vector256.Load(NativePtr.add pv2 i) - x * x))
                 let rr = r1 * Vector256.Load(NativePtr.add pr2 i)
                 let theta = angleUnit256 (x * rr) (sq * rr)
-                let dot = hv - f * theta
-                (f * sq + dot * x).Store(NativePtr.add pn i)
+                let dot = Fma.MultiplyAddNegated(f, theta, hv)
+                (Fma.MultiplyAdd(dot, x, f * sq)).Store(NativePtr.add pn i)
                 if withNtk then
-                    let tv = Vector256.Load(NativePtr.add pt i) * vw + (if pre.FromOut then x else x0 * vcN + vcB)
+                    let add = if pre.FromOut then x else Fma.MultiplyAdd(x0, vcN, vcB)
+                    let tv = if ident then Vector256.Load(NativePtr.add pt i) + add else Fma.MultiplyAdd(Vector256.Load(NativePtr.add pt i), vw, add)
                     (dot * tv).Store(NativePtr.add pd i)
                 i <- i + 4
         while i < len do
             let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
             let r1 = if v1Broadcast then NativePtr.read pr1 else NativePtr.get pr1 i
             let x0 = NativePtr.get px i
-            let x = x0 * pre.W2 + pre.B2
+            let x = if ident then x0 else x0 * pre.W2 + pre.B2
             let sq = Math.Sqrt(Math.Max(v1 * NativePtr.get pv2 i - x * x, 0.0))
             let rr = r1 * NativePtr.get pr2 i
             let theta = angleUnit (x * rr) (sq * rr)
-            let dot = half - factor * theta
-            NativePtr.set pn i (factor * sq + dot * x)
+            let dot = Math.FusedMultiplyAdd(-factor, theta, half)
+            NativePtr.set pn i (Math.FusedMultiplyAdd(dot, x, factor * sq))
             if withNtk then
-                let tv = NativePtr.get pt i * pre.W2 + (if pre.FromOut then x else x0 * pre.CN + pre.CB)
+                let add = if pre.FromOut then x else Math.FusedMultiplyAdd(x0, pre.CN, pre.CB)
+                let tv = if ident then NativePtr.get pt i + add else Math.FusedMultiplyAdd(NativePtr.get pt i, pre.W2, add)
                 NativePtr.set pd i (dot * tv)
             i <- i + 1
 
