@@ -162,6 +162,27 @@ let tests =
                 compareKernels (KernelFn.layerName top) r f
         }
 
+        test "pooled self pairs run half their bands only when input i's own blocks are exactly symmetric: an asymmetric block still = reference" {
+            let stack = [ for _ in 1 .. 2 do
+                              yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+                              yield Stax.relu ]
+            let net = Serial(stack @ [ Stax.globalAvgPool ])
+            let x = Tensor.create [| 2; 5; 4; 2 |] (normals 17 (2 * 5 * 4 * 2))
+            let k0 = KernelFn.inputKernelWithLayout { DiagonalBatch = Some true; DiagonalSpatial = Some false } net x None Both
+            // One off-diagonal entry of input 1's own block moved 1 % off its mirror image: were the symmetry assumed,
+            // the pooled sums of x1 with itself would be off by ~1e-5 relative.
+            let s = k0.Nngp.Shape
+            let data = Array.copy k0.Nngp.Data
+            let at = ((((1 * s[1] + 1) * s[2] + 0) * s[3] + 1) * s[4] + 2) * s[5] + 3
+            data[at] <- data[at] * 1.01
+            let gapDef = match Definitions.node Stax.globalAvgPool with LeafNode d -> d | _ -> failtest "GlobalAvgPool is a leaf"
+            for kk, what in [ k0, "symmetric self blocks"; { k0 with Nngp = Tensor.create s data }, "an asymmetric self block" ] do
+                match ConvStack.tryRunPooled stack (Some true) kk, KernelFn.applyFlowWith Execution.Reference net (One kk) with
+                | Some k, One rk -> compareKernels what rk (gapDef.Kernel false k)
+                | None, _ -> failtest "the pooled executor declined Conv 3×3 SAME + Relu"
+                | _, Many _ -> failtest "the stack ends in branches"
+        }
+
         test "KernelPlan.fuse: a global pooling that reads the stack ends it (reduced in cache), other tops do not" {
             let body = [ Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None; Stax.relu ]
             let fusedLeaves (top: Layer) =

@@ -301,16 +301,43 @@ module internal ConvStack =
         let nb = bands.Length
         let partN = if pooled then Array.zeroCreate (pairs.Length * nb) else null
         let partT = if pooled && withNtk then Array.zeroCreate (pairs.Length * nb) else null
+        // Self pairs, pooled, full layout, x2 = x1: when input i's own blocks (nngp and ntk) are exactly symmetric
+        // under (h, h′, w, w′, …) ↦ (h′, h, w′, w, …) (checked entry by entry), every step keeps that symmetry
+        // exactly (both positions of a pair take the same taps in the same order; v1 = v2 and r1·r2 commutes), so
+        // the band of diagonal −d holds the transposed entries of the band of d, and the same pooled sum (up to
+        // the order of the additions): only d ≥ 0 is run (≈ half the rows), d < 0 takes the sum of −d.
+        let symmetricSelf =
+            if not (pooled && full && mirror) then Array.create n1 false
+            else
+                let dims = Array.init (k.Nngp.Shape.Length / 2 - 1) (fun a -> k.Nngp.Shape[2 + 2 * a])
+                let swapIn = swapTable true dims
+                let symmetric (data: float[]) (at: int) =
+                    let mutable ok = true
+                    let mutable e = 0
+                    while ok && e < blockIn do
+                        ok <- data[at + e] = data[at + swapIn[e]]
+                        e <- e + 1
+                    ok
+                Array.init n1 (fun i ->
+                    let at = (i * n2 + i) * blockIn
+                    symmetric k.Nngp.Data at && (isNull ntkIn || symmetric ntkIn at))
+        let mid = nb / 2 // the band of d = 0 (full layout: bands d = −(o0 − 1) … o0 − 1)
         forEach (pairs.Length * nb) mk (fun sc item ->
             let struct (i, j) = pairs[item / nb]
             let band = bands[item % nb]
-            runBand full steps band sc withNtk
-                (loadFrom band[0] k.Nngp.Data ntkIn (i * n2 + j))
-                (if pooled then sumTo band[band.Length - 1] partN partT item
-                 else storeTo band[band.Length - 1] nngpOut ntkOut (i * n2 + j))
-                (fun s -> { V = (fst v1)[s]; R = (snd v1)[s]; Offset = i * positions[s] })
-                (fun s -> { V = (fst v2)[s]; R = (snd v2)[s]; Offset = j * positions[s] }) None)
+            if not (i = j && symmetricSelf[i] && item % nb < mid) then
+                runBand full steps band sc withNtk
+                    (loadFrom band[0] k.Nngp.Data ntkIn (i * n2 + j))
+                    (if pooled then sumTo band[band.Length - 1] partN partT item
+                     else storeTo band[band.Length - 1] nngpOut ntkOut (i * n2 + j))
+                    (fun s -> { V = (fst v1)[s]; R = (snd v1)[s]; Offset = i * positions[s] })
+                    (fun s -> { V = (fst v2)[s]; R = (snd v2)[s]; Offset = j * positions[s] }) None)
         if pooled then
+            pairs |> Array.iteri (fun p (struct (i, j)) ->
+                if i = j && symmetricSelf[i] then
+                    for b in 0 .. mid - 1 do
+                        partN[p * nb + b] <- partN[p * nb + nb - 1 - b]
+                        if withNtk then partT[p * nb + b] <- partT[p * nb + nb - 1 - b])
             // Σ over bands per pair; (j, i) of a symmetric kernel: the same sum of every entry.
             let sums = Array.zeroCreate pairs.Length
             let sumsT = Array.zeroCreate pairs.Length
