@@ -427,6 +427,35 @@ module internal Simd =
         p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH10)
         bse + (Fma.MultiplyAdd(u * z, p, u) + lo)
 
+    /// The Vector256 body of <c>abReluNormRun</c> over the whole vectors of a run; returns where the scalar tail
+    /// starts. The flags are arguments so that callers can pass constants (it is inline).
+    let inline abReluNormBody256 (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                                 (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                                 (pv2: nativeptr<float>) (pr2: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>)
+                                 (withNtk: bool) (ident: bool) (fromOut: bool) (len: int) =
+        let mutable i = 0
+        let f = Vector256.Create factor
+        let hv = Vector256.Create half
+        let v1b = Vector256.Create(NativePtr.read pv1)
+        let r1b = Vector256.Create(NativePtr.read pr1)
+        let vw, vb, vcN, vcB = Vector256.Create pre.W2, Vector256.Create pre.B2, Vector256.Create pre.CN, Vector256.Create pre.CB
+        while i + 4 <= len do
+            let x0 = Vector256.Load(NativePtr.add px i)
+            let x = if ident then x0 else x0 * vw + vb
+            let v1 = if v1Broadcast then v1b else Vector256.Load(NativePtr.add pv1 i)
+            let r1 = if v1Broadcast then r1b else Vector256.Load(NativePtr.add pr1 i)
+            let sq = Avx.Sqrt(Avx.Max(Vector256<float>.Zero, v1 * Vector256.Load(NativePtr.add pv2 i) - x * x))
+            let rr = r1 * Vector256.Load(NativePtr.add pr2 i)
+            let theta = angleUnit256 (x * rr) (sq * rr)
+            let dot = Fma.MultiplyAddNegated(f, theta, hv)
+            (Fma.MultiplyAdd(dot, x, f * sq)).Store(NativePtr.add pn i)
+            if withNtk then
+                let add = if fromOut then x else Fma.MultiplyAdd(x0, vcN, vcB)
+                let tv = if ident then Vector256.Load(NativePtr.add pt i) + add else Fma.MultiplyAdd(Vector256.Load(NativePtr.add pt i), vw, add)
+                (dot * tv).Store(NativePtr.add pd i)
+            i <- i + 4
+        i
+
     /// One contiguous run of the division-free ABRelu step with a Dense-style affine map in front (see
     /// <c>abReluRun</c>): x, t, v2, r2 advance; v1, r1 advance too unless <c>v1Broadcast</c>. Outputs may not alias
     /// the inputs. The affine map of x is a multiply then an add, as the variances are taken (<c>ConvStack</c>), so a
@@ -441,26 +470,13 @@ module internal Simd =
         let mutable i = 0
         let ident = pre.W2 = 1.0 && pre.B2 = 0.0
         if Vector256.IsHardwareAccelerated && Fma.IsSupported then
-            let f = Vector256.Create factor
-            let hv = Vector256.Create half
-            let v1b = Vector256.Create(NativePtr.read pv1)
-            let r1b = Vector256.Create(NativePtr.read pr1)
-            let vw, vb, vcN, vcB = Vector256.Create pre.W2, Vector256.Create pre.B2, Vector256.Create pre.CN, Vector256.Create pre.CB
-            while i + 4 <= len do
-                let x0 = Vector256.Load(NativePtr.add px i)
-                let x = if ident then x0 else x0 * vw + vb
-                let v1 = if v1Broadcast then v1b else Vector256.Load(NativePtr.add pv1 i)
-                let r1 = if v1Broadcast then r1b else Vector256.Load(NativePtr.add pr1 i)
-                let sq = Avx.Sqrt(Avx.Max(Vector256<float>.Zero, v1 * Vector256.Load(NativePtr.add pv2 i) - x * x))
-                let rr = r1 * Vector256.Load(NativePtr.add pr2 i)
-                let theta = angleUnit256 (x * rr) (sq * rr)
-                let dot = Fma.MultiplyAddNegated(f, theta, hv)
-                (Fma.MultiplyAdd(dot, x, f * sq)).Store(NativePtr.add pn i)
-                if withNtk then
-                    let add = if pre.FromOut then x else Fma.MultiplyAdd(x0, vcN, vcB)
-                    let tv = if ident then Vector256.Load(NativePtr.add pt i) + add else Fma.MultiplyAdd(Vector256.Load(NativePtr.add pt i), vw, add)
-                    (dot * tv).Store(NativePtr.add pd i)
-                i <- i + 4
+            // The common cases (Conv W_std = 1, no bias, ntk parameterization, nngp and ntk) get their flags as
+            // constants: a loop with no tests in it and fewer live registers.
+            i <-
+                if ident && withNtk && pre.FromOut then
+                    if v1Broadcast then abReluNormBody256 pre factor half px pt pv1 pr1 true pv2 pr2 pn pd true true true len
+                    else abReluNormBody256 pre factor half px pt pv1 pr1 false pv2 pr2 pn pd true true true len
+                else abReluNormBody256 pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk ident pre.FromOut len
         while i < len do
             let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
             let r1 = if v1Broadcast then NativePtr.read pr1 else NativePtr.get pr1 i
