@@ -74,13 +74,18 @@ let cnn (quick: bool) (maxSeconds: float) =
             KernelFn.computeWith exec net x None Both |> ignore
             proc.Refresh()
             let c0 = proc.TotalProcessorTime
-            KernelFn.computeWith exec net x None Both |> ignore
+            let k = KernelFn.computeWith exec net x None Both
             proc.Refresh()
-            (proc.TotalProcessorTime - c0).TotalMilliseconds / float (n * n)
-        let reference = cpuOf Execution.Reference
-        let fast = cpuOf Execution.Fast
+            (proc.TotalProcessorTime - c0).TotalMilliseconds / float (n * n), k
+        let reference, kr = cpuOf Execution.Reference
+        let fast, kf = cpuOf Execution.Fast
+        // Accuracy of the fused execution against the reference one: max |fused − reference| / max |reference|.
+        let relErr (r: Tensor) (f: Tensor) =
+            let scale = r.Data |> Array.map abs |> Array.max
+            Array.map2 (fun a b -> abs (a - b)) r.Data f.Data |> Array.max |> fun e -> e / scale
         printfn ""
-        printfn "A/B, Flatten N = %d, CPU ms per NTK entry: reference execution %.4f, fused %.4f (%.1f× less CPU)" n reference fast (reference / fast)
+        printfn "A/B, Flatten N = %d, CPU ms per NTK entry: reference execution %.4f, fused %.4f (%.1f× less CPU); fused vs reference: nngp %.1e, ntk %.1e (max abs difference / max abs)"
+            n reference fast (reference / fast) (relErr kr.Nngp kf.Nngp) (relErr kr.Ntk.Value kf.Ntk.Value)
 
 /// Calibration: independent Vector256 FMA chains, GFLOP per CPU second on one thread (machine load shows here).
 let fmaCalibration () =

@@ -354,6 +354,11 @@ module internal ConvStack =
             Parallel.For(0, n1, fun i ->
                 for j in 0 .. i - 1 do
                     let src, dst = (j * n2 + i) * blockOut, (i * n2 + j) * blockOut
+                    if not full then
+                        // The diagonal layout's exchange is the identity (the pair (p, p) of positions): block copies.
+                        Array.Copy(nngpOut, src, nngpOut, dst, blockOut)
+                        if withNtk then Array.Copy(ntkOut, src, ntkOut, dst, blockOut)
+                    else
                     for e in 0 .. blockOut - 1 do
                         nngpOut[dst + e] <- nngpOut[src + swap[e]]
                         if withNtk then ntkOut[dst + e] <- ntkOut[src + swap[e]]) |> ignore
