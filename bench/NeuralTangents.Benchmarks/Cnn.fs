@@ -131,7 +131,7 @@ let abReluProfile () =
     proc.Refresh()
     let cpu0 = proc.TotalProcessorTime
     for _ in 1 .. reps do
-        Rules.Simd.abReluNormArrays 0.15 0.5 x t v r v r outN outT
+        Rules.SimdNorm.abReluNormArrays 0.15 0.5 x t v r v r outN outT
     proc.Refresh()
     let cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds
     printfn "abReluNormRun (division-free): %.0f M elements per CPU second" (float (reps * len) / cpu / 1e6)

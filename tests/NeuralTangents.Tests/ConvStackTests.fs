@@ -197,16 +197,16 @@ let tests =
             let th = angleInputs ()
             let c = th |> Array.map Math.Cos
             let s = th |> Array.map Math.Sin
-            let vec = Simd.angleUnitArray c s
+            let vec = SimdNorm.angleUnitArray c s
             let mutable worst = 0L
             for i in 0 .. th.Length - 1 do
                 let expected = Math.Atan2(s[i], c[i])
-                let scalar = Simd.angleUnit c[i] s[i]
+                let scalar = SimdNorm.angleUnit c[i] s[i]
                 worst <- max worst (max (SimdTests.ulps expected scalar) (SimdTests.ulps expected vec[i]))
             note (sprintf "angleUnit: worst %d ulp from atan2 over %d angles" worst th.Length)
             Expect.isLessThanOrEqual worst 2L "within 2 ulp of libm's atan2"
-            Expect.equal (Simd.angleUnit 0.0 0.0) (Math.PI / 2.0) "atan2(0, 0) is taken as π/2"
-            Expect.equal (Simd.angleUnitArray [| 0.0; 0.0; 0.0; 0.0 |] [| 0.0; 0.0; 0.0; 0.0 |]) (Array.create 4 (Math.PI / 2.0)) "vector lanes alike"
+            Expect.equal (SimdNorm.angleUnit 0.0 0.0) (Math.PI / 2.0) "atan2(0, 0) is taken as π/2"
+            Expect.equal (SimdNorm.angleUnitArray [| 0.0; 0.0; 0.0; 0.0 |] [| 0.0; 0.0; 0.0; 0.0 |]) (Array.create 4 (Math.PI / 2.0)) "vector lanes alike"
         }
 
         test "division-free ABRelu step = the atan2-based step of Simd.abReluScalar to 1e-14 of the input scale, exactly at ρ = 1" {
@@ -229,7 +229,7 @@ let tests =
             let outN = Array.zeroCreate n
             let outT = Array.zeroCreate n
             for factor, half in [ 1.0 / (2.0 * Math.PI), 0.5; 0.3, 0.8 ] do
-                Simd.abReluNormArrays factor half x t v1 (Array.map r v1) v2 (Array.map r v2) outN outT
+                SimdNorm.abReluNormArrays factor half x t v1 (Array.map r v1) v2 (Array.map r v2) outN outT
                 for i in 0 .. n - 1 do
                     // The existing step (Simd.abReluScalar, inline, so restated here): θ from the atan2 of Cephes.
                     let sq = sqrt (max (v1[i] * v2[i] - x[i] * x[i]) 0.0)

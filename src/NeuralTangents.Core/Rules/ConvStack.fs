@@ -23,7 +23,7 @@ open NeuralTangents.Layers
 /// row would need two partners — CIRCULAR padding mixed with others or with strides — <c>tryRun</c> declines). The
 /// diagonal spatial layout gets a unit leading axis: one band, one row, the whole image. Within a band each output row
 /// is computed in cache: the first-axis taps summed, the remaining axes filtered by flat shifted adds, then the affine
-/// map and the division-free arc-cosine step (<c>Simd.abReluNormRun</c>) in one pass.
+/// map and the division-free arc-cosine step (<c>SimdNorm.abReluNormRun</c>) in one pass.
 ///
 /// The variances the activation needs (cov1[i, p], cov2[j, q]) come from a first pass over each input's own band
 /// o′ = o (which feeds only on itself), with the same operations as the pairs, so a pair of identical inputs meets
@@ -144,7 +144,7 @@ module internal ConvStack =
                         let b1, c1 = NativePtr.add p1 at1, NativePtr.add q1 at1
                         let b2, c2 = NativePtr.add p2 at2, NativePtr.add q2 at2
                         for ar in st.ActRuns do
-                            Simd.abReluNormRun pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)
+                            SimdNorm.abReluNormRun pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)
                                 (NativePtr.add b1 ar.P) (NativePtr.add c1 ar.P) ar.Broadcast (NativePtr.add b2 ar.Q) (NativePtr.add c2 ar.Q)
                                 (NativePtr.add outN ar.Off) (NativePtr.add outT ar.Off) withNtk ar.Len
                     | None ->
