@@ -162,6 +162,27 @@ let tests =
                 compareKernels (KernelFn.layerName top) r f
         }
 
+        test "pooled self pairs run half their bands only when input i's own blocks are exactly symmetric: an asymmetric block still = reference" {
+            let stack = [ for _ in 1 .. 2 do
+                              yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+                              yield Stax.relu ]
+            let net = Serial(stack @ [ Stax.globalAvgPool ])
+            let x = Tensor.create [| 2; 5; 4; 2 |] (normals 17 (2 * 5 * 4 * 2))
+            let k0 = KernelFn.inputKernelWithLayout { DiagonalBatch = Some true; DiagonalSpatial = Some false } net x None Both
+            // One off-diagonal entry of input 1's own block moved 1 % off its mirror image: were the symmetry assumed,
+            // the pooled sums of x1 with itself would be off by ~1e-5 relative.
+            let s = k0.Nngp.Shape
+            let data = Array.copy k0.Nngp.Data
+            let at = ((((1 * s[1] + 1) * s[2] + 0) * s[3] + 1) * s[4] + 2) * s[5] + 3
+            data[at] <- data[at] * 1.01
+            let gapDef = match Definitions.node Stax.globalAvgPool with LeafNode d -> d | _ -> failtest "GlobalAvgPool is a leaf"
+            for kk, what in [ k0, "symmetric self blocks"; { k0 with Nngp = Tensor.create s data }, "an asymmetric self block" ] do
+                match ConvStack.tryRunPooled stack (Some true) kk, KernelFn.applyFlowWith Execution.Reference net (One kk) with
+                | Some k, One rk -> compareKernels what rk (gapDef.Kernel false k)
+                | None, _ -> failtest "the pooled executor declined Conv 3×3 SAME + Relu"
+                | _, Many _ -> failtest "the stack ends in branches"
+        }
+
         test "KernelPlan.fuse: a global pooling that reads the stack ends it (reduced in cache), other tops do not" {
             let body = [ Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None; Stax.relu ]
             let fusedLeaves (top: Layer) =
@@ -176,16 +197,16 @@ let tests =
             let th = angleInputs ()
             let c = th |> Array.map Math.Cos
             let s = th |> Array.map Math.Sin
-            let vec = Simd.angleUnitArray c s
+            let vec = SimdNorm.angleUnitArray c s
             let mutable worst = 0L
             for i in 0 .. th.Length - 1 do
                 let expected = Math.Atan2(s[i], c[i])
-                let scalar = Simd.angleUnit c[i] s[i]
+                let scalar = SimdNorm.angleUnit c[i] s[i]
                 worst <- max worst (max (SimdTests.ulps expected scalar) (SimdTests.ulps expected vec[i]))
             note (sprintf "angleUnit: worst %d ulp from atan2 over %d angles" worst th.Length)
             Expect.isLessThanOrEqual worst 2L "within 2 ulp of libm's atan2"
-            Expect.equal (Simd.angleUnit 0.0 0.0) (Math.PI / 2.0) "atan2(0, 0) is taken as π/2"
-            Expect.equal (Simd.angleUnitArray [| 0.0; 0.0; 0.0; 0.0 |] [| 0.0; 0.0; 0.0; 0.0 |]) (Array.create 4 (Math.PI / 2.0)) "vector lanes alike"
+            Expect.equal (SimdNorm.angleUnit 0.0 0.0) (Math.PI / 2.0) "atan2(0, 0) is taken as π/2"
+            Expect.equal (SimdNorm.angleUnitArray [| 0.0; 0.0; 0.0; 0.0 |] [| 0.0; 0.0; 0.0; 0.0 |]) (Array.create 4 (Math.PI / 2.0)) "vector lanes alike"
         }
 
         test "division-free ABRelu step = the atan2-based step of Simd.abReluScalar to 1e-14 of the input scale, exactly at ρ = 1" {
@@ -208,7 +229,7 @@ let tests =
             let outN = Array.zeroCreate n
             let outT = Array.zeroCreate n
             for factor, half in [ 1.0 / (2.0 * Math.PI), 0.5; 0.3, 0.8 ] do
-                Simd.abReluNormArrays factor half x t v1 (Array.map r v1) v2 (Array.map r v2) outN outT
+                SimdNorm.abReluNormArrays factor half x t v1 (Array.map r v1) v2 (Array.map r v2) outN outT
                 for i in 0 .. n - 1 do
                     // The existing step (Simd.abReluScalar, inline, so restated here): θ from the atan2 of Cephes.
                     let sq = sqrt (max (v1[i] * v2[i] - x[i] * x[i]) 0.0)

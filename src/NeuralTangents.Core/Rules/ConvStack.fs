@@ -23,7 +23,7 @@ open NeuralTangents.Layers
 /// row would need two partners — CIRCULAR padding mixed with others or with strides — <c>tryRun</c> declines). The
 /// diagonal spatial layout gets a unit leading axis: one band, one row, the whole image. Within a band each output row
 /// is computed in cache: the first-axis taps summed, the remaining axes filtered by flat shifted adds, then the affine
-/// map and the division-free arc-cosine step (<c>Simd.abReluNormRun</c>) in one pass.
+/// map and the division-free arc-cosine step (<c>SimdNorm.abReluNormRun</c>) in one pass.
 ///
 /// The variances the activation needs (cov1[i, p], cov2[j, q]) come from a first pass over each input's own band
 /// o′ = o (which feeds only on itself), with the same operations as the pairs, so a pair of identical inputs meets
@@ -34,176 +34,7 @@ module internal ConvStack =
 
     open ConvStackPlan
 
-    let inline private addInto (d: nativeptr<float>) (s: nativeptr<float>) (len: int) =
-        let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
-            while i + 4 <= len do
-                (Vector256.Load(NativePtr.add d i) + Vector256.Load(NativePtr.add s i)).Store(NativePtr.add d i)
-                i <- i + 4
-        while i < len do
-            NativePtr.set d i (NativePtr.get d i + NativePtr.get s i)
-            i <- i + 1
-
-    /// d ← (d + s)·a: the last tap of a window sum and its scale in one pass (the same two roundings).
-    let inline private addScaleInto (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
-        let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
-            let va = Vector256.Create a
-            while i + 4 <= len do
-                ((Vector256.Load(NativePtr.add d i) + Vector256.Load(NativePtr.add s i)) * va).Store(NativePtr.add d i)
-                i <- i + 4
-        while i < len do
-            NativePtr.set d i ((NativePtr.get d i + NativePtr.get s i) * a)
-            i <- i + 1
-
-    /// d ← ((s0 + s1) + s2)·a: a three-tap window sum and its scale in one pass, with the roundings of the
-    /// copy / add / add-and-scale sequence (0 + s0 = s0 exactly), so one load-store pass instead of three.
-    let inline private sum3ScaleInto (d: nativeptr<float>) (s0: nativeptr<float>) (s1: nativeptr<float>) (s2: nativeptr<float>) (a: float) (len: int) =
-        let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
-            let va = Vector256.Create a
-            while i + 4 <= len do
-                (((Vector256.Load(NativePtr.add s0 i) + Vector256.Load(NativePtr.add s1 i)) + Vector256.Load(NativePtr.add s2 i)) * va)
-                    .Store(NativePtr.add d i)
-                i <- i + 4
-        while i < len do
-            NativePtr.set d i (((NativePtr.get s0 i + NativePtr.get s1 i) + NativePtr.get s2 i) * a)
-            i <- i + 1
-
-    /// d ← s·a (a one-tap window: 0 + s = s exactly, then the scale).
-    let inline private scaleFrom (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
-        let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
-            let va = Vector256.Create a
-            while i + 4 <= len do
-                (Vector256.Load(NativePtr.add s i) * va).Store(NativePtr.add d i)
-                i <- i + 4
-        while i < len do
-            NativePtr.set d i (NativePtr.get s i * a)
-            i <- i + 1
-
-    let inline private scaleInPlace (d: nativeptr<float>) (a: float) (len: int) =
-        let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
-            let va = Vector256.Create a
-            while i + 4 <= len do
-                (Vector256.Load(NativePtr.add d i) * va).Store(NativePtr.add d i)
-                i <- i + 4
-        while i < len do
-            NativePtr.set d i (NativePtr.get d i * a)
-            i <- i + 1
-
-    let inline private clear (d: nativeptr<float>) (len: int) =
-        Span<float>(NativePtr.toVoidPtr d, len).Clear()
-
-    let inline private copy (d: nativeptr<float>) (s: nativeptr<float>) (len: int) =
-        Span<float>(NativePtr.toVoidPtr s, len).CopyTo(Span<float>(NativePtr.toVoidPtr d, len))
-
-    /// One inner axis of the window mean on a row buffer viewed as (outer, D[, D′], post) → (outer, O[, O′], post);
-    /// taps in ascending order, then the scale by 1/f: the reference's order of operations.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    let private axisPass (full: bool) (a: AxisStep) (src: nativeptr<float>) (dst: nativeptr<float>) (outer: int) (post: int) =
-        let p = a.Plan
-        match a.Shifts with
-        | Some shifts ->
-            // Interior outputs: one shifted add over the whole buffer per tap (a pair (o, o′) moves along the
-            // diagonal, by D + 1 positions per step, in the full layout); the first tap is copied (0 + a = a), the
-            // last one added and scaled in one pass. Border outputs got wrong values from the neighbouring lines (or
-            // none, outside a tap's range); they are recomputed from the taps below.
-            let total = outer * (if full then p.O * p.O else p.O) * post
-            let step = (if full then p.D + 1 else 1) * post
-            if p.F = 3 then
-                // Three taps in one pass over the range every tap reads inside the buffer (outside it: border
-                // outputs only, recomputed below).
-                let sh0, sh1, sh2 = shifts[0] * step, shifts[1] * step, shifts[2] * step
-                let lo = max 0 (max (-sh0) (max (-sh1) (-sh2)))
-                let hi = min total (min (total - sh0) (min (total - sh1) (total - sh2)))
-                if hi > lo then
-                    sum3ScaleInto (NativePtr.add dst lo) (NativePtr.add src (lo + sh0)) (NativePtr.add src (lo + sh1))
-                        (NativePtr.add src (lo + sh2)) a.Inv (hi - lo)
-            else
-                for t in 0 .. p.F - 1 do
-                    let sh = shifts[t] * (if full then p.D + 1 else 1) * post
-                    let lo, hi = max 0 (-sh), min total (total - sh)
-                    if hi > lo then
-                        let d, s, len = NativePtr.add dst lo, NativePtr.add src (lo + sh), hi - lo
-                        if p.F = 1 then scaleFrom d s a.Inv len
-                        elif t = 0 then copy d s len
-                        elif t = p.F - 1 then addScaleInto d s a.Inv len
-                        else addInto d s len
-            // Border outputs: the window sum from the taps (ascending t from 0, as the rule adds), then the scale.
-            if post = 1 then
-                // Precomputed gathers (no tap arithmetic, no border tests): one line of (o, o′) or o per b.
-                let struct (lineIn, lineOut) = if full then struct (p.D * p.D, p.O * p.O) else struct (p.D, p.O)
-                let gDst, gStart, gSrc = if full then a.FullGather else a.LineGather
-                let inv = a.Inv
-                use pDst = fixed gDst
-                use pStart = fixed gStart
-                use pSrc = fixed gSrc
-                for b in 0 .. outer - 1 do
-                    let sB, dB = NativePtr.add src (b * lineIn), NativePtr.add dst (b * lineOut)
-                    for g in 0 .. gDst.Length - 1 do
-                        let mutable acc = 0.0
-                        for e in NativePtr.get pStart g .. NativePtr.get pStart (g + 1) - 1 do
-                            acc <- acc + NativePtr.get sB (NativePtr.get pSrc e)
-                        NativePtr.set dB (NativePtr.get pDst g) (acc * inv)
-            else
-            for b in 0 .. outer - 1 do
-                if full then
-                    for o in 0 .. p.O - 1 do
-                        let allCols = a.IsBorder[o]
-                        let cols = if allCols then p.O else a.Border.Length
-                        for ci in 0 .. cols - 1 do
-                            let o' = if allCols then ci else a.Border[ci]
-                            let d = NativePtr.add dst (((b * p.O + o) * p.O + o') * post)
-                            if post = 1 then
-                                let mutable acc = 0.0
-                                for t in 0 .. p.F - 1 do
-                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
-                                    if i >= 0 && j >= 0 then acc <- acc + NativePtr.get src ((b * p.D + i) * p.D + j)
-                                NativePtr.write d (acc * a.Inv)
-                            else
-                                clear d post
-                                for t in 0 .. p.F - 1 do
-                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
-                                    if i >= 0 && j >= 0 then addInto d (NativePtr.add src (((b * p.D + i) * p.D + j) * post)) post
-                                scaleInPlace d a.Inv post
-                else
-                    for o in a.Border do
-                        let d = NativePtr.add dst ((b * p.O + o) * post)
-                        clear d post
-                        for t in 0 .. p.F - 1 do
-                            let i = p.Taps[o * p.F + t]
-                            if i >= 0 then addInto d (NativePtr.add src ((b * p.D + i) * post)) post
-                        scaleInPlace d a.Inv post
-        | None ->
-            let lineIn, lineOut = (if full then p.D * p.D else p.D) * post, (if full then p.O * p.O else p.O) * post
-            for b in 0 .. outer - 1 do
-                let sB = NativePtr.add src (b * lineIn)
-                let dB = NativePtr.add dst (b * lineOut)
-                clear dB lineOut
-                if full then
-                    for o in 0 .. p.O - 1 do
-                        let dLine = NativePtr.add dB (o * p.O * post)
-                        for t in 0 .. p.F - 1 do
-                            let i = p.Taps[o * p.F + t]
-                            if i >= 0 then
-                                let sLine = NativePtr.add sB (i * p.D * post)
-                                if post = 1 then
-                                    for r in a.Runs[t] do addInto (NativePtr.add dLine r.Start) (NativePtr.add sLine r.Src) r.Len
-                                else
-                                    for o' in 0 .. p.O - 1 do
-                                        let j = p.Taps[o' * p.F + t]
-                                        if j >= 0 then addInto (NativePtr.add dLine (o' * post)) (NativePtr.add sLine (j * post)) post
-                else
-                    for t in 0 .. p.F - 1 do
-                        if post = 1 then
-                            for r in a.Runs[t] do addInto (NativePtr.add dB r.Start) (NativePtr.add sB r.Src) r.Len
-                        else
-                            for o in 0 .. p.O - 1 do
-                                let i = p.Taps[o * p.F + t]
-                                if i >= 0 then addInto (NativePtr.add dB (o * post)) (NativePtr.add sB (i * post)) post
-                scaleInPlace dB a.Inv lineOut
+    open ConvStackPasses
 
     /// Buffers of one worker: two bands (in, out) for nngp and ntk, and row scratch.
     type private Scratch =
@@ -216,34 +47,41 @@ module internal ConvStack =
           RowN = [| z rowLen; z rowLen |]
           RowT = (if withNtk then [| z rowLen; z rowLen |] else [| z 1; z 1 |]) }
 
-    /// The window mean of a step over the rows of a band into row scratch; returns the index of the scratch row
-    /// that holds the result.
+    /// The window mean of a step over the rows of a band into row scratch; returns where the result is: one of
+    /// the two scratch rows, or the band's own input row when the first axis only copies it (one tap, f = 1: the
+    /// unit leading axis of the diagonal layout), which the next pass then reads in place.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private convRow (full: bool) (st: Step) (axes: AxisStep[]) (bs: BandStep) (o: int)
-                        (src: nativeptr<float>) (rows: nativeptr<float>) (rows2: nativeptr<float>) =
+                        (src: nativeptr<float>) (rows: nativeptr<float>) (rows2: nativeptr<float>) : nativeptr<float> =
         // First axis: the band's table lists the input rows of output row o.
         let a0 = axes[0]
         let e0, e1 = bs.TableStart[o], bs.TableStart[o + 1]
         let inline row (e: int) = NativePtr.add src (bs.Table[e] * st.RestIn)
+        // Where the data is, and which scratch row the next pass writes (0: rows, 1: rows2).
+        let mutable cur = rows
+        let mutable next = 1
         // 0 + a = a: the first input row is copied (scaled at once when it is the only one).
         if e1 = e0 then clear rows st.RestIn
         elif e1 = e0 + 1 then
-            if a0.Inv = 1.0 then copy rows (row e0) st.RestIn else scaleFrom rows (row e0) a0.Inv st.RestIn
+            if a0.Inv = 1.0 then
+                cur <- row e0
+                next <- 0
+            else scaleFrom rows (row e0) a0.Inv st.RestIn
         elif e1 = e0 + 3 then sum3ScaleInto rows (row e0) (row (e0 + 1)) (row (e0 + 2)) a0.Inv st.RestIn
         else
             copy rows (row e0) st.RestIn
             for e in e0 + 1 .. e1 - 2 do addInto rows (row e) st.RestIn
             addScaleInto rows (row (e1 - 1)) a0.Inv st.RestIn
         // The remaining axes, one at a time, ping-ponging between the two row buffers.
-        let mutable cur = 0
         let mutable outer = 1
         for a in 1 .. axes.Length - 1 do
             let p = axes[a].Plan
             let post = st.Posts[a]
-            let s, d = (if cur = 0 then rows, rows2 else rows2, rows)
-            axisPass full axes[a] s d outer post
+            let d = if next = 0 then rows else rows2
+            axisPass full axes[a] cur d outer post
             outer <- outer * (if full then p.O * p.O else p.O)
-            cur <- 1 - cur
+            cur <- d
+            next <- 1 - next
         cur
 
     /// The variances v of one input's positions at one step and r = 1/√v (0 where v = 0), from Offset on.
@@ -281,9 +119,7 @@ module internal ConvStack =
                     let xN, xT =
                         match st.Axes with
                         | Some axes ->
-                            let r = convRow full st axes bs o srcN rN0 rN1
-                            let rT = if withNtk then convRow full st axes bs o srcT rT0 rT1 else 0
-                            (if r = 0 then rN0 else rN1), (if rT = 0 then rT0 else rT1)
+                            convRow full st axes bs o srcN rN0 rN1, (if withNtk then convRow full st axes bs o srcT rT0 rT1 else rT0)
                         | None -> NativePtr.add srcN (o * st.RestIn), NativePtr.add srcT (o * st.RestIn)
                     let outN, outT = NativePtr.add dstN (o * st.RestOut), NativePtr.add dstT (o * st.RestOut)
                     let pre = st.Pre
@@ -308,7 +144,7 @@ module internal ConvStack =
                         let b1, c1 = NativePtr.add p1 at1, NativePtr.add q1 at1
                         let b2, c2 = NativePtr.add p2 at2, NativePtr.add q2 at2
                         for ar in st.ActRuns do
-                            Simd.abReluNormRun pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)
+                            SimdNorm.abReluNormRun pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)
                                 (NativePtr.add b1 ar.P) (NativePtr.add c1 ar.P) ar.Broadcast (NativePtr.add b2 ar.Q) (NativePtr.add c2 ar.Q)
                                 (NativePtr.add outN ar.Off) (NativePtr.add outT ar.Off) withNtk ar.Len
                     | None ->
@@ -336,21 +172,6 @@ module internal ConvStack =
 
     let private forEach (count: int) (mk: unit -> Scratch) (body: Scratch -> int -> unit) =
         Parallel.For(0, count, (fun () -> mk ()), (fun i _ sc -> body sc i; sc), (fun _ -> ())) |> ignore
-
-    /// The sum of a row of len entries (four Vector256 lanes, then the lanes and the tail).
-    let private rowSum (p: nativeptr<float>) (len: int) =
-        let mutable i = 0
-        let mutable acc = 0.0
-        if Vector256.IsHardwareAccelerated && len >= 4 then
-            let mutable v = Vector256<float>.Zero
-            while i + 4 <= len do
-                v <- v + Vector256.Load(NativePtr.add p i)
-                i <- i + 4
-            acc <- Vector256.Sum v
-        while i < len do
-            acc <- acc + NativePtr.get p i
-            i <- i + 1
-        acc
 
     /// As <c>tryRun</c>, and with <paramref name="pool"/> = Some average the stack is followed by a global pooling
     /// (GlobalAvgPool when average, else GlobalSumPool) reduced in the executor: every band's output rows are summed
@@ -480,16 +301,43 @@ module internal ConvStack =
         let nb = bands.Length
         let partN = if pooled then Array.zeroCreate (pairs.Length * nb) else null
         let partT = if pooled && withNtk then Array.zeroCreate (pairs.Length * nb) else null
+        // Self pairs, pooled, full layout, x2 = x1: when input i's own blocks (nngp and ntk) are exactly symmetric
+        // under (h, h′, w, w′, …) ↦ (h′, h, w′, w, …) (checked entry by entry), every step keeps that symmetry
+        // exactly (both positions of a pair take the same taps in the same order; v1 = v2 and r1·r2 commutes), so
+        // the band of diagonal −d holds the transposed entries of the band of d, and the same pooled sum (up to
+        // the order of the additions): only d ≥ 0 is run (≈ half the rows), d < 0 takes the sum of −d.
+        let symmetricSelf =
+            if not (pooled && full && mirror) then Array.create n1 false
+            else
+                let dims = Array.init (k.Nngp.Shape.Length / 2 - 1) (fun a -> k.Nngp.Shape[2 + 2 * a])
+                let swapIn = swapTable true dims
+                let symmetric (data: float[]) (at: int) =
+                    let mutable ok = true
+                    let mutable e = 0
+                    while ok && e < blockIn do
+                        ok <- data[at + e] = data[at + swapIn[e]]
+                        e <- e + 1
+                    ok
+                Array.init n1 (fun i ->
+                    let at = (i * n2 + i) * blockIn
+                    symmetric k.Nngp.Data at && (isNull ntkIn || symmetric ntkIn at))
+        let mid = nb / 2 // the band of d = 0 (full layout: bands d = −(o0 − 1) … o0 − 1)
         forEach (pairs.Length * nb) mk (fun sc item ->
             let struct (i, j) = pairs[item / nb]
             let band = bands[item % nb]
-            runBand full steps band sc withNtk
-                (loadFrom band[0] k.Nngp.Data ntkIn (i * n2 + j))
-                (if pooled then sumTo band[band.Length - 1] partN partT item
-                 else storeTo band[band.Length - 1] nngpOut ntkOut (i * n2 + j))
-                (fun s -> { V = (fst v1)[s]; R = (snd v1)[s]; Offset = i * positions[s] })
-                (fun s -> { V = (fst v2)[s]; R = (snd v2)[s]; Offset = j * positions[s] }) None)
+            if not (i = j && symmetricSelf[i] && item % nb < mid) then
+                runBand full steps band sc withNtk
+                    (loadFrom band[0] k.Nngp.Data ntkIn (i * n2 + j))
+                    (if pooled then sumTo band[band.Length - 1] partN partT item
+                     else storeTo band[band.Length - 1] nngpOut ntkOut (i * n2 + j))
+                    (fun s -> { V = (fst v1)[s]; R = (snd v1)[s]; Offset = i * positions[s] })
+                    (fun s -> { V = (fst v2)[s]; R = (snd v2)[s]; Offset = j * positions[s] }) None)
         if pooled then
+            pairs |> Array.iteri (fun p (struct (i, j)) ->
+                if i = j && symmetricSelf[i] then
+                    for b in 0 .. mid - 1 do
+                        partN[p * nb + b] <- partN[p * nb + nb - 1 - b]
+                        if withNtk then partT[p * nb + b] <- partT[p * nb + nb - 1 - b])
             // Σ over bands per pair; (j, i) of a symmetric kernel: the same sum of every entry.
             let sums = Array.zeroCreate pairs.Length
             let sumsT = Array.zeroCreate pairs.Length
@@ -506,6 +354,11 @@ module internal ConvStack =
             Parallel.For(0, n1, fun i ->
                 for j in 0 .. i - 1 do
                     let src, dst = (j * n2 + i) * blockOut, (i * n2 + j) * blockOut
+                    if not full then
+                        // The diagonal layout's exchange is the identity (the pair (p, p) of positions): block copies.
+                        Array.Copy(nngpOut, src, nngpOut, dst, blockOut)
+                        if withNtk then Array.Copy(ntkOut, src, ntkOut, dst, blockOut)
+                    else
                     for e in 0 .. blockOut - 1 do
                         nngpOut[dst + e] <- nngpOut[src + swap[e]]
                         if withNtk then ntkOut[dst + e] <- ntkOut[src + swap[e]]) |> ignore

@@ -1,0 +1,201 @@
+namespace NeuralTangents.Rules
+
+#nowarn "9" // pointer loads/stores over pinned buffers
+
+open System
+open System.Runtime.Intrinsics
+open System.Runtime.CompilerServices
+open Microsoft.FSharp.NativeInterop
+
+/// The row passes of the fused Conv/ABRelu executor (<c>ConvStack</c>): vectorised sums, scales and copies over
+/// row buffers, and one inner axis of a convolution's window mean (flat shifted adds for the interior, gathers for
+/// the border outputs).
+module internal ConvStackPasses =
+
+    open ConvStackPlan
+
+    let inline addInto (d: nativeptr<float>) (s: nativeptr<float>) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            while i + 4 <= len do
+                (Vector256.Load(NativePtr.add d i) + Vector256.Load(NativePtr.add s i)).Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i (NativePtr.get d i + NativePtr.get s i)
+            i <- i + 1
+
+    /// d ← (d + s)·a: the last tap of a window sum and its scale in one pass (the same two roundings).
+    let inline addScaleInto (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            let va = Vector256.Create a
+            while i + 4 <= len do
+                ((Vector256.Load(NativePtr.add d i) + Vector256.Load(NativePtr.add s i)) * va).Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i ((NativePtr.get d i + NativePtr.get s i) * a)
+            i <- i + 1
+
+    /// d ← ((s0 + s1) + s2)·a: a three-tap window sum and its scale in one pass, with the roundings of the
+    /// copy / add / add-and-scale sequence (0 + s0 = s0 exactly), so one load-store pass instead of three.
+    let inline sum3ScaleInto (d: nativeptr<float>) (s0: nativeptr<float>) (s1: nativeptr<float>) (s2: nativeptr<float>) (a: float) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            let va = Vector256.Create a
+            while i + 4 <= len do
+                (((Vector256.Load(NativePtr.add s0 i) + Vector256.Load(NativePtr.add s1 i)) + Vector256.Load(NativePtr.add s2 i)) * va)
+                    .Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i (((NativePtr.get s0 i + NativePtr.get s1 i) + NativePtr.get s2 i) * a)
+            i <- i + 1
+
+    /// d ← s·a (a one-tap window: 0 + s = s exactly, then the scale).
+    let inline scaleFrom (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            let va = Vector256.Create a
+            while i + 4 <= len do
+                (Vector256.Load(NativePtr.add s i) * va).Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i (NativePtr.get s i * a)
+            i <- i + 1
+
+    let inline scaleInPlace (d: nativeptr<float>) (a: float) (len: int) =
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated then
+            let va = Vector256.Create a
+            while i + 4 <= len do
+                (Vector256.Load(NativePtr.add d i) * va).Store(NativePtr.add d i)
+                i <- i + 4
+        while i < len do
+            NativePtr.set d i (NativePtr.get d i * a)
+            i <- i + 1
+
+    let inline clear (d: nativeptr<float>) (len: int) =
+        Span<float>(NativePtr.toVoidPtr d, len).Clear()
+
+    let inline copy (d: nativeptr<float>) (s: nativeptr<float>) (len: int) =
+        Span<float>(NativePtr.toVoidPtr s, len).CopyTo(Span<float>(NativePtr.toVoidPtr d, len))
+
+    /// One inner axis of the window mean on a row buffer viewed as (outer, D[, D′], post) → (outer, O[, O′], post);
+    /// taps in ascending order, then the scale by 1/f: the reference's order of operations.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let axisPass (full: bool) (a: AxisStep) (src: nativeptr<float>) (dst: nativeptr<float>) (outer: int) (post: int) =
+        let p = a.Plan
+        match a.Shifts with
+        | Some shifts ->
+            // Interior outputs: one shifted add over the whole buffer per tap (a pair (o, o′) moves along the
+            // diagonal, by D + 1 positions per step, in the full layout); the first tap is copied (0 + a = a), the
+            // last one added and scaled in one pass. Border outputs got wrong values from the neighbouring lines (or
+            // none, outside a tap's range); they are recomputed from the taps below.
+            let total = outer * (if full then p.O * p.O else p.O) * post
+            let step = (if full then p.D + 1 else 1) * post
+            if p.F = 3 then
+                // Three taps in one pass over the range every tap reads inside the buffer (outside it: border
+                // outputs only, recomputed below).
+                let sh0, sh1, sh2 = shifts[0] * step, shifts[1] * step, shifts[2] * step
+                let lo = max 0 (max (-sh0) (max (-sh1) (-sh2)))
+                let hi = min total (min (total - sh0) (min (total - sh1) (total - sh2)))
+                if hi > lo then
+                    sum3ScaleInto (NativePtr.add dst lo) (NativePtr.add src (lo + sh0)) (NativePtr.add src (lo + sh1))
+                        (NativePtr.add src (lo + sh2)) a.Inv (hi - lo)
+            else
+                for t in 0 .. p.F - 1 do
+                    let sh = shifts[t] * (if full then p.D + 1 else 1) * post
+                    let lo, hi = max 0 (-sh), min total (total - sh)
+                    if hi > lo then
+                        let d, s, len = NativePtr.add dst lo, NativePtr.add src (lo + sh), hi - lo
+                        if p.F = 1 then scaleFrom d s a.Inv len
+                        elif t = 0 then copy d s len
+                        elif t = p.F - 1 then addScaleInto d s a.Inv len
+                        else addInto d s len
+            // Border outputs: the window sum from the taps (ascending t from 0, as the rule adds), then the scale.
+            if post = 1 then
+                // Precomputed gathers (no tap arithmetic, no border tests): one line of (o, o′) or o per b.
+                let struct (lineIn, lineOut) = if full then struct (p.D * p.D, p.O * p.O) else struct (p.D, p.O)
+                let gDst, gStart, gSrc = if full then a.FullGather else a.LineGather
+                let inv = a.Inv
+                use pDst = fixed gDst
+                use pStart = fixed gStart
+                use pSrc = fixed gSrc
+                for b in 0 .. outer - 1 do
+                    let sB, dB = NativePtr.add src (b * lineIn), NativePtr.add dst (b * lineOut)
+                    for g in 0 .. gDst.Length - 1 do
+                        let mutable acc = 0.0
+                        for e in NativePtr.get pStart g .. NativePtr.get pStart (g + 1) - 1 do
+                            acc <- acc + NativePtr.get sB (NativePtr.get pSrc e)
+                        NativePtr.set dB (NativePtr.get pDst g) (acc * inv)
+            else
+            for b in 0 .. outer - 1 do
+                if full then
+                    for o in 0 .. p.O - 1 do
+                        let allCols = a.IsBorder[o]
+                        let cols = if allCols then p.O else a.Border.Length
+                        for ci in 0 .. cols - 1 do
+                            let o' = if allCols then ci else a.Border[ci]
+                            let d = NativePtr.add dst (((b * p.O + o) * p.O + o') * post)
+                            if post = 1 then
+                                let mutable acc = 0.0
+                                for t in 0 .. p.F - 1 do
+                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
+                                    if i >= 0 && j >= 0 then acc <- acc + NativePtr.get src ((b * p.D + i) * p.D + j)
+                                NativePtr.write d (acc * a.Inv)
+                            else
+                                clear d post
+                                for t in 0 .. p.F - 1 do
+                                    let i, j = p.Taps[o * p.F + t], p.Taps[o' * p.F + t]
+                                    if i >= 0 && j >= 0 then addInto d (NativePtr.add src (((b * p.D + i) * p.D + j) * post)) post
+                                scaleInPlace d a.Inv post
+                else
+                    for o in a.Border do
+                        let d = NativePtr.add dst ((b * p.O + o) * post)
+                        clear d post
+                        for t in 0 .. p.F - 1 do
+                            let i = p.Taps[o * p.F + t]
+                            if i >= 0 then addInto d (NativePtr.add src ((b * p.D + i) * post)) post
+                        scaleInPlace d a.Inv post
+        | None ->
+            let lineIn, lineOut = (if full then p.D * p.D else p.D) * post, (if full then p.O * p.O else p.O) * post
+            for b in 0 .. outer - 1 do
+                let sB = NativePtr.add src (b * lineIn)
+                let dB = NativePtr.add dst (b * lineOut)
+                clear dB lineOut
+                if full then
+                    for o in 0 .. p.O - 1 do
+                        let dLine = NativePtr.add dB (o * p.O * post)
+                        for t in 0 .. p.F - 1 do
+                            let i = p.Taps[o * p.F + t]
+                            if i >= 0 then
+                                let sLine = NativePtr.add sB (i * p.D * post)
+                                if post = 1 then
+                                    for r in a.Runs[t] do addInto (NativePtr.add dLine r.Start) (NativePtr.add sLine r.Src) r.Len
+                                else
+                                    for o' in 0 .. p.O - 1 do
+                                        let j = p.Taps[o' * p.F + t]
+                                        if j >= 0 then addInto (NativePtr.add dLine (o' * post)) (NativePtr.add sLine (j * post)) post
+                else
+                    for t in 0 .. p.F - 1 do
+                        if post = 1 then
+                            for r in a.Runs[t] do addInto (NativePtr.add dB r.Start) (NativePtr.add sB r.Src) r.Len
+                        else
+                            for o in 0 .. p.O - 1 do
+                                let i = p.Taps[o * p.F + t]
+                                if i >= 0 then addInto (NativePtr.add dB (o * post)) (NativePtr.add sB (i * post)) post
+                scaleInPlace dB a.Inv lineOut
+
+    /// The sum of a row of len entries (four Vector256 lanes, then the lanes and the tail).
+    let rowSum (p: nativeptr<float>) (len: int) =
+        let mutable i = 0
+        let mutable acc = 0.0
+        if Vector256.IsHardwareAccelerated && len >= 4 then
+            let mutable v = Vector256<float>.Zero
+            while i + 4 <= len do
+                v <- v + Vector256.Load(NativePtr.add p i)
+                i <- i + 4
+            acc <- Vector256.Sum v
+        while i < len do
+            acc <- acc + NativePtr.get p i
+            i <- i + 1
+        acc

@@ -1,0 +1,200 @@
+namespace NeuralTangents.Rules
+
+#nowarn "9" // pointer loads/stores over pinned arrays
+
+open System
+open System.Runtime.CompilerServices
+open System.Runtime.Intrinsics
+open System.Runtime.Intrinsics.X86
+open Microsoft.FSharp.NativeInterop
+
+/// The division-free arc-cosine (ABRelu) step of the fused convolution executor (<c>ConvStack</c>): the angle from a
+/// unit vector by sector folding and an asin polynomial, its scalar twin, and the fused run over a row.
+module internal SimdNorm =
+
+    open Simd
+
+    // Division-free ABRelu for the fused convolution executor (Rules.ConvStack). With per-position tables
+    // r = 1/√v (0 where v = 0), the angle θ = atan2(sq, x) between the two points is the angle of the unit vector
+    // (c, s) = (x·r1·r2, sq·r1·r2): fold it to within π/8 of k·π/4 (k = 0…4) by the rotation
+    // u = sin(θ − kπ/4) = s·cos(kπ/4) − c·sin(kπ/4), then θ = kπ/4 + asin(u) with |u| ≤ sin(π/8), where
+    // asin(u) = u + u·z·h(z), z = u², and h a degree-10 polynomial (Chebyshev fit of (asin(√z)/√z − 1)/z on
+    // [0, sin²(π/8)] with mpmath; 1e-18 relative, below double rounding). One square root (of v1·v2 − x², as the
+    // scalar rule takes it, so a pair of identical inputs gets sq = 0 and θ = 0 exactly) and no division; c = s = 0
+    // (a zero-variance input) lands in k = 2 with u = 0: θ = π/2, as atan2(0, 0) is taken.
+
+    [<Literal>]
+    let AsinH0 = 0.015490515601026664
+    [<Literal>]
+    let AsinH1 = 0.005144609258487766
+    [<Literal>]
+    let AsinH2 = 0.010442101076906674
+    [<Literal>]
+    let AsinH3 = 0.011465526094022774
+    [<Literal>]
+    let AsinH4 = 0.013971776546656867
+    [<Literal>]
+    let AsinH5 = 0.01735240947296351
+    [<Literal>]
+    let AsinH6 = 0.022372170361403255
+    [<Literal>]
+    let AsinH7 = 0.030381944236455183
+    [<Literal>]
+    let AsinH8 = 0.044642857144819914
+    [<Literal>]
+    let AsinH9 = 0.0749999999999928
+    [<Literal>]
+    let AsinH10 = 0.16666666666666666
+    [<Literal>]
+    let CosPi8 = 0.92387953251128674
+    [<Literal>]
+    let SinPi8 = 0.38268343236508978
+    [<Literal>]
+    let SqrtHalf = 0.70710678118654752
+    let private asinH = [| AsinH0; AsinH1; AsinH2; AsinH3; AsinH4; AsinH5; AsinH6; AsinH7; AsinH8; AsinH9; AsinH10 |]
+
+    /// Scalar twin of <c>angleUnit256</c>.
+    let angleUnit (c: float) (s: float) =
+        let u, bse, lo =
+            if c >= CosPi8 then s, 0.0, 0.0
+            elif c > SinPi8 then (s - c) * SqrtHalf, piOver4, 0.5 * MoreBits
+            elif c <= -CosPi8 then -s, Math.PI, 2.0 * MoreBits
+            elif c < -SinPi8 then -((s + c) * SqrtHalf), 3.0 * piOver4, 1.5 * MoreBits
+            else -c, piOver2, MoreBits
+        let z = u * u
+        let mutable h = asinH[0]
+        for i in 1 .. asinH.Length - 1 do h <- Math.FusedMultiplyAdd(h, z, asinH[i])
+        bse + (Math.FusedMultiplyAdd(u * z, h, u) + lo)
+
+    /// The angle of (c, s), s ≥ 0, c² + s² ≈ 1 (or c = s = 0: π/2), lane-wise; see above. The sectors are found
+    /// from |c| (three of them), the sign of c then mirrors them (θ ↦ π − θ: u ↦ −u, asin being odd, and the base
+    /// and its low part from the other half): the same u, base and low part as <c>angleUnit</c> takes per sector,
+    /// bit for bit ((s − |c|) = (s + c) for c < 0 exactly). Selects are single vblendvpd (by the sign bit of a
+    /// mask or of c itself), not and/andnot/or triples.
+    let inline angleUnit256 (c: Vector256<float>) (s: Vector256<float>) =
+        let signBit = Vector256.Create -0.0
+        let ac = Avx.AndNot(signBit, c)
+        let m0 = Avx.CompareGreaterThanOrEqual(ac, Vector256.Create CosPi8)
+        let m1 = Avx.CompareGreaterThan(ac, Vector256.Create SinPi8)
+        let u0 =
+            Avx.BlendVariable(Avx.BlendVariable(Avx.Xor(ac, signBit), (s - ac) * Vector256.Create SqrtHalf, m1), s, m0)
+        let u = Avx.Xor(u0, Avx.And(signBit, c))
+        // Base and low part: sector 0 → 0 or π (c < 0), sector 1 → π/4 or 3π/4, sector 2 → π/2.
+        let bse =
+            Avx.BlendVariable(
+                Avx.BlendVariable(Vector256.Create piOver2, Avx.BlendVariable(Vector256.Create piOver4, Vector256.Create(3.0 * piOver4), c), m1),
+                Avx.BlendVariable(Vector256<float>.Zero, Vector256.Create Math.PI, c), m0)
+        let lo =
+            Avx.BlendVariable(
+                Avx.BlendVariable(Vector256.Create MoreBits, Avx.BlendVariable(Vector256.Create(0.5 * MoreBits), Vector256.Create(1.5 * MoreBits), c), m1),
+                Avx.BlendVariable(Vector256<float>.Zero, Vector256.Create(2.0 * MoreBits), c), m0)
+        let z = u * u
+        let mutable p = Vector256.Create AsinH0
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH1)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH2)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH3)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH4)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH5)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH6)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH7)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH8)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH9)
+        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH10)
+        bse + (Fma.MultiplyAdd(u * z, p, u) + lo)
+
+    /// The Vector256 body of <c>abReluNormRun</c> over the whole vectors of a run; returns where the scalar tail
+    /// starts. The flags are arguments so that callers can pass constants (it is inline).
+    let inline abReluNormBody256 (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                                 (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                                 (pv2: nativeptr<float>) (pr2: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>)
+                                 (withNtk: bool) (ident: bool) (fromOut: bool) (len: int) =
+        let mutable i = 0
+        let f = Vector256.Create factor
+        let hv = Vector256.Create half
+        let v1b = Vector256.Create(NativePtr.read pv1)
+        let r1b = Vector256.Create(NativePtr.read pr1)
+        let vw, vb, vcN, vcB = Vector256.Create pre.W2, Vector256.Create pre.B2, Vector256.Create pre.CN, Vector256.Create pre.CB
+        while i + 4 <= len do
+            let x0 = Vector256.Load(NativePtr.add px i)
+            let x = if ident then x0 else x0 * vw + vb
+            let v1 = if v1Broadcast then v1b else Vector256.Load(NativePtr.add pv1 i)
+            let r1 = if v1Broadcast then r1b else Vector256.Load(NativePtr.add pr1 i)
+            let sq = Avx.Sqrt(Avx.Max(Vector256<float>.Zero, v1 * Vector256.Load(NativePtr.add pv2 i) - x * x))
+            let rr = r1 * Vector256.Load(NativePtr.add pr2 i)
+            let theta = angleUnit256 (x * rr) (sq * rr)
+            let dot = Fma.MultiplyAddNegated(f, theta, hv)
+            (Fma.MultiplyAdd(dot, x, f * sq)).Store(NativePtr.add pn i)
+            if withNtk then
+                let add = if fromOut then x else Fma.MultiplyAdd(x0, vcN, vcB)
+                let tv = if ident then Vector256.Load(NativePtr.add pt i) + add else Fma.MultiplyAdd(Vector256.Load(NativePtr.add pt i), vw, add)
+                (dot * tv).Store(NativePtr.add pd i)
+            i <- i + 4
+        i
+
+    /// One contiguous run of the division-free ABRelu step with a Dense-style affine map in front (see
+    /// <c>abReluRun</c>): x, t, v2, r2 advance; v1, r1 advance too unless <c>v1Broadcast</c>. Outputs may not alias
+    /// the inputs. The affine map of x is a multiply then an add, as the variances are taken (<c>ConvStack</c>), so a
+    /// pair of identical inputs keeps ρ = 1 exactly; it is skipped when it is the identity (x·1 + 0 = x). The
+    /// outputs use fused multiply-adds: σ̇ = half − factor·θ, nngp' = σ̇·x + factor·sq, ntk' = σ̇·(W2·t + …), the
+    /// vector body and the scalar tail alike. v1·v2 − x² stays unfused (exactly 0 at ρ = 1), and max(·, 0) is one
+    /// vmaxpd with 0 first, so a NaN passes as Math.Max passes it.
+    let inline abReluNormRun (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                             (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                             (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                             (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        let mutable i = 0
+        let ident = pre.W2 = 1.0 && pre.B2 = 0.0
+        if Vector256.IsHardwareAccelerated && Fma.IsSupported then
+            // The common cases (Conv W_std = 1, no bias, ntk parameterization, nngp and ntk) get their flags as
+            // constants: a loop with no tests in it and fewer live registers.
+            i <-
+                if ident && withNtk && pre.FromOut then
+                    if v1Broadcast then abReluNormBody256 pre factor half px pt pv1 pr1 true pv2 pr2 pn pd true true true len
+                    else abReluNormBody256 pre factor half px pt pv1 pr1 false pv2 pr2 pn pd true true true len
+                else abReluNormBody256 pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk ident pre.FromOut len
+        while i < len do
+            let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
+            let r1 = if v1Broadcast then NativePtr.read pr1 else NativePtr.get pr1 i
+            let x0 = NativePtr.get px i
+            let x = if ident then x0 else x0 * pre.W2 + pre.B2
+            let sq = Math.Sqrt(Math.Max(v1 * NativePtr.get pv2 i - x * x, 0.0))
+            let rr = r1 * NativePtr.get pr2 i
+            let theta = angleUnit (x * rr) (sq * rr)
+            let dot = Math.FusedMultiplyAdd(-factor, theta, half)
+            NativePtr.set pn i (Math.FusedMultiplyAdd(dot, x, factor * sq))
+            if withNtk then
+                let add = if pre.FromOut then x else Math.FusedMultiplyAdd(x0, pre.CN, pre.CB)
+                let tv = if ident then NativePtr.get pt i + add else Math.FusedMultiplyAdd(NativePtr.get pt i, pre.W2, add)
+                NativePtr.set pd i (dot * tv)
+            i <- i + 1
+
+    /// angleUnit over arrays (for tests): r[i] = angle of (c[i], s[i]), vectorised where available.
+    let angleUnitArray (c: float[]) (s: float[]) : float[] =
+        if c.Length <> s.Length then invalidArg "s" "c and s must have the same length"
+        let r = Array.zeroCreate c.Length
+        let mutable i = 0
+        if Vector256.IsHardwareAccelerated && Fma.IsSupported then
+            use pc = fixed c
+            use ps = fixed s
+            use pr = fixed r
+            while i + 4 <= c.Length do
+                (angleUnit256 (Vector256.Load(NativePtr.add pc i)) (Vector256.Load(NativePtr.add ps i))).Store(NativePtr.add pr i)
+                i <- i + 4
+        while i < c.Length do
+            r[i] <- angleUnit c[i] s[i]
+            i <- i + 1
+        r
+
+    /// <c>abReluNormRun</c> over whole arrays (tests and benchmarks): x, t, v1, r1, v2, r2 per element.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let abReluNormArrays (factor: float) (half: float) (x: float[]) (t: float[]) (v1: float[]) (r1: float[]) (v2: float[]) (r2: float[])
+                         (outN: float[]) (outT: float[]) =
+        use px = fixed x
+        use pt = fixed t
+        use p1 = fixed v1
+        use q1 = fixed r1
+        use p2 = fixed v2
+        use q2 = fixed r2
+        use pn = fixed outN
+        use pd = fixed outT
+        abReluNormRun identity factor half px pt p1 q1 false p2 q2 pn pd true x.Length
