@@ -440,6 +440,29 @@ module internal Linalg =
             Array.blit values 0 w 0 n
             w
 
+    /// <summary>Eigenvalues (ascending) of the symmetric matrix in the row-major lower triangle (with diagonal) of
+    /// a, with the matching unit eigenvectors written as the rows of z (n×n): dsyevr when loaded (O(n) workspace;
+    /// a's lower triangle and diagonal are destroyed, its strictly upper triangle untouched), MathNet otherwise (a
+    /// untouched). Holds two n×n arrays, not dsyevd's three (a and its 2n² workspace) plus a copy.</summary>
+    let symmetricEigenRowsInto (a: float[]) (n: int) (z: float[]) : float[] =
+        checkSize "a" a (n * n)
+        checkSize "z" z (n * n)
+        let w = Array.zeroCreate n
+        match Native.trySyevrRows a n w z with
+        | Some 0 -> w
+        | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dsyevr failed (info = %d)" info))
+        | None ->
+            for i in 0 .. n - 1 do
+                for j in 0 .. i do
+                    z[i * n + j] <- a[i * n + j]
+                    z[j * n + i] <- a[i * n + j]
+            let values, cols = symmetricEigenManaged z n
+            for i in 0 .. n - 1 do
+                for j in 0 .. n - 1 do
+                    z[j * n + i] <- cols[i * n + j]
+            Array.blit values 0 w 0 n
+            w
+
     /// <summary>C (m×n) = op(A)·op(B), fresh, row-major; op transposes when the flag is set (A stored m×k, or k×m
     /// when transposed; B stored k×n, or n×k when transposed). Native dgemm when available; the managed path
     /// lays the operands out for the A·Bᵀ kernel.</summary>

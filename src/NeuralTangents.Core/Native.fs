@@ -73,6 +73,14 @@ module internal Native =
     type Dsyevd =
         delegate of layout: int * jobz: byte * uplo: byte * n: int * a: nativeint * lda: int * w: nativeint -> int
 
+    /// LAPACKE_dsyevr (MRRR): eigenvalues into w and, for jobz 'V', eigenvectors into a separate z; a is
+    /// destroyed (its referenced triangle and diagonal only). Workspace O(n), allocated by LAPACKE.
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dsyevr =
+        delegate of layout: int * jobz: byte * range: byte * uplo: byte * n: int * a: nativeint * lda: int * vl: float *
+                    vu: float * il: int * iu: int * abstol: float * m: nativeint * w: nativeint * z: nativeint *
+                    ldz: int * isuppz: nativeint -> int
+
     /// cblas_dtrsm: B ← alpha · op(A)⁻¹·B (side Left) or alpha · B·op(A)⁻¹ (side Right), A triangular.
     [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
     type Dtrsm =
@@ -112,6 +120,7 @@ module internal Native =
           Potrf: Dpotrf option
           Potrs: Dpotrs option
           Syevd: Dsyevd option
+          Syevr: Dsyevr option
           Trsm: Dtrsm option
           Symm: Dsymm option
           Syrk: Dsyrk option
@@ -119,7 +128,7 @@ module internal Native =
           CoreName: string option }
 
     let private none =
-        { Blas = None; Lapacke = None; Gemm = None; Potrf = None; Potrs = None; Syevd = None; Trsm = None; Symm = None; Syrk = None; Trmm = None; CoreName = None }
+        { Blas = None; Lapacke = None; Gemm = None; Potrf = None; Potrs = None; Syevd = None; Syevr = None; Trsm = None; Symm = None; Syrk = None; Trmm = None; CoreName = None }
 
     let private blasNames =
         [ "libopenblas.so.0"; "libopenblas.so"; "libcblas.so.3"; "libblas.so.3"; "libopenblas.dylib"; "libopenblas.dll" ]
@@ -178,6 +187,7 @@ module internal Native =
                   Potrf = (if lapackeOk then potrf else None)
                   Potrs = (if lapackeOk then potrs else None)
                   Syevd = (if lapackeOk then syevd else None)
+                  Syevr = (if lapackeOk then export<Dsyevr> lapackeHandle "LAPACKE_dsyevr" else None)
                   Trsm = export<Dtrsm> blasHandle "cblas_dtrsm"
                   Symm = export<Dsymm> blasHandle "cblas_dsymm"
                   Syrk = export<Dsyrk> blasHandle "cblas_dsyrk"
@@ -268,6 +278,28 @@ module internal Native =
                 match ps with
                 | [ pa; pw ] -> f.Invoke(ColMajor, byte 'V', byte 'U', n, pa, n, pw)
                 | _ -> -1))
+
+    /// Eigenvalues (ascending, into w) and eigenvectors (into z, n×n: row j of z is the unit eigenvector of w[j])
+    /// of the symmetric matrix held in the row-major lower triangle (with diagonal) of a, with LAPACKE_dsyevr
+    /// (MRRR, O(n) workspace, no copy of a). The row-major lower triangle and diagonal of a are destroyed; its
+    /// strictly upper triangle is neither read nor written. None when dsyevr is not loaded.
+    let trySyevrRows (a: float[]) (n: int) (w: float[]) (z: float[]) : int option =
+        (libraries ()).Syevr
+        |> Option.map (fun f ->
+            let found = [| 0 |]
+            let isuppz = Array.zeroCreate<int> (2 * max 1 n)
+            let gcFound = GCHandle.Alloc(found, GCHandleType.Pinned)
+            let gcSupp = GCHandle.Alloc(isuppz, GCHandleType.Pinned)
+            try
+                pinned [ a; w; z ] (fun ps ->
+                    match ps with
+                    | [ pa; pw; pz ] ->
+                        f.Invoke(ColMajor, byte 'V', byte 'A', byte 'U', n, pa, max 1 n, 0.0, 0.0, 0, 0, 0.0,
+                                 gcFound.AddrOfPinnedObject(), pw, pz, max 1 n, gcSupp.AddrOfPinnedObject())
+                    | _ -> -1)
+            finally
+                gcFound.Free()
+                gcSupp.Free())
 
     /// B (m×n, row-major) ← B·L⁻ᵀ with L the row-major lower triangle of l (n×n): row r of B becomes L⁻¹·b_r.
     let tryTrsmRightLowerTrans (l: float[]) (n: int) (b: float[]) (m: int) : bool =

@@ -50,6 +50,8 @@ module internal PredictFactor =
     type Block private (what: string, n: int, data: float[], diag: float[], ridge: float) =
         let gate = obj ()
         let mutable factored = false
+        /// Whether the lower triangle still holds S (false once it holds L or an eigensolver's scratch).
+        let mutable lowerIsS = true
         let mutable failure: string option = None
 
         /// From a square row-major buffer: owned buffers are transformed in place (the caller gives them up),
@@ -76,6 +78,12 @@ module internal PredictFactor =
                 | Some msg -> fail msg
                 | None when factored -> ()
                 | None ->
+                    if not lowerIsS then
+                        // An eigendecomposition used the lower triangle as scratch: restore S from the upper one.
+                        for i in 1 .. n - 1 do
+                            for j in 0 .. i - 1 do
+                                data[i * n + j] <- data[j * n + i]
+                    lowerIsS <- false
                     let mutable maxDiag = 0.0
                     for i in 0 .. n - 1 do
                         data[i * n + i] <- diag[i] + ridge
@@ -100,13 +108,14 @@ module internal PredictFactor =
 
         /// Rows of b (m×N) ← L⁻¹·row (B·L⁻ᵀ), factoring first if needed.
         member t.HalfSolve(b: float[], m: int) =
-            t.Factor()
-            lock gate (fun () -> Linalg.trsmRightLowerTrans data n b m)
+            lock gate (fun () ->
+                t.Factor() // re-entrant lock: no eigendecomposition can scratch the factor in between
+                Linalg.trsmRightLowerTrans data n b m)
 
         /// Rows of b (m×N) ← (S + ridge·I)⁻¹·row, in place.
         member t.SolveRows(b: float[], m: int) =
-            t.Factor()
             lock gate (fun () ->
+                t.Factor()
                 Linalg.trsmRightLowerTrans data n b m
                 Linalg.trsmRightLower data n b m)
 
@@ -130,6 +139,21 @@ module internal PredictFactor =
                 | Some c -> c
                 | None -> Linalg.symmRightUpperManaged data diag n b m)
 
+        /// Eigenvalues (ascending) of S + ridge·I, with row j of z (N×N) the eigenvector of value j, using this
+        /// block's lower triangle as the eigensolver's input and scratch (dsyevr: no copy of S, O(N) workspace).
+        /// S (upper triangle and diagonal vector) survives; a Cholesky factor held in the lower triangle does not,
+        /// so the block is refactored (from S) if a factor is asked for later.
+        member _.EigenRowsInto(z: float[]) : float[] =
+            lock gate (fun () ->
+                if not lowerIsS then
+                    for i in 1 .. n - 1 do
+                        for j in 0 .. i - 1 do
+                            data[i * n + j] <- data[j * n + i]
+                for i in 0 .. n - 1 do data[i * n + i] <- diag[i] + ridge
+                lowerIsS <- false
+                factored <- false
+                Linalg.symmetricEigenRowsInto data n z)
+
         /// A fresh full copy of S + shift·I (both triangles).
         member _.Shifted(shift: float) : float[] =
             lock gate (fun () ->
@@ -145,13 +169,14 @@ module internal PredictFactor =
     /// eigenvector of Values[j].
     type Eigen = { Values: float[]; Rows: float[] }
 
-    /// Eigendecomposition of S + ridge·I (dsyevd when loaded, MathNet otherwise) into one fresh N×N buffer.
+    /// Eigendecomposition of S + ridge·I (dsyevr on the block's own lower triangle when loaded, MathNet otherwise)
+    /// into one fresh N×N buffer, the only N×N array it allocates.
     /// Eigenvalues within N·10ε·max|λ| of zero (round-off) are set to 0; a more negative one means the block is
     /// not PSD and raises NeuralTangentsException.
     let eigen (what: string) (b: Block) : Eigen =
         let n = b.Size
-        let a = b.Shifted b.Ridge
-        let values = Linalg.symmetricEigenRowsInPlace a n
+        let a = Array.zeroCreate (n * n)
+        let values = b.EigenRowsInto a
         let maxAbs = if n = 0 then 0.0 else values |> Array.map abs |> Array.max
         let tol = 10.0 * float n * 2.220446049250313e-16 * maxAbs
         let minV = if n = 0 then 0.0 else Array.min values

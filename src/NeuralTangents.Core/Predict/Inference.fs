@@ -82,9 +82,11 @@ module internal PredictInference =
                 let z = transpose y.Data n t.Outputs
                 (t.Factor b).SolveRows(z, t.Outputs)
                 z)
-        /// Eigenbasis of the regularised block.
+        /// Eigenbasis of the regularised block. Only the latest basis is cached: computing one drops the other,
+        /// so blocks and bases together stay within three N×N arrays (two blocks, one basis).
         member t.Eigen(b: PredictGet) =
             cached eigs b (fun () ->
+                eigs.Clear()
                 let blk = t.Block b
                 monitor.Check()
                 let e = eigen (sprintf "the %s train–train kernel" (blockName b)) blk
