@@ -110,6 +110,29 @@ let tests =
             let w = Linalg.symmetricEigenManaged a n |> fst
             assertClose "managed eigenvalues" 1e-12 w e.Values
 
+        testCase "an eigendecomposition in the block's own buffer keeps S, and a factor asked for before or after is right" <| fun () ->
+            // dsyevr (or MathNet) uses the block's lower triangle as scratch: S must survive in the upper triangle
+            // and diagonal vector, and the Cholesky factor must be rebuilt from S when asked for afterwards.
+            let n, m = 97, 11
+            let s = symOf n (spd 41 n)
+            let reg = s + 1e-2 * Matrix<float>.Build.DenseIdentity n
+            let b = normals 42 (m * n)
+            let expectedSolve = rows (reg.Solve((ofRows m n b).Transpose()).Transpose())
+            for factorFirst in [ false; true ] do
+                let blk = PredictFactor.Block.Create("test block", rows s, n, true, 1e-2, true)
+                if factorFirst then blk.Factor()
+                for round in 1 .. 2 do
+                    let e = PredictFactor.eigen "test block" blk
+                    let r = ofRows n n e.Rows
+                    assertClose (sprintf "R·Rᵀ = I (round %d)" round) 1e-12 (rows (Matrix<float>.Build.DenseIdentity n)) (rows (r * r.Transpose()))
+                    assertClose (sprintf "Rᵀ·diag(λ)·R = S + λI (round %d)" round) 1e-12 (rows reg) (rows (r.Transpose() * Matrix<float>.Build.DenseOfDiagonalArray e.Values * r))
+                    assertClose "S entries after the eigendecomposition" 1e-15 (rows s) (Array.init (n * n) (fun idx -> blk.At(idx / n, idx % n)))
+                    assertClose "B·S after the eigendecomposition" 1e-13 (rows (ofRows m n b * s)) (blk.TimesS(b, m))
+                    Expect.isFalse (blk.TryTimesL(Array.copy b, m)) "no factor is claimed while the lower triangle is scratch"
+                    let x = Array.copy b
+                    blk.SolveRows(x, m)
+                    assertClose (sprintf "solve refactors from S (factor first: %b, round %d)" factorFirst round) 1e-12 expectedSolve x
+
         testCase "gpInference at N = 300 equals explicit LU solves to 1e-12 (NNGP, NTK ensemble, NTKGP)" <| fun () ->
             let n, m, d, k = 300, 41, 650, 3
             let x = ofRows (n + m) d (normals 41 ((n + m) * d))
