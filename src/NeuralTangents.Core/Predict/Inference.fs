@@ -86,7 +86,12 @@ module internal PredictInference =
         /// so blocks and bases together stay within three N×N arrays (two blocks, one basis).
         member t.Eigen(b: PredictGet) =
             cached eigs b (fun () ->
-                eigs.Clear()
+                if eigs.Count > 0 then
+                    eigs.Clear()
+                    // The dropped basis (and the previous kind's M×N temporaries) are large-object garbage that a
+                    // GC would only find after the new N×N basis is allocated: collect first so the peak stays at
+                    // three N×N arrays (measured RSS, not only live data).
+                    GC.Collect(2, GCCollectionMode.Forced, true)
                 let blk = t.Block b
                 monitor.Check()
                 let e = eigen (sprintf "the %s train–train kernel" (blockName b)) blk
