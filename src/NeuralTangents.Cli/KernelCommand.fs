@@ -195,7 +195,8 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
                 out.Write(",\n")
             writeElapsed out ms)
     phase "write stdout" (fun () ->
-        stdout.Write(out.ToString())
+        // The builder's chunks as they are: no copy of the whole answer into one string.
+        for chunk in out.GetStringBuilder().GetChunks() do stdout.Write chunk.Span
         stdout.Flush())
 
 /// <summary>Runs <c>nt kernel</c> without cancellation or progress (see <c>runWith</c>).</summary>

@@ -219,5 +219,6 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     out.Write(JsonArrays.formatNumber (Math.Round(ms, 3)))
     out.Write("\n}\n")
     RequestIo.writeAll (List.ofSeq files)
-    stdout.Write(out.ToString())
+    // The builder's chunks as they are: no copy of the whole answer into one string.
+    for chunk in out.GetStringBuilder().GetChunks() do stdout.Write chunk.Span
     stdout.Flush()

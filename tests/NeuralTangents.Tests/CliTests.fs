@@ -217,6 +217,31 @@ let tests =
                 Expect.equal back.Shape shape "back.Shape"
                 Expect.equal back.Data t.Data "back.Data"
 
+        testCase "tensor text is the per-number ToString(\"R\") text, byte for byte (buffered writer, issue #9 item 7)" <| fun () ->
+            // Reference layout written out by hand: innermost lists on one line, ", " between numbers,
+            // ",\n" + indent between lists; numbers from ToString("R"), the formatting before the buffered writer.
+            let r (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
+            let rnd = Random 7
+            let special = [| 0.0; -0.0; 1.0; -1.5; Double.Epsilon; -Double.Epsilon; Double.MaxValue; Double.MinValue
+                             2.2250738585072014e-308; 0.1; 1e21; 1e-7; 123456789012345680.0; 5e-324; 0.30000000000000004 |]
+            let value i =
+                if i < special.Length then special[i]
+                else BitConverter.Int64BitsToDouble(rnd.NextInt64()) |> fun x -> if Double.IsFinite x then x else float i
+            let rows, cols = 40, 3000 // 120000 numbers: many buffer flushes
+            let t = Tensor.create [| rows; cols |] (Array.init (rows * cols) value)
+            let expected =
+                let lines = [ for i in 0 .. rows - 1 -> "    [" + String.Join(", ", [| for j in 0 .. cols - 1 -> r t.Data[i * cols + j] |]) + "]" ]
+                "[\n" + String.Join(",\n", lines) + "\n  ]"
+            use w = new StringWriter()
+            JsonArrays.writeTensor w 2 t
+            Expect.equal (w.ToString()) expected "same text as ToString(\"R\")"
+            use w3 = new StringWriter()
+            JsonArrays.writeTensor w3 0 (Tensor.create [| 2; 1; 2 |] [| 0.5; -0.0; 1e300; 3.0 |])
+            Expect.equal (w3.ToString()) "[\n  [\n    [0.5, -0]\n  ],\n  [\n    [1E+300, 3]\n  ]\n]" "rank 3 layout"
+            use w0 = new StringWriter()
+            JsonArrays.writeTensor w0 0 (Tensor.create [||] [| 0.1 |])
+            Expect.equal (w0.ToString()) "0.1" "rank 0"
+
         // ---- Issue #6, CLI items: each of these failed before its fix ----
 
         testCase "(4) a non-finite kernel is an error naming the array, and no answer file is written" <| fun () ->
