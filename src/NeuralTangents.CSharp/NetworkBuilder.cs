@@ -421,4 +421,13 @@ public sealed class NetworkBuilder
     /// <exception cref="ArgumentNullException"><paramref name="layer"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="n"/> is negative.</exception>
     public NetworkBuilder Repeat(int n, Network layer) => Add(Stax.Repeat(n, layer));
+
+    /// <summary>Appends <see cref="Stax.Repeat(Network, int)"/> (neural_tangents' argument order): the layer composed
+    /// <paramref name="n"/> times with untied parameters.</summary>
+    /// <param name="layer">The layer to repeat; it must keep its input shape.</param>
+    /// <param name="n">The number of copies, 0 (the identity) to 1,000,000.</param>
+    /// <returns>A new builder ending in the repeated layer.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="layer"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="n"/> is out of range.</exception>
+    public NetworkBuilder Repeat(Network layer, int n) => Add(Stax.Repeat(layer, n));
 }

@@ -768,12 +768,22 @@ public static class Stax
     /// <param name="layer">The layer to repeat.</param>
     /// <returns>The repeated network.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="layer"/> is null.</exception>
-    /// <exception cref="ArgumentException"><paramref name="n"/> is negative.</exception>
+    /// <exception cref="ArgumentException"><paramref name="n"/> is negative or above 1,000,000.</exception>
     public static Network Repeat(int n, Network layer)
     {
         Boundary.NotNull(layer, nameof(layer));
         return Wrap(Boundary.Call(() => StaxModule.Repeat(n, layer.ToFSharp()), Boundary.Names()));
     }
+
+    /// <summary>The layer composed <paramref name="n"/> times with untied parameters, in neural_tangents' argument
+    /// order (<c>repeat(layer, n)</c>); the same network as <see cref="Repeat(int, Network)"/>. Initialising it
+    /// refuses a layer that changes its input shape, as neural_tangents does.</summary>
+    /// <param name="layer">The layer to repeat; it must keep its input shape.</param>
+    /// <param name="n">The number of copies, 0 (the identity) to 1,000,000.</param>
+    /// <returns>The repeated network.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="layer"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="n"/> is out of range.</exception>
+    public static Network Repeat(Network layer, int n) => Repeat(n, layer);
 
     private static Network Wrap(Layer layer) => Network.FromFSharp(layer);
 

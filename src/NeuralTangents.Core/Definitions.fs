@@ -20,6 +20,9 @@ module Definitions =
         match layer with
         | Serial ls -> SerialNode ls
         | Parallel ls -> ParallelNode ls
+        // neural_tangents' repeat is serial of n copies with untied parameters (its lax.scan only compiles faster);
+        // the kernel is exact either way, including Conv's is_reversed flips its docstring warns about.
+        | Repeat(l, n) -> SerialNode(List.replicate n l)
         | FanOut n -> FanOutNode n
         | FanInSum -> MergeNode Branching.fanInSum
         | FanInProd -> MergeNode Branching.fanInProd
@@ -44,12 +47,13 @@ module Definitions =
     /// <summary>Name of a layer as neural_tangents spells it, for error messages.</summary>
     [<CompiledName("Name")>]
     let name (layer: Layer) =
-        match node layer with
-        | SerialNode _ -> "serial"
-        | ParallelNode _ -> "parallel"
-        | FanOutNode _ -> "FanOut"
-        | MergeNode m -> m.Name
-        | LeafNode d -> d.Name
+        match layer, node layer with
+        | Repeat _, _ -> "repeat"
+        | _, SerialNode _ -> "serial"
+        | _, ParallelNode _ -> "parallel"
+        | _, FanOutNode _ -> "FanOut"
+        | _, MergeNode m -> m.Name
+        | _, LeafNode d -> d.Name
 
     /// <summary>The error of a one-input layer given several branches.</summary>
     let internal branchesIntoOne (layer: Layer) (branches: int) : 'a =

@@ -41,10 +41,6 @@ module Json =
             fail "%s: a string holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair); JSON text must be valid Unicode"
                 (clip (v.GetPath()))
 
-    /// neural_tangents layers this library does not implement yet (a clearer error than "unknown").
-    let private planned =
-        set [ "MaxPool"; "GlobalMaxPool"; "Cos2"; "repeat" ]
-
     let private tryProp (o: JsonObject) (name: string) : bool * JsonNode =
         let mutable v: JsonNode = null
         let ok = o.TryGetPropertyValue(name, &v)
@@ -200,6 +196,11 @@ module Json =
             | true, v -> fail "%s: argument '%s' must be a list of layers, got %s" layer name (show v)
             | _ -> fail "%s: missing required argument '%s'" layer name
 
+        member _.Layer(name: string) =
+            match tryProp o name with
+            | true, v -> v
+            | _ -> fail "%s: missing required argument '%s'" layer name
+
     /// The activations' readers, from their family (Layers/Elementwise.fs), by JSON name.
     let private activationReaders =
         NeuralTangents.Layers.Elementwise.readers |> List.map (fun r -> r.Name, r) |> dict
@@ -248,6 +249,11 @@ module Json =
             match (args [ "layers" ]).Layers "layers" with
             | [] -> fail "parallel: needs at least one branch, got an empty 'layers' list"
             | ls -> Parallel(ls |> List.map decodeNode)
+        | "repeat" ->
+            // neural_tangents' repeat(layer, n); "layer" names the JSON object's own kind, so the argument is "layer_".
+            let a = args [ "layer_"; "n" ]
+            let n = a.RequiredInt("n", 0, Stax.maxRepeat)
+            Stax.repeat n (decodeNode (a.Layer "layer_"))
         | "FanOut" -> let a = args [ "num" ] in build name (fun () -> Stax.fanOut (a.RequiredInt("num", 1, Stax.maxFanOut)))
         | "FanInSum" -> args [] |> ignore; FanInSum
         | "FanInProd" -> args [] |> ignore; FanInProd
@@ -513,9 +519,7 @@ module Json =
             let r = activationReaders[n]
             let a = args r.Accepts
             build name (fun () -> Activation(r.Read a))
-        | n when planned.Contains n ->
-            fail "%s: this neural_tangents layer is not implemented yet in this version" n
-        | n -> fail "unknown layer '%s' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial)" (clip n)
+        | n -> fail "unknown layer '%s' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial; the README's layer table lists every one)" (clip n)
 
     /// <summary>Reads a network from a parsed JSON node.</summary>
     /// <exception cref="T:NeuralTangents.Json.JsonArchitectureException">naming the layer and argument at fault.</exception>
@@ -564,12 +568,15 @@ module Json =
             fail "%s: an Elementwise layer built from user functions cannot be written as JSON (functions cannot travel as data); use ElementwiseNumerical with a registry name (%s)"
                 (clip c.Name) (String.Join(", ", NeuralTangents.Layers.ElementwiseQuadrature.names))
         | _ -> ()
-        match Definitions.node layer with
-        | SerialNode ls -> obj "serial" [ "layers", list ls ]
-        | ParallelNode ls -> obj "parallel" [ "layers", list ls ]
-        | FanOutNode n -> obj "FanOut" [ "num", int' n ]
-        | MergeNode m -> named m.Name m.Args
-        | LeafNode d -> named d.Name d.Args
+        match layer with
+        | Repeat(l, n) -> obj "repeat" [ "layer_", encodeLayer l; "n", int' n ]
+        | _ ->
+            match Definitions.node layer with
+            | SerialNode ls -> obj "serial" [ "layers", list ls ]
+            | ParallelNode ls -> obj "parallel" [ "layers", list ls ]
+            | FanOutNode n -> obj "FanOut" [ "num", int' n ]
+            | MergeNode m -> named m.Name m.Args
+            | LeafNode d -> named d.Name d.Args
 
     /// <summary>Writes a network as JSON text.</summary>
     [<CompiledName("Encode")>]

@@ -323,6 +323,9 @@ type Layer =
     | Serial of Layer list
     /// Layers applied side by side to a list of inputs of the same length.
     | Parallel of Layer list
+    /// <c>layer</c> composed <c>n</c> times with untied parameters (neural_tangents' <c>repeat(layer, n)</c>): the
+    /// same network as <c>Serial</c> of n copies; the layer must keep its input shape.
+    | Repeat of layer: Layer * n: int
     /// Copies its input into <c>num</c> branches.
     | FanOut of num: int
     /// Sums its branches.

@@ -433,11 +433,19 @@ module Stax =
     [<CompiledName("GlobalSelfAttentionWith")>]
     let globalSelfAttentionWith (spec: AttentionSpec) = GlobalSelfAttention(Attention.attentionSpec spec)
 
-    /// <summary><c>serial</c> of <paramref name="n"/> copies of a layer.</summary>
+    /// <summary>Largest depth <c>repeat</c> accepts (each interpreter walks the n copies as a serial chain).</summary>
+    [<Literal>]
+    let maxRepeat = 1_000_000
+
+    /// <summary>neural_tangents' <c>repeat(layer, n)</c>: the layer composed <paramref name="n"/> times with untied
+    /// parameters, the same network as <c>serial</c> of n copies (n = 0 is the identity). <c>init</c> refuses a layer
+    /// that changes its input shape, as neural_tangents does.</summary>
+    /// <exception cref="T:System.ArgumentException">n outside 0..<c>maxRepeat</c>.</exception>
     [<CompiledName("Repeat")>]
     let repeat (n: int) (layer: Layer) =
-        if n < 0 then invalidArg "n" (sprintf "repeat: must be ≥ 0, got %d" n)
-        Serial(List.replicate n layer)
+        if n < 0 || n > maxRepeat then
+            invalidArg "n" (sprintf "repeat: n (the number of copies) must be in 0..%d, got %d" maxRepeat n)
+        Repeat(layer, n)
 
     /// <summary>neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> of a network, as <c>stax.serial</c> returns
     /// them: <c>let initFn, applyFn, kernelFn = Stax.functions net</c>.</summary>

@@ -28,6 +28,9 @@ type Stax =
     /// <summary>Layers applied to parallel inputs (<c>stax.parallel(*layers)</c>).</summary>
     static member Parallel([<ParamArray>] layers: Layer[]) = Stax.parallelOf (List.ofArray layers)
 
+    /// <summary>The layer composed <paramref name="n"/> times with untied parameters (<c>stax.repeat(layer, n)</c>).</summary>
+    static member Repeat(layer: Layer, n: int) = Stax.repeat n layer
+
     /// <summary>Copies the input into <paramref name="num"/> branches (<c>stax.FanOut(num)</c>).</summary>
     static member FanOut(num: int) = Stax.fanOut num
 

@@ -83,8 +83,9 @@ public class StaxTests
             "Parallel",
             () => Stax.Parallel(Stax.Relu(), Stax.Identity()),
             Layer.NewParallel(List(FABRelu(0.0, 1.0), Layer.Identity)));
-        yield return Case("Repeat", () => Stax.Repeat(3, Stax.Erf()), Layer.NewSerial(List(Enumerable.Repeat(Layer.NewActivation(Activation.NewErf(new ErfSpec(1.0, 1.0, 0.0))), 3).ToArray())));
-        yield return Case("RepeatZero", () => Stax.Repeat(0, Stax.Relu()), Layer.NewSerial(List()));
+        yield return Case("Repeat", () => Stax.Repeat(3, Stax.Erf()), Layer.NewRepeat(Layer.NewActivation(Activation.NewErf(new ErfSpec(1.0, 1.0, 0.0))), 3));
+        yield return Case("RepeatNeuralTangentsOrder", () => Stax.Repeat(Stax.Erf(), 3), Layer.NewRepeat(Layer.NewActivation(Activation.NewErf(new ErfSpec(1.0, 1.0, 0.0))), 3));
+        yield return Case("RepeatZero", () => Stax.Repeat(0, Stax.Relu()), Layer.NewRepeat(FABRelu(0.0, 1.0), 0));
     }
 
     [TestCaseSource(nameof(FacadeAndFSharp))]
@@ -130,6 +131,7 @@ public class StaxTests
         yield return Case("FlattenBatchAxisOut", () => Stax.Flatten(batchAxisOut: 2), "batchAxisOut");
         yield return Case("FanOutZero", () => Stax.FanOut(0), "num");
         yield return Case("RepeatNegative", () => Stax.Repeat(-1, Stax.Relu()), "n");
+        yield return Case("RepeatTooDeep", () => Stax.Repeat(Stax.Relu(), 1_000_001), "n");
         yield return Case("BuilderDense", () => new NetworkBuilder().Dense(4, wStd: -2.0).Build(), "wStd");
         yield return Case("AvgPoolEmptyWindow", () => Stax.AvgPool(Array.Empty<int>()), "windowShape");
         yield return Case("AvgPoolZeroWindow", () => Stax.AvgPool(new[] { 2, 0 }), "windowShape");

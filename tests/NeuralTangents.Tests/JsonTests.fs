@@ -37,7 +37,7 @@ let tests =
             Expect.stringContains (decodeError """{"layer":"Dense","out_dim":3.5}""") "'out_dim' must be an integer" "decoding {\"layer\":\"Dense\",\"out_dim\":3.5}"
             Expect.stringContains (decodeError """{"layer":"Dense","out_dim":3,"parameterization":"mup"}""") "parameterization" "decoding {\"layer\":\"Dense\",\"out_dim\":3,\"parameterization\":\"mup\"}"
             Expect.stringContains (decodeError """{"layer":"Dense","out_dim":3,"W_std":-2}""") "W_std" "decoding {\"layer\":\"Dense\",\"out_dim\":3,\"W_std\":-2}"
-            Expect.stringContains (decodeError """{"layer":"MaxPool"}""") "not implemented yet" "decoding {\"layer\":\"MaxPool\"}"
+            Expect.stringContains (decodeError """{"layer":"MaxPool"}""") "unknown layer 'MaxPool'" "decoding {\"layer\":\"MaxPool\"}"
             Expect.stringContains (decodeError """{"layer": """) "not valid JSON" "decoding {\"layer\": "
             Expect.stringContains (decodeError """{"layer":"serial","layers":3}""") "'layers' must be a list" "decoding {\"layer\":\"serial\",\"layers\":3}"
 

@@ -43,6 +43,7 @@ let private cases : (string * Layer * Layer * string option) list =
       Some """{"layer":"parallel","layers":[{"layer":"Identity"},{"layer":"Erf"}]}"""
       "Identity", Stax.Identity(), Stax.identity, Some """{"layer":"Identity"}"""
       "FanOut", Stax.FanOut(3), Stax.fanOut 3, Some """{"layer":"FanOut","num":3}"""
+      "repeat", Stax.Repeat(Stax.Erf(), 2), Stax.repeat 2 (Stax.erf 1.0 1.0 0.0), Some """{"layer":"repeat","layer_":{"layer":"Erf"},"n":2}"""
       "FanInSum", Stax.FanInSum(), Stax.fanInSum, Some """{"layer":"FanInSum"}"""
       "FanInProd", Stax.FanInProd(), Stax.fanInProd, Some """{"layer":"FanInProd"}"""
       "FanInConcat default axis", Stax.FanInConcat(), Stax.fanInConcat -1, Some """{"layer":"FanInConcat"}"""

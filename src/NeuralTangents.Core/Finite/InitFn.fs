@@ -28,6 +28,18 @@ module InitFn =
     /// Propagates shapes through a layer, sampling its parameters from <paramref name="key"/>: the combinators here,
     /// every other layer by its definition.
     let rec private initFlow (key: RngKey) (layer: Layer) (flow: ShapeFlow) : ShapeFlow * Params =
+        match layer with
+        | Repeat(inner, _) ->
+            // neural_tangents' repeat runs the layer's init_fn once and refuses a changed shape, whatever n (even 0).
+            let out, _ = initFlow (Rng.split 0 key) inner flow
+            if out <> flow then
+                let show f = match f with OneShape s -> sprintf "%A" s | ManyShapes ss -> sprintf "%A" ss
+                fail (sprintf "repeat: the repeated layer %s maps shape %s to %s, but repeat needs a layer that keeps its input shape; use serial of n copies instead"
+                        (Definitions.name inner) (show flow) (show out))
+            initSerial key layer flow
+        | _ -> initSerial key layer flow
+
+    and private initSerial (key: RngKey) (layer: Layer) (flow: ShapeFlow) : ShapeFlow * Params =
         match Definitions.node layer with
         | SerialNode layers ->
             let f, ps =

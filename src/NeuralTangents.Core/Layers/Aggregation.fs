@@ -166,6 +166,7 @@ module Aggregation =
         match layer with
         | Serial ls -> Serial(ls |> List.map (bindPattern pattern))
         | Parallel ls -> Parallel(ls |> List.map (bindPattern pattern))
+        | Repeat(l, n) -> Repeat(bindPattern pattern l, n)
         | Aggregate a -> Aggregate { a with Pattern = Some pattern }
         | other -> other
 
