@@ -269,7 +269,7 @@ public sealed class Network : IEquatable<Network>
     /// (neural_tangents' <c>kernel_fn(x1, x2, get, mask_constant=…)</c>, e.g. padding of images of different sizes):
     /// entries equal to <paramref name="maskConstant"/> (NaN: NaN entries) are zeroed and excluded from every layer
     /// that pools or normalises over positions, and covariances of masked positions are zero. Layers that cannot take
-    /// masks (ConvTranspose, GlobalSelfAttention, ImageResize, DotGeneral in this version) raise an error naming them.</summary>
+    /// masks raise an error naming them (e.g. per-channel masks reaching a pooling layer).</summary>
     /// <param name="x1">First images, NHWC.</param>
     /// <param name="x2">Second images; null means x2 = x1.</param>
     /// <param name="get">Which kernels to compute.</param>
@@ -292,9 +292,99 @@ public sealed class Network : IEquatable<Network>
         return Compute(t1, t2, get, diagonalSpatial, diagonalBatch, null, maskConstant);
     }
 
+    /// <summary>The exact infinite-width kernels between two sets of vector inputs in which some entries are masked
+    /// (neural_tangents' <c>kernel_fn(x1, x2, get, mask_constant=…)</c>), as the image overload
+    /// <see cref="Kernel(double[,,,], double[,,,], KernelOutputs, double, bool?, bool?)"/>.</summary>
+    /// <param name="x1">First inputs, (N1, features).</param>
+    /// <param name="x2">Second inputs; null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <param name="maskConstant">The value that marks masked entries (NaN: NaN entries).</param>
+    /// <param name="diagonalSpatial">As in the <c>double[,]</c> overload.</param>
+    /// <param name="diagonalBatch">As in the <c>double[,]</c> overload.</param>
+    /// <returns>The kernels, each (N1, N2).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
+    /// <exception cref="ArgumentException">An unmasked input entry is not finite, or the inputs do not fit.</exception>
+    /// <exception cref="InvalidOperationException">A layer cannot take masked inputs; the message names it.</exception>
+    public KernelResult Kernel(
+        double[,] x1, double[,]? x2, KernelOutputs get, double maskConstant, bool? diagonalSpatial = null,
+        bool? diagonalBatch = null)
+    {
+        Boundary.NotNull(x1, nameof(x1));
+        var t1 = TensorModule.OfArray2D(x1);
+        var t2 = x2 is null ? null : TensorModule.OfArray2D(x2);
+        return Compute(t1, t2, get, diagonalSpatial, diagonalBatch, null, maskConstant);
+    }
+
+    /// <summary>Masked kernels of jagged rows, as <see cref="Kernel(double[,], double[,], KernelOutputs, double, bool?, bool?)"/>.</summary>
+    /// <param name="x1">First inputs: N1 rows of equal length.</param>
+    /// <param name="x2">Second inputs; null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <param name="maskConstant">The value that marks masked entries (NaN: NaN entries).</param>
+    /// <param name="diagonalSpatial">As in the <c>double[,]</c> overload.</param>
+    /// <param name="diagonalBatch">As in the <c>double[,]</c> overload.</param>
+    /// <returns>The kernels, each (N1, N2).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> or one of its rows is null.</exception>
+    /// <exception cref="ArgumentException">The rows differ in length, or as in the <c>double[,]</c> overload.</exception>
+    public KernelResult Kernel(
+        double[][] x1, double[][]? x2, KernelOutputs get, double maskConstant, bool? diagonalSpatial = null,
+        bool? diagonalBatch = null) =>
+        Kernel(Inputs.Rows(x1, nameof(x1)), x2 is null ? null : Inputs.Rows(x2, nameof(x2)), get, maskConstant, diagonalSpatial, diagonalBatch);
+
+    /// <summary>Masked kernels of single-precision inputs (widened exactly to double, as is the mask constant), as
+    /// <see cref="Kernel(double[,], double[,], KernelOutputs, double, bool?, bool?)"/>.</summary>
+    /// <param name="x1">First inputs, (N1, features).</param>
+    /// <param name="x2">Second inputs; null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <param name="maskConstant">The value that marks masked entries (NaN: NaN entries).</param>
+    /// <param name="diagonalSpatial">As in the <c>double[,]</c> overload.</param>
+    /// <param name="diagonalBatch">As in the <c>double[,]</c> overload.</param>
+    /// <returns>The kernels, each (N1, N2), in double precision.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> is null.</exception>
+    /// <exception cref="ArgumentException">As in the <c>double[,]</c> overload.</exception>
+    public KernelResult Kernel(
+        float[,] x1, float[,]? x2, KernelOutputs get, float maskConstant, bool? diagonalSpatial = null,
+        bool? diagonalBatch = null) =>
+        Kernel(Inputs.Widen(x1, nameof(x1)), x2 is null ? null : Inputs.Widen(x2, nameof(x2)), get, (double)maskConstant, diagonalSpatial, diagonalBatch);
+
+    /// <summary>The exact infinite-width kernels of a graph network (neural_tangents'
+    /// <c>kernel_fn(x1, x2, get, pattern=(pattern1, pattern2))</c>): every <see cref="Stax.Aggregate"/> layer
+    /// aggregates x1's samples with <paramref name="pattern1"/> and x2's with <paramref name="pattern2"/>.</summary>
+    /// <param name="x1">First inputs, a <c>double</c> array of any rank, e.g. (N1, vertices, channels).</param>
+    /// <param name="x2">Second inputs of the same rank; null means x2 = x1.</param>
+    /// <param name="get">Which kernels to compute.</param>
+    /// <param name="pattern1">x1's adjacency, a <c>double</c> array in the format of the Aggregate layers'
+    /// implementation (DENSE: (N1, V, V) weights; SPARSE: (N1, E, 2) edge lists).</param>
+    /// <param name="pattern2">x2's adjacency; null only when <paramref name="x2"/> is null (then pattern1 is used).</param>
+    /// <param name="diagonalSpatial">As in the <c>double[,]</c> overload.</param>
+    /// <param name="diagonalBatch">As in the <c>double[,]</c> overload.</param>
+    /// <returns>The kernels, each (N1, N2).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="x1"/> or <paramref name="pattern1"/> is null.</exception>
+    /// <exception cref="ArgumentException">An array is not of <c>double</c>, <paramref name="pattern2"/> is missing
+    /// for a given <paramref name="x2"/>, a pattern has the wrong shape, or the inputs do not fit.</exception>
+    /// <exception cref="NotSupportedException">The network's output keeps spatial axes.</exception>
+    public KernelResult Kernel(
+        Array x1, Array? x2, KernelOutputs get, Array pattern1, Array? pattern2 = null, bool? diagonalSpatial = null,
+        bool? diagonalBatch = null)
+    {
+        Boundary.NotNull(x1, nameof(x1));
+        Boundary.NotNull(pattern1, nameof(pattern1));
+        if (x2 is not null && pattern2 is null)
+        {
+            throw new ArgumentException(
+                "pattern2 is required when x2 is given (neural_tangents' pattern=(pattern1, pattern2)); pass x2's adjacency",
+                nameof(pattern2));
+        }
+
+        var t1 = Stax.TensorOf(x1, nameof(x1));
+        var t2 = x2 is null ? null : Stax.TensorOf(x2, nameof(x2));
+        var p1 = Stax.TensorOf(pattern1, nameof(pattern1));
+        var p2 = pattern2 is null ? p1 : Stax.TensorOf(pattern2, nameof(pattern2));
+        return Compute(t1, t2, get, diagonalSpatial, diagonalBatch, pattern: Tuple.Create(p1, p2));
+    }
+
     private KernelResult Compute(
         Tensor x1, Tensor? x2, KernelOutputs get, bool? diagonalSpatial, bool? diagonalBatch, BatchOptions? tiling = null,
-        double? maskConstant = null)
+        double? maskConstant = null, Tuple<Tensor, Tensor>? pattern = null)
     {
         var g = ToGet(get);
         var x2Option = x2 is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(x2);
@@ -306,6 +396,8 @@ public sealed class Network : IEquatable<Network>
         var k = Boundary.Call(
             () => maskConstant is double c
                 ? KernelFn.ComputeWithMask(c, layout, layer, x1, x2Option, g)
+                : pattern is not null
+                ? KernelFn.ComputeWithPattern(pattern.Item1, pattern.Item2, layout, layer, x1, x2Option, g)
                 : tiling is null
                 ? KernelFn.ComputeWithLayout(layout, layer, x1, x2Option, g)
                 : Batching.ComputeWithLayout(tiling, layout, layer, x1, x2Option, g),

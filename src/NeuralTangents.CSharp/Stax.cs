@@ -721,7 +721,7 @@ public static class Stax
     }
 
     // A double array of any rank as a tensor, entries in row-major order (as foreach visits them).
-    private static Tensor TensorOf(Array a, string paramName)
+    internal static Tensor TensorOf(Array a, string paramName)
     {
         if (a.GetType().GetElementType() != typeof(double))
         {
@@ -785,6 +785,64 @@ public static class Stax
     /// <exception cref="ArgumentException"><paramref name="n"/> is out of range.</exception>
     public static Network Repeat(Network layer, int n) => Repeat(n, layer);
 
+    /// <summary>Global self-attention (neural_tangents' <c>GlobalSelfAttention</c>; infinite-width kernel of
+    /// arXiv:2006.10540), with neural_tangents' argument names and defaults.</summary>
+    /// <param name="nChanOut">Output channels (<c>n_chan_out</c>).</param>
+    /// <param name="nChanKey">Key/query channels (<c>n_chan_key</c>).</param>
+    /// <param name="nChanVal">Value channels (<c>n_chan_val</c>).</param>
+    /// <param name="nHeads">Heads (<c>n_heads</c>).</param>
+    /// <param name="linearScaling">True (the default): scores scaled by 1/n_chan_key (<c>linear_scaling</c>).</param>
+    /// <param name="wKeyStd">Std of the key weights (<c>W_key_std</c>).</param>
+    /// <param name="wValueStd">Std of the value weights (<c>W_value_std</c>).</param>
+    /// <param name="wQueryStd">Std of the query weights (<c>W_query_std</c>).</param>
+    /// <param name="wOutStd">Std of the output weights (<c>W_out_std</c>).</param>
+    /// <param name="bStd">Std of the bias; null (the default): no bias (<c>b_std</c>).</param>
+    /// <param name="attentionMechanism"><c>attention_mechanism</c>: Softmax (the default), Identity, Abs or Relu.</param>
+    /// <param name="posEmbType"><c>pos_emb_type</c>: None (the default), Sum or Concat.</param>
+    /// <param name="posEmbPNorm">The p of the distance Σ|p − q|^p given to the decay (<c>pos_emb_p_norm</c>).</param>
+    /// <param name="posEmbDecayFn"><c>pos_emb_decay_fn</c>: null (the default) for one-hot embeddings, or
+    /// <see cref="PositionalDecay.Exponential"/> / <see cref="PositionalDecay.Power"/>.</param>
+    /// <param name="nChanPosEmb">Embedding channels; null: as many as the inputs (<c>n_chan_pos_emb</c>).</param>
+    /// <param name="wPosEmbStd">Std of the embeddings (<c>W_pos_emb_std</c>).</param>
+    /// <param name="valPosEmb">Whether embeddings also enter the values (<c>val_pos_emb</c>).</param>
+    /// <param name="batchAxis">The inputs' batch axis (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The inputs' channel axis (<c>channel_axis</c>).</param>
+    /// <returns>The GlobalSelfAttention layer.</returns>
+    /// <exception cref="ArgumentException">A size below 1, a negative or non-finite std, a decay parameter that is
+    /// not finite and positive, equal axes, or an undefined enum value.</exception>
+    public static Network GlobalSelfAttention(
+        int nChanOut, int nChanKey, int nChanVal, int nHeads, bool linearScaling = true, double wKeyStd = 1.0,
+        double wValueStd = 1.0, double wQueryStd = 1.0, double wOutStd = 1.0, double? bStd = null,
+        AttentionKind attentionMechanism = AttentionKind.Softmax, PositionalEmbeddingKind posEmbType = PositionalEmbeddingKind.None,
+        double posEmbPNorm = 2.0, PositionalDecay? posEmbDecayFn = null, int? nChanPosEmb = null, double wPosEmbStd = 1.0,
+        bool valPosEmb = false, int batchAxis = 0, int channelAxis = -1)
+    {
+        var mechanism = attentionMechanism switch
+        {
+            AttentionKind.Softmax => AttentionMechanism.Softmax,
+            AttentionKind.Identity => AttentionMechanism.Identity,
+            AttentionKind.Abs => AttentionMechanism.Abs,
+            AttentionKind.Relu => AttentionMechanism.Relu,
+            _ => throw new ArgumentException($"unknown AttentionKind value {(int)attentionMechanism}", nameof(attentionMechanism)),
+        };
+        var embedding = posEmbType switch
+        {
+            PositionalEmbeddingKind.None => PositionalEmbedding.NoEmbedding,
+            PositionalEmbeddingKind.Sum => PositionalEmbedding.Sum,
+            PositionalEmbeddingKind.Concat => PositionalEmbedding.Concat,
+            _ => throw new ArgumentException($"unknown PositionalEmbeddingKind value {(int)posEmbType}", nameof(posEmbType)),
+        };
+        var spec = new AttentionSpec(
+            nChanOut, nChanKey, nChanVal, nHeads, linearScaling, wKeyStd, wValueStd, wQueryStd, wOutStd,
+            bStd is double b ? FSharpOption<double>.Some(b) : FSharpOption<double>.None,
+            mechanism, embedding, posEmbPNorm,
+            nChanPosEmb is int c ? FSharpOption<int>.Some(c) : FSharpOption<int>.None,
+            wPosEmbStd, valPosEmb, batchAxis, channelAxis, posEmbDecayFn?.Decay ?? PosEmbDecay.OneHot);
+        return Wrap(Boundary.Call(
+            () => StaxModule.GlobalSelfAttentionWith(spec),
+            Boundary.Names(("batch_axis", "batchAxis"), ("channel_axis", "channelAxis"))));
+    }
+
     private static Network Wrap(Layer layer) => Network.FromFSharp(layer);
 
     private static PoolSpec PoolSpecOf(int[]? windowShape, int[]? strides, PaddingMode padding, int batchAxis, int channelAxis)
@@ -820,6 +878,55 @@ public enum DropoutPhase
 
     /// <summary>"test": the identity.</summary>
     Test,
+}
+
+/// <summary><see cref="Stax.GlobalSelfAttention"/>'s <c>attention_mechanism</c>.</summary>
+public enum AttentionKind
+{
+    /// <summary>"SOFTMAX": softmax over the attended positions (the default).</summary>
+    Softmax,
+
+    /// <summary>"IDENTITY": the scores themselves.</summary>
+    Identity,
+
+    /// <summary>"ABS": |score|.</summary>
+    Abs,
+
+    /// <summary>"RELU": max(score, 0).</summary>
+    Relu,
+}
+
+/// <summary><see cref="Stax.GlobalSelfAttention"/>'s <c>pos_emb_type</c>.</summary>
+public enum PositionalEmbeddingKind
+{
+    /// <summary>"NONE": no positional embeddings (the default).</summary>
+    None,
+
+    /// <summary>"SUM": embeddings added to the activations.</summary>
+    Sum,
+
+    /// <summary>"CONCAT": embeddings concatenated to the channels.</summary>
+    Concat,
+}
+
+/// <summary><see cref="Stax.GlobalSelfAttention"/>'s <c>pos_emb_decay_fn</c>, the covariance of positional
+/// embeddings as a function of the distance d (a Python callable in neural_tangents; here the named functions JSON
+/// carries, <c>["exp", l]</c> and <c>["power", a]</c>). Null means one-hot (neural_tangents' None).</summary>
+public sealed class PositionalDecay
+{
+    private PositionalDecay(PosEmbDecay decay) => Decay = decay;
+
+    internal PosEmbDecay Decay { get; }
+
+    /// <summary>exp(−d / <paramref name="lengthScale"/>).</summary>
+    /// <param name="lengthScale">The length scale, finite and &gt; 0 (checked by the layer).</param>
+    /// <returns>The decay.</returns>
+    public static PositionalDecay Exponential(double lengthScale) => new(PosEmbDecay.NewExponential(lengthScale));
+
+    /// <summary>(1 + d)^−<paramref name="exponent"/>.</summary>
+    /// <param name="exponent">The exponent, finite and &gt; 0 (checked by the layer).</param>
+    /// <returns>The decay.</returns>
+    public static PositionalDecay Power(double exponent) => new(PosEmbDecay.NewPower(exponent));
 }
 
 /// <summary>The interpolation of <see cref="Stax.ImageResize"/> (jax.image's "linear" or "nearest").</summary>

@@ -50,8 +50,12 @@ let modeOf (text: string) : Mode option =
     | null, null -> None
     | _ when RequestIo.tilingKeys |> List.exists (fun k -> not (isNull o[k])) ->
         fail "memory_gb and batch_size tile the infinite-width kernels, not monte_carlo or empirical; remove them (monte_carlo takes its own \"batch_size\", and so does empirical)"
-    | _ when not (isNull o["kwargs"]) ->
-        fail "kwargs: diagonal_batch and diagonal_spatial apply only to the infinite-width kernels, not with monte_carlo or empirical; remove \"kwargs\""
+    | _ when (match o["kwargs"] with
+              | :? JsonObject as k -> not (isNull k["diagonal_batch"] && isNull k["diagonal_spatial"])
+              | _ -> false) ->
+        fail "kwargs: diagonal_batch and diagonal_spatial apply only to the infinite-width kernels, not with monte_carlo or empirical; remove \"kwargs\" (or keep only \"pattern\" and \"rng\" there)"
+    | _ when (match o["kwargs"] with :? JsonObject as k -> not (isNull k["mask_constant"]) | _ -> false) ->
+        fail "kwargs: mask_constant applies only to the infinite-width kernels (neural_tangents' kernel_fn), not with monte_carlo or empirical; remove it, or drop \"monte_carlo\"/\"empirical\" for the masked infinite-width kernel"
     | (:? JsonObject as mc), null ->
         checkKeys "monte_carlo" [ "n_samples"; "seed"; "batch_size"; "trace_axes"; "diagonal_axes" ] mc
         let counts, isList =
@@ -90,13 +94,37 @@ let private stack (ts: Tensor list) =
 let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) (stdout: TextWriter) : unit =
     RequestIo.prepareOut req.Out
     let sw = Stopwatch.StartNew()
+    // apply_fn's keyword arguments (neural_tangents' **apply_fn_kwargs): the random key and the pattern, split
+    // between f(x1) and f(x2) as utils.split_kwargs does (pattern1 to x1, pattern2 to x2; the key as splitContext).
+    let withPattern (p: Tensor option) (ctx: ApplyContext) =
+        match p with
+        | Some t -> { ctx with Side = ctx.Side.Add("pattern", t) }
+        | None -> ctx
+    let ctx = { ApplyContext.Empty with Rng = req.RngSeed |> Option.map Rng.ofSeed }
+    let hasContext = req.RngSeed.IsSome || req.Pattern.IsSome
     let nngp, ntk =
         match mode with
         | EmpiricalMode(seed, t, d, batchSize) ->
             let _, p = InitFn.init seed req.Arch req.X1.Shape
-            MonteCarlo.empiricalKernelBatched batchSize t d cancel None req.Arch p req.X1 req.X2 req.Get
+            if not hasContext then
+                MonteCarlo.empiricalKernelBatched batchSize t d cancel None req.Arch p req.X1 req.X2 req.Get
+            else
+                if batchSize <> 0 then
+                    fail "empirical: batch_size %d with kwargs rng or pattern is not supported (each block would need its slice of the pattern and of the key); use batch_size 0" batchSize
+                let c1, c2 = Empirical.splitContext ctx req.X1 req.X2
+                let c1 = withPattern (req.Pattern |> Option.map fst) c1
+                let c2 = withPattern (req.Pattern |> Option.map snd) c2
+                Empirical.kernelFnWith c1 c2 req.Arch t d req.X1 req.X2 req.Get p
         | MonteCarloMode(options, isList) ->
-            let ks = MonteCarlo.computeWith { options with Cancellation = cancel } req.Arch req.X1 req.X2 req.Get
+            let options = { options with Cancellation = cancel }
+            let ks =
+                if not hasContext then MonteCarlo.computeWith options req.Arch req.X1 req.X2 req.Get
+                else
+                    match req.Pattern, req.X2 with
+                    | Some(p1, p2), Some _ when not (p1.Shape = p2.Shape && p1.Data = p2.Data) ->
+                        fail "monte_carlo: kwargs.pattern with two different patterns for x1 and x2 is not supported by this port's Monte Carlo (one pattern serves both calls); use empirical, or x2 null with [pattern1, pattern1]"
+                    | _ -> ()
+                    MonteCarlo.computeWithContext (withPattern (req.Pattern |> Option.map fst) ctx) options req.Arch req.X1 req.X2 req.Get
             if isList then
                 let pick f = if List.forall (fun k -> Option.isSome (f k)) ks then Some(stack (ks |> List.map (f >> Option.get))) else None
                 pick fst, pick snd

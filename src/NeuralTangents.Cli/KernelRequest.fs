@@ -23,7 +23,13 @@ type KernelRequest =
       Tiling: BatchOptions
       /// neural_tangents' kernel_fn keyword <c>mask_constant</c> ("kwargs": {"mask_constant": c}): input entries
       /// equal to it are masked; None: no masking.
-      MaskConstant: float option }
+      MaskConstant: float option
+      /// neural_tangents' <c>pattern=(pattern1, pattern2)</c> ("kwargs": {"pattern": [A1, A2]}), also bound into the
+      /// architecture's Aggregate layers; the finite kernels pass it to apply_fn. None: no pattern.
+      Pattern: (Tensor * Tensor) option
+      /// The seed of the random key the finite networks' apply_fn receives (neural_tangents' <c>rng</c>, for Dropout
+      /// in mode 'train'), "kwargs": {"rng": seed}; only with monte_carlo or empirical. None: no key.
+      RngSeed: int option }
 
 /// <summary>Reading <c>nt kernel</c> requests: <c>{"arch", "x1", "x2", "get", "kwargs", "out"}</c>.</summary>
 [<RequireQualifiedAccess>]
@@ -68,7 +74,7 @@ module KernelRequest =
     /// The "kwargs" object: neural_tangents' kernel_fn keyword arguments diagonal_batch and diagonal_spatial, each
     /// true, false or null (= not set); absent means no override.
     let internal kwargs (node: JsonNode) : LayoutRequest =
-        let known = [ "diagonal_batch"; "diagonal_spatial"; "pattern"; "mask_constant" ]
+        let known = [ "diagonal_batch"; "diagonal_spatial"; "pattern"; "mask_constant"; "rng" ]
         match node with
         | null -> LayoutRequest.Auto
         | :? JsonObject as o ->
@@ -124,10 +130,22 @@ module KernelRequest =
         let arch = RequestIo.arch o
         let out = RequestIo.outPrefix baseDir o["out"]
         // Aggregate layers read the call's pattern: it is bound into the architecture for this request.
+        let pat = pattern baseDir o["kwargs"]
         let arch =
-            match pattern baseDir o["kwargs"] with
+            match pat with
             | Some p -> NeuralTangents.Layers.Aggregation.bindPattern p arch
             | None -> arch
+        let rngSeed =
+            match o["kwargs"] with
+            | :? JsonObject as k ->
+                match k["rng"] with
+                | null -> None
+                | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number && fst (v.TryGetValue<int>()) ->
+                    if isNull o["monte_carlo"] && isNull o["empirical"] then
+                        fail "kwargs: rng (the random key of apply_fn, for Dropout in mode 'train') applies only to the finite kernels; add \"monte_carlo\" or \"empirical\", or remove it (the infinite-width kernels need no key)"
+                    Some(v.GetValue<int>())
+                | n -> fail "kwargs: rng must be an integer seed of the random key, got %s" (show n)
+            | _ -> None
         { Arch = arch
           X1 = input baseDir "x1" (required "x1")
           X2 = (match o["x2"] with null -> None | n -> Some(input baseDir "x2" n))
@@ -135,4 +153,6 @@ module KernelRequest =
           Layout = kwargs o["kwargs"]
           Out = out
           Tiling = RequestIo.tiling o
-          MaskConstant = maskConstant o["kwargs"] }
+          MaskConstant = maskConstant o["kwargs"]
+          Pattern = pat
+          RngSeed = rngSeed }

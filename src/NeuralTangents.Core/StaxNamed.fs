@@ -197,12 +197,14 @@ type Stax =
     /// <summary><c>stax.GlobalSelfAttention(n_chan_out, n_chan_key, n_chan_val, n_heads, linear_scaling=True,
     /// W_key_std=1., W_value_std=1., W_query_std=1., W_out_std=1., b_std=None, attention_mechanism='SOFTMAX',
     /// pos_emb_type='NONE', pos_emb_p_norm=2, n_chan_pos_emb=None, W_pos_emb_std=1., val_pos_emb=False,
-    /// batch_axis=0, channel_axis=-1)</c> (<c>pos_emb_decay_fn=None</c>).</summary>
+    /// batch_axis=0, channel_axis=-1)</c>; <c>pos_emb_decay_fn</c> (a Python callable there, default None = one-hot)
+    /// is one of the named decays <c>PosEmbDecay.Exponential l</c> (exp(−d/l)) or <c>PosEmbDecay.Power a</c> ((1 + d)^−a).</summary>
     static member GlobalSelfAttention(n_chan_out: int, n_chan_key: int, n_chan_val: int, n_heads: int,
                                       ?linear_scaling: bool, ?W_key_std: float, ?W_value_std: float, ?W_query_std: float,
                                       ?W_out_std: float, ?b_std: float, ?attention_mechanism: AttentionMechanism,
                                       ?pos_emb_type: PositionalEmbedding, ?pos_emb_p_norm: float, ?n_chan_pos_emb: int,
-                                      ?W_pos_emb_std: float, ?val_pos_emb: bool, ?batch_axis: int, ?channel_axis: int) =
+                                      ?W_pos_emb_std: float, ?val_pos_emb: bool, ?batch_axis: int, ?channel_axis: int,
+                                      ?pos_emb_decay_fn: PosEmbDecay) =
         let d = Stax.attentionDefaults n_chan_out n_chan_key n_chan_val n_heads
         Stax.globalSelfAttentionWith
             { d with
@@ -219,7 +221,8 @@ type Stax =
                 WPosEmbStd = defaultArg W_pos_emb_std d.WPosEmbStd
                 ValPosEmb = defaultArg val_pos_emb d.ValPosEmb
                 BatchAxis = defaultArg batch_axis d.BatchAxis
-                ChannelAxis = defaultArg channel_axis d.ChannelAxis }
+                ChannelAxis = defaultArg channel_axis d.ChannelAxis
+                PosEmbDecayFn = defaultArg pos_emb_decay_fn d.PosEmbDecayFn }
 
     // ---- activations ---------------------------------------------------------------------------------------------
 

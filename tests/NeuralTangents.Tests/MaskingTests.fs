@@ -338,13 +338,79 @@ let tests =
             let refuses (name: string) (net: Layer) =
                 let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.computeWithMask pad LayoutRequest.Auto net x None Nngp |> ignore)
                 Expect.stringContains e.Message name (sprintf "%s names the layer" name)
-            refuses "ConvTranspose" (Stax.serial [ Stax.dense 4 1.0 (Some 0.1); Stax.convTranspose 3 [ 2 ] None Padding.Same 1.0 (Some 0.1) ])
-            refuses "dot_general" (Stax.serial [ Stax.dense 4 1.0 (Some 0.1); Stax.dotGeneral None (Some(Tensor.full [| 1 |] 2.0)) (([], []), ([], [])) 0 -1 ])
             // neural_tangents' own limit: per-channel input masks reach a layer that needs one mask per position.
             refuses "channel-wise masks" (Stax.avgPool [ 2 ] None Padding.Same)
             refuses "GlobalAvgPool" Stax.globalAvgPool
-            let _, p = InitFn.init 1 (Stax.convTranspose 3 [ 2 ] None Padding.Same 1.0 (Some 0.1)) x.Shape
-            let e = throwsExactly<NeuralTangentsException> (fun () ->
-                        MaskedApplyFn.applyWith ApplyContext.Empty pad (Stax.convTranspose 3 [ 2 ] None Padding.Same 1.0 (Some 0.1)) p x |> ignore)
-            Expect.stringContains e.Message "ConvTranspose" "the finite network refuses too"
+
+        testCase "ConvTranspose: an output is masked when ANY input feeding it is (boolean conv_transpose); kernel = zero-filled inputs' elsewhere" <| fun () ->
+            // 1-D, filter 3, stride 2, VALID on L = 3: 7 outputs, input j feeds outputs 2j, 2j+1, 2j+2 (all-ones
+            // filter, so the flip does not matter). Sample 0 masks input 1 → outputs 2, 3, 4 (2 and 4 are also fed by
+            // visible inputs: "any", not "all"); sample 1 masks input 2 → outputs 4, 5, 6.
+            let v = normals 91 12
+            let x = Tensor.create [| 2; 3; 2 |] (Array.init 12 (fun e -> if e / 2 = 1 || e / 2 = 5 then pad else v[e]))
+            let zeroed = Tensor.create [| 2; 3; 2 |] (x.Data |> Array.map (fun u -> if u = pad then 0.0 else u))
+            let net = Stax.convTranspose 3 [ 3 ] (Some [ 2 ]) Padding.Valid 1.3 (Some 0.2)
+            let k = KernelFn.computeWithMask pad full net x None Both
+            Expect.equal k.Mask1.Value.Shape [| 2; 7; 1 |] "mask shape"
+            let m = [| 0.; 0.; 1.; 1.; 1.; 0.; 0.;  0.; 0.; 0.; 0.; 1.; 1.; 1. |]
+            Expect.equal k.Mask1.Value.Data m "output masks (hand-derived)"
+            // Masked inputs enter the rule as zeros, so where neither output is masked the kernel is the unmasked
+            // kernel of the zero-filled inputs (the transpose rule itself is checked against the fixtures); zero elsewhere.
+            let plain = KernelFn.computeWithMask Double.NaN full net zeroed None Both
+            for name, got, want in [ "nngp", k.Nngp, plain.Nngp; "ntk", k.Ntk.Value, plain.Ntk.Value ] do
+                for i in 0 .. 1 do
+                    for j in 0 .. 1 do
+                        for o in 0 .. 6 do
+                            for o' in 0 .. 6 do
+                                let e = ((i * 2 + j) * 7 + o) * 7 + o'
+                                let expected = if m[i * 7 + o] = 1.0 || m[j * 7 + o'] = 1.0 then 0.0 else want.Data[e]
+                                within (1e-15 * (abs expected + 1e-300)) expected got.Data[e] (sprintf "%s[%d,%d,%d,%d]" name i j o o')
+            // CIRCULAR builds its mask as SAME (init padding): SAME keeps d·s = 6 outputs.
+            let kc = KernelFn.computeWithMask pad full (Stax.convTranspose 3 [ 3 ] (Some [ 2 ]) Padding.Circular 1.3 None) x None Nngp
+            Expect.equal kc.Mask1.Value.Shape [| 2; 6; 1 |] "CIRCULAR mask shape (as SAME)"
+            // The finite layer: the same mask, and visible outputs equal the layer on the zero-filled inputs.
+            let _, p = InitFn.init 3 net x.Shape
+            let y, ym = MaskedApplyFn.applyWith ApplyContext.Empty pad net p x
+            Expect.equal ym.Value.Data m "finite output masks"
+            let y0 = ApplyFn.apply net p zeroed
+            for e in 0 .. y.Length - 1 do
+                if m[e / (7 * 3) * 7 + (e / 3) % 7] = 0.0 then within 1e-15 y0.Data[e] y.Data[e] (sprintf "y[%d]" e)
+
+        testCase "Monte Carlo: Conv → Relu → ConvTranspose(3, stride 2) → GlobalAvgPool on padded sequences; M = 300" <| fun () ->
+            // As the conv Monte Carlo above: exact Gaussian first layer, linear readout, no allowance, within 5·SE.
+            let x = sequences 67 [ 5; 2; 4 ] 5 2
+            let net readout =
+                Stax.serial [ Stax.conv 256 [ 3 ] None Padding.Same 1.5 (Some 0.1); Stax.relu
+                              Stax.convTranspose readout [ 3 ] (Some [ 2 ]) Padding.Valid 1.2 (Some 0.05); Stax.globalAvgPool ]
+            let analytic = KernelFn.computeWithMask pad LayoutRequest.Auto (net 1) x None Nngp
+            let samples =
+                Array.Parallel.init 300 (fun s ->
+                    let _, p = InitFn.init (9000 + s) (net 64) x.Shape
+                    let y, _ = MaskedApplyFn.applyWith ApplyContext.Empty pad (net 64) p x
+                    outerMean y)
+            let worst = compareMean "masked ConvTranspose nngp" analytic.Nngp samples 0.0
+            note (sprintf "Masking Monte Carlo, ConvTranspose network (M = 300, width 256): worst |Δ|/SE %.2f" worst)
+
+        testCase "DotGeneral: output masked when every input with a nonzero coefficient is (~dot(~mask)); no remask" <| fun () ->
+            // x of shape (N=2, C=2, L=3), channel_axis 1; rhs B (3×3) contracts L: out[n, c, m] = Σ_l x[n, c, l]·B[l, m].
+            // Column 0 reads l = 0, 1; column 1 reads nothing; column 2 reads l = 2.
+            let b = Tensor.create [| 3; 3 |] [| 1.; 0.; 0.;  -1.5; 0.; 0.;  0.; 0.; 2. |]
+            let net = Stax.dotGeneral None (Some b) (([ 2 ], [ 0 ]), ([], [])) 0 1
+            let v = normals 93 12
+            // Sample 0 masks l = 1 (both channels); sample 1 masks l = 0 and 1.
+            let maskedAt n l = (n = 0 && l = 1) || (n = 1 && l <= 1)
+            let x = Tensor.create [| 2; 2; 3 |] (Array.init 12 (fun e -> if maskedAt (e / 6) (e % 3) then pad else v[e]))
+            let k = KernelFn.computeWithMask pad full net x None Nngp
+            // The mask keeps its channel axis (mask_fn broadcasts to the input shape but the mask's channel size).
+            Expect.equal k.Mask1.Value.Shape [| 2; 2; 3 |] "mask shape"
+            Expect.equal k.Mask1.Value.Data [| 0.; 1.; 0.;  0.; 1.; 0.;  1.; 1.; 0.;  1.; 1.; 0. |] "output masks (hand-derived)"
+            // Hand-computed NNGP: the input kernel x·x'/C on zero-filled inputs, then B on both sides.
+            let xz n c l = if maskedAt n l then 0.0 else v[(n * 2 + c) * 3 + l]
+            let out n c m = List.sumBy (fun l -> xz n c l * b.Data[l * 3 + m]) [ 0; 1; 2 ]
+            for i in 0 .. 1 do
+                for j in 0 .. 1 do
+                    for m in 0 .. 2 do
+                        for m' in 0 .. 2 do
+                            let expected = (out i 0 m * out j 0 m' + out i 1 m * out j 1 m') / 2.0
+                            within (1e-14 * (abs expected + 1e-300)) expected k.Nngp.Data[((i * 2 + j) * 3 + m) * 3 + m'] (sprintf "nngp[%d,%d,%d,%d]" i j m m')
     ]

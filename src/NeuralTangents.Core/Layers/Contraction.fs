@@ -116,6 +116,26 @@ module Contraction =
         | None -> k
         | Some(o, isLhs) -> Kernel.dotGeneral (Some o) (Some o) isLhs d.DimensionNumbers k
 
+    /// <summary>DotGeneral's masking (neural_tangents' <c>supports_masking(remask_kernel=False)</c> and its
+    /// <c>mask_fn</c> = <c>~dot_fn(~mask)</c>, the mask broadcast to the input's shape but its channel size): in the
+    /// boolean dot_general (product AND, sum OR, the constant cast to bool) an output entry is visible when some
+    /// visible input entry meets a nonzero coefficient, so it is masked when every input entry with a nonzero
+    /// coefficient (none at all included) is masked. Here: the real dot_general of the 0/1 visibility with the
+    /// constant's nonzero pattern, masked where it is 0.</summary>
+    let dotGeneralMask (d: DotGeneralSpec) : MaskRule =
+        Masking.propagating false (fun m shape ->
+            match constant d with
+            | None -> m
+            | Some(o, isLhs) ->
+                let c = (d.ChannelAxis + shape.Length) % shape.Length
+                let target = Array.copy shape
+                target[c] <- m.Shape[c]
+                let visible = Masking.broadcastTo target m |> fun t -> Tensor.create (Array.copy t.Shape) (t.Data |> Array.map (fun v -> if v <> 0.0 then 0.0 else 1.0))
+                let pattern = Tensor.create (Array.copy o.Shape) (o.Data |> Array.map (fun v -> if v <> 0.0 then 1.0 else 0.0))
+                let spec = if isLhs then { d with Lhs = Some pattern } else { d with Rhs = Some pattern }
+                let out = forward spec visible
+                Tensor.create (Array.copy out.Shape) (out.Data |> Array.map (fun v -> if v > 0.0 then 0.0 else 1.0)))
+
     /// A tensor as nested argument lists (a scalar is a number), as the JSON form writes it.
     let rec tensorArg (shape: int[]) (data: float[]) : ArgValue =
         if shape.Length = 0 then FloatArg data[0]
@@ -147,11 +167,13 @@ module Contraction =
               DiagonalSpatial =
                 Some { Input = (if constant d = None || inputC.IsEmpty || inputC = [ d.BatchAxis ] then Tri.Yes else Tri.No)
                        Output = Tri.No } }
-          Kernel = fun _ k -> dotGeneralKernel d k
+          // Kernel.dotGeneral refuses kernels that carry masks; the covariances of masked entries are already zero,
+          // so the rule runs on the kernel without them and Masking.kernel attaches the output masks.
+          Kernel = Masking.kernel "DotGeneral" (dotGeneralMask d) (fun _ k -> dotGeneralKernel d { k with Mask1 = None; Mask2 = None })
           Init = fun _ shape -> outputShape d shape, Params.none
           Apply = fun _ _ x -> forward d x
           Vjp = fun _ _ x ct -> backward d x ct
           ParamVjp = fun _ _ _ _ -> Params.none
           GradDot = None
           Jvp = LinearInInput
-          Mask = Masking.unsupported "DotGeneral: masked inputs (mask_constant) are not supported by this port's DotGeneral yet; compute the kernel without mask_constant" }
+          Mask = dotGeneralMask d }

@@ -531,12 +531,35 @@ module internal Convolution =
 
     /// Masking of Conv and ConvLocal (neural_tangents' <c>_Conv.mask_fn</c>, remask_kernel=True): the mask collapsed
     /// over channels (one map per position), then <c>_pool_mask</c> with the filter and strides (CIRCULAR as SAME, the
-    /// init padding), then permuted as neural_tangents permutes it to the output spec. ConvTranspose's mask
-    /// (neural_tangents' <c>lax.conv_transpose</c> of the mask) is not built: masked inputs are refused there.
+    /// init padding), then permuted as neural_tangents permutes it to the output spec.
+    /// ConvTranspose: neural_tangents takes <c>lax.conv_transpose</c> of the boolean mask with an all-True 1→1 filter
+    /// (init padding, CIRCULAR as SAME). On booleans XLA's products are AND and its sums OR, so an output position is
+    /// masked as soon as ANY input position that feeds it is masked (not "all", as for Conv), and one fed by no input
+    /// is visible. Here: the real transpose convolution of the 0/1 mask with positive weights, masked where it is > 0
+    /// (a sum of non-negative terms is positive exactly when one term is).
     let private convMask (c: ConvSpec) : MaskRule =
         match c.Kind with
         | ConvKind.Transpose ->
-            Masking.unsupported "ConvTranspose: masked inputs (mask_constant) are not supported by this port's ConvTranspose; compute the kernel without mask_constant"
+            Masking.propagating true (fun m shape ->
+                let l = layout c
+                let cAxis = l.Lhs.IndexOf 'C'
+                let m = Masking.collapseChannel cAxis m
+                let target = Array.copy shape
+                target[cAxis] <- 1
+                let m = Masking.broadcastTo target m
+                let ones =
+                    { c with
+                        OutChan = 1; BStd = None; WStd = 1.0; Parameterization = Parameterization.Ntk; S = (1, 1)
+                        Padding = (if c.Padding = Padding.Circular then Padding.Same else c.Padding) }
+                let filterSp = String(l.Rhs.ToCharArray() |> Array.filter (fun ch -> ch <> 'I' && ch <> 'O'))
+                let wShape =
+                    l.Rhs.ToCharArray() |> Array.map (fun ch ->
+                        match ch with
+                        | 'I' | 'O' -> 1
+                        | s -> List.item (filterSp.IndexOf s) c.FilterShape)
+                let w = Tensor.create wShape (Array.create (Array.fold (*) 1 wShape) 1.0)
+                let fed = forward ones (Leaf [ w ]) m
+                Tensor.create (Array.copy fed.Shape) (fed.Data |> Array.map (fun v -> if v > 0.0 then 1.0 else 0.0)))
         | ConvKind.Conv | ConvKind.Local ->
             Masking.propagating true (fun m shape ->
                 let l = layout c
