@@ -61,6 +61,17 @@ let private orDiscard (law: string) (first: unit -> Kernel) (check: Kernel -> un
         check k
         Prop.filter true true
 
+/// Sign and RectifiedMonomial(0) map c to 1 − 2θ/π, whose √ at c = ±1 sits in the NNGP itself: on duplicate or
+/// collinear rows an ulp of difference between two evaluation orders (kernel(x1, x2) against kernel(x2, x1)) becomes
+/// √ε after one such layer and compounds with depth (√ of √ …), so those cases have no uniform bound (TilingTests
+/// states the same) and hold the transpose law vacuously; on generic rows they are checked like every network.
+let rec private hasKinkedNngp (layer: Layer) =
+    match layer with
+    | Serial ls | Parallel ls -> List.exists hasKinkedNngp ls
+    | Repeat(l, _) -> hasKinkedNngp l
+    | Activation Sign | Activation(RectifiedMonomial 0) -> true
+    | _ -> false
+
 let private cases = Gen.zip3 Generators.cnnCase Generators.cnnInputSpec Generators.cnnInputSpec |> Arb.fromGen
 
 let private withTop (top: Generators.CnnTop list) =
@@ -136,7 +147,9 @@ let tests =
             Prop.forAll cases (fun (c, spec1, spec2) ->
                 let x1 = Generators.inputs c.Layout spec1
                 let x2 = Generators.inputs c.Layout spec2
+                let unbounded = (not spec1.Edits.IsEmpty || not spec2.Edits.IsEmpty) && hasKinkedNngp c.Net
                 orDiscard "transpose" (fun () -> KernelFn.compute c.Net x1 (Some x2) Both) (fun a ->
+                  if not unbounded then
                     let b = KernelFn.compute c.Net x2 (Some x1) Both
                     assertClose "nngp" 1e-12 a.Nngp.Data (transpose b.Nngp).Data
                     assertClose "ntk" ntkSymmetryTol a.Ntk.Value.Data (transpose b.Ntk.Value).Data
