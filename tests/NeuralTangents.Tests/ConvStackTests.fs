@@ -218,6 +218,28 @@ let tests =
                     compareKernels (sprintf "%s, width %d" (KernelFn.layerName top) w) r f
         }
 
+        test "input kernel in the diagonal layouts (positions written in blocks of 8) = the per-position sum x1·x2/C" {
+            for h, w in [ 6, 5; 8, 8; 3, 1 ] do // S = 30 (ragged blocks of 7), 64 (blocks of 8), 3 (one position per block)
+                let c = 3
+                let x1 = Tensor.create [| 3; h; w; c |] (normals (h * w) (3 * h * w * c))
+                let x2 = Tensor.create [| 2; h; w; c |] (normals (h * w + 1) (2 * h * w * c))
+                let s = h * w
+                for x2o, n2 in [ Some x2, 2; None, 3 ] do
+                    let y = defaultArg x2o x1
+                    let k = KernelFn.inputKernelWithLayout { DiagonalBatch = Some true; DiagonalSpatial = Some true } Stax.identity x1 x2o Both
+                    let dot (a: Tensor) i (b: Tensor) j p =
+                        let terms = [| for ch in 0 .. c - 1 -> a.Data[(i * s + p) * c + ch] * b.Data[(j * s + p) * c + ch] / float c |]
+                        Array.sum terms, terms |> Array.sumBy abs
+                    for i in 0 .. 2 do
+                        for p in 0 .. s - 1 do
+                            let e, scale = dot x1 i x1 i p
+                            if abs (k.Cov1.Data[i * s + p] - e) > 1e-15 * scale then failtestf "cov1[%d, %d] (S = %d)" i p s
+                            for j in 0 .. n2 - 1 do
+                                let e, scale = dot x1 i y j p
+                                if abs (k.Nngp.Data[(i * n2 + j) * s + p] - e) > 1e-15 * scale then
+                                    failtestf "nngp[%d, %d, %d] (S = %d, x2 %b): %.17g vs %.17g" i j p s x2o.IsSome k.Nngp.Data[(i * n2 + j) * s + p] e
+        }
+
         test "pooled self pairs run half their bands only when input i's own blocks are exactly symmetric: an asymmetric block still = reference" {
             let stack = [ for _ in 1 .. 2 do
                               yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
