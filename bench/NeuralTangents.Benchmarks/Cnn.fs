@@ -24,8 +24,9 @@ let cnn (quick: bool) (maxSeconds: float) =
     let body = [ for _ in 1 .. 21 do
                      yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
                      yield Stax.relu ]
-    printfn "%d cores; Vector512 in hardware: %b; Vector256 in hardware: %b" Environment.ProcessorCount
+    printfn "%d cores; Vector512 in hardware: %b; Vector256 in hardware: %b; hot passes at width %d (NT_SIMD_WIDTH)" Environment.ProcessorCount
         Runtime.Intrinsics.Vector512.IsHardwareAccelerated Runtime.Intrinsics.Vector256.IsHardwareAccelerated
+        (Rules.Simd.normWidth ())
     printfn "| top | layout | N | wall, best of 3 (ms) | ms per NTK entry (wall) | CPU ms per NTK entry |"
     printfn "|---|---|---|---|---|---|"
     let only = Environment.GetEnvironmentVariable "NT_CNN_ONLY" // e.g. "gap:4" or "flatten:64", for profiling

@@ -108,6 +108,19 @@ let private angleInputs () =
          for d in [ 0.0; 1e-15; -1e-15; 1e-9; -1e-9 ] do
              yield float k * Math.PI / 8.0 + d |]
 
+/// The vector widths of the hot passes to test here: 512 (hardware, or .NET's software fallback: exact, slow), 256
+/// where AVX2 + FMA exist (noted when not), and 0 (scalar).
+let private widths () =
+    [ yield 512
+      if System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported then yield 256
+      else note "Vector256 path not tested: this CPU lacks AVX2 + FMA"
+      yield 0 ]
+
+/// Runs f with the hot passes forced to a width, restoring the hardware's choice after.
+let private withWidth (w: int) (f: unit -> 'a) =
+    Simd.setNormWidth w
+    try f () finally Simd.setNormWidth Simd.hardwareNormWidth
+
 [<Tests>]
 let tests =
     testList "ConvStackTests" [
@@ -160,6 +173,71 @@ let tests =
                 let r = KernelFn.computeWith Execution.Reference net x None Both
                 let f = KernelFn.compute net x None Both
                 compareKernels (KernelFn.layerName top) r f
+        }
+
+        testSequenced <| test "every vector width (512, 256, scalar) gives the same bits in angleUnit and the division-free ABRelu step" {
+            let th = angleInputs ()
+            let c = Array.append (th |> Array.map Math.Cos) (Array.zeroCreate 8)
+            let s = Array.append (th |> Array.map Math.Sin) (Array.zeroCreate 8)
+            let rng = Random(7)
+            let n = 4103 // whole 8- and 4-lane vectors and a scalar tail
+            let v1 = Array.init n (fun i -> if i % 97 = 0 then 0.0 else 0.1 + 3.0 * rng.NextDouble())
+            let v2 = Array.init n (fun i -> if i % 7 = 0 then v1[i] elif i % 89 = 0 then 0.0 else 0.1 + 3.0 * rng.NextDouble())
+            let x = Array.init n (fun i -> if i % 7 = 0 then v1[i] else sqrt (v1[i] * v2[i]) * (2.0 * rng.NextDouble() - 1.0))
+            let t = Array.init n (fun _ -> rng.NextDouble())
+            let r (v: float) = if v > 0.0 then 1.0 / sqrt v else 0.0
+            let run w =
+                withWidth w (fun () ->
+                    let outN, outT = Array.zeroCreate n, Array.zeroCreate n
+                    SimdNorm.abReluNormArrays 0.3 0.8 x t v1 (Array.map r v1) v2 (Array.map r v2) outN outT
+                    SimdNorm.angleUnitArray c s, outN, outT)
+            let a0, n0, t0 = run 0
+            for w in widths () do
+                let a, nn, tt = run w
+                let bits (v: float[]) = v |> Array.map BitConverter.DoubleToInt64Bits
+                Expect.equal (bits a) (bits a0) (sprintf "width %d: angleUnit bits = scalar" w)
+                Expect.equal (bits nn) (bits n0) (sprintf "width %d: nngp' bits = scalar" w)
+                Expect.equal (bits tt) (bits t0) (sprintf "width %d: ntk' bits = scalar" w)
+            // ρ = 1 pairs stay exact: σ̇ = half and nngp' = half·x (θ = 0, sq = 0).
+            for i in 0 .. 7 .. n - 1 do
+                if v1[i] > 0.0 && n0[i] <> 0.8 * x[i] then failtestf "ρ = 1 at %d: %.17g vs %.17g" i n0[i] (0.8 * x[i])
+        }
+
+        testSequenced <| test "every vector width: the fused executor = reference to 1e-13 (README CNN block, Flatten and GAP, ρ = 1 pairs)" {
+            let body = [ for _ in 1 .. 2 do
+                             yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+                             yield Stax.relu ]
+            let data = normals 23 (3 * 6 * 5 * 2)
+            Array.blit data 0 data (6 * 5 * 2) (6 * 5 * 2) // x[1] = x[0]
+            let x = Tensor.create [| 3; 6; 5; 2 |] data
+            for top in [ Stax.flatten; Stax.globalAvgPool ] do
+                let net = Serial(body @ [ top ])
+                let r = KernelFn.computeWith Execution.Reference net x None Both
+                for w in widths () do
+                    let f = withWidth w (fun () -> KernelFn.compute net x None Both)
+                    compareKernels (sprintf "%s, width %d" (KernelFn.layerName top) w) r f
+        }
+
+        test "input kernel in the diagonal layouts (positions written in blocks of 8) = the per-position sum x1·x2/C" {
+            for h, w in [ 6, 5; 8, 8; 3, 1 ] do // S = 30 (ragged blocks of 7), 64 (blocks of 8), 3 (one position per block)
+                let c = 3
+                let x1 = Tensor.create [| 3; h; w; c |] (normals (h * w) (3 * h * w * c))
+                let x2 = Tensor.create [| 2; h; w; c |] (normals (h * w + 1) (2 * h * w * c))
+                let s = h * w
+                for x2o, n2 in [ Some x2, 2; None, 3 ] do
+                    let y = defaultArg x2o x1
+                    let k = KernelFn.inputKernelWithLayout { DiagonalBatch = Some true; DiagonalSpatial = Some true } Stax.identity x1 x2o Both
+                    let dot (a: Tensor) i (b: Tensor) j p =
+                        let terms = [| for ch in 0 .. c - 1 -> a.Data[(i * s + p) * c + ch] * b.Data[(j * s + p) * c + ch] / float c |]
+                        Array.sum terms, terms |> Array.sumBy abs
+                    for i in 0 .. 2 do
+                        for p in 0 .. s - 1 do
+                            let e, scale = dot x1 i x1 i p
+                            if abs (k.Cov1.Data[i * s + p] - e) > 1e-15 * scale then failtestf "cov1[%d, %d] (S = %d)" i p s
+                            for j in 0 .. n2 - 1 do
+                                let e, scale = dot x1 i y j p
+                                if abs (k.Nngp.Data[(i * n2 + j) * s + p] - e) > 1e-15 * scale then
+                                    failtestf "nngp[%d, %d, %d] (S = %d, x2 %b): %.17g vs %.17g" i j p s x2o.IsSome k.Nngp.Data[(i * n2 + j) * s + p] e
         }
 
         test "pooled self pairs run half their bands only when input i's own blocks are exactly symmetric: an asymmetric block still = reference" {

@@ -12,11 +12,19 @@ open Microsoft.FSharp.NativeInterop
 /// the border outputs).
 module internal ConvStackPasses =
 
+    // The elementwise helpers below take 8 lanes (Vector512), then 4 (Vector256), then a scalar tail, by the
+    // width Simd.normWidth () selects (tests force each); being elementwise, every width gives the same bits.
+
     open ConvStackPlan
 
     let inline addInto (d: nativeptr<float>) (s: nativeptr<float>) (len: int) =
         let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
+        let width = Simd.normWidth ()
+        if width = 512 then
+            while i + 8 <= len do
+                (Vector512.Load(NativePtr.add d i) + Vector512.Load(NativePtr.add s i)).Store(NativePtr.add d i)
+                i <- i + 8
+        if width >= 256 && Vector256.IsHardwareAccelerated then
             while i + 4 <= len do
                 (Vector256.Load(NativePtr.add d i) + Vector256.Load(NativePtr.add s i)).Store(NativePtr.add d i)
                 i <- i + 4
@@ -27,7 +35,13 @@ module internal ConvStackPasses =
     /// d ← (d + s)·a: the last tap of a window sum and its scale in one pass (the same two roundings).
     let inline addScaleInto (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
         let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
+        let width = Simd.normWidth ()
+        if width = 512 then
+            let va5 = Vector512.Create a
+            while i + 8 <= len do
+                ((Vector512.Load(NativePtr.add d i) + Vector512.Load(NativePtr.add s i)) * va5).Store(NativePtr.add d i)
+                i <- i + 8
+        if width >= 256 && Vector256.IsHardwareAccelerated then
             let va = Vector256.Create a
             while i + 4 <= len do
                 ((Vector256.Load(NativePtr.add d i) + Vector256.Load(NativePtr.add s i)) * va).Store(NativePtr.add d i)
@@ -40,7 +54,13 @@ module internal ConvStackPasses =
     /// copy / add / add-and-scale sequence (0 + s0 = s0 exactly), so one load-store pass instead of three.
     let inline sum3ScaleInto (d: nativeptr<float>) (s0: nativeptr<float>) (s1: nativeptr<float>) (s2: nativeptr<float>) (a: float) (len: int) =
         let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
+        let width = Simd.normWidth ()
+        if width = 512 then
+            let va5 = Vector512.Create a
+            while i + 8 <= len do
+                (((Vector512.Load(NativePtr.add s0 i) + Vector512.Load(NativePtr.add s1 i)) + Vector512.Load(NativePtr.add s2 i)) * va5).Store(NativePtr.add d i)
+                i <- i + 8
+        if width >= 256 && Vector256.IsHardwareAccelerated then
             let va = Vector256.Create a
             while i + 4 <= len do
                 (((Vector256.Load(NativePtr.add s0 i) + Vector256.Load(NativePtr.add s1 i)) + Vector256.Load(NativePtr.add s2 i)) * va)
@@ -53,7 +73,13 @@ module internal ConvStackPasses =
     /// d ← s·a (a one-tap window: 0 + s = s exactly, then the scale).
     let inline scaleFrom (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
         let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
+        let width = Simd.normWidth ()
+        if width = 512 then
+            let va5 = Vector512.Create a
+            while i + 8 <= len do
+                (Vector512.Load(NativePtr.add s i) * va5).Store(NativePtr.add d i)
+                i <- i + 8
+        if width >= 256 && Vector256.IsHardwareAccelerated then
             let va = Vector256.Create a
             while i + 4 <= len do
                 (Vector256.Load(NativePtr.add s i) * va).Store(NativePtr.add d i)
@@ -64,7 +90,13 @@ module internal ConvStackPasses =
 
     let inline scaleInPlace (d: nativeptr<float>) (a: float) (len: int) =
         let mutable i = 0
-        if Vector256.IsHardwareAccelerated then
+        let width = Simd.normWidth ()
+        if width = 512 then
+            let va5 = Vector512.Create a
+            while i + 8 <= len do
+                (Vector512.Load(NativePtr.add d i) * va5).Store(NativePtr.add d i)
+                i <- i + 8
+        if width >= 256 && Vector256.IsHardwareAccelerated then
             let va = Vector256.Create a
             while i + 4 <= len do
                 (Vector256.Load(NativePtr.add d i) * va).Store(NativePtr.add d i)

@@ -139,6 +139,37 @@ module internal Simd =
     let use512 = Vector512.IsHardwareAccelerated
     let use256 = not Vector512.IsHardwareAccelerated && Vector256.IsHardwareAccelerated && Fma.IsSupported
 
+    /// Vector width (512, 256 or 0 = scalar) of the division-free arc-cosine pass (<c>SimdNorm</c>) and the
+    /// stencil helpers (<c>ConvStackPasses</c>): 512 where Vector512 runs in hardware, else 256 with AVX2 + FMA,
+    /// else scalar. The environment variable NT_SIMD_WIDTH (512, 256, 0) or <c>setNormWidth</c> forces a path, so
+    /// tests run every one on any machine: .NET's Vector512 API falls back to software without AVX-512 (slow but
+    /// exact); 256 needs AVX2 + FMA (its selects are vblendvpd intrinsics).
+    let private defaultNormWidth =
+        if Vector512.IsHardwareAccelerated then 512
+        elif Vector256.IsHardwareAccelerated && Fma.IsSupported then 256
+        else 0
+
+    let mutable private normWidthValue =
+        match Environment.GetEnvironmentVariable "NT_SIMD_WIDTH" with
+        | "512" -> 512
+        | "256" when Avx2.IsSupported && Fma.IsSupported -> 256
+        | "0" -> 0
+        | _ -> defaultNormWidth
+
+    /// The width the hot passes use now (see above).
+    let normWidth () = normWidthValue
+
+    /// Forces the vector width of the hot passes (tests): 512 (hardware or software), 256 (needs AVX2 + FMA) or 0.
+    let setNormWidth (w: int) =
+        match w with
+        | 512 | 0 -> normWidthValue <- w
+        | 256 when Avx2.IsSupported && Fma.IsSupported -> normWidthValue <- w
+        | 256 -> invalidArg "w" "Simd.setNormWidth: width 256 needs AVX2 and FMA, which this CPU lacks; use 512 (software) or 0"
+        | _ -> invalidArg "w" (sprintf "Simd.setNormWidth: width %d is not one of 512, 256, 0" w)
+
+    /// The width the hardware selects (what <c>setNormWidth</c> restores after a test).
+    let hardwareNormWidth = defaultNormWidth
+
     /// Applies atan2Pos to arrays (for tests and benchmarks of the vector path): r[i] = atan2(y[i], x[i]), y ≥ 0.
     let atan2PosArray (y: float[]) (x: float[]) : float[] =
         if y.Length <> x.Length then invalidArg "x" "y and x must have the same length"

@@ -102,6 +102,72 @@ module internal SimdNorm =
         p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH10)
         bse + (Fma.MultiplyAdd(u * z, p, u) + lo)
 
+    /// <c>angleUnit256</c> on 512-bit vectors, by the portable Vector512 API (so it also runs, in software, where
+    /// AVX-512 is missing: tests force it): the same sectors, selects and operation order, so the same bits. A
+    /// select "by the sign of c" takes its mask from the sign bit (an arithmetic shift by 63), as vblendvpd does,
+    /// so c = −0 mirrors like a negative c there too.
+    let inline angleUnit512 (c: Vector512<float>) (s: Vector512<float>) =
+        let signBit = Vector512.Create -0.0
+        let ac = Vector512.AndNot(c, signBit)
+        let neg = Vector512.ShiftRightArithmetic(c.AsInt64(), 63).AsDouble()
+        let m0 = Vector512.GreaterThanOrEqual(ac, Vector512.Create CosPi8)
+        let m1 = Vector512.GreaterThan(ac, Vector512.Create SinPi8)
+        let sel (m: Vector512<float>) (ifTrue: Vector512<float>) (ifFalse: Vector512<float>) = Vector512.ConditionalSelect(m, ifTrue, ifFalse)
+        let u0 = sel m0 s (sel m1 ((s - ac) * Vector512.Create SqrtHalf) (Vector512.Xor(ac, signBit)))
+        let u = Vector512.Xor(u0, Vector512.BitwiseAnd(signBit, c))
+        let bse =
+            sel m0 (sel neg (Vector512.Create Math.PI) Vector512<float>.Zero)
+                (sel m1 (sel neg (Vector512.Create(3.0 * piOver4)) (Vector512.Create piOver4)) (Vector512.Create piOver2))
+        let lo =
+            sel m0 (sel neg (Vector512.Create(2.0 * MoreBits)) Vector512<float>.Zero)
+                (sel m1 (sel neg (Vector512.Create(1.5 * MoreBits)) (Vector512.Create(0.5 * MoreBits))) (Vector512.Create MoreBits))
+        let z = u * u
+        let fma (a: Vector512<float>) (b: Vector512<float>) (k: float) = Vector512.FusedMultiplyAdd(a, b, Vector512.Create k)
+        let mutable p = Vector512.Create AsinH0
+        p <- fma p z AsinH1
+        p <- fma p z AsinH2
+        p <- fma p z AsinH3
+        p <- fma p z AsinH4
+        p <- fma p z AsinH5
+        p <- fma p z AsinH6
+        p <- fma p z AsinH7
+        p <- fma p z AsinH8
+        p <- fma p z AsinH9
+        p <- fma p z AsinH10
+        bse + (Vector512.FusedMultiplyAdd(u * z, p, u) + lo)
+
+    /// <c>abReluNormBody256</c> on 512-bit vectors (portable API; see <c>angleUnit512</c>): same operations in the
+    /// same order. max(0, ·) is Vector512.Max (IEEE maximum: a NaN passes, as Math.Max passes it).
+    let inline abReluNormBody512 (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                                 (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                                 (pv2: nativeptr<float>) (pr2: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>)
+                                 (withNtk: bool) (ident: bool) (fromOut: bool) (len: int) =
+        let mutable i = 0
+        let f = Vector512.Create factor
+        let nf = Vector512.Create -factor
+        let hv = Vector512.Create half
+        let v1b = Vector512.Create(NativePtr.read pv1)
+        let r1b = Vector512.Create(NativePtr.read pr1)
+        let vw, vb, vcN, vcB = Vector512.Create pre.W2, Vector512.Create pre.B2, Vector512.Create pre.CN, Vector512.Create pre.CB
+        while i + 8 <= len do
+            let x0 = Vector512.Load(NativePtr.add px i)
+            let x = if ident then x0 else x0 * vw + vb
+            let v1 = if v1Broadcast then v1b else Vector512.Load(NativePtr.add pv1 i)
+            let r1 = if v1Broadcast then r1b else Vector512.Load(NativePtr.add pr1 i)
+            let sq = Vector512.Sqrt(Vector512.Max(Vector512<float>.Zero, v1 * Vector512.Load(NativePtr.add pv2 i) - x * x))
+            let rr = r1 * Vector512.Load(NativePtr.add pr2 i)
+            let theta = angleUnit512 (x * rr) (sq * rr)
+            let dot = Vector512.FusedMultiplyAdd(nf, theta, hv)
+            (Vector512.FusedMultiplyAdd(dot, x, f * sq)).Store(NativePtr.add pn i)
+            if withNtk then
+                let add = if fromOut then x else Vector512.FusedMultiplyAdd(x0, vcN, vcB)
+                let tv =
+                    if ident then Vector512.Load(NativePtr.add pt i) + add
+                    else Vector512.FusedMultiplyAdd(Vector512.Load(NativePtr.add pt i), vw, add)
+                (dot * tv).Store(NativePtr.add pd i)
+            i <- i + 8
+        i
+
     /// The Vector256 body of <c>abReluNormRun</c> over the whole vectors of a run; returns where the scalar tail
     /// starts. The flags are arguments so that callers can pass constants (it is inline).
     let inline abReluNormBody256 (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
@@ -144,7 +210,14 @@ module internal SimdNorm =
                              (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
         let mutable i = 0
         let ident = pre.W2 = 1.0 && pre.B2 = 0.0
-        if Vector256.IsHardwareAccelerated && Fma.IsSupported then
+        let width = normWidth ()
+        if width = 512 then
+            i <-
+                if ident && withNtk && pre.FromOut then
+                    if v1Broadcast then abReluNormBody512 pre factor half px pt pv1 pr1 true pv2 pr2 pn pd true true true len
+                    else abReluNormBody512 pre factor half px pt pv1 pr1 false pv2 pr2 pn pd true true true len
+                else abReluNormBody512 pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk ident pre.FromOut len
+        elif width = 256 && Vector256.IsHardwareAccelerated && Fma.IsSupported then
             // The common cases (Conv W_std = 1, no bias, ntk parameterization, nngp and ntk) get their flags as
             // constants: a loop with no tests in it and fewer live registers.
             i <-
@@ -173,7 +246,15 @@ module internal SimdNorm =
         if c.Length <> s.Length then invalidArg "s" "c and s must have the same length"
         let r = Array.zeroCreate c.Length
         let mutable i = 0
-        if Vector256.IsHardwareAccelerated && Fma.IsSupported then
+        let width = normWidth ()
+        if width = 512 then
+            use pc = fixed c
+            use ps = fixed s
+            use pr = fixed r
+            while i + 8 <= c.Length do
+                (angleUnit512 (Vector512.Load(NativePtr.add pc i)) (Vector512.Load(NativePtr.add ps i))).Store(NativePtr.add pr i)
+                i <- i + 8
+        if width >= 256 && Vector256.IsHardwareAccelerated && Fma.IsSupported then
             use pc = fixed c
             use ps = fixed s
             use pr = fixed r
