@@ -95,12 +95,30 @@ let stemOf (out: string) =
     then out[.. out.Length - ext.Length - 1]
     else out
 
-/// Writes the figure as {stem}-{name}.png and .svg and returns their full paths.
+/// Skia's SVG backend cannot draw dash patterns (it prints "Unsupported path effect" on stderr for each and draws
+/// the line solid): the SVG copy gets solid lines on purpose, after the PNG has kept its dashes.
+let private solidLines (p: Plot) =
+    for pl in p.GetPlottables() do
+        match pl with
+        | :? Plottables.Scatter as s -> s.LinePattern <- LinePattern.Solid
+        | :? Plottables.HorizontalLine as h -> h.LinePattern <- LinePattern.Solid
+        | _ -> ()
+
+/// Writes the figure as {stem}-{name}.png and .svg (each to a temporary file renamed into place, so an existing
+/// figure is never left half-written) and returns their full paths.
 let save (stem: string) (name: string) (p: Plot) =
     [ for ext in [ "png"; "svg" ] do
         let path = pathOf stem name ext
+        let tmp = sprintf "%s.tmp-%d" path Environment.ProcessId
         try
-            if ext = "png" then p.SavePng(path, width, height) |> ignore else p.SaveSvg(path, width, height) |> ignore
+            try
+                if ext = "png" then p.SavePng(tmp, width, height) |> ignore
+                else
+                    solidLines p
+                    p.SaveSvg(tmp, width, height) |> ignore
+                File.Move(tmp, path, true)
+            finally
+                if File.Exists tmp then File.Delete tmp
         with
         | :? IOException as e -> NeuralTangents.Cli.CliErrors.fail "cannot write the plot %s: %s" path e.Message
         | :? UnauthorizedAccessException as e -> NeuralTangents.Cli.CliErrors.fail "cannot write the plot %s: %s" path e.Message
