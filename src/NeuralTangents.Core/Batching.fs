@@ -362,26 +362,8 @@ module Batching =
     let planJob (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : TiledJob =
         plan options (answerBytes get x2.IsSome) request layer x1 x2 get
 
-    /// <summary>The kernel of <c>KernelFn.computeWithLayout</c>, computed in tiles of blocks of inputs
-    /// (neural_tangents' <c>nt.batch(kernel_fn, batch_size)(x1, x2)</c>): each tile is one run of the network's
-    /// plan (compiled once), tiles run one per core, and each is copied into the answer as it finishes. With x2 =
-    /// None only the tiles on and above the diagonal are computed; the others are their transposes (NNGP and NTK
-    /// swapped with <c>Kernel.swapInputs</c>, so spatial pairs (H, H′) become (H′, H)). The answer equals the untiled
-    /// one to round-off (the tiles' products are blocked differently); when one tile holds everything it is the
-    /// untiled computation itself.</summary>
-    /// <param name="options">Tile size or memory budget, parallelism, progress and cancellation.</param>
-    /// <param name="request">The covariance layout (<c>LayoutRequest.Auto</c>: neural_tangents' choice).</param>
-    /// <param name="layer">The network.</param>
-    /// <param name="x1">First inputs.</param>
-    /// <param name="x2">Second inputs, or None for x2 = x1.</param>
-    /// <param name="get">Nngp, Ntk or Both.</param>
-    /// <returns>The kernel, as <c>KernelFn.computeWithLayout</c> returns it.</returns>
-    /// <exception cref="T:NeuralTangents.NeuralTangentsException">the network cannot take the inputs, or the
-    /// answer or the smallest tile does not fit the memory budget (the message gives the numbers).</exception>
-    /// <exception cref="T:System.OperationCanceledException">the cancellation token was cancelled.</exception>
-    [<CompiledName("ComputeWithLayout")>]
-    let computeWithLayout (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        let job = planJob options request layer x1 x2 get
+    /// A planned job run into arrays held in memory (refused when one answer array exceeds a .NET array).
+    let private inMemory (options: BatchOptions) (job: TiledJob) : Kernel =
         for name, shape in job.Outputs do
             match Memory.product (shape |> Seq.map int64) with
             | Some e when e <= int64 Array.MaxLength -> ()
@@ -411,6 +393,27 @@ module Batching =
                 Shape1 = withBatch p.Shape1 job.N1
                 Shape2 = withBatch p.Shape2 job.N2 }
 
+    /// <summary>The kernel of <c>KernelFn.computeWithLayout</c>, computed in tiles of blocks of inputs
+    /// (neural_tangents' <c>nt.batch(kernel_fn, batch_size)(x1, x2)</c>): each tile is one run of the network's
+    /// plan (compiled once), tiles run one per core, and each is copied into the answer as it finishes. With x2 =
+    /// None only the tiles on and above the diagonal are computed; the others are their transposes (NNGP and NTK
+    /// swapped with <c>Kernel.swapInputs</c>, so spatial pairs (H, H′) become (H′, H)). The answer equals the untiled
+    /// one to round-off (the tiles' products are blocked differently); when one tile holds everything it is the
+    /// untiled computation itself.</summary>
+    /// <param name="options">Tile size or memory budget, parallelism, progress and cancellation.</param>
+    /// <param name="request">The covariance layout (<c>LayoutRequest.Auto</c>: neural_tangents' choice).</param>
+    /// <param name="layer">The network.</param>
+    /// <param name="x1">First inputs.</param>
+    /// <param name="x2">Second inputs, or None for x2 = x1.</param>
+    /// <param name="get">Nngp, Ntk or Both.</param>
+    /// <returns>The kernel, as <c>KernelFn.computeWithLayout</c> returns it.</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">the network cannot take the inputs, or the
+    /// answer or the smallest tile does not fit the memory budget (the message gives the numbers).</exception>
+    /// <exception cref="T:System.OperationCanceledException">the cancellation token was cancelled.</exception>
+    [<CompiledName("ComputeWithLayout")>]
+    let computeWithLayout (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        inMemory options (planJob options request layer x1 x2 get)
+
     /// <summary>The kernel of <c>KernelFn.compute</c> computed in tiles (see <c>computeWithLayout</c>).</summary>
     [<CompiledName("Compute")>]
     let compute (options: BatchOptions) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
@@ -425,25 +428,4 @@ module Batching =
     [<CompiledName("ComputeWithMask")>]
     let computeWithMask (options: BatchOptions) (maskConstant: float) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
         let job = { planJob options request layer x1 x2 get with MaskConstant = Some maskConstant }
-        if job.Tiles.Length = 1 then
-            let mutable result = None
-            runTiles job options (fun _ -> false) (fun _ k -> result <- Some k)
-            result.Value
-        else
-            let arrays = job.Outputs |> List.map (fun (n, s) -> n, Array.zeroCreate<float> (s |> Array.fold (*) 1)) |> Map.ofList
-            runTiles job options (fun _ -> false) (place job (ArraySink arrays))
-            let tensor name = job.Outputs |> List.tryFind (fun (n, _) -> n = name) |> Option.map (fun (n, s) -> Tensor.create s arrays[n])
-            let p = job.Probe
-            let withBatch (shape: int[]) (n: int) =
-                let s = Array.copy shape
-                s[p.BatchAxis] <- n
-                s
-            { p with
-                Nngp = (tensor "nngp").Value
-                Ntk = tensor "ntk"
-                Cov1 = (tensor "cov1").Value
-                Cov2 = tensor "cov2"
-                Shape1 = withBatch p.Shape1 job.N1
-                Shape2 = withBatch p.Shape2 job.N2
-                Mask1 = None
-                Mask2 = None }
+        { inMemory options job with Mask1 = None; Mask2 = None }

@@ -88,17 +88,23 @@ module Aggregation =
     /// output positions of aggregated axis q) are 1000 + q (and 2000 + q for the second copy in a covariance).
     let private headLabel (copy: int) (q: int) = 1000 * (copy + 1) + q
 
+    /// The dense adjacency of an input shaped like x and the contraction labels: x's axes, A's (batch, i…, j…) and
+    /// the output's, where the aggregated axes i are relabelled j.
+    let private contraction (a: AggregateSpec) (x: Tensor) (pattern: Tensor) =
+        let agg, b, _ = aggAxes a x.Rank
+        let adj = denseAdjacency a x.Shape[b] (agg |> Array.map (fun ax -> x.Shape[ax])) pattern
+        let lx = Array.init x.Rank id
+        let lA = Array.concat [ [| b |]; agg; agg |> Array.mapi (fun q _ -> headLabel 0 q) ]
+        let lOut = lx |> Array.map (fun l -> match Array.tryFindIndex ((=) l) agg with Some q -> headLabel 0 q | None -> l)
+        adj, lx, lA, lOut
+
     /// The forward pass: out[n, …, j, …, c] = Σ_i x[n, …, i, …, c]·A[n, i, j] over the aggregated positions, the
     /// axes kept in place; without a "pattern" side input the layer is the identity (as neural_tangents).
     let forward (a: AggregateSpec) (ctx: ApplyContext) (x: Tensor) : Tensor =
         match ctx.Side.TryFind "pattern" with
         | None -> x
         | Some pattern ->
-            let agg, b, _ = aggAxes a x.Rank
-            let adj = denseAdjacency a x.Shape[b] (agg |> Array.map (fun ax -> x.Shape[ax])) pattern
-            let lx = Array.init x.Rank id
-            let lA = Array.concat [ [| b |]; agg; agg |> Array.mapi (fun q _ -> headLabel 0 q) ]
-            let lOut = lx |> Array.map (fun l -> match Array.tryFindIndex ((=) l) agg with Some q -> headLabel 0 q | None -> l)
+            let adj, lx, lA, lOut = contraction a x pattern
             Tensor.contract x lx adj lA lOut
 
     /// The input cotangent of <c>forward</c> (the same pattern): ct_x[n, …, i, …, c] = Σ_j A[n, i, j]·ct[n, …, j,
@@ -107,11 +113,7 @@ module Aggregation =
         match ctx.Side.TryFind "pattern" with
         | None -> ct
         | Some pattern ->
-            let agg, b, _ = aggAxes a x.Rank
-            let adj = denseAdjacency a x.Shape[b] (agg |> Array.map (fun ax -> x.Shape[ax])) pattern
-            let lx = Array.init x.Rank id
-            let lA = Array.concat [ [| b |]; agg; agg |> Array.mapi (fun q _ -> headLabel 0 q) ]
-            let lOut = lx |> Array.map (fun l -> match Array.tryFindIndex ((=) l) agg with Some q -> headLabel 0 q | None -> l)
+            let adj, lx, lA, lOut = contraction a x pattern
             Tensor.contract ct lOut adj lA lx
 
     /// Aggregate on a kernel (neural_tangents' DENSE `kernel_fn`): the map is linear on the aggregated axes, so with
