@@ -538,15 +538,17 @@ module internal Convolution =
     /// is visible. Here: the real transpose convolution of the 0/1 mask with positive weights, masked where it is > 0
     /// (a sum of non-negative terms is positive exactly when one term is).
     let private convMask (c: ConvSpec) : MaskRule =
+        // one mask per position (channels collapsed), broadcast to the input's shape with a unit channel axis
+        let collapsed (m: Tensor) (shape: int[]) =
+            let l = layout c
+            let cAxis = l.Lhs.IndexOf 'C'
+            let target = Array.copy shape
+            target[cAxis] <- 1
+            l, Masking.broadcastTo target (Masking.collapseChannel cAxis m)
         match c.Kind with
         | ConvKind.Transpose ->
             Masking.propagating true (fun m shape ->
-                let l = layout c
-                let cAxis = l.Lhs.IndexOf 'C'
-                let m = Masking.collapseChannel cAxis m
-                let target = Array.copy shape
-                target[cAxis] <- 1
-                let m = Masking.broadcastTo target m
+                let l, m = collapsed m shape
                 let ones =
                     { c with
                         OutChan = 1; BStd = None; WStd = 1.0; Parameterization = Parameterization.Ntk; S = (1, 1)
@@ -562,12 +564,7 @@ module internal Convolution =
                 Tensor.create (Array.copy fed.Shape) (fed.Data |> Array.map (fun v -> if v > 0.0 then 1.0 else 0.0)))
         | ConvKind.Conv | ConvKind.Local ->
             Masking.propagating true (fun m shape ->
-                let l = layout c
-                let cAxis = l.Lhs.IndexOf 'C'
-                let m = Masking.collapseChannel cAxis m
-                let target = Array.copy shape
-                target[cAxis] <- 1
-                let m = Masking.broadcastTo target m
+                let l, m = collapsed m shape
                 let perAxis (values: int[]) =
                     l.Lhs.ToCharArray() |> Array.map (fun ch -> match l.InputSpatial.IndexOf ch with -1 -> 1 | a -> values[a])
                 let pooled = Masking.pool (perAxis l.FilterIn) (perAxis l.StridesIn) (c.Padding <> Padding.Valid) m
