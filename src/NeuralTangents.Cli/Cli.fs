@@ -197,6 +197,13 @@ let private plainKernel (argv: string[]) : string option option =
     | [| "kernel"; path |] when not (path.StartsWith '-') -> Some(Some path)
     | _ -> None
 
+/// <summary><c>nt predict [REQUEST.json]</c> read without Argu, for the same reason as <c>plainKernel</c>.</summary>
+let private plainPredict (argv: string[]) : string option option =
+    match argv with
+    | [| "predict" |] -> Some None
+    | [| "predict"; path |] when not (path.StartsWith '-') -> Some(Some path)
+    | _ -> None
+
 /// Drops .NET's " (Parameter 'x')" suffix, naming the parameter up front unless the message already does.
 let private argumentMessage (e: ArgumentException) =
     let suffix = sprintf " (Parameter '%s')" e.ParamName
@@ -258,10 +265,11 @@ let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextW
                 Console.CancelKeyPress.AddHandler onCancel
                 try f cts.Token
                 finally Console.CancelKeyPress.RemoveHandler onCancel
-            match plainKernel argv with
-            | Some request ->
+            match plainKernel argv, plainPredict argv with
+            | Some request, _ ->
                 cancellable (fun token -> Progress.using stderr (fun p -> KernelCommand.runWith token p request stdin stdout))
-            | None ->
+            | None, Some request -> cancellable (fun _ -> PredictCommand.run request stdin stdout)
+            | None, None ->
             let args = parser.Value.ParseCommandLine(argv, raiseOnUsage = true)
             if args.Contains Version then
                 stdout.Write(version () + "\n")

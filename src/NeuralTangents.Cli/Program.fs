@@ -32,7 +32,7 @@ let private warmUp () =
 let main argv =
     mark "process start to main"
     let request = argv.Length > 0 && (argv[0] = "kernel" || argv[0] = "predict")
-    if argv.Length > 0 && argv[0] = "kernel" then warmUp ()
+    if request then warmUp ()
     // At an interactive terminal, a missing request file is an error rather than a silent wait for typed JSON.
     let stdin = if Console.IsInputRedirected then Console.In else IO.TextReader.Null
     // A request's answer (up to tens of MB of JSON) goes through a 64 kB buffer flushed at the end, instead of the
