@@ -314,15 +314,19 @@ module Attention =
                     for j in 0 .. d - 1 do out[r * d + j] <- out[r * d + j] + v * w.Data[(head * cin + c) * d + j]
         out
 
-    /// With a mask (neural_tangents' masked apply_fn): the embeddings are zeroed at masked entries, and masked keys
-    /// (positions whose channels are all masked) get score −1e20 before the softmax, 0 for the other mechanisms.
-    let forwardMasked (a: AttentionSpec) (mask: Tensor option) (p: Params) (x: Tensor) : Tensor =
+    /// The layer's parameters in init's order: W_key, W_value, W_out, W_query (without linear scaling), the bias
+    /// (with b_std) and the positional embeddings (when drawn).
+    let private weights (a: AttentionSpec) (p: Params) =
         let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
-        let wk, wv, wo = ts[0], ts[1], ts[2]
         let rest = List.skip 3 ts
         let wq, rest = if a.LinearScaling then None, rest else Some rest.Head, rest.Tail
         let bias, rest = match a.BStd with Some _ -> Some rest.Head, rest.Tail | None -> None, rest
-        let pe = List.tryHead rest
+        ts[0], ts[1], ts[2], wq, bias, List.tryHead rest
+
+    /// With a mask (neural_tangents' masked apply_fn): the embeddings are zeroed at masked entries, and masked keys
+    /// (positions whose channels are all masked) get score −1e20 before the softmax, 0 for the other mechanisms.
+    let forwardMasked (a: AttentionSpec) (mask: Tensor option) (p: Params) (x: Tensor) : Tensor =
+        let wk, wv, wo, wq, bias, pe = weights a p
         let ndim = x.Rank
         let b, ch = Axes.norm ndim a.BatchAxis, Axes.norm ndim a.ChannelAxis
         // (N, S, C) views: batch first, channels last, positions flattened.
@@ -430,12 +434,7 @@ module Attention =
     /// chain rule through each step (per head: K = X_k W_k, Q = K or X_k W_q, A = c·Q Kᵀ, G = φ(A) by rows,
     /// H = G·X_v W_v; then Y = o·[H…] W_out + b_std·b). Softmax rows pull back as dA = G∘(dG − Σ_q G dG).
     let backward (a: AttentionSpec) (p: Params) (x: Tensor) (ct: Tensor) : Tensor * Params =
-        let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
-        let wk, wv, wo = ts[0], ts[1], ts[2]
-        let rest = List.skip 3 ts
-        let wq, rest = if a.LinearScaling then None, rest else Some rest.Head, rest.Tail
-        let bias, rest = match a.BStd with Some _ -> Some rest.Head, rest.Tail | None -> None, rest
-        let pe = List.tryHead rest
+        let wk, wv, wo, wq, bias, pe = weights a p
         let ndim = x.Rank
         let b, ch = Axes.norm ndim a.BatchAxis, Axes.norm ndim a.ChannelAxis
         let order = Array.concat [ [| b |]; [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield i |]; [| ch |] ]
@@ -598,14 +597,8 @@ module Attention =
     /// 1[A &gt; 0]·dA; dH = dG·V + G·dV; then dY = o·(dH W_out + H dW_out) + b_std·db). The embeddings' tangent
     /// enters the key (and value) inputs as in the forward pass.
     let tangent (a: AttentionSpec) (p: Params) (dp: Params) (x: Tensor) (dx: Tensor) : Tensor =
-        let unpack (p: Params) =
-            let ts = match p with Leaf ts -> ts | _ -> invalidArg "params" "GlobalSelfAttention: the parameters do not match the layer tree"
-            let rest = List.skip 3 ts
-            let wq, rest = if a.LinearScaling then None, rest else Some rest.Head, rest.Tail
-            let bias, rest = match a.BStd with Some _ -> Some rest.Head, rest.Tail | None -> None, rest
-            ts[0], ts[1], ts[2], wq, bias, List.tryHead rest
-        let wk, wv, wo, wq, _, pe = unpack p
-        let dwk, dwv, dwo, dwq, dbias, dpe = unpack dp
+        let wk, wv, wo, wq, _, pe = weights a p
+        let dwk, dwv, dwo, dwq, dbias, dpe = weights a dp
         let ndim = x.Rank
         let b, ch = Axes.norm ndim a.BatchAxis, Axes.norm ndim a.ChannelAxis
         let spatialAxes = [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield i |]
