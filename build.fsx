@@ -38,6 +38,32 @@ let expectoCounts (path: string) =
     let passed = executed |> List.filter (fun c -> c.GetAttribute "success" = "True") |> List.length
     passed, executed.Length - passed
 
+/// The failed cases of Expecto's NUnit-style summary: name and the first lines of the failure message.
+let expectoFailures (path: string) =
+    let doc = XmlDocument()
+    doc.Load path
+    [ for c in doc.SelectNodes "//test-case" |> Seq.cast<XmlElement> do
+        if c.GetAttribute "executed" = "True" && c.GetAttribute "success" <> "True" then
+            let m = c.SelectSingleNode "failure/message"
+            yield c.GetAttribute "name", (if isNull m then "" else m.InnerText) ]
+
+/// The failed tests of a TRX file: name and message.
+let trxFailures (path: string) =
+    let doc = XmlDocument()
+    doc.Load path
+    [ for r in doc.GetElementsByTagName "UnitTestResult" |> Seq.cast<XmlElement> do
+        if r.GetAttribute "outcome" <> "Passed" then
+            let m = r.GetElementsByTagName "Message"
+            yield r.GetAttribute "testName", (if m.Count = 0 then "" else m[0].InnerText) ]
+
+/// Prints failed tests as "FAILED name: message" (message cut to a few lines), so that the end of a log says which.
+let printFailures (suite: string) (failures: (string * string) list) =
+    for name, message in failures do
+        let lines = message.Split('\n') |> Array.map (fun l -> l.TrimEnd()) |> Array.filter (fun l -> l <> "")
+        let text = String.Join(" | ", Array.truncate 6 lines)
+        let text = if text.Length > 800 then text.Substring(0, 800) + " …" else text
+        printfn "build.fsx: FAILED (%s) %s: %s" suite name text
+
 /// (passed, failed) of a TRX file's counters (error, timeout and aborted count as failed).
 let trxCounts (path: string) =
     let doc = XmlDocument()
@@ -136,6 +162,11 @@ let test (expectoArgs: string list) =
     let nbPassed, nbFailed = notebooks results
     printfn "build.fsx: notebooks: %d of %d passed" nbPassed (nbPassed + nbFailed)
     let passed, failed = fsPassed + csPassed + nbPassed, fsFailed + csFailed + nbFailed
+    // The failures again at the end, where a truncated log still shows them.
+    let tryList (file: string) (read: string -> (string * string) list) =
+        if File.Exists file then (try read file with e -> [ "(unreadable result file)", e.Message ]) else []
+    printFailures "F#" (tryList fsSummary expectoFailures)
+    printFailures "C#" (tryList csTrx trxFailures)
     printfn "%d passed, %d failed" passed failed
     exit (if failed = 0 then 0 else 1)
 
