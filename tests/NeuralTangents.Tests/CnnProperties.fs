@@ -146,7 +146,10 @@ let tests =
                 let unbounded = collinear c.Layout spec && hasKinkedNngp c.Net
                 orDiscard "psd" (fun () -> KernelFn.compute c.Net x None Both) (fun k ->
                     for what, t, tol in [ "nngp", k.Nngp, 1e-12; "ntk", k.Ntk.Value, ntkSymmetryTol ] do
-                        if not unbounded then assertClose (what + " symmetry") tol t.Data (transpose t).Data
+                      // There the kernel sits on the PSD boundary (ρ = ±1: rank one) with √ε-sized entry errors, so
+                      // neither law has a uniform bound (see hasKinkedNngp).
+                      if not unbounded then
+                        assertClose (what + " symmetry") tol t.Data (transpose t).Data
                         // PSD up to round-off: λmin ≥ −1e-9·trace (eigenvalue errors are O(ε·‖K‖)).
                         let lo = minEig t
                         if lo < -1e-9 * trace t then failwithf "%s not PSD: λmin = %g, trace = %g for %A" what lo (trace t) c.Net
