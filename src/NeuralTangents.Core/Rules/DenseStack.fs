@@ -33,15 +33,14 @@ module internal DenseStack =
     /// (factor, half) = ((a − b)²/(2π), (a² + b²)/2) and the per-input tables v (the variances after the affine map,
     /// (N, S)) and r = 1/√v (0 where v = 0) of x1 and x2.
     type Step =
-        { Pre: Simd.DensePre
+        { Pre: Simd.DensePre voption
           Relu: (float * float) option
           V1: float[]
           R1: float[]
           V2: float[]
           R2: float[] }
 
-    /// r = 1/√v, 0 where v = 0 (a zero-variance input: its angle is taken as π/2, as atan2(0, 0)).
-    let private inverseSqrt (v: float[]) = v |> Array.map (fun v -> if v > 0.0 then 1.0 / Math.Sqrt v else 0.0)
+    let private inverseSqrt = SimdNorm.inverseSqrt
 
     /// The steps of a run of layers on kernel k with the kernel the rules would return minus nngp/ntk (covariances,
     /// shapes and flags), or None when the executor does not cover the layers. Layer errors (a Dense with out_dim 0)
@@ -52,7 +51,7 @@ module internal DenseStack =
         let mutable pending : Simd.DensePre option = None
         let mutable covered = true
         let affineOnly (pre: Simd.DensePre) =
-            steps.Add { Pre = pre; Relu = None; V1 = null; R1 = null; V2 = null; R2 = null }
+            steps.Add { Pre = ValueSome pre; Relu = None; V1 = null; R1 = null; V2 = null; R2 = null }
         for layer in layers do
             if covered then
                 match layer with
@@ -69,7 +68,7 @@ module internal DenseStack =
                     let v2 = match meta.Cov2 with Some c -> c.Data | None -> v1
                     let r1 = inverseSqrt v1
                     steps.Add
-                        { Pre = defaultArg pending Simd.identity; Relu = Some(factor, half)
+                        { Pre = (match pending with Some p -> ValueSome p | None -> ValueNone); Relu = Some(factor, half)
                           V1 = v1; R1 = r1; V2 = v2; R2 = (if obj.ReferenceEquals(v1, v2) then r1 else inverseSqrt v2) }
                     pending <- None
                     // The ABRelu rule's covariances: its scalar step on (v, v, v) (Elementwise.abReluWith).
@@ -86,8 +85,6 @@ module internal DenseStack =
                                  (pd: nativeptr<float>) (withNtk: bool) (len: int) =
         Simd.denseRun pre.W2 pre.B2 pre.FromOut pre.CN pre.CB px pt pn pd withNtk len
 
-    let atan2Step = Environment.GetEnvironmentVariable "NT_DENSE_STEP" = "atan2"
-
     /// Every step over the pairs (i, j), i ∈ [i0, i1), j ∈ [j0, j1) of (N1, N2, S) arrays: the first step reads
     /// src and writes dst (they may be the same arrays), the others update dst in place (each run reads an entry
     /// before writing it).
@@ -102,7 +99,7 @@ module internal DenseStack =
             | None ->
                 for i in i0 .. i1 - 1 do
                     let o = (i * n2 + j0) * s
-                    affineRun step.Pre (NativePtr.add inN o) (NativePtr.add inT o) (NativePtr.add dstN o) (NativePtr.add dstT o)
+                    affineRun step.Pre.Value (NativePtr.add inN o) (NativePtr.add inT o) (NativePtr.add dstN o) (NativePtr.add dstT o)
                         withNtk ((j1 - j0) * s)
             | Some(factor, half) ->
                 use p1 = fixed step.V1
@@ -110,21 +107,16 @@ module internal DenseStack =
                 use p2 = fixed step.V2
                 use q2 = fixed step.R2
                 for i in i0 .. i1 - 1 do
-                    if s = 1 && atan2Step then
-                        let o = i * n2 + j0
-                        Simd.abReluRun step.Pre factor half (NativePtr.add inN o) (NativePtr.add inT o)
-                            (NativePtr.add p1 i) true (NativePtr.add p2 j0) 
-                            (NativePtr.add dstN o) (NativePtr.add dstT o) withNtk (j1 - j0)
-                    elif s = 1 then
+                    if s = 1 then
                         // One run per row: input i's variance broadcast, j's contiguous.
                         let o = i * n2 + j0
-                        SimdNorm.abReluNormRun step.Pre factor half (NativePtr.add inN o) (NativePtr.add inT o)
+                        SimdNorm.abReluAffineRun step.Pre factor half (NativePtr.add inN o) (NativePtr.add inT o)
                             (NativePtr.add p1 i) (NativePtr.add q1 i) true (NativePtr.add p2 j0) (NativePtr.add q2 j0)
                             (NativePtr.add dstN o) (NativePtr.add dstT o) withNtk (j1 - j0)
                     else
                         for j in j0 .. j1 - 1 do
                             let o = (i * n2 + j) * s
-                            SimdNorm.abReluNormRun step.Pre factor half (NativePtr.add inN o) (NativePtr.add inT o)
+                            SimdNorm.abReluAffineRun step.Pre factor half (NativePtr.add inN o) (NativePtr.add inT o)
                                 (NativePtr.add p1 (i * s)) (NativePtr.add q1 (i * s)) false (NativePtr.add p2 (j * s)) (NativePtr.add q2 (j * s))
                                 (NativePtr.add dstN o) (NativePtr.add dstT o) withNtk s
 
