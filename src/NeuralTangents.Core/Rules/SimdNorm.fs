@@ -344,30 +344,41 @@ module internal SimdNorm =
             i <- i + 8
         i
 
-    /// One contiguous run of the ABRelu step (see above): x, t, v2, r2 advance, and v1, r1 unless
-    /// <c>v1Broadcast</c>; with <c>pre</c> = Some map, the Dense rule's map is applied to (x, t) first. Outputs may
-    /// alias their own inputs (pn = px, pd = pt): every entry is read before it is written.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    let abReluAffineRun (pre: DensePre voption) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
-                        (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
-                        (pv2: nativeptr<float>) (pr2: nativeptr<float>)
-                        (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
-        let dense = pre.IsSome
-        let p = match pre with ValueSome p -> p | ValueNone -> identity
-        let mutable i = 0
-        let width = normWidth ()
-        if width = 512 then
-            i <- abReluAffineBody512 dense p.FromOut p factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
-        elif width = 256 && Vector256.IsHardwareAccelerated && Fma.IsSupported then
-            // The common cases get their flags as constants (a loop with no tests in it): the MLP's Dense ("ntk"
-            // parameterization) → ABRelu with both kernels, and an ABRelu alone with both.
-            i <-
-                if dense && withNtk && p.FromOut then
-                    if v1Broadcast then abReluAffineBody256 true true p factor half px pt pv1 pr1 true pv2 pr2 pn pd true len
-                    else abReluAffineBody256 true true p factor half px pt pv1 pr1 false pv2 pr2 pn pd true len
-                elif not dense && withNtk then
-                    abReluAffineBody256 false false p factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd true len
-                else abReluAffineBody256 dense p.FromOut p factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+    // Each vector specialisation is its own method, so that a one-shot process JIT-compiles only the one it runs
+    // (the Vector512 bodies are large software fallbacks where AVX-512 is missing), not all of them.
+
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affine512 (dense: bool) (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                          (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                          (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        abReluAffineBody512 dense pre.FromOut pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+
+    /// Dense ("ntk" parameterization) → ABRelu on one row of an S = 1 kernel, nngp and ntk: the MLP's step.
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affine256DenseRow (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                                  (pv1: nativeptr<float>) (pr1: nativeptr<float>) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                                  (pn: nativeptr<float>) (pd: nativeptr<float>) (len: int) =
+        abReluAffineBody256 true true pre factor half px pt pv1 pr1 true pv2 pr2 pn pd true len
+
+    /// ABRelu alone, nngp and ntk (the rule's own pass).
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affine256Plain (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                               (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                               (pn: nativeptr<float>) (pd: nativeptr<float>) (len: int) =
+        abReluAffineBody256 false false identity factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd true len
+
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affine256Any (dense: bool) (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                             (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                             (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        abReluAffineBody256 dense pre.FromOut pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+
+    /// The scalar twin (tails, and width 0) from entry i on.
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affineTail (dense: bool) (p: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                           (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                           (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (start: int) (len: int) =
+        let mutable i = start
         while i < len do
             let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
             let r1 = if v1Broadcast then NativePtr.read pr1 else NativePtr.get pr1 i
@@ -383,6 +394,25 @@ module internal SimdNorm =
                 let tv = if dense then t0 * p.W2 + (if p.FromOut then x else x0 * p.CN + p.CB) else t0
                 NativePtr.set pd i (dot * tv)
             i <- i + 1
+
+    /// One contiguous run of the ABRelu step (see above): x, t, v2, r2 advance, and v1, r1 unless
+    /// <c>v1Broadcast</c>; with <c>pre</c> = ValueSome map, the Dense rule's map is applied to (x, t) first. Outputs
+    /// may alias their own inputs (pn = px, pd = pt): every entry is read before it is written.
+    let abReluAffineRun (pre: DensePre voption) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                        (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                        (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                        (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        let dense = pre.IsSome
+        let p = match pre with ValueSome p -> p | ValueNone -> identity
+        let width = normWidth ()
+        let i =
+            if width = 512 then affine512 dense p factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+            elif width = 256 && Vector256.IsHardwareAccelerated && Fma.IsSupported then
+                if dense && withNtk && p.FromOut && v1Broadcast then affine256DenseRow p factor half px pt pv1 pr1 pv2 pr2 pn pd len
+                elif not dense && withNtk then affine256Plain factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd len
+                else affine256Any dense p factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+            else 0
+        if i < len then affineTail dense p factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk i len
 
     /// r = 1/√v per entry, 0 where v = 0 (a zero-variance input: its angle is then π/2, as atan2(0, 0) is taken).
     let inverseSqrt (v: float[]) = v |> Array.map (fun v -> if v > 0.0 then 1.0 / Math.Sqrt v else 0.0)
