@@ -16,8 +16,8 @@ type KernelFlow =
 type Execution =
     { /// Rules overwrite arrays that the plan itself allocated and no live register still holds.
       InPlace: bool
-      /// Dense → ABRelu pairs run as one fused pass over memory, and runs of Conv/ABRelu layers through the fused
-      /// convolution executor (rewrites of the plan).
+      /// Runs of Dense/ABRelu layers through the fused MLP executor (tile by tile in cache, the rules' bits), and
+      /// runs of Conv/ABRelu layers through the fused convolution executor (rewrites of the plan).
       Fuse: bool }
 
     /// In-place passes and fusion on (the default).

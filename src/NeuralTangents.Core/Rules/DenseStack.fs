@@ -10,23 +10,23 @@ open NeuralTangents
 open NeuralTangents.Layers
 
 /// The fused executor of a run of Dense and ABRelu-family layers (an MLP; the plan rewrite <c>FusedDenseStackOp</c>):
-/// the same mathematics as the layers' own rules (<c>Linear.denseKernel</c>, <c>Elementwise.abReluKernel</c>),
-/// executed tile by tile so that the working set stays in cache instead of streaming the (N1, N2, S) arrays through
-/// memory once per layer.
+/// the layers' own rules (<c>Linear.denseKernel</c>, <c>Elementwise.abReluKernel</c>), the same operations on every
+/// entry and so the same bits, executed tile by tile so that the working set stays in cache instead of streaming the
+/// (N1, N2, S) arrays through memory once per layer.
 ///
 /// Why it can: Dense and ABRelu map every entry (i, j, p) of nngp/ntk on its own, given the variances of input i and
-/// input j at position p (arXiv:1711.00165 eq. 5 and the arc-cosine kernel of Cho and Saul 2009; arXiv:1806.07572 for
-/// the NTK). Those variances follow their own chain — cov ↦ W_std²·cov + b_std², then the activation of (v, v, v) —
-/// which costs O(N·S) per layer and is computed first, per layer, by exactly the operations the layers' rules apply
-/// to cov1/cov2 (so the output cov1/cov2 are the rules' bits, and a pair of identical inputs, x = v1 = v2, keeps
-/// √(v1·v2 − x²) = 0 and θ = 0 exactly at every layer, as in the rules). Then each tile of (i, j) pairs (~4096
-/// entries, L2-sized) goes through every layer before the next tile, both cores taking tiles. The activation step
-/// is the division-free arc-cosine of <c>SimdNorm.abReluNormRun</c> with r = 1/√v per input (the Dense map fused in
-/// front); a Dense with no activation after it is the rule's own multiply-then-add. When x2 is x1 only tiles
-/// I ≤ J are computed and (J, I) is their transpose, after checking that the input's (J, I) tile is exactly the
+/// input j at position p (arXiv:1711.00165 eq. 5 with the arc-cosine kernel of Cho and Saul 2009; arXiv:1806.07572
+/// for the NTK). Those variances follow their own chain — cov ↦ W_std²·cov + b_std², then the activation of
+/// (v, v, v) — which costs O(N·S) per layer and is computed first, per layer, by the operations the rules apply to
+/// cov1/cov2 (so a pair of identical inputs, x = v1 = v2, keeps √(v1·v2 − x²) = 0 and θ = 0 exactly at every
+/// layer, as in the rules), with r = 1/√v per input. Then each tile of (i, j) pairs (~4096 entries, L2-sized) goes
+/// through every layer before the next tile, both cores taking tiles: a Dense followed by an activation is one
+/// division-free arc-cosine step with the Dense map in front (<c>SimdNorm.abReluAffineRun</c>), a Dense with no
+/// activation after it the rule's own multiply-then-add (<c>Simd.denseRun</c>). When x2 is x1 only tiles I ≤ J
+/// are computed and (J, I) is their transpose, after checking that the input's (J, I) tile is exactly the
 /// transpose of (I, J) (otherwise (J, I) is computed too): with v1 = v2 every operation is symmetric in (i, j).
-/// Kernels this executor does not cover (masks, full batch covariances, the full spatial layout, a non-Gaussian
-/// input to an activation) make <c>tryRun</c> return None, and the caller runs the layers' own rules.
+/// Kernels this executor does not cover (masks, full batch covariances, the full spatial layout, an activation on
+/// a non-Gaussian kernel) make <c>tryRun</c> return None, and the caller runs the layers' own rules.
 module internal DenseStack =
 
     /// One step: an affine map (a Dense layer's, or the identity) then, optionally, an ABRelu with its
@@ -80,7 +80,7 @@ module internal DenseStack =
         if covered && steps.Count > 0 then Some(steps.ToArray(), meta) else None
 
     /// The Dense map alone on one run of len entries (nngp x, ntk t → n, d; may alias), with the rule's operations
-    /// (multiply, then add; Simd.densePass), so every vector width gives the rule's bits.
+    /// (multiply, then add, as Simd.densePass), so every vector width gives the rule's bits.
     let inline private affineRun (pre: Simd.DensePre) (px: nativeptr<float>) (pt: nativeptr<float>) (pn: nativeptr<float>)
                                  (pd: nativeptr<float>) (withNtk: bool) (len: int) =
         Simd.denseRun pre.W2 pre.B2 pre.FromOut pre.CN pre.CB px pt pn pd withNtk len
