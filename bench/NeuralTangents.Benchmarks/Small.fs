@@ -2,7 +2,8 @@
 /// ×10, Dense(1); N = 1024 inputs of dimension 784, nngp + ntk of kernel_fn(x, None)) goes, in one process
 /// (`dotnet fsi build.fsx bench --small [N]`). Each step's wall and CPU time (this process, all threads) on its first
 /// call (cold: JIT, thread pool, OpenBLAS start-up, first touch of fresh memory) and the median of five warm calls,
-/// with the bytes a warm kernel allocates. The table is printed twice, from two child processes: with .NET's default
+/// with the bytes a warm kernel allocates; the fused MLP executor (Rules.DenseStack) is also timed alone, on fresh
+/// output buffers (in KernelFn.compute it overwrites the input kernel's own arrays). The table is printed twice, from two child processes: with .NET's default
 /// JIT settings, and with `TieredCompilation.QuickJitForLoops` off, as `nt` runs (its runtimeconfig). The CLI's own
 /// costs (process start, argument and request parsing, output) are profiled with `NT_TIMINGS=1 nt kernel …`.
 module NeuralTangents.Benchmarks.Small
@@ -44,6 +45,9 @@ let private table (n: int) =
     row "x·xᵀ/d by syrk and mirror (N²·d flops)" (fun () -> Linalg.gram (1.0 / float d) x.Data n d |> ignore)
     row "fresh N×N buffer, written once" (fun () -> Array.create (n * n) 1.0 |> ignore)
     row "input kernel (KernelFn.inputKernel)" (fun () -> KernelFn.inputKernel net x None Both |> ignore)
+    let k0 = KernelFn.inputKernel net x None Both
+    let chain = match net with Serial ls -> ls | l -> [ l ]
+    row "the 21 layers' fused executor alone (Rules.DenseStack)" (fun () -> Rules.DenseStack.tryRun chain false k0 |> ignore)
     row "KernelFn.compute, nngp + ntk" (fun () -> KernelFn.compute net x None Both |> ignore)
 
 /// `--small [N]`: the table in two child processes (default JIT settings, and nt's); `--small-child N`: one table.

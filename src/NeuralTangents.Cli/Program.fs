@@ -15,13 +15,14 @@ let private mark (what: string) =
 /// <summary>Start-up work that every <c>nt kernel</c> request needs before its first kernel, started on a pool
 /// thread while the main thread parses the command line and reads the request (issue #9 item 7): loading the
 /// native BLAS (OpenBLAS starts its own threads), starting the thread pool's workers, and compiling (JIT) the
-/// kernel path — input Gram matrix, plan, fused Dense → ReLU pass, tiling — on a network of four inputs. On two
-/// cores this takes the main thread's idle neighbour; nothing computed is kept, and a failure is left to the
-/// request's own computation to report.</summary>
+/// kernel path — input Gram matrix, plan, tiling, the probe's Dense and ReLU rules, and the fused MLP executor
+/// (Rules.DenseStack: its Dense → ReLU and trailing Dense steps, and with 72 inputs more than one tile, so the
+/// mirrored tiles of x2 = x1 too) — on a small network. On two cores this takes the main thread's idle neighbour;
+/// nothing computed is kept, and a failure is left to the request's own computation to report.</summary>
 let private warmUp () =
     Task.Run(fun () ->
         try
-            let x = Tensor.create [| 4; 3 |] [| for i in 0 .. 11 -> float (i % 5) - 2.0 |]
+            let x = Tensor.create [| 72; 3 |] [| for i in 0 .. 215 -> float (i % 7) - 3.0 + 0.01 * float i |]
             let net = Stax.serial [ Stax.dense 8 1.0 (Some 0.1); Stax.relu; Stax.dense 1 1.0 None ]
             Batching.compute BatchOptions.Default net x None Both |> ignore
             Parallel.For(0, Environment.ProcessorCount, fun _ -> ()) |> ignore

@@ -16,8 +16,8 @@ type KernelFlow =
 type Execution =
     { /// Rules overwrite arrays that the plan itself allocated and no live register still holds.
       InPlace: bool
-      /// Dense → ABRelu pairs run as one fused pass over memory, and runs of Conv/ABRelu layers through the fused
-      /// convolution executor (rewrites of the plan).
+      /// Runs of Dense/ABRelu layers through the fused MLP executor (tile by tile in cache, the rules' bits), and
+      /// runs of Conv/ABRelu layers through the fused convolution executor (rewrites of the plan).
       Fuse: bool }
 
     /// In-place passes and fusion on (the default).
@@ -29,8 +29,9 @@ type Execution =
 type internal KernelOp =
     /// A leaf layer's kernel rule.
     | LeafOp of layer: Layer * def: LayerDef * src: int * dst: int
-    /// Dense followed by ABRelu in one pass over memory (the fusion rewrite of two LeafOps).
-    | FusedDenseAbReluOp of DenseSpec * ABReluSpec * src: int * dst: int
+    /// A run of Dense and ABRelu leaves executed tile by tile in cache (<c>Rules.DenseStack</c>), falling back to
+    /// the leaves' own rules (each Dense → ABRelu pair in one pass) for kernels the executor does not cover.
+    | FusedDenseStackOp of leaves: (Layer * LayerDef) list * src: int * dst: int
     /// A run of Conv and ABRelu leaves executed band by band in cache (<c>Rules.ConvStack</c>), falling back to the
     /// leaves' own rules for kernels the executor does not cover.
     | FusedConvStackOp of leaves: (Layer * LayerDef) list * src: int * dst: int
@@ -106,7 +107,7 @@ module internal KernelPlan =
 
     let private sources (op: KernelOp) =
         match op with
-        | LeafOp(_, _, s, _) | FusedDenseAbReluOp(_, _, s, _) | FusedConvStackOp(_, s, _) -> [ s ]
+        | LeafOp(_, _, s, _) | FusedDenseStackOp(_, s, _) | FusedConvStackOp(_, s, _) -> [ s ]
         | MergeOp(_, _, ss, _) -> ss
 
     /// Number of reads of every register by the operations and the output.
@@ -123,17 +124,24 @@ module internal KernelPlan =
         | LeafOp(Activation(ABRelu _), _, _, _) -> true
         | _ -> false
 
+    /// A leaf the fused MLP executor takes: a Dense or an ABRelu.
+    let private denseStackable (op: KernelOp) =
+        match op with
+        | LeafOp((Dense _ | Activation(ABRelu _)), _, _, _) -> true
+        | _ -> false
+
     /// The fusion rewrite: a maximal chain of Conv/ABRelu leaves (each intermediate register read only by the next
     /// leaf; at least one Conv and two leaves; a GlobalAvgPool/GlobalSumPool reading the last one may end it) becomes
-    /// one <c>FusedConvStackOp</c>; then a Dense whose only reader
-    /// is an ABRelu becomes one fused operation.
+    /// one <c>FusedConvStackOp</c>; then a maximal chain of Dense/ABRelu leaves (at least two, one of them an ABRelu)
+    /// becomes one <c>FusedDenseStackOp</c>.
     let fuse (plan: KernelPlan) : KernelPlan =
         let reads = readers plan
-        let rec chain (ops: KernelOp list) (acc: KernelOp list) =
+        let rec chainOf (ok: KernelOp -> bool) (ops: KernelOp list) (acc: KernelOp list) =
             match acc, ops with
-            | LeafOp(_, _, _, mid) :: _, (LeafOp(_, _, src, _) as op) :: rest when stackable op && src = mid && reads[mid] = 1 ->
-                chain rest (op :: acc)
+            | LeafOp(_, _, _, mid) :: _, (LeafOp(_, _, src, _) as op) :: rest when ok op && src = mid && reads[mid] = 1 ->
+                chainOf ok rest (op :: acc)
             | _ -> List.rev acc, ops
+        let chain = chainOf stackable
         let rec stacks (ops: KernelOp list) =
             match ops with
             | op :: rest when stackable op ->
@@ -153,13 +161,20 @@ module internal KernelPlan =
                 else run @ stacks rest'
             | op :: rest -> op :: stacks rest
             | [] -> []
-        let rec go (ops: KernelOp list) =
+        let rec denseStacks (ops: KernelOp list) =
             match ops with
-            | LeafOp(Dense d, _, src, mid) :: LeafOp(Activation(ABRelu spec), _, mid', dst) :: rest when mid = mid' && reads[mid] = 1 ->
-                FusedDenseAbReluOp(d, spec, src, dst) :: go rest
-            | op :: rest -> op :: go rest
+            | op :: rest when denseStackable op ->
+                let run, rest' = chainOf denseStackable rest [ op ]
+                let hasRelu = run |> List.exists (function LeafOp(Activation _, _, _, _) -> true | _ -> false)
+                if run.Length >= 2 && hasRelu then
+                    let leaves = run |> List.map (function LeafOp(l, d, _, _) -> l, d | _ -> invalidOp "not a leaf")
+                    let src = match run.Head with LeafOp(_, _, s, _) -> s | _ -> invalidOp "not a leaf"
+                    let dst = match List.last run with LeafOp(_, _, _, d) -> d | _ -> invalidOp "not a leaf"
+                    FusedDenseStackOp(leaves, src, dst) :: denseStacks rest'
+                else run @ denseStacks rest'
+            | op :: rest -> op :: denseStacks rest
             | [] -> []
-        { plan with Ops = go (stacks plan.Ops) }
+        { plan with Ops = denseStacks (stacks plan.Ops) }
 
     /// The arrays a kernel holds.
     let private arraysOf (k: Kernel) : float[] list =
@@ -225,16 +240,32 @@ module internal KernelPlan =
         let opName (op: KernelOp) =
             match op with
             | LeafOp(l, _, _, _) | MergeOp(l, _, _, _) -> Definitions.name l
-            | FusedDenseAbReluOp _ -> "Dense+ABRelu (fused)"
+            | FusedDenseStackOp(leaves, _, _) -> sprintf "Dense/ABRelu stack of %d (fused)" leaves.Length
             | FusedConvStackOp(leaves, _, _) -> sprintf "Conv/ABRelu stack of %d (fused)" leaves.Length
         let step (op: KernelOp) =
             match op with
             | LeafOp(_, d, src, dst) ->
                 checkLayout d (get src)
                 finish [ src ] dst (d.Kernel (writable src) (get src))
-            | FusedDenseAbReluOp(d, spec, src, dst) ->
-                let k = Elementwise.denseAbRelu (writable src) d spec (get src)
-                finish [ src ] dst { k with IsGaussian = false }
+            | FusedDenseStackOp(leaves, src, dst) ->
+                let k0 = get src
+                for _, d in leaves do checkLayout d k0
+                let inPlace = writable src
+                let k =
+                    match DenseStack.tryRun (List.map fst leaves) inPlace k0 with
+                    | Some k -> k
+                    | None ->
+                        // The leaves' own rules, each Dense → ABRelu pair in one pass; after the first operation the
+                        // arrays are this operation's own (fresh, or k0's when they were writable).
+                        let rec go (first: bool) (leaves: (Layer * LayerDef) list) (k: Kernel) =
+                            let ip = if first then inPlace else exec.InPlace
+                            match leaves with
+                            | (Dense d, _) :: (Activation(ABRelu spec), _) :: rest ->
+                                go false rest { Elementwise.denseAbRelu ip d spec k with IsGaussian = false }
+                            | (_, d) :: rest -> checkLayout d k; go false rest (d.Kernel ip k)
+                            | [] -> k
+                        go true leaves k0
+                finish [ src ] dst k
             | FusedConvStackOp(leaves, src, dst) ->
                 let k0 = get src
                 for _, d in leaves do checkLayout d k0

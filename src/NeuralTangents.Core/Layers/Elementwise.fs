@@ -89,22 +89,24 @@ module internal Elementwise =
     let inline private sqrt0 (v: float) = Math.Sqrt(Math.Max(v, 0.0))
 
     /// ABRelu, φ(u) = a·min(u,0) + b·max(u,0): the arc-cosine kernel of degree 1 (Cho & Saul 2009;
-    /// arXiv:1711.09090 for the leaky case). With θ = angle between the points (atan2 keeps it accurate near 0 and π):
+    /// arXiv:1711.09090 for the leaky case). With θ = angle between the points:
     /// nngp' = (a−b)²/(2π)·√(v1v2 − nngp²) + ((a²+b²)/2 − (a−b)²θ/(2π))·nngp,  σ̇ = (a²+b²)/2 − (a−b)²θ/(2π).
-    /// The pass is fused and vectorised (<c>Simd.abReluPass</c>, Cephes-based atan2 within 2 ulp of libm).
-    /// The ABRelu pass with an optional Dense map fused in front (<c>Simd.DensePre</c>); <c>kd</c> carries the
-    /// variances the activation sees. With <c>inPlace</c> the pass overwrites k's nngp/ntk buffers (only when the
-    /// interpreter owns them).
-    /// Layouts other than diagonal batch with diagonal spatial take the scalar step (`pointwiseAnyLayout`) after the
-    /// Dense map: the vectorised pass reads contiguous runs of positions with per-position variances, which the
-    /// full layout's (p, q) pairs do not have.
-    let private abReluWith (inPlace: bool) (pre: Simd.DensePre) (spec: ABReluSpec) (k: Kernel) (kd: Kernel) =
+    /// In the diagonal layouts the pass is vectorised and division-free (<c>SimdNorm.abReluAffinePass</c>: θ from
+    /// the unit vector (x, √(v1v2 − x²))/√(v1v2) with r = 1/√v per input, within 2 ulp of atan2), with an optional
+    /// Dense map in front computed as the Dense rule computes it (so Dense → ABRelu fused, and the fused MLP executor
+    /// <c>Rules.DenseStack</c>, give this rule's bits); <c>kd</c> carries the variances the activation sees. With
+    /// <c>inPlace</c> the pass overwrites k's nngp/ntk buffers (only when the interpreter owns them).
+    /// Other layouts take the scalar step (`pointwiseAnyLayout`, atan2) after the Dense map: the vectorised pass
+    /// reads contiguous runs of positions with per-position variances, which the full layout's (p, q) pairs do not
+    /// have.
+    let private abReluWith (inPlace: bool) (densePre: Simd.DensePre voption) (spec: ABReluSpec) (k: Kernel) (kd: Kernel) =
+        let pre = match densePre with ValueSome p -> p | ValueNone -> Simd.identity
         let a, b = spec.A, spec.B
         let factor = (a - b) * (a - b) / (2.0 * Math.PI)
         let half = (a * a + b * b) / 2.0
         if not (Kernel.isDiagonalLayout k) then
             let kPre =
-                if pre = Simd.identity then kd
+                if densePre.IsNone then kd
                 else
                     let nngp = GC.AllocateUninitializedArray<float> k.Nngp.Length
                     let ntk = k.Ntk |> Option.map (fun t -> GC.AllocateUninitializedArray<float> t.Length)
@@ -121,7 +123,9 @@ module internal Elementwise =
             let fresh (t: Tensor) = if inPlace then t.Data else GC.AllocateUninitializedArray<float> t.Length
             let nngp = fresh k.Nngp
             let ntk = k.Ntk |> Option.map fresh
-            Simd.abReluPass pre factor half n1 n2 s k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) c1 c2 nngp ntk
+            let r1 = SimdNorm.inverseSqrt c1
+            let r2 = if obj.ReferenceEquals(c1, c2) then r1 else SimdNorm.inverseSqrt c2
+            SimdNorm.abReluAffinePass densePre factor half n1 n2 s k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) c1 r1 c2 r2 nngp ntk
             // atan2(0, 0) is taken as π/2 (zero-variance inputs), as neural_tangents does; atan2Pos does so.
             let covMap (c: Tensor) =
                 Tensor.create c.Shape (c.Data |> Array.map (fun v -> let struct (r, _) = Simd.abReluScalar factor half v v v in r))
@@ -132,7 +136,7 @@ module internal Elementwise =
                 Cov2 = kd.Cov2 |> Option.map covMap }
 
     /// ABRelu on its own (see <c>abReluWith</c>).
-    let abReluKernel (inPlace: bool) (spec: ABReluSpec) (k: Kernel) = abReluWith inPlace Simd.identity spec k k
+    let abReluKernel (inPlace: bool) (spec: ABReluSpec) (k: Kernel) = abReluWith inPlace ValueNone spec k k
 
     /// Dense followed by ABRelu in one pass over the big arrays: the same numbers as the two rules in sequence
     /// (the Dense map is applied to each element as it is loaded). Returns the kernel after the activation.
@@ -141,7 +145,7 @@ module internal Elementwise =
             // Masked: Dense's own rule (it remasks), then ABRelu's (identity mask, no remask).
             abReluKernel false spec ((Linear.dense d).Kernel false k)
         else
-        abReluWith inPlace (Linear.densePre d k) spec k (Linear.denseMeta d k)
+        abReluWith inPlace (ValueSome(Linear.densePre d k)) spec k (Linear.denseMeta d k)
 
     /// Erf, φ(u) = a·erf(b·u) + c: Williams' arcsine kernel (Williams 1997). With the input covariances scaled
     /// by b² (x = b²·nngp, w = b²·v): nngp' = a²·(2/π)·asin(2x / √((1+2w1)(1+2w2))) + c², written with atan2 as

@@ -358,6 +358,47 @@ module internal Simd =
                 NativePtr.set pd i (NativePtr.get pt i * w2 + add)
             i <- i + 1
 
+    /// The Vector512 part of <c>denseRun</c> (its own method: JIT-compiled only where it runs).
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private denseRun512 (w2: float) (b2: float) (ntkFromOut: bool) (cN: float) (cB: float) (px: nativeptr<float>)
+                            (pt: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        let mutable i = 0
+        let vw, vb, vcN, vcB = Vector512.Create w2, Vector512.Create b2, Vector512.Create cN, Vector512.Create cB
+        while i + 8 <= len do
+            let xv = Vector512.Load(NativePtr.add px i)
+            let tv = if withNtk then Vector512.Load(NativePtr.add pt i) else xv
+            let nn = xv * vw + vb
+            nn.Store(NativePtr.add pn i)
+            if withNtk then (tv * vw + (if ntkFromOut then nn else xv * vcN + vcB)).Store(NativePtr.add pd i)
+            i <- i + 8
+        i
+
+    /// The Dense map on one run of len entries by pointers (the fused Dense/ABRelu executor, <c>DenseStack</c>): the
+    /// operations of <c>denseRange</c>, in vectors of the width <c>normWidth</c> selects (8, 4 or 1 lanes; being
+    /// elementwise without FMA, every width gives the same bits). Outputs may alias their own inputs (pn = px,
+    /// pd = pt): each entry is read before it is written.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let denseRun (w2: float) (b2: float) (ntkFromOut: bool) (cN: float) (cB: float) (px: nativeptr<float>)
+                 (pt: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        let width = normWidth ()
+        let mutable i = if width = 512 then denseRun512 w2 b2 ntkFromOut cN cB px pt pn pd withNtk len else 0
+        if width >= 256 && Vector256.IsHardwareAccelerated then
+            let vw, vb, vcN, vcB = Vector256.Create w2, Vector256.Create b2, Vector256.Create cN, Vector256.Create cB
+            while i + 4 <= len do
+                let xv = Vector256.Load(NativePtr.add px i)
+                let tv = if withNtk then Vector256.Load(NativePtr.add pt i) else xv
+                let nn = xv * vw + vb
+                nn.Store(NativePtr.add pn i)
+                if withNtk then (tv * vw + (if ntkFromOut then nn else xv * vcN + vcB)).Store(NativePtr.add pd i)
+                i <- i + 4
+        while i < len do
+            let xv = NativePtr.get px i
+            let tv = if withNtk then NativePtr.get pt i else xv
+            let nn = xv * w2 + b2
+            NativePtr.set pn i nn
+            if withNtk then NativePtr.set pd i (tv * w2 + (if ntkFromOut then nn else xv * cN + cB))
+            i <- i + 1
+
     /// One pass over flat arrays; outT is written only when ntk is given.
     let densePass (w2: float) (b2: float) (ntkFromOut: bool) (cN: float) (cB: float) (x: float[]) (ntk: float[] option)
                   (outN: float[]) (outT: float[] option) =

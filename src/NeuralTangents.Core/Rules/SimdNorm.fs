@@ -279,3 +279,171 @@ module internal SimdNorm =
         use pn = fixed outN
         use pd = fixed outT
         abReluNormRun identity factor half px pt p1 q1 false p2 q2 pn pd true x.Length
+
+    // ---------------------------------------------------------------------------------------------
+    // The ABRelu rule's own pass (Elementwise.abReluKernel, diagonal layouts) and the fused MLP executor
+    // (DenseStack): the division-free step above on (x, t), optionally behind a Dense map computed exactly as the
+    // Dense rule computes it (x' = x·W2 + B2, t' = t·W2 + (x' or x·CN + CB): multiply, then add, no FMA, as
+    // Simd.densePass), and σ̇·t' as the rule takes ntk' = σ̇·ntk. So a Dense rule followed by this pass and the
+    // pass with the Dense map fused in front give the same bits, and so does every vector width.
+
+    /// The Vector256 body of <c>abReluAffineRun</c>; returns where the scalar tail starts.
+    let inline private abReluAffineBody256 (dense: bool) (fromOut: bool) (pre: DensePre) (factor: float) (half: float)
+                                           (px: nativeptr<float>) (pt: nativeptr<float>) (pv1: nativeptr<float>) (pr1: nativeptr<float>)
+                                           (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                                           (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        let mutable i = 0
+        let f = Vector256.Create factor
+        let hv = Vector256.Create half
+        let v1b = Vector256.Create(NativePtr.read pv1)
+        let r1b = Vector256.Create(NativePtr.read pr1)
+        let vw, vb, vcN, vcB = Vector256.Create pre.W2, Vector256.Create pre.B2, Vector256.Create pre.CN, Vector256.Create pre.CB
+        while i + 4 <= len do
+            let x0 = Vector256.Load(NativePtr.add px i)
+            let x = if dense then x0 * vw + vb else x0
+            let v1 = if v1Broadcast then v1b else Vector256.Load(NativePtr.add pv1 i)
+            let r1 = if v1Broadcast then r1b else Vector256.Load(NativePtr.add pr1 i)
+            let sq = Avx.Sqrt(Avx.Max(Vector256<float>.Zero, v1 * Vector256.Load(NativePtr.add pv2 i) - x * x))
+            let rr = r1 * Vector256.Load(NativePtr.add pr2 i)
+            let theta = angleUnit256 (x * rr) (sq * rr)
+            let dot = Fma.MultiplyAddNegated(f, theta, hv)
+            (Fma.MultiplyAdd(dot, x, f * sq)).Store(NativePtr.add pn i)
+            if withNtk then
+                let t0 = Vector256.Load(NativePtr.add pt i)
+                let tv = if dense then t0 * vw + (if fromOut then x else x0 * vcN + vcB) else t0
+                (dot * tv).Store(NativePtr.add pd i)
+            i <- i + 4
+        i
+
+    /// <c>abReluAffineBody256</c> on 512-bit vectors (portable API): the same operations in the same order.
+    let inline private abReluAffineBody512 (dense: bool) (fromOut: bool) (pre: DensePre) (factor: float) (half: float)
+                                           (px: nativeptr<float>) (pt: nativeptr<float>) (pv1: nativeptr<float>) (pr1: nativeptr<float>)
+                                           (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                                           (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        let mutable i = 0
+        let f = Vector512.Create factor
+        let nf = Vector512.Create -factor
+        let hv = Vector512.Create half
+        let v1b = Vector512.Create(NativePtr.read pv1)
+        let r1b = Vector512.Create(NativePtr.read pr1)
+        let vw, vb, vcN, vcB = Vector512.Create pre.W2, Vector512.Create pre.B2, Vector512.Create pre.CN, Vector512.Create pre.CB
+        while i + 8 <= len do
+            let x0 = Vector512.Load(NativePtr.add px i)
+            let x = if dense then x0 * vw + vb else x0
+            let v1 = if v1Broadcast then v1b else Vector512.Load(NativePtr.add pv1 i)
+            let r1 = if v1Broadcast then r1b else Vector512.Load(NativePtr.add pr1 i)
+            let sq = Vector512.Sqrt(Vector512.Max(Vector512<float>.Zero, v1 * Vector512.Load(NativePtr.add pv2 i) - x * x))
+            let rr = r1 * Vector512.Load(NativePtr.add pr2 i)
+            let theta = angleUnit512 (x * rr) (sq * rr)
+            let dot = Vector512.FusedMultiplyAdd(nf, theta, hv)
+            (Vector512.FusedMultiplyAdd(dot, x, f * sq)).Store(NativePtr.add pn i)
+            if withNtk then
+                let t0 = Vector512.Load(NativePtr.add pt i)
+                let tv = if dense then t0 * vw + (if fromOut then x else x0 * vcN + vcB) else t0
+                (dot * tv).Store(NativePtr.add pd i)
+            i <- i + 8
+        i
+
+    // Each vector specialisation is its own method, so that a one-shot process JIT-compiles only the one it runs
+    // (the Vector512 bodies are large software fallbacks where AVX-512 is missing), not all of them.
+
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affine512 (dense: bool) (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                          (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                          (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        abReluAffineBody512 dense pre.FromOut pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+
+    /// Dense ("ntk" parameterization) → ABRelu on one row of an S = 1 kernel, nngp and ntk: the MLP's step.
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affine256DenseRow (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                                  (pv1: nativeptr<float>) (pr1: nativeptr<float>) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                                  (pn: nativeptr<float>) (pd: nativeptr<float>) (len: int) =
+        abReluAffineBody256 true true pre factor half px pt pv1 pr1 true pv2 pr2 pn pd true len
+
+    /// ABRelu alone, nngp and ntk (the rule's own pass).
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affine256Plain (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                               (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                               (pn: nativeptr<float>) (pd: nativeptr<float>) (len: int) =
+        abReluAffineBody256 false false identity factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd true len
+
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affine256Any (dense: bool) (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                             (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                             (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        abReluAffineBody256 dense pre.FromOut pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+
+    /// The scalar twin (tails, and width 0) from entry i on.
+    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    let private affineTail (dense: bool) (p: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                           (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                           (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (start: int) (len: int) =
+        let mutable i = start
+        while i < len do
+            let v1 = if v1Broadcast then NativePtr.read pv1 else NativePtr.get pv1 i
+            let r1 = if v1Broadcast then NativePtr.read pr1 else NativePtr.get pr1 i
+            let x0 = NativePtr.get px i
+            let x = if dense then x0 * p.W2 + p.B2 else x0
+            let sq = Math.Sqrt(Math.Max(v1 * NativePtr.get pv2 i - x * x, 0.0))
+            let rr = r1 * NativePtr.get pr2 i
+            let theta = angleUnit (x * rr) (sq * rr)
+            let dot = Math.FusedMultiplyAdd(-factor, theta, half)
+            NativePtr.set pn i (Math.FusedMultiplyAdd(dot, x, factor * sq))
+            if withNtk then
+                let t0 = NativePtr.get pt i
+                let tv = if dense then t0 * p.W2 + (if p.FromOut then x else x0 * p.CN + p.CB) else t0
+                NativePtr.set pd i (dot * tv)
+            i <- i + 1
+
+    /// One contiguous run of the ABRelu step (see above): x, t, v2, r2 advance, and v1, r1 unless
+    /// <c>v1Broadcast</c>; with <c>pre</c> = ValueSome map, the Dense rule's map is applied to (x, t) first. Outputs
+    /// may alias their own inputs (pn = px, pd = pt): every entry is read before it is written.
+    let abReluAffineRun (pre: DensePre voption) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                        (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                        (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                        (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        let dense = pre.IsSome
+        let p = match pre with ValueSome p -> p | ValueNone -> identity
+        let width = normWidth ()
+        let i =
+            if width = 512 then affine512 dense p factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+            elif width = 256 && Vector256.IsHardwareAccelerated && Fma.IsSupported then
+                if dense && withNtk && p.FromOut && v1Broadcast then affine256DenseRow p factor half px pt pv1 pr1 pv2 pr2 pn pd len
+                elif not dense && withNtk then affine256Plain factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd len
+                else affine256Any dense p factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+            else 0
+        if i < len then affineTail dense p factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk i len
+
+    /// r = 1/√v per entry, 0 where v = 0 (a zero-variance input: its angle is then π/2, as atan2(0, 0) is taken).
+    let inverseSqrt (v: float[]) = v |> Array.map (fun v -> if v > 0.0 then 1.0 / Math.Sqrt v else 0.0)
+
+    /// Rows [lo, hi) of <c>abReluAffinePass</c>.
+    let private abReluAffineRows (pre: DensePre voption) (factor: float) (half: float) (n2: int) (s: int) (x: float[]) (t: float[])
+                                 (v1: float[]) (r1: float[]) (v2: float[]) (r2: float[]) (outN: float[]) (outT: float[])
+                                 (withNtk: bool) (lo: int) (hi: int) =
+        use px = fixed x
+        use pt = fixed t
+        use p1 = fixed v1
+        use q1 = fixed r1
+        use p2 = fixed v2
+        use q2 = fixed r2
+        use pn = fixed outN
+        use pd = fixed outT
+        for i in lo .. hi - 1 do
+            if s = 1 then
+                let o = i * n2
+                abReluAffineRun pre factor half (NativePtr.add px o) (NativePtr.add pt o) (NativePtr.add p1 i) (NativePtr.add q1 i) true
+                    p2 q2 (NativePtr.add pn o) (NativePtr.add pd o) withNtk n2
+            else
+                for j in 0 .. n2 - 1 do
+                    let o = (i * n2 + j) * s
+                    abReluAffineRun pre factor half (NativePtr.add px o) (NativePtr.add pt o) (NativePtr.add p1 (i * s)) (NativePtr.add q1 (i * s)) false
+                        (NativePtr.add p2 (j * s)) (NativePtr.add q2 (j * s)) (NativePtr.add pn o) (NativePtr.add pd o) withNtk s
+
+    /// The ABRelu step over a kernel in the diagonal-spatial layout — x, ntk (N1, N2, S); v1, r1 (N1, S); v2, r2
+    /// (N2, S) — into outN and outT (when ntk is given; they may be x and ntk themselves). Rows split across cores.
+    let abReluAffinePass (pre: DensePre voption) (factor: float) (half: float) (n1: int) (n2: int) (s: int) (x: float[]) (ntk: float[] option)
+                         (v1: float[]) (r1: float[]) (v2: float[]) (r2: float[]) (outN: float[]) (outT: float[] option) =
+        let t = defaultArg ntk x
+        let d = defaultArg outT outN
+        NeuralTangents.Linalg.parallelRanges n1 (float (n2 * s) * 8.0) (abReluAffineRows pre factor half n2 s x t v1 r1 v2 r2 outN d ntk.IsSome)
