@@ -2,6 +2,7 @@ namespace NeuralTangents
 
 open System
 open System.Numerics.Tensors
+open System.Threading.Tasks
 open NeuralTangents.PredictSolve
 
 /// <summary>Flat row-major linear algebra of prediction: a symmetric train–train block and its Cholesky factor
@@ -226,13 +227,42 @@ module internal PredictFactor =
     /// <c>Rows</c> is asked for. Without native dsytrd/dstemr/dormtr (or when MRRR fails) the buffer holds Vᵀ from
     /// the start (<c>eigen</c>'s route).</summary>
     [<Sealed>]
-    type Spectrum(values: float[], z: float[], n: int, block: Block, tau: float[], version: int) =
+    type Spectrum private (what: string, z: float[], n: int, block: Block, tau: float[], version: int,
+                           pending: Task<float[] option>, eager: float[]) =
         let gate = obj ()
         /// Whether z holds R = Vᵀ (row j the eigenvector of value j) rather than Z.
         let mutable formed = isNull tau
+        /// Checked eigenvalues, null until the tridiagonal's eigenpairs are in.
+        let mutable values = eager
+
+        /// Waits for MRRR; when it did not deliver every pair, dsyevr (with its own fallback, dstebz + dstein)
+        /// recomputes the basis from S into z, which then holds R.
+        let ready () =
+            if isNull values then
+                match pending.GetAwaiter().GetResult() with
+                | Some w -> values <- checkedValues what w
+                | None ->
+                    values <- checkedValues what (block.EigenRowsInto z)
+                    formed <- true
+            values
+
+        /// Starts the spectrum of a block's S + ridge·I: dsytrd now, on this thread; MRRR (dstemr, serial in
+        /// LAPACK) on a pool thread, so that the first B·Q (dormtr, both cores) overlaps with it. One fresh N×N
+        /// buffer, as <c>eigen</c>. Without native dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
+        static member Of(what: string, b: Block) : Spectrum =
+            let n = b.Size
+            let z = Array.zeroCreate (n * n)
+            if n = 0 || not (Native.hasTridiagonal ()) then
+                Spectrum(what, z, n, b, null, 0, null, checkedValues what (b.EigenRowsInto z))
+            else
+                let d, e, tau = Array.zeroCreate n, Array.zeroCreate n, Array.zeroCreate n
+                let version = b.Tridiagonalize(d, e, tau)
+                let w = Array.zeroCreate n
+                let pending = Task.Run(fun () -> match Native.tryStemrRows d e n w z with Some 0 -> Some w | _ -> None)
+                Spectrum(what, z, n, b, tau, version, pending, null)
 
         /// Eigenvalues, ascending, round-off negatives set to 0.
-        member _.Values = values
+        member _.Values = lock gate ready
 
         /// False once the block's lower triangle was reused (a Cholesky factor, another decomposition) while
         /// this spectrum still needs its reflectors: compute a new one.
@@ -244,12 +274,15 @@ module internal PredictFactor =
                 if formed then Linalg.gemmNT 1.0 b m z n n
                 else
                     let c = Array.copy b
-                    block.ApplyQ(version, tau, c, m, false) // B·Q
-                    Linalg.gemmNT 1.0 c m z n n) // (B·Q)·Z, row j of z being column j of Z
+                    block.ApplyQ(version, tau, c, m, false) // B·Q, while MRRR may still run
+                    ready () |> ignore
+                    // (B·Q)·Z, row j of z being column j of Z; B·Rᵀ when MRRR failed and z holds R.
+                    Linalg.gemmNT 1.0 (if formed then b else c) m z n n)
 
         /// P·Vᵀ for P (m×N), fresh.
         member _.TimesVT(p: float[], m: int) : float[] =
             lock gate (fun () ->
+                ready () |> ignore
                 let c = Linalg.gemm false false m n n p z // P·Zᵀ (or P·Vᵀ once formed)
                 if not formed then block.ApplyQ(version, tau, c, m, true) // ·Qᵀ
                 c)
@@ -257,22 +290,11 @@ module internal PredictFactor =
         /// R = Vᵀ (N×N, row j the eigenvector of value j), formed in place of Z on first use.
         member _.Rows : float[] =
             lock gate (fun () ->
+                ready () |> ignore
                 if not formed then
                     block.ApplyQ(version, tau, z, n, true) // Zᵀ·Qᵀ = (Q·Z)ᵀ, as dsyevr's dormtr
                     formed <- true
                 z)
 
-    /// The spectrum of a block's S + ridge·I through its tridiagonal form (see <c>Spectrum</c>); one fresh N×N
-    /// buffer, as <c>eigen</c>.
-    let spectrum (what: string) (b: Block) : Spectrum =
-        let n = b.Size
-        let z = Array.zeroCreate (n * n)
-        let viaEigen () = Spectrum(checkedValues what (b.EigenRowsInto z), z, n, b, null, 0)
-        if n = 0 || not (Native.hasTridiagonal ()) then viaEigen ()
-        else
-            let d, e, tau = Array.zeroCreate n, Array.zeroCreate n, Array.zeroCreate n
-            let version = b.Tridiagonalize(d, e, tau)
-            let w = Array.zeroCreate n
-            match Native.tryStemrRows d e n w z with
-            | Some 0 -> Spectrum(checkedValues what w, z, n, b, tau, version)
-            | _ -> viaEigen () // MRRR did not deliver every pair: dsyevr, with its own fallback (dstebz + dstein)
+    /// The spectrum of a block's S + ridge·I through its tridiagonal form (see <c>Spectrum</c>).
+    let spectrum (what: string) (b: Block) : Spectrum = Spectrum.Of(what, b)

@@ -37,8 +37,12 @@ module internal PredictMse =
     let ensembleAtTimes (ts: TrainSet) (g: PredictGet) (learningRate: float) (times: float[])
                         (test: TestBlocks option) (computeCov: bool) : Gaussian =
         let eig = ts.Eigen g
-        let ev = eig.Values
         let n, k = ts.Size, ts.Outputs
+        // K*·V (M, N) first: its K*·Q overlaps with the tridiagonal eigenvectors still being computed.
+        let kv =
+            test |> Option.map (fun tb ->
+                Timings.time (sprintf "predict: %A K*·V (dormtr ‖ dstemr, gemm)" g) (fun () -> eig.TimesV(tb.TestTrain g, tb.M)))
+        let ev = eig.Values
         let zT = eig.TimesV(transpose ts.Y.Data n k, k) // (Vᵀ·y)ᵀ = yᵀ·V, (K, N)
         let ss = scaledTimes ts learningRate times
         let negPhi s = ev |> Array.map (fun l -> -(expm1OverLambda l s))
@@ -70,7 +74,7 @@ module internal PredictMse =
             { Mean = stack means [| n; k |]; Covariance = covs }
         | Some tb ->
             let m = tb.M
-            let a = Timings.time (sprintf "predict: %A K*·V (dormtr + gemm)" g) (fun () -> eig.TimesV(tb.TestTrain g, m)) // (M, N)
+            let a = kv.Value
             let means = ss |> Array.map (fun s -> Linalg.gemmNT 1.0 (scaleColumns a m n (negPhi s)) m zT k n)
             let covs =
                 match tb.TestTest with

@@ -103,7 +103,7 @@ module internal PredictInference =
                 let blk = t.Block b
                 monitor.Check()
                 let e =
-                    Timings.time (sprintf "predict: %s eigendecomposition (dsytrd + dstemr)" (blockName b)) (fun () ->
+                    Timings.time (sprintf "predict: %s tridiagonal reduction (dsytrd)" (blockName b)) (fun () ->
                         spectrum (sprintf "the %s train–train kernel" (blockName b)) blk)
                 monitor.Done(sprintf "eigendecomposition of the %s" (blockName b))
                 e)
