@@ -4,7 +4,9 @@
 // (the ReLU NNGP of N(0,1) inputs of dimension 64, ridge 1e-4 of the mean diagonal):
 //   dsyevd (D&C, forms V), dsyevr (MRRR, forms V: what nt uses), dsytrd alone (the memory-bound reduction),
 //   dstemr on the tridiagonal (Z, N×N), dormtr applying Q to an N×N Z (what dsyevr does to form V), and dormtr
-//   applying Q to an M×N block (K*·Q, the alternative that never forms V). Wall and process CPU (all threads).
+//   applying Q to an M×N block (K*·Q, the alternative that never forms V), and the same by blocks of 128
+//   reflectors (dlarft + dlarfb, as Native.tryOrmtrRowsBlocked; dormql's own blocks are 32). Wall and process CPU
+//   (all threads); the two M×N results are compared.
 #nowarn "9" "51"
 open System
 open System.Diagnostics
@@ -21,6 +23,12 @@ module L =
     [<DllImport("liblapacke.so.3")>]
     extern int LAPACKE_dstemr(int layout, byte jobz, byte range, int n, double[] d, double[] e, double vl, double vu, int il,
                               int iu, int[] m, double[] w, double[] z, int ldz, int nzc, int[] isuppz, int[] tryrac)
+    [<DllImport("liblapacke.so.3")>]
+    extern int LAPACKE_dlarft_work(int layout, byte direct, byte storev, int n, int k, nativeint v, int ldv, nativeint tau,
+                                   double[] t, int ldt)
+    [<DllImport("liblapacke.so.3")>]
+    extern int LAPACKE_dlarfb_work(int layout, byte side, byte trans, byte direct, byte storev, int m, int n, int k,
+                                   nativeint v, int ldv, double[] t, int ldt, double[] c, int ldc, double[] work, int ldwork)
     [<DllImport("liblapacke.so.3")>]
     extern int LAPACKE_dormtr(int layout, byte side, byte uplo, byte trans, int m, int n, double[] a, int lda, double[] tau,
                               double[] c, int ldc)
@@ -73,3 +81,28 @@ if info <> 0 || found[0] <> n then failwithf "dstemr: info %d, %d of %d eigenpai
 time "dormtr Q·Z (N×N: forms V)" (fun () -> L.LAPACKE_dormtr(col, byte 'L', byte 'U', byte 'N', n, n, a, n, tau, Array.copy z, n)) |> ignore
 let c = Array.init (n * m) (fun _ -> gauss ())
 time "dormtr Qᵀ·K*ᵀ (N×M)" (fun () -> L.LAPACKE_dormtr(col, byte 'L', byte 'U', byte 'T', n, m, a, n, tau, c, n)) |> ignore
+
+/// Qᵀ·C (C n×m column-major) by blocks of nb reflectors, last block first (see Native.tryOrmtrRowsBlocked).
+let blockedQt (nb: int) (c: float[]) =
+    let k = n - 1
+    let t = Array.zeroCreate (nb * nb)
+    let work = Array.zeroCreate (m * nb)
+    let ha = GCHandle.Alloc(a, GCHandleType.Pinned)
+    let ht = GCHandle.Alloc(tau, GCHandleType.Pinned)
+    try
+        for i0 in Array.rev [| 0 .. nb .. k - 1 |] do
+            let ib = min nb (k - i0)
+            let v = ha.AddrOfPinnedObject() + nativeint (int64 (i0 + 1) * int64 n * 8L)
+            let tv = ht.AddrOfPinnedObject() + nativeint (i0 * 8)
+            L.LAPACKE_dlarft_work(col, byte 'B', byte 'C', i0 + ib, ib, v, n, tv, t, nb) |> ignore
+            L.LAPACKE_dlarfb_work(col, byte 'L', byte 'T', byte 'B', byte 'C', i0 + ib, m, ib, v, n, t, nb, c, n, work, m) |> ignore
+    finally
+        ha.Free()
+        ht.Free()
+let c2 = Array.init (n * m) (fun _ -> gauss ())
+let c3 = Array.copy c2
+time "dormtr Qᵀ·K*ᵀ (N×M) again" (fun () -> L.LAPACKE_dormtr(col, byte 'L', byte 'U', byte 'T', n, m, a, n, tau, c2, n)) |> ignore
+time "blocks of 128: Qᵀ·K*ᵀ (N×M)" (fun () -> blockedQt 128 c3)
+printfn "max |dormtr − blocked| = %g (max |entry| %g)" (Array.map2 (fun x y -> abs (x - y)) c2 c3 |> Array.max) (c2 |> Array.map abs |> Array.max)
+let c4 = Array.copy c3
+time "blocks of 256: Qᵀ·K*ᵀ (N×M)" (fun () -> blockedQt 256 c4)

@@ -474,6 +474,68 @@ module internal Native =
                         f.Invoke(ColMajor, byte 'L', byte 'U', (if transposeQ then byte 'N' else byte 'T'), n, m, pa, n, pt, pb, n)
                     | _ -> -1))
 
+    /// LAPACKE_dlarft_work: the triangular factor T of a block of Householder reflectors (H = I − V·T·Vᵀ).
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dlarft =
+        delegate of layout: int * direct: byte * storev: byte * n: int * k: int * v: nativeint * ldv: int * tau: nativeint *
+                    t: nativeint * ldt: int -> int
+
+    /// LAPACKE_dlarfb_work: a block of reflectors applied to a matrix (two or three BLAS-3 products).
+    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+    type Dlarfb =
+        delegate of layout: int * side: byte * trans: byte * direct: byte * storev: byte * m: int * n: int * k: int *
+                    v: nativeint * ldv: int * t: nativeint * ldt: int * c: nativeint * ldc: int * work: nativeint *
+                    ldwork: int -> int
+
+    let private blockReflectors =
+        lazy
+            (match (libraries ()).Lapacke with
+             | None -> None
+             | Some name ->
+                 let mutable h = 0n
+                 if not (NativeLibrary.TryLoad(name, &h)) then None
+                 else
+                     match export<Dlarft> h "LAPACKE_dlarft_work", export<Dlarfb> h "LAPACKE_dlarfb_work" with
+                     | Some a, Some b -> Some(a, b)
+                     | _ -> None)
+
+    /// Reflectors per block of <c>tryOrmtrRowsBlocked</c>: LAPACK's dormql takes 32 (ilaenv), which makes its
+    /// updates rank-32 products that run at about half of dgemm's speed; 128 keeps them near it.
+    [<Literal>]
+    let ReflectorBlock = 128
+
+    /// <c>tryOrmtrRows</c> (same arguments and result) by blocks of <c>ReflectorBlock</c> reflectors, as LAPACK's
+    /// dormtr → dormql does with its 32: for uplo 'U', Q = H(n−1)···H(1) with reflector i stored in column i + 1
+    /// above the diagonal (its unit at row i, column-major, 1-based), acting on rows 1..n−1 of C = Bᵀ. Q·C applies
+    /// the blocks first to last, Qᵀ·C last to first. Falls back to <c>tryOrmtrRows</c> without dlarft/dlarfb.
+    let tryOrmtrRowsBlocked (a: float[]) (n: int) (tau: float[]) (b: float[]) (m: int) (transposeQ: bool) : int option =
+        match blockReflectors.Force(), tridiagonal.Force() with
+        | Some(larft, larfb), Some _ when n > 1 && m > 0 ->
+            let k = n - 1 // reflectors
+            let nb = ReflectorBlock
+            let t = Array.zeroCreate (nb * nb)
+            let work = Array.zeroCreate (m * nb)
+            // Q·Bᵀ (transposeQ: B·Qᵀ) takes the blocks forward; Qᵀ·Bᵀ (B·Q) backward.
+            let starts = [| 0 .. nb .. k - 1 |]
+            let order = if transposeQ then starts else Array.rev starts
+            let trans = if transposeQ then byte 'N' else byte 'T'
+            pinned [ a; tau; b; t; work ] (fun ps ->
+                match ps with
+                | [ pa; ptau; pb; pt; pw ] ->
+                    let mutable info = 0
+                    for i0 in order do
+                        if info = 0 then
+                            let ib = min nb (k - i0)
+                            let rows = i0 + ib // reflectors i0 .. i0 + ib − 1 (0-based) reach rows 0 .. i0 + ib − 1
+                            let v = pa + nativeint (int64 (i0 + 1) * int64 n * 8L) // column i0 + 1 of A, row 0
+                            let tauAt = ptau + nativeint (i0 * 8)
+                            info <- larft.Invoke(ColMajor, byte 'B', byte 'C', rows, ib, v, n, tauAt, pt, nb)
+                            if info = 0 then
+                                info <- larfb.Invoke(ColMajor, byte 'L', trans, byte 'B', byte 'C', rows, m, ib, v, n, pt, nb, pb, n, pw, m)
+                    Some info
+                | _ -> Some -1)
+        | _ -> tryOrmtrRows a n tau b m transposeQ
+
 /// <summary>Which optional native libraries (BLAS, LAPACKE) this process uses, for diagnostics such as
 /// <c>nt info</c>. Probing happens once, on the first call here or the first native-capable computation.</summary>
 [<RequireQualifiedAccess>]

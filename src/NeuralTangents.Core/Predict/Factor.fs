@@ -181,7 +181,7 @@ module internal PredictFactor =
             lock gate (fun () ->
                 if not (holdsReflectors && version = v) then
                     invalidOp (sprintf "%s: its tridiagonal reduction was overwritten (internal error)" what)
-                match Native.tryOrmtrRows data n tau b m transposeQ with
+                match Native.tryOrmtrRowsBlocked data n tau b m transposeQ with
                 | Some 0 -> ()
                 | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dormtr failed (info = %d)" info))
                 | None -> invalidOp "LAPACKE_dormtr is not loaded")
