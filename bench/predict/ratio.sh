@@ -6,7 +6,8 @@
 # only) or finite (t = 1000, compute_cov; one eigendecomposition per kernel). Prints per run the wall time, the CPU
 # time (user + sys, all threads) and the peak memory (max RSS) of each whole process from /usr/bin/time, then the
 # medians and the ratios nt / numpy. CPU time is the fairer ratio on a shared machine.
-# NT_OTHER=path/to/another/nt.dll adds a third side, "other", run in the same interleaving (an A/B of two builds).
+# NT_OTHER=path/to/another/nt.dll adds a third side, "other", run in the same interleaving (an A/B of two builds);
+# NT_OTHER2 a fourth, "other2".
 set -euo pipefail
 N=${1:-4000}; M=${2:-1000}; RUNS=${3:-3}; MODE=${4:-cov}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,6 +20,9 @@ for i in $(seq "$RUNS"); do
   ( cd "$DIR" && /usr/bin/time -f "nt %e %U %S %M" -a -o "$LOG" dotnet "$NT" predict request.json > /dev/null )
   if [ -n "${NT_OTHER:-}" ]; then
     ( cd "$DIR" && /usr/bin/time -f "other %e %U %S %M" -a -o "$LOG" dotnet "$NT_OTHER" predict request.json > /dev/null )
+  fi
+  if [ -n "${NT_OTHER2:-}" ]; then
+    ( cd "$DIR" && /usr/bin/time -f "other2 %e %U %S %M" -a -o "$LOG" dotnet "$NT_OTHER2" predict request.json > /dev/null )
   fi
   /usr/bin/time -f "numpy %e %U %S %M" -a -o "$LOG" $PY "$ROOT/bench/predict/baseline.py" run "$DIR" > /dev/null
 done

@@ -112,11 +112,28 @@ let private checkNetwork (req: PredictRequest) (needNtk: bool) =
         fail "arch: the kernel of one x_train input has shape %s, not (1, 1); nt predict needs a network with one flat output per input (end one with spatial outputs in Flatten)"
             (RequestIo.showShape k.Nngp.Shape)
 
+/// NT_TIMINGS=1: each phase of the command writes its wall and process CPU time to stderr; the library adds the
+/// prediction's own steps (kernels, factorisations, solves, products) as "predict: …".
+let private timings = Environment.GetEnvironmentVariable "NT_TIMINGS" = "1"
+
+let private phase (name: string) (f: unit -> 'T) : 'T =
+    if not timings then f ()
+    else
+        let cpu () = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds
+        let c0 = cpu ()
+        let sw = Stopwatch.StartNew()
+        let r = f ()
+        let wall = sw.Elapsed.TotalMilliseconds
+        let sinceStart = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalMilliseconds
+        Console.Error.WriteLine(String.Format("nt timings: {0,-44} wall {1,8:F2} ms  cpu {2,8:F2} ms  (process: {3:F0} ms wall, {4:F0} ms cpu)",
+                                              "nt predict: " + name, wall, cpu () - c0, sinceStart, cpu ()))
+        r
+
 /// <summary>Runs <c>nt predict</c>: reads the request, predicts and writes the JSON response. Every array is
 /// checked finite before anything is written; with "out" the files are written all or nothing.</summary>
 let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
-    let text, baseDir = RequestIo.read requestPath stdin
-    let req = PredictRequest.parse baseDir text
+    let text, baseDir = phase "read request" (fun () -> RequestIo.read requestPath stdin)
+    let req = phase "parse request (arch, inputs)" (fun () -> PredictRequest.parse baseDir text)
     RequestIo.prepareOut req.Out
     let sw = Stopwatch.StartNew()
     // Ctrl-C stops at the next step boundary (after a kernel, a factorisation or a solve); nothing is written.
@@ -129,7 +146,7 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
         { Cancellation = cancel.Token
           Progress = Some { new IProgress<PredictProgress> with member _.Report p = lastStep.Value <- p.Step } }
     let needNtk = req.Kinds |> List.exists (fun k -> k <> PredictGet.Nngp)
-    checkNetwork req needNtk
+    phase "check network on one input" (fun () -> checkNetwork req needNtk)
     let kernelFn = cachedKernelFn req.Tiling req.Arch needNtk
     // Without NTKGP nothing else needs the train kernel, so the ensemble computes it itself, in tiles, and factors
     // it in place (two N×N arrays); with NTKGP both share the cached kernels. Ctrl-C also stops the tiles.
@@ -187,7 +204,7 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
             { Mean = stack (List.map fst parts)
               Covariance = if req.ComputeCov then Some(stack (parts |> List.map (snd >> Option.get))) else None }
     let predictions =
-        try req.Kinds |> List.map (fun k -> keyOf k, predictionOf k)
+        try phase "predictions (kernels, linear algebra)" (fun () -> req.Kinds |> List.map (fun k -> keyOf k, predictionOf k))
         with :? OperationCanceledException ->
             fail "cancelled (Ctrl-C) after the step '%s'; nothing was written" lastStep.Value
     let ms = sw.Elapsed.TotalMilliseconds
@@ -197,8 +214,9 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
               match g.Covariance with
               | Some c -> yield name, "cov", shapeCov req c
               | None -> () ]
-    for name, what, t in arrays do
-        RequestIo.checkFinite (sprintf "%s.%s" name what) "add a positive diag_reg (e.g. 1e-6) or rescale the inputs" t
+    phase "finiteness check" (fun () ->
+        for name, what, t in arrays do
+            RequestIo.checkFinite (sprintf "%s.%s" name what) "add a positive diag_reg (e.g. 1e-6) or rescale the inputs" t)
     let out = new StringWriter()
     out.NewLine <- "\n"
     out.Write("{\n")
@@ -218,7 +236,8 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     out.Write("  \"elapsed_ms\": ")
     out.Write(JsonArrays.formatNumber (Math.Round(ms, 3)))
     out.Write("\n}\n")
-    RequestIo.writeAll (List.ofSeq files)
+    phase "write .npy files" (fun () -> RequestIo.writeAll (List.ofSeq files))
     // The builder's chunks as they are: no copy of the whole answer into one string.
-    for chunk in out.GetStringBuilder().GetChunks() do stdout.Write chunk.Span
-    stdout.Flush()
+    phase "write stdout" (fun () ->
+        for chunk in out.GetStringBuilder().GetChunks() do stdout.Write chunk.Span
+        stdout.Flush())

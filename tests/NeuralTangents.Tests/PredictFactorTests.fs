@@ -133,6 +133,49 @@ let tests =
                     blk.SolveRows(x, m)
                     assertClose (sprintf "solve refactors from S (factor first: %b, round %d)" factorFirst round) 1e-12 expectedSolve x
 
+        testCase "spectrum kept as reflectors and tridiagonal eigenvectors: B·V, P·Vᵀ and R equal MathNet's eigenbasis algebra; a factor in between makes it stale" <| fun () ->
+            // V = Q·Z is never formed for B·V and P·Vᵀ (dsytrd + dstemr + dormtr on the blocks); references: MathNet's
+            // symmetric EVD of S + λI, with each eigenvector's sign fixed by comparison (eigenvectors are defined up
+            // to sign, so B·V is compared column by column against ±B·v_j). The eigenvalues of these Gram matrices are
+            // distinct (spread over ~[0.1, 3]), so each v_j is defined up to sign; κ ≲ 1e2 as above, tolerance 1e-12.
+            // 97: one block of reflectors; 300: three (128, 128, 43), first to last and last to first.
+            for n, m in [ 97, 13; 300, 7 ] do
+                let s = symOf n (spd 51 n)
+                let reg = s + 1e-2 * Matrix<float>.Build.DenseIdentity n
+                let evd = reg.Evd(Symmetricity.Symmetric)
+                let vRef = evd.EigenVectors // columns, ascending eigenvalues
+                let b = normals 52 (m * n)
+                let p = normals 53 (m * n)
+                let blk = PredictFactor.Block.Create("test block", rows s, n, true, 1e-2, true)
+                let sp = PredictFactor.spectrum "test block" blk
+                assertClose "eigenvalues" 1e-12 (evd.EigenValues |> Seq.map (fun c -> c.Real) |> Seq.toArray) sp.Values
+                let bv = sp.TimesV(b, m)
+                // Signs: column j of B·V against column j of B·vRef.
+                let bvRef = ofRows m n b * vRef
+                let sign = Array.init n (fun j -> if Seq.sum (Seq.init m (fun i -> bv[i * n + j] * bvRef[i, j])) < 0.0 then -1.0 else 1.0)
+                let vSigned = vRef * Matrix<float>.Build.DenseOfDiagonalArray sign
+                assertClose "B·V" 1e-12 (rows (ofRows m n b * vSigned)) bv
+                assertClose "P·Vᵀ" 1e-12 (rows (ofRows m n p * vSigned.Transpose())) (sp.TimesVT(p, m))
+                Expect.isTrue sp.IsCurrent "current while the block's reflectors are in place"
+                assertClose "S entries after the reduction" 1e-15 (rows s) (Array.init (n * n) (fun idx -> blk.At(idx / n, idx % n)))
+                assertClose "B·S after the reduction" 1e-13 (rows (ofRows m n b * s)) (blk.TimesS(b, m))
+                assertClose "B·V again after B·S (the diagonal put back)" 1e-12 (rows (ofRows m n b * vSigned)) (sp.TimesV(b, m))
+                let x = Array.copy b
+                blk.SolveRows(x, m) // refactors from S: the reflectors are gone
+                assertClose "solve after the reduction" 1e-12 (rows (reg.Solve((ofRows m n b).Transpose()).Transpose())) x
+                if NeuralTangents.Native.hasTridiagonal () then
+                    Expect.isFalse sp.IsCurrent "stale once a factor overwrote the reflectors"
+                    Expect.throwsT<InvalidOperationException> (fun () -> sp.TimesV(b, m) |> ignore) "a stale spectrum refuses to apply Q"
+                // R formed in place (a fresh spectrum), and B·V through it.
+                let sp2 = PredictFactor.spectrum "test block" blk
+                let r = sp2.Rows
+                let sign2 = Array.init n (fun j -> if Seq.sum (Seq.init n (fun i -> r[j * n + i] * vRef[i, j])) < 0.0 then -1.0 else 1.0)
+                let v2 = vRef * Matrix<float>.Build.DenseOfDiagonalArray sign2
+                assertClose "R = Vᵀ" 1e-12 (rows (v2.Transpose())) r
+                assertClose "B·V once formed" 1e-12 (rows (ofRows m n b * v2)) (sp2.TimesV(b, m))
+                assertClose "P·Vᵀ once formed" 1e-12 (rows (ofRows m n p * v2.Transpose())) (sp2.TimesVT(p, m))
+                Expect.isTrue sp2.IsCurrent "a formed basis does not depend on the block"
+
         testCase "gpInference at N = 300 equals explicit LU solves to 1e-12 (NNGP, NTK ensemble, NTKGP)" <| fun () ->
             let n, m, d, k = 300, 41, 650, 3
             let x = ofRows (n + m) d (normals 41 ((n + m) * d))

@@ -2,6 +2,7 @@ namespace NeuralTangents
 
 open System
 open System.Numerics.Tensors
+open System.Threading.Tasks
 open NeuralTangents.PredictSolve
 
 /// <summary>Flat row-major linear algebra of prediction: a symmetric train–train block and its Cholesky factor
@@ -52,7 +53,23 @@ module internal PredictFactor =
         let mutable factored = false
         /// Whether the lower triangle still holds S (false once it holds L or an eigensolver's scratch).
         let mutable lowerIsS = true
+        /// Bumped whenever the lower triangle is rewritten; dsytrd's reflectors there are valid for one version.
+        let mutable version = 0
+        let mutable holdsReflectors = false
         let mutable failure: string option = None
+
+        /// S + ridge·I into the lower triangle and diagonal (S restored from the upper triangle when needed), for
+        /// a routine that overwrites them; whatever the lower triangle held before is gone.
+        let regularisedLower () =
+            if not lowerIsS then
+                for i in 1 .. n - 1 do
+                    for j in 0 .. i - 1 do
+                        data[i * n + j] <- data[j * n + i]
+            for i in 0 .. n - 1 do data[i * n + i] <- diag[i] + ridge
+            lowerIsS <- false
+            factored <- false
+            holdsReflectors <- false
+            version <- version + 1
 
         /// From a square row-major buffer: owned buffers are transformed in place (the caller gives them up),
         /// others are copied once. The ridge is diagReg, or diagReg · trace(S)/N unless absolute
@@ -78,15 +95,10 @@ module internal PredictFactor =
                 | Some msg -> fail msg
                 | None when factored -> ()
                 | None ->
-                    if not lowerIsS then
-                        // An eigendecomposition used the lower triangle as scratch: restore S from the upper one.
-                        for i in 1 .. n - 1 do
-                            for j in 0 .. i - 1 do
-                                data[i * n + j] <- data[j * n + i]
-                    lowerIsS <- false
+                    // An eigendecomposition may have used the lower triangle as scratch: S is restored from the upper one.
+                    regularisedLower ()
                     let mutable maxDiag = 0.0
                     for i in 0 .. n - 1 do
-                        data[i * n + i] <- diag[i] + ridge
                         maxDiag <- max maxDiag (abs data[i * n + i])
                     let info = Linalg.choleskyLowerInPlace data n
                     let msg =
@@ -145,14 +157,34 @@ module internal PredictFactor =
         /// so the block is refactored (from S) if a factor is asked for later.
         member _.EigenRowsInto(z: float[]) : float[] =
             lock gate (fun () ->
-                if not lowerIsS then
-                    for i in 1 .. n - 1 do
-                        for j in 0 .. i - 1 do
-                            data[i * n + j] <- data[j * n + i]
-                for i in 0 .. n - 1 do data[i * n + i] <- diag[i] + ridge
-                lowerIsS <- false
-                factored <- false
+                regularisedLower ()
                 Linalg.symmetricEigenRowsInto data n z)
+
+        /// Reduces S + ridge·I to tridiagonal T = Qᵀ·(S + ridge·I)·Q (diagonal d, off-diagonal e) with dsytrd on
+        /// this block's lower triangle, which then holds Q's reflectors (tau alongside) until the next rewrite; S
+        /// survives as for <c>EigenRowsInto</c>. Returns the version that <c>ApplyQ</c> checks.
+        member _.Tridiagonalize(d: float[], e: float[], tau: float[]) : int =
+            lock gate (fun () ->
+                regularisedLower ()
+                match Native.trySytrdLowerRows data n d e tau with
+                | Some 0 ->
+                    holdsReflectors <- true
+                    version
+                | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dsytrd failed (info = %d)" info))
+                | None -> invalidOp "LAPACKE_dsytrd is not loaded")
+
+        /// True while the reflectors of <c>Tridiagonalize</c>'s version v are still in the lower triangle.
+        member _.HoldsReflectors(v: int) = lock gate (fun () -> holdsReflectors && version = v)
+
+        /// Rows of b (m×N) ← row·Q, or row·Qᵀ when transposeQ, with Q of <c>Tridiagonalize</c>'s version v.
+        member _.ApplyQ(v: int, tau: float[], b: float[], m: int, transposeQ: bool) =
+            lock gate (fun () ->
+                if not (holdsReflectors && version = v) then
+                    invalidOp (sprintf "%s: its tridiagonal reduction was overwritten (internal error)" what)
+                match Native.tryOrmtrRowsBlocked data n tau b m transposeQ with
+                | Some 0 -> ()
+                | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dormtr failed (info = %d)" info))
+                | None -> invalidOp "LAPACKE_dormtr is not loaded")
 
         /// A fresh full copy of S + shift·I (both triangles).
         member _.Shifted(shift: float) : float[] =
@@ -169,14 +201,10 @@ module internal PredictFactor =
     /// eigenvector of Values[j].
     type Eigen = { Values: float[]; Rows: float[] }
 
-    /// Eigendecomposition of S + ridge·I (dsyevr on the block's own lower triangle when loaded, MathNet otherwise)
-    /// into one fresh N×N buffer, the only N×N array it allocates.
-    /// Eigenvalues within N·10ε·max|λ| of zero (round-off) are set to 0; a more negative one means the block is
-    /// not PSD and raises NeuralTangentsException.
-    let eigen (what: string) (b: Block) : Eigen =
-        let n = b.Size
-        let a = Array.zeroCreate (n * n)
-        let values = b.EigenRowsInto a
+    /// Eigenvalues checked finite: those within N·10ε·max|λ| of zero (round-off) are set to 0; a more negative one
+    /// means the block is not PSD and raises NeuralTangentsException.
+    let private checkedValues (what: string) (values: float[]) : float[] =
+        let n = values.Length
         let maxAbs = if n = 0 then 0.0 else values |> Array.map abs |> Array.max
         let tol = 10.0 * float n * 2.220446049250313e-16 * maxAbs
         let minV = if n = 0 then 0.0 else Array.min values
@@ -184,4 +212,89 @@ module internal PredictFactor =
             fail (sprintf "%s has non-finite eigenvalues; check the kernel for overflow" what)
         if minV < -tol then
             fail (sprintf "%s is not positive semi-definite (smallest eigenvalue %g, largest %g); %s" what minV maxAbs advice)
-        { Values = values |> Array.map (fun v -> if v < tol then 0.0 else v); Rows = a }
+        values |> Array.map (fun v -> if v < tol then 0.0 else v)
+
+    /// Eigendecomposition of S + ridge·I (dsyevr on the block's own lower triangle when loaded, MathNet otherwise)
+    /// into one fresh N×N buffer, the only N×N array it allocates; eigenvalues checked as <c>checkedValues</c>.
+    let eigen (what: string) (b: Block) : Eigen =
+        let a = Array.zeroCreate (b.Size * b.Size)
+        { Values = checkedValues what (b.EigenRowsInto a); Rows = a }
+
+    /// <summary>Eigenvalues of S + ridge·I (ascending, checked as <c>eigen</c>) and its eigenvectors V, kept as
+    /// V = Q·Z: Q the block's tridiagonal reflectors (dsytrd), Z the tridiagonal's eigenvectors (dstemr, MRRR), in
+    /// one N×N buffer. dsyevr computes the same and then forms V = Q·Z (2N³ flops); a prediction only needs
+    /// B·V and P·Vᵀ for M-row blocks, 2·M·N² each through Q's reflectors. V is formed, in place of Z, only when
+    /// <c>Rows</c> is asked for. Without native dsytrd/dstemr/dormtr (or when MRRR fails) the buffer holds Vᵀ from
+    /// the start (<c>eigen</c>'s route).</summary>
+    [<Sealed>]
+    type Spectrum private (what: string, z: float[], n: int, block: Block, tau: float[], version: int,
+                           pending: Task<float[] option>, eager: float[]) =
+        let gate = obj ()
+        /// Whether z holds R = Vᵀ (row j the eigenvector of value j) rather than Z.
+        let mutable formed = isNull tau
+        /// Checked eigenvalues, null until the tridiagonal's eigenpairs are in.
+        let mutable values = eager
+
+        /// Waits for MRRR; when it did not deliver every pair, dsyevr (with its own fallback, dstebz + dstein)
+        /// recomputes the basis from S into z, which then holds R.
+        let ready () =
+            if isNull values then
+                match pending.GetAwaiter().GetResult() with
+                | Some w -> values <- checkedValues what w
+                | None ->
+                    values <- checkedValues what (block.EigenRowsInto z)
+                    formed <- true
+            values
+
+        /// Starts the spectrum of a block's S + ridge·I: dsytrd now, on this thread; MRRR (dstemr, serial in
+        /// LAPACK) on a pool thread, so that the first B·Q (dormtr, both cores) overlaps with it. One fresh N×N
+        /// buffer, as <c>eigen</c>. Without native dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
+        static member Of(what: string, b: Block) : Spectrum =
+            let n = b.Size
+            let z = Array.zeroCreate (n * n)
+            if n = 0 || not (Native.hasTridiagonal ()) then
+                Spectrum(what, z, n, b, null, 0, null, checkedValues what (b.EigenRowsInto z))
+            else
+                let d, e, tau = Array.zeroCreate n, Array.zeroCreate n, Array.zeroCreate n
+                let version = b.Tridiagonalize(d, e, tau)
+                let w = Array.zeroCreate n
+                let pending = Task.Run(fun () -> match Native.tryStemrRows d e n w z with Some 0 -> Some w | _ -> None)
+                Spectrum(what, z, n, b, tau, version, pending, null)
+
+        /// Eigenvalues, ascending, round-off negatives set to 0.
+        member _.Values = lock gate ready
+
+        /// False once the block's lower triangle was reused (a Cholesky factor, another decomposition) while
+        /// this spectrum still needs its reflectors: compute a new one.
+        member _.IsCurrent = lock gate (fun () -> formed || block.HoldsReflectors version)
+
+        /// B·V for B (m×N), fresh; B is not modified.
+        member _.TimesV(b: float[], m: int) : float[] =
+            lock gate (fun () ->
+                if formed then Linalg.gemmNT 1.0 b m z n n
+                else
+                    let c = Array.copy b
+                    block.ApplyQ(version, tau, c, m, false) // B·Q, while MRRR may still run
+                    ready () |> ignore
+                    // (B·Q)·Z, row j of z being column j of Z; B·Rᵀ when MRRR failed and z holds R.
+                    Linalg.gemmNT 1.0 (if formed then b else c) m z n n)
+
+        /// P·Vᵀ for P (m×N), fresh.
+        member _.TimesVT(p: float[], m: int) : float[] =
+            lock gate (fun () ->
+                ready () |> ignore
+                let c = Linalg.gemm false false m n n p z // P·Zᵀ (or P·Vᵀ once formed)
+                if not formed then block.ApplyQ(version, tau, c, m, true) // ·Qᵀ
+                c)
+
+        /// R = Vᵀ (N×N, row j the eigenvector of value j), formed in place of Z on first use.
+        member _.Rows : float[] =
+            lock gate (fun () ->
+                ready () |> ignore
+                if not formed then
+                    block.ApplyQ(version, tau, z, n, true) // Zᵀ·Qᵀ = (Q·Z)ᵀ, as dsyevr's dormtr
+                    formed <- true
+                z)
+
+    /// The spectrum of a block's S + ridge·I through its tridiagonal form (see <c>Spectrum</c>).
+    let spectrum (what: string) (b: Block) : Spectrum = Spectrum.Of(what, b)

@@ -8,7 +8,9 @@ open NeuralTangents.PredictInference
 /// Closed-form gradient flow on the MSE loss 1/(2NK)·‖f − y‖² in function space, at finite times through the
 /// eigenbasis of the regularised train–train kernel (neural_tangents' <c>gradient_descent_mse</c> and the
 /// finite-time branch of <c>gradient_descent_mse_ensemble</c>; arXiv:1806.07572, arXiv:1902.06720).
-/// Flat row-major buffers throughout; the eigenbasis is R with row j the eigenvector of λ_j, so V = Rᵀ.
+/// Flat row-major buffers throughout; the eigenbasis V (column j the eigenvector of λ_j) is used through
+/// <c>Spectrum</c>'s B·V and P·Vᵀ, kept as dsytrd's reflectors and the tridiagonal's eigenvectors (never formed
+/// unless the N×N train covariance asks for it).
 module internal PredictMse =
 
     /// Scaled time s = η·t / (N·K) of each requested time.
@@ -35,9 +37,13 @@ module internal PredictMse =
     let ensembleAtTimes (ts: TrainSet) (g: PredictGet) (learningRate: float) (times: float[])
                         (test: TestBlocks option) (computeCov: bool) : Gaussian =
         let eig = ts.Eigen g
-        let r, ev = eig.Rows, eig.Values
         let n, k = ts.Size, ts.Outputs
-        let zT = Linalg.gemmNT 1.0 (transpose ts.Y.Data n k) k r n n // (Vᵀ·y)ᵀ, (K, N)
+        // K*·V (M, N) first: its K*·Q overlaps with the tridiagonal eigenvectors still being computed.
+        let kv =
+            test |> Option.map (fun tb ->
+                Timings.time (sprintf "predict: %A K*·V (dormtr ‖ dstemr, gemm)" g) (fun () -> eig.TimesV(tb.TestTrain g, tb.M)))
+        let ev = eig.Values
+        let zT = eig.TimesV(transpose ts.Y.Data n k, k) // (Vᵀ·y)ᵀ = yᵀ·V, (K, N)
         let ss = scaledTimes ts learningRate times
         let negPhi s = ev |> Array.map (fun l -> -(expm1OverLambda l s))
         match test with
@@ -46,10 +52,11 @@ module internal PredictMse =
             let means =
                 ss |> Array.map (fun s ->
                     let w = ev |> Array.map (fun l -> -(expm1 (-l * s)))
-                    transpose (Linalg.gemm false false k n n (scaleColumns zT k n w) r) k n)
+                    transpose (eig.TimesVT(scaleColumns zT k n w, k)) k n)
             let covs =
                 if not computeCov then None
                 else
+                    let r = eig.Rows // R = Vᵀ: the N×N covariances need V itself
                     let mats =
                         ss |> Array.map (fun s ->
                             match g with
@@ -67,7 +74,7 @@ module internal PredictMse =
             { Mean = stack means [| n; k |]; Covariance = covs }
         | Some tb ->
             let m = tb.M
-            let a = Linalg.gemmNT 1.0 (tb.TestTrain g) m r n n // K*·V (M, N)
+            let a = kv.Value
             let means = ss |> Array.map (fun s -> Linalg.gemmNT 1.0 (scaleColumns a m n (negPhi s)) m zT k n)
             let covs =
                 match tb.TestTest with
@@ -76,26 +83,30 @@ module internal PredictMse =
                     let mats =
                         match g with
                         | PredictGet.Nngp ->
-                            // K** − K*·V·diag(−expm1(−2λs)/λ)·Vᵀ·K*ᵀ
+                            // K** − K*·V·diag(w)·Vᵀ·K*ᵀ with w = −expm1(−2λs)/λ ≥ 0: one rank update by
+                            // A·diag(√w), A = K*·V (half the flops of the general product).
                             ss |> Array.map (fun s ->
-                                let c = Array.copy kttN
-                                Linalg.gemmNTInto -1.0 (scaleColumns a m n (negPhi (2.0 * s))) m a m n 1.0 c
-                                c)
+                                Timings.time "predict: Nngp cov (syrk)" (fun () ->
+                                    let c = Array.copy kttN
+                                    Linalg.rankUpdateLower -1.0 (scaleColumns a m n (negPhi (2.0 * s) |> Array.map sqrt)) m n c
+                                    Linalg.mirrorLower c m
+                                    c))
                         | _ ->
                             // arXiv:1902.06720 eq. 16 with U = V·diag(w)·Vᵀ = Θ⁻¹(I − e^{−Θs}), w = −expm1(−λs)/λ:
-                            // K** + Q·K·Qᵀ − (Θ*·U·K*ᵀ + transpose) with Q = Θ*·U = (K*·V)·diag(w)·Vᵀ.
-                            let b = Linalg.gemmNT 1.0 (tb.TestTrain PredictGet.Nngp) m r n n // K*_NNGP·V
+                            // K** + Q·K·Qᵀ − (Q·K*ᵀ + transpose) with Q = Θ*·U = (K*·V)·diag(w)·Vᵀ (M, N), K* the
+                            // NNGP test–train block: Q·K*ᵀ is one (M, N)·(N, M) product, no K*·V of the NNGP.
+                            let kN = tb.TestTrain PredictGet.Nngp
                             ss |> Array.map (fun s ->
-                                let aw = scaleColumns a m n (negPhi s)
-                                let q = Linalg.gemm false false m n n aw r
-                                let qk = (ts.Block PredictGet.Nngp).TimesS(q, m)
-                                let c = Array.copy kttN
-                                Linalg.gemmNTInto 1.0 qk m q m n 1.0 c
-                                let t2 = Linalg.gemmNT 1.0 aw m b m n
-                                for i in 0 .. m - 1 do
-                                    for j in 0 .. m - 1 do
-                                        c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
-                                c)
+                                Timings.time "predict: Ntk cov (Q = A·diag(w)·Vᵀ, Q·K, products)" (fun () ->
+                                    let q = eig.TimesVT(scaleColumns a m n (negPhi s), m)
+                                    let qk = (ts.Block PredictGet.Nngp).TimesS(q, m)
+                                    let c = Array.copy kttN
+                                    Linalg.gemmNTInto 1.0 qk m q m n 1.0 c
+                                    let t2 = Linalg.gemmNT 1.0 q m kN m n
+                                    for i in 0 .. m - 1 do
+                                        for j in 0 .. m - 1 do
+                                            c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
+                                    c))
                     Some(stack (mats |> Array.map (fun c -> symmetrizeInPlace c m; c)) [| m; m |])
                 | _ -> None
             { Mean = stack means [| m; k |]; Covariance = covs }
@@ -116,18 +127,18 @@ module internal PredictMse =
     /// f*(t) = f*₀ + Θ*·Θ⁻¹·expm1(−Θs)·(f₀ − y) on the test set, with a leading time axis.
     let singleAtTimes (ts: TrainSet) (learningRate: float) (times: float[]) (fxTrain0: Tensor) (test: (Tensor * Tensor) option) : Outputs =
         let eig = ts.Eigen PredictGet.Ntk
-        let r, ev = eig.Rows, eig.Values
+        let ev = eig.Values
         let n, k = ts.Size, ts.Outputs
-        let zT = Linalg.gemmNT 1.0 (transpose (Array.map2 (-) fxTrain0.Data ts.Y.Data) n k) k r n n // (Vᵀ(f₀ − y))ᵀ
+        let zT = eig.TimesV(transpose (Array.map2 (-) fxTrain0.Data ts.Y.Data) n k, k) // (Vᵀ(f₀ − y))ᵀ
         let ss = scaledTimes ts learningRate times
         let train =
             ss |> Array.map (fun s ->
                 let w = ev |> Array.map (fun l -> expm1 (-l * s))
-                add fxTrain0.Data (transpose (Linalg.gemm false false k n n (scaleColumns zT k n w) r) k n))
+                add fxTrain0.Data (transpose (eig.TimesVT(scaleColumns zT k n w, k)) k n))
         let testOut =
             test |> Option.map (fun (ktd, fxTest0) ->
                 let m = ktd.Shape[0]
-                let a = Linalg.gemmNT 1.0 ktd.Data m r n n
+                let a = eig.TimesV(ktd.Data, m)
                 let outs =
                     ss |> Array.map (fun s ->
                         let w = ev |> Array.map (fun l -> expm1OverLambda l s)

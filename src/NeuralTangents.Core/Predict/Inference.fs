@@ -40,7 +40,7 @@ module internal PredictInference =
         let gate = obj ()
         let blocks = Dictionary<PredictGet, Block>()
         let kinvyT = Dictionary<PredictGet, float[]>()
-        let eigs = Dictionary<PredictGet, Eigen>()
+        let eigs = Dictionary<PredictGet, Spectrum>()
 
         let cached (d: Dictionary<PredictGet, 'T>) (key: PredictGet) (make: unit -> 'T) =
             lock gate (fun () ->
@@ -63,15 +63,16 @@ module internal PredictInference =
         member _.Block(b: PredictGet) =
             cached blocks b (fun () ->
                 monitor.Check()
-                let data, owned = fetch b
+                let data, owned = Timings.time (sprintf "predict: %s train–train kernel" (blockName b)) (fun () -> fetch b)
                 monitor.Done(sprintf "%s train–train kernel" (blockName b))
-                Block.Create(sprintf "the %s train–train kernel" (blockName b), data, n, owned, diagReg, absolute))
+                Timings.time (sprintf "predict: %s block (symmetrise, ridge)" (blockName b)) (fun () ->
+                    Block.Create(sprintf "the %s train–train kernel" (blockName b), data, n, owned, diagReg, absolute)))
         /// The factored block.
         member t.Factor(b: PredictGet) =
             let blk = t.Block b
             if not blk.IsFactored then
                 monitor.Check()
-                blk.Factor()
+                Timings.time (sprintf "predict: %s Cholesky (dpotrf)" (blockName b)) blk.Factor
                 monitor.Done(sprintf "Cholesky factor of the %s" (blockName b))
             blk
         /// Cancellation and progress of this predictor.
@@ -79,12 +80,19 @@ module internal PredictInference =
         /// ((K + λI)⁻¹·y)ᵀ, (K, N).
         member t.KInvYT(b: PredictGet) =
             cached kinvyT b (fun () ->
-                let z = transpose y.Data n t.Outputs
-                (t.Factor b).SolveRows(z, t.Outputs)
-                z)
-        /// Eigenbasis of the regularised block. Only the latest basis is cached: computing one drops the other,
-        /// so blocks and bases together stay within three N×N arrays (two blocks, one basis).
-        member t.Eigen(b: PredictGet) =
+                let blk = t.Factor b
+                Timings.time (sprintf "predict: %s solve (K + λI)⁻¹·y (trsm)" (blockName b)) (fun () ->
+                    let z = transpose y.Data n t.Outputs
+                    blk.SolveRows(z, t.Outputs)
+                    z))
+        /// Eigenbasis of the regularised block (see <c>Spectrum</c>). Only the latest basis is cached: computing
+        /// one drops the other, so blocks and bases together stay within three N×N arrays (two blocks, one basis).
+        /// A basis whose reflectors were overwritten since (a Cholesky factor of the same block) is recomputed.
+        member t.Eigen(b: PredictGet) : Spectrum =
+            lock gate (fun () ->
+                match eigs.TryGetValue b with
+                | true, e when not e.IsCurrent -> eigs.Remove b |> ignore
+                | _ -> ())
             cached eigs b (fun () ->
                 if eigs.Count > 0 then
                     eigs.Clear()
@@ -94,7 +102,9 @@ module internal PredictInference =
                     GC.Collect(2, GCCollectionMode.Forced, true)
                 let blk = t.Block b
                 monitor.Check()
-                let e = eigen (sprintf "the %s train–train kernel" (blockName b)) blk
+                let e =
+                    Timings.time (sprintf "predict: %s tridiagonal reduction (dsytrd)" (blockName b)) (fun () ->
+                        spectrum (sprintf "the %s train–train kernel" (blockName b)) blk)
                 monitor.Done(sprintf "eigendecomposition of the %s" (blockName b))
                 e)
 
@@ -126,7 +136,8 @@ module internal PredictInference =
             let b = blockOf g
             let ktd = tb.TestTrain b
             // Mean K*·(K + λI)⁻¹·y.
-            let mean = Linalg.gemmNT 1.0 ktd m (ts.KInvYT b) k n
+            let kinvyT = ts.KInvYT b
+            let mean = Timings.time (sprintf "predict: %A mean (gemm)" g) (fun () -> Linalg.gemmNT 1.0 ktd m kinvyT k n)
             ts.Monitor.Done(sprintf "%A mean" g)
             let cov =
                 tb.TestTest
@@ -137,9 +148,10 @@ module internal PredictInference =
                         // K** − K*·(K + λI)⁻¹·K*ᵀ = K** − W·Wᵀ with W = K*·L⁻ᵀ (K the NNGP, or the NTK for NtkGp,
                         // arXiv:2007.05864): one triangular solve and one product.
                         let w = Array.copy ktd
-                        fac.HalfSolve(w, m)
+                        Timings.time (sprintf "predict: %A cov: K*·L⁻ᵀ (trsm)" g) (fun () -> fac.HalfSolve(w, m))
                         let c = Array.copy (ktt b)
-                        Linalg.rankUpdateLower -1.0 w m n c
+                        Timings.time (sprintf "predict: %A cov: K** − W·Wᵀ (syrk)" g) (fun () ->
+                            Linalg.rankUpdateLower -1.0 w m n c)
                         Linalg.mirrorLower c m
                         if g = PredictGet.Nngp then tb.Shared <- NngpHalfSolve(w, c)
                         Tensor.create [| m; m |] c
@@ -148,38 +160,39 @@ module internal PredictInference =
                         // K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose), K the NNGP, Θ the NTK (+ λI).
                         // With Tᵀ = Θ*·Θ⁻¹ (two triangular solves): K** + Tᵀ·K·T − (Tᵀ·K*ᵀ + transpose).
                         let tt = Array.copy ktd
-                        fac.SolveRows(tt, m)
+                        Timings.time "predict: Ntk cov: Θ*·Θ⁻¹ (two trsm)" (fun () -> fac.SolveRows(tt, m))
                         let nngp = ts.Block PredictGet.Nngp
                         let u = Array.copy tt
                         let shared = tb.Shared
                         let c =
-                            if not (isNull shared) && nngp.TryTimesL(u, m) then
-                                // The NNGP posterior of this call is known: Σ_K = K** − W·Wᵀ with W = K*·L_K⁻ᵀ and
-                                // K + λ_K·I = L_K·L_Kᵀ. Completing the square in eq. 16,
-                                //   Σ = Σ_K + (Tᵀ − K*·(K + λ_K·I)⁻¹)·(K + λ_K·I)·(T − (K + λ_K·I)⁻¹·K*ᵀ) − λ_K·Tᵀ·T
-                                //     = Σ_K + (U − W)·(U − W)ᵀ − λ_K·Tᵀ·T,   U = Tᵀ·L_K,
-                                // two rank updates on a copy of Σ_K instead of the (M, N)·(N, M) product Tᵀ·K*ᵀ.
-                                System.Numerics.Tensors.TensorPrimitives.Subtract(ReadOnlySpan(u), ReadOnlySpan(shared.W), Span(u))
-                                let c = Array.copy shared.Cov
-                                Linalg.rankUpdateLower 1.0 u m n c
-                                if nngp.Ridge <> 0.0 then Linalg.rankUpdateLower -nngp.Ridge tt m n c
-                                c
-                            else
-                                let c = Array.copy (ktt PredictGet.Nngp)
-                                if nngp.TryTimesL(u, m) then
-                                    // The NNGP is already factored, K + λ_K·I = L_K·L_Kᵀ: Tᵀ·K·T = U·Uᵀ − λ_K·Tᵀ·T
-                                    // with U = Tᵀ·L_K, a triangular product and two rank updates instead of two
-                                    // full products.
+                            Timings.time "predict: Ntk cov: rest (trmm, syrk or products)" (fun () ->
+                                if not (isNull shared) && nngp.TryTimesL(u, m) then
+                                    // The NNGP posterior of this call is known: Σ_K = K** − W·Wᵀ with W = K*·L_K⁻ᵀ and
+                                    // K + λ_K·I = L_K·L_Kᵀ. Completing the square in eq. 16,
+                                    //   Σ = Σ_K + (Tᵀ − K*·(K + λ_K·I)⁻¹)·(K + λ_K·I)·(T − (K + λ_K·I)⁻¹·K*ᵀ) − λ_K·Tᵀ·T
+                                    //     = Σ_K + (U − W)·(U − W)ᵀ − λ_K·Tᵀ·T,   U = Tᵀ·L_K,
+                                    // two rank updates on a copy of Σ_K instead of the (M, N)·(N, M) product Tᵀ·K*ᵀ.
+                                    System.Numerics.Tensors.TensorPrimitives.Subtract(ReadOnlySpan(u), ReadOnlySpan(shared.W), Span(u))
+                                    let c = Array.copy shared.Cov
                                     Linalg.rankUpdateLower 1.0 u m n c
                                     if nngp.Ridge <> 0.0 then Linalg.rankUpdateLower -nngp.Ridge tt m n c
+                                    c
                                 else
-                                    let tk = nngp.TimesS(tt, m)
-                                    Linalg.gemmNTInto 1.0 tk m tt m n 1.0 c
-                                let t2 = Linalg.gemmNT 1.0 tt m (tb.TestTrain PredictGet.Nngp) m n
-                                for i in 0 .. m - 1 do
-                                    for j in 0 .. i do
-                                        c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
-                                c
+                                    let c = Array.copy (ktt PredictGet.Nngp)
+                                    if nngp.TryTimesL(u, m) then
+                                        // The NNGP is already factored, K + λ_K·I = L_K·L_Kᵀ: Tᵀ·K·T = U·Uᵀ − λ_K·Tᵀ·T
+                                        // with U = Tᵀ·L_K, a triangular product and two rank updates instead of two
+                                        // full products.
+                                        Linalg.rankUpdateLower 1.0 u m n c
+                                        if nngp.Ridge <> 0.0 then Linalg.rankUpdateLower -nngp.Ridge tt m n c
+                                    else
+                                        let tk = nngp.TimesS(tt, m)
+                                        Linalg.gemmNTInto 1.0 tk m tt m n 1.0 c
+                                    let t2 = Linalg.gemmNT 1.0 tt m (tb.TestTrain PredictGet.Nngp) m n
+                                    for i in 0 .. m - 1 do
+                                        for j in 0 .. i do
+                                            c[i * m + j] <- c[i * m + j] - t2[i * m + j] - t2[j * m + i]
+                                    c)
                         Linalg.mirrorLower c m
                         Tensor.create [| m; m |] c)
             if cov.IsSome then ts.Monitor.Done(sprintf "%A covariance" g)
