@@ -45,9 +45,13 @@ let private table (n: int) =
     row "x·xᵀ/d by syrk and mirror (N²·d flops)" (fun () -> Linalg.gram (1.0 / float d) x.Data n d |> ignore)
     row "fresh N×N buffer, written once" (fun () -> Array.create (n * n) 1.0 |> ignore)
     row "input kernel (KernelFn.inputKernel)" (fun () -> KernelFn.inputKernel net x None Both |> ignore)
+    row "input kernel without its zero NTK (as KernelFn.compute)" (fun () -> KernelFn.inputKernel net x None Nngp |> ignore)
     let k0 = KernelFn.inputKernel net x None Both
     let chain = match net with Serial ls -> ls | l -> [ l ]
     row "the 21 layers' fused executor alone (Rules.DenseStack)" (fun () -> Rules.DenseStack.tryRun chain false k0 |> ignore)
+    // As KernelFn.compute runs it: no input NTK array (it is +0.0 everywhere; KernelPlan.runZeroNtk).
+    let k0z = { k0 with Ntk = None }
+    row "the same, zero input NTK without an array" (fun () -> Rules.DenseStack.tryRunWith true chain false k0z |> ignore)
     row "KernelFn.compute, nngp + ntk" (fun () -> KernelFn.compute net x None Both |> ignore)
 
 /// `--small [N]`: the table in two child processes (default JIT settings, and nt's); `--small-child N`: one table.

@@ -44,17 +44,28 @@ module KernelFn =
             let i = Array.findIndex (fun v -> not (System.Double.IsFinite v)) x.Data
             invalidArg name (sprintf "%s has a non-finite value (%g) at flat index %d" name x.Data[i] i)
 
+    /// The input kernel; <paramref name="ntkArray"/> false leaves its zero NTK out (<c>Input.kernelWith</c>).
+    let private inputKernelFor (ntkArray: bool) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        checkFinite "x1" x1
+        x2 |> Option.iter (checkFinite "x2")
+        let req = Requirements.ofLayer layer
+        let diagonalBatch, diagonalSpatial = Requirements.layout req request
+        Input.kernelWith ntkArray get diagonalBatch diagonalSpatial (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
+
     /// <summary>The input kernel of x1 (and x2) in the layout the network requires, or the one
     /// <paramref name="request"/> asks for (see <see cref="T:NeuralTangents.LayoutRequest"/>).</summary>
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">the request asks for a diagonal layout a layer
     /// cannot take.</exception>
     [<CompiledName("InputKernelWithLayout")>]
     let inputKernelWithLayout (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        checkFinite "x1" x1
-        x2 |> Option.iter (checkFinite "x2")
-        let req = Requirements.ofLayer layer
-        let diagonalBatch, diagonalSpatial = Requirements.layout req request
-        Input.kernel get diagonalBatch diagonalSpatial (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
+        inputKernelFor true request layer x1 x2 get
+
+    /// The input kernel and the plan run on it: when the plan starts with the fused MLP executor, the input's NTK
+    /// (+0.0 everywhere) is never allocated (<c>KernelPlan.runZeroNtk</c>; the same bits).
+    let private runOnInput (exec: Execution) (plan: KernelPlan) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) =
+        let zeroNtk = get.WantsNtk && KernelPlan.takesZeroNtk plan
+        let input = Timings.time "input kernel" (fun () -> inputKernelFor (not zeroNtk) request layer x1 x2 get)
+        if zeroNtk then KernelPlan.runZeroNtk exec plan input else KernelPlan.run exec plan (One input) true
 
     /// <summary>The input kernel of x1 (and x2) in the layout the network requires.</summary>
     [<CompiledName("InputKernel")>]
@@ -65,8 +76,7 @@ module KernelFn =
         let p = KernelPlan.compile layer
         let p = if exec.Fuse then KernelPlan.fuse p else p
         // The input kernel is allocated here (a Gram matrix and variances, never x1/x2's buffers), so the plan owns it.
-        let input = Timings.time "input kernel" (fun () -> inputKernelWithLayout request layer x1 x2 get)
-        let out = KernelPlan.run exec p (One input) true
+        let out = runOnInput exec p request layer x1 x2 get
         Timings.time "finiteness check" (fun () -> single out)
 
     /// <summary><c>compute</c> with an explicit <see cref="T:NeuralTangents.Execution"/> (the reference execution
@@ -114,8 +124,7 @@ module KernelFn =
 
     /// <c>computeWithLayout</c> with a plan compiled by <c>compilePlan</c> for the same execution and layer.
     let internal runPlan (exec: Execution) (plan: KernelPlan) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
-        let input = Timings.time "input kernel" (fun () -> inputKernelWithLayout request layer x1 x2 get)
-        let out = KernelPlan.run exec plan (One input) true
+        let out = runOnInput exec plan request layer x1 x2 get
         Timings.time "finiteness check" (fun () -> single out)
 
     /// <c>runPlan</c> on inputs masked by <c>mask_constant</c> (the input kernel of <c>computeWithMask</c>).

@@ -200,12 +200,19 @@ module internal KernelPlan =
                 raise (NeuralTangentsException(sprintf "%s: requires %s=False, but the input kernel has %s=True and so lacks the off-diagonal entries; recompute the input kernel with %s=False"
                         d.Name name name name))
 
-    /// Runs a plan on its input kernel(s) (one, or one per branch as the plan was compiled for).
-    /// <paramref name="inputOwned"/>: the input's arrays were allocated for this run (the input kernel of
-    /// <c>kernel_fn</c>), not the caller's. Returns the output flow.
-    let run (exec: Execution) (plan: KernelPlan) (input: KernelFlow) (inputOwned: bool) : KernelFlow =
+    /// Whether the plan's first operation is a fused Dense/ABRelu run on the (one) input register and its only
+    /// reader: the input kernel's NTK, +0.0 everywhere, can then be left out (<c>runZeroNtk</c>).
+    let takesZeroNtk (plan: KernelPlan) =
+        match plan.Ops with
+        | FusedDenseStackOp(_, 0, _) :: _ -> plan.Registers > 0 && (readers plan)[0] = 1
+        | _ -> false
+
+    /// <paramref name="zeroNtk"/>: input register 0's kernel has no NTK array and stands for an NTK of +0.0
+    /// everywhere, and the first operation is its only reader (<c>takesZeroNtk</c>).
+    let private runCore (zeroNtk: bool) (exec: Execution) (plan: KernelPlan) (input: KernelFlow) (inputOwned: bool) : KernelFlow =
         let regs : Kernel option[] = Array.zeroCreate plan.Registers
         let pending = readers plan
+        let mutable zeroInput = zeroNtk
         // Live holders of every array (by identity): registers that still have readers. Plus the arrays this run
         // allocated. An operation may overwrite an array only when it is owned and its source register, read for
         // the last time, is its only live holder.
@@ -251,10 +258,13 @@ module internal KernelPlan =
                 let k0 = get src
                 for _, d in leaves do checkLayout d k0
                 let inPlace = writable src
+                let zero = zeroInput && src = 0
                 let k =
-                    match DenseStack.tryRun (List.map fst leaves) inPlace k0 with
+                    match DenseStack.tryRunWith zero (List.map fst leaves) inPlace k0 with
                     | Some k -> k
                     | None ->
+                        // Not covered: the rules get the zero NTK as an array (fresh, this run's own).
+                        let k0 = if zero then { k0 with Ntk = Some(Tensor.zeros k0.Nngp.Shape) } else k0
                         // The leaves' own rules, each Dense → ABRelu pair in one pass; after the first operation the
                         // arrays are this operation's own (fresh, or k0's when they were writable).
                         let rec go (first: bool) (leaves: (Layer * LayerDef) list) (k: Kernel) =
@@ -283,6 +293,21 @@ module internal KernelPlan =
             | MergeOp(_, m, srcs, dst) -> finish srcs dst (m.Kernel (List.map get srcs))
         for op in plan.Ops do
             if Timings.enabled then Timings.time ("op " + opName op) (fun () -> step op) else step op
+            zeroInput <- false
         match plan.Output with
         | OneReg r -> One(get r)
         | ManyRegs rs -> Many(List.map get rs)
+
+    /// Runs a plan on its input kernel(s) (one, or one per branch as the plan was compiled for).
+    /// <paramref name="inputOwned"/>: the input's arrays were allocated for this run (the input kernel of
+    /// <c>kernel_fn</c>), not the caller's. Returns the output flow.
+    let run (exec: Execution) (plan: KernelPlan) (input: KernelFlow) (inputOwned: bool) : KernelFlow =
+        runCore false exec plan input inputOwned
+
+    /// Runs a plan on an input kernel allocated for this run whose NTK is +0.0 everywhere but left out (Ntk = None;
+    /// <c>Input.kernelWith false</c>): the first operation, when <c>takesZeroNtk</c>, never reads an all-zero
+    /// array; otherwise the zeros are allocated first. The same result as <c>run</c> with the zeros, bit for bit.
+    let runZeroNtk (exec: Execution) (plan: KernelPlan) (input: Kernel) : KernelFlow =
+        if input.Ntk.IsSome then invalidArg "input" "KernelPlan.runZeroNtk: the input kernel has an NTK array"
+        if takesZeroNtk plan then runCore true exec plan (One input) true
+        else runCore false exec plan (One { input with Ntk = Some(Tensor.zeros input.Nngp.Shape) }) true

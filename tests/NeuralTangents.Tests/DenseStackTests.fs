@@ -169,6 +169,74 @@ let tests =
                 | Error m, Ok _ -> failtestf "only the reference execution refused: %s" m
                 true)
 
+        // The zero input NTK (issue #9 item 7): the executor reads the input kernel's NTK, +0.0 everywhere, from a run
+        // of zeros instead of an (N1, N2, S) array. Bit-identity holds because every operation reads the same +0.0:
+        // the first Dense's t' = w2·t + add gets t = +0.0 either way (so w2·0 = ±0 for w2 of either sign, and
+        // +0 + add = add except add = −0, where both give +0), and an ABRelu without a Dense in front multiplies
+        // σ̇·(+0.0) either way. Checked on the executor itself, with −0.0 and +0.0 nngp entries planted (b_std = 0
+        // and a −0.0 entry: cN·(−0) + 0 and (−0)·w2 + 0 are the add = ±0 cases of both parameterizations).
+        testPropertyWithConfig (fsCheck 150) "zero input NTK: the executor without an NTK array = with an all-zero NTK array, bit for bit (±0.0 entries, in place or not)" <| fun () ->
+            Prop.forAll (Arb.fromGen chainCase) (fun c ->
+                let net = network c
+                let x1 = inputs c c.Rows1 c.Seed
+                let x2 = c.Rows2 |> Option.map (fun r -> inputs c r (c.Seed + 1))
+                let db, ds = Requirements.layout (Requirements.ofLayer net) LayoutRequest.Auto
+                let k0 = KernelFn.inputKernelWithLayout { DiagonalBatch = Some db; DiagonalSpatial = Some ds } net x1 x2 Both
+                // Plant signed zeros in nngp at mirrored places (x2 = x1 stays exactly symmetric).
+                let n1, n2 = k0.Nngp.Shape[0], k0.Nngp.Shape[1]
+                let s = k0.Nngp.Length / (n1 * n2)
+                let planted = Array.copy k0.Nngp.Data
+                let rng = Random(c.Seed)
+                for _ in 1 .. 3 do
+                    let i, j, p, z = rng.Next n1, rng.Next n2, rng.Next s, (if rng.Next 2 = 0 then -0.0 else 0.0)
+                    planted[(i * n2 + j) * s + p] <- z
+                    if x2.IsNone then planted[(j * n2 + i) * s + p] <- z
+                let withZeros = { k0 with Nngp = Tensor.create k0.Nngp.Shape planted }
+                Expect.isTrue (withZeros.Ntk.Value.Data |> Array.forall (fun v -> BitConverter.DoubleToInt64Bits v = 0L)) "the input NTK is +0.0 everywhere"
+                let noArray = { withZeros with Ntk = None }
+                match DenseStack.tryRun c.Chain false withZeros with
+                | Some expected ->
+                    for inPlace in [ false; true ] do
+                        let own = { noArray with Nngp = Tensor.create k0.Nngp.Shape (Array.copy planted) }
+                        match DenseStack.tryRunWith true c.Chain inPlace own with
+                        | Some k ->
+                            compareKernels (sprintf "zero NTK, in place %b, %A" inPlace c) expected k
+                            if not inPlace then Expect.equal (bits own.Nngp.Data) (bits planted) "not in place: the input is left as it was"
+                        | None -> failtestf "the executor declined with a zero NTK a chain it took with the array: %A" c
+                | None ->
+                    Expect.isNone (DenseStack.tryRunWith true c.Chain false noArray) "declined alike without the array"
+                true)
+
+        test "zero input NTK: KernelPlan.takesZeroNtk only when the fused executor is the input's only reader; kernel_fn through it = reference" {
+            let plan (net: Layer) = KernelPlan.fuse (KernelPlan.compileFor None net)
+            Expect.isTrue (KernelPlan.takesZeroNtk (plan readmeMlp)) "the README MLP"
+            Expect.isFalse (KernelPlan.takesZeroNtk (KernelPlan.compileFor None readmeMlp)) "unfused: the Dense rule reads the array"
+            Expect.isFalse (KernelPlan.takesZeroNtk (plan (Serial [ Stax.dense 4 1.0 None; Stax.dense 1 1.0 None ]))) "no fused operation"
+            let branched =
+                Serial [ Stax.fanOut 2; Stax.parallelOf [ Serial(chainOf readmeMlp); Stax.dense 1 0.8 (Some 0.1) ]; Stax.fanInSum ]
+            Expect.isFalse (KernelPlan.takesZeroNtk (plan branched)) "the input register has a second reader (the other branch)"
+            // Through kernel_fn: x2 given or not, both parameterizations, nngp only, S > 1 (a Flatten on top), and a
+            // branched network that needs the zeros as an array; every one = the reference execution bit for bit.
+            let ntkParam = Serial [ Dense { Stax.denseDefaults 8 with WStd = 1.3; BStd = Some 0.0; Parameterization = Parameterization.Ntk }; Stax.relu; Stax.dense 1 1.0 None ]
+            let x = Tensor.create [| 40; 6 |] (normals 21 (40 * 6))
+            let x2 = Tensor.create [| 13; 6 |] (normals 22 (13 * 6))
+            let xs = Tensor.create [| 30; 3; 4 |] (normals 23 (30 * 12))
+            for what, net, xa, xb, get in
+                [ "README MLP", readmeMlp, x, None, Both
+                  "README MLP, x2", readmeMlp, x, Some x2, Both
+                  "README MLP, ntk only", readmeMlp, x, None, Get.Ntk
+                  "README MLP, nngp only", readmeMlp, x, Some x2, Get.Nngp
+                  "ntk parameterization", ntkParam, x, None, Both
+                  "ntk parameterization, x2", ntkParam, x, Some x2, Both
+                  "S = 3, Flatten", Serial(chainOf readmeMlp @ [ Stax.flatten ]), xs, None, Both
+                  "S = 3, Flatten, x2", Serial(chainOf readmeMlp @ [ Stax.flatten ]), xs, Some(Tensor.create [| 7; 3; 4 |] (normals 24 84)), Both
+                  "branched", branched, x, None, Both ] do
+                let r = KernelFn.computeWith Execution.Reference net xa xb get
+                let f = KernelFn.compute net xa xb get
+                compareKernels what r f
+                Expect.equal f.Ntk.IsSome get.WantsNtk (what + ": an NTK exactly when asked for")
+        }
+
         test "KernelPlan.fuse: the README MLP is one fused operation of its 21 layers; a chain of Dense layers alone is not fused" {
             let fused (net: Layer) =
                 (KernelPlan.fuse (KernelPlan.compileFor None net)).Ops

@@ -87,19 +87,22 @@ module internal DenseStack =
 
     /// Every step over the pairs (i, j), i ∈ [i0, i1), j ∈ [j0, j1) of (N1, N2, S) arrays: the first step reads
     /// src and writes dst (they may be the same arrays), the others update dst in place (each run reads an entry
-    /// before writing it).
+    /// before writing it). <paramref name="zeroT"/>: srcT is not an (N1, N2, S) array but a run of zeros at least
+    /// as long as any run of the tile, read from its start by every run of the first step (the input kernel's NTK).
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    let private runTile (steps: Step[]) (withNtk: bool) (n2: int) (s: int)
+    let private runTile (steps: Step[]) (withNtk: bool) (zeroT: bool) (n2: int) (s: int)
                         (srcN: nativeptr<float>) (srcT: nativeptr<float>) (dstN: nativeptr<float>) (dstT: nativeptr<float>)
                         (i0: int) (i1: int) (j0: int) (j1: int) =
         for st in 0 .. steps.Length - 1 do
             let step = steps[st]
-            let inN, inT = (if st = 0 then srcN, srcT else dstN, dstT)
+            let inN = if st = 0 then srcN else dstN
+            let inT0, fixedT = (if st = 0 then srcT, zeroT else dstT, false)
+            let inline inT (o: int) = if fixedT then inT0 else NativePtr.add inT0 o
             match step.Relu with
             | None ->
                 for i in i0 .. i1 - 1 do
                     let o = (i * n2 + j0) * s
-                    affineRun step.Pre.Value (NativePtr.add inN o) (NativePtr.add inT o) (NativePtr.add dstN o) (NativePtr.add dstT o)
+                    affineRun step.Pre.Value (NativePtr.add inN o) (inT o) (NativePtr.add dstN o) (NativePtr.add dstT o)
                         withNtk ((j1 - j0) * s)
             | Some(factor, half) ->
                 use p1 = fixed step.V1
@@ -110,13 +113,13 @@ module internal DenseStack =
                     if s = 1 then
                         // One run per row: input i's variance broadcast, j's contiguous.
                         let o = i * n2 + j0
-                        SimdNorm.abReluAffineRun step.Pre factor half (NativePtr.add inN o) (NativePtr.add inT o)
+                        SimdNorm.abReluAffineRun step.Pre factor half (NativePtr.add inN o) (inT o)
                             (NativePtr.add p1 i) (NativePtr.add q1 i) true (NativePtr.add p2 j0) (NativePtr.add q2 j0)
                             (NativePtr.add dstN o) (NativePtr.add dstT o) withNtk (j1 - j0)
                     else
                         for j in j0 .. j1 - 1 do
                             let o = (i * n2 + j) * s
-                            SimdNorm.abReluAffineRun step.Pre factor half (NativePtr.add inN o) (NativePtr.add inT o)
+                            SimdNorm.abReluAffineRun step.Pre factor half (NativePtr.add inN o) (inT o)
                                 (NativePtr.add p1 (i * s)) (NativePtr.add q1 (i * s)) false (NativePtr.add p2 (j * s)) (NativePtr.add q2 (j * s))
                                 (NativePtr.add dstN o) (NativePtr.add dstT o) withNtk s
 
@@ -144,7 +147,7 @@ module internal DenseStack =
     /// Tile (I, J) = rows [i0, i1) × columns [j0, j1); when symmetric and I < J also tile (J, I): as the transpose
     /// of (I, J) when the input's (J, I) is exactly the transpose of its (I, J) (checked first: in place, computing
     /// (I, J) overwrites its own input), else computed on its own.
-    let private runTilePair (steps: Step[]) (withNtk: bool) (symmetric: bool) (n2: int) (s: int)
+    let private runTilePair (steps: Step[]) (withNtk: bool) (zeroT: bool) (symmetric: bool) (n2: int) (s: int)
                             (srcN: float[]) (srcT: float[]) (dstN: float[]) (dstT: float[])
                             (i0: int) (i1: int) (j0: int) (j1: int) =
         use pxN = fixed srcN
@@ -152,27 +155,32 @@ module internal DenseStack =
         use pyN = fixed dstN
         use pyT = fixed dstT
         if symmetric && i0 <> j0 then
-            let transposed = mirrored pxN n2 s i0 i1 j0 j1 && (not withNtk || mirrored pxT n2 s i0 i1 j0 j1)
-            runTile steps withNtk n2 s pxN pxT pyN pyT i0 i1 j0 j1
+            // A zero NTK is its own transpose.
+            let transposed = mirrored pxN n2 s i0 i1 j0 j1 && (not withNtk || zeroT || mirrored pxT n2 s i0 i1 j0 j1)
+            runTile steps withNtk zeroT n2 s pxN pxT pyN pyT i0 i1 j0 j1
             if transposed then
                 mirror pyN n2 s i0 i1 j0 j1
                 if withNtk then mirror pyT n2 s i0 i1 j0 j1
-            else runTile steps withNtk n2 s pxN pxT pyN pyT j0 j1 i0 i1
-        else runTile steps withNtk n2 s pxN pxT pyN pyT i0 i1 j0 j1
+            else runTile steps withNtk zeroT n2 s pxN pxT pyN pyT j0 j1 i0 i1
+        else runTile steps withNtk zeroT n2 s pxN pxT pyN pyT i0 i1 j0 j1
 
     /// Entries of a tile (per array): 4096 float64, 32 KB, so nngp and ntk of a tile stay in L2 between layers.
     [<Literal>]
     let private TileEntries = 4096
 
     /// Runs the steps of <c>plan</c> over k's nngp/ntk; with <paramref name="inPlace"/> k's arrays are overwritten.
-    let private execute (steps: Step[]) (inPlace: bool) (k: Kernel) : float[] * float[] option =
+    /// <paramref name="zeroNtk"/>: k has no NTK array but its NTK is +0.0 everywhere (the input kernel's: no
+    /// parameters before the first layer); the first step reads its NTK from a small run of zeros instead, and the
+    /// output NTK is a fresh array (never read before it is written).
+    let private execute (steps: Step[]) (inPlace: bool) (zeroNtk: bool) (k: Kernel) : float[] * float[] option =
         let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
         let s = k.Nngp.Length / (n1 * n2)
-        let withNtk = k.Ntk.IsSome
+        let withNtk = k.Ntk.IsSome || zeroNtk
         if not inPlace then Memory.checkKernel (int64 n1) (int64 n2) (int64 s) (if withNtk then 2 else 1)
+        elif zeroNtk then Memory.checkKernel (int64 n1) (int64 n2) (int64 s) 1
         let fresh (t: Tensor) = if inPlace then t.Data else GC.AllocateUninitializedArray<float> t.Length
         let outN = fresh k.Nngp
-        let outT = k.Ntk |> Option.map fresh
+        let outT = if zeroNtk then Some(GC.AllocateUninitializedArray<float> k.Nngp.Length) else k.Ntk |> Option.map fresh
         // x2 = x1 (one variance table, a square kernel): tiles I ≤ J only.
         let symmetric = k.Cov2.IsNone && n1 = n2
         // Square tiles of b × b pairs when symmetric; otherwise rows of up to TileEntries / S pairs, and as many rows.
@@ -184,11 +192,14 @@ module internal DenseStack =
             [| for ti in 0 .. tilesI - 1 do
                  for tj in (if symmetric then ti else 0) .. tilesJ - 1 -> struct (ti, tj) |]
         let srcN = k.Nngp.Data
-        let srcT = match k.Ntk with Some t -> t.Data | None -> srcN
+        // The zero NTK: one run of zeros as long as the longest run of a tile (cols·S entries: a row of a tile, or
+        // of its transpose when symmetric, where cols = rows). Every operation then reads the same +0.0 it would
+        // read from an all-zero (N1, N2, S) array, so the results are that array's bit for bit.
+        let srcT = if zeroNtk then Array.zeroCreate (cols * s) else match k.Ntk with Some t -> t.Data | None -> srcN
         let dstT = defaultArg outT outN
         let body (t: int) =
             let struct (ti, tj) = tiles[t]
-            runTilePair steps withNtk symmetric n2 s srcN srcT outN dstT
+            runTilePair steps withNtk zeroNtk symmetric n2 s srcN srcT outN dstT
                 (ti * rows) (min n1 ((ti + 1) * rows)) (tj * cols) (min n2 ((tj + 1) * cols))
         if tiles.Length = 1 then body 0
         else Parallel.For(0, tiles.Length, body) |> ignore
@@ -196,15 +207,21 @@ module internal DenseStack =
 
     /// Runs the layers on k with the fused executor, or returns None when it does not cover them (the caller then
     /// runs the layers' own rules). <paramref name="inPlace"/>: k's nngp/ntk may be overwritten (the plan owns them).
-    let tryRun (layers: Layer list) (inPlace: bool) (k: Kernel) : Kernel option =
+    /// <paramref name="zeroNtk"/>: k.Ntk is None and stands for an NTK of +0.0 everywhere (the input kernel's), which
+    /// the result's NTK continues; the result is then the one of k with an all-zero NTK array, bit for bit.
+    let tryRunWith (zeroNtk: bool) (layers: Layer list) (inPlace: bool) (k: Kernel) : Kernel option =
+        if zeroNtk && k.Ntk.IsSome then invalidArg "k" "DenseStack.tryRunWith: zeroNtk is for a kernel without an NTK array"
         let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
         if not (Kernel.isDiagonalLayout k) || k.Mask1.IsSome || k.Mask2.IsSome || n1 = 0 || n2 = 0 || k.Nngp.Length = 0 then None
         else
         match plan layers k with
         | None -> None
         | Some(steps, meta) ->
-            let nngp, ntk = execute steps inPlace k
+            let nngp, ntk = execute steps inPlace zeroNtk k
             Some
                 { meta with
                     Nngp = Tensor.create k.Nngp.Shape nngp
-                    Ntk = Option.map2 (fun (t: Tensor) d -> Tensor.create t.Shape d) k.Ntk ntk }
+                    Ntk = ntk |> Option.map (Tensor.create k.Nngp.Shape) }
+
+    /// <c>tryRunWith</c> on k's own NTK (or none).
+    let tryRun (layers: Layer list) (inPlace: bool) (k: Kernel) : Kernel option = tryRunWith false layers inPlace k

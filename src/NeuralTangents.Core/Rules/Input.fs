@@ -98,8 +98,10 @@ module internal Input =
         x2 |> Option.map (fun x -> Tensor.create (covShape n2) (cov x n2))
 
     /// Builds the input kernel from (batch_axis, channel_axis)-ordered inputs in the requested layout.
-    let kernel (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int) (channelAxis: int)
-               (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
+    /// <paramref name="ntkArray"/> false: when get wants the NTK, leave it out (Ntk = None) for a consumer that
+    /// knows it is +0.0 everywhere (<c>DenseStack.tryRunWith true</c>); memory is still checked with it.
+    let kernelWith (ntkArray: bool) (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int) (channelAxis: int)
+                   (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
         let x1 = canonical batchAxis channelAxis x1raw
         let x2 = x2raw |> Option.map (canonical batchAxis channelAxis)
         match x2 with
@@ -160,7 +162,7 @@ module internal Input =
                 Tensor.create (Array.append [| n1 |] spatial) cov1,
                 x2 |> Option.map (fun _ -> Tensor.create (Array.append [| n2 |] spatial) cov2)
         { Nngp = nngpT
-          Ntk = if get.WantsNtk then Some(Tensor.zeros nngpT.Shape) else None
+          Ntk = if get.WantsNtk && ntkArray then Some(Tensor.zeros nngpT.Shape) else None
           Cov1 = cov1T
           Cov2 = cov2T
           // neural_tangents' utils.x1_is_x2: x2 absent, or of x1's shape with every entry within 1e-12 (read by Dropout).
@@ -179,6 +181,11 @@ module internal Input =
           ChannelAxis = channelAxis
           Mask1 = None
           Mask2 = None }
+
+    /// Builds the input kernel from (batch_axis, channel_axis)-ordered inputs in the requested layout.
+    let kernel (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int) (channelAxis: int)
+               (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
+        kernelWith true get diagonalBatch diagonalSpatial batchAxis channelAxis x1raw x2raw
 
     /// <summary>The input kernel with neural_tangents' <c>mask_constant</c> (<c>_inputs_to_kernel</c> with
     /// <c>_get_masked_array</c>): entries of x1 (x2) equal to the constant (NaN for NaN) are masked — zeroed before the
