@@ -29,7 +29,9 @@ module KernelFn =
     let private single (flow: KernelFlow) =
         match flow with
         | One k ->
-            if not (Tensor.isFinite k.Nngp) || (k.Ntk |> Option.exists (Tensor.isFinite >> not)) then
+            // The variances too: a large-norm row can overflow in cov1 while its covariances with x2 stay finite.
+            let nonFinite (t: Tensor option) = t |> Option.exists (Tensor.isFinite >> not)
+            if not (Tensor.isFinite k.Nngp) || nonFinite k.Ntk || not (Tensor.isFinite k.Cov1) || nonFinite k.Cov2 then
                 fail "the kernel overflowed to a non-finite value; the inputs or W_std are too large for this depth (rescale the inputs)"
             k
         | Many ks -> fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ks.Length)

@@ -204,4 +204,15 @@ let tests =
                 KernelFn.applyKernel deep (KernelFn.inputKernel deep x None Both) |> ignore)
             Expect.equal e2.Message e1.Message "the same refusal"
             Expect.stringContains e2.Message "non-finite" "says what happened"
+
+        testCase "a variance that overflowed is refused too, though every covariance with x2 is finite" <| fun () ->
+            // Monomial 3 on u ~ N(0, q): E[u³v³] = 9·q1·q2·c + 6·c³ stays near 1e165 for q1 = 1e110, q2 = 1, while
+            // cov1 = E[u⁶] = 15·q1³ ≈ 1.5e331 is +∞.
+            let net = Serial [ Stax.dense 1 1.0 None; Stax.monomial 3 ]
+            let x1 = Tensor.create [| 1; 1 |] [| 1e55 |]
+            let x2 = Tensor.create [| 1; 1 |] [| 1.0 |]
+            let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute net x1 (Some x2) Both |> ignore)
+            Expect.stringContains e.Message "non-finite" "says what happened"
+            // The same inputs the other way round put the infinite variance in cov2.
+            throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute net x2 (Some x1) Nngp |> ignore) |> ignore
     ]
