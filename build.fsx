@@ -44,8 +44,12 @@ let expectoFailures (path: string) =
     doc.Load path
     [ for c in doc.SelectNodes "//test-case" |> Seq.cast<XmlElement> do
         if c.GetAttribute "executed" = "True" && c.GetAttribute "success" <> "True" then
-            let m = c.SelectSingleNode "failure/message"
-            yield c.GetAttribute "name", (if isNull m then "" else m.InnerText) ]
+            // Expecto 11 writes <failure>message<![CDATA[…]]></failure>: the text follows a bare word "message".
+            let f = c.SelectSingleNode "failure"
+            let m = if isNull f then null else f.SelectSingleNode "message"
+            let text = if not (isNull m) then m.InnerText elif isNull f then "" else f.InnerText
+            let text = if text.StartsWith "message" then text.Substring 7 else text
+            yield c.GetAttribute "name", text ]
 
 /// The failed tests of a TRX file: name and message.
 let trxFailures (path: string) =
@@ -164,7 +168,7 @@ let test (expectoArgs: string list) =
     let passed, failed = fsPassed + csPassed + nbPassed, fsFailed + csFailed + nbFailed
     // The failures again at the end, where a truncated log still shows them.
     let tryList (file: string) (read: string -> (string * string) list) =
-        if File.Exists file then (try read file with e -> [ "(unreadable result file)", e.Message ]) else []
+        if File.Exists file then (try read file with e -> [ ("(unreadable result file)", e.Message) ]) else []
     printFailures "F#" (tryList fsSummary expectoFailures)
     printFailures "C#" (tryList csTrx trxFailures)
     printfn "%d passed, %d failed" passed failed

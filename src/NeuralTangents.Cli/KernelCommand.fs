@@ -108,20 +108,7 @@ type private Tracker(inner: IProgress<TileProgress> option) =
 
 /// NT_TIMINGS=1: each phase of the command writes its wall and process CPU time to stderr (the library adds its
 /// own steps), the profile of small requests (issue #9 item 7).
-let private timings = Environment.GetEnvironmentVariable "NT_TIMINGS" = "1"
-
-let private phase (name: string) (f: unit -> 'T) : 'T =
-    if not timings then f ()
-    else
-        let cpu () = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds
-        let c0 = cpu ()
-        let sw = Stopwatch.StartNew()
-        let r = f ()
-        let wall = sw.Elapsed.TotalMilliseconds
-        let sinceStart = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalMilliseconds
-        Console.Error.WriteLine(String.Format("nt timings: {0,-44} wall {1,8:F2} ms  cpu {2,8:F2} ms  (process: {3:F0} ms wall, {4:F0} ms cpu)",
-                                              "nt kernel: " + name, wall, cpu () - c0, sinceStart, cpu ()))
-        r
+let private phase (name: string) (f: unit -> 'T) : 'T = RequestIo.phase "nt kernel" name f
 
 /// <summary>Runs <c>nt kernel</c>: reads the request (file, or stdin when None or "-"), computes the kernels in
 /// tiles (see <c>Batching</c>) and writes the JSON response to <paramref name="stdout"/>. Every quantity is checked

@@ -114,20 +114,7 @@ let private checkNetwork (req: PredictRequest) (needNtk: bool) =
 
 /// NT_TIMINGS=1: each phase of the command writes its wall and process CPU time to stderr; the library adds the
 /// prediction's own steps (kernels, factorisations, solves, products) as "predict: …".
-let private timings = Environment.GetEnvironmentVariable "NT_TIMINGS" = "1"
-
-let private phase (name: string) (f: unit -> 'T) : 'T =
-    if not timings then f ()
-    else
-        let cpu () = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds
-        let c0 = cpu ()
-        let sw = Stopwatch.StartNew()
-        let r = f ()
-        let wall = sw.Elapsed.TotalMilliseconds
-        let sinceStart = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalMilliseconds
-        Console.Error.WriteLine(String.Format("nt timings: {0,-44} wall {1,8:F2} ms  cpu {2,8:F2} ms  (process: {3:F0} ms wall, {4:F0} ms cpu)",
-                                              "nt predict: " + name, wall, cpu () - c0, sinceStart, cpu ()))
-        r
+let private phase (name: string) (f: unit -> 'T) : 'T = RequestIo.phase "nt predict" name f
 
 /// <summary>Runs <c>nt predict</c>: reads the request, predicts and writes the JSON response. Every array is
 /// checked finite before anything is written; with "out" the files are written all or nothing.</summary>

@@ -1,6 +1,6 @@
 /// <summary>What the request-driven commands (<c>nt kernel</c>, <c>nt predict</c>) share: reading the request from a
 /// file or stdin, parsing its top-level object with key checks, loading inputs, the "out" prefix, checking answers
-/// are finite, and writing .npy answers all or nothing.</summary>
+/// are finite, writing .npy answers all or nothing, and the NT_TIMINGS phase profile.</summary>
 [<RequireQualifiedAccess>]
 module NeuralTangents.Cli.RequestIo
 
@@ -245,3 +245,20 @@ let tiling (o: JsonObject) : BatchOptions =
             | _ -> fail "batch_size: must be a positive whole number of inputs per tile, e.g. 256, got %s" (show v)
         | n -> fail "batch_size: must be a positive whole number of inputs per tile, e.g. 256, got %s" (show n)
     { BatchOptions.Default with MemoryBytes = memory; BatchSize = batch }
+
+/// NT_TIMINGS=1 (read once): <c>phase command name f</c> runs f and writes its wall and process CPU time, and the
+/// process's totals so far, to stderr as one "nt timings: COMMAND: NAME …" line; otherwise it just runs f.
+let private timings = Environment.GetEnvironmentVariable "NT_TIMINGS" = "1"
+
+let phase (command: string) (name: string) (f: unit -> 'T) : 'T =
+    if not timings then f ()
+    else
+        let cpu () = Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds
+        let c0 = cpu ()
+        let sw = Diagnostics.Stopwatch.StartNew()
+        let r = f ()
+        let wall = sw.Elapsed.TotalMilliseconds
+        let sinceStart = (DateTime.Now - Diagnostics.Process.GetCurrentProcess().StartTime).TotalMilliseconds
+        Console.Error.WriteLine(String.Format("nt timings: {0,-44} wall {1,8:F2} ms  cpu {2,8:F2} ms  (process: {3:F0} ms wall, {4:F0} ms cpu)",
+                                              command + ": " + name, wall, cpu () - c0, sinceStart, cpu ()))
+        r

@@ -30,10 +30,16 @@ module KernelFn =
         match flow with
         | One k ->
             // The variances too: a large-norm row can overflow in cov1 while its covariances with x2 stay finite.
-            let nonFinite (t: Tensor option) = t |> Option.exists (Tensor.isFinite >> not)
-            if not (Tensor.isFinite k.Nngp) || nonFinite k.Ntk || not (Tensor.isFinite k.Cov1) || nonFinite k.Cov2 then
-                fail "the kernel overflowed to a non-finite value; the inputs or W_std are too large for this depth (rescale the inputs)"
-            k
+            let arrays = [ "nngp", Some k.Nngp; "ntk", k.Ntk; "cov1", Some k.Cov1; "cov2", k.Cov2 ]
+            match arrays |> List.tryPick (fun (name, t) -> t |> Option.filter (Tensor.isFinite >> not) |> Option.map (fun t -> name, t)) with
+            | Some(name, t) ->
+                let i = Array.findIndex (System.Double.IsFinite >> not) t.Data
+                let v = t.Data[i]
+                let shown = if System.Double.IsNaN v then "NaN" elif v > 0.0 then "+inf" else "-inf"
+                let inputs = match name with "cov1" -> "x1" | "cov2" -> "x2" | _ -> "the inputs"
+                fail (sprintf "the kernel overflowed to a non-finite value: %s has %s at flat index %d; the inputs or W_std are too large for this depth (rescale %s)"
+                          name shown i inputs)
+            | None -> k
         | Many ks -> fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ks.Length)
 
     /// <summary>Applies a network to a kernel (to chain kernel functions, as neural_tangents allows).
