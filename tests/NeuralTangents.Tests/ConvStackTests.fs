@@ -108,19 +108,6 @@ let private angleInputs () =
          for d in [ 0.0; 1e-15; -1e-15; 1e-9; -1e-9 ] do
              yield float k * Math.PI / 8.0 + d |]
 
-/// The vector widths of the hot passes to test here: 512 (hardware, or .NET's software fallback: exact, slow), 256
-/// where AVX2 + FMA exist (noted when not), and 0 (scalar).
-let private widths () =
-    [ yield 512
-      if System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported then yield 256
-      else note "Vector256 path not tested: this CPU lacks AVX2 + FMA"
-      yield 0 ]
-
-/// Runs f with the hot passes forced to a width, restoring the hardware's choice after.
-let private withWidth (w: int) (f: unit -> 'a) =
-    Simd.setNormWidth w
-    try f () finally Simd.setNormWidth Simd.hardwareNormWidth
-
 [<Tests>]
 let tests =
     testList "ConvStackTests" [

@@ -121,17 +121,6 @@ let private compareKernels (what: string) (reference: Kernel) (fast: Kernel) =
     | None, None -> ()
     | _ -> failtestf "%s: cov2 present in one kernel only" what
 
-/// The vector widths of the hot passes to test here (see ConvStackTests).
-let private widths () =
-    [ yield 512
-      if System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported then yield 256
-      else note "Vector256 path not tested: this CPU lacks AVX2 + FMA"
-      yield 0 ]
-
-let private withWidth (w: int) (f: unit -> 'a) =
-    Simd.setNormWidth w
-    try f () finally Simd.setNormWidth Simd.hardwareNormWidth
-
 /// The README's MLP request: Dense(512, 1.5, 0.05) + Relu ×10, Dense(1, 1.5, 0.05).
 let private readmeMlp =
     Serial([ for _ in 1 .. 10 do

@@ -47,6 +47,20 @@ let randomTensor (seed: int) (rows: int) (cols: int) = Tensor.create [| rows; co
 /// Writes one line of diagnostic output (what NUnit's TestContext.Out showed), whole even when tests run in parallel.
 let note (line: string) = Console.Out.WriteLine line
 
+/// The vector widths of the hot passes (Simd.normWidth) to test here: 512 (hardware, or .NET's software fallback:
+/// exact, slow), 256 where AVX2 + FMA exist (noted when not), and 0 (scalar).
+let widths () =
+    [ yield 512
+      if System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported then yield 256
+      else note "Vector256 path not tested: this CPU lacks AVX2 + FMA"
+      yield 0 ]
+
+/// Runs f with the hot passes forced to a width, restoring the hardware's choice after (a global setting: call it
+/// from sequenced tests only).
+let withWidth (w: int) (f: unit -> 'a) =
+    NeuralTangents.Rules.Simd.setNormWidth w
+    try f () finally NeuralTangents.Rules.Simd.setNormWidth NeuralTangents.Rules.Simd.hardwareNormWidth
+
 /// Where every property's cases come from. Fixed by default, so that this suite draws the same cases on every
 /// machine and a failure seen anywhere reproduces; NT_FSCHECK_SEED=random draws fresh cases each run (a soak run: a
 /// failing property prints its seed), NT_FSCHECK_SEED=SEED,GAMMA (GAMMA odd) draws those of one seed.
