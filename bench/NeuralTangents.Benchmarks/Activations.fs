@@ -6,6 +6,7 @@ module NeuralTangents.Benchmarks.Activations
 open System
 open System.Diagnostics
 open NeuralTangents
+open NeuralTangents.Benchmarks.Data
 
 /// Median wall time and median CPU time (this process, all threads) in seconds of `runs` calls after `warmup`
 /// calls. CPU time is the figure to compare on a shared machine: other processes' load inflates wall time but
@@ -24,10 +25,6 @@ let private time (warmup: int) (runs: int) (f: unit -> unit) =
     let ts = Array.init runs (fun _ -> once ())
     let median (xs: float[]) = Array.sortInPlace xs; xs[runs / 2]
     median (Array.map fst ts), median (Array.map snd ts)
-
-let private normals (seed: int) (n: int) =
-    let rng = Random(seed)
-    Array.init n (fun _ -> Math.Sqrt(-2.0 * Math.Log(1.0 - rng.NextDouble())) * Math.Cos(2.0 * Math.PI * rng.NextDouble()))
 
 let private cases =
     [ "Relu", Stax.relu; "LeakyRelu(0.1)", Stax.leakyRelu 0.1; "Abs", Stax.abs; "Erf", Stax.erf 1.0 1.0 0.0

@@ -5,14 +5,7 @@ module NeuralTangents.Benchmarks.Cnn
 open System
 open System.Diagnostics
 open NeuralTangents
-
-/// Seeded standard normals (Box–Muller), as the tests and Program.normals use (same numbers).
-let private normals (seed: int) (n: int) =
-    let rng = Random(seed)
-    Array.init n (fun _ ->
-        let u1 = 1.0 - rng.NextDouble()
-        let u2 = rng.NextDouble()
-        sqrt (-2.0 * log u1) * cos (2.0 * Math.PI * u2))
+open NeuralTangents.Benchmarks.Data
 
 /// kernel_fn(x, None) of 21 × (Conv(1, (3, 3), (1, 1), SAME), Relu) on 32×32×3 float64 images (--cnn), neural_tangents'
 /// README benchmark: topped by Flatten (the diagonal spatial layout, neural_tangents' fast path) and by GlobalAvgPool

@@ -7,6 +7,7 @@ module NeuralTangents.Benchmarks.Program
 open System
 open System.Diagnostics
 open NeuralTangents
+open NeuralTangents.Benchmarks.Data
 
 /// Median wall time in seconds of `runs` calls after `warmup` calls.
 let time (warmup: int) (runs: int) (f: unit -> unit) =
@@ -20,14 +21,6 @@ let time (warmup: int) (runs: int) (f: unit -> unit) =
             sw.Elapsed.TotalSeconds)
     Array.sortInPlace ts
     ts[runs / 2]
-
-/// Seeded standard normals (Box–Muller), as the tests use.
-let normals (seed: int) (n: int) =
-    let rng = Random(seed)
-    Array.init n (fun _ ->
-        let u1 = 1.0 - rng.NextDouble()
-        let u2 = rng.NextDouble()
-        sqrt (-2.0 * log u1) * cos (2.0 * Math.PI * u2))
 
 /// The benchmark network: (Dense(512, W_std = 1.5, b_std = 0.05), Relu) × depth, no readout layer.
 let mlp (depth: int) =

@@ -11,14 +11,7 @@ module NeuralTangents.Benchmarks.Small
 open System
 open System.Diagnostics
 open NeuralTangents
-
-/// Seeded standard normals (Box–Muller), the same as Program.normals.
-let private normals (seed: int) (n: int) =
-    let rng = Random(seed)
-    Array.init n (fun _ ->
-        let u1 = 1.0 - rng.NextDouble()
-        let u2 = rng.NextDouble()
-        sqrt (-2.0 * log u1) * cos (2.0 * Math.PI * u2))
+open NeuralTangents.Benchmarks.Data
 
 /// The table of one process (the child's part).
 let private table (n: int) =

@@ -9,16 +9,8 @@ open NeuralTangents
 open NeuralTangents.Cli
 open NeuralTangents.Tests.TestUtil
 
-let private nt (stdin: string) =
-    use out = new StringWriter()
-    use err = new StringWriter()
-    let code = Cli.run [| "kernel" |] (new StringReader(stdin)) out err
-    code, out.ToString(), err.ToString()
-
-let rec private values (node: JsonNode) : float list =
-    match node with
-    | :? JsonArray as a -> a |> Seq.toList |> List.collect values
-    | v -> [ v.GetValue<float>() ]
+let private nt (stdin: string) = ntKernelInProcess stdin
+let private values (node: JsonNode) = jsonValues node
 
 let rec private shape (node: JsonNode) : int list =
     match node with

@@ -134,3 +134,16 @@ let gaussianPairKernel (q1: float) (q2: float) (c: float) : NeuralTangents.Kerne
       ChannelAxis = -1
       Mask1 = None
       Mask2 = None }
+
+/// `nt kernel` run in this process on a request given as stdin: (exit code, stdout, stderr).
+let ntKernelInProcess (stdin: string) =
+    use out = new StringWriter()
+    use err = new StringWriter()
+    let code = NeuralTangents.Cli.Cli.run [| "kernel" |] (new StringReader(stdin)) out err
+    code, out.ToString(), err.ToString()
+
+/// The numbers of a JSON answer's (nested) array, in order.
+let rec jsonValues (node: System.Text.Json.Nodes.JsonNode) : float list =
+    match node with
+    | :? System.Text.Json.Nodes.JsonArray as a -> a |> Seq.toList |> List.collect jsonValues
+    | v -> [ v.GetValue<float>() ]
