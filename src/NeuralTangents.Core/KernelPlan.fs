@@ -207,12 +207,24 @@ module internal KernelPlan =
         | FusedDenseStackOp(_, 0, _) :: _ -> plan.Registers > 0 && (readers plan)[0] = 1
         | _ -> false
 
+    /// Whether the plan's first operation is a fused Conv/ABRelu run on the (one) input register and its only
+    /// reader: the input kernel can then be produced row by row as it is read (<c>runOnRows</c>) instead of stored.
+    let takesInputRows (plan: KernelPlan) =
+        match plan.Ops with
+        | FusedConvStackOp(_, 0, _) :: _ -> plan.Registers > 0 && (readers plan)[0] = 1
+        | _ -> false
+
     /// <paramref name="zeroNtk"/>: input register 0's kernel has no NTK array and stands for an NTK of +0.0
     /// everywhere, and the first operation is its only reader (<c>takesZeroNtk</c>).
-    let private runCore (zeroNtk: bool) (exec: Execution) (plan: KernelPlan) (input: KernelFlow) (inputOwned: bool) : KernelFlow =
+    /// <paramref name="inputRows"/> = Some(rows, materialize): input register 0 holds a kernel without arrays whose
+    /// blocks are the rows, read by the first operation only (<c>takesInputRows</c>); if the executor declines it,
+    /// the stored input kernel is built by materialize.
+    let private runCore (zeroNtk: bool) (inputRows: (InputRows.Rows * (unit -> Kernel)) option) (exec: Execution) (plan: KernelPlan)
+                        (input: KernelFlow) (inputOwned: bool) : KernelFlow =
         let regs : Kernel option[] = Array.zeroCreate plan.Registers
         let pending = readers plan
         let mutable zeroInput = zeroNtk
+        let mutable rowsInput = inputRows
         // Live holders of every array (by identity): registers that still have readers. Plus the arrays this run
         // allocated. An operation may overwrite an array only when it is owned and its source register, read for
         // the last time, is its only live holder.
@@ -285,15 +297,19 @@ module internal KernelPlan =
                     | GlobalAvgPool _, d -> List.truncate (leaves.Length - 1) leaves, Some(true, d)
                     | GlobalSumPool _, d -> List.truncate (leaves.Length - 1) leaves, Some(false, d)
                     | _ -> leaves, None
+                let rows = if src = 0 then rowsInput else None
                 let k =
-                    match ConvStack.tryRunPooled (List.map fst stack) (Option.map fst pool) k0 with
+                    match ConvStack.tryRunPooledFrom (Option.map fst rows) (List.map fst stack) (Option.map fst pool) k0 with
                     | Some k -> match pool with Some(_, d) -> d.Kernel false k | None -> k
-                    | None -> leaves |> List.fold (fun k (_, d) -> checkLayout d k; d.Kernel false k) k0
+                    | None ->
+                        let k0 = match rows with Some(_, materialize) -> materialize () | None -> k0
+                        leaves |> List.fold (fun k (_, d) -> checkLayout d k; d.Kernel false k) k0
                 finish [ src ] dst k
             | MergeOp(_, m, srcs, dst) -> finish srcs dst (m.Kernel (List.map get srcs))
         for op in plan.Ops do
             if Timings.enabled then Timings.time ("op " + opName op) (fun () -> step op) else step op
             zeroInput <- false
+            rowsInput <- None
         match plan.Output with
         | OneReg r -> One(get r)
         | ManyRegs rs -> Many(List.map get rs)
@@ -302,12 +318,19 @@ module internal KernelPlan =
     /// <paramref name="inputOwned"/>: the input's arrays were allocated for this run (the input kernel of
     /// <c>kernel_fn</c>), not the caller's. Returns the output flow.
     let run (exec: Execution) (plan: KernelPlan) (input: KernelFlow) (inputOwned: bool) : KernelFlow =
-        runCore false exec plan input inputOwned
+        runCore false None exec plan input inputOwned
 
     /// Runs a plan on an input kernel allocated for this run whose NTK is +0.0 everywhere but left out (Ntk = None;
     /// <c>Input.kernelWith false</c>): the first operation, when <c>takesZeroNtk</c>, never reads an all-zero
     /// array; otherwise the zeros are allocated first. The same result as <c>run</c> with the zeros, bit for bit.
     let runZeroNtk (exec: Execution) (plan: KernelPlan) (input: Kernel) : KernelFlow =
         if input.Ntk.IsSome then invalidArg "input" "KernelPlan.runZeroNtk: the input kernel has an NTK array"
-        if takesZeroNtk plan then runCore true exec plan (One input) true
-        else runCore false exec plan (One { input with Ntk = Some(Tensor.zeros input.Nngp.Shape) }) true
+        if takesZeroNtk plan then runCore true None exec plan (One input) true
+        else runCore false None exec plan (One { input with Ntk = Some(Tensor.zeros input.Nngp.Shape) }) true
+
+    /// Runs a plan that <c>takesInputRows</c> on an input kernel given as rows (<c>InputRows.ofInputs</c>: a kernel
+    /// whose arrays are empty placeholders); <paramref name="materialize"/> builds the stored input kernel if the
+    /// executor declines the rows.
+    let runOnRows (exec: Execution) (plan: KernelPlan) (input: Kernel) (rows: InputRows.Rows) (materialize: unit -> Kernel) : KernelFlow =
+        if not (takesInputRows plan) then invalidArg "plan" "KernelPlan.runOnRows: the plan does not start with a fused Conv/ABRelu run on its input"
+        runCore false (Some(rows, materialize)) exec plan (One input) true

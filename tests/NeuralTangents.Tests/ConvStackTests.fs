@@ -6,6 +6,8 @@
 /// the network. Its division-free arc-cosine is checked against libm's atan2 and against the existing ABRelu step.
 module NeuralTangents.Tests.ConvStackTests
 
+#nowarn "9" // InputRows.row writes through a pointer into a pinned test buffer
+
 open System
 open Expecto
 open FsCheck
@@ -225,6 +227,86 @@ let tests =
                                 let e, scale = dot x1 i y j p
                                 if abs (k.Nngp.Data[(i * n2 + j) * s + p] - e) > 1e-15 * scale then
                                     failtestf "nngp[%d, %d, %d] (S = %d, x2 %b): %.17g vs %.17g" i j p s x2o.IsSome k.Nngp.Data[(i * n2 + j) * s + p] e
+        }
+
+        test "input rows (the full-layout input kernel computed where the executor reads it) = Σ_c x1·x2/C and the stored input kernel; (i, i) blocks exactly symmetric" {
+            for spatial in [ [| 5 |]; [| 4; 3 |]; [| 3; 2; 2 |] ] do
+                let c = 3
+                let s = Array.fold (*) 1 spatial
+                let x1 = Tensor.create (Array.concat [ [| 3 |]; spatial; [| c |] ]) (normals s (3 * s * c))
+                let x2 = Tensor.create (Array.concat [ [| 2 |]; spatial; [| c |] ]) (normals (s + 1) (2 * s * c))
+                for x2o in [ Some x2; None ] do
+                    let stored = KernelFn.inputKernelWithLayout { DiagonalBatch = Some true; DiagonalSpatial = Some false } Stax.identity x1 x2o Both
+                    let k, rows = (InputRows.ofInputs Both 0 -1 x1 x2o).Value
+                    let what = sprintf "spatial %A, x2 %b" spatial x2o.IsSome
+                    Expect.equal (k.Nngp.Shape, k.Ntk.Value.Shape, k.Cov1.Shape, k.Cov2 |> Option.map (fun t -> t.Shape))
+                        (stored.Nngp.Shape, stored.Ntk.Value.Shape, stored.Cov1.Shape, stored.Cov2 |> Option.map (fun t -> t.Shape)) (what + ": shapes")
+                    Expect.equal (k.X1IsX2, k.IsInput, k.DiagonalBatch, k.DiagonalSpatial, k.Shape1, k.Shape2)
+                        (stored.X1IsX2, stored.IsInput, stored.DiagonalBatch, stored.DiagonalSpatial, stored.Shape1, stored.Shape2) (what + ": metadata")
+                    let y = defaultArg x2o x1
+                    let n2 = y.Shape[0]
+                    let d0, rest = spatial[0], s / spatial[0]
+                    let e = rest * rest
+                    let buf = Array.zeroCreate e
+                    let rowOf (a: float[]) i (b: float[]) j h h' =
+                        use p = fixed buf
+                        InputRows.row rows a i b j h h' p
+                        Array.copy buf
+                    // Position of (h, p) with p a flat position of the remaining axes; e ↦ (p, q) by the zipped
+                    // order (w, w′, d, d′, …), last primed axis fastest, decoded here from the sizes.
+                    let pq (e: int) =
+                        let mutable r, p, q, stride = e, 0, 0, 1
+                        for a in spatial.Length - 1 .. -1 .. 1 do
+                            let d = spatial[a]
+                            q <- q + (r % d) * stride
+                            r <- r / d
+                            p <- p + (r % d) * stride
+                            r <- r / d
+                            stride <- stride * d
+                        p, q
+                    let direct (a: Tensor) i (b: Tensor) j h h' k =
+                        let p, q = pq k
+                        let terms = [| for ch in 0 .. c - 1 -> a.Data[(i * s + h * rest + p) * c + ch] * b.Data[(j * s + h' * rest + q) * c + ch] / float c |]
+                        Array.sum terms, terms |> Array.sumBy abs
+                    for i in 0 .. 2 do
+                        for h in 0 .. d0 - 1 do
+                            for h' in 0 .. d0 - 1 do
+                                // Bound: two sums of C = 3 rounded products, each within ~3 ulp of Σ|terms|.
+                                let self = rowOf rows.X1 i rows.X1 i h h'
+                                for kk in 0 .. e - 1 do
+                                    let v, scale = direct x1 i x1 i h h' kk
+                                    if abs (self[kk] - v) > 1e-15 * scale then failtestf "%s: cov row of %d (%d, %d) at %d: %.17g vs %.17g" what i h h' kk self[kk] v
+                                    let st = stored.Cov1.Data[i * s * s + (h * d0 + h') * e + kk]
+                                    if abs (self[kk] - st) > 2e-15 * scale then failtestf "%s: cov row vs stored cov1" what
+                                // Exact symmetry of an input's own block: (h, h′, p, q) and (h′, h, q, p) hold the same bits.
+                                let mirrored = rowOf rows.X1 i rows.X1 i h' h
+                                for kk in 0 .. e - 1 do
+                                    let p, q = pq kk
+                                    let kk' = Array.findIndex (fun m -> pq m = (q, p)) [| 0 .. e - 1 |]
+                                    if BitConverter.DoubleToInt64Bits self[kk] <> BitConverter.DoubleToInt64Bits mirrored[kk'] then
+                                        failtestf "%s: (%d, %d) block of %d not exactly symmetric at %d" what h h' i kk
+                                for j in 0 .. n2 - 1 do
+                                    let row = rowOf rows.X1 i rows.X2 j h h'
+                                    for kk in 0 .. e - 1 do
+                                        let v, scale = direct x1 i y j h h' kk
+                                        if abs (row[kk] - v) > 1e-15 * scale then failtestf "%s: nngp row (%d, %d, %d, %d) at %d" what i j h h' kk
+                                        let st = stored.Nngp.Data[(i * n2 + j) * s * s + (h * d0 + h') * e + kk]
+                                        if abs (row[kk] - st) > 2e-15 * scale then failtestf "%s: nngp row vs stored nngp" what
+        }
+
+        testSequenced <| test "a GlobalAvgPool CNN kernel never stores the full-layout input kernel (S² entries per pair): it allocates < 1/4 of it" {
+            // 6 inputs of 16×16×3: the stored input nngp alone is 36 pairs × 256² × 8 B = 18.9 MB (and its NTK as much).
+            let net = Serial([ for _ in 1 .. 2 do
+                                 yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+                                 yield Stax.relu ] @ [ Stax.globalAvgPool ])
+            let x = Tensor.create [| 6; 16; 16; 3 |] (normals 41 (6 * 16 * 16 * 3))
+            KernelFn.compute net x None Both |> ignore // JIT and first-use allocations out of the count
+            let stored = 36L * 256L * 256L * 8L
+            let before = GC.GetTotalAllocatedBytes true
+            let k = KernelFn.compute net x None Both
+            let allocated = GC.GetTotalAllocatedBytes true - before
+            if allocated > stored / 4L then failtestf "allocated %d bytes; the stored input nngp is %d" allocated stored
+            compareKernels "rows vs reference" (KernelFn.computeWith Execution.Reference net x None Both) k
         }
 
         test "pooled self pairs run half their bands only when input i's own blocks are exactly symmetric: an asymmetric block still = reference" {

@@ -178,7 +178,10 @@ module internal ConvStack =
     /// in cache and never stored, and the result has all spatial sizes 1 and holds the pooled values (Σ over every
     /// entry, times 1/S² for the mean over S positions), on which the pooling layer's own rule sets the metadata
     /// (it sums one entry and scales by 1: the values pass unchanged).
-    let tryRunPooled (layers: Layer list) (pool: bool option) (k: Kernel) : Kernel option =
+    ///
+    /// <paramref name="rows"/> = Some: k is an input kernel without arrays (<c>InputRows.ofInputs</c>) and its
+    /// blocks are produced row by row as the first step reads them; None: k's arrays are read.
+    let tryRunPooledFrom (rows: InputRows.Rows option) (layers: Layer list) (pool: bool option) (k: Kernel) : Kernel option =
         let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
         if not k.DiagonalBatch || k.Mask1.IsSome || k.Mask2.IsSome || n1 = 0 || n2 = 0 then None
         else
@@ -216,6 +219,9 @@ module internal ConvStack =
                     Array.init (s.InDims.Length - 1) (fun b -> let d = (if b + 1 <= a then s.OutDims else s.InDims)[b + 1] in if full then d * d else d)
                     |> prod ] |> List.max)
             |> Array.max
+        match rows with
+        | Some r when not full || r.P.Length <> restIn0 || r.S * r.S <> blockIn -> invalidOp "ConvStack: input rows do not match the kernel's layout"
+        | _ -> ()
         let mk () = scratch bandLen rowLen withNtk
         let mkCov () = scratch bandLen rowLen false
         // Loading rows of one (i, j) block of an input array into band rows, and storing band rows into an output block.
@@ -227,6 +233,19 @@ module internal ConvStack =
                     Span(src, at, restIn0).CopyTo(Span<float>(NativePtr.toVoidPtr (NativePtr.add pN (r * restIn0)), restIn0))
                     if not (isNull srcT) then
                         Span(srcT, at, restIn0).CopyTo(Span<float>(NativePtr.toVoidPtr (NativePtr.add pT (r * restIn0)), restIn0))
+        // The same from the input rows (the input NTK is +0.0: its rows are cleared when wanted).
+        let loadRows (b0: BandStep) (r: InputRows.Rows) (a: float[]) (i: int) (b: float[]) (j: int) (withT: bool)
+                     (pN: nativeptr<float>) (pT: nativeptr<float>) =
+            for h in 0 .. b0.InPartner.Length - 1 do
+                let h' = b0.InPartner[h]
+                if h' >= 0 then
+                    InputRows.row r a i b j h h' (NativePtr.add pN (h * restIn0))
+                    if withT then clear (NativePtr.add pT (h * restIn0)) restIn0
+        // Input i of cov (k.Cov1 or k.Cov2; rows: x1 or x2) with itself, loaded for band b0.
+        let loadSelf (cov: Tensor) (xs: InputRows.Rows -> float[]) (b0: BandStep) (i: int) =
+            match rows with
+            | Some r -> loadRows b0 r (xs r) i (xs r) i false
+            | None -> loadFrom b0 cov.Data null i
         // The rules store a full-layout output with its axis pairs reversed after an odd number of convolutions over
         // 2+ axes (Flipped): rows are then scattered straight into that order, (P_{k−1}, …, P_1, P_0), instead of
         // permuting the whole arrays afterwards. restStored[e]: the stored index of the rest pairs of row entry e.
@@ -272,13 +291,13 @@ module internal ConvStack =
                 out[o] <- poolScale * acc
         let positions = steps |> Array.map (fun s -> prod s.OutDims)
         // Phase 1: every input's own band (o′ = o) through all steps, recording the variances of each ABRelu step.
-        let variances (cov: Tensor) (count: int) (out: float[]) =
+        let variances (cov: Tensor) (xs: InputRows.Rows -> float[]) (count: int) (out: float[]) =
             let vs = steps |> Array.mapi (fun s st -> if st.Relu.IsSome then Array.zeroCreate (count * positions[s]) else null)
             let rs = steps |> Array.mapi (fun s st -> if st.Relu.IsSome then Array.zeroCreate (count * positions[s]) else null)
             forEach count mkCov (fun sc i ->
                 let sv (s: int) = { V = vs[s]; R = rs[s]; Offset = i * positions[s] }
                 runBand full steps selfBand sc false
-                    (loadFrom selfBand[0] cov.Data null i)
+                    (loadSelf cov xs selfBand[0] i)
                     (fun pN pT ->
                         if not full then
                             if pooled then sumTo selfBand[selfBand.Length - 1] out null i pN pT
@@ -287,8 +306,9 @@ module internal ConvStack =
             vs, rs
         let cov1Out = GC.AllocateUninitializedArray<float>(n1 * outBlock)
         let cov2Out = k.Cov2 |> Option.map (fun c -> GC.AllocateUninitializedArray<float>(c.Shape[0] * outBlock))
-        let v1 = variances k.Cov1 n1 cov1Out
-        let v2 = match k.Cov2, cov2Out with Some c, Some o -> variances c c.Shape[0] o | _ -> v1
+        let x1s, x2s = (fun (r: InputRows.Rows) -> r.X1), (fun (r: InputRows.Rows) -> r.X2)
+        let v1 = variances k.Cov1 x1s n1 cov1Out
+        let v2 = match k.Cov2, cov2Out with Some c, Some o -> variances c x2s c.Shape[0] o | _ -> v1
         // The diagonal layout has one band: its sums are the pooled values once scaled.
         if pooled && not full then
             for o in cov1Out :: Option.toList cov2Out do reduceParts 1 (Array.copy o) o o.Length
@@ -297,7 +317,7 @@ module internal ConvStack =
         let pairs = [| for i in 0 .. n1 - 1 do for j in (if mirror then i else 0) .. n2 - 1 -> struct (i, j) |]
         let nngpOut = GC.AllocateUninitializedArray<float>(n1 * n2 * outBlock)
         let ntkOut = if withNtk then GC.AllocateUninitializedArray<float>(n1 * n2 * outBlock) else null
-        let ntkIn = match k.Ntk with Some t -> t.Data | None -> null
+        let ntkIn = match k.Ntk, rows with Some t, None -> t.Data | _ -> null
         let nb = bands.Length
         let partN = if pooled then Array.zeroCreate (pairs.Length * nb) else null
         let partT = if pooled && withNtk then Array.zeroCreate (pairs.Length * nb) else null
@@ -308,6 +328,8 @@ module internal ConvStack =
         // the order of the additions): only d ≥ 0 is run (≈ half the rows), d < 0 takes the sum of −d.
         let symmetricSelf =
             if not (pooled && full && mirror) then Array.create n1 false
+            // Input rows: exactly symmetric by construction (InputRows.row), the input NTK is zero.
+            elif rows.IsSome then Array.create n1 true
             else
                 let dims = Array.init (k.Nngp.Shape.Length / 2 - 1) (fun a -> k.Nngp.Shape[2 + 2 * a])
                 let swapIn = swapTable true dims
@@ -327,7 +349,9 @@ module internal ConvStack =
             let band = bands[item % nb]
             if not (i = j && symmetricSelf[i] && item % nb < mid) then
                 runBand full steps band sc withNtk
-                    (loadFrom band[0] k.Nngp.Data ntkIn (i * n2 + j))
+                    (match rows with
+                     | Some r -> loadRows band[0] r r.X1 i r.X2 j withNtk
+                     | None -> loadFrom band[0] k.Nngp.Data ntkIn (i * n2 + j))
                     (if pooled then sumTo band[band.Length - 1] partN partT item
                      else storeTo band[band.Length - 1] nngpOut ntkOut (i * n2 + j))
                     (fun s -> { V = (fst v1)[s]; R = (snd v1)[s]; Offset = i * positions[s] })
@@ -367,23 +391,24 @@ module internal ConvStack =
         if full then
             let selfBlocksEqual =
                 mirror
-                && Seq.forall (fun i -> Span(k.Nngp.Data, (i * n2 + i) * blockIn, blockIn).SequenceEqual(ReadOnlySpan(k.Cov1.Data, i * blockIn, blockIn))) (seq { 0 .. n1 - 1 })
-            let covRuns (cov: Tensor) (vs: float[][] * float[][]) (out: float[]) =
+                && (rows.IsSome // the same rows (i, i) as the pairs read
+                    || Seq.forall (fun i -> Span(k.Nngp.Data, (i * n2 + i) * blockIn, blockIn).SequenceEqual(ReadOnlySpan(k.Cov1.Data, i * blockIn, blockIn))) (seq { 0 .. n1 - 1 }))
+            let covRuns (cov: Tensor) (xs: InputRows.Rows -> float[]) (vs: float[][] * float[][]) (out: float[]) =
                 let count = cov.Shape[0]
                 let parts = if pooled then Array.zeroCreate (count * nb) else null
                 forEach (count * nb) mkCov (fun sc item ->
                     let i = item / nb
                     let band = bands[item % nb]
                     let sv (s: int) = { V = (fst vs)[s]; R = (snd vs)[s]; Offset = i * positions[s] }
-                    runBand full steps band sc false (loadFrom band[0] cov.Data null i)
+                    runBand full steps band sc false (loadSelf cov xs band[0] i)
                         (if pooled then sumTo band[band.Length - 1] parts null item
                          else storeTo band[band.Length - 1] out null i) sv sv None)
                 if pooled then reduceParts nb parts out count
             if selfBlocksEqual then
                 for i in 0 .. n1 - 1 do Array.Copy(nngpOut, (i * n2 + i) * outBlock, cov1Out, i * outBlock, outBlock)
-            else covRuns k.Cov1 v1 cov1Out
+            else covRuns k.Cov1 x1s v1 cov1Out
             match k.Cov2, cov2Out with
-            | Some c, Some o -> covRuns c v2 o
+            | Some c, Some o -> covRuns c x2s v2 o
             | _ -> ()
         let spatialShape =
             if pooled then Array.create (if full then 2 * last.OutDims.Length else last.OutDims.Length - 1) 1
@@ -407,4 +432,7 @@ module internal ConvStack =
     /// Runs the layers on k with the fused executor, or returns None when it does not cover them (the caller then
     /// runs the layers' own rules). Same mathematics; numbers agree with the rules to rounding (the order of the
     /// axis passes and of some additions differs).
-    let tryRun (layers: Layer list) (k: Kernel) : Kernel option = tryRunPooled layers None k
+    let tryRun (layers: Layer list) (k: Kernel) : Kernel option = tryRunPooledFrom None layers None k
+
+    /// <c>tryRunPooledFrom</c> on k's own arrays.
+    let tryRunPooled (layers: Layer list) (pool: bool option) (k: Kernel) : Kernel option = tryRunPooledFrom None layers pool k

@@ -97,28 +97,59 @@ module internal Input =
         Tensor.create (covShape n1) cov1,
         x2 |> Option.map (fun x -> Tensor.create (covShape n2) (cov x n2))
 
-    /// Builds the input kernel from (batch_axis, channel_axis)-ordered inputs in the requested layout.
-    /// <paramref name="ntkArray"/> false: when get wants the NTK, leave it out (Ntk = None) for a consumer that
-    /// knows it is +0.0 everywhere (<c>DenseStack.tryRunWith true</c>); memory is still checked with it.
-    let kernelWith (ntkArray: bool) (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int) (channelAxis: int)
-                   (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
+    /// The inputs in canonical (N, spatial…, C) order, checked: x2 agrees with x1 in all but the batch axis, at
+    /// least one channel and one row each.
+    let canonicalPair (batchAxis: int) (channelAxis: int) (x1raw: Tensor) (x2raw: Tensor option) : Tensor * Tensor option =
         let x1 = canonical batchAxis channelAxis x1raw
         let x2 = x2raw |> Option.map (canonical batchAxis channelAxis)
         match x2 with
         | Some x2 when x2.Shape[1..] <> x1.Shape[1..] ->
             invalidArg "x2" (sprintf "x1 and x2 must agree in all but the batch axis, got shapes %s and %s" (Shape.format x1raw.Shape) (Shape.format x2raw.Value.Shape))
         | _ -> ()
+        if x1.Shape[x1.Rank - 1] = 0 then invalidArg "x1" (sprintf "inputs have zero channels, shape %s" (Shape.format x1raw.Shape))
+        let n1, n2 = x1.Shape[0], (defaultArg x2 x1).Shape[0]
+        if n1 = 0 || n2 = 0 then
+            invalidArg (if n1 = 0 then "x1" else "x2")
+                (sprintf "inputs have no rows (batch size 0), shapes %s" (Shape.format (if n1 = 0 then x1raw.Shape else x2raw.Value.Shape)))
+        x1, x2
+
+    /// The input kernel record around its arrays (metadata as neural_tangents' <c>_inputs_to_kernel</c> sets it).
+    let assemble (get: Get) (ntkArray: bool) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int) (channelAxis: int)
+                 (x1raw: Tensor) (x2raw: Tensor option) (nngpT: Tensor) (ntkT: Tensor option) (cov1T: Tensor) (cov2T: Tensor option) : Kernel =
+        { Nngp = nngpT
+          Ntk = if get.WantsNtk && ntkArray then ntkT else None
+          Cov1 = cov1T
+          Cov2 = cov2T
+          // neural_tangents' utils.x1_is_x2: x2 absent, or of x1's shape with every entry within 1e-12 (read by Dropout).
+          X1IsX2 =
+            match x2raw with
+            | None -> true
+            | Some b -> b.Shape = x1raw.Shape && Array.forall2 (fun (u: float) v -> abs (u - v) < 1e-12) x1raw.Data b.Data
+          IsGaussian = false
+          IsReversed = false
+          IsInput = true
+          DiagonalBatch = diagonalBatch
+          DiagonalSpatial = diagonalSpatial
+          Shape1 = Array.copy x1raw.Shape
+          Shape2 = Array.copy (defaultArg x2raw x1raw).Shape
+          BatchAxis = batchAxis
+          ChannelAxis = channelAxis
+          Mask1 = None
+          Mask2 = None }
+
+    /// Builds the input kernel from (batch_axis, channel_axis)-ordered inputs in the requested layout.
+    /// <paramref name="ntkArray"/> false: when get wants the NTK, leave it out (Ntk = None) for a consumer that
+    /// knows it is +0.0 everywhere (<c>DenseStack.tryRunWith true</c>); memory is still checked with it.
+    let kernelWith (ntkArray: bool) (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int) (channelAxis: int)
+                   (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
+        let x1, x2 = canonicalPair batchAxis channelAxis x1raw x2raw
         let n1 = x1.Shape[0]
         let c = x1.Shape[x1.Rank - 1]
         let spatial = x1.Shape[1 .. x1.Rank - 2]
         let s = Array.fold (*) 1 spatial
-        if c = 0 then invalidArg "x1" (sprintf "inputs have zero channels, shape %s" (Shape.format x1raw.Shape))
         let inv = 1.0 / float c
         let x2v = defaultArg x2 x1
         let n2 = x2v.Shape[0]
-        if n1 = 0 || n2 = 0 then
-            invalidArg (if n1 = 0 then "x1" else "x2")
-                (sprintf "inputs have no rows (batch size 0), shapes %s" (Shape.format (if n1 = 0 then x1raw.Shape else x2raw.Value.Shape)))
         let nngpT, cov1T, cov2T =
             if not (diagonalBatch && (diagonalSpatial || spatial.Length = 0)) then general get diagonalBatch diagonalSpatial x1 x2
             else
@@ -161,26 +192,8 @@ module internal Input =
                 nngpT,
                 Tensor.create (Array.append [| n1 |] spatial) cov1,
                 x2 |> Option.map (fun _ -> Tensor.create (Array.append [| n2 |] spatial) cov2)
-        { Nngp = nngpT
-          Ntk = if get.WantsNtk && ntkArray then Some(Tensor.zeros nngpT.Shape) else None
-          Cov1 = cov1T
-          Cov2 = cov2T
-          // neural_tangents' utils.x1_is_x2: x2 absent, or of x1's shape with every entry within 1e-12 (read by Dropout).
-          X1IsX2 =
-            match x2raw with
-            | None -> true
-            | Some b -> b.Shape = x1raw.Shape && Array.forall2 (fun (u: float) v -> abs (u - v) < 1e-12) x1raw.Data b.Data
-          IsGaussian = false
-          IsReversed = false
-          IsInput = true
-          DiagonalBatch = diagonalBatch
-          DiagonalSpatial = diagonalSpatial
-          Shape1 = Array.copy x1raw.Shape
-          Shape2 = Array.copy (defaultArg x2raw x1raw).Shape
-          BatchAxis = batchAxis
-          ChannelAxis = channelAxis
-          Mask1 = None
-          Mask2 = None }
+        let ntkT = if get.WantsNtk && ntkArray then Some(Tensor.zeros nngpT.Shape) else None
+        assemble get ntkArray diagonalBatch diagonalSpatial batchAxis channelAxis x1raw x2raw nngpT ntkT cov1T cov2T
 
     /// Builds the input kernel from (batch_axis, channel_axis)-ordered inputs in the requested layout.
     let kernel (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int) (channelAxis: int)
