@@ -51,7 +51,13 @@ module internal SimdNorm =
     let SinPi8 = 0.38268343236508978
     [<Literal>]
     let SqrtHalf = 0.70710678118654752
-    let private asinH = [| AsinH0; AsinH1; AsinH2; AsinH3; AsinH4; AsinH5; AsinH6; AsinH7; AsinH8; AsinH9; AsinH10 |]
+
+    // h(z) = AsinH0·z¹⁰ + AsinH1·z⁹ + … + AsinH10 is evaluated by Estrin's scheme, the same tree in every width:
+    // adjacent coefficients pair up by one FMA each (AsinH9·z + AsinH10, …), and z², z⁴, z⁸ join the pairs. Its longest chain is z → z² → z⁴ →
+    // z⁸ → h, four operations where Horner's rule takes ten dependent FMAs: the step's latency, not its operation
+    // count, bounds it (the loop is one long dependency chain per element, and the out-of-order window holds only a few
+    // of them). For z ≤ sin²(π/8) ≈ 0.146 both orders are within a few ulp of h, which enters asin(u) damped by
+    // u·z ≤ 0.056·u.
 
     /// Scalar twin of <c>angleUnit256</c>.
     let angleUnit (c: float) (s: float) =
@@ -62,8 +68,14 @@ module internal SimdNorm =
             elif c < -SinPi8 then -((s + c) * SqrtHalf), 3.0 * piOver4, 1.5 * MoreBits
             else -c, piOver2, MoreBits
         let z = u * u
-        let mutable h = asinH[0]
-        for i in 1 .. asinH.Length - 1 do h <- Math.FusedMultiplyAdd(h, z, asinH[i])
+        let z2 = z * z
+        let z4 = z2 * z2
+        let z8 = z4 * z4
+        let fma (a: float) (b: float) (c: float) = Math.FusedMultiplyAdd(a, b, c)
+        let r0 = fma (fma AsinH7 z AsinH8) z2 (fma AsinH9 z AsinH10)
+        let r1 = fma (fma AsinH3 z AsinH4) z2 (fma AsinH5 z AsinH6)
+        let r2 = fma AsinH0 z2 (fma AsinH1 z AsinH2)
+        let h = fma r2 z8 (fma r1 z4 r0)
         bse + (Math.FusedMultiplyAdd(u * z, h, u) + lo)
 
     /// The angle of (c, s), s ≥ 0, c² + s² ≈ 1 (or c = s = 0: π/2), lane-wise; see above. The sectors are found
@@ -89,18 +101,15 @@ module internal SimdNorm =
                 Avx.BlendVariable(Vector256.Create MoreBits, Avx.BlendVariable(Vector256.Create(0.5 * MoreBits), Vector256.Create(1.5 * MoreBits), c), m1),
                 Avx.BlendVariable(Vector256<float>.Zero, Vector256.Create(2.0 * MoreBits), c), m0)
         let z = u * u
-        let mutable p = Vector256.Create AsinH0
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH1)
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH2)
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH3)
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH4)
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH5)
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH6)
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH7)
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH8)
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH9)
-        p <- Fma.MultiplyAdd(p, z, Vector256.Create AsinH10)
-        bse + (Fma.MultiplyAdd(u * z, p, u) + lo)
+        let z2 = z * z
+        let z4 = z2 * z2
+        let z8 = z4 * z4
+        let k (v: float) = Vector256.Create v
+        let r0 = Fma.MultiplyAdd(Fma.MultiplyAdd(k AsinH7, z, k AsinH8), z2, Fma.MultiplyAdd(k AsinH9, z, k AsinH10))
+        let r1 = Fma.MultiplyAdd(Fma.MultiplyAdd(k AsinH3, z, k AsinH4), z2, Fma.MultiplyAdd(k AsinH5, z, k AsinH6))
+        let r2 = Fma.MultiplyAdd(k AsinH0, z2, Fma.MultiplyAdd(k AsinH1, z, k AsinH2))
+        let h = Fma.MultiplyAdd(r2, z8, Fma.MultiplyAdd(r1, z4, r0))
+        bse + (Fma.MultiplyAdd(u * z, h, u) + lo)
 
     /// <c>angleUnit256</c> on 512-bit vectors, by the portable Vector512 API (so it also runs, in software, where
     /// AVX-512 is missing: tests force it): the same sectors, selects and operation order, so the same bits. A
@@ -122,19 +131,16 @@ module internal SimdNorm =
             sel m0 (sel neg (Vector512.Create(2.0 * MoreBits)) Vector512<float>.Zero)
                 (sel m1 (sel neg (Vector512.Create(1.5 * MoreBits)) (Vector512.Create(0.5 * MoreBits))) (Vector512.Create MoreBits))
         let z = u * u
-        let fma (a: Vector512<float>) (b: Vector512<float>) (k: float) = Vector512.FusedMultiplyAdd(a, b, Vector512.Create k)
-        let mutable p = Vector512.Create AsinH0
-        p <- fma p z AsinH1
-        p <- fma p z AsinH2
-        p <- fma p z AsinH3
-        p <- fma p z AsinH4
-        p <- fma p z AsinH5
-        p <- fma p z AsinH6
-        p <- fma p z AsinH7
-        p <- fma p z AsinH8
-        p <- fma p z AsinH9
-        p <- fma p z AsinH10
-        bse + (Vector512.FusedMultiplyAdd(u * z, p, u) + lo)
+        let z2 = z * z
+        let z4 = z2 * z2
+        let z8 = z4 * z4
+        let k (v: float) = Vector512.Create v
+        let fma (a: Vector512<float>) (b: Vector512<float>) (c: Vector512<float>) = Vector512.FusedMultiplyAdd(a, b, c)
+        let r0 = fma (fma (k AsinH7) z (k AsinH8)) z2 (fma (k AsinH9) z (k AsinH10))
+        let r1 = fma (fma (k AsinH3) z (k AsinH4)) z2 (fma (k AsinH5) z (k AsinH6))
+        let r2 = fma (k AsinH0) z2 (fma (k AsinH1) z (k AsinH2))
+        let h = fma r2 z8 (fma r1 z4 r0)
+        bse + (Vector512.FusedMultiplyAdd(u * z, h, u) + lo)
 
     /// <c>abReluNormBody256</c> on 512-bit vectors (portable API; see <c>angleUnit512</c>): same operations in the
     /// same order. max(0, ·) is Vector512.Max (IEEE maximum: a NaN passes, as Math.Max passes it).
