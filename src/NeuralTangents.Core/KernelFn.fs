@@ -70,8 +70,8 @@ module KernelFn =
 
     /// The input kernel and the plan run on it: when the plan starts with the fused MLP executor, the input's NTK
     /// (+0.0 everywhere) is never allocated (<c>KernelPlan.runZeroNtk</c>; the same bits).
-    /// When the plan starts with the fused Conv executor on a full spatial layout, the input kernel is never stored:
-    /// its rows are computed as the executor reads them (<c>KernelPlan.runOnRows</c>; S² entries per pair saved).
+    /// When the plan starts with the fused Conv executor (diagonal batch), the input kernel is never stored: its rows
+    /// are computed as the executor reads them (<c>KernelPlan.runOnRows</c>; S² or S entries per pair saved).
     let private runOnInput (exec: Execution) (plan: KernelPlan) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) =
         let zeroNtk = get.WantsNtk && KernelPlan.takesZeroNtk plan
         let rows =
@@ -79,10 +79,10 @@ module KernelFn =
             else
                 let req = Requirements.ofLayer layer
                 match Requirements.layout req request with
-                | true, false ->
+                | true, diagonalSpatial ->
                     checkFinite "x1" x1
                     x2 |> Option.iter (checkFinite "x2")
-                    InputRows.ofInputs get (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
+                    InputRows.ofInputs get diagonalSpatial (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
                 | _ -> None
         match rows with
         | Some(input, r) -> KernelPlan.runOnRows exec plan input r (fun () -> inputKernelFor true request layer x1 x2 get)

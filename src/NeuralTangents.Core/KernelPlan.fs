@@ -147,10 +147,11 @@ module internal KernelPlan =
             | op :: rest when stackable op ->
                 let run, rest' = chain rest [ op ]
                 let hasConv = run |> List.exists (function LeafOp(Conv _, _, _, _) -> true | _ -> false)
-                // A global pooling that is the stack's only reader ends it: the executor reduces it in cache.
+                // A global pooling or a Flatten that is the stack's only reader ends it: the executor reduces it in
+                // cache (Flatten on the diagonal layout; on the full one its rule runs on the executor's output).
                 let run, rest' =
                     match List.last run, rest' with
-                    | LeafOp(_, _, _, mid), (LeafOp((GlobalAvgPool _ | GlobalSumPool _), _, src, _) as pool) :: rest'' when hasConv && src = mid && reads[mid] = 1 ->
+                    | LeafOp(_, _, _, mid), (LeafOp((GlobalAvgPool _ | GlobalSumPool _ | Flatten _), _, src, _) as pool) :: rest'' when hasConv && src = mid && reads[mid] = 1 ->
                         run @ [ pool ], rest''
                     | _ -> run, rest'
                 if run.Length >= 2 && hasConv then
@@ -291,16 +292,23 @@ module internal KernelPlan =
             | FusedConvStackOp(leaves, src, dst) ->
                 let k0 = get src
                 for _, d in leaves do checkLayout d k0
-                // A trailing global pooling is reduced by the executor; its own rule then sets the metadata.
-                let stack, pool =
+                // A trailing global pooling (or Flatten, on the diagonal layout) is reduced by the executor; its own
+                // rule then sets the metadata. A Flatten of the full layout runs its rule on the executor's output.
+                let stack, top =
+                    let trunc = List.truncate (leaves.Length - 1) leaves
                     match List.last leaves with
-                    | GlobalAvgPool _, d -> List.truncate (leaves.Length - 1) leaves, Some(true, d)
-                    | GlobalSumPool _, d -> List.truncate (leaves.Length - 1) leaves, Some(false, d)
+                    | GlobalAvgPool _, d -> trunc, Some(ConvStack.GlobalMean, d)
+                    | GlobalSumPool _, d -> trunc, Some(ConvStack.GlobalSum, d)
+                    | Flatten _, d -> trunc, Some(ConvStack.PositionMean, d)
                     | _ -> leaves, None
+                let reduce =
+                    match top with
+                    | Some(ConvStack.PositionMean, _) when not k0.DiagonalSpatial -> None
+                    | t -> Option.map fst t
                 let rows = if src = 0 then rowsInput else None
                 let k =
-                    match ConvStack.tryRunPooledFrom (Option.map fst rows) (List.map fst stack) (Option.map fst pool) k0 with
-                    | Some k -> match pool with Some(_, d) -> d.Kernel false k | None -> k
+                    match ConvStack.tryRunPooledFrom (Option.map fst rows) (List.map fst stack) reduce k0 with
+                    | Some k -> match top with Some(_, d) -> d.Kernel false k | None -> k
                     | None ->
                         let k0 = match rows with Some(_, materialize) -> materialize () | None -> k0
                         leaves |> List.fold (fun k (_, d) -> checkLayout d k; d.Kernel false k) k0

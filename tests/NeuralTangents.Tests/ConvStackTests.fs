@@ -136,7 +136,7 @@ let tests =
                         if c.Covered then failtestf "the executor declined a stack it covers: %A" c
                     // The pooled executor (GlobalAvgPool reduced in cache) against the reference stack + pooling.
                     if c.Top = "gap" then
-                        match ConvStack.tryRunPooled c.Stack (Some true) k0 with
+                        match ConvStack.tryRunPooled c.Stack (Some ConvStack.GlobalMean) k0 with
                         | Some k ->
                             let pooledNet = Serial(c.Stack @ [ Stax.globalAvgPool ])
                             let gapDef = match Definitions.node Stax.globalAvgPool with LeafNode d -> d | _ -> failtest "GlobalAvgPool is a leaf"
@@ -229,24 +229,26 @@ let tests =
                                     failtestf "nngp[%d, %d, %d] (S = %d, x2 %b): %.17g vs %.17g" i j p s x2o.IsSome k.Nngp.Data[(i * n2 + j) * s + p] e
         }
 
-        test "input rows (the full-layout input kernel computed where the executor reads it) = Σ_c x1·x2/C and the stored input kernel; (i, i) blocks exactly symmetric" {
-            for spatial in [ [| 5 |]; [| 4; 3 |]; [| 3; 2; 2 |] ] do
+        test "input rows (the input kernel computed where the executor reads it, full and diagonal layouts) = Σ_c x1·x2/C and the stored input kernel; full (i, i) blocks exactly symmetric" {
+            for spatial, diagonal in List.allPairs [ [| 5 |]; [| 4; 3 |]; [| 3; 2; 2 |] ] [ false; true ] do
                 let c = 3
                 let s = Array.fold (*) 1 spatial
                 let x1 = Tensor.create (Array.concat [ [| 3 |]; spatial; [| c |] ]) (normals s (3 * s * c))
                 let x2 = Tensor.create (Array.concat [ [| 2 |]; spatial; [| c |] ]) (normals (s + 1) (2 * s * c))
                 for x2o in [ Some x2; None ] do
-                    let stored = KernelFn.inputKernelWithLayout { DiagonalBatch = Some true; DiagonalSpatial = Some false } Stax.identity x1 x2o Both
-                    let k, rows = (InputRows.ofInputs Both 0 -1 x1 x2o).Value
-                    let what = sprintf "spatial %A, x2 %b" spatial x2o.IsSome
+                    let stored = KernelFn.inputKernelWithLayout { DiagonalBatch = Some true; DiagonalSpatial = Some diagonal } Stax.identity x1 x2o Both
+                    let k, rows = (InputRows.ofInputs Both diagonal 0 (-1) x1 x2o).Value
+                    let what = sprintf "spatial %A, diagonal %b, x2 %b" spatial diagonal x2o.IsSome
                     Expect.equal (k.Nngp.Shape, k.Ntk.Value.Shape, k.Cov1.Shape, k.Cov2 |> Option.map (fun t -> t.Shape))
                         (stored.Nngp.Shape, stored.Ntk.Value.Shape, stored.Cov1.Shape, stored.Cov2 |> Option.map (fun t -> t.Shape)) (what + ": shapes")
                     Expect.equal (k.X1IsX2, k.IsInput, k.DiagonalBatch, k.DiagonalSpatial, k.Shape1, k.Shape2)
                         (stored.X1IsX2, stored.IsInput, stored.DiagonalBatch, stored.DiagonalSpatial, stored.Shape1, stored.Shape2) (what + ": metadata")
                     let y = defaultArg x2o x1
                     let n2 = y.Shape[0]
-                    let d0, rest = spatial[0], s / spatial[0]
-                    let e = rest * rest
+                    // The diagonal layout: one row (h = h′ = 0) of every position.
+                    let d0, rest = (if diagonal then 1, s else spatial[0], s / spatial[0])
+                    let e = if diagonal then s else rest * rest
+                    let block = if diagonal then s else s * s
                     let buf = Array.zeroCreate e
                     let rowOf (a: float[]) i (b: float[]) j h h' =
                         use p = fixed buf
@@ -255,6 +257,7 @@ let tests =
                     // Position of (h, p) with p a flat position of the remaining axes; e ↦ (p, q) by the zipped
                     // order (w, w′, d, d′, …), last primed axis fastest, decoded here from the sizes.
                     let pq (e: int) =
+                        if diagonal then e, e else
                         let mutable r, p, q, stride = e, 0, 0, 1
                         for a in spatial.Length - 1 .. -1 .. 1 do
                             let d = spatial[a]
@@ -276,7 +279,7 @@ let tests =
                                 for kk in 0 .. e - 1 do
                                     let v, scale = direct x1 i x1 i h h' kk
                                     if abs (self[kk] - v) > 1e-15 * scale then failtestf "%s: cov row of %d (%d, %d) at %d: %.17g vs %.17g" what i h h' kk self[kk] v
-                                    let st = stored.Cov1.Data[i * s * s + (h * d0 + h') * e + kk]
+                                    let st = stored.Cov1.Data[i * block + (h * d0 + h') * e + kk]
                                     if abs (self[kk] - st) > 2e-15 * scale then failtestf "%s: cov row vs stored cov1" what
                                 // Exact symmetry of an input's own block: (h, h′, p, q) and (h′, h, q, p) hold the same bits.
                                 let mirrored = rowOf rows.X1 i rows.X1 i h' h
@@ -290,7 +293,7 @@ let tests =
                                     for kk in 0 .. e - 1 do
                                         let v, scale = direct x1 i y j h h' kk
                                         if abs (row[kk] - v) > 1e-15 * scale then failtestf "%s: nngp row (%d, %d, %d, %d) at %d" what i j h h' kk
-                                        let st = stored.Nngp.Data[(i * n2 + j) * s * s + (h * d0 + h') * e + kk]
+                                        let st = stored.Nngp.Data[(i * n2 + j) * block + (h * d0 + h') * e + kk]
                                         if abs (row[kk] - st) > 2e-15 * scale then failtestf "%s: nngp row vs stored nngp" what
         }
 
@@ -324,20 +327,21 @@ let tests =
             data[at] <- data[at] * 1.01
             let gapDef = match Definitions.node Stax.globalAvgPool with LeafNode d -> d | _ -> failtest "GlobalAvgPool is a leaf"
             for kk, what in [ k0, "symmetric self blocks"; { k0 with Nngp = Tensor.create s data }, "an asymmetric self block" ] do
-                match ConvStack.tryRunPooled stack (Some true) kk, KernelFn.applyFlowWith Execution.Reference net (One kk) with
+                match ConvStack.tryRunPooled stack (Some ConvStack.GlobalMean) kk, KernelFn.applyFlowWith Execution.Reference net (One kk) with
                 | Some k, One rk -> compareKernels what rk (gapDef.Kernel false k)
                 | None, _ -> failtest "the pooled executor declined Conv 3×3 SAME + Relu"
                 | _, Many _ -> failtest "the stack ends in branches"
         }
 
-        test "KernelPlan.fuse: a global pooling that reads the stack ends it (reduced in cache), other tops do not" {
+        test "KernelPlan.fuse: a global pooling or a Flatten that reads the stack ends it (reduced in cache), other tops do not" {
             let body = [ Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None; Stax.relu ]
             let fusedLeaves (top: Layer) =
                 (KernelPlan.fuse (KernelPlan.compileFor None (Serial(body @ [ top ])))).Ops
                 |> List.map (function FusedConvStackOp(leaves, _, _) -> leaves.Length | _ -> 0)
             Expect.equal (fusedLeaves Stax.globalAvgPool) [ 3 ] "Conv, Relu, GlobalAvgPool in one operation"
             Expect.equal (fusedLeaves Stax.globalSumPool) [ 3 ] "Conv, Relu, GlobalSumPool in one operation"
-            Expect.equal (fusedLeaves Stax.flatten) [ 2; 0 ] "Flatten stays a leaf after the stack"
+            Expect.equal (fusedLeaves Stax.flatten) [ 3 ] "Conv, Relu, Flatten in one operation"
+            Expect.equal (fusedLeaves (Stax.erf 1.0 1.0 0.0)) [ 2; 0 ] "Erf stays a leaf after the stack"
         }
 
         test "angleUnit (scalar and Vector256) is within 2 ulp of atan2 over [0, π], and gives π/2 at (0, 0)" {

@@ -173,17 +173,26 @@ module internal ConvStack =
     let private forEach (count: int) (mk: unit -> Scratch) (body: Scratch -> int -> unit) =
         Parallel.For(0, count, (fun () -> mk ()), (fun i _ sc -> body sc i; sc), (fun _ -> ())) |> ignore
 
-    /// As <c>tryRun</c>, and with <paramref name="pool"/> = Some average the stack is followed by a global pooling
-    /// (GlobalAvgPool when average, else GlobalSumPool) reduced in the executor: every band's output rows are summed
-    /// in cache and never stored, and the result has all spatial sizes 1 and holds the pooled values (Σ over every
-    /// entry, times 1/S² for the mean over S positions), on which the pooling layer's own rule sets the metadata
-    /// (it sums one entry and scales by 1: the values pass unchanged).
+    /// What the executor reduces a stack's output to in cache: the trailing layer it stands for.
+    type Reduction =
+        /// GlobalAvgPool: Σ over every stored entry, times 1/S² (S output positions).
+        | GlobalMean
+        /// GlobalSumPool: Σ over every stored entry.
+        | GlobalSum
+        /// Flatten on the diagonal spatial layout: Σ over the positions, times 1/S (the full layout declines).
+        | PositionMean
+
+    /// As <c>tryRun</c>, and with <paramref name="reduce"/> = Some the stack is followed by a reduction of every
+    /// pair's block (a global pooling, or a Flatten of the diagonal layout) done in the executor: every band's output
+    /// rows are summed in cache and never stored, and the result has all spatial sizes 1 and holds the reduced
+    /// values, on which the layer's own rule sets the metadata (it takes one entry, scaled by 1 or divided by 1: the
+    /// values pass unchanged).
     ///
     /// <paramref name="rows"/> = Some: k is an input kernel without arrays (<c>InputRows.ofInputs</c>) and its
     /// blocks are produced row by row as the first step reads them; None: k's arrays are read.
-    let tryRunPooledFrom (rows: InputRows.Rows option) (layers: Layer list) (pool: bool option) (k: Kernel) : Kernel option =
+    let tryRunPooledFrom (rows: InputRows.Rows option) (layers: Layer list) (reduce: Reduction option) (k: Kernel) : Kernel option =
         let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
-        if not k.DiagonalBatch || k.Mask1.IsSome || k.Mask2.IsSome || n1 = 0 || n2 = 0 then None
+        if not k.DiagonalBatch || k.Mask1.IsSome || k.Mask2.IsSome || n1 = 0 || n2 = 0 || (reduce = Some PositionMean && not k.DiagonalSpatial) then None
         else
         match plan layers k with
         | None -> None
@@ -205,9 +214,13 @@ module internal ConvStack =
         let restIn0, restOutL = steps[0].RestIn, last.RestOut
         let blockIn = (if full then d0 * d0 else d0) * restIn0
         let blockOut = (if full then o0 * o0 else o0) * restOutL
-        let pooled = pool.IsSome
+        let pooled = reduce.IsSome
         let positionsOut = float (prod last.OutDims)
-        let poolScale = if pool = Some true then 1.0 / (positionsOut * positionsOut) else 1.0
+        let poolScale =
+            match reduce with
+            | Some GlobalMean -> 1.0 / (positionsOut * positionsOut)
+            | Some PositionMean -> 1.0 / positionsOut
+            | _ -> 1.0
         // Entries per (i, j) block of the outputs: one pooled value, or the whole block.
         let outBlock = if pooled then 1 else blockOut
         Memory.checkKernel (int64 n1) (int64 n2) (int64 outBlock) (if withNtk then 2 else 1)
@@ -220,7 +233,7 @@ module internal ConvStack =
                     |> prod ] |> List.max)
             |> Array.max
         match rows with
-        | Some r when not full || r.P.Length <> restIn0 || r.S * r.S <> blockIn -> invalidOp "ConvStack: input rows do not match the kernel's layout"
+        | Some r when r.P.Length <> restIn0 || (if full then r.S * r.S else r.S) <> blockIn -> invalidOp "ConvStack: input rows do not match the kernel's layout"
         | _ -> ()
         let mk () = scratch bandLen rowLen withNtk
         let mkCov () = scratch bandLen rowLen false
@@ -435,4 +448,4 @@ module internal ConvStack =
     let tryRun (layers: Layer list) (k: Kernel) : Kernel option = tryRunPooledFrom None layers None k
 
     /// <c>tryRunPooledFrom</c> on k's own arrays.
-    let tryRunPooled (layers: Layer list) (pool: bool option) (k: Kernel) : Kernel option = tryRunPooledFrom None layers pool k
+    let tryRunPooled (layers: Layer list) (reduce: Reduction option) (k: Kernel) : Kernel option = tryRunPooledFrom None layers reduce k
