@@ -4,7 +4,6 @@ namespace NeuralTangents.Rules
 
 open System
 open System.Runtime.Intrinsics
-open System.Runtime.CompilerServices
 open System.Threading.Tasks
 open Microsoft.FSharp.NativeInterop
 open NeuralTangents
@@ -50,7 +49,6 @@ module internal ConvStack =
     /// The window mean of a step over the rows of a band into row scratch; returns where the result is: one of
     /// the two scratch rows, or the band's own input row when the first axis only copies it (one tap, f = 1: the
     /// unit leading axis of the diagonal layout), which the next pass then reads in place.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private convRow (full: bool) (st: Step) (axes: AxisStep[]) (bs: BandStep) (o: int)
                         (src: nativeptr<float>) (rows: nativeptr<float>) (rows2: nativeptr<float>) : nativeptr<float> =
         // First axis: the band's table lists the input rows of output row o.
@@ -92,7 +90,6 @@ module internal ConvStack =
 
     /// Runs one band of one pair (or of one input with itself) through every step.
     /// v1/v2: per step, the variance array and the offset of input i's (j's) positions, used by ABRelu steps.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private runBand (full: bool) (steps: Step[]) (band: BandStep[]) (sc: Scratch) (withNtk: bool)
                         (load: nativeptr<float> -> nativeptr<float> -> unit) (store: nativeptr<float> -> nativeptr<float> -> unit)
                         (v1: int -> Tables) (v2: int -> Tables) (selfVariances: (int -> Tables) option) =

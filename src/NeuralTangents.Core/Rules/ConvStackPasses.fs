@@ -4,7 +4,6 @@ namespace NeuralTangents.Rules
 
 open System
 open System.Runtime.Intrinsics
-open System.Runtime.CompilerServices
 open Microsoft.FSharp.NativeInterop
 
 /// The row passes of the fused Conv/ABRelu executor (<c>ConvStack</c>): vectorised sums, scales and copies over
@@ -113,7 +112,6 @@ module internal ConvStackPasses =
 
     /// One inner axis of the window mean on a row buffer viewed as (outer, D[, D′], post) → (outer, O[, O′], post);
     /// taps in ascending order, then the scale by 1/f: the reference's order of operations.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let axisPass (full: bool) (a: AxisStep) (src: nativeptr<float>) (dst: nativeptr<float>) (outer: int) (post: int) =
         let p = a.Plan
         match a.Shifts with

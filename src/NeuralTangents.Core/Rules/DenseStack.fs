@@ -3,7 +3,6 @@ namespace NeuralTangents.Rules
 #nowarn "9" // pointer loads/stores over pinned arrays
 
 open System
-open System.Runtime.CompilerServices
 open System.Threading.Tasks
 open Microsoft.FSharp.NativeInterop
 open NeuralTangents
@@ -89,7 +88,6 @@ module internal DenseStack =
     /// src and writes dst (they may be the same arrays), the others update dst in place (each run reads an entry
     /// before writing it). <paramref name="zeroT"/>: srcT is not an (N1, N2, S) array but a run of zeros at least
     /// as long as any run of the tile, read from its start by every run of the first step (the input kernel's NTK).
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private runTile (steps: Step[]) (withNtk: bool) (zeroT: bool) (n2: int) (s: int)
                         (srcN: nativeptr<float>) (srcT: nativeptr<float>) (dstN: nativeptr<float>) (dstT: nativeptr<float>)
                         (i0: int) (i1: int) (j0: int) (j1: int) =

@@ -282,7 +282,6 @@ module internal Simd =
             i <- i + 1
 
     /// Rows [lo, hi) of the ABRelu pass.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private abReluRows (pre: DensePre) (factor: float) (half: float) (n2: int) (s: int) (x: float[]) (t: float[]) (c1: float[])
                            (c2: float[]) (outN: float[]) (outT: float[]) (withNtk: bool) (lo: int) (hi: int) =
         use px = fixed x
@@ -315,7 +314,6 @@ module internal Simd =
     // (the "ntk" parameterization), in one pass. Same operation order as Tensor.affine / Tensor.scaleAdd
     // (multiply, then add; no FMA), so the numbers are unchanged.
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private denseRange (w2: float) (b2: float) (ntkFromOut: bool) (cN: float) (cB: float) (x: float[]) (t: float[])
                            (outN: float[]) (outT: float[]) (withNtk: bool) (start: int) (stop: int) =
         use px = fixed x
@@ -359,7 +357,7 @@ module internal Simd =
             i <- i + 1
 
     /// The Vector512 part of <c>denseRun</c> (its own method: JIT-compiled only where it runs).
-    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let private denseRun512 (w2: float) (b2: float) (ntkFromOut: bool) (cN: float) (cB: float) (px: nativeptr<float>)
                             (pt: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
         let mutable i = 0
@@ -377,7 +375,6 @@ module internal Simd =
     /// operations of <c>denseRange</c>, in vectors of the width <c>normWidth</c> selects (8, 4 or 1 lanes; being
     /// elementwise without FMA, every width gives the same bits). Outputs may alias their own inputs (pn = px,
     /// pd = pt): each entry is read before it is written.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let denseRun (w2: float) (b2: float) (ntkFromOut: bool) (cN: float) (cB: float) (px: nativeptr<float>)
                  (pt: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
         let width = normWidth ()

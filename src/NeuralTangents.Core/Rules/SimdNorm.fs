@@ -273,7 +273,6 @@ module internal SimdNorm =
         r
 
     /// <c>abReluNormRun</c> over whole arrays (tests and benchmarks): x, t, v1, r1, v2, r2 per element.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let abReluNormArrays (factor: float) (half: float) (x: float[]) (t: float[]) (v1: float[]) (r1: float[]) (v2: float[]) (r2: float[])
                          (outN: float[]) (outT: float[]) =
         use px = fixed x
@@ -353,34 +352,34 @@ module internal SimdNorm =
     // Each vector specialisation is its own method, so that a one-shot process JIT-compiles only the one it runs
     // (the Vector512 bodies are large software fallbacks where AVX-512 is missing), not all of them.
 
-    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let private affine512 (dense: bool) (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                           (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
                           (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
         abReluAffineBody512 dense pre.FromOut pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
 
     /// Dense ("ntk" parameterization) → ABRelu on one row of an S = 1 kernel, nngp and ntk: the MLP's step.
-    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let private affine256DenseRow (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                                   (pv1: nativeptr<float>) (pr1: nativeptr<float>) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
                                   (pn: nativeptr<float>) (pd: nativeptr<float>) (len: int) =
         abReluAffineBody256 true true pre factor half px pt pv1 pr1 true pv2 pr2 pn pd true len
 
     /// ABRelu alone, nngp and ntk (the rule's own pass).
-    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let private affine256Plain (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                                (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
                                (pn: nativeptr<float>) (pd: nativeptr<float>) (len: int) =
         abReluAffineBody256 false false identity factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd true len
 
-    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let private affine256Any (dense: bool) (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                              (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
                              (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
         abReluAffineBody256 dense pre.FromOut pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
 
     /// The scalar twin (tails, and width 0) from entry i on.
-    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let private affineTail (dense: bool) (p: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                            (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
                            (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (start: int) (len: int) =
