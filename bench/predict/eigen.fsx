@@ -3,7 +3,7 @@
 // On one symmetric N×N matrix
 // (the ReLU NNGP of N(0,1) inputs of dimension 64, ridge 1e-4 of the mean diagonal):
 //   dsyevd (D&C, forms V), dsyevr (MRRR, forms V: what nt uses), dsytrd alone (the memory-bound reduction),
-//   dstemr on the tridiagonal (Z, N×N), dormtr applying Q to an N×N Z (what dsyevr does to form V), and dormtr
+//   dstemr on the tridiagonal (Z, N×N), dstedc on it (divide and conquer, what dsyevd calls), dormtr applying Q to an N×N Z (what dsyevr does to form V), and dormtr
 //   applying Q to an M×N block (K*·Q, the alternative that never forms V), and the same by blocks of 128
 //   reflectors (dlarft + dlarfb, as Native.tryOrmtrRowsBlocked; dormql's own blocks are 32). Wall and process CPU
 //   (all threads); the two M×N results are compared.
@@ -20,6 +20,8 @@ module L =
                               int il, int iu, double abstol, int[] m, double[] w, double[] z, int ldz, int[] isuppz)
     [<DllImport("liblapacke.so.3")>]
     extern int LAPACKE_dsytrd(int layout, byte uplo, int n, double[] a, int lda, double[] d, double[] e, double[] tau)
+    [<DllImport("liblapacke.so.3")>]
+    extern int LAPACKE_dstedc(int layout, byte compz, int n, double[] d, double[] e, double[] z, int ldz)
     [<DllImport("liblapacke.so.3")>]
     extern int LAPACKE_dstemr(int layout, byte jobz, byte range, int n, double[] d, double[] e, double vl, double vu, int il,
                               int iu, int[] m, double[] w, double[] z, int ldz, int nzc, int[] isuppz, int[] tryrac)
@@ -78,6 +80,10 @@ time "dsytrd (reduction only)" (fun () -> L.LAPACKE_dsytrd(col, byte 'U', n, a, 
 let tryrac = [| 1 |]
 let info = time "dstemr (Z of T, N×N)" (fun () -> L.LAPACKE_dstemr(col, byte 'V', byte 'A', n, Array.copy d, Array.copy e, 0.0, 0.0, 0, 0, found, w, z, n, n, supp, tryrac))
 if info <> 0 || found[0] <> n then failwithf "dstemr: info %d, %d of %d eigenpairs" info found[0] n
+let dD, zD = Array.copy d, Array.zeroCreate<float> (n * n)
+let infoD = time "dstedc (Z of T, N×N, divide and conquer)" (fun () -> L.LAPACKE_dstedc(col, byte 'I', n, dD, Array.copy e, zD, n))
+if infoD <> 0 then failwithf "dstedc: info %d" infoD
+printfn "max |eigenvalue dstedc − dstemr| = %g (max |eigenvalue| %g)" (Array.map2 (fun a b -> abs (a - b)) dD w |> Array.max) (w |> Array.map abs |> Array.max)
 time "dormtr Q·Z (N×N: forms V)" (fun () -> L.LAPACKE_dormtr(col, byte 'L', byte 'U', byte 'N', n, n, a, n, tau, Array.copy z, n)) |> ignore
 let c = Array.init (n * m) (fun _ -> gauss ())
 time "dormtr Qᵀ·K*ᵀ (N×M)" (fun () -> L.LAPACKE_dormtr(col, byte 'L', byte 'U', byte 'T', n, m, a, n, tau, c, n)) |> ignore
