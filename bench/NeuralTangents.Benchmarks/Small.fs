@@ -36,6 +36,7 @@ let private table (n: int) =
     row "Parallel.For, empty (thread pool start)" (fun () -> Threading.Tasks.Parallel.For(0, 8, fun _ -> ()) |> ignore)
     row "x·xᵀ/d by gemm (2·N²·d flops)" (fun () -> Linalg.gemmNT (1.0 / float d) x.Data n x.Data n d |> ignore)
     row "x·xᵀ/d by syrk and mirror (N²·d flops)" (fun () -> Linalg.gram (1.0 / float d) x.Data n d |> ignore)
+    row "x·xᵀ/d by syrk, upper triangle only (as KernelFn.compute)" (fun () -> Linalg.gramUpper (1.0 / float d) x.Data n d |> ignore)
     row "fresh N×N buffer, written once" (fun () -> Array.create (n * n) 1.0 |> ignore)
     row "input kernel (KernelFn.inputKernel)" (fun () -> KernelFn.inputKernel net x None Both |> ignore)
     row "input kernel without its zero NTK (as KernelFn.compute)" (fun () -> KernelFn.inputKernel net x None Nngp |> ignore)
@@ -44,7 +45,10 @@ let private table (n: int) =
     row "the 21 layers' fused executor alone (Rules.DenseStack)" (fun () -> Rules.DenseStack.tryRun chain false k0 |> ignore)
     // As KernelFn.compute runs it: no input NTK array (it is +0.0 everywhere; KernelPlan.runZeroNtk).
     let k0z = { k0 with Ntk = None }
-    row "the same, zero input NTK without an array" (fun () -> Rules.DenseStack.tryRunWith true chain false k0z |> ignore)
+    row "the same, zero input NTK without an array" (fun () -> Rules.DenseStack.tryRunWith true false chain false k0z |> ignore)
+    // And the Gram's upper triangle only (KernelFn.compute's input kernel; its lower triangle is the executor's scratch).
+    let upper () = { k0z with Nngp = Tensor.create k0.Nngp.Shape (Linalg.gramUpper (1.0 / float d) x.Data n d) }
+    row "the same, upper-only Gram (fresh Gram per run, counted)" (fun () -> Rules.DenseStack.tryRunWith true true chain false (upper ()) |> ignore)
     row "KernelFn.compute, nngp + ntk" (fun () -> KernelFn.compute net x None Both |> ignore)
 
 /// `--small [N]`: the table in two child processes (default JIT settings, and nt's); `--small-child N`: one table.

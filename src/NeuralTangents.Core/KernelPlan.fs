@@ -272,11 +272,15 @@ module internal KernelPlan =
                 for _, d in leaves do checkLayout d k0
                 let inPlace = writable src
                 let zero = zeroInput && src = 0
+                // The input kernel without its NTK array also has an upper-only Gram matrix where Input.isUpperOnly.
+                let upper = zero && Input.isUpperOnly k0
                 let k =
-                    match DenseStack.tryRunWith zero (List.map fst leaves) inPlace k0 with
+                    match DenseStack.tryRunWith zero upper (List.map fst leaves) inPlace k0 with
                     | Some k -> k
                     | None ->
-                        // Not covered: the rules get the zero NTK as an array (fresh, this run's own).
+                        // Not covered: the rules get the zero NTK as an array (fresh, this run's own) and the whole
+                        // Gram matrix.
+                        if upper then Linalg.mirrorUpper k0.Nngp.Data k0.Nngp.Shape[0]
                         let k0 = if zero then { k0 with Ntk = Some(Tensor.zeros k0.Nngp.Shape) } else k0
                         // The leaves' own rules, each Dense → ABRelu pair in one pass; after the first operation the
                         // arrays are this operation's own (fresh, or k0's when they were writable).
@@ -329,12 +333,15 @@ module internal KernelPlan =
         runCore false None exec plan input inputOwned
 
     /// Runs a plan on an input kernel allocated for this run whose NTK is +0.0 everywhere but left out (Ntk = None;
-    /// <c>Input.kernelWith false</c>): the first operation, when <c>takesZeroNtk</c>, never reads an all-zero
-    /// array; otherwise the zeros are allocated first. The same result as <c>run</c> with the zeros, bit for bit.
+    /// <c>Input.kernelWith false</c>, whose Gram matrix may be upper-only: <c>Input.isUpperOnly</c>): the first
+    /// operation, when <c>takesZeroNtk</c>, never reads an all-zero array nor the Gram's lower triangle; otherwise the
+    /// zeros are allocated and the Gram mirrored first. The same result as <c>run</c> with the whole kernel, bit for bit.
     let runZeroNtk (exec: Execution) (plan: KernelPlan) (input: Kernel) : KernelFlow =
         if input.Ntk.IsSome then invalidArg "input" "KernelPlan.runZeroNtk: the input kernel has an NTK array"
         if takesZeroNtk plan then runCore true None exec plan (One input) true
-        else runCore false None exec plan (One { input with Ntk = Some(Tensor.zeros input.Nngp.Shape) }) true
+        else
+            if Input.isUpperOnly input then Linalg.mirrorUpper input.Nngp.Data input.Nngp.Shape[0]
+            runCore false None exec plan (One { input with Ntk = Some(Tensor.zeros input.Nngp.Shape) }) true
 
     /// Runs a plan that <c>takesInputRows</c> on an input kernel given as rows (<c>InputRows.ofInputs</c>: a kernel
     /// whose arrays are empty placeholders); <paramref name="materialize"/> builds the stored input kernel if the

@@ -482,18 +482,22 @@ module internal Linalg =
             gemmInto 1.0 a' m b' n k c
         c
 
-    /// <summary>G = alpha · A·Aᵀ (n×n) for A (n×k), fresh and exactly symmetric: native dsyrk on the lower triangle
-    /// (half the flops of a general product) mirrored to the upper one; the managed A·Bᵀ kernel otherwise, then
-    /// mirrored the same way.</summary>
-    let gram (alpha: float) (a: float[]) (n: int) (k: int) : float[] =
+    /// <summary>The upper triangle (with diagonal, j ≥ i) of G = alpha · A·Aᵀ (n×n) for A (n×k), fresh: native dsyrk
+    /// (half the flops of a general product); the strictly lower triangle is left +0.0. Without BLAS the managed A·Bᵀ
+    /// kernel fills the whole matrix, and its lower triangle is overwritten by the upper one, so both routes
+    /// return a triangle that <c>mirrorUpper</c> makes exactly symmetric.</summary>
+    let gramUpper (alpha: float) (a: float[]) (n: int) (k: int) : float[] =
         checkSize "a" a (n * k)
         Timings.time "native library load" (fun () -> Native.libraries () |> ignore)
-        let c =
-            Timings.time "Gram product (syrk, lower triangle)" (fun () ->
-                let c = Array.zeroCreate (n * n)
-                if Native.trySyrkLower alpha a n k 0.0 c then c
-                else gemmNT alpha a n a n k)
-        // Mirror the lower triangle in 64×64 tile pairs (both reads stay in cache).
+        Timings.time "Gram product (syrk, upper triangle)" (fun () ->
+            let c = Array.zeroCreate (n * n)
+            if Native.trySyrkTriangle true alpha a n k 0.0 c then c
+            else gemmNT alpha a n a n k)
+
+    /// <summary>Copies the upper triangle of a square row-major buffer onto its lower triangle, in 64×64 tile pairs
+    /// (both reads stay in cache), on every core.</summary>
+    let mirrorUpper (c: float[]) (n: int) =
+        checkSize "c" c (n * n)
         let tile = 64
         let tiles = (n + tile - 1) / tile
         Timings.time "Gram mirror" (fun () ->
@@ -502,7 +506,13 @@ module internal Linalg =
                 for bj in bi .. tiles - 1 do
                     for i in bi * tile .. min n ((bi + 1) * tile) - 1 do
                         for j in max (i + 1) (bj * tile) .. min n ((bj + 1) * tile) - 1 do
-                            c[i * n + j] <- c[j * n + i]))
+                            c[j * n + i] <- c[i * n + j]))
+
+    /// <summary>G = alpha · A·Aᵀ (n×n) for A (n×k), fresh and exactly symmetric: its upper triangle
+    /// (<c>gramUpper</c>) mirrored onto the lower one.</summary>
+    let gram (alpha: float) (a: float[]) (n: int) (k: int) : float[] =
+        let c = gramUpper alpha a n k
+        mirrorUpper c n
         c
 
     /// <summary>The lower triangle (with diagonal) of the symmetric C (n×n) ← C + alpha · A·Aᵀ, A n×k: native dsyrk

@@ -50,6 +50,7 @@ module internal Native =
 
     [<Literal>]
     let private LowerTri = 122
+    let private UpperTri = 121
 
     [<Literal>]
     let private Right = 142
@@ -360,17 +361,21 @@ module internal Native =
             true
         | _ -> false
 
-    /// The lower triangle (with diagonal) of C (n×n, row-major) ← alpha · A·Aᵀ + beta · C, A n×k; the strictly upper
-    /// triangle is not written. False when no BLAS is loaded.
-    let trySyrkLower (alpha: float) (a: float[]) (n: int) (k: int) (beta: float) (c: float[]) : bool =
+    /// One triangle (with diagonal; upper: j ≥ i) of C (n×n, row-major) ← alpha · A·Aᵀ + beta · C, A n×k; the other
+    /// one is not written. False when no BLAS is loaded.
+    let trySyrkTriangle (upper: bool) (alpha: float) (a: float[]) (n: int) (k: int) (beta: float) (c: float[]) : bool =
         match (libraries ()).Syrk with
         | Some f when n > 0 && k > 0 ->
             pinned [ a; c ] (fun ps ->
                 match ps with
-                | [ pa; pc ] -> f.Invoke(RowMajor, LowerTri, NoTrans, n, k, alpha, pa, k, beta, pc, n)
+                | [ pa; pc ] -> f.Invoke(RowMajor, (if upper then UpperTri else LowerTri), NoTrans, n, k, alpha, pa, k, beta, pc, n)
                 | _ -> ())
             true
         | _ -> false
+
+    /// <c>trySyrkTriangle</c> on the lower triangle.
+    let trySyrkLower (alpha: float) (a: float[]) (n: int) (k: int) (beta: float) (c: float[]) : bool =
+        trySyrkTriangle false alpha a n k beta c
 
     /// C (m×n) = alpha · op(A)·op(B) + beta · C, row-major, op = transpose when the flag is set (A is m×k or
     /// k×m, B k×n or n×k as stored); false when no BLAS is loaded.

@@ -187,14 +187,52 @@ let tests =
                 | Some expected ->
                     for inPlace in [ false; true ] do
                         let own = { noArray with Nngp = Tensor.create k0.Nngp.Shape (Array.copy planted) }
-                        match DenseStack.tryRunWith true c.Chain inPlace own with
+                        match DenseStack.tryRunWith true false c.Chain inPlace own with
                         | Some k ->
                             compareKernels (sprintf "zero NTK, in place %b, %A" inPlace c) expected k
                             if not inPlace then Expect.equal (bits own.Nngp.Data) (bits planted) "not in place: the input is left as it was"
                         | None -> failtestf "the executor declined with a zero NTK a chain it took with the array: %A" c
                 | None ->
-                    Expect.isNone (DenseStack.tryRunWith true c.Chain false noArray) "declined alike without the array"
+                    Expect.isNone (DenseStack.tryRunWith true false c.Chain false noArray) "declined alike without the array"
                 true)
+
+        test "upper-only Gram (kernel_fn's input for the executor): = the whole Gram bit for bit over 3×3 tiles, in place or not, never reading the lower triangle" {
+            let net = Serial [ Stax.dense 64 1.5 (Some 0.05); Stax.relu; Stax.dense 64 1.2 None; Stax.abRelu -0.3 0.8; Stax.dense 1 1.0 (Some 0.1) ]
+            let chain = match net with Serial ls -> ls | l -> [ l ]
+            let n, d = 150, 7 // tiles of 64 × 64 pairs: three along each side, the last one ragged
+            let x = Tensor.create [| n; d |] (normals 77 (n * d))
+            // Linalg: gram = gramUpper mirrored; gramUpper leaves the strictly lower triangle +0.0.
+            let whole = Linalg.gram (1.0 / float d) x.Data n d
+            let upper = Linalg.gramUpper (1.0 / float d) x.Data n d
+            for i in 0 .. n - 1 do
+                for j in 0 .. n - 1 do
+                    let u = upper[i * n + j]
+                    if j < i && BitConverter.DoubleToInt64Bits u <> 0L then failtestf "gramUpper (%d, %d) = %g, not +0.0" i j u
+                    if j >= i && BitConverter.DoubleToInt64Bits u <> BitConverter.DoubleToInt64Bits whole[i * n + j] then failtestf "gramUpper (%d, %d) differs from gram" i j
+                    if whole[i * n + j] <> whole[j * n + i] then failtestf "gram not exactly symmetric at (%d, %d)" i j
+            // The executor on the whole input kernel (the expected bits) and on its upper triangle with NaN below it.
+            let k0 = KernelFn.inputKernel net x None Both
+            let expected = (DenseStack.tryRun chain false k0).Value
+            let poisoned () =
+                let a = Array.copy k0.Nngp.Data
+                for i in 0 .. n - 1 do
+                    for j in 0 .. i - 1 do a[i * n + j] <- nan
+                { k0 with Nngp = Tensor.create k0.Nngp.Shape a; Ntk = None }
+            Expect.isTrue (Input.isUpperOnly (poisoned ())) "an input kernel of x2 = x1 in the diagonal layout with one position is upper-only"
+            for inPlace in [ false; true ] do
+                let kp = poisoned ()
+                match DenseStack.tryRunWith true true chain inPlace kp with
+                | Some k ->
+                    compareKernels (sprintf "upper-only, in place %b" inPlace) expected k
+                    // Not in place: the upper triangle is left as it was (the lower one is scratch).
+                    if not inPlace then
+                        for i in 0 .. n - 1 do
+                            for j in i .. n - 1 do
+                                if kp.Nngp.Data[i * n + j] <> k0.Nngp.Data[i * n + j] then failtestf "input (%d, %d) changed" i j
+                | None -> failtest "the executor declined a Dense/ABRelu chain"
+            // kernel_fn (the upper-only route) = the reference execution (the whole Gram, every rule), bit for bit.
+            compareKernels "kernel_fn vs reference" (KernelFn.computeWith Execution.Reference net x None Both) (KernelFn.compute net x None Both)
+        }
 
         test "zero input NTK: KernelPlan.takesZeroNtk only when the fused executor is the input's only reader; kernel_fn through it = reference" {
             let plan (net: Layer) = KernelPlan.fuse (KernelPlan.compileFor None net)

@@ -135,6 +135,13 @@ module internal DenseStack =
             i <- i + 1
         ok
 
+    /// Fills the strictly lower part of the diagonal tile [i0, i1)² of a from its upper part.
+    let private mirrorWithin (a: nativeptr<float>) (n2: int) (s: int) (i0: int) (i1: int) =
+        for i in i0 .. i1 - 1 do
+            for j in i0 .. i - 1 do
+                let ij, ji = (i * n2 + j) * s, (j * n2 + i) * s
+                for p in 0 .. s - 1 do NativePtr.set a (ij + p) (NativePtr.get a (ji + p))
+
     /// Writes the (J, I) tile of a as the transpose of its (I, J) tile.
     let private mirror (a: nativeptr<float>) (n2: int) (s: int) (i0: int) (i1: int) (j0: int) (j1: int) =
         for j in j0 .. j1 - 1 do
@@ -144,8 +151,10 @@ module internal DenseStack =
 
     /// Tile (I, J) = rows [i0, i1) × columns [j0, j1); when symmetric and I < J also tile (J, I): as the transpose
     /// of (I, J) when the input's (J, I) is exactly the transpose of its (I, J) (checked first: in place, computing
-    /// (I, J) overwrites its own input), else computed on its own.
-    let private runTilePair (steps: Step[]) (withNtk: bool) (zeroT: bool) (symmetric: bool) (n2: int) (s: int)
+    /// (I, J) overwrites its own input), else computed on its own. <paramref name="upperOnly"/>: the input nngp is
+    /// symmetric by construction but only its upper triangle is filled: (J, I) is never read, and a diagonal tile's
+    /// lower part is filled from its upper part first (that part of the input is this tile's own scratch).
+    let private runTilePair (steps: Step[]) (withNtk: bool) (zeroT: bool) (upperOnly: bool) (symmetric: bool) (n2: int) (s: int)
                             (srcN: float[]) (srcT: float[]) (dstN: float[]) (dstT: float[])
                             (i0: int) (i1: int) (j0: int) (j1: int) =
         use pxN = fixed srcN
@@ -154,13 +163,15 @@ module internal DenseStack =
         use pyT = fixed dstT
         if symmetric && i0 <> j0 then
             // A zero NTK is its own transpose.
-            let transposed = mirrored pxN n2 s i0 i1 j0 j1 && (not withNtk || zeroT || mirrored pxT n2 s i0 i1 j0 j1)
+            let transposed = (upperOnly && zeroT) || (mirrored pxN n2 s i0 i1 j0 j1 && (not withNtk || zeroT || mirrored pxT n2 s i0 i1 j0 j1))
             runTile steps withNtk zeroT n2 s pxN pxT pyN pyT i0 i1 j0 j1
             if transposed then
                 mirror pyN n2 s i0 i1 j0 j1
                 if withNtk then mirror pyT n2 s i0 i1 j0 j1
             else runTile steps withNtk zeroT n2 s pxN pxT pyN pyT j0 j1 i0 i1
-        else runTile steps withNtk zeroT n2 s pxN pxT pyN pyT i0 i1 j0 j1
+        else
+            if upperOnly then mirrorWithin pxN n2 s i0 i1
+            runTile steps withNtk zeroT n2 s pxN pxT pyN pyT i0 i1 j0 j1
 
     /// Entries of a tile (per array): 4096 float64, 32 KB, so nngp and ntk of a tile stay in L2 between layers.
     [<Literal>]
@@ -169,8 +180,10 @@ module internal DenseStack =
     /// Runs the steps of <c>plan</c> over k's nngp/ntk; with <paramref name="inPlace"/> k's arrays are overwritten.
     /// <paramref name="zeroNtk"/>: k has no NTK array but its NTK is +0.0 everywhere (the input kernel's: no
     /// parameters before the first layer); the first step reads its NTK from a small run of zeros instead, and the
-    /// output NTK is a fresh array (never read before it is written).
-    let private execute (steps: Step[]) (inPlace: bool) (zeroNtk: bool) (k: Kernel) : float[] * float[] option =
+    /// output NTK is a fresh array (never read before it is written). <paramref name="upperOnly"/> (with zeroNtk,
+    /// x2 = x1): k's nngp holds its upper triangle only (<c>Input.isUpperOnly</c>); its strictly lower triangle is
+    /// scratch, partly overwritten.
+    let private execute (steps: Step[]) (inPlace: bool) (zeroNtk: bool) (upperOnly: bool) (k: Kernel) : float[] * float[] option =
         let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
         let s = k.Nngp.Length / (n1 * n2)
         let withNtk = k.Ntk.IsSome || zeroNtk
@@ -181,6 +194,7 @@ module internal DenseStack =
         let outT = if zeroNtk then Some(GC.AllocateUninitializedArray<float> k.Nngp.Length) else k.Ntk |> Option.map fresh
         // x2 = x1 (one variance table, a square kernel): tiles I ≤ J only.
         let symmetric = k.Cov2.IsNone && n1 = n2
+        if upperOnly && not (symmetric && zeroNtk) then invalidArg "k" "DenseStack: an upper-only input is an input kernel of x2 = x1 without an NTK array"
         // Square tiles of b × b pairs when symmetric; otherwise rows of up to TileEntries / S pairs, and as many rows.
         let b = max 1 (int (Math.Sqrt(float TileEntries / float s)))
         let cols = if symmetric then b else min n2 (max 1 (TileEntries / s))
@@ -197,7 +211,7 @@ module internal DenseStack =
         let dstT = defaultArg outT outN
         let body (t: int) =
             let struct (ti, tj) = tiles[t]
-            runTilePair steps withNtk zeroNtk symmetric n2 s srcN srcT outN dstT
+            runTilePair steps withNtk zeroNtk upperOnly symmetric n2 s srcN srcT outN dstT
                 (ti * rows) (min n1 ((ti + 1) * rows)) (tj * cols) (min n2 ((tj + 1) * cols))
         if tiles.Length = 1 then body 0
         else Parallel.For(0, tiles.Length, body) |> ignore
@@ -207,7 +221,9 @@ module internal DenseStack =
     /// runs the layers' own rules). <paramref name="inPlace"/>: k's nngp/ntk may be overwritten (the plan owns them).
     /// <paramref name="zeroNtk"/>: k.Ntk is None and stands for an NTK of +0.0 everywhere (the input kernel's), which
     /// the result's NTK continues; the result is then the one of k with an all-zero NTK array, bit for bit.
-    let tryRunWith (zeroNtk: bool) (layers: Layer list) (inPlace: bool) (k: Kernel) : Kernel option =
+    /// <paramref name="upperOnly"/> (with zeroNtk): k's nngp holds only its upper triangle (<c>Input.isUpperOnly</c>);
+    /// the result is the one of the symmetric matrix, bit for bit.
+    let tryRunWith (zeroNtk: bool) (upperOnly: bool) (layers: Layer list) (inPlace: bool) (k: Kernel) : Kernel option =
         if zeroNtk && k.Ntk.IsSome then invalidArg "k" "DenseStack.tryRunWith: zeroNtk is for a kernel without an NTK array"
         let n1, n2 = k.Nngp.Shape[0], k.Nngp.Shape[1]
         if not (Kernel.isDiagonalLayout k) || k.Mask1.IsSome || k.Mask2.IsSome || n1 = 0 || n2 = 0 || k.Nngp.Length = 0 then None
@@ -215,11 +231,11 @@ module internal DenseStack =
         match plan layers k with
         | None -> None
         | Some(steps, meta) ->
-            let nngp, ntk = execute steps inPlace zeroNtk k
+            let nngp, ntk = execute steps inPlace zeroNtk upperOnly k
             Some
                 { meta with
                     Nngp = Tensor.create k.Nngp.Shape nngp
                     Ntk = ntk |> Option.map (Tensor.create k.Nngp.Shape) }
 
     /// <c>tryRunWith</c> on k's own NTK (or none).
-    let tryRun (layers: Layer list) (inPlace: bool) (k: Kernel) : Kernel option = tryRunWith false layers inPlace k
+    let tryRun (layers: Layer list) (inPlace: bool) (k: Kernel) : Kernel option = tryRunWith false false layers inPlace k

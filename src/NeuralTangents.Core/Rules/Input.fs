@@ -137,9 +137,17 @@ module internal Input =
           Mask1 = None
           Mask2 = None }
 
+    /// Whether <c>kernelWith false</c> leaves this input kernel's Gram matrix upper-only (strictly lower triangle
+    /// +0.0): x2 = x1, a diagonal layout, one position per pair.
+    let isUpperOnly (k: Kernel) =
+        k.Cov2.IsNone && Kernel.isDiagonalLayout k && k.Nngp.Length = k.Nngp.Shape[0] * k.Nngp.Shape[1]
+
     /// Builds the input kernel from (batch_axis, channel_axis)-ordered inputs in the requested layout.
-    /// <paramref name="ntkArray"/> false: when get wants the NTK, leave it out (Ntk = None) for a consumer that
-    /// knows it is +0.0 everywhere (<c>DenseStack.tryRunWith true</c>); memory is still checked with it.
+    /// <paramref name="ntkArray"/> false: for the fused MLP executor as the kernel's only reader
+    /// (<c>DenseStack.tryRunWith true true</c>): when get wants the NTK, leave it out (Ntk = None; it is +0.0
+    /// everywhere), and where <c>isUpperOnly</c> leave the Gram matrix's strictly lower triangle +0.0 (the executor
+    /// reads the upper one; <c>Linalg.mirrorUpper</c> completes it, bit for bit the stored kernel). Memory is
+    /// still checked with the NTK.
     let kernelWith (ntkArray: bool) (get: Get) (diagonalBatch: bool) (diagonalSpatial: bool) (batchAxis: int) (channelAxis: int)
                    (x1raw: Tensor) (x2raw: Tensor option) : Kernel =
         let x1, x2 = canonicalPair batchAxis channelAxis x1raw x2raw
@@ -174,7 +182,11 @@ module internal Input =
                         let a = slice x1 n1 p
                         let b = if x2.IsSome then slice x2v n2 p else a
                         // x2 = x1: the Gram matrix by a symmetric rank-k update, half the flops and exactly symmetric.
-                        let g = if x2.IsSome then Linalg.gemmNT inv a n1 b n2 c else Linalg.gram inv a n1 c
+                        let g =
+                            if x2.IsSome then Linalg.gemmNT inv a n1 b n2 c
+                            // For the fused MLP executor (no NTK array): it reads the upper triangle only.
+                            elif s = 1 && not ntkArray then Linalg.gramUpper inv a n1 c
+                            else Linalg.gram inv a n1 c
                         if s = 1 then nngp <- g
                         gs[k] <- g
                         // With x2 = x1 the variances are the Gram matrix's own diagonal, bit for bit, so that every rule sees a
