@@ -5,7 +5,7 @@
 //   dsyevd (D&C, forms V), dsyevr (MRRR, forms V: what nt uses), dsytrd alone (the memory-bound reduction),
 //   dstemr on the tridiagonal (Z, N×N), dstedc on it (divide and conquer, what dsyevd calls), dormtr applying Q to an N×N Z (what dsyevr does to form V), and dormtr
 //   applying Q to an M×N block (K*·Q, the alternative that never forms V), and the same by blocks of 128
-//   reflectors (dlarft + dlarfb, as Native.tryOrmtrRowsBlocked; dormql's own blocks are 32). Wall and process CPU
+//   reflectors (dlarft + dlarfb, as Tridiagonal.tryOrmtrRowsBlocked; dormql's own blocks are 32). Wall and process CPU
 //   (all threads); the two M×N results are compared.
 #nowarn "9" "51"
 open System
@@ -88,7 +88,7 @@ time "dormtr Q·Z (N×N: forms V)" (fun () -> L.LAPACKE_dormtr(col, byte 'L', by
 let c = Array.init (n * m) (fun _ -> gauss ())
 time "dormtr Qᵀ·K*ᵀ (N×M)" (fun () -> L.LAPACKE_dormtr(col, byte 'L', byte 'U', byte 'T', n, m, a, n, tau, c, n)) |> ignore
 
-/// Qᵀ·C (C n×m column-major) by blocks of nb reflectors, last block first (see Native.tryOrmtrRowsBlocked).
+/// Qᵀ·C (C n×m column-major) by blocks of nb reflectors, last block first (see Tridiagonal.tryOrmtrRowsBlocked).
 let blockedQt (nb: int) (c: float[]) =
     let k = n - 1
     let t = Array.zeroCreate (nb * nb)

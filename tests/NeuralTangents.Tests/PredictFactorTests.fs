@@ -163,7 +163,7 @@ let tests =
                 let x = Array.copy b
                 blk.SolveRows(x, m) // refactors from S: the reflectors are gone
                 assertClose "solve after the reduction" 1e-12 (rows (reg.Solve((ofRows m n b).Transpose()).Transpose())) x
-                if NeuralTangents.Native.hasTridiagonal () then
+                if NeuralTangents.Tridiagonal.available () then
                     Expect.isFalse sp.IsCurrent "stale once a factor overwrote the reflectors"
                     Expect.throwsT<InvalidOperationException> (fun () -> sp.TimesV(b, m) |> ignore) "a stale spectrum refuses to apply Q"
                 // R formed in place (a fresh spectrum), and B·V through it.

@@ -166,7 +166,7 @@ module internal PredictFactor =
         member _.Tridiagonalize(d: float[], e: float[], tau: float[]) : int =
             lock gate (fun () ->
                 regularisedLower ()
-                match Native.trySytrdLowerRows data n d e tau with
+                match Tridiagonal.trySytrdLowerRows data n d e tau with
                 | Some 0 ->
                     holdsReflectors <- true
                     version
@@ -181,7 +181,7 @@ module internal PredictFactor =
             lock gate (fun () ->
                 if not (holdsReflectors && version = v) then
                     invalidOp (sprintf "%s: its tridiagonal reduction was overwritten (internal error)" what)
-                match Native.tryOrmtrRowsBlocked data n tau b m transposeQ with
+                match Tridiagonal.tryOrmtrRowsBlocked data n tau b m transposeQ with
                 | Some 0 -> ()
                 | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dormtr failed (info = %d)" info))
                 | None -> invalidOp "LAPACKE_dormtr is not loaded")
@@ -252,13 +252,13 @@ module internal PredictFactor =
         static member Of(what: string, b: Block) : Spectrum =
             let n = b.Size
             let z = Array.zeroCreate (n * n)
-            if n = 0 || not (Native.hasTridiagonal ()) then
+            if n = 0 || not (Tridiagonal.available ()) then
                 Spectrum(what, z, n, b, null, 0, null, checkedValues what (b.EigenRowsInto z))
             else
                 let d, e, tau = Array.zeroCreate n, Array.zeroCreate n, Array.zeroCreate n
                 let version = b.Tridiagonalize(d, e, tau)
                 let w = Array.zeroCreate n
-                let pending = Task.Run(fun () -> match Native.tryStemrRows d e n w z with Some 0 -> Some w | _ -> None)
+                let pending = Task.Run(fun () -> match Tridiagonal.tryStemrRows d e n w z with Some 0 -> Some w | _ -> None)
                 Spectrum(what, z, n, b, tau, version, pending, null)
 
         /// Eigenvalues, ascending, round-off negatives set to 0.
