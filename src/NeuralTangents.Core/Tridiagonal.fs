@@ -30,18 +30,22 @@ module internal Tridiagonal =
         delegate of layout: int * side: byte * uplo: byte * trans: byte * m: int * n: int * a: nativeint * lda: int *
                     tau: nativeint * c: nativeint * ldc: int -> int
 
-    /// The three routines, from the LAPACKE library already in use; None when any is missing.
+    /// Symbols of the LAPACKE library already in use (<paramref name="exports"/> reads them from its handle); None
+    /// without one.
+    let private fromLapacke (exports: nativeint -> 'T option) : 'T option =
+        match (libraries ()).Lapacke with
+        | None -> None
+        | Some name ->
+            let mutable h = 0n
+            if NativeLibrary.TryLoad(name, &h) then exports h else None
+
+    /// The three routines; None when any is missing.
     let private tridiagonal =
         lazy
-            (match (libraries ()).Lapacke with
-             | None -> None
-             | Some name ->
-                 let mutable h = 0n
-                 if not (NativeLibrary.TryLoad(name, &h)) then None
-                 else
-                     match export<Dsytrd> h "LAPACKE_dsytrd", export<Dstemr> h "LAPACKE_dstemr", export<Dormtr> h "LAPACKE_dormtr" with
-                     | Some a, Some b, Some c -> Some(a, b, c)
-                     | _ -> None)
+            (fromLapacke (fun h ->
+                match export<Dsytrd> h "LAPACKE_dsytrd", export<Dstemr> h "LAPACKE_dstemr", export<Dormtr> h "LAPACKE_dormtr" with
+                | Some a, Some b, Some c -> Some(a, b, c)
+                | _ -> None))
 
     /// True when dsytrd, dstemr and dormtr are all loaded.
     let available () = tridiagonal.Force().IsSome
@@ -109,15 +113,10 @@ module internal Tridiagonal =
 
     let private blockReflectors =
         lazy
-            (match (libraries ()).Lapacke with
-             | None -> None
-             | Some name ->
-                 let mutable h = 0n
-                 if not (NativeLibrary.TryLoad(name, &h)) then None
-                 else
-                     match export<Dlarft> h "LAPACKE_dlarft_work", export<Dlarfb> h "LAPACKE_dlarfb_work" with
-                     | Some a, Some b -> Some(a, b)
-                     | _ -> None)
+            (fromLapacke (fun h ->
+                match export<Dlarft> h "LAPACKE_dlarft_work", export<Dlarfb> h "LAPACKE_dlarfb_work" with
+                | Some a, Some b -> Some(a, b)
+                | _ -> None))
 
     /// Reflectors per block of <c>tryOrmtrRowsBlocked</c>: LAPACK's dormql takes 32 (ilaenv), which makes its
     /// updates rank-32 products that run at about half of dgemm's speed; 128 keeps them near it.
