@@ -155,6 +155,21 @@ let tests =
             Expect.isGreaterThan (2L * bigger.TileBytes + 8L * (2L * 400L * 400L + 400L)) budget "one more input per block would not fit"
             assertSame "budget" (KernelFn.compute mlp x None Both) (Batching.compute o mlp x None Both)
 
+        testCase "the plan's probe runs a Conv/ABRelu stack at once, as the computation does, and still counts the largest kernel after it" <| fun () ->
+            // Conv SAME + Relu + Conv VALID + Relu (fused in the probe: 8×8 → 6×6 positions), then a ConvTranspose that
+            // grows them to 13×13 (walked leaf by leaf): the largest kernel is the last one, 169² entries per pair.
+            let net =
+                Stax.serial [ Stax.conv 2 [ 3; 3 ] None Padding.Same 1.2 (Some 0.1); Stax.relu
+                              Stax.conv 2 [ 3; 3 ] None Padding.Valid 1.1 None; Stax.relu
+                              Stax.convTranspose 1 [ 3; 3 ] (Some [ 2; 2 ]) Padding.Valid 1.0 None ]
+            let x = Tensor.create [| 5; 8; 8; 2 |] (normals 41 (5 * 8 * 8 * 2))
+            let job = Batching.planJob (options 2) LayoutRequest.Auto net x None Both
+            let b, e, d = 2L, 169L * 169L, 8L * 8L * 2L
+            // tileBytes: 8·(L·(Q·E·b1·b2 + C·(b1 + b2)) + D·(b1 + b2)), L = 3 (one branch + 2), Q = 2 (nngp, ntk),
+            // C = E (each input's own full covariance), D the entries of one input.
+            Expect.equal job.TileBytes (8L * (3L * (2L * e * b * b + e * (b + b)) + d * (b + b))) "the estimate counts the grown kernel"
+            assertSame "tiled CNN" (KernelFn.compute net x None Both) (Batching.compute (options 2) net x None Both)
+
         testCase "a budget that cannot hold one tile is refused up front with the numbers" <| fun () ->
             let o = { BatchOptions.Default with MemoryBytes = Some 20_000L }
             let e = throwsExactly<NeuralTangentsException> (fun () -> Batching.compute o cnnFull (images 13 5) None Both |> ignore)
