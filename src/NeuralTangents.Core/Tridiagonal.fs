@@ -24,11 +24,6 @@ module internal Tridiagonal =
                     il: int * iu: int * m: nativeint * w: nativeint * z: nativeint * ldz: int * nzc: int *
                     isuppz: nativeint * tryrac: nativeint -> int
 
-    /// LAPACKE_dstedc: eigenpairs of a symmetric tridiagonal matrix by divide and conquer (what dsyevd calls).
-    [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
-    type Dstedc =
-        delegate of layout: int * compz: byte * n: int * d: nativeint * e: nativeint * z: nativeint * ldz: int -> int
-
     /// LAPACKE_dormtr: C ← op(Q)·C or C·op(Q) with Q from dsytrd's reflectors.
     [<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
     type Dormtr =
@@ -88,25 +83,6 @@ module internal Tridiagonal =
                 if info = 0 && found[0] <> n then -1 else info
             finally
                 handles |> List.iter (fun h -> h.Free()))
-
-
-    /// dstedc, loaded on its own (an older LAPACKE without it leaves dstemr's route).
-    let private stedc = lazy (fromLapacke (fun h -> export<Dstedc> h "LAPACKE_dstedc"))
-
-    /// As <c>tryStemrRows</c> by divide and conquer (LAPACKE_dstedc, compz 'I'): eigenvalues ascending into w,
-    /// row j of z the unit eigenvector of w[j]; d and e destroyed. Its merges are matrix products, so it runs on
-    /// every core: 1.16 s wall at n = 4000 against dstemr's 1.99 s on one (bench/predict/eigen.fsx). Some info, or
-    /// None when not loaded.
-    let tryStedcRows (d: float[]) (e: float[]) (n: int) (w: float[]) (z: float[]) : int option =
-        stedc.Force()
-        |> Option.map (fun f ->
-            let info =
-                pinned [ d; e; z ] (fun ps ->
-                    match ps with
-                    | [ pd; pe; pz ] -> f.Invoke(ColMajor, byte 'I', n, pd, pe, pz, max 1 n)
-                    | _ -> -1)
-            if info = 0 then Array.blit d 0 w 0 n
-            info)
 
     /// Rows of b (m×n, row-major) ← row·Q (transposeQ false) or row·Qᵀ (true), Q from <c>trySytrdLowerRows</c> on a
     /// with its tau: the rows of b read column-major are the columns of Bᵀ, so one dormtr from the left. Some info.

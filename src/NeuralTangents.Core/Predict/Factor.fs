@@ -221,10 +221,10 @@ module internal PredictFactor =
         { Values = checkedValues what (b.EigenRowsInto a); Rows = a }
 
     /// <summary>Eigenvalues of S + ridge·I (ascending, checked as <c>eigen</c>) and its eigenvectors V, kept as
-    /// V = Q·Z: Q the block's tridiagonal reflectors (dsytrd), Z the tridiagonal's eigenvectors (dstedc or dstemr), in
+    /// V = Q·Z: Q the block's tridiagonal reflectors (dsytrd), Z the tridiagonal's eigenvectors (dstemr, MRRR), in
     /// one N×N buffer. dsyevr computes the same and then forms V = Q·Z (2N³ flops); a prediction only needs
     /// B·V and P·Vᵀ for M-row blocks, 2·M·N² each through Q's reflectors. V is formed, in place of Z, only when
-    /// <c>Rows</c> is asked for. Without native dsytrd/dstemr/dormtr (or when dstedc fails) the buffer holds Vᵀ from
+    /// <c>Rows</c> is asked for. Without native dsytrd/dstemr/dormtr (or when MRRR fails) the buffer holds Vᵀ from
     /// the start (<c>eigen</c>'s route).</summary>
     [<Sealed>]
     type Spectrum private (what: string, z: float[], n: int, block: Block, tau: float[], version: int,
@@ -246,10 +246,9 @@ module internal PredictFactor =
                     formed <- true
             values
 
-        /// Starts the spectrum of a block's S + ridge·I: dsytrd now, on this thread; the tridiagonal's eigenpairs on
-        /// a pool thread — divide and conquer (dstedc; MRRR, dstemr, where an older LAPACKE lacks it) — so that the
-        /// first B·Q (blocked dormtr) overlaps with it. One fresh N×N buffer, as <c>eigen</c>. Without native
-        /// dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
+        /// Starts the spectrum of a block's S + ridge·I: dsytrd now, on this thread; MRRR (dstemr, serial in
+        /// LAPACK) on a pool thread, so that the first B·Q (dormtr, both cores) overlaps with it. One fresh N×N
+        /// buffer, as <c>eigen</c>. Without native dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
         static member Of(what: string, b: Block) : Spectrum =
             let n = b.Size
             let z = Array.zeroCreate (n * n)
@@ -259,13 +258,7 @@ module internal PredictFactor =
                 let d, e, tau = Array.zeroCreate n, Array.zeroCreate n, Array.zeroCreate n
                 let version = b.Tridiagonalize(d, e, tau)
                 let w = Array.zeroCreate n
-                let pending =
-                    Task.Run(fun () ->
-                        // Divide and conquer where loaded, else MRRR; a failure leaves the full decomposition's route.
-                        match Tridiagonal.tryStedcRows d e n w z with
-                        | Some 0 -> Some w
-                        | Some _ -> None
-                        | None -> match Tridiagonal.tryStemrRows d e n w z with Some 0 -> Some w | _ -> None)
+                let pending = Task.Run(fun () -> match Tridiagonal.tryStemrRows d e n w z with Some 0 -> Some w | _ -> None)
                 Spectrum(what, z, n, b, tau, version, pending, null)
 
         /// Eigenvalues, ascending, round-off negatives set to 0.

@@ -41,7 +41,7 @@ module internal PredictMse =
         // K*·V (M, N) first: its K*·Q overlaps with the tridiagonal eigenvectors still being computed.
         let kv =
             test |> Option.map (fun tb ->
-                Timings.time (sprintf "predict: %A K*·V (dormtr ‖ dstedc, gemm)" g) (fun () -> eig.TimesV(tb.TestTrain g, tb.M)))
+                Timings.time (sprintf "predict: %A K*·V (dormtr ‖ dstemr, gemm)" g) (fun () -> eig.TimesV(tb.TestTrain g, tb.M)))
         let ev = eig.Values
         let zT = eig.TimesV(transpose ts.Y.Data n k, k) // (Vᵀ·y)ᵀ = yᵀ·V, (K, N)
         let ss = scaledTimes ts learningRate times
