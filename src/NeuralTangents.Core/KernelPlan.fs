@@ -142,6 +142,12 @@ module internal KernelPlan =
                 chainOf ok rest (op :: acc)
             | _ -> List.rev acc, ops
         let chain = chainOf stackable
+        // A run of leaves as its (layer, definition) pairs, its first source and its last destination register.
+        let leavesOf (run: KernelOp list) =
+            let leaves = run |> List.map (function LeafOp(l, d, _, _) -> l, d | _ -> invalidOp "not a leaf")
+            let src = match run.Head with LeafOp(_, _, s, _) -> s | _ -> invalidOp "not a leaf"
+            let dst = match List.last run with LeafOp(_, _, _, d) -> d | _ -> invalidOp "not a leaf"
+            leaves, src, dst
         let rec stacks (ops: KernelOp list) =
             match ops with
             | op :: rest when stackable op ->
@@ -155,10 +161,7 @@ module internal KernelPlan =
                         run @ [ pool ], rest''
                     | _ -> run, rest'
                 if run.Length >= 2 && hasConv then
-                    let leaves = run |> List.map (function LeafOp(l, d, _, _) -> l, d | _ -> invalidOp "not a leaf")
-                    let src = match run.Head with LeafOp(_, _, s, _) -> s | _ -> invalidOp "not a leaf"
-                    let dst = match List.last run with LeafOp(_, _, _, d) -> d | _ -> invalidOp "not a leaf"
-                    FusedConvStackOp(leaves, src, dst) :: stacks rest'
+                    FusedConvStackOp(leavesOf run) :: stacks rest'
                 else run @ stacks rest'
             | op :: rest -> op :: stacks rest
             | [] -> []
@@ -168,10 +171,7 @@ module internal KernelPlan =
                 let run, rest' = chainOf denseStackable rest [ op ]
                 let hasRelu = run |> List.exists (function LeafOp(Activation _, _, _, _) -> true | _ -> false)
                 if run.Length >= 2 && hasRelu then
-                    let leaves = run |> List.map (function LeafOp(l, d, _, _) -> l, d | _ -> invalidOp "not a leaf")
-                    let src = match run.Head with LeafOp(_, _, s, _) -> s | _ -> invalidOp "not a leaf"
-                    let dst = match List.last run with LeafOp(_, _, _, d) -> d | _ -> invalidOp "not a leaf"
-                    FusedDenseStackOp(leaves, src, dst) :: denseStacks rest'
+                    FusedDenseStackOp(leavesOf run) :: denseStacks rest'
                 else run @ denseStacks rest'
             | op :: rest -> op :: denseStacks rest
             | [] -> []
