@@ -1,6 +1,8 @@
 /// The CNN benchmark of neural_tangents' README (issue #9 item 6) and the profiles of its arc-cosine step:
-/// `--cnn`, `--cnn-quick` (with `--cnn-max-s S`, env NT_CNN_ONLY=gap:N|flatten:N), `--abrelu-profile`.
+/// `--cnn`, `--cnn-quick` (with `--cnn-max-s S`, env NT_CNN_ONLY=gap:N|flatten:N), `--cnn-ab`, `--abrelu-profile`.
 module NeuralTangents.Benchmarks.Cnn
+
+#nowarn "9" // pinned buffers for the activation profile
 
 open System
 open System.Diagnostics
@@ -82,6 +84,39 @@ let cnn (quick: bool) (maxSeconds: float) =
             n reference fast (reference / fast) (relErr kr.Nngp kf.Nngp) (relErr kr.Ntk.Value kf.Ntk.Value)
 
 /// Calibration: independent Vector256 FMA chains, GFLOP per CPU second on one thread (machine load shows here).
+/// `--cnn-ab TOP:N MODES ROUNDS` (e.g. gap:4 0,1 9): the executor's row layouts (0 natural, 1 framed:
+/// ConvStackPlan.useFrames) timed
+/// alternately in one process, round after round, so that drifts of the machine's speed hit every mode alike;
+/// prints each mode's median and quartiles of wall and CPU ms per NTK entry.
+let cnnAb (spec: string) (modes: int[]) (rounds: int) =
+    let body = [ for _ in 1 .. 21 do
+                     yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+                     yield Stax.relu ]
+    let top, n = spec.Split(':') |> fun a -> (if a[0] = "gap" then Stax.globalAvgPool else Stax.flatten), int a[1]
+    let net = Stax.serial (body @ [ top ])
+    let x = Tensor.create [| n; 32; 32; 3 |] (normals 7 (n * 32 * 32 * 3))
+    let proc = Process.GetCurrentProcess()
+    let once () =
+        proc.Refresh()
+        let cpu0 = proc.TotalProcessorTime
+        let sw = Stopwatch.StartNew()
+        KernelFn.compute net x None Both |> ignore
+        let wall = sw.Elapsed.TotalMilliseconds
+        proc.Refresh()
+        wall, (proc.TotalProcessorTime - cpu0).TotalMilliseconds
+    let times = modes |> Array.map (fun _ -> ResizeArray())
+    for r in 0 .. rounds do
+        modes |> Array.iteri (fun i m ->
+            Rules.ConvStackPlan.useFrames <- (m = 1)
+            let t = once ()
+            if r > 0 then times[i].Add t) // round 0 warms every mode up
+    let e = float (n * n)
+    let q (xs: float seq) = let a = Seq.sort xs |> Array.ofSeq in a[a.Length / 4] / e, a[a.Length / 2] / e, a[3 * a.Length / 4] / e
+    modes |> Array.iteri (fun i m ->
+        let w1, w2, w3 = q (Seq.map fst times[i])
+        let c1, c2, c3 = q (Seq.map snd times[i])
+        printfn "mode %d: wall %.4g (%.4g-%.4g)  cpu %.4g (%.4g-%.4g) ms per entry" m w2 w1 w3 c2 c1 c3)
+
 let fmaCalibration () =
     let proc = Process.GetCurrentProcess()
     let cpu0 = proc.TotalProcessorTime
@@ -129,6 +164,22 @@ let abReluProfile () =
     proc.Refresh()
     let cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds
     printfn "abReluNormRun (division-free): %.0f M elements per CPU second" (float (reps * len) / cpu / 1e6)
+    // The executor's own case: Conv W_std = 1, no bias, ntk parameterization (constant flags), v1 per element or broadcast.
+    let pre = { Rules.Simd.identity with FromOut = true }
+    for broadcast in [ false; true ] do
+        use px = fixed x
+        use pt = fixed t
+        use pv = fixed v
+        use pr = fixed r
+        use pn = fixed outN
+        use pd = fixed outT
+        proc.Refresh()
+        let cpu0 = proc.TotalProcessorTime
+        for _ in 1 .. reps do
+            Rules.SimdNorm.abReluNormRunCall pre 0.15 0.5 px pt pv pr broadcast pv pr pn pd true len
+        proc.Refresh()
+        let cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds
+        printfn "abReluNormRun, the executor's case (v1 broadcast %b): %.0f M elements per CPU second" broadcast (float (reps * len) / cpu / 1e6)
 
 /// Runs the mode named in argv, if it is one of this file's; false otherwise.
 let run (argv: string[]) =

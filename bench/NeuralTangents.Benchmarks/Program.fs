@@ -117,6 +117,9 @@ let main argv =
     let depth = 10
     let runs = if quick then 3 else 5
     if Array.contains "--layers" argv then layers n d; exit 0
+    match Array.tryFindIndex ((=) "--cnn-ab") argv with
+    | Some i -> Cnn.cnnAb argv[i + 1] (argv[i + 2].Split(',') |> Array.map int) (int argv[i + 3]); exit 0
+    | None -> ()
     if Array.contains "--small" argv || Array.contains "--small-child" argv then Small.run argv; exit 0
     if Array.contains "--activations" argv then Activations.run quick; exit 0
     if Cnn.run argv then exit 0

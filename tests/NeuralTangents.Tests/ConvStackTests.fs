@@ -150,6 +150,61 @@ let tests =
                 | Error m, Ok _ -> failtestf "only the reference execution refused: %s" m
                 true)
 
+        testSequenced << testPropertyWithConfig (fsCheck 80) "framed rows (a zero frame instead of border cases) give the natural rows' bits: unpooled outputs equal, pooled sums to 1e-14 (another order of additions)" <| fun () ->
+            // Stacks where framing applies: every filter keeps the size and reads neighbours −1…1 with zeros outside
+            // (SAME with 1–3 taps, VALID with 1), in the full layout with 2 spatial axes or the diagonal one with 1–3.
+            let framedCase =
+                gen {
+                    let! top = Gen.elements [ "none"; "gap"; "flatten" ]
+                    let! nDims = if top = "flatten" then Gen.choose (1, 3) else Gen.constant 2
+                    let! sizes = Gen.listOfLength nDims (Gen.choose (1, if nDims = 3 then 4 else 7))
+                    let! blocks = Gen.choose (1, 4)
+                    let block =
+                        gen {
+                            let! filt = Gen.listOfLength nDims (Gen.choose (1, 3))
+                            let! valid = Gen.frequency [ 4, Gen.constant false; 1, Gen.constant true ]
+                            let! b = Gen.elements [ None; Some 0.3 ]
+                            let conv = if valid then Stax.conv 2 (List.map (fun _ -> 1) filt) None Padding.Valid 1.2 b
+                                       else Stax.conv 2 filt None Padding.Same 1.0 b
+                            let! act = Gen.frequency [ 4, Gen.constant [ Stax.relu ]; 1, Gen.constant [ Stax.abRelu -0.5 1.3 ]; 1, Gen.constant [] ]
+                            let! reluFirst = Gen.frequency [ 5, Gen.constant false; 1, Gen.constant true ]
+                            return if reluFirst then act @ [ conv ] else conv :: act
+                        }
+                    let! bs = Gen.listOfLength blocks block
+                    let! rows1 = Gen.choose (1, 3)
+                    let! rows2 = Gen.oneof [ Gen.constant None; Gen.choose (1, 2) |> Gen.map Some ]
+                    let! dup = Gen.elements [ false; true ]
+                    let! seed = Gen.choose (0, 100000)
+                    return
+                        { Sizes = sizes; Stack = List.concat bs; Top = top; Rows1 = rows1; Rows2 = rows2
+                          Duplicate = dup && rows1 >= 2; Seed = seed; Covered = true }
+                }
+            Prop.forAll (Arb.fromGen framedCase) (fun c ->
+                let net = network c
+                let x1 = inputs c c.Rows1 c.Seed
+                let x2 = c.Rows2 |> Option.map (fun r -> inputs c r (c.Seed + 1))
+                let run (frames: bool) =
+                    ConvStackPlan.useFrames <- frames
+                    try attempt (fun () -> KernelFn.compute net x1 x2 Both) finally ConvStackPlan.useFrames <- true
+                // Framing applies to the stack on the network's input kernel (a relu first, on an input, is refused
+                // by both runs alike).
+                let db, ds = Requirements.layout (Requirements.ofLayer net) LayoutRequest.Auto
+                let k0 = KernelFn.inputKernelWithLayout { DiagonalBatch = Some db; DiagonalSpatial = Some ds } net x1 x2 Both
+                match ConvStackPlan.plan c.Stack k0 with
+                | Some(steps, _) when (ConvStackPlan.framed (not ds) steps).IsNone -> failtestf "framing declined %A" c
+                | _ -> ()
+                match run true, run false with
+                | Ok f, Ok n ->
+                    let arrays (k: Kernel) = [ "nngp", k.Nngp.Data; "ntk", k.Ntk.Value.Data; "cov1", k.Cov1.Data ] @ (k.Cov2 |> Option.map (fun t -> "cov2", t.Data) |> Option.toList)
+                    for (what, a), (_, b) in List.zip (arrays f) (arrays n) do
+                        if c.Top = "none" then
+                            for e in 0 .. a.Length - 1 do
+                                if a[e] <> b[e] then failtestf "%s[%d]: framed %.17g, natural %.17g (%A)" what e a[e] b[e] c
+                        else assertClose (sprintf "%s %A" what c) 1e-14 b a
+                | Error a, Error b -> Expect.equal a b "both layouts refuse alike"
+                | _ -> failtestf "only one layout refused: %A" c
+                true)
+
         test "README CNN block (Conv 3×3 SAME + Relu ×3, 8×8 images): fused = reference in both layouts, ρ = 1 pairs included" {
             let body = [ for _ in 1 .. 3 do
                              yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None

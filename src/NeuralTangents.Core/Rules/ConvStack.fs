@@ -35,14 +35,16 @@ module internal ConvStack =
 
     open ConvStackPasses
 
-    /// Buffers of one worker: two bands (in, out) for nngp and ntk, and row scratch.
+    /// Buffers of one worker: two bands (in, out) for nngp and ntk, and row scratch. Framed rows
+    /// (<c>ConvStackPlan.framed</c>) need the bands' frames zero: they are allocated cleared.
     type private Scratch =
         { BandN: float[][]; BandT: float[][]; RowN: float[][]; RowT: float[][] }
 
-    let private scratch (bandLen: int) (rowLen: int) (withNtk: bool) =
+    let private scratch (bandLen: int) (rowLen: int) (withNtk: bool) (framed: bool) =
         let z (n: int) = GC.AllocateUninitializedArray<float>(max n 1)
-        { BandN = [| z bandLen; z bandLen |]
-          BandT = (if withNtk then [| z bandLen; z bandLen |] else [| z 1; z 1 |])
+        let band (n: int) = if framed then Array.zeroCreate (max n 1) else z n
+        { BandN = [| band bandLen; band bandLen |]
+          BandT = (if withNtk then [| band bandLen; band bandLen |] else [| z 1; z 1 |])
           RowN = [| z rowLen; z rowLen |]
           RowT = (if withNtk then [| z rowLen; z rowLen |] else [| z 1; z 1 |]) }
 
@@ -72,6 +74,14 @@ module internal ConvStack =
             addScaleInto rows (row (e1 - 1)) a0.Inv st.RestIn
         // The remaining axes, one at a time, ping-ponging between the two row buffers.
         let mutable outer = 1
+        if not (isNull st.Strides) then
+            for a in 1 .. axes.Length - 1 do
+                let d = if next = 0 then rows else rows2
+                framedPass axes[a] st.Strides[a] cur d st.RestIn
+                cur <- d
+                next <- 1 - next
+            cur
+        else
         for a in 1 .. axes.Length - 1 do
             let p = axes[a].Plan
             let post = st.Posts[a]
@@ -145,12 +155,15 @@ module internal ConvStack =
                                 (NativePtr.add b1 ar.P) (NativePtr.add c1 ar.P) ar.Broadcast (NativePtr.add b2 ar.Q) (NativePtr.add c2 ar.Q)
                                 (NativePtr.add outN ar.Off) (NativePtr.add outT ar.Off) withNtk ar.Len
                     | None ->
-                        for e in 0 .. st.RestOut - 1 do
-                            let x0 = NativePtr.get xN e
-                            let x = x0 * pre.W2 + pre.B2
-                            NativePtr.set outN e x
-                            if withNtk then
-                                NativePtr.set outT e (NativePtr.get xT e * pre.W2 + (if pre.FromOut then x else x0 * pre.CN + pre.CB))
+                        // The affine map alone, over the activation's runs (every entry of a natural row; the grid
+                        // entries of a framed one, whose frames stay zero).
+                        for ar in st.ActRuns do
+                            for e in ar.Off .. ar.Off + ar.Len - 1 do
+                                let x0 = NativePtr.get xN e
+                                let x = x0 * pre.W2 + pre.B2
+                                NativePtr.set outN e x
+                                if withNtk then
+                                    NativePtr.set outT e (NativePtr.get xT e * pre.W2 + (if pre.FromOut then x else x0 * pre.CN + pre.CB))
             cur <- 1 - cur
         if cur = 0 then store pN0 pT0 else store pN1 pT1
 
@@ -197,8 +210,14 @@ module internal ConvStack =
         else
         match plan layers k with
         | None -> None
-        | Some(steps, meta) ->
+        | Some(natural, meta) ->
         let full = not k.DiagonalSpatial
+        // Framed rows where they apply (frameAt: natural row entry → framed offset), else the natural rows.
+        let steps, frameAt =
+            match (if useFrames then framed full natural else None) with
+            | Some(fs, at) -> fs, at
+            | None -> natural, null
+        let isFramed = not (isNull frameAt)
         let last = steps[steps.Length - 1]
         let o0 = last.OutDims[0]
         let finals =
@@ -212,7 +231,9 @@ module internal ConvStack =
         let bands = bs |> List.map Option.get |> Array.ofList
         let withNtk = k.Ntk.IsSome
         let d0 = steps[0].InDims[0]
-        let restIn0, restOutL = steps[0].RestIn, last.RestOut
+        // Entries of a row in the inputs and outputs (natural), and in a band (framed or natural).
+        let restIn0, restOutL = natural[0].RestIn, natural[natural.Length - 1].RestOut
+        let rowIn0, rowOutL = steps[0].RestIn, last.RestOut
         let blockIn = (if full then d0 * d0 else d0) * restIn0
         let blockOut = (if full then o0 * o0 else o0) * restOutL
         let pooled = reduce.IsSome
@@ -233,17 +254,24 @@ module internal ConvStack =
                     Array.init (s.InDims.Length - 1) (fun b -> let d = (if b + 1 <= a then s.OutDims else s.InDims)[b + 1] in if full then d * d else d)
                     |> prod ] |> List.max)
             |> Array.max
+            |> max (if isFramed then rowIn0 else 0)
         match rows with
         | Some r when r.P.Length <> restIn0 || (if full then r.S * r.S else r.S) <> blockIn -> invalidOp "ConvStack: input rows do not match the kernel's layout"
         | _ -> ()
-        let mk () = scratch bandLen rowLen withNtk
-        let mkCov () = scratch bandLen rowLen false
+        let mk () = scratch bandLen rowLen withNtk isFramed
+        let mkCov () = scratch bandLen rowLen false isFramed
         // Loading rows of one (i, j) block of an input array into band rows, and storing band rows into an output block.
         let loadFrom (b0: BandStep) (src: float[]) (srcT: float[]) (block: int) (pN: nativeptr<float>) (pT: nativeptr<float>) =
             for r in 0 .. b0.InPartner.Length - 1 do
                 let q = b0.InPartner[r]
                 if q >= 0 then
                     let at = block * blockIn + (if full then r * d0 + q else r) * restIn0
+                    if isFramed then
+                        let dN, dT = NativePtr.add pN (r * rowIn0), NativePtr.add pT (r * rowIn0)
+                        for e in 0 .. restIn0 - 1 do
+                            NativePtr.set dN frameAt[e] src[at + e]
+                            if not (isNull srcT) then NativePtr.set dT frameAt[e] srcT[at + e]
+                    else
                     Span(src, at, restIn0).CopyTo(Span<float>(NativePtr.toVoidPtr (NativePtr.add pN (r * restIn0)), restIn0))
                     if not (isNull srcT) then
                         Span(srcT, at, restIn0).CopyTo(Span<float>(NativePtr.toVoidPtr (NativePtr.add pT (r * restIn0)), restIn0))
@@ -253,8 +281,9 @@ module internal ConvStack =
             for h in 0 .. b0.InPartner.Length - 1 do
                 let h' = b0.InPartner[h]
                 if h' >= 0 then
-                    InputRows.row r a i b j h h' (NativePtr.add pN (h * restIn0))
-                    if withT then clear (NativePtr.add pT (h * restIn0)) restIn0
+                    if isFramed then InputRows.rowAt r a i b j h h' frameAt (NativePtr.add pN (h * rowIn0))
+                    else InputRows.row r a i b j h h' (NativePtr.add pN (h * rowIn0))
+                    if withT then clear (NativePtr.add pT (h * rowIn0)) rowIn0
         // Input i of cov (k.Cov1 or k.Cov2; rows: x1 or x2) with itself, loaded for band b0.
         let loadSelf (cov: Tensor) (xs: InputRows.Rows -> float[]) (b0: BandStep) (i: int) =
             match rows with
@@ -278,12 +307,18 @@ module internal ConvStack =
             for o in 0 .. bl.OutPartner.Length - 1 do
                 let o' = bl.OutPartner[o]
                 if o' >= 0 then
-                    let srcN, srcT = NativePtr.add pN (o * restOutL), NativePtr.add pT (o * restOutL)
+                    let srcN, srcT = NativePtr.add pN (o * rowOutL), NativePtr.add pT (o * rowOutL)
                     if flippedOut then
                         let at = block * blockOut + o * o0 + o'
                         for e in 0 .. restOutL - 1 do
-                            dst[at + restStored[e] * pair0] <- NativePtr.get srcN e
-                            if not (isNull dstT) then dstT[at + restStored[e] * pair0] <- NativePtr.get srcT e
+                            let f = if isFramed then frameAt[e] else e
+                            dst[at + restStored[e] * pair0] <- NativePtr.get srcN f
+                            if not (isNull dstT) then dstT[at + restStored[e] * pair0] <- NativePtr.get srcT f
+                    elif isFramed then
+                        let at = block * blockOut + (if full then o * o0 + o' else o) * restOutL
+                        for e in 0 .. restOutL - 1 do
+                            dst[at + e] <- NativePtr.get srcN frameAt[e]
+                            if not (isNull dstT) then dstT[at + e] <- NativePtr.get srcT frameAt[e]
                     else
                         let at = block * blockOut + (if full then o * o0 + o' else o) * restOutL
                         Span<float>(NativePtr.toVoidPtr srcN, restOutL).CopyTo(Span(dst, at, restOutL))
@@ -293,8 +328,8 @@ module internal ConvStack =
             let mutable sN, sT = 0.0, 0.0
             for o in 0 .. bl.OutPartner.Length - 1 do
                 if bl.OutPartner[o] >= 0 then
-                    sN <- sN + rowSum (NativePtr.add pN (o * restOutL)) restOutL
-                    if not (isNull dstT) then sT <- sT + rowSum (NativePtr.add pT (o * restOutL)) restOutL
+                    sN <- sN + rowSum (NativePtr.add pN (o * rowOutL)) rowOutL
+                    if not (isNull dstT) then sT <- sT + rowSum (NativePtr.add pT (o * rowOutL)) rowOutL
             dst[slot] <- sN
             if not (isNull dstT) then dstT[slot] <- sT
         // Pooled: out[o] = poolScale · Σ_b parts[o·nb + b], bands in order.

@@ -215,6 +215,27 @@ module internal ConvStackPasses =
                                 if i >= 0 then addInto (NativePtr.add dB (o * post)) (NativePtr.add sB (i * post)) post
                 scaleInPlace dB a.Inv lineOut
 
+    /// One axis of a framed row (<c>ConvStackPlan.framed</c>): out[k] = (Σ_t in[k + shift_t·stride])·(1/f), taps
+    /// ascending, for every k whose neighbours lie inside the row (every grid entry; a neighbour outside the grid
+    /// is a zero of the frame).
+    let framedPass (a: AxisStep) (stride: int) (src: nativeptr<float>) (dst: nativeptr<float>) (len: int) =
+        let shifts = a.Shifts.Value
+        let f = shifts.Length
+        let mutable lo, hi = 0, len
+        for t in 0 .. f - 1 do
+            lo <- max lo (-shifts[t] * stride)
+            hi <- min hi (len - shifts[t] * stride)
+        if hi > lo then
+            let n = hi - lo
+            let d = NativePtr.add dst lo
+            let inline tap (t: int) = NativePtr.add src (lo + shifts[t] * stride)
+            if f = 3 then sum3ScaleInto d (tap 0) (tap 1) (tap 2) a.Inv n
+            elif f = 1 then scaleFrom d (tap 0) a.Inv n
+            else
+                copy d (tap 0) n
+                for t in 1 .. f - 2 do addInto d (tap t) n
+                addScaleInto d (tap (f - 1)) a.Inv n
+
     /// The sum of a row of len entries (four Vector256 lanes, then the lanes and the tail).
     let rowSum (p: nativeptr<float>) (len: int) =
         let mutable i = 0

@@ -50,7 +50,10 @@ module internal ConvStackPlan =
           RowPositions: int
           ActRuns: ActRun[]
           /// Offsets in an output row of its same-position entries (the variances of a self band).
-          RowDiag: int[] }
+          RowDiag: int[]
+          /// Framed rows (see <c>framed</c>): per axis a ≥ 1, the flat distance between neighbours along it; null
+          /// for the natural layout.
+          Strides: int[] }
 
     /// The rows of one band at one step: which output rows exist (partner o′ ≥ 0) and the input rows each sums.
     type BandStep = { OutPartner: int[]; InPartner: int[]; TableStart: int[]; Table: int[] }
@@ -148,7 +151,8 @@ module internal ConvStackPlan =
           Posts = Array.init inDims.Length (fun a -> inDims[a + 1 ..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1)
           RowPositions = prod rest
           ActRuns = actRuns full rest
-          RowDiag = (if full then Spatial.diagonalIndices rest else Array.init (prod rest) id) }
+          RowDiag = (if full then Spatial.diagonalIndices rest else Array.init (prod rest) id)
+          Strides = null }
 
     /// What the layers' rules would set besides the arrays.
     type Meta =
@@ -262,3 +266,80 @@ module internal ConvStackPlan =
                 res[s] <- { OutPartner = outP; InPartner = inP; TableStart = starts; Table = table.ToArray() }
                 outP <- inP
         if ok then Some res else None
+
+    // ---------------------------------------------------------------------------------------------
+    // Framed rows.
+
+    /// Whether the executor takes framed rows where they apply (the default) or the natural ones; both give the
+    /// same bits (tests and benchmarks switch it; the executor reads it once per run).
+    let mutable useFrames = true
+
+    /// The rows of a band, with a frame of zeros: a row's entries form a grid — the (w, w′) pairs of the one
+    /// remaining axis in the full layout, the positions (h, w, …) in the diagonal one — and the framed row stores
+    /// that grid with one zero entry added before and after every line of every grid axis. When every convolution
+    /// axis inside a row keeps its size and reads the neighbours o + shift (shift ∈ {−1, 0, 1}) with zero padding
+    /// (SAME, or a 1-tap filter), a neighbour outside the grid is a frame entry, so each axis is a flat shifted sum
+    /// over the whole row with no border cases: the same additions, in the same order, as the rules' window sums
+    /// (0 + a = a exactly). Frames stay zero: the activation writes only grid entries (its runs), and a row's
+    /// frame entries after a pass are sums of frame entries, or are not read again. Returns the framed steps and,
+    /// per natural row entry, its framed offset; None where framing does not apply.
+    let framed (full: bool) (steps: Step[]) : (Step[] * int[]) option =
+        let rest = steps[0].InDims[1..]
+        let grid = if full then (if rest.Length = 1 then [| rest[0]; rest[0] |] else [||]) else rest
+        // An axis's shifts: tap t reads o + shift_t wherever it reads anything, |shift_t| ≤ 1, and nothing where
+        // o + shift_t falls outside the axis (a tap that never reads: ±1 on an axis of size 1).
+        let shiftsOf (a: AxisStep) : int[] option =
+            let p = a.Plan
+            let sh =
+                Array.init p.F (fun t ->
+                    let ds = [ for o in 0 .. p.O - 1 do let i = p.Taps[o * p.F + t] in if i >= 0 then yield i - o ] |> List.distinct
+                    match ds with
+                    | [ d ] -> Some d
+                    | [] when p.D = 1 -> Some 1
+                    | _ -> None)
+            if p.O <> p.D || sh |> Array.exists (fun d -> d.IsNone || abs d.Value > 1) then None
+            else
+                let sh = sh |> Array.map Option.get
+                let zeroPadded =
+                    Array.init (p.O * p.F) id |> Array.forall (fun e ->
+                        let i = e / p.F + sh[e % p.F]
+                        p.Taps[e] = (if i >= 0 && i < p.D then i else -1))
+                if zeroPadded then Some sh else None
+        let framedAxes (st: Step) =
+            match st.Axes with
+            | None -> Some None
+            | Some axes ->
+                let inner = axes[1..] |> Array.map (fun a -> shiftsOf a |> Option.map (fun sh -> { a with Shifts = Some sh }))
+                if inner |> Array.exists Option.isNone then None
+                else Some(Some(Array.append [| axes[0] |] (inner |> Array.map Option.get)))
+        let axesOf = steps |> Array.map (fun st -> if st.InDims[1..] = rest && st.OutDims[1..] = rest then framedAxes st else None)
+        if grid.Length = 0 || axesOf |> Array.exists Option.isNone then None
+        else
+        let padded = grid |> Array.map (fun g -> g + 2)
+        let len = prod padded
+        // Row-major strides of the framed grid; the natural row is the same grid without frames.
+        let fStride = Array.init grid.Length (fun a -> prod padded[a + 1 ..])
+        let at =
+            Array.init (prod grid) (fun e ->
+                let mutable rem, off = e, 0
+                for a in grid.Length - 1 .. -1 .. 0 do
+                    off <- off + (rem % grid[a] + 1) * fStride[a]
+                    rem <- rem / grid[a]
+                off)
+        // Axis a ≥ 1 of a step: in the full layout the one remaining axis moves both w and w′ (a diagonal step of
+        // the (w, w′) grid); in the diagonal layout axis a is grid axis a − 1 (after the unit leading axis).
+        let strides = Array.init (rest.Length + 1) (fun a -> if a = 0 then 0 elif full then fStride[0] + 1 else fStride[a - 1])
+        let last = grid[grid.Length - 1]
+        let runs (st: Step) =
+            if full then st.ActRuns |> Array.map (fun r -> { r with Off = at[r.Off] })
+            else
+                Array.init (prod grid / last) (fun line ->
+                    let p = line * last
+                    { Off = at[p]; P = p; Q = p; Len = last; Broadcast = false })
+        let framedSteps =
+            steps |> Array.mapi (fun i st ->
+                { st with
+                    Axes = axesOf[i].Value
+                    RestIn = len; RestOut = len; ActRuns = runs st
+                    RowDiag = st.RowDiag |> Array.map (fun e -> at[e]); Strides = strides })
+        Some(framedSteps, at)

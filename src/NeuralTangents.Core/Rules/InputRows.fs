@@ -33,7 +33,7 @@ module internal InputRows =
     /// dst[e] = (Σ_c a[i, h, P[e], c]·b[j, h′, Q[e], c])·(1/C), channels in ascending order. Products commute
     /// exactly, so the (i, i) block of an input with itself is exactly symmetric under (h, h′, w, w′) ↦ (h′, h, w′, w),
     /// and every reader of an (i, i) row (a pair, a variance, a covariance) gets the same bits.
-    let row (rows: Rows) (a: float[]) (i: int) (b: float[]) (j: int) (h: int) (h': int) (dst: nativeptr<float>) =
+    let inline private rowWith (rows: Rows) (a: float[]) (i: int) (b: float[]) (j: int) (h: int) (h': int) ([<InlineIfLambda>] slot: int -> int) (dst: nativeptr<float>) =
         let c = rows.C
         let baseA = (i * rows.S + h * rows.Rest) * c
         let baseB = (j * rows.S + h' * rows.Rest) * c
@@ -43,7 +43,14 @@ module internal InputRows =
             let pb = baseB + q[e] * c
             let mutable acc = a[pa] * b[pb]
             for ch in 1 .. c - 1 do acc <- acc + a[pa + ch] * b[pb + ch]
-            NativePtr.set dst e (acc * rows.Inv)
+            NativePtr.set dst (slot e) (acc * rows.Inv)
+
+    let row (rows: Rows) (a: float[]) (i: int) (b: float[]) (j: int) (h: int) (h': int) (dst: nativeptr<float>) =
+        rowWith rows a i b j h h' id dst
+
+    /// <c>row</c> with entry e written to dst[at[e]] (the framed rows of <c>ConvStackPlan.framed</c>).
+    let rowAt (rows: Rows) (a: float[]) (i: int) (b: float[]) (j: int) (h: int) (h': int) (at: int[]) (dst: nativeptr<float>) =
+        rowWith rows a i b j h h' (fun e -> at[e]) dst
 
     /// For inputs with at least one spatial axis: the input kernel's record in the diagonal batch layout (full or
     /// diagonal spatial) with no arrays behind it (every Data is empty: only shapes and metadata, exactly as

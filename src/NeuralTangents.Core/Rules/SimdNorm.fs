@@ -270,6 +270,13 @@ module internal SimdNorm =
             i <- i + 1
         r
 
+    /// <c>abReluNormRun</c> as a method of its own (benchmarks: the inline one cannot cross assemblies).
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
+    let abReluNormRunCall (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                          (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                          (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
+        abReluNormRun pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+
     /// <c>abReluNormRun</c> over whole arrays (tests and benchmarks): x, t, v1, r1, v2, r2 per element.
     let abReluNormArrays (factor: float) (half: float) (x: float[]) (t: float[]) (v1: float[]) (r1: float[]) (v2: float[]) (r2: float[])
                          (outN: float[]) (outT: float[]) =
