@@ -5,6 +5,7 @@ module NeuralTangents.Benchmarks.Cnn
 #nowarn "9" // pinned buffers for the activation profile
 
 open System
+open Microsoft.FSharp.NativeInterop
 open System.Diagnostics
 open NeuralTangents
 open NeuralTangents.Benchmarks.Data
@@ -84,8 +85,8 @@ let cnn (quick: bool) (maxSeconds: float) =
             n reference fast (reference / fast) (relErr kr.Nngp kf.Nngp) (relErr kr.Ntk.Value kf.Ntk.Value)
 
 /// Calibration: independent Vector256 FMA chains, GFLOP per CPU second on one thread (machine load shows here).
-/// `--cnn-ab TOP:N MODES ROUNDS` (e.g. gap:4 0,1 9): the executor's row layouts (0 natural, 1 framed:
-/// ConvStackPlan.useFrames) timed
+/// `--cnn-ab TOP:N MODES ROUNDS` (e.g. gap:4 1,3 9): variants of the executor (mode bit 0: framed rows,
+/// ConvStackPlan.useFrames; bit 1: the one-pass activation, SimdNorm.splitAct off) timed
 /// alternately in one process, round after round, so that drifts of the machine's speed hit every mode alike;
 /// prints each mode's median and quartiles of wall and CPU ms per NTK entry.
 let cnnAb (spec: string) (modes: int[]) (rounds: int) =
@@ -107,7 +108,8 @@ let cnnAb (spec: string) (modes: int[]) (rounds: int) =
     let times = modes |> Array.map (fun _ -> ResizeArray())
     for r in 0 .. rounds do
         modes |> Array.iteri (fun i m ->
-            Rules.ConvStackPlan.useFrames <- (m = 1)
+            Rules.ConvStackPlan.useFrames <- (m &&& 1 = 1)
+            Rules.SimdNorm.splitAct <- (m &&& 2 = 0)
             let t = once ()
             if r > 0 then times[i].Add t) // round 0 warms every mode up
     let e = float (n * n)
@@ -164,22 +166,34 @@ let abReluProfile () =
     proc.Refresh()
     let cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds
     printfn "abReluNormRun (division-free): %.0f M elements per CPU second" (float (reps * len) / cpu / 1e6)
-    // The executor's own case: Conv W_std = 1, no bias, ntk parameterization (constant flags), v1 per element or broadcast.
+    // The executor's own case (Conv W_std = 1, no bias, ntk parameterization: constant flags) in runs of 32, as
+    // the full layout's lines, v1 broadcast; one pass and two passes (SimdNorm.splitAct), alternately.
     let pre = { Rules.Simd.identity with FromOut = true }
-    for broadcast in [ false; true ] do
-        use px = fixed x
-        use pt = fixed t
-        use pv = fixed v
-        use pr = fixed r
-        use pn = fixed outN
-        use pd = fixed outT
-        proc.Refresh()
-        let cpu0 = proc.TotalProcessorTime
-        for _ in 1 .. reps do
-            Rules.SimdNorm.abReluNormRunCall pre 0.15 0.5 px pt pv pr broadcast pv pr pn pd true len
-        proc.Refresh()
-        let cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds
-        printfn "abReluNormRun, the executor's case (v1 broadcast %b): %.0f M elements per CPU second" broadcast (float (reps * len) / cpu / 1e6)
+    let buf = Array.zeroCreate 192
+    let times = [| ResizeArray(); ResizeArray() |]
+    for round in 0 .. 6 do
+        for split in [ false; true ] do
+            Rules.SimdNorm.splitAct <- split
+            use px = fixed x
+            use pt = fixed t
+            use pv = fixed v
+            use pr = fixed r
+            use pn = fixed outN
+            use pd = fixed outT
+            use pb = fixed buf
+            proc.Refresh()
+            let cpu0 = proc.TotalProcessorTime
+            for _ in 1 .. reps do
+                for run in 0 .. len / 32 - 1 do
+                    let at (p: nativeptr<float>) = NativePtr.add p (32 * run)
+                    Rules.SimdNorm.abReluNormRunCall pre 0.15 0.5 (at px) (at pt) (at pv) (at pr) true (at pv) (at pr) (at pn) (at pd) true pb 32
+            proc.Refresh()
+            if round > 0 then times[if split then 1 else 0].Add(float (reps * len) / (proc.TotalProcessorTime - cpu0).TotalSeconds / 1e6)
+    Rules.SimdNorm.splitAct <- true
+    for split in [ false; true ] do
+        let a = times[if split then 1 else 0] |> Seq.sort |> Array.ofSeq
+        printfn "abReluNormRunBuf, the executor's case in runs of 32 (%s): median %.0f M elements per CPU second (%.0f-%.0f)"
+            (if split then "two passes" else "one pass") a[a.Length / 2] a[0] a[a.Length - 1]
 
 /// Runs the mode named in argv, if it is one of this file's; false otherwise.
 let run (argv: string[]) =

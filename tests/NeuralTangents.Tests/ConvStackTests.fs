@@ -6,7 +6,7 @@
 /// the network. Its division-free arc-cosine is checked against libm's atan2 and against the existing ABRelu step.
 module NeuralTangents.Tests.ConvStackTests
 
-#nowarn "9" // InputRows.row writes through a pointer into a pinned test buffer
+#nowarn "9" // pointers into pinned test buffers (InputRows.row, the activation runs)
 
 open System
 open Expecto
@@ -15,6 +15,7 @@ open FsCheck.FSharp
 open NeuralTangents
 open NeuralTangents.Rules
 open NeuralTangents.Tests.TestUtil
+open Microsoft.FSharp.NativeInterop
 
 type private StackCase =
     { Sizes: int list
@@ -245,6 +246,57 @@ let tests =
             // ρ = 1 pairs stay exact: σ̇ = half and nngp' = half·x (θ = 0, sq = 0).
             for i in 0 .. 7 .. n - 1 do
                 if v1[i] > 0.0 && n0[i] <> 0.8 * x[i] then failtestf "ρ = 1 at %d: %.17g vs %.17g" i n0[i] (0.8 * x[i])
+        }
+
+        testSequenced <| test "the executor's two-pass activation (abReluNormRunBuf, common case) = the scalar step bit for bit, runs of any length, v1 per entry or broadcast" {
+            let rng = Random(11)
+            let n = 400
+            let v1 = Array.init n (fun i -> if i % 97 = 0 then 0.0 else 0.1 + 3.0 * rng.NextDouble())
+            let v2 = Array.init n (fun i -> if i % 7 = 0 then v1[i] elif i % 89 = 0 then 0.0 else 0.1 + 3.0 * rng.NextDouble())
+            // ρ = 1 (x = v1 = v2), ρ near ±1, and the folding boundaries cos(kπ/8) among random correlations.
+            let x = Array.init n (fun i ->
+                        let g = sqrt (v1[i] * v2[i])
+                        if i % 7 = 0 then v1[i]
+                        elif i % 11 = 0 then g * Math.Cos(float (i % 8) * Math.PI / 8.0)
+                        elif i % 13 = 0 then -g * (1.0 - 1e-12)
+                        else g * (2.0 * rng.NextDouble() - 1.0))
+            let t = Array.init n (fun _ -> rng.NextDouble() - 0.3)
+            let r (v: float) = if v > 0.0 then 1.0 / sqrt v else 0.0
+            let r1, r2 = Array.map r v1, Array.map r v2
+            let pre = { Simd.identity with FromOut = true }
+            let run (w: int) (split: bool) (broadcast: bool) (len: int) =
+                withWidth w (fun () ->
+                    SimdNorm.splitAct <- split
+                    try
+                        let outN, outT = Array.zeroCreate n, Array.zeroCreate n
+                        use px = fixed x
+                        use pt = fixed t
+                        use pv1 = fixed v1
+                        use pr1 = fixed r1
+                        use pv2 = fixed v2
+                        use pr2 = fixed r2
+                        use pn = fixed outN
+                        use pd = fixed outT
+                        use pb = fixed (Array.zeroCreate<float> 192)
+                        // Runs of len entries over the arrays (the last one shorter); broadcast: v1 of the run's first entry.
+                        let mutable at = 0
+                        while at < n do
+                            let l = min len (n - at)
+                            let p (q: nativeptr<float>) = NativePtr.add q at
+                            SimdNorm.abReluNormRunCall pre 0.3 0.8 (p px) (p pt) (p pv1) (p pr1) broadcast (p pv2) (p pr2) (p pn) (p pd) true pb l
+                            at <- at + l
+                        outN, outT
+                    finally SimdNorm.splitAct <- true)
+            let bits (v: float[]) = v |> Array.map BitConverter.DoubleToInt64Bits
+            for broadcast in [ false; true ] do
+                for len in [ 1; 3; 4; 7; 32; 64; 65; 131; 400 ] do
+                    let n0, t0 = run 0 true broadcast len
+                    for w in widths () do
+                        for split in [ true; false ] do
+                            let nn, tt = run w split broadcast len
+                            let what = sprintf "width %d, two passes %b, broadcast %b, runs of %d" w split broadcast len
+                            Expect.equal (bits nn) (bits n0) (what + ": nngp' bits = scalar")
+                            Expect.equal (bits tt) (bits t0) (what + ": ntk' bits = scalar")
         }
 
         testSequenced <| test "every vector width: the fused executor = reference to 1e-13 (README CNN block, Flatten and GAP, ρ = 1 pairs)" {

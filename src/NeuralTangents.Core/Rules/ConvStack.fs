@@ -35,10 +35,11 @@ module internal ConvStack =
 
     open ConvStackPasses
 
-    /// Buffers of one worker: two bands (in, out) for nngp and ntk, and row scratch. Framed rows
-    /// (<c>ConvStackPlan.framed</c>) need the bands' frames zero: they are allocated cleared.
+    /// Buffers of one worker: two bands (in, out) for nngp and ntk, row scratch, and the activation's buffer
+    /// (<c>SimdNorm.abReluNormRunBuf</c>). Framed rows (<c>ConvStackPlan.framed</c>) need the bands' frames zero:
+    /// they are allocated cleared.
     type private Scratch =
-        { BandN: float[][]; BandT: float[][]; RowN: float[][]; RowT: float[][] }
+        { BandN: float[][]; BandT: float[][]; RowN: float[][]; RowT: float[][]; Act: float[] }
 
     let private scratch (bandLen: int) (rowLen: int) (withNtk: bool) (framed: bool) =
         let z (n: int) = GC.AllocateUninitializedArray<float>(max n 1)
@@ -46,7 +47,8 @@ module internal ConvStack =
         { BandN = [| band bandLen; band bandLen |]
           BandT = (if withNtk then [| band bandLen; band bandLen |] else [| z 1; z 1 |])
           RowN = [| z rowLen; z rowLen |]
-          RowT = (if withNtk then [| z rowLen; z rowLen |] else [| z 1; z 1 |]) }
+          RowT = (if withNtk then [| z rowLen; z rowLen |] else [| z 1; z 1 |])
+          Act = z 192 }
 
     /// The window mean of a step over the rows of a band into row scratch; returns where the result is: one of
     /// the two scratch rows, or the band's own input row when the first axis only copies it (one tap, f = 1: the
@@ -111,6 +113,7 @@ module internal ConvStack =
         use rN1 = fixed sc.RowN[1]
         use rT0 = fixed sc.RowT[0]
         use rT1 = fixed sc.RowT[1]
+        use act = fixed sc.Act
         load pN0 pT0
         let mutable cur = 0
         for s in 0 .. steps.Length - 1 do
@@ -151,9 +154,9 @@ module internal ConvStack =
                         let b1, c1 = NativePtr.add p1 at1, NativePtr.add q1 at1
                         let b2, c2 = NativePtr.add p2 at2, NativePtr.add q2 at2
                         for ar in st.ActRuns do
-                            SimdNorm.abReluNormRun pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)
+                            SimdNorm.abReluNormRunBuf pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)
                                 (NativePtr.add b1 ar.P) (NativePtr.add c1 ar.P) ar.Broadcast (NativePtr.add b2 ar.Q) (NativePtr.add c2 ar.Q)
-                                (NativePtr.add outN ar.Off) (NativePtr.add outT ar.Off) withNtk ar.Len
+                                (NativePtr.add outN ar.Off) (NativePtr.add outT ar.Off) withNtk act ar.Len
                     | None ->
                         // The affine map alone, over the activation's runs (every entry of a natural row; the grid
                         // entries of a framed one, whose frames stay zero).

@@ -59,6 +59,10 @@ module internal SimdNorm =
     // of them). For z ≤ sin²(π/8) ≈ 0.146 both orders are within a few ulp of h, which enters asin(u) damped by
     // u·z ≤ 0.056·u.
 
+    /// Whether the executor's common case takes the two-pass body (<c>abReluNormSplit256</c>); tests and benchmarks
+    /// switch it (same bits).
+    let mutable splitAct = true
+
     /// Scalar twin of <c>angleUnit256</c>.
     let angleUnit (c: float) (s: float) =
         let u, bse, lo =
@@ -245,6 +249,86 @@ module internal SimdNorm =
                 NativePtr.set pd i (dot * tv)
             i <- i + 1
 
+    /// <c>abReluNormRun</c>'s common case (no affine map, nngp and ntk, the ntk's map from the output) at 256 bits,
+    /// in two passes over chunks of up to 64 entries through buf (192 entries): first the square root, the angle's
+    /// sector and its folded argument u per entry, then the polynomial and the outputs. The operations per entry
+    /// are those of the one-pass body, so the same bits; but the one pass is a single dependency chain of ~90
+    /// cycles per vector (square root, sector, polynomial) of which the out-of-order window holds only a few, while
+    /// each half is short enough for the window to overlap many entries (GAP executor ~1.3× faster here).
+    /// Returns where the scalar tail starts.
+    let inline abReluNormSplit256 (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                                  (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                                  (pv2: nativeptr<float>) (pr2: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>)
+                                  (buf: nativeptr<float>) (len: int) =
+        let mutable i = 0
+        let f = Vector256.Create factor
+        let hv = Vector256.Create half
+        let v1c = Vector256.Create(NativePtr.read pv1)
+        let r1c = Vector256.Create(NativePtr.read pr1)
+        let bu, bq, bs = buf, NativePtr.add buf 64, NativePtr.add buf 128
+        while i + 4 <= len do
+            let n = min 64 ((len - i) &&& ~~~3)
+            let mutable e = 0
+            while e < n do
+                let k = i + e
+                let x = Vector256.Load(NativePtr.add px k)
+                let v1 = if v1Broadcast then v1c else Vector256.Load(NativePtr.add pv1 k)
+                let r1 = if v1Broadcast then r1c else Vector256.Load(NativePtr.add pr1 k)
+                let sq = Avx.Sqrt(Avx.Max(Vector256<float>.Zero, v1 * Vector256.Load(NativePtr.add pv2 k) - x * x))
+                let rr = r1 * Vector256.Load(NativePtr.add pr2 k)
+                let c = x * rr
+                let s = sq * rr
+                // angleUnit256's sector and folded argument.
+                let signBit = Vector256.Create -0.0
+                let ac = Avx.AndNot(signBit, c)
+                let m0 = Avx.CompareGreaterThanOrEqual(ac, Vector256.Create CosPi8)
+                let m1 = Avx.CompareGreaterThan(ac, Vector256.Create SinPi8)
+                let u0 = Avx.BlendVariable(Avx.BlendVariable(Avx.Xor(ac, signBit), (s - ac) * Vector256.Create SqrtHalf, m1), s, m0)
+                let cSign = Avx.And(signBit, c)
+                let sigma = Avx.Xor(Vector256.Create -1.0, cSign)
+                Avx.Xor(u0, cSign).Store(NativePtr.add bu e)
+                (Vector256.Create 2.0 + Avx.And(m1, sigma) + Avx.And(m0, sigma)).Store(NativePtr.add bq e)
+                sq.Store(NativePtr.add bs e)
+                e <- e + 4
+            e <- 0
+            while e < n do
+                let k = i + e
+                let u = Vector256.Load(NativePtr.add bu e)
+                let quarters = Vector256.Load(NativePtr.add bq e)
+                let z = u * u
+                let z2 = z * z
+                let z4 = z2 * z2
+                let z8 = z4 * z4
+                let kk (v: float) = Vector256.Create v
+                let r0 = Fma.MultiplyAdd(Fma.MultiplyAdd(kk AsinH7, z, kk AsinH8), z2, Fma.MultiplyAdd(kk AsinH9, z, kk AsinH10))
+                let r1 = Fma.MultiplyAdd(Fma.MultiplyAdd(kk AsinH3, z, kk AsinH4), z2, Fma.MultiplyAdd(kk AsinH5, z, kk AsinH6))
+                let r2 = Fma.MultiplyAdd(kk AsinH0, z2, Fma.MultiplyAdd(kk AsinH1, z, kk AsinH2))
+                let h = Fma.MultiplyAdd(r2, z8, Fma.MultiplyAdd(r1, z4, r0))
+                let theta = quarters * kk piOver4 + (Fma.MultiplyAdd(u * z, h, u) + quarters * kk (0.5 * MoreBits))
+                let dot = Fma.MultiplyAddNegated(f, theta, hv)
+                let x = Vector256.Load(NativePtr.add px k)
+                (Fma.MultiplyAdd(dot, x, f * Vector256.Load(NativePtr.add bs e))).Store(NativePtr.add pn k)
+                (dot * (Vector256.Load(NativePtr.add pt k) + x)).Store(NativePtr.add pd k)
+                e <- e + 4
+            i <- i + n
+        i
+
+    /// <c>abReluNormRun</c> with a buffer of 192 entries for the two-pass body of the common case at 256 bits
+    /// (<c>abReluNormSplit256</c>); other cases and widths as <c>abReluNormRun</c>. Same bits either way.
+    let inline abReluNormRunBuf (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                                (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                                (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                                (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (buf: nativeptr<float>) (len: int) =
+        if splitAct && pre.W2 = 1.0 && pre.B2 = 0.0 && withNtk && pre.FromOut && normWidth () = 256 && Vector256.IsHardwareAccelerated && Fma.IsSupported then
+            let i =
+                if v1Broadcast then abReluNormSplit256 factor half px pt pv1 pr1 true pv2 pr2 pn pd buf len
+                else abReluNormSplit256 factor half px pt pv1 pr1 false pv2 pr2 pn pd buf len
+            if i < len then
+                let inline at (p: nativeptr<float>) = NativePtr.add p i
+                abReluNormRun pre factor half (at px) (at pt) (if v1Broadcast then pv1 else at pv1) (if v1Broadcast then pr1 else at pr1)
+                    v1Broadcast (at pv2) (at pr2) (at pn) (at pd) withNtk (len - i)
+        else abReluNormRun pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+
     /// angleUnit over arrays (for tests): r[i] = angle of (c[i], s[i]), vectorised where available.
     let angleUnitArray (c: float[]) (s: float[]) : float[] =
         if c.Length <> s.Length then invalidArg "s" "c and s must have the same length"
@@ -270,12 +354,12 @@ module internal SimdNorm =
             i <- i + 1
         r
 
-    /// <c>abReluNormRun</c> as a method of its own (benchmarks: the inline one cannot cross assemblies).
+    /// <c>abReluNormRunBuf</c> as a method of its own (benchmarks: the inline one cannot cross assemblies).
     [<MethodImpl(MethodImplOptions.NoInlining)>]
     let abReluNormRunCall (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                           (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool) (pv2: nativeptr<float>) (pr2: nativeptr<float>)
-                          (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (len: int) =
-        abReluNormRun pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk len
+                          (pn: nativeptr<float>) (pd: nativeptr<float>) (withNtk: bool) (buf: nativeptr<float>) (len: int) =
+        abReluNormRunBuf pre factor half px pt pv1 pr1 v1Broadcast pv2 pr2 pn pd withNtk buf len
 
     /// <c>abReluNormRun</c> over whole arrays (tests and benchmarks): x, t, v1, r1, v2, r2 per element.
     let abReluNormArrays (factor: float) (half: float) (x: float[]) (t: float[]) (v1: float[]) (r1: float[]) (v2: float[]) (r2: float[])
