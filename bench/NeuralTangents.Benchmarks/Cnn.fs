@@ -166,10 +166,11 @@ let abReluProfile () =
     proc.Refresh()
     let cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds
     printfn "abReluNormRun (division-free): %.0f M elements per CPU second" (float (reps * len) / cpu / 1e6)
-    // The executor's own case (Conv W_std = 1, no bias, ntk parameterization: constant flags) in runs of 32, as
-    // the full layout's lines, v1 broadcast; one pass and two passes (SimdNorm.splitAct), alternately.
+    // The executor's own case (Conv W_std = 1, no bias, ntk parameterization: constant flags) in runs of 32 (env
+    // NT_RUN_LEN), as the full layout's lines, v1 broadcast; one pass and two passes (SimdNorm.splitAct), alternately.
     let pre = { Rules.Simd.identity with FromOut = true }
     let buf = Array.zeroCreate 192
+    let runLen = match Environment.GetEnvironmentVariable "NT_RUN_LEN" with null | "" -> 32 | v -> int v
     let times = [| ResizeArray(); ResizeArray() |]
     for round in 0 .. 6 do
         for split in [ false; true ] do
@@ -184,16 +185,16 @@ let abReluProfile () =
             proc.Refresh()
             let cpu0 = proc.TotalProcessorTime
             for _ in 1 .. reps do
-                for run in 0 .. len / 32 - 1 do
-                    let at (p: nativeptr<float>) = NativePtr.add p (32 * run)
-                    Rules.SimdNorm.abReluNormRunCall pre 0.15 0.5 (at px) (at pt) (at pv) (at pr) true (at pv) (at pr) (at pn) (at pd) true pb 32
+                for run in 0 .. len / runLen - 1 do
+                    let at (p: nativeptr<float>) = NativePtr.add p (runLen * run)
+                    Rules.SimdNorm.abReluNormRunCall pre 0.15 0.5 (at px) (at pt) (at pv) (at pr) true (at pv) (at pr) (at pn) (at pd) true pb runLen
             proc.Refresh()
             if round > 0 then times[if split then 1 else 0].Add(float (reps * len) / (proc.TotalProcessorTime - cpu0).TotalSeconds / 1e6)
     Rules.SimdNorm.splitAct <- true
     for split in [ false; true ] do
         let a = times[if split then 1 else 0] |> Seq.sort |> Array.ofSeq
-        printfn "abReluNormRunBuf, the executor's case in runs of 32 (%s): median %.0f M elements per CPU second (%.0f-%.0f)"
-            (if split then "two passes" else "one pass") a[a.Length / 2] a[0] a[a.Length - 1]
+        printfn "abReluNormRunBuf, the executor's case in runs of %d (%s): median %.0f M elements per CPU second (%.0f-%.0f)"
+            runLen (if split then "two passes" else "one pass") a[a.Length / 2] a[0] a[a.Length - 1]
 
 /// Runs the mode named in argv, if it is one of this file's; false otherwise.
 let run (argv: string[]) =

@@ -151,7 +151,7 @@ let tests =
                 | Error m, Ok _ -> failtestf "only the reference execution refused: %s" m
                 true)
 
-        testSequenced << testPropertyWithConfig (fsCheck 80) "framed rows (a zero frame instead of border cases) give the natural rows' bits: unpooled outputs equal, pooled sums to 1e-14 (another order of additions)" <| fun () ->
+        testSequenced << testPropertyWithConfig (fsCheck 80) "framed rows (a zero frame instead of border cases) and the two-pass activation over whole rows give the natural rows' and the one-pass step's bits: unpooled outputs equal, pooled sums to 1e-14 (another order of additions)" <| fun () ->
             // Stacks where framing applies: every filter keeps the size and reads neighbours −1…1 with zeros outside
             // (SAME with 1–3 taps, VALID with 1), in the full layout with 2 spatial axes or the diagonal one with 1–3.
             let framedCase =
@@ -184,9 +184,13 @@ let tests =
                 let net = network c
                 let x1 = inputs c c.Rows1 c.Seed
                 let x2 = c.Rows2 |> Option.map (fun r -> inputs c r (c.Seed + 1))
-                let run (frames: bool) =
+                let run (frames: bool) (split: bool) =
                     ConvStackPlan.useFrames <- frames
-                    try attempt (fun () -> KernelFn.compute net x1 x2 Both) finally ConvStackPlan.useFrames <- true
+                    SimdNorm.splitAct <- split
+                    try attempt (fun () -> KernelFn.compute net x1 x2 Both)
+                    finally
+                        ConvStackPlan.useFrames <- true
+                        SimdNorm.splitAct <- true
                 // Framing applies to the stack on the network's input kernel (a relu first, on an input, is refused
                 // by both runs alike).
                 let db, ds = Requirements.layout (Requirements.ofLayer net) LayoutRequest.Auto
@@ -194,16 +198,18 @@ let tests =
                 match ConvStackPlan.plan c.Stack k0 with
                 | Some(steps, _) when (ConvStackPlan.framed (not ds) steps).IsNone -> failtestf "framing declined %A" c
                 | _ -> ()
-                match run true, run false with
-                | Ok f, Ok n ->
-                    let arrays (k: Kernel) = [ "nngp", k.Nngp.Data; "ntk", k.Ntk.Value.Data; "cov1", k.Cov1.Data ] @ (k.Cov2 |> Option.map (fun t -> "cov2", t.Data) |> Option.toList)
-                    for (what, a), (_, b) in List.zip (arrays f) (arrays n) do
-                        if c.Top = "none" then
-                            for e in 0 .. a.Length - 1 do
-                                if a[e] <> b[e] then failtestf "%s[%d]: framed %.17g, natural %.17g (%A)" what e a[e] b[e] c
-                        else assertClose (sprintf "%s %A" what c) 1e-14 b a
-                | Error a, Error b -> Expect.equal a b "both layouts refuse alike"
-                | _ -> failtestf "only one layout refused: %A" c
+                let arrays (k: Kernel) = [ "nngp", k.Nngp.Data; "ntk", k.Ntk.Value.Data; "cov1", k.Cov1.Data ] @ (k.Cov2 |> Option.map (fun t -> "cov2", t.Data) |> Option.toList)
+                let framed = run true true
+                for other, name, sameOrder in [ run false true, "natural rows", false; run true false, "one-pass step", true ] do
+                    match framed, other with
+                    | Ok f, Ok n ->
+                        for (what, a), (_, b) in List.zip (arrays f) (arrays n) do
+                            if c.Top = "none" || sameOrder then
+                                for e in 0 .. a.Length - 1 do
+                                    if a[e] <> b[e] then failtestf "%s[%d]: %.17g, %s %.17g (%A)" what e a[e] name b[e] c
+                            else assertClose (sprintf "%s %A" what c) 1e-14 b a
+                    | Error a, Error b -> Expect.equal a b "both runs refuse alike"
+                    | _ -> failtestf "only one run refused (%s): %A" name c
                 true)
 
         test "README CNN block (Conv 3×3 SAME + Relu ×3, 8×8 images): fused = reference in both layouts, ρ = 1 pairs included" {

@@ -4,6 +4,7 @@ namespace NeuralTangents.Rules
 
 open System
 open System.Runtime.Intrinsics
+open System.Runtime.Intrinsics.X86
 open System.Threading.Tasks
 open Microsoft.FSharp.NativeInterop
 open NeuralTangents
@@ -48,7 +49,7 @@ module internal ConvStack =
           BandT = (if withNtk then [| band bandLen; band bandLen |] else [| z 1; z 1 |])
           RowN = [| z rowLen; z rowLen |]
           RowT = (if withNtk then [| z rowLen; z rowLen |] else [| z 1; z 1 |])
-          Act = z 192 }
+          Act = z 384 }
 
     /// The window mean of a step over the rows of a band into row scratch; returns where the result is: one of
     /// the two scratch rows, or the band's own input row when the first axis only copies it (one tap, f = 1: the
@@ -121,6 +122,11 @@ module internal ConvStack =
             let srcN, srcT = (if cur = 0 then pN0, pT0 else pN1, pT1)
             let dstN, dstT = (if cur = 0 then pN1, pT1 else pN0, pT0)
             let ta = match st.Relu with Some _ -> v1 s | None -> Tables.None
+            // The activation's common case over whole rows (actRuns256), where its runs allow.
+            let wholeRows =
+                SimdNorm.splitAct && withNtk && st.Pre.W2 = 1.0 && st.Pre.B2 = 0.0 && st.Pre.FromOut
+                && Simd.normWidth () = 256 && Fma.IsSupported
+                && st.ActRuns |> Array.forall (fun r -> r.Len % 4 = 0 && r.Len <= 128)
             let tb = match st.Relu with Some _ -> v2 s | None -> Tables.None
             for o in 0 .. bs.OutPartner.Length - 1 do
                 let o' = bs.OutPartner[o]
@@ -153,6 +159,8 @@ module internal ConvStack =
                         let at1, at2 = ta.Offset + o * st.RowPositions, tb.Offset + o' * st.RowPositions
                         let b1, c1 = NativePtr.add p1 at1, NativePtr.add q1 at1
                         let b2, c2 = NativePtr.add p2 at2, NativePtr.add q2 at2
+                        if wholeRows then actRuns256 factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
+                        else
                         for ar in st.ActRuns do
                             SimdNorm.abReluNormRunBuf pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)
                                 (NativePtr.add b1 ar.P) (NativePtr.add c1 ar.P) ar.Broadcast (NativePtr.add b2 ar.Q) (NativePtr.add c2 ar.Q)

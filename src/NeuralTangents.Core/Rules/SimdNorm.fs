@@ -249,67 +249,80 @@ module internal SimdNorm =
                 NativePtr.set pd i (dot * tv)
             i <- i + 1
 
-    /// <c>abReluNormRun</c>'s common case (no affine map, nngp and ntk, the ntk's map from the output) at 256 bits,
-    /// in two passes over chunks of up to 64 entries through buf (192 entries): first the square root, the angle's
-    /// sector and its folded argument u per entry, then the polynomial and the outputs. The operations per entry
-    /// are those of the one-pass body, so the same bits; but the one pass is a single dependency chain of ~90
-    /// cycles per vector (square root, sector, polynomial) of which the out-of-order window holds only a few, while
-    /// each half is short enough for the window to overlap many entries (GAP executor ~1.3× faster here).
-    /// Returns where the scalar tail starts.
+    // The common case of abReluNormRun (no affine map, nngp and ntk, the ntk's map from the output) at 256 bits, in
+    // two passes over chunks of entries through a buffer: first the square root, the angle's sector and its folded
+    // argument u per entry (splitSector256), then the polynomial and the outputs (splitPoly256). The operations per
+    // entry are those of the one-pass body, so the same bits; but the one pass is a single dependency chain of ~90
+    // cycles per vector (square root, sector, polynomial), of which the out-of-order window holds only a few, while
+    // each half is short enough for the window to overlap many entries.
+
+    /// The first pass over n entries (n a multiple of 4): sq, u and the sector's multiple of π/4 into bs, bu, bq.
+    let inline splitSector256 (px: nativeptr<float>) (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                              (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                              (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>) (n: int) =
+        let v1c = Vector256.Create(NativePtr.read pv1)
+        let r1c = Vector256.Create(NativePtr.read pr1)
+        let mutable e = 0
+        while e < n do
+            let x = Vector256.Load(NativePtr.add px e)
+            let v1 = if v1Broadcast then v1c else Vector256.Load(NativePtr.add pv1 e)
+            let r1 = if v1Broadcast then r1c else Vector256.Load(NativePtr.add pr1 e)
+            let sq = Avx.Sqrt(Avx.Max(Vector256<float>.Zero, v1 * Vector256.Load(NativePtr.add pv2 e) - x * x))
+            let rr = r1 * Vector256.Load(NativePtr.add pr2 e)
+            let c = x * rr
+            let s = sq * rr
+            // angleUnit256's sector and folded argument.
+            let signBit = Vector256.Create -0.0
+            let ac = Avx.AndNot(signBit, c)
+            let m0 = Avx.CompareGreaterThanOrEqual(ac, Vector256.Create CosPi8)
+            let m1 = Avx.CompareGreaterThan(ac, Vector256.Create SinPi8)
+            let u0 = Avx.BlendVariable(Avx.BlendVariable(Avx.Xor(ac, signBit), (s - ac) * Vector256.Create SqrtHalf, m1), s, m0)
+            let cSign = Avx.And(signBit, c)
+            let sigma = Avx.Xor(Vector256.Create -1.0, cSign)
+            Avx.Xor(u0, cSign).Store(NativePtr.add bu e)
+            (Vector256.Create 2.0 + Avx.And(m1, sigma) + Avx.And(m0, sigma)).Store(NativePtr.add bq e)
+            sq.Store(NativePtr.add bs e)
+            e <- e + 4
+
+    /// The second pass over n entries: the angle from bu, bq (angleUnit256's polynomial), then nngp′ and ntk′.
+    let inline splitPoly256 (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                            (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>)
+                            (pn: nativeptr<float>) (pd: nativeptr<float>) (n: int) =
+        let f = Vector256.Create factor
+        let hv = Vector256.Create half
+        let mutable e = 0
+        while e < n do
+            let u = Vector256.Load(NativePtr.add bu e)
+            let quarters = Vector256.Load(NativePtr.add bq e)
+            let z = u * u
+            let z2 = z * z
+            let z4 = z2 * z2
+            let z8 = z4 * z4
+            let kk (v: float) = Vector256.Create v
+            let r0 = Fma.MultiplyAdd(Fma.MultiplyAdd(kk AsinH7, z, kk AsinH8), z2, Fma.MultiplyAdd(kk AsinH9, z, kk AsinH10))
+            let r1 = Fma.MultiplyAdd(Fma.MultiplyAdd(kk AsinH3, z, kk AsinH4), z2, Fma.MultiplyAdd(kk AsinH5, z, kk AsinH6))
+            let r2 = Fma.MultiplyAdd(kk AsinH0, z2, Fma.MultiplyAdd(kk AsinH1, z, kk AsinH2))
+            let h = Fma.MultiplyAdd(r2, z8, Fma.MultiplyAdd(r1, z4, r0))
+            let theta = quarters * kk piOver4 + (Fma.MultiplyAdd(u * z, h, u) + quarters * kk (0.5 * MoreBits))
+            let dot = Fma.MultiplyAddNegated(f, theta, hv)
+            let x = Vector256.Load(NativePtr.add px e)
+            (Fma.MultiplyAdd(dot, x, f * Vector256.Load(NativePtr.add bs e))).Store(NativePtr.add pn e)
+            (dot * (Vector256.Load(NativePtr.add pt e) + x)).Store(NativePtr.add pd e)
+            e <- e + 4
+
+    /// The two passes over the whole vectors of one run, in chunks of up to 64 entries through buf (192 entries);
+    /// returns where the scalar tail starts.
     let inline abReluNormSplit256 (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                                   (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
                                   (pv2: nativeptr<float>) (pr2: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>)
                                   (buf: nativeptr<float>) (len: int) =
         let mutable i = 0
-        let f = Vector256.Create factor
-        let hv = Vector256.Create half
-        let v1c = Vector256.Create(NativePtr.read pv1)
-        let r1c = Vector256.Create(NativePtr.read pr1)
         let bu, bq, bs = buf, NativePtr.add buf 64, NativePtr.add buf 128
         while i + 4 <= len do
             let n = min 64 ((len - i) &&& ~~~3)
-            let mutable e = 0
-            while e < n do
-                let k = i + e
-                let x = Vector256.Load(NativePtr.add px k)
-                let v1 = if v1Broadcast then v1c else Vector256.Load(NativePtr.add pv1 k)
-                let r1 = if v1Broadcast then r1c else Vector256.Load(NativePtr.add pr1 k)
-                let sq = Avx.Sqrt(Avx.Max(Vector256<float>.Zero, v1 * Vector256.Load(NativePtr.add pv2 k) - x * x))
-                let rr = r1 * Vector256.Load(NativePtr.add pr2 k)
-                let c = x * rr
-                let s = sq * rr
-                // angleUnit256's sector and folded argument.
-                let signBit = Vector256.Create -0.0
-                let ac = Avx.AndNot(signBit, c)
-                let m0 = Avx.CompareGreaterThanOrEqual(ac, Vector256.Create CosPi8)
-                let m1 = Avx.CompareGreaterThan(ac, Vector256.Create SinPi8)
-                let u0 = Avx.BlendVariable(Avx.BlendVariable(Avx.Xor(ac, signBit), (s - ac) * Vector256.Create SqrtHalf, m1), s, m0)
-                let cSign = Avx.And(signBit, c)
-                let sigma = Avx.Xor(Vector256.Create -1.0, cSign)
-                Avx.Xor(u0, cSign).Store(NativePtr.add bu e)
-                (Vector256.Create 2.0 + Avx.And(m1, sigma) + Avx.And(m0, sigma)).Store(NativePtr.add bq e)
-                sq.Store(NativePtr.add bs e)
-                e <- e + 4
-            e <- 0
-            while e < n do
-                let k = i + e
-                let u = Vector256.Load(NativePtr.add bu e)
-                let quarters = Vector256.Load(NativePtr.add bq e)
-                let z = u * u
-                let z2 = z * z
-                let z4 = z2 * z2
-                let z8 = z4 * z4
-                let kk (v: float) = Vector256.Create v
-                let r0 = Fma.MultiplyAdd(Fma.MultiplyAdd(kk AsinH7, z, kk AsinH8), z2, Fma.MultiplyAdd(kk AsinH9, z, kk AsinH10))
-                let r1 = Fma.MultiplyAdd(Fma.MultiplyAdd(kk AsinH3, z, kk AsinH4), z2, Fma.MultiplyAdd(kk AsinH5, z, kk AsinH6))
-                let r2 = Fma.MultiplyAdd(kk AsinH0, z2, Fma.MultiplyAdd(kk AsinH1, z, kk AsinH2))
-                let h = Fma.MultiplyAdd(r2, z8, Fma.MultiplyAdd(r1, z4, r0))
-                let theta = quarters * kk piOver4 + (Fma.MultiplyAdd(u * z, h, u) + quarters * kk (0.5 * MoreBits))
-                let dot = Fma.MultiplyAddNegated(f, theta, hv)
-                let x = Vector256.Load(NativePtr.add px k)
-                (Fma.MultiplyAdd(dot, x, f * Vector256.Load(NativePtr.add bs e))).Store(NativePtr.add pn k)
-                (dot * (Vector256.Load(NativePtr.add pt k) + x)).Store(NativePtr.add pd k)
-                e <- e + 4
+            let inline at (p: nativeptr<float>) = NativePtr.add p i
+            splitSector256 (at px) (if v1Broadcast then pv1 else at pv1) (if v1Broadcast then pr1 else at pr1) v1Broadcast (at pv2) (at pr2) bu bq bs n
+            splitPoly256 factor half (at px) (at pt) bu bq bs (at pn) (at pd) n
             i <- i + n
         i
 
