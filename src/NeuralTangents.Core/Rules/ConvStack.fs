@@ -126,7 +126,7 @@ module internal ConvStack =
             let wholeRows =
                 SimdNorm.splitAct && withNtk && st.Pre.W2 = 1.0 && st.Pre.B2 = 0.0 && st.Pre.FromOut
                 && Simd.normWidth () = 256 && Fma.IsSupported
-                && st.ActRuns |> Array.forall (fun r -> r.Len % 4 = 0 && r.Len <= 128)
+                && st.RunsBy4
             let tb = match st.Relu with Some _ -> v2 s | None -> Tables.None
             for o in 0 .. bs.OutPartner.Length - 1 do
                 let o' = bs.OutPartner[o]
