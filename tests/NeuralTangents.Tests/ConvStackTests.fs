@@ -342,8 +342,9 @@ let tests =
                                     failtestf "nngp[%d, %d, %d] (S = %d, x2 %b): %.17g vs %.17g" i j p s x2o.IsSome k.Nngp.Data[(i * n2 + j) * s + p] e
         }
 
-        test "input rows (the input kernel computed where the executor reads it, full and diagonal layouts) = Σ_c x1·x2/C and the stored input kernel; full (i, i) blocks exactly symmetric" {
-            for spatial, diagonal in List.allPairs [ [| 5 |]; [| 4; 3 |]; [| 3; 2; 2 |] ] [ false; true ] do
+        test "input rows (the input kernel computed where the executor reads it, full and diagonal layouts) = Σ_c x1·x2/C (bit for bit in channel order) and the stored input kernel; full (i, i) blocks exactly symmetric" {
+            // Lines (the last axis) of 1–3 entries (one at a time) and of 5–6 (four at a time, then the rest).
+            for spatial, diagonal in List.allPairs [ [| 5 |]; [| 4; 3 |]; [| 3; 2; 2 |]; [| 3; 6 |]; [| 2; 2; 5 |] ] [ false; true ] do
                 let c = 3
                 let s = Array.fold (*) 1 spatial
                 let x1 = Tensor.create (Array.concat [ [| 3 |]; spatial; [| c |] ]) (normals s (3 * s * c))
@@ -384,6 +385,13 @@ let tests =
                         let p, q = pq k
                         let terms = [| for ch in 0 .. c - 1 -> a.Data[(i * s + h * rest + p) * c + ch] * b.Data[(j * s + h' * rest + q) * c + ch] / float c |]
                         Array.sum terms, terms |> Array.sumBy abs
+                    // The documented order: acc = a₀·b₀, acc + a₁·b₁, …, then ·(1/C) — every path gives these bits.
+                    let ordered (a: Tensor) i (b: Tensor) j h h' k =
+                        let p, q = pq k
+                        let at (x: Tensor) n h p ch = x.Data[(n * s + h * rest + p) * c + ch]
+                        let mutable acc = at a i h p 0 * at b j h' q 0
+                        for ch in 1 .. c - 1 do acc <- acc + at a i h p ch * at b j h' q ch
+                        acc * (1.0 / float c)
                     for i in 0 .. 2 do
                         for h in 0 .. d0 - 1 do
                             for h' in 0 .. d0 - 1 do
@@ -406,6 +414,7 @@ let tests =
                                     for kk in 0 .. e - 1 do
                                         let v, scale = direct x1 i y j h h' kk
                                         if abs (row[kk] - v) > 1e-15 * scale then failtestf "%s: nngp row (%d, %d, %d, %d) at %d" what i j h h' kk
+                                        if row[kk] <> ordered x1 i y j h h' kk then failtestf "%s: nngp row (%d, %d, %d, %d) at %d: not the channel-order bits" what i j h h' kk
                                         let st = stored.Nngp.Data[(i * n2 + j) * block + (h * d0 + h') * e + kk]
                                         if abs (row[kk] - st) > 2e-15 * scale then failtestf "%s: nngp row vs stored nngp" what
         }

@@ -71,6 +71,7 @@ module internal ConvStack =
                 next <- 0
             else scaleFrom rows (row e0) a0.Inv st.RestIn
         elif e1 = e0 + 3 then sum3ScaleInto rows (row e0) (row (e0 + 1)) (row (e0 + 2)) a0.Inv st.RestIn
+        elif e1 = e0 + 2 then sum2ScaleInto rows (row e0) (row (e0 + 1)) a0.Inv st.RestIn
         else
             copy rows (row e0) st.RestIn
             for e in e0 + 1 .. e1 - 2 do addInto rows (row e) st.RestIn
