@@ -169,7 +169,7 @@ let abReluProfile () =
     // The executor's own case (Conv W_std = 1, no bias, ntk parameterization: constant flags) in runs of 32 (env
     // NT_RUN_LEN), as the full layout's lines, v1 broadcast; one pass and two passes (SimdNorm.splitAct), alternately.
     let pre = { Rules.Simd.identity with FromOut = true }
-    let buf = Array.zeroCreate 192
+    let buf = Array.zeroCreate 256
     let runLen = match Environment.GetEnvironmentVariable "NT_RUN_LEN" with null | "" -> 32 | v -> int v
     let times = [| ResizeArray(); ResizeArray() |]
     for round in 0 .. 6 do

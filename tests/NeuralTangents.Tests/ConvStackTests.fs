@@ -283,7 +283,7 @@ let tests =
                         use pr2 = fixed r2
                         use pn = fixed outN
                         use pd = fixed outT
-                        use pb = fixed (Array.zeroCreate<float> 192)
+                        use pb = fixed (Array.zeroCreate<float> 256)
                         // Runs of len entries over the arrays (the last one shorter); broadcast: v1 of the run's first entry.
                         let mutable at = 0
                         while at < n do

@@ -49,7 +49,7 @@ module internal ConvStack =
           BandT = (if withNtk then [| band bandLen; band bandLen |] else [| z 1; z 1 |])
           RowN = [| z rowLen; z rowLen |]
           RowT = (if withNtk then [| z rowLen; z rowLen |] else [| z 1; z 1 |])
-          Act = z 384 }
+          Act = z 512 }
 
     /// The window mean of a step over the rows of a band into row scratch; returns where the result is: one of
     /// the two scratch rows, or the band's own input row when the first axis only copies it (one tap, f = 1: the

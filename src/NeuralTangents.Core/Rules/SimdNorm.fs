@@ -256,10 +256,13 @@ module internal SimdNorm =
     // cycles per vector (square root, sector, polynomial), of which the out-of-order window holds only a few, while
     // each half is short enough for the window to overlap many entries.
 
-    /// The first pass over n entries (n a multiple of 4): sq, u and the sector's multiple of π/4 into bs, bu, bq.
-    let inline splitSector256 (px: nativeptr<float>) (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+    /// The first pass over n entries (n a multiple of 4): u into bu, the sector's base angle k·π/4 and its low part
+    /// into bq and bl, factor·sq into bs (the products the second pass would take; on the multiply units, which the
+    /// square roots leave idle here).
+    let inline splitSector256 (factor: float) (px: nativeptr<float>) (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
                               (pv2: nativeptr<float>) (pr2: nativeptr<float>)
-                              (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>) (n: int) =
+                              (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>) (bl: nativeptr<float>) (n: int) =
+        let f = Vector256.Create factor
         let v1c = Vector256.Create(NativePtr.read pv1)
         let r1c = Vector256.Create(NativePtr.read pr1)
         let mutable e = 0
@@ -280,20 +283,21 @@ module internal SimdNorm =
             let cSign = Avx.And(signBit, c)
             let sigma = Avx.Xor(Vector256.Create -1.0, cSign)
             Avx.Xor(u0, cSign).Store(NativePtr.add bu e)
-            (Vector256.Create 2.0 + Avx.And(m1, sigma) + Avx.And(m0, sigma)).Store(NativePtr.add bq e)
-            sq.Store(NativePtr.add bs e)
+            let quarters = Vector256.Create 2.0 + Avx.And(m1, sigma) + Avx.And(m0, sigma)
+            (quarters * Vector256.Create piOver4).Store(NativePtr.add bq e)
+            (quarters * Vector256.Create(0.5 * MoreBits)).Store(NativePtr.add bl e)
+            (f * sq).Store(NativePtr.add bs e)
             e <- e + 4
 
     /// The second pass over n entries: the angle from bu, bq (angleUnit256's polynomial), then nngp′ and ntk′.
     let inline splitPoly256 (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
-                            (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>)
+                            (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>) (bl: nativeptr<float>)
                             (pn: nativeptr<float>) (pd: nativeptr<float>) (n: int) =
         let f = Vector256.Create factor
         let hv = Vector256.Create half
         let mutable e = 0
         while e < n do
             let u = Vector256.Load(NativePtr.add bu e)
-            let quarters = Vector256.Load(NativePtr.add bq e)
             let z = u * u
             let z2 = z * z
             let z4 = z2 * z2
@@ -303,30 +307,30 @@ module internal SimdNorm =
             let r1 = Fma.MultiplyAdd(Fma.MultiplyAdd(kk AsinH3, z, kk AsinH4), z2, Fma.MultiplyAdd(kk AsinH5, z, kk AsinH6))
             let r2 = Fma.MultiplyAdd(kk AsinH0, z2, Fma.MultiplyAdd(kk AsinH1, z, kk AsinH2))
             let h = Fma.MultiplyAdd(r2, z8, Fma.MultiplyAdd(r1, z4, r0))
-            let theta = quarters * kk piOver4 + (Fma.MultiplyAdd(u * z, h, u) + quarters * kk (0.5 * MoreBits))
+            let theta = Vector256.Load(NativePtr.add bq e) + (Fma.MultiplyAdd(u * z, h, u) + Vector256.Load(NativePtr.add bl e))
             let dot = Fma.MultiplyAddNegated(f, theta, hv)
             let x = Vector256.Load(NativePtr.add px e)
-            (Fma.MultiplyAdd(dot, x, f * Vector256.Load(NativePtr.add bs e))).Store(NativePtr.add pn e)
+            (Fma.MultiplyAdd(dot, x, Vector256.Load(NativePtr.add bs e))).Store(NativePtr.add pn e)
             (dot * (Vector256.Load(NativePtr.add pt e) + x)).Store(NativePtr.add pd e)
             e <- e + 4
 
-    /// The two passes over the whole vectors of one run, in chunks of up to 64 entries through buf (192 entries);
+    /// The two passes over the whole vectors of one run, in chunks of up to 64 entries through buf (256 entries);
     /// returns where the scalar tail starts.
     let inline abReluNormSplit256 (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                                   (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
                                   (pv2: nativeptr<float>) (pr2: nativeptr<float>) (pn: nativeptr<float>) (pd: nativeptr<float>)
                                   (buf: nativeptr<float>) (len: int) =
         let mutable i = 0
-        let bu, bq, bs = buf, NativePtr.add buf 64, NativePtr.add buf 128
+        let bu, bq, bs, bl = buf, NativePtr.add buf 64, NativePtr.add buf 128, NativePtr.add buf 192
         while i + 4 <= len do
             let n = min 64 ((len - i) &&& ~~~3)
             let inline at (p: nativeptr<float>) = NativePtr.add p i
-            splitSector256 (at px) (if v1Broadcast then pv1 else at pv1) (if v1Broadcast then pr1 else at pr1) v1Broadcast (at pv2) (at pr2) bu bq bs n
-            splitPoly256 factor half (at px) (at pt) bu bq bs (at pn) (at pd) n
+            splitSector256 factor (at px) (if v1Broadcast then pv1 else at pv1) (if v1Broadcast then pr1 else at pr1) v1Broadcast (at pv2) (at pr2) bu bq bs bl n
+            splitPoly256 factor half (at px) (at pt) bu bq bs bl (at pn) (at pd) n
             i <- i + n
         i
 
-    /// <c>abReluNormRun</c> with a buffer of 192 entries for the two-pass body of the common case at 256 bits
+    /// <c>abReluNormRun</c> with a buffer of 256 entries for the two-pass body of the common case at 256 bits
     /// (<c>abReluNormSplit256</c>); other cases and widths as <c>abReluNormRun</c>. Same bits either way.
     let inline abReluNormRunBuf (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                                 (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
