@@ -49,12 +49,13 @@ module internal ConvStack =
           BandT = (if withNtk then [| band bandLen; band bandLen |] else [| z 1; z 1 |])
           RowN = [| z rowLen; z rowLen |]
           RowT = (if withNtk then [| z rowLen; z rowLen |] else [| z 1; z 1 |])
-          Act = z 512 }
+          Act = z 640 }
 
     /// The window mean of a step over the rows of a band into row scratch; returns where the result is: one of
     /// the two scratch rows, or the band's own input row when the first axis only copies it (one tap, f = 1: the
     /// unit leading axis of the diagonal layout), which the next pass then reads in place.
-    let private convRow (full: bool) (st: Step) (axes: AxisStep[]) (bs: BandStep) (o: int)
+    /// skipLast: framed rows only, the last axis is left to the caller (the activation takes its window itself).
+    let private convRow (full: bool) (st: Step) (axes: AxisStep[]) (bs: BandStep) (o: int) (skipLast: bool)
                         (src: nativeptr<float>) (rows: nativeptr<float>) (rows2: nativeptr<float>) : nativeptr<float> =
         // First axis: the band's table lists the input rows of output row o.
         let a0 = axes[0]
@@ -79,7 +80,7 @@ module internal ConvStack =
         // The remaining axes, one at a time, ping-ponging between the two row buffers.
         let mutable outer = 1
         if not (isNull st.Strides) then
-            for a in 1 .. axes.Length - 1 do
+            for a in 1 .. axes.Length - (if skipLast then 2 else 1) do
                 let d = if next = 0 then rows else rows2
                 framedPass axes[a] st.Strides[a] cur d st.RestIn
                 cur <- d
@@ -128,6 +129,18 @@ module internal ConvStack =
                 SimdNorm.splitAct && withNtk && st.Pre.W2 = 1.0 && st.Pre.B2 = 0.0 && st.Pre.FromOut
                 && Simd.normWidth () = 256 && Fma.IsSupported
                 && st.RunsBy4
+            // ... and then also the last axis's three-tap window inside it (framed rows, not a self band recording
+            // its variances from the whole output).
+            // (its stride and 1/f).
+            let window =
+                match st.Axes with
+                | Some axes when SimdNorm.windowInAct && wholeRows && not (isNull st.Strides) && selfVariances.IsNone && axes.Length >= 2 ->
+                    let last = axes[axes.Length - 1]
+                    match last.Shifts with
+                    | Some [| -1; 0; 1 |] -> ValueSome(struct (st.Strides[axes.Length - 1], last.Inv))
+                    | _ -> ValueNone
+                | _ -> ValueNone
+            let windowInAct = window.IsSome
             let tb = match st.Relu with Some _ -> v2 s | None -> Tables.None
             for o in 0 .. bs.OutPartner.Length - 1 do
                 let o' = bs.OutPartner[o]
@@ -136,7 +149,7 @@ module internal ConvStack =
                     let xN, xT =
                         match st.Axes with
                         | Some axes ->
-                            convRow full st axes bs o srcN rN0 rN1, (if withNtk then convRow full st axes bs o srcT rT0 rT1 else rT0)
+                            convRow full st axes bs o windowInAct srcN rN0 rN1, (if withNtk then convRow full st axes bs o windowInAct srcT rT0 rT1 else rT0)
                         | None -> NativePtr.add srcN (o * st.RestIn), NativePtr.add srcT (o * st.RestIn)
                     let outN, outT = NativePtr.add dstN (o * st.RestOut), NativePtr.add dstT (o * st.RestOut)
                     let pre = st.Pre
@@ -160,7 +173,10 @@ module internal ConvStack =
                         let at1, at2 = ta.Offset + o * st.RowPositions, tb.Offset + o' * st.RowPositions
                         let b1, c1 = NativePtr.add p1 at1, NativePtr.add q1 at1
                         let b2, c2 = NativePtr.add p2 at2, NativePtr.add q2 at2
-                        if wholeRows then actRuns256 factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
+                        if windowInAct then
+                            let struct (ws, winv) = window.Value
+                            actRunsWindow256 ws winv factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
+                        elif wholeRows then actRuns256 factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
                         else
                         for ar in st.ActRuns do
                             SimdNorm.abReluNormRunBuf pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)

@@ -63,6 +63,10 @@ module internal SimdNorm =
     /// switch it (same bits).
     let mutable splitAct = true
 
+    /// Whether the executor's two passes also take the convolution's last three-tap window themselves
+    /// (ConvStackPasses.actRunsWindow256) instead of a separate pass over the row; benchmarks switch it (same bits).
+    let mutable windowInAct = true
+
     /// Scalar twin of <c>angleUnit256</c>.
     let angleUnit (c: float) (s: float) =
         let u, bse, lo =
@@ -259,15 +263,24 @@ module internal SimdNorm =
     /// The first pass over n entries (n a multiple of 4): u into bu, the sector's base angle k·π/4 and its low part
     /// into bq and bl, factor·sq into bs (the products the second pass would take; on the multiply units, which the
     /// square roots leave idle here).
+    /// With win: x is the three-tap window mean ((x[e − ws] + x[e]) + x[e + ws])·winv of px (the convolution's last
+    /// axis, as ConvStackPasses.framedPass takes it: the same bits), stored into bx for the second pass.
     let inline splitSector256 (factor: float) (px: nativeptr<float>) (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
                               (pv2: nativeptr<float>) (pr2: nativeptr<float>)
-                              (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>) (bl: nativeptr<float>) (n: int) =
+                              (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>) (bl: nativeptr<float>)
+                              (win: bool) (ws: int) (winv: float) (bx: nativeptr<float>) (n: int) =
         let f = Vector256.Create factor
+        let vinv = Vector256.Create winv
         let v1c = Vector256.Create(NativePtr.read pv1)
         let r1c = Vector256.Create(NativePtr.read pr1)
         let mutable e = 0
         while e < n do
-            let x = Vector256.Load(NativePtr.add px e)
+            let x =
+                if win then
+                    let w = ((Vector256.Load(NativePtr.add px (e - ws)) + Vector256.Load(NativePtr.add px e)) + Vector256.Load(NativePtr.add px (e + ws))) * vinv
+                    w.Store(NativePtr.add bx e)
+                    w
+                else Vector256.Load(NativePtr.add px e)
             let v1 = if v1Broadcast then v1c else Vector256.Load(NativePtr.add pv1 e)
             let r1 = if v1Broadcast then r1c else Vector256.Load(NativePtr.add pr1 e)
             let sq = Avx.Sqrt(Avx.Max(Vector256<float>.Zero, v1 * Vector256.Load(NativePtr.add pv2 e) - x * x))
@@ -290,11 +303,14 @@ module internal SimdNorm =
             e <- e + 4
 
     /// The second pass over n entries: the angle from bu, bq (angleUnit256's polynomial), then nngp′ and ntk′.
+    /// With win: x from bx, and t the same window mean of pt.
     let inline splitPoly256 (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                             (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>) (bl: nativeptr<float>)
+                            (win: bool) (ws: int) (winv: float) (bx: nativeptr<float>)
                             (pn: nativeptr<float>) (pd: nativeptr<float>) (n: int) =
         let f = Vector256.Create factor
         let hv = Vector256.Create half
+        let vinv = Vector256.Create winv
         let mutable e = 0
         while e < n do
             let u = Vector256.Load(NativePtr.add bu e)
@@ -309,9 +325,12 @@ module internal SimdNorm =
             let h = Fma.MultiplyAdd(r2, z8, Fma.MultiplyAdd(r1, z4, r0))
             let theta = Vector256.Load(NativePtr.add bq e) + (Fma.MultiplyAdd(u * z, h, u) + Vector256.Load(NativePtr.add bl e))
             let dot = Fma.MultiplyAddNegated(f, theta, hv)
-            let x = Vector256.Load(NativePtr.add px e)
+            let x = if win then Vector256.Load(NativePtr.add bx e) else Vector256.Load(NativePtr.add px e)
+            let t =
+                if win then ((Vector256.Load(NativePtr.add pt (e - ws)) + Vector256.Load(NativePtr.add pt e)) + Vector256.Load(NativePtr.add pt (e + ws))) * vinv
+                else Vector256.Load(NativePtr.add pt e)
             (Fma.MultiplyAdd(dot, x, Vector256.Load(NativePtr.add bs e))).Store(NativePtr.add pn e)
-            (dot * (Vector256.Load(NativePtr.add pt e) + x)).Store(NativePtr.add pd e)
+            (dot * (t + x)).Store(NativePtr.add pd e)
             e <- e + 4
 
     /// The two passes over the whole vectors of one run, in chunks of up to 64 entries through buf (256 entries);
@@ -325,8 +344,8 @@ module internal SimdNorm =
         while i + 4 <= len do
             let n = min 64 ((len - i) &&& ~~~3)
             let inline at (p: nativeptr<float>) = NativePtr.add p i
-            splitSector256 factor (at px) (if v1Broadcast then pv1 else at pv1) (if v1Broadcast then pr1 else at pr1) v1Broadcast (at pv2) (at pr2) bu bq bs bl n
-            splitPoly256 factor half (at px) (at pt) bu bq bs bl (at pn) (at pd) n
+            splitSector256 factor (at px) (if v1Broadcast then pv1 else at pv1) (if v1Broadcast then pr1 else at pr1) v1Broadcast (at pv2) (at pr2) bu bq bs bl false 0 1.0 bu n
+            splitPoly256 factor half (at px) (at pt) bu bq bs bl false 0 1.0 bu (at pn) (at pd) n
             i <- i + n
         i
 
