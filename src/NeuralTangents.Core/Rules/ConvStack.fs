@@ -129,12 +129,12 @@ module internal ConvStack =
                 SimdNorm.splitAct && withNtk && st.Pre.W2 = 1.0 && st.Pre.B2 = 0.0 && st.Pre.FromOut
                 && Simd.normWidth () = 256 && Fma.IsSupported
                 && st.RunsBy4
-            // ... and then also the last axis's three-tap window inside it (framed rows, not a self band recording
-            // its variances from the whole output).
-            // (its stride and 1/f).
+            // ... and then also the last axis's three-tap window inside it, its stride and 1/f (framed rows, a step
+            // with an activation, not a self band recording its variances from the whole output).
             let window =
                 match st.Axes with
-                | Some axes when SimdNorm.windowInAct && wholeRows && not (isNull st.Strides) && selfVariances.IsNone && axes.Length >= 2 ->
+                | Some axes when SimdNorm.windowInAct && wholeRows && st.Relu.IsSome && not (isNull st.Strides) && selfVariances.IsNone
+                                 && axes.Length >= 2 ->
                     let last = axes[axes.Length - 1]
                     match last.Shifts with
                     | Some [| -1; 0; 1 |] -> ValueSome(struct (st.Strides[axes.Length - 1], last.Inv))
