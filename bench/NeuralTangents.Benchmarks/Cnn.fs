@@ -16,10 +16,26 @@ open NeuralTangents.Benchmarks.Data
 /// warm-up; wall time per NTK entry (wall / N²) and CPU time per entry (both cores' time, which load from other
 /// processes on a shared machine does not inflate as much as wall time). `--cnn-quick`: Flatten N = 64 and GAP N = 4
 /// only. A size is skipped when the one before it took so long that a run would exceed `--cnn-max-s` seconds.
+/// neural_tangents' benchmark stack: 21 × (Conv(1, (3, 3), (1, 1), SAME), Relu).
+let private benchmarkBody =
+    [ for _ in 1 .. 21 do
+        yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+        yield Stax.relu ]
+
+/// Wall and CPU milliseconds of one kernel_fn(x, None), nngp and ntk.
+let private kernelTimes (net: Layer) (x: Tensor) =
+    let proc = Process.GetCurrentProcess()
+    proc.Refresh()
+    let cpu0 = proc.TotalProcessorTime
+    let sw = Stopwatch.StartNew()
+    let k = KernelFn.compute net x None Both
+    if not k.Ntk.IsSome then failwith "no NTK"
+    let wall = sw.Elapsed.TotalMilliseconds
+    proc.Refresh()
+    wall, (proc.TotalProcessorTime - cpu0).TotalMilliseconds
+
 let cnn (quick: bool) (maxSeconds: float) =
-    let body = [ for _ in 1 .. 21 do
-                     yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
-                     yield Stax.relu ]
+    let body = benchmarkBody
     printfn "%d cores; Vector512 in hardware: %b; Vector256 in hardware: %b; hot passes at width %d (NT_SIMD_WIDTH)" Environment.ProcessorCount
         Runtime.Intrinsics.Vector512.IsHardwareAccelerated Runtime.Intrinsics.Vector256.IsHardwareAccelerated
         (Rules.Simd.normWidth ())
@@ -42,16 +58,7 @@ let cnn (quick: bool) (maxSeconds: float) =
             | Some p when p > maxSeconds -> printfn "| %s | %s | %d | skipped (≈ %.0f s per run predicted) | | |" (KernelFn.layerName top) layout n p
             | _ ->
                 let x = Tensor.create [| n; 32; 32; 3 |] (normals 7 (n * 32 * 32 * 3))
-                let proc = Process.GetCurrentProcess()
-                let once () =
-                    proc.Refresh()
-                    let cpu0 = proc.TotalProcessorTime
-                    let sw = Stopwatch.StartNew()
-                    let k = KernelFn.compute net x None Both
-                    if not k.Ntk.IsSome then failwith "no NTK"
-                    let wall = sw.Elapsed.TotalMilliseconds
-                    proc.Refresh()
-                    wall, (proc.TotalProcessorTime - cpu0).TotalMilliseconds
+                let once () = kernelTimes net x
                 let warm = once () // warm-up (JIT)
                 // The warm-up run counts as the first of the three; a run longer than maxSeconds is not repeated.
                 let runs = if fst warm / 1000.0 > maxSeconds then [ warm ] else [ warm; once (); once () ]
@@ -91,21 +98,10 @@ let cnn (quick: bool) (maxSeconds: float) =
 /// alternately in one process, round after round, so that drifts of the machine's speed hit every mode alike;
 /// prints each mode's median and quartiles of wall and CPU ms per NTK entry.
 let cnnAb (spec: string) (modes: int[]) (rounds: int) =
-    let body = [ for _ in 1 .. 21 do
-                     yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
-                     yield Stax.relu ]
     let top, n = spec.Split(':') |> fun a -> (if a[0] = "gap" then Stax.globalAvgPool else Stax.flatten), int a[1]
-    let net = Stax.serial (body @ [ top ])
+    let net = Stax.serial (benchmarkBody @ [ top ])
     let x = Tensor.create [| n; 32; 32; 3 |] (normals 7 (n * 32 * 32 * 3))
-    let proc = Process.GetCurrentProcess()
-    let once () =
-        proc.Refresh()
-        let cpu0 = proc.TotalProcessorTime
-        let sw = Stopwatch.StartNew()
-        KernelFn.compute net x None Both |> ignore
-        let wall = sw.Elapsed.TotalMilliseconds
-        proc.Refresh()
-        wall, (proc.TotalProcessorTime - cpu0).TotalMilliseconds
+    let once () = kernelTimes net x
     let times = modes |> Array.map (fun _ -> ResizeArray())
     for r in 0 .. rounds do
         modes |> Array.iteri (fun i m ->

@@ -86,12 +86,8 @@ module internal SimdNorm =
         let h = fma r2 z8 (fma r1 z4 r0)
         bse + (Math.FusedMultiplyAdd(u * z, h, u) + lo)
 
-    /// The angle of (c, s), s ≥ 0, c² + s² ≈ 1 (or c = s = 0: π/2), lane-wise; see above. The sectors are found
-    /// from |c| (three of them), the sign of c then mirrors them (θ ↦ π − θ: u ↦ −u, asin being odd, and the base
-    /// and its low part from the other half): the same u, base and low part as <c>angleUnit</c> takes per sector,
-    /// bit for bit ((s − |c|) = (s + c) for c < 0 exactly). The selects of u are single vblendvpd (by the sign bit
-    /// of a mask), not and/andnot/or triples; the base and low part are products of the sector's multiple of π/4.
-    let inline angleUnit256 (c: Vector256<float>) (s: Vector256<float>) =
+    /// The sector of (c, s) as angleUnit256 finds it: the folded argument u and the angle's multiple k of π/4.
+    let inline sector256 (c: Vector256<float>) (s: Vector256<float>) =
         let signBit = Vector256.Create -0.0
         let ac = Avx.AndNot(signBit, c)
         let m0 = Avx.CompareGreaterThanOrEqual(ac, Vector256.Create CosPi8)
@@ -106,9 +102,10 @@ module internal SimdNorm =
         // and k·(MoreBits/2) are the sectors' constants bit for bit (k = 0, 1, 2, 4 scale exactly; k = 3 rounds
         // once, as 3·(π/4) does): four and/xor/adds and two products instead of twelve selects.
         let sigma = Avx.Xor(Vector256.Create -1.0, cSign)
-        let quarters = Vector256.Create 2.0 + Avx.And(m1, sigma) + Avx.And(m0, sigma)
-        let bse = quarters * Vector256.Create piOver4
-        let lo = quarters * Vector256.Create(0.5 * MoreBits)
+        struct (u, Vector256.Create 2.0 + Avx.And(m1, sigma) + Avx.And(m0, sigma))
+
+    /// asin(u) for |u| ≤ sin(π/8): u + u·z·h(z), z = u², h by Estrin's scheme (see above).
+    let inline asinFolded256 (u: Vector256<float>) =
         let z = u * u
         let z2 = z * z
         let z4 = z2 * z2
@@ -118,7 +115,16 @@ module internal SimdNorm =
         let r1 = Fma.MultiplyAdd(Fma.MultiplyAdd(k AsinH3, z, k AsinH4), z2, Fma.MultiplyAdd(k AsinH5, z, k AsinH6))
         let r2 = Fma.MultiplyAdd(k AsinH0, z2, Fma.MultiplyAdd(k AsinH1, z, k AsinH2))
         let h = Fma.MultiplyAdd(r2, z8, Fma.MultiplyAdd(r1, z4, r0))
-        bse + (Fma.MultiplyAdd(u * z, h, u) + lo)
+        Fma.MultiplyAdd(u * z, h, u)
+
+    /// The angle of (c, s), s ≥ 0, c² + s² ≈ 1 (or c = s = 0: π/2), lane-wise; see above. The sectors are found
+    /// from |c| (three of them), the sign of c then mirrors them (θ ↦ π − θ: u ↦ −u, asin being odd, and the base
+    /// and its low part from the other half): the same u, base and low part as <c>angleUnit</c> takes per sector,
+    /// bit for bit ((s − |c|) = (s + c) for c < 0 exactly). The selects of u are single vblendvpd (by the sign bit
+    /// of a mask), not and/andnot/or triples; the base and low part are products of the sector's multiple of π/4.
+    let inline angleUnit256 (c: Vector256<float>) (s: Vector256<float>) =
+        let struct (u, quarters) = sector256 c s
+        quarters * Vector256.Create piOver4 + (asinFolded256 u + quarters * Vector256.Create(0.5 * MoreBits))
 
     /// <c>angleUnit256</c> on 512-bit vectors, by the portable Vector512 API (so it also runs, in software, where
     /// AVX-512 is missing: tests force it): the same sectors, selects and operation order, so the same bits; the
@@ -287,16 +293,8 @@ module internal SimdNorm =
             let rr = r1 * Vector256.Load(NativePtr.add pr2 e)
             let c = x * rr
             let s = sq * rr
-            // angleUnit256's sector and folded argument.
-            let signBit = Vector256.Create -0.0
-            let ac = Avx.AndNot(signBit, c)
-            let m0 = Avx.CompareGreaterThanOrEqual(ac, Vector256.Create CosPi8)
-            let m1 = Avx.CompareGreaterThan(ac, Vector256.Create SinPi8)
-            let u0 = Avx.BlendVariable(Avx.BlendVariable(Avx.Xor(ac, signBit), (s - ac) * Vector256.Create SqrtHalf, m1), s, m0)
-            let cSign = Avx.And(signBit, c)
-            let sigma = Avx.Xor(Vector256.Create -1.0, cSign)
-            Avx.Xor(u0, cSign).Store(NativePtr.add bu e)
-            let quarters = Vector256.Create 2.0 + Avx.And(m1, sigma) + Avx.And(m0, sigma)
+            let struct (u, quarters) = sector256 c s
+            u.Store(NativePtr.add bu e)
             (quarters * Vector256.Create piOver4).Store(NativePtr.add bq e)
             (quarters * Vector256.Create(0.5 * MoreBits)).Store(NativePtr.add bl e)
             (f * sq).Store(NativePtr.add bs e)
@@ -313,17 +311,7 @@ module internal SimdNorm =
         let vinv = Vector256.Create winv
         let mutable e = 0
         while e < n do
-            let u = Vector256.Load(NativePtr.add bu e)
-            let z = u * u
-            let z2 = z * z
-            let z4 = z2 * z2
-            let z8 = z4 * z4
-            let kk (v: float) = Vector256.Create v
-            let r0 = Fma.MultiplyAdd(Fma.MultiplyAdd(kk AsinH7, z, kk AsinH8), z2, Fma.MultiplyAdd(kk AsinH9, z, kk AsinH10))
-            let r1 = Fma.MultiplyAdd(Fma.MultiplyAdd(kk AsinH3, z, kk AsinH4), z2, Fma.MultiplyAdd(kk AsinH5, z, kk AsinH6))
-            let r2 = Fma.MultiplyAdd(kk AsinH0, z2, Fma.MultiplyAdd(kk AsinH1, z, kk AsinH2))
-            let h = Fma.MultiplyAdd(r2, z8, Fma.MultiplyAdd(r1, z4, r0))
-            let theta = Vector256.Load(NativePtr.add bq e) + (Fma.MultiplyAdd(u * z, h, u) + Vector256.Load(NativePtr.add bl e))
+            let theta = Vector256.Load(NativePtr.add bq e) + (asinFolded256 (Vector256.Load(NativePtr.add bu e)) + Vector256.Load(NativePtr.add bl e))
             let dot = Fma.MultiplyAddNegated(f, theta, hv)
             let x = if win then Vector256.Load(NativePtr.add bx e) else Vector256.Load(NativePtr.add px e)
             let t =
