@@ -31,23 +31,27 @@ module internal ConvStackPasses =
             NativePtr.set d i (NativePtr.get d i + NativePtr.get s i)
             i <- i + 1
 
-    /// d ← (d + s)·a: the last tap of a window sum and its scale in one pass (the same two roundings).
-    let inline addScaleInto (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) =
+    /// d ← (s0 + s1)·a: a two-tap window sum and its scale in one pass (the copy / add-and-scale sequence's roundings).
+    let inline sum2ScaleInto (d: nativeptr<float>) (s0: nativeptr<float>) (s1: nativeptr<float>) (a: float) (len: int) =
         let mutable i = 0
         let width = Simd.normWidth ()
         if width = 512 then
             let va5 = Vector512.Create a
             while i + 8 <= len do
-                ((Vector512.Load(NativePtr.add d i) + Vector512.Load(NativePtr.add s i)) * va5).Store(NativePtr.add d i)
+                ((Vector512.Load(NativePtr.add s0 i) + Vector512.Load(NativePtr.add s1 i)) * va5).Store(NativePtr.add d i)
                 i <- i + 8
         if width >= 256 && Vector256.IsHardwareAccelerated then
             let va = Vector256.Create a
             while i + 4 <= len do
-                ((Vector256.Load(NativePtr.add d i) + Vector256.Load(NativePtr.add s i)) * va).Store(NativePtr.add d i)
+                ((Vector256.Load(NativePtr.add s0 i) + Vector256.Load(NativePtr.add s1 i)) * va).Store(NativePtr.add d i)
                 i <- i + 4
         while i < len do
-            NativePtr.set d i ((NativePtr.get d i + NativePtr.get s i) * a)
+            NativePtr.set d i ((NativePtr.get s0 i + NativePtr.get s1 i) * a)
             i <- i + 1
+
+    /// d ← (d + s)·a: the last tap of a window sum and its scale in one pass (the same two roundings; d is read
+    /// before it is written, entry by entry).
+    let inline addScaleInto (d: nativeptr<float>) (s: nativeptr<float>) (a: float) (len: int) = sum2ScaleInto d d s a len
 
     /// d ← ((s0 + s1) + s2)·a: a three-tap window sum and its scale in one pass, with the roundings of the
     /// copy / add / add-and-scale sequence (0 + s0 = s0 exactly), so one load-store pass instead of three.
@@ -67,24 +71,6 @@ module internal ConvStackPasses =
                 i <- i + 4
         while i < len do
             NativePtr.set d i (((NativePtr.get s0 i + NativePtr.get s1 i) + NativePtr.get s2 i) * a)
-            i <- i + 1
-
-    /// d ← (s0 + s1)·a: a two-tap window sum and its scale in one pass (the copy / add-and-scale sequence's roundings).
-    let inline sum2ScaleInto (d: nativeptr<float>) (s0: nativeptr<float>) (s1: nativeptr<float>) (a: float) (len: int) =
-        let mutable i = 0
-        let width = Simd.normWidth ()
-        if width = 512 then
-            let va5 = Vector512.Create a
-            while i + 8 <= len do
-                ((Vector512.Load(NativePtr.add s0 i) + Vector512.Load(NativePtr.add s1 i)) * va5).Store(NativePtr.add d i)
-                i <- i + 8
-        if width >= 256 && Vector256.IsHardwareAccelerated then
-            let va = Vector256.Create a
-            while i + 4 <= len do
-                ((Vector256.Load(NativePtr.add s0 i) + Vector256.Load(NativePtr.add s1 i)) * va).Store(NativePtr.add d i)
-                i <- i + 4
-        while i < len do
-            NativePtr.set d i ((NativePtr.get s0 i + NativePtr.get s1 i) * a)
             i <- i + 1
 
     /// d ← s·a (a one-tap window: 0 + s = s exactly, then the scale).

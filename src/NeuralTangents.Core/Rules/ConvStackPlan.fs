@@ -343,8 +343,9 @@ module internal ConvStackPlan =
                     { Off = at[p]; P = p; Q = p; Len = last; Broadcast = false })
         let framedSteps =
             steps |> Array.mapi (fun i st ->
+                let r = runs st
                 { st with
                     Axes = axesOf[i].Value
-                    RestIn = len; RestOut = len; ActRuns = runs st; RunsBy4 = runsBy4 (runs st)
+                    RestIn = len; RestOut = len; ActRuns = r; RunsBy4 = runsBy4 r
                     RowDiag = st.RowDiag |> Array.map (fun e -> at[e]); Strides = strides })
         Some(framedSteps, at)
