@@ -22,10 +22,12 @@ let private mark (what: string) =
 let private warmUp () =
     Task.Run(fun () ->
         try
+            mark "warm-up starts"
             let x = Tensor.create [| 72; 3 |] [| for i in 0 .. 215 -> float (i % 7) - 3.0 + 0.01 * float i |]
             let net = Stax.serial [ Stax.dense 8 1.0 (Some 0.1); Stax.relu; Stax.dense 1 1.0 None ]
             Batching.compute BatchOptions.Default net x None Both |> ignore
             Parallel.For(0, Environment.ProcessorCount, fun _ -> ()) |> ignore
+            mark "warm-up ends"
         with _ -> ())
     |> ignore
 

@@ -92,7 +92,7 @@ module Batching =
         else
             let outer = Array.fold (*) 1 t.Shape[.. axis - 1]
             let inner = Array.fold (*) 1 t.Shape[axis + 1 ..]
-            let data = Array.zeroCreate (outer * count * inner)
+            let data = Pages.zeroed (outer * count * inner)
             for o in 0 .. outer - 1 do
                 Array.blit t.Data ((o * n + start) * inner) data (o * count * inner) (count * inner)
             let shape = Array.copy t.Shape
@@ -394,7 +394,7 @@ module Batching =
             runTiles job options (fun _ -> false) (fun _ k -> result <- Some k)
             result.Value
         else
-            let arrays = job.Outputs |> List.map (fun (n, s) -> n, Array.zeroCreate<float> (s |> Array.fold (*) 1)) |> Map.ofList
+            let arrays = job.Outputs |> List.map (fun (n, s) -> n, Pages.zeroed (s |> Array.fold (*) 1)) |> Map.ofList
             let sink = ArraySink arrays
             runTiles job options (fun _ -> false) (place job sink)
             let tensor name = job.Outputs |> List.tryFind (fun (n, _) -> n = name) |> Option.map (fun (n, s) -> Tensor.create s arrays[n])

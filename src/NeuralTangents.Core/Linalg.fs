@@ -165,7 +165,7 @@ module internal Linalg =
     let gemmNT (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) : float[] =
         checkSize "a" a (m * k)
         checkSize "b" b (n * k)
-        let c = Array.zeroCreate (m * n)
+        let c = Pages.zeroed (m * n)
         if not (Native.tryGemmNT alpha a m b n k c) then gemmInto alpha a m b n k c
         c
 
@@ -173,7 +173,7 @@ module internal Linalg =
     let gemmNTManaged (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) : float[] =
         checkSize "a" a (m * k)
         checkSize "b" b (n * k)
-        let c = Array.zeroCreate (m * n)
+        let c = Pages.zeroed (m * n)
         gemmInto alpha a m b n k c
         c
 
@@ -265,7 +265,7 @@ module internal Linalg =
         let w = evd.EigenValues.Real().ToArray()
         let order = Array.init n id |> Array.sortBy (fun i -> w[i])
         let v = evd.EigenVectors
-        let vs = Array.zeroCreate (n * n)
+        let vs = Pages.zeroed (n * n)
         for i in 0 .. n - 1 do
             for c in 0 .. n - 1 do
                 vs[i * n + c] <- v[i, order[c]]
@@ -385,7 +385,7 @@ module internal Linalg =
     let symmRightUpperManaged (s: float[]) (d: float[]) (n: int) (b: float[]) (m: int) : float[] =
         checkSize "s" s (n * n)
         checkSize "b" b (m * n)
-        let c = Array.zeroCreate (m * n)
+        let c = Pages.zeroed (m * n)
         let groups = (m + SolveRows - 1) / SolveRows
         parallelRanges groups (2.0 * float SolveRows * float n * float n) (fun g0 g1 ->
             for g in g0 .. g1 - 1 do
@@ -405,7 +405,7 @@ module internal Linalg =
     /// d (the lower triangle and diagonal of s are not read). Native dsymm when loaded: it reads s's diagonal, so
     /// the caller must hold d there during the call (see <c>PredictFactor</c>).</summary>
     let symmRightUpperNative (s: float[]) (n: int) (b: float[]) (m: int) : float[] option =
-        let c = Array.zeroCreate (m * n)
+        let c = Pages.zeroed (m * n)
         if Native.trySymmRightUpper s n b m c then Some c else None
 
     /// <summary>C ← alpha · A (m×k) · Bᵀ (B n×k) + beta · C in place, row-major; native dgemm when available.</summary>
@@ -469,7 +469,7 @@ module internal Linalg =
     let gemm (transA: bool) (transB: bool) (m: int) (n: int) (k: int) (a: float[]) (b: float[]) : float[] =
         checkSize "a" a (m * k)
         checkSize "b" b (k * n)
-        let c = Array.zeroCreate (m * n)
+        let c = Pages.zeroed (m * n)
         if not (Native.tryGemmInto transA transB m n k 1.0 a b 0.0 c) && m > 0 && n > 0 && k > 0 then
             let tr (x: float[]) rows cols =
                 let t = Array.zeroCreate (rows * cols)
@@ -490,7 +490,7 @@ module internal Linalg =
         checkSize "a" a (n * k)
         Timings.time "native library load" (fun () -> Native.libraries () |> ignore)
         Timings.time "Gram product (syrk, upper triangle)" (fun () ->
-            let c = Array.zeroCreate (n * n)
+            let c = Pages.zeroed (n * n)
             if Native.trySyrkTriangle true alpha a n k 0.0 c then c
             else gemmNT alpha a n a n k)
 

@@ -243,7 +243,7 @@ module Npy =
         if stream.CanSeek then
             let available = max 0L (stream.Length - stream.Position)
             if available < expected then truncated available
-        let data = Array.zeroCreate<float> n
+        let data = Pages.uninitialized n
         // Read in chunks: a span over more than 2 GiB of bytes cannot be formed, and float32 needs a staging buffer.
         let chunk = 1 <<< 20 // elements
         let mutable off = 0

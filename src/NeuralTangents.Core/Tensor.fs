@@ -50,7 +50,7 @@ module Tensor =
 
     /// <summary>A tensor of zeros.</summary>
     [<CompiledName("Zeros")>]
-    let zeros (shape: int[]) = { Shape = Array.copy shape; Data = Array.zeroCreate (sizeOf shape) }
+    let zeros (shape: int[]) = { Shape = Array.copy shape; Data = Pages.zeroed (sizeOf shape) }
 
     /// <summary>A tensor with every entry equal to <paramref name="value"/>.</summary>
     [<CompiledName("Full")>]
@@ -62,7 +62,7 @@ module Tensor =
 
     /// <summary>A deep copy.</summary>
     [<CompiledName("Copy")>]
-    let copy (t: Tensor) = { Shape = Array.copy t.Shape; Data = Array.copy t.Data }
+    let copy (t: Tensor) = { Shape = Array.copy t.Shape; Data = Pages.copy t.Data }
 
     /// <summary>From a rectangular 2-D array.</summary>
     [<CompiledName("OfArray2D")>]

@@ -24,8 +24,8 @@ module internal Elementwise =
         // One covariance tensor: rows i < na against columns j < nb (single: the one column j = i, a diagonal-batch
         // cov), with variances va of the rows and vb of the columns; t, when given, is the NTK to scale by σ̇.
         let map (x: float[]) (t: float[] option) (na: int) (nb: int) (single: bool) (va: float[]) (vb: float[]) =
-            let out = GC.AllocateUninitializedArray<float> x.Length
-            let dOut = t |> Option.map (fun _ -> GC.AllocateUninitializedArray<float> x.Length)
+            let out = Pages.uninitialized x.Length
+            let dOut = t |> Option.map (fun _ -> Pages.uninitialized x.Length)
             let cols = if single then 1 else nb
             Linalg.parallelRanges na (float (cols * e) * 50.0) (fun lo hi ->
                 for i in lo .. hi - 1 do
@@ -58,9 +58,9 @@ module internal Elementwise =
         let c2 = match k.Cov2 with Some c -> c.Data | None -> c1
         let x = k.Nngp.Data
         // Every element is written below, so the buffers need no zeroing.
-        let nngp = GC.AllocateUninitializedArray<float> x.Length
+        let nngp = Pages.uninitialized x.Length
         let t = match k.Ntk with Some ntkT -> ntkT.Data | None -> x
-        let ntk = if k.Ntk.IsSome then GC.AllocateUninitializedArray<float> x.Length else nngp
+        let ntk = if k.Ntk.IsSome then Pages.uninitialized x.Length else nngp
         let withNtk = k.Ntk.IsSome
         Linalg.parallelRanges n1 (float (n2 * s) * 50.0) (fun lo hi ->
             for i in lo .. hi - 1 do
@@ -108,8 +108,8 @@ module internal Elementwise =
             let kPre =
                 if densePre.IsNone then kd
                 else
-                    let nngp = GC.AllocateUninitializedArray<float> k.Nngp.Length
-                    let ntk = k.Ntk |> Option.map (fun t -> GC.AllocateUninitializedArray<float> t.Length)
+                    let nngp = Pages.uninitialized k.Nngp.Length
+                    let ntk = k.Ntk |> Option.map (fun t -> Pages.uninitialized t.Length)
                     Simd.densePass pre.W2 pre.B2 pre.FromOut pre.CN pre.CB k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) nngp ntk
                     { kd with
                         Nngp = Tensor.create k.Nngp.Shape nngp
@@ -120,7 +120,7 @@ module internal Elementwise =
             let s = k.Nngp.Length / max 1 (n1 * n2)
             let c1 = kd.Cov1.Data
             let c2 = match kd.Cov2 with Some c -> c.Data | None -> c1
-            let fresh (t: Tensor) = if inPlace then t.Data else GC.AllocateUninitializedArray<float> t.Length
+            let fresh (t: Tensor) = if inPlace then t.Data else Pages.uninitialized t.Length
             let nngp = fresh k.Nngp
             let ntk = k.Ntk |> Option.map fresh
             let r1 = SimdNorm.inverseSqrt c1

@@ -110,7 +110,7 @@ module internal ElementwiseSimd =
         let c1 = k.Cov1.Data
         let c2 = match k.Cov2 with Some c -> c.Data | None -> c1
         let x = k.Nngp.Data
-        let fresh (a: float[]) = if inPlace then a else GC.AllocateUninitializedArray<float> a.Length
+        let fresh (a: float[]) = if inPlace then a else Pages.uninitialized a.Length
         let outN = fresh x
         let t = match k.Ntk with Some nt -> nt.Data | None -> x
         let outT = match k.Ntk with Some nt -> fresh nt.Data | None -> outN
@@ -125,7 +125,7 @@ module internal ElementwiseSimd =
                             run scalar vec x t c1 (i * s) false c2 (j * s) outN outT withNtk ((i * n2 + j) * s) s)
         // A covariance entry v maps to step(v, v, v): the same vector step as the nngp entries.
         let covMap (c: Tensor) =
-            let out = GC.AllocateUninitializedArray<float> c.Length
+            let out = Pages.uninitialized c.Length
             if c.Length > 0 then run scalar vec c.Data c.Data c.Data 0 false c.Data 0 out out false 0 c.Length
             Tensor.create c.Shape out
         { k with

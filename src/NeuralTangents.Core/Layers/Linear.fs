@@ -68,7 +68,7 @@ module internal Linear =
     /// when the interpreter owns them: no other kernel shares them).
     let denseKernel (inPlace: bool) (d: DenseSpec) (k: Kernel) : Kernel =
         let pre = densePre d k
-        let fresh (t: Tensor) = if inPlace then t.Data else System.GC.AllocateUninitializedArray<float> t.Length
+        let fresh (t: Tensor) = if inPlace then t.Data else Pages.uninitialized t.Length
         let nngpOut = fresh k.Nngp
         let ntkOut = k.Ntk |> Option.map fresh
         Simd.densePass pre.W2 pre.B2 pre.FromOut pre.CN pre.CB k.Nngp.Data (k.Ntk |> Option.map (fun t -> t.Data)) nngpOut ntkOut

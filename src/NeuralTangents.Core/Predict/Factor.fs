@@ -75,7 +75,7 @@ module internal PredictFactor =
         /// others are copied once. The ridge is diagReg, or diagReg · trace(S)/N unless absolute
         /// (neural_tangents' _add_diagonal_regularizer).
         static member Create(what: string, source: float[], n: int, owned: bool, diagReg: float, absolute: bool) =
-            let data = if owned then source else Array.copy source
+            let data = if owned then source else Pages.copy source
             symmetrizeInPlace data n
             let diag = Array.init n (fun i -> data[i * n + i])
             let ridge = if absolute then diagReg else (if n = 0 then 0.0 else diagReg * Array.sum diag / float n)
@@ -189,7 +189,7 @@ module internal PredictFactor =
         /// A fresh full copy of S + shift·I (both triangles).
         member _.Shifted(shift: float) : float[] =
             lock gate (fun () ->
-                let a = Array.zeroCreate (n * n)
+                let a = Pages.zeroed (n * n)
                 for i in 0 .. n - 1 do
                     a[i * n + i] <- diag[i] + shift
                     for j in i + 1 .. n - 1 do
@@ -251,7 +251,7 @@ module internal PredictFactor =
         /// buffer, as <c>eigen</c>. Without native dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
         static member Of(what: string, b: Block) : Spectrum =
             let n = b.Size
-            let z = Array.zeroCreate (n * n)
+            let z = Pages.zeroed (n * n)
             if n = 0 || not (Tridiagonal.available ()) then
                 Spectrum(what, z, n, b, null, 0, null, checkedValues what (b.EigenRowsInto z))
             else
@@ -273,7 +273,7 @@ module internal PredictFactor =
             lock gate (fun () ->
                 if formed then Linalg.gemmNT 1.0 b m z n n
                 else
-                    let c = Array.copy b
+                    let c = Pages.copy b
                     block.ApplyQ(version, tau, c, m, false) // B·Q, while MRRR may still run
                     ready () |> ignore
                     // (B·Q)·Z, row j of z being column j of Z; B·Rᵀ when MRRR failed and z holds R.

@@ -87,7 +87,7 @@ module internal PredictMse =
                             // A·diag(√w), A = K*·V (half the flops of the general product).
                             ss |> Array.map (fun s ->
                                 Timings.time "predict: Nngp cov (syrk)" (fun () ->
-                                    let c = Array.copy kttN
+                                    let c = Pages.copy kttN
                                     Linalg.rankUpdateLower -1.0 (scaleColumns a m n (negPhi (2.0 * s) |> Array.map sqrt)) m n c
                                     Linalg.mirrorLower c m
                                     c))
@@ -100,7 +100,7 @@ module internal PredictMse =
                                 Timings.time "predict: Ntk cov (Q = A·diag(w)·Vᵀ, Q·K, products)" (fun () ->
                                     let q = eig.TimesVT(scaleColumns a m n (negPhi s), m)
                                     let qk = (ts.Block PredictGet.Nngp).TimesS(q, m)
-                                    let c = Array.copy kttN
+                                    let c = Pages.copy kttN
                                     Linalg.gemmNTInto 1.0 qk m q m n 1.0 c
                                     let t2 = Linalg.gemmNT 1.0 q m kN m n
                                     for i in 0 .. m - 1 do

@@ -147,9 +147,9 @@ module internal PredictInference =
                     | PredictGet.Nngp | PredictGet.NtkGp ->
                         // K** − K*·(K + λI)⁻¹·K*ᵀ = K** − W·Wᵀ with W = K*·L⁻ᵀ (K the NNGP, or the NTK for NtkGp,
                         // arXiv:2007.05864): one triangular solve and one product.
-                        let w = Array.copy ktd
+                        let w = Pages.copy ktd
                         Timings.time (sprintf "predict: %A cov: K*·L⁻ᵀ (trsm)" g) (fun () -> fac.HalfSolve(w, m))
-                        let c = Array.copy (ktt b)
+                        let c = Pages.copy (ktt b)
                         Timings.time (sprintf "predict: %A cov: K** − W·Wᵀ (syrk)" g) (fun () ->
                             Linalg.rankUpdateLower -1.0 w m n c)
                         Linalg.mirrorLower c m
@@ -159,10 +159,10 @@ module internal PredictInference =
                         // Ensemble of networks trained to convergence (arXiv:1902.06720, eq. 16 at t = ∞):
                         // K** + Θ*·Θ⁻¹·K·Θ⁻¹·Θ*ᵀ − (Θ*·Θ⁻¹·K*ᵀ + transpose), K the NNGP, Θ the NTK (+ λI).
                         // With Tᵀ = Θ*·Θ⁻¹ (two triangular solves): K** + Tᵀ·K·T − (Tᵀ·K*ᵀ + transpose).
-                        let tt = Array.copy ktd
+                        let tt = Pages.copy ktd
                         Timings.time "predict: Ntk cov: Θ*·Θ⁻¹ (two trsm)" (fun () -> fac.SolveRows(tt, m))
                         let nngp = ts.Block PredictGet.Nngp
-                        let u = Array.copy tt
+                        let u = Pages.copy tt
                         let shared = tb.Shared
                         let c =
                             Timings.time "predict: Ntk cov: rest (trmm, syrk or products)" (fun () ->
@@ -173,12 +173,12 @@ module internal PredictInference =
                                     //     = Σ_K + (U − W)·(U − W)ᵀ − λ_K·Tᵀ·T,   U = Tᵀ·L_K,
                                     // two rank updates on a copy of Σ_K instead of the (M, N)·(N, M) product Tᵀ·K*ᵀ.
                                     System.Numerics.Tensors.TensorPrimitives.Subtract(ReadOnlySpan(u), ReadOnlySpan(shared.W), Span(u))
-                                    let c = Array.copy shared.Cov
+                                    let c = Pages.copy shared.Cov
                                     Linalg.rankUpdateLower 1.0 u m n c
                                     if nngp.Ridge <> 0.0 then Linalg.rankUpdateLower -nngp.Ridge tt m n c
                                     c
                                 else
-                                    let c = Array.copy (ktt PredictGet.Nngp)
+                                    let c = Pages.copy (ktt PredictGet.Nngp)
                                     if nngp.TryTimesL(u, m) then
                                         // The NNGP is already factored, K + λ_K·I = L_K·L_Kᵀ: Tᵀ·K·T = U·Uᵀ − λ_K·Tᵀ·T
                                         // with U = Tᵀ·L_K, a triangular product and two rank updates instead of two

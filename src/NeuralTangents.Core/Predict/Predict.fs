@@ -30,7 +30,7 @@ module Predict =
 
     /// A symmetrised copy of a square (M, M) block.
     let private symmetricCopy (t: Tensor) =
-        let c = Array.copy t.Data
+        let c = Pages.copy t.Data
         PredictFactor.symmetrizeInPlace c t.Shape[0]
         c
 
@@ -412,7 +412,7 @@ module Predict =
             | Some s when s <= 0 -> invalidArg "yTrainSize" (sprintf "must be > 0, got %d" s)
             | Some s -> s
             | None -> n
-        let a = Array.copy ntkTrainTrain.Data
+        let a = Pages.copy ntkTrainTrain.Data
         PredictFactor.symmetrizeInPlace a n
         let maxEv = Array.max (Linalg.symmetricEigenRowsInPlace a n) // dsyevd (MathNet without LAPACKE)
         2.0 * (1.0 + momentum) * float size / (maxEv + eps)

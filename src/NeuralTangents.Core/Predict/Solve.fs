@@ -67,7 +67,7 @@ module internal PredictSolve =
     /// (A + Aᵀ)/2 as a fresh matrix: kernels are symmetric in exact arithmetic, round-off is not.
     let symmetrize (t: Tensor) : Mat =
         let n = t.Shape[0]
-        let a = Array.zeroCreate (n * n)
+        let a = Pages.zeroed (n * n)
         let d = t.Data
         // 64×64 tiles keep both the row-wise and the column-wise reads in cache.
         let tile = 64

@@ -43,7 +43,7 @@ module internal ConvStack =
         { BandN: float[][]; BandT: float[][]; RowN: float[][]; RowT: float[][]; Act: float[] }
 
     let private scratch (bandLen: int) (rowLen: int) (withNtk: bool) (framed: bool) =
-        let z (n: int) = GC.AllocateUninitializedArray<float>(max n 1)
+        let z (n: int) = Pages.uninitialized (max n 1)
         let band (n: int) = if framed then Array.zeroCreate (max n 1) else z n
         { BandN = [| band bandLen; band bandLen |]
           BandT = (if withNtk then [| band bandLen; band bandLen |] else [| z 1; z 1 |])
@@ -381,8 +381,8 @@ module internal ConvStack =
                             else storeTo selfBand[selfBand.Length - 1] out null i pN pT)
                     sv sv (Some sv))
             vs, rs
-        let cov1Out = GC.AllocateUninitializedArray<float>(n1 * outBlock)
-        let cov2Out = k.Cov2 |> Option.map (fun c -> GC.AllocateUninitializedArray<float>(c.Shape[0] * outBlock))
+        let cov1Out = Pages.uninitialized (n1 * outBlock)
+        let cov2Out = k.Cov2 |> Option.map (fun c -> Pages.uninitialized (c.Shape[0] * outBlock))
         let x1s, x2s = (fun (r: InputRows.Rows) -> r.X1), (fun (r: InputRows.Rows) -> r.X2)
         let v1 = variances k.Cov1 x1s n1 cov1Out
         let v2 = match k.Cov2, cov2Out with Some c, Some o -> variances c x2s c.Shape[0] o | _ -> v1
@@ -392,8 +392,8 @@ module internal ConvStack =
         // Phase 2: every band of every pair (i ≤ j only when x2 is x1: the rest is the mirror image).
         let mirror = k.Cov2.IsNone && n1 = n2
         let pairs = [| for i in 0 .. n1 - 1 do for j in (if mirror then i else 0) .. n2 - 1 -> struct (i, j) |]
-        let nngpOut = GC.AllocateUninitializedArray<float>(n1 * n2 * outBlock)
-        let ntkOut = if withNtk then GC.AllocateUninitializedArray<float>(n1 * n2 * outBlock) else null
+        let nngpOut = Pages.uninitialized (n1 * n2 * outBlock)
+        let ntkOut = if withNtk then Pages.uninitialized (n1 * n2 * outBlock) else null
         let ntkIn = match k.Ntk, rows with Some t, None -> t.Data | _ -> null
         let nb = bands.Length
         let partN = if pooled then Array.zeroCreate (pairs.Length * nb) else null

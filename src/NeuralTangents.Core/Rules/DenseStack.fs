@@ -189,9 +189,9 @@ module internal DenseStack =
         let withNtk = k.Ntk.IsSome || zeroNtk
         if not inPlace then Memory.checkKernel (int64 n1) (int64 n2) (int64 s) (if withNtk then 2 else 1)
         elif zeroNtk then Memory.checkKernel (int64 n1) (int64 n2) (int64 s) 1
-        let fresh (t: Tensor) = if inPlace then t.Data else GC.AllocateUninitializedArray<float> t.Length
+        let fresh (t: Tensor) = if inPlace then t.Data else Pages.uninitialized t.Length
         let outN = fresh k.Nngp
-        let outT = if zeroNtk then Some(GC.AllocateUninitializedArray<float> k.Nngp.Length) else k.Ntk |> Option.map fresh
+        let outT = if zeroNtk then Some(Pages.uninitialized k.Nngp.Length) else k.Ntk |> Option.map fresh
         // x2 = x1 (one variance table, a square kernel): tiles I ≤ J only.
         let symmetric = k.Cov2.IsNone && n1 = n2
         if upperOnly && not (symmetric && zeroNtk) then invalidArg "k" "DenseStack: an upper-only input is an input kernel of x2 = x1 without an NTK array"

@@ -109,7 +109,7 @@ module internal InputRows =
         // Channel-major copies: (n, s, c) → (n, c, s).
         let channelMajor (x: float[]) =
             let n = x.Length / (s * c)
-            let t = GC.AllocateUninitializedArray<float> x.Length
+            let t = Pages.uninitialized x.Length
             for i in 0 .. n - 1 do
                 for pos in 0 .. s - 1 do
                     for ch in 0 .. c - 1 do

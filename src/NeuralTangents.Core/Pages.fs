@@ -1,0 +1,93 @@
+namespace NeuralTangents
+
+open System
+open System.Runtime.InteropServices
+
+/// <summary>Fresh large arrays with their memory mapped up front. A new array of the .NET large-object heap lies
+/// on pages the process has never touched, and the first access to each 4 KB page traps into the kernel: in a
+/// virtual machine such as this project's test machines ~11 µs per page for a write and ~5 µs for a first read of
+/// a page the kernel filled (8 MB: ~23 ms, against ~0.3 ms to write it once mapped) — most of a small request's
+/// cold cost. Linux's transparent huge pages (<c>madvise(MADV_HUGEPAGE)</c> on the array's 2 MB-aligned interior)
+/// map 2 MB per trap, and <c>MADV_POPULATE_WRITE</c> (Linux ≥ 5.14) maps the rest in one call; measured on a fresh
+/// 6.4 MB array filled from a file and then read: 30 ms → 6 ms. Neither changes what the array holds: pages
+/// already mapped stay as they are and fresh ones read as zero. Elsewhere, or when the kernel refuses, pages fault
+/// in on first access as before. <c>NT_PREFAULT=0</c> turns both off.</summary>
+module internal Pages =
+
+    [<DllImport("libc", EntryPoint = "madvise")>]
+    extern int private madvise(nativeint addr, unativeint length, int advice)
+
+    /// MADV_HUGEPAGE: back the range with 2 MB pages where possible (transparent huge pages in "madvise" mode).
+    [<Literal>]
+    let private HugePage = 14
+
+    /// MADV_POPULATE_WRITE (Linux ≥ 5.14): fault in the range's pages writable, as a write to each would.
+    [<Literal>]
+    let private PopulateWrite = 23
+
+    /// Below this many bytes an array mostly lands in memory the process has already touched.
+    [<Literal>]
+    let private MinBytes = 1048576L
+
+    [<Literal>]
+    let private PageSize = 4096L
+
+    [<Literal>]
+    let private HugePageSize = 2097152L
+
+    let private wanted =
+        OperatingSystem.IsLinux()
+        && (match Environment.GetEnvironmentVariable "NT_PREFAULT" with
+            | "0" | "false" | "off" -> false
+            | _ -> true)
+
+    /// False once the kernel refused the advice (an older kernel, another system), or when NT_PREFAULT is "0".
+    let mutable private huge = wanted
+    let mutable private populate = wanted
+
+    /// The whole pages of size <paramref name="size"/> inside [p, p + bytes), or None.
+    let private inside (p: int64) (bytes: int64) (size: int64) =
+        let first = (p + size - 1L) &&& ~~~(size - 1L)
+        let last = (p + bytes) &&& ~~~(size - 1L)
+        if last > first then Some(nativeint first, unativeint (last - first)) else None
+
+    /// Maps the pages inside <paramref name="a"/>'s elements (2 MB pages where the kernel has them); contents
+    /// unchanged.
+    let prefault (a: float[]) =
+        let bytes = int64 a.Length * 8L
+        if (huge || populate) && bytes >= MinBytes then
+            let h = GCHandle.Alloc(a, GCHandleType.Pinned)
+            try
+                let p = int64 (h.AddrOfPinnedObject())
+                if huge then
+                    match inside p bytes HugePageSize with
+                    | Some(start, length) -> if madvise(start, length, HugePage) <> 0 then huge <- false
+                    | None -> ()
+                if populate then
+                    match inside p bytes PageSize with
+                    | Some(start, length) -> if madvise(start, length, PopulateWrite) <> 0 then populate <- false
+                    | None -> ()
+            finally
+                h.Free()
+
+    /// A fresh array of n +0.0 entries, its pages mapped (<c>prefault</c>).
+    let zeroed (n: int) : float[] =
+        let a = Array.zeroCreate n
+        prefault a
+        a
+
+    /// A fresh array of n entries whose contents are unspecified (every entry is written before it is read), its
+    /// pages mapped (<c>prefault</c>).
+    let uninitialized (n: int) : float[] =
+        let a = GC.AllocateUninitializedArray<float> n
+        prefault a
+        a
+
+    /// A fresh copy of <paramref name="a"/>, its pages mapped (<c>prefault</c>) before the copy writes them.
+    let copy (a: float[]) : float[] =
+        let c = uninitialized a.Length
+        Array.blit a 0 c 0 a.Length
+        c
+
+    /// Whether the kernel took the advice so far (both off once refused, or with NT_PREFAULT=0).
+    let active () = huge || populate
