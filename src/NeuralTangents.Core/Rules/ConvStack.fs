@@ -124,11 +124,11 @@ module internal ConvStack =
             let srcN, srcT = (if cur = 0 then pN0, pT0 else pN1, pT1)
             let dstN, dstT = (if cur = 0 then pN1, pT1 else pN0, pT0)
             let ta = match st.Relu with Some _ -> v1 s | None -> Tables.None
-            // The activation's common case over whole rows (actRuns256), where its runs allow.
+            // The activation's common case over whole rows (actRuns512, actRuns256), where its runs allow.
+            let wide = Simd.normWidth () = 512
             let wholeRows =
                 SimdNorm.splitAct && withNtk && st.Pre.W2 = 1.0 && st.Pre.B2 = 0.0 && st.Pre.FromOut
-                && Simd.normWidth () = 256 && Fma.IsSupported
-                && st.RunsBy4
+                && (if wide then st.RunsBy8 else Simd.normWidth () = 256 && Fma.IsSupported && st.RunsBy4)
             // ... and then also the last axis's three-tap window inside it, its stride and 1/f (framed rows, a step
             // with an activation, not a self band recording its variances from the whole output).
             let window =
@@ -175,8 +175,11 @@ module internal ConvStack =
                         let b2, c2 = NativePtr.add p2 at2, NativePtr.add q2 at2
                         if windowInAct then
                             let struct (ws, winv) = window.Value
-                            actRunsWindow256 ws winv factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
-                        elif wholeRows then actRuns256 factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
+                            if wide then actRunsWindow512 ws winv factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
+                            else actRunsWindow256 ws winv factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
+                        elif wholeRows then
+                            if wide then actRuns512 factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
+                            else actRuns256 factor half xN xT st.ActRuns b1 c1 b2 c2 outN outT act
                         else
                         for ar in st.ActRuns do
                             SimdNorm.abReluNormRunBuf pre factor half (NativePtr.add xN ar.Off) (NativePtr.add xT ar.Off)

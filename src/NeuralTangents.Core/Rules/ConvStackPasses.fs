@@ -241,12 +241,13 @@ module internal ConvStackPasses =
                 addScaleInto d (tap (f - 1)) a.Inv n
 
     /// The activation's common case (<c>SimdNorm.abReluNormRunBuf</c>'s two passes) over all runs of a row, every
-    /// run's length a multiple of 4 and at most 128: the first passes of the runs of a chunk of up to 128 entries,
+    /// run's length a multiple of the vector's lanes (8 when wide, at 512 bits, else 4) and at most 128: the first
+    /// passes of the runs of a chunk of up to 128 entries,
     /// then their second passes, with one call per row instead of one per run (a line of 32 entries in the full
     /// layout: the per-call set-up cost ~30 % of such a run). With win, px and pt are the rows before the
     /// convolution's last axis, whose three-tap window (stride ws, scale winv) the passes take themselves (the
     /// additions of framedPass: the same bits) instead of a separate pass over the row. buf: 640 entries.
-    let inline private actRunsWith (win: bool) (ws: int) (winv: float) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+    let inline private actRunsWith (wide: bool) (win: bool) (ws: int) (winv: float) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                             (runs: ActRun[]) (b1: nativeptr<float>) (c1: nativeptr<float>) (b2: nativeptr<float>) (c2: nativeptr<float>)
                             (pn: nativeptr<float>) (pd: nativeptr<float>) (buf: nativeptr<float>) =
         let bu, bq, bs, bl, bx = buf, NativePtr.add buf 128, NativePtr.add buf 256, NativePtr.add buf 384, NativePtr.add buf 512
@@ -263,14 +264,21 @@ module internal ConvStackPasses =
                 let x = NativePtr.add px ar.Off
                 let v1, q1, v2, q2 = NativePtr.add b1 ar.P, NativePtr.add c1 ar.P, NativePtr.add b2 ar.Q, NativePtr.add c2 ar.Q
                 let u, q, sq, l, xs = NativePtr.add bu e, NativePtr.add bq e, NativePtr.add bs e, NativePtr.add bl e, NativePtr.add bx e
-                if ar.Broadcast then SimdNorm.splitSector256 factor x v1 q1 true v2 q2 u q sq l win ws winv xs ar.Len
+                if wide then
+                    if ar.Broadcast then SimdNorm.splitSector512 factor x v1 q1 true v2 q2 u q sq l win ws winv xs ar.Len
+                    else SimdNorm.splitSector512 factor x v1 q1 false v2 q2 u q sq l win ws winv xs ar.Len
+                elif ar.Broadcast then SimdNorm.splitSector256 factor x v1 q1 true v2 q2 u q sq l win ws winv xs ar.Len
                 else SimdNorm.splitSector256 factor x v1 q1 false v2 q2 u q sq l win ws winv xs ar.Len
                 e <- e + ar.Len
             e <- 0
             for r in r0 .. r1 - 1 do
                 let ar = runs[r]
-                SimdNorm.splitPoly256 factor half (NativePtr.add px ar.Off) (NativePtr.add pt ar.Off) (NativePtr.add bu e) (NativePtr.add bq e)
-                    (NativePtr.add bs e) (NativePtr.add bl e) win ws winv (NativePtr.add bx e) (NativePtr.add pn ar.Off) (NativePtr.add pd ar.Off) ar.Len
+                if wide then
+                    SimdNorm.splitPoly512 factor half (NativePtr.add px ar.Off) (NativePtr.add pt ar.Off) (NativePtr.add bu e) (NativePtr.add bq e)
+                        (NativePtr.add bs e) (NativePtr.add bl e) win ws winv (NativePtr.add bx e) (NativePtr.add pn ar.Off) (NativePtr.add pd ar.Off) ar.Len
+                else
+                    SimdNorm.splitPoly256 factor half (NativePtr.add px ar.Off) (NativePtr.add pt ar.Off) (NativePtr.add bu e) (NativePtr.add bq e)
+                        (NativePtr.add bs e) (NativePtr.add bl e) win ws winv (NativePtr.add bx e) (NativePtr.add pn ar.Off) (NativePtr.add pd ar.Off) ar.Len
                 e <- e + ar.Len
             r0 <- r1
 
@@ -278,13 +286,25 @@ module internal ConvStackPasses =
     let actRuns256 (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>) (runs: ActRun[])
                    (b1: nativeptr<float>) (c1: nativeptr<float>) (b2: nativeptr<float>) (c2: nativeptr<float>)
                    (pn: nativeptr<float>) (pd: nativeptr<float>) (buf: nativeptr<float>) =
-        actRunsWith false 0 1.0 factor half px pt runs b1 c1 b2 c2 pn pd buf
+        actRunsWith false false 0 1.0 factor half px pt runs b1 c1 b2 c2 pn pd buf
+
+    /// <c>actRuns256</c> at 512 bits (runs of multiples of 8).
+    let actRuns512 (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>) (runs: ActRun[])
+                   (b1: nativeptr<float>) (c1: nativeptr<float>) (b2: nativeptr<float>) (c2: nativeptr<float>)
+                   (pn: nativeptr<float>) (pd: nativeptr<float>) (buf: nativeptr<float>) =
+        actRunsWith true false 0 1.0 factor half px pt runs b1 c1 b2 c2 pn pd buf
 
     /// <c>actRunsWith</c> on the rows before the last axis's three-tap window (stride ws, scale winv).
     let actRunsWindow256 (ws: int) (winv: float) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>) (runs: ActRun[])
                          (b1: nativeptr<float>) (c1: nativeptr<float>) (b2: nativeptr<float>) (c2: nativeptr<float>)
                          (pn: nativeptr<float>) (pd: nativeptr<float>) (buf: nativeptr<float>) =
-        actRunsWith true ws winv factor half px pt runs b1 c1 b2 c2 pn pd buf
+        actRunsWith false true ws winv factor half px pt runs b1 c1 b2 c2 pn pd buf
+
+    /// <c>actRunsWindow256</c> at 512 bits (runs of multiples of 8).
+    let actRunsWindow512 (ws: int) (winv: float) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>) (runs: ActRun[])
+                         (b1: nativeptr<float>) (c1: nativeptr<float>) (b2: nativeptr<float>) (c2: nativeptr<float>)
+                         (pn: nativeptr<float>) (pd: nativeptr<float>) (buf: nativeptr<float>) =
+        actRunsWith true true ws winv factor half px pt runs b1 c1 b2 c2 pn pd buf
 
     /// The sum of a row of len entries (four Vector256 lanes, then the lanes and the tail).
     let rowSum (p: nativeptr<float>) (len: int) =

@@ -51,6 +51,8 @@ module internal ConvStackPlan =
           ActRuns: ActRun[]
           /// Every activation run's length is a multiple of 4 and at most 128 (ConvStackPasses.actRuns256 applies).
           RunsBy4: bool
+          /// Every activation run's length is a multiple of 8 and at most 128 (ConvStackPasses.actRuns512 applies).
+          RunsBy8: bool
           /// Offsets in an output row of its same-position entries (the variances of a self band).
           RowDiag: int[]
           /// Framed rows (see <c>framed</c>): per axis a ≥ 1, the flat distance between neighbours along it; null
@@ -145,7 +147,7 @@ module internal ConvStackPlan =
                     q <- q * rest[a] + h'[a] // h′_m = 0: the run adds it
                 { Off = line * last; P = p; Q = q; Len = last; Broadcast = true })
 
-    let private runsBy4 (runs: ActRun[]) = runs |> Array.forall (fun r -> r.Len % 4 = 0 && r.Len <= 128)
+    let private runsBy (lanes: int) (runs: ActRun[]) = runs |> Array.forall (fun r -> r.Len % lanes = 0 && r.Len <= 128)
 
     let private makeStep (full: bool) (axes: AxisStep[] option) (pre: Simd.DensePre) (relu: (float * float) option)
                          (inDims: int[]) (outDims: int[]) =
@@ -155,7 +157,8 @@ module internal ConvStackPlan =
           Posts = Array.init inDims.Length (fun a -> inDims[a + 1 ..] |> Array.fold (fun acc d -> acc * (if full then d * d else d)) 1)
           RowPositions = prod rest
           ActRuns = actRuns full rest
-          RunsBy4 = runsBy4 (actRuns full rest)
+          RunsBy4 = runsBy 4 (actRuns full rest)
+          RunsBy8 = runsBy 8 (actRuns full rest)
           RowDiag = (if full then Spatial.diagonalIndices rest else Array.init (prod rest) id)
           Strides = null }
 
@@ -346,6 +349,6 @@ module internal ConvStackPlan =
                 let r = runs st
                 { st with
                     Axes = axesOf[i].Value
-                    RestIn = len; RestOut = len; ActRuns = r; RunsBy4 = runsBy4 r
+                    RestIn = len; RestOut = len; ActRuns = r; RunsBy4 = runsBy 4 r; RunsBy8 = runsBy 8 r
                     RowDiag = st.RowDiag |> Array.map (fun e -> at[e]); Strides = strides })
         Some(framedSteps, at)

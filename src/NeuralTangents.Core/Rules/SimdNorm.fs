@@ -126,10 +126,10 @@ module internal SimdNorm =
         let struct (u, quarters) = sector256 c s
         quarters * Vector256.Create piOver4 + (asinFolded256 u + quarters * Vector256.Create(0.5 * MoreBits))
 
-    /// <c>angleUnit256</c> on 512-bit vectors, by the portable Vector512 API (so it also runs, in software, where
+    /// <c>sector256</c> on 512-bit vectors, by the portable Vector512 API (so it also runs, in software, where
     /// AVX-512 is missing: tests force it): the same sectors, selects and operation order, so the same bits; the
     /// mirror for a negative c (c = −0 included) goes by c's sign bit, as in the 256-bit step.
-    let inline angleUnit512 (c: Vector512<float>) (s: Vector512<float>) =
+    let inline sector512 (c: Vector512<float>) (s: Vector512<float>) =
         let signBit = Vector512.Create -0.0
         let ac = Vector512.AndNot(c, signBit)
         let m0 = Vector512.GreaterThanOrEqual(ac, Vector512.Create CosPi8)
@@ -139,9 +139,10 @@ module internal SimdNorm =
         let cSign = Vector512.BitwiseAnd(signBit, c)
         let u = Vector512.Xor(u0, cSign)
         let sigma = Vector512.Xor(Vector512.Create -1.0, cSign)
-        let quarters = Vector512.Create 2.0 + Vector512.BitwiseAnd(m1, sigma) + Vector512.BitwiseAnd(m0, sigma)
-        let bse = quarters * Vector512.Create piOver4
-        let lo = quarters * Vector512.Create(0.5 * MoreBits)
+        struct (u, Vector512.Create 2.0 + Vector512.BitwiseAnd(m1, sigma) + Vector512.BitwiseAnd(m0, sigma))
+
+    /// <c>asinFolded256</c> on 512-bit vectors (portable API): the same Estrin scheme, the same bits.
+    let inline asinFolded512 (u: Vector512<float>) =
         let z = u * u
         let z2 = z * z
         let z4 = z2 * z2
@@ -152,7 +153,12 @@ module internal SimdNorm =
         let r1 = fma (fma (k AsinH3) z (k AsinH4)) z2 (fma (k AsinH5) z (k AsinH6))
         let r2 = fma (k AsinH0) z2 (fma (k AsinH1) z (k AsinH2))
         let h = fma r2 z8 (fma r1 z4 r0)
-        bse + (Vector512.FusedMultiplyAdd(u * z, h, u) + lo)
+        Vector512.FusedMultiplyAdd(u * z, h, u)
+
+    /// <c>angleUnit256</c> on 512-bit vectors (portable API; see <c>sector512</c>).
+    let inline angleUnit512 (c: Vector512<float>) (s: Vector512<float>) =
+        let struct (u, quarters) = sector512 c s
+        quarters * Vector512.Create piOver4 + (asinFolded512 u + quarters * Vector512.Create(0.5 * MoreBits))
 
     /// <c>abReluNormBody256</c> on 512-bit vectors (portable API; see <c>angleUnit512</c>): same operations in the
     /// same order. max(0, ·) is Vector512.Max (IEEE maximum: a NaN passes, as Math.Max passes it).
@@ -337,8 +343,59 @@ module internal SimdNorm =
             i <- i + n
         i
 
+    /// <c>splitSector256</c> on 512-bit vectors (portable API), n a multiple of 8: the operations of
+    /// <c>abReluNormBody512</c>'s first half, so the same bits (ConvStackPasses.actRuns512).
+    let inline splitSector512 (factor: float) (px: nativeptr<float>) (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
+                              (pv2: nativeptr<float>) (pr2: nativeptr<float>)
+                              (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>) (bl: nativeptr<float>)
+                              (win: bool) (ws: int) (winv: float) (bx: nativeptr<float>) (n: int) =
+        let f = Vector512.Create factor
+        let vinv = Vector512.Create winv
+        let v1c = Vector512.Create(NativePtr.read pv1)
+        let r1c = Vector512.Create(NativePtr.read pr1)
+        let mutable e = 0
+        while e < n do
+            let x =
+                if win then
+                    let w = ((Vector512.Load(NativePtr.add px (e - ws)) + Vector512.Load(NativePtr.add px e)) + Vector512.Load(NativePtr.add px (e + ws))) * vinv
+                    w.Store(NativePtr.add bx e)
+                    w
+                else Vector512.Load(NativePtr.add px e)
+            let v1 = if v1Broadcast then v1c else Vector512.Load(NativePtr.add pv1 e)
+            let r1 = if v1Broadcast then r1c else Vector512.Load(NativePtr.add pr1 e)
+            let sq = Vector512.Sqrt(Vector512.Max(Vector512<float>.Zero, v1 * Vector512.Load(NativePtr.add pv2 e) - x * x))
+            let rr = r1 * Vector512.Load(NativePtr.add pr2 e)
+            let struct (u, quarters) = sector512 (x * rr) (sq * rr)
+            u.Store(NativePtr.add bu e)
+            (quarters * Vector512.Create piOver4).Store(NativePtr.add bq e)
+            (quarters * Vector512.Create(0.5 * MoreBits)).Store(NativePtr.add bl e)
+            (f * sq).Store(NativePtr.add bs e)
+            e <- e + 8
+
+    /// <c>splitPoly256</c> on 512-bit vectors (portable API), n a multiple of 8.
+    let inline splitPoly512 (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
+                            (bu: nativeptr<float>) (bq: nativeptr<float>) (bs: nativeptr<float>) (bl: nativeptr<float>)
+                            (win: bool) (ws: int) (winv: float) (bx: nativeptr<float>)
+                            (pn: nativeptr<float>) (pd: nativeptr<float>) (n: int) =
+        let nf = Vector512.Create -factor
+        let hv = Vector512.Create half
+        let vinv = Vector512.Create winv
+        let mutable e = 0
+        while e < n do
+            let theta = Vector512.Load(NativePtr.add bq e) + (asinFolded512 (Vector512.Load(NativePtr.add bu e)) + Vector512.Load(NativePtr.add bl e))
+            let dot = Vector512.FusedMultiplyAdd(nf, theta, hv)
+            let x = if win then Vector512.Load(NativePtr.add bx e) else Vector512.Load(NativePtr.add px e)
+            let t =
+                if win then ((Vector512.Load(NativePtr.add pt (e - ws)) + Vector512.Load(NativePtr.add pt e)) + Vector512.Load(NativePtr.add pt (e + ws))) * vinv
+                else Vector512.Load(NativePtr.add pt e)
+            (Vector512.FusedMultiplyAdd(dot, x, Vector512.Load(NativePtr.add bs e))).Store(NativePtr.add pn e)
+            (dot * (t + x)).Store(NativePtr.add pd e)
+            e <- e + 8
+
     /// <c>abReluNormRun</c> with a buffer of 256 entries for the two-pass body of the common case at 256 bits
-    /// (<c>abReluNormSplit256</c>); other cases and widths as <c>abReluNormRun</c>. Same bits either way.
+    /// (<c>abReluNormSplit256</c>); other cases and widths as <c>abReluNormRun</c>. Same bits either way. (At 512
+    /// bits a run keeps the one-pass body: on Zen 5 the two passes through a buffer of 64 took 4–6 % more time over
+    /// the diagonal layout's long runs; the executor's whole rows of short runs take them, ConvStackPasses.actRuns512.)
     let inline abReluNormRunBuf (pre: DensePre) (factor: float) (half: float) (px: nativeptr<float>) (pt: nativeptr<float>)
                                 (pv1: nativeptr<float>) (pr1: nativeptr<float>) (v1Broadcast: bool)
                                 (pv2: nativeptr<float>) (pr2: nativeptr<float>)
