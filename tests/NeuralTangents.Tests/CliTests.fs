@@ -242,6 +242,27 @@ let tests =
             JsonArrays.writeTensor w0 0 (Tensor.create [||] [| 0.1 |])
             Expect.equal (w0.ToString()) "0.1" "rank 0"
 
+        testCase "large tensors formatted on every core give the one-core text, byte for byte, and its error" <| fun () ->
+            // Above 131072 numbers the rows go to the cores in blocks of 65536 numbers, a wave of one block per core:
+            // 41 rows of 3700 (17 rows per block, 3 blocks, so two waves on two cores), and a rank-3 tensor.
+            let rnd = Random 11
+            let value _ = BitConverter.Int64BitsToDouble(rnd.NextInt64()) |> fun x -> if Double.IsFinite x then x else 0.25
+            for shape in [ [| 41; 3700 |]; [| 7; 150; 200 |]; [| 140000; 1 |] ] do
+                let t = Tensor.create shape (Array.init (Array.fold (*) 1 shape) value)
+                let text onCores indent =
+                    use w = new StringWriter()
+                    JsonArrays.writeTensorWith onCores w indent t
+                    w.ToString()
+                for indent in [ 0; 4 ] do
+                    Expect.equal (text true indent) (text false indent) (sprintf "shape %A, indent %d" shape indent)
+            let bad = Array.init (41 * 3700) value
+            bad[30 * 3700 + 5] <- nan
+            let error onCores =
+                use w = new StringWriter()
+                (throwsExactly<CliError> (fun () -> JsonArrays.writeTensorWith onCores w 2 (Tensor.create [| 41; 3700 |] bad))).Message
+            Expect.equal (error true) (error false) "the same error"
+            stringContains ("non-finite", error true)
+
         // ---- Issue #6, CLI items: each of these failed before its fix ----
 
         testCase "(4) a non-finite kernel is an error naming the array, and no answer file is written" <| fun () ->
