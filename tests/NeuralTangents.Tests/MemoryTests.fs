@@ -12,6 +12,37 @@ let private refusal (net: Layer) (x: Tensor) =
     let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute net x None Both |> ignore)
     e, GC.GetAllocatedBytesForCurrentThread() - before
 
+/// Runs alone (sequenced): the resident set size must not move with other tests' memory meanwhile.
+let private resident =
+    testCase "Pages: a fresh zeroed array is +0.0 everywhere and, on Linux ≥ 5.14, resident before it is written" <| fun () ->
+        // 64 MB never touched by this process: resident set size grows by ~64 MB through the advice alone (no
+        // write here). Bound: half of it, as the array's unaligned ends and concurrent GC activity move RSS by
+        // far less than 32 MB. MADV_POPULATE_WRITE exists from Linux 5.14 on: there the advice must be taken.
+        let rss () =
+            IO.File.ReadLines "/proc/self/status"
+            |> Seq.find (fun l -> l.StartsWith "VmRSS:")
+            |> fun l -> int64 (l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024L
+        let n = 8 <<< 20
+        let release =
+            if OperatingSystem.IsLinux() then
+                let v = (IO.File.ReadAllText "/proc/sys/kernel/osrelease").Split('.', '-')
+                Some(int v[0], int v[1])
+            else None
+        if release >= Some(5, 14) then
+            // Alone (sequenced) and after a full collection, so no other test's memory comes or goes meanwhile.
+            GC.Collect()
+            GC.WaitForPendingFinalizers()
+            GC.Collect()
+            let r0 = rss ()
+            let a = Pages.zeroed n
+            let grown = rss () - r0
+            Expect.isTrue (Pages.active ()) "the kernel takes the advice"
+            Expect.isGreaterThan grown (32L <<< 20) (sprintf "RSS grew by %d bytes for a 64 MB array" grown)
+            Expect.isTrue (Array.forall (fun (v: float) -> BitConverter.DoubleToInt64Bits v = 0L) a) "all +0.0"
+        else
+            let a = Pages.zeroed n
+            Expect.isTrue (Array.forall (fun (v: float) -> BitConverter.DoubleToInt64Bits v = 0L) a) "all +0.0"
+
 [<Tests>]
 let tests =
     testList "MemoryTests" [
@@ -46,28 +77,5 @@ let tests =
             Expect.isTrue (Array.forall2 (fun (u: float) v -> BitConverter.DoubleToInt64Bits u = BitConverter.DoubleToInt64Bits v) c before) "copy is bit for bit"
             Expect.equal (Pages.uninitialized 3_000_001).Length 3_000_001 "length of an uninitialized array"
 
-        testCase "Pages: a fresh zeroed array is +0.0 everywhere and, on Linux ≥ 5.14, resident before it is written" <| fun () ->
-            // 64 MB never touched by this process: resident set size grows by ~64 MB through the advice alone (no
-            // write here). Bound: half of it, as the array's unaligned ends and concurrent GC activity move RSS by
-            // far less than 32 MB. MADV_POPULATE_WRITE exists from Linux 5.14 on: there the advice must be taken.
-            let rss () =
-                IO.File.ReadLines "/proc/self/status"
-                |> Seq.find (fun l -> l.StartsWith "VmRSS:")
-                |> fun l -> int64 (l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024L
-            let n = 8 <<< 20
-            let release =
-                if OperatingSystem.IsLinux() then
-                    let v = (IO.File.ReadAllText "/proc/sys/kernel/osrelease").Split('.', '-')
-                    Some(int v[0], int v[1])
-                else None
-            if release >= Some(5, 14) then
-                let r0 = rss ()
-                let a = Pages.zeroed n
-                let grown = rss () - r0
-                Expect.isTrue (Pages.active ()) "the kernel takes the advice"
-                Expect.isGreaterThan grown (32L <<< 20) (sprintf "RSS grew by %d bytes for a 64 MB array" grown)
-                Expect.isTrue (Array.forall (fun (v: float) -> BitConverter.DoubleToInt64Bits v = 0L) a) "all +0.0"
-            else
-                let a = Pages.zeroed n
-                Expect.isTrue (Array.forall (fun (v: float) -> BitConverter.DoubleToInt64Bits v = 0L) a) "all +0.0"
+        testSequenced resident
     ]
