@@ -204,8 +204,10 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     phase "finiteness check" (fun () ->
         for name, what, t in arrays do
             RequestIo.checkFinite (sprintf "%s.%s" name what) "add a positive diag_reg (e.g. 1e-6) or rescale the inputs" t)
-    let out = new StringWriter()
-    out.NewLine <- "\n"
+    // Inline arrays (no "out") go straight to stdout once checked: nothing but the output can fail after this. With
+    // "out" the answer waits in memory until the .npy files are written, so a failed write prints nothing.
+    let buffered = if req.Out.IsSome then Some(new StringWriter()) else None
+    let out : TextWriter = match buffered with Some b -> b :> TextWriter | None -> stdout
     out.Write("{\n")
     let files = ResizeArray()
     for name, _ in predictions do
@@ -226,5 +228,5 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     phase "write .npy files" (fun () -> RequestIo.writeAll (List.ofSeq files))
     // The builder's chunks as they are: no copy of the whole answer into one string.
     phase "write stdout" (fun () ->
-        for chunk in out.GetStringBuilder().GetChunks() do stdout.Write chunk.Span
+        buffered |> Option.iter (fun b -> for chunk in b.GetStringBuilder().GetChunks() do stdout.Write chunk.Span)
         stdout.Flush())
