@@ -25,9 +25,10 @@ module internal Pages =
     [<Literal>]
     let private PopulateWrite = 23
 
-    /// Below this many bytes an array mostly lands in memory the process has already touched.
+    /// Below this many bytes an array lands on the small-object heap (under 85 000 bytes), mostly in memory the
+    /// process has already touched; a large one may be fresh, and one call costs less than a few page traps.
     [<Literal>]
-    let private MinBytes = 1048576L
+    let private MinBytes = 131072L
 
     [<Literal>]
     let private PageSize = 4096L
@@ -89,7 +90,7 @@ module internal Pages =
             finally
                 h.Free()
 
-    /// A fresh array of n +0.0 entries, its pages mapped (<c>prefault</c>).
+    /// A fresh array of n +0.0 entries, its pages mapped (<c>prefault</c>) when it is 128 kB or more.
     let zeroed (n: int) : float[] =
         let a = Array.zeroCreate n
         prefault a

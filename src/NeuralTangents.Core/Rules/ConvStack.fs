@@ -44,7 +44,7 @@ module internal ConvStack =
 
     let private scratch (bandLen: int) (rowLen: int) (withNtk: bool) (framed: bool) =
         let z (n: int) = Pages.uninitialized (max n 1)
-        let band (n: int) = if framed then Array.zeroCreate (max n 1) else z n
+        let band (n: int) = if framed then Pages.zeroed (max n 1) else z n
         { BandN = [| band bandLen; band bandLen |]
           BandT = (if withNtk then [| band bandLen; band bandLen |] else [| z 1; z 1 |])
           RowN = [| z rowLen; z rowLen |]
@@ -372,8 +372,8 @@ module internal ConvStack =
         let positions = steps |> Array.map (fun s -> prod s.OutDims)
         // Phase 1: every input's own band (o′ = o) through all steps, recording the variances of each ABRelu step.
         let variances (cov: Tensor) (xs: InputRows.Rows -> float[]) (count: int) (out: float[]) =
-            let vs = steps |> Array.mapi (fun s st -> if st.Relu.IsSome then Array.zeroCreate (count * positions[s]) else null)
-            let rs = steps |> Array.mapi (fun s st -> if st.Relu.IsSome then Array.zeroCreate (count * positions[s]) else null)
+            let vs = steps |> Array.mapi (fun s st -> if st.Relu.IsSome then Pages.zeroed (count * positions[s]) else null)
+            let rs = steps |> Array.mapi (fun s st -> if st.Relu.IsSome then Pages.zeroed (count * positions[s]) else null)
             forEach count mkCov (fun sc i ->
                 let sv (s: int) = { V = vs[s]; R = rs[s]; Offset = i * positions[s] }
                 runBand full steps selfBand sc false
@@ -399,8 +399,8 @@ module internal ConvStack =
         let ntkOut = if withNtk then Pages.uninitialized (n1 * n2 * outBlock) else null
         let ntkIn = match k.Ntk, rows with Some t, None -> t.Data | _ -> null
         let nb = bands.Length
-        let partN = if pooled then Array.zeroCreate (pairs.Length * nb) else null
-        let partT = if pooled && withNtk then Array.zeroCreate (pairs.Length * nb) else null
+        let partN = if pooled then Pages.zeroed (pairs.Length * nb) else null
+        let partT = if pooled && withNtk then Pages.zeroed (pairs.Length * nb) else null
         // Self pairs, pooled, full layout, x2 = x1: when input i's own blocks (nngp and ntk) are exactly symmetric
         // under (h, h′, w, w′, …) ↦ (h′, h, w′, w, …) (checked entry by entry), every step keeps that symmetry
         // exactly (both positions of a pair take the same taps in the same order; v1 = v2 and r1·r2 commutes), so
@@ -475,7 +475,7 @@ module internal ConvStack =
                     || Seq.forall (fun i -> Span(k.Nngp.Data, (i * n2 + i) * blockIn, blockIn).SequenceEqual(ReadOnlySpan(k.Cov1.Data, i * blockIn, blockIn))) (seq { 0 .. n1 - 1 }))
             let covRuns (cov: Tensor) (xs: InputRows.Rows -> float[]) (vs: float[][] * float[][]) (out: float[]) =
                 let count = cov.Shape[0]
-                let parts = if pooled then Array.zeroCreate (count * nb) else null
+                let parts = if pooled then Pages.zeroed (count * nb) else null
                 forEach (count * nb) mkCov (fun sc item ->
                     let i = item / nb
                     let band = bands[item % nb]
