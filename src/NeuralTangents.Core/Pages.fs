@@ -75,7 +75,8 @@ module internal Pages =
                     match inside p bytes PageSize with
                     | Some(start, length) when int64 length >= ParallelBytes && Environment.ProcessorCount > 1 ->
                         // Mapping 128 MB takes ~130 ms of one core here (the kernel zeroes every page it maps):
-                        // pieces of 16 MB (whole 2 MB pages) on every core.
+                        // pieces of 16 MB on every core (a huge page across two pieces is mapped by the first to
+                        // reach it; the other then finds it mapped). A refusal is a speed matter only: off for good.
                         let first, last = int64 start, int64 start + int64 length
                         let pieces = int ((last - first + PieceBytes - 1L) / PieceBytes)
                         let refused = ref false
