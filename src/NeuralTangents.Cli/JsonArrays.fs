@@ -158,9 +158,7 @@ let writeTensorWith (onCores: bool) (w: TextWriter) (indent: int) (t: Tensor) =
         // One text buffer per core, sized for a block (≤ 25 chars per number and its separator) and reused by every
         // wave: a single chunk that Clear keeps, so fresh memory is touched once, not once per wave.
         let buffers = Array.init cores (fun _ -> new StringWriter(Text.StringBuilder(perBlock * stride * 27 + (indent + 4) * perBlock)))
-        let head = CharSink w
-        try head.Char '['
-        finally head.Release()
+        w.Write '['
         let mutable b0 = 0
         while b0 < blocks do
             let wave = min cores (blocks - b0)
@@ -182,12 +180,9 @@ let writeTensorWith (onCores: bool) (w: TextWriter) (indent: int) (t: Tensor) =
             for k in 0 .. wave - 1 do
                 for chunk in buffers[k].GetStringBuilder().GetChunks() do w.Write chunk.Span
             b0 <- b0 + wave
-        let tail = CharSink w
-        try
-            tail.Char '\n'
-            tail.Spaces indent
-            tail.Char ']'
-        finally tail.Release()
+        w.Write '\n'
+        w.Write(String(' ', indent))
+        w.Write ']'
 
 /// <summary>Writes a tensor as nested JSON lists: the innermost lists one per line, outer lists indented; large
 /// tensors are formatted on every core (<c>writeTensorWith</c>).</summary>

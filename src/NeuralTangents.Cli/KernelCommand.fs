@@ -186,7 +186,8 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
                 stdout.Write(",\n")
             writeElapsed stdout ms)
     phase "write stdout" (fun () ->
-        // The builder's chunks as they are: no copy of the whole answer into one string.
+        // The builder's chunks as they are (the "out" answer; an inline answer has already gone out above): no copy
+        // of the whole answer into one string.
         for chunk in out.GetStringBuilder().GetChunks() do stdout.Write chunk.Span
         stdout.Flush())
 
