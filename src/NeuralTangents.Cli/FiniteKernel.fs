@@ -133,22 +133,18 @@ let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) 
     let items = [ "nngp", nngp; "ntk", ntk ] |> List.choose (fun (n, t) -> t |> Option.map (fun t -> n, t))
     for name, t in items do
         RequestIo.checkFinite name "the inputs or weights are too large for this network; rescale x1 (and x2)" t
-    let out = new StringWriter()
-    out.NewLine <- "\n"
-    out.Write("{\n")
-    let files = ResizeArray()
+    let path name = req.Out |> Option.map (fun prefix -> sprintf "%s.%s.npy" prefix name)
+    // Files first: a failure to write them leaves stdout empty. Then nothing can fail but the output itself, so the
+    // answer goes straight to stdout (its buffer) rather than through an in-memory copy of ~20 chars per number.
+    RequestIo.writeAll (items |> List.choose (fun (name, t) -> path name |> Option.map (fun p -> p, t)))
+    stdout.Write("{\n")
     for name, t in items do
-        out.Write(sprintf "  \"%s\": " name)
-        match req.Out with
-        | None -> JsonArrays.writeTensor out 2 t
-        | Some prefix ->
-            let path = sprintf "%s.%s.npy" prefix name
-            files.Add((path, t))
-            out.Write(JsonArrays.quote path)
-        out.Write(",\n")
-    out.Write("  \"elapsed_ms\": ")
-    out.Write(JsonArrays.formatNumber (Math.Round(ms, 3)))
-    out.Write("\n}\n")
-    RequestIo.writeAll (List.ofSeq files)
-    stdout.Write(out.ToString())
+        stdout.Write("  \"" + name + "\": ")
+        match path name with
+        | None -> JsonArrays.writeTensor stdout 2 t
+        | Some p -> stdout.Write(JsonArrays.quote p)
+        stdout.Write(",\n")
+    stdout.Write("  \"elapsed_ms\": ")
+    stdout.Write(JsonArrays.formatNumber (Math.Round(ms, 3)))
+    stdout.Write("\n}\n")
     stdout.Flush()

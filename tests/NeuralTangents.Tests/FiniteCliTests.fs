@@ -62,6 +62,27 @@ let tests =
             Expect.equal (values o["ntk"]) (List.ofArray ntk.Value.Data) "ntk"
             Expect.equal (values o["nngp"]) (List.ofArray nngp.Value.Data) "nngp"
 
+        testCase "monte_carlo with out: the answer names .npy files holding the inline answer's numbers" <| fun () ->
+            let dir = Directory.CreateTempSubdirectory("nt-finite-out").FullName
+            try
+                let req (extra: string) = sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": [1, 3], "seed": 4}%s}""" arch xJson extra
+                let inline' = answer (req "")
+                let prefix = Path.Combine(dir, "mc")
+                let o = answer (req (sprintf ", \"out\": %s" (JsonValue.Create(prefix).ToJsonString())))
+                for name in [ "nngp"; "ntk" ] do
+                    let path = o[name].GetValue<string>()
+                    Expect.equal path (prefix + "." + name + ".npy") "the file is named in the answer"
+                    let t = Npy.read path
+                    Expect.equal (List.ofArray t.Shape) (shape inline'[name]) (name + " shape")
+                    Expect.equal (List.ofArray t.Data) (values inline'[name]) (name + ": the inline numbers, bit for bit")
+                Expect.isTrue (o["elapsed_ms"].GetValue<float>() >= 0.0) "elapsed_ms"
+                // A directory where a file should go: one line, nothing on stdout, the other file not replaced.
+                Directory.CreateDirectory(Path.Combine(dir, "bad.ntk.npy")) |> ignore
+                oneLineError "is a directory" (req (sprintf ", \"out\": %s" (JsonValue.Create(Path.Combine(dir, "bad")).ToJsonString())))
+                Expect.isFalse (File.Exists(Path.Combine(dir, "bad.nngp.npy"))) "no file written when one cannot be"
+            finally
+                Directory.Delete(dir, true)
+
         testCase "bad finite requests are one-line errors naming the key" <| fun () ->
             oneLineError "n_samples must be ≥ 1, got 0" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": [3, 0]}}""" arch xJson)
             oneLineError "monte_carlo: unknown key \"samples\"" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"samples": 3}}""" arch xJson)
