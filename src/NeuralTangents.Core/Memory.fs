@@ -25,10 +25,11 @@ module Memory =
         | Some m -> min m gcLimit
         | None -> gcLimit
 
-    /// Human-readable bytes: 1.5 GB, 320 MB.
+    /// Human-readable bytes: 16.0 TB, 1.5 GB, 320 MB.
     let internal format (bytes: int64) =
         let b = float bytes
-        if b >= 1e9 then sprintf "%.1f GB" (b / 1e9)
+        if b >= 1e12 then sprintf "%.1f TB" (b / 1e12)
+        elif b >= 1e9 then sprintf "%.1f GB" (b / 1e9)
         elif b >= 1e6 then sprintf "%.0f MB" (b / 1e6)
         else sprintf "%.0f kB" (b / 1e3)
 
@@ -51,6 +52,10 @@ module Memory =
             raise (NeuralTangentsException(
                 sprintf "the kernel of N1 = %d by N2 = %d inputs with %d positions each is too large to index; %s" n1 n2 positions blocks))
         | Some entries ->
+            if positions > int64 Array.MaxLength then
+                raise (NeuralTangentsException(
+                    sprintf "one pair of inputs alone has %d kernel entries (%d positions), more than one array can hold (%d); use inputs with fewer spatial positions"
+                        positions positions Array.MaxLength))
             if entries > int64 Array.MaxLength then
                 raise (NeuralTangentsException(
                     sprintf "the kernel of N1 = %d by N2 = %d inputs%s has %d entries, more than one array can hold (%d); %s"

@@ -186,16 +186,37 @@ module TiledFiles =
                 elif l.Done.Count = l.Tiles && targets |> List.forall (fun t -> intact t || File.Exists t.Final) then Some l.Done
                 else None
             | _ -> None
+        // The bytes still to be written must fit on the file system (checked before a file is created or extended):
+        // a request of N = 10⁶ inputs needs 8 TB per array, and sparse files would only fail once the disk is full.
+        do
+            let total = targets |> List.sumBy (fun t -> t.Bytes)
+            let left =
+                match resumable with
+                | Some d -> total / int64 (max 1 job.TileCount) * int64 (job.TileCount - d.Count)
+                | None -> total
+            let dir = Path.GetDirectoryName(Path.GetFullPath(sprintf "%s.x" prefix))
+            let free = try Some(DriveInfo(dir).AvailableFreeSpace) with _ -> None
+            match free with
+            | Some f when left > f ->
+                fail (sprintf "\"out\": the answer files need %s more on the file system of %s but %s are free; free disk space, choose another \"out\", or compute a smaller kernel"
+                          (Memory.format left) dir (Memory.format f))
+            | _ -> ()
         let isDone =
             match resumable with
             | Some d -> d
             | None ->
                 // Start afresh: the partial files at full length (sparse where the file system allows), then the ledger.
                 for t in targets do
-                    use f = new FileStream(t.Partial, FileMode.Create, FileAccess.Write)
-                    f.Write(t.Header, 0, t.Header.Length)
-                    f.SetLength t.Bytes
-                    f.Flush true
+                    try
+                        use f = new FileStream(t.Partial, FileMode.Create, FileAccess.Write)
+                        f.Write(t.Header, 0, t.Header.Length)
+                        f.SetLength t.Bytes
+                        f.Flush true
+                    with :? IOException as e ->
+                        for u in targets do
+                            try File.Delete u.Partial with _ -> ()
+                        fail (sprintf "cannot create %s at its full length (%s): %s; choose another \"out\" or compute a smaller kernel"
+                                  t.Partial (Memory.format t.Bytes) e.Message)
                 writeDurably ledger (Encoding.ASCII.GetBytes(sprintf "%s\nrequest %s\nbatch_size %d\ntiles %d\n" magic fp job.TileSize job.TileCount))
                 Set.empty
         let pending = targets |> List.filter (fun t -> File.Exists t.Partial)

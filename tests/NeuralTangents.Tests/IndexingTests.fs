@@ -170,6 +170,16 @@ let tests =
         ]
 
         testList "ImageResize" [
+            testCase "a resized kernel beyond one array is refused before it is built (256×256 from 2×2: 2³² entries)" <| fun () ->
+                // The full-layout kernel of one 256×256 image has (256·256)² = 2³² entries (0 in int32 arithmetic; an
+                // index error after 1.6 s before the check), 300×300 8.1e9 (negative in int32).
+                let x = Tensor.create [| 1; 2; 2; 1 |] [| 1.0; 2.0; 3.0; 4.0 |]
+                for side, entries in [ 256, "4294967296"; 300, "8100000000" ] do
+                    let net = Stax.imageResize [ -1; side; side; -1 ] ResizeMethod.Linear true 0 -1
+                    let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute net x None Both |> ignore)
+                    Expect.stringContains e.Message "ImageResize" "names the layer"
+                    Expect.stringContains e.Message entries "names the entries"
+                    Expect.stringContains e.Message "'shape'" "names the argument to change"
             testCase "linear operators by hand: upsampling 3 → 5, downsampling 4 → 2 with and without antialias" <| fun () ->
                 // f = (o + 0.5)·in/out − 0.5; weights max(0, 1 − |f − i|/s) normalised; s = max(in/out, 1) with antialias.
                 let check (what: string) (expected: float[,]) (actual: float[,]) =

@@ -56,6 +56,16 @@ let tests =
             Expect.stringContains e.Message "N2 = 65537" "names N2"
             Expect.isLessThan allocated (16L <<< 20) (sprintf "allocated %d bytes before refusing" allocated)
 
+        testCase "one image whose full spatial covariance overflows int32 (256×256: 2³² entries) is refused, not wrapped to 0" <| fun () ->
+            // (256·256)² = 4 294 967 296 = 2³², which int32 arithmetic wraps to 0 (a segfault before the fix); 216×216
+            // gives 2 176 782 336, just above Array.MaxLength and negative in int32. Both need one pair only.
+            for side in [ 256; 216 ] do
+                let x = Tensor.zeros [| 1; side; side; 1 |]
+                let e, allocated = refusal (Stax.dense 1 1.0 None) x
+                Expect.stringContains e.Message "one pair of inputs alone" "one pair is already too large"
+                Expect.stringContains e.Message (string (int64 side * int64 side * int64 side * int64 side)) "names the entries"
+                Expect.isLessThan allocated (16L <<< 20) (sprintf "allocated %d bytes before refusing" allocated)
+
         testCase "N1·N2·positions beyond the largest array ((1025, 4096, 1) inputs) is refused naming N1 and N2" <| fun () ->
             // 1025² · 4096 positions = 4 303 360 000 entries (each pair has one covariance per position).
             let x = Tensor.zeros [| 1025; 4096; 1 |]

@@ -238,4 +238,18 @@ let tests =
 
         testPropertyWithConfig (fsCheck 40) "law: on degenerate inputs (duplicate, zero, collinear rows) tiled = untiled to the arc-cosine's conditioning" <| fun () ->
             tiledLaw true
+
+        testCase "files: an answer larger than the free disk space is refused before any file is created" <| fun () ->
+            // N = 3·10⁶ scalar inputs: 72 TB per N×N array, beyond any test machine's disk; only planning runs (the
+            // 24 MB input is the largest allocation). Nothing may be left in the directory.
+            let dir, prefix = tempPrefix ()
+            try
+                let x = Tensor.zeros [| 3_000_000; 1 |]
+                let e = throwsExactly<NeuralTangentsException> (fun () ->
+                    TiledFiles.compute BatchOptions.Default LayoutRequest.Auto (Stax.dense 1 1.0 None) x None Both [ "nngp" ] prefix |> ignore)
+                Expect.stringContains e.Message "72.0 TB" "names the bytes needed"
+                Expect.stringContains e.Message "are free" "and the bytes free"
+                Expect.isEmpty (Directory.GetFileSystemEntries dir) "no ledger or partial file"
+            finally
+                Directory.Delete(dir, true)
     ]

@@ -73,12 +73,28 @@ module Resize =
         | ResizeMethod.Linear -> linearOperator nIn nOut antialias
         | ResizeMethod.Nearest -> nearestOperator nIn nOut
 
+    /// Refuses a resized array (or kernel) of <paramref name="shape"/> before it is allocated when it exceeds one
+    /// .NET array or the free memory (counted in int64: a 2×2 image resized to 256×256 has a 2³²-entry kernel).
+    let private checkSize (shape: int[]) =
+        let show () = String.Join(", ", shape)
+        match Memory.product (shape |> Seq.map int64) with
+        | Some e when e <= int64 Array.MaxLength ->
+            let free = Memory.availableBytes ()
+            if e * 8L > free then
+                fail (sprintf "ImageResize: the resized array of shape (%s) needs %s but %s are free; choose a smaller 'shape'"
+                          (show ()) (Memory.format (e * 8L)) (Memory.format free))
+        | Some e ->
+            fail (sprintf "ImageResize: the resized array of shape (%s) has %d entries, more than one array can hold (%d); choose a smaller 'shape'"
+                      (show ()) e Array.MaxLength)
+        | None -> fail (sprintf "ImageResize: the resized array of shape (%s) is too large to index; choose a smaller 'shape'" (show ()))
+
     /// Applies an (out × in) operator along one axis of a tensor.
     let applyAxis (axis: int) (op: float[,]) (t: Tensor) : Tensor =
         let nOut, nIn = Array2D.length1 op, Array2D.length2 op
         if t.Shape[axis] <> nIn then invalidArg "t" (sprintf "axis %d has size %d, the operator takes %d" axis t.Shape[axis] nIn)
         let outer = Array.fold (*) 1 t.Shape[.. axis - 1]
         let inner = Array.fold (*) 1 t.Shape[axis + 1 ..]
+        checkSize (Array.updateAt axis nOut t.Shape)
         let out = Array.zeroCreate (outer * nOut * inner)
         for a in 0 .. outer - 1 do
             for o in 0 .. nOut - 1 do
@@ -95,6 +111,7 @@ module Resize =
     /// Resizes every axis of <c>t</c> to <c>target</c> (axes whose size does not change are left alone, as
     /// jax.image.resize does).
     let resizeTo (m: ResizeMethod) (antialias: bool) (target: int[]) (t: Tensor) =
+        checkSize target // the answer, before any operator or intermediate is built
         let mutable r = t
         for a in 0 .. t.Rank - 1 do
             if target[a] <> r.Shape[a] then r <- applyAxis a (operator m antialias r.Shape[a] target[a]) r

@@ -75,12 +75,14 @@ module internal Input =
         let c = x1.Shape[x1.Rank - 1]
         let spatial = x1.Shape[1 .. x1.Rank - 2]
         let s = Array.fold (*) 1 spatial
-        let block = if diagonalSpatial then s else s * s
-        let spatialPart = if diagonalSpatial then spatial else spatial |> Array.collect (fun d -> [| d; d |])
+        // S² entries per pair in the full layout, counted in int64: 256×256 positions make 2³² (0 in int32).
+        let block64 = if diagonalSpatial then int64 s else int64 s * int64 s
         // nngp and ntk, the product that builds them, and one fresh pair while a rule that cannot work in place runs.
-        Memory.checkKernel (int64 n1) (int64 n2) (int64 block) (if get.WantsNtk then 5 else 3)
+        Memory.checkKernel (int64 n1) (int64 n2) block64 (if get.WantsNtk then 5 else 3)
         if not diagonalBatch then
-            Memory.checkKernel (int64 (max n1 n2)) (int64 (max n1 n2)) (int64 block) 2
+            Memory.checkKernel (int64 (max n1 n2)) (int64 (max n1 n2)) block64 2
+        let block = int block64 // fits: the checks bound N1·N2·block by one array's length
+        let spatialPart = if diagonalSpatial then spatial else spatial |> Array.collect (fun d -> [| d; d |])
         let nngp = pairCov diagonalSpatial spatial c x1.Data n1 x2v.Data n2
         let cov (x: Tensor) (n: int) =
             if diagonalBatch then selfCovFull spatial c x.Data n
