@@ -178,10 +178,21 @@ let private info (stdout: TextWriter) =
         stdout.Write(sprintf "%-16s%s\n" (name + ":") value)
     stdout.Flush()
 
+
+/// A command-line mistake that Argu lets through: exit code 2 and the usage hint, as Argu's own errors.
+exception private UsageError of string
+
+/// The request file of <c>nt kernel/predict</c>: an option-like word ("--bogus") is a usage error, not a file name.
+let private requestFile (command: string) (path: string option) =
+    match path with
+    | Some p when p.StartsWith '-' && p <> "-" ->
+        raise (UsageError(sprintf "unknown option '%s' for 'nt %s' (see 'nt %s --help')" p command command))
+    | p -> p
+
 let private dispatch (cancel: Threading.CancellationToken) (args: ParseResults<NtArgs>) (stdin: TextReader) (stdout: TextWriter) (stderr: TextWriter) =
     match args.GetSubCommand() with
-    | Kernel k -> Progress.using stderr (fun p -> KernelCommand.runWith cancel p (k.TryGetResult KernelArgs.Request) stdin stdout)
-    | Predict p -> PredictCommand.run (p.TryGetResult PredictArgs.Request) stdin stdout
+    | Kernel k -> Progress.using stderr (fun p -> KernelCommand.runWith cancel p (requestFile "kernel" (k.TryGetResult KernelArgs.Request)) stdin stdout)
+    | Predict p -> PredictCommand.run (requestFile "predict" (p.TryGetResult PredictArgs.Request)) stdin stdout
     | Demo d -> Demo.DemoCommand.run (demoOptions d) stdout stderr
     | Info -> info stdout
     | Version ->
@@ -291,6 +302,9 @@ let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextW
         let first = e.Message.Split('\n').[0].Trim()
         let first = if first.StartsWith "ERROR: " then first.Substring 7 else first
         error (sprintf "%s (see 'nt --help')" (first.TrimEnd('.')))
+        2
+    | UsageError msg ->
+        error msg
         2
     | e ->
         error (describe e)

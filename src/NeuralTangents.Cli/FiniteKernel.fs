@@ -28,7 +28,10 @@ let private int (key: string) (node: JsonNode) =
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
         match v.TryGetValue<int>() with
         | true, i -> i
-        | _ -> fail "%s must be an integer, got %s" key (show node)
+        | _ ->
+            match v.TryGetValue<float>() with
+            | true, x when Math.Round x = x -> fail "%s must be an integer of at most %d in magnitude, got %s" key Int32.MaxValue (show node)
+            | _ -> fail "%s must be an integer, got %s" key (show node)
     | _ -> fail "%s must be an integer, got %s" key (show node)
 
 let private axes (key: string) (dflt: int[]) (node: JsonNode) =

@@ -96,7 +96,7 @@ let parseObject (command: string) (shapeHint: string) (knownKeys: string list) (
     if String.IsNullOrWhiteSpace text then
         fail "the request is empty: name a REQUEST.json file or pipe a request on stdin (see 'nt %s --help')" command
     let root =
-        try JsonNode.Parse(quoteNamedFloats text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip))
+        try JsonNode.Parse(quoteNamedFloats text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip, AllowDuplicateProperties = false))
         with :? JsonException as e -> fail "the request is not valid JSON: %s" (clip e.Message)
     checkStrings root
     let o =

@@ -214,7 +214,9 @@ module Json =
             else
                 let m = e.Message.Replace(sprintf " (Parameter '%s')" e.ParamName, "")
                 let m = if m.StartsWith(layer + ": ") then m.Substring(layer.Length + 2) else m
-                fail "%s: %s %s" (clip layer) e.ParamName m
+                // A message that names its argument already reads on its own ("batch_axis and channel_axis are …").
+                if m.Contains e.ParamName then fail "%s: %s" (clip layer) m
+                else fail "%s: %s %s" (clip layer) e.ParamName m
 
     /// A constant array given as a number (a scalar) or nested lists of numbers of a rectangular shape.
     let private tensorNode (layer: string) (arg: string) (node: JsonNode) : Tensor =
@@ -530,7 +532,8 @@ module Json =
     [<CompiledName("Decode")>]
     let decode (text: string) : Layer =
         let node =
-            try JsonNode.Parse text
+            // A key given twice ({"layer": "Dense", "layer": "Relu"}) is an error, not the first or last one silently.
+            try JsonNode.Parse(text, documentOptions = JsonDocumentOptions(AllowDuplicateProperties = false))
             with :? JsonException as e -> fail "the architecture is not valid JSON: %s" (clip e.Message)
         decodeNode node
 

@@ -73,7 +73,7 @@ module Stax =
         let s0, s1 = spec.S
         if s0 < 1 || s1 < 1 then invalidArg "s" (sprintf "Dense: both width scalings must be ≥ 1, got (%d, %d)" s0 s1)
         if spec.BatchAxis = spec.ChannelAxis then
-            invalidArg "channel_axis" (sprintf "Dense: batch_axis and channel_axis are both %d" spec.BatchAxis)
+            invalidArg "channel_axis" (sprintf "Dense: batch_axis and channel_axis are both %d; give them different axes (e.g. batch_axis 0, channel_axis -1)" spec.BatchAxis)
         Dense spec
 
     /// <summary>Dense(out_dim, W_std, b_std) in the "ntk" parameterization; <c>bStd = None</c> means no bias.</summary>
@@ -300,7 +300,7 @@ module Stax =
         | Some s -> invalidArg "strides" (sprintf "%s: every stride must be ≥ 1, got %d" name s)
         | None -> ()
         if p.BatchAxis = p.ChannelAxis then
-            invalidArg "channel_axis" (sprintf "%s: batch_axis and channel_axis are both %d" name p.BatchAxis)
+            invalidArg "channel_axis" (sprintf "%s: batch_axis and channel_axis are both %d; give them different axes (e.g. batch_axis 0, channel_axis -1)" name p.BatchAxis)
 
     /// <summary>Average pooling from a full argument record (see <c>poolDefaults</c>); <paramref name="normalizeEdges"/>
     /// true divides a SAME border window by its entries inside the input, false (neural_tangents' default) by the
@@ -335,7 +335,7 @@ module Stax =
 
     let private globalSpec (name: string) (batchAxis: int) (channelAxis: int) : GlobalPoolSpec =
         if batchAxis = channelAxis then
-            invalidArg "channel_axis" (sprintf "%s: batch_axis and channel_axis are both %d" name batchAxis)
+            invalidArg "channel_axis" (sprintf "%s: batch_axis and channel_axis are both %d; give them different axes (e.g. batch_axis 0, channel_axis -1)" name batchAxis)
         { BatchAxis = batchAxis; ChannelAxis = channelAxis }
 
     /// <summary>Mean over all spatial positions (neural_tangents' <c>stax.GlobalAvgPool()</c>: batch_axis = 0,

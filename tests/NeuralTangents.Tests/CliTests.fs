@@ -144,7 +144,10 @@ let tests =
           """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": [[1]], "get": "cov"}""", "unknown quantity \"cov\""
           """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": [[1]], "get": []}""", "get: the list is empty"
           """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": [[1]], "out": 5}""", "out: must be"
-          """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": "no-such-file.npy"}""", "no such .npy file" ]
+          """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": "no-such-file.npy"}""", "no such .npy file"
+          """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": [[1]], "x1": [[2]]}""", "Duplicate property 'x1'"
+          """{"arch": {"layer": "Dense", "layer": "Relu", "out_dim": 1}, "x1": [[1]]}""", "Duplicate property 'layer'"
+          """{"arch": {"layer": "Dense", "out_dim": 1, "batch_axis": -1}, "x1": [[1]]}""", "arch: Dense: batch_axis and channel_axis are both -1; give them different axes" ]
         |> testRows "a bad request fails with one line" (fun (request: string, fragment: string) ->
             nt [ "kernel" ] request |> assertOneLineError 1 fragment)
 
@@ -180,7 +183,9 @@ let tests =
 
         [ "frob", "unrecognized argument: 'frob'"
           "", "no valid subcommand"
-          "kernel a.json b.json", "unrecognized argument" ]
+          "kernel a.json b.json", "unrecognized argument"
+          "predict --bogus", "unknown option '--bogus' for 'nt predict'"
+          "kernel --bogus", "unknown option '--bogus' for 'nt kernel'" ]
         |> testRows "a bad command line fails with one line and exit code 2" (fun (args: string, fragment: string) ->
             let argv = args.Split(' ', StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
             nt argv "" |> assertOneLineError 2 fragment)

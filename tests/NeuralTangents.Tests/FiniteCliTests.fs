@@ -88,6 +88,9 @@ let tests =
             oneLineError "monte_carlo: unknown key \"samples\"" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"samples": 3}}""" arch xJson)
             oneLineError "give one of them, not both" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 3}, "empirical": {}}""" arch xJson)
             oneLineError "remove \"kwargs\"" (sprintf """{"arch": %s, "x1": %s, "empirical": {}, "kwargs": {"diagonal_batch": false}}""" arch xJson)
+            oneLineError "n_samples must be an integer of at most 2147483647 in magnitude, got 1e12" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 1e12}}""" arch xJson)
+            oneLineError "seed must be an integer of at most 2147483647 in magnitude" (sprintf """{"arch": %s, "x1": %s, "empirical": {"seed": 1180591620717411303424}}""" arch xJson)
+            oneLineError "seed must be an integer, got 1.5" (sprintf """{"arch": %s, "x1": %s, "empirical": {"seed": 1.5}}""" arch xJson)
             oneLineError "remove them (monte_carlo takes its own" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 2}, "memory_gb": 1}""" arch xJson)
             oneLineError "axis 3 is out of range" (sprintf """{"arch": %s, "x1": %s, "empirical": {"trace_axes": [3]}}""" arch xJson)
     ]

@@ -39,6 +39,8 @@ let tests =
             Expect.stringContains (decodeError """{"layer":"Dense","out_dim":3,"W_std":-2}""") "W_std" "decoding {\"layer\":\"Dense\",\"out_dim\":3,\"W_std\":-2}"
             Expect.stringContains (decodeError """{"layer":"MaxPool"}""") "unknown layer 'MaxPool'" "decoding {\"layer\":\"MaxPool\"}"
             Expect.stringContains (decodeError """{"layer": """) "not valid JSON" "decoding {\"layer\": "
+            // A key given twice is refused rather than one of the two taken silently.
+            Expect.stringContains (decodeError """{"layer":"Dense","out_dim":3,"out_dim":4}""") "Duplicate property 'out_dim'" "decoding a duplicate out_dim"
             Expect.stringContains (decodeError """{"layer":"serial","layers":3}""") "'layers' must be a list" "decoding {\"layer\":\"serial\",\"layers\":3}"
 
         // ---- Issue #6: integer ranges, FanOut's limit, argument names, empty parallel, lone surrogates ----
