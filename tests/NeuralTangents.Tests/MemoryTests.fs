@@ -56,6 +56,17 @@ let tests =
             Expect.stringContains e.Message "N2 = 65537" "names N2"
             Expect.isLessThan allocated (16L <<< 20) (sprintf "allocated %d bytes before refusing" allocated)
 
+        testCase "finite networks: weights beyond one array (Dense(2·10⁹) on 3 channels) are refused before they are drawn" <| fun () ->
+            // 3 · 2·10⁹ = 6·10⁹ weights wrap to 1 705 032 704 in int32: 13.6 GB drawn over minutes before the fix.
+            let net = Stax.serial [ Stax.dense 2_000_000_000 1.0 None; Stax.relu; Stax.dense 1 1.0 None ]
+            let before = GC.GetAllocatedBytesForCurrentThread()
+            let e = throwsExactly<NeuralTangentsException> (fun () -> InitFn.init 0 net [| 2; 3 |] |> ignore)
+            Expect.stringContains e.Message "Dense: its weight matrix of 3 × 2000000000 entries" "names the layer and the shape"
+            Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) (16L <<< 20) "refused before drawing"
+            let conv = Stax.conv 1_000_000_000 [ 3; 3 ] None Padding.Same 1.0 None
+            let e = throwsExactly<NeuralTangentsException> (fun () -> InitFn.init 0 conv [| 1; 4; 4; 2 |] |> ignore)
+            Expect.stringContains e.Message "Conv: its filter" "names the layer"
+
         testCase "one image whose full spatial covariance overflows int32 (256×256: 2³² entries) is refused, not wrapped to 0" <| fun () ->
             // (256·256)² = 4 294 967 296 = 2³², which int32 arithmetic wraps to 0 (a segfault before the fix); 216×216
             // gives 2 176 782 336, just above Array.MaxLength and negative in int32. Both need one pair only.

@@ -284,7 +284,9 @@ module Attention =
         let b = Axes.norm shape.Length a.BatchAxis
         let nIn = shape[ch]
         let inK, inV, npe = widths a nIn
-        let draw (i: int) (sh: int[]) = Tensor.create sh (Rng.normals (Rng.split i key) (Array.fold (*) 1 sh))
+        let draw (i: int) (sh: int[]) =
+            Memory.checkParameter "GlobalSelfAttention" "weight tensor" sh
+            Tensor.create sh (Rng.normals (Rng.split i key) (Array.fold (*) 1 sh))
         let wk = draw 0 [| a.NHeads; inK; a.NChanKey |]
         let wv = draw 1 [| a.NHeads; inV; a.NChanVal |]
         let wo = draw 2 [| a.NChanVal * a.NHeads; a.NChanOut |]

@@ -522,6 +522,7 @@ module internal Convolution =
             match c.Parameterization with
             | Parameterization.Ntk -> 1.0, 1.0
             | Parameterization.Standard -> c.WStd / Math.Sqrt(fanIn c shape / float (fst c.S)), defaultArg c.BStd 0.0
+        Memory.checkParameter (match c.Kind with ConvKind.Conv -> "Conv" | ConvKind.Transpose -> "ConvTranspose" | ConvKind.Local -> "ConvLocal") "filter" wShape
         let wLen = Array.fold (*) 1 wShape
         let w = Rng.normals (Rng.split 0 key) wLen |> Array.map (fun v -> wScale * v)
         let b =

@@ -267,6 +267,7 @@ module internal Linear =
                     match d.Parameterization with
                     | Parameterization.Ntk -> 1.0, 1.0
                     | Parameterization.Standard -> d.WStd / Math.Sqrt(float inW / float (fst d.S)), defaultArg d.BStd 0.0
+                Memory.checkParameter "Dense" "weight matrix" [| inW; outW |]
                 let w = Rng.normals (Rng.split 0 key) (inW * outW)
                 if wScale <> 1.0 then for i in 0 .. w.Length - 1 do w[i] <- wScale * w[i]
                 let b =
