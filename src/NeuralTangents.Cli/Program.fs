@@ -33,6 +33,24 @@ let private warmUp () =
         with _ -> ())
     |> ignore
 
+/// <summary>The answer's writer: a failure to write stdout (closed, a full disk behind a redirection, a broken
+/// pipe) becomes one clear error naming stdout instead of the bare system message.</summary>
+type private StdoutWriter(inner: TextWriter) =
+    inherit TextWriter()
+    let failed (e: exn) =
+        NeuralTangents.Cli.CliError(sprintf "cannot write the answer to stdout (%s); check where stdout goes (a closed stream, a full disk) or give \"out\" to write files" e.Message)
+    override _.Encoding = inner.Encoding
+    override _.Write(c: char) =
+        try inner.Write c with :? IOException | :? UnauthorizedAccessException as e -> raise (failed e)
+    override _.Write(buffer: char[], index: int, count: int) =
+        try inner.Write(buffer, index, count) with :? IOException | :? UnauthorizedAccessException as e -> raise (failed e)
+    override _.Write(s: string) =
+        try inner.Write s with :? IOException | :? UnauthorizedAccessException as e -> raise (failed e)
+    override _.Write(span: ReadOnlySpan<char>) =
+        try inner.Write span with :? IOException | :? UnauthorizedAccessException as e -> raise (failed e)
+    override _.Flush() =
+        try inner.Flush() with :? IOException | :? UnauthorizedAccessException as e -> raise (failed e)
+
 [<EntryPoint>]
 let main argv =
     mark "process start to main"
@@ -44,12 +62,18 @@ let main argv =
     // console writer's small buffer and flush per write. Other commands keep the console's line-by-line output.
     let stdout =
         if request then
-            let w = new StreamWriter(Console.OpenStandardOutput(), Text.UTF8Encoding(false), 1 <<< 16)
+            let w = new StdoutWriter(new StreamWriter(Console.OpenStandardOutput(), Text.UTF8Encoding(false), 1 <<< 16))
             Console.SetOut w
             Console.Out
         else Console.Out
     let code =
-        try Cli.run argv stdin stdout Console.Error
-        finally stdout.Flush()
+        let c = Cli.run argv stdin stdout Console.Error
+        // What is still buffered goes out here; a failure now is reported as Cli.run reports its own.
+        try
+            stdout.Flush()
+            c
+        with NeuralTangents.Cli.CliError msg ->
+            Console.Error.WriteLine("nt: " + msg)
+            if c = 0 then 1 else c
     mark "main returns (since process start)"
     code

@@ -278,7 +278,7 @@ module Batching =
             | None -> Some(sliceBatch job.InputBatchAxis t.Col t.Cols job.X1)
             | Some x2 -> Some(sliceBatch job.InputBatchAxis t.Col t.Cols x2)
         match job.MaskConstant with
-        | None -> KernelFn.runPlan Execution.Fast job.Plan job.Request job.Layer x1t x2t job.Get
+        | None -> KernelFn.runPlanAt Execution.Fast job.Plan job.Request job.Layer t.Row t.Col job.X2.IsSome x1t x2t job.Get
         | Some c ->
             // The masks are element-wise on the inputs, so each tile masks its own rows; the assembled answer does
             // not carry the output masks (KernelFn.computeWithMask does).

@@ -25,8 +25,10 @@ module KernelFn =
     [<CompiledName("ApplyFlow")>]
     let applyFlow (layer: Layer) (flow: KernelFlow) : KernelFlow = applyFlowWith Execution.Fast layer flow
 
-    /// The network's one output kernel, refused when it overflowed: a non-finite kernel is never returned.
-    let private single (flow: KernelFlow) =
+    /// The network's one output kernel, refused when it overflowed: a non-finite kernel is never returned. The
+    /// message names the inputs at fault, counted from <paramref name="off1"/> / <paramref name="off2"/> (a tile's
+    /// first rows) in the arrays named <paramref name="name1"/> / <paramref name="name2"/>.
+    let private singleAt (name1: string, off1: int) (name2: string, off2: int) (flow: KernelFlow) =
         match flow with
         | One k ->
             // The variances too: a large-norm row can overflow in cov1 while its covariances with x2 stay finite.
@@ -36,11 +38,35 @@ module KernelFn =
                 let i = Array.findIndex (System.Double.IsFinite >> not) t.Data
                 let v = t.Data[i]
                 let shown = if System.Double.IsNaN v then "NaN" elif v > 0.0 then "+inf" else "-inf"
-                let inputs = match name with "cov1" -> "x1" | "cov2" -> "x2" | _ -> "the inputs"
-                fail (sprintf "the kernel overflowed to a non-finite value: %s has %s at flat index %d; the inputs or W_std are too large for this depth (rescale %s)"
-                          name shown i inputs)
+                // (N1, N2, …) for nngp and ntk and a full-batch cov; (N, …) for a diagonal-batch cov.
+                let pairShaped = (name = "nngp" || name = "ntk" || not k.DiagonalBatch) && t.Rank >= 2
+                let lead = if pairShaped then 2 else 1
+                let rest = t.Shape[lead..] |> Array.fold (*) 1
+                let first, second =
+                    match name with
+                    | "cov1" -> (name1, off1), (name1, off1)
+                    | "cov2" -> (name2, off2), (name2, off2)
+                    | _ -> (name1, off1), (name2, off2)
+                let where =
+                    if pairShaped then
+                        let cols = t.Shape[1]
+                        sprintf "between input %d of %s and input %d of %s" (snd first + i / (cols * rest)) (fst first) (snd second + (i / rest) % cols) (fst second)
+                    else sprintf "for input %d of %s" (snd first + i / rest) (fst first)
+                let inputs = match name with "cov1" -> name1 | "cov2" -> name2 | _ -> "the inputs"
+                if System.Double.IsNaN v then
+                    // NaN: an overflow met another (∞ − ∞, ∞·0) or an operation was undefined (0/0).
+                    fail (sprintf "the kernel overflowed to a non-finite value: %s has NaN %s; the inputs or W_std are too large for this depth (rescale %s), or an operation is undefined (0/0, e.g. a normalisation with eps 0 of a constant input)"
+                              name where inputs)
+                else
+                    fail (sprintf "the kernel overflowed to a non-finite value: %s has %s %s; the inputs or W_std are too large for this depth (rescale %s)"
+                              name shown where inputs)
             | None -> k
         | Many ks -> fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ks.Length)
+
+    /// <c>singleAt</c> for a whole batch; the second inputs are x1's own when the kernel has no x2 (no cov2).
+    let private single (flow: KernelFlow) =
+        let hasX2 = match flow with One k -> k.Cov2.IsSome | Many _ -> true
+        singleAt ("x1", 0) ((if hasX2 then "x2" else "x1"), 0) flow
 
     /// <summary>Applies a network to a kernel (to chain kernel functions, as neural_tangents allows).
     /// The given kernel is not modified.</summary>
@@ -149,6 +175,13 @@ module KernelFn =
     let internal runPlan (exec: Execution) (plan: KernelPlan) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
         let out = runOnInput exec plan request layer x1 x2 get
         Timings.time "finiteness check" (fun () -> single out)
+
+    /// <c>runPlan</c> on a tile whose inputs start at row <paramref name="row"/> of x1 and <paramref name="col"/> of
+    /// x2 (of x1 when <paramref name="hasX2"/> is false): an overflow is reported at the whole batch's indices.
+    let internal runPlanAt (exec: Execution) (plan: KernelPlan) (request: LayoutRequest) (layer: Layer) (row: int) (col: int) (hasX2: bool)
+                           (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        let out = runOnInput exec plan request layer x1 x2 get
+        Timings.time "finiteness check" (fun () -> singleAt ("x1", row) ((if hasX2 then "x2" else "x1"), (if x2.IsSome then col else row)) out)
 
     /// <c>runPlan</c> on inputs masked by <c>mask_constant</c> (the input kernel of <c>computeWithMask</c>).
     let internal runPlanMasked (exec: Execution) (plan: KernelPlan) (maskConstant: float) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =

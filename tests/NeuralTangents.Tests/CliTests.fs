@@ -275,9 +275,9 @@ let tests =
             try
                 let req = """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": [[1e160, 1e160]], "x2": [[1e-160, 1e-160]]"""
                 nt [ "kernel" ] (req + "}")
-                |> assertOneLineError 1 "cov1 has +inf at flat index 0; the inputs or W_std are too large for this depth (rescale x1)"
+                |> assertOneLineError 1 "cov1 has +inf for input 0 of x1; the inputs or W_std are too large for this depth (rescale x1)"
                 File.WriteAllText(Path.Combine(dir, "r.json"), req + """, "out": "k"}""")
-                nt [ "kernel"; Path.Combine(dir, "r.json") ] "" |> assertOneLineError 1 "cov1 has +inf at flat index 0"
+                nt [ "kernel"; Path.Combine(dir, "r.json") ] "" |> assertOneLineError 1 "cov1 has +inf for input 0 of x1"
                 Expect.isEmpty (Directory.GetFiles dir |> Array.filter (fun f -> Path.GetFileName(f).StartsWith "k.")) "no answer file"
             finally
                 Directory.Delete(dir, true)

@@ -205,6 +205,30 @@ let tests =
             Expect.equal e2.Message e1.Message "the same refusal"
             Expect.stringContains e2.Message "non-finite" "says what happened"
 
+        testCase "an overflow names the inputs at fault by their index in the whole batch, tiled or not" <| fun () ->
+            // Input 4 of 6 has norm 1e200: its entry with itself under Dense is ~1e400 = +inf, its covariances with the
+            // others (~1e199) and every other entry finite. In tiles of 2 it sits in the third tile, at row 0 of that
+            // tile: the message must still say input 4.
+            let net = Stax.dense 1 1.0 None
+            let x = Tensor.create [| 6; 2 |] [| 0.1; 0.2; 0.3; 0.1; 1.0; 0.5; -0.2; 0.4; 1e200; 0.0; 0.7; 0.7 |]
+            let whole = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute net x None Both |> ignore)
+            Expect.stringContains whole.Message "nngp has +inf between input 4 of x1 and input 4 of x1" "the one non-finite entry of nngp, (4, 4)"
+            for b in [ 1; 2; 4 ] do
+                let tiled = throwsExactly<NeuralTangentsException> (fun () ->
+                    Batching.compute { BatchOptions.Default with BatchSize = Some b; Parallelism = Some 1 } net x None Both |> ignore)
+                Expect.stringContains tiled.Message "input 4 of x1" (sprintf "tiles of %d name input 4" b)
+            let x2 = Tensor.create [| 3; 2 |] [| 0.1; 0.2; 0.3; 0.1; 1.0; 0.5 |]
+            let tiled = throwsExactly<NeuralTangentsException> (fun () ->
+                Batching.compute { BatchOptions.Default with BatchSize = Some 2; Parallelism = Some 1 } net x (Some x2) Both |> ignore)
+            Expect.stringContains tiled.Message "input 4 of x1" "with x2: input 4 of x1"
+
+        testCase "a NaN kernel (LayerNorm with eps 0 on an all-zero input: 0/0) is refused, naming the input and 0/0" <| fun () ->
+            let net = Stax.serial [ Stax.dense 4 1.0 None; Stax.layerNorm [ -1 ] 0.0 0 -1 ]
+            let x = Tensor.create [| 2; 2 |] [| 1.0; 2.0; 0.0; 0.0 |]
+            let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute net x None Both |> ignore)
+            Expect.stringContains e.Message "or an operation is undefined (0/0" "not blamed on large inputs alone"
+            Expect.stringContains e.Message "has NaN between input 0 of x1 and input 1 of x1" "the first NaN entry, (0, 1): input 1 is zero"
+
         testCase "a variance that overflowed is refused too, though every covariance with x2 is finite" <| fun () ->
             // Monomial 3 on u ~ N(0, q): E[u³v³] = 9·q1·q2·c + 6·c³ stays near 1e165 for q1 = 1e110, q2 = 1, while
             // cov1 = E[u⁶] = 15·q1³ ≈ 1.5e331 is +∞.

@@ -427,7 +427,7 @@ let tests =
                   """{"layer": "SumPool", "window_shape": [2], "normalize_edges": true}""", "SumPool: unknown argument 'normalize_edges'"
                   """{"layer": "SumPool", "window_shape": [2, 2], "strides": [1]}""", "SumPool: strides"
                   """{"layer": "AvgPool", "window_shape": [0]}""", "window_shape"
-                  """{"layer": "GlobalAvgPool", "batch_axis": 1, "channel_axis": 1}""", "GlobalAvgPool: channel_axis" ]
+                  """{"layer": "GlobalAvgPool", "batch_axis": 1, "channel_axis": 1}""", "GlobalAvgPool: batch_axis and channel_axis are both 1" ]
         ]
 
         testCase "the CLI computes a pooling network from JSON as KernelFn.compute does" <| fun () ->

@@ -148,4 +148,25 @@ let tests =
                 assertClose "resumed nngp" 1e-14 k.Nngp.Data (Npy.read (Path.Combine(dir, "k.nngp.npy"))).Data
             finally
                 Directory.Delete(dir, true)
+        testCase "an answer that cannot reach stdout (/dev/full) is one error line naming stdout, exit code 1" <| fun () ->
+            // The real process with stdout on /dev/full (ENOSPC on every write): before, the bare system message.
+            if File.Exists "/dev/full" then
+                let dir = Path.Combine(Path.GetTempPath(), "nt-stdout-" + Guid.NewGuid().ToString("N"))
+                Directory.CreateDirectory dir |> ignore
+                try
+                    let request = Path.Combine(dir, "r.json")
+                    File.WriteAllText(request, """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": [[1.0, 2.0], [3.0, 4.0]]}""")
+                    let psi = ProcessStartInfo("bash", sprintf "-c \"exec dotnet '%s' kernel '%s' > /dev/full\"" ntDll request)
+                    psi.RedirectStandardError <- true
+                    psi.UseShellExecute <- false
+                    use p = Process.Start psi
+                    let err = p.StandardError.ReadToEnd()
+                    p.WaitForExit()
+                    Expect.equal p.ExitCode 1 err
+                    Expect.stringStarts err "nt: cannot write the answer to stdout (" "names stdout"
+                    Expect.equal (err.TrimEnd().Split('\n').Length) 1 "one line"
+                finally
+                    Directory.Delete(dir, true)
+            else skiptest "no /dev/full on this system"
+
     ]
