@@ -227,7 +227,9 @@ module Npy =
                 dims
                 |> List.map (function
                     | PyInt d when d >= 0L && d <= int64 Int32.MaxValue -> int d
-                    | d -> fail (sprintf "'shape' must be a tuple of non-negative integers, got %s" (showPy (PyTuple dims))))
+                    | PyInt d when d > int64 Int32.MaxValue ->
+                        fail (sprintf "the array of shape %s has an axis of %d, more than one .NET array can hold (%d)" (showPy (PyTuple dims)) d Array.MaxLength)
+                    | _ -> fail (sprintf "'shape' must be a tuple of non-negative integers, got %s" (showPy (PyTuple dims))))
                 |> List.toArray
             | v -> fail (sprintf "'shape' must be a tuple of integers, got %s" (showPy v))
         let count = shape |> Array.fold (fun acc d -> acc * int64 d) 1L

@@ -149,6 +149,11 @@ let tests =
             stringContains("Fortran", msg)
             stringContains("np.ascontiguousarray", msg)
 
+        testCase "an axis beyond one array is refused as too large, not as a bad shape" <| fun () ->
+            let msg = readError (handMade 1uy "{'descr': '<f8', 'fortran_order': False, 'shape': (100000000000, 3), }\n" (Array.zeroCreate 8))
+            stringContains("an axis of 100000000000, more than one .NET array can hold", msg)
+            stringContains("non-negative", readError (handMade 1uy "{'descr': '<f8', 'fortran_order': False, 'shape': (-1, 3), }\n" (Array.zeroCreate 8)))
+
         testCase "a bad magic string is refused" <| fun () ->
             let bytes = handMade 1uy "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }\n" (Array.zeroCreate 8)
             bytes[1] <- byte 'X'

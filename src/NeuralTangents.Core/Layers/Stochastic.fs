@@ -74,7 +74,7 @@ module Stochastic =
             match ctx.Rng with
             | None ->
                 raise (NeuralTangentsException
-                    "Dropout: apply_fn in mode 'train' needs a random key (rng) to draw the dropout mask; pass one (ApplyFn.applyWith { Rng = Some key; ... }) or use mode 'test'")
+                    "Dropout: apply_fn in mode 'train' needs a random key (rng) to draw the dropout mask; pass one (nt: \"kwargs\": {\"rng\": 0}; F#: ApplyFn.applyWith { Rng = Some key; ... }) or use mode 'test'")
             | Some key ->
                 let keep = keepMask key d.Rate x.Length
                 Tensor.create x.Shape (Array.init x.Length (fun i -> if keep[i] then x.Data[i] / d.Rate else 0.0))

@@ -43,7 +43,7 @@ module internal PredictFactor =
         c
 
     let private advice =
-        "pass a positive diag_reg (e.g. 1e-6 relative to the mean diagonal) to regularise it, or check for duplicated training inputs"
+        "pass a positive diag_reg (e.g. 1e-6, relative to the mean diagonal; for a kernel whose diagonal is zero set diag_reg_absolute_scale) to regularise it, or check for duplicated training inputs"
 
     /// <summary>A symmetric train–train block S (N×N) with its ridge and, after <c>Factor</c>, the Cholesky
     /// factor of S + ridge·I, in one buffer (see the module remarks). Thread-safe: one lock guards the buffer.</summary>
