@@ -221,7 +221,9 @@ let private argumentMessage (e: ArgumentException) =
     if isNull e.ParamName then e.Message
     else
         let m = if e.Message.EndsWith suffix then e.Message.Substring(0, e.Message.Length - suffix.Length) else e.Message
-        if m.StartsWith e.ParamName then m else sprintf "%s: %s" e.ParamName m
+        // A message in the request's own words (trace_axes for the API's traceAxes) needs no prefix either.
+        let snake = String.Concat(e.ParamName |> Seq.map (fun ch -> if Char.IsUpper ch then "_" + string (Char.ToLowerInvariant ch) else string ch))
+        if m.StartsWith e.ParamName || m.Contains snake then m else sprintf "%s: %s" e.ParamName m
 
 /// The longest error line, in characters.
 let private maxMessage = 1000

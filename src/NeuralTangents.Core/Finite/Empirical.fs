@@ -197,20 +197,21 @@ module Empirical =
     let private roles (rank: int) (traceAxes: int[]) (diagonalAxes: int[]) =
         // Named as neural_tangents names them (trace_axes, diagonal_axes), lists as JSON writes them.
         let show (axes: int[]) = "[" + System.String.Join(", ", axes) + "]"
-        let canon (name: string) (axes: int[]) =
-            if isNull axes then nullArg name
+        // The parameter (ParamName) as the API spells it; the message in neural_tangents' words.
+        let canon (param: string) (name: string) (axes: int[]) =
+            if isNull axes then nullArg param
             let c = axes |> Array.map (fun a ->
                 let n = if a < 0 then a + rank else a
                 if n < 0 || n >= rank then
-                    invalidArg name (sprintf "%s: axis %d is out of range for an output of rank %d; use an axis in [-%d, %d)" name a rank rank rank)
+                    invalidArg param (sprintf "%s: axis %d is out of range for an output of rank %d; use an axis in [-%d, %d)" name a rank rank rank)
                 n)
             if (Array.distinct c).Length <> c.Length then
-                invalidArg name (sprintf "%s: %s names an axis twice" name (show axes))
+                invalidArg param (sprintf "%s: %s names an axis twice" name (show axes))
             c
-        let t = canon "trace_axes" traceAxes
-        let d = canon "diagonal_axes" diagonalAxes
+        let t = canon "traceAxes" "trace_axes" traceAxes
+        let d = canon "diagonalAxes" "diagonal_axes" diagonalAxes
         match t |> Array.tryFind (fun a -> Array.contains a d) with
-        | Some a -> invalidArg "diagonal_axes" (sprintf "axis %d is in both trace_axes %s and diagonal_axes %s; an axis is either traced or diagonal" a (show traceAxes) (show diagonalAxes))
+        | Some a -> invalidArg "diagonalAxes" (sprintf "axis %d is in both trace_axes %s and diagonal_axes %s; an axis is either traced or diagonal" a (show traceAxes) (show diagonalAxes))
         | None -> ()
         Array.init rank (fun a -> if Array.contains a t then Traced elif Array.contains a d then Diagonal else Outer)
 
