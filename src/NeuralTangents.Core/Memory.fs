@@ -68,20 +68,25 @@ module Memory =
                         n1 n2 (if positions > 1L then sprintf " (%d positions each)" positions else "")
                         (format bytes) arrays entries (format free) blocks))
 
-    /// <summary>Refuses a parameter array (a finite network's weights) of <paramref name="shape"/> before it is
-    /// drawn, counted in int64: Dense(2·10⁹) on 3 input channels has 6·10⁹ weights (1.7·10⁹ after int32
-    /// wrap-around: 13 GB drawn over minutes before a later failure).</summary>
-    let internal checkParameter (layer: string) (what: string) (shape: int[]) =
-        let show () = String.Join(" × ", shape)
+    /// <summary>Refuses one float64 array of <paramref name="shape"/> before it is allocated, counted in int64, when
+    /// it exceeds one .NET array or the free memory. The message is <paramref name="subject"/> (what the array is),
+    /// the numbers, then <paramref name="fix"/>.</summary>
+    let internal checkArray (subject: string) (fix: string) (shape: int[]) =
         match product (shape |> Seq.map int64) with
         | Some e when e <= int64 Array.MaxLength ->
             let free = availableBytes ()
             if e * 8L > free then
-                raise (NeuralTangentsException(
-                    sprintf "%s: its %s of %s entries needs %s but %s are free; use a smaller width" layer what (show ()) (format (e * 8L)) (format free)))
-        | _ ->
+                raise (NeuralTangentsException(sprintf "%s needs %s but %s are free; %s" subject (format (e * 8L)) (format free) fix))
+        | Some e ->
             raise (NeuralTangentsException(
-                sprintf "%s: its %s of %s entries is more than one array can hold (%d); use a smaller width" layer what (show ()) Array.MaxLength))
+                sprintf "%s is more than one array can hold (%d entries; at most %d); %s" subject e Array.MaxLength fix))
+        | None -> raise (NeuralTangentsException(sprintf "%s is too large to index; %s" subject fix))
+
+    /// <summary>Refuses a parameter array (a finite network's weights) before it is drawn (<c>checkArray</c>):
+    /// Dense(2·10⁹) on 3 input channels has 6·10⁹ weights (1.7·10⁹ after int32 wrap-around: 13 GB drawn over
+    /// minutes before a later failure).</summary>
+    let internal checkParameter (layer: string) (what: string) (shape: int[]) =
+        checkArray (sprintf "%s: its %s of %s entries" layer what (String.Join(" × ", shape))) "use a smaller width" shape
 
     /// <summary>The default memory budget of a tiled kernel computation: the available bytes less a margin of a
     /// tenth of them, and at least 256 MB, for the runtime, the inputs and everything else the process holds.</summary>

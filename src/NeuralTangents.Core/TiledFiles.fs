@@ -194,7 +194,7 @@ module TiledFiles =
                 match resumable with
                 | Some d -> total / int64 (max 1 job.TileCount) * int64 (job.TileCount - d.Count)
                 | None -> total
-            let dir = Path.GetDirectoryName(Path.GetFullPath(sprintf "%s.x" prefix))
+            let dir = Path.GetDirectoryName(Path.GetFullPath prefix)
             let free = try Some(DriveInfo(dir).AvailableFreeSpace) with _ -> None
             match free with
             | Some f when left > f ->

@@ -76,17 +76,7 @@ module Resize =
     /// Refuses a resized array (or kernel) of <paramref name="shape"/> before it is allocated when it exceeds one
     /// .NET array or the free memory (counted in int64: a 2×2 image resized to 256×256 has a 2³²-entry kernel).
     let private checkSize (shape: int[]) =
-        let show () = String.Join(", ", shape)
-        match Memory.product (shape |> Seq.map int64) with
-        | Some e when e <= int64 Array.MaxLength ->
-            let free = Memory.availableBytes ()
-            if e * 8L > free then
-                fail (sprintf "ImageResize: the resized array of shape (%s) needs %s but %s are free; choose a smaller 'shape'"
-                          (show ()) (Memory.format (e * 8L)) (Memory.format free))
-        | Some e ->
-            fail (sprintf "ImageResize: the resized array of shape (%s) has %d entries, more than one array can hold (%d); choose a smaller 'shape'"
-                      (show ()) e Array.MaxLength)
-        | None -> fail (sprintf "ImageResize: the resized array of shape (%s) is too large to index; choose a smaller 'shape'" (show ()))
+        Memory.checkArray (sprintf "ImageResize: the resized array of shape (%s)" (String.Join(", ", shape))) "choose a smaller 'shape'" shape
 
     /// Applies an (out × in) operator along one axis of a tensor.
     let applyAxis (axis: int) (op: float[,]) (t: Tensor) : Tensor =
