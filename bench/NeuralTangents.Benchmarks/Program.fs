@@ -122,6 +122,7 @@ let main argv =
     | None -> ()
     if Array.contains "--small" argv || Array.contains "--small-child" argv then Small.run argv; exit 0
     if Array.contains "--activations" argv then Activations.run quick; exit 0
+    if Array.contains "--linalg" argv then LinearAlgebra.run quick; exit 0
     if Cnn.run argv then exit 0
     if Array.contains "--predict" argv then
         printfn "gp_inference (NNGP + NTK means, NNGP covariance, diag_reg 1e-4) vs one Cholesky; median of 3 runs (MathNet: 1 run)."
