@@ -41,3 +41,29 @@ let run (quick: bool) =
     let own = median runs (fun () -> Gemm.multiplyAddArrays 1.0 false a 0 n true b 0 n m n n cm 0 n false)
     let nat = if native then median runs (fun () -> Native.tryGemmNTInto 1.0 a m b n n 1.0 cm |> ignore) else nan
     row "C += A·Bᵀ (M×N×N)" (f / 4.0) own nat
+    // SPD matrix A·Aᵀ/n + I (well conditioned), factored by the dispatching routine (blocked here) and by dpotrf whole.
+    let spd = Linalg.gemmNT (1.0 / float n) a n a n n
+    for i in 0 .. n - 1 do spd[i * n + i] <- spd[i * n + i] + 1.0
+    let work = Array.zeroCreate (n * n)
+    let refill () = System.Array.Copy(spd, work, n * n)
+    let timeFactor (f: unit -> unit) =
+        median runs (fun () -> refill (); f ()) - median runs refill
+    let own = timeFactor (fun () -> Linalg.choleskyLowerInPlace work n |> ignore)
+    let nat = if native then timeFactor (fun () -> Native.tryPotrfLowerInPlace work n |> ignore) else nan
+    row "Cholesky (N)" (float n ** 3.0 / 3.0) own nat
+    let l = Array.copy spd
+    Linalg.choleskyLowerInPlace l n |> ignore
+    let bm = normals 3 (m * n)
+    let w = Array.zeroCreate (m * n)
+    let timeRhs (f: unit -> unit) =
+        median runs (fun () -> System.Array.Copy(bm, w, m * n); f ()) - median runs (fun () -> System.Array.Copy(bm, w, m * n))
+    let mnn = float m * float n * float n
+    let own = timeRhs (fun () -> Linalg.trsmRightLowerTrans l n w m)
+    let nat = if native then timeRhs (fun () -> Native.tryTrsmRightLowerTrans l n w m |> ignore) else nan
+    row "B·L⁻ᵀ (M×N, trsm)" mnn own nat
+    let own = timeRhs (fun () -> Linalg.trsmRightLower l n w m)
+    let nat = if native then timeRhs (fun () -> Native.tryTrsmRightLower l n w m |> ignore) else nan
+    row "B·L⁻¹ (M×N, trsm)" mnn own nat
+    let own = timeRhs (fun () -> Linalg.tryTrmmRightLower l n w m |> ignore)
+    let nat = if native then timeRhs (fun () -> Native.tryTrmmRightLower l n w m |> ignore) else nan
+    row "B·L (M×N, trmm)" mnn own nat

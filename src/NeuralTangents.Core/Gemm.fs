@@ -67,6 +67,13 @@ module internal Gemm =
         let mutable c70 = Vector512<float>.Zero
         let mutable c71 = Vector512<float>.Zero
         let mutable c72 = Vector512<float>.Zero
+        // Fetch the C tile (8 rows × 24 doubles, up to 4 lines a row) now; it is needed after the kc steps.
+        for r in 0 .. 7 do
+            let row = NativePtr.add c (r * ldc)
+            Sse.Prefetch0(NativePtr.toVoidPtr row)
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add row 8))
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add row 16))
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add row 23))
         let mutable pa = pa
         let mutable pb = pb
         for _ in 1 .. kc do
@@ -239,52 +246,57 @@ module internal Gemm =
             let threads = Environment.ProcessorCount
             let work = float m * float n * float k
             let useThreads = threads > 1 && work >= 2e6
-            // Enough row blocks to keep every core busy: MC, or less (a multiple of 8) when m is small.
+            // Row blocks of at most MC rows (a multiple of 8), as many per thread on every thread.
             let mc =
                 if not useThreads then MC
-                else min MC (max MR ((m + 2 * threads - 1) / (2 * threads) + MR - 1) / MR * MR)
+                else
+                    let blocks = threads * ((m + threads * MC - 1) / (threads * MC))
+                    ((m + blocks - 1) / blocks + MR - 1) / MR * MR
             let ncMax = min NC n
             let kcMax = min KC k
             let bPanelsMax = (ncMax + NR - 1) / NR
-            let packedB = GC.AllocateUninitializedArray<float>(bPanelsMax * NR * kcMax, pinned = true)
+            // Pooled: a fresh 5 MB buffer per call would cost more in first-touch page faults than its packing.
+            let packedB = ArrayPool<float>.Shared.Rent(bPanelsMax * NR * kcMax)
             use pbBuf = fixed packedB
             let pbAddr = NativePtr.toNativeInt pbBuf
             let aLen = ((mc + MR - 1) / MR) * MR * kcMax
-            let mutable j0 = 0
-            while j0 < n do
-                let nc = min NC (n - j0)
-                let bPanels = (nc + NR - 1) / NR
-                let mutable p0 = 0
-                while p0 < k do
-                    let kc = min KC (k - p0)
-                    // Lower only: rows above j0 write nothing in this column slab.
-                    let firstRow = if lowerOnly then j0 / mc * mc else 0
-                    let blocks = (m - firstRow + mc - 1) / mc
-                    if blocks > 0 then
-                        let jj0, pp0 = j0, p0
-                        if useThreads && bPanels >= 2 * threads then
-                            Parallel.For(0, threads, fun t ->
-                                let q0 = bPanels * t / threads
-                                let q1 = bPanels * (t + 1) / threads
-                                packB transB pb0 ldb n jj0 nc pp0 kc q0 q1 (NativePtr.ofNativeInt pbAddr)) |> ignore
-                        else packB transB pb0 ldb n j0 nc p0 kc 0 bPanels (NativePtr.ofNativeInt pbAddr)
-                        let block (bi: int) (packedA: float[]) =
-                            use paBuf = fixed packedA
-                            let i0 = firstRow + bi * mc
-                            let rows = min mc (m - i0)
-                            packA alpha transA pa0 lda m i0 rows pp0 kc paBuf
-                            macroKernel kc paBuf (NativePtr.ofNativeInt pbAddr) pc0 ldc m n i0 rows jj0 nc lowerOnly
-                        if useThreads && blocks > 1 then
-                            Parallel.For(0, blocks,
-                                         (fun () -> ArrayPool<float>.Shared.Rent aLen),
-                                         (fun bi _ (buf: float[]) -> block bi buf; buf),
-                                         (fun buf -> ArrayPool<float>.Shared.Return buf)) |> ignore
-                        else
-                            let buf = ArrayPool<float>.Shared.Rent aLen
-                            try for bi in 0 .. blocks - 1 do block bi buf
-                            finally ArrayPool<float>.Shared.Return buf
-                    p0 <- p0 + kc
-                j0 <- j0 + nc
+            try
+                let mutable j0 = 0
+                while j0 < n do
+                    let nc = min NC (n - j0)
+                    let bPanels = (nc + NR - 1) / NR
+                    let mutable p0 = 0
+                    while p0 < k do
+                        let kc = min KC (k - p0)
+                        // Lower only: rows above j0 write nothing in this column slab.
+                        let firstRow = if lowerOnly then j0 / mc * mc else 0
+                        let blocks = (m - firstRow + mc - 1) / mc
+                        if blocks > 0 then
+                            let jj0, pp0 = j0, p0
+                            if useThreads && bPanels >= 2 * threads then
+                                Parallel.For(0, threads, fun t ->
+                                    let q0 = bPanels * t / threads
+                                    let q1 = bPanels * (t + 1) / threads
+                                    packB transB pb0 ldb n jj0 nc pp0 kc q0 q1 (NativePtr.ofNativeInt pbAddr)) |> ignore
+                            else packB transB pb0 ldb n j0 nc p0 kc 0 bPanels (NativePtr.ofNativeInt pbAddr)
+                            let block (bi: int) (packedA: float[]) =
+                                use paBuf = fixed packedA
+                                let i0 = firstRow + bi * mc
+                                let rows = min mc (m - i0)
+                                packA alpha transA pa0 lda m i0 rows pp0 kc paBuf
+                                macroKernel kc paBuf (NativePtr.ofNativeInt pbAddr) pc0 ldc m n i0 rows jj0 nc lowerOnly
+                            if useThreads && blocks > 1 then
+                                Parallel.For(0, blocks,
+                                             (fun () -> ArrayPool<float>.Shared.Rent aLen),
+                                             (fun bi _ (buf: float[]) -> block bi buf; buf),
+                                             (fun buf -> ArrayPool<float>.Shared.Return buf)) |> ignore
+                            else
+                                let buf = ArrayPool<float>.Shared.Rent aLen
+                                try for bi in 0 .. blocks - 1 do block bi buf
+                                finally ArrayPool<float>.Shared.Return buf
+                        p0 <- p0 + kc
+                    j0 <- j0 + nc
+            finally ArrayPool<float>.Shared.Return packedB
 
     /// <summary>Array form of <c>multiplyAdd</c> with element offsets: A at a[aOff], B at b[bOff], C at c[cOff].
     /// The caller checks that the addressed ranges lie inside the arrays.</summary>

@@ -110,6 +110,10 @@ module internal Linalg =
         if arr.Length < len then
             invalidArg name (sprintf "needs at least %d elements, has %d" len arr.Length)
 
+    /// True when a product of this size goes to the packed AVX-512 kernel (Gemm.fs) rather than BLAS or the
+    /// 4×4 kernel below: on AVX-512 machines it outruns OpenBLAS' Haswell kernels (see the README's benchmarks).
+    let private packedFor (m: int) (n: int) (k: int) = Gemm.available && float m * float n * float k >= 1e6
+
     /// Managed blocked C += A·Bᵀ over rows [lo, hi) of C (c zero on entry for a plain product).
     let private gemmRowsManaged (a: float[]) (b: float[]) (c: float[]) (n: int) (k: int) (lo: int) (hi: int) =
         use pa = fixed a
@@ -166,7 +170,8 @@ module internal Linalg =
         checkSize "a" a (m * k)
         checkSize "b" b (n * k)
         let c = Pages.zeroed (m * n)
-        if not (Native.tryGemmNT alpha a m b n k c) then gemmInto alpha a m b n k c
+        if packedFor m n k then Gemm.multiplyAddArrays alpha false a 0 k true b 0 k m n k c 0 n false
+        elif not (Native.tryGemmNT alpha a m b n k c) then gemmInto alpha a m b n k c
         c
 
     /// Managed C = alpha · A·Bᵀ, never native (for tests and benchmarks that compare with native BLAS).
@@ -322,15 +327,93 @@ module internal Linalg =
             i0 <- i1
         info
 
+    // ---------------------------------------------------------------------------------------------
+    // Blocked Cholesky and triangular routines whose O(n³) part runs in the packed AVX-512 product (Gemm.fs); the
+    // O(n²·nb) diagonal-block work stays in LAPACK/BLAS (dpotrf, dtrsm, dtrmm on 256-wide blocks through row strides).
+    // Used when both are present and the matrix is large; otherwise the native or managed routine runs whole.
+
+    /// Width of the diagonal blocks: one packed depth slab of the product.
+    [<Literal>]
+    let private BlockWidth = 256
+
+    /// True when the blocked routines apply to an n×n triangle.
+    let private blockedFor (n: int) = n >= 2 * BlockWidth && Gemm.available && Native.blockedReady ()
+
+    /// True when the blocked triangular routines apply to m right-hand sides: with fewer rows than a block the
+    /// product's packing of L (n²/2 values) costs more than BLAS' whole solve (e.g. (K + λI)⁻¹·y for 10 outputs).
+    let private blockedRowsFor (n: int) (m: int) = m >= BlockWidth && blockedFor n
+
+    /// Right-looking blocked Cholesky (Golub and Van Loan, "Matrix Computations", 4th ed., Alg. 4.2.3) of the row-major
+    /// lower triangle: per block column, L11 = chol(A11), L21 = A21·L11⁻ᵀ, then lower(A22) −= L21·L21ᵀ. Writes the
+    /// lower triangle only. LAPACK's info.
+    let private choleskyLowerBlocked (a: float[]) (n: int) : int =
+        use pa = fixed a
+        let at i j = NativePtr.toNativeInt (NativePtr.add pa (i * n + j))
+        let mutable info = 0
+        let mutable j0 = 0
+        while info = 0 && j0 < n do
+            let j1 = min n (j0 + BlockWidth)
+            let w = j1 - j0
+            let r = Native.potrfLowerAt (at j0 j0) w n
+            if r < 0 then invalidArg "a" (sprintf "LAPACKE_dpotrf rejected argument %d" (-r))
+            elif r > 0 then info <- j0 + r
+            elif j1 < n then
+                Native.trsmRightLowerAt true (at j0 j0) n w (at j1 j0) n (n - j1)
+                Gemm.multiplyAdd -1.0 false (at j1 j0) n true (at j1 j0) n (n - j1) (n - j1) w (at j1 j1) n true
+            j0 <- j1
+        info
+
+    /// B (m×n) ← B·L⁻ᵀ, left-looking by block columns: B₁ −= B₀·L₁₀ᵀ (solved columns to the left), then B₁·L₁₁⁻ᵀ.
+    let private trsmRightLowerTransBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
+        use pl = fixed l
+        use pb = fixed b
+        let lAt i j = NativePtr.toNativeInt (NativePtr.add pl (i * n + j))
+        let bAt i j = NativePtr.toNativeInt (NativePtr.add pb (i * n + j))
+        let mutable j0 = 0
+        while j0 < n do
+            let j1 = min n (j0 + BlockWidth)
+            if j0 > 0 then Gemm.multiplyAdd -1.0 false (bAt 0 0) n true (lAt j0 0) n m (j1 - j0) j0 (bAt 0 j0) n false
+            Native.trsmRightLowerAt true (lAt j0 j0) n (j1 - j0) (bAt 0 j0) n m
+            j0 <- j1
+
+    /// B (m×n) ← B·L⁻¹, by block columns from the right: B₁ −= B₂·L₂₁ (solved columns to the right), then B₁·L₁₁⁻¹.
+    let private trsmRightLowerBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
+        use pl = fixed l
+        use pb = fixed b
+        let lAt i j = NativePtr.toNativeInt (NativePtr.add pl (i * n + j))
+        let bAt i j = NativePtr.toNativeInt (NativePtr.add pb (i * n + j))
+        let mutable j1 = n
+        while j1 > 0 do
+            let j0 = max 0 (j1 - BlockWidth)
+            if j1 < n then Gemm.multiplyAdd -1.0 false (bAt 0 j1) n false (lAt j1 j0) n m (j1 - j0) (n - j1) (bAt 0 j0) n false
+            Native.trsmRightLowerAt false (lAt j0 j0) n (j1 - j0) (bAt 0 j0) n m
+            j1 <- j0
+
+    /// B (m×n) ← B·L in place, left to right by block columns: B₁ ← B₁·L₁₁ + B₂·L₂₁ reads only columns not yet
+    /// rewritten.
+    let private trmmRightLowerBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
+        use pl = fixed l
+        use pb = fixed b
+        let lAt i j = NativePtr.toNativeInt (NativePtr.add pl (i * n + j))
+        let bAt i j = NativePtr.toNativeInt (NativePtr.add pb (i * n + j))
+        let mutable j0 = 0
+        while j0 < n do
+            let j1 = min n (j0 + BlockWidth)
+            Native.trmmRightLowerAt (lAt j0 j0) n (j1 - j0) (bAt 0 j0) n m
+            if j1 < n then Gemm.multiplyAdd 1.0 false (bAt 0 j1) n false (lAt j1 j0) n m (j1 - j0) (n - j1) (bAt 0 j0) n false
+            j0 <- j1
+
     /// <summary>In-place Cholesky factor L (A = L·Lᵀ) of the symmetric matrix in the row-major lower triangle of
     /// a; the strictly upper triangle is left as it was. LAPACK's info: 0 on success, j &gt; 0 when the leading
     /// minor of order j is not positive definite.</summary>
     let choleskyLowerInPlace (a: float[]) (n: int) : int =
         checkSize "a" a (n * n)
-        match Native.tryPotrfLowerInPlace a n with
-        | Some info when info >= 0 -> info
-        | Some info -> invalidArg "a" (sprintf "LAPACKE_dpotrf rejected argument %d" (-info))
-        | None -> choleskyLowerInPlaceManaged a n
+        if blockedFor n then choleskyLowerBlocked a n
+        else
+            match Native.tryPotrfLowerInPlace a n with
+            | Some info when info >= 0 -> info
+            | Some info -> invalidArg "a" (sprintf "LAPACKE_dpotrf rejected argument %d" (-info))
+            | None -> choleskyLowerInPlaceManaged a n
 
     /// Managed B ← B·L⁻ᵀ (row r of B becomes L⁻¹·b_r, forward substitution), SolveRows rows at a time.
     let trsmRightLowerTransManaged (l: float[]) (n: int) (b: float[]) (m: int) =
@@ -372,13 +455,25 @@ module internal Linalg =
     let trsmRightLowerTrans (l: float[]) (n: int) (b: float[]) (m: int) =
         checkSize "l" l (n * n)
         checkSize "b" b (m * n)
-        if not (Native.tryTrsmRightLowerTrans l n b m) then trsmRightLowerTransManaged l n b m
+        if blockedRowsFor n m then trsmRightLowerTransBlocked l n b m
+        elif not (Native.tryTrsmRightLowerTrans l n b m) then trsmRightLowerTransManaged l n b m
 
     /// <summary>B (m×n) ← B·L⁻¹ in place, L the lower triangle of l (n×n): each row b_r becomes L⁻ᵀ·b_r.</summary>
     let trsmRightLower (l: float[]) (n: int) (b: float[]) (m: int) =
         checkSize "l" l (n * n)
         checkSize "b" b (m * n)
-        if not (Native.tryTrsmRightLower l n b m) then trsmRightLowerManaged l n b m
+        if blockedRowsFor n m then trsmRightLowerBlocked l n b m
+        elif not (Native.tryTrsmRightLower l n b m) then trsmRightLowerManaged l n b m
+
+    /// <summary>B (m×n) ← B·L in place, L the lower triangle of l (n×n); false when no BLAS is loaded (no managed
+    /// path: callers have one that avoids the product).</summary>
+    let tryTrmmRightLower (l: float[]) (n: int) (b: float[]) (m: int) : bool =
+        checkSize "l" l (n * n)
+        checkSize "b" b (m * n)
+        if blockedRowsFor n m then
+            trmmRightLowerBlocked l n b m
+            true
+        else Native.tryTrmmRightLower l n b m
 
     /// Managed C = B·S (B m×n, S symmetric from the upper triangle of s with the diagonal d): with U the strictly
     /// upper part, row r of B·S is Σ_i b_ri·(d_i e_i + U_i,· + U_·,i), i.e. an axpy and a dot per row i of U.
@@ -413,7 +508,12 @@ module internal Linalg =
         checkSize "a" a (m * k)
         checkSize "b" b (n * k)
         checkSize "c" c (m * n)
-        if not (Native.tryGemmNTInto alpha a m b n k beta c) then
+        if packedFor m n k then
+            // beta = 0 discards C (NaN included), as BLAS does.
+            if beta = 0.0 then Array.Clear(c, 0, m * n)
+            elif beta <> 1.0 then TensorPrimitives.Multiply(ReadOnlySpan(c, 0, m * n), beta, Span(c, 0, m * n))
+            Gemm.multiplyAddArrays alpha false a 0 k true b 0 k m n k c 0 n false
+        elif not (Native.tryGemmNTInto alpha a m b n k beta c) then
             let p = gemmNTManaged alpha a m b n k
             if beta = 0.0 then Array.blit p 0 c 0 (m * n)
             else
@@ -470,7 +570,9 @@ module internal Linalg =
         checkSize "a" a (m * k)
         checkSize "b" b (k * n)
         let c = Pages.zeroed (m * n)
-        if not (Native.tryGemmInto transA transB m n k 1.0 a b 0.0 c) && m > 0 && n > 0 && k > 0 then
+        if packedFor m n k then
+            Gemm.multiplyAddArrays 1.0 transA a 0 (if transA then m else k) transB b 0 (if transB then k else n) m n k c 0 n false
+        elif not (Native.tryGemmInto transA transB m n k 1.0 a b 0.0 c) && m > 0 && n > 0 && k > 0 then
             let tr (x: float[]) rows cols =
                 let t = Array.zeroCreate (rows * cols)
                 for i in 0 .. rows - 1 do
@@ -521,7 +623,8 @@ module internal Linalg =
     let rankUpdateLower (alpha: float) (a: float[]) (n: int) (k: int) (c: float[]) =
         checkSize "a" a (n * k)
         checkSize "c" c (n * n)
-        if not (Native.trySyrkLower alpha a n k 1.0 c) then gemmNTInto alpha a n a n k 1.0 c
+        if packedFor n n k then Gemm.multiplyAddArrays alpha false a 0 k true a 0 k n n k c 0 n true
+        elif not (Native.trySyrkLower alpha a n k 1.0 c) then gemmNTInto alpha a n a n k 1.0 c
 
     /// <summary>Copies the lower triangle of a square row-major buffer onto its upper triangle.</summary>
     let mirrorLower (c: float[]) (n: int) =

@@ -391,6 +391,35 @@ module internal Native =
             true
         | _ -> false
 
+    // ---- Pointer forms for the blocked algorithms in Linalg (the caller pins; sub-blocks via row strides) --------
+
+    /// True when the pointer forms below can run (LAPACKE dpotrf and BLAS dtrsm, dtrmm loaded).
+    let blockedReady () =
+        let l = libraries ()
+        l.Potrf.IsSome && l.Trsm.IsSome && l.Trmm.IsSome
+
+    /// In-place Cholesky of the n×n symmetric block whose row-major lower triangle starts at a (row stride lda):
+    /// LAPACK's info. Column-major 'U' on the row-major lower triangle, as in <c>tryPotrfLowerInPlace</c>.
+    let potrfLowerAt (a: nativeint) (n: int) (lda: int) : int =
+        match (libraries ()).Potrf with
+        | Some f -> f.Invoke(ColMajor, byte 'U', n, a, lda)
+        | None -> invalidOp "LAPACKE_dpotrf is not loaded"
+
+    /// B (m×n at b, row stride ldb) ← B·L⁻ᵀ (trans) or B·L⁻¹, L the n×n row-major lower triangle at l (stride ldl).
+    let trsmRightLowerAt (trans: bool) (l: nativeint) (ldl: int) (n: int) (b: nativeint) (ldb: int) (m: int) =
+        match (libraries ()).Trsm with
+        | Some f when m > 0 && n > 0 ->
+            f.Invoke(RowMajor, Right, LowerTri, (if trans then Trans else NoTrans), NonUnit, m, n, 1.0, l, ldl, b, ldb)
+        | Some _ -> ()
+        | None -> invalidOp "cblas_dtrsm is not loaded"
+
+    /// B (m×n at b, row stride ldb) ← B·L, L the n×n row-major lower triangle at l (row stride ldl).
+    let trmmRightLowerAt (l: nativeint) (ldl: int) (n: int) (b: nativeint) (ldb: int) (m: int) =
+        match (libraries ()).Trmm with
+        | Some f when m > 0 && n > 0 -> f.Invoke(RowMajor, Right, LowerTri, NoTrans, NonUnit, m, n, 1.0, l, ldl, b, ldb)
+        | Some _ -> ()
+        | None -> invalidOp "cblas_dtrmm is not loaded"
+
 /// <summary>Which optional native libraries (BLAS, LAPACKE) this process uses, for diagnostics such as
 /// <c>nt info</c>. Probing happens once, on the first call here or the first native-capable computation.</summary>
 [<RequireQualifiedAccess>]

@@ -136,7 +136,7 @@ module internal PredictFactor =
 
         /// B ← B·L in place (B m×N) when the block is factored and native trmm is loaded; false otherwise.
         member _.TryTimesL(b: float[], m: int) : bool =
-            lock gate (fun () -> factored && Native.tryTrmmRightLower data n b m)
+            lock gate (fun () -> factored && Linalg.tryTrmmRightLower data n b m)
 
         /// B·S for B (m×N), a fresh m×N buffer. Native dsymm reads the diagonal of the buffer, so S's diagonal is
         /// put there for the call and L's put back.
