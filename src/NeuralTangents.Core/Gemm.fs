@@ -232,6 +232,10 @@ module internal Gemm =
                                 for cc in 0 .. cols - 1 do
                                     NativePtr.set row cc (NativePtr.get row cc + NativePtr.get tile (r * NR + cc))
 
+    /// The first 64-byte boundary at or after p (within 8 doubles): packed panels start on a cache line, so no
+    /// 512-bit load of the micro-kernel splits across two lines (unaligned, each would cost two L1 accesses).
+    let private aligned (p: nativeptr<float>) : nativeint = (NativePtr.toNativeInt p + 63n) &&& ~~~63n
+
     /// <summary>C (m×n, row stride ldc) ← C + α·op(A)·op(B), op(A) m×k and op(B) k×n; op transposes when the flag is
     /// set (A stored m×k with row stride lda, or k×m when transposed; B stored k×n with row stride ldb, or n×k). With
     /// lowerOnly (m = n) only entries with row ≥ column are read or written. The pointers must stay pinned for the
@@ -256,10 +260,10 @@ module internal Gemm =
             let kcMax = min KC k
             let bPanelsMax = (ncMax + NR - 1) / NR
             // Pooled: a fresh 5 MB buffer per call would cost more in first-touch page faults than its packing.
-            let packedB = ArrayPool<float>.Shared.Rent(bPanelsMax * NR * kcMax)
+            let packedB = ArrayPool<float>.Shared.Rent(bPanelsMax * NR * kcMax + 8)
             use pbBuf = fixed packedB
-            let pbAddr = NativePtr.toNativeInt pbBuf
-            let aLen = ((mc + MR - 1) / MR) * MR * kcMax
+            let pbAddr = aligned pbBuf
+            let aLen = ((mc + MR - 1) / MR) * MR * kcMax + 8
             try
                 let mutable j0 = 0
                 while j0 < n do
@@ -280,7 +284,8 @@ module internal Gemm =
                                     packB transB pb0 ldb n jj0 nc pp0 kc q0 q1 (NativePtr.ofNativeInt pbAddr)) |> ignore
                             else packB transB pb0 ldb n j0 nc p0 kc 0 bPanels (NativePtr.ofNativeInt pbAddr)
                             let block (bi: int) (packedA: float[]) =
-                                use paBuf = fixed packedA
+                                use paPinned = fixed packedA
+                                let paBuf = NativePtr.ofNativeInt<float> (aligned paPinned)
                                 let i0 = firstRow + bi * mc
                                 let rows = min mc (m - i0)
                                 packA alpha transA pa0 lda m i0 rows pp0 kc paBuf

@@ -112,7 +112,10 @@ module internal Linalg =
 
     /// True when a product of this size goes to the packed AVX-512 kernel (Gemm.fs) rather than BLAS or the
     /// 4×4 kernel below: on AVX-512 machines it outruns OpenBLAS' Haswell kernels (see the README's benchmarks).
-    let private packedFor (m: int) (n: int) (k: int) = Gemm.available && float m * float n * float k >= 1e6
+    /// Below 48 rows or columns the packing (m·k + n·k copies, tiles padded to 8×24) outweighs the product: the
+    /// means K*·(K + λI)⁻¹·y with 10 outputs took 15–25 ms there against a few with BLAS.
+    let private packedFor (m: int) (n: int) (k: int) =
+        Gemm.available && min m n >= 48 && float m * float n * float k >= 1e6
 
     /// Managed blocked C += A·Bᵀ over rows [lo, hi) of C (c zero on entry for a plain product).
     let private gemmRowsManaged (a: float[]) (b: float[]) (c: float[]) (n: int) (k: int) (lo: int) (hi: int) =
