@@ -11,12 +11,11 @@ open Microsoft.FSharp.NativeInterop
 
 /// Packed AVX-512 matrix product C ← C + α·op(A)·op(B) on row-major buffers, in the layered loops of Goto and van de
 /// Geijn ("Anatomy of high-performance matrix multiplication", ACM TOMS 34(3), 2008) as restructured by BLIS (Van Zee
-/// and van de Geijn, ACM TOMS 41(3), 2015): operands are packed per 256-deep slab into 8-row panels of α·op(A) and
-/// 24-column panels of op(B), and an 8×24 register-blocked micro-kernel (24 accumulators) runs over pairs of panels.
-/// Two loop orders, chosen by shape: one holds a B panel while A panels pass, the other an A panel while B panels
-/// pass. Edge tiles are zero-padded in the packed panels, so the micro-kernel has one shape. With <c>lowerOnly</c>
-/// only entries with row ≥ column are written (a symmetric rank-k update of a lower triangle); tiles wholly above
-/// the diagonal are skipped.
+/// and van de Geijn, ACM TOMS 41(3), 2015): a KC×NC slab of op(B) is packed into 24-column panels shared by all
+/// threads, each thread packs an MC×KC block of op(A) into 8-row panels and runs an 8×24 register-blocked
+/// micro-kernel over them. Edge tiles are zero-padded in the packed panels, so the micro-kernel has one shape.
+/// With <c>lowerOnly</c> only entries with row ≥ column are written (a symmetric rank-k update of a lower
+/// triangle); tiles wholly above the diagonal are skipped.
 module internal Gemm =
 
     [<Literal>]
@@ -233,42 +232,17 @@ module internal Gemm =
                                 for cc in 0 .. cols - 1 do
                                     NativePtr.set row cc (NativePtr.get row cc + NativePtr.get tile (r * NR + cc))
 
-    let private macroKernelA (kc: int) (pa: nativeptr<float>) (pb: nativeptr<float>) (c: nativeptr<float>) (ldc: int)
-                            (m: int) (n: int) (i0: int) (mc: int) (j0: int) (nc: int) (lowerOnly: bool) =
-        let tile = NativePtr.stackalloc<float> (MR * NR)
-        let rowPanels = (mc + MR - 1) / MR
-        let colPanels = (nc + NR - 1) / NR
-        let iEnd = min m (i0 + mc)
-        let jEnd = min n (j0 + nc)
-        for s in 0 .. rowPanels - 1 do
-            let is = i0 + s * MR
-            let ap = NativePtr.add pa (s * kc * MR)
-            for q in 0 .. colPanels - 1 do
-                let jq = j0 + q * NR
-                // Lower only: a tile whose last row is above its first column is wholly in the upper triangle.
-                if not lowerOnly || is + MR - 1 >= jq then
-                    let bp = NativePtr.add pb (q * kc * NR)
-                    let full = is + MR <= iEnd && jq + NR <= jEnd && (not lowerOnly || is >= jq + NR - 1)
-                    if full then microKernel kc ap bp (NativePtr.add c (is * ldc + jq)) ldc
-                    else
-                        for t in 0 .. MR * NR - 1 do NativePtr.set tile t 0.0
-                        microKernel kc ap bp tile NR
-                        for r in 0 .. min MR (iEnd - is) - 1 do
-                            let i = is + r
-                            let cols = min NR (jEnd - jq)
-                            let cols = if lowerOnly then min cols (i - jq + 1) else cols
-                            let row = NativePtr.add c (i * ldc + jq)
-                            for cc in 0 .. cols - 1 do
-                                NativePtr.set row cc (NativePtr.get row cc + NativePtr.get tile (r * NR + cc))
-
     /// The first 64-byte boundary at or after p (within 8 doubles): packed panels start on a cache line, so no
     /// 512-bit load of the micro-kernel splits across two lines (unaligned, each would cost two L1 accesses).
     let private aligned (p: nativeptr<float>) : nativeint = (NativePtr.toNativeInt p + 63n) &&& ~~~63n
 
-    /// The B-stationary order: per KC×NC slab of op(B) (packed once, shared), each task packs MC rows of α·op(A)
-    /// (L2) and sweeps the B slab's 24-column panels (each held while the block's 8-row panels pass).
-    let private multiplyAddB (alpha: float) (transA: bool) (a: nativeint) (lda: int) (transB: bool) (b: nativeint) (ldb: int)
-                             (m: int) (n: int) (k: int) (c: nativeint) (ldc: int) (lowerOnly: bool) =
+    /// <summary>C (m×n, row stride ldc) ← C + α·op(A)·op(B), op(A) m×k and op(B) k×n; op transposes when the flag is
+    /// set (A stored m×k with row stride lda, or k×m when transposed; B stored k×n with row stride ldb, or n×k). With
+    /// lowerOnly (m = n) only entries with row ≥ column are read or written. The pointers must stay pinned for the
+    /// call; requires <c>available</c>.</summary>
+    let multiplyAdd (alpha: float) (transA: bool) (a: nativeint) (lda: int) (transB: bool) (b: nativeint) (ldb: int)
+                    (m: int) (n: int) (k: int) (c: nativeint) (ldc: int) (lowerOnly: bool) =
+        if not available then invalidOp "Gemm.multiplyAdd needs AVX-512"
         if m > 0 && n > 0 && k > 0 && alpha <> 0.0 then
             let pa0 = NativePtr.ofNativeInt<float> a
             let pb0 = NativePtr.ofNativeInt<float> b
@@ -328,88 +302,6 @@ module internal Gemm =
                         p0 <- p0 + kc
                     j0 <- j0 + nc
             finally ArrayPool<float>.Shared.Return packedB
-
-    /// Columns of B per packed L2 block in the A-stationary order (10 panels, 480 KB at KC = 256).
-    [<Literal>]
-    let private NB = 240
-
-    /// <c>multiplyAdd</c> in the other order, BLIS' for a broadcast operand: per depth slab, all of α·op(A) is packed once
-    /// (shared, L3); each task packs a block of NB columns of op(B) (L2) and, for each 8-row panel of A (held in L1),
-    /// sweeps the block's 24-column panels.
-    let private multiplyAddA (alpha: float) (transA: bool) (a: nativeint) (lda: int) (transB: bool) (b: nativeint) (ldb: int)
-                             (m: int) (n: int) (k: int) (c: nativeint) (ldc: int) (lowerOnly: bool) =
-        if m > 0 && n > 0 && k > 0 && alpha <> 0.0 then
-            let pa0 = NativePtr.ofNativeInt<float> a
-            let pb0 = NativePtr.ofNativeInt<float> b
-            let pc0 = NativePtr.ofNativeInt<float> c
-            let threads = Environment.ProcessorCount
-            let useThreads = threads > 1 && float m * float n * float k >= 2e6
-            let kcMax = min KC k
-            let rowPanels = (m + MR - 1) / MR
-            let packedA = ArrayPool<float>.Shared.Rent(rowPanels * MR * kcMax + 8)
-            use paPinned = fixed packedA
-            let paAddr = aligned paPinned
-            let colBlocks = (n + NB - 1) / NB
-            // Row chunks (multiples of 8 rows) so that there are at least 4 tasks per thread.
-            let chunks =
-                if not useThreads then 1
-                else min rowPanels (max 1 ((4 * threads + colBlocks - 1) / colBlocks))
-            let chunkPanels = (rowPanels + chunks - 1) / chunks
-            let chunks = (rowPanels + chunkPanels - 1) / chunkPanels
-            let bLen = ((min NB n + NR - 1) / NR) * NR * kcMax + 8
-            try
-                let mutable p0 = 0
-                while p0 < k do
-                    let kc = min KC (k - p0)
-                    let pp0 = p0
-                    if useThreads && rowPanels >= 2 * threads then
-                        Parallel.For(0, threads, fun t ->
-                            let q0 = rowPanels * t / threads
-                            let q1 = rowPanels * (t + 1) / threads
-                            if q1 > q0 then
-                                packA alpha transA pa0 lda m (q0 * MR) ((q1 - q0) * MR) pp0 kc
-                                      (NativePtr.add (NativePtr.ofNativeInt<float> paAddr) (q0 * kc * MR))) |> ignore
-                    else packA alpha transA pa0 lda m 0 (rowPanels * MR) p0 kc (NativePtr.ofNativeInt paAddr)
-                    let task (t: int) (packedB: float[]) =
-                        let cb, ch = t % colBlocks, t / colBlocks
-                        let j0 = cb * NB
-                        let nc = min NB (n - j0)
-                        let i0 = ch * chunkPanels * MR
-                        let i1 = min m (i0 + chunkPanels * MR)
-                        // Lower only: a chunk whose last row is above the block's first column writes nothing.
-                        if i1 > i0 && (not lowerOnly || i1 - 1 >= j0) then
-                            use pbPinned = fixed packedB
-                            let pb = NativePtr.ofNativeInt<float> (aligned pbPinned)
-                            packB transB pb0 ldb n j0 nc pp0 kc 0 ((nc + NR - 1) / NR) pb
-                            let first = if lowerOnly then max i0 (j0 / MR * MR) else i0
-                            let s0 = first / MR
-                            macroKernelA kc (NativePtr.add (NativePtr.ofNativeInt<float> paAddr) (s0 * kc * MR)) pb pc0 ldc
-                                        m n first (i1 - first) j0 nc lowerOnly
-                    let tasks = colBlocks * chunks
-                    if useThreads && tasks > 1 then
-                        Parallel.For(0, tasks,
-                                     (fun () -> ArrayPool<float>.Shared.Rent bLen),
-                                     (fun t _ (buf: float[]) -> task t buf; buf),
-                                     (fun buf -> ArrayPool<float>.Shared.Return buf)) |> ignore
-                    else
-                        let buf = ArrayPool<float>.Shared.Rent bLen
-                        try for t in 0 .. tasks - 1 do task t buf
-                        finally ArrayPool<float>.Shared.Return buf
-                    p0 <- p0 + kc
-            finally ArrayPool<float>.Shared.Return packedA
-
-    /// <summary>C (m×n, row stride ldc) ← C + α·op(A)·op(B), op(A) m×k and op(B) k×n; op transposes when the flag is
-    /// set (A stored m×k with row stride lda, or k×m when transposed; B stored k×n with row stride ldb, or n×k). With
-    /// lowerOnly (m = n) only entries with row ≥ column are read or written. The pointers must stay pinned for the
-    /// call; requires <c>available</c>.</summary>
-    let multiplyAdd (alpha: float) (transA: bool) (a: nativeint) (lda: int) (transB: bool) (b: nativeint) (ldb: int)
-                    (m: int) (n: int) (k: int) (c: nativeint) (ldc: int) (lowerOnly: bool) =
-        if not available then invalidOp "Gemm.multiplyAdd needs AVX-512"
-        // Measured at N = 4000, M = 1000 on 2 cores (bench --linalg, two interleaved pairs): the A-stationary order
-        // ran lower-triangle updates at 126–128 GFLOP/s against 109–115 and M×N×N products at 124–128 against
-        // 117–118; the B-stationary one ran N×N×N products at 139–143 against 133–137.
-        if lowerOnly || m < 2000 then multiplyAddA alpha transA a lda transB b ldb m n k c ldc lowerOnly
-        else multiplyAddB alpha transA a lda transB b ldb m n k c ldc lowerOnly
 
     /// <summary>Array form of <c>multiplyAdd</c> with element offsets: A at a[aOff], B at b[bOff], C at c[cOff].
     /// The caller checks that the addressed ranges lie inside the arrays.</summary>

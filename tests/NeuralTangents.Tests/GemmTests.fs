@@ -1,8 +1,7 @@
 /// The packed AVX-512 product (Gemm.fs) against a plain triple loop written here. Tolerance, per entry: two
 /// summation orders of the same k products differ by at most 2·k·ε·Σ_p |a_ip|·|b_pj| (Higham, "Accuracy and
 /// Stability of Numerical Algorithms", §3.1), so each entry is checked against that bound, not a global constant.
-/// Shapes cross every blocking edge (8-row and 24-column tiles, 96-row blocks, 240- and 2400-column blocks, 256-deep
-/// slabs) and use both loop orders (A-stationary below 2000 rows and for triangles, B-stationary from 2000 rows).
+/// Shapes cross every blocking edge: 8-row and 24-column tiles, 96-row blocks, 256-deep slabs, 2400-column slabs.
 module NeuralTangents.Tests.GemmTests
 
 open Expecto
@@ -57,7 +56,7 @@ let tests =
         testCase "packed product equals the definition on every layout and across every blocking edge" <| fun () ->
             if not Gemm.available then skiptest "no AVX-512 here: Linalg never calls Gemm on this machine"
             let mutable seed = 10
-            for m, n, k in [ 1, 1, 1; 7, 23, 5; 8, 24, 256; 9, 25, 257; 97, 49, 300; 200, 130, 513; 13, 2410, 3; 2003, 50, 9 ] do
+            for m, n, k in [ 1, 1, 1; 7, 23, 5; 8, 24, 256; 9, 25, 257; 97, 49, 300; 200, 130, 513; 13, 2410, 3 ] do
                 for transA in [ false; true ] do
                     for transB in [ false; true ] do
                         check seed -0.75 transA transB m n k false
