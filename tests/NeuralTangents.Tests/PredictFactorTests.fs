@@ -76,7 +76,7 @@ let tests =
                 fN l n y m
                 assertClose (name + " B·L⁻¹") 1e-12 expectN y
 
-        testCase "blocked Cholesky, solves and B·L (n = 700, three 256-wide blocks) equal MathNet algebra and keep the upper triangle" <| fun () ->
+        testCase "blocked Cholesky, solves and B·L (n = 700, three 256-wide Cholesky blocks, two 512-wide solve blocks) equal MathNet algebra and keep the upper triangle" <| fun () ->
             // With AVX-512 and LAPACK/BLAS loaded, n ≥ 512 runs the blocked routines (packed product for the O(n³)
             // part); elsewhere the same calls run LAPACK/BLAS or managed code whole, which these checks hold too.
             // Tolerance: κ ≲ 1e2 (see the header), so the backward-stable bound is κ·n·ε = 1.6e-11.
