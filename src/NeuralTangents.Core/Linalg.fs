@@ -351,38 +351,49 @@ module internal Linalg =
     /// product's packing of L (n²/2 values) costs more than BLAS' whole solve (e.g. (K + λI)⁻¹·y for 10 outputs).
     let private blockedRowsFor (n: int) (m: int) = m >= BlockWidth && blockedFor n
 
-    /// Right-looking blocked Cholesky (Golub and Van Loan, "Matrix Computations", 4th ed., Alg. 4.2.3) of the row-major
-    /// lower triangle: per block column, L11 = chol(A11), L21 = A21·L11⁻ᵀ, then lower(A22) −= L21·L21ᵀ. Writes the
-    /// lower triangle only. LAPACK's info.
-    let private choleskyLowerBlocked (a: float[]) (n: int) : int =
-        use pa = fixed a
-        let at i j = NativePtr.toNativeInt (NativePtr.add pa (i * n + j))
-        let mutable info = 0
-        let mutable j0 = 0
-        while info = 0 && j0 < n do
-            let j1 = min n (j0 + BlockWidth)
-            let w = j1 - j0
-            let r = Native.potrfLowerAt (at j0 j0) w n
-            if r < 0 then invalidArg "a" (sprintf "LAPACKE_dpotrf rejected argument %d" (-r))
-            elif r > 0 then info <- j0 + r
-            elif j1 < n then
-                Native.trsmRightLowerAt true (at j0 j0) n w (at j1 j0) n (n - j1)
-                Gemm.multiplyAdd -1.0 false (at j1 j0) n true (at j1 j0) n (n - j1) (n - j1) w (at j1 j1) n true
-            j0 <- j1
-        info
-
-    /// B (m×n) ← B·L⁻ᵀ, left-looking by block columns: B₁ −= B₀·L₁₀ᵀ (solved columns to the left), then B₁·L₁₁⁻ᵀ.
-    let private trsmRightLowerTransBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
-        use pl = fixed l
-        use pb = fixed b
-        let lAt i j = NativePtr.toNativeInt (NativePtr.add pl (i * n + j))
-        let bAt i j = NativePtr.toNativeInt (NativePtr.add pb (i * n + j))
+    /// B (m×n at b, row stride ldb) ← B·L⁻ᵀ for the n×n lower triangle at l (row stride ldl), left-looking by block
+    /// columns: B₁ −= B₀·L₁₀ᵀ (the solved columns to the left, in the product), then B₁ ← B₁·L₁₁⁻ᵀ (BLAS).
+    let private trsmRightLowerTransAt (l: nativeint) (ldl: int) (n: int) (b: nativeint) (ldb: int) (m: int) =
+        let lAt i j = l + nativeint (8L * (int64 i * int64 ldl + int64 j))
+        let bAt i j = b + nativeint (8L * (int64 i * int64 ldb + int64 j))
         let mutable j0 = 0
         while j0 < n do
             let j1 = min n (j0 + SolveWidth)
-            if j0 > 0 then Gemm.multiplyAdd -1.0 false (bAt 0 0) n true (lAt j0 0) n m (j1 - j0) j0 (bAt 0 j0) n false
-            Native.trsmRightLowerAt true (lAt j0 j0) n (j1 - j0) (bAt 0 j0) n m
+            if j0 > 0 then Gemm.multiplyAdd -1.0 false (bAt 0 0) ldb true (lAt j0 0) ldl m (j1 - j0) j0 (bAt 0 j0) ldb false
+            Native.trsmRightLowerAt true (lAt j0 j0) ldl (j1 - j0) (bAt 0 j0) ldb m
             j0 <- j1
+
+    /// Recursive Cholesky (Gustavson, "Recursive leads to automatic variable blocking for dense linear-algebra
+    /// algorithms", IBM J. Res. Dev. 41(6), 1997) of the row-major lower triangle: with A split at n₁ ≈ n/2,
+    /// L₁₁ = chol(A₁₁), L₂₁ = A₂₁·L₁₁⁻ᵀ, lower(A₂₂) −= L₂₁·L₂₁ᵀ, then L₂₂ = chol(A₂₂); dpotrf below 2·256. The
+    /// updates are few and deep (k = n₁), where the packed product runs fastest. Writes the lower triangle only.
+    /// LAPACK's info.
+    let private choleskyLowerBlocked (a: float[]) (n: int) : int =
+        use pa = fixed a
+        let at i j = NativePtr.toNativeInt (NativePtr.add pa (i * n + j))
+        let rec chol (i0: int) (size: int) : int =
+            if size < 2 * BlockWidth then
+                let r = Native.potrfLowerAt (at i0 i0) size n
+                if r < 0 then invalidArg "a" (sprintf "LAPACKE_dpotrf rejected argument %d" (-r))
+                elif r > 0 then i0 + r
+                else 0
+            else
+                let n1 = (size / 2 + BlockWidth / 2) / BlockWidth * BlockWidth
+                match chol i0 n1 with
+                | 0 ->
+                    let i1 = i0 + n1
+                    let rest = size - n1
+                    trsmRightLowerTransAt (at i0 i0) n n1 (at i1 i0) n rest
+                    Gemm.multiplyAdd -1.0 false (at i1 i0) n true (at i1 i0) n rest rest n1 (at i1 i1) n true
+                    chol i1 rest
+                | info -> info
+        chol 0 n
+
+    /// B (m×n) ← B·L⁻ᵀ, in 512-wide block columns (<c>trsmRightLowerTransAt</c>).
+    let private trsmRightLowerTransBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
+        use pl = fixed l
+        use pb = fixed b
+        trsmRightLowerTransAt (NativePtr.toNativeInt pl) n n (NativePtr.toNativeInt pb) n m
 
     /// B (m×n) ← B·L⁻¹, by block columns from the right: B₁ −= B₂·L₂₁ (solved columns to the right), then B₁·L₁₁⁻¹.
     let private trsmRightLowerBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
