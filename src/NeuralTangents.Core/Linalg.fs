@@ -168,7 +168,8 @@ module internal Linalg =
                         j0 <- j1)
             if alpha <> 1.0 then TensorPrimitives.Multiply(ReadOnlySpan c, alpha, Span c)
 
-    /// C (m×n) = alpha · A (m×k) · Bᵀ (B is n×k), row-major buffers; native dgemm when available.
+    /// C (m×n) = alpha · A (m×k) · Bᵀ (B is n×k), row-major buffers: the packed AVX-512 product when large, else
+    /// native dgemm when available.
     let gemmNT (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) : float[] =
         checkSize "a" a (m * k)
         checkSize "b" b (n * k)
@@ -522,7 +523,8 @@ module internal Linalg =
         let c = Pages.zeroed (m * n)
         if Native.trySymmRightUpper s n b m c then Some c else None
 
-    /// <summary>C ← alpha · A (m×k) · Bᵀ (B n×k) + beta · C in place, row-major; native dgemm when available.</summary>
+    /// <summary>C ← alpha · A (m×k) · Bᵀ (B n×k) + beta · C in place, row-major: the packed AVX-512 product when
+    /// large, else native dgemm when available.</summary>
     let gemmNTInto (alpha: float) (a: float[]) (m: int) (b: float[]) (n: int) (k: int) (beta: float) (c: float[]) =
         checkSize "a" a (m * k)
         checkSize "b" b (n * k)
@@ -583,8 +585,8 @@ module internal Linalg =
             w
 
     /// <summary>C (m×n) = op(A)·op(B), fresh, row-major; op transposes when the flag is set (A stored m×k, or k×m
-    /// when transposed; B stored k×n, or n×k when transposed). Native dgemm when available; the managed path
-    /// lays the operands out for the A·Bᵀ kernel.</summary>
+    /// when transposed; B stored k×n, or n×k when transposed). The packed AVX-512 product when large, else native
+    /// dgemm when available; the managed path lays the operands out for the A·Bᵀ kernel.</summary>
     let gemm (transA: bool) (transB: bool) (m: int) (n: int) (k: int) (a: float[]) (b: float[]) : float[] =
         checkSize "a" a (m * k)
         checkSize "b" b (k * n)
@@ -636,8 +638,9 @@ module internal Linalg =
         mirrorUpper c n
         c
 
-    /// <summary>The lower triangle (with diagonal) of the symmetric C (n×n) ← C + alpha · A·Aᵀ, A n×k: native dsyrk
-    /// (half a product's flops), or the managed A·Bᵀ kernel, which also updates the upper triangle. Callers that
+    /// <summary>The lower triangle (with diagonal) of the symmetric C (n×n) ← C + alpha · A·Aᵀ, A n×k: the packed
+    /// AVX-512 product on the lower triangle or native dsyrk (half a product's flops), or else the managed A·Bᵀ
+    /// kernel, which also updates the upper triangle. Callers that
     /// need the full matrix mirror the lower triangle afterwards (<c>mirrorLower</c>).</summary>
     let rankUpdateLower (alpha: float) (a: float[]) (n: int) (k: int) (c: float[]) =
         checkSize "a" a (n * k)
