@@ -41,7 +41,8 @@ module internal Gemm =
 
     /// C[0..7, 0..23] (row stride ldc) += Σ_p a_p ⊗ b_p over kc packed steps: a_p the 8 values pa[8p..8p+7], b_p the
     /// 24 values pb[24p..24p+23]. Twenty-four 512-bit accumulators (8 rows × 3 vectors) stay in registers; each step
-    /// loads three vectors of B and broadcasts eight scalars of A for 24 fused multiply-adds.
+    /// loads three vectors of B and broadcasts eight scalars of A for 24 fused multiply-adds. Written out, not looped
+    /// (generated; 24 named locals), so that the JIT keeps every accumulator in a register.
     let private microKernel (kc: int) (pa: nativeptr<float>) (pb: nativeptr<float>) (c: nativeptr<float>) (ldc: int) =
         let mutable c00 = Vector512<float>.Zero
         let mutable c01 = Vector512<float>.Zero
