@@ -5,7 +5,8 @@
 # dimension 64, 10 outputs, diag_reg 1e-4, nngp + ntk). MODE: cov (t = None, compute_cov), means (t = None, means
 # only) or finite (t = 1000, compute_cov; one eigendecomposition per kernel). Prints per run the wall time, the CPU
 # time (user + sys, all threads) and the peak memory (max RSS) of each whole process from /usr/bin/time, then the
-# medians and the ratios nt / numpy. CPU time is the fairer ratio on a shared machine.
+# medians and the ratios nt / numpy. CPU time is the fairer ratio on a shared machine. The order of the sides rotates
+# from round to round; use a multiple of the number of sides for RUNS.
 # NT_OTHER=path/to/another/nt.dll adds a third side, "other", run in the same interleaving (an A/B of two builds);
 # NT_OTHER2 a fourth, "other2".
 set -euo pipefail
@@ -16,15 +17,25 @@ DIR=${TMPDIR:-/tmp}/nt-predict-bench-$N-$M-$MODE
 PY=/usr/bin/python3
 [ -f "$DIR/request.json" ] || $PY "$ROOT/bench/predict/baseline.py" gen "$DIR" "$N" "$M" "$MODE"
 LOG=$DIR/runs.log; : > "$LOG"
+# One run of one side, by name.
+side() {
+  case "$1" in
+    nt) ( cd "$DIR" && /usr/bin/time -f "nt %e %U %S %M" -a -o "$LOG" dotnet "$NT" predict request.json > /dev/null ) ;;
+    other) ( cd "$DIR" && /usr/bin/time -f "other %e %U %S %M" -a -o "$LOG" dotnet "$NT_OTHER" predict request.json > /dev/null ) ;;
+    other2) ( cd "$DIR" && /usr/bin/time -f "other2 %e %U %S %M" -a -o "$LOG" dotnet "$NT_OTHER2" predict request.json > /dev/null ) ;;
+    numpy) /usr/bin/time -f "numpy %e %U %S %M" -a -o "$LOG" $PY "$ROOT/bench/predict/baseline.py" run "$DIR" > /dev/null ;;
+  esac
+}
+SIDES=(nt)
+[ -n "${NT_OTHER:-}" ] && SIDES+=(other)
+[ -n "${NT_OTHER2:-}" ] && SIDES+=(other2)
+SIDES+=(numpy)
+# The order rotates every round: the first process of a round runs ~0.2-0.3 s slower at N = 4000 (measured with the
+# order swapped), which a fixed order would charge to one side.
 for i in $(seq "$RUNS"); do
-  ( cd "$DIR" && /usr/bin/time -f "nt %e %U %S %M" -a -o "$LOG" dotnet "$NT" predict request.json > /dev/null )
-  if [ -n "${NT_OTHER:-}" ]; then
-    ( cd "$DIR" && /usr/bin/time -f "other %e %U %S %M" -a -o "$LOG" dotnet "$NT_OTHER" predict request.json > /dev/null )
-  fi
-  if [ -n "${NT_OTHER2:-}" ]; then
-    ( cd "$DIR" && /usr/bin/time -f "other2 %e %U %S %M" -a -o "$LOG" dotnet "$NT_OTHER2" predict request.json > /dev/null )
-  fi
-  /usr/bin/time -f "numpy %e %U %S %M" -a -o "$LOG" $PY "$ROOT/bench/predict/baseline.py" run "$DIR" > /dev/null
+  for j in $(seq 0 $((${#SIDES[@]} - 1))); do
+    side "${SIDES[$(( (i - 1 + j) % ${#SIDES[@]} ))]}"
+  done
 done
 $PY - "$LOG" "$N" "$M" "$MODE" <<'PY'
 import sys, statistics as st
