@@ -79,7 +79,7 @@ type NtArgs =
             | Kernel _ -> "exact infinite-width NNGP and NTK kernels of a network (nt kernel --help)"
             | Predict _ -> "predictions of infinitely wide networks: NNGP posterior, NTK-trained ensemble (nt predict --help)"
             | Demo _ -> "infinite networks on shipped real data: digits and diabetes, with a plot (nt demo --help)"
-            | Info -> "version, .NET runtime, cores, SIMD and native BLAS/LAPACK in use"
+            | Info -> "version, .NET runtime, cores, SIMD, the matrix-product kernel and native BLAS/LAPACK in use"
             | Version -> "print the version"
 
 /// Shown after the command list of <c>nt --help</c>.
@@ -172,6 +172,7 @@ let private info (stdout: TextWriter) =
           "SIMD Vector512", yesNo Runtime.Intrinsics.Vector512.IsHardwareAccelerated
           "SIMD Vector256", yesNo Runtime.Intrinsics.Vector256.IsHardwareAccelerated
           "SIMD Vector128", yesNo Runtime.Intrinsics.Vector128.IsHardwareAccelerated
+          "matrix product", (if MatrixProductInfo.packedAvx512 () then "packed AVX-512 (own)" else "BLAS or managed")
           "native BLAS", native (NativeInfo.blas ())
           "native LAPACK", native (NativeInfo.lapacke ()) ]
     for name, value in lines do

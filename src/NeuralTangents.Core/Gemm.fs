@@ -316,3 +316,13 @@ module internal Gemm =
             multiplyAdd alpha transA (NativePtr.toNativeInt (NativePtr.add pa aOff)) lda transB
                         (NativePtr.toNativeInt (NativePtr.add pb bOff)) ldb m n k
                         (NativePtr.toNativeInt (NativePtr.add pc cOff)) ldc lowerOnly
+
+/// <summary>Which matrix-product kernel large dense products use, for diagnostics such as <c>nt info</c>.</summary>
+[<RequireQualifiedAccess>]
+module MatrixProductInfo =
+
+    /// <summary>True when large products, rank updates and the O(N³) part of Cholesky factorisations and triangular
+    /// solves run in the library's own packed AVX-512 product (AVX-512 hardware); false when they go to BLAS or
+    /// the managed kernels.</summary>
+    [<CompiledName("PackedAvx512")>]
+    let packedAvx512 () = Gemm.available

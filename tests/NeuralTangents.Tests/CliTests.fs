@@ -369,7 +369,7 @@ let tests =
             Expect.stringStarts out prefix "nt --version"
             let code, out, err = nt [ "info" ] ""
             Expect.equal code 0 err
-            for field in [ "nt:"; ".NET runtime:"; "cores:"; "SIMD Vector512:"; "SIMD Vector256:"; "native BLAS:"; "native LAPACK:" ] do
+            for field in [ "nt:"; ".NET runtime:"; "cores:"; "SIMD Vector512:"; "SIMD Vector256:"; "matrix product:"; "native BLAS:"; "native LAPACK:" ] do
                 Expect.stringContains out field "nt info"
 
         testCase "(12) the README names the packages and installs the tool by its package id" <| fun () ->
