@@ -390,38 +390,37 @@ module internal Linalg =
                 | info -> info
         chol 0 n
 
-    /// B (m×n) ← B·L⁻ᵀ, in 512-wide block columns (<c>trsmRightLowerTransAt</c>).
-    let private trsmRightLowerTransBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
+    /// Runs f with l (n×n) and b (m×n) pinned, given the addresses of their entries (i, j).
+    let private withPinned (l: float[]) (b: float[]) (n: int) (f: (int -> int -> nativeint) -> (int -> int -> nativeint) -> unit) =
         use pl = fixed l
         use pb = fixed b
-        trsmRightLowerTransAt (NativePtr.toNativeInt pl) n n (NativePtr.toNativeInt pb) n m
+        f (fun i j -> NativePtr.toNativeInt (NativePtr.add pl (i * n + j)))
+          (fun i j -> NativePtr.toNativeInt (NativePtr.add pb (i * n + j)))
+
+    /// B (m×n) ← B·L⁻ᵀ, in 512-wide block columns (<c>trsmRightLowerTransAt</c>).
+    let private trsmRightLowerTransBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
+        withPinned l b n (fun lAt bAt -> trsmRightLowerTransAt (lAt 0 0) n n (bAt 0 0) n m)
 
     /// B (m×n) ← B·L⁻¹, by block columns from the right: B₁ −= B₂·L₂₁ (solved columns to the right), then B₁·L₁₁⁻¹.
     let private trsmRightLowerBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
-        use pl = fixed l
-        use pb = fixed b
-        let lAt i j = NativePtr.toNativeInt (NativePtr.add pl (i * n + j))
-        let bAt i j = NativePtr.toNativeInt (NativePtr.add pb (i * n + j))
-        let mutable j1 = n
-        while j1 > 0 do
-            let j0 = max 0 (j1 - SolveWidth)
-            if j1 < n then Gemm.multiplyAdd -1.0 false (bAt 0 j1) n false (lAt j1 j0) n m (j1 - j0) (n - j1) (bAt 0 j0) n false
-            Native.trsmRightLowerAt false (lAt j0 j0) n (j1 - j0) (bAt 0 j0) n m
-            j1 <- j0
+        withPinned l b n (fun lAt bAt ->
+            let mutable j1 = n
+            while j1 > 0 do
+                let j0 = max 0 (j1 - SolveWidth)
+                if j1 < n then Gemm.multiplyAdd -1.0 false (bAt 0 j1) n false (lAt j1 j0) n m (j1 - j0) (n - j1) (bAt 0 j0) n false
+                Native.trsmRightLowerAt false (lAt j0 j0) n (j1 - j0) (bAt 0 j0) n m
+                j1 <- j0)
 
     /// B (m×n) ← B·L in place, left to right by block columns: B₁ ← B₁·L₁₁ + B₂·L₂₁ reads only columns not yet
     /// rewritten.
     let private trmmRightLowerBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
-        use pl = fixed l
-        use pb = fixed b
-        let lAt i j = NativePtr.toNativeInt (NativePtr.add pl (i * n + j))
-        let bAt i j = NativePtr.toNativeInt (NativePtr.add pb (i * n + j))
-        let mutable j0 = 0
-        while j0 < n do
-            let j1 = min n (j0 + SolveWidth)
-            Native.trmmRightLowerAt (lAt j0 j0) n (j1 - j0) (bAt 0 j0) n m
-            if j1 < n then Gemm.multiplyAdd 1.0 false (bAt 0 j1) n false (lAt j1 j0) n m (j1 - j0) (n - j1) (bAt 0 j0) n false
-            j0 <- j1
+        withPinned l b n (fun lAt bAt ->
+            let mutable j0 = 0
+            while j0 < n do
+                let j1 = min n (j0 + SolveWidth)
+                Native.trmmRightLowerAt (lAt j0 j0) n (j1 - j0) (bAt 0 j0) n m
+                if j1 < n then Gemm.multiplyAdd 1.0 false (bAt 0 j1) n false (lAt j1 j0) n m (j1 - j0) (n - j1) (bAt 0 j0) n false
+                j0 <- j1)
 
     /// <summary>In-place Cholesky factor L (A = L·Lᵀ) of the symmetric matrix in the row-major lower triangle of
     /// a; the strictly upper triangle is left as it was. LAPACK's info: 0 on success, j &gt; 0 when the leading
@@ -640,8 +639,8 @@ module internal Linalg =
 
     /// <summary>The lower triangle (with diagonal) of the symmetric C (n×n) ← C + alpha · A·Aᵀ, A n×k: the packed
     /// AVX-512 product on the lower triangle or native dsyrk (half a product's flops), or else the managed A·Bᵀ
-    /// kernel, which also updates the upper triangle. Callers that
-    /// need the full matrix mirror the lower triangle afterwards (<c>mirrorLower</c>).</summary>
+    /// kernel, which also updates the upper triangle. Callers that need the full matrix mirror the lower triangle
+    /// afterwards (<c>mirrorLower</c>).</summary>
     let rankUpdateLower (alpha: float) (a: float[]) (n: int) (k: int) (c: float[]) =
         checkSize "a" a (n * k)
         checkSize "c" c (n * n)
