@@ -173,7 +173,10 @@ let private info (stdout: TextWriter) =
           "SIMD Vector256", yesNo Runtime.Intrinsics.Vector256.IsHardwareAccelerated
           "SIMD Vector128", yesNo Runtime.Intrinsics.Vector128.IsHardwareAccelerated
           "matrix product", (if MatrixProductInfo.packedAvx512 () then "packed AVX-512 (own)" else "BLAS or managed")
-          "native BLAS", native (NativeInfo.blas ())
+          "native BLAS",
+          (match NativeInfo.blas (), NativeInfo.blasCore () with
+           | Some file, Some core -> sprintf "found (%s, core %s)" file core
+           | lib, _ -> native lib)
           "native LAPACK", native (NativeInfo.lapacke ()) ]
     for name, value in lines do
         stdout.Write(sprintf "%-16s%s\n" (name + ":") value)

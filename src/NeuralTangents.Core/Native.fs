@@ -30,7 +30,11 @@ module internal Timings =
 /// Environment: <c>NT_NATIVE=0</c> disables native code (to test the managed path);
 /// <c>NT_OPENBLAS_CORETYPE=&lt;name&gt;</c> sets OpenBLAS' <c>OPENBLAS_CORETYPE</c> in the native environment
 /// (libc <c>setenv</c>) before the library is loaded, e.g. <c>SkylakeX</c> to get AVX-512 kernels on a
-/// machine whose environment pins <c>Haswell</c>.
+/// machine whose environment pins <c>Haswell</c>. With neither variable set, on an x86 CPU with AVX-512 (F, BW, DQ,
+/// VL) <c>OPENBLAS_CORETYPE</c> is set to <c>SkylakeX</c>: OpenBLAS 0.3.21 (Debian 12) does not know recent Xeons
+/// (Emerald Rapids, family 6 model 207) and falls back to its SSE3 "Prescott" kernels — a third of the speed, and
+/// dot/gemv kernels that peel for alignment, so the same call gives different last bits for differently placed
+/// arrays. SkylakeX is its best float64 kernel set on every AVX-512 CPU (SapphireRapids and CooperLake reuse it).
 module internal Native =
 
     [<Literal>]
@@ -153,16 +157,29 @@ module internal Native =
         | null -> true
         | v -> not (List.contains (v.Trim().ToLowerInvariant()) [ "0"; "false"; "off" ])
 
+    /// True on an x86 CPU with the AVX-512 subsets OpenBLAS' SkylakeX kernels use.
+    let private hasAvx512Kernels () =
+        Runtime.Intrinsics.X86.Avx512F.IsSupported && Runtime.Intrinsics.X86.Avx512BW.IsSupported
+        && Runtime.Intrinsics.X86.Avx512DQ.IsSupported && Runtime.Intrinsics.X86.Avx512F.VL.IsSupported
+
+    /// The OPENBLAS_CORETYPE to set before loading, from NT_OPENBLAS_CORETYPE and OPENBLAS_CORETYPE: ours when given,
+    /// none when the user set OpenBLAS' own, SkylakeX on an AVX-512 CPU otherwise.
+    let coreTypeToSet (ours: string) (openblas: string) : string option =
+        match ours, openblas with
+        | core, _ when not (String.IsNullOrEmpty core) -> Some core
+        | _, set when not (String.IsNullOrEmpty set) -> None
+        | _ when hasAvx512Kernels () -> Some "SkylakeX"
+        | _ -> None
+
     let private load () =
         if not (enabledByEnvironment ()) then none
         else
             try
-                match Environment.GetEnvironmentVariable "NT_OPENBLAS_CORETYPE" with
-                | null | "" -> ()
-                | core when OperatingSystem.IsLinux() || OperatingSystem.IsMacOS() ->
+                if OperatingSystem.IsLinux() || OperatingSystem.IsMacOS() then
                     // The managed Environment.SetEnvironmentVariable does not reach native getenv on Unix.
-                    setenv ("OPENBLAS_CORETYPE", core, 1) |> ignore
-                | _ -> ()
+                    match coreTypeToSet (Environment.GetEnvironmentVariable "NT_OPENBLAS_CORETYPE") (Environment.GetEnvironmentVariable "OPENBLAS_CORETYPE") with
+                    | Some core -> setenv ("OPENBLAS_CORETYPE", core, 1) |> ignore
+                    | None -> ()
                 let blas = tryLoad blasNames
                 let blasHandle = blas |> Option.map snd |> Option.defaultValue 0n
                 // Some OpenBLAS builds carry LAPACKE themselves; Debian's ships it in liblapacke.
@@ -433,6 +450,10 @@ module NativeInfo =
     /// <summary>The library file providing LAPACKE (<c>dpotrf</c>, <c>dpotrs</c>, <c>dsyevd</c>), or None.</summary>
     [<CompiledName("Lapacke")>]
     let lapacke () : string option = (Native.libraries ()).Lapacke
+
+    /// <summary>The kernel set OpenBLAS runs (its <c>openblas_get_corename</c>, e.g. "SkylakeX"), or None.</summary>
+    [<CompiledName("BlasCore")>]
+    let blasCore () : string option = (Native.libraries ()).CoreName
 
     /// <summary>True when the environment variable <c>NT_NATIVE</c> turns native code off ("0", "false", "off").</summary>
     [<CompiledName("Disabled")>]

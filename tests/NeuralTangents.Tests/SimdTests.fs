@@ -189,6 +189,21 @@ let tests =
             Simd.densePass 2.25 0.0025 false 7.0 1.0 x (Some t) outN (Some outT)
             assertSame "ntk' (standard)" (Array.map2 (fun tv xv -> tv * 2.25 + (xv * 7.0 + 1.0)) t x) outT
 
+        testCase "OpenBLAS' core type: ours when asked, the user's when set, SkylakeX on AVX-512 otherwise" <| fun () ->
+            Expect.equal (Native.coreTypeToSet "Haswell" null) (Some "Haswell") "NT_OPENBLAS_CORETYPE wins"
+            Expect.equal (Native.coreTypeToSet "Zen" "Haswell") (Some "Zen") "NT_OPENBLAS_CORETYPE wins over OPENBLAS_CORETYPE"
+            Expect.equal (Native.coreTypeToSet null "Haswell") None "the user's OPENBLAS_CORETYPE is left alone"
+            Expect.equal (Native.coreTypeToSet "" "Haswell") None "an empty NT_OPENBLAS_CORETYPE is unset"
+            let avx512 = Runtime.Intrinsics.X86.Avx512BW.IsSupported && Runtime.Intrinsics.X86.Avx512DQ.IsSupported
+            Expect.equal (Native.coreTypeToSet null null) (if avx512 then Some "SkylakeX" else None) "neither set"
+            // In this process: with neither variable set on an AVX-512 machine, a loaded OpenBLAS must report the
+            // AVX-512 kernels, not a fallback (Debian's 0.3.21 says "Prescott" on Emerald Rapids when left alone).
+            let unset (v: string) = String.IsNullOrEmpty(Environment.GetEnvironmentVariable v)
+            match (Native.libraries ()).CoreName with
+            | Some core when avx512 && unset "OPENBLAS_CORETYPE" && unset "NT_OPENBLAS_CORETYPE" ->
+                Expect.equal core "SkylakeX" "the core OpenBLAS runs"
+            | core -> note (sprintf "OpenBLAS core %A (pinned by the environment or not AVX-512)" core)
+
         testCase "managed and native gemmNT agree with a naive product" <| fun () ->
             note (Native.describe ())
             for (m, n, k) in gemmShapes do
