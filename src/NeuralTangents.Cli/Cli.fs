@@ -172,7 +172,10 @@ let private info (stdout: TextWriter) =
           "SIMD Vector512", yesNo Runtime.Intrinsics.Vector512.IsHardwareAccelerated
           "SIMD Vector256", yesNo Runtime.Intrinsics.Vector256.IsHardwareAccelerated
           "SIMD Vector128", yesNo Runtime.Intrinsics.Vector128.IsHardwareAccelerated
-          "matrix product", (if MatrixProductInfo.packedAvx512 () then "packed AVX-512 (own)" else "BLAS or managed")
+          "matrix product",
+          (if MatrixProductInfo.packedAvx512 () then "packed AVX-512 (own)"
+           elif (NativeInfo.blas ()).IsSome then "native BLAS"
+           else "managed")
           "native BLAS",
           (match NativeInfo.blas (), NativeInfo.blasCore () with
            | Some file, Some core -> sprintf "found (%s, core %s)" file core

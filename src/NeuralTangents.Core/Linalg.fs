@@ -20,10 +20,10 @@ module internal Linalg =
         let chunks = if total < 2e5 then 1 else min n (Environment.ProcessorCount * 4)
         if chunks <= 1 then body 0 n
         else
-            Parallel.For(0, chunks, fun c ->
+            Parallelism.forRange 0 chunks (fun c ->
                 let lo = int (int64 n * int64 c / int64 chunks)
                 let hi = int (int64 n * int64 (c + 1) / int64 chunks)
-                if hi > lo then body lo hi) |> ignore
+                if hi > lo then body lo hi)
 
     // ---------------------------------------------------------------------------------------------
     // Managed GEMM, C = A·Bᵀ: both operands are read along rows (contiguous in k), so the micro-kernel
@@ -115,7 +115,7 @@ module internal Linalg =
     /// Below 48 rows or columns the packing (m·k + n·k copies, tiles padded to 8×24) outweighs the product: the
     /// means K*·(K + λI)⁻¹·y with 10 outputs took 15–25 ms there against a few with BLAS.
     let private packedFor (m: int) (n: int) (k: int) =
-        Gemm.available && min m n >= 48 && float m * float n * float k >= 1e6
+        ProductChoice.own () && min m n >= 48 && float m * float n * float k >= 1e6
 
     /// Managed blocked C += A·Bᵀ over rows [lo, hi) of C (c zero on entry for a plain product).
     let private gemmRowsManaged (a: float[]) (b: float[]) (c: float[]) (n: int) (k: int) (lo: int) (hi: int) =
@@ -249,10 +249,10 @@ module internal Linalg =
         let blocks = if nrhs >= 64 && float n * float n * float nrhs > 1e6 then Environment.ProcessorCount else 1
         if blocks <= 1 then solveCols 0 nrhs
         else
-            Parallel.For(0, blocks, fun t ->
+            Parallelism.forRange 0 blocks (fun t ->
                 let c0 = nrhs * t / blocks
                 let c1 = nrhs * (t + 1) / blocks
-                if c1 > c0 then solveCols c0 c1) |> ignore
+                if c1 > c0 then solveCols c0 c1)
         x
 
     /// <summary>Solves A·X = B for X given the lower Cholesky factor L of A (from <c>cholesky</c>);
@@ -346,7 +346,7 @@ module internal Linalg =
     let private SolveWidth = 512
 
     /// True when the blocked routines apply to an n×n triangle.
-    let private blockedFor (n: int) = n >= 2 * BlockWidth && Gemm.available && Native.blockedReady ()
+    let private blockedFor (n: int) = n >= 2 * BlockWidth && ProductChoice.own () && Native.blockedReady ()
 
     /// True when the blocked triangular routines apply to m right-hand sides: with fewer rows than a block the
     /// product's packing of L (n²/2 values) costs more than BLAS' whole solve (e.g. (K + λI)⁻¹·y for 10 outputs).
@@ -369,7 +369,7 @@ module internal Linalg =
     /// L₁₁ = chol(A₁₁), L₂₁ = A₂₁·L₁₁⁻ᵀ, lower(A₂₂) −= L₂₁·L₂₁ᵀ, then L₂₂ = chol(A₂₂); dpotrf below 2·256. The
     /// updates are few and deep (k = n₁), where the packed product runs fastest. Writes the lower triangle only.
     /// LAPACK's info.
-    let private choleskyLowerBlocked (a: float[]) (n: int) : int =
+    let internal choleskyLowerBlocked (a: float[]) (n: int) : int =
         use pa = fixed a
         let at i j = NativePtr.toNativeInt (NativePtr.add pa (i * n + j))
         let rec chol (i0: int) (size: int) : int =
@@ -398,11 +398,11 @@ module internal Linalg =
           (fun i j -> NativePtr.toNativeInt (NativePtr.add pb (i * n + j)))
 
     /// B (m×n) ← B·L⁻ᵀ, in 512-wide block columns (<c>trsmRightLowerTransAt</c>).
-    let private trsmRightLowerTransBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
+    let internal trsmRightLowerTransBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
         withPinned l b n (fun lAt bAt -> trsmRightLowerTransAt (lAt 0 0) n n (bAt 0 0) n m)
 
     /// B (m×n) ← B·L⁻¹, by block columns from the right: B₁ −= B₂·L₂₁ (solved columns to the right), then B₁·L₁₁⁻¹.
-    let private trsmRightLowerBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
+    let internal trsmRightLowerBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
         withPinned l b n (fun lAt bAt ->
             let mutable j1 = n
             while j1 > 0 do
@@ -413,7 +413,7 @@ module internal Linalg =
 
     /// B (m×n) ← B·L in place, left to right by block columns: B₁ ← B₁·L₁₁ + B₂·L₂₁ reads only columns not yet
     /// rewritten.
-    let private trmmRightLowerBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
+    let internal trmmRightLowerBlocked (l: float[]) (n: int) (b: float[]) (m: int) =
         withPinned l b n (fun lAt bAt ->
             let mutable j0 = 0
             while j0 < n do

@@ -228,6 +228,13 @@ module internal Native =
         | b, lp ->
             sprintf "BLAS %s%s, LAPACKE %s" (defaultArg b "none") core (defaultArg lp "none")
 
+    /// True when the loaded OpenBLAS runs its AVX-512 float64 kernels (core SkylakeX, or CooperLake and
+    /// SapphireRapids, which reuse them).
+    let avx512Kernels () =
+        match (libraries ()).CoreName with
+        | Some core -> List.contains (core.ToLowerInvariant()) [ "skylakex"; "cooperlake"; "sapphirerapids" ]
+        | None -> false
+
     /// Pins arrays for the duration of a native call.
     let inline pinned (arrays: float[] list) ([<InlineIfLambda>] f: nativeint list -> 'T) : 'T =
         let handles = arrays |> List.map (fun a -> GCHandle.Alloc(a, GCHandleType.Pinned))

@@ -80,11 +80,10 @@ module internal Pages =
                         let first, last = int64 start, int64 start + int64 length
                         let pieces = int ((last - first + PieceBytes - 1L) / PieceBytes)
                         let refused = ref false
-                        Threading.Tasks.Parallel.For(0, pieces, fun i ->
+                        Parallelism.forRange 0 pieces (fun i ->
                             let a = first + int64 i * PieceBytes
                             let b = min last (a + PieceBytes)
                             if madvise(nativeint a, unativeint (b - a), PopulateWrite) <> 0 then refused.Value <- true)
-                        |> ignore
                         if refused.Value then populate <- false
                     | Some(start, length) -> if madvise(start, length, PopulateWrite) <> 0 then populate <- false
                     | None -> ()

@@ -77,35 +77,41 @@ let tests =
                 assertClose (name + " B·L⁻¹") 1e-12 expectN y
 
         testCase "blocked Cholesky, solves and B·L (n = 700, three 256-wide Cholesky blocks, two 512-wide solve blocks) equal MathNet algebra and keep the upper triangle" <| fun () ->
-            // With AVX-512 and LAPACK/BLAS loaded, n ≥ 512 runs the blocked routines (packed product for the O(n³)
-            // part); elsewhere the same calls run LAPACK/BLAS or managed code whole, which these checks hold too.
-            // Tolerance: κ ≲ 1e2 (see the header), so the backward-stable bound is κ·n·ε = 1.6e-11.
-            let n, m = 700, 301
-            let tol = 1e2 * float n * 2.220446049250313e-16
-            let a = symOf n (spd 51 n) |> rows
-            let sentinel i j = float (7 + i * n + j)
-            let buf = Array.init (n * n) (fun idx -> let i, j = idx / n, idx % n in if j > i then sentinel i j else a[idx])
-            Expect.equal (Linalg.choleskyLowerInPlace buf n) 0 "info"
-            for i in 0 .. n - 1 do
-                for j in i + 1 .. n - 1 do
-                    if buf[i * n + j] <> sentinel i j then failtestf "wrote the upper triangle at (%d, %d)" i j
-            let lm = lowerOf n buf
-            assertClose "L·Lᵀ = A" tol a (rows (lm * lm.Transpose()))
-            let b = normals 52 (m * n)
-            let bm = ofRows m n b
-            let x = Array.copy b
-            Linalg.trsmRightLowerTrans buf n x m
-            assertClose "B·L⁻ᵀ" tol (rows (lm.Solve(bm.Transpose()).Transpose())) x
-            let y = Array.copy b
-            Linalg.trsmRightLower buf n y m
-            assertClose "B·L⁻¹" tol (rows (lm.Transpose().Solve(bm.Transpose()).Transpose())) y
-            let z = Array.copy b
-            if Linalg.tryTrmmRightLower buf n z m then assertClose "B·L" tol (rows (bm * lm)) z
-            elif (Native.libraries ()).Trmm.IsSome then failtest "trmm is loaded but B·L was not computed"
-            for bad in [ 0; 255; 256; 600; 699 ] do
-                let c = Array.copy a
-                c[bad * n + bad] <- -1.0
-                Expect.equal (Linalg.choleskyLowerInPlace c n) (bad + 1) (sprintf "info for an indefinite minor of order %d" (bad + 1))
+            // The routed calls (the blocked routines where our product is chosen, else LAPACK/BLAS or managed code
+            // whole), then the blocked routines themselves wherever AVX-512 and LAPACK/BLAS exist, whichever product
+            // the routing chose. Tolerance: κ ≲ 1e2 (see the header), so the backward-stable bound is κ·n·ε = 1.6e-11.
+            let routed = Linalg.choleskyLowerInPlace, Linalg.trsmRightLowerTrans, Linalg.trsmRightLower, Linalg.tryTrmmRightLower
+            let blocked =
+                Linalg.choleskyLowerBlocked, Linalg.trsmRightLowerTransBlocked, Linalg.trsmRightLowerBlocked,
+                (fun l n b m -> Linalg.trmmRightLowerBlocked l n b m; true)
+            let routes = if Gemm.available && Native.blockedReady () then [ "routed", routed; "blocked", blocked ] else [ "routed", routed ]
+            for route, (cholesky, trsmT, trsm, trmm) in routes do
+                let n, m = 700, 301
+                let tol = 1e2 * float n * 2.220446049250313e-16
+                let a = symOf n (spd 51 n) |> rows
+                let sentinel i j = float (7 + i * n + j)
+                let buf = Array.init (n * n) (fun idx -> let i, j = idx / n, idx % n in if j > i then sentinel i j else a[idx])
+                Expect.equal (cholesky buf n) 0 (route + ": info")
+                for i in 0 .. n - 1 do
+                    for j in i + 1 .. n - 1 do
+                        if buf[i * n + j] <> sentinel i j then failtestf "%s: wrote the upper triangle at (%d, %d)" route i j
+                let lm = lowerOf n buf
+                assertClose (route + ": L·Lᵀ = A") tol a (rows (lm * lm.Transpose()))
+                let b = normals 52 (m * n)
+                let bm = ofRows m n b
+                let x = Array.copy b
+                trsmT buf n x m
+                assertClose (route + ": B·L⁻ᵀ") tol (rows (lm.Solve(bm.Transpose()).Transpose())) x
+                let y = Array.copy b
+                trsm buf n y m
+                assertClose (route + ": B·L⁻¹") tol (rows (lm.Transpose().Solve(bm.Transpose()).Transpose())) y
+                let z = Array.copy b
+                if trmm buf n z m then assertClose (route + ": B·L") tol (rows (bm * lm)) z
+                elif (Native.libraries ()).Trmm.IsSome then failtest "trmm is loaded but B·L was not computed"
+                for bad in [ 0; 255; 256; 600; 699 ] do
+                    let c = Array.copy a
+                    c[bad * n + bad] <- -1.0
+                    Expect.equal (cholesky c n) (bad + 1) (sprintf "%s: info for an indefinite minor of order %d" route (bad + 1))
 
         testCase "packed block: S survives the factorisation, B·S and solves match explicit MathNet algebra" <| fun () ->
             let n, m = 150, 23

@@ -215,8 +215,7 @@ module internal ConvStack =
     /// on two cores three threads time-slice one core's cache-sized bands (GAP N = 4, 5 interleaved runs: CPU per
     /// entry 66-73 ms against 76-98, wall time the same).
     let private forEach (count: int) (mk: unit -> Scratch) (body: Scratch -> int -> unit) =
-        let po = ParallelOptions(MaxDegreeOfParallelism = Environment.ProcessorCount)
-        Parallel.For(0, count, po, (fun () -> mk ()), (fun i _ sc -> body sc i; sc), (fun _ -> ())) |> ignore
+        Parallel.For(0, count, Parallelism.options, (fun () -> mk ()), (fun i _ sc -> body sc i; sc), (fun _ -> ())) |> ignore
 
     /// What the executor reduces a stack's output to in cache: the trailing layer it stands for.
     type Reduction =
@@ -455,7 +454,7 @@ module internal ConvStack =
                     if withNtk then ntkOut[j * n2 + i] <- sumsT[p])
         elif mirror then
             let swap = swapTable full (if flippedOut then Array.rev last.OutDims else last.OutDims)
-            Parallel.For(0, n1, fun i ->
+            Parallelism.forRange 0 n1 (fun i ->
                 for j in 0 .. i - 1 do
                     let src, dst = (j * n2 + i) * blockOut, (i * n2 + j) * blockOut
                     if not full then
@@ -465,7 +464,7 @@ module internal ConvStack =
                     else
                     for e in 0 .. blockOut - 1 do
                         nngpOut[dst + e] <- nngpOut[src + swap[e]]
-                        if withNtk then ntkOut[dst + e] <- ntkOut[src + swap[e]]) |> ignore
+                        if withNtk then ntkOut[dst + e] <- ntkOut[src + swap[e]])
         // Phase 3 (full layout): the output covariances cov1/cov2, all bands of each input with itself — unless x2
         // is x1 and the input's own blocks of nngp equal cov1, when they are the diagonal blocks of nngp.
         if full then

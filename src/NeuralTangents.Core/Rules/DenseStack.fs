@@ -214,7 +214,7 @@ module internal DenseStack =
             runTilePair steps withNtk zeroNtk upperOnly symmetric n2 s srcN srcT outN dstT
                 (ti * rows) (min n1 ((ti + 1) * rows)) (tj * cols) (min n2 ((tj + 1) * cols))
         if tiles.Length = 1 then body 0
-        else Parallel.For(0, tiles.Length, body) |> ignore
+        else Parallelism.forRange 0 tiles.Length body
         outN, outT
 
     /// Runs the layers on k with the fused executor, or returns None when it does not cover them (the caller then
