@@ -211,9 +211,9 @@ module internal ConvStack =
             let idx = Tensor.create shape (Array.init len float)
             (Tensor.permute (Spatial.swapAxes false shape.Length) idx).Data |> Array.map int
 
-    /// At most one worker per core: Parallel.For otherwise runs the calling thread beside the pool's workers, and
-    /// on two cores three threads time-slice one core's cache-sized bands (GAP N = 4, 5 interleaved runs: CPU per
-    /// entry 66-73 ms against 76-98, wall time the same).
+    /// At most one worker per core (<c>Parallelism.options</c>): without it, on two cores three threads time-slice
+    /// one core's cache-sized bands (GAP N = 4, 5 interleaved runs: CPU per entry 66-73 ms against 76-98, wall
+    /// time the same).
     let private forEach (count: int) (mk: unit -> Scratch) (body: Scratch -> int -> unit) =
         Parallel.For(0, count, Parallelism.options, (fun () -> mk ()), (fun i _ sc -> body sc i; sc), (fun _ -> ())) |> ignore
 
