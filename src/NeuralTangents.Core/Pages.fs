@@ -7,11 +7,12 @@ open System.Runtime.InteropServices
 /// on pages the process has never touched, and the first access to each 4 KB page traps into the kernel: in a
 /// virtual machine such as this project's test machines ~11 µs per page for a write and ~5 µs for a first read of
 /// a page the kernel filled (8 MB: ~23 ms, against ~0.3 ms to write it once mapped) — most of a small request's
-/// cold cost. Linux's transparent huge pages (<c>madvise(MADV_HUGEPAGE)</c> on the array's 2 MB-aligned interior)
-/// map 2 MB per trap, and <c>MADV_POPULATE_WRITE</c> (Linux ≥ 5.14) maps the rest in one call; measured on a fresh
-/// 6.4 MB array filled from a file and then read: 30 ms → 6 ms. Neither changes what the array holds: pages
-/// already mapped stay as they are and fresh ones read as zero. Elsewhere, or when the kernel refuses, pages fault
-/// in on first access as before. <c>NT_PREFAULT=0</c> turns both off.</summary>
+/// cold cost. <c>MADV_POPULATE_WRITE</c> (Linux ≥ 5.14) maps the array's pages in one call; Linux's transparent
+/// huge pages (<c>madvise(MADV_HUGEPAGE)</c> on the array's 2 MB-aligned interior, 2 MB per trap) are opt-in
+/// (<c>NT_PREFAULT=both</c>, see <c>setting</c>); measured with both on a fresh 6.4 MB array filled from a file and
+/// then read: 30 ms → 6 ms. Neither changes what the array holds: pages already mapped stay as they are and fresh
+/// ones read as zero. Elsewhere, or when the kernel refuses, pages fault in on first access as before.
+/// <c>NT_PREFAULT=0</c> turns both off.</summary>
 module internal Pages =
 
     [<DllImport("libc", EntryPoint = "madvise")>]
@@ -43,15 +44,24 @@ module internal Pages =
     [<Literal>]
     let private PieceBytes = 16777216L
 
-    let private wanted =
-        OperatingSystem.IsLinux()
-        && (match Environment.GetEnvironmentVariable "NT_PREFAULT" with
-            | "0" | "false" | "off" -> false
-            | _ -> true)
+    /// NT_PREFAULT: "0" (or false, off) neither advice, "huge" huge pages only, "both" both; by default (anything
+    /// else) MADV_POPULATE_WRITE alone. Huge pages are off by default since on Emerald Rapids virtual machines each
+    /// fresh 2 MB page came from memory the host had to back anew: `nt predict` at N = 4000 spent 2.1–2.8 s of
+    /// system time zeroing 400 MB of huge pages against 0.8 s for 4 kB pages (wall 3.70 s against 2.83, medians
+    /// of 6 interleaved runs), while populating alone maps the pages in one call as well.
+    let private setting = Environment.GetEnvironmentVariable "NT_PREFAULT"
 
-    /// False once the kernel refused the advice (an older kernel, another system), or when NT_PREFAULT is "0".
-    let mutable private huge = wanted
-    let mutable private populate = wanted
+    let private wanted (advice: string) =
+        OperatingSystem.IsLinux()
+        && (match setting with
+            | "0" | "false" | "off" -> false
+            | "huge" -> advice = "huge"
+            | "both" -> true
+            | _ -> advice = "populate")
+
+    /// False once the kernel refused the advice (an older kernel, another system), or as NT_PREFAULT says.
+    let mutable private huge = wanted "huge"
+    let mutable private populate = wanted "populate"
 
     /// The whole pages of size <paramref name="size"/> inside [p, p + bytes), or None.
     let private inside (p: int64) (bytes: int64) (size: int64) =
