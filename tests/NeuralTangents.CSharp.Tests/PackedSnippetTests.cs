@@ -176,6 +176,38 @@ public class PackedSnippetTests
         Assert.That(run.Stdout, Does.Contain("as JSON: {\"layer\":\"serial\""), run.Describe());
     }
 
+    /// <summary>The README's install block on this machine: the tool packs as its three packages (the pointer, the
+    /// precompiled linux-x64 one, the portable one) even where the ReadyToRun compiler is not cached yet (a pack
+    /// that only restored it for RID builds failed there with NETSDK1094), installs from the folder, and answers
+    /// <c>nt --version</c> with the packed version and <c>nt info</c> with its fields.</summary>
+    [Test]
+    public void PackedTool_InstallsFromTheFolder_AndAnswersVersionAndInfo()
+    {
+        var artifacts = Path.Combine(_root, "artifacts-tool");
+        Run("pack NeuralTangents.Cli", RepoRoot, "pack", Path.Combine(RepoRoot, "src", "NeuralTangents.Cli", "NeuralTangents.Cli.fsproj"),
+            "-c", "Release", "-p:Version=" + _version, "-o", _feed, "--artifacts-path", artifacts, "-nodeReuse:false").AssertSucceeded();
+        foreach (var id in new[] { "NeuralTangents.Cli", "NeuralTangents.Cli.linux-x64", "NeuralTangents.Cli.any" })
+        {
+            var package = Path.Combine(_feed, $"{id}.{_version}.nupkg");
+            Assert.That(File.Exists(package), Is.True, $"{package} was not written; the folder has: "
+                + string.Join(", ", Directory.GetFiles(_feed).Select(Path.GetFileName)));
+        }
+
+        var toolDir = Path.Combine(_root, "tool");
+        Run("tool install", _root, "tool", "install", "--tool-path", toolDir, "--add-source", _feed, "NeuralTangents.Cli",
+            "--version", _version).AssertSucceeded(_sources);
+        var nt = Path.Combine(toolDir, OperatingSystem.IsWindows() ? "nt.exe" : "nt");
+        var version = RunFile(nt, "nt --version", _root, "--version");
+        version.AssertSucceeded();
+        Assert.That(version.Stdout.Trim(), Does.StartWith(_version), version.Describe());
+        var info = RunFile(nt, "nt info", _root, "info");
+        info.AssertSucceeded();
+        foreach (var field in new[] { "nt:", ".NET runtime:", "cores:", "matrix product:", "native BLAS:", "native LAPACK:" })
+        {
+            Assert.That(info.Stdout, Does.Contain(field), info.Describe());
+        }
+    }
+
     private static bool IsUnder(string path, string folder)
     {
         var rel = Path.GetRelativePath(Path.GetFullPath(folder), Path.GetFullPath(path));
@@ -219,9 +251,12 @@ public class PackedSnippetTests
 
     /// <summary>Runs <c>dotnet args…</c> in <paramref name="workDir"/>, with no MSBuild variables inherited from the
     /// test host, no node reuse and no shared compiler server (no process outlives the command), and a time limit.</summary>
-    private ProcessResult Run(string what, string workDir, params string[] args)
+    private ProcessResult Run(string what, string workDir, params string[] args) => RunFile(_dotnet, what, workDir, args);
+
+    /// <summary><c>Run</c> for another program (an installed tool).</summary>
+    private ProcessResult RunFile(string file, string what, string workDir, params string[] args)
     {
-        var psi = new ProcessStartInfo(_dotnet)
+        var psi = new ProcessStartInfo(file)
         {
             WorkingDirectory = workDir,
             RedirectStandardOutput = true,
@@ -246,7 +281,7 @@ public class PackedSnippetTests
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["DOTNET_SKIP_FIRST_TIME_EXPERIENCE"] = "1";
 
-        var command = "dotnet " + string.Join(" ", args.Select(a => a.Contains(' ') ? $"\"{a}\"" : a)) + $"   (in {workDir})";
+        var command = Path.GetFileName(file) + " " + string.Join(" ", args.Select(a => a.Contains(' ') ? $"\"{a}\"" : a)) + $"   (in {workDir})";
         var stdout = new StringBuilder();
         var stderr = new StringBuilder();
         var outDone = new TaskCompletionSource();
