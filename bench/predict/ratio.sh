@@ -15,6 +15,13 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 NT=${5:-$ROOT/src/NeuralTangents.Cli/bin/Release/net10.0/nt.dll}
 DIR=${TMPDIR:-/tmp}/nt-predict-bench-$N-$M-$MODE
 PY=/usr/bin/python3
+# nt runs OpenBLAS' SkylakeX kernels on AVX-512 CPUs when no core type is set (Native.coreTypeToSet); numpy on the
+# same library would get whatever OpenBLAS detects (on Emerald Rapids its SSE3 fallback), so give both the same.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -z "${NT_OPENBLAS_CORETYPE:-}" ] \
+   && grep -q avx512f /proc/cpuinfo && grep -q avx512bw /proc/cpuinfo && grep -q avx512dq /proc/cpuinfo && grep -q avx512vl /proc/cpuinfo; then
+  export OPENBLAS_CORETYPE=SkylakeX
+  echo "ratio.sh: OPENBLAS_CORETYPE=SkylakeX for both sides (AVX-512 CPU, no core type set)" >&2
+fi
 [ -f "$DIR/request.json" ] || $PY "$ROOT/bench/predict/baseline.py" gen "$DIR" "$N" "$M" "$MODE"
 LOG=$DIR/runs.log; : > "$LOG"
 # One run of one side, by name.
