@@ -158,7 +158,7 @@ module internal Native =
         | v -> not (List.contains (v.Trim().ToLowerInvariant()) [ "0"; "false"; "off" ])
 
     /// True on an x86 CPU with the AVX-512 subsets OpenBLAS' SkylakeX kernels use.
-    let private hasAvx512Kernels () =
+    let private cpuSuitsSkylakeX () =
         Runtime.Intrinsics.X86.Avx512F.IsSupported && Runtime.Intrinsics.X86.Avx512BW.IsSupported
         && Runtime.Intrinsics.X86.Avx512DQ.IsSupported && Runtime.Intrinsics.X86.Avx512F.VL.IsSupported
 
@@ -168,7 +168,7 @@ module internal Native =
         match ours, openblas with
         | core, _ when not (String.IsNullOrEmpty core) -> Some core
         | _, set when not (String.IsNullOrEmpty set) -> None
-        | _ when hasAvx512Kernels () -> Some "SkylakeX"
+        | _ when cpuSuitsSkylakeX () -> Some "SkylakeX"
         | _ -> None
 
     let private load () =
