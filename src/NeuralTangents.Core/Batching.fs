@@ -378,7 +378,7 @@ module Batching =
     /// number of tiles and the output shapes it would use.</summary>
     [<CompiledName("Plan")>]
     let planJob (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : TiledJob =
-        plan options (answerBytes get x2.IsSome) request layer x1 x2 get
+        Timings.time "tiling plan (probe, tile size)" (fun () -> plan options (answerBytes get x2.IsSome) request layer x1 x2 get)
 
     /// A planned job run into arrays held in memory (refused when one answer array exceeds a .NET array).
     let private inMemory (options: BatchOptions) (job: TiledJob) : Kernel =
@@ -391,7 +391,7 @@ module Batching =
         if job.Tiles.Length = 1 then
             // One tile is the untiled computation (progress and cancellation still apply).
             let mutable result = None
-            runTiles job options (fun _ -> false) (fun _ k -> result <- Some k)
+            Timings.time "the single tile" (fun () -> runTiles job options (fun _ -> false) (fun _ k -> result <- Some k))
             result.Value
         else
             let arrays = job.Outputs |> List.map (fun (n, s) -> n, Pages.zeroed (s |> Array.fold (*) 1)) |> Map.ofList
