@@ -212,6 +212,43 @@ let tests =
             not (Double.IsFinite x)
             || BitConverter.DoubleToInt64Bits(Double.Parse(JsonArrays.formatNumber x, CultureInfo.InvariantCulture)) = BitConverter.DoubleToInt64Bits x
 
+        testCase "ShortestDouble: ToString(\"R\")'s text wherever that reads back, and always a text that reads back" <| fun () ->
+            // The independent reference is .NET's own shortest round-trip formatting; where .NET's text does not read
+            // back as the same double (2^-25, checked against Python's repr), the text must be the one that does.
+            let buffer = Array.zeroCreate<char> 32
+            let mutable fastPath, differing = 0, 0
+            let check (x: float) =
+                let mine = String(buffer, 0, ShortestDouble.format x (Span buffer))
+                let bits (s: string) = BitConverter.DoubleToInt64Bits(Double.Parse(s, CultureInfo.InvariantCulture))
+                let theirs = x.ToString("R", CultureInfo.InvariantCulture)
+                if (ShortestDouble.digits (abs x)).IsSome then fastPath <- fastPath + 1
+                Expect.equal (bits mine) (BitConverter.DoubleToInt64Bits x) (sprintf "%s reads back as %s" mine (x.ToString "E17"))
+                if bits theirs = BitConverter.DoubleToInt64Bits x then Expect.equal mine theirs (sprintf "text of %s" (x.ToString "E17"))
+                elif mine <> theirs then differing <- differing + 1
+            let rnd = Random 11
+            for _ in 1 .. 100000 do
+                // Exponents around the exact range (2^-51 .. 2^56) and beyond it, both signs.
+                let field = 1023 - 70 + rnd.Next 150
+                let x = BitConverter.Int64BitsToDouble((int64 field <<< 52) ||| rnd.NextInt64(0L, 1L <<< 52))
+                check x
+                check -x
+                check (rnd.NextDouble() * 10.0)
+            for p in -1074 .. 1023 do
+                let v = Math.Pow(2.0, float p)
+                for x in [ v; Math.BitIncrement v; Math.BitDecrement v ] do check x
+            for p in -323 .. 308 do
+                let v = Double.Parse(sprintf "1e%d" p, CultureInfo.InvariantCulture)
+                for x in [ v; Math.BitIncrement v; Math.BitDecrement v ] do check x
+            for x in [ 0.0; -0.0; 0.1; 0.3; 1.0 / 3.0; 2.675; 9.5; 1e15; 1e16; 1e17; 9007199254740993.0; 123456789012345680.0
+                       1e-4; 1e-5; 1.5e-5; 0.00012345; Double.Epsilon; Double.MaxValue; 2.2250738585072014e-308 ] do check x
+            for i in 1 .. 20000 do
+                check (float i)
+                check (float i / 1000.0)
+                check (float i * 0.1)
+            Expect.isGreaterThan fastPath 300000 "most doubles take the integer path"
+            Expect.equal (String(buffer, 0, ShortestDouble.format (Math.Pow(2.0, -25.0)) (Span buffer))) "2.9802322387695312E-08" "2^-25"
+            Expect.isLessThan differing 10 "texts differing from .NET's where .NET's does not read back"
+
         testCase "tensors of rank 0 to 3 print as nested lists of their shape" <| fun () ->
             for shape in [ [||]; [| 3 |]; [| 2; 3 |]; [| 2; 1; 3 |] ] do
                 let t = Tensor.create shape (Array.init (Array.fold (*) 1 shape) (fun i -> float i + 0.5))
