@@ -125,6 +125,15 @@ let inline private isZero (x: UInt128) = high x = 0UL && low x = 0UL
 let inline private same (a: UInt128) (b: UInt128) = high a = high b && low a = low b
 let inline private greater (a: UInt128) (b: UInt128) = high a > high b || (high a = high b && low a > low b)
 
+/// d·10^k as (d without its trailing zeros, the power of ten of its last digit); d ≥ 1.
+let private stripZeros (d: uint64) (k: int) =
+    let mutable d = d
+    let mutable p = k
+    while d % 10UL = 0UL do
+        d <- d / 10UL
+        p <- p + 1
+    struct (d, p)
+
 /// The shortest digits of a positive normal double with −31 ≤ k ≤ 0, as (digits without trailing zeros, power of
 /// ten of the last digit); None outside that range.
 let digits (x: float) : struct (uint64 * int) voption =
@@ -164,13 +173,7 @@ let digits (x: float) : struct (uint64 * int) voption =
             // The least integer that may be inside: ⌈low⌉ (or the next one when the end is excluded).
             let first = if isZero rl && inclusive then fl else fl + 1UL
             let t10 = (first + 9UL) / 10UL * 10UL
-            if inside t10 then
-                let mutable d = t10
-                let mutable p = k
-                while d % 10UL = 0UL do
-                    d <- d / 10UL
-                    p <- p + 1
-                ValueSome(struct (d, p))
+            if inside t10 then ValueSome(stripZeros t10 k)
             else
                 // The integer nearest v (ties to even), moved inwards when it falls outside.
                 let r =
@@ -179,14 +182,7 @@ let digits (x: float) : struct (uint64 * int) voption =
                     else fv
                 let r = if inside r then r elif r < first then r + 1UL else r - 1UL
                 // Below a power of two the interval can be narrower than one unit and hold no integer: .NET's.
-                if not (inside r) then ValueNone
-                else
-                    let mutable d = r
-                    let mutable p = k
-                    while d % 10UL = 0UL do
-                        d <- d / 10UL
-                        p <- p + 1
-                    ValueSome(struct (d, p))
+                if not (inside r) then ValueNone else ValueSome(stripZeros r k)
 
 /// Writes x's shortest round-trip text into dst (at least 32 chars); returns its length. Non-finite values are the
 /// caller's to refuse.
