@@ -136,53 +136,52 @@ let private stripZeros (d: uint64) (k: int) =
 
 /// The shortest digits of a positive normal double with −31 ≤ k ≤ 0, as (digits without trailing zeros, power of
 /// ten of the last digit); None outside that range.
+/// The body is one pass of a loop and its branches small: a method with a loop is compiled optimised at its first
+/// call (nt turns quick JIT off for loops), while large branches would be lifted by the F# compiler into methods of
+/// their own, without a loop, that run unoptimised (their UInt128 operators as calls) until the runtime recompiles
+/// them: in a cold process that took the JSON answer's formatting from ~120 to ~400 ms.
 let digits (x: float) : struct (uint64 * int) voption =
     let bits = BitConverter.DoubleToUInt64Bits x &&& 0x7FFFFFFFFFFFFFFFUL
     let field = int (bits >>> 52)
-    if field = 0 || field = 0x7FF then ValueNone
-    else
-        let c = (bits &&& 0xFFFFFFFFFFFFFUL) ||| 0x10000000000000UL
-        let q = field - 1075
-        let k = floorLog10Pow2 q
-        if k < -31 || k > 0 then ValueNone
-        else
-            let lowerHalf = (c = 0x10000000000000UL && field > 1)
-            let inclusive = (c &&& 1UL) = 0UL
-            let a = pow5[-k]
-            // The ends and v in units of 2^(q−2−k)·… : 4c ± 2 (4c − 1 below a power of two), times 5^−k.
-            let xv = UInt128(0UL, 4UL * c) * a
-            let a2 = a + a
-            let xl = xv - (if lowerHalf then a else a2)
-            let xr = xv + a2
-            let e = q - 2 - k
-            // floor and remainder of X·2^e (e < 0: a right shift; e ≥ 0: exact integer, remainder 0).
-            let inline split (x: UInt128) =
-                if e >= 0 then struct (uint64 (x <<< e), UInt128.Zero)
-                else
-                    let s = -e
-                    struct (uint64 (x >>> s), x &&& ((UInt128.One <<< s) - UInt128.One))
-            let struct (fl, rl) = split xl
-            let struct (fv, rv) = split xv
-            let struct (fr, rr) = split xr
-            let half = if e >= 0 then UInt128.Zero else UInt128.One <<< (-e - 1)
-            // Whether the integer m lies in the interval.
-            let inline inside (m: uint64) =
-                let aboveLow = m > fl || (m = fl && isZero rl && inclusive)
-                let belowHigh = m < fr || (m = fr && (not (isZero rr) || inclusive))
-                aboveLow && belowHigh
-            // The least integer that may be inside: ⌈low⌉ (or the next one when the end is excluded).
-            let first = if isZero rl && inclusive then fl else fl + 1UL
-            let t10 = (first + 9UL) / 10UL * 10UL
-            if inside t10 then ValueSome(stripZeros t10 k)
-            else
-                // The integer nearest v (ties to even), moved inwards when it falls outside.
-                let r =
-                    if e >= 0 then fv
-                    elif greater rv half || (same rv half && (fv &&& 1UL) = 1UL) then fv + 1UL
-                    else fv
-                let r = if inside r then r elif r < first then r + 1UL else r - 1UL
-                // Below a power of two the interval can be narrower than one unit and hold no integer: .NET's.
-                if not (inside r) then ValueNone else ValueSome(stripZeros r k)
+    let c = (bits &&& 0xFFFFFFFFFFFFFUL) ||| 0x10000000000000UL
+    let q = field - 1075
+    let k = floorLog10Pow2 q
+    let mutable result = ValueNone
+    let mutable pass = field <> 0 && field <> 0x7FF && k >= -31 && k <= 0
+    while pass do
+        pass <- false
+        let lowerHalf = (c = 0x10000000000000UL && field > 1)
+        let inclusive = (c &&& 1UL) = 0UL
+        let a = pow5[-k]
+        // The ends and v in units of 2^(q−2−k)·… : 4c ± 2 (4c − 1 below a power of two), times 5^−k.
+        let xv = UInt128(0UL, 4UL * c) * a
+        let a2 = a + a
+        let xl = xv - (if lowerHalf then a else a2)
+        let xr = xv + a2
+        // floor and remainder of X·2^e, e = q − 2 − k (e < 0: a right shift by s = −e; e ≥ 0: an exact integer,
+        // remainder 0, shift s = 0 and the floor shifted left).
+        let e = q - 2 - k
+        let s = max 0 -e
+        let up = max 0 e
+        let mask = (UInt128.One <<< s) - UInt128.One
+        let fl, rl = uint64 (xl >>> s) <<< up, xl &&& mask
+        let fv, rv = uint64 (xv >>> s) <<< up, xv &&& mask
+        let fr, rr = uint64 (xr >>> s) <<< up, xr &&& mask
+        let half = if s = 0 then UInt128.Zero else UInt128.One <<< (s - 1)
+        // Whether the integer m lies in the interval.
+        let inline inside (m: uint64) =
+            (m > fl || (m = fl && isZero rl && inclusive)) && (m < fr || (m = fr && (not (isZero rr) || inclusive)))
+        // The least integer that may be inside: ⌈low⌉ (or the next one when the end is excluded).
+        let first = if isZero rl && inclusive then fl else fl + 1UL
+        let t10 = (first + 9UL) / 10UL * 10UL
+        // Else the integer nearest v (ties to even), moved inwards when it falls outside; below a power of two the
+        // interval can be narrower than one unit and hold no integer: then None (.NET's text).
+        let roundUp = greater rv half || (same rv half && (fv &&& 1UL) = 1UL)
+        let r = if s > 0 && roundUp then fv + 1UL else fv
+        let r = if inside r then r elif r < first then r + 1UL else r - 1UL
+        let m = if inside t10 then t10 else r
+        if inside m then result <- ValueSome(stripZeros m k)
+    result
 
 /// Writes x's shortest round-trip text into dst (at least 32 chars); returns its length. Non-finite values are the
 /// caller's to refuse.
