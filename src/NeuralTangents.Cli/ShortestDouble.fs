@@ -55,14 +55,14 @@ let private digitsInto (value: uint64) (dst: Span<char>) (right: int) =
         dst[p] <- char (int '0' + int v)
     right - p
 
-/// The number of decimal digits of d ≥ 1.
+/// 10^i for i in 0..19.
+let private pow10 : uint64[] = Array.init 20 (fun i -> pown 10UL i)
+
+/// The number of decimal digits of d ≥ 1: from its bit length b, t = ⌊(b − 1)·1233/4096⌋ (⌊log10 2^(b−1)⌋, exact for
+/// b ≤ 64) is the count less one or less two, so one comparison with 10^(t+1) settles it (no loop over the digits).
 let private digitCount (d: uint64) =
-    let mutable n = 1
-    let mutable t = 10UL
-    while n < 20 && d >= t do
-        n <- n + 1
-        t <- if n < 20 then t * 10UL else t
-    n
+    let t = ((63 - Numerics.BitOperations.LeadingZeroCount d) * 1233) >>> 12
+    if t < 19 && d >= pow10[t + 1] then t + 2 else t + 1
 
 /// Lays out digits d (no trailing zeros) times 10^exp10 as .NET's "R" does: fixed notation when the first digit's
 /// power of ten e is in −5 &lt; e &lt; 17, else d.ddddE±XX (two exponent digits at least). The digits go straight

@@ -246,6 +246,11 @@ let tests =
                 check (float i / 1000.0)
                 check (float i * 0.1)
             Expect.isGreaterThan fastPath 300000 "most doubles take the integer path"
+            // The digit count at its boundaries: integers d (exponent 0, fixed notation below 10^17) next to powers of
+            // ten and of two, against .NET's integer text.
+            for d in [ for k in 0 .. 16 do for o in [ -1L; 0L; 1L ] -> pown 10L k + o ] @ [ for b in 1 .. 56 do for o in [ -1L; 0L; 1L ] -> (1L <<< b) + o ] do
+                if d >= 1L && d < pown 10L 17 then
+                    Expect.equal (String(buffer, 0, ShortestDouble.layout false (uint64 d) 0 (Span buffer))) (string d) (sprintf "layout of %d" d)
             Expect.equal (String(buffer, 0, ShortestDouble.format (Math.Pow(2.0, -25.0)) (Span buffer))) "2.9802322387695312E-08" "2^-25"
             Expect.isLessThan differing 10 "texts differing from .NET's where .NET's does not read back"
 
