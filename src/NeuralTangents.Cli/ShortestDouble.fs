@@ -60,7 +60,8 @@ let private pow10 : uint64[] = Array.init 20 (fun i -> pown 10UL i)
 
 /// The number of decimal digits of d ≥ 1: from its bit length b, t = ⌊(b − 1)·1233/4096⌋ (⌊log10 2^(b−1)⌋, exact for
 /// b ≤ 64) is the count less one or less two, so one comparison with 10^(t+1) settles it (no loop over the digits).
-let private digitCount (d: uint64) =
+/// Inline: on its own, a method without a loop would start unoptimised.
+let inline private digitCount (d: uint64) =
     let t = ((63 - Numerics.BitOperations.LeadingZeroCount d) * 1233) >>> 12
     if t < 19 && d >= pow10[t + 1] then t + 2 else t + 1
 
