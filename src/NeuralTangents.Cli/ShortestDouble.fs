@@ -140,7 +140,7 @@ let private stripZeros (d: uint64) (k: int) =
 /// The body is one pass of a loop and its branches small: a method with a loop is compiled optimised at its first
 /// call (nt turns quick JIT off for loops), while large branches would be lifted by the F# compiler into methods of
 /// their own, without a loop, that run unoptimised (their UInt128 operators as calls) until the runtime recompiles
-/// them: in a cold process that took the JSON answer's formatting from ~120 to ~400 ms.
+/// them: a cold process's formatting of a 2M-number answer took 309–511 ms that way, 185–265 ms now (Zen 3).
 let digits (x: float) : struct (uint64 * int) voption =
     let bits = BitConverter.DoubleToUInt64Bits x &&& 0x7FFFFFFFFFFFFFFFUL
     let field = int (bits >>> 52)
