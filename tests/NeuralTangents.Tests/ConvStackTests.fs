@@ -184,13 +184,15 @@ let tests =
                 let net = network c
                 let x1 = inputs c c.Rows1 c.Seed
                 let x2 = c.Rows2 |> Option.map (fun r -> inputs c r (c.Seed + 1))
-                let run (frames: bool) (split: bool) =
+                let run (frames: bool) (split: bool) (rowsAtOnce: int) =
                     ConvStackPlan.useFrames <- frames
                     SimdNorm.splitAct <- split
+                    SimdNorm.rowsAtOnce <- rowsAtOnce
                     try attempt (fun () -> KernelFn.compute net x1 x2 Both)
                     finally
                         ConvStackPlan.useFrames <- true
                         SimdNorm.splitAct <- true
+                        SimdNorm.rowsAtOnce <- 3
                 // Framing applies to the stack on the network's input kernel (a relu first, on an input, is refused
                 // by both runs alike).
                 let db, ds = Requirements.layout (Requirements.ofLayer net) LayoutRequest.Auto
@@ -199,8 +201,10 @@ let tests =
                 | Some(steps, _) when (ConvStackPlan.framed (not ds) steps).IsNone -> failtestf "framing declined %A" c
                 | _ -> ()
                 let arrays (k: Kernel) = [ "nngp", k.Nngp.Data; "ntk", k.Ntk.Value.Data; "cov1", k.Cov1.Data ] @ (k.Cov2 |> Option.map (fun t -> "cov2", t.Data) |> Option.toList)
-                let framed = run true true
-                for other, name, sameOrder in [ run false true, "natural rows", false; run true false, "one-pass step", true ] do
+                let framed = run true true 3
+                for other, name, sameOrder in
+                    [ run false true 3, "natural rows", false; run true false 3, "one-pass step", true
+                      run true true 1, "first axis one output row at a time", true; run true true 2, "two output rows at a time", true ] do
                     match framed, other with
                     | Ok f, Ok n ->
                         for (what, a), (_, b) in List.zip (arrays f) (arrays n) do
@@ -330,6 +334,25 @@ let tests =
                             let what = sprintf "width %d, two passes %b, broadcast %b, runs of %d" w split broadcast len
                             Expect.equal (bits nn) (bits n0) (what + ": nngp' bits = scalar")
                             Expect.equal (bits tt) (bits t0) (what + ": ntk' bits = scalar")
+        }
+
+        testSequenced <| test "the first axis's rows summed for one, two or three output rows per pass give the same bits, every vector width (Conv 3×3 SAME + Relu ×3; 9 rows: triples, a pair and single rows at the bands' ends)" {
+            let body = [ for _ in 1 .. 3 do
+                             yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+                             yield Stax.relu ]
+            let data = normals 31 (3 * 9 * 8 * 2)
+            Array.blit data 0 data (9 * 8 * 2) (9 * 8 * 2) // x[1] = x[0]
+            let x = Tensor.create [| 3; 9; 8; 2 |] data
+            let bits (k: Kernel) = Array.append k.Nngp.Data k.Ntk.Value.Data |> Array.map BitConverter.DoubleToInt64Bits
+            for top in [ []; [ Stax.globalAvgPool ] ] do
+                let net = Serial(body @ top)
+                for w in widths () do
+                    let run (rows: int) =
+                        SimdNorm.rowsAtOnce <- rows
+                        try withWidth w (fun () -> KernelFn.compute net x None Both) finally SimdNorm.rowsAtOnce <- 3
+                    let one = bits (run 1)
+                    for rows in [ 2; 3 ] do
+                        Expect.sequenceEqual (bits (run rows)) one (sprintf "%d rows at once, width %d, top %A" rows w top)
         }
 
         testSequenced <| test "every vector width: the fused executor = reference to 1e-13 (README CNN block, Flatten and GAP, ρ = 1 pairs)" {

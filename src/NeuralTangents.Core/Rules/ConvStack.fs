@@ -47,8 +47,8 @@ module internal ConvStack =
         let band (n: int) = if framed then Pages.zeroed (max n 1) else z n
         { BandN = [| band bandLen; band bandLen |]
           BandT = (if withNtk then [| band bandLen; band bandLen |] else [| z 1; z 1 |])
-          RowN = [| z rowLen; z rowLen |]
-          RowT = (if withNtk then [| z rowLen; z rowLen |] else [| z 1; z 1 |])
+          RowN = [| z rowLen; z rowLen; z rowLen |]
+          RowT = (if withNtk then [| z rowLen; z rowLen; z rowLen |] else [| z 1; z 1; z 1 |])
           Act = z 640 }
 
     /// The window mean of a step over the rows of a band into row scratch; returns where the result is: one of
@@ -116,6 +116,8 @@ module internal ConvStack =
         use rN1 = fixed sc.RowN[1]
         use rT0 = fixed sc.RowT[0]
         use rT1 = fixed sc.RowT[1]
+        use rN2 = fixed sc.RowN[2]
+        use rT2 = fixed sc.RowT[2]
         use act = fixed sc.Act
         load pN0 pT0
         let mutable cur = 0
@@ -142,12 +144,41 @@ module internal ConvStack =
                 | _ -> ValueNone
             let windowInAct = window.IsSome
             let tb = match st.Relu with Some _ -> v2 s | None -> Tables.None
+            // Output row o reads input rows o − 1, o, o + 1 (the first axis of a 3-tap SAME or zero-padded window).
+            let inline threeRows (o: int) =
+                o >= 0 && o < bs.OutPartner.Length && bs.OutPartner[o] >= 0
+                && (let e0 = bs.TableStart[o]
+                    bs.TableStart[o + 1] = e0 + 3 && bs.Table[e0] = o - 1 && bs.Table[e0 + 1] = o && bs.Table[e0 + 2] = o + 1)
+            // With the last window in the activation, the first axis's sum is one pass into row scratch 0; where rows
+            // o and o + 1 both read three neighbours, one pass sums both (row o + 1's into scratch 1, read next).
+            let pairs = windowInAct && SimdNorm.rowsAtOnce > 1 && not (isNull st.Strides) && st.Axes.Value.Length = 2
+            let mutable ready = 0 // rows summed ahead, the next in scratch `slot` (1, then 2)
+            let mutable slot = 1
             for o in 0 .. bs.OutPartner.Length - 1 do
                 let o' = bs.OutPartner[o]
                 if o' >= 0 then
                     // The step's input row(s) → xN/xT (before the affine map).
                     let xN, xT =
                         match st.Axes with
+                        | Some _ when ready > 0 ->
+                            ready <- ready - 1
+                            slot <- slot + 1
+                            if slot = 2 then rN1, rT1 else rN2, rT2
+                        | Some axes when pairs && threeRows o && threeRows (o + 1) ->
+                            let inline row (src: nativeptr<float>) (h: int) = NativePtr.add src (h * st.RestIn)
+                            let inv = axes[0].Inv
+                            if SimdNorm.rowsAtOnce > 2 && threeRows (o + 2) then
+                                sum3TripleScaleInto rN0 rN1 rN2 (row srcN (o - 1)) (row srcN o) (row srcN (o + 1)) (row srcN (o + 2)) (row srcN (o + 3)) inv st.RestIn
+                                if withNtk then
+                                    sum3TripleScaleInto rT0 rT1 rT2 (row srcT (o - 1)) (row srcT o) (row srcT (o + 1)) (row srcT (o + 2)) (row srcT (o + 3)) inv st.RestIn
+                                ready <- 2
+                                slot <- 1
+                            else
+                                sum3PairScaleInto rN0 rN1 (row srcN (o - 1)) (row srcN o) (row srcN (o + 1)) (row srcN (o + 2)) inv st.RestIn
+                                if withNtk then sum3PairScaleInto rT0 rT1 (row srcT (o - 1)) (row srcT o) (row srcT (o + 1)) (row srcT (o + 2)) inv st.RestIn
+                                ready <- 1
+                                slot <- 1
+                            rN0, rT0
                         | Some axes ->
                             convRow full st axes bs o windowInAct srcN rN0 rN1, (if withNtk then convRow full st axes bs o windowInAct srcT rT0 rT1 else rT0)
                         | None -> NativePtr.add srcN (o * st.RestIn), NativePtr.add srcT (o * st.RestIn)
