@@ -336,6 +336,20 @@ let tests =
                             Expect.equal (bits tt) (bits t0) (what + ": ntk' bits = scalar")
         }
 
+        test "more than one block of 8 × 8 pairs (the executor's pair order): every (i, j) in place, x2 = x1 and x2 given, fused = reference" {
+            let body = [ for _ in 1 .. 2 do
+                             yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+                             yield Stax.relu ]
+            let x1 = Tensor.create [| 19; 4; 4; 2 |] (normals 41 (19 * 4 * 4 * 2))
+            let x2 = Tensor.create [| 10; 4; 4; 2 |] (normals 43 (10 * 4 * 4 * 2))
+            for top in [ Stax.flatten; Stax.globalAvgPool ] do
+                let net = Serial(body @ [ top ])
+                for x2o in [ None; Some x2 ] do
+                    let r = KernelFn.computeWith Execution.Reference net x1 x2o Both
+                    let f = KernelFn.compute net x1 x2o Both
+                    compareKernels (sprintf "%s, x2 %b" (KernelFn.layerName top) x2o.IsSome) r f
+        }
+
         testSequenced <| test "the first axis's rows summed for one, two or three output rows per pass give the same bits, every vector width (Conv 3×3 SAME + Relu ×3; 9 rows: triples, a pair and single rows at the bands' ends)" {
             let body = [ for _ in 1 .. 3 do
                              yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None

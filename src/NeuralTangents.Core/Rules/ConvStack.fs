@@ -150,8 +150,9 @@ module internal ConvStack =
                 && (let e0 = bs.TableStart[o]
                     bs.TableStart[o + 1] = e0 + 3 && bs.Table[e0] = o - 1 && bs.Table[e0 + 1] = o && bs.Table[e0 + 2] = o + 1)
             // With the last window in the activation, the first axis's sum is one pass into row scratch 0; where rows
-            // o and o + 1 both read three neighbours, one pass sums both (row o + 1's into scratch 1, read next).
-            let pairs = windowInAct && SimdNorm.rowsAtOnce > 1 && not (isNull st.Strides) && st.Axes.Value.Length = 2
+            // o, o + 1 (and o + 2) all read three neighbours, one pass sums them all (sum3TripleScaleInto: five band
+            // rows read once instead of three times three), the later rows into scratch 1 and 2, read next.
+            let ahead = windowInAct && SimdNorm.rowsAtOnce > 1 && not (isNull st.Strides) && st.Axes.Value.Length = 2
             let mutable ready = 0 // rows summed ahead, the next in scratch `slot` (1, then 2)
             let mutable slot = 1
             for o in 0 .. bs.OutPartner.Length - 1 do
@@ -164,7 +165,7 @@ module internal ConvStack =
                             ready <- ready - 1
                             slot <- slot + 1
                             if slot = 2 then rN1, rT1 else rN2, rT2
-                        | Some axes when pairs && threeRows o && threeRows (o + 1) ->
+                        | Some axes when ahead && threeRows o && threeRows (o + 1) ->
                             let inline row (src: nativeptr<float>) (h: int) = NativePtr.add src (h * st.RestIn)
                             let inv = axes[0].Inv
                             if SimdNorm.rowsAtOnce > 2 && threeRows (o + 2) then
@@ -424,7 +425,16 @@ module internal ConvStack =
             for o in cov1Out :: Option.toList cov2Out do reduceParts 1 (Array.copy o) o o.Length
         // Phase 2: every band of every pair (i ≤ j only when x2 is x1: the rest is the mirror image).
         let mirror = k.Cov2.IsNone && n1 = n2
-        let pairs = [| for i in 0 .. n1 - 1 do for j in (if mirror then i else 0) .. n2 - 1 -> struct (i, j) |]
+        // Pairs in blocks of 8 × 8 inputs: a pair reads both inputs' variance tables at every step (16 bytes per
+        // position and step: 344 KB per 32×32 input over 21 steps, 44 MB for N = 128, more than the L3 cache), and a
+        // block's 16 inputs stay cached while its 64 pairs run (Flatten N = 128, Zen 3: 0.0236–0.0242 against
+        // 0.0254–0.0284 ms per entry in row order). The order of the pairs changes no result.
+        let blk = 8
+        let pairs =
+            [| for i0 in 0 .. blk .. n1 - 1 do
+                 for j0 in (if mirror then i0 else 0) .. blk .. n2 - 1 do
+                     for i in i0 .. min (i0 + blk) n1 - 1 do
+                         for j in max j0 (if mirror then i else 0) .. min (j0 + blk) n2 - 1 -> struct (i, j) |]
         let nngpOut = Pages.uninitialized (n1 * n2 * outBlock)
         let ntkOut = if withNtk then Pages.uninitialized (n1 * n2 * outBlock) else null
         let ntkIn = match k.Ntk, rows with Some t, None -> t.Data | _ -> null
