@@ -79,6 +79,12 @@ let private inputs (c: StackCase) (rows: int) (seed: int) =
     if c.Duplicate && rows >= 2 then Array.blit data 0 data (n / rows) (n / rows)
     Tensor.create shape data
 
+/// n × (Conv(1, (3, 3), (1, 1), SAME), Relu): the README's CNN block.
+let private convReluBlock (n: int) =
+    [ for _ in 1 .. n do
+        yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
+        yield Stax.relu ]
+
 let private attempt (f: unit -> Kernel) = try Ok(f ()) with NeuralTangentsException m -> Error m
 
 let private tol = 1e-13
@@ -244,9 +250,7 @@ let tests =
         }
 
         test "README CNN block (Conv 3×3 SAME + Relu ×3, 8×8 images): fused = reference in both layouts, ρ = 1 pairs included" {
-            let body = [ for _ in 1 .. 3 do
-                             yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
-                             yield Stax.relu ]
+            let body = convReluBlock 3
             let data = normals 5 (3 * 8 * 8 * 3)
             Array.blit data 0 data (8 * 8 * 3) (8 * 8 * 3) // x[1] = x[0]
             let x = Tensor.create [| 3; 8; 8; 3 |] data
@@ -337,9 +341,7 @@ let tests =
         }
 
         test "more than one block of 8 × 8 pairs (the executor's pair order): every (i, j) in place, x2 = x1 and x2 given, fused = reference" {
-            let body = [ for _ in 1 .. 2 do
-                             yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
-                             yield Stax.relu ]
+            let body = convReluBlock 2
             let x1 = Tensor.create [| 19; 4; 4; 2 |] (normals 41 (19 * 4 * 4 * 2))
             let x2 = Tensor.create [| 10; 4; 4; 2 |] (normals 43 (10 * 4 * 4 * 2))
             for top in [ Stax.flatten; Stax.globalAvgPool ] do
@@ -351,9 +353,7 @@ let tests =
         }
 
         testSequenced <| test "the first axis's rows summed for one, two or three output rows per pass give the same bits, every vector width (Conv 3×3 SAME + Relu ×3; 9 rows: triples, a pair and single rows at the bands' ends)" {
-            let body = [ for _ in 1 .. 3 do
-                             yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
-                             yield Stax.relu ]
+            let body = convReluBlock 3
             let data = normals 31 (3 * 9 * 8 * 2)
             Array.blit data 0 data (9 * 8 * 2) (9 * 8 * 2) // x[1] = x[0]
             let x = Tensor.create [| 3; 9; 8; 2 |] data
@@ -370,9 +370,7 @@ let tests =
         }
 
         testSequenced <| test "every vector width: the fused executor = reference to 1e-13 (README CNN block, Flatten and GAP, ρ = 1 pairs)" {
-            let body = [ for _ in 1 .. 2 do
-                             yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
-                             yield Stax.relu ]
+            let body = convReluBlock 2
             let data = normals 23 (3 * 6 * 5 * 2)
             Array.blit data 0 data (6 * 5 * 2) (6 * 5 * 2) // x[1] = x[0]
             let x = Tensor.create [| 3; 6; 5; 2 |] data
@@ -485,9 +483,7 @@ let tests =
 
         testSequenced <| test "a GlobalAvgPool CNN kernel never stores the full-layout input kernel (S² entries per pair): it allocates < 1/4 of it" {
             // 6 inputs of 16×16×3: the stored input nngp alone is 36 pairs × 256² × 8 B = 18.9 MB (and its NTK as much).
-            let net = Serial([ for _ in 1 .. 2 do
-                                 yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
-                                 yield Stax.relu ] @ [ Stax.globalAvgPool ])
+            let net = Serial(convReluBlock 2 @ [ Stax.globalAvgPool ])
             let x = Tensor.create [| 6; 16; 16; 3 |] (normals 41 (6 * 16 * 16 * 3))
             KernelFn.compute net x None Both |> ignore // JIT and first-use allocations out of the count
             let stored = 36L * 256L * 256L * 8L
@@ -499,9 +495,7 @@ let tests =
         }
 
         test "pooled self pairs run half their bands only when input i's own blocks are exactly symmetric: an asymmetric block still = reference" {
-            let stack = [ for _ in 1 .. 2 do
-                              yield Stax.conv 1 [ 3; 3 ] (Some [ 1; 1 ]) Padding.Same 1.0 None
-                              yield Stax.relu ]
+            let stack = convReluBlock 2
             let net = Serial(stack @ [ Stax.globalAvgPool ])
             let x = Tensor.create [| 2; 5; 4; 2 |] (normals 17 (2 * 5 * 4 * 2))
             let k0 = KernelFn.inputKernelWithLayout { DiagonalBatch = Some true; DiagonalSpatial = Some false } net x None Both
