@@ -428,7 +428,8 @@ module internal ConvStack =
         // Pairs in blocks of 8 × 8 inputs: a pair reads both inputs' variance tables at every step (16 bytes per
         // position and step: 344 KB per 32×32 input over 21 steps, 44 MB for N = 128, more than the L3 cache), and a
         // block's 16 inputs stay cached while its 64 pairs run (Flatten N = 128, Zen 3: 0.0236–0.0242 against
-        // 0.0254–0.0284 ms per entry in row order). The order of the pairs changes no result.
+        // 0.0254–0.0284 ms per entry in row order, three alternating runs; within the noise in a later comparison).
+        // The order of the pairs changes no result.
         let blk = 8
         let pairs =
             [| for i0 in 0 .. blk .. n1 - 1 do
