@@ -94,8 +94,8 @@ let cnn (quick: bool) (maxSeconds: float) =
 /// Calibration: independent Vector256 FMA chains, GFLOP per CPU second on one thread (machine load shows here).
 /// `--cnn-ab TOP:N MODES ROUNDS` (e.g. gap:4 1,3 9): variants of the executor (mode bit 0: framed rows,
 /// ConvStackPlan.useFrames; bit 1: the one-pass activation, SimdNorm.splitAct off; bit 2: the last window in a pass
-/// of its own, SimdNorm.windowInAct off; bit 3: the first axis's rows summed for one output row at a time, bit 4: for
-/// two, else three, SimdNorm.rowsAtOnce) timed
+/// of its own, SimdNorm.windowInAct off; bit 3: the first axis's rows summed for one output row at a time instead of
+/// three, SimdNorm.rowsAtOnce off) timed
 /// alternately in one process, round after round, so that drifts of the machine's speed hit every mode alike;
 /// prints each mode's median and quartiles of wall and CPU ms per NTK entry.
 let cnnAb (spec: string) (modes: int[]) (rounds: int) =
@@ -109,7 +109,7 @@ let cnnAb (spec: string) (modes: int[]) (rounds: int) =
             Rules.ConvStackPlan.useFrames <- (m &&& 1 = 1)
             Rules.SimdNorm.splitAct <- (m &&& 2 = 0)
             Rules.SimdNorm.windowInAct <- (m &&& 4 = 0)
-            Rules.SimdNorm.rowsAtOnce <- (if m &&& 8 = 8 then 1 elif m &&& 16 = 16 then 2 else 3)
+            Rules.SimdNorm.rowsAtOnce <- (m &&& 8 = 0)
             let t = once ()
             if r > 0 then times[i].Add t) // round 0 warms every mode up
     let e = float (n * n)

@@ -190,7 +190,7 @@ let tests =
                 let net = network c
                 let x1 = inputs c c.Rows1 c.Seed
                 let x2 = c.Rows2 |> Option.map (fun r -> inputs c r (c.Seed + 1))
-                let run (frames: bool) (split: bool) (rowsAtOnce: int) =
+                let run (frames: bool) (split: bool) (rowsAtOnce: bool) =
                     ConvStackPlan.useFrames <- frames
                     SimdNorm.splitAct <- split
                     SimdNorm.rowsAtOnce <- rowsAtOnce
@@ -198,7 +198,7 @@ let tests =
                     finally
                         ConvStackPlan.useFrames <- true
                         SimdNorm.splitAct <- true
-                        SimdNorm.rowsAtOnce <- 3
+                        SimdNorm.rowsAtOnce <- true
                 // Framing applies to the stack on the network's input kernel (a relu first, on an input, is refused
                 // by both runs alike).
                 let db, ds = Requirements.layout (Requirements.ofLayer net) LayoutRequest.Auto
@@ -207,10 +207,10 @@ let tests =
                 | Some(steps, _) when (ConvStackPlan.framed (not ds) steps).IsNone -> failtestf "framing declined %A" c
                 | _ -> ()
                 let arrays (k: Kernel) = [ "nngp", k.Nngp.Data; "ntk", k.Ntk.Value.Data; "cov1", k.Cov1.Data ] @ (k.Cov2 |> Option.map (fun t -> "cov2", t.Data) |> Option.toList)
-                let framed = run true true 3
+                let framed = run true true true
                 for other, name, sameOrder in
-                    [ run false true 3, "natural rows", false; run true false 3, "one-pass step", true
-                      run true true 1, "first axis one output row at a time", true; run true true 2, "two output rows at a time", true ] do
+                    [ run false true true, "natural rows", false; run true false true, "one-pass step", true
+                      run true true false, "first axis one output row at a time", true ] do
                     match framed, other with
                     | Ok f, Ok n ->
                         for (what, a), (_, b) in List.zip (arrays f) (arrays n) do
@@ -352,7 +352,7 @@ let tests =
                     compareKernels (sprintf "%s, x2 %b" (KernelFn.layerName top) x2o.IsSome) r f
         }
 
-        testSequenced <| test "the first axis's rows summed for one, two or three output rows per pass give the same bits, every vector width (Conv 3×3 SAME + Relu ×3; 9 rows: triples, a pair and single rows at the bands' ends)" {
+        testSequenced <| test "the first axis's rows summed for one or three output rows per pass give the same bits, every vector width (Conv 3×3 SAME + Relu ×3; 9 rows: triples and single rows at the bands' ends)" {
             let body = convReluBlock 3
             let data = normals 31 (3 * 9 * 8 * 2)
             Array.blit data 0 data (9 * 8 * 2) (9 * 8 * 2) // x[1] = x[0]
@@ -361,12 +361,10 @@ let tests =
             for top in [ []; [ Stax.globalAvgPool ] ] do
                 let net = Serial(body @ top)
                 for w in widths () do
-                    let run (rows: int) =
-                        SimdNorm.rowsAtOnce <- rows
-                        try withWidth w (fun () -> KernelFn.compute net x None Both) finally SimdNorm.rowsAtOnce <- 3
-                    let one = bits (run 1)
-                    for rows in [ 2; 3 ] do
-                        Expect.sequenceEqual (bits (run rows)) one (sprintf "%d rows at once, width %d, top %A" rows w top)
+                    let run (three: bool) =
+                        SimdNorm.rowsAtOnce <- three
+                        try withWidth w (fun () -> KernelFn.compute net x None Both) finally SimdNorm.rowsAtOnce <- true
+                    Expect.sequenceEqual (bits (run true)) (bits (run false)) (sprintf "three rows at once, width %d, top %A" w top)
         }
 
         testSequenced <| test "every vector width: the fused executor = reference to 1e-13 (README CNN block, Flatten and GAP, ρ = 1 pairs)" {

@@ -150,11 +150,10 @@ module internal ConvStack =
                 && (let e0 = bs.TableStart[o]
                     bs.TableStart[o + 1] = e0 + 3 && bs.Table[e0] = o - 1 && bs.Table[e0 + 1] = o && bs.Table[e0 + 2] = o + 1)
             // With the last window in the activation, the first axis's sum is one pass into row scratch 0; where rows
-            // o, o + 1 (and o + 2) all read three neighbours, one pass sums them all (sum3TripleScaleInto: five band
-            // rows read once instead of three times three), the later rows into scratch 1 and 2, read next.
-            let ahead = windowInAct && SimdNorm.rowsAtOnce > 1 && not (isNull st.Strides) && st.Axes.Value.Length = 2
-            let mutable ready = 0 // rows summed ahead, the next in scratch `slot` (1, then 2)
-            let mutable slot = 1
+            // o, o + 1 and o + 2 all read three neighbours, one pass sums all three (sum3TripleScaleInto: five band
+            // rows read once instead of three times three), rows o + 1 and o + 2 into scratch 1 and 2, read next.
+            let ahead = windowInAct && SimdNorm.rowsAtOnce && not (isNull st.Strides) && st.Axes.Value.Length = 2
+            let mutable ready = 0 // rows summed ahead: the next in scratch 3 − ready
             for o in 0 .. bs.OutPartner.Length - 1 do
                 let o' = bs.OutPartner[o]
                 if o' >= 0 then
@@ -163,22 +162,14 @@ module internal ConvStack =
                         match st.Axes with
                         | Some _ when ready > 0 ->
                             ready <- ready - 1
-                            slot <- slot + 1
-                            if slot = 2 then rN1, rT1 else rN2, rT2
-                        | Some axes when ahead && threeRows o && threeRows (o + 1) ->
+                            if ready = 1 then rN1, rT1 else rN2, rT2
+                        | Some axes when ahead && threeRows o && threeRows (o + 1) && threeRows (o + 2) ->
                             let inline row (src: nativeptr<float>) (h: int) = NativePtr.add src (h * st.RestIn)
                             let inv = axes[0].Inv
-                            if SimdNorm.rowsAtOnce > 2 && threeRows (o + 2) then
-                                sum3TripleScaleInto rN0 rN1 rN2 (row srcN (o - 1)) (row srcN o) (row srcN (o + 1)) (row srcN (o + 2)) (row srcN (o + 3)) inv st.RestIn
-                                if withNtk then
-                                    sum3TripleScaleInto rT0 rT1 rT2 (row srcT (o - 1)) (row srcT o) (row srcT (o + 1)) (row srcT (o + 2)) (row srcT (o + 3)) inv st.RestIn
-                                ready <- 2
-                                slot <- 1
-                            else
-                                sum3PairScaleInto rN0 rN1 (row srcN (o - 1)) (row srcN o) (row srcN (o + 1)) (row srcN (o + 2)) inv st.RestIn
-                                if withNtk then sum3PairScaleInto rT0 rT1 (row srcT (o - 1)) (row srcT o) (row srcT (o + 1)) (row srcT (o + 2)) inv st.RestIn
-                                ready <- 1
-                                slot <- 1
+                            sum3TripleScaleInto rN0 rN1 rN2 (row srcN (o - 1)) (row srcN o) (row srcN (o + 1)) (row srcN (o + 2)) (row srcN (o + 3)) inv st.RestIn
+                            if withNtk then
+                                sum3TripleScaleInto rT0 rT1 rT2 (row srcT (o - 1)) (row srcT o) (row srcT (o + 1)) (row srcT (o + 2)) (row srcT (o + 3)) inv st.RestIn
+                            ready <- 2
                             rN0, rT0
                         | Some axes ->
                             convRow full st axes bs o windowInAct srcN rN0 rN1, (if withNtk then convRow full st axes bs o windowInAct srcT rT0 rT1 else rT0)

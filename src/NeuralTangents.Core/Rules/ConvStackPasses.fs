@@ -73,34 +73,9 @@ module internal ConvStackPasses =
             NativePtr.set d i (((NativePtr.get s0 i + NativePtr.get s1 i) + NativePtr.get s2 i) * a)
             i <- i + 1
 
-    /// Two neighbouring rows of a three-tap window at once: d0 ← ((s0 + s1) + s2)·a and d1 ← ((s1 + s2) + s3)·a, the
-    /// additions of <c>sum3ScaleInto</c> (the same bits), with four loads per entry instead of six.
-    let inline sum3PairScaleInto (d0: nativeptr<float>) (d1: nativeptr<float>) (s0: nativeptr<float>) (s1: nativeptr<float>)
-                                 (s2: nativeptr<float>) (s3: nativeptr<float>) (a: float) (len: int) =
-        let mutable i = 0
-        let width = Simd.normWidth ()
-        if width = 512 then
-            let va5 = Vector512.Create a
-            while i + 8 <= len do
-                let b, c = Vector512.Load(NativePtr.add s1 i), Vector512.Load(NativePtr.add s2 i)
-                (((Vector512.Load(NativePtr.add s0 i) + b) + c) * va5).Store(NativePtr.add d0 i)
-                (((b + c) + Vector512.Load(NativePtr.add s3 i)) * va5).Store(NativePtr.add d1 i)
-                i <- i + 8
-        if width >= 256 && Vector256.IsHardwareAccelerated then
-            let va = Vector256.Create a
-            while i + 4 <= len do
-                let b, c = Vector256.Load(NativePtr.add s1 i), Vector256.Load(NativePtr.add s2 i)
-                (((Vector256.Load(NativePtr.add s0 i) + b) + c) * va).Store(NativePtr.add d0 i)
-                (((b + c) + Vector256.Load(NativePtr.add s3 i)) * va).Store(NativePtr.add d1 i)
-                i <- i + 4
-        while i < len do
-            let b, c = NativePtr.get s1 i, NativePtr.get s2 i
-            NativePtr.set d0 i (((NativePtr.get s0 i + b) + c) * a)
-            NativePtr.set d1 i (((b + c) + NativePtr.get s3 i) * a)
-            i <- i + 1
-
-    /// Three neighbouring rows of a three-tap window at once (<c>sum3PairScaleInto</c>, one more row): five loads per
-    /// entry instead of nine.
+    /// Three neighbouring rows of a three-tap window at once: d0 ← ((s0 + s1) + s2)·a, d1 ← ((s1 + s2) + s3)·a and
+    /// d2 ← ((s2 + s3) + s4)·a, the additions of <c>sum3ScaleInto</c> (the same bits), with five loads per entry
+    /// instead of nine.
     let inline sum3TripleScaleInto (d0: nativeptr<float>) (d1: nativeptr<float>) (d2: nativeptr<float>) (s0: nativeptr<float>) (s1: nativeptr<float>)
                                    (s2: nativeptr<float>) (s3: nativeptr<float>) (s4: nativeptr<float>) (a: float) (len: int) =
         let mutable i = 0

@@ -67,9 +67,9 @@ module internal SimdNorm =
     /// (ConvStackPasses.actRunsWindow256) instead of a separate pass over the row; benchmarks switch it (same bits).
     let mutable windowInAct = true
 
-    /// How many output rows the executor sums the first axis's rows for in one pass (1–3; ConvStack.runBand, with
-    /// windowInAct); benchmarks switch it (same bits).
-    let mutable rowsAtOnce = 3
+    /// Whether the executor sums the first axis's rows for three output rows in one pass where it can (else one at a
+    /// time; ConvStack.runBand, with windowInAct); tests and benchmarks switch it (same bits).
+    let mutable rowsAtOnce = true
 
     /// Scalar twin of <c>angleUnit256</c>.
     let angleUnit (c: float) (s: float) =
