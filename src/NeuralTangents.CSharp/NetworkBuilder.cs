@@ -39,44 +39,52 @@ public sealed class NetworkBuilder
     /// <param name="outDim">Output width of the finite network (<c>out_dim</c>), at least 1.</param>
     /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
     /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null means no bias.</param>
+    /// <param name="batchAxis">The batch axis of the inputs (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The feature axis of the inputs (<c>channel_axis</c>).</param>
     /// <param name="parameterization">"ntk" (the default) or "standard".</param>
     /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
     /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
-    /// <param name="batchAxis">The batch axis of the inputs (<c>batch_axis</c>).</param>
-    /// <param name="channelAxis">The feature axis of the inputs (<c>channel_axis</c>).</param>
     /// <returns>A new builder ending in the Dense layer.</returns>
     /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
     public NetworkBuilder Dense(
         int outDim,
         double wStd = 1.0,
         double? bStd = null,
+        int batchAxis = 0,
+        int channelAxis = -1,
         DenseParameterization parameterization = DenseParameterization.Ntk,
         int s0 = 1,
-        int s1 = 1,
-        int batchAxis = 0,
-        int channelAxis = -1) =>
-        Add(Stax.Dense(outDim, wStd, bStd, parameterization, s0, s1, batchAxis, channelAxis));
+        int s1 = 1) =>
+        Add(Stax.Dense(outDim, wStd, bStd, batchAxis, channelAxis, parameterization, s0, s1));
 
     /// <summary>Appends <see cref="Stax.Relu"/>.</summary>
+    /// <param name="doStabilize">neural_tangents' <c>do_stabilize</c>; accepted and changes nothing (its rescaling
+    /// before the arc-cosine formula is scale-equivariant, and this rule clamps the correlation itself).</param>
     /// <returns>A new builder ending in Relu.</returns>
-    public NetworkBuilder Relu() => Add(Stax.Relu());
+    public NetworkBuilder Relu(bool doStabilize = false) => Add(Stax.Relu(doStabilize));
 
-    /// <summary>Appends <see cref="Stax.LeakyRelu(double)"/>.</summary>
+    /// <summary>Appends <see cref="Stax.LeakyRelu(double, bool)"/>.</summary>
     /// <param name="alpha">The slope for negative inputs, finite.</param>
+    /// <param name="doStabilize">neural_tangents' <c>do_stabilize</c>; accepted and changes nothing (its rescaling
+    /// before the arc-cosine formula is scale-equivariant, and this rule clamps the correlation itself).</param>
     /// <returns>A new builder ending in LeakyRelu.</returns>
     /// <exception cref="ArgumentException"><paramref name="alpha"/> is not finite.</exception>
-    public NetworkBuilder LeakyRelu(double alpha) => Add(Stax.LeakyRelu(alpha));
+    public NetworkBuilder LeakyRelu(double alpha, bool doStabilize = false) => Add(Stax.LeakyRelu(alpha, doStabilize));
 
-    /// <summary>Appends <see cref="Stax.ABRelu(double, double)"/>.</summary>
+    /// <summary>Appends <see cref="Stax.ABRelu(double, double, bool)"/>.</summary>
     /// <param name="a">The slope for negative inputs, finite.</param>
     /// <param name="b">The slope for positive inputs, finite.</param>
+    /// <param name="doStabilize">neural_tangents' <c>do_stabilize</c>; accepted and changes nothing (its rescaling
+    /// before the arc-cosine formula is scale-equivariant, and this rule clamps the correlation itself).</param>
     /// <returns>A new builder ending in ABRelu.</returns>
     /// <exception cref="ArgumentException"><paramref name="a"/> or <paramref name="b"/> is not finite.</exception>
-    public NetworkBuilder ABRelu(double a, double b) => Add(Stax.ABRelu(a, b));
+    public NetworkBuilder ABRelu(double a, double b, bool doStabilize = false) => Add(Stax.ABRelu(a, b, doStabilize));
 
     /// <summary>Appends <see cref="Stax.Abs"/>.</summary>
+    /// <param name="doStabilize">neural_tangents' <c>do_stabilize</c>; accepted and changes nothing (its rescaling
+    /// before the arc-cosine formula is scale-equivariant, and this rule clamps the correlation itself).</param>
     /// <returns>A new builder ending in Abs.</returns>
-    public NetworkBuilder Abs() => Add(Stax.Abs());
+    public NetworkBuilder Abs(bool doStabilize = false) => Add(Stax.Abs(doStabilize));
 
     /// <summary>Appends <see cref="Stax.Erf(double, double, double)"/>: a·erf(b·x) + c.</summary>
     /// <param name="a">Output scale, finite.</param>
@@ -193,11 +201,11 @@ public sealed class NetworkBuilder
     /// <param name="padding">Valid (the default), Same or Circular.</param>
     /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
     /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
     /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
     /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
-    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
-    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <returns>A new builder ending in the Conv layer.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
     /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
@@ -208,11 +216,11 @@ public sealed class NetworkBuilder
         PaddingMode padding = PaddingMode.Valid,
         double wStd = 1.0,
         double? bStd = null,
+        string[]? dimensionNumbers = null,
         DenseParameterization parameterization = DenseParameterization.Ntk,
         int s0 = 1,
-        int s1 = 1,
-        string[]? dimensionNumbers = null) =>
-        Add(Stax.Conv(outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers));
+        int s1 = 1) =>
+        Add(Stax.Conv(outChan, filterShape, strides, padding, wStd, bStd, dimensionNumbers, parameterization, s0, s1));
 
     /// <summary>Appends <see cref="Stax.ConvTranspose"/>.</summary>
     /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
@@ -221,11 +229,11 @@ public sealed class NetworkBuilder
     /// <param name="padding">Valid (the default), Same or Circular.</param>
     /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
     /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
     /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
     /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
-    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
-    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <returns>A new builder ending in the ConvTranspose layer.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
     /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
@@ -236,11 +244,11 @@ public sealed class NetworkBuilder
         PaddingMode padding = PaddingMode.Valid,
         double wStd = 1.0,
         double? bStd = null,
+        string[]? dimensionNumbers = null,
         DenseParameterization parameterization = DenseParameterization.Ntk,
         int s0 = 1,
-        int s1 = 1,
-        string[]? dimensionNumbers = null) =>
-        Add(Stax.ConvTranspose(outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers));
+        int s1 = 1) =>
+        Add(Stax.ConvTranspose(outChan, filterShape, strides, padding, wStd, bStd, dimensionNumbers, parameterization, s0, s1));
 
     /// <summary>Appends <see cref="Stax.ConvLocal"/>.</summary>
     /// <param name="outChan">Output channels of the finite network (<c>out_chan</c>), at least 1.</param>
@@ -249,11 +257,11 @@ public sealed class NetworkBuilder
     /// <param name="padding">Valid (the default), Same or Circular.</param>
     /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
     /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
     /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
     /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
-    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
-    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <returns>A new builder ending in the ConvLocal layer.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
     /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
@@ -264,11 +272,11 @@ public sealed class NetworkBuilder
         PaddingMode padding = PaddingMode.Valid,
         double wStd = 1.0,
         double? bStd = null,
+        string[]? dimensionNumbers = null,
         DenseParameterization parameterization = DenseParameterization.Ntk,
         int s0 = 1,
-        int s1 = 1,
-        string[]? dimensionNumbers = null) =>
-        Add(Stax.ConvLocal(outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers));
+        int s1 = 1) =>
+        Add(Stax.ConvLocal(outChan, filterShape, strides, padding, wStd, bStd, dimensionNumbers, parameterization, s0, s1));
 
     /// <summary>Appends <see cref="Stax.Flatten(int, int)"/>.</summary>
     /// <param name="batchAxis">The batch axis of the input.</param>

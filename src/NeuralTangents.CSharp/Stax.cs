@@ -53,22 +53,22 @@ public static class Stax
     /// <param name="outDim">Output width of the finite network (<c>out_dim</c>), at least 1.</param>
     /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
     /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="batchAxis">The batch axis of the inputs (<c>batch_axis</c>).</param>
+    /// <param name="channelAxis">The feature axis of the inputs (<c>channel_axis</c>), different from the batch axis.</param>
     /// <param name="parameterization">"ntk" (the default) or "standard".</param>
     /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
     /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
-    /// <param name="batchAxis">The batch axis of the inputs (<c>batch_axis</c>).</param>
-    /// <param name="channelAxis">The feature axis of the inputs (<c>channel_axis</c>), different from the batch axis.</param>
     /// <returns>The Dense layer.</returns>
     /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
     public static Network Dense(
         int outDim,
         double wStd = 1.0,
         double? bStd = null,
+        int batchAxis = 0,
+        int channelAxis = -1,
         DenseParameterization parameterization = DenseParameterization.Ntk,
         int s0 = 1,
-        int s1 = 1,
-        int batchAxis = 0,
-        int channelAxis = -1)
+        int s1 = 1)
     {
         var p = parameterization switch
         {
@@ -97,27 +97,35 @@ public static class Stax
     }
 
     /// <summary>max(x, 0) (neural_tangents' <c>Relu</c>, i.e. ABRelu(0, 1)).</summary>
+    /// <param name="doStabilize">neural_tangents' <c>do_stabilize</c>; accepted and changes nothing (its rescaling
+    /// before the arc-cosine formula is scale-equivariant, and this rule clamps the correlation itself).</param>
     /// <returns>The Relu layer.</returns>
-    public static Network Relu() => Wrap(StaxModule.Relu);
+    public static Network Relu(bool doStabilize = false) => Wrap(StaxModule.Relu);
 
     /// <summary>alpha·min(x, 0) + max(x, 0) (neural_tangents' <c>LeakyRelu</c>).</summary>
     /// <param name="alpha">The slope for negative inputs, finite.</param>
+    /// <param name="doStabilize">neural_tangents' <c>do_stabilize</c>; accepted and changes nothing (its rescaling
+    /// before the arc-cosine formula is scale-equivariant, and this rule clamps the correlation itself).</param>
     /// <returns>The LeakyRelu layer.</returns>
     /// <exception cref="ArgumentException"><paramref name="alpha"/> is not finite.</exception>
-    public static Network LeakyRelu(double alpha) =>
+    public static Network LeakyRelu(double alpha, bool doStabilize = false) =>
         Wrap(Boundary.Call(() => StaxModule.LeakyRelu(alpha), Boundary.Names(("a", nameof(alpha)))));
 
     /// <summary>a·min(x, 0) + b·max(x, 0) (neural_tangents' <c>ABRelu</c>).</summary>
     /// <param name="a">The slope for negative inputs, finite.</param>
     /// <param name="b">The slope for positive inputs, finite.</param>
+    /// <param name="doStabilize">neural_tangents' <c>do_stabilize</c>; accepted and changes nothing (its rescaling
+    /// before the arc-cosine formula is scale-equivariant, and this rule clamps the correlation itself).</param>
     /// <returns>The ABRelu layer.</returns>
     /// <exception cref="ArgumentException"><paramref name="a"/> or <paramref name="b"/> is not finite.</exception>
-    public static Network ABRelu(double a, double b) =>
+    public static Network ABRelu(double a, double b, bool doStabilize = false) =>
         Wrap(Boundary.Call(() => StaxModule.ABRelu(a, b), Boundary.Names()));
 
     /// <summary>|x| (neural_tangents' <c>Abs</c>, i.e. ABRelu(−1, 1)).</summary>
+    /// <param name="doStabilize">neural_tangents' <c>do_stabilize</c>; accepted and changes nothing (its rescaling
+    /// before the arc-cosine formula is scale-equivariant, and this rule clamps the correlation itself).</param>
     /// <returns>The Abs layer.</returns>
-    public static Network Abs() => Wrap(StaxModule.Abs);
+    public static Network Abs(bool doStabilize = false) => Wrap(StaxModule.Abs);
 
     /// <summary>a·erf(b·x) + c (neural_tangents' <c>Erf</c>).</summary>
     /// <param name="a">Output scale, finite.</param>
@@ -353,11 +361,11 @@ public static class Stax
     /// <param name="padding">Valid (the default), Same or Circular.</param>
     /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
     /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
     /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
     /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
-    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
-    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <returns>The Conv layer.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
     /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
@@ -368,10 +376,10 @@ public static class Stax
         PaddingMode padding = PaddingMode.Valid,
         double wStd = 1.0,
         double? bStd = null,
+        string[]? dimensionNumbers = null,
         DenseParameterization parameterization = DenseParameterization.Ntk,
         int s0 = 1,
-        int s1 = 1,
-        string[]? dimensionNumbers = null) =>
+        int s1 = 1) =>
         ConvOf(ConvKind.Conv, outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers);
 
     /// <summary>The transpose convolution (neural_tangents' <c>ConvTranspose</c>).</summary>
@@ -381,11 +389,11 @@ public static class Stax
     /// <param name="padding">Valid (the default), Same or Circular.</param>
     /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
     /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
     /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
     /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
-    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
-    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <returns>The ConvTranspose layer.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
     /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
@@ -396,10 +404,10 @@ public static class Stax
         PaddingMode padding = PaddingMode.Valid,
         double wStd = 1.0,
         double? bStd = null,
+        string[]? dimensionNumbers = null,
         DenseParameterization parameterization = DenseParameterization.Ntk,
         int s0 = 1,
-        int s1 = 1,
-        string[]? dimensionNumbers = null) =>
+        int s1 = 1) =>
         ConvOf(ConvKind.Transpose, outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers);
 
     /// <summary>A locally connected layer: a separate filter at every output position (neural_tangents'
@@ -410,11 +418,11 @@ public static class Stax
     /// <param name="padding">Valid (the default), Same or Circular.</param>
     /// <param name="wStd">Weight standard deviation (<c>W_std</c>), finite and ≥ 0.</param>
     /// <param name="bStd">Bias standard deviation (<c>b_std</c>), finite and ≥ 0; null (the default) means no bias.</param>
+    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
+    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <param name="parameterization">"ntk" (the default) or "standard", as for Dense with N_in = channels × filter size.</param>
     /// <param name="s0">First width scaling <c>s[0]</c> of the standard parameterization, at least 1.</param>
     /// <param name="s1">Second width scaling <c>s[1]</c> of the standard parameterization, at least 1.</param>
-    /// <param name="dimensionNumbers">(lhs, rhs, out) specs of <c>lax.conv_general_dilated</c>, e.g.
-    /// <c>["NCHW", "HWIO", "NHWC"]</c>; null (the default) means channels last.</param>
     /// <returns>The ConvLocal layer.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="filterShape"/> is null.</exception>
     /// <exception cref="ArgumentException">An argument is out of range; the exception names it.</exception>
@@ -425,10 +433,10 @@ public static class Stax
         PaddingMode padding = PaddingMode.Valid,
         double wStd = 1.0,
         double? bStd = null,
+        string[]? dimensionNumbers = null,
         DenseParameterization parameterization = DenseParameterization.Ntk,
         int s0 = 1,
-        int s1 = 1,
-        string[]? dimensionNumbers = null) =>
+        int s1 = 1) =>
         ConvOf(ConvKind.Local, outChan, filterShape, strides, padding, wStd, bStd, parameterization, s0, s1, dimensionNumbers);
 
     private static Network ConvOf(

@@ -34,6 +34,22 @@ module Json =
     /// A JSON node as echoed in a message ("null" for a missing one), cut by <c>clip</c>.
     let private show (node: JsonNode) = if isNull node then "null" else clip (node.ToJsonString())
 
+    /// <summary>An enum-valued argument (padding, implementation, attention_mechanism, pos_emb_type) read as
+    /// neural_tangents' Enum constructors read it: the exact upper-case name, so that a network accepted here is
+    /// accepted there too ('same' is refused by both). The message lists the names and, for a name in the wrong
+    /// case, gives the right spelling.</summary>
+    let private enumArg (layer: string) (arg: string) (given: string) (cases: (string * 'T) list) : 'T =
+        match cases |> List.tryFind (fun (k, _) -> k = given) with
+        | Some(_, v) -> v
+        | None ->
+            let quoted = cases |> List.map (fun (k, _) -> "\"" + k + "\"")
+            let listed = String.Join(", ", quoted |> List.take (quoted.Length - 1)) + " or " + List.last quoted
+            let hint =
+                match cases |> List.tryFind (fun (k, _) -> k = given.ToUpperInvariant()) with
+                | Some(k, _) -> sprintf " (names are upper case, as in neural_tangents: \"%s\")" k
+                | None -> ""
+            fail "%s: argument '%s' must be %s, got \"%s\"%s" layer arg listed (clip given) hint
+
     /// The text of a JSON string; a lone UTF-16 surrogate (e.g. "\ud800") is an error naming where it is.
     let private text (v: JsonValue) =
         try v.GetValue<string>()
@@ -284,12 +300,7 @@ module Json =
                 match a.OptInts "filter_shape" with
                 | Some fs -> fs
                 | None -> fail "%s: missing required argument 'filter_shape' (a list of positive integers)" name
-            let padding =
-                match a.String("padding", "VALID") with
-                | "VALID" -> Padding.Valid
-                | "SAME" -> Padding.Same
-                | "CIRCULAR" -> Padding.Circular
-                | other -> fail "%s: argument 'padding' must be \"VALID\", \"SAME\" or \"CIRCULAR\", got \"%s\"" name (clip other)
+            let padding = enumArg name "padding" (a.String("padding", "VALID")) [ "VALID", Padding.Valid; "SAME", Padding.Same; "CIRCULAR", Padding.Circular ]
             let p =
                 match a.String("parameterization", "ntk").ToLowerInvariant() with
                 | "ntk" -> Parameterization.Ntk
@@ -326,12 +337,7 @@ module Json =
                 | Some w -> w
                 | None when a.Has "window_shape" -> fail "%s: argument 'window_shape' must be a list of integers, got null" name
                 | None -> fail "%s: missing required argument 'window_shape'" name
-            let padding =
-                match a.String("padding", "VALID").ToUpperInvariant() with
-                | "VALID" -> Padding.Valid
-                | "SAME" -> Padding.Same
-                | "CIRCULAR" -> Padding.Circular
-                | other -> fail "%s: argument 'padding' must be \"VALID\", \"SAME\" or \"CIRCULAR\", got \"%s\"" name (clip other)
+            let padding = enumArg name "padding" (a.String("padding", "VALID")) [ "VALID", Padding.Valid; "SAME", Padding.Same; "CIRCULAR", Padding.Circular ]
             let d = Stax.poolDefaults window
             let spec =
                 { d with
@@ -456,10 +462,8 @@ module Json =
                 | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number -> Some [ a.Int("aggregate_axis", 0) ]
                 | true, _ -> a.IntList("aggregate_axis", Int32.MinValue, Int32.MaxValue)
             let impl =
-                match a.String("implementation", "DENSE").ToUpperInvariant() with
-                | "DENSE" -> AggregateImplementation.Dense
-                | "SPARSE" -> AggregateImplementation.Sparse
-                | other -> fail "Aggregate: argument 'implementation' must be \"DENSE\" or \"SPARSE\", got \"%s\"" (clip other)
+                enumArg "Aggregate" "implementation" (a.String("implementation", "DENSE"))
+                    [ "DENSE", AggregateImplementation.Dense; "SPARSE", AggregateImplementation.Sparse ]
             build name (fun () -> Stax.aggregate axis (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)) impl)
         | "GlobalSelfAttention" ->
             let a =
@@ -480,18 +484,12 @@ module Json =
                     | _ -> refuse arr
                 | true, v -> refuse v
             let mechanism =
-                match a.String("attention_mechanism", "SOFTMAX").ToUpperInvariant() with
-                | "SOFTMAX" -> AttentionMechanism.Softmax
-                | "IDENTITY" -> AttentionMechanism.Identity
-                | "ABS" -> AttentionMechanism.Abs
-                | "RELU" -> AttentionMechanism.Relu
-                | other -> fail "GlobalSelfAttention: argument 'attention_mechanism' must be \"SOFTMAX\", \"IDENTITY\", \"ABS\" or \"RELU\", got \"%s\"" (clip other)
+                enumArg name "attention_mechanism" (a.String("attention_mechanism", "SOFTMAX"))
+                    [ "SOFTMAX", AttentionMechanism.Softmax; "IDENTITY", AttentionMechanism.Identity
+                      "ABS", AttentionMechanism.Abs; "RELU", AttentionMechanism.Relu ]
             let posEmb =
-                match a.String("pos_emb_type", "NONE").ToUpperInvariant() with
-                | "NONE" -> PositionalEmbedding.NoEmbedding
-                | "SUM" -> PositionalEmbedding.Sum
-                | "CONCAT" -> PositionalEmbedding.Concat
-                | other -> fail "GlobalSelfAttention: argument 'pos_emb_type' must be \"NONE\", \"SUM\" or \"CONCAT\", got \"%s\"" (clip other)
+                enumArg name "pos_emb_type" (a.String("pos_emb_type", "NONE"))
+                    [ "NONE", PositionalEmbedding.NoEmbedding; "SUM", PositionalEmbedding.Sum; "CONCAT", PositionalEmbedding.Concat ]
             let nChanPosEmb =
                 match tryProp o "n_chan_pos_emb" with
                 | true, null | false, _ -> None

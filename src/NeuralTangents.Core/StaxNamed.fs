@@ -196,15 +196,16 @@ type Stax =
 
     /// <summary><c>stax.GlobalSelfAttention(n_chan_out, n_chan_key, n_chan_val, n_heads, linear_scaling=True,
     /// W_key_std=1., W_value_std=1., W_query_std=1., W_out_std=1., b_std=None, attention_mechanism='SOFTMAX',
-    /// pos_emb_type='NONE', pos_emb_p_norm=2, n_chan_pos_emb=None, W_pos_emb_std=1., val_pos_emb=False,
-    /// batch_axis=0, channel_axis=-1)</c>; <c>pos_emb_decay_fn</c> (a Python callable there, default None = one-hot)
-    /// is one of the named decays <c>PosEmbDecay.Exponential l</c> (exp(−d/l)) or <c>PosEmbDecay.Power a</c> ((1 + d)^−a).</summary>
+    /// pos_emb_type='NONE', pos_emb_p_norm=2, pos_emb_decay_fn=None, n_chan_pos_emb=None, W_pos_emb_std=1.,
+    /// val_pos_emb=False, batch_axis=0, channel_axis=-1)</c>, in that order; <c>pos_emb_decay_fn</c> (a Python
+    /// callable there, default None = one-hot) is one of the named decays <c>PosEmbDecay.Exponential l</c>
+    /// (exp(−d/l)) or <c>PosEmbDecay.Power a</c> ((1 + d)^−a).</summary>
     static member GlobalSelfAttention(n_chan_out: int, n_chan_key: int, n_chan_val: int, n_heads: int,
                                       ?linear_scaling: bool, ?W_key_std: float, ?W_value_std: float, ?W_query_std: float,
                                       ?W_out_std: float, ?b_std: float, ?attention_mechanism: AttentionMechanism,
-                                      ?pos_emb_type: PositionalEmbedding, ?pos_emb_p_norm: float, ?n_chan_pos_emb: int,
-                                      ?W_pos_emb_std: float, ?val_pos_emb: bool, ?batch_axis: int, ?channel_axis: int,
-                                      ?pos_emb_decay_fn: PosEmbDecay) =
+                                      ?pos_emb_type: PositionalEmbedding, ?pos_emb_p_norm: float,
+                                      ?pos_emb_decay_fn: PosEmbDecay, ?n_chan_pos_emb: int, ?W_pos_emb_std: float,
+                                      ?val_pos_emb: bool, ?batch_axis: int, ?channel_axis: int) =
         let d = Stax.attentionDefaults n_chan_out n_chan_key n_chan_val n_heads
         Stax.globalSelfAttentionWith
             { d with
@@ -226,17 +227,21 @@ type Stax =
 
     // ---- activations ---------------------------------------------------------------------------------------------
 
-    /// <summary><c>stax.Relu()</c>.</summary>
-    static member Relu() = Stax.relu
+    // do_stabilize (default False) is accepted by the ReLU family and changes nothing: neural_tangents rescales the
+    // covariances by their largest entry before the arc-cosine formula, which is scale-equivariant, and our rule
+    // clamps the correlation itself, so the numbers are the same either way.
 
-    /// <summary><c>stax.ABRelu(a, b)</c>: a·min(x, 0) + b·max(x, 0).</summary>
-    static member ABRelu(a: float, b: float) = Stax.abRelu a b
+    /// <summary><c>stax.Relu(do_stabilize=False)</c>.</summary>
+    static member Relu(?do_stabilize: bool) = ignore do_stabilize; Stax.relu
 
-    /// <summary><c>stax.LeakyRelu(alpha)</c>.</summary>
-    static member LeakyRelu(alpha: float) = Stax.leakyRelu alpha
+    /// <summary><c>stax.ABRelu(a, b, do_stabilize=False)</c>: a·min(x, 0) + b·max(x, 0).</summary>
+    static member ABRelu(a: float, b: float, ?do_stabilize: bool) = ignore do_stabilize; Stax.abRelu a b
 
-    /// <summary><c>stax.Abs()</c>.</summary>
-    static member Abs() = Stax.abs
+    /// <summary><c>stax.LeakyRelu(alpha, do_stabilize=False)</c>.</summary>
+    static member LeakyRelu(alpha: float, ?do_stabilize: bool) = ignore do_stabilize; Stax.leakyRelu alpha
+
+    /// <summary><c>stax.Abs(do_stabilize=False)</c>.</summary>
+    static member Abs(?do_stabilize: bool) = ignore do_stabilize; Stax.abs
 
     /// <summary><c>stax.Erf(a=1., b=1., c=0.)</c>: a·erf(b·x) + c.</summary>
     static member Erf(?a: float, ?b: float, ?c: float) = Stax.erf (defaultArg a 1.0) (defaultArg b 1.0) (defaultArg c 0.0)

@@ -37,6 +37,14 @@ public class ConvTests
                 parameterization: DenseParameterization.Standard, s0: 2, s1: 3, dimensionNumbers: ["NCHW", "HWIO", "NHWC"]).ToFSharp(),
             Is.EqualTo(FConv(ConvKind.Conv, 8, [3, 2], [2, 1], Padding.Circular, 1.5, 0.1, Tuple.Create("NCHW", "HWIO", "NHWC"), Parameterization.Standard, 2, 3)));
 
+    /// <summary>Positional arguments in neural_tangents' order: Conv(out_chan, filter_shape, strides, padding, W_std,
+    /// b_std, dimension_numbers, parameterization, s).</summary>
+    [Test]
+    public void Conv_PositionalAsInPython() =>
+        Assert.That(
+            Stax.Conv(8, [3, 2], [2, 1], PaddingMode.Circular, 1.5, 0.1, ["NCHW", "HWIO", "NHWC"], DenseParameterization.Standard, 2, 3).ToFSharp(),
+            Is.EqualTo(FConv(ConvKind.Conv, 8, [3, 2], [2, 1], Padding.Circular, 1.5, 0.1, Tuple.Create("NCHW", "HWIO", "NHWC"), Parameterization.Standard, 2, 3)));
+
     [Test]
     public void ConvTransposeAndConvLocal_EqualFSharpValues()
     {

@@ -10,7 +10,7 @@ public class JsonTests
     private static IEnumerable<TestCaseData> Networks()
     {
         yield return new TestCaseData(Stax.Serial(Stax.Dense(512, wStd: 1.5, bStd: 0.05), Stax.Relu(), Stax.Dense(1))).SetName("RoundTrip_Mlp");
-        yield return new TestCaseData(Stax.Dense(8, 0.5, 0.0, DenseParameterization.Standard, 2, 3, 1, 0)).SetName("RoundTrip_DenseAllArguments");
+        yield return new TestCaseData(Stax.Dense(8, 0.5, 0.0, 1, 0, DenseParameterization.Standard, 2, 3)).SetName("RoundTrip_DenseAllArguments");
         yield return new TestCaseData(
             Stax.Serial(
                 Stax.FanOut(3),

@@ -35,12 +35,21 @@ public class StaxTests
         yield return Case("DenseWithBias", () => Stax.Dense(512, wStd: 1.5, bStd: 0.05), FDense(512, 1.5, 0.05, Parameterization.Ntk, 1, 1, 0, -1));
         yield return Case(
             "DenseStandardAllArguments",
-            () => Stax.Dense(8, 0.5, 0.0, DenseParameterization.Standard, s0: 2, s1: 3, batchAxis: 1, channelAxis: 0),
+            () => Stax.Dense(8, 0.5, 0.0, parameterization: DenseParameterization.Standard, s0: 2, s1: 3, batchAxis: 1, channelAxis: 0),
             FDense(8, 0.5, 0.0, Parameterization.Standard, 2, 3, 1, 0));
-        yield return Case("Relu", Stax.Relu, FABRelu(0.0, 1.0));
+        // Positional, in neural_tangents' order: Dense(out_dim, W_std, b_std, batch_axis, channel_axis, parameterization, s).
+        yield return Case(
+            "DensePositionalAsInPython",
+            () => Stax.Dense(8, 0.5, 0.0, 1, 0, DenseParameterization.Standard, 2, 3),
+            FDense(8, 0.5, 0.0, Parameterization.Standard, 2, 3, 1, 0));
+        yield return Case("Relu", () => Stax.Relu(), FABRelu(0.0, 1.0));
+        yield return Case("ReluDoStabilize", () => Stax.Relu(doStabilize: true), FABRelu(0.0, 1.0));
         yield return Case("LeakyRelu", () => Stax.LeakyRelu(0.1), FABRelu(0.1, 1.0));
         yield return Case("ABRelu", () => Stax.ABRelu(-0.5, 2.0), FABRelu(-0.5, 2.0));
-        yield return Case("Abs", Stax.Abs, FABRelu(-1.0, 1.0));
+        yield return Case("Abs", () => Stax.Abs(), FABRelu(-1.0, 1.0));
+        yield return Case("LeakyReluDoStabilize", () => Stax.LeakyRelu(0.1, true), FABRelu(0.1, 1.0));
+        yield return Case("ABReluDoStabilize", () => Stax.ABRelu(-0.5, 2.0, doStabilize: true), FABRelu(-0.5, 2.0));
+        yield return Case("AbsDoStabilize", () => Stax.Abs(true), FABRelu(-1.0, 1.0));
         yield return Case("ErfDefaults", () => Stax.Erf(), Layer.NewActivation(Activation.NewErf(new ErfSpec(1.0, 1.0, 0.0))));
         yield return Case("Erf", () => Stax.Erf(2.0, 0.5, 0.1), Layer.NewActivation(Activation.NewErf(new ErfSpec(2.0, 0.5, 0.1))));
         // neural_tangents' Sigmoid_like: Erf(a = 0.5, b = 1/2.4020563531719796, c = 0.5).

@@ -69,6 +69,24 @@ let tests =
         testCase "(10) a lone surrogate is an architecture error, not an internal one" <| fun () ->
             Expect.stringContains (decodeError """{"layer":"\ud800"}""") "unpaired UTF-16 surrogate" "decoding \\ud800"
 
+        testCase "enum names are upper case as in neural_tangents; a lower-case one is refused with its spelling" <| fun () ->
+            // neural_tangents' Enum constructors are case-sensitive (Padding('same') raises), so a JSON network that
+            // decodes here also builds there.
+            for text, arg, right in
+                [ """{"layer":"AvgPool","window_shape":[2],"padding":"same"}""", "padding", "SAME"
+                  """{"layer":"SumPool","window_shape":[2],"padding":"circular"}""", "padding", "CIRCULAR"
+                  """{"layer":"Conv","out_chan":2,"filter_shape":[3],"padding":"Valid"}""", "padding", "VALID"
+                  """{"layer":"Aggregate","implementation":"sparse"}""", "implementation", "SPARSE"
+                  """{"layer":"GlobalSelfAttention","n_chan_out":2,"n_chan_key":2,"n_chan_val":2,"n_heads":1,"attention_mechanism":"identity"}""", "attention_mechanism", "IDENTITY"
+                  """{"layer":"GlobalSelfAttention","n_chan_out":2,"n_chan_key":2,"n_chan_val":2,"n_heads":1,"pos_emb_type":"sum"}""", "pos_emb_type", "SUM" ] do
+                let m = decodeError text
+                Expect.stringContains m (sprintf "argument '%s'" arg) text
+                Expect.stringContains m (sprintf "upper case, as in neural_tangents: \"%s\"" right) text
+                Json.decode (text.Replace(sprintf "\"%s\"" (right.ToLowerInvariant()), sprintf "\"%s\"" right).Replace("\"Valid\"", "\"VALID\"")) |> ignore
+            let unknown = decodeError """{"layer":"AvgPool","window_shape":[2],"padding":"FULL"}"""
+            Expect.stringContains unknown "must be \"VALID\", \"SAME\" or \"CIRCULAR\", got \"FULL\"" unknown
+            Expect.isFalse (unknown.Contains "upper case") "no case hint for an unknown name"
+
         testCase "every Activation case has a JSON reader in its family, and each round-trips" <| fun () ->
             // Required arguments of the readers that have some; the others decode from {"layer": name}.
             let required = Map [ "LeakyRelu", ",\"alpha\":0.1"; "ABRelu", ",\"a\":-0.5,\"b\":2"; "Monomial", ",\"degree\":3"

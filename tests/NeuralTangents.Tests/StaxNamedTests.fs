@@ -50,6 +50,10 @@ let private cases : (string * Layer * Layer * string option) list =
       "Relu", Stax.Relu(), Stax.relu, Some """{"layer":"Relu"}"""
       "ABRelu", Stax.ABRelu(-0.5, 2.0), Stax.abRelu -0.5 2.0, Some """{"layer":"ABRelu","a":-0.5,"b":2.0}"""
       "LeakyRelu", Stax.LeakyRelu(0.1), Stax.leakyRelu 0.1, Some """{"layer":"LeakyRelu","alpha":0.1}"""
+      "Relu do_stabilize", Stax.Relu(do_stabilize = true), Stax.relu, Some """{"layer":"Relu","do_stabilize":true}"""
+      "ABRelu do_stabilize", Stax.ABRelu(-0.5, 2.0, do_stabilize = true), Stax.abRelu -0.5 2.0, None
+      "LeakyRelu do_stabilize", Stax.LeakyRelu(0.1, true), Stax.leakyRelu 0.1, None
+      "Abs do_stabilize", Stax.Abs(do_stabilize = false), Stax.abs, Some """{"layer":"Abs","do_stabilize":false}"""
       "Abs", Stax.Abs(), Stax.abs, Some """{"layer":"Abs"}"""
       "Erf defaults", Stax.Erf(), Stax.erf 1.0 1.0 0.0, Some """{"layer":"Erf"}"""
       "Erf(a=2)", Stax.Erf(a = 2.0), Stax.erf 2.0 1.0 0.0, Some """{"layer":"Erf","a":2.0}"""
@@ -87,7 +91,14 @@ let private cases : (string * Layer * Layer * string option) list =
       "Aggregate defaults", Stax.Aggregate(), Stax.aggregate None 0 -1 AggregateImplementation.Dense, Some """{"layer":"Aggregate"}"""
       "GlobalSelfAttention", Stax.GlobalSelfAttention(4, 3, 2, 2, W_out_std = 1.5, attention_mechanism = AttentionMechanism.Relu),
       Stax.globalSelfAttentionWith { Stax.attentionDefaults 4 3 2 2 with WOutStd = 1.5; AttentionMechanism = AttentionMechanism.Relu },
-      Some """{"layer":"GlobalSelfAttention","n_chan_out":4,"n_chan_key":3,"n_chan_val":2,"n_heads":2,"W_out_std":1.5,"attention_mechanism":"RELU"}""" ]
+      Some """{"layer":"GlobalSelfAttention","n_chan_out":4,"n_chan_key":3,"n_chan_val":2,"n_heads":2,"W_out_std":1.5,"attention_mechanism":"RELU"}"""
+      // Positional in neural_tangents' order: ..., pos_emb_type, pos_emb_p_norm, pos_emb_decay_fn, n_chan_pos_emb, ...
+      "GlobalSelfAttention positional", Stax.GlobalSelfAttention(4, 3, 2, 2, true, 1.0, 1.0, 1.0, 1.0, 0.1, AttentionMechanism.Identity,
+                                                                 PositionalEmbedding.Sum, 1.0, PosEmbDecay.Power 2.0, 5),
+      Stax.globalSelfAttentionWith
+          { Stax.attentionDefaults 4 3 2 2 with
+              BStd = Some 0.1; AttentionMechanism = AttentionMechanism.Identity; PosEmbType = PositionalEmbedding.Sum
+              PosEmbPNorm = 1.0; PosEmbDecayFn = PosEmbDecay.Power 2.0; NChanPosEmb = Some 5 }, None ]
 
 let private argumentError (f: unit -> Layer) =
     try
