@@ -247,7 +247,8 @@ let rec describe (e: exn) : string =
         | :? InvalidDataException
         | :? IOException
         | :? UnauthorizedAccessException -> e.Message
-        | :? OutOfMemoryException -> "out of memory; use fewer or smaller inputs, or a smaller \"memory_gb\""
+        | :? OutOfMemoryException ->
+            "out of memory: the computation needed more than this machine has free; use fewer or smaller inputs or a smaller \"memory_gb\" for kernels, and narrower layers or fewer samples for the finite-width tools (empirical, monte_carlo)"
         | :? OperationCanceledException -> e.Message
         | e -> sprintf "internal error (%s): %s" (e.GetType().Name) e.Message
     // One line, whatever the message holds: no line breaks, no control characters, and a bounded length (values
@@ -290,6 +291,14 @@ let run (argv: string[]) (stdin: TextReader) (stdout: TextWriter) (stderr: TextW
                 cancellable (fun token -> Progress.using stderr (fun p -> KernelCommand.runWith token p request stdin stdout))
             | None, Some request -> cancellable (fun _ -> PredictCommand.run request stdin stdout)
             | None, None ->
+            // nt kernel/predict take no options but help: name an unknown one ("--fast") rather than letting the
+            // parser blame the request file that follows it.
+            match argv with
+            | [||] -> ()
+            | _ when argv[0] = "kernel" || argv[0] = "predict" ->
+                argv[1..] |> Array.tryFind (fun a -> a.StartsWith '-' && a <> "-" && a <> "--help" && a <> "-h")
+                |> Option.iter (fun a -> raise (UsageError(sprintf "unknown option '%s' for 'nt %s' (see 'nt %s --help')" a argv[0] argv[0])))
+            | _ -> ()
             let args = parser.Value.ParseCommandLine(argv, raiseOnUsage = true)
             if args.Contains Version then
                 stdout.Write(version () + "\n")

@@ -116,6 +116,12 @@ let private checkNetwork (req: PredictRequest) (needNtk: bool) =
 /// prediction's own steps (kernels, factorisations, solves, products) as "predict: …".
 let private phase (name: string) (f: unit -> 'T) : 'T = RequestIo.phase "nt predict" name f
 
+/// The advice of the kernel's memory refusals (Batching, Memory) that fits nt kernel, and predict's own.
+let private kernelAdviceTiles = ", or \"out\" to write the answer to files tile by tile"
+let private kernelAdviceBlocks = "compute the kernel in blocks of rows of x1 and x2 and assemble them"
+let private predictWhole =
+    "nt predict holds each kernel whole (train–train N×N, test–train M×N, and test–test M×M with compute_cov), so send x_test in several requests or leave compute_cov off"
+
 /// <summary>Runs <c>nt predict</c>: reads the request, predicts and writes the JSON response. Every array is
 /// checked finite before anything is written; with "out" the files are written all or nothing.</summary>
 let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : unit =
@@ -192,8 +198,14 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
               Covariance = if req.ComputeCov then Some(stack (parts |> List.map (snd >> Option.get))) else None }
     let predictions =
         try phase "predictions (kernels, linear algebra)" (fun () -> req.Kinds |> List.map (fun k -> keyOf k, predictionOf k))
-        with :? OperationCanceledException ->
-            fail "cancelled (Ctrl-C) after the step '%s'; nothing was written" lastStep.Value
+        with
+        | NeuralTangentsException msg when msg.Contains kernelAdviceTiles || msg.Contains kernelAdviceBlocks ->
+            // The kernel's own advice speaks of nt kernel's files and blocks of x1 and x2; predict holds each kernel whole.
+            raise (NeuralTangentsException(msg.Replace(kernelAdviceTiles, ", or use fewer rows: " + predictWhole).Replace(kernelAdviceBlocks, "use fewer rows: " + predictWhole)))
+        | :? OperationCanceledException as e ->
+            // Re-raised as a cancellation: the CLI exits 130 for it, as nt kernel does.
+            let after = if lastStep.Value = "none" then "before the first step ended" else sprintf "after the step '%s'" lastStep.Value
+            raise (OperationCanceledException(sprintf "cancelled (Ctrl-C) %s; nothing was written" after, e))
     let ms = sw.Elapsed.TotalMilliseconds
     let arrays =
         [ for name, g in predictions do

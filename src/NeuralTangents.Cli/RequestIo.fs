@@ -96,8 +96,11 @@ let parseObject (command: string) (shapeHint: string) (knownKeys: string list) (
     if String.IsNullOrWhiteSpace text then
         fail "the request is empty: name a REQUEST.json file or pipe a request on stdin (see 'nt %s --help')" command
     let root =
-        try JsonNode.Parse(quoteNamedFloats text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip, AllowDuplicateProperties = false))
-        with :? JsonException as e -> fail "the request is not valid JSON: %s" (clip e.Message)
+        try JsonNode.Parse(quoteNamedFloats text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip, AllowDuplicateProperties = false, MaxDepth = Json.maxDepth))
+        with :? JsonException as e ->
+            if e.Message.Contains "maximum configured depth" then
+                fail "the request nests arrays and objects more than %d levels deep; write nested serial layers as one serial (serial is associative), and inputs deeper than that as .npy files" Json.maxDepth
+            fail "the request is not valid JSON: %s" (clip e.Message)
     checkStrings root
     let o =
         match root with
@@ -233,17 +236,17 @@ let tiling (o: JsonObject) : BatchOptions =
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             let gb = v.GetValue<float>()
             if not (Double.IsFinite gb) || gb <= 0.0 || gb > 1e9 then
-                fail "memory_gb: must be a positive number of gigabytes (10^9 bytes), e.g. 4 or 0.5, got %s" (show o["memory_gb"])
+                fail "memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got %s" (show o["memory_gb"])
             Some(int64 (gb * 1e9))
-        | n -> fail "memory_gb: must be a positive number of gigabytes (10^9 bytes), e.g. 4 or 0.5, got %s" (show n)
+        | n -> fail "memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got %s" (show n)
     let batch =
         match o["batch_size"] with
         | null -> None
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             match v.TryGetValue<int>() with
             | true, b when b >= 1 -> Some b
-            | _ -> fail "batch_size: must be a positive whole number of inputs per tile, e.g. 256, got %s" (show v)
-        | n -> fail "batch_size: must be a positive whole number of inputs per tile, e.g. 256, got %s" (show n)
+            | _ -> fail "batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got %s" (show v)
+        | n -> fail "batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got %s" (show n)
     { BatchOptions.Default with MemoryBytes = memory; BatchSize = batch }
 
 /// NT_TIMINGS=1 (read once): <c>phase command name f</c> runs f and writes its wall and process CPU time, and the

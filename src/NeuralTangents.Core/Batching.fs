@@ -124,11 +124,13 @@ module Batching =
         8L * (c.LiveKernels * perKernel + c.InputEntries * (b1 + b2))
 
     /// Runs a network layer by layer on the kernel of one pair of inputs, recording the largest arrays and the
-    /// most branches alive at once.
-    let private probe (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) (axis: int) =
+    /// most branches alive at once. As soon as one pair's tile (see <c>tileBytes</c>) exceeds <paramref name="budget"/>
+    /// bytes it stops and refuses, naming the layer, instead of running the rest of the network on arrays that large.
+    let private probe (budget: int64) (n1: int) (n2: int) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) (axis: int) =
         let one (t: Tensor) = sliceBatch axis 0 1 t
         let mutable pair, cov, branches = 0L, 0L, 1
-        let record (flow: KernelFlow) =
+        let inputEntries = int64 (x1.Length / max 1 (x1.Shape[if axis < 0 then axis + x1.Rank else axis]))
+        let rec record (what: string) (flow: KernelFlow) =
             let ks = match flow with One k -> [ k ] | Many ks -> ks
             branches <- max branches ks.Length
             for k in ks do
@@ -137,6 +139,14 @@ module Batching =
                 let perInput (t: Tensor) = int64 t.Length / (if k.DiagonalBatch then 1L else int64 t.Shape[0])
                 cov <- max cov (perInput k.Cov1)
                 k.Cov2 |> Option.iter (fun t -> cov <- max cov (perInput t))
+            check what pair
+        and check (what: string) (pairEntries: int64) =
+            let c = { PairEntries = pairEntries; CovEntries = cov; Quantities = (if get.WantsNtk then 2L else 1L)
+                      LiveKernels = int64 branches + 2L; InputEntries = inputEntries }
+            let onePair = tileBytes c 1L 1L
+            if onePair > budget then
+                fail (sprintf "the kernel of N1 = %d by N2 = %d inputs cannot be computed within %s: %s one pair of inputs holds %d entries per array, and a tile of 1 × 1 inputs needs about %s; give a larger \"memory_gb\", or a smaller network (its spatial sizes)"
+                        n1 n2 (Memory.format budget) what pairEntries (Memory.format onePair))
         // Serial chains and parallel branches are walked into so that every intermediate kernel is seen; other
         // nodes (leaves, FanOut, fan-ins) are applied whole. A run of two or more Conv/ABRelu leaves goes through at
         // once, as the computation runs it (the fused executor; one pair of 32×32 images through 21 Conv + Relu
@@ -155,7 +165,7 @@ module Batching =
                     let run = List.takeWhile stackLeaf ls
                     if run.Length >= 2 then
                         let f' = KernelFn.applyFlow (Serial run) f
-                        record f'
+                        record (sprintf "after the %d Conv/ABRelu layers from its %s" run.Length (Definitions.name run.Head)) f'
                         chain (List.skip run.Length ls) f'
                     else chain rest (walk l f)
             let applied =
@@ -166,11 +176,17 @@ module Batching =
                     if outs |> List.forall (function One _ -> true | Many _ -> false) then
                         Many(outs |> List.map (function One k -> k | Many _ -> invalidOp "unreachable"))
                     else KernelFn.applyFlow layer flow
+                | _, One k when (match layer with Conv _ -> true | _ -> false) ->
+                    // A convolution's output size follows from shapes: refuse before allocating it (a transpose
+                    // with a large stride grows every axis).
+                    let c = match layer with Conv c -> c | _ -> invalidOp "unreachable"
+                    check ("after " + Definitions.name layer) (max pair (Layers.Convolution.outputEntriesPerPair c k))
+                    KernelFn.applyFlow layer flow
                 | _ -> KernelFn.applyFlow layer flow
-            record applied
+            record ("after " + Definitions.name layer) applied
             applied
         let input = KernelFn.inputKernelWithLayout request layer (one x1) (x2 |> Option.map one) get
-        record (One input)
+        record "for the inputs alone" (One input)
         let out =
             match walk layer (One input) with
             | One k when Tensor.isFinite k.Nngp -> k
@@ -193,23 +209,34 @@ module Batching =
     let internal plan (options: BatchOptions) (resident: Kernel -> int -> int -> int64) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : TiledJob =
         if isNull (box x1) then nullArg "x1"
         let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
-        let nOf (t: Tensor) = t.Shape[if axis < 0 then axis + t.Rank else axis]
+        let nOf (t: Tensor) =
+            let a = if axis < 0 then axis + t.Rank else axis
+            if a < 0 || a >= t.Rank then
+                invalidArg "batch_axis"
+                    (sprintf "batch_axis=%d is out of range for inputs of rank %d (shape %s); use an axis in %d..%d"
+                        axis t.Rank (Shape.format t.Shape) (-t.Rank) (t.Rank - 1))
+            t.Shape[a]
         let n1 = nOf x1
         let n2 = match x2 with Some t -> nOf t | None -> n1
+        // Checked here on the whole arrays: the probe sees one input of each, and would report batch sizes of 1.
+        x2 |> Option.iter (fun t ->
+            let a = if axis < 0 then axis + x1.Rank else axis
+            if t.Rank <> x1.Rank || Array.removeAt a t.Shape <> Array.removeAt a x1.Shape then
+                invalidArg "x2" (sprintf "x1 and x2 must agree in all but the batch axis, got shapes %s and %s" (Shape.format x1.Shape) (Shape.format t.Shape)))
         options.BatchSize |> Option.iter (fun b ->
             if b < 1 then invalidArg "batch_size" (sprintf "must be a positive number of inputs per block, got %d" b))
         options.MemoryBytes |> Option.iter (fun m ->
             if m <= 0L then invalidArg "memory_gb" (sprintf "must be positive, got %d bytes" m))
         options.Parallelism |> Option.iter (fun p ->
             if p < 1 then invalidArg "parallelism" (sprintf "must be at least 1, got %d" p))
-        let probeK, pair, cov, branches = probe request layer x1 x2 get axis
+        let budget = match options.MemoryBytes with Some m -> m | None -> Memory.defaultBudget ()
+        let probeK, pair, cov, branches = probe budget n1 n2 request layer x1 x2 get axis
         let cost =
             { PairEntries = pair
               CovEntries = cov
               Quantities = (if get.WantsNtk then 2L else 1L)
               LiveKernels = int64 branches + 2L
               InputEntries = int64 (x1.Length / max 1 n1) }
-        let budget = match options.MemoryBytes with Some m -> m | None -> Memory.defaultBudget ()
         let cores = defaultArg options.Parallelism Environment.ProcessorCount
         let nMax = max n1 n2
         let held = resident probeK n1 n2

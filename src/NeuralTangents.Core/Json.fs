@@ -16,6 +16,10 @@ module Json =
 
     let private fail fmt = Printf.kprintf (fun s -> raise (JsonArchitectureException s)) fmt
 
+    /// <summary>How deep a JSON text may nest arrays and objects (System.Text.Json's default is 64: 32 nested
+    /// serial layers). The reader recurses once per level, so the bound also keeps its stack small.</summary>
+    let maxDepth = 256
+
     /// The longest echo of a user's value in a message, in characters, before it is cut with "…".
     let private echoLength = 80
 
@@ -531,8 +535,11 @@ module Json =
     let decode (text: string) : Layer =
         let node =
             // A key given twice ({"layer": "Dense", "layer": "Relu"}) is an error, not the first or last one silently.
-            try JsonNode.Parse(text, documentOptions = JsonDocumentOptions(AllowDuplicateProperties = false))
-            with :? JsonException as e -> fail "the architecture is not valid JSON: %s" (clip e.Message)
+            try JsonNode.Parse(text, documentOptions = JsonDocumentOptions(AllowDuplicateProperties = false, MaxDepth = maxDepth))
+            with :? JsonException as e ->
+                if e.Message.Contains "maximum configured depth" then
+                    fail "the architecture nests more than %d levels deep; write nested serial layers as one serial (serial is associative)" maxDepth
+                fail "the architecture is not valid JSON: %s" (clip e.Message)
         decodeNode node
 
     let private num (x: float) : JsonNode = JsonValue.Create x
@@ -582,4 +589,4 @@ module Json =
     /// <summary>Writes a network as JSON text.</summary>
     [<CompiledName("Encode")>]
     let encode (layer: Layer) : string =
-        (encodeLayer layer).ToJsonString(JsonSerializerOptions(WriteIndented = false))
+        (encodeLayer layer).ToJsonString(JsonSerializerOptions(WriteIndented = false, MaxDepth = maxDepth))

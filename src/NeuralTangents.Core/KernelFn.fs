@@ -55,7 +55,7 @@ module KernelFn =
                 let inputs = match name with "cov1" -> name1 | "cov2" -> name2 | _ -> "the inputs"
                 if System.Double.IsNaN v then
                     // NaN: an overflow met another (∞ − ∞, ∞·0) or an operation was undefined (0/0).
-                    fail (sprintf "the kernel overflowed to a non-finite value: %s has NaN %s; the inputs or W_std are too large for this depth (rescale %s), or an operation is undefined (0/0, e.g. a normalisation with eps 0 of a constant input)"
+                    fail (sprintf "the kernel became non-finite: %s has NaN %s; either it overflowed (the inputs or W_std are too large for this depth: rescale %s) or it underflowed to 0/0 (variances that shrink layer after layer, e.g. W_std below √2 before a Relu, reach 0 in a deep network), or an operation is undefined (0/0, e.g. a normalisation with eps 0 of a constant input)"
                               name where inputs)
                 else
                     fail (sprintf "the kernel overflowed to a non-finite value: %s has %s %s; the inputs or W_std are too large for this depth (rescale %s)"

@@ -148,33 +148,44 @@ module internal KernelPlan =
             let src = match run.Head with LeafOp(_, _, s, _) -> s | _ -> invalidOp "not a leaf"
             let dst = match List.last run with LeafOp(_, _, _, d) -> d | _ -> invalidOp "not a leaf"
             leaves, src, dst
-        let rec stacks (ops: KernelOp list) =
-            match ops with
-            | op :: rest when stackable op ->
-                let run, rest' = chain rest [ op ]
-                let hasConv = run |> List.exists (function LeafOp(Conv _, _, _, _) -> true | _ -> false)
-                // A global pooling or a Flatten that is the stack's only reader ends it: the executor reduces it in
-                // cache (Flatten on the diagonal layout; on the full one its rule runs on the executor's output).
-                let run, rest' =
-                    match List.last run, rest' with
-                    | LeafOp(_, _, _, mid), (LeafOp((GlobalAvgPool _ | GlobalSumPool _ | Flatten _), _, src, _) as pool) :: rest'' when hasConv && src = mid && reads[mid] = 1 ->
-                        run @ [ pool ], rest''
-                    | _ -> run, rest'
-                if run.Length >= 2 && hasConv then
-                    FusedConvStackOp(leavesOf run) :: stacks rest'
-                else run @ stacks rest'
-            | op :: rest -> op :: stacks rest
-            | [] -> []
-        let rec denseStacks (ops: KernelOp list) =
-            match ops with
-            | op :: rest when denseStackable op ->
-                let run, rest' = chainOf denseStackable rest [ op ]
-                let hasRelu = run |> List.exists (function LeafOp(Activation _, _, _, _) -> true | _ -> false)
-                if run.Length >= 2 && hasRelu then
-                    FusedDenseStackOp(leavesOf run) :: denseStacks rest'
-                else run @ denseStacks rest'
-            | op :: rest -> op :: denseStacks rest
-            | [] -> []
+        // Both passes loop (no recursion per op): a plan may hold hundreds of thousands of ops (repeat n).
+        let stacks (ops: KernelOp list) =
+            let out = ResizeArray<KernelOp>()
+            let mutable ops = ops
+            while not ops.IsEmpty do
+                match ops with
+                | op :: rest when stackable op ->
+                    let run, rest' = chain rest [ op ]
+                    let hasConv = run |> List.exists (function LeafOp(Conv _, _, _, _) -> true | _ -> false)
+                    // A global pooling or a Flatten that is the stack's only reader ends it: the executor reduces it
+                    // in cache (Flatten on the diagonal layout; on the full one its rule runs on the executor's output).
+                    let run, rest' =
+                        match List.last run, rest' with
+                        | LeafOp(_, _, _, mid), (LeafOp((GlobalAvgPool _ | GlobalSumPool _ | Flatten _), _, src, _) as pool) :: rest'' when hasConv && src = mid && reads[mid] = 1 ->
+                            run @ [ pool ], rest''
+                        | _ -> run, rest'
+                    if run.Length >= 2 && hasConv then out.Add(FusedConvStackOp(leavesOf run)) else out.AddRange run
+                    ops <- rest'
+                | op :: rest ->
+                    out.Add op
+                    ops <- rest
+                | [] -> ()
+            List.ofSeq out
+        let denseStacks (ops: KernelOp list) =
+            let out = ResizeArray<KernelOp>()
+            let mutable ops = ops
+            while not ops.IsEmpty do
+                match ops with
+                | op :: rest when denseStackable op ->
+                    let run, rest' = chainOf denseStackable rest [ op ]
+                    let hasRelu = run |> List.exists (function LeafOp(Activation _, _, _, _) -> true | _ -> false)
+                    if run.Length >= 2 && hasRelu then out.Add(FusedDenseStackOp(leavesOf run)) else out.AddRange run
+                    ops <- rest'
+                | op :: rest ->
+                    out.Add op
+                    ops <- rest
+                | [] -> ()
+            List.ofSeq out
         { plan with Ops = denseStacks (stacks plan.Ops) }
 
     /// The arrays a kernel holds.

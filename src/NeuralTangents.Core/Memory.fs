@@ -31,7 +31,8 @@ module Memory =
         if b >= 1e12 then sprintf "%.1f TB" (b / 1e12)
         elif b >= 1e9 then sprintf "%.1f GB" (b / 1e9)
         elif b >= 1e6 then sprintf "%.0f MB" (b / 1e6)
-        else sprintf "%.0f kB" (b / 1e3)
+        elif b >= 1e3 then sprintf "%.0f kB" (b / 1e3)
+        else sprintf "%.0f bytes" b
 
     /// Product of non-negative sizes, or None when it exceeds int64.
     let internal product (sizes: int64 seq) : int64 option =
@@ -98,5 +99,5 @@ module Memory =
     /// <summary>A budget given in gigabytes (10⁹ bytes) as bytes, refused unless finite and positive.</summary>
     let internal ofGigabytes (name: string) (gb: float) : int64 =
         if not (Double.IsFinite gb) || gb <= 0.0 || gb > 1e9 then
-            invalidArg name (sprintf "must be a positive number of gigabytes (10^9 bytes), e.g. 4 or 0.5, got %g" gb)
+            invalidArg name (sprintf "must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got %g" gb)
         int64 (gb * 1e9)

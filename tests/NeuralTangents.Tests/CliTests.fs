@@ -185,7 +185,10 @@ let tests =
           "", "no valid subcommand"
           "kernel a.json b.json", "unrecognized argument"
           "predict --bogus", "unknown option '--bogus' for 'nt predict'"
-          "kernel --bogus", "unknown option '--bogus' for 'nt kernel'" ]
+          "kernel --bogus", "unknown option '--bogus' for 'nt kernel'"
+          // An unknown option before a request file is named, not the file after it.
+          "kernel --fast examples/mlp.json", "unknown option '--fast' for 'nt kernel'"
+          "predict --bogus examples/predict.json", "unknown option '--bogus' for 'nt predict'" ]
         |> testRows "a bad command line fails with one line and exit code 2" (fun (args: string, fragment: string) ->
             let argv = args.Split(' ', StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
             nt argv "" |> assertOneLineError 2 fragment)
@@ -315,7 +318,9 @@ let tests =
         testCase "(4) a non-finite kernel is an error naming the array, and no answer file is written" <| fun () ->
             let dir = tempDir ()
             try
-                let req = """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": [[1e160, 1e160]], "x2": [[1e-160, 1e-160]]"""
+                // Inside the accepted input scale (|x| ≤ 1e70): Monomial 3 makes x1's variance 15·q³ = 1.5e361 = +inf
+                // (q = 1e120) while its covariance with x2 (9·q1·q2·c + 6·c³ = 15) stays finite.
+                let req = """{"arch": {"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 1}, {"layer": "Monomial", "degree": 3}]}, "x1": [[1e60, 1e60]], "x2": [[1e-60, 1e-60]]"""
                 nt [ "kernel" ] (req + "}")
                 |> assertOneLineError 1 "cov1 has +inf for input 0 of x1; the inputs or W_std are too large for this depth (rescale x1)"
                 File.WriteAllText(Path.Combine(dir, "r.json"), req + """, "out": "k"}""")
@@ -433,12 +438,13 @@ let tests =
             Expect.equal (values o["cov1"] |> List.toArray) k.Cov1.Data "cov1 (from the diagonal tiles: same per-input rows)"
             let code, _, err = nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": 4, "batch_size": 1}""" mlpArch x1)
             Expect.equal code 0 err
-            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "batch_size": 0}""" mlpArch x1) |> assertOneLineError 1 "batch_size: must be a positive whole number"
-            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "batch_size": 2.5}""" mlpArch x1) |> assertOneLineError 1 "batch_size: must be a positive whole number"
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "batch_size": 0}""" mlpArch x1) |> assertOneLineError 1 "batch_size: must be a whole number of inputs per tile from 1 to 2147483647"
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "batch_size": 2.5}""" mlpArch x1) |> assertOneLineError 1 "batch_size: must be a whole number of inputs per tile from 1 to 2147483647"
             nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": -1}""" mlpArch x1) |> assertOneLineError 1 "memory_gb: must be a positive number"
             nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": "4"}""" mlpArch x1) |> assertOneLineError 1 "memory_gb: must be a positive number"
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": 1e30}""" mlpArch x1) |> assertOneLineError 1 "memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9"
             // 100 bytes cannot hold even one tile: refused up front, with the numbers.
-            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": 1e-7}""" mlpArch x1) |> assertOneLineError 1 "N1 = 5 by N2 = 5 inputs (1 entries per pair) cannot be computed within"
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "memory_gb": 1e-7}""" mlpArch x1) |> assertOneLineError 1 "the kernel of N1 = 5 by N2 = 5 inputs cannot be computed within 100 bytes: for the inputs alone one pair"
 
         testCase "\"out\" in tiles: files equal the inline answer and no ledger or partial file is left" <| fun () ->
             let dir = tempDir ()
@@ -479,5 +485,5 @@ let tests =
             let numbers (text: string) = walk (JsonNode.Parse text) |> List.toArray
             Expect.isGreaterThan (numbers plain).Length 8 "means and covariances compared"
             assertClose "predictions" 1e-12 (numbers plain) (numbers tiled)
-            nt [ "predict" ] (request + """, "batch_size": -3}""") |> assertOneLineError 1 "batch_size: must be a positive whole number"
+            nt [ "predict" ] (request + """, "batch_size": -3}""") |> assertOneLineError 1 "batch_size: must be a whole number of inputs per tile from 1 to 2147483647"
     ]

@@ -148,6 +148,30 @@ let private fixtureDir = Path.Combine(repoRoot, "tests", "fixtures")
 [<Tests>]
 let tests =
     testList "ConvolutionTests" [
+        testCase "output sizes in int64: a huge stride is refused naming the layer, or is exact where it fits" <| fun () ->
+            let x = tensorOf 41 [| 2; 3; 3; 2 |]
+            // ConvTranspose stride 100000: 300000 positions per axis, 9e10 entries per pair (an int32 overflow before).
+            let huge = Stax.serial [ Stax.convTranspose 2 [ 2; 2 ] (Some [ 100000; 100000 ]) Padding.Valid 1.0 None; Stax.flatten ]
+            let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute huge x None Both |> ignore)
+            Expect.stringContains e.Message "ConvTranspose: its output spatial shape (300000, 300000)" e.Message
+            // SAME with stride 2³¹ − 1 on an axis of 3: one output position reading position 0, as any stride ≥ 3
+            // ((d + s − 1)/s overflowed int32 and reported no positions).
+            let same (s: int) = Stax.serial [ Stax.conv 2 [ 1; 1 ] (Some [ s; s ]) Padding.Same 1.0 None; Stax.flatten ]
+            let k = KernelFn.compute (same Int32.MaxValue) x None Both
+            let k3 = KernelFn.compute (same 3) x None Both
+            Expect.equal k.Nngp.Data k3.Nngp.Data "nngp as with stride 3"
+            Expect.equal k.Ntk.Value.Data k3.Ntk.Value.Data "ntk as with stride 3"
+
+        testCase "a tiled kernel refuses a layer whose one pair exceeds the budget before computing it" <| fun () ->
+            // ConvTranspose stride 20 on 3×3 images: 60×60 positions, 60⁴ ≈ 1.3e7 entries per pair in the full layout
+            // (~100 MB per array); a 50 MB budget is refused from the shapes, naming the layer.
+            let x = tensorOf 42 [| 2; 3; 3; 2 |]
+            let net = Stax.serial [ Stax.convTranspose 2 [ 3; 3 ] (Some [ 20; 20 ]) Padding.Same 1.0 None; Stax.relu; Stax.globalAvgPool ]
+            let options = { BatchOptions.Default with MemoryBytes = Some(50L <<< 20) }
+            let e = throwsExactly<NeuralTangentsException> (fun () -> Batching.compute options net x None Both |> ignore)
+            Expect.stringContains e.Message "after ConvTranspose one pair of inputs holds 12960000 entries per array" e.Message
+            Expect.stringContains e.Message "give a larger \"memory_gb\"" e.Message
+
         // Fixtures whose top is GlobalAvgPool → Dense(1, W_std=1, b_std=0): GlobalAvgPool's kernel is the mean over
         // all pairs of positions of the full-layout covariance (fixtures README), and that Dense maps
         // (nngp, ntk) ↦ (nngp, nngp + ntk). Writing the top out by hand checks the conv layers below it (2-D with

@@ -87,6 +87,17 @@ let tests =
             Expect.stringContains unknown "must be \"VALID\", \"SAME\" or \"CIRCULAR\", got \"FULL\"" unknown
             Expect.isFalse (unknown.Contains "upper case") "no case hint for an unknown name"
 
+        testCase "serial nested 100 deep decodes and round-trips; beyond the depth limit the message says what to do" <| fun () ->
+            let nested (levels: int) =
+                let inner = """{"layer":"Dense","out_dim":2}"""
+                Seq.fold (fun acc _ -> sprintf """{"layer":"serial","layers":[%s]}""" acc) inner (seq { 1 .. levels })
+            // 100 serials are 201 levels of objects and arrays (System.Text.Json's default refuses 65).
+            let layer = Json.decode (nested 100)
+            Expect.equal (Json.decode (Json.encode layer)) layer "round trip"
+            let m = decodeError (nested 200)
+            Expect.stringContains m (sprintf "nests more than %d levels deep" Json.maxDepth) m
+            Expect.stringContains m "write nested serial layers as one serial" m
+
         testCase "every Activation case has a JSON reader in its family, and each round-trips" <| fun () ->
             // Required arguments of the readers that have some; the others decode from {"layer": name}.
             let required = Map [ "LeakyRelu", ",\"alpha\":0.1"; "ABRelu", ",\"a\":-0.5,\"b\":2"; "Monomial", ",\"degree\":3"

@@ -17,6 +17,53 @@ let private raises<'e when 'e :> exn> (f: unit -> obj) : string =
 [<Tests>]
 let tests =
     testList "KernelFnTests" [
+        testCase "a batch_axis outside the inputs' rank is an argument error naming it, in the tiled path too" <| fun () ->
+            let x = Tensor.create [| 1; 2 |] [| 1.0; 2.0 |]
+            for axis in [ 3; -5 ] do
+                let net = Stax.denseWith { Stax.denseDefaults 2 with BatchAxis = axis }
+                let m = raises<ArgumentException> (fun () -> box (Batching.compute BatchOptions.Default net x None Both))
+                Expect.stringContains m (sprintf "batch_axis=%d is out of range for inputs of rank 2" axis) m
+
+        testCase "x1 and x2 of different widths: the message gives their whole shapes, batch sizes included" <| fun () ->
+            let x1 = Tensor.create [| 5; 3 |] (Array.init 15 float)
+            let x2 = Tensor.create [| 4; 4 |] (Array.init 16 float)
+            let m = raises<ArgumentException> (fun () -> box (Batching.compute BatchOptions.Default mlp x1 (Some x2) Both))
+            Expect.stringContains m "got shapes (5, 3) and (4, 4)" m
+
+        testCase "inputs far outside float64's safe scale are refused; inside it a bias-free ReLU net is homogeneous" <| fun () ->
+            // Dense (no bias) and Relu are positively homogeneous: K(a·x) = a²·K(x) for the NNGP and the NTK, so at
+            // a = 1e-60 every entry is 1e-120 times the unit-scale one, to rounding (two products by powers of ten).
+            let net = Stax.serial [ Stax.dense 8 1.5 None; Stax.relu; Stax.dense 8 1.5 None; Stax.relu; Stax.dense 1 1.5 None ]
+            let x = Tensor.create [| 3; 4 |] (normals 91 12)
+            let scaled (a: float) = Tensor.create x.Shape (x.Data |> Array.map (fun v -> a * v))
+            let k = KernelFn.compute net x None Both
+            let small = KernelFn.compute net (scaled 1e-60) None Both
+            for i in 0 .. 8 do
+                Expect.floatClose { absolute = 0.0; relative = 1e-14 } (small.Nngp.Data[i] / 1e-120) k.Nngp.Data[i] "nngp scales by a²"
+                Expect.floatClose { absolute = 0.0; relative = 1e-14 } (small.Ntk.Value.Data[i] / 1e-120) k.Ntk.Value.Data[i] "ntk scales by a²"
+            // Beyond [1e-70, 1e70] q1·q2 under/overflows (a wrong-signed ReLU entry at 1e-150 before): refused.
+            for a, word in [ 1e-80, "underflows"; 1e80, "overflows" ] do
+                let m = raises<ArgumentException> (fun () -> box (KernelFn.compute net (scaled a) None Both))
+                Expect.stringContains m "x1 holds an input whose entries are at most" m
+                Expect.stringContains m word m
+            // An all-zero input is exact and allowed.
+            let withZero = Tensor.create x.Shape (Array.append (Array.zeroCreate 4) x.Data[4..])
+            Expect.isTrue (Tensor.isFinite (KernelFn.compute net withZero None Both).Nngp) "a zero row computes"
+
+        testCase "a network of 100000 layers runs: the plan's passes loop instead of recursing per layer" <| fun () ->
+            // Dense(W_std = 1, no bias) keeps the NNGP at x·x′/3 after the first layer and adds it to the NTK once per
+            // layer, so after L layers NTK = L·x·x′/3 (a sum of L equal terms: relative error ≤ L·ε ≈ 2e-11).
+            // The plan's fusion passes recursed once per op before, overflowing the stack near 10⁴ ops on a
+            // pool thread (a crash of the whole process, not a failed test).
+            let x = Tensor.create [| 2; 3 |] [| 0.1; 0.2; 0.3; -0.5; 0.4; 1.0 |]
+            let layers = 100000
+            let k = KernelFn.compute (Stax.repeat layers (Stax.dense 4 1.0 None)) x None Both
+            let gram i j = (Array.init 3 (fun c -> x.Data[i * 3 + c] * x.Data[j * 3 + c]) |> Array.sum) / 3.0
+            for i in 0 .. 1 do
+                for j in 0 .. 1 do
+                    let g = gram i j
+                    Expect.floatClose { absolute = 0.0; relative = 1e-14 } k.Nngp.Data[i * 2 + j] g "nngp"
+                    Expect.floatClose { absolute = 0.0; relative = 1e-10 } k.Ntk.Value.Data[i * 2 + j] (float layers * g) "ntk"
         testCase "x2 omitted means x2 = x1 and cov2 is absent" <| fun () ->
             let x = randomTensor 1 4 3
             let a = KernelFn.compute mlp x None Both
@@ -206,11 +253,12 @@ let tests =
             Expect.stringContains e2.Message "non-finite" "says what happened"
 
         testCase "an overflow names the inputs at fault by their index in the whole batch, tiled or not" <| fun () ->
-            // Input 4 of 6 has norm 1e200: its entry with itself under Dense is ~1e400 = +inf, its covariances with the
-            // others (~1e199) and every other entry finite. In tiles of 2 it sits in the third tile, at row 0 of that
-            // tile: the message must still say input 4.
-            let net = Stax.dense 1 1.0 None
-            let x = Tensor.create [| 6; 2 |] [| 0.1; 0.2; 0.3; 0.1; 1.0; 0.5; -0.2; 0.4; 1e200; 0.0; 0.7; 0.7 |]
+            // Input 4 of 6 has norm 1e60 (inputs beyond 1e70 are refused up front): after Dense its variance is
+            // q = 5e119, and Monomial 3 makes its entry with itself 15·q³ ≈ 1.9e360 = +inf, while its covariances with
+            // the others (9·q1·q2·c + 6·c³ ≲ 1e180) and every other entry stay finite. In tiles of 2 it sits in the
+            // third tile, at row 0 of that tile: the message must still say input 4.
+            let net = Serial [ Stax.dense 1 1.0 None; Stax.monomial 3 ]
+            let x = Tensor.create [| 6; 2 |] [| 0.1; 0.2; 0.3; 0.1; 1.0; 0.5; -0.2; 0.4; 1e60; 0.0; 0.7; 0.7 |]
             let whole = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute net x None Both |> ignore)
             Expect.stringContains whole.Message "nngp has +inf between input 4 of x1 and input 4 of x1" "the one non-finite entry of nngp, (4, 4)"
             for b in [ 1; 2; 4 ] do

@@ -18,17 +18,17 @@ module Contraction =
         let (lc, rc), (lb, rb) = dims
         if lc.Length <> rc.Length || lb.Length <> rb.Length then
             invalidArg "dimensionNumbers"
-                (sprintf "DotGeneral: lhs and rhs must list as many contracting dimensions, and as many batch dimensions, got %A" dims)
+                (sprintf "DotGeneral: dimension_numbers: lhs and rhs must list as many contracting dimensions, and as many batch dimensions, got %A" dims)
         if batchAxis = channelAxis then
             invalidArg "channelAxis" (sprintf "DotGeneral: channel_axis must differ from batch_axis, both are %d" batchAxis)
         let check (name: string) (o: Tensor) (axes: int list) =
             let n = o.Rank
             let norm = axes |> List.map (fun a ->
                 if a < -n || a >= n then
-                    invalidArg "dimensionNumbers" (sprintf "DotGeneral: axis %d is out of range for %s of rank %d" a name n)
+                    invalidArg "dimensionNumbers" (sprintf "DotGeneral: dimension_numbers: axis %d is out of range for %s of rank %d" a name n)
                 (a + n) % n)
             if List.length (List.distinct norm) <> norm.Length then
-                invalidArg "dimensionNumbers" (sprintf "DotGeneral: an axis of %s is listed twice among its contracting and batch dimensions" name)
+                invalidArg "dimensionNumbers" (sprintf "DotGeneral: dimension_numbers: an axis of %s is listed twice among its contracting and batch dimensions" name)
             for v in o.Data do
                 if not (System.Double.IsFinite v) then invalidArg name (sprintf "DotGeneral: %s must be finite, got %g" name v)
         lhs |> Option.iter (fun o -> check "lhs" o (lc @ lb))

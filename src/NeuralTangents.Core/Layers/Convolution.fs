@@ -86,13 +86,23 @@ module internal Convolution =
           /// Taps[o·F + t]: the input index read by output o at tap t, −1 for a padded zero.
           Taps: int[] }
 
-    /// The plan of one axis of size d, filter f, stride s.
+    /// At most this many taps (output positions × filter size) on one axis: the tap table is an int array, and its
+    /// index arithmetic stays far inside int32 below it. Any real axis is far smaller.
+    let private maxTaps = 1L <<< 28
+
+    /// The plan of one axis of size d, filter f, stride s. Output sizes are computed in int64 and refused, naming
+    /// the stride, when the taps would not fit (a transpose's output grows with its stride).
     let axisPlan (c: ConvSpec) (d: int) (f: int) (s: int) : AxisPlan =
-        let make (o: int) (tap: int -> int -> int) =
-            if o < 1 then
+        let make (o: int64) (tap: int -> int -> int) =
+            if o < 1L then
                 fail c "filter size %d with stride %d and %A padding leaves no output positions on an axis of size %d; use SAME or CIRCULAR padding or a smaller filter"
                     f s c.Padding d
+            if o * int64 f > maxTaps then
+                fail c "filter size %d with stride %d and %A padding gives %d output positions on an axis of size %d, more than can be held (%d taps at most); use a smaller stride or filter"
+                    f s c.Padding o d maxTaps
+            let o = int o
             { D = d; O = o; F = f; Taps = Array.init (o * f) (fun k -> tap (k / f) (k % f)) }
+        let dL, fL, sL = int64 d, int64 f, int64 s
         match c.Kind, c.Padding with
         | ConvKind.Transpose, Padding.Circular ->
             // A VALID transpose (a = f − 1, X = d·s + max(f − s, 0) positions), then neural_tangents'
@@ -101,11 +111,13 @@ module internal Convolution =
             // out[o] = Σ_k valid[o + ⌊(X − O)/2⌋ + k·O]. Two k reaching an input at one tap t would read inputs d apart,
             // so each tap reads at most one input and the table form holds.
             let a = f - 1
-            let x = d * s + max (f - s) 0
-            let o = d * s
-            let half = (x + o - 1) / o / 2
+            let oL = dL * sL
+            // X ≤ O + f and O·f ≤ 2²⁸ once make accepts O, so the index arithmetic below fits int32.
+            let x = int (min (oL + fL) (dL * sL + max (fL - sL) 0L))
+            let o = int (min oL maxTaps)
+            let half = if o = 0 then 0 else (x + o - 1) / o / 2
             let crop = (x - o) / 2
-            make o (fun oi t ->
+            make oL (fun oi t ->
                 let mutable found = -1
                 for k in -half .. half do
                     let p = oi + crop + k * o
@@ -118,20 +130,20 @@ module internal Convolution =
             // jax's _conv_transpose_padding(k, s, padding).
             let padLen, padA =
                 match p with
-                | Padding.Same -> f + s - 2, (if s > f - 1 then f - 1 else (f + s - 1) / 2)
-                | _ -> f + s - 2 + max (f - s) 0, f - 1
-            let o = (d - 1) * s + 1 + padLen - f + 1
+                | Padding.Same -> fL + sL - 2L, (if s > f - 1 then f - 1 else int ((fL + sL - 1L) / 2L))
+                | _ -> fL + sL - 2L + max (fL - sL) 0L, f - 1
+            let o = (dL - 1L) * sL + 1L + padLen - fL + 1L
             make o (fun oi t ->
                 let j = oi + t - padA
                 if j >= 0 && j % s = 0 && j / s < d then j / s else -1)
-        | _, Padding.Valid -> make (if d >= f then (d - f) / s + 1 else 0) (fun oi t -> oi * s + t)
+        | _, Padding.Valid -> make (if d >= f then (dL - fL) / sL + 1L else 0L) (fun oi t -> int (int64 oi * sL + int64 t))
         | _, p ->
-            let o = (d + s - 1) / s
-            let lo = max ((o - 1) * s + f - d) 0 / 2
+            let oL = (dL + sL - 1L) / sL
+            let lo = int (max ((oL - 1L) * sL + fL - dL) 0L / 2L)
             if p = Padding.Same then
-                make o (fun oi t -> let i = oi * s + t - lo in if i >= 0 && i < d then i else -1)
+                make oL (fun oi t -> let i = int64 oi * sL + int64 t - int64 lo in if i >= 0L && i < dL then int i else -1)
             else
-                make o (fun oi t -> ((oi * s + t - lo) % d + d) % d)
+                make oL (fun oi t -> int (((int64 oi * sL + int64 t - int64 lo) % dL + dL) % dL))
 
     // ---------------------------------------------------------------------------------------------
     // Kernel rules.
@@ -265,21 +277,41 @@ module internal Convolution =
     /// pairs in reverse order, and reads filter and strides reversed when the input is reversed); the local one adds
     /// the bias only to same-position pairs. Finally the spatial axes follow the output spec (neural_tangents'
     /// <c>k.transpose(in_to_out_permutation)</c>).
-    let kernelRule (c: ConvSpec) (k: Kernel) : Kernel =
+    /// The axis plans of the layer on a kernel, in the kernel's stored axis order. A reversed input stores its
+    /// spatial pairs in reverse order: filter and strides are read reversed. neural_tangents does so for shared
+    /// convolutions only; ConvLocal after a shared 2-D conv would then filter the wrong axes, so here every
+    /// convolution does (the diagonal layout and the mathematics agree; tested).
+    let private plansOn (c: ConvSpec) (k: Kernel) =
         let l = layout c
-        let shared = c.Kind <> ConvKind.Local
-        let fullShared = shared && not k.DiagonalSpatial
-        // A reversed input stores its spatial pairs in reverse order: read filter and strides reversed. neural_tangents
-        // does so for shared convolutions only; ConvLocal after a shared 2-D conv would then filter the wrong axes, so
-        // here every convolution does (the diagonal layout and the mathematics agree; tested).
         let filt, strides =
             if not k.DiagonalSpatial && k.IsReversed then Array.rev l.FilterIn, Array.rev l.StridesIn else l.FilterIn, l.StridesIn
         let dims = Spatial.sizes k.DiagonalSpatial 2 k.Nngp.Shape
         if dims.Length <> filt.Length then
             fail c "the kernel has %d spatial axes but filter_shape has %d; give inputs of shape (N, spatial…, C) with one spatial axis per filter axis"
                 dims.Length filt.Length
-        let plans = Array.init dims.Length (fun a -> axisPlan c dims[a] filt[a] strides[a])
+        Array.init dims.Length (fun a -> axisPlan c dims[a] filt[a] strides[a])
+
+    /// Entries of the output covariance per input pair (position pairs in the full layout), in int64.
+    let private entriesPerPair (diagonalSpatial: bool) (plans: AxisPlan[]) =
+        plans |> Array.fold (fun acc p -> acc * int64 p.O * (if diagonalSpatial then 1L else int64 p.O)) 1L
+
+    /// <summary>The entries per input pair of the layer's output NNGP on kernel k, from shapes alone (no
+    /// arithmetic on the covariances): what a memory plan needs to know before running the layer.</summary>
+    let outputEntriesPerPair (c: ConvSpec) (k: Kernel) : int64 = entriesPerPair k.DiagonalSpatial (plansOn c k)
+
+    let kernelRule (c: ConvSpec) (k: Kernel) : Kernel =
+        let l = layout c
+        let shared = c.Kind <> ConvKind.Local
+        let fullShared = shared && not k.DiagonalSpatial
+        let plans = plansOn c k
+        // Counted in int64: a transpose with a large stride multiplies every axis by it, past what one array holds.
+        let perPair = entriesPerPair k.DiagonalSpatial plans
         let conv (batchNdim: int) (t: Tensor) =
+            let lead = int64 (lead batchNdim t)
+            if lead * perPair > int64 Array.MaxLength || perPair > int64 Array.MaxLength then
+                fail c "its output spatial shape %s makes %d covariance entries per pair of inputs%s (%d input pairs), more than one array can hold (%d); use smaller strides, or fewer inputs per batch"
+                    (Shape.format (plans |> Array.map (fun p -> p.O))) perPair
+                    (if k.DiagonalSpatial then "" else " (every pair of positions)") lead Array.MaxLength
             if k.DiagonalSpatial then convDiagonal plans batchNdim t
             elif not shared then convLocalFull plans batchNdim t
             else

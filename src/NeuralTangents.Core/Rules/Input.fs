@@ -1,5 +1,7 @@
 namespace NeuralTangents.Rules
 
+open System
+open System.Numerics.Tensors
 open NeuralTangents
 
 /// The kernel of the inputs themselves (neural_tangents' `_inputs_to_kernel`):
@@ -99,8 +101,25 @@ module internal Input =
         Tensor.create (covShape n1) cov1,
         x2 |> Option.map (fun x -> Tensor.create (covShape n2) (cov x n2))
 
+    /// Inputs (per input and position) whose largest entry in magnitude lies outside [1e-70, 1e70] — all-zero ones
+    /// aside — are refused. Every rule normalises a covariance c by √(q1·q2) of two variances, and q1·q2 of variances
+    /// below ~1e-154 underflows (measured: a ReLU NNGP entry of the wrong sign at 1e-150, the NTK off by 100 %) and
+    /// above ~1e154 overflows (NaN, or a wrong finite LayerNorm output). With the entries' largest magnitude m in
+    /// [1e-70, 1e70], a variance lies in [m²/C, m²] and products of two stay far inside the float64 range for any
+    /// realistic channel count C.
+    let private checkScale (name: string) (x: Tensor) =
+        let c = x.Shape[x.Rank - 1]
+        let rows = x.Length / c
+        for r in 0 .. rows - 1 do
+            let m = TensorPrimitives.MaxMagnitude(ReadOnlySpan(x.Data, r * c, c))
+            let m = abs m
+            if m > 0.0 && (m < 1e-70 || m > 1e70) then
+                invalidArg name
+                    (sprintf "%s holds an input whose entries are at most %g in magnitude (not all zero), outside [1e-70, 1e70]: the kernel multiplies two variances (about the square of that), which %s in float64; rescale the inputs (e.g. by %g)"
+                        name m (if m < 1e-70 then "underflows" else "overflows") (1.0 / m))
+
     /// The inputs in canonical (N, spatial…, C) order, checked: x2 agrees with x1 in all but the batch axis, at
-    /// least one channel and one row each.
+    /// least one channel and one row each, and every input's scale (see <c>checkScale</c>).
     let canonicalPair (batchAxis: int) (channelAxis: int) (x1raw: Tensor) (x2raw: Tensor option) : Tensor * Tensor option =
         let x1 = canonical batchAxis channelAxis x1raw
         let x2 = x2raw |> Option.map (canonical batchAxis channelAxis)
@@ -113,6 +132,8 @@ module internal Input =
         if n1 = 0 || n2 = 0 then
             invalidArg (if n1 = 0 then "x1" else "x2")
                 (sprintf "inputs have no rows (batch size 0), shapes %s" (Shape.format (if n1 = 0 then x1raw.Shape else x2raw.Value.Shape)))
+        checkScale "x1" x1
+        x2 |> Option.iter (checkScale "x2")
         x1, x2
 
     /// The input kernel record around its arrays (metadata as neural_tangents' <c>_inputs_to_kernel</c> sets it).
