@@ -188,9 +188,21 @@ module internal Linalg =
 
     /// Row-wise sums of squares times alpha: v[i] = alpha · Σ_k A[i,k]².
     let rowNormsSq (alpha: float) (a: float[]) (m: int) (k: int) : float[] =
+        // In one fixed order (four lanes of four, then the tail), whatever the row's place in memory: equal rows
+        // get equal bits, which Input's duplicate rows rely on.
         Array.init m (fun i ->
             let r = ReadOnlySpan(a, i * k, k)
-            alpha * TensorPrimitives.Dot(r, r))
+            let mutable acc = Vector256<float>.Zero
+            let mutable j = 0
+            while j + 4 <= k do
+                let v = Vector256.Create<float>(r.Slice(j, 4))
+                acc <- Vector256.FusedMultiplyAdd(v, v, acc)
+                j <- j + 4
+            let mutable sum = (acc.GetElement 0 + acc.GetElement 1) + (acc.GetElement 2 + acc.GetElement 3)
+            while j < k do
+                sum <- Math.FusedMultiplyAdd(r[j], r[j], sum)
+                j <- j + 1
+            alpha * sum)
 
     // ---------------------------------------------------------------------------------------------
     // Factorisations for prediction: LAPACKE when loaded, MathNet's managed provider otherwise.
