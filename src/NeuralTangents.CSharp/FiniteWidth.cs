@@ -113,7 +113,8 @@ public static partial class FiniteWidth
     /// <c>monte_carlo_kernel_fn</c> with a list <c>n_samples</c>): the estimate for n averages samples 0 … n − 1.</summary>
     /// <param name="network">The architecture.</param>
     /// <param name="x1">First inputs, (N1, features).</param>
-    /// <param name="nSamples">Sample counts (each ≥ 1); one estimate per count, in this order.</param>
+    /// <param name="nSamples">Sample counts (each ≥ 1); one estimate per distinct count, in increasing order (as
+    /// neural_tangents yields them).</param>
     /// <param name="seed">Seed of the random key.</param>
     /// <param name="x2">Second inputs; null means x1.</param>
     /// <param name="get">Which kernels.</param>

@@ -16,7 +16,8 @@ let keys = [ "monte_carlo"; "empirical" ]
 
 /// What a finite request asks for.
 type Mode =
-    /// Monte Carlo estimates; counts as given, and whether "n_samples" was a list (each answer gains a leading axis).
+    /// Monte Carlo estimates; the counts (estimated once each, in increasing order), and whether "n_samples" was a
+    /// list (each answer gains a leading axis).
     | MonteCarloMode of options: MonteCarloOptions * isList: bool
     /// One network drawn from the seed; its kernel over blocks of batchSize examples (0: at once).
     | EmpiricalMode of seed: int * traceAxes: int[] * diagonalAxes: int[] * batchSize: int
@@ -93,7 +94,7 @@ let private stack (ts: Tensor list) =
     Tensor.create (Array.append [| ts.Length |] t0.Shape) (ts |> List.toArray |> Array.collect (fun t -> t.Data))
 
 /// <summary>Computes the finite kernels of a parsed request and writes the JSON response: "nngp" and/or "ntk"
-/// (with a list of counts, one estimate per count along a new leading axis), then "elapsed_ms".</summary>
+/// (with a list of counts, one estimate per distinct count, increasing, along a new leading axis), then "elapsed_ms".</summary>
 let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) (stdout: TextWriter) : unit =
     RequestIo.prepareOut req.Out
     let sw = Stopwatch.StartNew()

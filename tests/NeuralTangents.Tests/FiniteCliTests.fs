@@ -94,5 +94,5 @@ let tests =
             oneLineError "remove them (monte_carlo takes its own" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 2}, "memory_gb": 1}""" arch xJson)
             oneLineError "trace_axes: axis 3 is out of range" (sprintf """{"arch": %s, "x1": %s, "empirical": {"trace_axes": [3]}}""" arch xJson)
             oneLineError "axis 1 is in both trace_axes [-1] and diagonal_axes [-1]" (sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": 2, "trace_axes": [-1], "diagonal_axes": [-1]}}""" arch xJson)
-            oneLineError "\"kwargs\": {\"rng\": 0}" (sprintf """{"arch": {"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 4}, {"layer": "Dropout", "rate": 0.5, "mode": "train"}]}, "x1": %s, "monte_carlo": {"n_samples": 2}}""" xJson)
+            oneLineError "\"kwargs\": {\"rng\": 0}" (sprintf """{"arch": {"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 4}, {"layer": "Dropout", "rate": 0.5, "mode": "train"}]}, "x1": %s, "empirical": {"seed": 0}}""" xJson)
     ]

@@ -73,6 +73,15 @@ let private empiricalTests =
         if actual.Shape <> expectedShape then failtestf "%s: shape %A, expected %A" what actual.Shape expectedShape
         assertClose what 1e-13 expected actual.Data
     testList "empirical kernel" [
+        testCase "a LayerNorm over the batch axis normalises the whole batch, as the forward pass does" <| fun () ->
+            // Examples were recorded one at a time when no key was given, so LayerNorm(axis [0, -1]) normalised each
+            // example alone (NNGP[0, 0] 0.2167 against 0.01874). Expected: f(x)·f(x)ᵀ/C of the batch's forward pass.
+            let net = Stax.serial [ Stax.dense 4 1.0 (Some 0.1); Stax.layerNorm [ 0; -1 ] 1e-12 0 -1; Stax.dense 2 1.0 None ]
+            let x = Tensor.create [| 3; 3 |] [| 0.1; 0.2; 0.3; -0.5; 0.4; 1.0; 0.7; -0.2; 0.05 |]
+            let _, p = InitFn.init 0 net x.Shape
+            let y = ApplyFn.apply net p x
+            let expected = Array.init 9 (fun ij -> let i, j = ij / 3, ij % 3 in (y.Data[i * 2] * y.Data[j * 2] + y.Data[i * 2 + 1] * y.Data[j * 2 + 1]) / 2.0)
+            assertClose "nngp" 1e-14 expected (Empirical.nngp net p x None).Data
         testCase "the hand-written forward pass is the network's" <| fun () ->
             let y = ApplyFn.apply linearNet p x1
             assertClose "f" 1e-14 (rows x1 |> Array.collect (fun r -> snd (forward p r))) y.Data
@@ -157,6 +166,14 @@ let private checkOrder (what: string) (degree: int) (f: Params -> Tensor -> Tens
 
 let private taylorTests =
     testList "taylor" [
+        testCase "parameters of another structure with as many values are refused, as tree_map refuses them" <| fun () ->
+            // Dense(4) on 2 features (W 2×4) and Dense(2) on 4 features (W 4×2): 8 values each, other shapes.
+            let netA, netB = Stax.dense 4 1.0 None, Stax.dense 2 1.0 None
+            let _, pA = InitFn.init 1 netA [| 3; 2 |]
+            let _, pB = InitFn.init 1 netB [| 3; 4 |]
+            Expect.equal (Params.count pA) (Params.count pB) "same number of values"
+            let f = Taylor.linearize netA pA
+            Expect.throwsT<ArgumentException> (fun () -> f pB (Tensor.create [| 3; 2 |] (Array.init 6 float)) |> ignore) "other shapes"
         testCase "jvp equals the central difference of f along the direction (O(h²))" <| fun () ->
             let _, jv = Taylor.jvp smoothNet p0 direction xs
             let h = 1e-4
@@ -208,15 +225,29 @@ let private xm = randomTensor 31 3 4
 let private monteCarloTests =
     testList "monte carlo" [
         testCase "a list of counts gives the same numbers as separate runs, at any parallelism" <| fun () ->
-            let o = MonteCarlo.options 9 [ 5; 2; 7 ]
+            // As neural_tangents (a set of counts): one estimate per distinct count, in increasing order.
+            let o = MonteCarlo.options 9 [ 5; 2; 7; 5 ]
             let together = MonteCarlo.computeWith o mcNet xm None Both
-            for (n, (nngp, ntk)) in List.zip [ 5; 2; 7 ] together do
+            Expect.equal together.Length 3 "one estimate per distinct count"
+            for (n, (nngp, ntk)) in List.zip [ 2; 5; 7 ] together do
                 let alone = MonteCarlo.computeWith { o with NSamples = [ n ]; Parallelism = 1 } mcNet xm None Both |> List.head
                 Expect.equal nngp.Value.Data (fst alone).Value.Data (sprintf "nngp, n = %d" n)
                 Expect.equal ntk.Value.Data (snd alone).Value.Data (sprintf "ntk, n = %d" n)
             let serial = MonteCarlo.computeWith { o with Parallelism = 1 } mcNet xm None Both
             let wide = MonteCarlo.computeWith { o with Parallelism = 5 } mcNet xm None Both
             Expect.equal (serial |> List.map (fun (_, t) -> t.Value.Data)) (wide |> List.map (fun (_, t) -> t.Value.Data)) "parallelism"
+
+        testCase "Dropout in mode 'train' needs no key from the caller, as neural_tangents draws one per sample" <| fun () ->
+            let net = Stax.serial [ Stax.dense 32 1.4 (Some 0.3); Stax.relu; Stax.dropout 0.8 DropoutMode.Train; Stax.dense 2 1.1 None ]
+            let o = MonteCarlo.options 3 [ 2; 4 ]
+            let first = MonteCarlo.computeWith o net xm None Both
+            Expect.equal first.Length 2 "two estimates"
+            for nngp, ntk in first do
+                Expect.isTrue (Tensor.isFinite nngp.Value && Tensor.isFinite ntk.Value) "finite"
+            Expect.equal (MonteCarlo.computeWith o net xm None Both |> List.map (fun (k, _) -> k.Value.Data)) (first |> List.map (fun (k, _) -> k.Value.Data)) "reproducible for a key"
+            // The masks matter: mode 'test' (no masks) gives other numbers from the same parameters.
+            let test = Stax.serial [ Stax.dense 32 1.4 (Some 0.3); Stax.relu; Stax.dropout 0.8 DropoutMode.Test; Stax.dense 2 1.1 None ]
+            Expect.notEqual ((MonteCarlo.computeWith o test xm None Both).Head |> fst |> Option.get).Data (first.Head |> fst |> Option.get).Data "masks drawn"
 
         testCase "one sample is the empirical kernel of the network drawn with the key split at 0" <| fun () ->
             let o = MonteCarlo.options 4 [ 1 ]

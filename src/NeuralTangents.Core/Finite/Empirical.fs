@@ -21,15 +21,28 @@ module Empirical =
     let private factorOf (d: LayerDef) (ctx: ApplyContext) (p: Params) (x: Tensor) (ct: Tensor) =
         if Params.count p = 0 then [] else [ { Def = d; Ctx = ctx; Params = p; X = x; Ct = ct } ]
 
-    /// Records the forward pass of a batch. Without side inputs the examples do not interact, so each is recorded
-    /// and pulled back on its own (a backward pass costs one example). With a random key or side inputs the batch
-    /// is recorded whole, so that dropout masks (drawn over the whole batch) and patterns are exactly the forward
-    /// call's; each pullback then costs the batch.
+    /// Whether a layer of the network can reach across examples: LayerNorm over the batch axis, Index, DotGeneral
+    /// and ImageResize, which name axes by number and so may name the batch axis (neural_tangents runs the batch
+    /// through the network whole, so their outputs mix examples there too).
+    let rec private mayMixExamples (layer: Layer) =
+        match layer with
+        | LayerNorm _ | Index _ | DotGeneral _ | ImageResize _ -> true
+        | Repeat(inner, _) -> mayMixExamples inner
+        | _ ->
+            match Definitions.node layer with
+            | SerialNode ls | ParallelNode ls -> List.exists mayMixExamples ls
+            | _ -> false
+
+    /// Records the forward pass of a batch. Without side inputs, and without a layer that may mix examples, the
+    /// examples do not interact, so each is recorded and pulled back on its own (a backward pass costs one
+    /// example). Otherwise the batch is recorded whole, as neural_tangents runs it, so that dropout masks (drawn
+    /// over the whole batch), patterns and batch-axis normalisations are exactly the forward call's; each pullback
+    /// then costs the batch.
     let private record (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) : Recorded =
         let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
         let a = Axes.norm x.Rank axis
         let n = x.Shape[a]
-        if ctx.Rng.IsNone && ctx.Side.IsEmpty then
+        if ctx.Rng.IsNone && ctx.Side.IsEmpty && not (mayMixExamples layer) then
             let tapes = Array.init n (fun i -> Backward.recordWith ctx layer p (Single(Axes.takeBatch a i x)))
             let ys = tapes |> Array.map (fun t -> ApplyFn.one layer t.Output)
             let b = if n = 0 then 0 else Axes.norm ys[0].Rank axis
@@ -87,7 +100,7 @@ module Empirical =
 
     /// <summary>The contexts of the two calls f(x1) and f(x2) of one empirical kernel (neural_tangents'
     /// <c>utils.split_kwargs</c> and <c>_read_keys</c>): the side inputs go to both; the random key goes unchanged to
-    /// x1, and to x2 unchanged when x2 is absent or equal to x1 (so that x1 = x2 gives one draw, as the
+    /// x1, and to x2 unchanged when x2 is absent or equal to x1 within 1e-12 (so that x1 = x2 gives one draw, as the
     /// infinite-width Dropout kernel assumes), else split (neural_tangents folds in 1).</summary>
     /// <param name="ctx">The call's key and side inputs.</param>
     /// <param name="x1">First inputs.</param>
@@ -95,8 +108,10 @@ module Empirical =
     /// <returns>The contexts of f(x1) and f(x2).</returns>
     [<CompiledName("SplitContext")>]
     let splitContext (ctx: ApplyContext) (x1: Tensor) (x2: Tensor option) : ApplyContext * ApplyContext =
+        // x2 counts as x1 within neural_tangents' utils.x1_is_x2 tolerance: every entry within 1e-12.
+        let same (x: Tensor) = x.Shape = x1.Shape && Array.forall2 (fun (u: float) v -> abs (u - v) < 1e-12) x.Data x1.Data
         match x2, ctx.Rng with
-        | Some x, Some key when not (x.Shape = x1.Shape && x.Data = x1.Data) -> ctx, { ctx with Rng = Some(Rng.split 1 key) }
+        | Some x, Some key when not (same x) -> ctx, { ctx with Rng = Some(Rng.split 1 key) }
         | _ -> ctx, ctx
 
     let private nngpOf (ys1: Tensor[]) (ys2: Tensor[]) =

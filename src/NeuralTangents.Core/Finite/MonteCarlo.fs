@@ -147,7 +147,18 @@ module MonteCarlo =
             let tensor = Option.map (fun (shape, data) -> Tensor.create shape data)
             tensor nngp, tensor ntk
 
-    /// <summary>Monte Carlo estimates, one per count of <c>options.NSamples</c> (in that order), all from one pass
+    /// Whether the network draws random numbers when applied (Dropout in mode 'train').
+    let rec private needsKey (layer: Layer) =
+        match layer with
+        | Dropout d -> d.Mode = DropoutMode.Train
+        | Repeat(inner, _) -> needsKey inner
+        | _ ->
+            match Definitions.node layer with
+            | SerialNode ls | ParallelNode ls -> List.exists needsKey ls
+            | _ -> false
+
+    /// <summary>Monte Carlo estimates, one per distinct count of <c>options.NSamples</c> in increasing order (as
+    /// neural_tangents yields them), all from one pass
     /// over the largest count: the estimate for n is the mean of the empirical kernels of samples 0 … n − 1, each
     /// computed with the side inputs of <paramref name="ctx"/> (neural_tangents' <c>**apply_fn_kwargs</c>). When
     /// <paramref name="ctx"/> has a random key, sample s applies the network with the key split at s (neural_tangents
@@ -164,6 +175,11 @@ module MonteCarlo =
     let computeWithContext (ctx: ApplyContext) (options: MonteCarloOptions) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get)
             : (Tensor option * Tensor option) list =
         validate options
+        // neural_tangents splits each sample's key into an init key and a dropout key, so a network with Dropout
+        // in mode 'train' needs no key from the caller: without one, the masks come from a child of the root key that
+        // no sample's parameters use (sample s draws them below child s), split at s per sample as a caller's key is.
+        let ctx =
+            if ctx.Rng.IsNone && needsKey layer then { ctx with Rng = Some(Rng.split (Int32.MaxValue - 1) options.Key) } else ctx
         let noContext = ctx.Rng.IsNone && ctx.Side.IsEmpty
         if not noContext && options.BatchSize > 0 then
             // a block would need its own slice of the side inputs and the key split as for the whole batch
@@ -214,7 +230,8 @@ module MonteCarlo =
                     estimates[n] <- (mean (fst shapes) sumNngp n, mean (snd shapes) sumNtk n)
             start <- start + group
             options.Progress |> Option.iter (fun report -> report start)
-        options.NSamples |> List.map (fun n -> estimates[n])
+        // As neural_tangents (a set of counts, yielded as the running sum reaches each): increasing, each count once.
+        counts |> Set.toList |> List.map (fun n -> estimates[n])
 
     /// <summary>Monte Carlo estimates without a random key or side inputs (see <c>computeWithContext</c>).</summary>
     /// <param name="options">Counts, key, axes, cancellation, progress.</param>

@@ -33,10 +33,18 @@ module Taylor =
     let jvp (layer: Layer) (``params``: Params) (tangent: Params) (x: Tensor) : Tensor * Tensor =
         jvpWith ApplyContext.Empty layer ``params`` tangent x
 
+    /// Whether two parameter trees have the same branches and tensors of the same shapes (neural_tangents'
+    /// tree_map over both fails otherwise).
+    let rec private sameStructure (a: Params) (b: Params) =
+        match a, b with
+        | Leaf xs, Leaf ys -> xs.Length = ys.Length && List.forall2 (fun (x: Tensor) (y: Tensor) -> x.Shape = y.Shape) xs ys
+        | Branches xs, Branches ys -> xs.Length = ys.Length && List.forall2 sameStructure xs ys
+        | _ -> false
+
     /// p − p0 as a tree, checked to have p0's structure.
     let private delta (p0: Params) (p: Params) =
-        if Params.count p <> Params.count p0 then
-            invalidArg "params" (sprintf "the parameters have %d values, the expansion point %d; use a tree from the same network"
+        if Params.count p <> Params.count p0 || not (sameStructure p p0) then
+            invalidArg "params" (sprintf "the parameters (%d values) do not have the structure of the expansion point's (%d values): other branches or tensor shapes; use a tree from the same network"
                                     (Params.count p) (Params.count p0))
         let d = Array.map2 (-) (Params.toVector p) (Params.toVector p0)
         Params.ofVector p0 d
