@@ -1,5 +1,5 @@
-// The README's "Finite widths from C#" block: the code between the markers, dedented, is that block verbatim (it
-// follows the quick start, so `using NeuralTangents.CSharp;` is already there). tests/NeuralTangents.CSharp.Tests
+// The README's "Finite widths from C#" block: `using NeuralTangents.CSharp;`, a blank line, then the code between
+// the markers, dedented, verbatim (the block runs on its own as a Program.cs). tests/NeuralTangents.CSharp.Tests
 // compiles this file, and FiniteToolsSnippetTests runs FiniteToolsExample.Run, checks what it prints and that the
 // README's block is this code.
 using NeuralTangents.CSharp;

@@ -47,7 +47,19 @@ public sealed class Network : IEquatable<Network>
     /// <summary>Writes the network as JSON with neural_tangents' layer and argument names, every argument explicit;
     /// <see cref="FromJson(string)"/> reads it back to an equal network.</summary>
     /// <returns>Compact JSON text.</returns>
-    public string ToJson() => Json.Encode(layer);
+    /// <exception cref="InvalidOperationException">The network holds a layer built from C# functions, which
+    /// cannot travel as data (use <see cref="ToString"/> to print it).</exception>
+    public string ToJson()
+    {
+        try
+        {
+            return Json.Encode(layer);
+        }
+        catch (Json.JsonArchitectureException e)
+        {
+            throw new InvalidOperationException(e.Data0, e);
+        }
+    }
 
     /// <summary>The exact infinite-width kernels between two sets of vector inputs (neural_tangents'
     /// <c>kernel_fn(x1, x2, get)</c>).</summary>
@@ -261,9 +273,11 @@ public sealed class Network : IEquatable<Network>
     /// <returns>The structural hash of the layers.</returns>
     public override int GetHashCode() => layer.GetHashCode();
 
-    /// <summary>The network as JSON, as <see cref="ToJson"/> writes it.</summary>
+    /// <summary>The network as JSON, as <see cref="ToJson"/> writes it; a layer built from C# functions (which
+    /// <see cref="ToJson"/> refuses) appears as <c>{"layer":"Elementwise","name":…,"fn":"(user function)"}</c>,
+    /// so printing never throws.</summary>
     /// <returns>Compact JSON text.</returns>
-    public override string ToString() => ToJson();
+    public override string ToString() => Json.Describe(layer);
 
     /// <summary>The exact infinite-width kernels between two sets of images in which some entries are masked
     /// (neural_tangents' <c>kernel_fn(x1, x2, get, mask_constant=…)</c>, e.g. padding of images of different sizes):

@@ -26,7 +26,8 @@ type BatchOptions =
       MemoryBytes: int64 option
       /// Tiles computed at the same time; None: one per core.
       Parallelism: int option
-      /// Receives a report after every tile (on a worker thread).
+      /// Receives a report before the first tile (0 done) and after every tile, one report per count, in
+      /// increasing order and never two at once (from a worker thread).
       Progress: IProgress<TileProgress> option
       /// Checked before every tile: once cancelled, no new tile starts, the running ones finish, and
       /// <c>OperationCanceledException</c> is raised.
@@ -357,14 +358,21 @@ module Batching =
         let already = job.Tiles.Length - todo.Length
         let sw = Stopwatch.StartNew()
         let mutable doneNow = 0
+        // Reports go out one at a time and in order, each count once (0 first, before any tile), whichever worker
+        // finishes a tile: a worker reports every count up to the tiles done when it gets the lock.
+        let gate = obj ()
+        let mutable reported = -1
         let report () =
             options.Progress |> Option.iter (fun p ->
-                let d = Volatile.Read &doneNow
-                let elapsed = sw.Elapsed
-                let remaining =
-                    if d = 0 then None
-                    else Some(TimeSpan.FromTicks(int64 (float elapsed.Ticks / float d * float (todo.Length - d))))
-                p.Report { TilesDone = already + d; TilesTotal = job.Tiles.Length; Elapsed = elapsed; Remaining = remaining })
+                lock gate (fun () ->
+                    let upTo = Volatile.Read &doneNow
+                    for d in reported + 1 .. upTo do
+                        let elapsed = sw.Elapsed
+                        let remaining =
+                            if d = 0 then None
+                            else Some(TimeSpan.FromTicks(int64 (float elapsed.Ticks / float d * float (todo.Length - d))))
+                        p.Report { TilesDone = already + d; TilesTotal = job.Tiles.Length; Elapsed = elapsed; Remaining = remaining }
+                    reported <- max reported upTo))
         options.Cancellation.ThrowIfCancellationRequested()
         report ()
         let po = ParallelOptions(MaxDegreeOfParallelism = job.Parallelism, CancellationToken = options.Cancellation)

@@ -567,17 +567,19 @@ module Json =
 
     /// <summary>Writes a network as a JSON node with neural_tangents' names and every argument explicit: the
     /// combinators here, every other layer from its definition's name and arguments.</summary>
-    [<CompiledName("EncodeNode")>]
-    let rec encodeLayer (layer: Layer) : JsonNode =
-        let list (ls: Layer list) : JsonNode = JsonArray(ls |> List.map encodeLayer |> List.toArray)
+    /// The JSON node of a network; with <c>display</c>, a layer built from user functions is written as
+    /// {"layer": "Elementwise", "name": …, "fn": "(user function)", …} instead of refused (for printing only).
+    let rec private encodeWith (display: bool) (layer: Layer) : JsonNode =
+        let list (ls: Layer list) : JsonNode = JsonArray(ls |> List.map (encodeWith display) |> List.toArray)
         let named name args = obj name (args |> List.map (fun (k, v) -> k, argNode v))
         match layer with
+        | Activation(Custom c) when display ->
+            obj "Elementwise" ([ "name", JsonValue.Create c.Name :> JsonNode; "fn", JsonValue.Create "(user function)" :> JsonNode ]
+                               @ (c.Args |> List.map (fun (k, v) -> k, JsonValue.Create v :> JsonNode)))
         | Activation(Custom c) ->
             fail "%s: an Elementwise layer built from user functions cannot be written as JSON (functions cannot travel as data); use ElementwiseNumerical with a registry name (%s)"
                 (clip c.Name) (String.Join(", ", NeuralTangents.Layers.ElementwiseQuadrature.names))
-        | _ -> ()
-        match layer with
-        | Repeat(l, n) -> obj "repeat" [ "layer_", encodeLayer l; "n", int' n ]
+        | Repeat(l, n) -> obj "repeat" [ "layer_", encodeWith display l; "n", int' n ]
         | _ ->
             match Definitions.node layer with
             | SerialNode ls -> obj "serial" [ "layers", list ls ]
@@ -585,6 +587,16 @@ module Json =
             | FanOutNode n -> obj "FanOut" [ "num", int' n ]
             | MergeNode m -> named m.Name m.Args
             | LeafNode d -> named d.Name d.Args
+
+    [<CompiledName("EncodeNode")>]
+    let encodeLayer (layer: Layer) : JsonNode = encodeWith false layer
+
+    /// <summary>The network as JSON text for printing (ToString, logs): as <c>encode</c>, except that a layer built
+    /// from user functions appears as {"layer": "Elementwise", "name": …, "fn": "(user function)"} instead of
+    /// being refused; such text does not read back.</summary>
+    [<CompiledName("Describe")>]
+    let describe (layer: Layer) : string =
+        (encodeWith true layer).ToJsonString(JsonSerializerOptions(WriteIndented = false, MaxDepth = maxDepth))
 
     /// <summary>Writes a network as JSON text.</summary>
     [<CompiledName("Encode")>]

@@ -46,6 +46,19 @@ public class JsonTests
     }
 
     [Test]
+    public void ToString_PrintsLayersFromCSharpFunctions_WhichToJsonRefusesClearly()
+    {
+        var mish = Stax.ElementwiseNumerical("mish", x => x * DualNumber.Tanh(DualNumber.Log1p(DualNumber.Exp(x))), deg: 25);
+        var net = Stax.Serial(Stax.Dense(2), mish);
+        var text = net.ToString();
+        Assert.That(text, Does.StartWith("{\"layer\":\"serial\",\"layers\":[{\"layer\":\"Dense\""));
+        Assert.That(text, Does.Contain("{\"layer\":\"Elementwise\",\"name\":\"mish\",\"fn\":\"(user function)\""));
+        Assert.That($"{net}", Is.EqualTo(text), "string interpolation");
+        var e = Assert.Throws<InvalidOperationException>(() => net.ToJson());
+        Assert.That(e!.Message, Does.Contain("cannot be written as JSON"));
+    }
+
+    [Test]
     public void FromJson_OmittedArgumentsTakeNeuralTangentsDefaults()
     {
         Assert.That(Network.FromJson("{\"layer\":\"Dense\",\"out_dim\":3}"), Is.EqualTo(Stax.Dense(3)));

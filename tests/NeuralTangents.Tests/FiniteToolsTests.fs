@@ -166,6 +166,12 @@ let private checkOrder (what: string) (degree: int) (f: Params -> Tensor -> Tens
 
 let private taylorTests =
     testList "taylor" [
+        testCase "Dense applied with another Dense's parameters is refused, not a wider output" <| fun () ->
+            let x = Tensor.create [| 5; 2 |] (Array.init 10 float)
+            let _, p6 = InitFn.init 1 (Stax.dense 6 1.0 (Some 0.1)) x.Shape
+            let e = throwsExactly<NeuralTangentsException> (fun () -> ApplyFn.apply (Stax.dense 3 1.0 (Some 0.1)) p6 x |> ignore)
+            Expect.stringContains e.Message "W has 6 columns but this layer's width is 3" e.Message
+
         testCase "parameters of another structure with as many values are refused, as tree_map refuses them" <| fun () ->
             // Dense(4) on 2 features (W 2×4) and Dense(2) on 4 features (W 4×2): 8 values each, other shapes.
             let netA, netB = Stax.dense 4 1.0 None, Stax.dense 2 1.0 None

@@ -120,6 +120,15 @@ module internal Linear =
         let c = x.Shape[x.Rank - 1]
         if c <> inW then
             raise (NeuralTangentsException(sprintf "Dense: the input has %d channels but W has %d rows" c inW))
+        // Parameters of another layer (another out_dim) would give an output of the wrong width without this.
+        if outW <> denseOutWidth d then
+            raise (NeuralTangentsException(
+                sprintf "Dense: W has %d columns but this layer's width is %d (out_dim %d); the parameters come from another network, use the ones init_fn drew for this one"
+                    outW (denseOutWidth d) d.OutDim))
+        match b with
+        | Some b when b.Length <> outW ->
+            raise (NeuralTangentsException(sprintf "Dense: b has %d entries but W has %d columns; the parameters come from another network" b.Length outW))
+        | _ -> ()
         let rows = x.Length / max 1 inW
         let scale, bScale = scales d inW
         let out = Array.zeroCreate (rows * outW)
