@@ -148,44 +148,45 @@ module internal KernelPlan =
             let src = match run.Head with LeafOp(_, _, s, _) -> s | _ -> invalidOp "not a leaf"
             let dst = match List.last run with LeafOp(_, _, _, d) -> d | _ -> invalidOp "not a leaf"
             leaves, src, dst
-        // Both passes loop (no recursion per op): a plan may hold hundreds of thousands of ops (repeat n).
-        let stacks (ops: KernelOp list) =
+        // One fusion pass, as a loop (no recursion per op: a plan may hold hundreds of thousands of ops, repeat n):
+        // at an op that starts a run, takeRun takes the run and the rest; fuseRun makes the run one op, or None to
+        // keep its ops as they are.
+        let pass (starts: KernelOp -> bool) (takeRun: KernelOp -> KernelOp list -> KernelOp list * KernelOp list)
+                 (fuseRun: KernelOp list -> KernelOp option) (ops: KernelOp list) =
             let out = ResizeArray<KernelOp>()
             let mutable ops = ops
             while not ops.IsEmpty do
                 match ops with
-                | op :: rest when stackable op ->
+                | op :: rest when starts op ->
+                    let run, rest' = takeRun op rest
+                    match fuseRun run with
+                    | Some fused -> out.Add fused
+                    | None -> out.AddRange run
+                    ops <- rest'
+                | op :: rest ->
+                    out.Add op
+                    ops <- rest
+                | [] -> ()
+            List.ofSeq out
+        let hasLeaf (isIt: Layer -> bool) (run: KernelOp list) = run |> List.exists (function LeafOp(l, _, _, _) -> isIt l | _ -> false)
+        let isConv (l: Layer) = match l with Conv _ -> true | _ -> false
+        let stacks =
+            pass stackable
+                (fun op rest ->
                     let run, rest' = chain rest [ op ]
-                    let hasConv = run |> List.exists (function LeafOp(Conv _, _, _, _) -> true | _ -> false)
                     // A global pooling or a Flatten that is the stack's only reader ends it: the executor reduces it
                     // in cache (Flatten on the diagonal layout; on the full one its rule runs on the executor's output).
-                    let run, rest' =
-                        match List.last run, rest' with
-                        | LeafOp(_, _, _, mid), (LeafOp((GlobalAvgPool _ | GlobalSumPool _ | Flatten _), _, src, _) as pool) :: rest'' when hasConv && src = mid && reads[mid] = 1 ->
-                            run @ [ pool ], rest''
-                        | _ -> run, rest'
-                    if run.Length >= 2 && hasConv then out.Add(FusedConvStackOp(leavesOf run)) else out.AddRange run
-                    ops <- rest'
-                | op :: rest ->
-                    out.Add op
-                    ops <- rest
-                | [] -> ()
-            List.ofSeq out
-        let denseStacks (ops: KernelOp list) =
-            let out = ResizeArray<KernelOp>()
-            let mutable ops = ops
-            while not ops.IsEmpty do
-                match ops with
-                | op :: rest when denseStackable op ->
-                    let run, rest' = chainOf denseStackable rest [ op ]
-                    let hasRelu = run |> List.exists (function LeafOp(Activation _, _, _, _) -> true | _ -> false)
-                    if run.Length >= 2 && hasRelu then out.Add(FusedDenseStackOp(leavesOf run)) else out.AddRange run
-                    ops <- rest'
-                | op :: rest ->
-                    out.Add op
-                    ops <- rest
-                | [] -> ()
-            List.ofSeq out
+                    match List.last run, rest' with
+                    | LeafOp(_, _, _, mid), (LeafOp((GlobalAvgPool _ | GlobalSumPool _ | Flatten _), _, src, _) as pool) :: rest'' when hasLeaf isConv run && src = mid && reads[mid] = 1 ->
+                        run @ [ pool ], rest''
+                    | _ -> run, rest')
+                (fun run -> if run.Length >= 2 && hasLeaf isConv run then Some(FusedConvStackOp(leavesOf run)) else None)
+        let denseStacks =
+            pass denseStackable
+                (fun op rest -> chainOf denseStackable rest [ op ])
+                (fun run ->
+                    if run.Length >= 2 && hasLeaf (function Activation _ -> true | _ -> false) run then Some(FusedDenseStackOp(leavesOf run))
+                    else None)
         { plan with Ops = denseStacks (stacks plan.Ops) }
 
     /// The arrays a kernel holds.
