@@ -169,6 +169,11 @@ module Batching =
                         record (sprintf "after the %d Conv/ABRelu layers from its %s" run.Length (Definitions.name run.Head)) f'
                         chain (List.skip run.Length ls) f'
                     else chain rest (walk l f)
+            // A convolution's output size follows from shapes: refuse before allocating it (a transpose with a large
+            // stride grows every axis).
+            match layer, flow with
+            | Conv c, One k -> check ("after " + Definitions.name layer) (max pair (Layers.Convolution.outputEntriesPerPair c k))
+            | _ -> ()
             let applied =
                 match Definitions.node layer, flow with
                 | SerialNode ls, _ -> chain ls flow
@@ -177,12 +182,6 @@ module Batching =
                     if outs |> List.forall (function One _ -> true | Many _ -> false) then
                         Many(outs |> List.map (function One k -> k | Many _ -> invalidOp "unreachable"))
                     else KernelFn.applyFlow layer flow
-                | _, One k when (match layer with Conv _ -> true | _ -> false) ->
-                    // A convolution's output size follows from shapes: refuse before allocating it (a transpose
-                    // with a large stride grows every axis).
-                    let c = match layer with Conv c -> c | _ -> invalidOp "unreachable"
-                    check ("after " + Definitions.name layer) (max pair (Layers.Convolution.outputEntriesPerPair c k))
-                    KernelFn.applyFlow layer flow
                 | _ -> KernelFn.applyFlow layer flow
             record ("after " + Definitions.name layer) applied
             applied
