@@ -44,6 +44,14 @@ module Definitions =
         | Aggregate a -> LeafNode(Aggregation.aggregate a)
         | GlobalSelfAttention a -> LeafNode(Attention.globalSelfAttention a)
 
+    /// Whether the layer, or a layer inside its serial, parallel or repeat, satisfies pred.
+    let rec internal exists (pred: Layer -> bool) (layer: Layer) =
+        pred layer
+        || (match layer with
+            | Repeat(inner, _) -> exists pred inner
+            | Serial ls | Parallel ls -> List.exists (exists pred) ls
+            | _ -> false)
+
     /// <summary>Name of a layer as neural_tangents spells it, for error messages.</summary>
     [<CompiledName("Name")>]
     let name (layer: Layer) =

@@ -24,14 +24,8 @@ module Empirical =
     /// Whether a layer of the network can reach across examples: LayerNorm over the batch axis, Index, DotGeneral
     /// and ImageResize, which name axes by number and so may name the batch axis (neural_tangents runs the batch
     /// through the network whole, so their outputs mix examples there too).
-    let rec private mayMixExamples (layer: Layer) =
-        match layer with
-        | LayerNorm _ | Index _ | DotGeneral _ | ImageResize _ -> true
-        | Repeat(inner, _) -> mayMixExamples inner
-        | _ ->
-            match Definitions.node layer with
-            | SerialNode ls | ParallelNode ls -> List.exists mayMixExamples ls
-            | _ -> false
+    let private mayMixExamples =
+        Definitions.exists (function LayerNorm _ | Index _ | DotGeneral _ | ImageResize _ -> true | _ -> false)
 
     /// Records the forward pass of a batch. Without side inputs, and without a layer that may mix examples, the
     /// examples do not interact, so each is recorded and pulled back on its own (a backward pass costs one

@@ -148,14 +148,7 @@ module MonteCarlo =
             tensor nngp, tensor ntk
 
     /// Whether the network draws random numbers when applied (Dropout in mode 'train').
-    let rec private needsKey (layer: Layer) =
-        match layer with
-        | Dropout d -> d.Mode = DropoutMode.Train
-        | Repeat(inner, _) -> needsKey inner
-        | _ ->
-            match Definitions.node layer with
-            | SerialNode ls | ParallelNode ls -> List.exists needsKey ls
-            | _ -> false
+    let private needsKey = Definitions.exists (function Dropout d -> d.Mode = DropoutMode.Train | _ -> false)
 
     /// <summary>Monte Carlo estimates, one per distinct count of <c>options.NSamples</c> in increasing order (as
     /// neural_tangents yields them), all from one pass

@@ -111,8 +111,7 @@ module internal Input =
         let c = x.Shape[x.Rank - 1]
         let rows = x.Length / c
         for r in 0 .. rows - 1 do
-            let m = TensorPrimitives.MaxMagnitude(ReadOnlySpan(x.Data, r * c, c))
-            let m = abs m
+            let m = abs (TensorPrimitives.MaxMagnitude(ReadOnlySpan(x.Data, r * c, c)))
             if m > 0.0 && (m < 1e-70 || m > 1e70) then
                 invalidArg name
                     (sprintf "%s holds an input whose entries are at most %g in magnitude (not all zero), outside [1e-70, 1e70]: the kernel multiplies two variances (about the square of that), which %s in float64; rescale the inputs (e.g. by %g)"
@@ -168,21 +167,21 @@ module internal Input =
     let private snapDuplicates (a: float[]) (n1: int) (b: float[]) (n2: int) (c: int) (g: float[]) (v1: float[]) (v2: float[]) =
         // Rows of g on both cores (a pass over N1·N2 entries, a few percent of the product that made them).
         Linalg.parallelRanges n1 (float n2) (fun lo hi ->
-          for i in lo .. hi - 1 do
-            for j in 0 .. n2 - 1 do
-                let gij = g[i * n2 + j]
-                let q1, q2 = v1[i], v2[j]
-                if q1 > 0.0 && q2 > 0.0 && gij * gij >= (1.0 - 1e-12) * q1 * q2 then
-                    let mutable same, opposite, k = true, true, 0
-                    while (same || opposite) && k < c do
-                        let u, v = a[i * c + k], b[j * c + k]
-                        if u <> v then same <- false
-                        if u <> -v then opposite <- false
-                        k <- k + 1
-                    // A row equal to its negation is zero, excluded by q1 > 0. The variances are computed by one
-                    // routine in one order, so equal rows have equal ones.
-                    if same then g[i * n2 + j] <- q1
-                    elif opposite then g[i * n2 + j] <- -q1)
+            for i in lo .. hi - 1 do
+                for j in 0 .. n2 - 1 do
+                    let gij = g[i * n2 + j]
+                    let q1, q2 = v1[i], v2[j]
+                    if q1 > 0.0 && q2 > 0.0 && gij * gij >= (1.0 - 1e-12) * q1 * q2 then
+                        let mutable same, opposite, k = true, true, 0
+                        while (same || opposite) && k < c do
+                            let u, v = a[i * c + k], b[j * c + k]
+                            if u <> v then same <- false
+                            if u <> -v then opposite <- false
+                            k <- k + 1
+                        // A row equal to its negation is zero, excluded by q1 > 0. The variances are computed by
+                        // one routine in one order, so equal rows have equal ones.
+                        if same then g[i * n2 + j] <- q1
+                        elif opposite then g[i * n2 + j] <- -q1)
 
     /// Whether <c>kernelWith false</c> leaves this input kernel's Gram matrix upper-only (strictly lower triangle
     /// +0.0): x2 = x1, a diagonal layout, one position per pair.
