@@ -100,8 +100,9 @@ internal static class Boundary
             return name;
         };
 
-    // ArgumentException.Message appends " (Parameter 'name')"; strip it so the new exception does not repeat it.
-    private static string MessageWithoutName(ArgumentException e)
+    /// <summary>The message of <paramref name="e"/> without the " (Parameter 'name')" that
+    /// <see cref="ArgumentException.Message"/> appends, so that a new exception built from it does not repeat it.</summary>
+    public static string MessageWithoutName(ArgumentException e)
     {
         if (e.ParamName is null)
         {

@@ -26,15 +26,18 @@ public sealed class EnsemblePrediction
 }
 
 /// <summary>neural_tangents' <c>gradient_descent_mse_ensemble</c> for a network built with <see cref="Stax"/> or
-/// <see cref="NetworkBuilder"/>: its kernels are computed on the inputs, then the predictions in closed form.</summary>
-public static class Ensemble
+/// <see cref="NetworkBuilder"/>: its kernels are computed on the inputs, then the predictions in closed form. Inputs
+/// are <c>double[,]</c> (N, features) here; the same methods take jagged rows, <c>float[,]</c> and NHWC images
+/// (<c>double[,,,]</c>), as <see cref="Network.Kernel(double[,], double[,], KernelOutputs, bool?, bool?)"/> does.</summary>
+public static partial class Ensemble
 {
     /// <summary>Predicts test outputs of the infinite ensemble trained on 1-D targets (one output per input): as
     /// the (N, K) overload with K = 1, so every mean is (M, 1).</summary>
     /// <param name="network">The network.</param>
     /// <param name="xTrain">Training inputs (N, features).</param>
     /// <param name="yTrain">Training targets, one per input (N).</param>
-    /// <param name="xTest">Test inputs (M, features), or null to predict on the training set.</param>
+    /// <param name="xTest">Test inputs (M, features), or null for the training set's own outputs (see the (N, K)
+    /// overload: not the same as passing xTrain when diagReg &gt; 0).</param>
     /// <param name="times">Training times, or null for t = ∞ alone.</param>
     /// <param name="computeCov">True to add the (M, M) covariances.</param>
     /// <param name="learningRate">Learning rate &gt; 0.</param>
@@ -48,6 +51,7 @@ public static class Ensemble
     /// <returns>NNGP and NTK predictions, one per time.</returns>
     /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
     /// <exception cref="ArgumentException">as the (N, K) overload.</exception>
+    /// <exception cref="InvalidOperationException">as the (N, K) overload.</exception>
     public static EnsemblePrediction Predict(
         Network network, double[,] xTrain, double[] yTrain, double[,]? xTest = null, double[]? times = null,
         bool computeCov = false, double learningRate = 1.0, double diagReg = 0.0, bool diagRegAbsoluteScale = false,
@@ -60,7 +64,12 @@ public static class Ensemble
     /// <param name="network">The network.</param>
     /// <param name="xTrain">Training inputs (N, features).</param>
     /// <param name="yTrain">Training targets (N, K).</param>
-    /// <param name="xTest">Test inputs (M, features), or null to predict on the training set.</param>
+    /// <param name="xTest">Test inputs (M, features), or null for neural_tangents' <c>x_test=None</c>: the training
+    /// set's own outputs under gradient flow, mean (I − e^{−η·K̃·t})·y with K̃ the train–train kernel (NNGP or NTK)
+    /// plus the ridge. At t = ∞ that is y with zero covariance whatever <paramref name="diagReg"/> (no kernel is
+    /// solved; the network and xTrain are still checked, on one training input). Passing xTrain itself instead gives
+    /// the regularised posterior on the training inputs, K·(K + λI)⁻¹·y at t = ∞, which differs from y when
+    /// diagReg &gt; 0.</param>
     /// <param name="times">Training times (≥ 0, in steps; <see cref="double.PositiveInfinity"/> for t = ∞ among them),
     /// or null for t = ∞ alone (then each array of the result has one element).</param>
     /// <param name="computeCov">True to add the (M, M) covariances.</param>
@@ -75,37 +84,117 @@ public static class Ensemble
     /// <c>nt.batch</c>), or null for <see cref="TilingOptions.Default"/>: the free memory less a margin.</param>
     /// <returns>NNGP and NTK predictions, one per time.</returns>
     /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
-    /// <exception cref="ArgumentException">on mismatched shapes, a non-positive learning rate, negative or NaN times,
-    /// or a network whose kernel is not one (N1, N2) matrix (parameter <c>network</c>).</exception>
-    /// <exception cref="InvalidOperationException">when the train–train kernel is not positive (semi-)definite (the
-    /// message suggests diagReg), or a kernel does not fit the memory budget of <paramref name="tiling"/>.</exception>
+    /// <exception cref="ArgumentException">on mismatched shapes (xTest differing from xTrain off the batch axis:
+    /// parameter <c>xTest</c>), non-finite inputs, a non-positive learning rate, negative or NaN times, or a network
+    /// whose kernel is not one (N1, N2) matrix (parameter <c>network</c>).</exception>
+    /// <exception cref="InvalidOperationException">when the network cannot take the inputs, the train–train kernel
+    /// is not positive (semi-)definite (the message suggests diagReg), or a kernel does not fit the memory budget of
+    /// <paramref name="tiling"/>.</exception>
     public static EnsemblePrediction Predict(
         Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, double[]? times = null,
         bool computeCov = false, double learningRate = 1.0, double diagReg = 0.0, bool diagRegAbsoluteScale = false,
         CancellationToken cancellationToken = default, IProgress<PredictionProgress>? progress = null,
-        TilingOptions? tiling = null)
+        TilingOptions? tiling = null) =>
+        PredictTensors(network, Matrix(xTrain, nameof(xTrain)), Matrix(yTrain, nameof(yTrain)),
+            xTest is null ? null : TensorModule.OfArray2D(xTest), times, computeCov, learningRate, diagReg,
+            diagRegAbsoluteScale, cancellationToken, progress, tiling);
+
+    /// <summary>The NTK-GP prediction (arXiv:2007.05864, neural_tangents' <c>gp_inference(..., get='ntkgp')</c>):
+    /// the Bayesian posterior with the network's NTK as the prior covariance. Its mean is the NTK ensemble's mean at
+    /// t = ∞ (<see cref="Predict(Network, double[,], double[,], double[,], double[], bool, double, double, bool, CancellationToken, IProgress{PredictionProgress}, TilingOptions)"/>);
+    /// its covariance Θ** − Θ*·Θ⁻¹·Θ*ᵀ is that of an ensemble whose initial outputs follow the NTK.</summary>
+    /// <param name="network">The network.</param>
+    /// <param name="xTrain">Training inputs (N, features).</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="xTest">Test inputs (M, features), or null for neural_tangents' <c>k_test_train=None</c> (as
+    /// <see cref="Predict(Network, double[,], double[,], double[,], double[], bool, double, double, bool, CancellationToken, IProgress{PredictionProgress}, TilingOptions)"/>
+    /// with a null xTest at t = ∞): the unregularised posterior on the training set, mean y and zero (N, N)
+    /// covariance, whatever <paramref name="diagReg"/>; no kernel is solved, but the network and xTrain are checked
+    /// on one training input. Pass xTrain itself for the regularised posterior Θ·(Θ + λI)⁻¹·y on the training
+    /// inputs.</param>
+    /// <param name="computeCov">True to add the (M, M) covariance.</param>
+    /// <param name="diagReg">Ridge on the train–train NTK, relative to its mean diagonal unless
+    /// <paramref name="diagRegAbsoluteScale"/>.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <param name="cancellationToken">Stops the prediction at the next step boundary (after a kernel tile, the
+    /// factorisation or a solve) with an <see cref="OperationCanceledException"/>.</param>
+    /// <param name="progress">Receives one report per finished step (the test–train and test–test kernels, the
+    /// train–train NTK, its Cholesky factor, the mean, the covariance), or null.</param>
+    /// <param name="tiling">Tile size and memory budget of the kernel computations, or null for
+    /// <see cref="TilingOptions.Default"/>.</param>
+    /// <returns>Mean (M, K) and, when asked for, covariance (M, M).</returns>
+    /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
+    /// <exception cref="ArgumentException">on mismatched shapes (xTest differing from xTrain off the batch axis:
+    /// parameter <c>xTest</c>), non-finite inputs or a negative ridge.</exception>
+    /// <exception cref="InvalidOperationException">when the network cannot take the inputs, the train–train NTK is
+    /// not positive definite (the message suggests diagReg), or a kernel does not fit the memory budget of
+    /// <paramref name="tiling"/>.</exception>
+    public static PosteriorGaussian PredictNtkGp(
+        Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, bool computeCov = false,
+        double diagReg = 0.0, bool diagRegAbsoluteScale = false, CancellationToken cancellationToken = default,
+        IProgress<PredictionProgress>? progress = null, TilingOptions? tiling = null) =>
+        PredictNtkGpTensors(network, Matrix(xTrain, nameof(xTrain)), Matrix(yTrain, nameof(yTrain)),
+            xTest is null ? null : TensorModule.OfArray2D(xTest), computeCov, diagReg, diagRegAbsoluteScale,
+            cancellationToken, progress, tiling);
+
+    /// <summary>The NTK-GP prediction for 1-D targets (one output per input): as the (N, K) overload with K = 1, so
+    /// the mean is (M, 1).</summary>
+    /// <param name="network">The network.</param>
+    /// <param name="xTrain">Training inputs (N, features).</param>
+    /// <param name="yTrain">Training targets, one per input (N).</param>
+    /// <param name="xTest">Test inputs (M, features), or null for the training set's own outputs (mean y, zero
+    /// covariance, whatever diagReg; not the same as passing xTrain, see the (N, K) overload).</param>
+    /// <param name="computeCov">True to add the (M, M) covariance.</param>
+    /// <param name="diagReg">Ridge on the train–train NTK, relative to its mean diagonal unless
+    /// <paramref name="diagRegAbsoluteScale"/>.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <param name="cancellationToken">Stops the prediction at the next step boundary or kernel tile.</param>
+    /// <param name="progress">Receives one report per finished step, or null.</param>
+    /// <param name="tiling">Tile size and memory budget of the kernel computations, or null for
+    /// <see cref="TilingOptions.Default"/>.</param>
+    /// <returns>Mean (M, 1) and, when asked for, covariance (M, M).</returns>
+    /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
+    /// <exception cref="ArgumentException">as the (N, K) overload.</exception>
+    /// <exception cref="InvalidOperationException">as the (N, K) overload.</exception>
+    public static PosteriorGaussian PredictNtkGp(
+        Network network, double[,] xTrain, double[] yTrain, double[,]? xTest = null, bool computeCov = false,
+        double diagReg = 0.0, bool diagRegAbsoluteScale = false, CancellationToken cancellationToken = default,
+        IProgress<PredictionProgress>? progress = null, TilingOptions? tiling = null) =>
+        PredictNtkGp(network, xTrain, Inputs.Column(yTrain, nameof(yTrain)), xTest, computeCov, diagReg,
+            diagRegAbsoluteScale, cancellationToken, progress, tiling);
+
+    private static Tensor Matrix(double[,] a, string paramName) => TensorModule.OfArray2D(Boundary.NotNull(a, paramName));
+
+    /// <summary>The ensemble prediction on inputs of any rank the network takes (batch axis as the network states).</summary>
+    private static EnsemblePrediction PredictTensors(
+        Network network, Tensor xTrain, Tensor yTrain, Tensor? xTest, double[]? times, bool computeCov,
+        double learningRate, double diagReg, bool diagRegAbsoluteScale, CancellationToken cancellationToken,
+        IProgress<PredictionProgress>? progress, TilingOptions? tiling)
     {
         Boundary.NotNull(network, nameof(network));
-        Boundary.NotNull(xTrain, nameof(xTrain));
-        Boundary.NotNull(yTrain, nameof(yTrain));
         var ts = times is null ? null : Boundary.Times(times, nameof(times));
         var layer = network.ToFSharp();
         var control = Control(cancellationToken, progress);
-        var options = (tiling ?? TilingOptions.Default).ToFSharp(null, cancellationToken);
-        var names = Boundary.Names(
-            ("kernelFn", nameof(network)), ("kernelFn(xTrain, None)", nameof(network)),
-            ("kernelFn(xTest, xTrain)", nameof(network)), ("kernelFn(xTest, None)", nameof(network)),
-            ("x", nameof(xTrain)), ("batch_axis", nameof(xTrain)), ("channel_axis", nameof(xTrain)),
-            ("batch_size", nameof(tiling)), ("memory_gb", nameof(tiling)), ("t", nameof(times)));
+        var kernels = new PredictionKernels((tiling ?? TilingOptions.Default).ToFSharp(null, cancellationToken), layer, xTrain);
         return Boundary.Call(
             () =>
             {
+                if (xTest is not null)
+                {
+                    kernels.CheckTest(xTest);
+                }
+
                 // The network's own kernels, computed in tiles within the memory budget (as `nt predict` does); the
                 // train kernel is factored in place (two N×N arrays).
-                var predict = NeuralTangents.Predict.GradientDescentMseEnsembleOfTiledNetwork(
-                    control, options, layer, TensorModule.OfArray2D(xTrain), TensorModule.OfArray2D(yTrain), learningRate,
-                    diagReg, diagRegAbsoluteScale);
-                var testOpt = xTest is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(TensorModule.OfArray2D(xTest));
+                var predict = NeuralTangents.Predict.GradientDescentMseEnsembleOfFreshKernels(
+                    control, kernels.Function, xTrain, yTrain, learningRate, diagReg, diagRegAbsoluteScale);
+                if (xTest is null && (ts is null || ts.All(double.IsPositiveInfinity)))
+                {
+                    // The train set at t = ∞ is y: no kernel is needed, but the network must still take the inputs.
+                    kernels.CheckOnOneTrainingInput();
+                }
+
+                var testOpt = xTest is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(xTest);
                 FSharpMap<PredictGet, Gaussian> At(FSharpOption<double[]> t) =>
                     FSharpFunc<FSharpOption<double[]>, FSharpOption<Tensor>>.InvokeFast(predict, t, testOpt, Get.Both, computeCov);
 
@@ -133,60 +222,50 @@ public static class Ensemble
 
                 return new EnsemblePrediction((double[])ts.Clone(), Assemble(PredictGet.Nngp), Assemble(PredictGet.Ntk));
             },
-            names);
+            Boundary.Names(
+                ("kernelFn", nameof(network)), ("kernelFn(xTrain, None)", nameof(network)),
+                ("kernelFn(xTest, xTrain)", nameof(network)), ("kernelFn(xTest, None)", nameof(network)),
+                ("x", nameof(xTrain)), ("batch_axis", nameof(xTrain)), ("channel_axis", nameof(xTrain)),
+                ("batch_size", nameof(tiling)), ("memory_gb", nameof(tiling)), ("t", nameof(times))));
     }
 
-    /// <summary>The NTK-GP prediction (arXiv:2007.05864, neural_tangents' <c>gp_inference(..., get='ntkgp')</c>):
-    /// the Bayesian posterior with the network's NTK as the prior covariance. Its mean is the NTK ensemble's mean at
-    /// t = ∞ (<see cref="Predict(Network, double[,], double[,], double[,], double[], bool, double, double, bool, CancellationToken, IProgress{PredictionProgress}, TilingOptions)"/>);
-    /// its covariance Θ** − Θ*·Θ⁻¹·Θ*ᵀ is that of an ensemble whose initial outputs follow the NTK.</summary>
-    /// <param name="network">The network.</param>
-    /// <param name="xTrain">Training inputs (N, features).</param>
-    /// <param name="yTrain">Training targets (N, K).</param>
-    /// <param name="xTest">Test inputs (M, features), or null to predict on the training set.</param>
-    /// <param name="computeCov">True to add the (M, M) covariance.</param>
-    /// <param name="diagReg">Ridge on the train–train NTK, relative to its mean diagonal unless
-    /// <paramref name="diagRegAbsoluteScale"/>.</param>
-    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
-    /// <param name="cancellationToken">Stops the prediction at the next step boundary (after a kernel tile, the
-    /// factorisation or a solve) with an <see cref="OperationCanceledException"/>.</param>
-    /// <param name="progress">Receives one report per finished step (the test–train and test–test kernels, the
-    /// train–train NTK, its Cholesky factor, the mean, the covariance), or null.</param>
-    /// <param name="tiling">Tile size and memory budget of the kernel computations, or null for
-    /// <see cref="TilingOptions.Default"/>.</param>
-    /// <returns>Mean (M, K) and, when asked for, covariance (M, M).</returns>
-    /// <exception cref="ArgumentNullException">when network, xTrain or yTrain is null.</exception>
-    /// <exception cref="ArgumentException">on mismatched shapes.</exception>
-    /// <exception cref="InvalidOperationException">when the train–train NTK is not positive definite (the message
-    /// suggests diagReg), or a kernel does not fit the memory budget of <paramref name="tiling"/>.</exception>
-    public static PosteriorGaussian PredictNtkGp(
-        Network network, double[,] xTrain, double[,] yTrain, double[,]? xTest = null, bool computeCov = false,
-        double diagReg = 0.0, bool diagRegAbsoluteScale = false, CancellationToken cancellationToken = default,
-        IProgress<PredictionProgress>? progress = null, TilingOptions? tiling = null)
+    /// <summary>The NTK-GP prediction on inputs of any rank the network takes.</summary>
+    private static PosteriorGaussian PredictNtkGpTensors(
+        Network network, Tensor xTrain, Tensor yTrain, Tensor? xTest, bool computeCov, double diagReg,
+        bool diagRegAbsoluteScale, CancellationToken cancellationToken, IProgress<PredictionProgress>? progress,
+        TilingOptions? tiling)
     {
         Boundary.NotNull(network, nameof(network));
-        Boundary.NotNull(xTrain, nameof(xTrain));
-        Boundary.NotNull(yTrain, nameof(yTrain));
         var layer = network.ToFSharp();
         var control = Control(cancellationToken, progress);
-        var options = (tiling ?? TilingOptions.Default).ToFSharp(null, cancellationToken);
-        var names = Boundary.Names(
-            ("kernel(xTrain, None)", nameof(network)), ("kernel(xTest, xTrain)", nameof(network)),
-            ("kernel(xTest, None)", nameof(network)), ("x", nameof(xTrain)), ("batch_axis", nameof(xTrain)),
-            ("channel_axis", nameof(xTrain)), ("batch_size", nameof(tiling)), ("memory_gb", nameof(tiling)));
+        var kernels = new PredictionKernels((tiling ?? TilingOptions.Default).ToFSharp(null, cancellationToken), layer, xTrain);
         return Boundary.Call(
             () =>
             {
-                var train = TensorModule.OfArray2D(xTrain);
-                var predict = NeuralTangents.Predict.NtkGpOfTiledNetwork(
-                    control, options, layer, train, TensorModule.OfArray2D(yTrain), diagReg, diagRegAbsoluteScale);
-                // Without test inputs: the regularised posterior at the training inputs.
-                var test = xTest is null ? train : TensorModule.OfArray2D(xTest);
-                var g = FSharpFunc<Tensor, bool>.InvokeFast(predict, test, computeCov);
+                if (xTest is not null)
+                {
+                    kernels.CheckTest(xTest);
+                }
+
+                // Built even without test inputs: it checks the ridge and the targets' shape.
+                var predict = NeuralTangents.Predict.NtkGpOfFreshKernels(
+                    control, kernels.Function, xTrain, yTrain, diagReg, diagRegAbsoluteScale);
+                if (xTest is null)
+                {
+                    // neural_tangents' train-set posterior N(y, 0): no kernel is needed, but the network must take xTrain.
+                    kernels.CheckOnOneTrainingInput();
+                    var n = yTrain.Shape[0];
+                    return new PosteriorGaussian(TensorModule.ToArray2D(yTrain), computeCov ? new double[n, n] : null);
+                }
+
+                var g = FSharpFunc<Tensor, bool>.InvokeFast(predict, xTest, computeCov);
                 return new PosteriorGaussian(TensorModule.ToArray2D(g.Mean),
                     FSharpOption<Tensor>.get_IsSome(g.Covariance) ? TensorModule.ToArray2D(g.Covariance.Value) : null);
             },
-            names);
+            Boundary.Names(
+                ("kernel(xTrain, None)", nameof(network)), ("kernel(xTest, xTrain)", nameof(network)),
+                ("kernel(xTest, None)", nameof(network)), ("x", nameof(xTrain)), ("batch_axis", nameof(xTrain)),
+                ("channel_axis", nameof(xTrain)), ("batch_size", nameof(tiling)), ("memory_gb", nameof(tiling))));
     }
 
     private static PredictControl Control(CancellationToken cancellationToken, IProgress<PredictionProgress>? progress) =>

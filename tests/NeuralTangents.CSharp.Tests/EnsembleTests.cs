@@ -48,7 +48,7 @@ public class EnsembleTests
     public void Predict_ChecksItsArguments()
     {
         Assert.That(() => Ensemble.Predict(null!, XTrain, YTrain), Throws.TypeOf<ArgumentNullException>().With.Property("ParamName").EqualTo("network"));
-        Assert.That(() => Ensemble.Predict(Net, null!, YTrain), Throws.TypeOf<ArgumentNullException>().With.Property("ParamName").EqualTo("xTrain"));
+        Assert.That(() => Ensemble.Predict(Net, (double[,])null!, YTrain), Throws.TypeOf<ArgumentNullException>().With.Property("ParamName").EqualTo("xTrain"));
         Assert.That(() => Ensemble.Predict(Net, XTrain, (double[,])null!), Throws.TypeOf<ArgumentNullException>().With.Property("ParamName").EqualTo("yTrain"));
         Assert.That(() => Ensemble.Predict(Net, XTrain, YTrain, learningRate: -1.0), Throws.InstanceOf<ArgumentException>());
     }

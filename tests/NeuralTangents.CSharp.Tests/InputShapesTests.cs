@@ -90,8 +90,9 @@ public class NtkGpPredictionTests
         var kss = Net.Kernel(XTest, null, KernelOutputs.Ntk).Ntk!;
         var expected = Predictors.NtkGpPosterior(Net.Kernel(XTrain, null, KernelOutputs.Ntk).Ntk!, YTrain, k, kss);
         TestUtil.AssertClose("covariance", 1e-12, expected.Covariance!, gp.Covariance!);
-        // Without a ridge the posterior interpolates: on the training inputs the covariance is zero to round-off.
-        var onTrain = Ensemble.PredictNtkGp(Net, XTrain, YTrain, computeCov: true);
+        // Without a ridge the posterior interpolates: on the training inputs (passed as xTest; a null xTest is
+        // neural_tangents' N(y, 0) without any solve) the covariance is zero to round-off.
+        var onTrain = Ensemble.PredictNtkGp(Net, XTrain, YTrain, XTrain, computeCov: true);
         Assert.That(onTrain.Covariance!.Cast<double>().Max(Math.Abs), Is.LessThan(1e-9));
         TestUtil.AssertClose("interpolation", 1e-9, YTrain, onTrain.Mean);
     }

@@ -279,35 +279,18 @@ module Predict =
             if options.Cancellation.CanBeCanceled then options else { options with Cancellation = control.Cancellation }
         ensemble control (Batching.compute options network) true xTrain yTrain learningRate diagReg diagRegAbsoluteScale
 
-    /// <summary>
-    /// The NTK-GP posterior of a network (arXiv:2007.05864; neural_tangents' <c>gp_inference(..., get='ntkgp')</c>
-    /// on <c>kernel_fn(..., 'ntk')</c>): mean Θ*·(Θ + λI)⁻¹·y, covariance Θ** − Θ*·(Θ + λI)⁻¹·Θ*ᵀ, every NTK
-    /// computed in tiles (<c>Batching.compute</c>). The train NTK is computed on first use and factored in place
-    /// (one N×N array); each call adds its test–train (M, N) and, for the covariance, test–test (M, M) blocks.
-    /// </summary>
-    /// <param name="control">Cancellation and progress between the big steps (kernels, factorisation, solves);
-    /// its token also stops the tiles when <paramref name="options"/> has no token of its own.</param>
-    /// <param name="options">Tile size, memory budget, parallelism, tile progress and cancellation.</param>
-    /// <param name="network">The network whose NTK is the prior covariance.</param>
-    /// <param name="xTrain">Training inputs (batch axis first).</param>
-    /// <param name="yTrain">Training targets (N, K).</param>
-    /// <param name="diagReg">Ridge on the train–train NTK, relative to its mean diagonal unless absolute.</param>
-    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
-    /// <returns>A predictor of (xTest, computeCov): the posterior at the test inputs (pass xTrain itself for the
-    /// regularised posterior on the training set), mean (M, K) and, when asked for, covariance (M, M).</returns>
-    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the train NTK is not positive definite (the
-    /// message suggests diag_reg), or a kernel does not fit the memory budget.</exception>
-    [<CompiledName("NtkGpOfTiledNetwork")>]
-    let ntkGpOfTiledNetwork (control: PredictControl) (options: BatchOptions) (network: Layer) (xTrain: Tensor) (yTrain: Tensor)
-                            (diagReg: float) (diagRegAbsoluteScale: bool) : Tensor -> bool -> Gaussian =
+    /// <summary><c>ntkGpOfTiledNetwork</c> with the NTKs from <paramref name="kernelFn"/>, which must return fresh
+    /// arrays on every call (the train NTK is factored in place), e.g. a tiled computation within a memory budget
+    /// whose errors the caller words for its own argument names.</summary>
+    [<CompiledName("NtkGpOfFreshKernels")>]
+    let ntkGpOfFreshKernels (control: PredictControl) (kernelFn: Tensor -> Tensor option -> Get -> Kernel) (xTrain: Tensor)
+                            (yTrain: Tensor) (diagReg: float) (diagRegAbsoluteScale: bool) : Tensor -> bool -> Gaussian =
         checkDiagReg diagReg
         if xTrain.Rank < 1 then invalidArg "xTrain" "needs a batch axis"
         let n = xTrain.Shape[0]
         checkTargets "yTrain" n yTrain
-        let options =
-            if options.Cancellation.CanBeCanceled then options else { options with Cancellation = control.Cancellation }
         let ntk (name: string) (x1: Tensor) (x2: Tensor option) =
-            match (Batching.compute options network x1 x2 Get.Ntk).Ntk with
+            match (kernelFn x1 x2 Get.Ntk).Ntk with
             | Some t -> checkMatrix name t; t
             | None -> invalidArg name "has no NTK"
         let fetch _ =
@@ -333,6 +316,31 @@ module Predict =
                     Some k.Data
             let test = { M = m; TestTrain = (fun _ -> ktd.Data); TestTest = ktt |> Option.map (fun k _ -> k); Shared = null }
             posterior ts PredictGet.NtkGp (Some test) computeCov
+
+    /// <summary>
+    /// The NTK-GP posterior of a network (arXiv:2007.05864; neural_tangents' <c>gp_inference(..., get='ntkgp')</c>
+    /// on <c>kernel_fn(..., 'ntk')</c>): mean Θ*·(Θ + λI)⁻¹·y, covariance Θ** − Θ*·(Θ + λI)⁻¹·Θ*ᵀ, every NTK
+    /// computed in tiles (<c>Batching.compute</c>). The train NTK is computed on first use and factored in place
+    /// (one N×N array); each call adds its test–train (M, N) and, for the covariance, test–test (M, M) blocks.
+    /// </summary>
+    /// <param name="control">Cancellation and progress between the big steps (kernels, factorisation, solves);
+    /// its token also stops the tiles when <paramref name="options"/> has no token of its own.</param>
+    /// <param name="options">Tile size, memory budget, parallelism, tile progress and cancellation.</param>
+    /// <param name="network">The network whose NTK is the prior covariance.</param>
+    /// <param name="xTrain">Training inputs (batch axis first).</param>
+    /// <param name="yTrain">Training targets (N, K).</param>
+    /// <param name="diagReg">Ridge on the train–train NTK, relative to its mean diagonal unless absolute.</param>
+    /// <param name="diagRegAbsoluteScale">True for an absolute ridge.</param>
+    /// <returns>A predictor of (xTest, computeCov): the posterior at the test inputs (pass xTrain itself for the
+    /// regularised posterior on the training set), mean (M, K) and, when asked for, covariance (M, M).</returns>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the train NTK is not positive definite (the
+    /// message suggests diag_reg), or a kernel does not fit the memory budget.</exception>
+    [<CompiledName("NtkGpOfTiledNetwork")>]
+    let ntkGpOfTiledNetwork (control: PredictControl) (options: BatchOptions) (network: Layer) (xTrain: Tensor) (yTrain: Tensor)
+                            (diagReg: float) (diagRegAbsoluteScale: bool) : Tensor -> bool -> Gaussian =
+        let options =
+            if options.Cancellation.CanBeCanceled then options else { options with Cancellation = control.Cancellation }
+        ntkGpOfFreshKernels control (Batching.compute options network) xTrain yTrain diagReg diagRegAbsoluteScale
 
     let private initialOutputs (name: string) (rows: int) (k: int) (f: Tensor option) =
         match f with
