@@ -162,6 +162,20 @@ let tests =
             Expect.equal k.Nngp.Data k3.Nngp.Data "nngp as with stride 3"
             Expect.equal k.Ntk.Value.Data k3.Ntk.Value.Data "ntk as with stride 3"
 
+        testCase "a SAME or CIRCULAR filter more than 64 times its axis is refused naming the axis; 64 times runs" <| fun () ->
+            // Axis of 3: filter 193 (> 64·3) is refused for both paddings, before any work; 192 is accepted and its
+            // CIRCULAR kernel is the one of a 1×1 filter over the positions' mean pattern, checked only for finiteness
+            // and symmetry here (the rules themselves are checked against the fixtures and the naive tests).
+            let x = tensorOf 43 [| 2; 3; 3; 2 |]
+            let net (p: Padding) (f: int) = Stax.serial [ Stax.conv 2 [ f; 1 ] None p 1.0 None; Stax.relu; Stax.globalAvgPool ]
+            for p, name in [ Padding.Same, "SAME"; Padding.Circular, "CIRCULAR" ] do
+                let e = throwsExactly<NeuralTangentsException> (fun () -> KernelFn.compute (net p 193) x None Both |> ignore)
+                Expect.stringContains e.Message (sprintf "Conv: filter size 193 on a spatial axis of size 3: with %s padding" name) e.Message
+                Expect.stringContains e.Message "use a filter of at most 192 on this axis" e.Message
+                let k = KernelFn.compute (net p 192) x None Both
+                Expect.isTrue (k.Ntk.Value.Data |> Array.forall Double.IsFinite) "finite"
+                within 1e-14 k.Nngp.Data[1] k.Nngp.Data[2] "symmetric"
+
         testCase "a tiled kernel refuses a layer whose one pair exceeds the budget before computing it" <| fun () ->
             // ConvTranspose stride 20 on 3×3 images: 60×60 positions, 60⁴ ≈ 1.3e7 entries per pair in the full layout
             // (~100 MB per array); a 50 MB budget is refused from the shapes, naming the layer.

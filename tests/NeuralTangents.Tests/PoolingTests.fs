@@ -374,6 +374,39 @@ let tests =
                     let expectedFlat = Array.init 9 (fun ab -> let k0, k1 = k (ab / 3) (ab % 3) 0, k (ab / 3) (ab % 3) 1 in scale * (5.0 * k0 + 5.0 * k1) / 2.0)
                     assertClose (sprintf "Flatten (average %b)" average) 1e-14 expectedFlat flat.Nngp.Data
 
+            testCase "windows of 2³¹ − 1 on an axis of 5: CIRCULAR folds the repeats, SAME lists only the inside (and runs at once)" <| fun () ->
+                // SumPool(w, CIRCULAR) along an axis of n = 5 with stride 1: lax's SAME split puts lo = (w − 1)/2 before,
+                // so output o reads positions (o − lo + j) mod n for j < w: every position q = ⌊w/n⌋ times and the
+                // first r = w mod n from o − lo once more. The pooled inputs built by that count give the expected
+                // kernel through the input layer (full layout, as the naive-pooling tests above).
+                let w = Int32.MaxValue
+                let x1, x2 = img 45 2 [ 5; 3 ] 2, img 46 3 [ 5; 3 ] 2
+                let circularSum (x: Tensor) =
+                    let n, q, r, lo = 5L, int64 w / 5L, int64 w % 5L, (int64 w - 1L) / 2L
+                    let out = Array.zeroCreate x.Length
+                    let at b h v c = x.Data[((b * 5 + h) * 3 + v) * 2 + c]
+                    for b in 0 .. x.Shape[0] - 1 do
+                        for o in 0 .. 4 do
+                            for v in 0 .. 2 do
+                                for c in 0 .. 1 do
+                                    let total = Seq.sum (seq { for h in 0 .. 4 -> at b h v c })
+                                    let extra = Seq.sum (seq { for k in 0L .. r - 1L -> at b (int ((((int64 o - lo + k) % n) + n) % n)) v c })
+                                    out[((b * 5 + o) * 3 + v) * 2 + c] <- float q * total + extra
+                    Tensor.create x.Shape out
+                let pool = Stax.sumPool [ w; 1 ] None Padding.Circular
+                let k = KernelFn.compute pool x1 (Some x2) Nngp
+                let e = KernelFn.computeWithLayout full Stax.identity (circularSum x1) (Some(circularSum x2)) Nngp
+                // Entries ~ q² = 1.8e17 times a unit kernel, summed in another order: a few ulps.
+                assertClose "CIRCULAR nngp" 1e-13 e.Nngp.Data k.Nngp.Data
+                // SAME with normalize_edges: every window covers the whole axis, as a window of 2n + 1 = 11 does.
+                let same w = Stax.avgPoolWith { Stax.poolDefaults [ w; 1 ] with Padding = Padding.Same } true
+                let huge = KernelFn.compute (same w) x1 (Some x2) Nngp
+                let small = KernelFn.compute (same 11) x1 (Some x2) Nngp
+                assertClose "SAME nngp" 1e-14 small.Nngp.Data huge.Nngp.Data
+                // The finite layers agree with the same maps.
+                let _, p = InitFn.init 0 pool x1.Shape
+                assertClose "CIRCULAR apply" 1e-14 (circularSum x1).Data (ApplyFn.apply pool p x1).Data
+
             testCase "GlobalAvgPool's own channel_axis describes the input; layers after it see (N, C)" <| fun () ->
                 // NCHW-style inputs (N, C, H): GlobalAvgPool(batch_axis 0, channel_axis 1) then a Dense on (N, C).
                 let x = img 37 2 [ 3 ] 4 |> Tensor.moveAxis 2 1

@@ -90,6 +90,9 @@ module internal Convolution =
     /// index arithmetic stays far inside int32 below it. Any real axis is far smaller.
     let private maxTaps = 1L <<< 28
 
+    /// The widest SAME or CIRCULAR filter accepted, as a multiple of its axis size.
+    let private maxFilterPerAxis = 64L
+
     /// The plan of one axis of size d, filter f, stride s. Output sizes are computed in int64 and refused, naming
     /// the stride, when the taps would not fit (a transpose's output grows with its stride).
     let axisPlan (c: ConvSpec) (d: int) (f: int) (s: int) : AxisPlan =
@@ -138,6 +141,11 @@ module internal Convolution =
                 if j >= 0 && j % s = 0 && j / s < d then j / s else -1)
         | _, Padding.Valid -> make (if d >= f then (dL - fL) / sL + 1L else 0L) (fun oi t -> int (int64 oi * sL + int64 t))
         | _, p ->
+            // Every rule walks all f taps of every output, so a filter far wider than its axis costs time in f while
+            // adding only padding zeros (SAME) or repeats of the axis (CIRCULAR); such filters are refused.
+            if fL > maxFilterPerAxis * dL then
+                fail c "filter size %d on a spatial axis of size %d: with %s padding a filter more than %d times its axis reads only padding zeros or the axis again, at a cost that grows with the filter; use a filter of at most %d on this axis"
+                    f d ((sprintf "%A" p).ToUpperInvariant()) maxFilterPerAxis (maxFilterPerAxis * dL)
             let oL = (dL + sL - 1L) / sL
             let lo = int (max ((oL - 1L) * sL + fL - dL) 0L / 2L)
             if p = Padding.Same then

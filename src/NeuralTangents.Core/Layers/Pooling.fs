@@ -21,39 +21,50 @@ module internal Pooling =
 
     let private fail (msg: string) = raise (NeuralTangentsException msg)
 
-    /// lax's SAME padding of one axis: ⌈n/s⌉ outputs and max((out − 1)·s + w − n, 0) padded entries, the smaller
-    /// half before (`lax.padtype_to_pads`).
-    let private samePads (n: int) (w: int) (s: int) =
-        let out = (n + s - 1) / s
-        let total = max ((out - 1) * s + w - n) 0
-        out, total / 2
-
     /// The map of one axis of size n for a window w with stride s (neural_tangents' `_Pool` apply_fn and
     /// `_pool_kernel`): VALID keeps windows inside the axis; SAME pads with zeros as lax does; CIRCULAR fills SAME's
     /// pads by wrapping around. Weights: 1 for sum pooling; for average pooling 1/w, or with <c>normalizeEdges</c>
     /// and SAME 1/(number of taps inside the axis) — so a zero-padded border is averaged over its real entries.
+    /// A window is listed in O(min(w, n)): SAME lists only its taps inside the axis, and a CIRCULAR window wider than
+    /// the axis lists each position once with its multiplicity folded into the weight (the same linear map, so a
+    /// window of 2³¹ − 1 costs what one of n does). Positions are computed in int64 (SAME's padding of such a
+    /// window overflows int32).
     let axisMap (name: string) (average: bool) (padding: Padding) (normalizeEdges: bool) (n: int) (w: int) (s: int) =
+        let nL, wL, sL = int64 n, int64 w, int64 s
         let outSize, lo =
             match padding with
             | Padding.Valid ->
                 if n < w then
                     fail (sprintf "%s: a VALID window of %d does not fit in a spatial axis of size %d; use a smaller window or padding SAME" name w n)
-                (n - w) / s + 1, 0
-            | Padding.Same | Padding.Circular -> samePads n w s
-        let taps =
+                (n - w) / s + 1, 0L
+            | Padding.Same | Padding.Circular ->
+                // lax's SAME padding: ⌈n/s⌉ outputs and max((out − 1)·s + w − n, 0) padded entries, the smaller half
+                // before (`lax.padtype_to_pads`).
+                let out = (nL + sL - 1L) / sL
+                int out, max ((out - 1L) * sL + wL - nL) 0L / 2L
+        let wrap (i: int64) = int (((i % nL) + nL) % nL)
+        // Per output: the input positions and how many window entries read each.
+        let listed =
             Array.init outSize (fun o ->
-                [| for j in 0 .. w - 1 do
-                     let i = o * s - lo + j
-                     match padding with
-                     | Padding.Circular -> yield ((i % n) + n) % n
-                     | _ -> if i >= 0 && i < n then yield i |])
+                let start = int64 o * sL - lo
+                match padding with
+                | Padding.Circular when wL > nL ->
+                    // Every position is read ⌊w/n⌋ times, and the first w mod n from the window's start once more.
+                    let full, rest = wL / nL, wL % nL
+                    Array.init n (fun k -> wrap (start + int64 k)), Array.init n (fun k -> float (full + (if int64 k < rest then 1L else 0L)))
+                | Padding.Circular -> Array.init w (fun j -> wrap (start + int64 j)), Array.create w 1.0
+                | _ ->
+                    let first, last = max start 0L, min (start + wL) nL
+                    let len = int (max (last - first) 0L)
+                    Array.init len (fun k -> int first + k), Array.create len 1.0)
+        let taps = Array.map fst listed
         let weights =
-            taps |> Array.map (fun t ->
+            listed |> Array.map (fun (t, m) ->
                 let v =
                     if not average then 1.0
                     elif normalizeEdges && padding = Padding.Same then 1.0 / float t.Length
                     else 1.0 / float w
-                Array.create t.Length v)
+                Array.map (fun c -> c * v) m)
         { InSize = n; OutSize = outSize; Taps = taps; Weights = weights }
 
     /// The map of a diagonal-spatial covariance, whose distinct positions are uncorrelated: output o is
