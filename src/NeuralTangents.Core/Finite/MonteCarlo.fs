@@ -102,9 +102,10 @@ module MonteCarlo =
         else
             let total = (n1 / b) * (n2 / b)
             let outRank = (ApplyFn.apply layer p (takeRange a 0 1 x1)).Rank
+            // the output's own batch axis (Flatten(batch_axis_out=1) moves it), not the input's
+            let outAxis = Empirical.outputBatchAxis ApplyContext.Empty layer p x1
             // position of the examples' pair of axes in the kernel: two per outer output axis before the batch axis,
             // one per diagonal axis (neural_tangents' _ntk_shape); traced axes vanish
-            let outAxis = Axes.norm outRank axis
             let canon (axes: int[]) = axes |> Array.map (fun x -> if x < 0 then x + outRank else x)
             let traced, diagonal = canon traceAxes, canon diagonalAxes
             if Array.contains outAxis traced || Array.contains outAxis diagonal then
