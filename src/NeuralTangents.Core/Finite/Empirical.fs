@@ -80,6 +80,46 @@ module Empirical =
             let y = ApplyFn.one layer tape.Output
             { Ys = [| y |]; Shape = y.Shape; B = None; Pull = fun _ el -> pullOf tape y.Shape el }
 
+    /// <summary>The working set of one empirical kernel computation, in float64 values per part, counted before
+    /// anything is recorded (<c>InitFn.footprint</c>): the recorded forward passes of x1 and x2 (every leaf's output,
+    /// kept for the backward passes), the factored Jacobians of the NTK (per output element, the cotangents at the
+    /// outputs of the layers with parameters: of one example when examples are recorded alone, of the whole batch
+    /// when recorded whole; neural_tangents' Jacobian block is outputs × parameters, which the factored form
+    /// avoids) and <paramref name="kernels"/> kernels of <paramref name="entries"/> entries (called with the output
+    /// shapes of x1 and x2). The parameters are the caller's, already in memory, and not counted.</summary>
+    let internal requirement (ctx: ApplyContext) (layer: Layer) (shape1: int[]) (shape2: int[] option) (wantsNtk: bool)
+                             (kernels: int) (entries: int[] -> int[] -> int64) : (string * int64) list =
+        let whole = not (ctx.Rng.IsNone && ctx.Side.IsEmpty && not (mayMixExamples layer))
+        let a = Axes.norm shape1.Length (defaultArg (Requirements.ofLayer layer).BatchAxis 0)
+        let part (shape: int[]) =
+            let f = InitFn.footprint layer shape
+            let n = int64 (max 1 shape[a])
+            let outputs = defaultArg (Memory.product (f.Output |> Seq.map int64)) System.Int64.MaxValue
+            let perBlock = if whole then f.GradientOutputs else (f.GradientOutputs + n - 1L) / n
+            f.Output, f.Activations, (if wantsNtk then Memory.mulSat outputs perBlock else 0L)
+        let o1, a1, g1 = part shape1
+        let o2, a2, g2 = match shape2 with Some s -> part s | None -> o1, 0L, 0L
+        [ "recorded activations", Memory.addSat a1 a2
+          "factored Jacobians", Memory.addSat g1 g2
+          "kernels", Memory.mulSat (int64 kernels) (entries o1 o2) ]
+
+    /// <summary>Refuses an empirical kernel computation whose whole working set (<c>requirement</c>) does not fit
+    /// <paramref name="budget"/> bytes (None: the free memory), before anything is recorded.</summary>
+    let internal checkKernels (budget: int64 option) (ctx: ApplyContext) (layer: Layer) (x1: Tensor) (x2: Tensor option)
+                              (wantsNtk: bool) (kernels: int) (entries: int[] -> int[] -> int64) =
+        let empty (x: Tensor) = Array.contains 0 x.Shape
+        if not (empty x1 || Option.exists empty x2) then
+            let n (x: Tensor) = x.Shape[Axes.norm x.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)]
+            Memory.checkTotal budget
+                (sprintf "the empirical kernels of N1 = %d by N2 = %d inputs" (n x1) (n (defaultArg x2 x1)))
+                (requirement ctx layer x1.Shape (x2 |> Option.map (fun x -> x.Shape)) wantsNtk kernels entries)
+                "use fewer inputs at a time (batch_size), smaller widths, or trace more output axes"
+
+    /// (N1, N2) kernel entries for outputs whose batch axis is first.
+    let private gramEntries (o1: int[]) (o2: int[]) =
+        let first (o: int[]) = if o.Length = 0 then 1L else int64 o[0]
+        Memory.mulSat (first o1) (first o2)
+
     /// Per-example outputs of an (N, C) network and the factored gradient of element c of example i. A whole-batch
     /// recording is split along the output's batch axis, found by <c>outputBatchAxis</c> unless side inputs (a
     /// pattern of the batch's shape) forbid running one example; then it is taken to be axis 0.
@@ -168,6 +208,7 @@ module Empirical =
     /// <returns>(nngp, ntk), each (N1, N2): f(x1)·f(x2)ᵀ/C and Σ_θ ∂f(x1)/∂θ·∂f(x2)/∂θ / C.</returns>
     [<CompiledName("Kernels")>]
     let kernels (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor * Tensor =
+        checkKernels None ApplyContext.Empty layer x1 x2 true 2 gramEntries
         let ys1, pull1 = tapes ApplyContext.Empty layer ``params`` x1
         let ys2, pull2 = match x2 with Some x -> tapes ApplyContext.Empty layer ``params`` x | None -> ys1, pull1
         let j1 = jacobians ys1 pull1
@@ -187,6 +228,7 @@ module Empirical =
     /// <returns>(nngp, ntk), each (N1, N2).</returns>
     [<CompiledName("KernelsWith")>]
     let kernelsWith (ctx1: ApplyContext) (ctx2: ApplyContext) (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor * Tensor =
+        checkKernels None ctx1 layer x1 x2 true 2 gramEntries
         let ys1, pull1 = tapes ctx1 layer ``params`` x1
         let ys2, pull2 = match x2 with Some x -> tapes ctx2 layer ``params`` x | None -> ys1, pull1
         let j1 = jacobians ys1 pull1
@@ -201,6 +243,7 @@ module Empirical =
     /// <returns>(N1, N2).</returns>
     [<CompiledName("Nngp")>]
     let nngp (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor =
+        checkKernels None ApplyContext.Empty layer x1 x2 false 1 gramEntries
         let ys1 = fst (tapes ApplyContext.Empty layer ``params`` x1)
         let ys2 = match x2 with Some x -> fst (tapes ApplyContext.Empty layer ``params`` x) | None -> ys1
         nngpOf ys1 ys2
@@ -349,6 +392,9 @@ module Empirical =
     let kernelFnWith (ctx1: ApplyContext) (ctx2: ApplyContext) (layer: Layer) (traceAxes: int[]) (diagonalAxes: int[])
                      (x1: Tensor) (x2: Tensor option) (get: Get) (``params``: Params) : Tensor option * Tensor option =
         let p = ``params``
+        let entries o1 o2 =
+            defaultArg (Memory.product (kernelShape o1 o2 traceAxes diagonalAxes |> Seq.map int64)) System.Int64.MaxValue
+        checkKernels None ctx1 layer x1 x2 get.WantsNtk (if get = Both then 2 else 1) entries
         let r1 = record ctx1 layer p x1
         let r2 = match x2 with Some x -> record ctx2 layer p x | None -> r1
         if r1.Ys.Length = 0 || r2.Ys.Length = 0 then invalidArg "x1" "empirical kernel: x1 and x2 need at least one example"
