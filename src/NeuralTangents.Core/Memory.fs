@@ -89,6 +89,83 @@ module Memory =
     let internal checkParameter (layer: string) (what: string) (shape: int[]) =
         checkArray (sprintf "%s: its %s of %s entries" layer what (String.Join(" × ", shape))) "use a smaller width" shape
 
+    /// <summary>A count-only pass over a finite network's <c>init_fn</c> (<c>InitFn.footprint</c>): while one is
+    /// open on a thread, <c>parameter</c> counts the arrays it would draw instead of drawing them, and the init
+    /// interpreter adds each layer's activations.</summary>
+    [<AllowNullLiteral>]
+    type internal Sizing() =
+        /// Parameter values counted so far.
+        member val Parameters = 0L with get, set
+        /// Σ over leaves of their output's size (what a recorded forward pass keeps).
+        member val Activations = 0L with get, set
+        /// The largest input + output of one leaf (what a forward pass holds at once).
+        member val LargestStep = 0L with get, set
+        /// Σ over leaves with parameters of their output's size (the cotangents a factored gradient keeps).
+        member val GradientOutputs = 0L with get, set
+
+    let private sizing = new Threading.ThreadLocal<Sizing>(fun () -> null)
+
+    /// The count-only pass open on this thread, or null.
+    let internal currentSizing () : Sizing = sizing.Value
+
+    /// Runs <paramref name="f"/> with a count-only pass open on this thread and returns its counts.
+    let internal counting (f: unit -> 'a) : 'a * Sizing =
+        let outer = sizing.Value
+        let s = Sizing()
+        sizing.Value <- s
+        try
+            let r = f ()
+            r, s
+        finally
+            sizing.Value <- outer
+
+    /// a + b, saturating at Int64.MaxValue (sizes far beyond any memory stay comparable).
+    let internal addSat (a: int64) (b: int64) = if a > Int64.MaxValue - b then Int64.MaxValue else a + b
+
+    /// a · b for non-negative sizes, saturating at Int64.MaxValue.
+    let internal mulSat (a: int64) (b: int64) = defaultArg (product [ a; b ]) Int64.MaxValue
+
+    /// Requirements below this many bytes are not weighed against the free memory: reading it costs a file read
+    /// per call (apply_fn runs often), and so little would already fail in any .NET allocation first.
+    let private smallBytes = 64_000_000L
+
+    /// <summary>A parameter array of a finite layer (its weights or bias): refused before it is drawn when it alone
+    /// does not fit (<c>checkParameter</c>), then <paramref name="draw"/> n gives its n values. Inside a count-only
+    /// pass (<c>counting</c>) it is counted (and, when large, checked alone) but not drawn: the tensor returned has the shape and no data, and
+    /// serves only to carry the shape through the rest of the layer's init.</summary>
+    let internal parameter (layer: string) (what: string) (shape: int[]) (draw: int -> float[]) : Tensor =
+        match sizing.Value with
+        | null ->
+            checkParameter layer what shape
+            Tensor.create shape (draw (Array.fold (*) 1 shape))
+        | s ->
+            let n = defaultArg (product (shape |> Seq.map int64)) Int64.MaxValue
+            // one array too large on its own is named as such, as the drawing pass names it
+            if mulSat n 8L >= smallBytes then checkParameter layer what shape
+            s.Parameters <- addSat s.Parameters n
+            { Shape = Array.copy shape; Data = [||] }
+
+    /// <summary>Refuses a computation whose whole requirement does not fit, before anything is allocated: the parts
+    /// (name, float64 values) are summed in int64 and weighed against <paramref name="budget"/> bytes, or, when
+    /// None, against the free memory (<c>availableBytes</c>; requirements under 64 MB pass unweighed). The message
+    /// is <paramref name="subject"/>, the estimate with its parts, the budget, then <paramref name="fix"/>.</summary>
+    let internal checkTotal (budget: int64 option) (subject: string) (parts: (string * int64) list) (fix: string) =
+        let values = parts |> List.fold (fun acc (_, v) -> addSat acc v) 0L
+        let bytes = mulSat values 8L
+        let limit =
+            match budget with
+            | Some b -> Some b
+            | None when bytes < smallBytes -> None
+            | None -> Some(availableBytes ())
+        match limit with
+        | Some b when bytes > b ->
+            let shown = parts |> List.filter (fun (_, v) -> v > 0L) |> List.map (fun (n, v) -> sprintf "%s %s" n (format (mulSat v 8L)))
+            raise (NeuralTangentsException(
+                sprintf "%s needs about %s in all (%s) but %s %s; %s"
+                    subject (format bytes) (String.Join(", ", shown)) (format b)
+                    (if budget.IsSome then "is the memory budget" else "are free") fix))
+        | _ -> ()
+
     /// <summary>The default memory budget of a tiled kernel computation: the available bytes less a margin of a
     /// tenth of them, and at least 256 MB, for the runtime, the inputs and everything else the process holds.</summary>
     [<CompiledName("DefaultBudget")>]

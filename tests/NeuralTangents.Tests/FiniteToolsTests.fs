@@ -135,6 +135,78 @@ let private empiricalTests =
             Expect.stringContains e.Message "size 3 for x1 and 2 for x2" "diagonal batch with N1 ≠ N2"
     ]
 
+// ---- outputs whose batch axis moves: Dense(3) → Flatten(batch_axis=0, batch_axis_out=1) ----------------------
+
+/// f(x)[c, i] = W_std/√3·Σ_l x[i, l]·W[l, c] + b_std·b[c]: the examples on output axis 1, (3, N).
+let private wStdT, bStdT = 1.7, 0.6
+let private transposedNet = Stax.serial [ Stax.dense 3 wStdT (Some bStdT); Stax.flattenWith 0 1 ]
+
+let private movedAxisTests =
+    let x1 = randomTensor 31 2 3
+    let x2 = randomTensor 32 3 3
+    let _, p = InitFn.init 9 transposedNet x1.Shape
+    let wT, bT =
+        match p with
+        | Branches [ Leaf [ w; b ]; _ ] -> w, b
+        | _ -> failwith "unexpected parameter tree"
+    let row (x: Tensor) i = Array.sub x.Data (i * 3) 3
+    /// f(x)[c, i] by the formula above.
+    let f (x: Tensor) c i = wStdT / sqrt 3.0 * Array.sum (Array.init 3 (fun l -> (row x i)[l] * wT.Data[l * 3 + c])) + bStdT * bT.Data[c]
+    /// Closed form of the NTK of this linear map: ∂f[c, i]/∂W[l, c'] = δ_cc'·W_std/√3·x_il and ∂f[c, i]/∂b[c'] =
+    /// δ_cc'·b_std, so Θ[c, c', i, j] = δ_cc'·(W_std²/3·x_i·x'_j + b_std²), whatever W and b.
+    let theta (xa: Tensor) (xb: Tensor) c c' i j =
+        if c <> c' then 0.0 else wStdT * wStdT / 3.0 * dot (row xa i) (row xb j) + bStdT * bStdT
+    let nngp (xa: Tensor) (xb: Tensor) c c' i j = f xa c i * f xb c' j
+    /// Entries of the (3, 3, N1, N2) kernel, row-major.
+    let full entry n1 n2 = Array.init (9 * n1 * n2) (fun k -> entry (k / (3 * n1 * n2)) ((k / (n1 * n2)) % 3) ((k / n2) % n1) (k % n2))
+    let check (what: string) (shape: int[]) (expected: float[]) (actual: Tensor) =
+        Expect.equal actual.Shape shape (what + ": shape")
+        // sums of ≤ 4 products of O(1) numbers: round-off ~1e-15 relative
+        assertClose what 1e-13 expected actual.Data
+    testList "output batch axis moved by Flatten(batch_axis_out=1)" [
+        testCase "the forward pass is (3, N) and the hand formula is the network's" <| fun () ->
+            let y = ApplyFn.apply transposedNet p x1
+            Expect.equal y.Shape [| 3; 2 |] "shape"
+            assertClose "f" 1e-14 (Array.init 6 (fun k -> f x1 (k / 2) (k % 2))) y.Data
+
+        testCase "trace_axes=(): (3, 3, 2, 2) for x2 = None and (3, 3, 2, 3) for x2, as neural_tangents' _ntk_shape" <| fun () ->
+            let n, t = Empirical.kernelFn transposedNet [||] [||] x1 None Both p
+            check "ntk" [| 3; 3; 2; 2 |] (full (theta x1 x1) 2 2) t.Value
+            check "nngp" [| 3; 3; 2; 2 |] (full (nngp x1 x1) 2 2) n.Value
+            let n, t = Empirical.kernelFn transposedNet [||] [||] x1 (Some x2) Both p
+            check "ntk x2" [| 3; 3; 2; 3 |] (full (theta x1 x2) 2 3) t.Value
+            check "nngp x2" [| 3; 3; 2; 3 |] (full (nngp x1 x2) 2 3) n.Value
+
+        testCase "trace_axes=(0,) averages the channels: (N1, N2); the default (-1,) averages the examples: (3, 3)" <| fun () ->
+            let t = Empirical.ntkFn transposedNet [| 0 |] [||] x1 (Some x2) p
+            check "ntk over channels" [| 2; 3 |] (Array.init 6 (fun k -> theta x1 x2 0 0 (k / 3) (k % 3))) t
+            let t = Empirical.ntkFn transposedNet [| -1 |] [||] x1 None p
+            check "ntk over examples" [| 3; 3 |] (Array.init 9 (fun k -> (theta x1 x1 (k / 3) (k % 3) 0 0 + theta x1 x1 (k / 3) (k % 3) 1 1) / 2.0)) t
+            let n = Empirical.nngpFn transposedNet [| 0 |] [| 1 |] x1 None p
+            check "nngp diagonal" [| 2 |] (Array.init 2 (fun i -> (List.sum [ for c in 0 .. 2 -> nngp x1 x1 c c i i ]) / 3.0)) n
+
+        testCase "recorded whole (a random key): the same kernels" <| fun () ->
+            let ctx = { ApplyContext.Empty with Rng = Some(Rng.ofSeed 4) }
+            let c1, c2 = Empirical.splitContext ctx x1 (Some x2)
+            let n, t = Empirical.kernelFnWith c1 c2 transposedNet [||] [||] x1 (Some x2) Both p
+            check "ntk" [| 3; 3; 2; 3 |] (full (theta x1 x2) 2 3) t.Value
+            check "nngp" [| 3; 3; 2; 3 |] (full (nngp x1 x2) 2 3) n.Value
+
+        testCase "batch_size blocks land on the output's batch axis" <| fun () ->
+            let x4 = randomTensor 33 4 3
+            let _, t = MonteCarlo.empiricalKernelBatched 2 [||] [||] CancellationToken.None None transposedNet p x4 None Ntk
+            check "ntk blocked" [| 3; 3; 4; 4 |] (full (theta x4 x4) 4 4) t.Value
+            // Monte Carlo: the NTK of a linear map does not depend on W and b, so every sample's kernel is the closed form
+            let o = { MonteCarlo.options 3 [ 2 ] with BatchSize = 2; TraceAxes = [| 0 |] }
+            let _, t = MonteCarlo.computeWith o transposedNet x4 None Ntk |> List.head
+            check "monte carlo ntk" [| 4; 4 |] (Array.init 16 (fun k -> theta x4 x4 0 0 (k / 4) (k % 4))) t.Value
+
+        testCase "Empirical.ntk, which needs (N, C), refuses (C, N) and names kernelFn" <| fun () ->
+            let e = throwsExactly<NeuralTangentsException> (fun () -> Empirical.ntk transposedNet p x1 None |> ignore)
+            Expect.stringContains e.Message "examples on axis 1" e.Message
+            Expect.stringContains e.Message "Empirical.kernelFn" e.Message
+    ]
+
 // ---- linearize and taylor_expand ------------------------------------------------------------------------------
 
 /// A smooth network (Erf), so the Taylor remainders have their textbook orders.
@@ -304,4 +376,4 @@ let private monteCarloTests =
     ]
 
 [<Tests>]
-let tests = testList "FiniteToolsTests" [ empiricalTests; taylorTests; monteCarloTests ]
+let tests = testList "FiniteToolsTests" [ empiricalTests; movedAxisTests; taylorTests; monteCarloTests ]

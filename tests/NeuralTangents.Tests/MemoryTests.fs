@@ -43,6 +43,73 @@ let private resident =
             let a = Pages.zeroed n
             Expect.isTrue (Array.forall (fun (v: float) -> BitConverter.DoubleToInt64Bits v = 0L) a) "all +0.0"
 
+/// A finite network whose layers fit one by one but not together: Dense(100) five times on 100 features, b_std set.
+/// Parameters by hand: 5 · (100·100 + 100) = 50 500 values = 404 000 bytes; the largest one array is 80 kB.
+let private fiveDense = Stax.serial (List.replicate 5 (Stax.dense 100 1.0 (Some 0.1)))
+
+/// Dense(50) → Relu → Dense(50) → Dense(10) on 20 × 50 inputs. By hand: parameters 2550 + 2550 + 510 = 5610;
+/// recorded activations 20 · (50 + 50 + 50 + 10) = 3200; factored Jacobians: 20 · 10 = 200 output elements, each
+/// keeping one example's cotangents at the outputs of the layers with parameters, 50 + 50 + 10 = 110 → 22 000;
+/// (N1, N2) kernels 20 · 20 = 400 entries each.
+let private mlp = Stax.serial [ Stax.dense 50 1.0 (Some 0.1); Stax.relu; Stax.dense 50 1.0 (Some 0.1); Stax.dense 10 1.0 None ]
+let private x20 = Tensor.zeros [| 20; 50 |]
+
+let private wholeNetworkTests =
+    testList "whole finite networks" [
+        testCase "init_fn: layers that fit one by one but not together are refused up front, naming estimate, budget and fix" <| fun () ->
+            let before = GC.GetAllocatedBytesForCurrentThread()
+            let e = throwsExactly<NeuralTangentsException> (fun () -> InitFn.checkInit (Some 200_000L) fiveDense [| 2; 100 |])
+            // the count-only pass draws nothing: far below the 404 kB of the parameters
+            Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) 200_000L "refused before drawing"
+            Expect.stringContains e.Message "50500 parameters" "the count"
+            Expect.stringContains e.Message "404 kB" "the estimate"
+            Expect.stringContains e.Message "200 kB is the memory budget" "the budget"
+            Expect.stringContains e.Message "smaller widths" "the fix"
+            InitFn.checkInit (Some 405_000L) fiveDense [| 2; 100 |] // fits: no exception
+
+        testCase "init_fn against the free memory: four layers of 0.4 × the free bytes each are refused before any is drawn" <| fun () ->
+            // Each weight matrix alone (0.4 · free) passes the per-array check; the four (1.6 · free) do not. The free
+            // memory would have to drop by 60 % or grow by 60 % meanwhile to change the outcome.
+            let free = Memory.availableBytes ()
+            let w = int (sqrt (0.4 * float free / 8.0))
+            let net = Stax.serial (List.replicate 4 (Stax.dense w 1.0 None))
+            let before = GC.GetAllocatedBytesForCurrentThread()
+            let e = throwsExactly<NeuralTangentsException> (fun () -> InitFn.init 0 net [| 1; w |] |> ignore)
+            Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) (16L <<< 20) "refused before drawing"
+            Expect.stringContains e.Message "init_fn: the parameters of all layers" e.Message
+            Expect.stringContains e.Message "are free" e.Message
+
+        testCase "apply_fn: the largest layer's input and output for the whole batch, against the budget" <| fun () ->
+            // Dense(100) on 1000 × 100 inputs: 100 000 + 100 000 values = 1.6 MB
+            let e = throwsExactly<NeuralTangentsException> (fun () -> ApplyFn.checkApply (Some 1_000_000L) fiveDense (Tensor.zeros [| 1000; 100 |]))
+            Expect.stringContains e.Message "2 MB" "the estimate (1.6 MB)"
+            Expect.stringContains e.Message "split the batch" "the fix"
+            ApplyFn.checkApply (Some 1_700_000L) fiveDense (Tensor.zeros [| 1000; 100 |])
+
+        testCase "empirical NTK: activations + factored Jacobians + kernels, each layer far below the budget" <| fun () ->
+            // 3200 + 22 000 + 2 · 400 = 26 000 values = 208 kB; the largest weight matrix is 20 kB.
+            let gram (o1: int[]) (o2: int[]) = int64 o1[0] * int64 o2[0]
+            let e = throwsExactly<NeuralTangentsException> (fun () ->
+                Empirical.checkKernels (Some 150_000L) ApplyContext.Empty mlp x20 None true 2 gram)
+            Expect.stringContains e.Message "N1 = 20 by N2 = 20" "the inputs"
+            Expect.stringContains e.Message "208 kB in all" "the estimate"
+            Expect.stringContains e.Message "factored Jacobians 176 kB" "the Jacobian part"
+            Expect.stringContains e.Message "batch_size" "the fix"
+            Empirical.checkKernels (Some 210_000L) ApplyContext.Empty mlp x20 None true 2 gram
+
+        testCase "Monte Carlo: samples in flight multiply the working set; fewer at a time fit" <| fun () ->
+            // per sample 5610 + 3200 + 22 000 + 400 = 31 210 values; 4 at once 124 840, plus 2 · 400 sums and estimates
+            // = 125 640 values = 1.0 MB; one at a time 32 010 = 256 kB.
+            let o = { MonteCarlo.options 0 [ 8 ] with Parallelism = 4 }
+            let e = throwsExactly<NeuralTangentsException> (fun () -> MonteCarlo.checkMemory (Some 500_000L) ApplyContext.Empty o mlp x20 None Ntk)
+            Expect.stringContains e.Message "4 samples at a time" e.Message
+            Expect.stringContains e.Message "1 MB in all" e.Message
+            Expect.stringContains e.Message "parallelism" e.Message
+            MonteCarlo.checkMemory (Some 257_000L) ApplyContext.Empty { o with Parallelism = 1 } mlp x20 None Ntk
+            Expect.throwsT<NeuralTangentsException> (fun () ->
+                MonteCarlo.checkMemory (Some 255_000L) ApplyContext.Empty { o with Parallelism = 1 } mlp x20 None Ntk) "256 kB > 255 kB"
+    ]
+
 [<Tests>]
 let tests =
     testList "MemoryTests" [
@@ -99,4 +166,5 @@ let tests =
             Expect.equal (Pages.uninitialized 3_000_001).Length 3_000_001 "length of an uninitialized array"
 
         testSequenced resident
+        wholeNetworkTests
     ]

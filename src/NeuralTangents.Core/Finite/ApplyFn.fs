@@ -72,6 +72,16 @@ module ApplyFn =
     [<CompiledName("ApplyFlow")>]
     let applyFlow (layer: Layer) (p: Params) (flow: Flow) : Flow = applyFlowWith ApplyContext.Empty layer p flow
 
+    /// <summary>Refuses a forward pass whose largest layer (its input and output, for the whole batch) does not fit
+    /// <paramref name="budget"/> bytes (None: the free memory), before anything is computed. The parameters are the
+    /// caller's and already in memory, so they are not counted.</summary>
+    let internal checkApply (budget: int64 option) (layer: Layer) (x: Tensor) =
+        if not (Array.contains 0 x.Shape) then
+            let f = InitFn.footprint layer x.Shape
+            Memory.checkTotal budget (sprintf "apply_fn on inputs of shape %s" (Shape.format x.Shape))
+                [ "the largest layer's input and output", f.LargestStep ]
+                "apply the network to fewer inputs at a time (split the batch) or use smaller widths"
+
     /// <summary>The forward pass of a finite network with the side inputs of the call (neural_tangents'
     /// <c>apply_fn(params, inputs, rng=…, **kwargs)</c>).</summary>
     /// <param name="ctx">Random key and named side inputs.</param>
@@ -82,6 +92,7 @@ module ApplyFn =
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">when the network cannot take these inputs.</exception>
     [<CompiledName("ApplyWith")>]
     let applyWith (ctx: ApplyContext) (layer: Layer) (``params``: Params) (x: Tensor) : Tensor =
+        checkApply None layer x
         match applyFlowWith ctx layer ``params`` (Single x) with
         | Single y -> y
         | Fanned ys -> fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ys.Length)

@@ -13,10 +13,11 @@ module Empirical =
     /// (Dense: ∂W = scale·xᵀ·ct) never form ∂θ.
     type private Factor = { Def: LayerDef; Ctx: ApplyContext; Params: Params; X: Tensor; Ct: Tensor }
 
-    /// The forward pass(es) of one input batch: per-example outputs (batch axis of size 1, at <c>B</c>) and
-    /// <c>Pull i a</c>, the factored gradient ∂f_a(x_i)/∂θ (leaves with parameters only, in tree order) of output
-    /// element a (flat, per example) of example i.
-    type private Recorded = { Ys: Tensor[]; B: int; Pull: int -> int -> Factor list }
+    /// The forward pass(es) of one input batch as blocks of the whole output f(x) (of shape <c>Shape</c>): with
+    /// <c>B = Some b</c>, one block per example (size 1 on axis b of f(x), the axis that holds the examples); with
+    /// <c>B = None</c>, one block, f(x) itself. <c>Pull k a</c> is the factored gradient ∂y_a/∂θ (leaves with
+    /// parameters only, in tree order) of element a (flat, row-major) of block k.
+    type private Recorded = { Ys: Tensor[]; Shape: int[]; B: int option; Pull: int -> int -> Factor list }
 
     let private factorOf (d: LayerDef) (ctx: ApplyContext) (p: Params) (x: Tensor) (ct: Tensor) =
         if Params.count p = 0 then [] else [ { Def = d; Ctx = ctx; Params = p; X = x; Ct = ct } ]
@@ -27,60 +28,130 @@ module Empirical =
     let private mayMixExamples =
         Definitions.exists (function LayerNorm _ | Index _ | DotGeneral _ | ImageResize _ -> true | _ -> false)
 
+    /// x's batch axis a with every example repeated: (…, n, …) → (…, 2n, …).
+    let private twice (a: int) (x: Tensor) =
+        let front = if a = 0 then x else Tensor.moveAxis a 0 x
+        let shape = Array.copy front.Shape
+        shape[0] <- 2 * shape[0]
+        let doubled = Tensor.create shape (Array.append front.Data front.Data)
+        if a = 0 then doubled else Tensor.moveAxis 0 a doubled
+
+    /// <summary>The axis of f(x) that holds the examples: the one whose size follows the batch size, found by
+    /// running f on x's first example and on two copies of it (neural_tangents' <c>init_fn</c> reads the output's
+    /// batch axis the same way from <c>input_shape</c> (-1, …)). It is not the input's batch axis in general:
+    /// Flatten(batch_axis_out=1) or a convolution's output spec move it.</summary>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">no single output axis follows the batch size
+    /// (an Index that picks one example).</exception>
+    let internal outputBatchAxis (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) : int =
+        let a = Axes.norm x.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)
+        let one = Axes.takeBatch a 0 x
+        let y1 = ApplyFn.applyWith ctx layer p one
+        let y2 = ApplyFn.applyWith ctx layer p (twice a one)
+        let follows = [ if y1.Rank = y2.Rank then for k in 0 .. y1.Rank - 1 do if y1.Shape[k] = 1 && y2.Shape[k] = 2 then k ]
+        match follows with
+        | [ k ] when y1.Rank = y2.Rank && Array.forall2 (fun u v -> u = v) (Array.removeAt k y1.Shape) (Array.removeAt k y2.Shape) -> k
+        | _ ->
+            raise (NeuralTangentsException(
+                sprintf "empirical kernels: the output has shape %s for one example and %s for two, so no single output axis holds the examples; end the network with a layer that keeps the batch axis"
+                    (Shape.format y1.Shape) (Shape.format y2.Shape)))
+
     /// Records the forward pass of a batch. Without side inputs, and without a layer that may mix examples, the
     /// examples do not interact, so each is recorded and pulled back on its own (a backward pass costs one
-    /// example). Otherwise the batch is recorded whole, as neural_tangents runs it, so that dropout masks (drawn
-    /// over the whole batch), patterns and batch-axis normalisations are exactly the forward call's; each pullback
-    /// then costs the batch.
+    /// example) and placed along the output's own batch axis (<c>outputBatchAxis</c>). Otherwise the batch is
+    /// recorded whole, as neural_tangents runs it, so that dropout masks (drawn over the whole batch), patterns and
+    /// batch-axis normalisations are exactly the forward call's; each pullback then costs the batch, and the output
+    /// is one block whatever its layout (neural_tangents' kernels read only the output's shape).
     let private record (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) : Recorded =
-        let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
-        let a = Axes.norm x.Rank axis
+        let a = Axes.norm x.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)
         let n = x.Shape[a]
+        let pullOf (tape: Tape) (shape: int[]) (el: int) =
+            let e = Tensor.zeros shape
+            e.Data[el] <- 1.0
+            fst (Backward.pullback factorOf [] List.concat tape (Single e))
         if ctx.Rng.IsNone && ctx.Side.IsEmpty && not (mayMixExamples layer) then
-            let tapes = Array.init n (fun i -> Backward.recordWith ctx layer p (Single(Axes.takeBatch a i x)))
-            let ys = tapes |> Array.map (fun t -> ApplyFn.one layer t.Output)
-            let b = if n = 0 then 0 else Axes.norm ys[0].Rank axis
-            let pull i el =
-                let e = Tensor.zeros ys[i].Shape
-                e.Data[el] <- 1.0
-                fst (Backward.pullback factorOf [] List.concat tapes[i] (Single e))
-            { Ys = ys; B = b; Pull = pull }
+            if n = 0 then { Ys = [||]; Shape = [||]; B = None; Pull = fun _ _ -> [] }
+            else
+                let tapes = Array.init n (fun i -> Backward.recordWith ctx layer p (Single(Axes.takeBatch a i x)))
+                let ys = tapes |> Array.map (fun t -> ApplyFn.one layer t.Output)
+                let b = outputBatchAxis ctx layer p x
+                { Ys = ys; Shape = Array.updateAt b n ys[0].Shape; B = Some b; Pull = fun i el -> pullOf tapes[i] ys[i].Shape el }
         else
             let tape = Backward.recordWith ctx layer p (Single x)
             let y = ApplyFn.one layer tape.Output
-            let b = Axes.norm y.Rank axis
-            if y.Shape[b] <> n then
-                raise (NeuralTangentsException(
-                    sprintf "empirical kernels: the output has shape %s, whose batch axis %d does not hold the %d inputs" (Shape.format y.Shape) b n))
-            let ys = Array.init n (fun i -> Axes.takeBatch b i y)
-            // Row-major strides of the whole output, to place element el of example i.
-            let strides = Array.init y.Rank (fun k -> Array.fold (*) 1 y.Shape[k + 1 ..])
-            let pull i el =
-                let s = ys[i].Shape
-                let mutable rem = el
-                let mutable flat = 0
-                for k in s.Length - 1 .. -1 .. 0 do
-                    let m = if k = b then i else rem % s[k]
-                    rem <- rem / s[k]
-                    flat <- flat + m * strides[k]
-                let e = Tensor.zeros y.Shape
-                e.Data[flat] <- 1.0
-                fst (Backward.pullback factorOf [] List.concat tape (Single e))
-            { Ys = ys; B = b; Pull = pull }
+            { Ys = [| y |]; Shape = y.Shape; B = None; Pull = fun _ el -> pullOf tape y.Shape el }
 
-    /// Per-example outputs of an (N, C) network, checked to be (1, C) each.
-    let private tapes (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) =
+    /// <summary>The working set of one empirical kernel computation, in float64 values per part, counted before
+    /// anything is recorded (<c>InitFn.footprint</c>): the recorded forward passes of x1 and x2 (every leaf's output,
+    /// kept for the backward passes), the factored Jacobians of the NTK (per output element, the cotangents at the
+    /// outputs of the layers with parameters: of one example when examples are recorded alone, of the whole batch
+    /// when recorded whole; neural_tangents' Jacobian block is outputs × parameters, which the factored form
+    /// avoids) and <paramref name="kernels"/> kernels of <paramref name="entries"/> entries (called with the output
+    /// shapes of x1 and x2). The parameters are the caller's, already in memory, and not counted.</summary>
+    let internal requirement (ctx: ApplyContext) (layer: Layer) (shape1: int[]) (shape2: int[] option) (wantsNtk: bool)
+                             (kernels: int) (entries: int[] -> int[] -> int64) : (string * int64) list =
+        let whole = not (ctx.Rng.IsNone && ctx.Side.IsEmpty && not (mayMixExamples layer))
+        let a = Axes.norm shape1.Length (defaultArg (Requirements.ofLayer layer).BatchAxis 0)
+        let part (shape: int[]) =
+            let f = InitFn.footprint layer shape
+            let n = int64 (max 1 shape[a])
+            let outputs = defaultArg (Memory.product (f.Output |> Seq.map int64)) System.Int64.MaxValue
+            let perBlock = if whole then f.GradientOutputs else (f.GradientOutputs + n - 1L) / n
+            f.Output, f.Activations, (if wantsNtk then Memory.mulSat outputs perBlock else 0L)
+        let o1, a1, g1 = part shape1
+        let o2, a2, g2 = match shape2 with Some s -> part s | None -> o1, 0L, 0L
+        [ "recorded activations", Memory.addSat a1 a2
+          "factored Jacobians", Memory.addSat g1 g2
+          "kernels", Memory.mulSat (int64 kernels) (entries o1 o2) ]
+
+    /// <summary>Refuses an empirical kernel computation whose whole working set (<c>requirement</c>) does not fit
+    /// <paramref name="budget"/> bytes (None: the free memory), before anything is recorded.</summary>
+    let internal checkKernels (budget: int64 option) (ctx: ApplyContext) (layer: Layer) (x1: Tensor) (x2: Tensor option)
+                              (wantsNtk: bool) (kernels: int) (entries: int[] -> int[] -> int64) =
+        let empty (x: Tensor) = Array.contains 0 x.Shape
+        if not (empty x1 || Option.exists empty x2) then
+            let n (x: Tensor) = x.Shape[Axes.norm x.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)]
+            Memory.checkTotal budget
+                (sprintf "the empirical kernels of N1 = %d by N2 = %d inputs" (n x1) (n (defaultArg x2 x1)))
+                (requirement ctx layer x1.Shape (x2 |> Option.map (fun x -> x.Shape)) wantsNtk kernels entries)
+                "use fewer inputs at a time (batch_size), smaller widths, or trace more output axes"
+
+    /// (N1, N2) kernel entries for outputs whose batch axis is first.
+    let private gramEntries (o1: int[]) (o2: int[]) =
+        let first (o: int[]) = if o.Length = 0 then 1L else int64 o[0]
+        Memory.mulSat (first o1) (first o2)
+
+    /// Per-example outputs of an (N, C) network and the factored gradient of element c of example i. A whole-batch
+    /// recording is split along the output's batch axis, found by <c>outputBatchAxis</c> unless side inputs (a
+    /// pattern of the batch's shape) forbid running one example; then it is taken to be axis 0.
+    let private tapes (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) : Tensor[] * (int -> int -> Factor list) =
         let r = record ctx layer p x
-        r.Ys |> Array.iter (fun y ->
-            if y.Rank <> 2 then
+        if r.Shape.Length <> 2 && r.Ys.Length > 0 then
+            raise (NeuralTangentsException(
+                sprintf "empirical kernels trace only the channel axis; the output has shape %s, end the network with Flatten and Dense to get (N, C), or use Empirical.kernelFn with trace_axes and diagonal_axes" (Shape.format r.Shape)))
+        let b =
+            match r.B with
+            | Some b -> b
+            | None when r.Ys.Length = 0 || not ctx.Side.IsEmpty -> 0
+            | None -> outputBatchAxis ctx layer p x
+        if b <> 0 then
+            raise (NeuralTangentsException(
+                sprintf "empirical kernels: the output has shape %s with the examples on axis %d, but Empirical.kernels, nngp and ntk need (N, C); use Empirical.kernelFn, whose trace_axes and diagonal_axes name any layout (trace_axes [0] averages over the channels here)" (Shape.format r.Shape) b))
+        match r.B with
+        | Some _ -> r.Ys, r.Pull
+        | None when r.Ys.Length = 0 -> [||], r.Pull
+        | None ->
+            let y = r.Ys[0]
+            let n = x.Shape[Axes.norm x.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)]
+            if y.Shape[0] <> n then
                 raise (NeuralTangentsException(
-                    sprintf "empirical kernels trace only the channel axis; the output has shape %A per input, end the network with Flatten and Dense to get (N, C)" y.Shape)))
-        r
+                    sprintf "empirical kernels: the output has shape %s, whose batch axis 0 does not hold the %d inputs; use Empirical.kernelFn" (Shape.format y.Shape) n))
+            let c = y.Shape[1]
+            Array.init n (fun i -> Axes.takeBatch 0 i y), (fun i el -> r.Pull 0 (i * c + el))
 
     /// Factored gradients of every output element of every example: grads[i][c] lists the factors of
     /// ∂f_c(x_i)/∂θ in tree order (leaves with parameters only).
-    let private jacobians (r: Recorded) =
-        r.Ys |> Array.mapi (fun i y -> Array.init y.Length (fun el -> r.Pull i el))
+    let private jacobians (ys: Tensor[]) (pull: int -> int -> Factor list) =
+        ys |> Array.mapi (fun i y -> Array.init y.Length (fun el -> pull i el))
 
     /// ⟨∂f_a/∂θ, ∂f_b/∂θ⟩ from factored gradients: each layer's structured product, or the dot product of its
     /// formed parameter cotangents.
@@ -137,11 +208,12 @@ module Empirical =
     /// <returns>(nngp, ntk), each (N1, N2): f(x1)·f(x2)ᵀ/C and Σ_θ ∂f(x1)/∂θ·∂f(x2)/∂θ / C.</returns>
     [<CompiledName("Kernels")>]
     let kernels (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor * Tensor =
-        let r1 = tapes ApplyContext.Empty layer ``params`` x1
-        let r2 = match x2 with Some x -> tapes ApplyContext.Empty layer ``params`` x | None -> r1
-        let j1 = jacobians r1
-        let j2 = if x2.IsSome then jacobians r2 else j1
-        nngpOf r1.Ys r2.Ys, ntkOf j1 j2
+        checkKernels None ApplyContext.Empty layer x1 x2 true 2 gramEntries
+        let ys1, pull1 = tapes ApplyContext.Empty layer ``params`` x1
+        let ys2, pull2 = match x2 with Some x -> tapes ApplyContext.Empty layer ``params`` x | None -> ys1, pull1
+        let j1 = jacobians ys1 pull1
+        let j2 = if x2.IsSome then jacobians ys2 pull2 else j1
+        nngpOf ys1 ys2, ntkOf j1 j2
 
     /// <summary>The empirical NNGP and NTK of one network for calls with side inputs (neural_tangents'
     /// <c>empirical_kernel_fn(…)(x1, x2, get, params, rng=…, **kwargs)</c>): f(x1) runs with <paramref name="ctx1"/>
@@ -156,11 +228,12 @@ module Empirical =
     /// <returns>(nngp, ntk), each (N1, N2).</returns>
     [<CompiledName("KernelsWith")>]
     let kernelsWith (ctx1: ApplyContext) (ctx2: ApplyContext) (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor * Tensor =
-        let r1 = tapes ctx1 layer ``params`` x1
-        let r2 = match x2 with Some x -> tapes ctx2 layer ``params`` x | None -> r1
-        let j1 = jacobians r1
-        let j2 = if x2.IsSome then jacobians r2 else j1
-        nngpOf r1.Ys r2.Ys, ntkOf j1 j2
+        checkKernels None ctx1 layer x1 x2 true 2 gramEntries
+        let ys1, pull1 = tapes ctx1 layer ``params`` x1
+        let ys2, pull2 = match x2 with Some x -> tapes ctx2 layer ``params`` x | None -> ys1, pull1
+        let j1 = jacobians ys1 pull1
+        let j2 = if x2.IsSome then jacobians ys2 pull2 else j1
+        nngpOf ys1 ys2, ntkOf j1 j2
 
     /// <summary>The empirical NNGP f(x1)·f(x2)ᵀ / C of one network (neural_tangents' <c>empirical_nngp_fn</c>).</summary>
     /// <param name="layer">The network; its output must be (N, C).</param>
@@ -170,8 +243,9 @@ module Empirical =
     /// <returns>(N1, N2).</returns>
     [<CompiledName("Nngp")>]
     let nngp (layer: Layer) (``params``: Params) (x1: Tensor) (x2: Tensor option) : Tensor =
-        let ys1 = (tapes ApplyContext.Empty layer ``params`` x1).Ys
-        let ys2 = match x2 with Some x -> (tapes ApplyContext.Empty layer ``params`` x).Ys | None -> ys1
+        checkKernels None ApplyContext.Empty layer x1 x2 false 1 gramEntries
+        let ys1 = fst (tapes ApplyContext.Empty layer ``params`` x1)
+        let ys2 = match x2 with Some x -> fst (tapes ApplyContext.Empty layer ``params`` x) | None -> ys1
         nngpOf ys1 ys2
 
     /// <summary>The empirical NTK Σ_θ ∂f(x1)/∂θ · ∂f(x2)/∂θ of one network, averaged over the output channels
@@ -186,15 +260,6 @@ module Empirical =
         kernels layer ``params`` x1 x2 |> snd
 
     // ---- empirical_kernel_fn with trace_axes and diagonal_axes -------------------------------------------------
-
-    /// The recorded batch for any output shape, checked: each example's output has size 1 on the batch axis.
-    let private tapesAnyShape (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) =
-        let r = record ctx layer p x
-        r.Ys |> Array.iter (fun y ->
-            if y.Shape[r.B] <> 1 then
-                raise (NeuralTangentsException(
-                    sprintf "empirical kernels: the output of one example has shape %A, expected size 1 on the batch axis %d" y.Shape r.B)))
-        r
 
     /// What each output axis becomes in the kernel (neural_tangents' _ntk_shape): traced axes are summed over
     /// and absent, diagonal axes appear once, every other axis twice (f(x1)'s copy, then f(x2)'s).
@@ -285,17 +350,26 @@ module Empirical =
             result[flat] <- s / float traceSize
         Tensor.create outShape result
 
-    /// Example index and flat per-example element of an output multi-index (batch axis b, per-example shape s).
-    let private locate (b: int) (s: int[]) (m: int[]) =
+    /// Block and flat element within it of a multi-index m of the whole output: (example m[b], m with m[b] = 0) when
+    /// each example is a block along axis b, else (0, m).
+    let private locate (r: Recorded) (m: int[]) =
+        let s = r.Ys[0].Shape
         let mutable flat = 0
-        for a in 0 .. s.Length - 1 do
-            flat <- flat * s[a] + (if a = b then 0 else m[a])
-        m[b], flat
+        match r.B with
+        | Some b ->
+            for a in 0 .. s.Length - 1 do
+                flat <- flat * s[a] + (if a = b then 0 else m[a])
+            m[b], flat
+        | None ->
+            for a in 0 .. s.Length - 1 do
+                flat <- flat * s[a] + m[a]
+            0, flat
 
     /// <summary>The empirical NNGP and/or NTK of one finite network (neural_tangents'
     /// <c>empirical_kernel_fn(f, trace_axes, diagonal_axes)(x1, x2, get, params)</c>), for any output shape.</summary>
     /// <remarks>With outputs f(x1) of shape (N1, d…) and f(x2) of shape (N2, d…) (the batch axis is an output axis
-    /// like any other), NNGP[…] = Σ_traced f(x1)[m1]·f(x2)[m2] / |traced| and NTK[…] = Σ_traced
+    /// like any other, wherever the network puts it: after Flatten(batch_axis_out=1) f(x) is (C, N) and trace_axes = ()
+    /// gives (C, C, N1, N2)), NNGP[…] = Σ_traced f(x1)[m1]·f(x2)[m2] / |traced| and NTK[…] = Σ_traced
     /// ⟨∂f(x1)[m1]/∂θ, ∂f(x2)[m2]/∂θ⟩ / |traced|, with the kernel's axes as <c>kernelShape</c> says: the defaults
     /// trace_axes = (-1,), diagonal_axes = () give (N1, N2) for (N, C) outputs; trace_axes = () gives the full
     /// (N1, N2, C, C) kernel; diagonal_axes = (0,) keeps only x1_i against x2_i. Gradients are pulled back once per
@@ -318,13 +392,13 @@ module Empirical =
     let kernelFnWith (ctx1: ApplyContext) (ctx2: ApplyContext) (layer: Layer) (traceAxes: int[]) (diagonalAxes: int[])
                      (x1: Tensor) (x2: Tensor option) (get: Get) (``params``: Params) : Tensor option * Tensor option =
         let p = ``params``
-        let r1 = tapesAnyShape ctx1 layer p x1
-        let r2 = match x2 with Some x -> tapesAnyShape ctx2 layer p x | None -> r1
-        let b = r1.B
+        let entries o1 o2 =
+            defaultArg (Memory.product (kernelShape o1 o2 traceAxes diagonalAxes |> Seq.map int64)) System.Int64.MaxValue
+        checkKernels None ctx1 layer x1 x2 get.WantsNtk (if get = Both then 2 else 1) entries
+        let r1 = record ctx1 layer p x1
+        let r2 = match x2 with Some x -> record ctx2 layer p x | None -> r1
         if r1.Ys.Length = 0 || r2.Ys.Length = 0 then invalidArg "x1" "empirical kernel: x1 and x2 need at least one example"
-        let s1, s2 = r1.Ys[0].Shape, r2.Ys[0].Shape
-        let full (s: int[]) n = s |> Array.mapi (fun a d -> if a = b then n else d)
-        let shape1, shape2 = full s1 r1.Ys.Length, full s2 r2.Ys.Length
+        let shape1, shape2 = r1.Shape, r2.Shape
         let rs = roles shape1.Length traceAxes diagonalAxes
         kernelShape shape1 shape2 traceAxes diagonalAxes |> ignore
         let nngp =
@@ -332,17 +406,17 @@ module Empirical =
             else
                 let ys1, ys2 = r1.Ys, r2.Ys
                 Some(contract shape1 shape2 rs (fun m1 m2 ->
-                    let i, a = locate b s1 m1
-                    let j, c = locate b s2 m2
+                    let i, a = locate r1 m1
+                    let j, c = locate r2 m2
                     ys1[i].Data[a] * ys2[j].Data[c]))
         let ntk =
             if not get.WantsNtk then None
             else
-                let j1 = jacobians r1
-                let j2 = if x2.IsSome then jacobians r2 else j1
+                let j1 = jacobians r1.Ys r1.Pull
+                let j2 = if x2.IsSome then jacobians r2.Ys r2.Pull else j1
                 Some(contract shape1 shape2 rs (fun m1 m2 ->
-                    let i, a = locate b s1 m1
-                    let j, c = locate b s2 m2
+                    let i, a = locate r1 m1
+                    let j, c = locate r2 m2
                     gradDot (j1[i][a]) (j2[j][c])))
         nngp, ntk
 

@@ -31,7 +31,12 @@ module InitFn =
         match layer with
         | Repeat(inner, _) ->
             // neural_tangents' repeat runs the layer's init_fn once and refuses a changed shape, whatever n (even 0).
+            // A count-only pass does not count this trial (its parameters are dropped).
+            let sz = Memory.currentSizing ()
+            let saved = if isNull sz then None else Some(sz.Parameters, sz.Activations, sz.LargestStep, sz.GradientOutputs)
             let out, _ = initFlow (Rng.split 0 key) inner flow
+            saved |> Option.iter (fun (p, a, l, g) ->
+                sz.Parameters <- p; sz.Activations <- a; sz.LargestStep <- l; sz.GradientOutputs <- g)
             if out <> flow then
                 let show f = match f with OneShape s -> sprintf "%A" s | ManyShapes ss -> sprintf "%A" ss
                 fail (sprintf "repeat: the repeated layer %s maps shape %s to %s, but repeat needs a layer that keeps its input shape; use serial of n copies instead"
@@ -63,8 +68,46 @@ module InitFn =
             | ManyShapes ss -> OneShape(m.Shape ss), Params.none
             | OneShape _ -> Definitions.oneIntoFanIn layer
         | LeafNode d ->
-            let s, p = d.Init key (one layer flow)
+            let input = one layer flow
+            let sz = Memory.currentSizing ()
+            let before = if isNull sz then 0L else sz.Parameters
+            let s, p = d.Init key input
+            if not (isNull sz) then
+                let size (shape: int[]) = defaultArg (Memory.product (shape |> Seq.map int64)) Int64.MaxValue
+                let o = size s
+                sz.Activations <- Memory.addSat sz.Activations o
+                sz.LargestStep <- max sz.LargestStep (Memory.addSat (size input) o)
+                if sz.Parameters > before then sz.GradientOutputs <- Memory.addSat sz.GradientOutputs o
             OneShape s, p
+
+    /// <summary>What a finite network holds for a batch of inputs of <paramref name="inputShape"/>, counted in
+    /// float64 values by a count-only pass of its init (no parameter is drawn): its parameters, every leaf's output
+    /// (Σ: a recorded forward pass; the largest input + output of one leaf: a plain forward pass), the outputs of the
+    /// leaves with parameters (a factored gradient's cotangents) and the network's output shape.</summary>
+    type internal Footprint =
+        { Parameters: int64
+          Activations: int64
+          LargestStep: int64
+          GradientOutputs: int64
+          Output: int[] }
+
+    /// <summary>The footprint of a network for inputs of a concrete shape (see <c>Footprint</c>).</summary>
+    let internal footprint (layer: Layer) (inputShape: int[]) : Footprint =
+        let flow, s = Memory.counting (fun () -> initFlow (Rng.ofSeed 0) layer (OneShape inputShape) |> fst)
+        let out =
+            match flow with
+            | OneShape o -> o
+            | ManyShapes ss -> fail (sprintf "the network ends in %d branches; end it with FanInSum, FanInProd or FanInConcat" ss.Length)
+        { Parameters = s.Parameters; Activations = s.Activations; LargestStep = s.LargestStep
+          GradientOutputs = s.GradientOutputs; Output = out }
+
+    /// <summary>Refuses to draw the parameters of a network whose layers fit one by one but not together: their
+    /// count over all layers against <paramref name="budget"/> bytes (None: the free memory).</summary>
+    let internal checkInit (budget: int64 option) (layer: Layer) (inputShape: int[]) =
+        let f = footprint layer inputShape
+        Memory.checkTotal budget "init_fn: the parameters of all layers"
+            [ sprintf "%d parameters" f.Parameters, f.Parameters ]
+            "use smaller widths or fewer layers"
 
     /// <summary>Samples the parameters of a finite network from a random key and infers its output shape
     /// (neural_tangents' <c>init_fn(rng, input_shape)</c>).</summary>
@@ -82,6 +125,7 @@ module InitFn =
         if (inputShape |> Array.filter (fun d -> d = -1)).Length > 1 then
             invalidArg "inputShape" (sprintf "at most one dimension may be −1 (the batch axis), got %A" inputShape)
         let run (shape: int[]) =
+            checkInit None layer shape
             match initFlow key layer (OneShape shape) with
             | OneShape s, p -> s, p
             | ManyShapes ss, _ ->

@@ -102,9 +102,10 @@ module MonteCarlo =
         else
             let total = (n1 / b) * (n2 / b)
             let outRank = (ApplyFn.apply layer p (takeRange a 0 1 x1)).Rank
+            // the output's own batch axis (Flatten(batch_axis_out=1) moves it), not the input's
+            let outAxis = Empirical.outputBatchAxis ApplyContext.Empty layer p x1
             // position of the examples' pair of axes in the kernel: two per outer output axis before the batch axis,
             // one per diagonal axis (neural_tangents' _ntk_shape); traced axes vanish
-            let outAxis = Axes.norm outRank axis
             let canon (axes: int[]) = axes |> Array.map (fun x -> if x < 0 then x + outRank else x)
             let traced, diagonal = canon traceAxes, canon diagonalAxes
             if Array.contains outAxis traced || Array.contains outAxis diagonal then
@@ -150,6 +151,39 @@ module MonteCarlo =
     /// Whether the network draws random numbers when applied (Dropout in mode 'train').
     let private needsKey = Definitions.exists (function Dropout d -> d.Mode = DropoutMode.Train | _ -> false)
 
+    /// <summary>Refuses a Monte Carlo estimate whose working set does not fit <paramref name="budget"/> bytes (None:
+    /// the free memory), before the first sample is drawn: per sample in flight (up to <c>Parallelism</c> at once)
+    /// its parameters and the empirical kernel's working set (<c>Empirical.requirement</c>; of blocks of
+    /// batch_size examples when given, plus the assembled kernels), and the running sums and estimates kept.</summary>
+    let internal checkMemory (budget: int64 option) (ctx: ApplyContext) (options: MonteCarloOptions) (layer: Layer)
+                             (x1: Tensor) (x2: Tensor option) (get: Get) =
+        let x2v = defaultArg x2 x1
+        if not (Array.contains 0 x1.Shape || Array.contains 0 x2v.Shape) then
+            let a = Axes.norm x1.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)
+            let n1, n2 = x1.Shape[a], x2v.Shape[a]
+            let counts = Set.ofList options.NSamples
+            let inFlight = int64 (min options.Parallelism (Set.maxElement counts))
+            let kernels = if get = Both then 2 else 1
+            let entries o1 o2 =
+                defaultArg (Memory.product (Empirical.kernelShape o1 o2 options.TraceAxes options.DiagonalAxes |> Seq.map int64)) Int64.MaxValue
+            let blocked = options.BatchSize > 0 && ctx.Rng.IsNone && ctx.Side.IsEmpty
+            let b = if blocked then min options.BatchSize (int (Numerics.BigInteger.GreatestCommonDivisor(Numerics.BigInteger n1, Numerics.BigInteger n2))) else 0
+            let at (n: int) (x: Tensor) = Array.updateAt a n x.Shape
+            let s1, s2 = (if b > 0 then at b x1 else x1.Shape), (if b > 0 then Some(at b x2v) elif x2.IsSome then Some x2v.Shape else None)
+            let work = Empirical.requirement ctx layer s1 s2 get.WantsNtk kernels entries
+            let whole = InitFn.footprint layer x1.Shape
+            let outputs2 = if x2.IsSome then (InitFn.footprint layer x2v.Shape).Output else whole.Output
+            let full = Memory.mulSat (int64 kernels) (entries whole.Output outputs2)
+            let perSample =
+                [ yield "parameters", whole.Parameters
+                  yield! work
+                  if b > 0 then yield "assembled kernels", full ]
+            Memory.checkTotal budget
+                (sprintf "monte_carlo_kernel_fn with %d samples at a time on N1 = %d by N2 = %d inputs" inFlight n1 n2)
+                [ for name, v in perSample do yield name, Memory.mulSat inFlight v
+                  yield "sums and estimates", Memory.mulSat (int64 (1 + counts.Count)) full ]
+                "draw fewer samples at a time (parallelism), use batch_size, fewer inputs or smaller widths"
+
     /// <summary>Monte Carlo estimates, one per distinct count of <c>options.NSamples</c> in increasing order (as
     /// neural_tangents yields them), all from one pass
     /// over the largest count: the estimate for n is the mean of the empirical kernels of samples 0 … n − 1, each
@@ -177,6 +211,7 @@ module MonteCarlo =
         if not noContext && options.BatchSize > 0 then
             // a block would need its own slice of the side inputs and the key split as for the whole batch
             invalidArg "batch_size" (sprintf "monte_carlo_kernel_fn: batch_size %d with a random key or side inputs (%s) is not supported; use batch_size 0" options.BatchSize (String.concat ", " [ if ctx.Rng.IsSome then "rng"; yield! ctx.Side |> Map.keys ]))
+        checkMemory None ctx options layer x1 x2 get
         let counts = Set.ofList options.NSamples
         let total = Set.maxElement counts
         let sample s =

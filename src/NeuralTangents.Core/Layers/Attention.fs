@@ -285,8 +285,7 @@ module Attention =
         let nIn = shape[ch]
         let inK, inV, npe = widths a nIn
         let draw (i: int) (sh: int[]) =
-            Memory.checkParameter "GlobalSelfAttention" "weight tensor" sh
-            Tensor.create sh (Rng.normals (Rng.split i key) (Array.fold (*) 1 sh))
+            Memory.parameter "GlobalSelfAttention" "weight tensor" sh (Rng.normals (Rng.split i key))
         let wk = draw 0 [| a.NHeads; inK; a.NChanKey |]
         let wv = draw 1 [| a.NHeads; inV; a.NChanVal |]
         let wo = draw 2 [| a.NChanVal * a.NHeads; a.NChanOut |]

@@ -562,13 +562,12 @@ module internal Convolution =
             match c.Parameterization with
             | Parameterization.Ntk -> 1.0, 1.0
             | Parameterization.Standard -> c.WStd / Math.Sqrt(fanIn c shape / float (fst c.S)), defaultArg c.BStd 0.0
-        Memory.checkParameter (match c.Kind with ConvKind.Conv -> "Conv" | ConvKind.Transpose -> "ConvTranspose" | ConvKind.Local -> "ConvLocal") "filter" wShape
-        let wLen = Array.fold (*) 1 wShape
-        let w = Rng.normals (Rng.split 0 key) wLen |> Array.map (fun v -> wScale * v)
+        let name = match c.Kind with ConvKind.Conv -> "Conv" | ConvKind.Transpose -> "ConvTranspose" | ConvKind.Local -> "ConvLocal"
+        let w = Memory.parameter name "filter" wShape (fun n -> Rng.normals (Rng.split 0 key) n |> Array.map (fun v -> wScale * v))
         let b =
             c.BStd |> Option.map (fun _ ->
-                Tensor.create bShape (Rng.normals (Rng.split 1 key) (Array.fold (*) 1 bShape) |> Array.map (fun v -> bScale * v)))
-        out, Leaf(Tensor.create wShape w :: Option.toList b)
+                Memory.parameter name "bias" bShape (fun n -> Rng.normals (Rng.split 1 key) n |> Array.map (fun v -> bScale * v)))
+        out, Leaf(w :: Option.toList b)
 
     /// Masking of Conv and ConvLocal (neural_tangents' <c>_Conv.mask_fn</c>, remask_kernel=True): the mask collapsed
     /// over channels (one map per position), then <c>_pool_mask</c> with the filter and strides (CIRCULAR as SAME, the

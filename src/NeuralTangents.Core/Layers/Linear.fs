@@ -276,18 +276,19 @@ module internal Linear =
                     match d.Parameterization with
                     | Parameterization.Ntk -> 1.0, 1.0
                     | Parameterization.Standard -> d.WStd / Math.Sqrt(float inW / float (fst d.S)), defaultArg d.BStd 0.0
-                Memory.checkParameter "Dense" "weight matrix" [| inW; outW |]
-                let w = Rng.normals (Rng.split 0 key) (inW * outW)
-                if wScale <> 1.0 then for i in 0 .. w.Length - 1 do w[i] <- wScale * w[i]
+                let w =
+                    Memory.parameter "Dense" "weight matrix" [| inW; outW |] (fun n ->
+                        let w = Rng.normals (Rng.split 0 key) n
+                        if wScale <> 1.0 then for i in 0 .. w.Length - 1 do w[i] <- wScale * w[i]
+                        w)
                 let b =
                     d.BStd |> Option.map (fun _ ->
                         let bShape = Array.create shape.Length 1
                         bShape[a] <- outW
-                        let v = Rng.normals (Rng.split 1 key) outW
-                        Tensor.create bShape (Array.map (fun x -> bScale * x) v))
+                        Memory.parameter "Dense" "bias" bShape (fun n -> Rng.normals (Rng.split 1 key) n |> Array.map (fun x -> bScale * x)))
                 let outShape = Array.copy shape
                 outShape[a] <- outW
-                outShape, Leaf(Tensor.create [| inW; outW |] w :: Option.toList b)
+                outShape, Leaf(w :: Option.toList b)
           Apply = fun _ p x -> let w, b = denseParams p in denseForward d w b x
           Vjp =
             fun _ p x ct ->
