@@ -33,7 +33,7 @@ module Empirical =
     /// over the whole batch), patterns and batch-axis normalisations are exactly the forward call's; each pullback
     /// then costs the batch.
     let private record (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) : Recorded =
-        let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
+        let axis = fst (Requirements.inputAxes x.Rank (Requirements.ofLayer layer))
         let a = Axes.norm x.Rank axis
         let n = x.Shape[a]
         if ctx.Rng.IsNone && ctx.Side.IsEmpty && not (mayMixExamples layer) then

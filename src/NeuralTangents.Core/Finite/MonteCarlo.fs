@@ -84,7 +84,7 @@ module MonteCarlo =
                               (cancel: CancellationToken) (copies: int) (onBlock: int -> int -> unit)
                               (layer: Layer) (p: Params) (x1: Tensor) (x2: Tensor option) (get: Get) =
         if requested < 0 then invalidArg "batch_size" (sprintf "%s: batch_size must be ≥ 0, got %d" what requested)
-        let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
+        let axis = fst (Requirements.inputAxes x1.Rank (Requirements.ofLayer layer))
         let a = Axes.norm x1.Rank axis
         let n1 = x1.Shape[a]
         let x2v = defaultArg x2 x1
