@@ -90,8 +90,7 @@ internal sealed class PredictionKernels
 
     private int BatchAxis()
     {
-        var requested = RequirementsModule.OfLayer(layer).BatchAxis;
-        var axis = FSharpOption<int>.get_IsSome(requested) ? requested.Value : 0;
+        var axis = RequirementsModule.InputAxes(xTrain.Rank, RequirementsModule.OfLayer(layer)).Item1;
         return axis < 0 ? axis + xTrain.Rank : axis;
     }
 

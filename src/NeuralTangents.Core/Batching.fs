@@ -208,7 +208,7 @@ module Batching =
     /// Refuses, with the numbers, a request whose smallest tile cannot fit.</summary>
     let internal plan (options: BatchOptions) (resident: Kernel -> int -> int -> int64) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : TiledJob =
         if isNull (box x1) then nullArg "x1"
-        let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
+        let axis = fst (Requirements.inputAxes x1.Rank (Requirements.ofLayer layer))
         let nOf (t: Tensor) =
             let a = if axis < 0 then axis + t.Rank else axis
             if a < 0 || a >= t.Rank then

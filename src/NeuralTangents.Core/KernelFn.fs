@@ -84,7 +84,8 @@ module KernelFn =
         x2 |> Option.iter (checkFinite "x2")
         let req = Requirements.ofLayer layer
         let diagonalBatch, diagonalSpatial = Requirements.layout req request
-        Input.kernelWith ntkArray get diagonalBatch diagonalSpatial (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
+        let batchAxis, channelAxis = Requirements.inputAxes x1.Rank req
+        Input.kernelWith ntkArray get diagonalBatch diagonalSpatial batchAxis channelAxis x1 x2
 
     /// <summary>The input kernel of x1 (and x2) in the layout the network requires, or the one
     /// <paramref name="request"/> asks for (see <see cref="T:NeuralTangents.LayoutRequest"/>).</summary>
@@ -108,7 +109,8 @@ module KernelFn =
                 | true, diagonalSpatial ->
                     checkFinite "x1" x1
                     x2 |> Option.iter (checkFinite "x2")
-                    InputRows.ofInputs get diagonalSpatial (defaultArg req.BatchAxis 0) (defaultArg req.ChannelAxis -1) x1 x2
+                    let batchAxis, channelAxis = Requirements.inputAxes x1.Rank req
+                    InputRows.ofInputs get diagonalSpatial batchAxis channelAxis x1 x2
                 | _ -> None
         match rows with
         | Some(input, r) -> KernelPlan.runOnRows exec plan input r (fun () -> inputKernelFor true request layer x1 x2 get)
@@ -190,9 +192,8 @@ module KernelFn =
         x2 |> Option.iter (visible >> checkFinite "x2")
         let req = Requirements.ofLayer layer
         let diagonalBatch, diagonalSpatial = Requirements.layout req request
-        let k0 =
-            Input.kernelMasked (Some maskConstant) get diagonalBatch diagonalSpatial (defaultArg req.BatchAxis 0)
-                (defaultArg req.ChannelAxis -1) x1 x2
+        let batchAxis, channelAxis = Requirements.inputAxes x1.Rank req
+        let k0 = Input.kernelMasked (Some maskConstant) get diagonalBatch diagonalSpatial batchAxis channelAxis x1 x2
         KernelPlan.run exec plan (One k0) true |> single
 
     /// <summary><c>compute</c> with the <c>pattern</c> side input of graph networks (neural_tangents'

@@ -13,13 +13,19 @@ type LayoutRequest =
     /// No override: the layout the network requires (neural_tangents' default <c>kernel_fn(x1, x2)</c>).
     static member Auto = { DiagonalBatch = None; DiagonalSpatial = None }
 
+/// <summary>One layer's spelling of an input axis: the layer's name and the axis as written (negative values
+/// count from the end).</summary>
+type AxisClaim = { Layer: string; Axis: int }
+
 /// <summary>What a network needs of its input kernel (neural_tangents' <c>requires</c> metadata),
 /// computed by a pure fold over the layer tree.</summary>
 type Requirements =
-    { /// Batch axis of the inputs, when a layer states one.
-      BatchAxis: int option
-      /// Channel (feature) axis of the inputs, when a layer states one.
-      ChannelAxis: int option
+    { /// The batch axis of the inputs as each layer that states one spells it, in tree order (empty: none does).
+      /// Whether two spellings name one axis (3 and -1 do on rank-4 inputs) depends on the inputs' rank, so they
+      /// are compared where inputs are seen (<c>Requirements.inputAxes</c>).
+      BatchAxes: AxisClaim list
+      /// The channel (feature) axis of the inputs as each layer that states one spells it, in tree order.
+      ChannelAxes: AxisClaim list
       /// The network's diagonal-batch allowance, when some layer states one.
       DiagonalBatch: Diagonal option
       /// The network's diagonal-spatial allowance, when some layer states one.
@@ -29,16 +35,7 @@ type Requirements =
 module Requirements =
 
     /// No constraint: neural_tangents' defaults (batch first, channels last) apply.
-    let none = { BatchAxis = None; ChannelAxis = None; DiagonalBatch = None; DiagonalSpatial = None }
-
-    let private merge (name: string) (what: string) (a: int option) (b: int option) =
-        match a, b with
-        | Some x, Some y when x <> y ->
-            raise (NeuralTangentsException(
-                sprintf "%s: %s=%d conflicts with %s=%d required by an earlier layer; use one layout for the whole network"
-                    name what y what x))
-        | Some _, _ -> a
-        | None, _ -> b
+    let none = { BatchAxes = []; ChannelAxes = []; DiagonalBatch = None; DiagonalSpatial = None }
 
     /// One diagonal allowance of a tree (<c>pick</c> reads it off a leaf), as neural_tangents'
     /// <c>_get_input_req_attr</c> folds it: serial layers compose with <c>Diagonal.compose</c> (<c>&gt;&gt;</c>),
@@ -73,8 +70,9 @@ module Requirements =
         | FanOutNode _ | MergeNode _ -> None // neural_tangents' FanOut and FanIn* state no diagonal requirement
         | LeafNode d -> pick d.Requires
 
-    /// Folds the tree: the input-side layout is fixed by the first layers that state one; layers after a
-    /// layout-resetting leaf (Flatten) see its output layout and add no input requirement. The diagonal allowances
+    /// Folds the tree: every layer's spelling of the input's axes is gathered (<c>inputAxes</c> checks them against
+    /// the inputs' rank); layers after a layout-resetting leaf (Flatten) see its output layout and add no input
+    /// requirement. The diagonal allowances
     /// fold over the whole tree (see <c>Diagonal</c>).
     [<CompiledName("OfLayer")>]
     let ofLayer (layer: Layer) : Requirements =
@@ -90,15 +88,18 @@ module Requirements =
                     a, stop || s) (acc, false)
             | FanOutNode _ | MergeNode _ -> acc, false
             | LeafNode d ->
+                // A resetting leaf's own axes still describe its input (GlobalAvgPool's channel_axis); only the
+                // layers after it see another layout.
                 let r = d.Requires
-                { acc with
-                    BatchAxis = merge d.Name "batch_axis" acc.BatchAxis r.BatchAxis
-                    // A resetting leaf's own axes still describe its input (GlobalAvgPool's channel_axis); only the
-                    // layers after it see another layout.
-                    ChannelAxis = merge d.Name "channel_axis" acc.ChannelAxis r.ChannelAxis },
+                // Gathered last first, reversed below.
+                let add (axis: int option) (claims: AxisClaim list) =
+                    match axis with Some a -> { Layer = d.Name; Axis = a } :: claims | None -> claims
+                { acc with BatchAxes = add r.BatchAxis acc.BatchAxes; ChannelAxes = add r.ChannelAxis acc.ChannelAxes },
                 r.Resets
         let axes = go none layer |> fst
         { axes with
+            BatchAxes = List.rev axes.BatchAxes
+            ChannelAxes = List.rev axes.ChannelAxes
             DiagonalBatch = diagonal (fun r -> r.DiagonalBatch) None layer
             DiagonalSpatial = diagonal (fun r -> r.DiagonalSpatial) None layer }
 
@@ -124,3 +125,24 @@ module Requirements =
     let layout (req: Requirements) (request: LayoutRequest) : bool * bool =
         decide "diagonal_batch" true req.DiagonalBatch request.DiagonalBatch,
         decide "diagonal_spatial" false req.DiagonalSpatial request.DiagonalSpatial
+
+    /// <summary>The (batch_axis, channel_axis) of inputs of rank <paramref name="rank"/>: each as the first layer
+    /// that states it spells it (neural_tangents keeps that one; 0 and -1 when no layer states one), once every
+    /// layer's spelling is checked to name the same axis of such inputs. Layers normalise their axes by the rank, so
+    /// 3 and -1 (or 1 and -3) are one axis of rank-4 inputs; neural_tangents checks nothing, and a real mismatch
+    /// would silently treat some other axis as the channels.</summary>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">two layers name different axes of such inputs.</exception>
+    [<CompiledName("InputAxes")>]
+    let inputAxes (rank: int) (req: Requirements) : int * int =
+        let norm a = if a < 0 then a + rank else a
+        let agreed (argument: string) (fallback: int) (claims: AxisClaim list) =
+            match claims with
+            | [] -> fallback
+            | first :: rest ->
+                rest |> List.tryFind (fun c -> norm c.Axis <> norm first.Axis) |> Option.iter (fun c ->
+                    raise (NeuralTangentsException(
+                        sprintf "%s: %s=%d conflicts with %s=%d required by an earlier layer (%s): on inputs of rank %d these are axes %d and %d; use one layout for the whole network"
+                            c.Layer argument c.Axis argument first.Axis first.Layer rank (norm c.Axis) (norm first.Axis))))
+                first.Axis
+        let batch = agreed "batch_axis" 0 req.BatchAxes
+        batch, agreed "channel_axis" -1 req.ChannelAxes

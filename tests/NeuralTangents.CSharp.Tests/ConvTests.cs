@@ -92,4 +92,47 @@ public class ConvTests
         var e = Assert.Throws<ArgumentException>(f)!;
         Assert.That(e.ParamName, Is.EqualTo(param));
     }
+
+    private static double[,,,] Images(int n, int a, int b, int c, int seed)
+    {
+        var r = new Random(seed);
+        var x = new double[n, a, b, c];
+        for (var i = 0; i < n; i++)
+            for (var j = 0; j < a; j++)
+                for (var k = 0; k < b; k++)
+                    for (var l = 0; l < c; l++)
+                        x[i, j, k, l] = r.NextDouble() * 2.0 - 1.0;
+        return x;
+    }
+
+    private static Network PooledConv(string[]? dimensionNumbers, int channelAxis) =>
+        Stax.Serial(
+            Stax.Conv(8, [3, 3], padding: PaddingMode.Same, dimensionNumbers: dimensionNumbers), Stax.Relu(),
+            Stax.GlobalAvgPool(channelAxis: channelAxis), Stax.Dense(1));
+
+    [Test]
+    public void ChannelAxisCountedFromTheStart_GivesTheKernelOfTheSpellingFromTheEnd()
+    {
+        // The audit's repro: on rank-4 images channelAxis 3 is axis -1 (NHWC) and 1 is -3 (NCHW). The layers
+        // normalise their axes by the rank, so the kernels are equal bit for bit.
+        var nhwc = Images(4, 5, 5, 2, 1);
+        var nchw = Images(4, 2, 5, 5, 2);
+        string[] nchwDims = ["NCHW", "OIHW", "NCHW"];
+        foreach (var (x, dims, canonical, other) in new[] { (nhwc, (string[]?)null, -1, 3), (nchw, nchwDims, -3, 1) })
+        {
+            var expected = PooledConv(dims, canonical).Kernel(x);
+            var actual = PooledConv(dims, other).Kernel(x);
+            Assert.That(actual.Nngp, Is.EqualTo(expected.Nngp), $"nngp, channelAxis {other}");
+            Assert.That(actual.Ntk, Is.EqualTo(expected.Ntk), $"ntk, channelAxis {other}");
+        }
+    }
+
+    [Test]
+    public void ChannelAxisNamingAnotherAxis_IsRefusedWithBothSpellingsAndTheRank()
+    {
+        // After an NHWC Conv (channel axis -1, i.e. 3), channelAxis 1 names a spatial axis.
+        var e = Assert.Throws<InvalidOperationException>(() => PooledConv(null, 1).Kernel(Images(2, 4, 4, 2, 3)))!;
+        Assert.That(e.Message, Is.EqualTo(
+            "GlobalAvgPool: channel_axis=1 conflicts with channel_axis=-1 required by an earlier layer (Conv): on inputs of rank 4 these are axes 1 and 3; use one layout for the whole network"));
+    }
 }

@@ -257,7 +257,7 @@ let tests =
             for name, layer, shape in zoo do
                 let outShape, p = InitFn.init 13 layer shape
                 // Networks whose output rows are the input examples (not the batch-axis concatenation).
-                if outShape.Length = 2 && outShape[0] = shape[0] && (Requirements.ofLayer layer).BatchAxis |> Option.forall ((=) 0) then
+                if outShape.Length = 2 && outShape[0] = shape[0] && (Requirements.ofLayer layer).BatchAxes |> List.tryHead |> Option.forall (fun c -> c.Axis = 0) then
                     let x1 = tensorOf 31 shape
                     let x2 = tensorOf 32 shape
                     let c = outShape[1]

@@ -1,7 +1,8 @@
 /// The covariance layouts (neural_tangents' diagonal_batch / diagonal_spatial): the Diagonal algebra and the
 /// requirement fold that picks a layout, every layer in both spatial layouts and in the full batch layout, the
-/// kernel_fn overrides (F#, CLI "kwargs"), the Kernel operations (reverse, transpose, swapInputs), and Monte Carlo
-/// of finite networks on (N, H, C) and (N, H, W, C) inputs against the full layout.
+/// kernel_fn overrides (F#, CLI "kwargs"), the Kernel operations (reverse, transpose, swapInputs), input axes
+/// spelled from either end, and Monte Carlo of finite networks on (N, H, C) and (N, H, W, C) inputs against the full
+/// layout.
 module NeuralTangents.Tests.LayoutTests
 
 open System
@@ -63,6 +64,30 @@ let private agree (what: string) (tol: float) (a: Tensor) (b: Tensor) =
     let e = maxRelDiff a b
     if not (e <= tol) then failtestf "%s: max |Δ| / max |value| = %.3e > %.0e" what e tol
     e
+
+// ---- input axes spelled from either end (3 ≡ -1 and 1 ≡ -3 on rank-4 inputs) ----
+
+let private nhwc = ("NHWC", "HWIO", "NHWC")
+let private nchw = ("NCHW", "OIHW", "NCHW")
+
+/// Conv(8, (3, 3), SAME) in the given layout, Relu, GlobalAvgPool(batch_axis, channel_axis), Dense(1): the audit's
+/// networks. The Conv states batch_axis 0 and channel_axis -1 (NHWC) or -3 (NCHW).
+let private convPool (dims: string * string * string) (batchAxis: int) (channelAxis: int) =
+    Stax.serial [ Stax.convWith { Stax.convDefaults 8 [ 3; 3 ] with Padding = Padding.Same; WStd = 1.3; BStd = Some 0.1; DimensionNumbers = dims }
+                  Stax.relu
+                  Stax.globalAvgPoolWith batchAxis channelAxis
+                  Stax.dense 1 1.0 None ]
+
+/// (what, inputs, network in the canonical spelling, the same network spelled otherwise).
+let private sameAxes : (string * Tensor * Layer * Layer) list =
+    let hw, chw = images 40 [| 4; 5; 5; 2 |], images 41 [| 4; 2; 5; 5 |]
+    let dense2d batchAxis channelAxis =
+        Stax.serial [ Stax.dense 8 1.2 (Some 0.1); Stax.relu; Dense { Stax.denseDefaults 1 with BatchAxis = batchAxis; ChannelAxis = channelAxis } ]
+    [ "NHWC, GlobalAvgPool channel_axis 3", hw, convPool nhwc 0 -1, convPool nhwc 0 3
+      "NCHW, GlobalAvgPool channel_axis 1", chw, convPool nchw 0 -3, convPool nchw 0 1
+      "NHWC, GlobalAvgPool batch_axis -4", hw, convPool nhwc 0 -1, convPool nhwc -4 -1
+      "NCHW, GlobalAvgPool batch_axis -4 and channel_axis 1", chw, convPool nchw 0 -3, convPool nchw -4 1
+      "2-D, last Dense batch_axis -2 and channel_axis 1", randomTensor 42 5 3, dense2d 0 -1, dense2d -2 1 ]
 
 // ---- Monte Carlo of finite networks (as MonteCarloTests: fixed seeds, tolerance from the sample SE) ----
 
@@ -354,6 +379,72 @@ let tests =
                 Expect.equal out "" "nothing on stdout"
                 Expect.stringStarts err "nt: " err
                 Expect.stringContains err fragment err
+
+        // ---- input axes spelled from either end ----
+
+        testCase "Requirements.inputAxes: spellings agree modulo the rank; the first layer's spelling is kept" <| fun () ->
+            let req = Requirements.ofLayer (convPool nhwc 0 3)
+            // 3 and -1 are axis 3 of rank-4 inputs; the Conv (first) spells the axes (0, -1), as neural_tangents keeps.
+            Expect.equal (Requirements.inputAxes 4 req) (0, -1) "rank 4"
+            // On rank-5 inputs -1 is axis 4, so the same network names two axes.
+            let e = throwsExactly<NeuralTangentsException> (fun () -> Requirements.inputAxes 5 req |> ignore)
+            Expect.equal e.Message
+                "GlobalAvgPool: channel_axis=3 conflicts with channel_axis=-1 required by an earlier layer (Conv): on inputs of rank 5 these are axes 3 and 4; use one layout for the whole network"
+                "message"
+
+        testList "kernel_fn: an axis spelled from the other end gives the canonical spelling's kernels bit for bit" [
+          for what, x, canonical, other in sameAxes -> testCase what <| fun () ->
+            // The layers normalise their axes by the rank and the input kernel keeps the first layer's spelling, so
+            // every operation is the same: equal bits, not a tolerance.
+            let same (label: string) (a: Kernel) (b: Kernel) =
+                Expect.equal b.Nngp.Data a.Nngp.Data (sprintf "%s, %s: nngp" what label)
+                Expect.equal (b.Ntk |> Option.map (fun t -> t.Data)) (a.Ntk |> Option.map (fun t -> t.Data)) (sprintf "%s, %s: ntk" what label)
+            let x2 = Tensor.create x.Shape (Array.map (fun v -> 0.5 * v + 0.1) x.Data)
+            same "compute" (KernelFn.compute canonical x (Some x2) Both) (KernelFn.compute other x (Some x2) Both)
+            same "full layout" (KernelFn.computeWithLayout full canonical x None Both) (KernelFn.computeWithLayout full other x None Both)
+            let tiles = { BatchOptions.Default with BatchSize = Some 2 }
+            same "batched" (Batching.compute tiles canonical x (Some x2) Both) (Batching.compute tiles other x (Some x2) Both)
+            same "mask_constant" (KernelFn.computeWithMask 1e9 LayoutRequest.Auto canonical x None Both)
+                                 (KernelFn.computeWithMask 1e9 LayoutRequest.Auto other x None Both) ]
+
+        testList "finite networks: an axis spelled from the other end gives the canonical spelling's numbers bit for bit" [
+          for what, x, canonical, other in sameAxes -> testCase what <| fun () ->
+            let _, p = InitFn.init 9 canonical x.Shape
+            Expect.equal (snd (InitFn.init 9 other x.Shape)) p (what + ": init")
+            Expect.equal (ApplyFn.apply other p x).Data (ApplyFn.apply canonical p x).Data (what + ": apply")
+            let data (a: Tensor option, b: Tensor option) = a.Value.Data, b.Value.Data
+            Expect.equal (data (Empirical.kernelFn other [| -1 |] [||] x None Both p)) (data (Empirical.kernelFn canonical [| -1 |] [||] x None Both p)) (what + ": empirical")
+            Expect.equal (data (MonteCarlo.kernelFn other 3 2 x None Both)) (data (MonteCarlo.kernelFn canonical 3 2 x None Both)) (what + ": Monte Carlo") ]
+
+        testCase "nt kernel: NCHW with channel_axis 1 gives the numbers of channel_axis -3 (analytic, empirical, Monte Carlo)" <| fun () ->
+            let arch (channelAxis: int) =
+                sprintf """{"layer": "serial", "layers": [{"layer": "Conv", "out_chan": 4, "filter_shape": [2, 2], "padding": "SAME", "dimension_numbers": ["NCHW", "OIHW", "NCHW"]}, {"layer": "Relu"}, {"layer": "GlobalAvgPool", "channel_axis": %d}, {"layer": "Dense", "out_dim": 1}]}""" channelAxis
+            let x1 = "[[[[1, 0.5], [-1, 2]], [[0.3, -0.7], [1.5, 0.2]]], [[[0, 1], [2, -0.5]], [[-1, 0.4], [0.6, 1.1]]]]"
+            for extra in [ ""; """, "empirical": {"seed": 4}"""; """, "monte_carlo": {"n_samples": 2, "seed": 4}""" ] do
+                let answer channelAxis =
+                    let code, out, err = ntKernelInProcess (sprintf """{"arch": %s, "x1": %s%s}""" (arch channelAxis) x1 extra)
+                    Expect.equal code 0 err
+                    let o = JsonNode.Parse(out)
+                    jsonValues o["nngp"], jsonValues o["ntk"]
+                Expect.equal (answer 1) (answer -3) ("channel_axis 1 and -3" + extra)
+
+        testCase "a real conflict is refused with both spellings, both layers and the rank, by every kernel path" <| fun () ->
+            // channel_axis 1 after an NHWC Conv (-1, axis 3) and 3 after an NCHW Conv (-3, axis 1).
+            for dims, channelAxis, shape, conv, axes in
+                [ nhwc, 1, [| 2; 4; 4; 2 |], -1, "axes 1 and 3"; nchw, 3, [| 2; 2; 4; 4 |], -3, "axes 3 and 1" ] do
+                let net = convPool dims 0 channelAxis
+                let x = images 43 shape
+                let expected =
+                    sprintf "GlobalAvgPool: channel_axis=%d conflicts with channel_axis=%d required by an earlier layer (Conv): on inputs of rank 4 these are %s; use one layout for the whole network"
+                        channelAxis conv axes
+                let refused (what: string) (f: unit -> unit) =
+                    Expect.equal (throwsExactly<NeuralTangentsException> f).Message expected what
+                let _, p = InitFn.init 1 net x.Shape
+                refused "compute" (fun () -> KernelFn.compute net x None Both |> ignore)
+                refused "batched" (fun () -> Batching.compute BatchOptions.Default net x None Both |> ignore)
+                refused "mask_constant" (fun () -> KernelFn.computeWithMask 1e9 LayoutRequest.Auto net x None Both |> ignore)
+                refused "empirical" (fun () -> Empirical.kernelFn net [| -1 |] [||] x None Both p |> ignore)
+                refused "Monte Carlo" (fun () -> MonteCarlo.kernelFn net 1 1 x None Both |> ignore)
 
         // ---- Monte Carlo of finite networks ----
 

@@ -43,7 +43,7 @@ module Empirical =
     /// <exception cref="T:NeuralTangents.NeuralTangentsException">no single output axis follows the batch size
     /// (an Index that picks one example).</exception>
     let internal outputBatchAxis (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) : int =
-        let a = Axes.norm x.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)
+        let a = Axes.norm x.Rank (fst (Requirements.inputAxes x.Rank (Requirements.ofLayer layer)))
         let one = Axes.takeBatch a 0 x
         let y1 = ApplyFn.applyWith ctx layer p one
         let y2 = ApplyFn.applyWith ctx layer p (twice a one)
@@ -62,7 +62,8 @@ module Empirical =
     /// batch-axis normalisations are exactly the forward call's; each pullback then costs the batch, and the output
     /// is one block whatever its layout (neural_tangents' kernels read only the output's shape).
     let private record (ctx: ApplyContext) (layer: Layer) (p: Params) (x: Tensor) : Recorded =
-        let a = Axes.norm x.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)
+        let axis = fst (Requirements.inputAxes x.Rank (Requirements.ofLayer layer))
+        let a = Axes.norm x.Rank axis
         let n = x.Shape[a]
         let pullOf (tape: Tape) (shape: int[]) (el: int) =
             let e = Tensor.zeros shape
@@ -90,7 +91,7 @@ module Empirical =
     let internal requirement (ctx: ApplyContext) (layer: Layer) (shape1: int[]) (shape2: int[] option) (wantsNtk: bool)
                              (kernels: int) (entries: int[] -> int[] -> int64) : (string * int64) list =
         let whole = not (ctx.Rng.IsNone && ctx.Side.IsEmpty && not (mayMixExamples layer))
-        let a = Axes.norm shape1.Length (defaultArg (Requirements.ofLayer layer).BatchAxis 0)
+        let a = Axes.norm shape1.Length (fst (Requirements.inputAxes shape1.Length (Requirements.ofLayer layer)))
         let part (shape: int[]) =
             let f = InitFn.footprint layer shape
             let n = int64 (max 1 shape[a])
@@ -109,7 +110,7 @@ module Empirical =
                               (wantsNtk: bool) (kernels: int) (entries: int[] -> int[] -> int64) =
         let empty (x: Tensor) = Array.contains 0 x.Shape
         if not (empty x1 || Option.exists empty x2) then
-            let n (x: Tensor) = x.Shape[Axes.norm x.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)]
+            let n (x: Tensor) = x.Shape[Axes.norm x.Rank (fst (Requirements.inputAxes x.Rank (Requirements.ofLayer layer)))]
             Memory.checkTotal budget
                 (sprintf "the empirical kernels of N1 = %d by N2 = %d inputs" (n x1) (n (defaultArg x2 x1)))
                 (requirement ctx layer x1.Shape (x2 |> Option.map (fun x -> x.Shape)) wantsNtk kernels entries)
@@ -141,7 +142,7 @@ module Empirical =
         | None when r.Ys.Length = 0 -> [||], r.Pull
         | None ->
             let y = r.Ys[0]
-            let n = x.Shape[Axes.norm x.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)]
+            let n = x.Shape[Axes.norm x.Rank (fst (Requirements.inputAxes x.Rank (Requirements.ofLayer layer)))]
             if y.Shape[0] <> n then
                 raise (NeuralTangentsException(
                     sprintf "empirical kernels: the output has shape %s, whose batch axis 0 does not hold the %d inputs; use Empirical.kernelFn" (Shape.format y.Shape) n))

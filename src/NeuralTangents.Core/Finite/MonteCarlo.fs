@@ -84,7 +84,7 @@ module MonteCarlo =
                               (cancel: CancellationToken) (copies: int) (onBlock: int -> int -> unit)
                               (layer: Layer) (p: Params) (x1: Tensor) (x2: Tensor option) (get: Get) =
         if requested < 0 then invalidArg "batch_size" (sprintf "%s: batch_size must be ≥ 0, got %d" what requested)
-        let axis = defaultArg (Requirements.ofLayer layer).BatchAxis 0
+        let axis = fst (Requirements.inputAxes x1.Rank (Requirements.ofLayer layer))
         let a = Axes.norm x1.Rank axis
         let n1 = x1.Shape[a]
         let x2v = defaultArg x2 x1
@@ -159,7 +159,7 @@ module MonteCarlo =
                              (x1: Tensor) (x2: Tensor option) (get: Get) =
         let x2v = defaultArg x2 x1
         if not (Array.contains 0 x1.Shape || Array.contains 0 x2v.Shape) then
-            let a = Axes.norm x1.Rank (defaultArg (Requirements.ofLayer layer).BatchAxis 0)
+            let a = Axes.norm x1.Rank (fst (Requirements.inputAxes x1.Rank (Requirements.ofLayer layer)))
             let n1, n2 = x1.Shape[a], x2v.Shape[a]
             let counts = Set.ofList options.NSamples
             let inFlight = int64 (min options.Parallelism (Set.maxElement counts))
