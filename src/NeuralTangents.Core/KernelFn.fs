@@ -140,7 +140,8 @@ module KernelFn =
     /// diagonal_batch=…, diagonal_spatial=…)</c>).</summary>
     /// <param name="request">The layout to compute in; <c>LayoutRequest.Auto</c> is <c>compute</c>. With
     /// <c>DiagonalSpatial = Some false</c> an output with spatial axes is (N1, N2, H, H', W, W', …) — neural_tangents'
-    /// order, reversed when the result's <c>IsReversed</c> is set (no layer here sets it) — and with
+    /// order, stored reversed — (N1, N2, …, W, W', H, H') — when the result's <c>IsReversed</c> is set, as neural_tangents
+    /// leaves it after an odd number of shared convolutions with two or more spatial axes — and with
     /// <c>DiagonalBatch = Some false</c> Cov1/Cov2 are the full (N, N, …) covariances.</param>
     /// <param name="layer">The network.</param>
     /// <param name="x1">First inputs.</param>
@@ -157,7 +158,8 @@ module KernelFn =
     /// (x2 = None means x2 = x1; then <c>Cov2</c> is None, as in neural_tangents), in the layout neural_tangents'
     /// <c>kernel_fn(x1, x2)</c> picks: diagonal batch; diagonal spatial only when every layer allows it and the
     /// output does not need the pairs of positions (a Flatten on top), else full — so a network that keeps spatial
-    /// axes returns (N1, N2, H, H', W, W', …).</summary>
+    /// axes returns (N1, N2, H, H', W, W', …), or those pairs in reverse order when <c>IsReversed</c> is set (see
+    /// <c>computeWithLayout</c>).</summary>
     /// <param name="layer">The network.</param>
     /// <param name="x1">First inputs, batch axis and channel axis as the network's layers state (default: (N1, …, C)).</param>
     /// <param name="x2">Second inputs, or None.</param>
