@@ -224,9 +224,18 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
               match g.Covariance with
               | Some c -> yield name, "cov", shapeCov req c
               | None -> () ]
+    // The means are linear in y_train, and a solve magnifies it by at most the condition number, which a sensible
+    // diag_reg keeps below 1/ε ≈ 4.5e15: targets within a factor 1/ε of the largest double are then the cause of a
+    // non-finite mean, and diag_reg or the inputs are not.
+    let yLargest = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(ReadOnlySpan req.YTrain.Data)
+    let targetsTooLarge = yLargest > Double.MaxValue * Math.Pow(2.0, -52.0)
     phase "finiteness check" (fun () ->
         for name, what, t in arrays do
-            RequestIo.checkFinite (sprintf "%s.%s" name what) "add a positive diag_reg (e.g. 1e-6) or rescale the inputs" t)
+            let advice =
+                if what = "mean" && targetsTooLarge then
+                    sprintf "y_train's entries reach %g, too close to the largest double (1.8e308) for the solve (the means are linear in y_train); divide y_train by a scale such as %g and multiply the means by it" yLargest yLargest
+                else "add a positive diag_reg (e.g. 1e-6) or rescale the inputs"
+            RequestIo.checkFinite (sprintf "%s.%s" name what) advice t)
     // Inline arrays (no "out") go straight to stdout once checked: nothing but the output can fail after this. With
     // "out" the answer waits in memory until the .npy files are written, so a failed write prints nothing.
     let buffered = if req.Out.IsSome then Some(new StringWriter()) else None

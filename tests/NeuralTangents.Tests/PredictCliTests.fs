@@ -48,6 +48,9 @@ let private badRequests =
       request """, "diag_reg": "big" """, "diag_reg"
       request """, "out": "res", "overwrite": "yes" """, "overwrite: must be true or false, got \"yes\""
       request """, "overwrites": true """, "out, overwrite"
+      // Targets at the edge of float64: the means overflow, and y_train is the cause named (not diag_reg).
+      (request "").Replace("[[0.8], [0.1], [-0.2], [0.4], [1.1]]", "[[1e308], [1e308], [-1e308], [1e308], [1e308]]"),
+      "nngp.mean has a non-finite value (nan) at index [0, 0]: y_train's entries reach 1e+308"
       """{"arch": {"layer": "Dense", "out_dim": 1}, "x_train": [[1, 2], [3, 4]], "y_train": [1, 2], "x_test": [[1, 2, 3]]}""",
       "x_test: has shape (1, 3) but x_train has (2, 2)"
       """{"arch": {"layer": "Dense", "out_dim": 1}, "x_train": [[1, 2]], "y_train": [[1], [2]]}""", "y_train"
