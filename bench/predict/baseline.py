@@ -42,7 +42,8 @@ def gen(d, n, m, k=10, dim=64, mode="cov"):
             {"layer": "Dense", "out_dim": 1, "W_std": W_STD, "b_std": B_STD}]},
         "x_train": "x_train.npy", "y_train": "y_train.npy", "x_test": "x_test.npy",
         "get": ["nngp", "ntk"], "t": FINITE_T if mode == "finite" else None, "diag_reg": DIAG_REG,
-        "learning_rate": 1, "compute_cov": mode != "means", "out": "out/pred"}
+        "learning_rate": 1, "compute_cov": mode != "means", "out": "out/pred",
+        "overwrite": True}  # each timed run writes the same files again
     with open(os.path.join(d, "request.json"), "w") as f:
         json.dump(req, f, indent=1)
 

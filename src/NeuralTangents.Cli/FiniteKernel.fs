@@ -97,6 +97,10 @@ let private stack (ts: Tensor list) =
 /// (with a list of counts, one estimate per distinct count, increasing, along a new leading axis), then "elapsed_ms".</summary>
 let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) (stdout: TextWriter) : unit =
     RequestIo.prepareOut req.Out
+    let path name = req.Out |> Option.map (fun prefix -> sprintf "%s.%s.npy" prefix name)
+    // The answer files this request writes (nngp and ntk, as "get" asks) must not exist yet, unless "overwrite".
+    RequestIo.refuseExisting req.Overwrite
+        ([ (if req.Get <> Ntk then Some "nngp" else None); (if req.Get.WantsNtk then Some "ntk" else None) ] |> List.choose (Option.bind path))
     let sw = Stopwatch.StartNew()
     // apply_fn's keyword arguments (neural_tangents' **apply_fn_kwargs): the random key and the pattern, split
     // between f(x1) and f(x2) as utils.split_kwargs does (pattern1 to x1, pattern2 to x2; the key as splitContext).
@@ -137,10 +141,9 @@ let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) 
     let items = [ "nngp", nngp; "ntk", ntk ] |> List.choose (fun (n, t) -> t |> Option.map (fun t -> n, t))
     for name, t in items do
         RequestIo.checkFinite name "the inputs or weights are too large for this network; rescale x1 (and x2)" t
-    let path name = req.Out |> Option.map (fun prefix -> sprintf "%s.%s.npy" prefix name)
     // Files first: a failure to write them leaves stdout empty. Then nothing can fail but the output itself, so the
     // answer goes straight to stdout (its buffer) rather than through an in-memory copy of ~20 chars per number.
-    RequestIo.writeAll (items |> List.choose (fun (name, t) -> path name |> Option.map (fun p -> p, t)))
+    RequestIo.writeAll req.Overwrite (items |> List.choose (fun (name, t) -> path name |> Option.map (fun p -> p, t)))
     stdout.Write("{\n")
     for name, t in items do
         stdout.Write("  \"" + name + "\": ")

@@ -26,7 +26,10 @@ let helpText =
             and PREFIX.cov2.npy instead of answering with nested lists; they are
             filled tile by tile (never whole in memory) and the finished tiles
             are recorded in PREFIX.nt-tiles, so that the same command run again
-            after an interruption (Ctrl-C, kill, crash) resumes where it stopped
+            after an interruption (Ctrl-C, kill, crash) resumes where it stopped;
+            a file already at one of these names is refused before any work
+    "overwrite" optional: true to let the answer files replace existing ones
+            at the "out" prefix (default false)
     "memory_gb"  optional memory budget in GB (default: free memory less a
             margin); the tile size follows from it, and a request whose
             smallest tile cannot fit is refused with the numbers
@@ -150,7 +153,7 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
         if req.MaskConstant.IsSome then
             raise (CliError "kwargs: mask_constant with \"out\" (arrays written to files) is not supported; answer inline (remove \"out\")")
         let result =
-            try phase "kernel to files" (fun () -> TiledFiles.compute options req.Layout req.Arch req.X1 req.X2 req.Get names prefix)
+            try phase "kernel to files" (fun () -> TiledFiles.compute options req.Layout req.Arch req.X1 req.X2 req.Get names req.Overwrite prefix)
             with :? OperationCanceledException as e -> interrupted e
         let ms = sw.Elapsed.TotalMilliseconds
         for name in [ (if req.Get <> Ntk then Some "nngp" else None); (if req.Get.WantsNtk then Some "ntk" else None); Some "cov1"; Some "cov2" ] |> List.choose id do

@@ -19,6 +19,8 @@ type KernelRequest =
       Layout: LayoutRequest
       /// Output prefix, resolved against the request's folder; None to answer inline.
       Out: string option
+      /// "overwrite": true lets the answer files replace existing files at the "out" prefix (default false: refused).
+      Overwrite: bool
       /// Tile size and memory budget ("batch_size", "memory_gb").
       Tiling: BatchOptions
       /// neural_tangents' kernel_fn keyword <c>mask_constant</c> ("kwargs": {"mask_constant": c}): input entries
@@ -36,7 +38,7 @@ type KernelRequest =
 module KernelRequest =
 
     let internal knownKeys =
-        [ "arch"; "x1"; "x2"; "get"; "kwargs"; "out" ] @ RequestIo.tilingKeys @ [ "monte_carlo"; "empirical" ] // the last two: FiniteKernel
+        [ "arch"; "x1"; "x2"; "get"; "kwargs"; "out"; "overwrite" ] @ RequestIo.tilingKeys @ [ "monte_carlo"; "empirical" ] // the last two: FiniteKernel
 
     let private show = RequestIo.show
 
@@ -152,6 +154,7 @@ module KernelRequest =
           Get = get o["get"]
           Layout = kwargs o["kwargs"]
           Out = out
+          Overwrite = RequestIo.overwrite o
           Tiling = RequestIo.tiling o
           MaskConstant = maskConstant o["kwargs"]
           Pattern = pat

@@ -26,7 +26,9 @@ let helpText =
     "learning_rate" gradient-descent step size (default 1)
     "compute_cov"   true to add the (M, M) predictive covariance (default false)
     "out"           optional PREFIX: write PREFIX.nngp.mean.npy, PREFIX.nngp.cov.npy, …
-                    (all files or none; the folder is created when missing)
+                    (all files or none; the folder is created when missing); a file
+                    already at one of these names is refused before any work
+    "overwrite"     true to let the answer files replace existing ones (default false)
     "memory_gb"     memory budget of the kernel computations in GB (default: free
                     memory less a margin), as for 'nt kernel'
     "batch_size"    inputs per kernel tile, as for 'nt kernel' (default: from memory_gb)
@@ -72,6 +74,9 @@ let private keyOf (kind: PredictGet) =
     | PredictGet.Nngp -> "nngp"
     | PredictGet.Ntk -> "ntk"
     | PredictGet.NtkGp -> "ntkgp"
+
+/// The file of one array of the answer with "out": PREFIX.nngp.mean.npy, PREFIX.ntk.cov.npy, …
+let private outPath (prefix: string) (key: string) (what: string) = sprintf "%s.%s.%s.npy" prefix key what
 
 /// Tensors of equal shape stacked along a new leading axis.
 let private stack (parts: Tensor list) =
@@ -128,6 +133,12 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     let text, baseDir = phase "read request" (fun () -> RequestIo.read requestPath stdin)
     let req = phase "parse request (arch, inputs)" (fun () -> PredictRequest.parse baseDir text)
     RequestIo.prepareOut req.Out
+    // The answer files this request writes must not exist yet, unless "overwrite": refused before any kernel.
+    req.Out |> Option.iter (fun prefix ->
+        RequestIo.refuseExisting req.Overwrite
+            [ for k in req.Kinds do
+                  outPath prefix (keyOf k) "mean"
+                  if req.ComputeCov then outPath prefix (keyOf k) "cov" ])
     let sw = Stopwatch.StartNew()
     // Ctrl-C stops at the next step boundary (after a kernel, a factorisation or a solve); nothing is written.
     use cancel = new System.Threading.CancellationTokenSource()
@@ -213,9 +224,18 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
               match g.Covariance with
               | Some c -> yield name, "cov", shapeCov req c
               | None -> () ]
+    // The means are linear in y_train, and a solve magnifies it by at most the condition number, which a sensible
+    // diag_reg keeps below 1/ε ≈ 4.5e15: targets within a factor 1/ε of the largest double are then the cause of a
+    // non-finite mean, and diag_reg or the inputs are not.
+    let yLargest = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(ReadOnlySpan req.YTrain.Data)
+    let targetsTooLarge = yLargest > Double.MaxValue * Math.Pow(2.0, -52.0)
     phase "finiteness check" (fun () ->
         for name, what, t in arrays do
-            RequestIo.checkFinite (sprintf "%s.%s" name what) "add a positive diag_reg (e.g. 1e-6) or rescale the inputs" t)
+            let advice =
+                if what = "mean" && targetsTooLarge then
+                    sprintf "y_train's entries reach %g, too close to the largest double (1.8e308) for the solve (the means are linear in y_train); divide y_train by a scale such as %g and multiply the means by it" yLargest yLargest
+                else "add a positive diag_reg (e.g. 1e-6) or rescale the inputs"
+            RequestIo.checkFinite (sprintf "%s.%s" name what) advice t)
     // Inline arrays (no "out") go straight to stdout once checked: nothing but the output can fail after this. With
     // "out" the answer waits in memory until the .npy files are written, so a failed write prints nothing.
     let buffered = if req.Out.IsSome then Some(new StringWriter()) else None
@@ -230,14 +250,14 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
             match req.Out with
             | None -> JsonArrays.writeTensor out 4 t
             | Some prefix ->
-                let path = sprintf "%s.%s.%s.npy" prefix name what
+                let path = outPath prefix name what
                 files.Add((path, t))
                 out.Write(JsonArrays.quote path))
         out.Write("\n  },\n")
     out.Write("  \"elapsed_ms\": ")
     out.Write(JsonArrays.formatNumber (Math.Round(ms, 3)))
     out.Write("\n}\n")
-    phase "write .npy files" (fun () -> RequestIo.writeAll (List.ofSeq files))
+    phase "write .npy files" (fun () -> RequestIo.writeAll req.Overwrite (List.ofSeq files))
     // The builder's chunks as they are: no copy of the whole answer into one string.
     phase "write stdout" (fun () ->
         buffered |> Option.iter (fun b -> for chunk in b.GetStringBuilder().GetChunks() do stdout.Write chunk.Span)

@@ -27,6 +27,8 @@ type PredictRequest =
       LearningRate: float
       ComputeCov: bool
       Out: string option
+      /// "overwrite": true lets the answer files replace existing files at the "out" prefix (default false: refused).
+      Overwrite: bool
       /// Tile size and memory budget of the kernel computations ("batch_size", "memory_gb").
       Tiling: BatchOptions }
 
@@ -36,7 +38,7 @@ module PredictRequest =
 
     let private knownKeys =
         [ "arch"; "x_train"; "y_train"; "x_test"; "get"; "t"; "diag_reg"; "diag_reg_absolute_scale"; "learning_rate"
-          "compute_cov"; "out" ]
+          "compute_cov"; "out"; "overwrite" ]
         @ RequestIo.tilingKeys
 
     let private number (name: string) (dflt: float) (node: JsonNode) =
@@ -148,4 +150,5 @@ module PredictRequest =
           LearningRate = lr
           ComputeCov = flag "compute_cov" o["compute_cov"]
           Out = out
+          Overwrite = RequestIo.overwrite o
           Tiling = RequestIo.tiling o }

@@ -157,6 +157,25 @@ let outPrefix (baseDir: string) (node: JsonNode) : string option =
         Some(Path.Combine(baseDir, prefix))
     | n -> fail "out: must be a non-empty file prefix such as \"results/mlp\", got %s" (show n)
 
+/// The "overwrite" flag of a request with "out": true lets a successful run replace answer files that already exist
+/// at the prefix; false (the default, also for null) refuses them before any work.
+let overwrite (o: JsonObject) : bool =
+    match o["overwrite"] with
+    | null -> false
+    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.True -> true
+    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.False -> false
+    | n -> fail "overwrite: must be true or false, got %s" (show n)
+
+/// Refuses, before any work, an answer file that already exists (unless overwrite): a successful run would
+/// replace it, and it may be an unrelated file or the finished answer of another request.
+let refuseExisting (overwrite: bool) (paths: string list) =
+    if not overwrite then
+        match paths |> List.tryFind File.Exists with
+        | Some path ->
+            fail "out: %s already exists and would be replaced; nothing was written. Delete or move it, choose another \"out\", or add \"overwrite\": true to the request to replace it"
+                (clip path)
+        | None -> ()
+
 /// Creates the folder of the "out" prefix when missing and checks a file can be created there, before any work.
 let prepareOut (prefix: string option) =
     match prefix with
@@ -194,8 +213,9 @@ let checkFinite (name: string) (advice: string) (t: Tensor) =
 
 /// <summary>Writes the answer arrays as .npy files, all or nothing: each goes to a temporary file beside its final
 /// name (<c>NAME.tmp-XXXX</c>), and only when all are written are they renamed into place. On failure the
-/// temporary files are deleted and the final names are left as they were.</summary>
-let writeAll (files: (string * Tensor) list) =
+/// temporary files are deleted and the final names are left as they were. Without overwrite an existing final
+/// file is never replaced, even one that appeared during the run.</summary>
+let writeAll (overwrite: bool) (files: (string * Tensor) list) =
     let tag = Guid.NewGuid().ToString("N").Substring(0, 8)
     let temps = files |> List.map (fun (path, t) -> path, sprintf "%s.tmp-%s" path tag, t)
     let cleanUp () =
@@ -211,15 +231,18 @@ let writeAll (files: (string * Tensor) list) =
         with
         | :? IOException
         | :? UnauthorizedAccessException as e -> fail "cannot write the answer files (none was changed): %s" e.Message
+        // Checked again before the renames (a file may have appeared during the work), and the renames themselves
+        // refuse to replace one that appears in between.
+        refuseExisting overwrite (List.map fst files)
         let mutable moved = 0
         try
             for path, tmp, _ in temps do
-                File.Move(tmp, path, true)
+                File.Move(tmp, path, overwrite)
                 moved <- moved + 1
         with
         | :? IOException
         | :? UnauthorizedAccessException as e ->
-            fail "cannot move the answer files into place (%d of %d were already replaced): %s" moved temps.Length e.Message
+            fail "cannot move the answer files into place (%d of %d were already in place): %s" moved temps.Length e.Message
     finally
         cleanUp ()
 

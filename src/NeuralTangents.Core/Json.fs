@@ -234,8 +234,10 @@ module Json =
             else
                 let m = e.Message.Replace(sprintf " (Parameter '%s')" e.ParamName, "")
                 let m = if m.StartsWith(layer + ": ") then m.Substring(layer.Length + 2) else m
-                // A message that names its argument already reads on its own ("batch_axis and channel_axis are …").
-                if m.Contains e.ParamName then fail "%s: %s" (clip layer) m
+                // A message that names its argument already reads on its own ("batch_axis and channel_axis are …"),
+                // also by its JSON name (dimension_numbers for the F# parameter dimensionNumbers).
+                let snake = System.String.Concat(e.ParamName |> Seq.map (fun c -> if System.Char.IsUpper c then "_" + string (System.Char.ToLowerInvariant c) else string c))
+                if m.Contains e.ParamName || m.Contains snake then fail "%s: %s" (clip layer) m
                 else fail "%s: %s %s" (clip layer) e.ParamName m
 
     /// A constant array given as a number (a scalar) or nested lists of numbers of a rectangular shape.

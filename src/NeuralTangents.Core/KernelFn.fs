@@ -53,7 +53,18 @@ module KernelFn =
                         sprintf "between input %d of %s and input %d of %s" (snd first + i / (cols * rest)) (fst first) (snd second + (i / rest) % cols) (fst second)
                     else sprintf "for input %d of %s" (snd first + i / rest) (fst first)
                 let inputs = match name with "cov1" -> name1 | "cov2" -> name2 | _ -> "the inputs"
-                if System.Double.IsNaN v then
+                // The largest variance at the output (every cov entry is at most it in magnitude, Cauchy–Schwarz).
+                let largestVariance =
+                    [ Some k.Cov1; k.Cov2 ] |> List.choose id |> List.filter (fun t -> t.Data.Length > 0)
+                    |> List.map (fun t -> System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(System.ReadOnlySpan t.Data))
+                    |> List.fold max 0.0
+                if System.Double.IsNaN v && largestVariance < 1e-150 then
+                    // Every variance below 1e-150: products of two (√(q1·q2) in the arc-cosine and similar steps)
+                    // leave the range of doubles, and the cosines are 0/0. Larger inputs or W_std are the fix, not
+                    // smaller ones.
+                    fail (sprintf "the kernel underflowed: %s has NaN %s because the variances shrank below 1e-150 (the largest at the output is %g), where their products leave the range of doubles; variances that shrink layer after layer (W_std below √2 before a Relu halves them at every layer) reach 0 in a deep network: use W_std = √2 before each Relu (He's scaling), a bias (b_std > 0) or fewer layers"
+                              name where largestVariance)
+                elif System.Double.IsNaN v then
                     // NaN: an overflow met another (∞ − ∞, ∞·0) or an operation was undefined (0/0).
                     fail (sprintf "the kernel became non-finite: %s has NaN %s; either it overflowed (the inputs or W_std are too large for this depth: rescale %s) or it underflowed to 0/0 (variances that shrink layer after layer, e.g. W_std below √2 before a Relu, reach 0 in a deep network), or an operation is undefined (0/0, e.g. a normalisation with eps 0 of a constant input)"
                               name where inputs)

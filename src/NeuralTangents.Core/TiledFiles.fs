@@ -35,6 +35,12 @@ module TiledFiles =
 
     let private magic = "nt-tiles 1"
 
+    /// The refusal of an answer file that exists already: the file and the three ways out (in the words of an nt
+    /// request, which this module's messages speak, and of the F# call).
+    let private existsMessage (path: string) =
+        sprintf "%s already exists and would be replaced; nothing was computed or changed. Delete or move it, choose another \"out\", or add \"overwrite\": true to the request (overwrite = true from F#) to replace it"
+            path
+
     /// <summary>A hash of everything that determines the answer's bytes: the network (its JSON), the layout, the
     /// quantities, the inputs (shapes and float64 bits) and the files asked for. Resources (memory, parallelism)
     /// are not in it; the tile size is kept in the ledger instead.</summary>
@@ -135,7 +141,10 @@ module TiledFiles =
     /// ledger flushed). Once every tile is recorded the partial files are renamed to their final names together
     /// and the ledger is deleted. A run on a prefix with a ledger resumes it: it computes only the tiles not
     /// recorded, with the ledger's tile size, and the files end byte for byte as an uninterrupted run with that tile
-    /// size writes them. A ledger of a different request (other network, inputs, layout, quantities) is refused.</summary>
+    /// size writes them. A ledger of a different request (other network, inputs, layout, quantities) is refused.
+    /// An answer file that already exists at the prefix (an unrelated file, or a finished answer of any request) is
+    /// refused before any work unless <paramref name="overwrite"/> is true; the files a resumed run had already
+    /// renamed into place are its own.</summary>
     /// <param name="options">Tile size or memory budget, parallelism, progress and cancellation.</param>
     /// <param name="request">The covariance layout.</param>
     /// <param name="layer">The network.</param>
@@ -143,12 +152,16 @@ module TiledFiles =
     /// <param name="x2">Second inputs, or None.</param>
     /// <param name="get">Nngp, Ntk or Both.</param>
     /// <param name="names">The arrays to write, among "nngp", "ntk", "cov1", "cov2".</param>
+    /// <param name="overwrite">true to replace answer files that already exist at the prefix (still through the
+    /// partial file and a rename); false to refuse them, leaving them untouched.</param>
     /// <param name="prefix">The path prefix of the files.</param>
     /// <returns>The files written and the tile counts.</returns>
     /// <exception cref="T:System.OperationCanceledException">cancelled: the finished tiles are recorded, and the same
     /// call resumes.</exception>
+    /// <exception cref="T:NeuralTangents.NeuralTangentsException">an answer file exists and overwrite is false, a
+    /// ledger of a different request, or a kernel that is not finite.</exception>
     [<CompiledName("Compute")>]
-    let compute (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) (names: string list) (prefix: string) : TiledFilesResult =
+    let compute (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) (names: string list) (overwrite: bool) (prefix: string) : TiledFilesResult =
         if isNull prefix then nullArg "prefix"
         for n in names do
             let path = sprintf "%s.%s.npy" prefix n
@@ -186,6 +199,14 @@ module TiledFiles =
                 elif l.Done.Count = l.Tiles && targets |> List.forall (fun t -> intact t || File.Exists t.Final) then Some l.Done
                 else None
             | _ -> None
+        // Never replace a file this computation did not write, unless asked to. Its own finals are those a run killed
+        // while renaming had moved into place: every tile recorded and the partial file gone (a rename is atomic, so
+        // a final beside its intact partial file came from elsewhere).
+        if not overwrite then
+            let renaming = match previous, resumable with Some l, Some _ -> l.Done.Count = l.Tiles | _ -> false
+            match targets |> List.tryFind (fun t -> File.Exists t.Final && not (renaming && not (File.Exists t.Partial))) with
+            | Some t -> fail (existsMessage t.Final)
+            | None -> ()
         // The bytes still to be written must fit on the file system (checked before a file is created or extended):
         // a request of N = 10⁶ inputs needs 8 TB per array, and sparse files would only fail once the disk is full.
         do
@@ -252,7 +273,13 @@ module TiledFiles =
                     reraise ()
             finally
                 for _, (h, _) in handles do h.Dispose()
-        for t in pending do File.Move(t.Partial, t.Final, true)
+        for t in pending do
+            // A file that appeared at a final name during the run is not replaced either (the ledger is kept: the
+            // same call finishes the renames once it is moved away).
+            try File.Move(t.Partial, t.Final, overwrite)
+            with :? IOException when not overwrite && File.Exists t.Final ->
+                fail (sprintf "%s appeared while the kernel was computed and was not replaced; the answer waits in %s (every tile is recorded in %s). Move that file away and run the same command again to finish, or add \"overwrite\": true (overwrite = true from F#) to replace it"
+                          t.Final t.Partial ledger)
         File.Delete ledger
         { Files = targets |> List.map (fun t -> t.Name, t.Final)
           TilesTotal = job.TileCount

@@ -252,4 +252,23 @@ let tests =
                 let ft, fdt = pair (Stax.erf t 0.8 0.5)
                 close "Erf a², c²" (t * t * f0 + 0.25) ft
                 close "Erf σ̇ a²" (t * t * fd0) fdt)
+
+        testCase "Gaussian with b > 0: finite while 4·b·q < 1 for every input variance, refused with the numbers beyond" <| fun () ->
+            // a = 1.5, b = 0.5: the domain is q < 1/(4b) = 0.5. Inside it the NNGP is the Gaussian integral
+            // a²/√((1 − 2b·q1)(1 − 2b·q2) − 4b²c²), written out here (q1 = 0.45, q2 = 0.3, c = 0.2).
+            let layer = Stax.gaussian 1.5 0.5
+            let nngp, _ = stepOf layer 0.45 0.3 0.2
+            let expected = 2.25 / Math.Sqrt((1.0 - 0.45) * (1.0 - 0.3) - 0.04)
+            Expect.floatClose Accuracy.veryHigh nngp expected "inside the domain"
+            for q1 in [ 0.5; 0.8 ] do
+                let e = throwsExactly<NeuralTangentsException> (fun () -> stepOf layer q1 0.3 0.2 |> ignore)
+                Expect.stringStarts e.Message "Gaussian(a=1.5, b=0.5): with b > 0" "names the layer and its arguments"
+                Expect.stringContains e.Message (sprintf "below 1/(4·b) = 0.5, but the largest is %g (4·b·q = %g)" q1 (2.0 * q1)) "the condition and the value"
+                Expect.stringContains e.Message "use b ≤ 0" "the fix"
+            // The same refusal from the CLI's path (a Dense layer before it): no generic overflow message.
+            let x = Tensor.ofJagged [| [| 0.1; 0.2; 0.3 |]; [| -0.5; 0.4; 1.0 |] |]
+            let e = throwsExactly<NeuralTangentsException> (fun () ->
+                KernelFn.compute (Stax.serial [ Stax.dense 3 1.0 None; Stax.gaussian 1.0 1.0 ]) x None Both |> ignore)
+            // The Dense layer's variances are |x|²/3: 0.14/3 and 1.41/3 = 0.47, the largest.
+            Expect.stringContains e.Message (sprintf "below 1/(4·b) = 0.25, but the largest is %g" (1.41 / 3.0)) "Dense's variance"
     ]

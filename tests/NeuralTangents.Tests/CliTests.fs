@@ -357,6 +357,51 @@ let tests =
             finally
                 Directory.Delete(dir, true)
 
+        testCase "(13) an existing file at an answer's name is refused before any work and kept; \"overwrite\": true replaces it" <| fun () ->
+            let dir = tempDir ()
+            try
+                let req = Path.Combine(dir, "r.json")
+                let ntk = Path.Combine(dir, "k.ntk.npy")
+                let notes = Text.Encoding.UTF8.GetBytes "my notes, not an npy\n"
+                File.WriteAllBytes(ntk, notes)
+                File.WriteAllText(req, sprintf """{"arch": %s, "x1": %s, "out": "k"}""" mlpArch x1ok)
+                nt [ "kernel"; req ] "" |> assertOneLineError 1 (ntk + " already exists and would be replaced")
+                Expect.equal (File.ReadAllBytes ntk) notes "left byte for byte"
+                Expect.equal (Directory.GetFileSystemEntries dir |> Array.map Path.GetFileName |> Array.sort) [| "k.ntk.npy"; "r.json" |] "no ledger, partial or answer file"
+                // The finished answer of a different request (other inputs) is refused and kept.
+                File.Delete ntk
+                File.WriteAllText(req, sprintf """{"arch": %s, "x1": [[1, 0, 1]], "out": "k"}""" mlpArch)
+                let code, _, err = nt [ "kernel"; req ] ""
+                Expect.equal code 0 err
+                let earlier = [ for q in [ "nngp"; "ntk"; "cov1" ] -> File.ReadAllBytes(Path.Combine(dir, sprintf "k.%s.npy" q)) ]
+                File.WriteAllText(req, sprintf """{"arch": %s, "x1": %s, "batch_size": 1, "out": "k"}""" mlpArch x1ok)
+                nt [ "kernel"; req ] "" |> assertOneLineError 1 "Delete or move it, choose another \"out\", or add \"overwrite\": true"
+                Expect.equal [ for q in [ "nngp"; "ntk"; "cov1" ] -> File.ReadAllBytes(Path.Combine(dir, sprintf "k.%s.npy" q)) ] earlier "intact"
+                // The finite-width kernels write through the same guard.
+                File.WriteAllText(req, sprintf """{"arch": %s, "x1": %s, "empirical": {"seed": 1}, "get": "ntk", "out": "k"}""" mlpArch x1ok)
+                nt [ "kernel"; req ] "" |> assertOneLineError 1 (ntk + " already exists")
+                Expect.equal (File.ReadAllBytes ntk) earlier[1] "intact"
+                // "overwrite": true replaces the answer with this request's.
+                File.WriteAllText(req, sprintf """{"arch": %s, "x1": %s, "batch_size": 1, "out": "k", "overwrite": true}""" mlpArch x1ok)
+                let code, _, err = nt [ "kernel"; req ] ""
+                Expect.equal code 0 err
+                let k = KernelFn.compute mlp (Tensor.ofJagged [| [| 1.; 2.; 3. |]; [| 4.; 5.; 6. |] |]) None Both
+                assertClose "replaced nngp" 1e-14 k.Nngp.Data (Npy.read (Path.Combine(dir, "k.nngp.npy"))).Data
+                Expect.equal (Directory.GetFileSystemEntries dir |> Array.map Path.GetFileName |> Array.sort)
+                    [| "k.cov1.npy"; "k.nngp.npy"; "k.ntk.npy"; "r.json" |] "no ledger or partial file left"
+                File.WriteAllText(req, sprintf """{"arch": %s, "x1": %s, "empirical": {"seed": 1}, "get": "ntk", "out": "k", "overwrite": true}""" mlpArch x1ok)
+                let code, _, err = nt [ "kernel"; req ] ""
+                Expect.equal code 0 err
+                Expect.notEqual (File.ReadAllBytes ntk) earlier[1] "the empirical NTK replaced it"
+            finally
+                Directory.Delete(dir, true)
+
+        testCase "(13) \"overwrite\" must be true or false and is a known key" <| fun () ->
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "out": "k", "overwrite": 1}""" mlpArch x1ok)
+            |> assertOneLineError 1 "overwrite: must be true or false, got 1"
+            nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "overwrit": true}""" mlpArch x1ok)
+            |> assertOneLineError 1 "(known: arch, x1, x2, get, kwargs, out, overwrite,"
+
         testCase "(10) echoed values are cut to about 80 characters and control characters are escaped" <| fun () ->
             let huge = String('x', 1_000_000)
             let code, out, err = nt [ "kernel" ] (sprintf """{"arch": {"layer": "%s"}, "x1": [[1]]}""" huge)

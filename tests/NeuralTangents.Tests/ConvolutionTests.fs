@@ -479,14 +479,15 @@ let tests =
                     Npy.write (Path.Combine(dir, "x1.npy")) x1
                     Npy.write (Path.Combine(dir, "x2.npy")) x2
                     let req = Path.Combine(dir, "req.json")
-                    File.WriteAllText(req, sprintf """{"arch": %s, "x1": "x1.npy", "x2": "x2.npy", "out": "k"}""" arch)
+                    // One prefix per case: an answer file already there would be refused rather than replaced.
+                    File.WriteAllText(req, sprintf """{"arch": %s, "x1": "x1.npy", "x2": "x2.npy", "out": "k%s"}""" arch name)
                     use out = new StringWriter()
                     use err = new StringWriter()
                     let code = Cli.run [| "kernel"; req |] (new StringReader("")) out err
                     Expect.equal code 0 (err.ToString())
                     let k = KernelFn.compute (Json.decode arch) x1 (Some x2) Both
                     for what, expected in [ "nngp", k.Nngp; "ntk", k.Ntk.Value ] do
-                        let back = Npy.read (Path.Combine(dir, "k." + what + ".npy"))
+                        let back = Npy.read (Path.Combine(dir, "k" + name + "." + what + ".npy"))
                         Expect.equal back.Shape expected.Shape (name + " " + what)
                         Expect.equal back.Data expected.Data (name + " " + what)
             finally

@@ -90,6 +90,13 @@ let tests =
                                        """{"layer": "DotGeneral", "rhs": [1], "dimension_numbers": [[1], [0]]}""", "dimension_numbers" ] do
                     let e = throwsExactly<Json.JsonArchitectureException> (fun () -> Json.decode bad |> ignore)
                     Expect.stringContains e.Message fragment "message"
+                // The argument is named once, by its JSON name (not also as the F# parameter dimensionNumbers).
+                for bad, text in [ """{"layer": "DotGeneral", "rhs": 1.0, "dimension_numbers": [[[5], [0]], [[], []]]}""",
+                                   "DotGeneral: dimension_numbers: axis 0 is out of range for rhs of rank 0"
+                                   """{"layer": "DotGeneral", "rhs": 1.0, "batch_axis": 1, "channel_axis": 1}""",
+                                   "DotGeneral: channel_axis must differ from batch_axis, both are 1" ] do
+                    let e = throwsExactly<Json.JsonArchitectureException> (fun () -> Json.decode bad |> ignore)
+                    Expect.equal e.Data0 text "message"
         ]
 
         testList "Index" [

@@ -189,6 +189,19 @@ let tests =
             let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute deep (randomTensor 1 2 3) None Both))
             Expect.stringContains msg "non-finite" "msg"
 
+        testCase "a variance that underflows layer after layer is reported as an underflow, without the advice to shrink" <| fun () ->
+            // Dense(W_std 1) then Relu halves the variance at each layer: after 1100 of them |x|²·2⁻¹¹⁰⁰ is below the
+            // smallest double, and the arc-cosine's cosines are 0/0.
+            let x = Tensor.ofJagged [| [| 1.0; 2.0; 3.0 |]; [| -0.5; 0.4; 1.0 |] |]
+            let deep (w: float) = Stax.repeat 1100 (Serial [ Stax.dense 4 w None; Stax.relu ])
+            let msg = raises<NeuralTangentsException> (fun () -> box (KernelFn.compute (deep 1.0) x None Both))
+            Expect.stringStarts msg "the kernel underflowed: nngp has NaN between input 0 of x1 and input 0 of x1" msg
+            Expect.stringContains msg "W_std = √2" "the fix"
+            stringLacks msg "rescale" "no advice to rescale the inputs"
+            stringLacks msg "too large" "nor to shrink them"
+            // With He's W_std = √2 the variance is kept (q ↦ 2·q/2) and the kernel is finite.
+            Expect.isTrue (Tensor.isFinite (KernelFn.compute (deep (Math.Sqrt 2.0)) x None Both).Nngp) "He scaling computes"
+
         testCase "smart constructors validate their arguments" <| fun () ->
             Expect.stringContains (raises<ArgumentException> (fun () -> box (Stax.dense 4 -1.0 None))) "W_std" "Stax.dense 4 -1.0 None"
             Expect.stringContains (raises<ArgumentException> (fun () -> box (Stax.dense 0 1.0 None))) "out_dim" "Stax.dense 0 1.0 None"

@@ -46,6 +46,11 @@ let private badRequests =
       request """, "t": [-1] """, "t:"
       request """, "colour": 1 """, "unknown key \"colour\""
       request """, "diag_reg": "big" """, "diag_reg"
+      request """, "out": "res", "overwrite": "yes" """, "overwrite: must be true or false, got \"yes\""
+      request """, "overwrites": true """, "out, overwrite"
+      // Targets at the edge of float64: the means overflow, and y_train is the cause named (not diag_reg).
+      (request "").Replace("[[0.8], [0.1], [-0.2], [0.4], [1.1]]", "[[1e308], [1e308], [-1e308], [1e308], [1e308]]"),
+      "nngp.mean has a non-finite value (nan) at index [0, 0]: y_train's entries reach 1e+308"
       """{"arch": {"layer": "Dense", "out_dim": 1}, "x_train": [[1, 2], [3, 4]], "y_train": [1, 2], "x_test": [[1, 2, 3]]}""",
       "x_test: has shape (1, 3) but x_train has (2, 2)"
       """{"arch": {"layer": "Dense", "out_dim": 1}, "x_train": [[1, 2]], "y_train": [[1], [2]]}""", "y_train"
@@ -112,6 +117,40 @@ let tests =
                 Expect.equal mean.Shape [| 2; 1 |] "mean.Shape"
                 Expect.isTrue (File.Exists(Path.Combine(dir, "res.nngp.cov.npy"))) "File.Exists(Path.Combine(dir, \"res.nngp.cov.npy\"))"
                 Expect.stringContains out "res.ntk.mean.npy" "out"
+            finally
+                Directory.Delete(dir, true)
+
+        testCase "out: an existing answer file is refused before any work and kept; \"overwrite\": true replaces it" <| fun () ->
+            let dir = Path.Combine(Path.GetTempPath(), "nt-predict-" + Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory dir |> ignore
+            try
+                let path = Path.Combine(dir, "req.json")
+                let cov = Path.Combine(dir, "res.nngp.cov.npy")
+                File.WriteAllText(cov, "my notes, not an npy")
+                File.WriteAllText(path, request """, "compute_cov": true, "out": "res" """)
+                nt [ "predict"; path ] "" |> assertOneLineError "res.nngp.cov.npy already exists and would be replaced"
+                Expect.equal (File.ReadAllText cov) "my notes, not an npy" "kept byte for byte"
+                Expect.equal (Directory.GetFiles dir |> Array.map Path.GetFileName |> Array.sort) [| "req.json"; "res.nngp.cov.npy" |] "nothing written"
+                // The finished answer of another request (no covariance, a ridge) is refused the same way and kept.
+                File.Delete cov
+                File.WriteAllText(path, request """, "diag_reg": 0.1, "out": "res" """)
+                let code, _, err = nt [ "predict"; path ] ""
+                Expect.equal code 0 err
+                let earlier = File.ReadAllBytes(Path.Combine(dir, "res.ntk.mean.npy"))
+                File.WriteAllText(path, request """, "compute_cov": true, "out": "res" """)
+                nt [ "predict"; path ] "" |> assertOneLineError "\"overwrite\": true"
+                Expect.equal (File.ReadAllBytes(Path.Combine(dir, "res.ntk.mean.npy"))) earlier "the earlier answer is intact"
+                Expect.isFalse (File.Exists cov) "no file of the refused request"
+                File.WriteAllText(path, request """, "compute_cov": true, "out": "res", "overwrite": true """)
+                let code, _, err = nt [ "predict"; path ] ""
+                Expect.equal code 0 err
+                // The replaced mean is the one without a ridge: that of the same request without "out".
+                let code, out, err = nt [ "predict" ] (request """, "compute_cov": true """)
+                Expect.equal code 0 err
+                let inline' = values (at (JsonNode.Parse out) "ntk" "mean") |> List.toArray
+                Expect.equal (Npy.read (Path.Combine(dir, "res.ntk.mean.npy"))).Data inline' "replaced by this request's answer"
+                Expect.notEqual (File.ReadAllBytes(Path.Combine(dir, "res.ntk.mean.npy"))) earlier "which differs from the earlier one"
+                Expect.isTrue (File.Exists cov) "and the covariance written"
             finally
                 Directory.Delete(dir, true)
 

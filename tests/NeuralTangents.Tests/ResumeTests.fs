@@ -98,6 +98,9 @@ let tests =
                         p.Kill() // SIGKILL on Unix
                         p.WaitForExit()
                         if File.Exists ledger then kills <- kills + 1
+                        // Killed after the run had finished (answer in place, ledger gone): a later run would be
+                        // refused for replacing that answer, so start over, as after an exit 0.
+                        else for f in files dir "killed" do File.Delete f
                     elif p.ExitCode = 0 then
                         // It finished before the kill: start over so that the next kill lands mid-way.
                         for f in files dir "killed" do File.Delete f

@@ -205,7 +205,7 @@ let tests =
             let dir, prefix = tempPrefix ()
             try
                 let x1, x2 = randomTensor 17 9 4, Some(randomTensor 18 7 4)
-                let whole = TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 x2 Both names (prefix + "-whole")
+                let whole = TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 x2 Both names false (prefix + "-whole")
                 Expect.equal whole.TilesResumed 0 "fresh"
                 Expect.isFalse (File.Exists(TiledFiles.ledgerPath (prefix + "-whole"))) "ledger deleted at the end"
                 let k = KernelFn.compute mlp x1 x2 Both
@@ -219,20 +219,80 @@ let tests =
                 let r = Reports()
                 r.OnReport <- fun p -> if p.TilesDone >= 3 then cts.Cancel()
                 let o = { options 2 with Progress = Some(r :> IProgress<TileProgress>); Cancellation = cts.Token; Parallelism = Some 1 }
-                Expect.throwsT<OperationCanceledException> (fun () -> TiledFiles.compute o LayoutRequest.Auto mlp x1 x2 Both names prefix |> ignore) "cancelled"
+                Expect.throwsT<OperationCanceledException> (fun () -> TiledFiles.compute o LayoutRequest.Auto mlp x1 x2 Both names false prefix |> ignore) "cancelled"
                 Expect.isTrue (File.Exists(TiledFiles.ledgerPath prefix)) "ledger kept"
                 Expect.isFalse (File.Exists(prefix + ".nngp.npy")) "no final file before the end"
                 // A different request on the same prefix is refused, not mixed in.
                 let e = throwsExactly<NeuralTangentsException> (fun () ->
-                    TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 None Both names prefix |> ignore)
+                    TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 None Both names false prefix |> ignore)
                 Expect.stringContains e.Message "different request" "refused"
-                let resumed = TiledFiles.compute BatchOptions.Default LayoutRequest.Auto mlp x1 x2 Both names prefix
+                let resumed = TiledFiles.compute BatchOptions.Default LayoutRequest.Auto mlp x1 x2 Both names false prefix
                 Expect.equal resumed.TilesResumed 3 "three tiles kept"
                 Expect.equal resumed.BatchSize 2 "the ledger's tile size"
                 for (name, a), (_, b) in List.zip whole.Files resumed.Files do
                     Expect.equal (File.ReadAllBytes b) (File.ReadAllBytes a) (name + ": same bytes as the uninterrupted run")
             finally
                 Directory.Delete(dir, true)
+        testCase "files: an existing file at an answer's name is refused before any work and left byte for byte; overwrite replaces it" <| fun () ->
+            let dir, prefix = tempPrefix ()
+            try
+                let x1 = randomTensor 21 6 3
+                let notes = Text.Encoding.UTF8.GetBytes "my notes, not an npy\n"
+                File.WriteAllBytes(prefix + ".ntk.npy", notes)
+                let e = throwsExactly<NeuralTangentsException> (fun () ->
+                    TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 None Both names false prefix |> ignore)
+                Expect.stringContains e.Message (prefix + ".ntk.npy already exists") "names the file"
+                Expect.stringContains e.Message "\"overwrite\": true" "and the fix"
+                Expect.equal (File.ReadAllBytes(prefix + ".ntk.npy")) notes "left byte for byte"
+                Expect.equal (Directory.GetFileSystemEntries dir |> Array.map Path.GetFileName) [| "k.ntk.npy" |] "no ledger, partial or other answer file"
+                // The finished answer of another request (other inputs) is refused the same way and kept.
+                let other = TiledFiles.compute (options 2) LayoutRequest.Auto mlp (randomTensor 22 6 3) None Both names true prefix
+                let before = other.Files |> List.map (fun (_, p) -> File.ReadAllBytes p)
+                let e = throwsExactly<NeuralTangentsException> (fun () ->
+                    TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 None Both names false prefix |> ignore)
+                Expect.stringContains e.Message "already exists" "refused"
+                Expect.equal (other.Files |> List.map (fun (_, p) -> File.ReadAllBytes p)) before "the earlier answer is intact"
+                // overwrite = true replaces it with this request's answer.
+                let r = TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 None Both names true prefix
+                let k = KernelFn.compute mlp x1 None Both
+                assertClose "nngp replaced" 1e-14 k.Nngp.Data (Npy.read (prefix + ".nngp.npy")).Data
+                assertClose "ntk replaced" 1e-14 k.Ntk.Value.Data (Npy.read (prefix + ".ntk.npy")).Data
+                Expect.equal r.TilesResumed 0 "computed afresh"
+            finally
+                Directory.Delete(dir, true)
+
+        testCase "files: a run killed while renaming resumes without overwrite (the files it renamed are its own)" <| fun () ->
+            let dir, prefix = tempPrefix ()
+            try
+                let x1, x2 = randomTensor 23 7 3, Some(randomTensor 24 5 3)
+                let whole = TiledFiles.compute (options 2) LayoutRequest.Auto mlp x1 x2 Both names false (prefix + "-whole")
+                // The state a kill between two renames leaves: a ledger recording every tile, the nngp answer already
+                // at its final name, the other answers still in their partial files (their bytes: the whole run's).
+                use cts = new CancellationTokenSource()
+                let r = Reports()
+                r.OnReport <- fun p -> if p.TilesDone >= 1 then cts.Cancel()
+                let o = { options 2 with Progress = Some(r :> IProgress<TileProgress>); Cancellation = cts.Token; Parallelism = Some 1 }
+                Expect.throwsT<OperationCanceledException> (fun () -> TiledFiles.compute o LayoutRequest.Auto mlp x1 x2 Both names false prefix |> ignore) "cancelled"
+                let ledger = TiledFiles.ledgerPath prefix
+                let recorded = File.ReadAllLines ledger
+                let tiles = recorded |> Array.pick (fun l -> if l.StartsWith "tiles " then Some(int (l.Substring 6)) else None)
+                File.WriteAllLines(ledger, Array.append recorded[..3] [| for i in 0 .. tiles - 1 -> sprintf "done %d" i |])
+                for name, path in whole.Files do File.Copy(path, sprintf "%s.%s.npy.partial" prefix name, true)
+                // A final file beside its intact partial file is not this run's (a rename leaves no partial): refused.
+                File.WriteAllText(prefix + ".nngp.npy", "someone else's")
+                let e = throwsExactly<NeuralTangentsException> (fun () ->
+                    TiledFiles.compute BatchOptions.Default LayoutRequest.Auto mlp x1 x2 Both names false prefix |> ignore)
+                Expect.stringContains e.Message (prefix + ".nngp.npy already exists") "refused"
+                Expect.equal (File.ReadAllText(prefix + ".nngp.npy")) "someone else's" "kept"
+                File.Move(prefix + ".nngp.npy.partial", prefix + ".nngp.npy", true)
+                let resumed = TiledFiles.compute BatchOptions.Default LayoutRequest.Auto mlp x1 x2 Both names false prefix
+                Expect.equal resumed.TilesResumed tiles "every tile recorded: only the renames were left"
+                Expect.isFalse (File.Exists ledger) "ledger removed"
+                for (name, a), (_, b) in List.zip whole.Files resumed.Files do
+                    Expect.equal (File.ReadAllBytes b) (File.ReadAllBytes a) (name + ": the uninterrupted run's bytes")
+            finally
+                Directory.Delete(dir, true)
+
         testPropertyWithConfig (fsCheck 40) "law: tiled = untiled to 1e-14 on random networks, layouts (batch axis 0 or 1), N and tile sizes" <| fun () ->
             tiledLaw false
 
@@ -246,7 +306,7 @@ let tests =
             try
                 let x = Tensor.zeros [| 3_000_000; 1 |]
                 let e = throwsExactly<NeuralTangentsException> (fun () ->
-                    TiledFiles.compute BatchOptions.Default LayoutRequest.Auto (Stax.dense 1 1.0 None) x None Both [ "nngp" ] prefix |> ignore)
+                    TiledFiles.compute BatchOptions.Default LayoutRequest.Auto (Stax.dense 1 1.0 None) x None Both [ "nngp" ] false prefix |> ignore)
                 Expect.stringContains e.Message "72.0 TB" "names the bytes needed"
                 Expect.stringContains e.Message "are free" "and the bytes free"
                 Expect.isEmpty (Directory.GetFileSystemEntries dir) "no ledger or partial file"

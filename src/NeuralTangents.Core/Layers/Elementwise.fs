@@ -289,6 +289,20 @@ module internal Elementwise =
     let private keepZeroNames =
         [ "ABRelu"; "Relu"; "Abs"; "LeakyRelu"; "Gabor"; "Gelu"; "Sign"; "Monomial"; "RectifiedMonomial"; "Polynomial" ]
 
+    /// Gaussian with b > 0: E[φ(u)φ(v)] = a²/√det(I − 2bΣ) for the 2×2 covariance Σ of (u, v) exists only while
+    /// I − 2bΣ is positive definite. The tightest case is u = v (E[φ(u)²] = a²/√(1 − 4bq)), so the domain is
+    /// 4·b·q < 1 for every variance q entering the layer; pairs then follow, as Σ's largest eigenvalue is at most
+    /// q1 + q2. Beyond it the rule's determinant is clamped to 0 and the kernel is +inf (neural_tangents clamps it to
+    /// 1e-30 and returns ~1e15): refused here with the numbers. Every entry of cov1/cov2 is at most the largest
+    /// variance in magnitude (Cauchy–Schwarz), so their largest magnitude is the largest q.
+    let private gaussianDomain (s: GaussianSpec) (k: Kernel) =
+        let largest (t: Tensor) = if t.Data.Length = 0 then 0.0 else System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(ReadOnlySpan t.Data)
+        let q = max (largest k.Cov1) (k.Cov2 |> Option.map largest |> Option.defaultValue 0.0)
+        if 4.0 * s.B * q >= 1.0 then
+            raise (NeuralTangentsException(
+                sprintf "Gaussian(a=%g, b=%g): with b > 0 the kernel of a·exp(b·x²) is finite only while every variance q of the layer's input is below 1/(4·b) = %g, but the largest is %g (4·b·q = %g); use b ≤ 0 (neural_tangents' default is -1) or a smaller b, or shrink the inputs or the W_std before this layer"
+                    s.A s.B (0.25 / s.B) q (4.0 * s.B * q)))
+
     /// A nonlinearity's definition from its kernel rule (given a Gaussian input kernel; <c>true</c> when it may
     /// overwrite the input's nngp/ntk), φ and φ'. It has no parameters and keeps the shape.
     let private activation (name: string) (args: (string * ArgValue) list) (rule: bool -> Kernel -> Kernel)
@@ -518,7 +532,9 @@ module internal Elementwise =
                 (fun x -> s.A * Math.Exp(s.B * x))
                 (fun x -> s.A * s.B * Math.Exp(s.B * x))
         | Gaussian s ->
-            activation "Gaussian" [ "a", FloatArg s.A; "b", FloatArg s.B ] (vrule ())
+            let rule = vrule ()
+            let rule = if s.B <= 0.0 then rule else fun inPlace k -> gaussianDomain s k; rule inPlace k
+            activation "Gaussian" [ "a", FloatArg s.A; "b", FloatArg s.B ] rule
                 (fun x -> s.A * Math.Exp(s.B * x * x))
                 (fun x -> 2.0 * s.A * s.B * x * Math.Exp(s.B * x * x))
         | ExpNormalized s ->
