@@ -60,6 +60,10 @@ RESPONSE (JSON on stdout):
     asked for in "get" is left out; elapsed_ms times the kernel computation
     only. With "out", the same keys give the paths of the files written, and
     elapsed_ms includes writing them (tile by tile, as they are computed).
+    After an odd number of Conv layers with two or more spatial axes, an
+    output that keeps its spatial axes holds their pairs in reverse order,
+    (N1, N2, W, W', H, H'), as neural_tangents returns it (is_reversed); the
+    answer then says "is_reversed": true.
 
 EXAMPLE:
 
@@ -89,7 +93,9 @@ let private quantities (get: Get) (k: Kernel) : (string * Tensor option) list =
       "cov1", Some k.Cov1
       "cov2", k.Cov2 ]
 
-let private writeElapsed (w: TextWriter) (ms: float) =
+/// The answer's last keys: "is_reversed" only when the spatial pairs are stored in reverse order, then elapsed_ms.
+let private writeElapsed (w: TextWriter) (isReversed: bool) (ms: float) =
+    if isReversed then w.Write("  \"is_reversed\": true,\n")
     w.Write("  \"elapsed_ms\": ")
     w.Write(JsonArrays.formatNumber (Math.Round(ms, 3)))
     w.Write("\n}\n")
@@ -162,7 +168,7 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
             | Some(_, path) -> out.Write(JsonArrays.quote path)
             | None -> out.Write "null"
             out.Write(",\n")
-        writeElapsed out ms
+        writeElapsed out result.IsReversed ms
     | None ->
         let k =
             try
@@ -187,7 +193,7 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
                 | Some t -> JsonArrays.writeTensor stdout 2 t
                 | None -> stdout.Write "null"
                 stdout.Write(",\n")
-            writeElapsed stdout ms)
+            writeElapsed stdout k.IsReversed ms)
     phase "write stdout" (fun () ->
         // The builder's chunks as they are (the "out" answer; an inline answer has already gone out above): no copy
         // of the whole answer into one string.

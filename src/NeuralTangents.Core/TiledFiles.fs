@@ -16,7 +16,10 @@ type TiledFilesResult =
       /// Tiles a previous, interrupted run had finished (not computed again).
       TilesResumed: int
       /// Inputs per block.
-      BatchSize: int }
+      BatchSize: int
+      /// The spatial axis pairs of the arrays are stored in reverse order (neural_tangents' <c>is_reversed</c>, after
+      /// an odd number of shared convolutions with two or more spatial axes).
+      IsReversed: bool }
 
 /// <summary>Kernels larger than memory: the answer arrays are <c>.npy</c> files filled tile by tile at their byte
 /// offsets, and every finished tile is recorded in a ledger (<c>PREFIX.nt-tiles</c>) once its data is on disk, so
@@ -284,4 +287,5 @@ module TiledFiles =
         { Files = targets |> List.map (fun t -> t.Name, t.Final)
           TilesTotal = job.TileCount
           TilesResumed = isDone.Count
-          BatchSize = job.TileSize }
+          BatchSize = job.TileSize
+          IsReversed = job.Probe.IsReversed }

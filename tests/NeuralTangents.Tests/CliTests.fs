@@ -5,6 +5,7 @@ module NeuralTangents.Tests.CliTests
 open System
 open System.IO
 open System.Globalization
+open System.Text.Json
 open System.Text.Json.Nodes
 open Expecto
 open NeuralTangents
@@ -98,6 +99,39 @@ let tests =
             Expect.isTrue (onlyNtk.ContainsKey "ntk" && not (onlyNtk.ContainsKey "nngp")) "onlyNtk.ContainsKey \"ntk\" && not (onlyNtk.ContainsKey \"nngp\")"
             let both = ask "[\"ntk\", \"nngp\"]"
             Expect.isTrue (both.ContainsKey "ntk" && both.ContainsKey "nngp") "both.ContainsKey \"ntk\" && both.ContainsKey \"nngp\""
+
+        testCase "an odd number of 2-D Convs answers the spatial pairs reversed and says \"is_reversed\": true, inline and with out" <| fun () ->
+            // x1: 2 images of 5×7 with 2 channels. One SAME Conv and no top keeps the spatial axes in the full layout,
+            // stored (N1, N2, W, W', H, H') = (2, 2, 7, 7, 5, 5) as neural_tangents returns them; two Convs un-reverse.
+            let x = randomTensor 3 2 70 |> fun t -> Tensor.create [| 2; 5; 7; 2 |] t.Data
+            let nested = JsonSerializer.Serialize(Array.init 2 (fun b -> Array.init 5 (fun h -> Array.init 7 (fun w -> Array.init 2 (fun c -> x.Data[((b * 5 + h) * 7 + w) * 2 + c])))))
+            let conv = """{"layer": "Conv", "out_chan": 3, "filter_shape": [3, 3], "padding": "SAME"}"""
+            let dir = tempDir ()
+            try
+                for convs, reversed in [ 1, true; 2, false ] do
+                    let arch = sprintf """{"layer": "serial", "layers": [%s]}""" (String.Join(", ", List.replicate convs conv))
+                    let net = Stax.serial (List.replicate convs (Stax.conv 3 [ 3; 3 ] None Padding.Same 1.0 None))
+                    let k = KernelFn.compute net x None Nngp
+                    Expect.equal k.IsReversed reversed "the library's flag"
+                    Expect.equal k.Nngp.Shape (if reversed then [| 2; 2; 7; 7; 5; 5 |] else [| 2; 2; 5; 5; 7; 7 |]) "stored order"
+                    let inline' = sprintf """{"arch": %s, "x1": %s, "get": "nngp"}""" arch nested
+                    let code, out, err = nt [ "kernel" ] inline'
+                    Expect.equal code 0 err
+                    let r = JsonNode.Parse(out) :?> JsonObject
+                    Expect.equal (bits (values r["nngp"])) (bits k.Nngp.Data) "inline numbers"
+                    let rows = r["nngp"] :?> JsonArray
+                    let third = ((rows.[0] :?> JsonArray).[0] :?> JsonArray).Count
+                    Expect.equal third (Array.item 2 k.Nngp.Shape) "inline third axis"
+                    Expect.equal (r.ContainsKey "is_reversed") reversed "inline key"
+                    if reversed then Expect.isTrue (r["is_reversed"].GetValue<bool>()) "inline value"
+                    let prefix = Path.Combine(dir, sprintf "k%d" convs)
+                    let code, out, err = nt [ "kernel" ] (sprintf """{"arch": %s, "x1": %s, "get": "nngp", "out": %s}""" arch nested (JsonSerializer.Serialize prefix))
+                    Expect.equal code 0 err
+                    let r = JsonNode.Parse(out) :?> JsonObject
+                    Expect.equal (Npy.read (r["nngp"].GetValue<string>()) |> fun t -> t.Shape) k.Nngp.Shape "file shape"
+                    Expect.equal (r.ContainsKey "is_reversed") reversed "out key"
+            finally
+                Directory.Delete(dir, true)
 
         testCase "npy inputs and outputs round trip through a request file's folder" <| fun () ->
             let dir = tempDir ()
