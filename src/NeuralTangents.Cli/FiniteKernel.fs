@@ -39,7 +39,9 @@ let private axes (key: string) (dflt: int[]) (node: JsonNode) =
     match node with
     | null -> dflt
     | :? JsonArray as a -> a |> Seq.map (int key) |> Seq.toArray
-    | n -> fail "%s must be a list of axes such as [-1], got %s" key (show n)
+    // One axis may be given bare, as neural_tangents' Axes = int | Sequence[int].
+    | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number -> [| int key node |]
+    | n -> fail "%s must be an axis or a list of axes such as -1 or [-1], got %s" key (show n)
 
 let private checkKeys (what: string) (known: string list) (o: JsonObject) =
     for kv in o do

@@ -62,6 +62,14 @@ let tests =
             Expect.equal (values o["ntk"]) (List.ofArray ntk.Value.Data) "ntk"
             Expect.equal (values o["nngp"]) (List.ofArray nngp.Value.Data) "nngp"
 
+        testCase "empirical: a bare axis is a list of one (neural_tangents' Axes = int | Sequence[int])" <| fun () ->
+            let ask (axes: string) = answer (sprintf """{"arch": %s, "x1": %s, "empirical": {"seed": 7, "trace_axes": %s, "diagonal_axes": %s}}""" arch xJson axes (if axes = "-1" then "0" else "[0]"))
+            let bare, listed = ask "-1", ask "[-1]"
+            let _, p = InitFn.init 7 net x.Shape
+            let _, ntk = Empirical.kernelFn net [| -1 |] [| 0 |] x None Ntk p
+            Expect.equal (values bare["ntk"]) (List.ofArray ntk.Value.Data) "ntk"
+            Expect.equal (values bare["ntk"]) (values listed["ntk"]) "bare = listed"
+
         testCase "monte_carlo with out: the answer names .npy files holding the inline answer's numbers" <| fun () ->
             let dir = Directory.CreateTempSubdirectory("nt-finite-out").FullName
             try

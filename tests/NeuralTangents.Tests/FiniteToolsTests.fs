@@ -126,6 +126,13 @@ let private empiricalTests =
             Expect.isNone n "nngp"
             Expect.isSome t "ntk"
 
+        testCase "an axis named twice is one axis, as neural_tangents' canonicalize_axis takes the set" <| fun () ->
+            // Outputs (N, C) have rank 2: trace_axes [1; -1] and diagonal_axes [0; -2] name axes 1 and 0 once each.
+            let nngp, ntk = kernel [| 1; -1 |] [| 0; -2 |] x1 None Both
+            let expected entry = Array.init 3 (fun i -> (List.sum [ for o in 0 .. c - 1 -> entry i i o o ]) / float c)
+            check "ntk" [| 3 |] (expected (ntkEntry x1 x1)) ntk.Value
+            check "nngp" [| 3 |] (expected (nngpEntry x1 x1)) nngp.Value
+
         testCase "bad axes are refused with the axis and the fix" <| fun () ->
             let e = throwsExactly<ArgumentException> (fun () -> kernel [| 2 |] [||] x1 None Both |> ignore)
             Expect.stringContains e.Message "axis 2 is out of range" "out of range"

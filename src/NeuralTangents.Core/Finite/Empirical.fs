@@ -280,9 +280,8 @@ module Empirical =
                 if n < 0 || n >= rank then
                     invalidArg param (sprintf "%s: axis %d is out of range for an output of rank %d; use an axis in [-%d, %d)" name a rank rank rank)
                 n)
-            if (Array.distinct c).Length <> c.Length then
-                invalidArg param (sprintf "%s: %s names an axis twice" name (show axes))
-            c
+            // neural_tangents' canonicalize_axis takes the set: an axis named twice (1 and -1 of rank 2) is one axis.
+            Array.distinct c
         let t = canon "traceAxes" "trace_axes" traceAxes
         let d = canon "diagonalAxes" "diagonal_axes" diagonalAxes
         match t |> Array.tryFind (fun a -> Array.contains a d) with
