@@ -1,5 +1,5 @@
 // Build script: dotnet fsi build.fsx <target>
-// Targets: build | test [expecto options…] | notebooks | pack [--release] | bench [args…] | ci
+// Targets: build | test [expecto options…] | notebooks | aot | pack [--release] | bench [args…] | ci
 open System
 open System.Diagnostics
 open System.IO
@@ -136,6 +136,87 @@ let notebooks (results: string) =
         let passed = files |> Array.map one |> Array.filter id |> Array.length
         passed, files.Length - passed
 
+/// Runs a program with the given arguments and stdin text, in the repository root; (exit code, stdout, stderr).
+let capture (exe: string) (args: string list) (stdin: string) =
+    let psi = ProcessStartInfo(exe, WorkingDirectory = root, UseShellExecute = false, RedirectStandardInput = true,
+                               RedirectStandardOutput = true, RedirectStandardError = true)
+    for a in args do psi.ArgumentList.Add a
+    use p = Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+    p.StandardInput.Write stdin
+    p.StandardInput.Close()
+    p.WaitForExit()
+    p.ExitCode, out.Result, err.Result
+
+/// The Native AOT build of nt (README "Small requests"): publishes it, then runs it and the JIT build on the same
+/// command lines and requests (help, kernels of an MLP and a CNN, predict, the finite-width tools, files with "out",
+/// errors, the demo with its figures). One test per case: the exit codes, stdout and stderr must be the same, but for
+/// the "elapsed_ms" line and, for the demo, its times. AOT compilation needs clang and zlib1g-dev; without them the
+/// publish fails and counts as one failed test, with the fix printed. Linux x64 only. Returns (passed, failed).
+let aot (results: string) =
+    if not (OperatingSystem.IsLinux()) || Runtime.InteropServices.RuntimeInformation.OSArchitecture <> Runtime.InteropServices.Architecture.X64 then
+        printfn "build.fsx: aot: not run, the Native AOT build is checked on Linux x64 only"
+        0, 0
+    else
+    let dir = Path.Combine(results, "aot")
+    let publish = runCode "dotnet" [ "publish"; "src/NeuralTangents.Cli"; "-c"; "Release"; "-r"; "linux-x64"; "-p:PublishAot=true"; "-o"; Path.Combine(dir, "nt") ]
+    if publish <> 0 then
+        printfn "build.fsx: aot: FAILED: the Native AOT publish failed (it needs clang and zlib1g-dev: apt-get install clang zlib1g-dev)"
+        0, 1
+    else
+    let native = Path.Combine(dir, "nt", "nt")
+    let jit = Path.Combine(root, "src", "NeuralTangents.Cli", "bin", "Release", "net10.0", "nt.dll")
+    let work (name: string) = Path.Combine(dir, name)
+    let mlp = """{"layer": "serial", "layers": [{"layer": "Dense", "out_dim": 64, "W_std": 1.5, "b_std": 0.05}, {"layer": "Relu"}, {"layer": "Dense", "out_dim": 1}]}"""
+    let cnn = """{"layer": "serial", "layers": [{"layer": "Conv", "out_chan": 8, "filter_shape": [3, 3], "padding": "SAME"}, {"layer": "Relu"}, {"layer": "Conv", "out_chan": 8, "filter_shape": [2, 2], "strides": [2, 2], "padding": "VALID"}, {"layer": "Erf"}, {"layer": "GlobalAvgPool"}, {"layer": "Dense", "out_dim": 1}]}"""
+    let images = """[[[[1], [0.5], [-1], [2]], [[0], [1], [1], [-0.5]], [[2], [-1], [0], [1]], [[0.5], [0.5], [1], [0]]], [[[0], [1], [2], [1]], [[-1], [0], [1], [0]], [[1], [1], [-2], [0]], [[0], [2], [1], [1]]]]"""
+    let x = "[[1, 2, 3], [4, 5, 6], [0.5, -1, 2]]"
+    let cases =
+        [ "help", [ "--help" ], ""
+          "kernel help", [ "kernel"; "-h" ], ""
+          "predict help", [ "predict"; "--help" ], ""
+          "demo help", [ "demo"; "--help" ], ""
+          "version", [ "--version" ], ""
+          "kernel examples/mlp.json", [ "kernel"; "examples/mlp.json" ], ""
+          "predict examples/predict.json", [ "predict"; "examples/predict.json" ], ""
+          "kernel of a CNN (stdin)", [ "kernel" ], sprintf """{"arch": %s, "x1": %s, "diagonal_spatial": false}""" cnn images
+          "kernel with out", [ "kernel" ], sprintf """{"arch": %s, "x1": %s, "out": "%s", "overwrite": true}""" mlp x (work "k")
+          "monte_carlo", [ "kernel" ], sprintf """{"arch": %s, "x1": %s, "monte_carlo": {"n_samples": [2, 4], "seed": 3}}""" mlp x
+          "empirical", [ "kernel" ], sprintf """{"arch": %s, "x1": %s, "empirical": {"seed": 1}}""" mlp x
+          "predict at finite t", [ "predict" ], sprintf """{"arch": %s, "x_train": %s, "y_train": [1, -1, 0.5], "x_test": [[0, 1, 2]], "t": [0.5, 2], "get": ["nngp", "ntk"], "compute_cov": true}""" mlp x
+          "error: bad out_dim", [ "kernel" ], """{"arch": {"layer": "Dense", "out_dim": -3}, "x1": [[1, 2]]}"""
+          "error: Conv on vectors", [ "kernel" ], """{"arch": {"layer": "Conv", "out_chan": 3, "filter_shape": [3, 3]}, "x1": [[1, 2]]}"""
+          "error: unknown layer", [ "kernel" ], """{"arch": {"layer": "Frob"}, "x1": [[1, 2]]}"""
+          "error: shapes", [ "kernel" ], """{"arch": {"layer": "Dense", "out_dim": 1}, "x1": [[1, 2]], "x2": [[1, 2, 3]]}"""
+          "error: not JSON", [ "kernel" ], "{"
+          "error: y_train", [ "predict" ], sprintf """{"arch": %s, "x_train": %s, "y_train": [1, 2]}""" mlp x
+          "error: unknown command", [ "frob" ], ""
+          "error: demo option", [ "demo"; "--train"; "x" ], ""
+          "demo", [ "demo"; "--dataset"; "diabetes"; "--train"; "40"; "--no-finite"; "--out"; work "demo" ], "" ]
+    // Lines that hold times differ from run to run: "elapsed_ms", and the demo's seconds.
+    let stable (name: string) (text: string) =
+        text.Split('\n')
+        |> Array.filter (fun l -> not (l.Contains "\"elapsed_ms\"" || (name = "demo" && Text.RegularExpressions.Regex.IsMatch(l, "[0-9] s\\b"))))
+    let one (name: string, args: string list, stdin: string) =
+        let c1, o1, e1 = capture native args stdin
+        let c2, o2, e2 = capture "dotnet" (jit :: args) stdin
+        let problems =
+            [ if c1 <> c2 then sprintf "exit code %d, JIT build %d" c1 c2
+              if stable name o1 <> stable name o2 then sprintf "stdout differs (native %d chars, JIT %d)" o1.Length o2.Length
+              if stable name e1 <> stable name e2 then sprintf "stderr differs: native %A, JIT %A" e1 e2
+              if name = "demo" then
+                  for f in [ "diabetes-training"; "diabetes-posterior" ] do
+                      if not (File.Exists(work ("demo-" + f + ".png"))) then sprintf "no figure %s" f ]
+        match problems with
+        | [] -> true
+        | _ ->
+            printfn "build.fsx: FAILED (Native AOT) %s: %s" name (String.Join("; ", problems))
+            false
+    let passed = cases |> List.filter one |> List.length
+    printfn "build.fsx: aot: %d of %d cases gave the JIT build's answers" passed cases.Length
+    passed, cases.Length - passed
+
 /// Builds the solution, runs the F# suite (Expecto, extra arguments passed through), the C# suite (NUnit) and the
 /// notebooks (one test each), and ends with one line "N passed, N failed"; exits non-zero when anything failed or a
 /// suite ran no test.
@@ -165,7 +246,8 @@ let test (expectoArgs: string list) =
     let csPassed, csFailed = suite "C# (NUnit)" csCode csTrx trxCounts
     let nbPassed, nbFailed = notebooks results
     printfn "build.fsx: notebooks: %d of %d passed" nbPassed (nbPassed + nbFailed)
-    let passed, failed = fsPassed + csPassed + nbPassed, fsFailed + csFailed + nbFailed
+    let aotPassed, aotFailed = aot results
+    let passed, failed = fsPassed + csPassed + nbPassed + aotPassed, fsFailed + csFailed + nbFailed + aotFailed
     // The failures again at the end, where a truncated log still shows them.
     let tryList (file: string) (read: string -> (string * string) list) =
         if File.Exists file then (try read file with e -> [ ("(unreadable result file)", e.Message) ]) else []
@@ -177,6 +259,11 @@ let test (expectoArgs: string list) =
 match target with
 | "build" -> run "dotnet" "build NeuralTangents.slnx -c Release -warnaserror"
 | "test" -> test (List.ofArray args[1..])
+| "aot" ->
+    // The Native AOT check alone (see aot), after a build.
+    let passed, failed = aot (Path.Combine(root, "TestResults"))
+    printfn "%d passed, %d failed" passed failed
+    exit (if failed = 0 then 0 else 1)
 | "notebooks" ->
     // Builds the notebooks' Core into examples/notebooks/lib and runs every notebook (executed copies in TestResults).
     let passed, failed = notebooks (Path.Combine(root, "TestResults"))
@@ -192,5 +279,5 @@ match target with
 | "bench" -> run "dotnet" ("run -c Release --project bench/NeuralTangents.Benchmarks -- " + rest)
 | "ci" -> run "bash" ".ci/run"
 | other ->
-    eprintfn "build.fsx: unknown target '%s' (build | test | notebooks | pack | bench | ci)" other
+    eprintfn "build.fsx: unknown target '%s' (build | test | notebooks | aot | pack | bench | ci)" other
     exit 2

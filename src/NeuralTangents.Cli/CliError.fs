@@ -10,8 +10,8 @@ exception CliError of string with
 
 module internal CliErrors =
 
-    /// Raises a <see cref="T:NeuralTangents.Cli.CliError"/> with a formatted message.
-    let fail fmt = Printf.kprintf (fun s -> raise (CliError s)) fmt
+    /// Raises a <see cref="T:NeuralTangents.Cli.CliError"/> with the given message.
+    let fail (message: string) = raise (CliError message)
 
     /// The longest echo of a user's value in a message, in characters, before it is cut with "…".
     let private echoLength = 80

@@ -31,9 +31,9 @@ let private int (key: string) (node: JsonNode) =
         | true, i -> i
         | _ ->
             match v.TryGetValue<float>() with
-            | true, x when Math.Round x = x -> fail "%s must be an integer of at most %d in magnitude, got %s" key Int32.MaxValue (show node)
-            | _ -> fail "%s must be an integer, got %s" key (show node)
-    | _ -> fail "%s must be an integer, got %s" key (show node)
+            | true, x when Math.Round x = x -> fail (key + " must be an integer of at most " + string Int32.MaxValue + " in magnitude, got " + (show node))
+            | _ -> fail $"{key} must be an integer, got {(show node)}"
+    | _ -> fail $"{key} must be an integer, got {(show node)}"
 
 let private axes (key: string) (dflt: int[]) (node: JsonNode) =
     match node with
@@ -41,12 +41,12 @@ let private axes (key: string) (dflt: int[]) (node: JsonNode) =
     | :? JsonArray as a -> a |> Seq.map (int key) |> Seq.toArray
     // One axis may be given bare, as neural_tangents' Axes = int | Sequence[int].
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number -> [| int key node |]
-    | n -> fail "%s must be an axis or a list of axes such as -1 or [-1], got %s" key (show n)
+    | n -> fail $"{key} must be an axis or a list of axes such as -1 or [-1], got {(show n)}"
 
 let private checkKeys (what: string) (known: string list) (o: JsonObject) =
     for kv in o do
         if not (List.contains kv.Key known) then
-            fail "%s: unknown key \"%s\" (known: %s)" what kv.Key (String.Join(", ", known))
+            fail (what + ": unknown key \"" + kv.Key + "\" (known: " + (String.Join(", ", known)) + ")")
 
 /// <summary>The finite mode of a request, or None for the infinite-width kernels.</summary>
 /// <exception cref="T:NeuralTangents.Cli.CliError">naming the key or value at fault.</exception>
@@ -71,7 +71,7 @@ let modeOf (text: string) : Mode option =
             | n -> [ int "monte_carlo: n_samples" n ], false
         if List.isEmpty counts then fail "monte_carlo: n_samples is an empty list; give at least one count ≥ 1"
         match counts |> List.tryFind (fun n -> n < 1) with
-        | Some n -> fail "monte_carlo: n_samples must be ≥ 1, got %d" n
+        | Some n -> fail $"monte_carlo: n_samples must be ≥ 1, got {string n}"
         | None -> ()
         let seed = match mc["seed"] with null -> 0 | n -> int "monte_carlo: seed" n
         let o0 = MonteCarlo.options seed counts
@@ -86,8 +86,8 @@ let modeOf (text: string) : Mode option =
         let seed = match e["seed"] with null -> 0 | n -> int "empirical: seed" n
         let batchSize = match e["batch_size"] with null -> 0 | n -> int "empirical: batch_size" n
         Some(EmpiricalMode(seed, axes "empirical: trace_axes" [| -1 |] e["trace_axes"], axes "empirical: diagonal_axes" [||] e["diagonal_axes"], batchSize))
-    | null, n -> fail "empirical: must be an object such as {\"seed\": 0}, got %s" (show n)
-    | n, null -> fail "monte_carlo: must be an object such as {\"n_samples\": 100, \"seed\": 0}, got %s" (show n)
+    | null, n -> fail $"empirical: must be an object such as {{\"seed\": 0}}, got {(show n)}"
+    | n, null -> fail $"monte_carlo: must be an object such as {{\"n_samples\": 100, \"seed\": 0}}, got {(show n)}"
     | _ -> fail "monte_carlo and empirical: give one of them, not both"
 
 /// Estimates stacked along a new leading axis (one slice per count).
@@ -99,7 +99,7 @@ let private stack (ts: Tensor list) =
 /// (with a list of counts, one estimate per distinct count, increasing, along a new leading axis), then "elapsed_ms".</summary>
 let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) (stdout: TextWriter) : unit =
     RequestIo.prepareOut req.Out
-    let path name = req.Out |> Option.map (fun prefix -> sprintf "%s.%s.npy" prefix name)
+    let path name = req.Out |> Option.map (fun prefix -> prefix + "." + name + ".npy")
     // The answer files this request writes (nngp and ntk, as "get" asks) must not exist yet, unless "overwrite".
     RequestIo.refuseExisting req.Overwrite
         ([ (if req.Get <> Ntk then Some "nngp" else None); (if req.Get.WantsNtk then Some "ntk" else None) ] |> List.choose (Option.bind path))
@@ -120,7 +120,7 @@ let run (cancel: Threading.CancellationToken) (req: KernelRequest) (mode: Mode) 
                 MonteCarlo.empiricalKernelBatched batchSize t d cancel None req.Arch p req.X1 req.X2 req.Get
             else
                 if batchSize <> 0 then
-                    fail "empirical: batch_size %d with kwargs rng or pattern is not supported (each block would need its slice of the pattern and of the key); use batch_size 0" batchSize
+                    fail $"empirical: batch_size {string batchSize} with kwargs rng or pattern is not supported (each block would need its slice of the pattern and of the key); use batch_size 0"
                 let c1, c2 = Empirical.splitContext ctx req.X1 req.X2
                 let c1 = withPattern (req.Pattern |> Option.map fst) c1
                 let c2 = withPattern (req.Pattern |> Option.map snd) c2

@@ -15,8 +15,8 @@ open NeuralTangents.Cli.CliErrors
 let private where (path: int list) =
     match path with
     | [] -> "the top level"
-    | [ i ] -> sprintf "row %d" i
-    | p -> sprintf "entry [%s]" (String.Join(", ", p))
+    | [ i ] -> $"row {string i}"
+    | p -> $"""entry [{(String.Join(", ", p))}]"""
 
 let private show (node: JsonNode) =
     if isNull node then "null" else clip (node.ToJsonString())
@@ -36,7 +36,7 @@ let toTensor (name: string) (node: JsonNode) : Tensor =
             | _ -> List.rev acc
         dims node [] |> List.toArray
     if Array.contains 0 shape then
-        fail "%s: has an empty list (shape [%s]); give at least one value along every axis" name (String.Join(", ", shape))
+        fail $"""{name}: has an empty list (shape [{(String.Join(", ", shape))}]); give at least one value along every axis"""
     let data = Array.zeroCreate<float> (shape |> Array.fold (*) 1)
     let mutable k = 0
     let rec fill (depth: int) (path: int list) (n: JsonNode) =
@@ -46,15 +46,15 @@ let toTensor (name: string) (node: JsonNode) : Tensor =
             | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
                 let x = v.GetValue<float>()
                 if not (Double.IsFinite x) then
-                    fail "%s: %s is %s, which is not a finite float64" name (where (List.rev path)) (show n)
+                    fail (name + ": " + (where (List.rev path)) + " is " + (show n) + ", which is not a finite float64")
                 data[k] <- x
                 k <- k + 1
             | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String
                                      && List.contains (v.GetValue<string>()) [ "Infinity"; "-Infinity"; "NaN" ] ->
-                fail "%s: %s is %s, which is not a finite float64" name (where (List.rev path)) (v.GetValue<string>())
+                fail (name + ": " + (where (List.rev path)) + " is " + (v.GetValue<string>()) + ", which is not a finite float64")
             | :? JsonArray ->
-                fail "%s: %s should be a number like %s, got a list %s" name (where (List.rev path)) (where first) (show n)
-            | _ -> fail "%s: %s should be a number, got %s" name (where (List.rev path)) (show n)
+                fail (name + ": " + (where (List.rev path)) + " should be a number like " + (where first) + ", got a list " + (show n))
+            | _ -> fail (name + ": " + (where (List.rev path)) + " should be a number, got " + (show n))
         else
             let len = shape[depth]
             let unit = if depth = shape.Length - 1 then "values" else "lists"
@@ -63,9 +63,9 @@ let toTensor (name: string) (node: JsonNode) : Tensor =
                 for i in 0 .. len - 1 do
                     fill (depth + 1) (i :: path) a[i]
             | :? JsonArray as a ->
-                fail "%s: %s has %d %s, %s has %d" name (where (List.rev path)) a.Count unit (where first) len
+                fail (name + ": " + (where (List.rev path)) + " has " + string a.Count + " " + unit + ", " + (where first) + " has " + string len)
             | _ ->
-                fail "%s: %s should be a list of %d %s like %s, got %s" name (where (List.rev path)) len unit (where first) (show n)
+                fail (name + ": " + (where (List.rev path)) + " should be a list of " + string len + " " + unit + " like " + (where first) + ", got " + (show n))
     fill 0 [] node
     Tensor.create shape data
 
@@ -74,7 +74,7 @@ let toTensor (name: string) (node: JsonNode) : Tensor =
 /// double.</summary>
 /// <exception cref="T:NeuralTangents.Cli.CliError">for NaN or an infinity, which JSON cannot hold.</exception>
 let formatNumber (x: float) =
-    if not (Double.IsFinite x) then fail "cannot write the non-finite value %g as JSON" x
+    if not (Double.IsFinite x) then fail $"cannot write the non-finite value {Show.g x} as JSON"
     let buffer = Array.zeroCreate<char> 32
     String(buffer, 0, ShortestDouble.format x (Span buffer))
 
@@ -99,7 +99,7 @@ type private CharSink(w: TextWriter) =
     member this.Spaces(n: int) =
         for _ in 1 .. n do this.Char ' '
     member this.Number(x: float) =
-        if not (Double.IsFinite x) then fail "cannot write the non-finite value %g as JSON" x
+        if not (Double.IsFinite x) then fail $"cannot write the non-finite value {Show.g x} as JSON"
         this.Room 64
         used <- used + ShortestDouble.format x (Span<char>(buffer, used, buffer.Length - used))
     /// The numbers data[offset .. offset + len − 1] separated by ", ". One loop with the formatting inlined: a
@@ -108,7 +108,7 @@ type private CharSink(w: TextWriter) =
     member this.Row(data: float[], offset: int, len: int) =
         for i in 0 .. len - 1 do
             let x = data[offset + i]
-            if not (Double.IsFinite x) then fail "cannot write the non-finite value %g as JSON" x
+            if not (Double.IsFinite x) then fail $"cannot write the non-finite value {Show.g x} as JSON"
             if used + 64 > buffer.Length then this.Flush()
             if i > 0 then
                 buffer[used] <- ','
@@ -202,4 +202,4 @@ let writeTensor (w: TextWriter) (indent: int) (t: Tensor) = writeTensorWith true
 
 /// <summary>A string as a JSON string literal (paths keep their non-ASCII characters readable).</summary>
 let quote (s: string) =
-    JsonSerializer.Serialize(s, JsonSerializerOptions(Encoder = Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping))
+    "\"" + Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping.Encode s + "\""

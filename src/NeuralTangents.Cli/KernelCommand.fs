@@ -137,14 +137,14 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
     let interrupted (e: OperationCanceledException) =
         let counts =
             match tracker.Last with
-            | Some p -> sprintf " after %d of %d tiles" p.TilesDone p.TilesTotal
+            | Some p -> (" after " + string p.TilesDone + " of " + string p.TilesTotal + " tiles")
             | None -> ""
         let how =
             match req.Out with
             | Some prefix ->
-                sprintf "the finished tiles are recorded in %s; run the same command again to resume" (TiledFiles.ledgerPath prefix)
+                $"the finished tiles are recorded in {(TiledFiles.ledgerPath prefix)}; run the same command again to resume"
             | None -> "nothing was written; give \"out\" to make a long computation resumable"
-        raise (OperationCanceledException(sprintf "interrupted%s: %s" counts how, e, cancel))
+        raise (OperationCanceledException($"interrupted{counts}: {how}", e, cancel))
     let sw = Stopwatch.StartNew()
     let out = new StringWriter()
     out.NewLine <- "\n"

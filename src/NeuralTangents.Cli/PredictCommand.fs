@@ -76,7 +76,7 @@ let private keyOf (kind: PredictGet) =
     | PredictGet.NtkGp -> "ntkgp"
 
 /// The file of one array of the answer with "out": PREFIX.nngp.mean.npy, PREFIX.ntk.cov.npy, …
-let private outPath (prefix: string) (key: string) (what: string) = sprintf "%s.%s.%s.npy" prefix key what
+let private outPath (prefix: string) (key: string) (what: string) = (prefix + "." + key + "." + what + ".npy")
 
 /// Tensors of equal shape stacked along a new leading axis.
 let private stack (parts: Tensor list) =
@@ -114,8 +114,7 @@ let private checkNetwork (req: PredictRequest) (needNtk: bool) =
     let one = Tensor.create (Array.append [| 1 |] req.XTrain.Shape[1..]) (Array.sub req.XTrain.Data 0 rowSize)
     let k = KernelFn.compute req.Arch one None (if needNtk then Both else Nngp)
     if k.Nngp.Shape <> [| 1; 1 |] then
-        fail "arch: the kernel of one x_train input has shape %s, not (1, 1); nt predict needs a network with one flat output per input (end one with spatial outputs in Flatten)"
-            (RequestIo.showShape k.Nngp.Shape)
+        fail $"arch: the kernel of one x_train input has shape {(RequestIo.showShape k.Nngp.Shape)}, not (1, 1); nt predict needs a network with one flat output per input (end one with spatial outputs in Flatten)"
 
 /// NT_TIMINGS=1: each phase of the command writes its wall and process CPU time to stderr; the library adds the
 /// prediction's own steps (kernels, factorisations, solves, products) as "predict: …".
@@ -215,8 +214,8 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
             raise (NeuralTangentsException(msg.Replace(kernelAdviceTiles, ", or use fewer rows: " + predictWhole).Replace(kernelAdviceBlocks, "use fewer rows: " + predictWhole)))
         | :? OperationCanceledException as e ->
             // Re-raised as a cancellation: the CLI exits 130 for it, as nt kernel does.
-            let after = if lastStep.Value = "none" then "before the first step ended" else sprintf "after the step '%s'" lastStep.Value
-            raise (OperationCanceledException(sprintf "cancelled (Ctrl-C) %s; nothing was written" after, e))
+            let after = if lastStep.Value = "none" then "before the first step ended" else $"after the step '{lastStep.Value}'"
+            raise (OperationCanceledException($"cancelled (Ctrl-C) {after}; nothing was written", e))
     let ms = sw.Elapsed.TotalMilliseconds
     let arrays =
         [ for name, g in predictions do
@@ -233,9 +232,9 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
         for name, what, t in arrays do
             let advice =
                 if what = "mean" && targetsTooLarge then
-                    sprintf "y_train's entries reach %g, too close to the largest double (1.8e308) for the solve (the means are linear in y_train); divide y_train by a scale such as %g and multiply the means by it" yLargest yLargest
+                    ("y_train's entries reach " + Show.g yLargest + ", too close to the largest double (1.8e308) for the solve (the means are linear in y_train); divide y_train by a scale such as " + Show.g yLargest + " and multiply the means by it")
                 else "add a positive diag_reg (e.g. 1e-6) or rescale the inputs"
-            RequestIo.checkFinite (sprintf "%s.%s" name what) advice t)
+            RequestIo.checkFinite ($"{name}.{what}") advice t)
     // Inline arrays (no "out") go straight to stdout once checked: nothing but the output can fail after this. With
     // "out" the answer waits in memory until the .npy files are written, so a failed write prints nothing.
     let buffered = if req.Out.IsSome then Some(new StringWriter()) else None
@@ -243,10 +242,10 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     out.Write("{\n")
     let files = ResizeArray()
     for name, _ in predictions do
-        out.Write(sprintf "  \"%s\": {\n" name)
+        out.Write($"  \"{name}\": {{\n")
         let mine = arrays |> List.filter (fun (n, _, _) -> n = name)
         mine |> List.iteri (fun i (_, what, t) ->
-            out.Write(sprintf "%s    \"%s\": " (if i > 0 then ",\n" else "") what)
+            out.Write($"""{(if i > 0 then ",\n" else "")}    "{what}": """)
             match req.Out with
             | None -> JsonArrays.writeTensor out 4 t
             | Some prefix ->

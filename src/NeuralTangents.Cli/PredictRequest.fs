@@ -46,44 +46,44 @@ module PredictRequest =
         | null -> dflt
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             let x = v.GetValue<float>()
-            if not (Double.IsFinite x) then fail "%s: must be a finite number, got %s" name (RequestIo.show node)
+            if not (Double.IsFinite x) then fail $"{name}: must be a finite number, got {(RequestIo.show node)}"
             x
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String
                                  && List.contains (v.GetValue<string>()) [ "Infinity"; "-Infinity"; "NaN" ] ->
-            fail "%s: must be a finite number, got %s" name (v.GetValue<string>())
-        | n -> fail "%s: must be a number, got %s" name (RequestIo.show n)
+            fail $"{name}: must be a finite number, got {(v.GetValue<string>())}"
+        | n -> fail $"{name}: must be a number, got {(RequestIo.show n)}"
 
     let private flag (name: string) (node: JsonNode) =
         match node with
         | null -> false
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.True -> true
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.False -> false
-        | n -> fail "%s: must be true or false, got %s" name (RequestIo.show n)
+        | n -> fail $"{name}: must be true or false, got {(RequestIo.show n)}"
 
     /// One training time: a number ≥ 0, or +∞ written as Infinity (Python's json), "inf" or "Infinity".
     let private time (where: string) (node: JsonNode) : float =
         match node with
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             let x = v.GetValue<float>()
-            if x < 0.0 then fail "t: %straining times must be ≥ 0, got %s" where (RequestIo.show node)
+            if x < 0.0 then fail $"t: {where}training times must be ≥ 0, got {(RequestIo.show node)}"
             x
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
             match v.GetValue<string>().Trim().ToLowerInvariant() with
             | "inf" | "+inf" | "infinity" | "+infinity" -> infinity
-            | "-inf" | "-infinity" -> fail "t: %straining times must be ≥ 0, got -Infinity" where
-            | _ -> fail "t: %smust be a number ≥ 0, Infinity or \"inf\", got %s" where (RequestIo.show node)
+            | "-inf" | "-infinity" -> fail $"t: {where}training times must be ≥ 0, got -Infinity"
+            | _ -> fail $"t: {where}must be a number ≥ 0, Infinity or \"inf\", got {(RequestIo.show node)}"
         | null ->
-            fail "t: %sis null; inside a list use Infinity or \"inf\" for infinite time (null means t = infinity only as the whole value of t)" where
-        | n -> fail "t: %smust be a number ≥ 0, Infinity or \"inf\", got %s" where (RequestIo.show n)
+            fail $"t: {where}is null; inside a list use Infinity or \"inf\" for infinite time (null means t = infinity only as the whole value of t)"
+        | n -> fail $"t: {where}must be a number ≥ 0, Infinity or \"inf\", got {(RequestIo.show n)}"
 
     let private times (node: JsonNode) : float[] option * bool =
         match node with
         | null -> None, false
         | :? JsonArray as a ->
             if a.Count = 0 then fail "t: the list of times is empty; give null for infinite time"
-            Some(a |> Seq.mapi (fun i n -> time (sprintf "entry %d " i) n) |> Seq.toArray), true
+            Some(a |> Seq.mapi (fun i n -> time ($"entry {string i} ") n) |> Seq.toArray), true
         | :? JsonValue -> Some [| time "" node |], false
-        | n -> fail "t: must be null (infinite time), a number or a list of numbers, got %s" (RequestIo.show n)
+        | n -> fail $"t: must be null (infinite time), a number or a list of numbers, got {(RequestIo.show n)}"
 
     /// The predictions of "get": "nngp", "ntk", "ntkgp" or a list of them; default nngp and ntk.
     let private kinds (node: JsonNode) : PredictGet list =
@@ -94,8 +94,8 @@ module PredictRequest =
                 | "nngp" -> PredictGet.Nngp
                 | "ntk" -> PredictGet.Ntk
                 | "ntkgp" -> PredictGet.NtkGp
-                | other -> fail "get: unknown prediction \"%s\" (known: \"nngp\", \"ntk\", \"ntkgp\")" (clip other)
-            | n -> fail "get: must be \"nngp\", \"ntk\", \"ntkgp\" or a list of them, got %s" (RequestIo.show n)
+                | other -> fail $"get: unknown prediction \"{(clip other)}\" (known: \"nngp\", \"ntk\", \"ntkgp\")"
+            | n -> fail $"get: must be \"nngp\", \"ntk\", \"ntkgp\" or a list of them, got {(RequestIo.show n)}"
         let asked =
             match node with
             | null -> [ PredictGet.Nngp; PredictGet.Ntk ]
@@ -118,9 +118,9 @@ module PredictRequest =
             match y.Rank with
             | 1 -> Tensor.reshape [| y.Shape[0]; 1 |] y, true
             | 2 -> y, false
-            | _ -> fail "y_train: must be (N,) or (N, K), got shape %s" (RequestIo.showShape y.Shape)
+            | _ -> fail $"y_train: must be (N,) or (N, K), got shape {(RequestIo.showShape y.Shape)}"
         if yTrain.Shape[0] <> xTrain.Shape[0] then
-            fail "y_train: has %d rows but x_train has %d inputs" yTrain.Shape[0] xTrain.Shape[0]
+            fail ("y_train: has " + (string (yTrain.Shape[0])) + " rows but x_train has " + (string (xTrain.Shape[0])) + " inputs")
         let t, axis = times o["t"]
         let kinds = kinds o["get"]
         match t with
@@ -128,14 +128,14 @@ module PredictRequest =
             fail "get: \"ntkgp\" is the t = infinity posterior (neural_tangents' gp_inference); use t null or Infinity, or drop \"ntkgp\""
         | _ -> ()
         let lr = number "learning_rate" 1.0 o["learning_rate"]
-        if lr <= 0.0 then fail "learning_rate: must be > 0, got %g" lr
+        if lr <= 0.0 then fail $"learning_rate: must be > 0, got {Show.g lr}"
         let reg = number "diag_reg" 0.0 o["diag_reg"]
-        if reg < 0.0 then fail "diag_reg: must be ≥ 0, got %g" reg
+        if reg < 0.0 then fail $"diag_reg: must be ≥ 0, got {Show.g reg}"
         let xTest = match o["x_test"] with null -> None | n -> Some(KernelRequest.input baseDir "x_test" n)
         match xTest with
         | Some x when x.Shape[1..] <> xTrain.Shape[1..] ->
             let show (s: int[]) = String.Join(", ", s)
-            fail "x_test: has shape (%s) but x_train has (%s); they must agree in all but the first axis" (show x.Shape) (show xTrain.Shape)
+            fail ("x_test: has shape (" + (show x.Shape) + ") but x_train has (" + (show xTrain.Shape) + "); they must agree in all but the first axis")
         | _ -> ()
         { Arch = arch
           XTrain = xTrain

@@ -9,8 +9,8 @@ open NeuralTangents
 
 /// "1:02:03" or "2:03".
 let private clock (t: TimeSpan) =
-    if t.TotalHours >= 1.0 then sprintf "%d:%02d:%02d" (int t.TotalHours) t.Minutes t.Seconds
-    else sprintf "%d:%02d" t.Minutes t.Seconds
+    if t.TotalHours >= 1.0 then ((string (int t.TotalHours)) + ":" + ((string t.Minutes).PadLeft(2, '0')) + ":" + ((string t.Seconds).PadLeft(2, '0')))
+    else $"{string t.Minutes}:{(string t.Seconds).PadLeft(2, '0')}"
 
 /// <summary>The line drawn for a report: a 30-cell bar, tiles done of total, the percentage, the time elapsed and
 /// the time left.</summary>
@@ -18,9 +18,8 @@ let line (p: TileProgress) =
     let frac = if p.TilesTotal = 0 then 1.0 else float p.TilesDone / float p.TilesTotal
     let cells = 30
     let full = int (Math.Floor(frac * float cells))
-    let left = match p.Remaining with Some r -> sprintf ", ~%s left" (clock r) | None -> ""
-    sprintf "[%s%s] %d/%d tiles %3.0f%%  %s elapsed%s" (String('#', full)) (String('-', cells - full))
-        p.TilesDone p.TilesTotal (100.0 * frac) (clock p.Elapsed) left
+    let left = match p.Remaining with Some r -> $", ~{(clock r)} left" | None -> ""
+    ("[" + (String('#', full)) + (String('-', cells - full)) + "] " + string p.TilesDone + "/" + string p.TilesTotal + " tiles " + ((Show.decimals 0 (100.0 * frac)).PadLeft(3)) + "%  " + (clock p.Elapsed) + " elapsed" + left)
 
 /// A reporter drawing on <paramref name="w"/>, at most ten times a second (and always the last tile).
 type private Bar(w: TextWriter) =

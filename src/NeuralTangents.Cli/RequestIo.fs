@@ -18,7 +18,7 @@ let show (node: JsonNode) = if isNull node then "null" else clip (node.ToJsonStr
 /// A shape as "(2, 0, 3)".
 let showShape (shape: int[]) =
     match shape with
-    | [| d |] -> sprintf "(%d,)" d
+    | [| d |] -> $"({string d},)"
     | s -> "(" + String.Join(", ", s) + ")"
 
 /// The request text and the folder its relative paths resolve against: the named file's folder, or the current
@@ -29,13 +29,13 @@ let read (requestPath: string option) (stdin: TextReader) : string * string =
         | None
         | Some "-" -> stdin.ReadToEnd(), Directory.GetCurrentDirectory()
         | Some path ->
-            if Directory.Exists path then fail "%s is a directory, not a request file" (clip path)
-            if not (File.Exists path) then fail "no such request file: %s" (clip path)
+            if Directory.Exists path then fail $"{(clip path)} is a directory, not a request file"
+            if not (File.Exists path) then fail $"no such request file: {(clip path)}"
             let text =
                 try File.ReadAllText path
                 with
-                | :? IOException as e -> fail "cannot read %s: %s" (clip path) e.Message
-                | :? UnauthorizedAccessException as e -> fail "cannot read %s: %s" (clip path) e.Message
+                | :? IOException as e -> fail $"cannot read {(clip path)}: {e.Message}"
+                | :? UnauthorizedAccessException as e -> fail $"cannot read {(clip path)}: {e.Message}"
             text, Path.GetDirectoryName(Path.GetFullPath path)
     (if text.StartsWith '\uFEFF' then text.Substring 1 else text), dir
 
@@ -87,40 +87,39 @@ let rec private checkStrings (node: JsonNode) =
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
         try v.GetValue<string>() |> ignore
         with :? InvalidOperationException ->
-            fail "%s: a string holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair); JSON text must be valid Unicode"
-                (clip (v.GetPath()))
+            fail $"{(clip (v.GetPath()))}: a string holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair); JSON text must be valid Unicode"
     | _ -> ()
 
 /// The request's top-level object (comments allowed), every key checked against <paramref name="knownKeys"/>.
 let parseObject (command: string) (shapeHint: string) (knownKeys: string list) (text: string) : JsonObject =
     if String.IsNullOrWhiteSpace text then
-        fail "the request is empty: name a REQUEST.json file or pipe a request on stdin (see 'nt %s --help')" command
+        fail $"the request is empty: name a REQUEST.json file or pipe a request on stdin (see 'nt {command} --help')"
     let root =
         try JsonNode.Parse(quoteNamedFloats text, documentOptions = JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip, AllowDuplicateProperties = false, MaxDepth = Json.maxDepth))
         with :? JsonException as e ->
             if e.Message.Contains "maximum configured depth" then
-                fail "the request nests arrays and objects more than %d levels deep; write nested serial layers as one serial (serial is associative), and inputs deeper than that as .npy files" Json.maxDepth
-            fail "the request is not valid JSON: %s" (clip e.Message)
+                fail $"the request nests arrays and objects more than {string Json.maxDepth} levels deep; write nested serial layers as one serial (serial is associative), and inputs deeper than that as .npy files"
+            fail $"the request is not valid JSON: {(clip e.Message)}"
     checkStrings root
     let o =
         match root with
         | :? JsonObject as o -> o
-        | n -> fail "the request must be a JSON object %s, got %s" shapeHint (show n)
+        | n -> fail $"the request must be a JSON object {shapeHint}, got {(show n)}"
     for KeyValue(k, _) in o do
         if not (List.contains k knownKeys) then
-            fail "request: unknown key \"%s\" (known: %s)" (clip k) (String.Join(", ", knownKeys))
+            fail ("request: unknown key \"" + (clip k) + "\" (known: " + (String.Join(", ", knownKeys)) + ")")
     o
 
 /// The value of a required key.
 let required (o: JsonObject) (key: string) =
     match o[key] with
-    | null -> fail "request: missing required key \"%s\"" key
+    | null -> fail $"request: missing required key \"{key}\""
     | n -> n
 
 /// The network under "arch".
 let arch (o: JsonObject) =
     try Json.decodeLayer (required o "arch")
-    with Json.JsonArchitectureException msg -> fail "arch: %s" msg
+    with Json.JsonArchitectureException msg -> fail $"arch: {msg}"
 
 /// An array: a nested list, or the path of a .npy file (relative to baseDir). Every axis must be non-empty.
 let load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
@@ -128,22 +127,22 @@ let load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
         match node with
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
             let rel = v.GetValue<string>()
-            if String.IsNullOrWhiteSpace rel then fail "%s: the .npy path is empty" name
+            if String.IsNullOrWhiteSpace rel then fail $"{name}: the .npy path is empty"
             let path = Path.Combine(baseDir, rel)
-            if Directory.Exists path then fail "%s: %s is a directory, not a .npy file" name (clip path)
-            if not (File.Exists path) then fail "%s: no such .npy file: %s" name (clip path)
+            if Directory.Exists path then fail $"{name}: {(clip path)} is a directory, not a .npy file"
+            if not (File.Exists path) then fail $"{name}: no such .npy file: {(clip path)}"
             // Pipes and devices report length 0; opening a pipe would wait for a writer forever.
             if FileInfo(path).Length = 0L then
-                fail "%s: %s is empty or not a regular file (a pipe or a device); give a file saved with numpy.save" name (clip path)
+                fail $"{name}: {(clip path)} is empty or not a regular file (a pipe or a device); give a file saved with numpy.save"
             try Npy.read path
             with
-            | :? InvalidDataException as e -> fail "%s: %s" name e.Message
-            | :? IOException as e -> fail "%s: cannot read %s: %s" name (clip path) e.Message
-            | :? UnauthorizedAccessException as e -> fail "%s: cannot read %s: %s" name (clip path) e.Message
+            | :? InvalidDataException as e -> fail $"{name}: {e.Message}"
+            | :? IOException as e -> fail (name + ": cannot read " + (clip path) + ": " + e.Message)
+            | :? UnauthorizedAccessException as e -> fail (name + ": cannot read " + (clip path) + ": " + e.Message)
         | :? JsonArray -> JsonArrays.toTensor name node
-        | _ -> fail "%s: must be a nested list of numbers or the path of a .npy file, got %s" name (show node)
+        | _ -> fail $"{name}: must be a nested list of numbers or the path of a .npy file, got {(show node)}"
     if Array.contains 0 t.Shape then
-        fail "%s: has an empty axis (shape %s); give at least one value along every axis" name (showShape t.Shape)
+        fail $"{name}: has an empty axis (shape {(showShape t.Shape)}); give at least one value along every axis"
     t
 
 /// The optional "out" prefix, resolved against baseDir.
@@ -153,9 +152,9 @@ let outPrefix (baseDir: string) (node: JsonNode) : string option =
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String && v.GetValue<string>().Trim() <> "" ->
         let prefix = v.GetValue<string>()
         if prefix.EndsWith '/' || prefix.EndsWith Path.DirectorySeparatorChar then
-            fail "out: %s names a folder; give a file prefix inside it, such as \"results/mlp\"" (show node)
+            fail $"out: {(show node)} names a folder; give a file prefix inside it, such as \"results/mlp\""
         Some(Path.Combine(baseDir, prefix))
-    | n -> fail "out: must be a non-empty file prefix such as \"results/mlp\", got %s" (show n)
+    | n -> fail $"out: must be a non-empty file prefix such as \"results/mlp\", got {(show n)}"
 
 /// The "overwrite" flag of a request with "out": true lets a successful run replace answer files that already exist
 /// at the prefix; false (the default, also for null) refuses them before any work.
@@ -164,7 +163,7 @@ let overwrite (o: JsonObject) : bool =
     | null -> false
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.True -> true
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.False -> false
-    | n -> fail "overwrite: must be true or false, got %s" (show n)
+    | n -> fail $"overwrite: must be true or false, got {(show n)}"
 
 /// Refuses, before any work, an answer file that already exists (unless overwrite): a successful run would
 /// replace it, and it may be an unrelated file or the finished answer of another request.
@@ -172,8 +171,7 @@ let refuseExisting (overwrite: bool) (paths: string list) =
     if not overwrite then
         match paths |> List.tryFind File.Exists with
         | Some path ->
-            fail "out: %s already exists and would be replaced; nothing was written. Delete or move it, choose another \"out\", or add \"overwrite\": true to the request to replace it"
-                (clip path)
+            fail $"out: {(clip path)} already exists and would be replaced; nothing was written. Delete or move it, choose another \"out\", or add \"overwrite\": true to the request to replace it"
         | None -> ()
 
 /// Creates the folder of the "out" prefix when missing and checks a file can be created there, before any work.
@@ -182,14 +180,14 @@ let prepareOut (prefix: string option) =
     | None -> ()
     | Some prefix ->
         let dir = Path.GetDirectoryName(Path.GetFullPath prefix)
-        let probe = Path.Combine(dir, sprintf ".nt-probe-%s" (Guid.NewGuid().ToString("N")))
+        let probe = Path.Combine(dir, $""".nt-probe-{(Guid.NewGuid().ToString("N"))}""")
         try
             Directory.CreateDirectory dir |> ignore
             File.WriteAllBytes(probe, [||])
             File.Delete probe
         with
         | :? IOException
-        | :? UnauthorizedAccessException as e -> fail "out: cannot write in the folder %s: %s" (clip dir) e.Message
+        | :? UnauthorizedAccessException as e -> fail $"out: cannot write in the folder {(clip dir)}: {e.Message}"
 
 /// Fails unless every value of t is finite, naming the array, the first bad value and its index.
 let checkFinite (name: string) (advice: string) (t: Tensor) =
@@ -209,7 +207,7 @@ let checkFinite (name: string) (advice: string) (t: Tensor) =
             match idx with
             | [| i |] -> string i
             | _ -> "[" + String.Join(", ", idx) + "]"
-        fail "%s has a non-finite value (%s) at index %s: %s" name what index advice
+        fail (name + " has a non-finite value (" + what + ") at index " + index + ": " + advice)
 
 /// <summary>Writes the answer arrays as .npy files, all or nothing: each goes to a temporary file beside its final
 /// name (<c>NAME.tmp-XXXX</c>), and only when all are written are they renamed into place. On failure the
@@ -217,12 +215,12 @@ let checkFinite (name: string) (advice: string) (t: Tensor) =
 /// file is never replaced, even one that appeared during the run.</summary>
 let writeAll (overwrite: bool) (files: (string * Tensor) list) =
     let tag = Guid.NewGuid().ToString("N").Substring(0, 8)
-    let temps = files |> List.map (fun (path, t) -> path, sprintf "%s.tmp-%s" path tag, t)
+    let temps = files |> List.map (fun (path, t) -> path, $"{path}.tmp-{tag}", t)
     let cleanUp () =
         for _, tmp, _ in temps do
             try File.Delete tmp with _ -> ()
     for path, _ in files do
-        if Directory.Exists path then fail "cannot write %s: it is a directory (no answer file was changed)" (clip path)
+        if Directory.Exists path then fail $"cannot write {(clip path)}: it is a directory (no answer file was changed)"
     try
         try
             for path, tmp, t in temps do
@@ -230,7 +228,7 @@ let writeAll (overwrite: bool) (files: (string * Tensor) list) =
                 Npy.write tmp t
         with
         | :? IOException
-        | :? UnauthorizedAccessException as e -> fail "cannot write the answer files (none was changed): %s" e.Message
+        | :? UnauthorizedAccessException as e -> fail $"cannot write the answer files (none was changed): {e.Message}"
         // Checked again before the renames (a file may have appeared during the work), and the renames themselves
         // refuse to replace one that appears in between.
         refuseExisting overwrite (List.map fst files)
@@ -242,7 +240,7 @@ let writeAll (overwrite: bool) (files: (string * Tensor) list) =
         with
         | :? IOException
         | :? UnauthorizedAccessException as e ->
-            fail "cannot move the answer files into place (%d of %d were already in place): %s" moved temps.Length e.Message
+            fail ("cannot move the answer files into place (" + string moved + " of " + string temps.Length + " were already in place): " + e.Message)
     finally
         cleanUp ()
 
@@ -259,17 +257,17 @@ let tiling (o: JsonObject) : BatchOptions =
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             let gb = v.GetValue<float>()
             if not (Double.IsFinite gb) || gb <= 0.0 || gb > 1e9 then
-                fail "memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got %s" (show o["memory_gb"])
+                fail $"""memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got {(show o["memory_gb"])}"""
             Some(int64 (gb * 1e9))
-        | n -> fail "memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got %s" (show n)
+        | n -> fail $"memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got {(show n)}"
     let batch =
         match o["batch_size"] with
         | null -> None
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             match v.TryGetValue<int>() with
             | true, b when b >= 1 -> Some b
-            | _ -> fail "batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got %s" (show v)
-        | n -> fail "batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got %s" (show n)
+            | _ -> fail $"batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got {(show v)}"
+        | n -> fail $"batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got {(show n)}"
     { BatchOptions.Default with MemoryBytes = memory; BatchSize = batch }
 
 /// NT_TIMINGS=1 (read once): <c>phase command name f</c> runs f and writes its wall and process CPU time, and the

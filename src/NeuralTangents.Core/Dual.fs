@@ -94,4 +94,4 @@ type Dual =
         | :? Dual as e -> d.Value.Equals e.Value && d.Derivative.Equals e.Derivative
         | _ -> false
     override d.GetHashCode() = HashCode.Combine(d.Value, d.Derivative)
-    override d.ToString() = sprintf "%g + %gε" d.Value d.Derivative
+    override d.ToString() = $"{Show.g d.Value} + {Show.g d.Derivative}ε"

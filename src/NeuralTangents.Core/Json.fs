@@ -14,7 +14,7 @@ module Json =
     exception JsonArchitectureException of string with
         override e.Message = e.Data0
 
-    let private fail fmt = Printf.kprintf (fun s -> raise (JsonArchitectureException s)) fmt
+    let private fail (message: string) = raise (JsonArchitectureException message)
 
     /// <summary>How deep a JSON text may nest arrays and objects (System.Text.Json's default is 64: 32 nested
     /// serial layers). The reader recurses once per level, so the bound also keeps its stack small.</summary>
@@ -50,16 +50,15 @@ module Json =
             let listed = String.Join(", ", quoted |> List.take (quoted.Length - 1)) + " or " + List.last quoted
             let hint =
                 match cases |> List.tryFind (fun (k, _) -> k = given.ToUpperInvariant()) with
-                | Some(k, _) -> sprintf " (names are upper case, as in neural_tangents: \"%s\")" k
+                | Some(k, _) -> $" (names are upper case, as in neural_tangents: \"{k}\")"
                 | None -> ""
-            fail "%s: argument '%s' must be %s, got \"%s\"%s" layer arg listed (clip given) hint
+            fail (layer + ": argument '" + arg + "' must be " + listed + ", got \"" + (clip given) + "\"" + hint)
 
     /// The text of a JSON string; a lone UTF-16 surrogate (e.g. "\ud800") is an error naming where it is.
     let private text (v: JsonValue) =
         try v.GetValue<string>()
         with :? InvalidOperationException ->
-            fail "%s: a string holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair); JSON text must be valid Unicode"
-                (clip (v.GetPath()))
+            fail $"{(clip (v.GetPath()))}: a string holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape without its pair); JSON text must be valid Unicode"
 
     let private tryProp (o: JsonObject) (name: string) : bool * JsonNode =
         let mutable v: JsonNode = null
@@ -72,26 +71,26 @@ module Json =
             for KeyValue(k, _) in o do
                 if k <> "layer" && not (List.contains k known) then
                     let hint = if known.IsEmpty then "it takes no arguments" else "known: " + String.Join(", ", known)
-                    fail "%s: unknown argument '%s' (%s)" layer (clip k) hint
+                    fail (layer + ": unknown argument '" + (clip k) + "' (" + hint + ")")
 
         member _.Has(name: string) = o.ContainsKey name
 
         member _.Number(name: string, dflt: float) =
             match tryProp o name with
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number -> v.GetValue<float>()
-            | true, null -> fail "%s: argument '%s' must be a number, got null" layer name
-            | true, v -> fail "%s: argument '%s' must be a number, got %s" layer name (show v)
+            | true, null -> fail $"{layer}: argument '{name}' must be a number, got null"
+            | true, v -> fail (layer + ": argument '" + name + "' must be a number, got " + (show v))
             | _ -> dflt
 
         member a.RequiredNumber(name: string) =
-            if not (o.ContainsKey name) then fail "%s: missing required argument '%s'" layer name
+            if not (o.ContainsKey name) then fail $"{layer}: missing required argument '{name}'"
             a.Number(name, nan)
 
         member _.OptNumber(name: string, dflt: float option) =
             match tryProp o name with
             | true, null -> None
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number -> Some(v.GetValue<float>())
-            | true, v -> fail "%s: argument '%s' must be a number or null, got %s" layer name (show v)
+            | true, v -> fail (layer + ": argument '" + name + "' must be a number or null, got " + (show v))
             | _ -> dflt
 
         /// An integer argument in lo..hi (an integral JSON number such as 3 or 3.0); the message states the range.
@@ -100,35 +99,35 @@ module Json =
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.Number ->
                 let x = v.GetValue<float>()
                 if x <> Math.Round x || x < float lo || x > float hi then
-                    fail "%s: argument '%s' must be an integer in %d..%d, got %s" layer name lo hi (show v)
+                    fail (layer + ": argument '" + name + "' must be an integer in " + string lo + ".." + string hi + ", got " + (show v))
                 int x
-            | true, v -> fail "%s: argument '%s' must be an integer in %d..%d, got %s" layer name lo hi (show v)
+            | true, v -> fail (layer + ": argument '" + name + "' must be an integer in " + string lo + ".." + string hi + ", got " + (show v))
             | _ -> dflt
 
         /// An integer argument that can be any int32 (e.g. an axis, which the layer checks against the input).
         member a.Int(name: string, dflt: int) = a.Int(name, dflt, Int32.MinValue, Int32.MaxValue)
 
         member a.RequiredInt(name: string, lo: int, hi: int) =
-            if not (o.ContainsKey name) then fail "%s: missing required argument '%s'" layer name
+            if not (o.ContainsKey name) then fail $"{layer}: missing required argument '{name}'"
             a.Int(name, 0, lo, hi)
 
         member _.Bool(name: string, dflt: bool) =
             match tryProp o name with
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.True -> true
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.False -> false
-            | true, v -> fail "%s: argument '%s' must be true or false, got %s" layer name (show v)
+            | true, v -> fail (layer + ": argument '" + name + "' must be true or false, got " + (show v))
             | _ -> dflt
 
         member _.String(name: string, dflt: string) =
             match tryProp o name with
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> text v
-            | true, v -> fail "%s: argument '%s' must be a string, got %s" layer name (show v)
+            | true, v -> fail (layer + ": argument '" + name + "' must be a string, got " + (show v))
             | _ -> dflt
 
         /// A pair of integers in lo..hi, e.g. Dense's s = [1, 1].
         member _.IntPair(name: string, dflt: int * int, lo: int, hi: int) =
             let bad (v: JsonNode) =
-                fail "%s: argument '%s' must be a list of two integers in %d..%d, got %s" layer name lo hi (show v)
+                fail (layer + ": argument '" + name + "' must be a list of two integers in " + string lo + ".." + string hi + ", got " + (show v))
             match tryProp o name with
             | true, (:? JsonArray as arr) when arr.Count = 2 ->
                 let get (i: int) =
@@ -145,7 +144,7 @@ module Json =
         /// A list of integers in lo..hi, e.g. a pooling window [3, 2]; None when absent or null (Python's None).
         member _.IntList(name: string, lo: int, hi: int) : int list option =
             let bad (v: JsonNode) =
-                fail "%s: argument '%s' must be a list of integers in %d..%d, got %s" layer name lo hi (show v)
+                fail (layer + ": argument '" + name + "' must be a list of integers in " + string lo + ".." + string hi + ", got " + (show v))
             match tryProp o name with
             | true, null -> None
             | true, (:? JsonArray as arr) ->
@@ -167,7 +166,7 @@ module Json =
 
         /// A list of strings (dimension_numbers), or None for a JSON null or an omitted argument.
         member _.OptStrings(name: string) =
-            let bad (v: JsonNode) = fail "%s: argument '%s' must be a list of strings, got %s" layer name (show v)
+            let bad (v: JsonNode) = fail (layer + ": argument '" + name + "' must be a list of strings, got " + (show v))
             match tryProp o name with
             | true, null -> None
             | true, (:? JsonArray as arr) ->
@@ -183,12 +182,12 @@ module Json =
             match tryProp o name with
             | true, null -> None
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> Some(text v)
-            | true, v -> fail "%s: argument '%s' must be a string or null, got %s" layer name (show v)
+            | true, v -> fail (layer + ": argument '" + name + "' must be a string or null, got " + (show v))
             | _ -> None
 
         /// A required list of finite numbers (Polynomial's coef).
         member _.RequiredNumbers(name: string) =
-            let bad (v: JsonNode) = fail "%s: argument '%s' must be a list of finite numbers, got %s" layer name (show v)
+            let bad (v: JsonNode) = fail (layer + ": argument '" + name + "' must be a list of finite numbers, got " + (show v))
             match tryProp o name with
             | true, (:? JsonArray as arr) ->
                 arr |> Seq.map (fun n ->
@@ -199,7 +198,7 @@ module Json =
                         x
                     | _ -> bad arr) |> Seq.toList
             | true, v -> bad v
-            | _ -> fail "%s: missing required argument '%s'" layer name
+            | _ -> fail $"{layer}: missing required argument '{name}'"
 
         interface IArgs with
             member a.OptString name = a.OptString name
@@ -213,13 +212,13 @@ module Json =
         member _.Layers(name: string) =
             match tryProp o name with
             | true, (:? JsonArray as arr) -> arr |> Seq.toList
-            | true, v -> fail "%s: argument '%s' must be a list of layers, got %s" layer name (show v)
-            | _ -> fail "%s: missing required argument '%s'" layer name
+            | true, v -> fail (layer + ": argument '" + name + "' must be a list of layers, got " + (show v))
+            | _ -> fail $"{layer}: missing required argument '{name}'"
 
         member _.Layer(name: string) =
             match tryProp o name with
             | true, v -> v
-            | _ -> fail "%s: missing required argument '%s'" layer name
+            | _ -> fail $"{layer}: missing required argument '{name}'"
 
     /// The activations' readers, from their family (Layers/Elementwise.fs), by JSON name.
     let private activationReaders =
@@ -230,19 +229,19 @@ module Json =
         try f ()
         with :? ArgumentException as e ->
             // "Dense: W_std must be …": the argument named once, without .NET's " (Parameter 'x')" suffix.
-            if isNull e.ParamName then fail "%s: %s" (clip layer) e.Message
+            if isNull e.ParamName then fail $"{(clip layer)}: {e.Message}"
             else
-                let m = e.Message.Replace(sprintf " (Parameter '%s')" e.ParamName, "")
+                let m = e.Message.Replace($" (Parameter '{e.ParamName}')", "")
                 let m = if m.StartsWith(layer + ": ") then m.Substring(layer.Length + 2) else m
                 // A message that names its argument already reads on its own ("batch_axis and channel_axis are …"),
                 // also by its JSON name (dimension_numbers for the F# parameter dimensionNumbers).
                 let snake = System.String.Concat(e.ParamName |> Seq.map (fun c -> if System.Char.IsUpper c then "_" + string (System.Char.ToLowerInvariant c) else string c))
-                if m.Contains e.ParamName || m.Contains snake then fail "%s: %s" (clip layer) m
-                else fail "%s: %s %s" (clip layer) e.ParamName m
+                if m.Contains e.ParamName || m.Contains snake then fail $"{(clip layer)}: {m}"
+                else fail ((clip layer) + ": " + e.ParamName + " " + m)
 
     /// A constant array given as a number (a scalar) or nested lists of numbers of a rectangular shape.
     let private tensorNode (layer: string) (arg: string) (node: JsonNode) : Tensor =
-        let bad () = fail "%s: argument '%s' must be a number or nested lists of numbers of a rectangular shape, got %s" layer arg (show node)
+        let bad () = fail (layer + ": argument '" + arg + "' must be a number or nested lists of numbers of a rectangular shape, got " + (show node))
         let rec go (n: JsonNode) : int list * float list =
             match n with
             | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number -> [], [ v.GetValue<float>() ]
@@ -260,12 +259,12 @@ module Json =
             match node with
             | :? JsonObject as o -> o
             | null -> fail "expected a layer object {\"layer\": ...}, got null"
-            | n -> fail "expected a layer object {\"layer\": ...}, got %s" (show n)
+            | n -> fail $"expected a layer object {{\"layer\": ...}}, got {(show n)}"
         let name =
             match tryProp o "layer" with
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> text v
-            | true, v -> fail "the \"layer\" key must be a string, got %s" (show v)
-            | _ -> fail "a layer object needs a \"layer\" key naming the neural_tangents layer, got %s" (show o)
+            | true, v -> fail $"the \"layer\" key must be a string, got {(show v)}"
+            | _ -> fail $"a layer object needs a \"layer\" key naming the neural_tangents layer, got {(show o)}"
         let args known = Args(name, o, known)
         match name with
         | "serial" -> Serial((args [ "layers" ]).Layers "layers" |> List.map decodeNode)
@@ -289,7 +288,7 @@ module Json =
                 match a.String("parameterization", "ntk").ToLowerInvariant() with
                 | "ntk" -> Parameterization.Ntk
                 | "standard" -> Parameterization.Standard
-                | other -> fail "Dense: argument 'parameterization' must be \"ntk\" or \"standard\", got \"%s\"" (clip other)
+                | other -> fail $"Dense: argument 'parameterization' must be \"ntk\" or \"standard\", got \"{(clip other)}\""
             build name (fun () ->
                 Stax.denseWith
                     { OutDim = a.RequiredInt("out_dim", 1, Int32.MaxValue)
@@ -305,18 +304,18 @@ module Json =
             let filterShape =
                 match a.OptInts "filter_shape" with
                 | Some fs -> fs
-                | None -> fail "%s: missing required argument 'filter_shape' (a list of positive integers)" name
+                | None -> fail $"{name}: missing required argument 'filter_shape' (a list of positive integers)"
             let padding = enumArg name "padding" (a.String("padding", "VALID")) [ "VALID", Padding.Valid; "SAME", Padding.Same; "CIRCULAR", Padding.Circular ]
             let p =
                 match a.String("parameterization", "ntk").ToLowerInvariant() with
                 | "ntk" -> Parameterization.Ntk
                 | "standard" -> Parameterization.Standard
-                | other -> fail "%s: argument 'parameterization' must be \"ntk\" or \"standard\", got \"%s\"" name (clip other)
+                | other -> fail $"{name}: argument 'parameterization' must be \"ntk\" or \"standard\", got \"{(clip other)}\""
             let dims =
                 match a.OptStrings "dimension_numbers" with
                 | None -> None
                 | Some [ l; r; o ] -> Some(l, r, o)
-                | Some xs -> fail "%s: argument 'dimension_numbers' must be three specs (lhs, rhs, out), got %d" name xs.Length
+                | Some xs -> fail $"{name}: argument 'dimension_numbers' must be three specs (lhs, rhs, out), got {string xs.Length}"
             let outChan = a.RequiredInt("out_chan", 1, Int32.MaxValue)
             build name (fun () ->
                 let d = Stax.convDefaults outChan filterShape
@@ -341,8 +340,8 @@ module Json =
             let window =
                 match a.IntList("window_shape", 1, Int32.MaxValue) with
                 | Some w -> w
-                | None when a.Has "window_shape" -> fail "%s: argument 'window_shape' must be a list of integers, got null" name
-                | None -> fail "%s: missing required argument 'window_shape'" name
+                | None when a.Has "window_shape" -> fail $"{name}: argument 'window_shape' must be a list of integers, got null"
+                | None -> fail $"{name}: missing required argument 'window_shape'"
             let padding = enumArg name "padding" (a.String("padding", "VALID")) [ "VALID", Padding.Valid; "SAME", Padding.Same; "CIRCULAR", Padding.Circular ]
             let d = Stax.poolDefaults window
             let spec =
@@ -367,7 +366,7 @@ module Json =
                 match a.String("mode", "train") with
                 | "train" -> DropoutMode.Train
                 | "test" -> DropoutMode.Test
-                | other -> fail "Dropout: argument 'mode' must be \"train\" or \"test\", got \"%s\"" (clip other)
+                | other -> fail $"Dropout: argument 'mode' must be \"train\" or \"test\", got \"{(clip other)}\""
             build name (fun () -> Stax.dropout (a.RequiredNumber "rate") mode)
         | "LayerNorm" ->
             let a = args [ "axis"; "eps"; "batch_axis"; "channel_axis" ]
@@ -387,7 +386,7 @@ module Json =
             let constant (arg: string) = match tryProp o arg with | true, null | false, _ -> None | true, v -> Some(tensorNode name arg v)
             let dims =
                 let bad (v: JsonNode) =
-                    fail "DotGeneral: argument 'dimension_numbers' must be [[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]] (lists of integers), got %s" (show v)
+                    fail $"DotGeneral: argument 'dimension_numbers' must be [[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]] (lists of integers), got {(show v)}"
                 let ints (v: JsonNode) (whole: JsonNode) =
                     match v with
                     | :? JsonArray as arr ->
@@ -409,13 +408,13 @@ module Json =
             match tryProp o "precision" with
             | true, null | false, _ -> ()
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> ()
-            | true, v -> fail "DotGeneral: argument 'precision' must be null or a string such as \"HIGHEST\", got %s" (show v)
+            | true, v -> fail $"DotGeneral: argument 'precision' must be null or a string such as \"HIGHEST\", got {(show v)}"
             build name (fun () ->
                 Stax.dotGeneral (constant "lhs") (constant "rhs") dims (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
         | "Index" ->
             let a = args [ "idx"; "batch_axis"; "channel_axis" ]
             let bad (v: JsonNode) =
-                fail "Index: argument 'idx' must be a list whose entries are an integer, \":\", \"...\" or [start, stop, step] (integers or null), got %s" (show v)
+                fail $"Index: argument 'idx' must be a list whose entries are an integer, \":\", \"...\" or [start, stop, step] (integers or null), got {(show v)}"
             let intOf (v: JsonNode) (whole: JsonNode) =
                 match v with
                 | :? JsonValue as x when x.GetValueKind() = JsonValueKind.Number ->
@@ -450,12 +449,12 @@ module Json =
             let methodName =
                 match tryProp o "method" with
                 | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> text v
-                | true, v -> fail "ImageResize: argument 'method' must be a string (\"linear\" or \"nearest\"), got %s" (show v)
+                | true, v -> fail $"ImageResize: argument 'method' must be a string (\"linear\" or \"nearest\"), got {(show v)}"
                 | _ -> fail "ImageResize: missing required argument 'method' (\"linear\" or \"nearest\")"
             match tryProp o "precision" with
             | true, null | false, _ -> ()
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> ()
-            | true, v -> fail "ImageResize: argument 'precision' must be null or a string such as \"HIGHEST\", got %s" (show v)
+            | true, v -> fail $"ImageResize: argument 'precision' must be null or a string such as \"HIGHEST\", got {(show v)}"
             build name (fun () ->
                 Stax.imageResize shape (NeuralTangents.Layers.Resize.parseMethod methodName) (a.Bool("antialias", true))
                     (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
@@ -478,7 +477,7 @@ module Json =
                        "pos_emb_decay_fn"; "n_chan_pos_emb"; "W_pos_emb_std"; "val_pos_emb"; "batch_axis"; "channel_axis" ]
             let decay =
                 let refuse (v: JsonNode) =
-                    fail "GlobalSelfAttention: argument 'pos_emb_decay_fn' must be null (one-hot embeddings), [\"exp\", length_scale] (exp(-d/length_scale)) or [\"power\", exponent] ((1 + d)^-exponent) with a finite positive number; a Python function cannot be carried, got %s" (show v)
+                    fail $"GlobalSelfAttention: argument 'pos_emb_decay_fn' must be null (one-hot embeddings), [\"exp\", length_scale] (exp(-d/length_scale)) or [\"power\", exponent] ((1 + d)^-exponent) with a finite positive number; a Python function cannot be carried, got {(show v)}"
                 match tryProp o "pos_emb_decay_fn" with
                 | true, null | false, _ -> PosEmbDecay.OneHot
                 | true, (:? JsonArray as arr) when arr.Count = 2 && not (isNull arr[0]) && not (isNull arr[1]) ->
@@ -525,7 +524,7 @@ module Json =
             let r = activationReaders[n]
             let a = args r.Accepts
             build name (fun () -> Activation(r.Read a))
-        | n -> fail "unknown layer '%s' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial; the README's layer table lists every one)" (clip n)
+        | n -> fail $"unknown layer '{(clip n)}' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial; the README's layer table lists every one)"
 
     /// <summary>Reads a network from a parsed JSON node.</summary>
     /// <exception cref="T:NeuralTangents.Json.JsonArchitectureException">naming the layer and argument at fault.</exception>
@@ -540,8 +539,8 @@ module Json =
             try JsonNode.Parse(text, documentOptions = JsonDocumentOptions(AllowDuplicateProperties = false, MaxDepth = maxDepth))
             with :? JsonException as e ->
                 if e.Message.Contains "maximum configured depth" then
-                    fail "the architecture nests more than %d levels deep; write nested serial layers as one serial (serial is associative)" maxDepth
-                fail "the architecture is not valid JSON: %s" (clip e.Message)
+                    fail $"the architecture nests more than {string maxDepth} levels deep; write nested serial layers as one serial (serial is associative)"
+                fail $"the architecture is not valid JSON: {(clip e.Message)}"
         decodeNode node
 
     let private num (x: float) : JsonNode = JsonValue.Create x
@@ -579,8 +578,7 @@ module Json =
             obj "Elementwise" ([ "name", JsonValue.Create c.Name :> JsonNode; "fn", JsonValue.Create "(user function)" :> JsonNode ]
                                @ (c.Args |> List.map (fun (k, v) -> k, JsonValue.Create v :> JsonNode)))
         | Activation(Custom c) ->
-            fail "%s: an Elementwise layer built from user functions cannot be written as JSON (functions cannot travel as data); use ElementwiseNumerical with a registry name (%s)"
-                (clip c.Name) (String.Join(", ", NeuralTangents.Layers.ElementwiseQuadrature.names))
+            fail $"""{(clip c.Name)}: an Elementwise layer built from user functions cannot be written as JSON (functions cannot travel as data); use ElementwiseNumerical with a registry name ({(String.Join(", ", NeuralTangents.Layers.ElementwiseQuadrature.names))})"""
         | Repeat(l, n) -> obj "repeat" [ "layer_", encodeWith display l; "n", int' n ]
         | _ ->
             match Definitions.node layer with

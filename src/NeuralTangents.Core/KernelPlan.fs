@@ -77,8 +77,7 @@ module internal KernelPlan =
                 let rs = match flow with ManyRegs rs -> rs | OneReg r -> [ r ]
                 if layers.IsEmpty then fail "parallel: needs at least one branch, got parallel []"
                 if rs.Length <> layers.Length then
-                    fail (sprintf "parallel: has %d branches but receives %d inputs; use FanOut(%d) before it"
-                            layers.Length rs.Length layers.Length)
+                    fail (("parallel: has " + string layers.Length + " branches but receives " + string rs.Length + " inputs; use FanOut(" + string layers.Length + ") before it"))
                 ManyRegs(List.map2 (fun l r -> go l (OneReg r) |> one l) layers rs)
             | FanOutNode num -> ManyRegs(List.replicate num (one layer flow))
             | MergeNode m ->
@@ -210,8 +209,7 @@ module internal KernelPlan =
             [ "diagonal_batch", k.DiagonalBatch, d.Requires.DiagonalBatch
               "diagonal_spatial", k.DiagonalSpatial, d.Requires.DiagonalSpatial ] do
             if refuses flag allowance then
-                raise (NeuralTangentsException(sprintf "%s: requires %s=False, but the input kernel has %s=True and so lacks the off-diagonal entries; recompute the input kernel with %s=False"
-                        d.Name name name name))
+                raise (NeuralTangentsException((d.Name + ": requires " + name + "=False, but the input kernel has " + name + "=True and so lacks the off-diagonal entries; recompute the input kernel with " + name + "=False")))
 
     /// Whether the plan's first operation is a fused Dense/ABRelu run on the (one) input register and its only
     /// reader: the input kernel's NTK, +0.0 everywhere, can then be left out (<c>runZeroNtk</c>).
@@ -250,7 +248,7 @@ module internal KernelPlan =
         let get (r: int) =
             match regs[r] with
             | Some k -> k
-            | None -> invalidOp (sprintf "kernel plan: register %d read before it is written" r)
+            | None -> invalidOp ($"kernel plan: register {string r} read before it is written")
         let inputs = match input with One k -> [ k ] | Many ks -> ks
         inputs |> List.iteri (fun i k ->
             setReg i k
@@ -272,8 +270,8 @@ module internal KernelPlan =
         let opName (op: KernelOp) =
             match op with
             | LeafOp(l, _, _, _) | MergeOp(l, _, _, _) -> Definitions.name l
-            | FusedDenseStackOp(leaves, _, _) -> sprintf "Dense/ABRelu stack of %d (fused)" leaves.Length
-            | FusedConvStackOp(leaves, _, _) -> sprintf "Conv/ABRelu stack of %d (fused)" leaves.Length
+            | FusedDenseStackOp(leaves, _, _) -> $"Dense/ABRelu stack of {string leaves.Length} (fused)"
+            | FusedConvStackOp(leaves, _, _) -> $"Conv/ABRelu stack of {string leaves.Length} (fused)"
         let step (op: KernelOp) =
             match op with
             | LeafOp(_, d, src, dst) ->

@@ -73,7 +73,7 @@ type CustomActivation
     member _.DFn = dfn
     /// <summary>(cov12, var1, var2) ↦ (E[φ(u)φ(v)], E[φ′(u)φ′(v)]).</summary>
     member _.Step = step
-    override _.ToString() = sprintf "%s(%s)" name (String.Join(", ", args |> List.map (fun (k, v) -> k + "=" + v)))
+    override _.ToString() = $"""{name}({(String.Join(", ", args |> List.map (fun (k, v) -> k + "=" + v)))})"""
 
 /// <summary>How a convolution or pooling window treats the borders (neural_tangents' <c>Padding</c>).</summary>
 [<RequireQualifiedAccess>]

@@ -28,11 +28,11 @@ module Memory =
     /// Human-readable bytes: 16.0 TB, 1.5 GB, 320 MB.
     let internal format (bytes: int64) =
         let b = float bytes
-        if b >= 1e12 then sprintf "%.1f TB" (b / 1e12)
-        elif b >= 1e9 then sprintf "%.1f GB" (b / 1e9)
-        elif b >= 1e6 then sprintf "%.0f MB" (b / 1e6)
-        elif b >= 1e3 then sprintf "%.0f kB" (b / 1e3)
-        else sprintf "%.0f bytes" b
+        if b >= 1e12 then $"{Show.decimals 1 (b / 1e12)} TB"
+        elif b >= 1e9 then $"{Show.decimals 1 (b / 1e9)} GB"
+        elif b >= 1e6 then $"{Show.decimals 0 (b / 1e6)} MB"
+        elif b >= 1e3 then $"{Show.decimals 0 (b / 1e3)} kB"
+        else $"{Show.decimals 0 b} bytes"
 
     /// Product of non-negative sizes, or None when it exceeds int64.
     let internal product (sizes: int64 seq) : int64 option =
@@ -51,23 +51,19 @@ module Memory =
         match product [ n1; n2; positions ] with
         | None ->
             raise (NeuralTangentsException(
-                sprintf "the kernel of N1 = %d by N2 = %d inputs with %d positions each is too large to index; %s" n1 n2 positions blocks))
+                ("the kernel of N1 = " + string n1 + " by N2 = " + string n2 + " inputs with " + string positions + " positions each is too large to index; " + blocks)))
         | Some entries ->
             if positions > int64 Array.MaxLength then
                 raise (NeuralTangentsException(
-                    sprintf "one pair of inputs alone has %d kernel entries (%d positions), more than one array can hold (%d); use inputs with fewer spatial positions"
-                        positions positions Array.MaxLength))
+                    ("one pair of inputs alone has " + string positions + " kernel entries (" + string positions + " positions), more than one array can hold (" + string Array.MaxLength + "); use inputs with fewer spatial positions")))
             if entries > int64 Array.MaxLength then
                 raise (NeuralTangentsException(
-                    sprintf "the kernel of N1 = %d by N2 = %d inputs%s has %d entries, more than one array can hold (%d); %s"
-                        n1 n2 (if positions > 1L then sprintf " (%d positions each)" positions else "") entries Array.MaxLength blocks))
+                    ("the kernel of N1 = " + string n1 + " by N2 = " + string n2 + " inputs" + (if positions > 1L then $" ({string positions} positions each)" else "") + " has " + string entries + " entries, more than one array can hold (" + string Array.MaxLength + "); " + blocks)))
             let bytes = entries * 8L * int64 arrays
             let free = availableBytes ()
             if bytes > free then
                 raise (NeuralTangentsException(
-                    sprintf "the kernel of N1 = %d by N2 = %d inputs%s needs about %s (%d arrays of %d float64 entries) but %s are free; %s"
-                        n1 n2 (if positions > 1L then sprintf " (%d positions each)" positions else "")
-                        (format bytes) arrays entries (format free) blocks))
+                    ("the kernel of N1 = " + string n1 + " by N2 = " + string n2 + " inputs" + (if positions > 1L then $" ({string positions} positions each)" else "") + " needs about " + (format bytes) + " (" + string arrays + " arrays of " + string entries + " float64 entries) but " + (format free) + " are free; " + blocks)))
 
     /// <summary>Refuses one float64 array of <paramref name="shape"/> before it is allocated, counted in int64, when
     /// it exceeds one .NET array or the free memory. The message is <paramref name="subject"/> (what the array is),
@@ -77,17 +73,17 @@ module Memory =
         | Some e when e <= int64 Array.MaxLength ->
             let free = availableBytes ()
             if e * 8L > free then
-                raise (NeuralTangentsException(sprintf "%s needs %s but %s are free; %s" subject (format (e * 8L)) (format free) fix))
+                raise (NeuralTangentsException((subject + " needs " + (format (e * 8L)) + " but " + (format free) + " are free; " + fix)))
         | Some e ->
             raise (NeuralTangentsException(
-                sprintf "%s is more than one array can hold (%d entries; at most %d); %s" subject e Array.MaxLength fix))
-        | None -> raise (NeuralTangentsException(sprintf "%s is too large to index; %s" subject fix))
+                (subject + " is more than one array can hold (" + string e + " entries; at most " + string Array.MaxLength + "); " + fix)))
+        | None -> raise (NeuralTangentsException($"{subject} is too large to index; {fix}"))
 
     /// <summary>Refuses a parameter array (a finite network's weights) before it is drawn (<c>checkArray</c>):
     /// Dense(2·10⁹) on 3 input channels has 6·10⁹ weights (1.7·10⁹ after int32 wrap-around: 13 GB drawn over
     /// minutes before a later failure).</summary>
     let internal checkParameter (layer: string) (what: string) (shape: int[]) =
-        checkArray (sprintf "%s: its %s of %s entries" layer what (String.Join(" × ", shape))) "use a smaller width" shape
+        checkArray ((layer + ": its " + what + " of " + (String.Join(" × ", shape)) + " entries")) "use a smaller width" shape
 
     /// <summary>A count-only pass over a finite network's <c>init_fn</c> (<c>InitFn.footprint</c>): while one is
     /// open on a thread, <c>parameter</c> counts the arrays it would draw instead of drawing them, and the init
@@ -159,11 +155,9 @@ module Memory =
             | None -> Some(availableBytes ())
         match limit with
         | Some b when bytes > b ->
-            let shown = parts |> List.filter (fun (_, v) -> v > 0L) |> List.map (fun (n, v) -> sprintf "%s %s" n (format (mulSat v 8L)))
+            let shown = parts |> List.filter (fun (_, v) -> v > 0L) |> List.map (fun (n, v) -> $"{n} {(format (mulSat v 8L))}")
             raise (NeuralTangentsException(
-                sprintf "%s needs about %s in all (%s) but %s %s; %s"
-                    subject (format bytes) (String.Join(", ", shown)) (format b)
-                    (if budget.IsSome then "is the memory budget" else "are free") fix))
+                (subject + " needs about " + (format bytes) + " in all (" + (String.Join(", ", shown)) + ") but " + (format b) + " " + (if budget.IsSome then "is the memory budget" else "are free") + "; " + fix)))
         | _ -> ()
 
     /// <summary>The default memory budget of a tiled kernel computation: the available bytes less a margin of a
@@ -176,5 +170,5 @@ module Memory =
     /// <summary>A budget given in gigabytes (10⁹ bytes) as bytes, refused unless finite and positive.</summary>
     let internal ofGigabytes (name: string) (gb: float) : int64 =
         if not (Double.IsFinite gb) || gb <= 0.0 || gb > 1e9 then
-            invalidArg name (sprintf "must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got %g" gb)
+            invalidArg name ($"must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got {Show.g gb}")
         int64 (gb * 1e9)

@@ -222,11 +222,11 @@ module internal Native =
     /// One line describing the native state, for benchmarks and diagnostics.
     let describe () =
         let l = libraries ()
-        let core = match l.CoreName with Some c -> sprintf " (core %s)" c | None -> ""
+        let core = match l.CoreName with Some c -> $" (core {c})" | None -> ""
         match l.Blas, l.Lapacke with
         | None, None -> if enabledByEnvironment () then "managed (no native BLAS/LAPACK found)" else "managed (NT_NATIVE=0)"
         | b, lp ->
-            sprintf "BLAS %s%s, LAPACKE %s" (defaultArg b "none") core (defaultArg lp "none")
+            ("BLAS " + (defaultArg b "none") + core + ", LAPACKE " + (defaultArg lp "none"))
 
     /// True when the loaded OpenBLAS runs its AVX-512 float64 kernels (core SkylakeX, or CooperLake and
     /// SapphireRapids, which reuse them).

@@ -110,8 +110,7 @@ module Requirements =
         match request, allowance with
         | Some true, Some a when a.Input = Tri.No ->
             raise (NeuralTangentsException(
-                sprintf "asked to compute the kernel with %s=True, but the network requires %s=False (a layer needs the off-diagonal entries); call it with %s=False or leave %s unset"
-                    name name name name))
+                ("asked to compute the kernel with " + name + "=True, but the network requires " + name + "=False (a layer needs the off-diagonal entries); call it with " + name + "=False or leave " + name + " unset")))
         | Some r, _ -> r
         | None, Some a -> Diagonal.isDiagonal a
         | None, None -> fallback
@@ -141,8 +140,7 @@ module Requirements =
             | first :: rest ->
                 rest |> List.tryFind (fun c -> norm c.Axis <> norm first.Axis) |> Option.iter (fun c ->
                     raise (NeuralTangentsException(
-                        sprintf "%s: %s=%d conflicts with %s=%d required by an earlier layer (%s): on inputs of rank %d these are axes %d and %d; use one layout for the whole network"
-                            c.Layer argument c.Axis argument first.Axis first.Layer rank (norm c.Axis) (norm first.Axis))))
+                        (c.Layer + ": " + argument + "=" + string c.Axis + " conflicts with " + argument + "=" + string first.Axis + " required by an earlier layer (" + first.Layer + "): on inputs of rank " + string rank + " these are axes " + (string (norm c.Axis)) + " and " + (string (norm first.Axis)) + "; use one layout for the whole network"))))
                 first.Axis
         let batch = agreed "batch_axis" 0 req.BatchAxes
         batch, agreed "channel_axis" -1 req.ChannelAxes

@@ -41,8 +41,7 @@ module TiledFiles =
     /// The refusal of an answer file that exists already: the file and the three ways out (in the words of an nt
     /// request, which this module's messages speak, and of the F# call).
     let private existsMessage (path: string) =
-        sprintf "%s already exists and would be replaced; nothing was computed or changed. Delete or move it, choose another \"out\", or add \"overwrite\": true to the request (overwrite = true from F#) to replace it"
-            path
+        $"{path} already exists and would be replaced; nothing was computed or changed. Delete or move it, choose another \"out\", or add \"overwrite\": true to the request (overwrite = true from F#) to replace it"
 
     /// <summary>A hash of everything that determines the answer's bytes: the network (its JSON), the layout, the
     /// quantities, the inputs (shapes and float64 bits) and the files asked for. Resources (memory, parallelism)
@@ -60,8 +59,8 @@ module TiledFiles =
                 off <- off + len
         text magic
         text (Json.encode layer)
-        text (sprintf "diagonal_batch=%A diagonal_spatial=%A" request.DiagonalBatch request.DiagonalSpatial)
-        text (sprintf "get=%A" get)
+        text ($"diagonal_batch={Show.boolOption request.DiagonalBatch} diagonal_spatial={Show.boolOption request.DiagonalSpatial}")
+        text ($"""get={(match get with Get.Nngp -> "Nngp" | Get.Ntk -> "Ntk" | Get.Both -> "Both")}""")
         text (String.Join(",", names))
         tensor x1
         match x2 with
@@ -77,7 +76,7 @@ module TiledFiles =
         let complete = text.Substring(0, text.LastIndexOf '\n' + 1)
         let lines = complete.Split('\n', StringSplitOptions.RemoveEmptyEntries)
         let bad () =
-            fail (sprintf "%s is not a ledger this version of nt wrote; delete it and the .partial files beside it to start over" path)
+            fail ($"{path} is not a ledger this version of nt wrote; delete it and the .partial files beside it to start over")
         if lines.Length < 4 || lines[0] <> magic then bad ()
         let field (i: int) (key: string) =
             match lines[i].Split ' ' with
@@ -126,7 +125,7 @@ module TiledFiles =
                             rest <- rest / int64 shape[a]
                         let index = match idx with [| i |] -> string i | _ -> "[" + String.Join(", ", idx) + "]"
                         let inputs = match name with "cov1" -> "x1" | "cov2" -> "x2" | _ -> if hasX2 then "x1 and x2" else "x1"
-                        fail (sprintf "%s has a non-finite value (%s) at index %s: the inputs are too large for this network; rescale %s" name what index inputs)
+                        fail ((name + " has a non-finite value (" + what + ") at index " + index + ": the inputs are too large for this network; rescale " + inputs))
                     let pos = start + offset * 8L
                     if BitConverter.IsLittleEndian then
                         RandomAccess.Write(h, MemoryMarshal.AsBytes(ReadOnlySpan(data.Array, data.Offset, data.Count)), pos)
@@ -167,8 +166,8 @@ module TiledFiles =
     let compute (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) (names: string list) (overwrite: bool) (prefix: string) : TiledFilesResult =
         if isNull prefix then nullArg "prefix"
         for n in names do
-            let path = sprintf "%s.%s.npy" prefix n
-            if Directory.Exists path then fail (sprintf "cannot write %s: it is a directory (no answer file was changed)" path)
+            let path = $"{prefix}.{n}.npy"
+            if Directory.Exists path then fail ($"cannot write {path}: it is a directory (no answer file was changed)")
         let ledger = ledgerPath prefix
         let fp = fingerprint request layer x1 x2 get names
         let previous = if File.Exists ledger then Some(readLedger ledger) else None
@@ -177,19 +176,17 @@ module TiledFiles =
             | None -> options
             | Some l ->
                 if l.Fingerprint <> fp then
-                    fail (sprintf "%s records an unfinished computation of a different request (network, inputs, get or layout differ); nothing was mixed in. Run that request again to finish it, or delete %s and the %s.*.npy.partial files, or choose another \"out\""
-                            ledger ledger (Path.GetFileName prefix))
+                    fail ((ledger + " records an unfinished computation of a different request (network, inputs, get or layout differ); nothing was mixed in. Run that request again to finish it, or delete " + ledger + " and the " + (Path.GetFileName prefix) + ".*.npy.partial files, or choose another \"out\""))
                 match options.BatchSize with
                 | Some b when b <> l.BatchSize ->
-                    fail (sprintf "%s was started with \"batch_size\" %d; resume it with the same tile size (or leave \"batch_size\" out), or delete it to start over with %d"
-                            ledger l.BatchSize b)
+                    fail ((ledger + " was started with \"batch_size\" " + string l.BatchSize + "; resume it with the same tile size (or leave \"batch_size\" out), or delete it to start over with " + string b))
                 | _ -> { options with BatchSize = Some l.BatchSize }
         let job = Batching.plan options (fun _ _ _ -> 0L) request layer x1 x2 get
         let targets =
             job.Outputs
             |> List.filter (fun (n, _) -> List.contains n names)
             |> List.map (fun (n, shape) ->
-                let final = sprintf "%s.%s.npy" prefix n
+                let final = $"{prefix}.{n}.npy"
                 let header = Npy.headerOf shape
                 { Name = n; Final = final; Partial = partialPath final; Header = header
                   Bytes = int64 header.Length + 8L * (shape |> Array.fold (fun a d -> a * int64 d) 1L) })
@@ -222,8 +219,7 @@ module TiledFiles =
             let free = try Some(DriveInfo(dir).AvailableFreeSpace) with _ -> None
             match free with
             | Some f when left > f ->
-                fail (sprintf "\"out\": the answer files need %s more on the file system of %s but %s are free; free disk space, choose another \"out\", or compute a smaller kernel"
-                          (Memory.format left) dir (Memory.format f))
+                fail (("\"out\": the answer files need " + (Memory.format left) + " more on the file system of " + dir + " but " + (Memory.format f) + " are free; free disk space, choose another \"out\", or compute a smaller kernel"))
             | _ -> ()
         let isDone =
             match resumable with
@@ -239,16 +235,15 @@ module TiledFiles =
                     with :? IOException as e ->
                         for u in targets do
                             try File.Delete u.Partial with _ -> ()
-                        fail (sprintf "cannot create %s at its full length (%s): %s; choose another \"out\" or compute a smaller kernel"
-                                  t.Partial (Memory.format t.Bytes) e.Message)
-                writeDurably ledger (Encoding.ASCII.GetBytes(sprintf "%s\nrequest %s\nbatch_size %d\ntiles %d\n" magic fp job.TileSize job.TileCount))
+                        fail (("cannot create " + t.Partial + " at its full length (" + (Memory.format t.Bytes) + "): " + e.Message + "; choose another \"out\" or compute a smaller kernel"))
+                writeDurably ledger (Encoding.ASCII.GetBytes((magic + "\nrequest " + fp + "\nbatch_size " + string job.TileSize + "\ntiles " + string job.TileCount + "\n")))
                 Set.empty
         let pending = targets |> List.filter (fun t -> File.Exists t.Partial)
         do
             // Drop a record cut short by a kill, then append; FileShare.Read keeps a second writer out.
             let stream =
                 try new FileStream(ledger, FileMode.Open, FileAccess.ReadWrite, FileShare.Read)
-                with :? IOException as e -> fail (sprintf "cannot open %s (is another nt writing this \"out\"?): %s" ledger e.Message)
+                with :? IOException as e -> fail ($"cannot open {ledger} (is another nt writing this \"out\"?): {e.Message}")
             use stream = stream
             let bytes = Array.zeroCreate<byte> (int stream.Length)
             stream.ReadExactly(bytes, 0, bytes.Length)
@@ -263,7 +258,7 @@ module TiledFiles =
                     Batching.place job sink tile k
                     for _, (h, _) in handles do RandomAccess.FlushToDisk h
                     lock gate (fun () ->
-                        let line = Encoding.ASCII.GetBytes(sprintf "done %d\n" tile.Index)
+                        let line = Encoding.ASCII.GetBytes($"done {string tile.Index}\n")
                         stream.Write(line, 0, line.Length)
                         stream.Flush true)
                 try Batching.runTiles job options (fun t -> isDone.Contains t.Index) record
@@ -281,8 +276,7 @@ module TiledFiles =
             // same call finishes the renames once it is moved away).
             try File.Move(t.Partial, t.Final, overwrite)
             with :? IOException when not overwrite && File.Exists t.Final ->
-                fail (sprintf "%s appeared while the kernel was computed and was not replaced; the answer waits in %s (every tile is recorded in %s). Move that file away and run the same command again to finish, or add \"overwrite\": true (overwrite = true from F#) to replace it"
-                          t.Final t.Partial ledger)
+                fail ((t.Final + " appeared while the kernel was computed and was not replaced; the answer waits in " + t.Partial + " (every tile is recorded in " + ledger + "). Move that file away and run the same command again to finish, or add \"overwrite\": true (overwrite = true from F#) to replace it"))
         File.Delete ledger
         { Files = targets |> List.map (fun t -> t.Name, t.Final)
           TilesTotal = job.TileCount

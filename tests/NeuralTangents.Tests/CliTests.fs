@@ -215,9 +215,17 @@ let tests =
             finally
                 Directory.Delete(dir, true)
 
-        [ "frob", "unrecognized argument: 'frob'"
-          "", "no valid subcommand"
-          "kernel a.json b.json", "unrecognized argument"
+        [ "frob", "unknown command 'frob': use kernel, predict, demo or info"
+          "", "no command given"
+          "kernel a.json b.json", "'nt kernel' takes one request file, got a second: 'b.json'"
+          "info now", "'nt info' takes no arguments"
+          "--frob", "unknown option '--frob'"
+          "demo --train", "option '--train' must be followed by <N>"
+          "demo --train x", "--train: 'x' is not an integer"
+          "demo --no-cnn --no-cnn", "option '--no-cnn' is given more than once"
+          "demo --diag-reg abc", "--diag-reg: 'abc' is not a number"
+          "demo extra", "unexpected argument 'extra' for 'nt demo'"
+          "demo --frob", "unknown option '--frob' for 'nt demo'"
           "predict --bogus", "unknown option '--bogus' for 'nt predict'"
           "kernel --bogus", "unknown option '--bogus' for 'nt kernel'"
           // An unknown option before a request file is named, not the file after it.
@@ -235,6 +243,30 @@ let tests =
             Expect.equal err "" "err"
             stringContains("kernel", out)
             stringContains("EXAMPLE", out)
+
+        testCase "nt demo --help and nt info --help describe their commands; -h is --help" <| fun () ->
+            for args, keys in [ [ "demo"; "--help" ], [ "--dataset <digits|diabetes|all>"; "--cnn-depth <D>"; "--no-finite"; "--diag-reg <X>" ]
+                                [ "info"; "-h" ], [ "USAGE: nt info"; "native BLAS/LAPACK" ]
+                                [ "-h" ], [ "COMMANDS:"; "predict [<REQUEST.json>]"; "EXAMPLE" ] ] do
+                let code, out, err = nt args ""
+                Expect.equal code 0 (String.Join(" ", args))
+                Expect.equal err "" "err"
+                for key in keys do stringContains(key, out)
+
+        testCase "demo options are read as given, each value into its own field" <| fun () ->
+            let args = "demo --dataset Diabetes --train 7 --test 8 --depths 3,1 --cnn-train 9 --cnn-test 10 --cnn-depth 2 --no-cnn --diag-reg 1.5e-3 --out a/b --no-plot --no-finite"
+            match CommandLine.parse (args.Split ' ') with
+            | CommandLine.Demo d ->
+                Expect.equal d { Dataset = Some CommandLine.Diabetes; Train = Some 7; Test = Some 8; Depths = Some "3,1"; CnnTrain = Some 9
+                                 CnnTest = Some 10; CnnDepth = Some 2; NoCnn = true; DiagReg = Some 1.5e-3; Out = Some "a/b"
+                                 NoPlot = true; NoFinite = true } "options"
+            | other -> failwithf "expected demo, got %A" other
+            match CommandLine.parse [| "demo" |] with
+            | CommandLine.Demo d -> Expect.equal d.Dataset None "no option given"
+            | other -> failwithf "expected demo, got %A" other
+            Expect.equal (CommandLine.parse [| "kernel"; "-" |]) (CommandLine.Kernel(Some "-")) "stdin spelled -"
+            Expect.equal (CommandLine.parse [| "predict" |]) (CommandLine.Predict None) "stdin"
+            Expect.equal (CommandLine.parse [| "predict"; "r.json"; "--help" |]) (CommandLine.Help "predict") "help wins"
 
         testCase "nt kernel --help explains the request format" <| fun () ->
             let code, out, err = nt [ "kernel"; "--help" ] ""

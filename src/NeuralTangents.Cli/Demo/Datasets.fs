@@ -28,7 +28,7 @@ let dataDir () =
           yield! up (DirectoryInfo(Directory.GetCurrentDirectory())) ]
     match candidates |> List.tryFind (fun d -> File.Exists(Path.Combine(d, "digits.csv.gz"))) with
     | Some d -> d
-    | None -> fail "cannot find the demo data (digits.csv.gz) next to the executable or in a data/ folder above %s" (Directory.GetCurrentDirectory())
+    | None -> fail $"cannot find the demo data (digits.csv.gz) next to the executable or in a data/ folder above {(Directory.GetCurrentDirectory())}"
 
 /// The rows of a gzipped text file of numbers, each split at any of <paramref name="sep"/>.
 let private readGz (file: string) (sep: char[]) : float[][] =
@@ -40,14 +40,14 @@ let private readGz (file: string) (sep: char[]) : float[][] =
             use sr = new StreamReader(gz)
             sr.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
         with
-        | :? IOException as e -> fail "cannot read the demo data %s: %s" path e.Message
-        | :? InvalidDataException as e -> fail "cannot read the demo data %s: %s" path e.Message
+        | :? IOException as e -> fail $"cannot read the demo data {path}: {e.Message}"
+        | :? InvalidDataException as e -> fail $"cannot read the demo data {path}: {e.Message}"
     lines |> Array.mapi (fun i line ->
         line.Split(sep, StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
         |> Array.map (fun s ->
             match Double.TryParse(s, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
             | true, v -> v
-            | _ -> fail "the demo data %s, line %d: \"%s\" is not a number" path (i + 1) s))
+            | _ -> fail ("the demo data " + path + ", line " + (string (i + 1)) + ": \"" + s + "\" is not a number")))
 
 /// A fixed permutation of 0..n−1 (Fisher–Yates with a seeded generator).
 let private permutation (seed: int) (n: int) =
@@ -69,7 +69,7 @@ let digits (nTrain: int) (nTest: int) : Split =
     let all = readGz "digits.csv.gz" [| ',' |]
     if all |> Array.exists (fun r -> r.Length <> 65) then fail "digits.csv.gz: every row must hold 64 pixels and a label"
     if nTrain < 1 || nTest < 1 || nTrain + nTest > all.Length then
-        invalidArg "train" (sprintf "digits has %d images: train + test must be between 2 and %d, got %d + %d" all.Length all.Length nTrain nTest)
+        invalidArg "train" (("digits has " + string all.Length + " images: train + test must be between 2 and " + string all.Length + ", got " + string nTrain + " + " + string nTest))
     let x = all |> Array.map (fun r -> Array.init 64 (fun j -> r[j] / 16.0))
     let labels = all |> Array.map (fun r -> int r[64])
     let y = labels |> Array.map (fun l -> Array.init 10 (fun c -> if c = l then 0.9 else -0.1))
@@ -87,11 +87,11 @@ let digits (nTrain: int) (nTest: int) : Split =
 /// rows' mean and standard deviation; a fixed shuffle, nTrain rows train, the rest test.
 let diabetes (nTrain: int) : Split =
     let x = readGz "diabetes_data_raw.csv.gz" [| ' '; '\t' |]
-    let t = readGz "diabetes_target.csv.gz" [| ' '; ',' |] |> Array.map (fun r -> if r.Length = 1 then r[0] else fail "diabetes_target.csv.gz: one number per row, got %d" r.Length)
-    if x.Length <> t.Length then fail "diabetes: %d input rows but %d targets" x.Length t.Length
+    let t = readGz "diabetes_target.csv.gz" [| ' '; ',' |] |> Array.map (fun r -> if r.Length = 1 then r[0] else fail $"diabetes_target.csv.gz: one number per row, got {string r.Length}")
+    if x.Length <> t.Length then fail ("diabetes: " + string x.Length + " input rows but " + string t.Length + " targets")
     if x |> Array.exists (fun r -> r.Length <> x[0].Length) then fail "diabetes_data_raw.csv.gz: rows differ in length"
     if nTrain < 2 || nTrain >= x.Length then
-        invalidArg "train" (sprintf "diabetes has %d rows: train must be between 2 and %d, got %d" x.Length (x.Length - 1) nTrain)
+        invalidArg "train" (("diabetes has " + string x.Length + " rows: train must be between 2 and " + (string (x.Length - 1)) + ", got " + string nTrain))
     let p = permutation 442 x.Length
     let tr, te = p[.. nTrain - 1], p[nTrain ..]
     let d = x[0].Length

@@ -86,7 +86,7 @@ let heatmap (p: Plot) (m: float[,]) =
     h
 
 /// The path of one figure: <c>{stem}-{name}.{ext}</c> next to the stem.
-let pathOf (stem: string) (name: string) (ext: string) = sprintf "%s-%s.%s" stem name ext
+let pathOf (stem: string) (name: string) (ext: string) = (stem + "-" + name + "." + ext)
 
 /// The stem of the figures' paths from the user's --out: its extension (.svg, .png) is dropped.
 let stemOf (out: string) =
@@ -109,7 +109,7 @@ let private solidLines (p: Plot) =
 let save (stem: string) (name: string) (p: Plot) =
     [ for ext in [ "png"; "svg" ] do
         let path = pathOf stem name ext
-        let tmp = sprintf "%s.tmp-%d" path Environment.ProcessId
+        let tmp = $"{path}.tmp-{string Environment.ProcessId}"
         try
             try
                 if ext = "png" then p.SavePng(tmp, width, height) |> ignore
@@ -120,6 +120,6 @@ let save (stem: string) (name: string) (p: Plot) =
             finally
                 if File.Exists tmp then File.Delete tmp
         with
-        | :? IOException as e -> NeuralTangents.Cli.CliErrors.fail "cannot write the plot %s: %s" path e.Message
-        | :? UnauthorizedAccessException as e -> NeuralTangents.Cli.CliErrors.fail "cannot write the plot %s: %s" path e.Message
+        | :? IOException as e -> NeuralTangents.Cli.CliErrors.fail $"cannot write the plot {path}: {e.Message}"
+        | :? UnauthorizedAccessException as e -> NeuralTangents.Cli.CliErrors.fail $"cannot write the plot {path}: {e.Message}"
         yield Path.GetFullPath path ]

@@ -52,8 +52,7 @@ module Empirical =
         | [ k ] when y1.Rank = y2.Rank && Array.forall2 (fun u v -> u = v) (Array.removeAt k y1.Shape) (Array.removeAt k y2.Shape) -> k
         | _ ->
             raise (NeuralTangentsException(
-                sprintf "empirical kernels: the output has shape %s for one example and %s for two, so no single output axis holds the examples; end the network with a layer that keeps the batch axis"
-                    (Shape.format y1.Shape) (Shape.format y2.Shape)))
+                ("empirical kernels: the output has shape " + (Shape.format y1.Shape) + " for one example and " + (Shape.format y2.Shape) + " for two, so no single output axis holds the examples; end the network with a layer that keeps the batch axis")))
 
     /// Records the forward pass of a batch. Without side inputs, and without a layer that may mix examples, the
     /// examples do not interact, so each is recorded and pulled back on its own (a backward pass costs one
@@ -112,7 +111,7 @@ module Empirical =
         if not (empty x1 || Option.exists empty x2) then
             let n (x: Tensor) = x.Shape[Axes.norm x.Rank (fst (Requirements.inputAxes x.Rank (Requirements.ofLayer layer)))]
             Memory.checkTotal budget
-                (sprintf "the empirical kernels of N1 = %d by N2 = %d inputs" (n x1) (n (defaultArg x2 x1)))
+                (("the empirical kernels of N1 = " + (string (n x1)) + " by N2 = " + (string (n (defaultArg x2 x1))) + " inputs"))
                 (requirement ctx layer x1.Shape (x2 |> Option.map (fun x -> x.Shape)) wantsNtk kernels entries)
                 "use fewer inputs at a time (batch_size), smaller widths, or trace more output axes"
 
@@ -128,7 +127,7 @@ module Empirical =
         let r = record ctx layer p x
         if r.Shape.Length <> 2 && r.Ys.Length > 0 then
             raise (NeuralTangentsException(
-                sprintf "empirical kernels trace only the channel axis; the output has shape %s, end the network with Flatten and Dense to get (N, C), or use Empirical.kernelFn with trace_axes and diagonal_axes" (Shape.format r.Shape)))
+                $"empirical kernels trace only the channel axis; the output has shape {(Shape.format r.Shape)}, end the network with Flatten and Dense to get (N, C), or use Empirical.kernelFn with trace_axes and diagonal_axes"))
         let b =
             match r.B with
             | Some b -> b
@@ -136,7 +135,7 @@ module Empirical =
             | None -> outputBatchAxis ctx layer p x
         if b <> 0 then
             raise (NeuralTangentsException(
-                sprintf "empirical kernels: the output has shape %s with the examples on axis %d, but Empirical.kernels, nngp and ntk need (N, C); use Empirical.kernelFn, whose trace_axes and diagonal_axes name any layout (trace_axes [0] averages over the channels here)" (Shape.format r.Shape) b))
+                ("empirical kernels: the output has shape " + (Shape.format r.Shape) + " with the examples on axis " + string b + ", but Empirical.kernels, nngp and ntk need (N, C); use Empirical.kernelFn, whose trace_axes and diagonal_axes name any layout (trace_axes [0] averages over the channels here)")))
         match r.B with
         | Some _ -> r.Ys, r.Pull
         | None when r.Ys.Length = 0 -> [||], r.Pull
@@ -145,7 +144,7 @@ module Empirical =
             let n = x.Shape[Axes.norm x.Rank (fst (Requirements.inputAxes x.Rank (Requirements.ofLayer layer)))]
             if y.Shape[0] <> n then
                 raise (NeuralTangentsException(
-                    sprintf "empirical kernels: the output has shape %s, whose batch axis 0 does not hold the %d inputs; use Empirical.kernelFn" (Shape.format y.Shape) n))
+                    ("empirical kernels: the output has shape " + (Shape.format y.Shape) + ", whose batch axis 0 does not hold the " + string n + " inputs; use Empirical.kernelFn")))
             let c = y.Shape[1]
             Array.init n (fun i -> Axes.takeBatch 0 i y), (fun i el -> r.Pull 0 (i * c + el))
 
@@ -278,14 +277,14 @@ module Empirical =
             let c = axes |> Array.map (fun a ->
                 let n = if a < 0 then a + rank else a
                 if n < 0 || n >= rank then
-                    invalidArg param (sprintf "%s: axis %d is out of range for an output of rank %d; use an axis in [-%d, %d)" name a rank rank rank)
+                    invalidArg param ((name + ": axis " + string a + " is out of range for an output of rank " + string rank + "; use an axis in [-" + string rank + ", " + string rank + ")"))
                 n)
             // neural_tangents' canonicalize_axis takes the set: an axis named twice (1 and -1 of rank 2) is one axis.
             Array.distinct c
         let t = canon "traceAxes" "trace_axes" traceAxes
         let d = canon "diagonalAxes" "diagonal_axes" diagonalAxes
         match t |> Array.tryFind (fun a -> Array.contains a d) with
-        | Some a -> invalidArg "diagonalAxes" (sprintf "axis %d is in both trace_axes %s and diagonal_axes %s; an axis is either traced or diagonal" a (show traceAxes) (show diagonalAxes))
+        | Some a -> invalidArg "diagonalAxes" (("axis " + string a + " is in both trace_axes " + (show traceAxes) + " and diagonal_axes " + (show diagonalAxes) + "; an axis is either traced or diagonal"))
         | None -> ()
         Array.init rank (fun a -> if Array.contains a t then Traced elif Array.contains a d then Diagonal else Outer)
 
@@ -300,14 +299,14 @@ module Empirical =
     [<CompiledName("KernelShape")>]
     let kernelShape (shape1: int[]) (shape2: int[]) (traceAxes: int[]) (diagonalAxes: int[]) : int[] =
         if shape1.Length <> shape2.Length then
-            invalidArg "x2" (sprintf "empirical kernel: f(x1) has shape %A and f(x2) %A; they need the same rank" shape1 shape2)
+            invalidArg "x2" (("empirical kernel: f(x1) has shape " + Show.ints shape1 + " and f(x2) " + Show.ints shape2 + "; they need the same rank"))
         let rs = roles shape1.Length traceAxes diagonalAxes
         rs |> Array.mapi (fun a r ->
             match r with
             | Outer -> [| shape1[a]; shape2[a] |]
             | Traced | Diagonal ->
                 if shape1[a] <> shape2[a] then
-                    invalidArg "x2" (sprintf "empirical kernel: output axis %d is traced or diagonal but has size %d for x1 and %d for x2" a shape1[a] shape2[a])
+                    invalidArg "x2" (("empirical kernel: output axis " + string a + " is traced or diagonal but has size " + (string (shape1[a])) + " for x1 and " + (string (shape2[a])) + " for x2"))
                 if r = Diagonal then [| shape1[a] |] else [||])
         |> Array.concat
 

@@ -53,10 +53,10 @@ module MonteCarlo =
     let private validate (o: MonteCarloOptions) =
         if List.isEmpty o.NSamples then invalidArg "n_samples" "monte_carlo_kernel_fn: n_samples is empty; give at least one count ≥ 1"
         match o.NSamples |> List.tryFind (fun n -> n < 1) with
-        | Some n -> invalidArg "n_samples" (sprintf "monte_carlo_kernel_fn: n_samples must be ≥ 1, got %d" n)
+        | Some n -> invalidArg "n_samples" ($"monte_carlo_kernel_fn: n_samples must be ≥ 1, got {string n}")
         | None -> ()
-        if o.Parallelism < 1 then invalidArg "parallelism" (sprintf "monte_carlo_kernel_fn: parallelism must be ≥ 1, got %d" o.Parallelism)
-        if o.BatchSize < 0 then invalidArg "batch_size" (sprintf "monte_carlo_kernel_fn: batch_size must be ≥ 0, got %d" o.BatchSize)
+        if o.Parallelism < 1 then invalidArg "parallelism" ($"monte_carlo_kernel_fn: parallelism must be ≥ 1, got {string o.Parallelism}")
+        if o.BatchSize < 0 then invalidArg "batch_size" ($"monte_carlo_kernel_fn: batch_size must be ≥ 0, got {string o.BatchSize}")
 
     /// <summary>A progress report of a blocked kernel computation: blocks done of the total.</summary>
     type BlockProgress = { BlocksDone: int; BlocksTotal: int }
@@ -83,7 +83,7 @@ module MonteCarlo =
     let private blockedKernel (what: string) (requested: int) (traceAxes: int[]) (diagonalAxes: int[])
                               (cancel: CancellationToken) (copies: int) (onBlock: int -> int -> unit)
                               (layer: Layer) (p: Params) (x1: Tensor) (x2: Tensor option) (get: Get) =
-        if requested < 0 then invalidArg "batch_size" (sprintf "%s: batch_size must be ≥ 0, got %d" what requested)
+        if requested < 0 then invalidArg "batch_size" ($"{what}: batch_size must be ≥ 0, got {string requested}")
         let axis = fst (Requirements.inputAxes x1.Rank (Requirements.ofLayer layer))
         let a = Axes.norm x1.Rank axis
         let n1 = x1.Shape[a]
@@ -93,7 +93,7 @@ module MonteCarlo =
         let b = if requested = 0 then max n1 n2 else min requested gcd
         let empty = n1 = 0 || n2 = 0 // Empirical.kernelFn refuses it with its message
         if requested > 0 && not empty && (n1 % b <> 0 || n2 % b <> 0) then
-            invalidArg "batch_size" (sprintf "%s: batch_size %d must divide the batch sizes N1 = %d and N2 = %d; use a divisor or 0" what requested n1 n2)
+            invalidArg "batch_size" ((what + ": batch_size " + string requested + " must divide the batch sizes N1 = " + string n1 + " and N2 = " + string n2 + "; use a divisor or 0"))
         cancel.ThrowIfCancellationRequested()
         if requested = 0 || empty || (b = n1 && b = n2) then
             let k = Empirical.kernelFn layer traceAxes diagonalAxes x1 x2 get p
@@ -109,7 +109,7 @@ module MonteCarlo =
             let canon (axes: int[]) = axes |> Array.map (fun x -> if x < 0 then x + outRank else x)
             let traced, diagonal = canon traceAxes, canon diagonalAxes
             if Array.contains outAxis traced || Array.contains outAxis diagonal then
-                invalidArg "batch_size" (sprintf "%s: batch_size %d splits the examples, but the output's batch axis %d is in trace_axes %A or diagonal_axes %A; use batch_size 0" what requested outAxis traceAxes diagonalAxes)
+                invalidArg "batch_size" ((what + ": batch_size " + string requested + " splits the examples, but the output's batch axis " + string outAxis + " is in trace_axes " + Show.ints traceAxes + " or diagonal_axes " + Show.ints diagonalAxes + "; use batch_size 0"))
             let pos = Seq.sum (seq { for x in 0 .. outAxis - 1 -> if Array.contains x traced then 0 elif Array.contains x diagonal then 1 else 2 })
             // the whole kernel, allocated at the first block (its shape is the block's with N1, N2 for b, b)
             let place (acc: (int[] * float[]) option) (bi: int) (bj: int) (block: Tensor option) =
@@ -179,7 +179,7 @@ module MonteCarlo =
                   yield! work
                   if b > 0 then yield "assembled kernels", full ]
             Memory.checkTotal budget
-                (sprintf "monte_carlo_kernel_fn with %d samples at a time on N1 = %d by N2 = %d inputs" inFlight n1 n2)
+                (("monte_carlo_kernel_fn with " + string inFlight + " samples at a time on N1 = " + string n1 + " by N2 = " + string n2 + " inputs"))
                 [ for name, v in perSample do yield name, Memory.mulSat inFlight v
                   yield "sums and estimates", Memory.mulSat (int64 (1 + counts.Count)) full ]
                 "draw fewer samples at a time (parallelism), use batch_size, fewer inputs or smaller widths"
@@ -210,7 +210,7 @@ module MonteCarlo =
         let noContext = ctx.Rng.IsNone && ctx.Side.IsEmpty
         if not noContext && options.BatchSize > 0 then
             // a block would need its own slice of the side inputs and the key split as for the whole batch
-            invalidArg "batch_size" (sprintf "monte_carlo_kernel_fn: batch_size %d with a random key or side inputs (%s) is not supported; use batch_size 0" options.BatchSize (String.concat ", " [ if ctx.Rng.IsSome then "rng"; yield! ctx.Side |> Map.keys ]))
+            invalidArg "batch_size" (("monte_carlo_kernel_fn: batch_size " + string options.BatchSize + " with a random key or side inputs (" + (String.concat ", " [ if ctx.Rng.IsSome then "rng"; yield! ctx.Side |> Map.keys ]) + ") is not supported; use batch_size 0"))
         checkMemory None ctx options layer x1 x2 get
         let counts = Set.ofList options.NSamples
         let total = Set.maxElement counts

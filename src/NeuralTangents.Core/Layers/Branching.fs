@@ -12,7 +12,7 @@ module internal Branching =
     /// too, otherwise the reversed ones are restored. Returns the branches and the first of them.
     let private checkLayouts (name: string) (ks: Kernel list) =
         match ks with
-        | [] -> raise (NeuralTangentsException(sprintf "%s: needs at least one input branch (use FanOut before it)" name))
+        | [] -> raise (NeuralTangentsException($"{name}: needs at least one input branch (use FanOut before it)"))
         | k0 :: rest ->
             // Axes compare normalised: on rank-2 activations channel_axis −1 and 1 are the same axis.
             let norm (k: Kernel) (a: int) = if a < 0 then a + k.Shape1.Length else a
@@ -23,7 +23,7 @@ module internal Branching =
             for k in rest do
                 if layout k <> layout k0 then
                     raise (NeuralTangentsException(
-                        sprintf "%s: all branches must have the same covariance layout (batch_axis, channel_axis, diagonal_batch, diagonal_spatial)" name))
+                        $"{name}: all branches must have the same covariance layout (batch_axis, channel_axis, diagonal_batch, diagonal_spatial)"))
             let reversed = ks |> List.filter (fun k -> k.IsReversed) |> List.length
             let target = 2 * reversed > ks.Length
             let ks = ks |> List.map (fun k -> if k.IsReversed <> target then Kernel.reverse k else k)
@@ -34,8 +34,7 @@ module internal Branching =
         for k in ks do
             if k.Shape1 <> k0.Shape1 || k.Shape2 <> k0.Shape2 then
                 raise (NeuralTangentsException(
-                    sprintf "%s: all branches must have equal shapes, got %s" name
-                        (ks |> List.map (fun k -> Shape.format k.Shape1) |> String.concat ", ")))
+                    $"""{name}: all branches must have equal shapes, got {(ks |> List.map (fun k -> Shape.format k.Shape1) |> String.concat ", ")}"""))
 
     let private reduceOpt (f: Tensor -> Tensor -> Tensor) (ts: Tensor option list) =
         if ts |> List.exists Option.isNone then None else Some(ts |> List.map Option.get |> List.reduce f)
@@ -88,13 +87,12 @@ module internal Branching =
 
     let private sameTensorShapes (name: string) (xs: Tensor list) =
         match xs with
-        | [] -> raise (NeuralTangentsException(sprintf "%s: needs at least one input branch (use FanOut before it)" name))
+        | [] -> raise (NeuralTangentsException($"{name}: needs at least one input branch (use FanOut before it)"))
         | x0 :: rest ->
             for x in rest do
                 if x.Shape <> x0.Shape then
                     raise (NeuralTangentsException(
-                        sprintf "%s: all branches must have equal shapes, got %s" name
-                            (xs |> List.map (fun x -> sprintf "%A" x.Shape) |> String.concat ", ")))
+                        $"""{name}: all branches must have equal shapes, got {(xs |> List.map (fun x -> (Show.ints x.Shape)) |> String.concat ", ")}"""))
 
     let fanInSumForward (xs: Tensor list) =
         sameTensorShapes "FanInSum" xs
@@ -118,8 +116,7 @@ module internal Branching =
             for s in shapes do
                 if s.Length <> s0.Length || Array.removeAt a s <> Array.removeAt a s0 then
                     raise (NeuralTangentsException(
-                        sprintf "FanInConcat: shapes must agree off the concatenation axis %d, got %s" axis
-                            (shapes |> List.map (sprintf "%A") |> String.concat ", ")))
+                        "FanInConcat: shapes must agree off the concatenation axis " + string axis + ", got " + (shapes |> List.map Show.ints |> String.concat ", ")))
             let r = Array.copy s0
             r[a] <- shapes |> List.sumBy (fun s -> s[a])
             r
@@ -190,13 +187,12 @@ module internal Branching =
         let norm a = if a < 0 then a + rank else a
         let ax = norm axis
         if ax < 0 || ax >= rank then
-            raise (NeuralTangentsException(sprintf "FanInConcat: axis=%d is out of range for activations of rank %d" axis rank))
+            raise (NeuralTangentsException($"FanInConcat: axis={string axis} is out of range for activations of rank {string rank}"))
         let drop (s: int[]) = Array.removeAt ax s
         for k in ks do
             if drop k.Shape1 <> drop k0.Shape1 || drop k.Shape2 <> drop k0.Shape2 then
                 raise (NeuralTangentsException(
-                    sprintf "FanInConcat: shapes must agree off the concatenation axis, got %s"
-                        (ks |> List.map (fun k -> Shape.format k.Shape1) |> String.concat ", ")))
+                    $"""FanInConcat: shapes must agree off the concatenation axis, got {(ks |> List.map (fun k -> Shape.format k.Shape1) |> String.concat ", ")}"""))
         let concatShape (f: Kernel -> int[]) =
             let s = Array.copy (f k0)
             s[ax] <- ks |> List.sumBy (fun k -> (f k)[ax])
@@ -219,7 +215,7 @@ module internal Branching =
             else
                 if not (ks |> List.forall (fun k -> k.IsGaussian)) then
                     raise (NeuralTangentsException(
-                        sprintf "FanInConcat: concatenation along axis %d (not the channel axis) needs every branch to be a mean-zero Gaussian; end each branch with an affine layer (Dense, Conv)" axis))
+                        $"FanInConcat: concatenation along axis {string axis} (not the channel axis) needs every branch to be a mean-zero Gaussian; end each branch with an affine layer (Dense, Conv)"))
                 let spatial = [ 0 .. rank - 1 ] |> List.filter (fun i -> i <> channel && i <> batch)
                 // The kernel's spatial axes are stored in reverse order when it is reversed.
                 let kAxis =
@@ -245,11 +241,11 @@ module internal Branching =
     /// Branch shapes of a sum or product must agree.
     let private sameShapes (name: string) (ss: int[] list) =
         match ss with
-        | [] -> raise (NeuralTangentsException(sprintf "%s: needs at least one input branch (use FanOut before it)" name))
+        | [] -> raise (NeuralTangentsException($"{name}: needs at least one input branch (use FanOut before it)"))
         | s0 :: rest ->
             if rest |> List.exists (fun s -> s <> s0) then
                 raise (NeuralTangentsException(
-                    sprintf "%s: all branches must have equal shapes, got %s" name (ss |> List.map Shape.format |> String.concat ", ")))
+                    $"""{name}: all branches must have equal shapes, got {(ss |> List.map Shape.format |> String.concat ", ")}"""))
             s0
 
     /// FanInSum (neural_tangents' <c>stax.FanInSum</c>).

@@ -28,8 +28,15 @@ module internal Convolution =
         | ConvKind.Transpose -> "ConvTranspose"
         | ConvKind.Local -> "ConvLocal"
 
-    let private fail (c: ConvSpec) fmt =
-        Printf.kprintf (fun s -> raise (NeuralTangentsException(kindName c.Kind + ": " + s))) fmt
+    /// The padding's case name, as F#'s %A prints it.
+    let private paddingName (p: Padding) =
+        match p with
+        | Padding.Same -> "Same"
+        | Padding.Valid -> "Valid"
+        | Padding.Circular -> "Circular"
+
+    let private fail (c: ConvSpec) (message: string) =
+        raise (NeuralTangentsException(kindName c.Kind + ": " + message))
 
     /// neural_tangents' default dimension numbers for n spatial axes, channels last (<c>_get_dimension_numbers(n,
     /// False)</c>): the spatial letters are the alphabet without N, C, I and O, e.g. ("NABC", "ABIO", "NABC") in 2-D.
@@ -64,11 +71,10 @@ module internal Convolution =
         let ok (spec: string) (a: char) (b: char) =
             spec.Length = n + 2 && spec.IndexOf a >= 0 && spec.IndexOf b >= 0 && (spec |> Seq.distinct |> Seq.length) = spec.Length
         if not (ok lhs 'N' 'C' && ok rhs 'I' 'O' && ok out 'N' 'C') then
-            fail c "dimension_numbers (%s, %s, %s) must be an input spec with N and C, a filter spec with I and O and an output spec with N and C, each of %d distinct letters (%d spatial axes, as filter_shape has)"
-                lhs rhs out (n + 2) n
+            fail c ("dimension_numbers (" + lhs + ", " + rhs + ", " + out + ") must be an input spec with N and C, a filter spec with I and O and an output spec with N and C, each of " + (string (n + 2)) + " distinct letters (" + string n + " spatial axes, as filter_shape has)")
         let inSp, filterSp, outSp = spatialOf lhs 'N' 'C', spatialOf rhs 'I' 'O', spatialOf out 'N' 'C'
         if Array.sort (inSp.ToCharArray()) <> Array.sort (filterSp.ToCharArray()) || Array.sort (inSp.ToCharArray()) <> Array.sort (outSp.ToCharArray()) then
-            fail c "dimension_numbers (%s, %s, %s) must name the same spatial axes in all three specs" lhs rhs out
+            fail c ("dimension_numbers (" + lhs + ", " + rhs + ", " + out + ") must name the same spatial axes in all three specs")
         let fs = List.toArray c.FilterShape
         let ss = List.toArray c.Strides
         let toInput = inSp.ToCharArray() |> Array.map (fun ch -> filterSp.IndexOf ch)
@@ -98,11 +104,9 @@ module internal Convolution =
     let axisPlan (c: ConvSpec) (d: int) (f: int) (s: int) : AxisPlan =
         let make (o: int64) (tap: int -> int -> int) =
             if o < 1L then
-                fail c "filter size %d with stride %d and %A padding leaves no output positions on an axis of size %d; use SAME or CIRCULAR padding or a smaller filter"
-                    f s c.Padding d
+                fail c ("filter size " + string f + " with stride " + string s + " and " + paddingName c.Padding + " padding leaves no output positions on an axis of size " + string d + "; use SAME or CIRCULAR padding or a smaller filter")
             if o * int64 f > maxTaps then
-                fail c "filter size %d with stride %d and %A padding gives %d output positions on an axis of size %d, more than can be held (%d taps at most); use a smaller stride or filter"
-                    f s c.Padding o d maxTaps
+                fail c ("filter size " + string f + " with stride " + string s + " and " + paddingName c.Padding + " padding gives " + string o + " output positions on an axis of size " + string d + ", more than can be held (" + string maxTaps + " taps at most); use a smaller stride or filter")
             let o = int o
             { D = d; O = o; F = f; Taps = Array.init (o * f) (fun k -> tap (k / f) (k % f)) }
         let dL, fL, sL = int64 d, int64 f, int64 s
@@ -126,7 +130,7 @@ module internal Convolution =
                     let p = oi + crop + k * o
                     let j = p + t - a
                     if p >= 0 && p < x && j >= 0 && j % s = 0 && j / s < d then
-                        if found >= 0 then fail c "internal: two inputs at one tap of the CIRCULAR transpose (d=%d f=%d s=%d)" d f s
+                        if found >= 0 then fail c ("internal: two inputs at one tap of the CIRCULAR transpose (d=" + string d + " f=" + string f + " s=" + string s + ")")
                         found <- j / s
                 found)
         | ConvKind.Transpose, p ->
@@ -144,8 +148,7 @@ module internal Convolution =
             // Every rule walks all f taps of every output, so a filter far wider than its axis costs time in f while
             // adding only padding zeros (SAME) or repeats of the axis (CIRCULAR); such filters are refused.
             if fL > maxFilterPerAxis * dL then
-                fail c "filter size %d on a spatial axis of size %d: with %s padding a filter more than %d times its axis reads only padding zeros or the axis again, at a cost that grows with the filter; use a filter of at most %d on this axis"
-                    f d ((sprintf "%A" p).ToUpperInvariant()) maxFilterPerAxis (maxFilterPerAxis * dL)
+                fail c ("filter size " + string f + " on a spatial axis of size " + string d + ": with " + ((paddingName p).ToUpperInvariant()) + " padding a filter more than " + string maxFilterPerAxis + " times its axis reads only padding zeros or the axis again, at a cost that grows with the filter; use a filter of at most " + (string (maxFilterPerAxis * dL)) + " on this axis")
             let oL = (dL + sL - 1L) / sL
             let lo = int (max ((oL - 1L) * sL + fL - dL) 0L / 2L)
             if p = Padding.Same then
@@ -253,7 +256,7 @@ module internal Convolution =
         match c.Parameterization, c.Kind with
         | Parameterization.Standard, (ConvKind.Conv | ConvKind.Transpose) ->
             let w = int64 c.OutChan * int64 (snd c.S)
-            if w > int64 Int32.MaxValue then fail c "the finite width out_chan·s[1] = %d exceeds 2147483647" w
+            if w > int64 Int32.MaxValue then fail c $"the finite width out_chan·s[1] = {string w} exceeds 2147483647"
             int w
         | _ -> c.OutChan
 
@@ -261,7 +264,7 @@ module internal Convolution =
     let outShape (c: ConvSpec) (shape: int[]) =
         let l = layout c
         if shape.Length <> l.Lhs.Length then
-            fail c "inputs of rank %d do not fit dimension_numbers %s (rank %d)" shape.Length l.Lhs l.Lhs.Length
+            fail c ("inputs of rank " + string shape.Length + " do not fit dimension_numbers " + l.Lhs + " (rank " + string l.Lhs.Length + ")")
         let canon = Array.zeroCreate l.CanonX.Length
         canon[0] <- shape[l.Lhs.IndexOf 'N']
         for a in 0 .. l.InputSpatial.Length - 1 do
@@ -295,8 +298,7 @@ module internal Convolution =
             if not k.DiagonalSpatial && k.IsReversed then Array.rev l.FilterIn, Array.rev l.StridesIn else l.FilterIn, l.StridesIn
         let dims = Spatial.sizes k.DiagonalSpatial 2 k.Nngp.Shape
         if dims.Length <> filt.Length then
-            fail c "the kernel has %d spatial axes but filter_shape has %d; give inputs of shape (N, spatial…, C) with one spatial axis per filter axis"
-                dims.Length filt.Length
+            fail c ("the kernel has " + string dims.Length + " spatial axes but filter_shape has " + string filt.Length + "; give inputs of shape (N, spatial…, C) with one spatial axis per filter axis")
         Array.init dims.Length (fun a -> axisPlan c dims[a] filt[a] strides[a])
 
     /// Entries of the output covariance per input pair (position pairs in the full layout), in int64.
@@ -317,9 +319,7 @@ module internal Convolution =
         let conv (batchNdim: int) (t: Tensor) =
             let lead = int64 (lead batchNdim t)
             if lead * perPair > int64 Array.MaxLength || perPair > int64 Array.MaxLength then
-                fail c "its output spatial shape %s makes %d covariance entries per pair of inputs%s (%d input pairs), more than one array can hold (%d); use smaller strides, or fewer inputs per batch"
-                    (Shape.format (plans |> Array.map (fun p -> p.O))) perPair
-                    (if k.DiagonalSpatial then "" else " (every pair of positions)") lead Array.MaxLength
+                fail c ("its output spatial shape " + (Shape.format (plans |> Array.map (fun p -> p.O))) + " makes " + string perPair + " covariance entries per pair of inputs" + (if k.DiagonalSpatial then "" else " (every pair of positions)") + " (" + string lead + " input pairs), more than one array can hold (" + string Array.MaxLength + "); use smaller strides, or fewer inputs per batch")
             if k.DiagonalSpatial then convDiagonal plans batchNdim t
             elif not shared then convLocalFull plans batchNdim t
             else
@@ -397,7 +397,7 @@ module internal Convolution =
     let private finite (c: ConvSpec) (inShape: int[]) (co: int) =
         let l = layout c
         if inShape.Length <> l.Lhs.Length then
-            fail c "inputs of rank %d do not fit dimension_numbers %s (rank %d)" inShape.Length l.Lhs l.Lhs.Length
+            fail c ("inputs of rank " + string inShape.Length + " do not fit dimension_numbers " + l.Lhs + " (rank " + string l.Lhs.Length + ")")
         let dims = l.InputSpatial.ToCharArray() |> Array.map (fun ch -> inShape[l.Lhs.IndexOf ch])
         let plans = Array.init dims.Length (fun a -> axisPlan c dims[a] l.FilterIn[a] l.StridesIn[a])
         let outDims = plans |> Array.map (fun p -> p.O)
@@ -429,7 +429,7 @@ module internal Convolution =
         match p with
         | Leaf [ w ] -> w, None
         | Leaf [ w; b ] -> w, Some b
-        | _ -> invalidArg "params" (sprintf "%s: the parameters do not match the layer tree (use the tree InitFn.init returns)" (kindName c.Kind))
+        | _ -> invalidArg "params" ($"{(kindName c.Kind)}: the parameters do not match the layer tree (use the tree InitFn.init returns)")
 
     /// Index of W's (tap t, channel ch) row for output position o in the canonical weight buffer.
     let inline private wRow (local: bool) (f: Finite) (o: int) (t: int) (ch: int) =

@@ -189,7 +189,7 @@ module internal Elementwise =
         | 3 -> 6.0 * x * x * x + 9.0 * x * p
         | 4 -> 3.0 * (8.0 * x ** 4.0 + 3.0 * p * (8.0 * x * x + p))
         | 5 -> 15.0 * x * (8.0 * x ** 4.0 + 5.0 * p * (8.0 * x * x + 3.0 * p))
-        | d -> invalidArg "degree" (sprintf "Monomial: degree must be in 0..5, got %d" d)
+        | d -> invalidArg "degree" ($"Monomial: degree must be in 0..5, got {string d}")
 
     /// Monomial, φ(u) = u^d: nngp' = E[u1^d u2^d], σ̇ = d²·E[u1^(d−1) u2^(d−1)] (vector twin
     /// <c>ElementwiseSimd.monomial</c>).
@@ -300,8 +300,7 @@ module internal Elementwise =
         let q = max (largest k.Cov1) (k.Cov2 |> Option.map largest |> Option.defaultValue 0.0)
         if 4.0 * s.B * q >= 1.0 then
             raise (NeuralTangentsException(
-                sprintf "Gaussian(a=%g, b=%g): with b > 0 the kernel of a·exp(b·x²) is finite only while every variance q of the layer's input is below 1/(4·b) = %g, but the largest is %g (4·b·q = %g); use b ≤ 0 (neural_tangents' default is -1) or a smaller b, or shrink the inputs or the W_std before this layer"
-                    s.A s.B (0.25 / s.B) q (4.0 * s.B * q)))
+                ("Gaussian(a=" + Show.g s.A + ", b=" + Show.g s.B + "): with b > 0 the kernel of a·exp(b·x²) is finite only while every variance q of the layer's input is below 1/(4·b) = " + (Show.g (0.25 / s.B)) + ", but the largest is " + Show.g q + " (4·b·q = " + (Show.g (4.0 * s.B * q)) + "); use b ≤ 0 (neural_tangents' default is -1) or a smaller b, or shrink the inputs or the W_std before this layer")))
 
     /// A nonlinearity's definition from its kernel rule (given a Gaussian input kernel; <c>true</c> when it may
     /// overwrite the input's nngp/ntk), φ and φ'. It has no parameters and keeps the shape.
@@ -318,7 +317,7 @@ module internal Elementwise =
             Masking.kernel name mask (fun inPlace k ->
                 if not k.IsGaussian then
                     raise (NeuralTangentsException(
-                        sprintf "%s: the input to an activation must be Gaussian, i.e. a Dense (affine) layer is required before it" name))
+                        $"{name}: the input to an activation must be Gaussian, i.e. a Dense (affine) layer is required before it"))
                 { rule inPlace k with IsGaussian = false })
           Init = fun _ shape -> shape, Params.none
           Apply = fun _ _ x -> apply phi x
@@ -341,7 +340,7 @@ module internal Elementwise =
     // Construction: validated values (the F# constructors in Stax and the JSON readers below both use them).
 
     let private finite (name: string) (v: float) =
-        if not (Double.IsFinite v) then invalidArg name (sprintf "must be finite, got %g" v)
+        if not (Double.IsFinite v) then invalidArg name ($"must be finite, got {Show.g v}")
 
     /// a·min(x, 0) + b·max(x, 0), a and b finite.
     let abRelu (a: float) (b: float) =
@@ -376,11 +375,11 @@ module internal Elementwise =
 
     /// x^degree, degree in 0..5.
     let monomial (degree: int) =
-        if degree < 0 || degree > 5 then invalidArg "degree" (sprintf "Monomial: must be in 0..5, got %d" degree)
+        if degree < 0 || degree > 5 then invalidArg "degree" ($"Monomial: must be in 0..5, got {string degree}")
         Monomial degree
 
     let private finiteNonNeg (name: string) (v: float) =
-        if not (Double.IsFinite v) || v < 0.0 then invalidArg name (sprintf "must be finite and ≥ 0, got %g" v)
+        if not (Double.IsFinite v) || v < 0.0 then invalidArg name ($"must be finite and ≥ 0, got {Show.g v}")
 
     /// a·exp(b·x), a and b finite.
     let exp (a: float) (b: float) =
@@ -407,18 +406,18 @@ module internal Elementwise =
 
     /// He_degree(x)/√(degree!), degree in 0..maxDegree.
     let hermite (degree: int) =
-        if degree < 0 || degree > 170 then invalidArg "degree" (sprintf "Hermite: must be in 0..170 (a non-negative integer; 171! overflows), got %d" degree)
+        if degree < 0 || degree > 170 then invalidArg "degree" ($"Hermite: must be in 0..170 (a non-negative integer; 171! overflows), got {string degree}")
         Hermite degree
 
     /// (x ≥ 0)·x^degree, degree in 0..170.
     let rectifiedMonomial (degree: int) =
-        if degree < 0 || degree > 170 then invalidArg "degree" (sprintf "RectifiedMonomial: must be in 0..170 (a non-negative integer), got %d" degree)
+        if degree < 0 || degree > 170 then invalidArg "degree" ($"RectifiedMonomial: must be in 0..170 (a non-negative integer), got {string degree}")
         RectifiedMonomial degree
 
     /// coef[0] + coef[1]·x + … , every coefficient finite, at most 171 of them.
     let polynomial (coef: float list) =
-        coef |> List.iteri (fun i c -> if not (Double.IsFinite c) then invalidArg "coef" (sprintf "Polynomial: coef[%d] must be finite, got %g" i c))
-        if coef.Length > 171 then invalidArg "coef" (sprintf "Polynomial: at most 171 coefficients (degree 170), got %d" coef.Length)
+        coef |> List.iteri (fun i c -> if not (Double.IsFinite c) then invalidArg "coef" ($"Polynomial: coef[{string i}] must be finite, got {Show.g c}"))
+        if coef.Length > 171 then invalidArg "coef" ($"Polynomial: at most 171 coefficients (degree 170), got {string coef.Length}")
         Polynomial coef
 
     /// ElementwiseNumerical with registry names (fn, df) and deg ≥ 1 Gauss–Hermite nodes per axis.
@@ -427,7 +426,7 @@ module internal Elementwise =
         ElementwiseQuadrature.lookup "fn" fn |> ignore
         df |> Option.iter (fun d -> ElementwiseQuadrature.lookup "df" d |> ignore)
         if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
-            invalidArg "deg" (sprintf "ElementwiseNumerical: must be in 1..%d, got %d" ElementwiseQuadrature.maxDeg deg)
+            invalidArg "deg" ($"ElementwiseNumerical: must be in 1..{string ElementwiseQuadrature.maxDeg}, got {string deg}")
         ElementwiseNumerical { Fn = fn; Deg = deg; Df = df }
 
     /// Elementwise from user functions: φ (optional), the NNGP map (c, q1, q2) ↦ E[φ(u)φ(v)] and its derivative in c.
@@ -439,7 +438,7 @@ module internal Elementwise =
     let private nngpMap (what: string) (n: string) =
         match ElementwiseQuadrature.nngpMaps |> List.tryFind (fun (k, _) -> k = n) with
         | Some(_, m) -> m
-        | None -> invalidArg what (sprintf "Elementwise: unknown map '%s' (known: relu, erf)" n)
+        | None -> invalidArg what ($"Elementwise: unknown map '{n}' (known: relu, erf)")
 
     /// Elementwise(fn, nngp_fn, d_nngp_fn) with named maps ("relu", "erf") and a registry name for fn.
     let elementwiseNamed (fn: string option) (nngpFn: string) (dNngpFn: string option) =
@@ -487,7 +486,7 @@ module internal Elementwise =
           { Name = "ElementwiseNumerical"; Accepts = [ "fn"; "deg"; "df" ]
             Read = fun a ->
                 match a.OptString "fn" with
-                | None -> invalidArg "fn" (sprintf "must name an activation (one of %s)" (String.Join(", ", ElementwiseQuadrature.names)))
+                | None -> invalidArg "fn" ($"""must name an activation (one of {(String.Join(", ", ElementwiseQuadrature.names))})""")
                 | Some fn -> elementwiseNumerical fn (a.RequiredInt("deg", 1, ElementwiseQuadrature.maxDeg)) (a.OptString "df") }
           { Name = "Elementwise"; Accepts = [ "fn"; "nngp_fn"; "d_nngp_fn" ]
             Read = fun a ->
@@ -498,7 +497,7 @@ module internal Elementwise =
     /// The definition of an activation.
     let define (a: Activation) : LayerDef =
         // The vectorised rule of a closed form (every case that calls this has one).
-        let vrule () = match vectorRule a with Some r -> r | None -> failwithf "no vectorised rule for %A" a
+        let vrule () = match vectorRule a with Some r -> r | None -> failwith "no vectorised rule for this closed-form activation"
         match a with
         | ABRelu s ->
             let name, args = abReluNamed s
@@ -579,6 +578,6 @@ module internal Elementwise =
                 (match phi with Some(f, _) -> f | None -> missing) (match phi with Some(_, d) -> d | None -> missing)
         | Custom c ->
             let missing (what: string) (_: float) : float =
-                raise (NeuralTangentsException(sprintf "%s: no %s was given, so the finite network cannot be evaluated; pass fn to Elementwise" c.Name what))
+                raise (NeuralTangentsException($"{c.Name}: no {what} was given, so the finite network cannot be evaluated; pass fn to Elementwise"))
             activation c.Name (c.Args |> List.map (fun (k, v) -> k, StringArg v)) (fun _ -> pointwise c.Step)
                 (defaultArg c.Fn (missing "fn")) (defaultArg c.DFn (missing "derivative of fn"))

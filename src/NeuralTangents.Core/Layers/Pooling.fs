@@ -35,7 +35,7 @@ module internal Pooling =
             match padding with
             | Padding.Valid ->
                 if n < w then
-                    fail (sprintf "%s: a VALID window of %d does not fit in a spatial axis of size %d; use a smaller window or padding SAME" name w n)
+                    fail ((name + ": a VALID window of " + string w + " does not fit in a spatial axis of size " + string n + "; use a smaller window or padding SAME"))
                 (n - w) / s + 1, 0L
             | Padding.Same | Padding.Circular ->
                 // lax's SAME padding: ⌈n/s⌉ outputs and max((out − 1)·s + w − n, 0) padded entries, the smaller half
@@ -134,13 +134,12 @@ module internal Pooling =
     /// The spatial axes of a finite tensor of rank <c>rank</c>: every axis but the batch and channel axes, in order.
     let private spatialAxes (name: string) (batchAxis: int) (channelAxis: int) (rank: int) =
         let b, c = Axes.norm rank batchAxis, Axes.norm rank channelAxis
-        if b = c then fail (sprintf "%s: batch_axis and channel_axis are both axis %d of a rank-%d input" name b rank)
+        if b = c then fail ((name + ": batch_axis and channel_axis are both axis " + string b + " of a rank-" + string rank + " input"))
         [| for a in 0 .. rank - 1 do if a <> b && a <> c then yield a |]
 
     let private checkSpatial (name: string) (windowAxes: int) (spatial: int) =
         if windowAxes <> spatial then
-            fail (sprintf "%s: window_shape has %d axes but the input has %d spatial axes; give one window size per spatial axis"
-                      name windowAxes spatial)
+            fail ((name + ": window_shape has " + string windowAxes + " axes but the input has " + string spatial + " spatial axes; give one window size per spatial axis"))
 
     /// The map of each spatial axis of a finite tensor of the given shape.
     let private finiteMaps (name: string) (average: bool) (p: PoolSpec) (normalizeEdges: bool) (shape: int[]) =
@@ -216,7 +215,7 @@ module internal Pooling =
     /// (batch axis, channel axis) of a finite input and whether the batch axis comes first in the output.
     let private globalAxes (name: string) (g: GlobalPoolSpec) (rank: int) =
         let b, c = Axes.norm rank g.BatchAxis, Axes.norm rank g.ChannelAxis
-        if b = c then fail (sprintf "%s: batch_axis and channel_axis are both axis %d of a rank-%d input" name b rank)
+        if b = c then fail ((name + ": batch_axis and channel_axis are both axis " + string b + " of a rank-" + string rank + " input"))
         b, c, b < c
 
     /// Output shape: the batch and channel axes, in their input order.

@@ -103,15 +103,14 @@ module internal PredictFactor =
                     let info = Linalg.choleskyLowerInPlace data n
                     let msg =
                         if info > 0 then
-                            Some(sprintf "%s is not positive definite (Cholesky failed at the leading minor of order %d); %s" what info advice)
+                            Some((what + " is not positive definite (Cholesky failed at the leading minor of order " + string info + "); " + advice))
                         else
                             let floor = float n * 2.220446049250313e-16 * maxDiag
                             seq { 0 .. n - 1 }
                             |> Seq.tryFind (fun i -> let p = data[i * n + i] in not (Double.IsFinite p) || p * p <= floor)
                             |> Option.map (fun i ->
                                 let p = data[i * n + i]
-                                sprintf "%s is singular to working precision (pivot %d is %g against a largest diagonal of %g); %s"
-                                    what i (p * p) maxDiag advice)
+                                (what + " is singular to working precision (pivot " + string i + " is " + (Show.g (p * p)) + " against a largest diagonal of " + Show.g maxDiag + "); " + advice))
                     match msg with
                     | Some m ->
                         failure <- Some m // the lower triangle is now garbage; S (upper + diag) is intact
@@ -170,7 +169,7 @@ module internal PredictFactor =
                 | Some 0 ->
                     holdsReflectors <- true
                     version
-                | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dsytrd failed (info = %d)" info))
+                | Some info -> raise (ArithmeticException($"LAPACKE_dsytrd failed (info = {string info})"))
                 | None -> invalidOp "LAPACKE_dsytrd is not loaded")
 
         /// True while the reflectors of <c>Tridiagonalize</c>'s version v are still in the lower triangle.
@@ -180,10 +179,10 @@ module internal PredictFactor =
         member _.ApplyQ(v: int, tau: float[], b: float[], m: int, transposeQ: bool) =
             lock gate (fun () ->
                 if not (holdsReflectors && version = v) then
-                    invalidOp (sprintf "%s: its tridiagonal reduction was overwritten (internal error)" what)
+                    invalidOp ($"{what}: its tridiagonal reduction was overwritten (internal error)")
                 match Tridiagonal.tryOrmtrRowsBlocked data n tau b m transposeQ with
                 | Some 0 -> ()
-                | Some info -> raise (ArithmeticException(sprintf "LAPACKE_dormtr failed (info = %d)" info))
+                | Some info -> raise (ArithmeticException($"LAPACKE_dormtr failed (info = {string info})"))
                 | None -> invalidOp "LAPACKE_dormtr is not loaded")
 
         /// A fresh full copy of S + shift·I (both triangles).
@@ -209,9 +208,9 @@ module internal PredictFactor =
         let tol = 10.0 * float n * 2.220446049250313e-16 * maxAbs
         let minV = if n = 0 then 0.0 else Array.min values
         if not (Array.forall Double.IsFinite values) then
-            fail (sprintf "%s has non-finite eigenvalues; check the kernel for overflow" what)
+            fail ($"{what} has non-finite eigenvalues; check the kernel for overflow")
         if minV < -tol then
-            fail (sprintf "%s is not positive semi-definite (smallest eigenvalue %g, largest %g); %s" what minV maxAbs advice)
+            fail ((what + " is not positive semi-definite (smallest eigenvalue " + Show.g minV + ", largest " + Show.g maxAbs + "); " + advice))
         values |> Array.map (fun v -> if v < tol then 0.0 else v)
 
     /// Eigendecomposition of S + ridge·I (dsyevr on the block's own lower triangle when loaded, MathNet otherwise)

@@ -22,7 +22,7 @@ module internal PredictGradientDescent =
             let grad = loss.Gradient (Tensor.create [| n; k |] (Array.sub f 0 nk)) y
             if grad.Shape <> [| n; k |] || not (Tensor.isFinite grad) then
                 raise (NeuralTangentsException(
-                    sprintf "loss %s: the gradient must be a finite (%d, %d) tensor, got shape %A" loss.Name n k grad.Shape))
+                    ("loss " + loss.Name + ": the gradient must be a finite (" + string n + ", " + string k + ") tensor, got shape " + Show.ints grad.Shape)))
             let g = ofRowMajor n k grad.Data
             let r = Array.zeroCreate outputs
             Array.blit ((kdd * g).ToRowMajorArray()) 0 r 0 nk

@@ -64,8 +64,7 @@ module internal PredictOde =
                 steps <- steps + 1
                 if steps > maxSteps then
                     raise (NeuralTangentsException(
-                        sprintf "gradient descent ODE: no convergence within %d steps before t·η = %g (reached %g); the loss or learning rate makes the flow too stiff, try smaller times"
-                            maxSteps target tau))
+                        ("gradient descent ODE: no convergence within " + string maxSteps + " steps before t·η = " + Show.g target + " (reached " + Show.g tau + "); the loss or learning rate makes the flow too stiff, try smaller times")))
                 let hStep = min h (target - tau)
                 let k2 = f (combine y hStep [ a21, k1 ])
                 let k3 = f (combine y hStep [ a31, k1; a32, k2 ])

@@ -11,6 +11,14 @@ type PredictGet =
     /// GP posterior with the NTK as its prior covariance: the ensemble of arXiv:2007.05864 ("NTKGP").
     | NtkGp
 
+/// The posterior's case name in messages and timings.
+module internal PredictGets =
+    let name (g: PredictGet) =
+        match g with
+        | PredictGet.Nngp -> "Nngp"
+        | PredictGet.Ntk -> "Ntk"
+        | PredictGet.NtkGp -> "NtkGp"
+
 /// <summary>A Gaussian over the outputs (neural_tangents' <c>Gaussian</c> namedtuple).</summary>
 type Gaussian =
     { /// Mean outputs, shape (M, K), or (T, M, K) with a leading axis for T times.

@@ -167,7 +167,8 @@ module internal ConvStackPlan =
         { Dims: int[]; Flipped: bool; IsReversed: bool; IsGaussian: bool; Shape1: int[]; Shape2: int[]
           BatchAxis: int; ChannelAxis: int }
 
-    exception private NotCovered
+    exception private NotCovered with
+        override _.Message = "the executor does not cover these layers"
 
     /// The steps of a run of layers on kernel k, or None when the executor does not cover them; layer errors
     /// (a VALID filter larger than the input, …) are raised as the layers' rules raise them.

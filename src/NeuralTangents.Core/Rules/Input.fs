@@ -13,16 +13,16 @@ module internal Input =
     let private normAxis (rank: int) (name: string) (a: int) =
         let a' = if a < 0 then a + rank else a
         if a' < 0 || a' >= rank then
-            invalidArg name (sprintf "%s=%d is out of range for inputs of rank %d" name a rank)
+            invalidArg name ((name + "=" + string a + " is out of range for inputs of rank " + string rank))
         a'
 
     /// Moves the batch axis first and the channel axis last: (N, spatial…, C).
     let canonical (batchAxis: int) (channelAxis: int) (x: Tensor) =
         if x.Rank < 2 then
-            invalidArg "x" (sprintf "inputs need a batch axis and a channel axis (rank ≥ 2), got shape %s" (Shape.format x.Shape))
+            invalidArg "x" ($"inputs need a batch axis and a channel axis (rank ≥ 2), got shape {(Shape.format x.Shape)}")
         let b = normAxis x.Rank "batch_axis" batchAxis
         let c = normAxis x.Rank "channel_axis" channelAxis
-        if b = c then invalidArg "channel_axis" (sprintf "batch_axis and channel_axis are both axis %d" b)
+        if b = c then invalidArg "channel_axis" ($"batch_axis and channel_axis are both axis {string b}")
         if b = 0 && c = x.Rank - 1 then x
         else
             // Move the channel axis last first, then the batch axis (its index shifts if it was after c).
@@ -114,8 +114,7 @@ module internal Input =
             let m = abs (TensorPrimitives.MaxMagnitude(ReadOnlySpan(x.Data, r * c, c)))
             if m > 0.0 && (m < 1e-70 || m > 1e70) then
                 invalidArg name
-                    (sprintf "%s holds an input whose entries are at most %g in magnitude (not all zero), outside [1e-70, 1e70]: the kernel multiplies two variances (about the square of that), which %s in float64; rescale the inputs (e.g. by %g)"
-                        name m (if m < 1e-70 then "underflows" else "overflows") (1.0 / m))
+                    ((name + " holds an input whose entries are at most " + Show.g m + " in magnitude (not all zero), outside [1e-70, 1e70]: the kernel multiplies two variances (about the square of that), which " + (if m < 1e-70 then "underflows" else "overflows") + " in float64; rescale the inputs (e.g. by " + (Show.g (1.0 / m)) + ")"))
 
     /// The inputs in canonical (N, spatial…, C) order, checked: x2 agrees with x1 in all but the batch axis, at
     /// least one channel and one row each, and every input's scale (see <c>checkScale</c>).
@@ -124,13 +123,13 @@ module internal Input =
         let x2 = x2raw |> Option.map (canonical batchAxis channelAxis)
         match x2 with
         | Some x2 when x2.Shape[1..] <> x1.Shape[1..] ->
-            invalidArg "x2" (sprintf "x1 and x2 must agree in all but the batch axis, got shapes %s and %s" (Shape.format x1raw.Shape) (Shape.format x2raw.Value.Shape))
+            invalidArg "x2" ($"x1 and x2 must agree in all but the batch axis, got shapes {(Shape.format x1raw.Shape)} and {(Shape.format x2raw.Value.Shape)}")
         | _ -> ()
-        if x1.Shape[x1.Rank - 1] = 0 then invalidArg "x1" (sprintf "inputs have zero channels, shape %s" (Shape.format x1raw.Shape))
+        if x1.Shape[x1.Rank - 1] = 0 then invalidArg "x1" ($"inputs have zero channels, shape {(Shape.format x1raw.Shape)}")
         let n1, n2 = x1.Shape[0], (defaultArg x2 x1).Shape[0]
         if n1 = 0 || n2 = 0 then
             invalidArg (if n1 = 0 then "x1" else "x2")
-                (sprintf "inputs have no rows (batch size 0), shapes %s" (Shape.format (if n1 = 0 then x1raw.Shape else x2raw.Value.Shape)))
+                ($"inputs have no rows (batch size 0), shapes {(Shape.format (if n1 = 0 then x1raw.Shape else x2raw.Value.Shape))}")
         checkScale "x1" x1
         x2 |> Option.iter (checkScale "x2")
         x1, x2
