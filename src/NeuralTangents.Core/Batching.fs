@@ -457,6 +457,10 @@ module Batching =
     /// <exception cref="T:System.OperationCanceledException">the cancellation token was cancelled.</exception>
     [<CompiledName("ComputeWithLayout")>]
     let computeWithLayout (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =
+        // The whole inputs first: a tile's own check would name its block (x2 for a tile's second block) and an
+        // index within it.
+        KernelFn.checkFinite "x1" x1
+        x2 |> Option.iter (KernelFn.checkFinite "x2")
         inMemory options (planJob options request layer x1 x2 get)
 
     /// <summary>The kernel of <c>KernelFn.compute</c> computed in tiles (see <c>computeWithLayout</c>).</summary>

@@ -81,10 +81,11 @@ module KernelFn =
     [<CompiledName("ApplyKernel")>]
     let applyKernel (layer: Layer) (k: Kernel) : Kernel = applyFlow layer (One k) |> single
 
-    let private checkFinite (name: string) (x: Tensor) =
+    /// Refuses an input with a NaN or infinite entry, naming the input and the entry's flat index.
+    let internal checkFinite (name: string) (x: Tensor) =
         if not (Tensor.isFinite x) then
             let i = Array.findIndex (fun v -> not (System.Double.IsFinite v)) x.Data
-            invalidArg name ((name + " has a non-finite value (" + (Show.g (x.Data[i])) + ") at flat index " + string i))
+            invalidArg name (name + " has a non-finite value (" + Show.g x.Data[i] + ") at flat index " + string i)
 
     /// The input kernel; <paramref name="ntkArray"/> false leaves its zero NTK out (<c>Input.kernelWith</c>).
     let private inputKernelFor (ntkArray: bool) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) : Kernel =

@@ -165,6 +165,8 @@ module TiledFiles =
     [<CompiledName("Compute")>]
     let compute (options: BatchOptions) (request: LayoutRequest) (layer: Layer) (x1: Tensor) (x2: Tensor option) (get: Get) (names: string list) (overwrite: bool) (prefix: string) : TiledFilesResult =
         if isNull prefix then nullArg "prefix"
+        KernelFn.checkFinite "x1" x1
+        x2 |> Option.iter (KernelFn.checkFinite "x2")
         for n in names do
             let path = $"{prefix}.{n}.npy"
             if Directory.Exists path then fail ($"cannot write {path}: it is a directory (no answer file was changed)")

@@ -113,6 +113,28 @@ let tests =
         testCase "MLP, x2 = None, N = 7 in tiles of 3 (upper triangle mirrored) equals the untiled kernel" <| fun () ->
             tiledEqualsUntiled "mlp None" mlp LayoutRequest.Auto (randomTensor 1 7 5) None 3
 
+        testCase "a non-finite input is named as the caller gave it, with its index in the whole input, not in a tile" <| fun () ->
+            // Row 10 of 12 lies in the third tile of 4, whose blocks a tile's own check would call x1 and x2.
+            let withNan (seed: int) (n: int) (row: int) =
+                let x = randomTensor seed n 3
+                x.Data[row * 3 + 1] <- nan
+                x
+            let refusal (f: unit -> unit) =
+                let e = throwsExactly<ArgumentException> f
+                e.ParamName, e.Message
+            let x = withNan 4 12 10
+            for name, f in [ "in memory", (fun () -> Batching.compute (options 4) mlp x None Both |> ignore)
+                             "to files", (fun () ->
+                                 let dir, prefix = tempPrefix ()
+                                 try TiledFiles.compute (options 4) LayoutRequest.Auto mlp x None Both names false prefix |> ignore
+                                 finally Directory.Delete(dir, true)) ] do
+                let param, message = refusal f
+                Expect.equal param "x1" name
+                Expect.stringContains message "x1 has a non-finite value (NaN) at flat index 31" name
+            let param, message = refusal (fun () -> Batching.compute (options 4) mlp (randomTensor 5 6 3) (Some(withNan 6 9 7)) Both |> ignore)
+            Expect.equal param "x2" "x2"
+            Expect.stringContains message "x2 has a non-finite value (NaN) at flat index 22" "x2"
+
         testCase "MLP, x2 given, N1 = 7 and N2 = 5 in tiles of 2 equals the untiled kernel" <| fun () ->
             tiledEqualsUntiled "mlp x2" mlp LayoutRequest.Auto (randomTensor 2 7 5) (Some(randomTensor 3 5 5)) 2
 
