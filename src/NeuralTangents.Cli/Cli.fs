@@ -43,24 +43,24 @@ let private demoOptions (d: CommandLine.DemoArgs) : Demo.DemoCommand.Options =
             |> Array.map (fun p ->
                 match Int32.TryParse p with
                 | true, v when v >= 1 && v <= 50 -> v
-                | _ -> raise (CliError($"--depths: \"{p}\" is not a depth between 1 and 50 (e.g. --depths 1,2,3)")))
+                | _ -> raise (CliError $"--depths: \"{p}\" is not a depth between 1 and 50 (e.g. --depths 1,2,3)"))
             |> Array.toList
     let train, test = defaultArg d.Train o.Train, defaultArg d.Test o.Test
     for name, v in [ "--train", train; "--test", test ] do
-        if v < 1 then raise (CliError($"{name}: must be ≥ 1, got {string v}"))
+        if v < 1 then raise (CliError $"{name}: must be ≥ 1, got {string v}")
     let cnn =
         if d.NoCnn then None
         else
             let c = Demo.DemoCommand.cnnDefaults
             let train, test, depth = defaultArg d.CnnTrain c.Train, defaultArg d.CnnTest c.Test, defaultArg d.CnnDepth c.Depth
             for name, v in [ "--cnn-train", train; "--cnn-test", test ] do
-                if v < 1 then raise (CliError($"{name}: must be ≥ 1, got {string v}"))
-            if depth < 1 || depth > 10 then raise (CliError($"--cnn-depth: must be between 1 and 10, got {string depth}"))
+                if v < 1 then raise (CliError $"{name}: must be ≥ 1, got {string v}")
+            if depth < 1 || depth > 10 then raise (CliError $"--cnn-depth: must be between 1 and 10, got {string depth}")
             Some { c with Train = train; Test = test; Depth = depth }
     if depths.IsEmpty then raise (CliError "--depths: give at least one depth, e.g. --depths 1,2,3")
     let reg = d.DiagReg
     match reg with
-    | Some r when not (Double.IsFinite r) || r < 0.0 -> raise (CliError($"--diag-reg: must be ≥ 0, got {Show.g r}"))
+    | Some r when not (Double.IsFinite r) || r < 0.0 -> raise (CliError $"--diag-reg: must be ≥ 0, got {Show.g r}")
     | _ -> ()
     { o with
         Digits = digits

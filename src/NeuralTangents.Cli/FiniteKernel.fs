@@ -32,8 +32,8 @@ let private int (key: string) (node: JsonNode) =
         | _ ->
             match v.TryGetValue<float>() with
             | true, x when Math.Round x = x -> fail (key + " must be an integer of at most " + string Int32.MaxValue + " in magnitude, got " + (show node))
-            | _ -> fail $"{key} must be an integer, got {(show node)}"
-    | _ -> fail $"{key} must be an integer, got {(show node)}"
+            | _ -> fail $"{key} must be an integer, got {show node}"
+    | _ -> fail $"{key} must be an integer, got {show node}"
 
 let private axes (key: string) (dflt: int[]) (node: JsonNode) =
     match node with
@@ -41,7 +41,7 @@ let private axes (key: string) (dflt: int[]) (node: JsonNode) =
     | :? JsonArray as a -> a |> Seq.map (int key) |> Seq.toArray
     // One axis may be given bare, as neural_tangents' Axes = int | Sequence[int].
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number -> [| int key node |]
-    | n -> fail $"{key} must be an axis or a list of axes such as -1 or [-1], got {(show n)}"
+    | n -> fail $"{key} must be an axis or a list of axes such as -1 or [-1], got {show n}"
 
 let private checkKeys (what: string) (known: string list) (o: JsonObject) =
     for kv in o do
@@ -86,8 +86,8 @@ let modeOf (text: string) : Mode option =
         let seed = match e["seed"] with null -> 0 | n -> int "empirical: seed" n
         let batchSize = match e["batch_size"] with null -> 0 | n -> int "empirical: batch_size" n
         Some(EmpiricalMode(seed, axes "empirical: trace_axes" [| -1 |] e["trace_axes"], axes "empirical: diagonal_axes" [||] e["diagonal_axes"], batchSize))
-    | null, n -> fail $"empirical: must be an object such as {{\"seed\": 0}}, got {(show n)}"
-    | n, null -> fail $"monte_carlo: must be an object such as {{\"n_samples\": 100, \"seed\": 0}}, got {(show n)}"
+    | null, n -> fail $"empirical: must be an object such as {{\"seed\": 0}}, got {show n}"
+    | n, null -> fail $"monte_carlo: must be an object such as {{\"n_samples\": 100, \"seed\": 0}}, got {show n}"
     | _ -> fail "monte_carlo and empirical: give one of them, not both"
 
 /// Estimates stacked along a new leading axis (one slice per count).

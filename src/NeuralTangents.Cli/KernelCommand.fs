@@ -142,7 +142,7 @@ let runWith (cancel: Threading.CancellationToken) (progress: IProgress<TileProgr
         let how =
             match req.Out with
             | Some prefix ->
-                $"the finished tiles are recorded in {(TiledFiles.ledgerPath prefix)}; run the same command again to resume"
+                $"the finished tiles are recorded in {TiledFiles.ledgerPath prefix}; run the same command again to resume"
             | None -> "nothing was written; give \"out\" to make a long computation resumable"
         raise (OperationCanceledException($"interrupted{counts}: {how}", e, cancel))
     let sw = Stopwatch.StartNew()

@@ -58,8 +58,8 @@ module KernelRequest =
                 match v.GetValue<string>() with
                 | "nngp" -> Nngp
                 | "ntk" -> Ntk
-                | other -> fail $"get: unknown quantity \"{(CliErrors.clip other)}\" (known: \"nngp\", \"ntk\")"
-            | n -> fail $"get: must be \"nngp\", \"ntk\" or a list of them, got {(show n)}"
+                | other -> fail $"get: unknown quantity \"{CliErrors.clip other}\" (known: \"nngp\", \"ntk\")"
+            | n -> fail $"get: must be \"nngp\", \"ntk\" or a list of them, got {show n}"
         let items =
             match node with
             | null -> [ Nngp; Ntk ]
@@ -87,9 +87,9 @@ module KernelRequest =
                 | null -> None
                 | :? JsonValue as v when v.GetValueKind() = JsonValueKind.True -> Some true
                 | :? JsonValue as v when v.GetValueKind() = JsonValueKind.False -> Some false
-                | n -> fail $"kwargs: {key} must be true, false or null, got {(show n)}"
+                | n -> fail $"kwargs: {key} must be true, false or null, got {show n}"
             { DiagonalBatch = flag "diagonal_batch"; DiagonalSpatial = flag "diagonal_spatial" }
-        | n -> fail $"kwargs: must be an object such as {{\"diagonal_spatial\": false}}, got {(show n)}"
+        | n -> fail $"kwargs: must be an object such as {{\"diagonal_spatial\": false}}, got {show n}"
 
     /// The "pattern" of "kwargs" (neural_tangents' kernel_fn(..., pattern=(A1, A2)) for Aggregate layers): a list
     /// of two arrays (nested lists or .npy paths), or absent.
@@ -100,7 +100,7 @@ module KernelRequest =
             | null -> None
             | :? JsonArray as arr when arr.Count = 2 ->
                 Some(load baseDir "kwargs.pattern[0]" arr[0], load baseDir "kwargs.pattern[1]" arr[1])
-            | n -> fail $"kwargs: pattern must be a list of two arrays [pattern1, pattern2] (with x2 null, pattern1 twice), got {(show n)}"
+            | n -> fail $"kwargs: pattern must be a list of two arrays [pattern1, pattern2] (with x2 null, pattern1 twice), got {show n}"
         | _ -> None
 
     /// The "mask_constant" of "kwargs" (neural_tangents' kernel_fn(..., mask_constant=c)): a number, or "nan",
@@ -116,8 +116,8 @@ module KernelRequest =
                 | "nan" -> Some Double.NaN
                 | "inf" | "infinity" -> Some Double.PositiveInfinity
                 | "-inf" | "-infinity" -> Some Double.NegativeInfinity
-                | other -> fail $"kwargs: mask_constant must be a number, \"nan\", \"inf\" or \"-inf\", got \"{(CliErrors.clip other)}\""
-            | n -> fail $"kwargs: mask_constant must be a number, \"nan\", \"inf\" or \"-inf\", got {(show n)}"
+                | other -> fail $"kwargs: mask_constant must be a number, \"nan\", \"inf\" or \"-inf\", got \"{CliErrors.clip other}\""
+            | n -> fail $"kwargs: mask_constant must be a number, \"nan\", \"inf\" or \"-inf\", got {show n}"
         | _ -> None
 
     /// <summary>Parses a request and loads its inputs.</summary>
@@ -145,7 +145,7 @@ module KernelRequest =
                     if isNull o["monte_carlo"] && isNull o["empirical"] then
                         fail "kwargs: rng (the random key of apply_fn, for Dropout in mode 'train') applies only to the finite kernels; add \"monte_carlo\" or \"empirical\", or remove it (the infinite-width kernels need no key)"
                     Some(v.GetValue<int>())
-                | n -> fail $"kwargs: rng must be an integer seed of the random key, got {(show n)}"
+                | n -> fail $"kwargs: rng must be an integer seed of the random key, got {show n}"
             | _ -> None
         { Arch = arch
           X1 = input baseDir "x1" (required "x1")

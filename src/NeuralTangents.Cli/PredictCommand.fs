@@ -114,7 +114,7 @@ let private checkNetwork (req: PredictRequest) (needNtk: bool) =
     let one = Tensor.create (Array.append [| 1 |] req.XTrain.Shape[1..]) (Array.sub req.XTrain.Data 0 rowSize)
     let k = KernelFn.compute req.Arch one None (if needNtk then Both else Nngp)
     if k.Nngp.Shape <> [| 1; 1 |] then
-        fail $"arch: the kernel of one x_train input has shape {(RequestIo.showShape k.Nngp.Shape)}, not (1, 1); nt predict needs a network with one flat output per input (end one with spatial outputs in Flatten)"
+        fail $"arch: the kernel of one x_train input has shape {RequestIo.showShape k.Nngp.Shape}, not (1, 1); nt predict needs a network with one flat output per input (end one with spatial outputs in Flatten)"
 
 /// NT_TIMINGS=1: each phase of the command writes its wall and process CPU time to stderr; the library adds the
 /// prediction's own steps (kernels, factorisations, solves, products) as "predict: …".
@@ -234,7 +234,7 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
                 if what = "mean" && targetsTooLarge then
                     ("y_train's entries reach " + Show.g yLargest + ", too close to the largest double (1.8e308) for the solve (the means are linear in y_train); divide y_train by a scale such as " + Show.g yLargest + " and multiply the means by it")
                 else "add a positive diag_reg (e.g. 1e-6) or rescale the inputs"
-            RequestIo.checkFinite ($"{name}.{what}") advice t)
+            RequestIo.checkFinite $"{name}.{what}" advice t)
     // Inline arrays (no "out") go straight to stdout once checked: nothing but the output can fail after this. With
     // "out" the answer waits in memory until the .npy files are written, so a failed write prints nothing.
     let buffered = if req.Out.IsSome then Some(new StringWriter()) else None
@@ -242,10 +242,10 @@ let run (requestPath: string option) (stdin: TextReader) (stdout: TextWriter) : 
     out.Write("{\n")
     let files = ResizeArray()
     for name, _ in predictions do
-        out.Write($"  \"{name}\": {{\n")
+        out.Write $"  \"{name}\": {{\n"
         let mine = arrays |> List.filter (fun (n, _, _) -> n = name)
         mine |> List.iteri (fun i (_, what, t) ->
-            out.Write($"""{(if i > 0 then ",\n" else "")}    "{what}": """)
+            out.Write $"""{(if i > 0 then ",\n" else "")}    "{what}": """
             match req.Out with
             | None -> JsonArrays.writeTensor out 4 t
             | Some prefix ->

@@ -46,44 +46,44 @@ module PredictRequest =
         | null -> dflt
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             let x = v.GetValue<float>()
-            if not (Double.IsFinite x) then fail $"{name}: must be a finite number, got {(RequestIo.show node)}"
+            if not (Double.IsFinite x) then fail $"{name}: must be a finite number, got {RequestIo.show node}"
             x
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String
                                  && List.contains (v.GetValue<string>()) [ "Infinity"; "-Infinity"; "NaN" ] ->
             fail $"{name}: must be a finite number, got {(v.GetValue<string>())}"
-        | n -> fail $"{name}: must be a number, got {(RequestIo.show n)}"
+        | n -> fail $"{name}: must be a number, got {RequestIo.show n}"
 
     let private flag (name: string) (node: JsonNode) =
         match node with
         | null -> false
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.True -> true
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.False -> false
-        | n -> fail $"{name}: must be true or false, got {(RequestIo.show n)}"
+        | n -> fail $"{name}: must be true or false, got {RequestIo.show n}"
 
     /// One training time: a number ≥ 0, or +∞ written as Infinity (Python's json), "inf" or "Infinity".
     let private time (where: string) (node: JsonNode) : float =
         match node with
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             let x = v.GetValue<float>()
-            if x < 0.0 then fail $"t: {where}training times must be ≥ 0, got {(RequestIo.show node)}"
+            if x < 0.0 then fail $"t: {where}training times must be ≥ 0, got {RequestIo.show node}"
             x
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String ->
             match v.GetValue<string>().Trim().ToLowerInvariant() with
             | "inf" | "+inf" | "infinity" | "+infinity" -> infinity
             | "-inf" | "-infinity" -> fail $"t: {where}training times must be ≥ 0, got -Infinity"
-            | _ -> fail $"t: {where}must be a number ≥ 0, Infinity or \"inf\", got {(RequestIo.show node)}"
+            | _ -> fail $"t: {where}must be a number ≥ 0, Infinity or \"inf\", got {RequestIo.show node}"
         | null ->
             fail $"t: {where}is null; inside a list use Infinity or \"inf\" for infinite time (null means t = infinity only as the whole value of t)"
-        | n -> fail $"t: {where}must be a number ≥ 0, Infinity or \"inf\", got {(RequestIo.show n)}"
+        | n -> fail $"t: {where}must be a number ≥ 0, Infinity or \"inf\", got {RequestIo.show n}"
 
     let private times (node: JsonNode) : float[] option * bool =
         match node with
         | null -> None, false
         | :? JsonArray as a ->
             if a.Count = 0 then fail "t: the list of times is empty; give null for infinite time"
-            Some(a |> Seq.mapi (fun i n -> time ($"entry {string i} ") n) |> Seq.toArray), true
+            Some(a |> Seq.mapi (fun i n -> time $"entry {string i} " n) |> Seq.toArray), true
         | :? JsonValue -> Some [| time "" node |], false
-        | n -> fail $"t: must be null (infinite time), a number or a list of numbers, got {(RequestIo.show n)}"
+        | n -> fail $"t: must be null (infinite time), a number or a list of numbers, got {RequestIo.show n}"
 
     /// The predictions of "get": "nngp", "ntk", "ntkgp" or a list of them; default nngp and ntk.
     let private kinds (node: JsonNode) : PredictGet list =
@@ -94,8 +94,8 @@ module PredictRequest =
                 | "nngp" -> PredictGet.Nngp
                 | "ntk" -> PredictGet.Ntk
                 | "ntkgp" -> PredictGet.NtkGp
-                | other -> fail $"get: unknown prediction \"{(clip other)}\" (known: \"nngp\", \"ntk\", \"ntkgp\")"
-            | n -> fail $"get: must be \"nngp\", \"ntk\", \"ntkgp\" or a list of them, got {(RequestIo.show n)}"
+                | other -> fail $"get: unknown prediction \"{clip other}\" (known: \"nngp\", \"ntk\", \"ntkgp\")"
+            | n -> fail $"get: must be \"nngp\", \"ntk\", \"ntkgp\" or a list of them, got {RequestIo.show n}"
         let asked =
             match node with
             | null -> [ PredictGet.Nngp; PredictGet.Ntk ]
@@ -118,7 +118,7 @@ module PredictRequest =
             match y.Rank with
             | 1 -> Tensor.reshape [| y.Shape[0]; 1 |] y, true
             | 2 -> y, false
-            | _ -> fail $"y_train: must be (N,) or (N, K), got shape {(RequestIo.showShape y.Shape)}"
+            | _ -> fail $"y_train: must be (N,) or (N, K), got shape {RequestIo.showShape y.Shape}"
         if yTrain.Shape[0] <> xTrain.Shape[0] then
             fail ("y_train: has " + (string (yTrain.Shape[0])) + " rows but x_train has " + (string (xTrain.Shape[0])) + " inputs")
         let t, axis = times o["t"]

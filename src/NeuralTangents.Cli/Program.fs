@@ -38,7 +38,7 @@ let private warmUp () =
 type private StdoutWriter(inner: TextWriter) =
     inherit TextWriter()
     let failed (e: exn) =
-        NeuralTangents.Cli.CliError($"cannot write the answer to stdout ({e.Message}); check where stdout goes (a closed stream, a full disk) or give \"out\" to write files")
+        NeuralTangents.Cli.CliError $"cannot write the answer to stdout ({e.Message}); check where stdout goes (a closed stream, a full disk) or give \"out\" to write files"
     override _.Encoding = inner.Encoding
     override _.Write(c: char) =
         try inner.Write c with :? IOException | :? UnauthorizedAccessException as e -> raise (failed e)

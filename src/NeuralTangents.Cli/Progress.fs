@@ -18,7 +18,7 @@ let line (p: TileProgress) =
     let frac = if p.TilesTotal = 0 then 1.0 else float p.TilesDone / float p.TilesTotal
     let cells = 30
     let full = int (Math.Floor(frac * float cells))
-    let left = match p.Remaining with Some r -> $", ~{(clock r)} left" | None -> ""
+    let left = match p.Remaining with Some r -> $", ~{clock r} left" | None -> ""
     ("[" + (String('#', full)) + (String('-', cells - full)) + "] " + string p.TilesDone + "/" + string p.TilesTotal + " tiles " + ((Show.decimals 0 (100.0 * frac)).PadLeft(3)) + "%  " + (clock p.Elapsed) + " elapsed" + left)
 
 /// A reporter drawing on <paramref name="w"/>, at most ten times a second (and always the last tile).

@@ -29,13 +29,13 @@ let read (requestPath: string option) (stdin: TextReader) : string * string =
         | None
         | Some "-" -> stdin.ReadToEnd(), Directory.GetCurrentDirectory()
         | Some path ->
-            if Directory.Exists path then fail $"{(clip path)} is a directory, not a request file"
-            if not (File.Exists path) then fail $"no such request file: {(clip path)}"
+            if Directory.Exists path then fail $"{clip path} is a directory, not a request file"
+            if not (File.Exists path) then fail $"no such request file: {clip path}"
             let text =
                 try File.ReadAllText path
                 with
-                | :? IOException as e -> fail $"cannot read {(clip path)}: {e.Message}"
-                | :? UnauthorizedAccessException as e -> fail $"cannot read {(clip path)}: {e.Message}"
+                | :? IOException as e -> fail $"cannot read {clip path}: {e.Message}"
+                | :? UnauthorizedAccessException as e -> fail $"cannot read {clip path}: {e.Message}"
             text, Path.GetDirectoryName(Path.GetFullPath path)
     (if text.StartsWith '\uFEFF' then text.Substring 1 else text), dir
 
@@ -99,12 +99,12 @@ let parseObject (command: string) (shapeHint: string) (knownKeys: string list) (
         with :? JsonException as e ->
             if e.Message.Contains "maximum configured depth" then
                 fail $"the request nests arrays and objects more than {string Json.maxDepth} levels deep; write nested serial layers as one serial (serial is associative), and inputs deeper than that as .npy files"
-            fail $"the request is not valid JSON: {(clip e.Message)}"
+            fail $"the request is not valid JSON: {clip e.Message}"
     checkStrings root
     let o =
         match root with
         | :? JsonObject as o -> o
-        | n -> fail $"the request must be a JSON object {shapeHint}, got {(show n)}"
+        | n -> fail $"the request must be a JSON object {shapeHint}, got {show n}"
     for KeyValue(k, _) in o do
         if not (List.contains k knownKeys) then
             fail ("request: unknown key \"" + (clip k) + "\" (known: " + (String.Join(", ", knownKeys)) + ")")
@@ -129,20 +129,20 @@ let load (baseDir: string) (name: string) (node: JsonNode) : Tensor =
             let rel = v.GetValue<string>()
             if String.IsNullOrWhiteSpace rel then fail $"{name}: the .npy path is empty"
             let path = Path.Combine(baseDir, rel)
-            if Directory.Exists path then fail $"{name}: {(clip path)} is a directory, not a .npy file"
-            if not (File.Exists path) then fail $"{name}: no such .npy file: {(clip path)}"
+            if Directory.Exists path then fail $"{name}: {clip path} is a directory, not a .npy file"
+            if not (File.Exists path) then fail $"{name}: no such .npy file: {clip path}"
             // Pipes and devices report length 0; opening a pipe would wait for a writer forever.
             if FileInfo(path).Length = 0L then
-                fail $"{name}: {(clip path)} is empty or not a regular file (a pipe or a device); give a file saved with numpy.save"
+                fail $"{name}: {clip path} is empty or not a regular file (a pipe or a device); give a file saved with numpy.save"
             try Npy.read path
             with
             | :? InvalidDataException as e -> fail $"{name}: {e.Message}"
             | :? IOException as e -> fail (name + ": cannot read " + (clip path) + ": " + e.Message)
             | :? UnauthorizedAccessException as e -> fail (name + ": cannot read " + (clip path) + ": " + e.Message)
         | :? JsonArray -> JsonArrays.toTensor name node
-        | _ -> fail $"{name}: must be a nested list of numbers or the path of a .npy file, got {(show node)}"
+        | _ -> fail $"{name}: must be a nested list of numbers or the path of a .npy file, got {show node}"
     if Array.contains 0 t.Shape then
-        fail $"{name}: has an empty axis (shape {(showShape t.Shape)}); give at least one value along every axis"
+        fail $"{name}: has an empty axis (shape {showShape t.Shape}); give at least one value along every axis"
     t
 
 /// The optional "out" prefix, resolved against baseDir.
@@ -152,9 +152,9 @@ let outPrefix (baseDir: string) (node: JsonNode) : string option =
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.String && v.GetValue<string>().Trim() <> "" ->
         let prefix = v.GetValue<string>()
         if prefix.EndsWith '/' || prefix.EndsWith Path.DirectorySeparatorChar then
-            fail $"out: {(show node)} names a folder; give a file prefix inside it, such as \"results/mlp\""
+            fail $"out: {show node} names a folder; give a file prefix inside it, such as \"results/mlp\""
         Some(Path.Combine(baseDir, prefix))
-    | n -> fail $"out: must be a non-empty file prefix such as \"results/mlp\", got {(show n)}"
+    | n -> fail $"out: must be a non-empty file prefix such as \"results/mlp\", got {show n}"
 
 /// The "overwrite" flag of a request with "out": true lets a successful run replace answer files that already exist
 /// at the prefix; false (the default, also for null) refuses them before any work.
@@ -163,7 +163,7 @@ let overwrite (o: JsonObject) : bool =
     | null -> false
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.True -> true
     | :? JsonValue as v when v.GetValueKind() = JsonValueKind.False -> false
-    | n -> fail $"overwrite: must be true or false, got {(show n)}"
+    | n -> fail $"overwrite: must be true or false, got {show n}"
 
 /// Refuses, before any work, an answer file that already exists (unless overwrite): a successful run would
 /// replace it, and it may be an unrelated file or the finished answer of another request.
@@ -171,7 +171,7 @@ let refuseExisting (overwrite: bool) (paths: string list) =
     if not overwrite then
         match paths |> List.tryFind File.Exists with
         | Some path ->
-            fail $"out: {(clip path)} already exists and would be replaced; nothing was written. Delete or move it, choose another \"out\", or add \"overwrite\": true to the request to replace it"
+            fail $"out: {clip path} already exists and would be replaced; nothing was written. Delete or move it, choose another \"out\", or add \"overwrite\": true to the request to replace it"
         | None -> ()
 
 /// Creates the folder of the "out" prefix when missing and checks a file can be created there, before any work.
@@ -187,7 +187,7 @@ let prepareOut (prefix: string option) =
             File.Delete probe
         with
         | :? IOException
-        | :? UnauthorizedAccessException as e -> fail $"out: cannot write in the folder {(clip dir)}: {e.Message}"
+        | :? UnauthorizedAccessException as e -> fail $"out: cannot write in the folder {clip dir}: {e.Message}"
 
 /// Fails unless every value of t is finite, naming the array, the first bad value and its index.
 let checkFinite (name: string) (advice: string) (t: Tensor) =
@@ -220,7 +220,7 @@ let writeAll (overwrite: bool) (files: (string * Tensor) list) =
         for _, tmp, _ in temps do
             try File.Delete tmp with _ -> ()
     for path, _ in files do
-        if Directory.Exists path then fail $"cannot write {(clip path)}: it is a directory (no answer file was changed)"
+        if Directory.Exists path then fail $"cannot write {clip path}: it is a directory (no answer file was changed)"
     try
         try
             for path, tmp, t in temps do
@@ -259,15 +259,15 @@ let tiling (o: JsonObject) : BatchOptions =
             if not (Double.IsFinite gb) || gb <= 0.0 || gb > 1e9 then
                 fail $"""memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got {(show o["memory_gb"])}"""
             Some(int64 (gb * 1e9))
-        | n -> fail $"memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got {(show n)}"
+        | n -> fail $"memory_gb: must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got {show n}"
     let batch =
         match o["batch_size"] with
         | null -> None
         | :? JsonValue as v when v.GetValueKind() = JsonValueKind.Number ->
             match v.TryGetValue<int>() with
             | true, b when b >= 1 -> Some b
-            | _ -> fail $"batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got {(show v)}"
-        | n -> fail $"batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got {(show n)}"
+            | _ -> fail $"batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got {show v}"
+        | n -> fail $"batch_size: must be a whole number of inputs per tile from 1 to 2147483647, e.g. 256, got {show n}"
     { BatchOptions.Default with MemoryBytes = memory; BatchSize = batch }
 
 /// NT_TIMINGS=1 (read once): <c>phase command name f</c> runs f and writes its wall and process CPU time, and the

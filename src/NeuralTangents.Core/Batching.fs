@@ -146,7 +146,7 @@ module Batching =
                       LiveKernels = int64 branches + 2L; InputEntries = inputEntries }
             let onePair = tileBytes c 1L 1L
             if onePair > budget then
-                fail (("the kernel of N1 = " + string n1 + " by N2 = " + string n2 + " inputs cannot be computed within " + (Memory.format budget) + ": " + what + " one pair of inputs holds " + string pairEntries + " entries per array, and a tile of 1 × 1 inputs needs about " + (Memory.format onePair) + "; give a larger \"memory_gb\", or a smaller network (its spatial sizes)"))
+                fail ("the kernel of N1 = " + string n1 + " by N2 = " + string n2 + " inputs cannot be computed within " + (Memory.format budget) + ": " + what + " one pair of inputs holds " + string pairEntries + " entries per array, and a tile of 1 × 1 inputs needs about " + (Memory.format onePair) + "; give a larger \"memory_gb\", or a smaller network (its spatial sizes)")
         // Serial chains and parallel branches are walked into so that every intermediate kernel is seen; other
         // nodes (leaves, FanOut, fan-ins) are applied whole. A run of two or more Conv/ABRelu leaves goes through at
         // once, as the computation runs it (the fused executor; one pair of 32×32 images through 21 Conv + Relu
@@ -165,7 +165,7 @@ module Batching =
                     let run = List.takeWhile stackLeaf ls
                     if run.Length >= 2 then
                         let f' = KernelFn.applyFlow (Serial run) f
-                        record ($"after the {string run.Length} Conv/ABRelu layers from its {(Definitions.name run.Head)}") f'
+                        record $"after the {string run.Length} Conv/ABRelu layers from its {Definitions.name run.Head}" f'
                         chain (List.skip run.Length ls) f'
                     else chain rest (walk l f)
             // A convolution's output size follows from shapes: refuse before allocating it (a transpose with a large
@@ -212,7 +212,7 @@ module Batching =
             let a = if axis < 0 then axis + t.Rank else axis
             if a < 0 || a >= t.Rank then
                 invalidArg "batch_axis"
-                    (("batch_axis=" + string axis + " is out of range for inputs of rank " + string t.Rank + " (shape " + (Shape.format t.Shape) + "); use an axis in " + (string (-t.Rank)) + ".." + (string (t.Rank - 1))))
+                    ("batch_axis=" + string axis + " is out of range for inputs of rank " + string t.Rank + " (shape " + (Shape.format t.Shape) + "); use an axis in " + (string (-t.Rank)) + ".." + (string (t.Rank - 1)))
             t.Shape[a]
         let n1 = nOf x1
         let n2 = match x2 with Some t -> nOf t | None -> n1
@@ -220,13 +220,13 @@ module Batching =
         x2 |> Option.iter (fun t ->
             let a = if axis < 0 then axis + x1.Rank else axis
             if t.Rank <> x1.Rank || Array.removeAt a t.Shape <> Array.removeAt a x1.Shape then
-                invalidArg "x2" ($"x1 and x2 must agree in all but the batch axis, got shapes {(Shape.format x1.Shape)} and {(Shape.format t.Shape)}"))
+                invalidArg "x2" $"x1 and x2 must agree in all but the batch axis, got shapes {Shape.format x1.Shape} and {Shape.format t.Shape}")
         options.BatchSize |> Option.iter (fun b ->
-            if b < 1 then invalidArg "batch_size" ($"must be a positive number of inputs per block, got {string b}"))
+            if b < 1 then invalidArg "batch_size" $"must be a positive number of inputs per block, got {string b}")
         options.MemoryBytes |> Option.iter (fun m ->
-            if m <= 0L then invalidArg "memory_gb" ($"must be positive, got {string m} bytes"))
+            if m <= 0L then invalidArg "memory_gb" $"must be positive, got {string m} bytes")
         options.Parallelism |> Option.iter (fun p ->
-            if p < 1 then invalidArg "parallelism" ($"must be at least 1, got {string p}"))
+            if p < 1 then invalidArg "parallelism" $"must be at least 1, got {string p}")
         let budget = match options.MemoryBytes with Some m -> m | None -> Memory.defaultBudget ()
         let probeK, pair, cov, branches = probe budget n1 n2 request layer x1 x2 get axis
         let cost =
@@ -243,12 +243,12 @@ module Batching =
             int64 tiles * tileBytes cost (int64 (min b n1)) (int64 (min b n2)) + held <= budget
         let refuse (b: int) what =
             let one = tileBytes cost (int64 (min b n1)) (int64 (min b n2))
-            fail (("the kernel of N1 = " + string n1 + " by N2 = " + string n2 + " inputs (" + string pair + " entries per pair) cannot be computed within " + (Memory.format budget) + ": " + what + ", a tile of " + (string (min b n1)) + " × " + (string (min b n2)) + " inputs needs about " + (Memory.format one) + (if held > 0L then $" beside {(Memory.format held)} for the assembled answer" else "") + "; give a larger \"memory_gb\"" + (if held > 0L then ", or \"out\" to write the answer to files tile by tile" else ", or a smaller \"batch_size\"")))
+            fail ("the kernel of N1 = " + string n1 + " by N2 = " + string n2 + " inputs (" + string pair + " entries per pair) cannot be computed within " + (Memory.format budget) + ": " + what + ", a tile of " + (string (min b n1)) + " × " + (string (min b n2)) + " inputs needs about " + (Memory.format one) + (if held > 0L then $" beside {Memory.format held} for the assembled answer" else "") + "; give a larger \"memory_gb\"" + (if held > 0L then ", or \"out\" to write the answer to files tile by tile" else ", or a smaller \"batch_size\""))
         let b =
             match options.BatchSize with
             | Some b ->
                 let b = min b nMax
-                if not (fits b) then refuse b ($"with {string (if b >= nMax then 1 else cores)} tiles at a time")
+                if not (fits b) then refuse b $"with {string (if b >= nMax then 1 else cores)} tiles at a time"
                 b
             | None when fits nMax -> nMax
             | None ->
@@ -257,12 +257,12 @@ module Batching =
                 while lo < hi do
                     let mid = lo + (hi - lo + 1) / 2
                     if fits mid then lo <- mid else hi <- mid - 1
-                if lo = 0 then refuse 1 ($"even with the smallest tiles, {string cores} at a time")
+                if lo = 0 then refuse 1 $"even with the smallest tiles, {string cores} at a time"
                 lo
         let symmetric = x2.IsNone
         let tiles = grid n1 n2 b symmetric
         if tiles.Length > 1 && not probeK.DiagonalBatch then
-            fail (("a kernel with diagonal_batch=False (full Cov1/Cov2) is computed in one piece, as neural_tangents' nt.batch requires; this one needs " + string tiles.Length + " tiles of " + string b + " inputs: give a \"batch_size\" of at least " + string nMax + " and enough \"memory_gb\", or leave diagonal_batch at its default"))
+            fail ("a kernel with diagonal_batch=False (full Cov1/Cov2) is computed in one piece, as neural_tangents' nt.batch requires; this one needs " + string tiles.Length + " tiles of " + string b + " inputs: give a \"batch_size\" of at least " + string nMax + " and enough \"memory_gb\", or leave diagonal_batch at its default")
         let tail (t: Tensor) (batchNdim: int) = t.Shape[batchNdim..]
         let covShape (n: int) (c: Tensor) =
             if probeK.DiagonalBatch then Array.append [| n |] (tail c 1) else Array.append [| n; n |] (tail c 2)
@@ -414,7 +414,7 @@ module Batching =
             match Memory.product (shape |> Seq.map int64) with
             | Some e when e <= int64 Array.MaxLength -> ()
             | _ ->
-                fail (("the " + name + " array of shape " + (Shape.format shape) + " has more entries than one .NET array can hold (" + string Array.MaxLength + "); write it to files tile by tile (\"out\")"))
+                fail ("the " + name + " array of shape " + (Shape.format shape) + " has more entries than one .NET array can hold (" + string Array.MaxLength + "); write it to files tile by tile (\"out\")")
         if job.Tiles.Length = 1 then
             // One tile is the untiled computation (progress and cancellation still apply).
             let mutable result = None

@@ -66,10 +66,10 @@ module Definitions =
     /// <summary>The error of a one-input layer given several branches.</summary>
     let internal branchesIntoOne (layer: Layer) (branches: int) : 'a =
         raise (NeuralTangentsException(
-            $"{(name layer)}: takes one input but receives {string branches} branches; merge them first with FanInSum, FanInProd or FanInConcat"))
+            $"{name layer}: takes one input but receives {string branches} branches; merge them first with FanInSum, FanInProd or FanInConcat"))
 
     /// <summary>The error of a fan-in (FanInSum/Prod/Concat) given one input instead of a list of branches:
     /// neural_tangents takes a list there, so this is an error, not the identity.</summary>
     let internal oneIntoFanIn (layer: Layer) : 'a =
         raise (NeuralTangentsException(
-            $"{(name layer)}: merges a list of branches but receives a single input; split it first, e.g. serial [FanOut(2), parallel [...]], then {(name layer)}"))
+            $"{name layer}: merges a list of branches but receives a single input; split it first, e.g. serial [FanOut(2), parallel [...]], then {name layer}"))

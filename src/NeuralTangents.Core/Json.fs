@@ -229,14 +229,14 @@ module Json =
         try f ()
         with :? ArgumentException as e ->
             // "Dense: W_std must be …": the argument named once, without .NET's " (Parameter 'x')" suffix.
-            if isNull e.ParamName then fail $"{(clip layer)}: {e.Message}"
+            if isNull e.ParamName then fail $"{clip layer}: {e.Message}"
             else
                 let m = e.Message.Replace($" (Parameter '{e.ParamName}')", "")
                 let m = if m.StartsWith(layer + ": ") then m.Substring(layer.Length + 2) else m
                 // A message that names its argument already reads on its own ("batch_axis and channel_axis are …"),
                 // also by its JSON name (dimension_numbers for the F# parameter dimensionNumbers).
                 let snake = System.String.Concat(e.ParamName |> Seq.map (fun c -> if System.Char.IsUpper c then "_" + string (System.Char.ToLowerInvariant c) else string c))
-                if m.Contains e.ParamName || m.Contains snake then fail $"{(clip layer)}: {m}"
+                if m.Contains e.ParamName || m.Contains snake then fail $"{clip layer}: {m}"
                 else fail ((clip layer) + ": " + e.ParamName + " " + m)
 
     /// A constant array given as a number (a scalar) or nested lists of numbers of a rectangular shape.
@@ -259,12 +259,12 @@ module Json =
             match node with
             | :? JsonObject as o -> o
             | null -> fail "expected a layer object {\"layer\": ...}, got null"
-            | n -> fail $"expected a layer object {{\"layer\": ...}}, got {(show n)}"
+            | n -> fail $"expected a layer object {{\"layer\": ...}}, got {show n}"
         let name =
             match tryProp o "layer" with
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> text v
-            | true, v -> fail $"the \"layer\" key must be a string, got {(show v)}"
-            | _ -> fail $"a layer object needs a \"layer\" key naming the neural_tangents layer, got {(show o)}"
+            | true, v -> fail $"the \"layer\" key must be a string, got {show v}"
+            | _ -> fail $"a layer object needs a \"layer\" key naming the neural_tangents layer, got {show o}"
         let args known = Args(name, o, known)
         match name with
         | "serial" -> Serial((args [ "layers" ]).Layers "layers" |> List.map decodeNode)
@@ -288,7 +288,7 @@ module Json =
                 match a.String("parameterization", "ntk").ToLowerInvariant() with
                 | "ntk" -> Parameterization.Ntk
                 | "standard" -> Parameterization.Standard
-                | other -> fail $"Dense: argument 'parameterization' must be \"ntk\" or \"standard\", got \"{(clip other)}\""
+                | other -> fail $"Dense: argument 'parameterization' must be \"ntk\" or \"standard\", got \"{clip other}\""
             build name (fun () ->
                 Stax.denseWith
                     { OutDim = a.RequiredInt("out_dim", 1, Int32.MaxValue)
@@ -310,7 +310,7 @@ module Json =
                 match a.String("parameterization", "ntk").ToLowerInvariant() with
                 | "ntk" -> Parameterization.Ntk
                 | "standard" -> Parameterization.Standard
-                | other -> fail $"{name}: argument 'parameterization' must be \"ntk\" or \"standard\", got \"{(clip other)}\""
+                | other -> fail $"{name}: argument 'parameterization' must be \"ntk\" or \"standard\", got \"{clip other}\""
             let dims =
                 match a.OptStrings "dimension_numbers" with
                 | None -> None
@@ -366,7 +366,7 @@ module Json =
                 match a.String("mode", "train") with
                 | "train" -> DropoutMode.Train
                 | "test" -> DropoutMode.Test
-                | other -> fail $"Dropout: argument 'mode' must be \"train\" or \"test\", got \"{(clip other)}\""
+                | other -> fail $"Dropout: argument 'mode' must be \"train\" or \"test\", got \"{clip other}\""
             build name (fun () -> Stax.dropout (a.RequiredNumber "rate") mode)
         | "LayerNorm" ->
             let a = args [ "axis"; "eps"; "batch_axis"; "channel_axis" ]
@@ -386,7 +386,7 @@ module Json =
             let constant (arg: string) = match tryProp o arg with | true, null | false, _ -> None | true, v -> Some(tensorNode name arg v)
             let dims =
                 let bad (v: JsonNode) =
-                    fail $"DotGeneral: argument 'dimension_numbers' must be [[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]] (lists of integers), got {(show v)}"
+                    fail $"DotGeneral: argument 'dimension_numbers' must be [[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]] (lists of integers), got {show v}"
                 let ints (v: JsonNode) (whole: JsonNode) =
                     match v with
                     | :? JsonArray as arr ->
@@ -408,13 +408,13 @@ module Json =
             match tryProp o "precision" with
             | true, null | false, _ -> ()
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> ()
-            | true, v -> fail $"DotGeneral: argument 'precision' must be null or a string such as \"HIGHEST\", got {(show v)}"
+            | true, v -> fail $"DotGeneral: argument 'precision' must be null or a string such as \"HIGHEST\", got {show v}"
             build name (fun () ->
                 Stax.dotGeneral (constant "lhs") (constant "rhs") dims (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
         | "Index" ->
             let a = args [ "idx"; "batch_axis"; "channel_axis" ]
             let bad (v: JsonNode) =
-                fail $"Index: argument 'idx' must be a list whose entries are an integer, \":\", \"...\" or [start, stop, step] (integers or null), got {(show v)}"
+                fail $"Index: argument 'idx' must be a list whose entries are an integer, \":\", \"...\" or [start, stop, step] (integers or null), got {show v}"
             let intOf (v: JsonNode) (whole: JsonNode) =
                 match v with
                 | :? JsonValue as x when x.GetValueKind() = JsonValueKind.Number ->
@@ -449,12 +449,12 @@ module Json =
             let methodName =
                 match tryProp o "method" with
                 | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> text v
-                | true, v -> fail $"ImageResize: argument 'method' must be a string (\"linear\" or \"nearest\"), got {(show v)}"
+                | true, v -> fail $"ImageResize: argument 'method' must be a string (\"linear\" or \"nearest\"), got {show v}"
                 | _ -> fail "ImageResize: missing required argument 'method' (\"linear\" or \"nearest\")"
             match tryProp o "precision" with
             | true, null | false, _ -> ()
             | true, (:? JsonValue as v) when v.GetValueKind() = JsonValueKind.String -> ()
-            | true, v -> fail $"ImageResize: argument 'precision' must be null or a string such as \"HIGHEST\", got {(show v)}"
+            | true, v -> fail $"ImageResize: argument 'precision' must be null or a string such as \"HIGHEST\", got {show v}"
             build name (fun () ->
                 Stax.imageResize shape (NeuralTangents.Layers.Resize.parseMethod methodName) (a.Bool("antialias", true))
                     (a.Int("batch_axis", 0)) (a.Int("channel_axis", -1)))
@@ -477,7 +477,7 @@ module Json =
                        "pos_emb_decay_fn"; "n_chan_pos_emb"; "W_pos_emb_std"; "val_pos_emb"; "batch_axis"; "channel_axis" ]
             let decay =
                 let refuse (v: JsonNode) =
-                    fail $"GlobalSelfAttention: argument 'pos_emb_decay_fn' must be null (one-hot embeddings), [\"exp\", length_scale] (exp(-d/length_scale)) or [\"power\", exponent] ((1 + d)^-exponent) with a finite positive number; a Python function cannot be carried, got {(show v)}"
+                    fail $"GlobalSelfAttention: argument 'pos_emb_decay_fn' must be null (one-hot embeddings), [\"exp\", length_scale] (exp(-d/length_scale)) or [\"power\", exponent] ((1 + d)^-exponent) with a finite positive number; a Python function cannot be carried, got {show v}"
                 match tryProp o "pos_emb_decay_fn" with
                 | true, null | false, _ -> PosEmbDecay.OneHot
                 | true, (:? JsonArray as arr) when arr.Count = 2 && not (isNull arr[0]) && not (isNull arr[1]) ->
@@ -524,7 +524,7 @@ module Json =
             let r = activationReaders[n]
             let a = args r.Accepts
             build name (fun () -> Activation(r.Read a))
-        | n -> fail $"unknown layer '{(clip n)}' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial; the README's layer table lists every one)"
+        | n -> fail $"unknown layer '{clip n}' (layer names are neural_tangents' nt.stax names, e.g. Dense, Relu, serial; the README's layer table lists every one)"
 
     /// <summary>Reads a network from a parsed JSON node.</summary>
     /// <exception cref="T:NeuralTangents.Json.JsonArchitectureException">naming the layer and argument at fault.</exception>
@@ -540,7 +540,7 @@ module Json =
             with :? JsonException as e ->
                 if e.Message.Contains "maximum configured depth" then
                     fail $"the architecture nests more than {string maxDepth} levels deep; write nested serial layers as one serial (serial is associative)"
-                fail $"the architecture is not valid JSON: {(clip e.Message)}"
+                fail $"the architecture is not valid JSON: {clip e.Message}"
         decodeNode node
 
     let private num (x: float) : JsonNode = JsonValue.Create x
@@ -578,7 +578,7 @@ module Json =
             obj "Elementwise" ([ "name", JsonValue.Create c.Name :> JsonNode; "fn", JsonValue.Create "(user function)" :> JsonNode ]
                                @ (c.Args |> List.map (fun (k, v) -> k, JsonValue.Create v :> JsonNode)))
         | Activation(Custom c) ->
-            fail $"""{(clip c.Name)}: an Elementwise layer built from user functions cannot be written as JSON (functions cannot travel as data); use ElementwiseNumerical with a registry name ({(String.Join(", ", NeuralTangents.Layers.ElementwiseQuadrature.names))})"""
+            fail $"""{clip c.Name}: an Elementwise layer built from user functions cannot be written as JSON (functions cannot travel as data); use ElementwiseNumerical with a registry name ({(String.Join(", ", NeuralTangents.Layers.ElementwiseQuadrature.names))})"""
         | Repeat(l, n) -> obj "repeat" [ "layer_", encodeWith display l; "n", int' n ]
         | _ ->
             match Definitions.node layer with

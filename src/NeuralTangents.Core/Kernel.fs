@@ -114,7 +114,7 @@ module Kernel =
         let nSpatial = (Spatial.sizes k.DiagonalSpatial 2 k.Nngp.Shape).Length
         let axes = defaultArg axes (Array.init nSpatial id)
         if Array.sort axes <> Array.init nSpatial id then
-            invalidArg "axes" ($"must be a permutation of the {string nSpatial} spatial axes, got {(Shape.format axes)}")
+            invalidArg "axes" $"must be a permutation of the {string nSpatial} spatial axes, got {Shape.format axes}"
         let perm (batchNdim: int) (t: Tensor) = Tensor.permute (Spatial.permuteAxes k.DiagonalSpatial batchNdim axes) t
         { k with
             Nngp = perm 2 k.Nngp
@@ -179,7 +179,7 @@ module Kernel =
             fail "dot_general: give both other1 and other2 (a DotGeneral layer passes its constant twice) or neither; a factor on one side only is not supported"
         | Some o1, Some o2 ->
         if o1.Rank <> o2.Rank then
-            invalidArg "other2" ($"must have the rank of other1 ({string o1.Rank}), got shape {(Shape.format o2.Shape)}")
+            invalidArg "other2" $"must have the rank of other1 ({string o1.Rank}), got shape {Shape.format o2.Shape}"
         if k.Mask1.IsSome || k.Mask2.IsSome then
             fail "dot_general: kernels with masks are not supported; compute the kernel without masks"
         let k = if k.IsReversed then reverse k else k
@@ -202,21 +202,21 @@ module Kernel =
         let axisOf (a: int) = if a < 0 then a + nIn else a
         let bAx, ch = axisOf k.BatchAxis, axisOf k.ChannelAxis
         if Array.contains ch inputDims then
-            fail ($"dot_general: batch or contracting dimension {string ch} is the channel axis, whose size is infinite in the kernel; contract or batch other axes")
+            fail $"dot_general: batch or contracting dimension {string ch} is the channel axis, whose size is infinite in the kernel; contract or batch other axes"
         if Array.contains bAx inputC then
-            fail ($"dot_general: contracting over the batch axis ({string bAx}) is not supported: the result would have no batch axes; contract other axes")
+            fail $"dot_general: contracting over the batch axis ({string bAx}) is not supported: the result would have no batch axes; contract other axes"
         if k.DiagonalSpatial && inputC.Length > 0 then
             fail "dot_general: contracting a spatial axis needs the covariances between positions; compute the kernel with diagonal_spatial=False (DiagonalSpatial = Some false)"
         for p in 0 .. inputDims.Length - 1 do
             let i, j = inputDims[p], otherDims[p]
             if o1.Shape[j] <> k.Shape1[i] then
-                invalidArg "other1" (("axis " + string j + " has size " + (string (o1.Shape[j])) + " but is paired with input axis " + string i + " of size " + (string (k.Shape1[i])) + " (x1 shape " + (Shape.format k.Shape1) + ")"))
+                invalidArg "other1" ("axis " + string j + " has size " + (string (o1.Shape[j])) + " but is paired with input axis " + string i + " of size " + (string (k.Shape1[i])) + " (x1 shape " + (Shape.format k.Shape1) + ")")
             if o2.Shape[j] <> k.Shape2[i] then
-                invalidArg "other2" (("axis " + string j + " has size " + (string (o2.Shape[j])) + " but is paired with input axis " + string i + " of size " + (string (k.Shape2[i])) + " (x2 shape " + (Shape.format k.Shape2) + ")"))
+                invalidArg "other2" ("axis " + string j + " has size " + (string (o2.Shape[j])) + " but is paired with input axis " + string i + " of size " + (string (k.Shape2[i])) + " (x2 shape " + (Shape.format k.Shape2) + ")")
         let otherFree = Array.init nOther id |> Array.filter (fun j -> not (Array.contains j otherDims))
         let inputFree = Array.init nIn id |> Array.filter (fun i -> not (Array.contains i inputDims))
         if k.DiagonalSpatial && otherFree |> Array.exists (fun j -> o1.Shape[j] <> o2.Shape[j]) then
-            invalidArg "other2" ($"in the diagonal spatial layout other1 and other2 must agree on their free axes, got shapes {(Shape.format o1.Shape)} and {(Shape.format o2.Shape)}")
+            invalidArg "other2" $"in the diagonal spatial layout other1 and other2 must agree on their free axes, got shapes {Shape.format o1.Shape} and {Shape.format o2.Shape}"
         // Where each output axis comes from: (true, input axis) or (false, axis of other), in dot_general's order —
         // batch dimensions, then the lhs's free axes, then the rhs's.
         let origins =
@@ -251,7 +251,7 @@ module Kernel =
         let apply (bn: int) (left: Tensor) (right: Tensor) (mat: Tensor) =
             let expected = bn + (if diag then nSpatial else 2 * nSpatial)
             if mat.Rank <> expected then
-                fail (("dot_general: a covariance of shape " + (Shape.format mat.Shape) + " does not fit inputs of shape " + (Shape.format k.Shape1) + " in this layout"))
+                fail ("dot_general: a covariance of shape " + (Shape.format mat.Shape) + " does not fit inputs of shape " + (Shape.format k.Shape1) + " in this layout")
             let lLeft, lMat, lRight, lOut = otherLabels true bn, Array.init mat.Rank id, otherLabels false bn, outLabels bn
             // Left factor first, keeping only the labels the right factor or the result still needs.
             let lMid =

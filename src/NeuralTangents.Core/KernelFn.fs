@@ -51,7 +51,7 @@ module KernelFn =
                     if pairShaped then
                         let cols = t.Shape[1]
                         ("between input " + (string (snd first + i / (cols * rest))) + " of " + (fst first) + " and input " + (string (snd second + (i / rest) % cols)) + " of " + (fst second))
-                    else $"for input {string (snd first + i / rest)} of {(fst first)}"
+                    else $"for input {string (snd first + i / rest)} of {fst first}"
                 let inputs = match name with "cov1" -> name1 | "cov2" -> name2 | _ -> "the inputs"
                 // The largest variance at the output (every cov entry is at most it in magnitude, Cauchy–Schwarz).
                 let largestVariance =
@@ -62,14 +62,14 @@ module KernelFn =
                     // Every variance below 1e-150: products of two (√(q1·q2) in the arc-cosine and similar steps)
                     // leave the range of doubles, and the cosines are 0/0. Larger inputs or W_std are the fix, not
                     // smaller ones.
-                    fail (("the kernel underflowed: " + name + " has NaN " + where + " because the variances shrank below 1e-150 (the largest at the output is " + Show.g largestVariance + "), where their products leave the range of doubles; variances that shrink layer after layer (W_std below √2 before a Relu halves them at every layer) reach 0 in a deep network: use W_std = √2 before each Relu (He's scaling), a bias (b_std > 0) or fewer layers"))
+                    fail ("the kernel underflowed: " + name + " has NaN " + where + " because the variances shrank below 1e-150 (the largest at the output is " + Show.g largestVariance + "), where their products leave the range of doubles; variances that shrink layer after layer (W_std below √2 before a Relu halves them at every layer) reach 0 in a deep network: use W_std = √2 before each Relu (He's scaling), a bias (b_std > 0) or fewer layers")
                 elif System.Double.IsNaN v then
                     // NaN: an overflow met another (∞ − ∞, ∞·0) or an operation was undefined (0/0).
-                    fail (("the kernel became non-finite: " + name + " has NaN " + where + "; either it overflowed (the inputs or W_std are too large for this depth: rescale " + inputs + ") or it underflowed to 0/0 (variances that shrink layer after layer, e.g. W_std below √2 before a Relu, reach 0 in a deep network), or an operation is undefined (0/0, e.g. a normalisation with eps 0 of a constant input)"))
+                    fail ("the kernel became non-finite: " + name + " has NaN " + where + "; either it overflowed (the inputs or W_std are too large for this depth: rescale " + inputs + ") or it underflowed to 0/0 (variances that shrink layer after layer, e.g. W_std below √2 before a Relu, reach 0 in a deep network), or an operation is undefined (0/0, e.g. a normalisation with eps 0 of a constant input)")
                 else
-                    fail (("the kernel overflowed to a non-finite value: " + name + " has " + shown + " " + where + "; the inputs or W_std are too large for this depth (rescale " + inputs + ")"))
+                    fail ("the kernel overflowed to a non-finite value: " + name + " has " + shown + " " + where + "; the inputs or W_std are too large for this depth (rescale " + inputs + ")")
             | None -> k
-        | Many ks -> fail ($"the network ends in {string ks.Length} branches; end it with FanInSum, FanInProd or FanInConcat")
+        | Many ks -> fail $"the network ends in {string ks.Length} branches; end it with FanInSum, FanInProd or FanInConcat"
 
     /// <c>singleAt</c> for a whole batch; the second inputs are x1's own when the kernel has no x2 (no cov2).
     let private single (flow: KernelFlow) =

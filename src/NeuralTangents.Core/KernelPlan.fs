@@ -77,7 +77,7 @@ module internal KernelPlan =
                 let rs = match flow with ManyRegs rs -> rs | OneReg r -> [ r ]
                 if layers.IsEmpty then fail "parallel: needs at least one branch, got parallel []"
                 if rs.Length <> layers.Length then
-                    fail (("parallel: has " + string layers.Length + " branches but receives " + string rs.Length + " inputs; use FanOut(" + string layers.Length + ") before it"))
+                    fail ("parallel: has " + string layers.Length + " branches but receives " + string rs.Length + " inputs; use FanOut(" + string layers.Length + ") before it")
                 ManyRegs(List.map2 (fun l r -> go l (OneReg r) |> one l) layers rs)
             | FanOutNode num -> ManyRegs(List.replicate num (one layer flow))
             | MergeNode m ->
@@ -248,7 +248,7 @@ module internal KernelPlan =
         let get (r: int) =
             match regs[r] with
             | Some k -> k
-            | None -> invalidOp ($"kernel plan: register {string r} read before it is written")
+            | None -> invalidOp $"kernel plan: register {string r} read before it is written"
         let inputs = match input with One k -> [ k ] | Many ks -> ks
         inputs |> List.iteri (fun i k ->
             setReg i k

@@ -108,7 +108,7 @@ module internal Linalg =
     let private checkSize (name: string) (arr: float[]) (len: int) =
         if isNull arr then nullArg name
         if arr.Length < len then
-            invalidArg name ($"needs at least {string len} elements, has {string arr.Length}")
+            invalidArg name $"needs at least {string len} elements, has {string arr.Length}"
 
     /// True when a product of this size goes to the packed AVX-512 kernel (Gemm.fs) rather than BLAS or the
     /// 4×4 kernel below: on AVX-512 machines it outruns OpenBLAS' Haswell kernels (see the README's benchmarks).
@@ -208,7 +208,7 @@ module internal Linalg =
     // Factorisations for prediction: LAPACKE when loaded, MathNet's managed provider otherwise.
 
     let private notPd (detail: string) =
-        invalidArg "a" ($"the matrix is not positive definite ({detail}); add a diagonal regulariser")
+        invalidArg "a" $"the matrix is not positive definite ({detail}); add a diagonal regulariser"
 
     /// Managed lower Cholesky factor (MathNet).
     let choleskyManaged (a: float[]) (n: int) : float[] =
@@ -230,8 +230,8 @@ module internal Linalg =
             for i in 0 .. n - 1 do
                 Array.fill l (i * n + i + 1) (n - i - 1) 0.0
             l
-        | Some info when info > 0 -> notPd ($"the leading minor of order {string info} is not positive")
-        | Some info -> invalidArg "a" ($"LAPACKE_dpotrf rejected argument {string (-info)}")
+        | Some info when info > 0 -> notPd $"the leading minor of order {string info} is not positive"
+        | Some info -> invalidArg "a" $"LAPACKE_dpotrf rejected argument {string (-info)}"
         | None -> choleskyManaged a n
 
     /// Managed solve of L·Lᵀ·X = B by forward and back substitution, B row-major n×nrhs.
@@ -275,7 +275,7 @@ module internal Linalg =
         let x = Array.sub b 0 (n * nrhs)
         match Native.tryPotrs l n x nrhs with
         | Some 0 -> x
-        | Some info -> invalidArg "l" ($"LAPACKE_dpotrs failed with info = {string info}")
+        | Some info -> invalidArg "l" $"LAPACKE_dpotrs failed with info = {string info}"
         | None -> choleskySolveManaged l n b nrhs
 
     /// Managed symmetric eigendecomposition (MathNet), eigenvalues ascending.
@@ -300,7 +300,7 @@ module internal Linalg =
         let w = Array.zeroCreate n
         match Native.trySyevd v n w with
         | Some 0 -> w, v
-        | Some info -> raise (ArithmeticException($"LAPACKE_dsyevd did not converge (info = {string info})"))
+        | Some info -> raise (ArithmeticException $"LAPACKE_dsyevd did not converge (info = {string info})")
         | None -> symmetricEigenManaged a n
 
     // ---------------------------------------------------------------------------------------------
@@ -387,7 +387,7 @@ module internal Linalg =
         let rec chol (i0: int) (size: int) : int =
             if size < 2 * BlockWidth then
                 let r = Native.potrfLowerAt (at i0 i0) size n
-                if r < 0 then invalidArg "a" ($"LAPACKE_dpotrf rejected argument {string (-r)}")
+                if r < 0 then invalidArg "a" $"LAPACKE_dpotrf rejected argument {string (-r)}"
                 elif r > 0 then i0 + r
                 else 0
             else
@@ -443,7 +443,7 @@ module internal Linalg =
         else
             match Native.tryPotrfLowerInPlace a n with
             | Some info when info >= 0 -> info
-            | Some info -> invalidArg "a" ($"LAPACKE_dpotrf rejected argument {string (-info)}")
+            | Some info -> invalidArg "a" $"LAPACKE_dpotrf rejected argument {string (-info)}"
             | None -> choleskyLowerInPlaceManaged a n
 
     /// Managed B ← B·L⁻ᵀ (row r of B becomes L⁻¹·b_r, forward substitution), SolveRows rows at a time.
@@ -559,7 +559,7 @@ module internal Linalg =
         let w = Array.zeroCreate n
         match Native.trySyevdRows a n w with
         | Some 0 -> w
-        | Some info -> raise (ArithmeticException($"LAPACKE_dsyevd did not converge (info = {string info})"))
+        | Some info -> raise (ArithmeticException $"LAPACKE_dsyevd did not converge (info = {string info})")
         | None ->
             // Managed: MathNet reads the whole matrix, so mirror the lower triangle first.
             for i in 0 .. n - 1 do
@@ -582,7 +582,7 @@ module internal Linalg =
         let w = Array.zeroCreate n
         match Native.trySyevrRows a n w z with
         | Some 0 -> w
-        | Some info -> raise (ArithmeticException($"LAPACKE_dsyevr failed (info = {string info})"))
+        | Some info -> raise (ArithmeticException $"LAPACKE_dsyevr failed (info = {string info})")
         | None ->
             for i in 0 .. n - 1 do
                 for j in 0 .. i do

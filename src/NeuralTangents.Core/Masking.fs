@@ -58,7 +58,7 @@ module Masking =
         if m.Shape = shape then m
         else
             if m.Rank <> shape.Length || Array.exists2 (fun a b -> a <> b && a <> 1) m.Shape shape then
-                fail ($"a mask of shape {(Shape.format m.Shape)} does not broadcast to the activations' shape {(Shape.format shape)}")
+                fail $"a mask of shape {Shape.format m.Shape} does not broadcast to the activations' shape {Shape.format shape}"
             let ms = rowStrides m.Shape
             let src = Array.init shape.Length (fun a -> if m.Shape[a] = 1 then 0 else ms[a])
             let os = rowStrides shape
@@ -98,7 +98,7 @@ module Masking =
     /// <summary>neural_tangents' <c>_check_is_implemented</c>: pooling layers need the same mask on every channel.</summary>
     let checkChannelShared (name: string) (channelAxis: int) (m: Tensor) =
         if m.Shape[norm m.Rank channelAxis] <> 1 then
-            fail ($"{name}: different channel-wise masks as inputs to pooling layers are not supported (mask shape {(Shape.format m.Shape)}); put a Dense or Conv layer before it, which collapses the mask over channels")
+            fail $"{name}: different channel-wise masks as inputs to pooling layers are not supported (mask shape {Shape.format m.Shape}); put a Dense or Conv layer before it, which collapses the mask over channels"
 
     /// <summary>The mask as flags per (input, position), positions in the kernel's spatial order (row-major over the
     /// spatial axes, reversed when the kernel is), from a mask whose channel axis has size 1 (neural_tangents'
@@ -107,7 +107,7 @@ module Masking =
         let rank = shape.Length
         let b, c = norm rank k.BatchAxis, norm rank k.ChannelAxis
         if m.Shape[c] <> 1 then
-            fail ($"different channel-wise masks are not supported for infinite-width layers (mask shape {(Shape.format m.Shape)}); put a Dense or Conv layer first, which collapses the mask over channels (neural_tangents raises the same)")
+            fail $"different channel-wise masks are not supported for infinite-width layers (mask shape {Shape.format m.Shape}); put a Dense or Conv layer first, which collapses the mask over channels (neural_tangents raises the same)"
         let target = Array.copy shape
         target[c] <- 1
         let full = broadcastTo target m
@@ -273,7 +273,7 @@ module Masking =
         if outShape = m.Shape then m
         else
             if Array.exists (fun o -> o < 1) outShape then
-                fail ($"a mask of shape {(Shape.format m.Shape)} leaves no output positions for window {(Shape.format window)}")
+                fail $"a mask of shape {Shape.format m.Shape} leaves no output positions for window {Shape.format window}"
             let ms = rowStrides m.Shape
             let os = rowStrides outShape
             let total = Array.fold (*) 1 outShape

@@ -77,7 +77,7 @@ module Memory =
         | Some e ->
             raise (NeuralTangentsException(
                 (subject + " is more than one array can hold (" + string e + " entries; at most " + string Array.MaxLength + "); " + fix)))
-        | None -> raise (NeuralTangentsException($"{subject} is too large to index; {fix}"))
+        | None -> raise (NeuralTangentsException $"{subject} is too large to index; {fix}")
 
     /// <summary>Refuses a parameter array (a finite network's weights) before it is drawn (<c>checkArray</c>):
     /// Dense(2·10⁹) on 3 input channels has 6·10⁹ weights (1.7·10⁹ after int32 wrap-around: 13 GB drawn over
@@ -155,7 +155,7 @@ module Memory =
             | None -> Some(availableBytes ())
         match limit with
         | Some b when bytes > b ->
-            let shown = parts |> List.filter (fun (_, v) -> v > 0L) |> List.map (fun (n, v) -> $"{n} {(format (mulSat v 8L))}")
+            let shown = parts |> List.filter (fun (_, v) -> v > 0L) |> List.map (fun (n, v) -> $"{n} {format (mulSat v 8L)}")
             raise (NeuralTangentsException(
                 (subject + " needs about " + (format bytes) + " in all (" + (String.Join(", ", shown)) + ") but " + (format b) + " " + (if budget.IsSome then "is the memory budget" else "are free") + "; " + fix)))
         | _ -> ()
@@ -170,5 +170,5 @@ module Memory =
     /// <summary>A budget given in gigabytes (10⁹ bytes) as bytes, refused unless finite and positive.</summary>
     let internal ofGigabytes (name: string) (gb: float) : int64 =
         if not (Double.IsFinite gb) || gb <= 0.0 || gb > 1e9 then
-            invalidArg name ($"must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got {Show.g gb}")
+            invalidArg name $"must be a positive number of gigabytes (10^9 bytes) up to 10^9, e.g. 4 or 0.5, got {Show.g gb}"
         int64 (gb * 1e9)

@@ -30,7 +30,7 @@ module Npy =
     let private maxHeaderLength = 1 <<< 20
 
     let private bad (name: string) (what: string) : 'a =
-        raise (InvalidDataException($"{name}: {what}"))
+        raise (InvalidDataException $"{name}: {what}")
 
     // ---- A minimal reader of the Python literals a header holds ----
 
@@ -77,7 +77,7 @@ module Npy =
         let expect (c: char) =
             skipWs ()
             if i >= text.Length || text[i] <> c then
-                fail (("header is not a valid Python literal: expected '" + string c + "' at character " + string i + " of " + (clip text))) |> ignore
+                fail ("header is not a valid Python literal: expected '" + string c + "' at character " + string i + " of " + (clip text)) |> ignore
             i <- i + 1
         let rec value () : PyValue =
             skipWs ()
@@ -125,7 +125,7 @@ module Npy =
                     if i < text.Length && (text[i] = 'L' || text[i] = 'l') then i <- i + 1
                     match Int64.TryParse(digits, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture) with
                     | true, n -> PyInt n
-                    | _ -> fail ($"header has an invalid integer '{(clip digits)}'")
+                    | _ -> fail $"header has an invalid integer '{clip digits}'"
                 | _ ->
                     let start = i
                     while i < text.Length && Char.IsLetter text[i] do
@@ -134,7 +134,7 @@ module Npy =
                     | "True" -> PyBool true
                     | "False" -> PyBool false
                     | "None" -> PyNone
-                    | _ -> fail ($"header is not a valid Python literal: unexpected text at character {string start} of {(clip text)}")
+                    | _ -> fail $"header is not a valid Python literal: unexpected text at character {string start} of {clip text}"
         and items (close: char) : PyValue list =
             let acc = ResizeArray()
             let mutable fin = false
@@ -154,7 +154,7 @@ module Npy =
             List.ofSeq acc
         let v = value ()
         skipWs ()
-        if i < text.Length then fail ($"header has trailing text after the dictionary: {(clip text)}")
+        if i < text.Length then fail $"header has trailing text after the dictionary: {clip text}"
         else v
 
     // ---- Reading ----
@@ -186,39 +186,39 @@ module Npy =
             | 1uy, 0uy -> 2, Encoding.Latin1
             | 2uy, 0uy -> 4, Encoding.Latin1
             | 3uy, 0uy -> 4, Encoding.UTF8
-            | _ -> fail (("unsupported .npy format version " + string major + "." + string minor + " (supported: 1.0, 2.0, 3.0)"))
+            | _ -> fail ("unsupported .npy format version " + string major + "." + string minor + " (supported: 1.0, 2.0, 3.0)")
         let lenBuf = Array.zeroCreate<byte> lenBytes
         if readUpTo stream (Span lenBuf) < lenBytes then fail "truncated: the file ends inside the header length"
         let headerLen =
             if lenBytes = 2 then int (BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan lenBuf))
             else
                 let n = BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan lenBuf)
-                if n > uint32 maxHeaderLength then fail ($"the header length {string n} is implausibly large")
+                if n > uint32 maxHeaderLength then fail $"the header length {string n} is implausibly large"
                 int n
         let headerBytes = Array.zeroCreate<byte> headerLen
         if readUpTo stream (Span headerBytes) < headerLen then
-            fail ($"truncated: the file ends inside the {string headerLen}-byte header")
+            fail $"truncated: the file ends inside the {string headerLen}-byte header"
         let header = encoding.GetString headerBytes
         let failPy (what: string) : PyValue = fail what
         let entries =
             match parsePy failPy header with
             | PyDict kvs -> kvs
-            | v -> fail ($"the header is not a dictionary: {(showPy v)}")
+            | v -> fail $"the header is not a dictionary: {showPy v}"
         let keys = entries |> List.map (fst >> function PyStr k -> k | k -> showPy k)
         if List.sort keys <> [ "descr"; "fortran_order"; "shape" ] then
-            fail ($"""the header must have exactly the keys 'descr', 'fortran_order' and 'shape', got {(clip (String.Join(", ", keys)))}""")
+            fail $"""the header must have exactly the keys 'descr', 'fortran_order' and 'shape', got {(clip (String.Join(", ", keys)))}"""
         let entry k = entries |> List.pick (fun (key, v) -> if key = PyStr k then Some v else None)
         let dtype =
             match entry "descr" with
             | PyStr "<f8" -> F8
             | PyStr "<f4" -> F4
             | d ->
-                fail ($"unsupported dtype {(showPy d)}: only little-endian float64 ('<f8') and float32 ('<f4') are read; convert with x.astype(np.float64)")
+                fail $"unsupported dtype {showPy d}: only little-endian float64 ('<f8') and float32 ('<f4') are read; convert with x.astype(np.float64)"
         match entry "fortran_order" with
         | PyBool false -> ()
         | PyBool true ->
             fail "the array is stored in Fortran (column-major) order; save it in C order, e.g. np.save(path, np.ascontiguousarray(x))"
-        | v -> fail ($"'fortran_order' must be True or False, got {(showPy v)}")
+        | v -> fail $"'fortran_order' must be True or False, got {showPy v}"
         let shape =
             match entry "shape" with
             | PyTuple dims ->
@@ -226,18 +226,18 @@ module Npy =
                 |> List.map (function
                     | PyInt d when d >= 0L && d <= int64 Int32.MaxValue -> int d
                     | PyInt d when d > int64 Int32.MaxValue ->
-                        fail (("the array of shape " + (showPy (PyTuple dims)) + " has an axis of " + string d + ", more than one .NET array can hold (" + string Array.MaxLength + ")"))
-                    | _ -> fail ($"'shape' must be a tuple of non-negative integers, got {(showPy (PyTuple dims))}"))
+                        fail ("the array of shape " + (showPy (PyTuple dims)) + " has an axis of " + string d + ", more than one .NET array can hold (" + string Array.MaxLength + ")")
+                    | _ -> fail $"'shape' must be a tuple of non-negative integers, got {showPy (PyTuple dims)}")
                 |> List.toArray
-            | v -> fail ($"'shape' must be a tuple of integers, got {(showPy v)}")
+            | v -> fail $"'shape' must be a tuple of integers, got {showPy v}"
         let count = shape |> Array.fold (fun acc d -> acc * int64 d) 1L
         if count > int64 Array.MaxLength then
-            fail (("the array of shape " + (showPy (entry "shape")) + " has " + string count + " elements, more than one .NET array can hold"))
+            fail ("the array of shape " + (showPy (entry "shape")) + " has " + string count + " elements, more than one .NET array can hold")
         let n = int count
         let itemSize = match dtype with F8 -> 8 | F4 -> 4
         let expected = int64 n * int64 itemSize
         let truncated (got: int64) : unit =
-            fail (("truncated: shape " + (showPy (entry "shape")) + " needs " + string expected + " bytes of data, the file holds only " + string got))
+            fail ("truncated: shape " + (showPy (entry "shape")) + " needs " + string expected + " bytes of data, the file holds only " + string got)
         // A header can claim any shape: compare it with what the file holds before allocating for it.
         if stream.CanSeek then
             let available = max 0L (stream.Length - stream.Position)
@@ -304,7 +304,7 @@ module Npy =
         let hlen = body.Length + 1 // with the final newline
         let pad = align - ((magic.Length + 2 + 2 + hlen) % align)
         let total = body.Length + pad + 1
-        if total > int UInt16.MaxValue then invalidArg "shape" ($"rank {string shape.Length} is too large for a .npy 1.0 header")
+        if total > int UInt16.MaxValue then invalidArg "shape" $"rank {string shape.Length} is too large for a .npy 1.0 header"
         let out = Array.zeroCreate<byte> (magic.Length + 4 + total)
         Array.blit magic 0 out 0 magic.Length
         out[6] <- 1uy

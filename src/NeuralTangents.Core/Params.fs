@@ -60,7 +60,7 @@ module Params =
     [<CompiledName("OfVector")>]
     let ofVector (template: Params) (v: float[]) : Params =
         if v.Length <> count template then
-            invalidArg "v" (("the template has " + (string (count template)) + " parameters, got " + string v.Length + " values"))
+            invalidArg "v" ("the template has " + (string (count template)) + " parameters, got " + string v.Length + " values")
         let mutable off = 0
         let take (t: Tensor) =
             let r = Tensor.create t.Shape (Array.sub v off t.Length)

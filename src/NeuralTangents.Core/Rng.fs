@@ -31,7 +31,7 @@ module Rng =
     /// slot in its layer). Distinct indices give statistically independent keys.</summary>
     [<CompiledName("Split")>]
     let split (index: int) (key: RngKey) =
-        if index < 0 then invalidArg "index" ($"must be ≥ 0, got {string index}")
+        if index < 0 then invalidArg "index" $"must be ≥ 0, got {string index}"
         { State = mix (mix (key.State ^^^ 0xD1B54A32D192ED03UL) + uint64 (index + 1) * golden) }
 
     /// <summary><paramref name="n"/> independent standard normal samples drawn from <paramref name="key"/>.</summary>
@@ -40,7 +40,7 @@ module Rng =
     /// u·√(−2 ln s / s) and v·√(−2 ln s / s). Deterministic for a key on every platform.</remarks>
     [<CompiledName("Normals")>]
     let normals (key: RngKey) (n: int) : float[] =
-        if n < 0 then invalidArg "n" ($"must be ≥ 0, got {string n}")
+        if n < 0 then invalidArg "n" $"must be ≥ 0, got {string n}"
         let r = Array.zeroCreate n
         let scale = 1.0 / 4503599627370496.0 // 2^-52: (z >>> 11)·2^-52 − 1 is uniform on [−1, 1)
         let mutable counter = key.State

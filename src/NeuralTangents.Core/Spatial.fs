@@ -14,7 +14,7 @@ module internal Spatial =
         if diagonalSpatial then rest
         else
             if rest.Length % 2 <> 0 then
-                invalidArg "shape" ($"a full-spatial covariance needs pairs of spatial axes after {string batchNdim} batch axes, got {(Shape.format shape)}")
+                invalidArg "shape" $"a full-spatial covariance needs pairs of spatial axes after {string batchNdim} batch axes, got {Shape.format shape}"
             Array.init (rest.Length / 2) (fun a -> rest[2 * a])
 
     /// For every entry e of the zipped block (D1, D1, D2, D2, …): its first position p[e] and second position q[e].

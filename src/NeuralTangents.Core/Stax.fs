@@ -10,10 +10,10 @@ open NeuralTangents.Layers
 module Stax =
 
     let private finiteNonNeg (name: string) (v: float) =
-        if not (Double.IsFinite v) || v < 0.0 then invalidArg name ($"must be finite and ≥ 0, got {Show.g v}")
+        if not (Double.IsFinite v) || v < 0.0 then invalidArg name $"must be finite and ≥ 0, got {Show.g v}"
 
     let private finite (name: string) (v: float) =
-        if not (Double.IsFinite v) then invalidArg name ($"must be finite, got {Show.g v}")
+        if not (Double.IsFinite v) then invalidArg name $"must be finite, got {Show.g v}"
 
     /// <summary>Layers applied in sequence (neural_tangents' <c>serial</c>).</summary>
     [<CompiledName("Serial")>]
@@ -33,7 +33,7 @@ module Stax =
     /// <summary>Copies its input into <paramref name="num"/> branches (1..<c>maxFanOut</c>).</summary>
     [<CompiledName("FanOut")>]
     let fanOut (num: int) =
-        if num < 1 || num > maxFanOut then invalidArg "num" ($"FanOut: must be in 1..{string maxFanOut}, got {string num}")
+        if num < 1 || num > maxFanOut then invalidArg "num" $"FanOut: must be in 1..{string maxFanOut}, got {string num}"
         FanOut num
 
     /// <summary>Sums branches.</summary>
@@ -67,13 +67,13 @@ module Stax =
     /// <summary>A Dense layer from a full argument record (see <c>denseDefaults</c>).</summary>
     [<CompiledName("DenseWith")>]
     let denseWith (spec: DenseSpec) =
-        if spec.OutDim < 1 then invalidArg "out_dim" ($"Dense: must be ≥ 1, got {string spec.OutDim}")
+        if spec.OutDim < 1 then invalidArg "out_dim" $"Dense: must be ≥ 1, got {string spec.OutDim}"
         finiteNonNeg "W_std" spec.WStd
         spec.BStd |> Option.iter (finiteNonNeg "b_std")
         let s0, s1 = spec.S
-        if s0 < 1 || s1 < 1 then invalidArg "s" (("Dense: both width scalings must be ≥ 1, got (" + string s0 + ", " + string s1 + ")"))
+        if s0 < 1 || s1 < 1 then invalidArg "s" ("Dense: both width scalings must be ≥ 1, got (" + string s0 + ", " + string s1 + ")")
         if spec.BatchAxis = spec.ChannelAxis then
-            invalidArg "channel_axis" ($"Dense: batch_axis and channel_axis are both {string spec.BatchAxis}; give them different axes (e.g. batch_axis 0, channel_axis -1)")
+            invalidArg "channel_axis" $"Dense: batch_axis and channel_axis are both {string spec.BatchAxis}; give them different axes (e.g. batch_axis 0, channel_axis -1)"
         Dense spec
 
     /// <summary>Dense(out_dim, W_std, b_std) in the "ntk" parameterization; <c>bStd = None</c> means no bias.</summary>
@@ -103,9 +103,9 @@ module Stax =
     [<CompiledName("ConvWith")>]
     let convWith (spec: ConvSpec) =
         let name = NeuralTangents.Layers.Convolution.kindName spec.Kind
-        if spec.OutChan < 1 then invalidArg "out_chan" ($"{name}: must be ≥ 1, got {string spec.OutChan}")
+        if spec.OutChan < 1 then invalidArg "out_chan" $"{name}: must be ≥ 1, got {string spec.OutChan}"
         if spec.FilterShape.IsEmpty || spec.FilterShape |> List.exists (fun f -> f < 1) then
-            invalidArg "filter_shape" ($"{name}: must be one or more positive sizes, got {Show.intList spec.FilterShape}")
+            invalidArg "filter_shape" $"{name}: must be one or more positive sizes, got {Show.intList spec.FilterShape}"
         if spec.Strides.Length <> spec.FilterShape.Length || spec.Strides |> List.exists (fun s -> s < 1) then
             invalidArg "strides" ((name + ": must be " + string spec.FilterShape.Length + " positive integers (one per filter axis), got " + Show.intList spec.Strides))
         finiteNonNeg "W_std" spec.WStd
@@ -235,7 +235,7 @@ module Stax =
     let elementwiseNumericalDual (name: string) (fn: Dual -> Dual) (deg: int) =
         if obj.ReferenceEquals(fn, null) then invalidArg "fn" "ElementwiseNumerical: fn is null"
         if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
-            invalidArg "deg" ($"ElementwiseNumerical: must be in 1..{string ElementwiseQuadrature.maxDeg}, got {string deg}")
+            invalidArg "deg" $"ElementwiseNumerical: must be in 1..{string ElementwiseQuadrature.maxDeg}, got {string deg}"
         let phi (x: float) = (fn (Dual(x, 0.0))).Value
         let dphi (x: float) = (fn (Dual(x, 1.0))).Derivative
         Activation(Elementwise.custom name (Some phi) (Some dphi) [ "deg", string deg ] (ElementwiseQuadrature.quadratureStep deg phi dphi))
@@ -246,7 +246,7 @@ module Stax =
         if obj.ReferenceEquals(fn, null) then invalidArg "fn" "ElementwiseNumerical: fn is null"
         if obj.ReferenceEquals(df, null) then invalidArg "df" "ElementwiseNumerical: df is null"
         if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
-            invalidArg "deg" ($"ElementwiseNumerical: must be in 1..{string ElementwiseQuadrature.maxDeg}, got {string deg}")
+            invalidArg "deg" $"ElementwiseNumerical: must be in 1..{string ElementwiseQuadrature.maxDeg}, got {string deg}"
         Activation(Elementwise.custom name (Some fn) (Some df) [ "deg", string deg ] (ElementwiseQuadrature.quadratureStep deg fn df))
 
     /// <summary>neural_tangents' <c>Elementwise(fn, nngp_fn, d_nngp_fn)</c>: φ (and φ′ for the finite network's
@@ -276,7 +276,7 @@ module Stax =
     [<CompiledName("FlattenWith")>]
     let flattenWith (batchAxis: int) (batchAxisOut: int) =
         if batchAxisOut <> 0 && batchAxisOut <> 1 then
-            invalidArg "batch_axis_out" ($"Flatten: must be 0 or 1, got {string batchAxisOut}")
+            invalidArg "batch_axis_out" $"Flatten: must be 0 or 1, got {string batchAxisOut}"
         Flatten { BatchAxis = batchAxis; BatchAxisOut = batchAxisOut }
 
     /// <summary>AvgPool/SumPool arguments with neural_tangents' defaults: strides all ones (<c>strides=None</c>),
@@ -290,17 +290,17 @@ module Stax =
           ChannelAxis = -1 }
 
     let private checkPool (name: string) (p: PoolSpec) =
-        if p.WindowShape.IsEmpty then invalidArg "window_shape" ($"{name}: needs one size per spatial axis, got none")
+        if p.WindowShape.IsEmpty then invalidArg "window_shape" $"{name}: needs one size per spatial axis, got none"
         match p.WindowShape |> List.tryFind (fun w -> w < 1) with
-        | Some w -> invalidArg "window_shape" ($"{name}: every size must be ≥ 1, got {string w}")
+        | Some w -> invalidArg "window_shape" $"{name}: every size must be ≥ 1, got {string w}"
         | None -> ()
         if p.Strides.Length <> p.WindowShape.Length then
             invalidArg "strides" ((name + ": needs one stride per window axis (" + string p.WindowShape.Length + "), got " + string p.Strides.Length))
         match p.Strides |> List.tryFind (fun s -> s < 1) with
-        | Some s -> invalidArg "strides" ($"{name}: every stride must be ≥ 1, got {string s}")
+        | Some s -> invalidArg "strides" $"{name}: every stride must be ≥ 1, got {string s}"
         | None -> ()
         if p.BatchAxis = p.ChannelAxis then
-            invalidArg "channel_axis" ($"{name}: batch_axis and channel_axis are both {string p.BatchAxis}; give them different axes (e.g. batch_axis 0, channel_axis -1)")
+            invalidArg "channel_axis" $"{name}: batch_axis and channel_axis are both {string p.BatchAxis}; give them different axes (e.g. batch_axis 0, channel_axis -1)"
 
     /// <summary>Average pooling from a full argument record (see <c>poolDefaults</c>); <paramref name="normalizeEdges"/>
     /// true divides a SAME border window by its entries inside the input, false (neural_tangents' default) by the
@@ -335,7 +335,7 @@ module Stax =
 
     let private globalSpec (name: string) (batchAxis: int) (channelAxis: int) : GlobalPoolSpec =
         if batchAxis = channelAxis then
-            invalidArg "channel_axis" ($"{name}: batch_axis and channel_axis are both {string batchAxis}; give them different axes (e.g. batch_axis 0, channel_axis -1)")
+            invalidArg "channel_axis" $"{name}: batch_axis and channel_axis are both {string batchAxis}; give them different axes (e.g. batch_axis 0, channel_axis -1)"
         { BatchAxis = batchAxis; ChannelAxis = channelAxis }
 
     /// <summary>Mean over all spatial positions (neural_tangents' <c>stax.GlobalAvgPool()</c>: batch_axis = 0,
@@ -444,7 +444,7 @@ module Stax =
     [<CompiledName("Repeat")>]
     let repeat (n: int) (layer: Layer) =
         if n < 0 || n > maxRepeat then
-            invalidArg "n" ($"repeat: n (the number of copies) must be in 0..{string maxRepeat}, got {string n}")
+            invalidArg "n" $"repeat: n (the number of copies) must be in 0..{string maxRepeat}, got {string n}"
         Repeat(layer, n)
 
     /// <summary>neural_tangents' <c>(init_fn, apply_fn, kernel_fn)</c> of a network, as <c>stax.serial</c> returns

@@ -18,7 +18,7 @@ type Stax =
         match value.ToLowerInvariant() with
         | "ntk" -> Parameterization.Ntk
         | "standard" -> Parameterization.Standard
-        | _ -> invalidArg "parameterization" ($"{name}: must be \"ntk\" or \"standard\", got \"{value}\"")
+        | _ -> invalidArg "parameterization" $"{name}: must be \"ntk\" or \"standard\", got \"{value}\""
 
     // ---- combinators -------------------------------------------------------------------------------------------
 

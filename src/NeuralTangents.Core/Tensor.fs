@@ -25,7 +25,7 @@ type Tensor =
     member t.Length = t.Data.Length
 
     override t.ToString() =
-        $"Tensor {(Shape.format t.Shape)}"
+        $"Tensor {Shape.format t.Shape}"
 
 /// <summary>Construction, conversion and vectorised elementwise maths on <see cref="T:NeuralTangents.Tensor"/>.</summary>
 [<RequireQualifiedAccess>]
@@ -34,10 +34,10 @@ module Tensor =
     let private sizeOf (shape: int[]) =
         let n =
             shape |> Array.fold (fun (acc: int64) d ->
-                if d < 0 then invalidArg "shape" ($"dimensions must be ≥ 0, got {(Shape.format shape)}")
+                if d < 0 then invalidArg "shape" $"dimensions must be ≥ 0, got {Shape.format shape}"
                 acc * int64 d) 1L
         if n > int64 System.Array.MaxLength then
-            invalidArg "shape" (("a tensor of shape " + (Shape.format shape) + " has " + string n + " elements, more than one buffer can hold (" + string System.Array.MaxLength + ")"))
+            invalidArg "shape" ("a tensor of shape " + (Shape.format shape) + " has " + string n + " elements, more than one buffer can hold (" + string System.Array.MaxLength + ")")
         int n
 
     /// <summary>Wraps a buffer (not copied) with a shape; the sizes must agree.</summary>
@@ -45,7 +45,7 @@ module Tensor =
     let create (shape: int[]) (data: float[]) =
         let n = sizeOf shape
         if n <> data.Length then
-            invalidArg "data" (("a tensor of shape " + (Shape.format shape) + " needs " + string n + " values, got " + string data.Length))
+            invalidArg "data" ("a tensor of shape " + (Shape.format shape) + " needs " + string n + " values, got " + string data.Length)
         { Shape = Array.copy shape; Data = data }
 
     /// <summary>A tensor of zeros.</summary>
@@ -77,7 +77,7 @@ module Tensor =
     /// <summary>To a rectangular 2-D array; the tensor must have rank 2.</summary>
     [<CompiledName("ToArray2D")>]
     let toArray2D (t: Tensor) =
-        if t.Rank <> 2 then invalidArg "t" ($"toArray2D needs a rank-2 tensor, got shape {(Shape.format t.Shape)}")
+        if t.Rank <> 2 then invalidArg "t" $"toArray2D needs a rank-2 tensor, got shape {Shape.format t.Shape}"
         let c = t.Shape[1]
         Array2D.init t.Shape[0] c (fun i j -> t.Data[i * c + j])
 
@@ -88,13 +88,13 @@ module Tensor =
         let c = if rows.Length = 0 then 0 else rows[0].Length
         rows |> Array.iteri (fun i r ->
             if isNull r || r.Length <> c then
-                invalidArg "rows" (("row " + string i + " has " + (string (if isNull r then 0 else r.Length)) + " values, row 0 has " + string c + ": rows must be equally long")))
+                invalidArg "rows" ("row " + string i + " has " + (string (if isNull r then 0 else r.Length)) + " values, row 0 has " + string c + ": rows must be equally long"))
         { Shape = [| rows.Length; c |]; Data = Array.concat rows }
 
     /// <summary>To a jagged array; the tensor must have rank 2.</summary>
     [<CompiledName("ToJagged")>]
     let toJagged (t: Tensor) =
-        if t.Rank <> 2 then invalidArg "t" ($"toJagged needs a rank-2 tensor, got shape {(Shape.format t.Shape)}")
+        if t.Rank <> 2 then invalidArg "t" $"toJagged needs a rank-2 tensor, got shape {Shape.format t.Shape}"
         Array.init t.Shape[0] (fun i -> Array.sub t.Data (i * t.Shape[1]) t.Shape[1])
 
     /// <summary>From a 4-D array, e.g. NHWC images.</summary>
@@ -114,7 +114,7 @@ module Tensor =
     /// <summary>To a 4-D array; the tensor must have rank 4.</summary>
     [<CompiledName("ToArray4D")>]
     let toArray4D (t: Tensor) =
-        if t.Rank <> 4 then invalidArg "t" ($"toArray4D needs a rank-4 tensor, got shape {(Shape.format t.Shape)}")
+        if t.Rank <> 4 then invalidArg "t" $"toArray4D needs a rank-4 tensor, got shape {Shape.format t.Shape}"
         let s = t.Shape
         Array4D.init s[0] s[1] s[2] s[3] (fun i j l m -> t.Data[((i * s[1] + j) * s[2] + l) * s[3] + m])
 
@@ -125,13 +125,13 @@ module Tensor =
     /// <summary>To a MathNet dense matrix; the tensor must have rank 2.</summary>
     [<CompiledName("ToMatrix")>]
     let toMatrix (t: Tensor) =
-        if t.Rank <> 2 then invalidArg "t" ($"toMatrix needs a rank-2 tensor, got shape {(Shape.format t.Shape)}")
+        if t.Rank <> 2 then invalidArg "t" $"toMatrix needs a rank-2 tensor, got shape {Shape.format t.Shape}"
         // MathNet stores column-major: build from the row-major buffer.
         Matrix<float>.Build.Dense(t.Shape[0], t.Shape[1], fun i j -> t.Data[i * t.Shape[1] + j])
 
     let private sameShape (name: string) (a: Tensor) (b: Tensor) =
         if a.Shape <> b.Shape then
-            invalidArg name ($"shapes differ: {(Shape.format a.Shape)} and {(Shape.format b.Shape)}")
+            invalidArg name $"shapes differ: {Shape.format a.Shape} and {Shape.format b.Shape}"
 
     /// <summary>Elementwise sum (vectorised).</summary>
     [<CompiledName("Add")>]
@@ -182,7 +182,7 @@ module Tensor =
     /// <summary>Swaps the two leading axes (the batch axes of a kernel), keeping trailing axes in place.</summary>
     [<CompiledName("SwapLeadingAxes")>]
     let swapLeadingAxes (t: Tensor) =
-        if t.Rank < 2 then invalidArg "t" ($"needs rank ≥ 2, got shape {(Shape.format t.Shape)}")
+        if t.Rank < 2 then invalidArg "t" $"needs rank ≥ 2, got shape {Shape.format t.Shape}"
         let n1, n2 = t.Shape[0], t.Shape[1]
         let inner = t.Length / max 1 (n1 * n2)
         let r = Array.zeroCreate t.Length
@@ -200,7 +200,7 @@ module Tensor =
         let rank = t.Rank
         let norm a =
             let a' = if a < 0 then a + rank else a
-            if a' < 0 || a' >= rank then invalidArg "axis" ($"axis {string a} is out of range for shape {(Shape.format t.Shape)}")
+            if a' < 0 || a' >= rank then invalidArg "axis" $"axis {string a} is out of range for shape {Shape.format t.Shape}"
             a'
         let src, dst = norm src, norm dst
         if src = dst then t
@@ -238,7 +238,7 @@ module Tensor =
     let permute (axes: int[]) (t: Tensor) =
         let rank = t.Rank
         if axes.Length <> rank || (Array.sort axes) <> Array.init rank id then
-            invalidArg "axes" ($"must be a permutation of 0..{string (rank - 1)}, got {(Shape.format axes)}")
+            invalidArg "axes" $"must be a permutation of 0..{string (rank - 1)}, got {Shape.format axes}"
         if axes = Array.init rank id then copy t
         else
             let oldStrides = Array.zeroCreate rank
@@ -287,20 +287,20 @@ module Tensor =
     /// an output label is repeated or found in neither operand.</exception>
     [<CompiledName("Contract")>]
     let contract (a: Tensor) (la: int[]) (b: Tensor) (lb: int[]) (lOut: int[]) : Tensor =
-        if la.Length <> a.Rank then invalidArg "la" (("needs " + string a.Rank + " labels for shape " + (Shape.format a.Shape) + ", got " + string la.Length))
-        if lb.Length <> b.Rank then invalidArg "lb" (("needs " + string b.Rank + " labels for shape " + (Shape.format b.Shape) + ", got " + string lb.Length))
-        if (Array.distinct lOut).Length <> lOut.Length then invalidArg "lOut" ($"labels must be distinct, got {Show.ints lOut}")
+        if la.Length <> a.Rank then invalidArg "la" ("needs " + string a.Rank + " labels for shape " + (Shape.format a.Shape) + ", got " + string la.Length)
+        if lb.Length <> b.Rank then invalidArg "lb" ("needs " + string b.Rank + " labels for shape " + (Shape.format b.Shape) + ", got " + string lb.Length)
+        if (Array.distinct lOut).Length <> lOut.Length then invalidArg "lOut" $"labels must be distinct, got {Show.ints lOut}"
         let size = System.Collections.Generic.Dictionary<int, int>()
         let record (name: string) (labels: int[]) (shape: int[]) =
             for i in 0 .. labels.Length - 1 do
                 match size.TryGetValue labels[i] with
                 | true, d when d <> shape[i] ->
-                    invalidArg name (("label " + (string (labels[i])) + " has size " + (string (shape[i])) + " here but " + string d + " elsewhere"))
+                    invalidArg name ("label " + (string (labels[i])) + " has size " + (string (shape[i])) + " here but " + string d + " elsewhere")
                 | _ -> size[labels[i]] <- shape[i]
         record "la" la a.Shape
         record "lb" lb b.Shape
         for l in lOut do
-            if not (size.ContainsKey l) then invalidArg "lOut" ($"label {string l} is in neither operand")
+            if not (size.ContainsKey l) then invalidArg "lOut" $"label {string l} is in neither operand"
         // Every label once: the output's first (so the result is written in order), then the summed ones.
         let summed = Array.append la lb |> Array.distinct |> Array.filter (fun l -> not (Array.contains l lOut))
         let labels = Array.append lOut summed

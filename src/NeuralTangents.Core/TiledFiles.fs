@@ -59,8 +59,8 @@ module TiledFiles =
                 off <- off + len
         text magic
         text (Json.encode layer)
-        text ($"diagonal_batch={Show.boolOption request.DiagonalBatch} diagonal_spatial={Show.boolOption request.DiagonalSpatial}")
-        text ($"""get={(match get with Get.Nngp -> "Nngp" | Get.Ntk -> "Ntk" | Get.Both -> "Both")}""")
+        text $"diagonal_batch={Show.boolOption request.DiagonalBatch} diagonal_spatial={Show.boolOption request.DiagonalSpatial}"
+        text $"""get={(match get with Get.Nngp -> "Nngp" | Get.Ntk -> "Ntk" | Get.Both -> "Both")}"""
         text (String.Join(",", names))
         tensor x1
         match x2 with
@@ -76,7 +76,7 @@ module TiledFiles =
         let complete = text.Substring(0, text.LastIndexOf '\n' + 1)
         let lines = complete.Split('\n', StringSplitOptions.RemoveEmptyEntries)
         let bad () =
-            fail ($"{path} is not a ledger this version of nt wrote; delete it and the .partial files beside it to start over")
+            fail $"{path} is not a ledger this version of nt wrote; delete it and the .partial files beside it to start over"
         if lines.Length < 4 || lines[0] <> magic then bad ()
         let field (i: int) (key: string) =
             match lines[i].Split ' ' with
@@ -169,7 +169,7 @@ module TiledFiles =
         x2 |> Option.iter (KernelFn.checkFinite "x2")
         for n in names do
             let path = $"{prefix}.{n}.npy"
-            if Directory.Exists path then fail ($"cannot write {path}: it is a directory (no answer file was changed)")
+            if Directory.Exists path then fail $"cannot write {path}: it is a directory (no answer file was changed)"
         let ledger = ledgerPath prefix
         let fp = fingerprint request layer x1 x2 get names
         let previous = if File.Exists ledger then Some(readLedger ledger) else None
@@ -221,7 +221,7 @@ module TiledFiles =
             let free = try Some(DriveInfo(dir).AvailableFreeSpace) with _ -> None
             match free with
             | Some f when left > f ->
-                fail (("\"out\": the answer files need " + (Memory.format left) + " more on the file system of " + dir + " but " + (Memory.format f) + " are free; free disk space, choose another \"out\", or compute a smaller kernel"))
+                fail ("\"out\": the answer files need " + (Memory.format left) + " more on the file system of " + dir + " but " + (Memory.format f) + " are free; free disk space, choose another \"out\", or compute a smaller kernel")
             | _ -> ()
         let isDone =
             match resumable with
@@ -237,7 +237,7 @@ module TiledFiles =
                     with :? IOException as e ->
                         for u in targets do
                             try File.Delete u.Partial with _ -> ()
-                        fail (("cannot create " + t.Partial + " at its full length (" + (Memory.format t.Bytes) + "): " + e.Message + "; choose another \"out\" or compute a smaller kernel"))
+                        fail ("cannot create " + t.Partial + " at its full length (" + (Memory.format t.Bytes) + "): " + e.Message + "; choose another \"out\" or compute a smaller kernel")
                 writeDurably ledger (Encoding.ASCII.GetBytes((magic + "\nrequest " + fp + "\nbatch_size " + string job.TileSize + "\ntiles " + string job.TileCount + "\n")))
                 Set.empty
         let pending = targets |> List.filter (fun t -> File.Exists t.Partial)
@@ -245,7 +245,7 @@ module TiledFiles =
             // Drop a record cut short by a kill, then append; FileShare.Read keeps a second writer out.
             let stream =
                 try new FileStream(ledger, FileMode.Open, FileAccess.ReadWrite, FileShare.Read)
-                with :? IOException as e -> fail ($"cannot open {ledger} (is another nt writing this \"out\"?): {e.Message}")
+                with :? IOException as e -> fail $"cannot open {ledger} (is another nt writing this \"out\"?): {e.Message}"
             use stream = stream
             let bytes = Array.zeroCreate<byte> (int stream.Length)
             stream.ReadExactly(bytes, 0, bytes.Length)
@@ -260,7 +260,7 @@ module TiledFiles =
                     Batching.place job sink tile k
                     for _, (h, _) in handles do RandomAccess.FlushToDisk h
                     lock gate (fun () ->
-                        let line = Encoding.ASCII.GetBytes($"done {string tile.Index}\n")
+                        let line = Encoding.ASCII.GetBytes $"done {string tile.Index}\n"
                         stream.Write(line, 0, line.Length)
                         stream.Flush true)
                 try Batching.runTiles job options (fun t -> isDone.Contains t.Index) record

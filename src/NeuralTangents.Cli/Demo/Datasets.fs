@@ -69,7 +69,7 @@ let digits (nTrain: int) (nTest: int) : Split =
     let all = readGz "digits.csv.gz" [| ',' |]
     if all |> Array.exists (fun r -> r.Length <> 65) then fail "digits.csv.gz: every row must hold 64 pixels and a label"
     if nTrain < 1 || nTest < 1 || nTrain + nTest > all.Length then
-        invalidArg "train" (("digits has " + string all.Length + " images: train + test must be between 2 and " + string all.Length + ", got " + string nTrain + " + " + string nTest))
+        invalidArg "train" ("digits has " + string all.Length + " images: train + test must be between 2 and " + string all.Length + ", got " + string nTrain + " + " + string nTest)
     let x = all |> Array.map (fun r -> Array.init 64 (fun j -> r[j] / 16.0))
     let labels = all |> Array.map (fun r -> int r[64])
     let y = labels |> Array.map (fun l -> Array.init 10 (fun c -> if c = l then 0.9 else -0.1))
@@ -91,7 +91,7 @@ let diabetes (nTrain: int) : Split =
     if x.Length <> t.Length then fail ("diabetes: " + string x.Length + " input rows but " + string t.Length + " targets")
     if x |> Array.exists (fun r -> r.Length <> x[0].Length) then fail "diabetes_data_raw.csv.gz: rows differ in length"
     if nTrain < 2 || nTrain >= x.Length then
-        invalidArg "train" (("diabetes has " + string x.Length + " rows: train must be between 2 and " + (string (x.Length - 1)) + ", got " + string nTrain))
+        invalidArg "train" ("diabetes has " + string x.Length + " rows: train must be between 2 and " + (string (x.Length - 1)) + ", got " + string nTrain)
     let p = permutation 442 x.Length
     let tr, te = p[.. nTrain - 1], p[nTrain ..]
     let d = x[0].Length

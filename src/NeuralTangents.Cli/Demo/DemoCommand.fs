@@ -157,7 +157,7 @@ let private rowsOf (s: int) (e: int) (x: Tensor) =
 /// mirrored (about half the work).</summary>
 /// <param name="progress">Told the rows done so far and N1, after each block.</param>
 let blockedKernels (progress: int -> int -> unit) (block: int) (net: Layer) (x1: Tensor) (x2: Tensor option) =
-    if block < 1 then invalidArg "block" ($"must be ≥ 1, got {string block}")
+    if block < 1 then invalidArg "block" $"must be ≥ 1, got {string block}"
     let n1 = x1.Shape[0]
     let n2 = match x2 with Some x -> x.Shape[0] | None -> n1
     let nngp = Array.zeroCreate<float> (n1 * n2)
@@ -206,7 +206,7 @@ let private digits (progress: string -> unit) (o: Options) =
     let labels = split.TestLabels.Value
     [ for name, act in [ "Relu", Stax.relu; "Erf", Stax.erf 1.0 1.0 0.0 ] do
         for depth in o.Depths do
-            progress (("digits: " + name + ", depth " + string depth + " — kernels of " + string o.Train + " + " + string o.Test + " images"))
+            progress ("digits: " + name + ", depth " + string depth + " — kernels of " + string o.Train + " + " + string o.Test + " images")
             let sw = Stopwatch.StartNew()
             let net = network act depth 10
             let kTrain = KernelFn.compute net split.XTrain None Both
@@ -226,7 +226,7 @@ let private cnnDigits (progress: string -> unit) (o: Options) (c: CnnOptions) =
     let net = cnnNetwork c.Depth 10
     let xTrain, xTest = asImages split.XTrain, asImages split.XTest
     let tell what n (done': int) (all: int) =
-        progress (("digits: CNN-GAP depth " + string c.Depth + " — " + what + " kernel, " + string done' + " of " + string all + " images (" + string n + " × 4096 position pairs each)"))
+        progress ("digits: CNN-GAP depth " + string c.Depth + " — " + what + " kernel, " + string done' + " of " + string all + " images (" + string n + " × 4096 position pairs each)")
     let trainNngp, trainNtk = blockedKernels (tell "train × train" c.Train) c.Block net xTrain None
     let testNngp, testNtk = blockedKernels (tell "test × train" c.Train) c.Block net xTest (Some xTrain)
     let reg = defaultArg o.DiagReg digitsDiagReg
@@ -253,7 +253,7 @@ let private timeGrid (ntkTrain: Tensor) (n: int) (k: int) =
 let private diabetes (progress: string -> unit) (o: Options) =
     let split = Datasets.diabetes (min o.Train 300)
     let scale = split.TargetScale
-    progress (("diabetes: kernels of " + (string (split.XTrain.Shape[0])) + " + " + (string (split.XTest.Shape[0])) + " patients"))
+    progress ("diabetes: kernels of " + (string (split.XTrain.Shape[0])) + " + " + (string (split.XTest.Shape[0])) + " patients")
     let net = network Stax.relu 2 1
     let kTrain = KernelFn.compute net split.XTrain None Both
     let kTest = KernelFn.compute net split.XTest (Some split.XTrain) Both
@@ -296,7 +296,7 @@ let private ntkHeatmap (o: Options) =
     let depth = List.head o.Depths
     let k = (KernelFn.compute (network Stax.relu depth 10) x None Get.Ntk).Ntk.Value
     let n = order.Length
-    let p = Plots.figure (("Digits: NTK of Relu depth " + string depth + ", " + string n + " training images sorted by label")) "image (sorted by label 0..9)" "image (sorted by label 0..9)"
+    let p = Plots.figure ("Digits: NTK of Relu depth " + string depth + ", " + string n + " training images sorted by label") "image (sorted by label 0..9)" "image (sorted by label 0..9)"
     Plots.heatmap p (Array2D.init n n (fun i j -> k.Data[i * n + j])) |> ignore
     p
 
@@ -306,11 +306,11 @@ let private digitsFigure (o: Options) (rows: DigitsRow list) (cnn: CnnRow option
         for i, (act, kind) in List.indexed [ "Relu", "NNGP"; "Relu", "NTK"; "Erf", "NNGP"; "Erf", "NTK" ] do
             let r = rows |> List.filter (fun r -> r.Activation = act) |> List.toArray
             let ys = r |> Array.map (fun r -> 100.0 * (if kind = "NNGP" then r.NngpAccuracy else r.NtkAccuracy))
-            Plots.line p ($"{kind} {act}") Plots.palette[i] (kind = "NTK") true (r |> Array.map (fun r -> float r.Depth)) ys |> ignore
+            Plots.line p $"{kind} {act}" Plots.palette[i] (kind = "NTK") true (r |> Array.map (fun r -> float r.Depth)) ys |> ignore
     match cnn with
     | Some c ->
         for k, (kind, acc) in List.indexed [ "NNGP", c.NngpAccuracy; "NTK", c.NtkAccuracy ] do
-            Plots.points p ($"{kind} CNN-GAP") Plots.palette[4 + k] ScottPlot.MarkerShape.FilledSquare 10.0f [| float c.Depth |] [| 100.0 * acc |] |> ignore
+            Plots.points p $"{kind} CNN-GAP" Plots.palette[4 + k] ScottPlot.MarkerShape.FilledSquare 10.0f [| float c.Depth |] [| 100.0 * acc |] |> ignore
     | None -> ()
     p.Axes.Bottom.TickGenerator <- ScottPlot.TickGenerators.NumericAutomatic(IntegerTicksOnly = true)
     // The axis spans only what the data do: say how much one test image is worth.
@@ -334,7 +334,7 @@ let private diabetesFigures (d: DiabetesResult) (split: Datasets.Split) (g: Gaus
         Plots.level p "NTK RMSE, t = ∞" Plots.palette[1] d.NtkRmse |> ignore
         Plots.level p "NNGP RMSE" Plots.palette[0] d.NngpRmse |> ignore
         Plots.level p "predict the mean" "#777777" d.BaselineRmse |> ignore
-        Plots.note p ($"{string d.Train} train, {string d.Test} test; σ: posterior std of f\n(mean over test points, no noise; prior at t = 0)") |> ignore
+        Plots.note p $"{string d.Train} train, {string d.Test} test; σ: posterior std of f\n(mean over test points, no noise; prior at t = 0)" |> ignore
         Plots.legend p ScottPlot.Alignment.UpperRight
         p
     // Test patients sorted by predicted progression: NNGP mean ± 2σ against the truth.
@@ -353,7 +353,7 @@ let private diabetesFigures (d: DiabetesResult) (split: Datasets.Split) (g: Gaus
         Plots.band p "mean ± 2σ" Plots.palette[0] xs lo hi |> ignore
         Plots.line p "NNGP posterior mean" Plots.palette[0] false false xs mean |> ignore
         Plots.points p "true value" "#444444" ScottPlot.MarkerShape.FilledCircle 5.0f xs truth |> ignore
-        Plots.note p ($"{Show.decimals 0 (100.0 * inside)}%% of true values inside the ±2σ band") |> ignore
+        Plots.note p $"{Show.decimals 0 (100.0 * inside)}%% of true values inside the ±2σ band" |> ignore
         Plots.legend p ScottPlot.Alignment.UpperLeft
         p
     training, posterior
@@ -406,29 +406,29 @@ let report (o: Options) (r: Results) (w: TextWriter) =
     w.WriteLine "NTK = infinite ensemble trained by gradient descent on MSE to t = infinity."
     match r.Cnn with
     | Some c ->
-        w.WriteLine($"CNN-GAP: {string c.Depth} x [Conv(256, (3, 3), SAME, W_std=1.5, b_std=0.05), Relu], GlobalAvgPool, Dense readout.")
+        w.WriteLine $"CNN-GAP: {string c.Depth} x [Conv(256, (3, 3), SAME, W_std=1.5, b_std=0.05), Relu], GlobalAvgPool, Dense readout."
     | None -> ()
     if not r.Digits.IsEmpty || r.Cnn.IsSome then
         w.WriteLine ""
-        w.WriteLine(("Digits (UCI optical digits, 8x8 pixels): " + string o.Train + " train / " + string o.Test + " test images, 10 classes, diag_reg " + (Show.g (defaultArg o.DiagReg digitsDiagReg))))
+        w.WriteLine("Digits (UCI optical digits, 8x8 pixels): " + string o.Train + " train / " + string o.Test + " test images, 10 classes, diag_reg " + (Show.g (defaultArg o.DiagReg digitsDiagReg)))
         w.WriteLine "  activation  depth  NNGP accuracy  NTK accuracy  time (s)"
         for d in r.Digits do
-            w.WriteLine(("  " + (d.Activation.PadRight(10)) + "  " + ((string d.Depth).PadLeft(5)) + "  " + ((Show.decimals 1 (100.0 * d.NngpAccuracy)).PadLeft(12)) + "%  " + ((Show.decimals 1 (100.0 * d.NtkAccuracy)).PadLeft(11)) + "%  " + ((Show.decimals 2 d.Seconds).PadLeft(8))))
+            w.WriteLine("  " + (d.Activation.PadRight(10)) + "  " + ((string d.Depth).PadLeft(5)) + "  " + ((Show.decimals 1 (100.0 * d.NngpAccuracy)).PadLeft(12)) + "%  " + ((Show.decimals 1 (100.0 * d.NtkAccuracy)).PadLeft(11)) + "%  " + ((Show.decimals 2 d.Seconds).PadLeft(8)))
         match r.Cnn with
         | Some c ->
-            w.WriteLine(("  CNN-GAP on " + string c.Train + " train / " + string c.Test + " test images (full spatial kernel: 4096 position pairs per image pair)"))
-            w.WriteLine(("  " + (("CNN Relu").PadRight(10)) + "  " + ((string c.Depth).PadLeft(5)) + "  " + ((Show.decimals 1 (100.0 * c.NngpAccuracy)).PadLeft(12)) + "%  " + ((Show.decimals 1 (100.0 * c.NtkAccuracy)).PadLeft(11)) + "%  " + ((Show.decimals 2 c.Seconds).PadLeft(8))))
+            w.WriteLine("  CNN-GAP on " + string c.Train + " train / " + string c.Test + " test images (full spatial kernel: 4096 position pairs per image pair)")
+            w.WriteLine("  " + (("CNN Relu").PadRight(10)) + "  " + ((string c.Depth).PadLeft(5)) + "  " + ((Show.decimals 1 (100.0 * c.NngpAccuracy)).PadLeft(12)) + "%  " + ((Show.decimals 1 (100.0 * c.NtkAccuracy)).PadLeft(11)) + "%  " + ((Show.decimals 2 c.Seconds).PadLeft(8)))
         | None -> ()
     match r.Diabetes with
     | Some d ->
         w.WriteLine ""
-        w.WriteLine(("Diabetes (Efron et al. 2004): " + string d.Train + " train / " + string d.Test + " test patients, Relu depth 2, diag_reg " + (Show.g (defaultArg o.DiagReg diabetesDiagReg)) + ", target std " + Show.decimals 1 d.TargetStd))
+        w.WriteLine("Diabetes (Efron et al. 2004): " + string d.Train + " train / " + string d.Test + " test patients, Relu depth 2, diag_reg " + (Show.g (defaultArg o.DiagReg diabetesDiagReg)) + ", target std " + Show.decimals 1 d.TargetStd)
         w.WriteLine "  model                test RMSE  mean predictive std"
-        w.WriteLine(("  " + (("predict the mean").PadRight(19)) + "  " + ((Show.decimals 2 d.BaselineRmse).PadLeft(9)) + "  " + (("-").PadLeft(19))))
-        w.WriteLine(("  " + (("NNGP posterior").PadRight(19)) + "  " + ((Show.decimals 2 d.NngpRmse).PadLeft(9)) + "  " + ((Show.decimals 2 d.NngpStd).PadLeft(19))))
-        w.WriteLine(("  " + (("NTK ensemble, t=inf").PadRight(19)) + "  " + ((Show.decimals 2 d.NtkRmse).PadLeft(9)) + "  " + ((Show.decimals 2 d.NtkStd).PadLeft(19))))
+        w.WriteLine("  " + (("predict the mean").PadRight(19)) + "  " + ((Show.decimals 2 d.BaselineRmse).PadLeft(9)) + "  " + (("-").PadLeft(19)))
+        w.WriteLine("  " + (("NNGP posterior").PadRight(19)) + "  " + ((Show.decimals 2 d.NngpRmse).PadLeft(9)) + "  " + ((Show.decimals 2 d.NngpStd).PadLeft(19)))
+        w.WriteLine("  " + (("NTK ensemble, t=inf").PadRight(19)) + "  " + ((Show.decimals 2 d.NtkRmse).PadLeft(9)) + "  " + ((Show.decimals 2 d.NtkStd).PadLeft(19)))
         let tBest, best = d.Trajectory |> Array.minBy snd
-        w.WriteLine(("  " + (($"NTK best t = {Show.digits 3 tBest}").PadRight(19)) + "  " + ((Show.decimals 2 best).PadLeft(9)) + "  " + (("-").PadLeft(19))))
+        w.WriteLine("  " + ($"NTK best t = {Show.digits 3 tBest}".PadRight(19)) + "  " + ((Show.decimals 2 best).PadLeft(9)) + "  " + (("-").PadLeft(19)))
         w.WriteLine "  (predictive std: of the network output f at the test points, without observation noise)"
     | None -> ()
     match r.Finite with
@@ -440,8 +440,8 @@ let report (o: Options) (r: Results) (w: TextWriter) =
     if not r.Plots.IsEmpty then
         w.WriteLine "Figures written (PNG and SVG):"
         for p in r.Plots do
-            if p.EndsWith ".png" then w.WriteLine($"  {p} (.svg)")
-    w.WriteLine($"Total time {Show.decimals 1 r.Seconds} s")
+            if p.EndsWith ".png" then w.WriteLine $"  {p} (.svg)"
+    w.WriteLine $"Total time {Show.decimals 1 r.Seconds} s"
 
 /// <summary>Runs the demo with a progress display on stderr when it is a terminal, then prints the table.</summary>
 let run (o: Options) (stdout: TextWriter) (stderr: TextWriter) =

@@ -16,7 +16,7 @@ let trajectory (r: FiniteVsInfinite.Result) =
     let s = r.TargetStd
     let idx = [| 0 .. r.Times.Length - 1 |] |> Array.filter (fun i -> r.Times[i] >= 1)
     let xs = idx |> Array.map (fun i -> log10 (float r.Times[i]))
-    let p = Plots.figure ($"Finite vs infinite width: test patient {string j} during training") "gradient-descent step t (log scale)" "predicted progression − training mean"
+    let p = Plots.figure $"Finite vs infinite width: test patient {string j} during training" "gradient-descent step t (log scale)" "predicted progression − training mean"
     Plots.logX p
     let mu = idx |> Array.map (fun i -> s * r.Mu[i][j])
     let sd = idx |> Array.map (fun i -> 2.0 * s * r.Sigma[i][j])
@@ -27,11 +27,11 @@ let trajectory (r: FiniteVsInfinite.Result) =
         traj |> Array.iteri (fun k t ->
             let l = Plots.line p (if k = 0 then label else "") hex dashed false xs (idx |> Array.map (fun i -> s * t[i][j]))
             l.LineWidth <- 1.5f)
-    seeds narrow narrow.Finite ($"finite, width {string narrow.Width}") Plots.palette[3] false
-    seeds wide wide.Finite ($"finite, width {string wide.Width}") Plots.palette[1] false
-    seeds wide wide.Linearized ($"linearized, width {string wide.Width}") Plots.palette[6] true
+    seeds narrow narrow.Finite $"finite, width {string narrow.Width}" Plots.palette[3] false
+    seeds wide wide.Finite $"finite, width {string wide.Width}" Plots.palette[1] false
+    seeds wide wide.Linearized $"linearized, width {string wide.Width}" Plots.palette[6] true
     Plots.level p "true value" "#444444" (s * r.YTest[j]) |> ignore
-    Plots.note p ($"{string r.Options.Seeds} seeds per width; lr {NeuralTangents.Show.digits 3 r.LearningRate}; σ: NTK ensemble (compute_cov)") |> ignore
+    Plots.note p $"{string r.Options.Seeds} seeds per width; lr {NeuralTangents.Show.digits 3 r.LearningRate}; σ: NTK ensemble (compute_cov)" |> ignore
     Plots.legend p ScottPlot.Alignment.LowerRight
     p
 
@@ -48,6 +48,6 @@ let distances (r: FiniteVsInfinite.Result) =
     Plots.line p "|seed mean − μ|" Plots.palette[0] false true xs (ys (fun s -> s.MeanDistance)) |> ignore
     let first = List.head r.Summaries
     Plots.line p "n^-1/2" "#999999" true false xs (xs |> Array.map (fun x -> log10 first.TwinDistance - 0.5 * (x - log10 (float first.Width)))) |> ignore
-    Plots.level p ($"1/√seeds (noise of the mean of {string r.Options.Seeds})") Plots.palette[0] (log10 (1.0 / sqrt (float r.Options.Seeds))) |> ignore
+    Plots.level p $"1/√seeds (noise of the mean of {string r.Options.Seeds})" Plots.palette[0] (log10 (1.0 / sqrt (float r.Options.Seeds))) |> ignore
     Plots.legend p ScottPlot.Alignment.LowerLeft
     p

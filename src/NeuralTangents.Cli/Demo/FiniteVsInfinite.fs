@@ -107,7 +107,7 @@ type Result =
 let split (o: Options) =
     let s = Datasets.diabetes o.Train
     if o.Test < 1 || o.Test > s.XTest.Shape[0] then
-        invalidArg "Test" (("diabetes has " + (string (s.XTest.Shape[0] + o.Train)) + " rows after " + string o.Train + " training rows: test must be between 1 and " + (string (s.XTest.Shape[0])) + ", got " + string o.Test))
+        invalidArg "Test" ("diabetes has " + (string (s.XTest.Shape[0] + o.Train)) + " rows after " + string o.Train + " training rows: test must be between 1 and " + (string (s.XTest.Shape[0])) + ", got " + string o.Test)
     let d = s.XTest.Shape[1]
     { s with
         XTest = Tensor.create [| o.Test; d |] s.XTest.Data[.. o.Test * d - 1]
@@ -165,16 +165,16 @@ let private rms (xs: float seq) = sqrt (Seq.average (Seq.map (fun v -> v * v) xs
 let compute (progress: string -> unit) (o: Options) : Result =
     // Width 65536 already holds ~0.8M parameters per network and N × 65536 activations per step.
     if o.Widths.IsEmpty || o.Widths |> List.exists (fun w -> w < 1 || w > 65536) then
-        invalidArg "Widths" ($"give widths between 1 and 65536, got {Show.intList o.Widths}")
-    if o.Seeds < 2 then invalidArg "Seeds" ($"must be ≥ 2 (a spread needs two networks), got {string o.Seeds}")
-    if o.Steps < 1 then invalidArg "Steps" ($"must be ≥ 1, got {string o.Steps}")
+        invalidArg "Widths" $"give widths between 1 and 65536, got {Show.intList o.Widths}"
+    if o.Seeds < 2 then invalidArg "Seeds" $"must be ≥ 2 (a spread needs two networks), got {string o.Seeds}"
+    if o.Steps < 1 then invalidArg "Steps" $"must be ≥ 1, got {string o.Steps}"
     if not (o.LrFraction > 0.0 && o.LrFraction < 1.0) then
-        invalidArg "LrFraction" ($"must be in (0, 1) (a fraction of max_learning_rate), got {Show.g o.LrFraction}")
+        invalidArg "LrFraction" $"must be in (0, 1) (a fraction of max_learning_rate), got {Show.g o.LrFraction}"
     let sw = Stopwatch.StartNew()
     let s = split o
     let n, m = o.Train, o.Test
     let record = times o.Steps
-    progress (("finite vs infinite: NTK ensemble on " + string n + " + " + string m + " patients"))
+    progress ("finite vs infinite: NTK ensemble on " + string n + " + " + string m + " patients")
     // The analytic kernels do not depend on the width.
     let analytic = network 1
     let kTrain = KernelFn.compute analytic s.XTrain None Both
@@ -191,7 +191,7 @@ let compute (progress: string -> unit) (o: Options) : Result =
     let yTrain, yTest = s.YTrain.Data, s.YTest.Data
     let runs =
         [ for w in o.Widths do
-            progress (("finite vs infinite: width " + string w + ", " + string o.Seeds + " seeds × " + string o.Steps + " gradient steps"))
+            progress ("finite vs infinite: width " + string w + ", " + string o.Seeds + " seeds × " + string o.Steps + " gradient steps")
             let t0 = Stopwatch.StartNew()
             let net = network w
             let perSeed =
@@ -251,15 +251,15 @@ let compute (progress: string -> unit) (o: Options) : Result =
 /// <summary>The results as a compact table.</summary>
 let report (r: Result) (w: IO.TextWriter) =
     let o = r.Options
-    w.WriteLine(("Finite vs infinite width (Lee et al. 2019, arXiv:1902.06720): diabetes, " + string o.Train + " train / " + string o.Test + " test patients"))
-    w.WriteLine($"Network: Dense(n, W_std=1.5, b_std=0.05), Erf, Dense(1, W_std=1.5, b_std=0.05); full-batch gradient descent on MSE,")
-    w.WriteLine(("lr " + Show.digits 4 r.LearningRate + " = " + Show.g o.LrFraction + " x max_learning_rate (lambda_max of the NTK " + Show.digits 4 r.LambdaMax + "), " + string o.Steps + " steps, " + string o.Seeds + " seeds per width."))
+    w.WriteLine("Finite vs infinite width (Lee et al. 2019, arXiv:1902.06720): diabetes, " + string o.Train + " train / " + string o.Test + " test patients")
+    w.WriteLine $"Network: Dense(n, W_std=1.5, b_std=0.05), Erf, Dense(1, W_std=1.5, b_std=0.05); full-batch gradient descent on MSE,"
+    w.WriteLine("lr " + Show.digits 4 r.LearningRate + " = " + Show.g o.LrFraction + " x max_learning_rate (lambda_max of the NTK " + Show.digits 4 r.LambdaMax + "), " + string o.Steps + " steps, " + string o.Seeds + " seeds per width.")
     w.WriteLine "Distances to the infinite NTK ensemble (gradient_descent_mse_ensemble, compute_cov) in units of its sigma(x, t),"
-    w.WriteLine(("root mean square over " + string o.Test + " test points and " + string r.Times.Length + " times t = 0 .. " + string o.Steps + ":"))
+    w.WriteLine("root mean square over " + string o.Test + " test points and " + string r.Times.Length + " times t = 0 .. " + string o.Steps + ":")
     w.WriteLine "   width  |mean - mu|  seed spread  to NTK twin  to linearized  test RMSE(t_end)  time (s)"
     for s, run in List.zip r.Summaries r.Runs do
-        w.WriteLine(("  " + ((string s.Width).PadLeft(6)) + "  " + ((Show.decimals 3 s.MeanDistance).PadLeft(10)) + "  " + ((Show.decimals 3 s.Spread).PadLeft(11)) + "  " + ((Show.decimals 4 s.TwinDistance).PadLeft(11)) + "  " + ((Show.decimals 4 s.LinearizedDistance).PadLeft(13)) + "  " + ((Show.decimals 2 s.FinalRmse).PadLeft(16)) + "  " + ((Show.decimals 2 run.Seconds).PadLeft(8))))
-    w.WriteLine(("  " + (("inf").PadLeft(6)) + "  " + ((Show.decimals 3 (1.0 / sqrt (float o.Seeds))).PadLeft(10)) + "  " + ((Show.decimals 3 1.0).PadLeft(11)) + "  " + ((Show.decimals 4 0.0).PadLeft(11)) + "  " + ((Show.decimals 4 0.0).PadLeft(13)) + "  " + ((Show.decimals 2 r.EnsembleRmse).PadLeft(16))))
+        w.WriteLine("  " + ((string s.Width).PadLeft(6)) + "  " + ((Show.decimals 3 s.MeanDistance).PadLeft(10)) + "  " + ((Show.decimals 3 s.Spread).PadLeft(11)) + "  " + ((Show.decimals 4 s.TwinDistance).PadLeft(11)) + "  " + ((Show.decimals 4 s.LinearizedDistance).PadLeft(13)) + "  " + ((Show.decimals 2 s.FinalRmse).PadLeft(16)) + "  " + ((Show.decimals 2 run.Seconds).PadLeft(8)))
+    w.WriteLine("  " + (("inf").PadLeft(6)) + "  " + ((Show.decimals 3 (1.0 / sqrt (float o.Seeds))).PadLeft(10)) + "  " + ((Show.decimals 3 1.0).PadLeft(11)) + "  " + ((Show.decimals 4 0.0).PadLeft(11)) + "  " + ((Show.decimals 4 0.0).PadLeft(13)) + "  " + ((Show.decimals 2 r.EnsembleRmse).PadLeft(16)))
     w.WriteLine "  (inf row: what an infinitely wide network gives; |mean - mu| is then the seeds' noise, 1/sqrt(seeds);"
     w.WriteLine "   NTK twin: the infinite network started from the same outputs; both distances are O(1/sqrt(n)), Lee et al."
     w.WriteLine "   Theorem 2.1; the linearization's gap falls about as 1/n here)"

@@ -24,7 +24,7 @@ module ApplyFn =
         | Single x -> [ x ]
 
     let internal wrongParams (layer: Layer) =
-        invalidArg "params" ($"{(Definitions.name layer)}: the parameters do not match the layer tree (use the tree InitFn.init returns)")
+        invalidArg "params" $"{Definitions.name layer}: the parameters do not match the layer tree (use the tree InitFn.init returns)"
 
     /// The children's parameters of a combinator, checked against the number of children.
     let internal children (layer: Layer) (layers: Layer list) (p: Params) =
@@ -35,7 +35,7 @@ module ApplyFn =
     let internal parallelInputs (layers: Layer list) (flow: Flow) =
         let xs = many flow
         if xs.Length <> layers.Length then
-            fail (("parallel: has " + string layers.Length + " branches but receives " + string xs.Length + " inputs; use FanOut(" + string layers.Length + ") before it"))
+            fail ("parallel: has " + string layers.Length + " branches but receives " + string xs.Length + " inputs; use FanOut(" + string layers.Length + ") before it")
         xs
 
     /// The context of child <c>i</c>: its random key is split off along the tree path, as init_fn's keys are.
@@ -76,7 +76,7 @@ module ApplyFn =
     let internal checkApply (budget: int64 option) (layer: Layer) (x: Tensor) =
         if not (Array.contains 0 x.Shape) then
             let f = InitFn.footprint layer x.Shape
-            Memory.checkTotal budget ($"apply_fn on inputs of shape {(Shape.format x.Shape)}")
+            Memory.checkTotal budget $"apply_fn on inputs of shape {Shape.format x.Shape}"
                 [ "the largest layer's input and output", f.LargestStep ]
                 "apply the network to fewer inputs at a time (split the batch) or use smaller widths"
 
@@ -93,7 +93,7 @@ module ApplyFn =
         checkApply None layer x
         match applyFlowWith ctx layer ``params`` (Single x) with
         | Single y -> y
-        | Fanned ys -> fail ($"the network ends in {string ys.Length} branches; end it with FanInSum, FanInProd or FanInConcat")
+        | Fanned ys -> fail $"the network ends in {string ys.Length} branches; end it with FanInSum, FanInProd or FanInConcat"
 
     /// <summary>The forward pass of a finite network.</summary>
     /// <param name="layer">The network.</param>
@@ -144,7 +144,7 @@ module MaskedApplyFn =
         | ParallelNode layers ->
             let xs = match flow with MaskedFanned xs -> xs | MaskedSingle(x, m) -> [ x, m ]
             if xs.Length <> layers.Length then
-                fail (("parallel: has " + string layers.Length + " branches but receives " + string xs.Length + " inputs; use FanOut(" + string layers.Length + ") before it"))
+                fail ("parallel: has " + string layers.Length + " branches but receives " + string xs.Length + " inputs; use FanOut(" + string layers.Length + ") before it")
             MaskedFanned(List.mapi2 (fun i (l, q) x -> applyFlowWith (child i ctx) l q (MaskedSingle x) |> one l)
                              (List.zip layers (children layer layers p)) xs)
         | FanOutNode num -> MaskedFanned(List.replicate num (one layer flow))
@@ -179,7 +179,7 @@ module MaskedApplyFn =
     let applyWith (ctx: ApplyContext) (maskConstant: float) (layer: Layer) (``params``: Params) (x: Tensor) : Tensor * Tensor option =
         match applyFlowWith ctx layer ``params`` (MaskedSingle(x, Some(Masking.ofInputs maskConstant x))) with
         | MaskedSingle(y, m) -> y, m
-        | MaskedFanned ys -> fail ($"the network ends in {string ys.Length} branches; end it with FanInSum, FanInProd or FanInConcat")
+        | MaskedFanned ys -> fail $"the network ends in {string ys.Length} branches; end it with FanInSum, FanInProd or FanInConcat"
 
     /// <summary>neural_tangents' <c>unmask_fn</c>: the outputs with their masked entries set to zero.</summary>
     [<CompiledName("Unmask")>]

@@ -112,7 +112,7 @@ module Backward =
         let tape = recordWith ctx layer ``params`` (Single x)
         let y = ApplyFn.one layer tape.Output
         if y.Shape <> ct.Shape then
-            invalidArg "ct" ($"the cotangent must have the output's shape {Show.ints y.Shape}, got {Show.ints ct.Shape}")
+            invalidArg "ct" $"the cotangent must have the output's shape {Show.ints y.Shape}, got {Show.ints ct.Shape}"
         let g, gx = backwardFlow tape (Single ct)
         g, ApplyFn.one layer gx
 

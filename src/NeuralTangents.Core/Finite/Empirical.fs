@@ -111,7 +111,7 @@ module Empirical =
         if not (empty x1 || Option.exists empty x2) then
             let n (x: Tensor) = x.Shape[Axes.norm x.Rank (fst (Requirements.inputAxes x.Rank (Requirements.ofLayer layer)))]
             Memory.checkTotal budget
-                (("the empirical kernels of N1 = " + (string (n x1)) + " by N2 = " + (string (n (defaultArg x2 x1))) + " inputs"))
+                ("the empirical kernels of N1 = " + (string (n x1)) + " by N2 = " + (string (n (defaultArg x2 x1))) + " inputs")
                 (requirement ctx layer x1.Shape (x2 |> Option.map (fun x -> x.Shape)) wantsNtk kernels entries)
                 "use fewer inputs at a time (batch_size), smaller widths, or trace more output axes"
 
@@ -127,7 +127,7 @@ module Empirical =
         let r = record ctx layer p x
         if r.Shape.Length <> 2 && r.Ys.Length > 0 then
             raise (NeuralTangentsException(
-                $"empirical kernels trace only the channel axis; the output has shape {(Shape.format r.Shape)}, end the network with Flatten and Dense to get (N, C), or use Empirical.kernelFn with trace_axes and diagonal_axes"))
+                $"empirical kernels trace only the channel axis; the output has shape {Shape.format r.Shape}, end the network with Flatten and Dense to get (N, C), or use Empirical.kernelFn with trace_axes and diagonal_axes"))
         let b =
             match r.B with
             | Some b -> b
@@ -284,7 +284,7 @@ module Empirical =
         let t = canon "traceAxes" "trace_axes" traceAxes
         let d = canon "diagonalAxes" "diagonal_axes" diagonalAxes
         match t |> Array.tryFind (fun a -> Array.contains a d) with
-        | Some a -> invalidArg "diagonalAxes" (("axis " + string a + " is in both trace_axes " + (show traceAxes) + " and diagonal_axes " + (show diagonalAxes) + "; an axis is either traced or diagonal"))
+        | Some a -> invalidArg "diagonalAxes" ("axis " + string a + " is in both trace_axes " + (show traceAxes) + " and diagonal_axes " + (show diagonalAxes) + "; an axis is either traced or diagonal")
         | None -> ()
         Array.init rank (fun a -> if Array.contains a t then Traced elif Array.contains a d then Diagonal else Outer)
 
@@ -299,14 +299,14 @@ module Empirical =
     [<CompiledName("KernelShape")>]
     let kernelShape (shape1: int[]) (shape2: int[]) (traceAxes: int[]) (diagonalAxes: int[]) : int[] =
         if shape1.Length <> shape2.Length then
-            invalidArg "x2" (("empirical kernel: f(x1) has shape " + Show.ints shape1 + " and f(x2) " + Show.ints shape2 + "; they need the same rank"))
+            invalidArg "x2" ("empirical kernel: f(x1) has shape " + Show.ints shape1 + " and f(x2) " + Show.ints shape2 + "; they need the same rank")
         let rs = roles shape1.Length traceAxes diagonalAxes
         rs |> Array.mapi (fun a r ->
             match r with
             | Outer -> [| shape1[a]; shape2[a] |]
             | Traced | Diagonal ->
                 if shape1[a] <> shape2[a] then
-                    invalidArg "x2" (("empirical kernel: output axis " + string a + " is traced or diagonal but has size " + (string (shape1[a])) + " for x1 and " + (string (shape2[a])) + " for x2"))
+                    invalidArg "x2" ("empirical kernel: output axis " + string a + " is traced or diagonal but has size " + (string (shape1[a])) + " for x1 and " + (string (shape2[a])) + " for x2")
                 if r = Diagonal then [| shape1[a] |] else [||])
         |> Array.concat
 

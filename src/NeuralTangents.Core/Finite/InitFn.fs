@@ -39,7 +39,7 @@ module InitFn =
                 sz.Parameters <- p; sz.Activations <- a; sz.LargestStep <- l; sz.GradientOutputs <- g)
             if out <> flow then
                 let show f = match f with OneShape s -> (Show.ints s) | ManyShapes ss -> "[" + String.Join("; ", ss |> List.map Show.ints) + "]"
-                fail (("repeat: the repeated layer " + (Definitions.name inner) + " maps shape " + (show flow) + " to " + (show out) + ", but repeat needs a layer that keeps its input shape; use serial of n copies instead"))
+                fail ("repeat: the repeated layer " + (Definitions.name inner) + " maps shape " + (show flow) + " to " + (show out) + ", but repeat needs a layer that keeps its input shape; use serial of n copies instead")
             initSerial key layer flow
         | _ -> initSerial key layer flow
 
@@ -54,7 +54,7 @@ module InitFn =
         | ParallelNode layers ->
             let ss = many flow
             if ss.Length <> layers.Length then
-                fail (("parallel: has " + string layers.Length + " branches but receives " + string ss.Length + " inputs; use FanOut(" + string layers.Length + ") before it"))
+                fail ("parallel: has " + string layers.Length + " branches but receives " + string ss.Length + " inputs; use FanOut(" + string layers.Length + ") before it")
             let outs =
                 List.zip layers ss |> List.mapi (fun i (l, s) ->
                     let f, p = initFlow (Rng.split i key) l (OneShape s)
@@ -95,7 +95,7 @@ module InitFn =
         let out =
             match flow with
             | OneShape o -> o
-            | ManyShapes ss -> fail ($"the network ends in {string ss.Length} branches; end it with FanInSum, FanInProd or FanInConcat")
+            | ManyShapes ss -> fail $"the network ends in {string ss.Length} branches; end it with FanInSum, FanInProd or FanInConcat"
         { Parameters = s.Parameters; Activations = s.Activations; LargestStep = s.LargestStep
           GradientOutputs = s.GradientOutputs; Output = out }
 
@@ -119,15 +119,15 @@ module InitFn =
     let initWithKey (key: RngKey) (layer: Layer) (inputShape: int[]) : int[] * Params =
         if isNull inputShape then nullArg "inputShape"
         if inputShape |> Array.exists (fun d -> d < 1 && d <> -1) then
-            invalidArg "inputShape" ($"dimensions must be ≥ 1 (or −1 for the batch axis), got {Show.ints inputShape}")
+            invalidArg "inputShape" $"dimensions must be ≥ 1 (or −1 for the batch axis), got {Show.ints inputShape}"
         if (inputShape |> Array.filter (fun d -> d = -1)).Length > 1 then
-            invalidArg "inputShape" ($"at most one dimension may be −1 (the batch axis), got {Show.ints inputShape}")
+            invalidArg "inputShape" $"at most one dimension may be −1 (the batch axis), got {Show.ints inputShape}"
         let run (shape: int[]) =
             checkInit None layer shape
             match initFlow key layer (OneShape shape) with
             | OneShape s, p -> s, p
             | ManyShapes ss, _ ->
-                fail ($"the network ends in {string ss.Length} branches; end it with FanInSum, FanInProd or FanInConcat")
+                fail $"the network ends in {string ss.Length} branches; end it with FanInSum, FanInProd or FanInConcat"
         match Array.tryFindIndex (fun d -> d = -1) inputShape with
         | None -> run inputShape
         | Some axis ->
@@ -137,7 +137,7 @@ module InitFn =
             let at (n: int) = Array.updateAt axis n inputShape
             let s1, p = run (at 1)
             let s2, _ = run (at 2)
-            if s1.Length <> s2.Length then fail (("the output rank depends on the batch size (" + Show.ints s1 + " vs " + Show.ints s2 + ")"))
+            if s1.Length <> s2.Length then fail ("the output rank depends on the batch size (" + Show.ints s1 + " vs " + Show.ints s2 + ")")
             Array.map2 (fun a b -> if a = b then a else -1) s1 s2, p
 
     /// <summary>Samples the parameters of a finite network and infers its output shape.</summary>

@@ -15,7 +15,7 @@ module Jvp =
         | Leaf ts, Leaf dts when ts.Length = dts.Length ->
             List.iter2 (fun (t: Tensor) (d: Tensor) ->
                 if t.Shape <> d.Shape then
-                    invalidArg "tangent" (("jvp: a parameter of shape " + (Shape.format t.Shape) + " has a tangent of shape " + (Shape.format d.Shape) + "; use a tree shaped like the parameters"))) ts dts
+                    invalidArg "tangent" ("jvp: a parameter of shape " + (Shape.format t.Shape) + " has a tangent of shape " + (Shape.format d.Shape) + "; use a tree shaped like the parameters")) ts dts
         | Branches ps, Branches dps when ps.Length = dps.Length -> List.iter2 checkTangent ps dps
         | _ -> invalidArg "tangent" "jvp: the parameter tangent is not shaped like the parameters; use a tree shaped like the tree InitFn.init returns"
 
@@ -66,10 +66,10 @@ module Jvp =
     let jvpWith (ctx: ApplyContext) (layer: Layer) (``params``: Params) (paramsTangent: Params) (x: Tensor) (xTangent: Tensor) : Tensor * Tensor =
         checkTangent ``params`` paramsTangent
         if x.Shape <> xTangent.Shape then
-            invalidArg "xTangent" (("jvp: the input has shape " + (Shape.format x.Shape) + " but its tangent " + (Shape.format xTangent.Shape) + "; give a tangent of the input's shape"))
+            invalidArg "xTangent" ("jvp: the input has shape " + (Shape.format x.Shape) + " but its tangent " + (Shape.format xTangent.Shape) + "; give a tangent of the input's shape")
         match push ctx layer ``params`` paramsTangent (Single x) (Single xTangent) with
         | Single y, Single dy -> y, dy
-        | ys, _ -> fail ($"the network ends in {string ((ApplyFn.many ys).Length)} branches; end it with FanInSum, FanInProd or FanInConcat")
+        | ys, _ -> fail $"the network ends in {string ((ApplyFn.many ys).Length)} branches; end it with FanInSum, FanInProd or FanInConcat"
 
     /// <summary>The Jacobian–vector product of a network (no random key, no side inputs).</summary>
     /// <param name="layer">The network.</param>

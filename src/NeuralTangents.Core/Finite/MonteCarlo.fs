@@ -53,10 +53,10 @@ module MonteCarlo =
     let private validate (o: MonteCarloOptions) =
         if List.isEmpty o.NSamples then invalidArg "n_samples" "monte_carlo_kernel_fn: n_samples is empty; give at least one count ≥ 1"
         match o.NSamples |> List.tryFind (fun n -> n < 1) with
-        | Some n -> invalidArg "n_samples" ($"monte_carlo_kernel_fn: n_samples must be ≥ 1, got {string n}")
+        | Some n -> invalidArg "n_samples" $"monte_carlo_kernel_fn: n_samples must be ≥ 1, got {string n}"
         | None -> ()
-        if o.Parallelism < 1 then invalidArg "parallelism" ($"monte_carlo_kernel_fn: parallelism must be ≥ 1, got {string o.Parallelism}")
-        if o.BatchSize < 0 then invalidArg "batch_size" ($"monte_carlo_kernel_fn: batch_size must be ≥ 0, got {string o.BatchSize}")
+        if o.Parallelism < 1 then invalidArg "parallelism" $"monte_carlo_kernel_fn: parallelism must be ≥ 1, got {string o.Parallelism}"
+        if o.BatchSize < 0 then invalidArg "batch_size" $"monte_carlo_kernel_fn: batch_size must be ≥ 0, got {string o.BatchSize}"
 
     /// <summary>A progress report of a blocked kernel computation: blocks done of the total.</summary>
     type BlockProgress = { BlocksDone: int; BlocksTotal: int }
@@ -83,7 +83,7 @@ module MonteCarlo =
     let private blockedKernel (what: string) (requested: int) (traceAxes: int[]) (diagonalAxes: int[])
                               (cancel: CancellationToken) (copies: int) (onBlock: int -> int -> unit)
                               (layer: Layer) (p: Params) (x1: Tensor) (x2: Tensor option) (get: Get) =
-        if requested < 0 then invalidArg "batch_size" ($"{what}: batch_size must be ≥ 0, got {string requested}")
+        if requested < 0 then invalidArg "batch_size" $"{what}: batch_size must be ≥ 0, got {string requested}"
         let axis = fst (Requirements.inputAxes x1.Rank (Requirements.ofLayer layer))
         let a = Axes.norm x1.Rank axis
         let n1 = x1.Shape[a]
@@ -179,7 +179,7 @@ module MonteCarlo =
                   yield! work
                   if b > 0 then yield "assembled kernels", full ]
             Memory.checkTotal budget
-                (("monte_carlo_kernel_fn with " + string inFlight + " samples at a time on N1 = " + string n1 + " by N2 = " + string n2 + " inputs"))
+                ("monte_carlo_kernel_fn with " + string inFlight + " samples at a time on N1 = " + string n1 + " by N2 = " + string n2 + " inputs")
                 [ for name, v in perSample do yield name, Memory.mulSat inFlight v
                   yield "sums and estimates", Memory.mulSat (int64 (1 + counts.Count)) full ]
                 "draw fewer samples at a time (parallelism), use batch_size, fewer inputs or smaller widths"
@@ -210,7 +210,7 @@ module MonteCarlo =
         let noContext = ctx.Rng.IsNone && ctx.Side.IsEmpty
         if not noContext && options.BatchSize > 0 then
             // a block would need its own slice of the side inputs and the key split as for the whole batch
-            invalidArg "batch_size" (("monte_carlo_kernel_fn: batch_size " + string options.BatchSize + " with a random key or side inputs (" + (String.concat ", " [ if ctx.Rng.IsSome then "rng"; yield! ctx.Side |> Map.keys ]) + ") is not supported; use batch_size 0"))
+            invalidArg "batch_size" ("monte_carlo_kernel_fn: batch_size " + string options.BatchSize + " with a random key or side inputs (" + (String.concat ", " [ if ctx.Rng.IsSome then "rng"; yield! ctx.Side |> Map.keys ]) + ") is not supported; use batch_size 0")
         checkMemory None ctx options layer x1 x2 get
         let counts = Set.ofList options.NSamples
         let total = Set.maxElement counts

@@ -18,7 +18,7 @@ module Taylor =
     [<CompiledName("JvpWith")>]
     let jvpWith (ctx: ApplyContext) (layer: Layer) (``params``: Params) (tangent: Params) (x: Tensor) : Tensor * Tensor =
         if Params.count tangent <> Params.count ``params`` then
-            invalidArg "tangent" (("jvp: the tangent has " + (string (Params.count tangent)) + " values but the parameters " + (string (Params.count ``params``)) + "; use a tree shaped like the parameters"))
+            invalidArg "tangent" ("jvp: the tangent has " + (string (Params.count tangent)) + " values but the parameters " + (string (Params.count ``params``)) + "; use a tree shaped like the parameters")
         Jvp.jvpWith ctx layer ``params`` tangent x (Tensor.zeros x.Shape)
 
     /// <summary>Output and Jacobian–vector product of a network in its parameters: (f(θ, x), ∂f(θ, x)/∂θ · v)
@@ -43,7 +43,7 @@ module Taylor =
     /// p − p0 as a tree, checked to have p0's structure.
     let private delta (p0: Params) (p: Params) =
         if Params.count p <> Params.count p0 || not (sameStructure p p0) then
-            invalidArg "params" (("the parameters (" + (string (Params.count p)) + " values) do not have the structure of the expansion point's (" + (string (Params.count p0)) + " values): other branches or tensor shapes; use a tree from the same network"))
+            invalidArg "params" ("the parameters (" + (string (Params.count p)) + " values) do not have the structure of the expansion point's (" + (string (Params.count p0)) + " values): other branches or tensor shapes; use a tree from the same network")
         let d = Array.map2 (-) (Params.toVector p) (Params.toVector p0)
         Params.ofVector p0 d
 
@@ -104,7 +104,7 @@ module Taylor =
                         (8.0 * (gp.Data[k] - gm.Data[k]) - (gp2.Data[k] - gm2.Data[k])) / (12.0 * h))
                 Tensor.create y0.Shape (Array.init y0.Length (fun k -> y0.Data[k] + jv.Data[k] + 0.5 * second[k]))
         | _ ->
-            invalidArg "degree" ($"taylor_expand: degree {string degree} is not supported; use 0, 1 (linearize) or 2")
+            invalidArg "degree" $"taylor_expand: degree {string degree} is not supported; use 0, 1 (linearize) or 2"
 
     /// <summary>The Taylor expansion of a network about <paramref name="params0"/> to order
     /// <paramref name="degree"/> (neural_tangents' <c>taylor_expand(f, params, degree)</c>), for degrees 0, 1 and 2,

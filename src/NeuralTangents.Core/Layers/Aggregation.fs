@@ -21,7 +21,7 @@ module Aggregation =
     /// channel_axis = −1, implementation = "DENSE").
     let aggregateSpec (aggregateAxis: int list option) (batchAxis: int) (channelAxis: int) (impl: AggregateImplementation) =
         if batchAxis = channelAxis then
-            invalidArg "channelAxis" ($"Aggregate: channel_axis must differ from batch_axis, both are {string batchAxis}")
+            invalidArg "channelAxis" $"Aggregate: channel_axis must differ from batch_axis, both are {string batchAxis}"
         match aggregateAxis with
         | Some [] -> invalidArg "aggregateAxis" "Aggregate: aggregate_axis lists no axis; give None for every spatial axis"
         | _ -> ()
@@ -36,7 +36,7 @@ module Aggregation =
             | None -> [| for i in 0 .. ndim - 1 do if i <> b && i <> ch then yield i |]
             | Some xs -> xs |> List.map (Axes.norm ndim) |> List.distinct |> List.sort |> List.toArray
         if axes |> Array.exists (fun x -> x = b || x = ch) then
-            fail (("Aggregate: aggregate_axis " + (match a.AggregateAxis with Some axes -> "Some " + Show.intList axes | None -> "None") + " includes the batch axis " + string b + " or the channel axis " + string ch + "; aggregate over spatial axes only"))
+            fail ("Aggregate: aggregate_axis " + (match a.AggregateAxis with Some axes -> "Some " + Show.intList axes | None -> "None") + " includes the batch axis " + string b + " or the channel axis " + string ch + "; aggregate over spatial axes only")
         axes, b, ch
 
     /// The dense adjacency (n, X_agg…, X_agg…) of a pattern for a batch of <c>n</c> samples whose aggregated axes
@@ -52,13 +52,13 @@ module Aggregation =
         | AggregateImplementation.Dense ->
             let expected = Array.concat [ [| n |]; aggShape; aggShape ]
             if pattern.Shape <> expected then
-                fail ($"Aggregate: a DENSE pattern must have shape (batch, aggregated sizes, aggregated sizes) = {(Shape.format expected)}, got {(Shape.format pattern.Shape)}")
+                fail $"Aggregate: a DENSE pattern must have shape (batch, aggregated sizes, aggregated sizes) = {Shape.format expected}, got {Shape.format pattern.Shape}"
             pattern
         | AggregateImplementation.Sparse ->
             let p = pattern
             let ok = (p.Rank = 4 && p.Shape[2] = k && p.Shape[3] = 2) || (k = 1 && p.Rank = 3 && p.Shape[2] = 2)
             if not ok || p.Shape[0] <> n then
-                fail (("Aggregate: a SPARSE pattern must have shape (batch=" + string n + ", n_edges, " + string k + ", 2)" + (if k = 1 then " or (batch, n_edges, 2)" else "") + ", got " + (Shape.format p.Shape)))
+                fail ("Aggregate: a SPARSE pattern must have shape (batch=" + string n + ", n_edges, " + string k + ", 2)" + (if k = 1 then " or (batch, n_edges, 2)" else "") + ", got " + (Shape.format p.Shape))
             let edges = p.Shape[1]
             let out = Array.zeroCreate (n * v * v)
             for s in 0 .. n - 1 do
@@ -70,7 +70,7 @@ module Aggregation =
                         for c in 0 .. k - 1 do
                             let x = p.Data[((s * edges + e) * k + c) * 2 + endpoint]
                             if x <> System.Math.Round x then
-                                fail ($"Aggregate: SPARSE pattern entries must be integers, got {Show.g x}")
+                                fail $"Aggregate: SPARSE pattern entries must be integers, got {Show.g x}"
                             let xi = int x
                             if xi < 0 then negative <- true
                             flat <- flat * aggShape[c] + (((xi % aggShape[c]) + aggShape[c]) % aggShape[c])
@@ -131,7 +131,7 @@ module Aggregation =
             let aggSp = agg |> Array.map (fun ax -> Array.findIndex ((=) ax) spatial)
             let sizesOf (shape: int[]) = agg |> Array.map (fun ax -> shape[ax])
             if sizesOf k.Shape1 <> sizesOf k.Shape2 then
-                fail ($"Aggregate: x1 and x2 must agree on the aggregated axes, got shapes {(Shape.format k.Shape1)} and {(Shape.format k.Shape2)}")
+                fail $"Aggregate: x1 and x2 must agree on the aggregated axes, got shapes {Shape.format k.Shape1} and {Shape.format k.Shape2}"
             let a1 = denseAdjacency a k.Shape1[b] (sizesOf k.Shape1) p1
             let a2 = denseAdjacency a k.Shape2[b] (sizesOf k.Shape2) p2
             // A covariance with bn batch axes: label 0 (and 1) for the batch, then bn + 2s / bn + 2s + 1 for the two

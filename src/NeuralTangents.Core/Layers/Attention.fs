@@ -27,7 +27,7 @@ module Attention =
     /// Validated arguments: positive sizes, finite non-negative standard deviations.
     let attentionSpec (a: AttentionSpec) : AttentionSpec =
         let pos (name: string) (v: int) =
-            if v < 1 then invalidArg name ($"GlobalSelfAttention: must be ≥ 1, got {string v}")
+            if v < 1 then invalidArg name $"GlobalSelfAttention: must be ≥ 1, got {string v}"
         pos "nChanOut" a.NChanOut
         pos "nChanKey" a.NChanKey
         pos "nChanVal" a.NChanVal
@@ -35,13 +35,13 @@ module Attention =
         a.NChanPosEmb |> Option.iter (pos "nChanPosEmb")
         for name, v in [ "wKeyStd", a.WKeyStd; "wValueStd", a.WValueStd; "wQueryStd", a.WQueryStd; "wOutStd", a.WOutStd
                          "wPosEmbStd", a.WPosEmbStd; "bStd", defaultArg a.BStd 0.0 ] do
-            if not (Double.IsFinite v) || v < 0.0 then invalidArg name ($"GlobalSelfAttention: must be finite and ≥ 0, got {Show.g v}")
-        if not (Double.IsFinite a.PosEmbPNorm) then invalidArg "posEmbPNorm" ($"GlobalSelfAttention: must be finite, got {Show.g a.PosEmbPNorm}")
+            if not (Double.IsFinite v) || v < 0.0 then invalidArg name $"GlobalSelfAttention: must be finite and ≥ 0, got {Show.g v}"
+        if not (Double.IsFinite a.PosEmbPNorm) then invalidArg "posEmbPNorm" $"GlobalSelfAttention: must be finite, got {Show.g a.PosEmbPNorm}"
         if a.BatchAxis = a.ChannelAxis then
-            invalidArg "channelAxis" ($"GlobalSelfAttention: channel_axis must differ from batch_axis, both are {string a.BatchAxis}")
+            invalidArg "channelAxis" $"GlobalSelfAttention: channel_axis must differ from batch_axis, both are {string a.BatchAxis}"
         match a.PosEmbDecayFn with
         | PosEmbDecay.Exponential v | PosEmbDecay.Power v when not (Double.IsFinite v && v > 0.0) ->
-            invalidArg "posEmbDecayFn" ($"GlobalSelfAttention: the decay function's length scale or exponent must be finite and > 0, got {Show.g v}")
+            invalidArg "posEmbDecayFn" $"GlobalSelfAttention: the decay function's length scale or exponent must be finite and > 0, got {Show.g v}"
         | _ -> ()
         a
 
@@ -84,7 +84,7 @@ module Attention =
             let l =
                 try Linalg.cholesky (posEmbCovariance decay a.PosEmbPNorm sizes) s
                 with :? ArgumentException ->
-                    fail (("GlobalSelfAttention: the embeddings' covariance " + (match decay with PosEmbDecay.OneHot -> "OneHot" | PosEmbDecay.Exponential l -> "Exponential " + Show.g l | PosEmbDecay.Power e -> "Power " + Show.g e) + " of the distances over positions " + Show.ints sizes + " is not positive definite, so the finite layer cannot draw them; use pos_emb_p_norm ≤ 2 or a smaller length scale"))
+                    fail ("GlobalSelfAttention: the embeddings' covariance " + (match decay with PosEmbDecay.OneHot -> "OneHot" | PosEmbDecay.Exponential l -> "Exponential " + Show.g l | PosEmbDecay.Power e -> "Power " + Show.g e) + " of the distances over positions " + Show.ints sizes + " is not positive definite, so the finite layer cannot draw them; use pos_emb_p_norm ≤ 2 or a smaller length scale")
             Array.init (s * c) (fun i ->
                 let q, ch = i / c, i % c
                 let mutable acc = 0.0
@@ -141,7 +141,7 @@ module Attention =
         if k.DiagonalSpatial then
             fail "GlobalSelfAttention: needs the covariances between positions; compute the kernel with diagonal_spatial=False"
         if not a.LinearScaling && a.AttentionMechanism <> AttentionMechanism.Identity then
-            fail ($"GlobalSelfAttention: no known closed form for the kernel with square-root scaling (linear_scaling=False) and attention_mechanism={(mechanismName a.AttentionMechanism)}; use linear_scaling=True or IDENTITY")
+            fail $"GlobalSelfAttention: no known closed form for the kernel with square-root scaling (linear_scaling=False) and attention_mechanism={mechanismName a.AttentionMechanism}; use linear_scaling=True or IDENTITY"
         let ndim = k.Shape1.Length
         let ch = Axes.norm ndim k.ChannelAxis
         let nIn = float k.Shape1[ch]
@@ -352,7 +352,7 @@ module Attention =
                 match maskFlat with
                 | Some(md, mc) ->
                     if mc <> 1 && mc <> c then
-                        fail (("GlobalSelfAttention: a mask with " + string mc + " channels does not broadcast to the " + string c + " embedding channels"))
+                        fail ("GlobalSelfAttention: a mask with " + string mc + " channels does not broadcast to the " + string c + " embedding channels")
                     perSample |> Array.mapi (fun i v -> if md[(i / c) * mc + (if mc = 1 then 0 else i % c)] <> 0.0 then 0.0 else v), c
                 | None -> perSample, c)
         // Masked keys (sample, position): every channel of the mask set (jnp.all over channels).
@@ -362,7 +362,7 @@ module Attention =
         let keysIn, kc, valsIn, vc =
             match a.PosEmbType, peFlat with
             | PositionalEmbedding.Sum, Some(e, c) ->
-                if c <> nIn then fail ($"GlobalSelfAttention: SUM embeddings need n_chan_pos_emb = the input channels ({string nIn}), got {string c}")
+                if c <> nIn then fail $"GlobalSelfAttention: SUM embeddings need n_chan_pos_emb = the input channels ({string nIn}), got {string c}"
                 let summed = Array.init xd.Length (fun i -> xd[i] + e[i])
                 summed, nIn, (if a.ValPosEmb then summed else xd), nIn
             | PositionalEmbedding.Concat, Some(e, c) ->
@@ -617,7 +617,7 @@ module Attention =
         let concat = a.PosEmbType = PositionalEmbedding.Concat && pe.IsSome
         let sum = a.PosEmbType = PositionalEmbedding.Sum && pe.IsSome
         if sum && npe <> nIn then
-            fail ($"GlobalSelfAttention: SUM embeddings need n_chan_pos_emb = the input channels ({string nIn}), got {string npe}")
+            fail $"GlobalSelfAttention: SUM embeddings need n_chan_pos_emb = the input channels ({string nIn}), got {string npe}"
         let kc = if concat then nIn + npe else nIn
         let sameVals = a.ValPosEmb && (sum || concat)
         let vc = if concat && a.ValPosEmb then nIn + npe else nIn

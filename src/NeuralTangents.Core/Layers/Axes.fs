@@ -9,7 +9,7 @@ module internal Axes =
     let norm (rank: int) (axis: int) =
         let a = if axis < 0 then axis + rank else axis
         if a < 0 || a >= rank then
-            raise (NeuralTangentsException($"axis {string axis} is out of range for a tensor of rank {string rank}"))
+            raise (NeuralTangentsException $"axis {string axis} is out of range for a tensor of rank {string rank}")
         a
 
     /// Moves axis <c>a</c> last, runs <c>f</c> on the (rows × channels) view, moves the result's last axis back.

@@ -12,7 +12,7 @@ module internal Branching =
     /// too, otherwise the reversed ones are restored. Returns the branches and the first of them.
     let private checkLayouts (name: string) (ks: Kernel list) =
         match ks with
-        | [] -> raise (NeuralTangentsException($"{name}: needs at least one input branch (use FanOut before it)"))
+        | [] -> raise (NeuralTangentsException $"{name}: needs at least one input branch (use FanOut before it)")
         | k0 :: rest ->
             // Axes compare normalised: on rank-2 activations channel_axis −1 and 1 are the same axis.
             let norm (k: Kernel) (a: int) = if a < 0 then a + k.Shape1.Length else a
@@ -87,7 +87,7 @@ module internal Branching =
 
     let private sameTensorShapes (name: string) (xs: Tensor list) =
         match xs with
-        | [] -> raise (NeuralTangentsException($"{name}: needs at least one input branch (use FanOut before it)"))
+        | [] -> raise (NeuralTangentsException $"{name}: needs at least one input branch (use FanOut before it)")
         | x0 :: rest ->
             for x in rest do
                 if x.Shape <> x0.Shape then
@@ -187,7 +187,7 @@ module internal Branching =
         let norm a = if a < 0 then a + rank else a
         let ax = norm axis
         if ax < 0 || ax >= rank then
-            raise (NeuralTangentsException($"FanInConcat: axis={string axis} is out of range for activations of rank {string rank}"))
+            raise (NeuralTangentsException $"FanInConcat: axis={string axis} is out of range for activations of rank {string rank}")
         let drop (s: int[]) = Array.removeAt ax s
         for k in ks do
             if drop k.Shape1 <> drop k0.Shape1 || drop k.Shape2 <> drop k0.Shape2 then
@@ -241,7 +241,7 @@ module internal Branching =
     /// Branch shapes of a sum or product must agree.
     let private sameShapes (name: string) (ss: int[] list) =
         match ss with
-        | [] -> raise (NeuralTangentsException($"{name}: needs at least one input branch (use FanOut before it)"))
+        | [] -> raise (NeuralTangentsException $"{name}: needs at least one input branch (use FanOut before it)")
         | s0 :: rest ->
             if rest |> List.exists (fun s -> s <> s0) then
                 raise (NeuralTangentsException(

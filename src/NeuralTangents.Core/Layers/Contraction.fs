@@ -21,17 +21,17 @@ module Contraction =
                 ("DotGeneral: dimension_numbers: lhs and rhs must list as many contracting dimensions, and as many batch dimensions, got (("
                  + Show.intList lc + ", " + Show.intList rc + "), (" + Show.intList lb + ", " + Show.intList rb + "))")
         if batchAxis = channelAxis then
-            invalidArg "channelAxis" ($"DotGeneral: channel_axis must differ from batch_axis, both are {string batchAxis}")
+            invalidArg "channelAxis" $"DotGeneral: channel_axis must differ from batch_axis, both are {string batchAxis}"
         let check (name: string) (o: Tensor) (axes: int list) =
             let n = o.Rank
             let norm = axes |> List.map (fun a ->
                 if a < -n || a >= n then
-                    invalidArg "dimensionNumbers" (("DotGeneral: dimension_numbers: axis " + string a + " is out of range for " + name + " of rank " + string n))
+                    invalidArg "dimensionNumbers" ("DotGeneral: dimension_numbers: axis " + string a + " is out of range for " + name + " of rank " + string n)
                 (a + n) % n)
             if List.length (List.distinct norm) <> norm.Length then
-                invalidArg "dimensionNumbers" ($"DotGeneral: dimension_numbers: an axis of {name} is listed twice among its contracting and batch dimensions")
+                invalidArg "dimensionNumbers" $"DotGeneral: dimension_numbers: an axis of {name} is listed twice among its contracting and batch dimensions"
             for v in o.Data do
-                if not (System.Double.IsFinite v) then invalidArg name ($"DotGeneral: {name} must be finite, got {Show.g v}")
+                if not (System.Double.IsFinite v) then invalidArg name $"DotGeneral: {name} must be finite, got {Show.g v}"
         lhs |> Option.iter (fun o -> check "lhs" o (lc @ lb))
         rhs |> Option.iter (fun o -> check "rhs" o (rc @ rb))
         { Lhs = lhs; Rhs = rhs; DimensionNumbers = dims; BatchAxis = batchAxis; ChannelAxis = channelAxis }
@@ -58,14 +58,14 @@ module Contraction =
         let (lc, rc), (lb, rb) = d.DimensionNumbers
         for a in lc @ lb do
             if a < -lhs.Length || a >= lhs.Length then
-                fail ($"DotGeneral: lhs axis {string a} is out of range for an operand of shape {(Shape.format lhs)}")
+                fail $"DotGeneral: lhs axis {string a} is out of range for an operand of shape {Shape.format lhs}"
         for a in rc @ rb do
             if a < -rhs.Length || a >= rhs.Length then
-                fail ($"DotGeneral: rhs axis {string a} is out of range for an operand of shape {(Shape.format rhs)}")
+                fail $"DotGeneral: rhs axis {string a} is out of range for an operand of shape {Shape.format rhs}"
         for a, b in List.zip (lc @ lb) (rc @ rb) do
             let sa, sb = lhs[(a + lhs.Length) % lhs.Length], rhs[(b + rhs.Length) % rhs.Length]
             if sa <> sb then
-                fail (("DotGeneral: lhs axis " + string a + " (size " + string sa + ") is paired with rhs axis " + string b + " (size " + string sb + "); paired axes must have equal sizes (lhs " + (Shape.format lhs) + ", rhs " + (Shape.format rhs) + ")"))
+                fail ("DotGeneral: lhs axis " + string a + " (size " + string sa + ") is paired with rhs axis " + string b + " (size " + string sb + "); paired axes must have equal sizes (lhs " + (Shape.format lhs) + ", rhs " + (Shape.format rhs) + ")")
 
     /// (constant, whether it is the left operand) of a layer with a constant.
     let private constant (d: DotGeneralSpec) =

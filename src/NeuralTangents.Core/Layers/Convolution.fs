@@ -429,7 +429,7 @@ module internal Convolution =
         match p with
         | Leaf [ w ] -> w, None
         | Leaf [ w; b ] -> w, Some b
-        | _ -> invalidArg "params" ($"{(kindName c.Kind)}: the parameters do not match the layer tree (use the tree InitFn.init returns)")
+        | _ -> invalidArg "params" $"{kindName c.Kind}: the parameters do not match the layer tree (use the tree InitFn.init returns)"
 
     /// Index of W's (tap t, channel ch) row for output position o in the canonical weight buffer.
     let inline private wRow (local: bool) (f: Finite) (o: int) (t: int) (ch: int) =

@@ -189,7 +189,7 @@ module internal Elementwise =
         | 3 -> 6.0 * x * x * x + 9.0 * x * p
         | 4 -> 3.0 * (8.0 * x ** 4.0 + 3.0 * p * (8.0 * x * x + p))
         | 5 -> 15.0 * x * (8.0 * x ** 4.0 + 5.0 * p * (8.0 * x * x + 3.0 * p))
-        | d -> invalidArg "degree" ($"Monomial: degree must be in 0..5, got {string d}")
+        | d -> invalidArg "degree" $"Monomial: degree must be in 0..5, got {string d}"
 
     /// Monomial, φ(u) = u^d: nngp' = E[u1^d u2^d], σ̇ = d²·E[u1^(d−1) u2^(d−1)] (vector twin
     /// <c>ElementwiseSimd.monomial</c>).
@@ -340,7 +340,7 @@ module internal Elementwise =
     // Construction: validated values (the F# constructors in Stax and the JSON readers below both use them).
 
     let private finite (name: string) (v: float) =
-        if not (Double.IsFinite v) then invalidArg name ($"must be finite, got {Show.g v}")
+        if not (Double.IsFinite v) then invalidArg name $"must be finite, got {Show.g v}"
 
     /// a·min(x, 0) + b·max(x, 0), a and b finite.
     let abRelu (a: float) (b: float) =
@@ -375,11 +375,11 @@ module internal Elementwise =
 
     /// x^degree, degree in 0..5.
     let monomial (degree: int) =
-        if degree < 0 || degree > 5 then invalidArg "degree" ($"Monomial: must be in 0..5, got {string degree}")
+        if degree < 0 || degree > 5 then invalidArg "degree" $"Monomial: must be in 0..5, got {string degree}"
         Monomial degree
 
     let private finiteNonNeg (name: string) (v: float) =
-        if not (Double.IsFinite v) || v < 0.0 then invalidArg name ($"must be finite and ≥ 0, got {Show.g v}")
+        if not (Double.IsFinite v) || v < 0.0 then invalidArg name $"must be finite and ≥ 0, got {Show.g v}"
 
     /// a·exp(b·x), a and b finite.
     let exp (a: float) (b: float) =
@@ -406,18 +406,18 @@ module internal Elementwise =
 
     /// He_degree(x)/√(degree!), degree in 0..maxDegree.
     let hermite (degree: int) =
-        if degree < 0 || degree > 170 then invalidArg "degree" ($"Hermite: must be in 0..170 (a non-negative integer; 171! overflows), got {string degree}")
+        if degree < 0 || degree > 170 then invalidArg "degree" $"Hermite: must be in 0..170 (a non-negative integer; 171! overflows), got {string degree}"
         Hermite degree
 
     /// (x ≥ 0)·x^degree, degree in 0..170.
     let rectifiedMonomial (degree: int) =
-        if degree < 0 || degree > 170 then invalidArg "degree" ($"RectifiedMonomial: must be in 0..170 (a non-negative integer), got {string degree}")
+        if degree < 0 || degree > 170 then invalidArg "degree" $"RectifiedMonomial: must be in 0..170 (a non-negative integer), got {string degree}"
         RectifiedMonomial degree
 
     /// coef[0] + coef[1]·x + … , every coefficient finite, at most 171 of them.
     let polynomial (coef: float list) =
-        coef |> List.iteri (fun i c -> if not (Double.IsFinite c) then invalidArg "coef" ($"Polynomial: coef[{string i}] must be finite, got {Show.g c}"))
-        if coef.Length > 171 then invalidArg "coef" ($"Polynomial: at most 171 coefficients (degree 170), got {string coef.Length}")
+        coef |> List.iteri (fun i c -> if not (Double.IsFinite c) then invalidArg "coef" $"Polynomial: coef[{string i}] must be finite, got {Show.g c}")
+        if coef.Length > 171 then invalidArg "coef" $"Polynomial: at most 171 coefficients (degree 170), got {string coef.Length}"
         Polynomial coef
 
     /// ElementwiseNumerical with registry names (fn, df) and deg ≥ 1 Gauss–Hermite nodes per axis.
@@ -426,7 +426,7 @@ module internal Elementwise =
         ElementwiseQuadrature.lookup "fn" fn |> ignore
         df |> Option.iter (fun d -> ElementwiseQuadrature.lookup "df" d |> ignore)
         if deg < 1 || deg > ElementwiseQuadrature.maxDeg then
-            invalidArg "deg" ($"ElementwiseNumerical: must be in 1..{string ElementwiseQuadrature.maxDeg}, got {string deg}")
+            invalidArg "deg" $"ElementwiseNumerical: must be in 1..{string ElementwiseQuadrature.maxDeg}, got {string deg}"
         ElementwiseNumerical { Fn = fn; Deg = deg; Df = df }
 
     /// Elementwise from user functions: φ (optional), the NNGP map (c, q1, q2) ↦ E[φ(u)φ(v)] and its derivative in c.
@@ -438,7 +438,7 @@ module internal Elementwise =
     let private nngpMap (what: string) (n: string) =
         match ElementwiseQuadrature.nngpMaps |> List.tryFind (fun (k, _) -> k = n) with
         | Some(_, m) -> m
-        | None -> invalidArg what ($"Elementwise: unknown map '{n}' (known: relu, erf)")
+        | None -> invalidArg what $"Elementwise: unknown map '{n}' (known: relu, erf)"
 
     /// Elementwise(fn, nngp_fn, d_nngp_fn) with named maps ("relu", "erf") and a registry name for fn.
     let elementwiseNamed (fn: string option) (nngpFn: string) (dNngpFn: string option) =
@@ -486,7 +486,7 @@ module internal Elementwise =
           { Name = "ElementwiseNumerical"; Accepts = [ "fn"; "deg"; "df" ]
             Read = fun a ->
                 match a.OptString "fn" with
-                | None -> invalidArg "fn" ($"""must name an activation (one of {(String.Join(", ", ElementwiseQuadrature.names))})""")
+                | None -> invalidArg "fn" $"""must name an activation (one of {(String.Join(", ", ElementwiseQuadrature.names))})"""
                 | Some fn -> elementwiseNumerical fn (a.RequiredInt("deg", 1, ElementwiseQuadrature.maxDeg)) (a.OptString "df") }
           { Name = "Elementwise"; Accepts = [ "fn"; "nngp_fn"; "d_nngp_fn" ]
             Read = fun a ->
@@ -578,6 +578,6 @@ module internal Elementwise =
                 (match phi with Some(f, _) -> f | None -> missing) (match phi with Some(_, d) -> d | None -> missing)
         | Custom c ->
             let missing (what: string) (_: float) : float =
-                raise (NeuralTangentsException($"{c.Name}: no {what} was given, so the finite network cannot be evaluated; pass fn to Elementwise"))
+                raise (NeuralTangentsException $"{c.Name}: no {what} was given, so the finite network cannot be evaluated; pass fn to Elementwise")
             activation c.Name (c.Args |> List.map (fun (k, v) -> k, StringArg v)) (fun _ -> pointwise c.Step)
                 (defaultArg c.Fn (missing "fn")) (defaultArg c.DFn (missing "derivative of fn"))

@@ -18,7 +18,7 @@ module internal ElementwiseQuadrature =
     /// the asymptotic guesses of Numerical Recipes' gauher, weights 2/h_n′(x)², h_n′ = √(2n)·h_{n−1}. The
     /// orthonormal recurrence does not overflow; nodes are accurate to a few ulp (checked against scipy in the tests).
     let gaussHermite (n: int) : float[] * float[] =
-        if n < 1 || n > maxDeg then invalidArg "deg" ($"ElementwiseNumerical: must be in 1..{string maxDeg}, got {string n}")
+        if n < 1 || n > maxDeg then invalidArg "deg" $"ElementwiseNumerical: must be in 1..{string maxDeg}, got {string n}"
         let x = Array.zeroCreate n
         let w = Array.zeroCreate n
         let pim4 = Math.Pow(Math.PI, -0.25)
@@ -129,7 +129,7 @@ module internal ElementwiseQuadrature =
         match registry |> List.tryFind (fun (n, _, _) -> n = name) with
         | Some(_, _, f) -> (fun x -> (f (Dual(x, 0.0))).Value), (fun x -> (f (Dual(x, 1.0))).Derivative)
         | None ->
-            invalidArg what (("ElementwiseNumerical: unknown activation name '" + name + "' (known: " + (String.Join(", ", names)) + ")"))
+            invalidArg what ("ElementwiseNumerical: unknown activation name '" + name + "' (known: " + (String.Join(", ", names)) + ")")
 
     /// The kernel step of a NumericalSpec (φ′ from Df's φ when Df names one, else the exact derivative of Fn).
     let numericalStep (s: NumericalSpec) =

@@ -15,7 +15,7 @@ module Indexing =
         let o = function Some (v: int) -> string v | None -> ""
         match e with
         | IndexEntry.At i -> string i
-        | IndexEntry.Range(a, b, None) -> $"{(o a)}:{(o b)}"
+        | IndexEntry.Range(a, b, None) -> $"{o a}:{o b}"
         | IndexEntry.Range(a, b, c) -> ((o a) + ":" + (o b) + ":" + (o c))
         | IndexEntry.Rest -> "..."
 
@@ -25,11 +25,11 @@ module Indexing =
     /// Validated Index arguments: at most one `...`, no slice step of 0.
     let indexSpec (idx: IndexEntry list) (batchAxis: int) (channelAxis: int) : IndexSpec =
         if (idx |> List.filter ((=) IndexEntry.Rest)).Length > 1 then
-            invalidArg "idx" ($"Index: an index can only have a single ellipsis ('...'), got {(format idx)}")
+            invalidArg "idx" $"Index: an index can only have a single ellipsis ('...'), got {format idx}"
         if idx |> List.exists (function IndexEntry.Range(_, _, Some 0) -> true | _ -> false) then
-            invalidArg "idx" ($"Index: slice step cannot be zero, got {(format idx)}")
+            invalidArg "idx" $"Index: slice step cannot be zero, got {format idx}"
         if batchAxis = channelAxis then
-            invalidArg "channelAxis" ($"Index: channel_axis must differ from batch_axis, both are {string batchAxis}")
+            invalidArg "channelAxis" $"Index: channel_axis must differ from batch_axis, both are {string batchAxis}"
         { Idx = idx; BatchAxis = batchAxis; ChannelAxis = channelAxis }
 
     /// One entry per axis of a rank-<c>ndim</c> array (neural_tangents' `canonicalize_idx`): `...` expands to full
@@ -37,7 +37,7 @@ module Indexing =
     let canonical (idx: IndexEntry list) (ndim: int) : IndexEntry[] =
         let n = (idx |> List.filter ((<>) IndexEntry.Rest)).Length
         if n > ndim then
-            fail (("Index: too many indices for an array of rank " + string ndim + ": " + string n + " given in " + (format idx)))
+            fail ("Index: too many indices for an array of rank " + string ndim + ": " + string n + " given in " + (format idx))
         let expanded =
             if List.contains IndexEntry.Rest idx then
                 idx |> List.collect (fun e -> if e = IndexEntry.Rest then List.replicate (ndim - n) all else [ e ])
@@ -50,7 +50,7 @@ module Indexing =
         match e with
         | IndexEntry.At i ->
             let j = if i < 0 then i + n else i
-            if j < 0 || j >= n then fail ($"Index: index {string i} is out of bounds for an axis of size {string n}")
+            if j < 0 || j >= n then fail $"Index: index {string i} is out of bounds for an axis of size {string n}"
             [| j |], true
         | IndexEntry.Range(start, stop, step) ->
             let step = defaultArg step 1
@@ -119,10 +119,10 @@ module Indexing =
         let idx = canonical spec.Idx ndim
         let ch, b = Axes.norm ndim k.ChannelAxis, Axes.norm ndim k.BatchAxis
         if idx[ch] <> all then
-            fail ($"Index: indexing the (infinite) channel axis {string ch} is not supported; use ':' there, got {(format spec.Idx)}")
+            fail $"Index: indexing the (infinite) channel axis {string ch} is not supported; use ':' there, got {format spec.Idx}"
         match idx[b] with
         | IndexEntry.At _ ->
-            fail ($"Index: the batch axis {string b} cannot be indexed with an integer, which would remove it; the kernel always has a batch axis, so use a slice such as i:i+1, got {(format spec.Idx)}")
+            fail $"Index: the batch axis {string b} cannot be indexed with an integer, which would remove it; the kernel always has a batch axis, so use a slice such as i:i+1, got {format spec.Idx}"
         | _ -> ()
         let spatial = [| for a in 0 .. ndim - 1 do if a <> b && a <> ch then yield idx[a] |]
         let spatial = if k.IsReversed then Array.rev spatial else spatial

@@ -22,9 +22,9 @@ module internal Linear =
     let denseOutWidth (d: DenseSpec) =
         let s0, s1 = d.S
         if d.OutDim < 1 then
-            raise (NeuralTangentsException($"Dense: out_dim must be a positive integer, got {string d.OutDim}"))
+            raise (NeuralTangentsException $"Dense: out_dim must be a positive integer, got {string d.OutDim}")
         if s0 < 1 || s1 < 1 then
-            raise (NeuralTangentsException(("Dense: s must be two positive integers, got (" + string s0 + ", " + string s1 + ")")))
+            raise (NeuralTangentsException("Dense: s must be two positive integers, got (" + string s0 + ", " + string s1 + ")"))
         match d.Parameterization with
         | Parameterization.Ntk -> d.OutDim
         | Parameterization.Standard ->
@@ -118,14 +118,14 @@ module internal Linear =
         let inW, outW = w.Shape[0], w.Shape[1]
         let c = x.Shape[x.Rank - 1]
         if c <> inW then
-            raise (NeuralTangentsException(("Dense: the input has " + string c + " channels but W has " + string inW + " rows")))
+            raise (NeuralTangentsException("Dense: the input has " + string c + " channels but W has " + string inW + " rows"))
         // Parameters of another layer (another out_dim) would give an output of the wrong width without this.
         if outW <> denseOutWidth d then
             raise (NeuralTangentsException(
                 ("Dense: W has " + string outW + " columns but this layer's width is " + (string (denseOutWidth d)) + " (out_dim " + string d.OutDim + "); the parameters come from another network, use the ones init_fn drew for this one")))
         match b with
         | Some b when b.Length <> outW ->
-            raise (NeuralTangentsException(("Dense: b has " + string b.Length + " entries but W has " + string outW + " columns; the parameters come from another network")))
+            raise (NeuralTangentsException("Dense: b has " + string b.Length + " entries but W has " + string outW + " columns; the parameters come from another network"))
         | _ -> ()
         let rows = x.Length / max 1 inW
         let scale, bScale = scales d inW
@@ -229,7 +229,7 @@ module internal Linear =
     // The definitions: everything each layer is, in one place.
 
     let private wrongParams (name: string) =
-        invalidArg "params" ($"{name}: the parameters do not match the layer tree (use the tree InitFn.init returns)")
+        invalidArg "params" $"{name}: the parameters do not match the layer tree (use the tree InitFn.init returns)"
 
     /// Dense's (W, b) from its parameter leaf.
     let private denseParams (p: Params) =

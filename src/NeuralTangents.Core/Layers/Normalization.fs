@@ -14,16 +14,16 @@ module Normalization =
     let layerNormSpec (axis: int list) (eps: float) (batchAxis: int) (channelAxis: int) : LayerNormSpec =
         if List.isEmpty axis then invalidArg "axis" "LayerNorm: needs at least one axis to normalise over, got none"
         if not (Double.IsFinite eps) || eps < 0.0 then
-            invalidArg "eps" ($"LayerNorm: must be finite and ≥ 0, got {Show.g eps}")
+            invalidArg "eps" $"LayerNorm: must be finite and ≥ 0, got {Show.g eps}"
         if batchAxis = channelAxis then
-            invalidArg "channelAxis" ($"LayerNorm: channel_axis must differ from batch_axis, both are {string batchAxis}")
+            invalidArg "channelAxis" $"LayerNorm: channel_axis must differ from batch_axis, both are {string batchAxis}"
         { Axis = axis; Eps = eps; BatchAxis = batchAxis; ChannelAxis = channelAxis }
 
     /// The normalised axes of a rank-<c>ndim</c> input, non-negative and distinct.
     let private axesOf (l: LayerNormSpec) (ndim: int) =
         l.Axis |> List.map (fun a ->
             if a < -ndim || a >= ndim then
-                fail (("LayerNorm: axis " + string a + " is out of range for inputs of rank " + string ndim + "; give axes in -" + string ndim + ".." + (string (ndim - 1))))
+                fail ("LayerNorm: axis " + string a + " is out of range for inputs of rank " + string ndim + "; give axes in -" + string ndim + ".." + (string (ndim - 1)))
             (a + ndim) % ndim) |> List.distinct
 
     /// For every entry of a row-major tensor of <c>shape</c>: the index of its group, the entries that share every
@@ -76,7 +76,7 @@ module Normalization =
         let b = Axes.norm ndim l.BatchAxis
         let axes = axesOf l ndim
         if not (List.contains ch axes) then
-            fail (("LayerNorm: normalising over the channel axis (" + string ch + ") is necessary for the kernel to converge to an asymptotic limit; got axis=" + Show.intList axes + "; add " + string ch + " to axis"))
+            fail ("LayerNorm: normalising over the channel axis (" + string ch + ") is necessary for the kernel to converge to an asymptotic limit; got axis=" + Show.intList axes + "; add " + string ch + " to axis")
         let spatialAxes = [ for a in 0 .. ndim - 1 do if a <> ch && a <> b then yield a ]
         let order = if k.IsReversed then List.rev spatialAxes else spatialAxes
         // Axes of the (N, spatial…) variance array to average over: 0 for the batch, 1 + the kernel's spatial index.
@@ -89,7 +89,7 @@ module Normalization =
         let flags (m: Tensor option) (shape: int[]) =
             m |> Option.map (fun m ->
                 if m.Shape[Axes.norm m.Rank l.ChannelAxis] <> 1 then
-                    fail ($"LayerNorm: different per-channel masks are not implemented in the infinite limit (mask shape {(Shape.format m.Shape)}, as in neural_tangents); put a Dense or Conv layer before it")
+                    fail $"LayerNorm: different per-channel masks are not implemented in the infinite limit (mask shape {Shape.format m.Shape}, as in neural_tangents); put a Dense or Conv layer before it"
                 Masking.positions k shape m)
         let normVar (masked: bool[] option) (cov: Tensor) =
             let v = Spatial.variances k.DiagonalBatch k.DiagonalSpatial cov |> Array.map (fun x -> x + l.Eps)

@@ -23,16 +23,16 @@ module Resize =
         | "nearest" -> ResizeMethod.Nearest
         | "lanczos3" | "lanczos5" | "cubic" | "bicubic" | "tricubic" ->
             invalidArg "method"
-                ($"ImageResize: only \"linear\" and \"nearest\" have an infinite-width kernel (neural_tangents' kernel_fn supports only those), got \"{name}\"")
-        | _ -> invalidArg "method" ($"ImageResize: unknown method \"{name}\"; use \"linear\" or \"nearest\"")
+                $"ImageResize: only \"linear\" and \"nearest\" have an infinite-width kernel (neural_tangents' kernel_fn supports only those), got \"{name}\""
+        | _ -> invalidArg "method" $"ImageResize: unknown method \"{name}\"; use \"linear\" or \"nearest\""
 
     /// Validated ImageResize arguments: every size −1 or ≥ 1.
     let imageResizeSpec (shape: int list) (m: ResizeMethod) (antialias: bool) (batchAxis: int) (channelAxis: int) =
         if List.isEmpty shape then invalidArg "shape" "ImageResize: the shape lists one size per input axis, got none"
         if shape |> List.exists (fun s -> s <> -1 && s < 1) then
-            invalidArg "shape" ($"ImageResize: every size must be -1 (unchanged) or ≥ 1, got {Show.intList shape}")
+            invalidArg "shape" $"ImageResize: every size must be -1 (unchanged) or ≥ 1, got {Show.intList shape}"
         if batchAxis = channelAxis then
-            invalidArg "channelAxis" ($"ImageResize: channel_axis must differ from batch_axis, both are {string batchAxis}")
+            invalidArg "channelAxis" $"ImageResize: channel_axis must differ from batch_axis, both are {string batchAxis}"
         { Shape = shape; Method = m; Antialias = antialias; BatchAxis = batchAxis; ChannelAxis = channelAxis }
 
     /// numpy's float32 machine epsilon, 2⁻²³ (jax's threshold for a vanishing weight sum).
@@ -76,12 +76,12 @@ module Resize =
     /// Refuses a resized array (or kernel) of <paramref name="shape"/> before it is allocated when it exceeds one
     /// .NET array or the free memory (counted in int64: a 2×2 image resized to 256×256 has a 2³²-entry kernel).
     let private checkSize (shape: int[]) =
-        Memory.checkArray ($"""ImageResize: the resized array of shape ({(String.Join(", ", shape))})""") "choose a smaller 'shape'" shape
+        Memory.checkArray $"""ImageResize: the resized array of shape ({(String.Join(", ", shape))})""" "choose a smaller 'shape'" shape
 
     /// Applies an (out × in) operator along one axis of a tensor.
     let applyAxis (axis: int) (op: float[,]) (t: Tensor) : Tensor =
         let nOut, nIn = Array2D.length1 op, Array2D.length2 op
-        if t.Shape[axis] <> nIn then invalidArg "t" (("axis " + string axis + " has size " + (string (t.Shape[axis])) + ", the operator takes " + string nIn))
+        if t.Shape[axis] <> nIn then invalidArg "t" ("axis " + string axis + " has size " + (string (t.Shape[axis])) + ", the operator takes " + string nIn)
         let outer = Array.fold (*) 1 t.Shape[.. axis - 1]
         let inner = Array.fold (*) 1 t.Shape[axis + 1 ..]
         checkSize (Array.updateAt axis nOut t.Shape)
@@ -120,7 +120,7 @@ module Resize =
     /// The output shape: −1 keeps the input's size.
     let outputShape (spec: ImageResizeSpec) (shape: int[]) =
         if spec.Shape.Length <> shape.Length then
-            fail (("ImageResize: shape " + Show.intList spec.Shape + " lists " + string spec.Shape.Length + " sizes but the input has rank " + string shape.Length + " (shape " + (Shape.format shape) + "); give one size per axis, -1 to keep it"))
+            fail ("ImageResize: shape " + Show.intList spec.Shape + " lists " + string spec.Shape.Length + " sizes but the input has rank " + string shape.Length + " (shape " + (Shape.format shape) + "); give one size per axis, -1 to keep it")
         List.toArray spec.Shape |> Array.mapi (fun i s -> if s = -1 then shape[i] else s)
 
     /// ImageResize on a kernel (neural_tangents' `ImageResize.kernel_fn`): a resize is linear along each axis, so each
@@ -132,7 +132,7 @@ module Resize =
         let target1, target2 = outputShape spec k.Shape1, outputShape spec k.Shape2
         let ch, b = Axes.norm ndim k.ChannelAxis, Axes.norm ndim k.BatchAxis
         if target1[ch] <> k.Shape1[ch] then
-            fail (("ImageResize: resizing the channel axis " + string ch + " is not defined in the infinite-width limit; set shape[" + string ch + "] = -1"))
+            fail ("ImageResize: resizing the channel axis " + string ch + " is not defined in the infinite-width limit; set shape[" + string ch + "] = -1")
         let k = if k.IsReversed then Kernel.reverse k else k
         let spatial = [ for a in 0 .. ndim - 1 do if a <> b && a <> ch then yield a ]
         // Target sizes of a covariance between inputs of (output) shapes s1 and s2, in its storage layout.

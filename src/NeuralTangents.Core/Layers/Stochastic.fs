@@ -16,7 +16,7 @@ module Stochastic =
     /// Validated Dropout arguments: 0 &lt; rate ≤ 1 (neural_tangents' check).
     let dropoutSpec (rate: float) (mode: DropoutMode) : DropoutSpec =
         if not (rate > 0.0 && rate <= 1.0) then
-            invalidArg "rate" ($"Dropout: rate (the keep probability) must be in (0, 1], got {Show.g rate}")
+            invalidArg "rate" $"Dropout: rate (the keep probability) must be in (0, 1], got {Show.g rate}"
         { Rate = rate; Mode = mode }
 
     /// Multiplies the entries of a covariance that pair a sample with itself at the same position by

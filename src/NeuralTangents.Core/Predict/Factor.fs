@@ -169,7 +169,7 @@ module internal PredictFactor =
                 | Some 0 ->
                     holdsReflectors <- true
                     version
-                | Some info -> raise (ArithmeticException($"LAPACKE_dsytrd failed (info = {string info})"))
+                | Some info -> raise (ArithmeticException $"LAPACKE_dsytrd failed (info = {string info})")
                 | None -> invalidOp "LAPACKE_dsytrd is not loaded")
 
         /// True while the reflectors of <c>Tridiagonalize</c>'s version v are still in the lower triangle.
@@ -179,10 +179,10 @@ module internal PredictFactor =
         member _.ApplyQ(v: int, tau: float[], b: float[], m: int, transposeQ: bool) =
             lock gate (fun () ->
                 if not (holdsReflectors && version = v) then
-                    invalidOp ($"{what}: its tridiagonal reduction was overwritten (internal error)")
+                    invalidOp $"{what}: its tridiagonal reduction was overwritten (internal error)"
                 match Tridiagonal.tryOrmtrRowsBlocked data n tau b m transposeQ with
                 | Some 0 -> ()
-                | Some info -> raise (ArithmeticException($"LAPACKE_dormtr failed (info = {string info})"))
+                | Some info -> raise (ArithmeticException $"LAPACKE_dormtr failed (info = {string info})")
                 | None -> invalidOp "LAPACKE_dormtr is not loaded")
 
         /// A fresh full copy of S + shift·I (both triangles).
@@ -208,7 +208,7 @@ module internal PredictFactor =
         let tol = 10.0 * float n * 2.220446049250313e-16 * maxAbs
         let minV = if n = 0 then 0.0 else Array.min values
         if not (Array.forall Double.IsFinite values) then
-            fail ($"{what} has non-finite eigenvalues; check the kernel for overflow")
+            fail $"{what} has non-finite eigenvalues; check the kernel for overflow"
         if minV < -tol then
             fail ((what + " is not positive semi-definite (smallest eigenvalue " + Show.g minV + ", largest " + Show.g maxAbs + "); " + advice))
         values |> Array.map (fun v -> if v < tol then 0.0 else v)

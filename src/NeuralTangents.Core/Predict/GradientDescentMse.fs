@@ -41,8 +41,8 @@ module internal PredictMse =
         // K*·V (M, N) first: its K*·Q overlaps with the tridiagonal eigenvectors still being computed.
         let kv =
             test |> Option.map (fun tb ->
-                let ktd = Timings.time ($"""predict: {(PredictGets.name g)} test–train kernel""") (fun () -> tb.TestTrain g)
-                Timings.time ($"""predict: {(PredictGets.name g)} K*·V (dormtr ‖ dstemr, gemm)""") (fun () -> eig.TimesV(ktd, tb.M)))
+                let ktd = Timings.time $"""predict: {PredictGets.name g} test–train kernel""" (fun () -> tb.TestTrain g)
+                Timings.time $"""predict: {PredictGets.name g} K*·V (dormtr ‖ dstemr, gemm)""" (fun () -> eig.TimesV(ktd, tb.M)))
         let ev = eig.Values
         let zT = eig.TimesV(transpose ts.Y.Data n k, k) // (Vᵀ·y)ᵀ = yᵀ·V, (K, N)
         let ss = scaledTimes ts learningRate times

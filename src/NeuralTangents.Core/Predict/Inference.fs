@@ -63,17 +63,17 @@ module internal PredictInference =
         member _.Block(b: PredictGet) =
             cached blocks b (fun () ->
                 monitor.Check()
-                let data, owned = Timings.time ($"predict: {(blockName b)} train–train kernel") (fun () -> fetch b)
-                monitor.Done($"{(blockName b)} train–train kernel")
-                Timings.time ($"predict: {(blockName b)} block (symmetrise, ridge)") (fun () ->
-                    Block.Create($"the {(blockName b)} train–train kernel", data, n, owned, diagReg, absolute)))
+                let data, owned = Timings.time $"predict: {blockName b} train–train kernel" (fun () -> fetch b)
+                monitor.Done $"{blockName b} train–train kernel"
+                Timings.time $"predict: {blockName b} block (symmetrise, ridge)" (fun () ->
+                    Block.Create($"the {blockName b} train–train kernel", data, n, owned, diagReg, absolute)))
         /// The factored block.
         member t.Factor(b: PredictGet) =
             let blk = t.Block b
             if not blk.IsFactored then
                 monitor.Check()
-                Timings.time ($"predict: {(blockName b)} Cholesky (dpotrf)") blk.Factor
-                monitor.Done($"Cholesky factor of the {(blockName b)}")
+                Timings.time $"predict: {blockName b} Cholesky (dpotrf)" blk.Factor
+                monitor.Done $"Cholesky factor of the {blockName b}"
             blk
         /// Cancellation and progress of this predictor.
         member _.Monitor = monitor
@@ -81,7 +81,7 @@ module internal PredictInference =
         member t.KInvYT(b: PredictGet) =
             cached kinvyT b (fun () ->
                 let blk = t.Factor b
-                Timings.time ($"predict: {(blockName b)} solve (K + λI)⁻¹·y (trsm)") (fun () ->
+                Timings.time $"predict: {blockName b} solve (K + λI)⁻¹·y (trsm)" (fun () ->
                     let z = transpose y.Data n t.Outputs
                     blk.SolveRows(z, t.Outputs)
                     z))
@@ -103,9 +103,9 @@ module internal PredictInference =
                 let blk = t.Block b
                 monitor.Check()
                 let e =
-                    Timings.time ($"predict: {(blockName b)} tridiagonal reduction (dsytrd)") (fun () ->
-                        spectrum ($"the {(blockName b)} train–train kernel") blk)
-                monitor.Done($"eigendecomposition of the {(blockName b)}")
+                    Timings.time $"predict: {blockName b} tridiagonal reduction (dsytrd)" (fun () ->
+                        spectrum $"the {blockName b} train–train kernel" blk)
+                monitor.Done $"eigendecomposition of the {blockName b}"
                 e)
 
     /// What the NNGP covariance of one call leaves for the NTK covariance of the same call: W = K*·L_K⁻ᵀ (M, N) and
@@ -137,8 +137,8 @@ module internal PredictInference =
             let ktd = tb.TestTrain b
             // Mean K*·(K + λI)⁻¹·y.
             let kinvyT = ts.KInvYT b
-            let mean = Timings.time ($"""predict: {(PredictGets.name g)} mean (gemm)""") (fun () -> Linalg.gemmNT 1.0 ktd m kinvyT k n)
-            ts.Monitor.Done($"""{(PredictGets.name g)} mean""")
+            let mean = Timings.time $"""predict: {PredictGets.name g} mean (gemm)""" (fun () -> Linalg.gemmNT 1.0 ktd m kinvyT k n)
+            ts.Monitor.Done $"""{PredictGets.name g} mean"""
             let cov =
                 tb.TestTest
                 |> Option.map (fun ktt ->
@@ -148,9 +148,9 @@ module internal PredictInference =
                         // K** − K*·(K + λI)⁻¹·K*ᵀ = K** − W·Wᵀ with W = K*·L⁻ᵀ (K the NNGP, or the NTK for NtkGp,
                         // arXiv:2007.05864): one triangular solve and one product.
                         let w = Pages.copy ktd
-                        Timings.time ($"""predict: {(PredictGets.name g)} cov: K*·L⁻ᵀ (trsm)""") (fun () -> fac.HalfSolve(w, m))
+                        Timings.time $"""predict: {PredictGets.name g} cov: K*·L⁻ᵀ (trsm)""" (fun () -> fac.HalfSolve(w, m))
                         let c = Pages.copy (ktt b)
-                        Timings.time ($"""predict: {(PredictGets.name g)} cov: K** − W·Wᵀ (syrk)""") (fun () ->
+                        Timings.time $"""predict: {PredictGets.name g} cov: K** − W·Wᵀ (syrk)""" (fun () ->
                             Linalg.rankUpdateLower -1.0 w m n c)
                         Linalg.mirrorLower c m
                         if g = PredictGet.Nngp then tb.Shared <- NngpHalfSolve(w, c)
@@ -195,5 +195,5 @@ module internal PredictInference =
                                     c)
                         Linalg.mirrorLower c m
                         Tensor.create [| m; m |] c)
-            if cov.IsSome then ts.Monitor.Done($"""{(PredictGets.name g)} covariance""")
+            if cov.IsSome then ts.Monitor.Done $"""{PredictGets.name g} covariance"""
             { Mean = Tensor.create [| m; k |] mean; Covariance = cov }

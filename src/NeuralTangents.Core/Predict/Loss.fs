@@ -51,7 +51,7 @@ module Loss =
     [<CompiledName("SoftmaxCrossEntropy")>]
     let softmaxCrossEntropy =
         let rows (fx: Tensor) =
-            if fx.Rank <> 2 then invalidArg "fx" ($"softmax cross-entropy needs (N, K) outputs, got shape {Show.ints fx.Shape}")
+            if fx.Rank <> 2 then invalidArg "fx" $"softmax cross-entropy needs (N, K) outputs, got shape {Show.ints fx.Shape}"
             fx.Shape[0], fx.Shape[1]
         create "softmax cross-entropy"
             (fun fx y ->

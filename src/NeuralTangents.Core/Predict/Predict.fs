@@ -89,7 +89,7 @@ module Predict =
         for b in [ kTrainTrain.NngpMatrix; kTrainTrain.NtkMatrix ] do
             b |> Option.iter (checkShape "kTrainTrain" n n)
         for g in kinds do
-            pick "kTrainTrain" ($"""the {(PredictGets.name g)} posterior""") kTrainTrain (blockOf g) |> ignore
+            pick "kTrainTrain" $"""the {PredictGets.name g} posterior""" kTrainTrain (blockOf g) |> ignore
         let fetch b = (pick "kTrainTrain" "the NTK covariance" kTrainTrain b).Data, false
         let ts = TrainSet(n, yTrain, diagReg, diagRegAbsoluteScale, fetch, Monitor control)
         fun (kTestTrain: KernelMatrices option) (kTestTest: KernelMatrices option) ->
@@ -411,13 +411,13 @@ module Predict =
     let maxLearningRate (ntkTrainTrain: Tensor) (yTrainSize: int option) (momentum: float) (eps: float) : float =
         checkSquare "ntkTrainTrain" ntkTrainTrain
         if not (Double.IsFinite momentum) || momentum < 0.0 then
-            invalidArg "momentum" ($"must be finite and ≥ 0, got {Show.g momentum}")
-        if not (Double.IsFinite eps) || eps < 0.0 then invalidArg "eps" ($"must be finite and ≥ 0, got {Show.g eps}")
+            invalidArg "momentum" $"must be finite and ≥ 0, got {Show.g momentum}"
+        if not (Double.IsFinite eps) || eps < 0.0 then invalidArg "eps" $"must be finite and ≥ 0, got {Show.g eps}"
         let n = ntkTrainTrain.Shape[0]
         if n = 0 then invalidArg "ntkTrainTrain" "is empty"
         let size =
             match yTrainSize with
-            | Some s when s <= 0 -> invalidArg "yTrainSize" ($"must be > 0, got {string s}")
+            | Some s when s <= 0 -> invalidArg "yTrainSize" $"must be > 0, got {string s}"
             | Some s -> s
             | None -> n
         let a = Pages.copy ntkTrainTrain.Data
@@ -446,13 +446,13 @@ module Predict =
         checkTargets "yTrain" n yTrain
         checkLearningRate learningRate
         momentum |> Option.iter (fun mu ->
-            if not (Double.IsFinite mu) || mu < 0.0 then invalidArg "momentum" ($"must be finite and ≥ 0, got {Show.g mu}"))
+            if not (Double.IsFinite mu) || mu < 0.0 then invalidArg "momentum" $"must be finite and ≥ 0, got {Show.g mu}")
         let k = yTrain.Shape[1]
         let kdd = symmetrize kTrainTrain
         fun (t: float[]) (fxTrain0: Tensor option) (fxTest0: Tensor option) (kTestTrain: Tensor option) ->
             checkTimes t
             for i in 1 .. t.Length - 1 do
-                if t[i] < t[i - 1] then invalidArg "t" (("times must be non-decreasing, got t[" + string i + "] = " + (Show.g (t[i])) + " after " + (Show.g (t[i - 1]))))
+                if t[i] < t[i - 1] then invalidArg "t" ("times must be non-decreasing, got t[" + string i + "] = " + (Show.g (t[i])) + " after " + (Show.g (t[i - 1])))
             let f0 = initialOutputs "fxTrain0" n k fxTrain0
             let test = testSide n k kTestTrain fxTest0 |> Option.map (fun (ktd, ft0) -> ofTensor ktd, ft0)
             PredictGradientDescent.atTimes loss kdd yTrain learningRate momentum t f0 test

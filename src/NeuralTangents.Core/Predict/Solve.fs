@@ -16,41 +16,41 @@ module internal PredictSolve =
 
     let checkMatrix (name: string) (t: Tensor) =
         if t.Rank <> 2 then
-            invalidArg name ($"must be a matrix (rank 2), got shape {Show.ints t.Shape}; a network with spatial outputs must end in Flatten or a global pooling layer")
+            invalidArg name $"must be a matrix (rank 2), got shape {Show.ints t.Shape}; a network with spatial outputs must end in Flatten or a global pooling layer"
         match Array.tryFindIndex (fun v -> not (Double.IsFinite v)) t.Data with
-        | Some i -> invalidArg name ($"has a non-finite value ({Show.g (t.Data[i])}) at flat index {string i}")
+        | Some i -> invalidArg name $"has a non-finite value ({Show.g (t.Data[i])}) at flat index {string i}"
         | None -> ()
 
     let checkShape (name: string) (rows: int) (cols: int) (t: Tensor) =
         checkMatrix name t
         if t.Shape[0] <> rows || t.Shape[1] <> cols then
-            invalidArg name (("must have shape (" + string rows + ", " + string cols + "), got (" + (string (t.Shape[0])) + ", " + (string (t.Shape[1])) + ")"))
+            invalidArg name ("must have shape (" + string rows + ", " + string cols + "), got (" + (string (t.Shape[0])) + ", " + (string (t.Shape[1])) + ")")
 
     let checkSquare (name: string) (t: Tensor) =
         checkMatrix name t
         if t.Shape[0] <> t.Shape[1] then
-            invalidArg name (("must be square, got shape (" + (string (t.Shape[0])) + ", " + (string (t.Shape[1])) + ")"))
+            invalidArg name ("must be square, got shape (" + (string (t.Shape[0])) + ", " + (string (t.Shape[1])) + ")")
 
     /// Targets (N, K) against an (N, N) train–train kernel.
     let checkTargets (name: string) (n: int) (y: Tensor) =
         checkMatrix name y
         if y.Shape[0] <> n then
-            invalidArg name (("must have one row per training input (" + string n + "), got " + (string (y.Shape[0])) + " rows"))
+            invalidArg name ("must have one row per training input (" + string n + "), got " + (string (y.Shape[0])) + " rows")
         if y.Shape[1] < 1 then invalidArg name "must have at least one output column"
 
     let checkDiagReg (diagReg: float) =
         if not (Double.IsFinite diagReg) || diagReg < 0.0 then
-            invalidArg "diagReg" ($"must be finite and ≥ 0, got {Show.g diagReg}")
+            invalidArg "diagReg" $"must be finite and ≥ 0, got {Show.g diagReg}"
 
     let checkLearningRate (lr: float) =
         if not (Double.IsFinite lr) || lr <= 0.0 then
-            invalidArg "learningRate" ($"must be finite and > 0, got {Show.g lr}")
+            invalidArg "learningRate" $"must be finite and > 0, got {Show.g lr}"
 
     let checkTimes (times: float[]) =
         if isNull times then nullArg "t"
         times |> Array.iteri (fun i v ->
             if not (Double.IsFinite v) || v < 0.0 then
-                invalidArg "t" ($"times must be finite and ≥ 0 (pass None for infinite time), got t[{string i}] = {Show.g v}"))
+                invalidArg "t" $"times must be finite and ≥ 0 (pass None for infinite time), got t[{string i}] = {Show.g v}")
 
     // ---- conversions --------------------------------------------------------------------------------------
 

@@ -19,10 +19,10 @@ module internal Input =
     /// Moves the batch axis first and the channel axis last: (N, spatial…, C).
     let canonical (batchAxis: int) (channelAxis: int) (x: Tensor) =
         if x.Rank < 2 then
-            invalidArg "x" ($"inputs need a batch axis and a channel axis (rank ≥ 2), got shape {(Shape.format x.Shape)}")
+            invalidArg "x" $"inputs need a batch axis and a channel axis (rank ≥ 2), got shape {Shape.format x.Shape}"
         let b = normAxis x.Rank "batch_axis" batchAxis
         let c = normAxis x.Rank "channel_axis" channelAxis
-        if b = c then invalidArg "channel_axis" ($"batch_axis and channel_axis are both axis {string b}")
+        if b = c then invalidArg "channel_axis" $"batch_axis and channel_axis are both axis {string b}"
         if b = 0 && c = x.Rank - 1 then x
         else
             // Move the channel axis last first, then the batch axis (its index shifts if it was after c).
@@ -123,13 +123,13 @@ module internal Input =
         let x2 = x2raw |> Option.map (canonical batchAxis channelAxis)
         match x2 with
         | Some x2 when x2.Shape[1..] <> x1.Shape[1..] ->
-            invalidArg "x2" ($"x1 and x2 must agree in all but the batch axis, got shapes {(Shape.format x1raw.Shape)} and {(Shape.format x2raw.Value.Shape)}")
+            invalidArg "x2" $"x1 and x2 must agree in all but the batch axis, got shapes {Shape.format x1raw.Shape} and {Shape.format x2raw.Value.Shape}"
         | _ -> ()
-        if x1.Shape[x1.Rank - 1] = 0 then invalidArg "x1" ($"inputs have zero channels, shape {(Shape.format x1raw.Shape)}")
+        if x1.Shape[x1.Rank - 1] = 0 then invalidArg "x1" $"inputs have zero channels, shape {Shape.format x1raw.Shape}"
         let n1, n2 = x1.Shape[0], (defaultArg x2 x1).Shape[0]
         if n1 = 0 || n2 = 0 then
             invalidArg (if n1 = 0 then "x1" else "x2")
-                ($"inputs have no rows (batch size 0), shapes {(Shape.format (if n1 = 0 then x1raw.Shape else x2raw.Value.Shape))}")
+                $"inputs have no rows (batch size 0), shapes {Shape.format (if n1 = 0 then x1raw.Shape else x2raw.Value.Shape)}"
         checkScale "x1" x1
         x2 |> Option.iter (checkScale "x2")
         x1, x2

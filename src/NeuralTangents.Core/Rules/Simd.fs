@@ -165,7 +165,7 @@ module internal Simd =
         | 512 | 0 -> normWidthValue <- w
         | 256 when Avx2.IsSupported && Fma.IsSupported -> normWidthValue <- w
         | 256 -> invalidArg "w" "Simd.setNormWidth: width 256 needs AVX2 and FMA, which this CPU lacks; use 512 (software) or 0"
-        | _ -> invalidArg "w" ($"Simd.setNormWidth: width {string w} is not one of 512, 256, 0")
+        | _ -> invalidArg "w" $"Simd.setNormWidth: width {string w} is not one of 512, 256, 0"
 
     /// The width the hardware selects (what <c>setNormWidth</c> restores after a test).
     let hardwareNormWidth = defaultNormWidth
