@@ -7,8 +7,8 @@
 # time (user + sys, all threads) and the peak memory (max RSS) of each whole process from /usr/bin/time, then the
 # medians and the ratios nt / numpy. CPU time is the fairer ratio on a shared machine. The order of the sides rotates
 # from round to round; use a multiple of the number of sides for RUNS.
-# NT_OTHER=path/to/another/nt.dll adds a third side, "other", run in the same interleaving (an A/B of two builds);
-# NT_OTHER2 a fourth, "other2".
+# NT_OTHER=path/to/another/nt.dll (or a native nt executable) adds a third side, "other", run in the same
+# interleaving (an A/B of two builds); NT_OTHER2 a fourth, "other2".
 set -euo pipefail
 N=${1:-4000}; M=${2:-1000}; RUNS=${3:-3}; MODE=${4:-cov}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,12 +24,18 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -z "${NT_OPENBLAS_CORETYPE:-}" ] \
 fi
 [ -f "$DIR/request.json" ] || $PY "$ROOT/bench/predict/baseline.py" gen "$DIR" "$N" "$M" "$MODE"
 LOG=$DIR/runs.log; : > "$LOG"
+# One nt run: an nt.dll through dotnet, or an executable (a native nt) itself.
+nt_run() {
+  local name=$1 path=$2
+  case "$path" in *.dll) set -- dotnet "$path" ;; *) set -- "$path" ;; esac
+  ( cd "$DIR" && /usr/bin/time -f "$name %e %U %S %M" -a -o "$LOG" "$@" predict request.json > /dev/null )
+}
 # One run of one side, by name.
 side() {
   case "$1" in
-    nt) ( cd "$DIR" && /usr/bin/time -f "nt %e %U %S %M" -a -o "$LOG" dotnet "$NT" predict request.json > /dev/null ) ;;
-    other) ( cd "$DIR" && /usr/bin/time -f "other %e %U %S %M" -a -o "$LOG" dotnet "$NT_OTHER" predict request.json > /dev/null ) ;;
-    other2) ( cd "$DIR" && /usr/bin/time -f "other2 %e %U %S %M" -a -o "$LOG" dotnet "$NT_OTHER2" predict request.json > /dev/null ) ;;
+    nt) nt_run nt "$NT" ;;
+    other) nt_run other "$NT_OTHER" ;;
+    other2) nt_run other2 "$NT_OTHER2" ;;
     numpy) /usr/bin/time -f "numpy %e %U %S %M" -a -o "$LOG" $PY "$ROOT/bench/predict/baseline.py" run "$DIR" > /dev/null ;;
   esac
 }

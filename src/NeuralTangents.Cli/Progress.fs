@@ -9,7 +9,7 @@ open NeuralTangents
 
 /// "1:02:03" or "2:03".
 let private clock (t: TimeSpan) =
-    if t.TotalHours >= 1.0 then ((string (int t.TotalHours)) + ":" + ((string t.Minutes).PadLeft(2, '0')) + ":" + ((string t.Seconds).PadLeft(2, '0')))
+    if t.TotalHours >= 1.0 then ((string (int t.TotalHours)) + ":" + (string t.Minutes).PadLeft(2, '0') + ":" + (string t.Seconds).PadLeft(2, '0'))
     else $"{string t.Minutes}:{(string t.Seconds).PadLeft(2, '0')}"
 
 /// <summary>The line drawn for a report: a 30-cell bar, tiles done of total, the percentage, the time elapsed and
@@ -19,7 +19,7 @@ let line (p: TileProgress) =
     let cells = 30
     let full = int (Math.Floor(frac * float cells))
     let left = match p.Remaining with Some r -> $", ~{clock r} left" | None -> ""
-    ("[" + (String('#', full)) + (String('-', cells - full)) + "] " + string p.TilesDone + "/" + string p.TilesTotal + " tiles " + ((Show.decimals 0 (100.0 * frac)).PadLeft(3)) + "%  " + (clock p.Elapsed) + " elapsed" + left)
+    ("[" + (String('#', full)) + (String('-', cells - full)) + "] " + string p.TilesDone + "/" + string p.TilesTotal + " tiles " + (Show.decimals 0 (100.0 * frac)).PadLeft(3) + "%  " + (clock p.Elapsed) + " elapsed" + left)
 
 /// A reporter drawing on <paramref name="w"/>, at most ten times a second (and always the last tile).
 type private Bar(w: TextWriter) =

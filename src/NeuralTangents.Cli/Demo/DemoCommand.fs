@@ -413,22 +413,22 @@ let report (o: Options) (r: Results) (w: TextWriter) =
         w.WriteLine("Digits (UCI optical digits, 8x8 pixels): " + string o.Train + " train / " + string o.Test + " test images, 10 classes, diag_reg " + (Show.g (defaultArg o.DiagReg digitsDiagReg)))
         w.WriteLine "  activation  depth  NNGP accuracy  NTK accuracy  time (s)"
         for d in r.Digits do
-            w.WriteLine("  " + (d.Activation.PadRight(10)) + "  " + ((string d.Depth).PadLeft(5)) + "  " + ((Show.decimals 1 (100.0 * d.NngpAccuracy)).PadLeft(12)) + "%  " + ((Show.decimals 1 (100.0 * d.NtkAccuracy)).PadLeft(11)) + "%  " + ((Show.decimals 2 d.Seconds).PadLeft(8)))
+            w.WriteLine("  " + d.Activation.PadRight(10) + "  " + (string d.Depth).PadLeft(5) + "  " + (Show.decimals 1 (100.0 * d.NngpAccuracy)).PadLeft(12) + "%  " + (Show.decimals 1 (100.0 * d.NtkAccuracy)).PadLeft(11) + "%  " + (Show.decimals 2 d.Seconds).PadLeft(8))
         match r.Cnn with
         | Some c ->
             w.WriteLine("  CNN-GAP on " + string c.Train + " train / " + string c.Test + " test images (full spatial kernel: 4096 position pairs per image pair)")
-            w.WriteLine("  " + (("CNN Relu").PadRight(10)) + "  " + ((string c.Depth).PadLeft(5)) + "  " + ((Show.decimals 1 (100.0 * c.NngpAccuracy)).PadLeft(12)) + "%  " + ((Show.decimals 1 (100.0 * c.NtkAccuracy)).PadLeft(11)) + "%  " + ((Show.decimals 2 c.Seconds).PadLeft(8)))
+            w.WriteLine("  " + ("CNN Relu").PadRight(10) + "  " + (string c.Depth).PadLeft(5) + "  " + (Show.decimals 1 (100.0 * c.NngpAccuracy)).PadLeft(12) + "%  " + (Show.decimals 1 (100.0 * c.NtkAccuracy)).PadLeft(11) + "%  " + (Show.decimals 2 c.Seconds).PadLeft(8))
         | None -> ()
     match r.Diabetes with
     | Some d ->
         w.WriteLine ""
         w.WriteLine("Diabetes (Efron et al. 2004): " + string d.Train + " train / " + string d.Test + " test patients, Relu depth 2, diag_reg " + (Show.g (defaultArg o.DiagReg diabetesDiagReg)) + ", target std " + Show.decimals 1 d.TargetStd)
         w.WriteLine "  model                test RMSE  mean predictive std"
-        w.WriteLine("  " + (("predict the mean").PadRight(19)) + "  " + ((Show.decimals 2 d.BaselineRmse).PadLeft(9)) + "  " + (("-").PadLeft(19)))
-        w.WriteLine("  " + (("NNGP posterior").PadRight(19)) + "  " + ((Show.decimals 2 d.NngpRmse).PadLeft(9)) + "  " + ((Show.decimals 2 d.NngpStd).PadLeft(19)))
-        w.WriteLine("  " + (("NTK ensemble, t=inf").PadRight(19)) + "  " + ((Show.decimals 2 d.NtkRmse).PadLeft(9)) + "  " + ((Show.decimals 2 d.NtkStd).PadLeft(19)))
+        w.WriteLine("  " + ("predict the mean").PadRight(19) + "  " + (Show.decimals 2 d.BaselineRmse).PadLeft(9) + "  " + ("-").PadLeft(19))
+        w.WriteLine("  " + ("NNGP posterior").PadRight(19) + "  " + (Show.decimals 2 d.NngpRmse).PadLeft(9) + "  " + (Show.decimals 2 d.NngpStd).PadLeft(19))
+        w.WriteLine("  " + ("NTK ensemble, t=inf").PadRight(19) + "  " + (Show.decimals 2 d.NtkRmse).PadLeft(9) + "  " + (Show.decimals 2 d.NtkStd).PadLeft(19))
         let tBest, best = d.Trajectory |> Array.minBy snd
-        w.WriteLine("  " + ($"NTK best t = {Show.digits 3 tBest}".PadRight(19)) + "  " + ((Show.decimals 2 best).PadLeft(9)) + "  " + (("-").PadLeft(19)))
+        w.WriteLine("  " + ($"NTK best t = {Show.digits 3 tBest}".PadRight(19)) + "  " + (Show.decimals 2 best).PadLeft(9) + "  " + ("-").PadLeft(19))
         w.WriteLine "  (predictive std: of the network output f at the test points, without observation noise)"
     | None -> ()
     match r.Finite with

@@ -258,8 +258,8 @@ let report (r: Result) (w: IO.TextWriter) =
     w.WriteLine("root mean square over " + string o.Test + " test points and " + string r.Times.Length + " times t = 0 .. " + string o.Steps + ":")
     w.WriteLine "   width  |mean - mu|  seed spread  to NTK twin  to linearized  test RMSE(t_end)  time (s)"
     for s, run in List.zip r.Summaries r.Runs do
-        w.WriteLine("  " + ((string s.Width).PadLeft(6)) + "  " + ((Show.decimals 3 s.MeanDistance).PadLeft(10)) + "  " + ((Show.decimals 3 s.Spread).PadLeft(11)) + "  " + ((Show.decimals 4 s.TwinDistance).PadLeft(11)) + "  " + ((Show.decimals 4 s.LinearizedDistance).PadLeft(13)) + "  " + ((Show.decimals 2 s.FinalRmse).PadLeft(16)) + "  " + ((Show.decimals 2 run.Seconds).PadLeft(8)))
-    w.WriteLine("  " + (("inf").PadLeft(6)) + "  " + ((Show.decimals 3 (1.0 / sqrt (float o.Seeds))).PadLeft(10)) + "  " + ((Show.decimals 3 1.0).PadLeft(11)) + "  " + ((Show.decimals 4 0.0).PadLeft(11)) + "  " + ((Show.decimals 4 0.0).PadLeft(13)) + "  " + ((Show.decimals 2 r.EnsembleRmse).PadLeft(16)))
+        w.WriteLine("  " + (string s.Width).PadLeft(6) + "  " + (Show.decimals 3 s.MeanDistance).PadLeft(10) + "  " + (Show.decimals 3 s.Spread).PadLeft(11) + "  " + (Show.decimals 4 s.TwinDistance).PadLeft(11) + "  " + (Show.decimals 4 s.LinearizedDistance).PadLeft(13) + "  " + (Show.decimals 2 s.FinalRmse).PadLeft(16) + "  " + (Show.decimals 2 run.Seconds).PadLeft(8))
+    w.WriteLine("  " + ("inf").PadLeft(6) + "  " + (Show.decimals 3 (1.0 / sqrt (float o.Seeds))).PadLeft(10) + "  " + (Show.decimals 3 1.0).PadLeft(11) + "  " + (Show.decimals 4 0.0).PadLeft(11) + "  " + (Show.decimals 4 0.0).PadLeft(13) + "  " + (Show.decimals 2 r.EnsembleRmse).PadLeft(16))
     w.WriteLine "  (inf row: what an infinitely wide network gives; |mean - mu| is then the seeds' noise, 1/sqrt(seeds);"
     w.WriteLine "   NTK twin: the infinite network started from the same outputs; both distances are O(1/sqrt(n)), Lee et al."
     w.WriteLine "   Theorem 2.1; the linearization's gap falls about as 1/n here)"
