@@ -15,19 +15,23 @@ let private mark (what: string) =
 /// <summary>Start-up work that every <c>nt kernel</c> request needs before its first kernel, started on a pool
 /// thread while the main thread parses the command line and reads the request (issue #9 item 7): loading the
 /// native BLAS (OpenBLAS starts its own threads), starting the thread pool's workers, and compiling (JIT) the
-/// kernel path — input Gram matrix, plan, tiling, the probe's Dense and ReLU rules, and the fused MLP executor
-/// (Rules.DenseStack: its Dense → ReLU and trailing Dense steps) — on a small network. On two cores this takes the
-/// main thread's idle neighbour; nothing computed is kept, and a failure is left to the request's own computation
-/// to report. Its 40 inputs make one tile of the executor, so its run stays on one core: the warm-up often still
-/// runs when the request's kernel starts, and two warm-up workers then took the cores from the request's Gram
-/// product (median elapsed_ms of 20 interleaved runs each: 70 and 88 ms against 81 and 93 with 72 inputs).</summary>
+/// kernel's heavy path — input Gram matrix, plan, and the fused MLP executor (Rules.DenseStack: its Dense → ReLU
+/// and trailing Dense steps) — on a small network. On two cores this takes the main thread's idle neighbour; nothing
+/// computed is kept, and a failure is left to the request's own computation to report. Its 40 inputs make one tile
+/// of the executor, so its run stays on one core: two warm-up workers took the cores from the request's Gram
+/// product (median elapsed_ms of 20 interleaved runs each: 70 and 88 ms against 81 and 93 with 72 inputs). It runs
+/// the untiled kernel, not the tiled one: the request's parsing ends ~100 ms after start-up, before a warm-up that
+/// also compiled the tiling's one-pair probe had finished, and the request then waited for it; with the probe's
+/// rules compiled by the request itself while the warm-up compiles the executor, elapsed_ms 115 and 126 ms against
+/// 157 and 152, the whole process 534 and 589 ms against 578 and 630 (medians of two sets of 16 interleaved runs,
+/// Zen 3).</summary>
 let private warmUp () =
     Task.Run(fun () ->
         try
             mark "warm-up starts"
             let x = Tensor.create [| 40; 3 |] [| for i in 0 .. 119 -> float (i % 7) - 3.0 + 0.01 * float i |]
             let net = Stax.serial [ Stax.dense 8 1.0 (Some 0.1); Stax.relu; Stax.dense 1 1.0 None ]
-            Batching.compute BatchOptions.Default net x None Both |> ignore
+            KernelFn.compute net x None Both |> ignore
             Parallel.For(0, Environment.ProcessorCount, fun _ -> ()) |> ignore
             mark "warm-up ends"
         with _ -> ())
