@@ -64,6 +64,8 @@ internal static class Boundary
             .Replace("trace_axes", "traceAxes", StringComparison.Ordinal)
             .Replace("diagonal_axes", "diagonalAxes", StringComparison.Ordinal);
         m = Regex.Replace(m, @"\[\|(.*?)\|\]", a => "[" + a.Groups[1].Value.Replace("; ", ", ", StringComparison.Ordinal) + "]");
+        // F# int lists ("[0; 3]") as C# writes them ("[0, 3]").
+        m = Regex.Replace(m, @"\[(-?\d+(?:; -?\d+)*)\]", a => "[" + a.Groups[1].Value.Replace("; ", ", ", StringComparison.Ordinal) + "]");
         m = Regex.Replace(m, @"\bNone\b", "null");
         m = Regex.Replace(m, @"\bSome\b ?", string.Empty);
         return m;

@@ -165,6 +165,15 @@ public class StaxTests
         Assert.That(e.Message.Length, Is.GreaterThan(once.Length), "the core's explanation is kept");
     }
 
+    [Test]
+    public void InvalidArgument_EchoesArraysAndListsInCSharpSyntax()
+    {
+        // The core echoes an int array as [|0; 3|] and an int list as [0; 3]; C# callers read [0, 3] for both.
+        var conv = Assert.Throws<ArgumentException>(() => Stax.Conv(3, new[] { 0, 3 }))!;
+        Assert.That(conv.Message, Does.Contain("got [0, 3]"));
+        Assert.That(conv.Message, Does.Not.Contain(";"));
+    }
+
     /// <summary>Every null check of the façade, with the parameter name it must report.</summary>
     private static IEnumerable<TestCaseData> NullArguments()
     {
