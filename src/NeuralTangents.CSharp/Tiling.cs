@@ -33,13 +33,13 @@ public sealed class TilingOptions
             : throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "must be a positive number of inputs per block");
 
     /// <summary>These options with a memory budget.</summary>
-    /// <param name="memoryGb">Gigabytes (10⁹ bytes), finite and positive.</param>
+    /// <param name="memoryGb">Gigabytes (10⁹ bytes), finite, positive and at most 10⁹.</param>
     /// <returns>New options.</returns>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="memoryGb"/> is not finite and positive.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="memoryGb"/> is not finite and positive, or above 10⁹.</exception>
     public TilingOptions WithMemoryGb(double memoryGb) =>
         double.IsFinite(memoryGb) && memoryGb > 0 && memoryGb <= 1e9
             ? new(BatchSize, memoryGb)
-            : throw new ArgumentOutOfRangeException(nameof(memoryGb), memoryGb, "must be a positive number of gigabytes");
+            : throw new ArgumentOutOfRangeException(nameof(memoryGb), memoryGb, "must be a positive, finite number of gigabytes, at most 1e9");
 
     internal BatchOptions ToFSharp(IProgress<KernelProgress>? progress, CancellationToken cancellationToken) =>
         new(

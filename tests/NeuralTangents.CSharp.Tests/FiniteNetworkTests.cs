@@ -39,6 +39,9 @@ public class FiniteNetworkTests
     {
         var net = Stax.Serial(Stax.Dense(4), Stax.Relu(), Stax.Dense(1));
         Assert.Throws<ArgumentNullException>(() => net.Init(0, null!));
+        var noAxes = Assert.Throws<ArgumentException>(() => net.Init(0))!;
+        Assert.That(noAxes.ParamName, Is.EqualTo("inputShape"));
+        Assert.That(noAxes.Message, Does.Contain("has no axes").And.Contain("[-1, 3]"));
         var p = net.Init(0, 2, 3);
         Assert.Throws<ArgumentNullException>(() => net.Apply(null!, new double[2, 3]));
         Assert.Throws<ArgumentNullException>(() => net.Apply(p, (double[,])null!));

@@ -72,6 +72,7 @@ public class TilingTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => TilingOptions.Default.WithBatchSize(0));
         Assert.Throws<ArgumentOutOfRangeException>(() => TilingOptions.Default.WithMemoryGb(double.NaN));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => TilingOptions.Default.WithMemoryGb(2e9))!.Message, Does.Contain("at most 1e9"));
         Assert.Throws<ArgumentNullException>(() => Mlp().Kernel((double[,])null!, null, KernelOutputs.Both, TilingOptions.Default));
         Assert.Throws<ArgumentNullException>(() => Mlp().Kernel(Inputs(5, 2, 2), null, KernelOutputs.Both, (TilingOptions)null!));
     }

@@ -163,4 +163,8 @@ let tests =
             let net = Stax.Dense(2)
             Expect.throwsT<ArgumentException> (fun () -> InitFn.init 0 net [| -1; -1 |] |> ignore) "two -1"
             Expect.throwsT<ArgumentException> (fun () -> InitFn.init 0 net [| -2; 3 |] |> ignore) "-2"
+            // No axes at all: named, not an axis error from inside the first layer.
+            let e = NeuralTangents.Tests.TestUtil.throwsExactly<ArgumentException> (fun () -> InitFn.init 0 net [||] |> ignore)
+            Expect.equal e.ParamName "inputShape" "no axes"
+            Expect.stringContains e.Message "has no axes" "no axes"
     ]

@@ -118,6 +118,8 @@ module InitFn =
     [<CompiledName("InitWithKey")>]
     let initWithKey (key: RngKey) (layer: Layer) (inputShape: int[]) : int[] * Params =
         if isNull inputShape then nullArg "inputShape"
+        if inputShape.Length = 0 then
+            invalidArg "inputShape" "has no axes; give the input's shape with its batch axis, e.g. [|-1; 3|] for vectors of 3"
         if inputShape |> Array.exists (fun d -> d < 1 && d <> -1) then
             invalidArg "inputShape" $"dimensions must be ≥ 1 (or −1 for the batch axis), got {Show.ints inputShape}"
         if (inputShape |> Array.filter (fun d -> d = -1)).Length > 1 then
