@@ -56,6 +56,7 @@ internal static class Boundary
     {
         var m = message
             .Replace("(pass None for infinite time)", "(double.PositiveInfinity for t = ∞)", StringComparison.Ordinal)
+            .Replace("\"memory_gb\"", "memory budget (TilingOptions.WithMemoryGb)", StringComparison.Ordinal)
             .Replace("diag_reg_absolute_scale", "diagRegAbsoluteScale", StringComparison.Ordinal)
             .Replace("diag_reg", "diagReg", StringComparison.Ordinal)
             .Replace("learning_rate", "learningRate", StringComparison.Ordinal)

@@ -8,8 +8,14 @@ internal static class Inputs
     public static double[,] Rows(double[][] rows, string paramName)
     {
         Boundary.NoNulls(rows, paramName);
+        if (rows.Length == 0)
+        {
+            // Without a first row there are no features to speak of; say what is missing.
+            throw new ArgumentException("inputs have no rows (batch size 0); give at least one input", paramName);
+        }
+
         var n = rows.Length;
-        var d = n == 0 ? 0 : rows[0].Length;
+        var d = rows[0].Length;
         var m = new double[n, d];
         for (var i = 0; i < n; i++)
         {

@@ -87,7 +87,7 @@ public class EnsembleControlTests
         var ex = Assert.Throws<InvalidOperationException>(() =>
             Ensemble.Predict(Net, XTrain, YTrain, XTest, diagReg: 1e-3, tiling: TilingOptions.Default.WithMemoryGb(1e-9)))!;
         Assert.That(ex.Message, Does.Contain("cannot be computed within"));
-        Assert.That(ex.Message, Does.Contain("memory_gb"));
+        Assert.That(ex.Message, Does.Contain("TilingOptions.WithMemoryGb"));
     }
 
     [Test]

@@ -34,6 +34,9 @@ public class InputShapesTests
             Throws.ArgumentException.With.Property("ParamName").EqualTo("x1").And.Message.Contains("x1[1] has 1"));
         Assert.That(() => MlpReluD1().Kernel(new[] { new[] { 1.0 }, null! }),
             Throws.TypeOf<ArgumentNullException>().With.Property("ParamName").EqualTo("x1"));
+        // No rows: named as such, not as inputs with zero channels.
+        Assert.That(() => MlpReluD1().Kernel(Array.Empty<double[]>()),
+            Throws.ArgumentException.With.Property("ParamName").EqualTo("x1").And.Message.Contains("no rows (batch size 0)"));
     }
 
     [Test]

@@ -65,6 +65,8 @@ public class TilingTests
         var e = Assert.Throws<InvalidOperationException>(() =>
             Mlp().Kernel(Inputs(4, 50, 4), null, KernelOutputs.Both, TilingOptions.Default.WithMemoryGb(1e-8)));
         Assert.That(e!.Message, Does.Contain("N1 = 50 by N2 = 50 inputs").And.Contain("cannot be computed within"));
+        // The fix in C# terms, not the command line's "memory_gb".
+        Assert.That(e.Message, Does.Contain("TilingOptions.WithMemoryGb").And.Not.Contain("memory_gb"));
     }
 
     [Test]
