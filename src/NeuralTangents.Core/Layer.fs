@@ -85,6 +85,13 @@ type Padding =
     /// Periodic boundary conditions: SAME's pads filled by wrapping the input around.
     | Circular
 
+    /// neural_tangents' name: "SAME", "VALID" or "CIRCULAR" (JSON's <c>padding</c>, and messages).
+    member p.Name =
+        match p with
+        | Same -> "SAME"
+        | Valid -> "VALID"
+        | Circular -> "CIRCULAR"
+
 /// <summary>Arguments of <c>AvgPool</c> and <c>SumPool</c> shared by both, named as neural_tangents names them.</summary>
 type PoolSpec =
     { /// The window's size along each spatial axis, in the order the spatial axes appear in the input.

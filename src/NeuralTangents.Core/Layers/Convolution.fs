@@ -28,13 +28,6 @@ module internal Convolution =
         | ConvKind.Transpose -> "ConvTranspose"
         | ConvKind.Local -> "ConvLocal"
 
-    /// The padding's case name, as F#'s %A prints it.
-    let private paddingName (p: Padding) =
-        match p with
-        | Padding.Same -> "Same"
-        | Padding.Valid -> "Valid"
-        | Padding.Circular -> "Circular"
-
     let private fail (c: ConvSpec) (message: string) =
         raise (NeuralTangentsException(kindName c.Kind + ": " + message))
 
@@ -104,9 +97,9 @@ module internal Convolution =
     let axisPlan (c: ConvSpec) (d: int) (f: int) (s: int) : AxisPlan =
         let make (o: int64) (tap: int -> int -> int) =
             if o < 1L then
-                fail c ("filter size " + string f + " with stride " + string s + " and " + paddingName c.Padding + " padding leaves no output positions on an axis of size " + string d + "; use SAME or CIRCULAR padding or a smaller filter")
+                fail c ("filter size " + string f + " with stride " + string s + " and " + c.Padding.Name + " padding leaves no output positions on an axis of size " + string d + "; use SAME or CIRCULAR padding or a smaller filter")
             if o * int64 f > maxTaps then
-                fail c ("filter size " + string f + " with stride " + string s + " and " + paddingName c.Padding + " padding gives " + string o + " output positions on an axis of size " + string d + ", more than can be held (" + string maxTaps + " taps at most); use a smaller stride or filter")
+                fail c ("filter size " + string f + " with stride " + string s + " and " + c.Padding.Name + " padding gives " + string o + " output positions on an axis of size " + string d + ", more than can be held (" + string maxTaps + " taps at most); use a smaller stride or filter")
             let o = int o
             { D = d; O = o; F = f; Taps = Array.init (o * f) (fun k -> tap (k / f) (k % f)) }
         let dL, fL, sL = int64 d, int64 f, int64 s
@@ -148,7 +141,7 @@ module internal Convolution =
             // Every rule walks all f taps of every output, so a filter far wider than its axis costs time in f while
             // adding only padding zeros (SAME) or repeats of the axis (CIRCULAR); such filters are refused.
             if fL > maxFilterPerAxis * dL then
-                fail c ("filter size " + string f + " on a spatial axis of size " + string d + ": with " + ((paddingName p).ToUpperInvariant()) + " padding a filter more than " + string maxFilterPerAxis + " times its axis reads only padding zeros or the axis again, at a cost that grows with the filter; use a filter of at most " + (string (maxFilterPerAxis * dL)) + " on this axis")
+                fail c ("filter size " + string f + " on a spatial axis of size " + string d + ": with " + p.Name + " padding a filter more than " + string maxFilterPerAxis + " times its axis reads only padding zeros or the axis again, at a cost that grows with the filter; use a filter of at most " + (string (maxFilterPerAxis * dL)) + " on this axis")
             let oL = (dL + sL - 1L) / sL
             let lo = int (max ((oL - 1L) * sL + fL - dL) 0L / 2L)
             if p = Padding.Same then
@@ -620,7 +613,7 @@ module internal Convolution =
             [ "out_chan", IntArg c.OutChan
               "filter_shape", IntsArg c.FilterShape
               "strides", IntsArg c.Strides
-              "padding", StringArg(match c.Padding with Padding.Valid -> "VALID" | Padding.Same -> "SAME" | Padding.Circular -> "CIRCULAR")
+              "padding", StringArg c.Padding.Name
               "W_std", FloatArg c.WStd
               "b_std", OptFloatArg c.BStd
               "dimension_numbers", StringsArg [ lhs; rhs; out ]

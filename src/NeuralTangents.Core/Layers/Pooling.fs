@@ -310,12 +310,6 @@ module internal Pooling =
     // ---------------------------------------------------------------------------------------------
     // The definitions.
 
-    let private paddingName (p: Padding) =
-        match p with
-        | Padding.Same -> "SAME"
-        | Padding.Valid -> "VALID"
-        | Padding.Circular -> "CIRCULAR"
-
     /// AvgPool/SumPool masking (neural_tangents' <c>_Pool.mask_fn</c>, remask_kernel=True): one mask for all
     /// channels, strided through by <c>_pool_mask</c> (CIRCULAR has SAME's output positions).
     let private windowMask (name: string) (p: PoolSpec) =
@@ -361,7 +355,7 @@ module internal Pooling =
     let private poolArgs (p: PoolSpec) =
         [ "window_shape", IntsArg p.WindowShape
           "strides", IntsArg p.Strides
-          "padding", StringArg(paddingName p.Padding) ]
+          "padding", StringArg p.Padding.Name ]
 
     /// AvgPool(window_shape, strides, padding, normalize_edges, batch_axis, channel_axis) (neural_tangents'
     /// <c>stax.AvgPool</c>).
