@@ -184,7 +184,7 @@ let tests =
                 let b = normals 52 (m * n)
                 let p = normals 53 (m * n)
                 let blk = PredictFactor.Block.Create("test block", rows s, n, true, 1e-2, true)
-                let sp = PredictFactor.spectrum "test block" blk
+                let sp = PredictFactor.spectrum "test block" blk None
                 assertClose "eigenvalues" 1e-12 (evd.EigenValues |> Seq.map (fun c -> c.Real) |> Seq.toArray) sp.Values
                 let bv = sp.TimesV(b, m)
                 // Signs: column j of B·V against column j of B·vRef.
@@ -204,7 +204,7 @@ let tests =
                     Expect.isFalse sp.IsCurrent "stale once a factor overwrote the reflectors"
                     Expect.throwsT<InvalidOperationException> (fun () -> sp.TimesV(b, m) |> ignore) "a stale spectrum refuses to apply Q"
                 // R formed in place (a fresh spectrum), and B·V through it.
-                let sp2 = PredictFactor.spectrum "test block" blk
+                let sp2 = PredictFactor.spectrum "test block" blk None
                 let r = sp2.Rows
                 let sign2 = Array.init n (fun j -> if Seq.sum (Seq.init n (fun i -> r[j * n + i] * vRef[i, j])) < 0.0 then -1.0 else 1.0)
                 let v2 = vRef * Matrix<float>.Build.DenseOfDiagonalArray sign2
@@ -212,6 +212,43 @@ let tests =
                 assertClose "B·V once formed" 1e-12 (rows (ofRows m n b * v2)) (sp2.TimesV(b, m))
                 assertClose "P·Vᵀ once formed" 1e-12 (rows (ofRows m n p * v2.Transpose())) (sp2.TimesVT(p, m))
                 Expect.isTrue sp2.IsCurrent "a formed basis does not depend on the block"
+
+        testCase "two blocks reduced together (one OpenBLAS thread each) give the eigenbases of MathNet's EVD; the thread count comes back" <| fun () ->
+            // As the test above, for Spectrum.Of from reductions made by Tridiagonal.tryRunSingleThreadedTogether
+            // (TrainSet.ReduceTogether's route); each B·V against ±B·v_j of MathNet's EVD, tolerance 1e-12 as there.
+            let n, m = 300, 11
+            let before = Tridiagonal.blasThreads ()
+            let ss = [| symOf n (spd 61 n); symOf n (spd 63 n) |]
+            let blks = ss |> Array.map (fun s -> PredictFactor.Block.Create("test block", rows s, n, true, 1e-2, true))
+            let made = Array.zeroCreate<PredictFactor.Reduction> 2
+            let seen = Array.zeroCreate<int option> 2
+            let jobs = Array.init 2 (fun i -> fun () -> seen[i] <- Tridiagonal.blasThreads (); made[i] <- PredictFactor.reduce blks[i])
+            let ran = Tridiagonal.tryRunSingleThreadedTogether jobs
+            Expect.equal ran (Tridiagonal.available () && Tridiagonal.canHoldOneThread ()) "run together exactly when OpenBLAS' thread control is there"
+            Expect.equal (Tridiagonal.blasThreads ()) before "the thread count restored"
+            if ran then
+                Expect.equal seen [| Some 1; Some 1 |] "one OpenBLAS thread inside the jobs"
+                let b = normals 65 (m * n)
+                for i in 0 .. 1 do
+                    let evd = (ss[i] + 1e-2 * Matrix<float>.Build.DenseIdentity n).Evd(Symmetricity.Symmetric)
+                    let sp = PredictFactor.spectrum "test block" blks[i] (Some made[i])
+                    assertClose "eigenvalues" 1e-12 (evd.EigenValues |> Seq.map (fun c -> c.Real) |> Seq.toArray) sp.Values
+                    let bv = sp.TimesV(b, m)
+                    let bvRef = ofRows m n b * evd.EigenVectors
+                    let sign = Array.init n (fun j -> if Seq.sum (Seq.init m (fun r -> bv[r * n + j] * bvRef[r, j])) < 0.0 then -1.0 else 1.0)
+                    assertClose "B·V" 1e-12 (rows (bvRef * Matrix<float>.Build.DenseOfDiagonalArray sign)) bv
+            // A failing job: its exception comes out (the other job still finishes) and the count is restored.
+            if Tridiagonal.canHoldOneThread () then
+                let finished = ref false
+                let ex =
+                    Expect.throwsC (fun () ->
+                        Tridiagonal.tryRunSingleThreadedTogether [| (fun () -> finished.Value <- true); (fun () -> invalidOp "job failed") |] |> ignore)
+                        id
+                Expect.equal ex.Message "job failed" "the job's own exception"
+                Expect.isTrue finished.Value "the other job ran"
+                Expect.equal (Tridiagonal.blasThreads ()) before "the thread count restored after a failure"
+            else
+                Expect.isFalse (Tridiagonal.tryRunSingleThreadedTogether [| ignore; ignore |]) "nothing run without OpenBLAS' thread control"
 
         testCase "gpInference at N = 300 equals explicit LU solves to 1e-12 (NNGP, NTK ensemble, NTKGP)" <| fun () ->
             let n, m, d, k = 300, 41, 650, 3

@@ -122,6 +122,7 @@ let tests =
                 let mutable interrupted = None
                 let mutable attempt = 0
                 let mutable late = 0
+                let outcomes = Collections.Generic.List<string>() // exit code and stderr of each attempt that missed
                 while interrupted.IsNone && attempt < 10 do
                     attempt <- attempt + 1
                     use p = start request
@@ -138,10 +139,11 @@ let tests =
                     if p.ExitCode = 130 && err <> "" then interrupted <- Some err
                     else
                         if p.ExitCode = 130 then late <- late + 1
+                        outcomes.Add(sprintf "exit %d, stderr %A" p.ExitCode err)
                         for f in files dir "k" do File.Delete f
                 note (sprintf "ResumeTests: SIGINT landed in attempt %d (%d after the command had finished)" attempt late)
                 match interrupted with
-                | None -> failtest "no SIGINT landed during the computation in 10 attempts"
+                | None -> failtestf "no SIGINT landed during the computation in 10 attempts: %s" (String.Join("; ", outcomes))
                 | Some err ->
                     Expect.stringStarts err "nt: interrupted" "one line"
                     Expect.stringContains err "run the same command again to resume" "says how to resume"

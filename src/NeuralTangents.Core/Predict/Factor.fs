@@ -219,6 +219,17 @@ module internal PredictFactor =
         let a = Array.zeroCreate (b.Size * b.Size)
         { Values = checkedValues what (b.EigenRowsInto a); Rows = a }
 
+    /// A block's tridiagonal form T = Qᵀ·(S + ridge·I)·Q: diagonal D, off-diagonal E (its last entry scratch), the
+    /// reflectors' Tau, and the block version whose lower triangle holds the reflectors.
+    type Reduction = { D: float[]; E: float[]; Tau: float[]; Version: int }
+
+    /// dsytrd on the block (see <c>Block.Tridiagonalize</c>), with whatever number of OpenBLAS threads is set.
+    let reduce (b: Block) : Reduction =
+        let n = b.Size
+        let d, e, tau = Array.zeroCreate n, Array.zeroCreate n, Array.zeroCreate n
+        let version = b.Tridiagonalize(d, e, tau)
+        { D = d; E = e; Tau = tau; Version = version }
+
     /// <summary>Eigenvalues of S + ridge·I (ascending, checked as <c>eigen</c>) and its eigenvectors V, kept as
     /// V = Q·Z: Q the block's tridiagonal reflectors (dsytrd), Z the tridiagonal's eigenvectors (dstemr, MRRR), in
     /// one N×N buffer. dsyevr computes the same and then forms V = Q·Z (2N³ flops); a prediction only needs
@@ -245,17 +256,20 @@ module internal PredictFactor =
                     formed <- true
             values
 
-        /// Starts the spectrum of a block's S + ridge·I: dsytrd now, on this thread; MRRR (dstemr, serial in
-        /// LAPACK) on a pool thread, so that the first B·Q (dormtr, both cores) overlaps with it. One fresh N×N
-        /// buffer, as <c>eigen</c>. Without native dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
-        static member Of(what: string, b: Block) : Spectrum =
+        /// Starts the spectrum of a block's S + ridge·I: dsytrd now, on this thread, unless <c>reduced</c> is the
+        /// block's current reduction; MRRR (dstemr, serial in LAPACK) on a pool thread, so that the first B·Q
+        /// (blocked dormtr, one OpenBLAS thread meanwhile) overlaps with it. One fresh N×N buffer, as <c>eigen</c>. Without native
+        /// dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
+        static member Of(what: string, b: Block, reduced: Reduction option) : Spectrum =
             let n = b.Size
             let z = Pages.zeroed (n * n)
             if n = 0 || not (Tridiagonal.available ()) then
                 Spectrum(what, z, n, b, null, 0, null, checkedValues what (b.EigenRowsInto z))
             else
-                let d, e, tau = Array.zeroCreate n, Array.zeroCreate n, Array.zeroCreate n
-                let version = b.Tridiagonalize(d, e, tau)
+                let { D = d; E = e; Tau = tau; Version = version } =
+                    match reduced with
+                    | Some r when b.HoldsReflectors r.Version -> r
+                    | _ -> reduce b
                 let w = Array.zeroCreate n
                 let pending = Task.Run(fun () -> match Tridiagonal.tryStemrRows d e n w z with Some 0 -> Some w | _ -> None)
                 Spectrum(what, z, n, b, tau, version, pending, null)
@@ -273,7 +287,11 @@ module internal PredictFactor =
                 if formed then Linalg.gemmNT 1.0 b m z n n
                 else
                     let c = Pages.copy b
-                    block.ApplyQ(version, tau, c, m, false) // B·Q, while MRRR may still run
+                    // B·Q while MRRR (one core) may still run: with one OpenBLAS thread, so that the two do not
+                    // contend for the cores (two threads: 2.1–2.4 s beside MRRR's 2.1 s, one: 1.0–1.4 s; N = 4000,
+                    // M = 1000, Zen 3).
+                    if pending.IsCompleted then block.ApplyQ(version, tau, c, m, false)
+                    else Tridiagonal.withOneBlasThread (fun () -> block.ApplyQ(version, tau, c, m, false))
                     ready () |> ignore
                     // (B·Q)·Z, row j of z being column j of Z; B·Rᵀ when MRRR failed and z holds R.
                     Linalg.gemmNT 1.0 (if formed then b else c) m z n n)
@@ -296,4 +314,4 @@ module internal PredictFactor =
                 z)
 
     /// The spectrum of a block's S + ridge·I through its tridiagonal form (see <c>Spectrum</c>).
-    let spectrum (what: string) (b: Block) : Spectrum = Spectrum.Of(what, b)
+    let spectrum (what: string) (b: Block) (reduced: Reduction option) : Spectrum = Spectrum.Of(what, b, reduced)

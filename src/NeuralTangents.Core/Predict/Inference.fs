@@ -41,6 +41,8 @@ module internal PredictInference =
         let blocks = Dictionary<PredictGet, Block>()
         let kinvyT = Dictionary<PredictGet, float[]>()
         let eigs = Dictionary<PredictGet, Spectrum>()
+        /// Tridiagonal forms made ahead of their spectra by <c>ReduceTogether</c>, each taken by its <c>Eigen</c>.
+        let reductions = Dictionary<PredictGet, Reduction>()
 
         let cached (d: Dictionary<PredictGet, 'T>) (key: PredictGet) (make: unit -> 'T) =
             lock gate (fun () ->
@@ -102,11 +104,46 @@ module internal PredictInference =
                     GC.Collect(2, GCCollectionMode.Forced, true)
                 let blk = t.Block b
                 monitor.Check()
+                let reduced =
+                    lock gate (fun () ->
+                        match reductions.TryGetValue b with
+                        | true, r ->
+                            reductions.Remove b |> ignore
+                            Some r
+                        | _ -> None)
                 let e =
                     Timings.time $"predict: {blockName b} tridiagonal reduction (dsytrd)" (fun () ->
-                        spectrum $"the {blockName b} train–train kernel" blk)
+                        spectrum $"the {blockName b} train–train kernel" blk reduced)
                 monitor.Done $"eigendecomposition of the {blockName b}"
                 e)
+
+        /// Before the eigenbases of several kinds (finite times): reduces to tridiagonal form, at once and with one
+        /// OpenBLAS thread each, every block of these kinds that has no current basis, so that their dsytrd (memory-
+        /// bound, see <c>Tridiagonal.tryRunSingleThreadedTogether</c>) share the cores; each <c>Eigen</c> then
+        /// starts from its reduction. In place: no N×N array beyond the blocks. Does nothing for fewer than two
+        /// such blocks, without native dsytrd or without OpenBLAS' thread control.
+        member t.ReduceTogether(kinds: PredictGet list) =
+            let pending =
+                kinds
+                |> List.distinct
+                |> List.filter (fun b ->
+                    lock gate (fun () ->
+                        not (reductions.ContainsKey b)
+                        && (match eigs.TryGetValue b with
+                            | true, e -> not e.IsCurrent
+                            | _ -> true)))
+            if pending.Length >= 2 && n > 1 && Tridiagonal.available () then
+                let blocks = pending |> List.map (fun b -> b, t.Block b) |> Array.ofList
+                monitor.Check()
+                let made = Array.zeroCreate<Reduction> blocks.Length
+                let jobs = blocks |> Array.mapi (fun i (_, blk) -> fun () -> made[i] <- reduce blk)
+                let names = pending |> List.map blockName |> String.concat " and "
+                let ran =
+                    Timings.time ("predict: " + names + " tridiagonal reductions (dsytrd, one thread each, together)") (fun () ->
+                        Tridiagonal.tryRunSingleThreadedTogether jobs)
+                if ran then
+                    lock gate (fun () -> blocks |> Array.iteri (fun i (b, _) -> reductions[b] <- made[i]))
+                    monitor.Done("tridiagonal reductions of the " + names)
 
     /// What the NNGP covariance of one call leaves for the NTK covariance of the same call: W = K*·L_K⁻ᵀ (M, N) and
     /// the NNGP posterior covariance (M, M), both read-only once set.

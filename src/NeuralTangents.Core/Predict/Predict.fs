@@ -189,6 +189,7 @@ module Predict =
                             let s = symmetricCopy k
                             fun _ -> s)
                       Shared = null })
+            if t.IsSome then ts.ReduceTogether(kindsOfGet get)
             kindsOfGet get
             |> List.map (fun g ->
                 g,
