@@ -204,5 +204,6 @@ let parse (argv: string[]) : Command =
             | [||] -> Info
             | _ when Array.exists isHelp rest -> Help "info"
             | _ -> raise (UsageError("'nt info' takes no arguments, got '" + rest[0] + "'"))
+        | "--version" -> raise (UsageError("'nt --version' takes no arguments, got '" + rest[0] + "'"))
         | a when isOption a -> raise (UsageError("unknown option '" + a + "' (see 'nt --help')"))
         | a -> raise (UsageError("unknown command '" + a + "': use " + commands + " (see 'nt --help')"))

@@ -71,41 +71,42 @@ module internal Tridiagonal =
                      | _ -> None)
 
     let private threadGate = obj ()
-    let mutable private singleThreadedSections = 0
+    let mutable private sections = 0
     let mutable private savedThreads = 0
 
-    /// True when the BLAS in use is OpenBLAS, whose thread count <c>withOneBlasThread</c> can hold at one.
-    let canHoldOneThread () = threadControl.Force().IsSome
-
-    /// OpenBLAS' thread count now; None without its thread control.
+    /// OpenBLAS' thread count now; None without its thread control (another BLAS).
     let blasThreads () = threadControl.Force() |> Option.map (fun (getThreads, _) -> getThreads.Invoke())
 
-    /// Runs f with OpenBLAS held at one thread (as it is without OpenBLAS' thread control). The thread count is
-    /// process-wide: nested or concurrent sections share one count and the last to leave restores it.
-    let withOneBlasThread (f: unit -> 'T) : 'T =
+    /// Runs f with OpenBLAS' thread count lowered by <c>reserve</c> (to one at least): BLAS work beside a serial
+    /// routine that keeps <c>reserve</c> cores busy. Without OpenBLAS' thread control, f as it is. The count is
+    /// process-wide: nested or concurrent sections share the first one's lowered count, and the last to leave
+    /// restores it.
+    let withBlasThreadsLess (reserve: int) (f: unit -> 'T) : 'T =
         match threadControl.Force() with
         | None -> f ()
         | Some(getThreads, setThreads) ->
             lock threadGate (fun () ->
-                if singleThreadedSections = 0 then
+                if sections = 0 then
                     savedThreads <- getThreads.Invoke()
-                    setThreads.Invoke 1
-                singleThreadedSections <- singleThreadedSections + 1)
+                    setThreads.Invoke(max 1 (savedThreads - reserve))
+                sections <- sections + 1)
             try f ()
             finally
                 lock threadGate (fun () ->
-                    singleThreadedSections <- singleThreadedSections - 1
-                    if singleThreadedSections = 0 then setThreads.Invoke savedThreads)
+                    sections <- sections - 1
+                    if sections = 0 then setThreads.Invoke savedThreads)
 
-    /// <summary>Runs the jobs at once, one thread each (this thread takes the last), with OpenBLAS held at one
-    /// thread meanwhile; false (nothing run) without OpenBLAS' thread control or with fewer than two jobs. For
-    /// memory-bound LAPACK routines: two one-thread dsytrd at N = 4000 finish together in 6.1 s on two cores (Zen
-    /// 3), one after the other with two threads each in 7.0 s (each symmetric matrix–vector product of the
-    /// reduction is too short to keep two threads busy between their synchronisations).</summary>
-    let tryRunSingleThreadedTogether (jobs: (unit -> unit)[]) : bool =
-        if jobs.Length < 2 || not (canHoldOneThread ()) then false
-        else
-            withOneBlasThread (fun () ->
+    /// <summary>Runs the jobs at once, one thread each (this thread takes the last) and one OpenBLAS thread each,
+    /// when that keeps as many cores busy as OpenBLAS would on its own: with OpenBLAS' thread control and at most
+    /// as many OpenBLAS threads as jobs. Otherwise false, and nothing is run (the caller runs them one after the
+    /// other, each with all of OpenBLAS' threads). For memory-bound LAPACK routines: two one-thread dsytrd at
+    /// N = 4000 finish together in 6.1–7.0 s on two cores (Zen 3), one after the other with two threads each in
+    /// 7.0–7.7 s, and with less system time (each symmetric matrix–vector product of the reduction is too short
+    /// to keep two threads busy between their synchronisations).</summary>
+    let tryRunTogether (jobs: (unit -> unit)[]) : bool =
+        match blasThreads () with
+        | Some threads when jobs.Length >= 2 && threads <= jobs.Length ->
+            withBlasThreadsLess (threads - 1) (fun () ->
                 let others = jobs[.. jobs.Length - 2] |> Array.map (fun job -> System.Threading.Tasks.Task.Run(fun () -> job ()))
                 let last = try jobs[jobs.Length - 1] (); None with ex -> Some ex
                 let waited =
@@ -113,6 +114,7 @@ module internal Tridiagonal =
                     with :? AggregateException as ex -> Some ex.InnerExceptions[0]
                 last |> Option.orElse waited |> Option.iter Runtime.ExceptionServices.ExceptionDispatchInfo.Throw)
             true
+        | _ -> false
 
     /// Reduces the symmetric matrix held in the row-major lower triangle (with diagonal) of a (n×n) to tridiagonal
     /// T (diagonal d, n; off-diagonal e, n − 1 used) with LAPACKE_dsytrd, column-major 'U' (no transposed copy).

@@ -219,6 +219,7 @@ let tests =
           "", "no command given"
           "kernel a.json b.json", "'nt kernel' takes one request file, got a second: 'b.json'"
           "info now", "'nt info' takes no arguments"
+          "--version extra", "'nt --version' takes no arguments, got 'extra'"
           "--frob", "unknown option '--frob'"
           "demo --train", "option '--train' must be followed by <N>"
           "demo --train x", "--train: 'x' is not an integer"

@@ -214,7 +214,7 @@ let tests =
                 Expect.isTrue sp2.IsCurrent "a formed basis does not depend on the block"
 
         testCase "two blocks reduced together (one OpenBLAS thread each) give the eigenbases of MathNet's EVD; the thread count comes back" <| fun () ->
-            // As the test above, for Spectrum.Of from reductions made by Tridiagonal.tryRunSingleThreadedTogether
+            // As the test above, for Spectrum.Of from reductions made by Tridiagonal.tryRunTogether
             // (TrainSet.ReduceTogether's route); each B·V against ±B·v_j of MathNet's EVD, tolerance 1e-12 as there.
             let n, m = 300, 11
             let before = Tridiagonal.blasThreads ()
@@ -223,8 +223,9 @@ let tests =
             let made = Array.zeroCreate<PredictFactor.Reduction> 2
             let seen = Array.zeroCreate<int option> 2
             let jobs = Array.init 2 (fun i -> fun () -> seen[i] <- Tridiagonal.blasThreads (); made[i] <- PredictFactor.reduce blks[i])
-            let ran = Tridiagonal.tryRunSingleThreadedTogether jobs
-            Expect.equal ran (Tridiagonal.available () && Tridiagonal.canHoldOneThread ()) "run together exactly when OpenBLAS' thread control is there"
+            let ran = Tridiagonal.tryRunTogether jobs
+            let expected = Tridiagonal.available () && (match before with Some t -> t <= 2 | None -> false)
+            Expect.equal ran expected "run together exactly with OpenBLAS' thread control and at most two OpenBLAS threads"
             Expect.equal (Tridiagonal.blasThreads ()) before "the thread count restored"
             if ran then
                 Expect.equal seen [| Some 1; Some 1 |] "one OpenBLAS thread inside the jobs"
@@ -237,18 +238,24 @@ let tests =
                     let bvRef = ofRows m n b * evd.EigenVectors
                     let sign = Array.init n (fun j -> if Seq.sum (Seq.init m (fun r -> bv[r * n + j] * bvRef[r, j])) < 0.0 then -1.0 else 1.0)
                     assertClose "B·V" 1e-12 (rows (bvRef * Matrix<float>.Build.DenseOfDiagonalArray sign)) bv
-            // A failing job: its exception comes out (the other job still finishes) and the count is restored.
-            if Tridiagonal.canHoldOneThread () then
+                // A failing job: its exception comes out (the other job still finishes) and the count is restored.
                 let finished = ref false
                 let ex =
                     Expect.throwsC (fun () ->
-                        Tridiagonal.tryRunSingleThreadedTogether [| (fun () -> finished.Value <- true); (fun () -> invalidOp "job failed") |] |> ignore)
+                        Tridiagonal.tryRunTogether [| (fun () -> finished.Value <- true); (fun () -> invalidOp "job failed") |] |> ignore)
                         id
                 Expect.equal ex.Message "job failed" "the job's own exception"
                 Expect.isTrue finished.Value "the other job ran"
                 Expect.equal (Tridiagonal.blasThreads ()) before "the thread count restored after a failure"
-            else
-                Expect.isFalse (Tridiagonal.tryRunSingleThreadedTogether [| ignore; ignore |]) "nothing run without OpenBLAS' thread control"
+            // A section lowering the count by one, nested in another: the first's count holds until the last leaves.
+            let inner =
+                Tridiagonal.withBlasThreadsLess 1 (fun () ->
+                    let outer = Tridiagonal.blasThreads ()
+                    Tridiagonal.withBlasThreadsLess 1 (fun () -> outer, Tridiagonal.blasThreads ()))
+            match before with
+            | Some t -> Expect.equal inner (Some(max 1 (t - 1)), Some(max 1 (t - 1))) "one thread fewer (one at least), not two fewer when nested"
+            | None -> Expect.equal inner (None, None) "no thread control: nothing to lower"
+            Expect.equal (Tridiagonal.blasThreads ()) before "the thread count restored after nested sections"
 
         testCase "gpInference at N = 300 equals explicit LU solves to 1e-12 (NNGP, NTK ensemble, NTKGP)" <| fun () ->
             let n, m, d, k = 300, 41, 650, 3

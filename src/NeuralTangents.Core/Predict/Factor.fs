@@ -258,7 +258,7 @@ module internal PredictFactor =
 
         /// Starts the spectrum of a block's S + ridge·I: dsytrd now, on this thread, unless <c>reduced</c> is the
         /// block's current reduction; MRRR (dstemr, serial in LAPACK) on a pool thread, so that the first B·Q
-        /// (blocked dormtr, one OpenBLAS thread meanwhile) overlaps with it. One fresh N×N buffer, as <c>eigen</c>. Without native
+        /// (blocked dormtr, one OpenBLAS thread fewer meanwhile) overlaps with it. One fresh N×N buffer, as <c>eigen</c>. Without native
         /// dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
         static member Of(what: string, b: Block, reduced: Reduction option) : Spectrum =
             let n = b.Size
@@ -287,11 +287,11 @@ module internal PredictFactor =
                 if formed then Linalg.gemmNT 1.0 b m z n n
                 else
                     let c = Pages.copy b
-                    // B·Q while MRRR (one core) may still run: with one OpenBLAS thread, so that the two do not
-                    // contend for the cores (two threads: 2.1–2.4 s beside MRRR's 2.1 s, one: 1.0–1.4 s; N = 4000,
-                    // M = 1000, Zen 3).
+                    // B·Q while MRRR (one core) may still run: with one OpenBLAS thread fewer, so that the two do
+                    // not contend for a core (two cores: two threads took 2.1–2.4 s beside MRRR's 2.1 s, one
+                    // 1.0–1.4 s; N = 4000, M = 1000, Zen 3).
                     if pending.IsCompleted then block.ApplyQ(version, tau, c, m, false)
-                    else Tridiagonal.withOneBlasThread (fun () -> block.ApplyQ(version, tau, c, m, false))
+                    else Tridiagonal.withBlasThreadsLess 1 (fun () -> block.ApplyQ(version, tau, c, m, false))
                     ready () |> ignore
                     // (B·Q)·Z, row j of z being column j of Z; B·Rᵀ when MRRR failed and z holds R.
                     Linalg.gemmNT 1.0 (if formed then b else c) m z n n)

@@ -119,9 +119,10 @@ module internal PredictInference =
 
         /// Before the eigenbases of several kinds (finite times): reduces to tridiagonal form, at once and with one
         /// OpenBLAS thread each, every block of these kinds that has no current basis, so that their dsytrd (memory-
-        /// bound, see <c>Tridiagonal.tryRunSingleThreadedTogether</c>) share the cores; each <c>Eigen</c> then
-        /// starts from its reduction. In place: no N×N array beyond the blocks. Does nothing for fewer than two
-        /// such blocks, without native dsytrd or without OpenBLAS' thread control.
+        /// bound, see <c>Tridiagonal.tryRunTogether</c>) share the cores; each <c>Eigen</c> then starts from its
+        /// reduction. In place: no N×N array beyond the blocks. Does nothing for fewer than two such blocks,
+        /// without native dsytrd, or where <c>tryRunTogether</c> declines (more OpenBLAS threads than blocks:
+        /// each dsytrd then runs alone with all of them, in <c>Eigen</c>).
         member t.ReduceTogether(kinds: PredictGet list) =
             let pending =
                 kinds
@@ -140,7 +141,7 @@ module internal PredictInference =
                 let names = pending |> List.map blockName |> String.concat " and "
                 let ran =
                     Timings.time ("predict: " + names + " tridiagonal reductions (dsytrd, one thread each, together)") (fun () ->
-                        Tridiagonal.tryRunSingleThreadedTogether jobs)
+                        Tridiagonal.tryRunTogether jobs)
                 if ran then
                     lock gate (fun () -> blocks |> Array.iteri (fun i (b, _) -> reductions[b] <- made[i]))
                     monitor.Done("tridiagonal reductions of the " + names)
