@@ -258,8 +258,8 @@ module internal PredictFactor =
 
         /// Starts the spectrum of a block's S + ridge·I: dsytrd now, on this thread, unless <c>reduced</c> is the
         /// block's current reduction; MRRR (dstemr, serial in LAPACK) on a pool thread, so that the first B·Q
-        /// (blocked dormtr, one OpenBLAS thread fewer meanwhile) overlaps with it. One fresh N×N buffer, as <c>eigen</c>. Without native
-        /// dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
+        /// (blocked dormtr, one OpenBLAS thread fewer meanwhile) overlaps with it. One fresh N×N buffer, as
+        /// <c>eigen</c>. Without native dsytrd/dstemr/dormtr: <c>eigen</c>'s route.
         static member Of(what: string, b: Block, reduced: Reduction option) : Spectrum =
             let n = b.Size
             let z = Pages.zeroed (n * n)
